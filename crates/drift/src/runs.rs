@@ -1,0 +1,394 @@
+//! Bounded-memory storage of one numeric column: values are collected into fixed-size
+//! buffers, each buffer is radix-sorted into a *run*, and runs beyond the memory budget are
+//! written to a temporary file. Reading merges all runs back into one ascending stream, so
+//! exact order statistics (KS, Wasserstein, histograms) need only O(runs) memory.
+//!
+//! Values are stored as order-preserving `u64` keys (see [`key`]) so that sorting and
+//! merging compare integers.
+
+use crate::error::{DriftError, Result};
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Maps a finite `f64` to a `u64` whose unsigned order is the numeric order.
+pub fn key(x: f64) -> u64 {
+    let b = x.to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
+    }
+}
+
+/// Inverse of [`key`].
+pub fn value(k: u64) -> f64 {
+    if k >> 63 == 1 {
+        f64::from_bits(k & !(1 << 63))
+    } else {
+        f64::from_bits(!k)
+    }
+}
+
+/// Memory budget and spill directory shared by every column of a drift computation.
+#[derive(Debug)]
+pub struct Budget {
+    /// Values per run buffer.
+    run_len: usize,
+    /// Bytes of sorted runs we may keep in memory, across all columns.
+    resident_limit: usize,
+    resident: AtomicUsize,
+    spilled_bytes: AtomicU64,
+    dir: tempfile::TempDir,
+    next_file: AtomicUsize,
+}
+
+impl Budget {
+    /// A budget of `bytes` for `columns` numeric columns, spilling into `temp_dir`
+    /// (the system's temporary directory when `None`).
+    pub fn new(bytes: usize, columns: usize, temp_dir: Option<&Path>) -> Result<Arc<Budget>> {
+        let builder = tempfile::Builder::new().prefix("factory-drift-").tempdir_in(
+            temp_dir.map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir),
+        );
+        let dir = builder.map_err(|e| DriftError::io(temp_dir.unwrap_or(Path::new("$TMPDIR")), e))?;
+        // Half the budget for the buffers being filled, half for finished runs.
+        let run_len = (bytes / 2 / 8 / columns.max(1)).clamp(1 << 14, 1 << 24);
+        Ok(Arc::new(Budget {
+            run_len,
+            resident_limit: bytes / 2,
+            resident: AtomicUsize::new(0),
+            spilled_bytes: AtomicU64::new(0),
+            dir,
+            next_file: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Bytes written to temporary files so far.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Sorts a full buffer and keeps it in memory if the budget allows, else writes it to a
+    /// temporary file.
+    pub fn sort_run(&self, mut run: Vec<u64>) -> Result<SortedRun> {
+        radix_sort(&mut run);
+        let bytes = run.len() * 8;
+        let fits = self
+            .resident
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
+                (r + bytes <= self.resident_limit).then_some(r + bytes)
+            })
+            .is_ok();
+        if fits {
+            run.shrink_to_fit();
+            return Ok(SortedRun(Run::Memory(run)));
+        }
+        let path = self.spill_path();
+        let file = File::create(&path).map_err(|e| DriftError::io(&path, e))?;
+        let mut w = BufWriter::with_capacity(1 << 16, file);
+        let mut buf = vec![0u8; 8192 * 8];
+        for chunk in run.chunks(8192) {
+            for (dst, k) in buf.chunks_exact_mut(8).zip(chunk) {
+                dst.copy_from_slice(&k.to_le_bytes());
+            }
+            w.write_all(&buf[..chunk.len() * 8]).map_err(|e| DriftError::io(&path, e))?;
+        }
+        w.flush().map_err(|e| DriftError::io(&path, e))?;
+        self.spilled_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        Ok(SortedRun(Run::File { path, len: run.len() }))
+    }
+
+    /// Merges spilled runs into one spilled run and deletes their files.
+    pub fn merge_runs(&self, batch: Vec<SortedRun>) -> Result<SortedRun> {
+        let runs: Vec<Run> = batch.into_iter().map(|r| r.0).collect();
+        let path = self.spill_path();
+        let file = File::create(&path).map_err(|e| DriftError::io(&path, e))?;
+        let mut w = BufWriter::with_capacity(1 << 16, file);
+        let mut merged = open_runs(&runs)?;
+        let mut len = 0usize;
+        loop {
+            let k = merged.next_key()?;
+            if k == END {
+                break;
+            }
+            w.write_all(&k.to_le_bytes()).map_err(|e| DriftError::io(&path, e))?;
+            len += 1;
+        }
+        w.flush().map_err(|e| DriftError::io(&path, e))?;
+        drop(merged);
+        for r in runs {
+            if let Run::File { path, .. } = r {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        self.spilled_bytes.fetch_add(len as u64 * 8, Ordering::Relaxed);
+        Ok(SortedRun(Run::File { path, len }))
+    }
+
+    fn spill_path(&self) -> PathBuf {
+        let n = self.next_file.fetch_add(1, Ordering::Relaxed);
+        self.dir.path().join(format!("run-{n}.bin"))
+    }
+}
+
+/// A sorted run, in memory or spilled, ready for [`Runs::push_run`].
+#[derive(Debug)]
+pub struct SortedRun(Run);
+
+#[derive(Debug)]
+enum Run {
+    Memory(Vec<u64>),
+    File { path: PathBuf, len: usize },
+}
+
+/// The sorted runs of one column of one file.
+#[derive(Debug)]
+pub struct Runs {
+    budget: Arc<Budget>,
+    pending: Vec<u64>,
+    runs: Vec<Run>,
+    len: u64,
+}
+
+impl Runs {
+    /// Empty storage under `budget`.
+    pub fn new(budget: Arc<Budget>) -> Self {
+        Runs { budget, pending: Vec::new(), runs: Vec::new(), len: 0 }
+    }
+
+    /// Number of values stored.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no value is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends keys and hands back the buffers that filled up; turn each into a run with
+    /// [`Budget::sort_run`] (outside any lock) and give it back through [`Runs::push_run`].
+    pub fn extend(&mut self, mut keys: &[u64]) -> Vec<Vec<u64>> {
+        let run_len = self.budget.run_len;
+        self.len += keys.len() as u64;
+        let mut full = Vec::new();
+        while !keys.is_empty() {
+            if self.pending.capacity() == 0 {
+                self.pending.reserve_exact(run_len);
+            }
+            let room = run_len - self.pending.len();
+            let take = room.min(keys.len());
+            self.pending.extend_from_slice(&keys[..take]);
+            keys = &keys[take..];
+            if self.pending.len() == run_len {
+                full.push(std::mem::take(&mut self.pending));
+            }
+        }
+        full
+    }
+
+    /// Adds a run made by [`Budget::sort_run`] or [`Budget::merge_runs`].
+    pub fn push_run(&mut self, run: SortedRun) {
+        self.runs.push(run.0);
+    }
+
+    /// When too many runs were spilled, takes the oldest [`MAX_FAN_IN`] of them out, to be
+    /// merged into one by [`Budget::merge_runs`] (outside any lock) and pushed back. This
+    /// keeps open files and read buffers bounded however long the input is.
+    pub fn take_compaction(&mut self) -> Option<Vec<SortedRun>> {
+        let spilled = self.runs.iter().filter(|r| matches!(r, Run::File { .. })).count();
+        if spilled < 2 * MAX_FAN_IN {
+            return None;
+        }
+        let mut batch = Vec::with_capacity(MAX_FAN_IN);
+        let mut i = 0;
+        while batch.len() < MAX_FAN_IN && i < self.runs.len() {
+            if matches!(self.runs[i], Run::File { .. }) {
+                batch.push(SortedRun(self.runs.remove(i)));
+            } else {
+                i += 1;
+            }
+        }
+        Some(batch)
+    }
+
+    /// Turns the partly filled buffer into a run. Call once after the last [`Runs::extend`].
+    pub fn seal(&mut self) -> Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        if !pending.is_empty() {
+            let run = self.budget.sort_run(pending)?;
+            self.push_run(run);
+        }
+        Ok(())
+    }
+
+    /// All values in ascending order (call [`Runs::seal`] first).
+    pub fn sorted(&self) -> Result<Merged<'_>> {
+        open_runs(&self.runs)
+    }
+}
+
+fn open_runs(runs: &[Run]) -> Result<Merged<'_>> {
+    let mut cursors = Vec::with_capacity(runs.len());
+    for run in runs {
+        cursors.push(match run {
+            Run::Memory(v) => Cursor::Memory { data: v, pos: 0 },
+            Run::File { path, len } => {
+                let file = File::open(path).map_err(|e| DriftError::io(path, e))?;
+                Cursor::File { file, path, left: *len, buf: Vec::new(), bytes: Vec::new(), pos: 0 }
+            }
+        });
+    }
+    Merged::new(cursors)
+}
+
+impl Drop for Runs {
+    fn drop(&mut self) {
+        let bytes: usize = self
+            .runs
+            .iter()
+            .map(|r| match r {
+                Run::Memory(v) => v.len() * 8,
+                Run::File { .. } => 0,
+            })
+            .sum();
+        self.budget.resident.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Sentinel for an exhausted stream: larger than the key of any finite value.
+pub const END: u64 = u64::MAX;
+
+enum Cursor<'a> {
+    Memory { data: &'a [u64], pos: usize },
+    File { file: File, path: &'a Path, left: usize, buf: Vec<u64>, bytes: Vec<u8>, pos: usize },
+}
+
+/// Values read from a spilled run at a time.
+const FILE_CHUNK: usize = 1 << 12;
+/// Spilled runs merged at once; more are first compacted (see [`Runs::take_compaction`]).
+pub const MAX_FAN_IN: usize = 16;
+
+impl Cursor<'_> {
+    /// Moves to the next key and returns it ([`END`] when exhausted). A fresh cursor starts
+    /// before its first key.
+    #[inline]
+    fn next(&mut self) -> Result<u64> {
+        match self {
+            Cursor::Memory { data, pos } => {
+                let k = data.get(*pos).copied().unwrap_or(END);
+                *pos += 1;
+                Ok(k)
+            }
+            Cursor::File { buf, pos, .. } => {
+                if let Some(&k) = buf.get(*pos) {
+                    *pos += 1;
+                    return Ok(k);
+                }
+                self.refill()
+            }
+        }
+    }
+
+    #[cold]
+    fn refill(&mut self) -> Result<u64> {
+        let Cursor::File { file, path, left, buf, bytes, pos } = self else { return Ok(END) };
+        if *left == 0 {
+            return Ok(END);
+        }
+        let n = (*left).min(FILE_CHUNK);
+        bytes.resize(n * 8, 0);
+        file.read_exact(bytes).map_err(|e| DriftError::io(*path, e))?;
+        buf.clear();
+        buf.extend(bytes.chunks_exact(8).map(|b| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            u64::from_le_bytes(a)
+        }));
+        *left -= n;
+        *pos = 1;
+        Ok(buf[0])
+    }
+}
+
+/// A k-way merge of sorted runs (linear minimum over the run heads: k is small).
+pub struct Merged<'a> {
+    cursors: Vec<Cursor<'a>>,
+    heads: Vec<u64>,
+}
+
+impl<'a> Merged<'a> {
+    fn new(mut cursors: Vec<Cursor<'a>>) -> Result<Self> {
+        let heads = cursors.iter_mut().map(Cursor::next).collect::<Result<Vec<_>>>()?;
+        Ok(Merged { cursors, heads })
+    }
+
+    /// The next key, or [`END`] at the end.
+    #[inline]
+    pub fn next_key(&mut self) -> Result<u64> {
+        if self.heads.len() == 1 {
+            let k = self.heads[0];
+            if k != END {
+                self.heads[0] = self.cursors[0].next()?;
+            }
+            return Ok(k);
+        }
+        let mut best = 0;
+        let mut min = END;
+        // Linear minimum: at most 2·MAX_FAN_IN spilled runs plus the resident ones.
+        for (i, &h) in self.heads.iter().enumerate() {
+            if h < min {
+                min = h;
+                best = i;
+            }
+        }
+        if min != END {
+            self.heads[best] = self.cursors[best].next()?;
+        }
+        Ok(min)
+    }
+}
+
+/// LSD radix sort on 11-bit digits (6 passes), skipping digit positions where all keys agree.
+pub fn radix_sort(v: &mut Vec<u64>) {
+    const BITS: u32 = 11;
+    const BUCKETS: usize = 1 << BITS;
+    const PASSES: usize = 64usize.div_ceil(BITS as usize);
+    if v.len() < 1024 {
+        v.sort_unstable();
+        return;
+    }
+    let mut counts = vec![[0usize; BUCKETS]; PASSES];
+    for &k in v.iter() {
+        for (p, c) in counts.iter_mut().enumerate() {
+            c[((k >> (BITS as usize * p)) as usize) & (BUCKETS - 1)] += 1;
+        }
+    }
+    let n = v.len();
+    let mut scratch = vec![0u64; n];
+    let mut src_is_v = true;
+    for (p, c) in counts.iter().enumerate() {
+        if c.iter().any(|&x| x == n) {
+            continue;
+        }
+        let mut offsets = [0usize; BUCKETS];
+        let mut acc = 0;
+        for (o, &cnt) in offsets.iter_mut().zip(c.iter()) {
+            *o = acc;
+            acc += cnt;
+        }
+        let shift = BITS as usize * p;
+        let (src, dst) = if src_is_v { (&v[..], &mut scratch[..]) } else { (&scratch[..], &mut v[..]) };
+        for &k in src {
+            let d = ((k >> shift) as usize) & (BUCKETS - 1);
+            dst[offsets[d]] = k;
+            offsets[d] += 1;
+        }
+        src_is_v = !src_is_v;
+    }
+    if !src_is_v {
+        std::mem::swap(v, &mut scratch);
+    }
+}

@@ -1,0 +1,172 @@
+//! `factory drift`: compare a current CSV (e.g. the production request log) with a reference
+//! CSV (e.g. the training data) the way Evidently 0.7.23's `DataDriftPreset` does, write JSON
+//! and HTML reports, and exit 0 (no significant drift) or 3 (significant drift).
+
+use anyhow::Context;
+use std::path::PathBuf;
+
+/// Flags of `factory drift`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Exit status: 0 = no significant drift, 3 = significant drift, 1 = error.\n\
+Significant drift: some column's PSI > --psi-threshold, or the share of drifted columns > --drift-share.\n\
+Tests available for --stattest: ks, wasserstein, psi, jensenshannon, chisquare, z, kl_div, hellinger.")]
+pub struct DriftArgs {
+    /// Reference data set (CSV with a header row), e.g. the training data.
+    #[arg(long, value_name = "CSV")]
+    pub reference: PathBuf,
+    /// Current data set (CSV with a header row), e.g. the production request log.
+    #[arg(long, value_name = "CSV")]
+    pub current: PathBuf,
+    /// Write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+    /// Write the self-contained HTML report here.
+    #[arg(long, value_name = "FILE")]
+    pub report_html: Option<PathBuf>,
+    /// Compare only these columns (comma-separated); default: every column in both files.
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+    /// A column whose PSI exceeds this makes the drift significant.
+    #[arg(long, default_value_t = 0.2, value_name = "PSI")]
+    pub psi_threshold: f64,
+    /// Share of drifted columns: dataset drift when reached (as Evidently's drift_share),
+    /// significant drift when exceeded.
+    #[arg(long, default_value_t = 0.3, value_name = "SHARE")]
+    pub drift_share: f64,
+    /// Use this test for a column instead of Evidently's default choice (repeatable).
+    #[arg(long, value_name = "COLUMN=TEST")]
+    pub stattest: Vec<String>,
+    /// Use this threshold for a column instead of the test's default (repeatable).
+    #[arg(long, value_name = "COLUMN=VALUE")]
+    pub threshold: Vec<String>,
+    /// Target column: enables performance drift together with the prediction column.
+    #[arg(long, value_name = "COLUMN")]
+    pub target: Option<String>,
+    /// Prediction column (prediction drift; performance drift with --target).
+    #[arg(long, default_value = "prediction", value_name = "COLUMN")]
+    pub prediction: String,
+    /// How to score target vs prediction.
+    #[arg(long, value_enum, default_value_t = TaskArg::Auto)]
+    pub task: TaskArg,
+    /// Memory for numeric values before sorted runs spill to temporary files.
+    #[arg(long, default_value_t = 32, value_name = "MIB")]
+    pub memory_mb: usize,
+    /// Directory for spilled runs (default: the system temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<PathBuf>,
+    /// Parser threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print nothing on stdout (reports and exit status only).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `--task` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum TaskArg {
+    /// Classification when targets are 0/1 or labels, regression otherwise.
+    Auto,
+    /// RMSE, MAE, mean error.
+    Regression,
+    /// Accuracy, share of positive predictions, confidence distribution.
+    Classification,
+}
+
+fn pairs<T>(flag: &str, raw: &[String], parse: impl Fn(&str) -> anyhow::Result<T>) -> anyhow::Result<Vec<(String, T)>> {
+    raw.iter()
+        .map(|item| {
+            let (col, val) = item
+                .split_once('=')
+                .with_context(|| format!("{flag} expects COLUMN=VALUE, got '{item}'"))?;
+            let v = parse(val.trim()).with_context(|| format!("{flag} {item}"))?;
+            Ok((col.trim().to_owned(), v))
+        })
+        .collect()
+}
+
+fn options(args: &DriftArgs) -> anyhow::Result<drift::DriftOptions> {
+    let mut o = drift::DriftOptions::new(&args.reference, &args.current);
+    o.columns = args
+        .columns
+        .as_ref()
+        .map(|c| c.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
+    o.psi_threshold = args.psi_threshold;
+    o.drift_share = args.drift_share;
+    o.stattests = pairs("--stattest", &args.stattest, |name| {
+        drift::StatTest::from_name(name).with_context(|| {
+            let names: Vec<&str> = drift::StatTest::ALL.iter().map(|t| t.name()).collect();
+            format!("unknown test '{name}'; available: {}", names.join(", "))
+        })
+    })?;
+    o.thresholds = pairs("--threshold", &args.threshold, |v| {
+        v.parse::<f64>().with_context(|| format!("'{v}' is not a number"))
+    })?;
+    o.target = args.target.clone();
+    o.prediction = args.prediction.clone();
+    o.task = match args.task {
+        TaskArg::Auto => drift::Task::Auto,
+        TaskArg::Regression => drift::Task::Regression,
+        TaskArg::Classification => drift::Task::Classification,
+    };
+    o.memory_budget = args.memory_mb.saturating_mul(1 << 20);
+    o.temp_dir = args.temp_dir.clone();
+    o.threads = args.threads;
+    Ok(o)
+}
+
+/// Runs the comparison; returns the exit status (0 or 3).
+pub fn run(args: DriftArgs) -> anyhow::Result<u8> {
+    let options = options(&args)?;
+    let started = std::time::Instant::now();
+    let report = drift::run(&options, &drift::progress::Bar::stderr())?;
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "drift computed");
+    if let Some(path) = &args.report_json {
+        std::fs::write(path, report.to_json()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.report_html {
+        std::fs::write(path, drift::html::render(&report)).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if !args.quiet {
+        print!("{}", summary(&report));
+    }
+    Ok(report.exit_code())
+}
+
+fn summary(r: &drift::DriftReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let width = r.columns.iter().map(|c| c.name.len()).max().unwrap_or(6).max(6);
+    let _ = writeln!(s, "{:<width$}  type  {:<13}  {:>12}  {:>9}  drift  {:>10}", "column", "test", "score", "threshold", "psi");
+    for c in &r.columns {
+        let _ = writeln!(
+            s,
+            "{:<width$}  {:<4}  {:<13}  {:>12.6}  {:>9}  {:<5}  {:>10.6}",
+            c.name,
+            c.column_type.as_str(),
+            c.stattest.name(),
+            c.drift_score,
+            c.threshold,
+            if c.drift_detected { "yes" } else { "no" },
+            c.psi
+        );
+    }
+    for k in &r.skipped_columns {
+        let _ = writeln!(s, "{:<width$}  skipped: {}", k.column, k.reason);
+    }
+    let _ = writeln!(
+        s,
+        "drifted columns: {}/{} (share {:.3}), dataset drift: {}, max PSI: {:.4}",
+        r.number_of_drifted_columns,
+        r.number_of_columns,
+        r.share_of_drifted_columns,
+        r.dataset_drift,
+        r.max_psi
+    );
+    if r.significant_drift {
+        let _ = writeln!(s, "SIGNIFICANT DRIFT: {}", r.significant_drift_reasons.join("; "));
+    } else {
+        let _ = writeln!(s, "no significant drift");
+    }
+    s
+}

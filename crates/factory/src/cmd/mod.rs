@@ -1,0 +1,4 @@
+//! One module per subcommand: flag definitions and the glue that calls the library crates.
+
+pub mod drift;
+pub mod server;

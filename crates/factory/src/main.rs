@@ -1,0 +1,44 @@
+//! `factory`: the only binary. It parses flags, builds typed settings and calls into the
+//! library crates; no business logic lives here.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "factory", version, about = "MLOps Factory: track, train, serve, deploy and watch ML models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// MLflow-compatible tracking server, model registry and artifact store.
+    Server(cmd::server::ServerArgs),
+    /// Compare a current data set with a reference (Evidently-compatible data drift).
+    Drift(cmd::drift::DriftArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Server(args) => cmd::server::run(args).map(|()| 0),
+        Command::Drift(args) => cmd::drift::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

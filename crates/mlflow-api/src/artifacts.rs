@@ -1,0 +1,252 @@
+//! The artifact proxy (`/api/2.0/mlflow-artifacts/artifacts/...`): streaming upload,
+//! download, listing and delete over any `object_store` backend.
+//!
+//! Invariant: every path is checked by [`safe_path`] before it reaches the store, so no
+//! request can name anything outside the artifact destination (MLflow's CVE-2023-1177,
+//! CVE-2023-6909, CVE-2024-1483 and CVE-2024-3848 were all escapes of this kind).
+
+use crate::error::{ApiError, ApiResult};
+use crate::json::Reply;
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures::StreamExt;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use object_store::ObjectStore;
+use percent_encoding::percent_decode_str;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/artifacts", get(list))
+        .route("/artifacts/", get(list))
+        .route("/artifacts/{*path}", get(download).put(upload).delete(delete))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+}
+
+/// Checks an artifact path and turns it into a store path. Refuses absolute paths, `..` and
+/// `.` segments (also when percent-encoded, once or repeatedly), empty segments, backslashes,
+/// NUL, `#` and `?`, and Windows drive letters.
+///
+/// `raw` is the path as the router decoded it (once) and is what gets stored: a file may be
+/// called `a%20b.txt`. The further decoding only serves the traversal checks.
+pub fn safe_path(raw: &str) -> ApiResult<Path> {
+    let bad = |why: &str| ApiError::invalid(format!("Invalid artifact path '{raw}': {why}"));
+    check_decoded(raw, &bad)?;
+    let trimmed = raw.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(Path::default());
+    }
+    Path::parse(trimmed).map_err(|e| bad(&e.to_string()))
+}
+
+fn check_decoded(raw: &str, bad: &dyn Fn(&str) -> ApiError) -> ApiResult<()> {
+    let mut decoded = raw.to_string();
+    for _ in 0..4 {
+        let next = percent_decode_str(&decoded).decode_utf8().map_err(|_| bad("not valid UTF-8"))?.into_owned();
+        if next == decoded {
+            break;
+        }
+        decoded = next;
+    }
+    if decoded.contains('%') && percent_decode_str(&decoded).decode_utf8().map(|d| d != decoded).unwrap_or(true) {
+        return Err(bad("too many levels of percent-encoding"));
+    }
+    if decoded.starts_with('/') || decoded.starts_with('~') {
+        return Err(bad("absolute paths are not allowed"));
+    }
+    if let Some(c) = decoded.chars().find(|c| matches!(c, '\\' | '\0' | '#' | '?') || c.is_control()) {
+        return Err(bad(&format!("character {c:?} is not allowed")));
+    }
+    let trimmed = decoded.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(());
+    }
+    for seg in trimmed.split('/') {
+        if seg.is_empty() || seg == "." || seg == ".." {
+            return Err(bad("'.', '..' and empty path segments are not allowed"));
+        }
+    }
+    if trimmed.len() >= 2 && trimmed.as_bytes()[1] == b':' && trimmed.as_bytes()[0].is_ascii_alphabetic() {
+        return Err(bad("drive letters are not allowed"));
+    }
+    Ok(())
+}
+
+/// Checks an experiment's `artifact_location` given by a client: no traversal, no query or
+/// fragment tricks (CVE-2023-6909 used `#` and `?` to escape the artifact root).
+pub fn check_artifact_location(location: &str) -> ApiResult<()> {
+    let bad = |why: &str| ApiError::invalid(format!("Invalid artifact_location '{location}': {why}"));
+    let decoded = percent_decode_str(location).decode_utf8().map_err(|_| bad("not valid UTF-8"))?;
+    if decoded.contains('#') || decoded.contains('?') || decoded.contains('\0') {
+        return Err(bad("'#', '?' and NUL are not allowed"));
+    }
+    let path = decoded.split_once("://").map(|(_, rest)| rest).unwrap_or(&decoded);
+    if path.split(['/', '\\']).any(|seg| seg == "..") {
+        return Err(bad("'..' segments are not allowed"));
+    }
+    Ok(())
+}
+
+fn store_error(path: &Path, e: object_store::Error) -> ApiError {
+    match e {
+        object_store::Error::NotFound { .. } => ApiError::not_found(format!("Artifact '{path}' does not exist")),
+        other => {
+            tracing::error!(error = %other, %path, "artifact store failure");
+            ApiError::new(crate::error::ErrorCode::InternalError, format!("artifact store error: {other}"))
+        }
+    }
+}
+
+async fn upload(State(s): State<AppState>, UrlPath(raw): UrlPath<String>, req: Request) -> ApiResult<Reply<serde_json::Value>> {
+    let path = safe_path(&raw)?;
+    if path.as_ref().is_empty() {
+        return Err(ApiError::invalid("An artifact path is required for upload"));
+    }
+    let mut writer = BufWriter::new(Arc::clone(&s.artifacts), path.clone());
+    let mut body = req.into_body().into_data_stream();
+    while let Some(chunk) = body.next().await {
+        let written = match chunk {
+            Ok(bytes) => writer.write_all(&bytes).await.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("upload interrupted: {e}")),
+        };
+        if let Err(e) = written {
+            // Nothing half-written stays behind.
+            let _ = writer.abort().await;
+            return Err(ApiError::invalid(format!("Could not store artifact '{path}': {e}")));
+        }
+    }
+    writer.shutdown().await.map_err(|e| {
+        ApiError::new(crate::error::ErrorCode::InternalError, format!("Could not store artifact '{path}': {e}"))
+    })?;
+    Ok(Reply(json!({})))
+}
+
+async fn download(State(s): State<AppState>, UrlPath(raw): UrlPath<String>) -> ApiResult<Response> {
+    let path = safe_path(&raw)?;
+    let got = s.artifacts.get(&path).await.map_err(|e| store_error(&path, e))?;
+    let size = got.meta.size;
+    let mime = mime_guess::from_path(path.as_ref()).first_or_octet_stream();
+    let stream = got.into_stream();
+    Ok((
+        [(header::CONTENT_TYPE, mime.essence_str().to_string()), (header::CONTENT_LENGTH, size.to_string())],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+async fn delete(State(s): State<AppState>, UrlPath(raw): UrlPath<String>) -> ApiResult<Reply<serde_json::Value>> {
+    let path = safe_path(&raw)?;
+    let mut victims = vec![];
+    let mut listing = s.artifacts.list(Some(&path));
+    while let Some(meta) = listing.next().await {
+        victims.push(meta.map_err(|e| store_error(&path, e))?.location);
+    }
+    if victims.is_empty() {
+        victims.push(path.clone());
+    }
+    for v in victims {
+        s.artifacts.delete(&v).await.map_err(|e| store_error(&v, e))?;
+    }
+    Ok(Reply(json!({})))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    path: Option<String>,
+}
+
+#[derive(Serialize)]
+struct FileInfo {
+    path: String,
+    is_dir: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_size: Option<u64>,
+}
+
+/// Lists one directory level; paths are relative to the listed directory, as MLflow's are.
+/// A file or a missing path lists as `{}`; a zero size is omitted, as proto3 JSON does.
+async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Reply<serde_json::Value>> {
+    let path = safe_path(q.path.as_deref().unwrap_or(""))?;
+    let prefix = (!path.as_ref().is_empty()).then_some(&path);
+    if prefix.is_some() && s.artifacts.head(&path).await.is_ok() {
+        return Ok(Reply(json!({})));
+    }
+    let listing = match s.artifacts.list_with_delimiter(prefix).await {
+        Ok(l) => l,
+        Err(object_store::Error::NotFound { .. }) => return Ok(Reply(json!({}))),
+        Err(e) => return Err(store_error(&path, e)),
+    };
+    let name = |p: &Path| p.filename().unwrap_or_default().to_string();
+    let mut files: Vec<FileInfo> = listing
+        .common_prefixes
+        .iter()
+        .map(|p| FileInfo { path: name(p), is_dir: true, file_size: None })
+        .chain(listing.objects.iter().map(|o| FileInfo { path: name(&o.location), is_dir: false, file_size: (o.size > 0).then_some(o.size) }))
+        .collect();
+    if files.is_empty() {
+        return Ok(Reply(json!({})));
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Reply(json!({ "files": files })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(raw: &str, ok: bool) {
+        assert_eq!(safe_path(raw).is_ok(), ok, "{raw}");
+    }
+
+    #[test]
+    fn names_are_kept_as_given() {
+        assert_eq!(safe_path("d/a%20b+c.txt").unwrap().as_ref(), "d/a%20b+c.txt");
+        assert_eq!(safe_path("d/x/").unwrap().as_ref(), "d/x");
+    }
+
+    #[test]
+    fn traversal_is_refused() {
+        for good in ["0/abc/artifacts/model/MLmodel", "a b/c.txt", "x/", "", "dir/file.tar.gz", "ünï/çødé"] {
+            check(good, true);
+        }
+        for bad in [
+            "../etc/passwd",
+            "a/../../b",
+            "/etc/passwd",
+            "a/%2e%2e/b",
+            "a/%252e%252e/b",
+            "%2E%2E/x",
+            "a//b",
+            "a/./b",
+            "a\\..\\b",
+            "a#frag",
+            "a%23frag",
+            "a?x=1",
+            "a%3Fx",
+            "C:/windows",
+            "a\0b",
+            "~/x",
+            "a/%25252e%25252e%25252f%25252e%25252e/b",
+        ] {
+            check(bad, false);
+        }
+    }
+
+    #[test]
+    fn locations() {
+        assert!(check_artifact_location("s3://bucket/prefix").is_ok());
+        assert!(check_artifact_location("mlflow-artifacts:/5").is_ok());
+        for bad in ["s3://b/../x", "file:///tmp/#/x", "/tmp/a?b", "s3://b/%2e%2e/x"] {
+            assert!(check_artifact_location(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! MLflow's error body `{"error_code", "message"}` and the one mapping from store errors to
+//! MLflow codes and HTTP statuses (`mlflow/exceptions.py`). No 5xx for bad input: the stock
+//! client retries 5xx for minutes.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tracking::StoreError;
+
+/// MLflow's `ErrorCode` values that this server returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidParameterValue,
+    ResourceDoesNotExist,
+    ResourceAlreadyExists,
+    BadRequest,
+    EndpointNotFound,
+    InternalError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidParameterValue => "INVALID_PARAMETER_VALUE",
+            ErrorCode::ResourceDoesNotExist => "RESOURCE_DOES_NOT_EXIST",
+            ErrorCode::ResourceAlreadyExists => "RESOURCE_ALREADY_EXISTS",
+            ErrorCode::BadRequest => "BAD_REQUEST",
+            ErrorCode::EndpointNotFound => "ENDPOINT_NOT_FOUND",
+            ErrorCode::InternalError => "INTERNAL_ERROR",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::InvalidParameterValue
+            | ErrorCode::ResourceAlreadyExists
+            | ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::ResourceDoesNotExist | ErrorCode::EndpointNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// An error as the MLflow REST API reports it.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into() }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::InvalidParameterValue, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::ResourceDoesNotExist, message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let code = match &e {
+            StoreError::NotFound(_) => ErrorCode::ResourceDoesNotExist,
+            StoreError::AlreadyExists(_) => ErrorCode::ResourceAlreadyExists,
+            StoreError::InvalidParameter(_) => ErrorCode::InvalidParameterValue,
+            StoreError::Database(_) | StoreError::Migration(_) => {
+                tracing::error!(error = %e, "store failure");
+                ErrorCode::InternalError
+            }
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error_code": self.code.as_str(), "message": self.message });
+        (self.code.status(), [("content-type", "application/json")], body.to_string()).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

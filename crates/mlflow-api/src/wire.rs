@@ -1,0 +1,318 @@
+//! JSON shapes of MLflow's protos (`service.proto`), converted by hand from the store's
+//! plain types. Unset fields are omitted, as the stock server does.
+
+use crate::json::PyFloat;
+use serde::{Deserialize, Serialize};
+use tracking as t;
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct KeyValue {
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+impl From<&t::KeyValue> for KeyValue {
+    fn from(kv: &t::KeyValue) -> Self {
+        KeyValue { key: kv.key.clone(), value: kv.value.clone() }
+    }
+}
+
+impl From<KeyValue> for t::KeyValue {
+    fn from(kv: KeyValue) -> Self {
+        t::KeyValue { key: kv.key, value: kv.value }
+    }
+}
+
+pub fn tags_in(tags: Vec<KeyValue>) -> Vec<t::KeyValue> {
+    tags.into_iter().map(Into::into).collect()
+}
+
+fn kvs(items: &[t::KeyValue]) -> Vec<KeyValue> {
+    items.iter().map(KeyValue::from).collect()
+}
+
+#[derive(Serialize)]
+pub struct Experiment {
+    pub experiment_id: String,
+    pub name: String,
+    pub artifact_location: String,
+    pub lifecycle_stage: &'static str,
+    pub last_update_time: i64,
+    pub creation_time: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<KeyValue>,
+    pub workspace: &'static str,
+}
+
+impl From<&t::Experiment> for Experiment {
+    fn from(e: &t::Experiment) -> Self {
+        Experiment {
+            experiment_id: e.experiment_id.clone(),
+            name: e.name.clone(),
+            artifact_location: e.artifact_location.clone(),
+            lifecycle_stage: e.lifecycle_stage.as_str(),
+            last_update_time: e.last_update_time,
+            creation_time: e.creation_time,
+            tags: kvs(&e.tags),
+            workspace: "default",
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct RunInfo {
+    pub run_id: String,
+    pub run_uuid: String,
+    pub run_name: String,
+    pub experiment_id: String,
+    pub user_id: String,
+    pub status: &'static str,
+    pub start_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<i64>,
+    pub artifact_uri: String,
+    pub lifecycle_stage: &'static str,
+}
+
+impl From<&t::RunInfo> for RunInfo {
+    fn from(i: &t::RunInfo) -> Self {
+        RunInfo {
+            run_id: i.run_id.clone(),
+            run_uuid: i.run_id.clone(),
+            run_name: i.run_name.clone(),
+            experiment_id: i.experiment_id.clone(),
+            user_id: i.user_id.clone(),
+            status: i.status.as_str(),
+            start_time: i.start_time,
+            end_time: i.end_time,
+            artifact_uri: i.artifact_uri.clone(),
+            lifecycle_stage: i.lifecycle_stage.as_str(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Metric {
+    pub key: String,
+    pub value: PyFloat,
+    pub timestamp: i64,
+    pub step: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+impl From<&t::Metric> for Metric {
+    fn from(m: &t::Metric) -> Self {
+        Metric {
+            key: m.key.clone(),
+            value: PyFloat(m.value),
+            timestamp: m.timestamp,
+            step: m.step,
+            model_id: m.model_id.clone(),
+            dataset_name: m.dataset_name.clone(),
+            dataset_digest: m.dataset_digest.clone(),
+            run_id: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct RunData {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<Metric>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<KeyValue>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<KeyValue>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Dataset {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub digest: String,
+    #[serde(default)]
+    pub source_type: String,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct DatasetInput {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<KeyValue>,
+    #[serde(default)]
+    pub dataset: Dataset,
+}
+
+impl From<DatasetInput> for t::DatasetInput {
+    fn from(i: DatasetInput) -> Self {
+        let d = i.dataset;
+        t::DatasetInput {
+            tags: tags_in(i.tags),
+            dataset: t::Dataset {
+                name: d.name,
+                digest: d.digest,
+                source_type: d.source_type,
+                source: d.source,
+                schema: d.schema,
+                profile: d.profile,
+            },
+        }
+    }
+}
+
+impl From<&t::DatasetInput> for DatasetInput {
+    fn from(i: &t::DatasetInput) -> Self {
+        let d = &i.dataset;
+        DatasetInput {
+            tags: kvs(&i.tags),
+            dataset: Dataset {
+                name: d.name.clone(),
+                digest: d.digest.clone(),
+                source_type: d.source_type.clone(),
+                source: d.source.clone(),
+                schema: d.schema.clone(),
+                profile: d.profile.clone(),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct RunInputs {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dataset_inputs: Vec<DatasetInput>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub model_inputs: Vec<ModelInput>,
+}
+
+#[derive(Serialize)]
+pub struct Run {
+    pub info: RunInfo,
+    pub data: RunData,
+    pub inputs: RunInputs,
+    pub outputs: RunOutputs,
+}
+
+impl From<&t::Run> for Run {
+    fn from(r: &t::Run) -> Self {
+        Run {
+            info: RunInfo::from(&r.info),
+            data: RunData {
+                metrics: r.metrics.iter().map(Metric::from).collect(),
+                params: kvs(&r.params),
+                tags: kvs(&r.tags),
+            },
+            inputs: RunInputs {
+                dataset_inputs: r.inputs.iter().map(DatasetInput::from).collect(),
+                model_inputs: r.model_inputs.iter().map(|id| ModelInput { model_id: id.clone() }).collect(),
+            },
+            outputs: RunOutputs {
+                model_outputs: r
+                    .model_outputs
+                    .iter()
+                    .map(|o| ModelOutput { model_id: o.model_id.clone(), step: Some(o.step) })
+                    .collect(),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct LoggedModelInfo {
+    pub model_id: String,
+    pub experiment_id: String,
+    pub name: String,
+    pub artifact_uri: String,
+    pub creation_timestamp_ms: i64,
+    pub last_updated_timestamp_ms: i64,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_run_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<KeyValue>,
+}
+
+#[derive(Serialize)]
+pub struct LoggedModelData {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<KeyValue>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<Metric>,
+}
+
+#[derive(Serialize)]
+pub struct LoggedModel {
+    pub info: LoggedModelInfo,
+    pub data: LoggedModelData,
+}
+
+impl From<&t::LoggedModel> for LoggedModel {
+    fn from(m: &t::LoggedModel) -> Self {
+        LoggedModel {
+            info: LoggedModelInfo {
+                model_id: m.model_id.clone(),
+                experiment_id: m.experiment_id.clone(),
+                name: m.name.clone(),
+                artifact_uri: m.artifact_location.clone(),
+                creation_timestamp_ms: m.creation_timestamp_ms,
+                last_updated_timestamp_ms: m.last_updated_timestamp_ms,
+                status: m.status.clone(),
+                status_message: m.status_message.clone(),
+                model_type: m.model_type.clone(),
+                source_run_id: m.source_run_id.clone(),
+                tags: kvs(&m.tags),
+            },
+            data: LoggedModelData {
+                params: kvs(&m.params),
+                metrics: m
+                    .metrics
+                    .iter()
+                    .map(|rm| {
+                        let mut w = Metric::from(&rm.metric);
+                        w.run_id = Some(rm.run_id.clone());
+                        w
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct ModelOutput {
+    #[serde(default)]
+    pub model_id: String,
+    #[serde(default, deserialize_with = "crate::json::opt_int")]
+    pub step: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct ModelInput {
+    #[serde(default)]
+    pub model_id: String,
+}
+
+#[derive(Serialize)]
+pub struct RunOutputs {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub model_outputs: Vec<ModelOutput>,
+}

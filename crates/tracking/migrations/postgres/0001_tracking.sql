@@ -1,0 +1,85 @@
+-- Tracking schema (PostgreSQL). Timestamps are milliseconds since the epoch.
+CREATE TABLE experiments (
+    experiment_id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    artifact_location TEXT NOT NULL,
+    lifecycle_stage TEXT NOT NULL,
+    creation_time BIGINT NOT NULL,
+    last_update_time BIGINT NOT NULL
+);
+CREATE TABLE experiment_tags (
+    experiment_id BIGINT NOT NULL REFERENCES experiments(experiment_id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, key)
+);
+CREATE TABLE runs (
+    run_uuid TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    experiment_id BIGINT NOT NULL REFERENCES experiments(experiment_id),
+    user_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    start_time BIGINT NOT NULL,
+    end_time BIGINT,
+    artifact_uri TEXT NOT NULL,
+    lifecycle_stage TEXT NOT NULL,
+    deleted_time BIGINT
+);
+CREATE INDEX runs_experiment ON runs (experiment_id, start_time);
+-- NaN is kept as value 0 + is_nan 1, as on SQLite, so both stores behave the same.
+CREATE TABLE metrics (
+    run_uuid TEXT NOT NULL REFERENCES runs(run_uuid),
+    key TEXT NOT NULL,
+    value DOUBLE PRECISION NOT NULL,
+    is_nan BIGINT NOT NULL,
+    timestamp BIGINT NOT NULL,
+    step BIGINT NOT NULL,
+    model_id TEXT,
+    dataset_name TEXT,
+    dataset_digest TEXT,
+    PRIMARY KEY (run_uuid, key, step, timestamp, value, is_nan)
+);
+CREATE TABLE latest_metrics (
+    run_uuid TEXT NOT NULL REFERENCES runs(run_uuid),
+    key TEXT NOT NULL,
+    value DOUBLE PRECISION NOT NULL,
+    is_nan BIGINT NOT NULL,
+    timestamp BIGINT NOT NULL,
+    step BIGINT NOT NULL,
+    PRIMARY KEY (run_uuid, key)
+);
+CREATE TABLE params (
+    run_uuid TEXT NOT NULL REFERENCES runs(run_uuid),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_uuid, key)
+);
+CREATE TABLE tags (
+    run_uuid TEXT NOT NULL REFERENCES runs(run_uuid),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_uuid, key)
+);
+CREATE TABLE datasets (
+    dataset_uuid TEXT PRIMARY KEY,
+    experiment_id BIGINT NOT NULL REFERENCES experiments(experiment_id),
+    name TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    source_type TEXT NOT NULL,
+    source TEXT NOT NULL,
+    schema TEXT,
+    profile TEXT,
+    UNIQUE (experiment_id, name, digest)
+);
+CREATE TABLE run_inputs (
+    input_uuid TEXT PRIMARY KEY,
+    run_uuid TEXT NOT NULL REFERENCES runs(run_uuid),
+    dataset_uuid TEXT NOT NULL REFERENCES datasets(dataset_uuid),
+    UNIQUE (run_uuid, dataset_uuid)
+);
+CREATE TABLE input_tags (
+    input_uuid TEXT NOT NULL REFERENCES run_inputs(input_uuid),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (input_uuid, key)
+);

@@ -1,0 +1,19 @@
+//! Experiment tracking store: experiments, runs, metrics, params, tags and dataset inputs,
+//! kept in SQLite or PostgreSQL through one sqlx code path.
+//!
+//! Architecture invariant: this crate knows nothing about HTTP or JSON wire formats. The
+//! MLflow REST adapter (`mlflow-api`) converts these plain types by hand.
+
+mod db;
+mod error;
+mod model;
+pub mod search;
+mod store;
+
+pub use db::{parse_backend_uri, Dialect};
+pub use error::{Result, StoreError};
+pub use model::*;
+pub use store::{
+    now_ms, NewLoggedModel, RunSearch, RunUpdate, Store, DEFAULT_EXPERIMENT_ID, LOGGED_MODEL_STATUSES, RUN_NAME_TAG,
+    SEARCH_MAX_RESULTS,
+};

@@ -1,0 +1,368 @@
+//! MLflow 3 logged models: created PENDING by `log_model`, finalized READY once the files
+//! are uploaded, linked to runs as outputs, searched when the client resolves `runs:/` URIs.
+
+use super::experiments::tag_condition;
+use super::sql::{number_condition, string_condition, Sql};
+use super::{check_max_results, decode_page_token, now_ms, paginate, parse_experiment_id, validate, Store};
+use crate::error::{Result, StoreError};
+use crate::model::{KeyValue, LifecycleStage, LoggedModel, Metric, ModelOutput, Page, RunMetric};
+use crate::search::{parse_filter, Entity};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+const COLUMNS: &str = "m.model_id, m.experiment_id, m.name, m.artifact_location, m.creation_timestamp_ms, \
+     m.last_updated_timestamp_ms, m.status, m.status_message, m.lifecycle_stage, m.model_type, m.source_run_id";
+
+/// The statuses a logged model can have.
+pub const LOGGED_MODEL_STATUSES: [&str; 3] = ["LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"];
+
+fn from_row(row: &AnyRow) -> Result<LoggedModel> {
+    Ok(LoggedModel {
+        model_id: row.try_get(0)?,
+        experiment_id: row.try_get::<i64, _>(1)?.to_string(),
+        name: row.try_get(2)?,
+        artifact_location: row.try_get(3)?,
+        creation_timestamp_ms: row.try_get(4)?,
+        last_updated_timestamp_ms: row.try_get(5)?,
+        status: row.try_get(6)?,
+        status_message: row.try_get(7)?,
+        lifecycle_stage: LifecycleStage::parse(&row.try_get::<String, _>(8)?),
+        model_type: row.try_get(9)?,
+        source_run_id: row.try_get(10)?,
+        tags: Vec::new(),
+        params: Vec::new(),
+        metrics: Vec::new(),
+    })
+}
+
+/// Accepts `LOGGED_MODEL_READY` and the short `READY`.
+pub fn normalize_status(status: &str) -> Result<String> {
+    let full = if status.starts_with("LOGGED_MODEL_") { status.to_string() } else { format!("LOGGED_MODEL_{status}") };
+    if LOGGED_MODEL_STATUSES.contains(&full.as_str()) {
+        Ok(full)
+    } else {
+        Err(StoreError::InvalidParameter(format!(
+            "Invalid logged model status '{status}'. Valid values are {LOGGED_MODEL_STATUSES:?}"
+        )))
+    }
+}
+
+/// What a new logged model starts with.
+#[derive(Debug, Default, Clone)]
+pub struct NewLoggedModel {
+    pub experiment_id: String,
+    pub name: Option<String>,
+    pub model_type: Option<String>,
+    pub source_run_id: Option<String>,
+    pub params: Vec<KeyValue>,
+    pub tags: Vec<KeyValue>,
+}
+
+impl Store {
+    pub async fn create_logged_model(&self, new: NewLoggedModel) -> Result<LoggedModel> {
+        for p in &new.params {
+            validate::param(&p.key, &p.value)?;
+        }
+        for t in &new.tags {
+            validate::tag(&t.key, &t.value)?;
+        }
+        let exp = self.get_experiment(&new.experiment_id).await?;
+        if exp.lifecycle_stage != LifecycleStage::Active {
+            return Err(StoreError::InvalidParameter(format!(
+                "Could not create a logged model in non-active experiment {}",
+                new.experiment_id
+            )));
+        }
+        if let Some(run) = new.source_run_id.as_deref().filter(|r| !r.is_empty()) {
+            self.get_run_info(run).await?;
+        }
+        let model_id = format!("m-{}", uuid::Uuid::new_v4().simple());
+        let name = new.name.filter(|n| !n.is_empty()).unwrap_or_else(|| "model".to_string());
+        validate::key("model", &name)?;
+        let location = format!("{}/models/{model_id}/artifacts", exp.artifact_location.trim_end_matches('/'));
+        let now = now_ms();
+        let mut tx = self.w().begin().await?;
+        sqlx::query(
+            "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, creation_timestamp_ms, \
+             last_updated_timestamp_ms, status, lifecycle_stage, model_type, source_run_id) \
+             VALUES ($1, $2, $3, $4, $5, $5, 'LOGGED_MODEL_PENDING', 'active', $6, $7)",
+        )
+        .bind(&model_id)
+        .bind(parse_experiment_id(&new.experiment_id)?)
+        .bind(&name)
+        .bind(&location)
+        .bind(now)
+        .bind(new.model_type.as_deref())
+        .bind(new.source_run_id.as_deref().filter(|r| !r.is_empty()))
+        .execute(&mut *tx)
+        .await?;
+        for (table, items) in [("logged_model_params", &new.params), ("logged_model_tags", &new.tags)] {
+            for kv in items {
+                sqlx::query(&format!(
+                    "INSERT INTO {table} (model_id, key, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value"
+                ))
+                .bind(&model_id)
+                .bind(&kv.key)
+                .bind(&kv.value)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        self.get_logged_model(&model_id).await
+    }
+
+    pub async fn get_logged_model(&self, model_id: &str) -> Result<LoggedModel> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM logged_models m WHERE m.model_id = $1 AND m.lifecycle_stage = 'active'"))
+            .bind(model_id)
+            .fetch_optional(self.r())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("Logged model with ID '{model_id}' not found.")))?;
+        let mut models = vec![from_row(&row)?];
+        self.attach_logged_model_data(&mut models).await?;
+        Ok(models.remove(0))
+    }
+
+    async fn attach_logged_model_data(&self, models: &mut [LoggedModel]) -> Result<()> {
+        if models.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = models.iter().map(|m| m.model_id.as_str()).collect();
+        let select = |sql_head: &str, order: &str| {
+            let mut sql = Sql::new(sql_head);
+            sql.bind_list(ids.iter().copied());
+            sql.push(order);
+            sql
+        };
+        let tags = select("SELECT model_id, key, value FROM logged_model_tags WHERE model_id IN ", " ORDER BY key");
+        let params = select("SELECT model_id, key, value FROM logged_model_params WHERE model_id IN ", " ORDER BY key");
+        let metrics = select(
+            "SELECT model_id, run_uuid, key, value, is_nan, timestamp, step, dataset_name, dataset_digest \
+             FROM metrics WHERE model_id IN ",
+            " ORDER BY key, step, timestamp, is_nan, value",
+        );
+        let (tags, params, metrics) = tokio::try_join!(
+            tags.query().fetch_all(self.r()),
+            params.query().fetch_all(self.r()),
+            metrics.query().fetch_all(self.r())
+        )?;
+        for (rows, is_tag) in [(&tags, true), (&params, false)] {
+            for row in rows {
+                let id: String = row.try_get(0)?;
+                if let Some(m) = models.iter_mut().find(|m| m.model_id == id) {
+                    let kv = KeyValue { key: row.try_get(1)?, value: row.try_get(2)? };
+                    if is_tag {
+                        m.tags.push(kv)
+                    } else {
+                        m.params.push(kv)
+                    }
+                }
+            }
+        }
+        for row in &metrics {
+            let id: String = row.try_get(0)?;
+            let Some(m) = models.iter_mut().find(|m| m.model_id == id) else { continue };
+            let is_nan: i64 = row.try_get(4)?;
+            let metric = Metric {
+                key: row.try_get(2)?,
+                value: if is_nan != 0 { f64::NAN } else { row.try_get(3)? },
+                timestamp: row.try_get(5)?,
+                step: row.try_get(6)?,
+                model_id: Some(id.clone()),
+                dataset_name: row.try_get(7)?,
+                dataset_digest: row.try_get(8)?,
+            };
+            let run_id: String = row.try_get(1)?;
+            // Rows come ordered by (key, step, timestamp, value): keep the last per key and dataset.
+            m.metrics.retain(|old| {
+                !(old.metric.key == metric.key
+                    && old.metric.dataset_name == metric.dataset_name
+                    && old.metric.dataset_digest == metric.dataset_digest)
+            });
+            m.metrics.push(RunMetric { run_id, metric });
+        }
+        Ok(())
+    }
+
+    /// Sets the status (finalize); `READY` is what the client sends once files are uploaded.
+    pub async fn finalize_logged_model(&self, model_id: &str, status: &str) -> Result<LoggedModel> {
+        let status = normalize_status(status)?;
+        self.get_logged_model(model_id).await?;
+        sqlx::query("UPDATE logged_models SET status = $1, last_updated_timestamp_ms = $2 WHERE model_id = $3")
+            .bind(&status)
+            .bind(now_ms())
+            .bind(model_id)
+            .execute(self.w())
+            .await?;
+        self.get_logged_model(model_id).await
+    }
+
+    pub async fn set_logged_model_tags(&self, model_id: &str, tags: &[KeyValue]) -> Result<()> {
+        for t in tags {
+            validate::tag(&t.key, &t.value)?;
+        }
+        self.get_logged_model(model_id).await?;
+        let mut tx = self.w().begin().await?;
+        for t in tags {
+            sqlx::query(
+                "INSERT INTO logged_model_tags (model_id, key, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(model_id)
+            .bind(&t.key)
+            .bind(&t.value)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE logged_models SET last_updated_timestamp_ms = $1 WHERE model_id = $2")
+            .bind(now_ms())
+            .bind(model_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()> {
+        self.get_logged_model(model_id).await?;
+        let done = sqlx::query("DELETE FROM logged_model_tags WHERE model_id = $1 AND key = $2")
+            .bind(model_id)
+            .bind(key)
+            .execute(self.w())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("No tag with key '{key}' on logged model '{model_id}'")));
+        }
+        Ok(())
+    }
+
+    pub async fn log_logged_model_params(&self, model_id: &str, params: &[KeyValue]) -> Result<()> {
+        for p in params {
+            validate::param(&p.key, &p.value)?;
+        }
+        self.get_logged_model(model_id).await?;
+        let mut tx = self.w().begin().await?;
+        for p in params {
+            sqlx::query(
+                "INSERT INTO logged_model_params (model_id, key, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(model_id)
+            .bind(&p.key)
+            .bind(&p.value)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
+        self.get_logged_model(model_id).await?;
+        sqlx::query("UPDATE logged_models SET lifecycle_stage = 'deleted', last_updated_timestamp_ms = $1 WHERE model_id = $2")
+            .bind(now_ms())
+            .bind(model_id)
+            .execute(self.w())
+            .await?;
+        Ok(())
+    }
+
+    /// Links logged models to the run that produced them.
+    pub async fn log_outputs(&self, run_id: &str, outputs: &[ModelOutput]) -> Result<()> {
+        for o in outputs {
+            self.get_logged_model(&o.model_id).await?;
+        }
+        let mut tx = self.w().begin().await?;
+        self.check_active(&mut tx, run_id).await?;
+        for o in outputs {
+            sqlx::query(
+                "INSERT INTO run_outputs (run_uuid, model_id, step) VALUES ($1, $2, $3) \
+                 ON CONFLICT (run_uuid, model_id) DO UPDATE SET step = excluded.step",
+            )
+            .bind(run_id)
+            .bind(&o.model_id)
+            .bind(o.step)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Searches logged models of some experiments. Filters: `name`, `model_id`, `status`,
+    /// `model_type`, `source_run_id` (string comparators), `creation_timestamp`,
+    /// `last_updated_timestamp` (numeric), `tags.<k>`, `params.<k>`. Order: attribute names.
+    pub async fn search_logged_models(
+        &self,
+        experiment_ids: &[String],
+        filter: &str,
+        order_by: &[(String, bool)],
+        max_results: i64,
+        page_token: Option<&str>,
+    ) -> Result<Page<LoggedModel>> {
+        let max_results = check_max_results(max_results, super::SEARCH_MAX_RESULTS)?;
+        let offset = decode_page_token(page_token)?;
+        let dialect = self.dialect();
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM logged_models m WHERE m.lifecycle_stage = 'active'"));
+        if !experiment_ids.is_empty() {
+            sql.push(" AND m.experiment_id IN (");
+            for (i, id) in experiment_ids.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.bind_int(parse_experiment_id(id)?);
+            }
+            sql.push(")");
+        }
+        for c in parse_filter(filter)?.clauses {
+            sql.push(" AND ");
+            match c.entity {
+                Entity::Attribute => match c.key.as_str() {
+                    k @ ("name" | "model_id" | "status" | "model_type" | "source_run_id") => {
+                        string_condition(&mut sql, dialect, &format!("m.{k}"), c.op, &c.value, &format!("attribute '{k}'"))?
+                    }
+                    "creation_timestamp" | "creation_time" => {
+                        number_condition(&mut sql, "m.creation_timestamp_ms", c.op, &c.value, "creation_timestamp")?
+                    }
+                    "last_updated_timestamp" => {
+                        number_condition(&mut sql, "m.last_updated_timestamp_ms", c.op, &c.value, "last_updated_timestamp")?
+                    }
+                    other => {
+                        return Err(StoreError::InvalidParameter(format!(
+                            "Invalid attribute key '{other}' for logged models"
+                        )))
+                    }
+                },
+                Entity::Tag => tag_condition(&mut sql, dialect, "logged_model_tags", "model_id", "m.model_id", &c.key, c.op, &c.value)?,
+                Entity::Param => tag_condition(&mut sql, dialect, "logged_model_params", "model_id", "m.model_id", &c.key, c.op, &c.value)?,
+                other => {
+                    return Err(StoreError::InvalidParameter(format!(
+                        "Filtering logged models by {other:?} is not supported; use attributes, tags or params"
+                    )))
+                }
+            }
+        }
+        let mut order = Vec::new();
+        for (field, ascending) in order_by {
+            let column = match field.as_str() {
+                "name" | "model_id" | "status" | "model_type" | "source_run_id" => format!("m.{field}"),
+                "creation_timestamp" | "creation_time" => "m.creation_timestamp_ms".into(),
+                "last_updated_timestamp" => "m.last_updated_timestamp_ms".into(),
+                other => {
+                    return Err(StoreError::InvalidParameter(format!("Invalid order_by field '{other}' for logged models")))
+                }
+            };
+            order.push(format!("{column} {}", if *ascending { "ASC" } else { "DESC" }));
+        }
+        order.push("m.creation_timestamp_ms DESC".into());
+        order.push("m.model_id ASC".into());
+        sql.push(" ORDER BY ").push(&order.join(", "));
+        sql.push(" LIMIT ").bind_int(max_results + 1).push(" OFFSET ").bind_int(offset);
+        let rows = sql.query().fetch_all(self.r()).await?;
+        let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        let mut page = paginate(items, offset, max_results);
+        self.attach_logged_model_data(&mut page.items).await?;
+        Ok(page)
+    }
+}

@@ -1,0 +1,816 @@
+//! Runs: lifecycle, logging (metrics, params, tags, inputs), reads and search.
+
+use super::experiments::tag_condition;
+use super::sql::{number_condition, string_condition, Arg, Sql};
+use super::{check_max_results, decode_page_token, now_ms, paginate, parse_experiment_id, validate, Store};
+use crate::db::Dialect;
+use crate::error::{Result, StoreError};
+use crate::model::{
+    Dataset, DatasetInput, KeyValue, LifecycleStage, Metric, ModelOutput, Page, Run, RunInfo, RunMetric, RunStatus, ViewType,
+};
+use crate::search::{parse_filter, parse_order_by, Entity, Op, Value};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+/// The tag that mirrors a run's name.
+pub const RUN_NAME_TAG: &str = "mlflow.runName";
+/// Most rows read from the database in one `IN (...)` list.
+const CHUNK: usize = 500;
+/// The largest page of metric history returned at once (the client asks for 2500).
+pub const METRIC_HISTORY_MAX: i64 = 25_000;
+
+const RUN_COLUMNS: &str =
+    "r.run_uuid, r.name, r.experiment_id, r.user_id, r.status, r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage";
+
+fn run_info_from_row(row: &AnyRow) -> Result<RunInfo> {
+    Ok(RunInfo {
+        run_id: row.try_get(0)?,
+        run_name: row.try_get(1)?,
+        experiment_id: row.try_get::<i64, _>(2)?.to_string(),
+        user_id: row.try_get(3)?,
+        status: RunStatus::parse(&row.try_get::<String, _>(4)?).unwrap_or(RunStatus::Running),
+        start_time: row.try_get(5)?,
+        end_time: row.try_get(6)?,
+        artifact_uri: row.try_get(7)?,
+        lifecycle_stage: LifecycleStage::parse(&row.try_get::<String, _>(8)?),
+    })
+}
+
+/// NaN is stored as value 0 with `is_nan` 1 (SQLite turns a NaN REAL into NULL).
+fn stored_value(v: f64) -> (f64, i64) {
+    if v.is_nan() {
+        (0.0, 1)
+    } else {
+        (v, 0)
+    }
+}
+
+fn loaded_value(v: f64, is_nan: i64) -> f64 {
+    if is_nan != 0 {
+        f64::NAN
+    } else {
+        v
+    }
+}
+
+fn run_not_found(run_id: &str) -> StoreError {
+    StoreError::NotFound(format!("Run with id={run_id} not found"))
+}
+
+/// Generated run names, `adjective-noun-number` like MLflow's.
+fn random_run_name() -> String {
+    const ADJ: [&str; 16] = [
+        "bold", "calm", "clever", "crisp", "eager", "gentle", "keen", "lucky", "merry", "nimble", "quiet", "rare",
+        "sharp", "swift", "vivid", "wise",
+    ];
+    const NOUN: [&str; 16] = [
+        "bass", "crane", "deer", "fox", "hare", "hawk", "lark", "lynx", "mole", "newt", "owl", "seal", "shrew",
+        "stork", "wolf", "wren",
+    ];
+    let u = uuid::Uuid::new_v4().as_u128();
+    format!("{}-{}-{}", ADJ[(u % 16) as usize], NOUN[((u >> 8) % 16) as usize], (u >> 16) % 1000)
+}
+
+/// A new metric replaces the latest one when it is later by (step, timestamp, value).
+const UPSERT_LATEST: &str = "INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_uuid, key) DO UPDATE SET \
+     value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step \
+     WHERE excluded.step > latest_metrics.step \
+     OR (excluded.step = latest_metrics.step AND excluded.timestamp > latest_metrics.timestamp) \
+     OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp \
+         AND (excluded.is_nan < latest_metrics.is_nan OR excluded.value > latest_metrics.value))";
+
+const INSERT_METRIC: &str = "INSERT INTO metrics \
+     (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
+
+/// What `update_run` may change.
+#[derive(Debug, Default, Clone)]
+pub struct RunUpdate {
+    pub status: Option<RunStatus>,
+    pub end_time: Option<i64>,
+    pub run_name: Option<String>,
+}
+
+/// Parameters of a run search (MLflow's `SearchRuns`).
+#[derive(Debug, Clone)]
+pub struct RunSearch {
+    pub experiment_ids: Vec<String>,
+    pub filter: String,
+    pub view: ViewType,
+    pub max_results: i64,
+    pub order_by: Vec<String>,
+    pub page_token: Option<String>,
+}
+
+impl Store {
+    /// Creates a run in an active experiment. The name comes from `run_name`, else from an
+    /// `mlflow.runName` tag, else is generated; the tag is kept in step with it.
+    pub async fn create_run(
+        &self,
+        experiment_id: &str,
+        user_id: &str,
+        run_name: Option<&str>,
+        start_time: Option<i64>,
+        tags: &[KeyValue],
+    ) -> Result<Run> {
+        for t in tags {
+            validate::tag(&t.key, &t.value)?;
+        }
+        let exp = self.get_experiment(experiment_id).await?;
+        if exp.lifecycle_stage != LifecycleStage::Active {
+            return Err(StoreError::InvalidParameter(format!(
+                "Could not create run under non-active experiment with ID {experiment_id}."
+            )));
+        }
+        let tag_name = tags.iter().find(|t| t.key == RUN_NAME_TAG).map(|t| t.value.as_str());
+        if let (Some(a), Some(b)) = (run_name.filter(|n| !n.is_empty()), tag_name) {
+            if a != b {
+                return Err(StoreError::InvalidParameter(format!(
+                    "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with different values \
+                     (run_name='{a}', mlflow.runName='{b}')."
+                )));
+            }
+        }
+        let name = run_name.filter(|n| !n.is_empty()).or(tag_name).map(str::to_string).unwrap_or_else(random_run_name);
+        let run_id = uuid::Uuid::new_v4().simple().to_string();
+        let artifact_uri = format!("{}/{run_id}/artifacts", exp.artifact_location.trim_end_matches('/'));
+        let start_time = start_time.unwrap_or_else(now_ms);
+        let exp_id = parse_experiment_id(experiment_id)?;
+        let mut tx = self.w().begin().await?;
+        sqlx::query(
+            "INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage) \
+             VALUES ($1, $2, $3, $4, 'RUNNING', $5, NULL, $6, 'active')",
+        )
+        .bind(&run_id)
+        .bind(&name)
+        .bind(exp_id)
+        .bind(user_id)
+        .bind(start_time)
+        .bind(&artifact_uri)
+        .execute(&mut *tx)
+        .await?;
+        let mut all_tags: Vec<KeyValue> = tags.iter().filter(|t| t.key != RUN_NAME_TAG).cloned().collect();
+        all_tags.push(KeyValue::new(RUN_NAME_TAG, name));
+        for t in &all_tags {
+            upsert_tag(&mut tx, &run_id, &t.key, &t.value).await?;
+        }
+        tx.commit().await?;
+        self.get_run(&run_id).await
+    }
+
+    pub async fn get_run(&self, run_id: &str) -> Result<Run> {
+        self.load_runs(&[run_id.to_string()]).await?.pop().ok_or_else(|| run_not_found(run_id))
+    }
+
+    pub async fn get_run_info(&self, run_id: &str) -> Result<RunInfo> {
+        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid = $1"))
+            .bind(run_id)
+            .fetch_optional(self.r())
+            .await?
+            .ok_or_else(|| run_not_found(run_id))?;
+        run_info_from_row(&row)
+    }
+
+    /// Loads full runs (info, latest metrics, params, tags, inputs) in the order of `ids`;
+    /// unknown ids are skipped.
+    async fn load_runs(&self, ids: &[String]) -> Result<Vec<Run>> {
+        let mut runs = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            runs.extend(self.load_run_chunk(chunk).await?);
+        }
+        Ok(runs)
+    }
+
+    async fn load_run_chunk(&self, ids: &[String]) -> Result<Vec<Run>> {
+        let select = |what: &str, from: &str, order: &str| {
+            let mut sql = Sql::new(&format!("SELECT {what} FROM {from} WHERE r.run_uuid IN "));
+            sql.bind_list(ids.iter().map(String::as_str));
+            sql.push(order);
+            sql
+        };
+        let info_sql = select(RUN_COLUMNS, "runs r", "");
+        let metric_sql = select("r.run_uuid, r.key, r.value, r.is_nan, r.timestamp, r.step", "latest_metrics r", " ORDER BY r.key");
+        let param_sql = select("r.run_uuid, r.key, r.value", "params r", " ORDER BY r.key");
+        let tag_sql = select("r.run_uuid, r.key, r.value", "tags r", " ORDER BY r.key");
+        let input_sql = select(
+            "r.run_uuid, r.input_uuid, d.name, d.digest, d.source_type, d.source, d.schema, d.profile",
+            "run_inputs r JOIN datasets d ON d.dataset_uuid = r.dataset_uuid",
+            " ORDER BY d.name",
+        );
+        let output_sql = select("r.run_uuid, r.model_id, r.step", "run_outputs r", " ORDER BY r.step, r.model_id");
+        let model_input_sql = select("r.run_uuid, r.model_id", "run_model_inputs r", " ORDER BY r.model_id");
+        let (infos, metrics, params, tags, inputs, outputs, model_inputs) = tokio::try_join!(
+            info_sql.query().fetch_all(self.r()),
+            metric_sql.query().fetch_all(self.r()),
+            param_sql.query().fetch_all(self.r()),
+            tag_sql.query().fetch_all(self.r()),
+            input_sql.query().fetch_all(self.r()),
+            output_sql.query().fetch_all(self.r()),
+            model_input_sql.query().fetch_all(self.r()),
+        )?;
+        let mut runs: Vec<Run> = Vec::with_capacity(infos.len());
+        for row in &infos {
+            runs.push(Run {
+                info: run_info_from_row(row)?,
+                metrics: Vec::new(),
+                params: Vec::new(),
+                tags: Vec::new(),
+                inputs: Vec::new(),
+                model_inputs: Vec::new(),
+                model_outputs: Vec::new(),
+            });
+        }
+        let index: std::collections::HashMap<String, usize> =
+            runs.iter().enumerate().map(|(i, r)| (r.info.run_id.clone(), i)).collect();
+        let slot = |row: &AnyRow| -> Result<Option<usize>> { Ok(index.get(&row.try_get::<String, _>(0)?).copied()) };
+        for row in &metrics {
+            if let Some(i) = slot(row)? {
+                runs[i].metrics.push(Metric {
+                    key: row.try_get(1)?,
+                    value: loaded_value(row.try_get(2)?, row.try_get(3)?),
+                    timestamp: row.try_get(4)?,
+                    step: row.try_get(5)?,
+                    model_id: None,
+                    dataset_name: None,
+                    dataset_digest: None,
+                });
+            }
+        }
+        for (rows, is_param) in [(&params, true), (&tags, false)] {
+            for row in rows {
+                if let Some(i) = slot(row)? {
+                    let kv = KeyValue { key: row.try_get(1)?, value: row.try_get(2)? };
+                    if is_param {
+                        runs[i].params.push(kv);
+                    } else {
+                        runs[i].tags.push(kv);
+                    }
+                }
+            }
+        }
+        for row in &outputs {
+            if let Some(i) = slot(row)? {
+                runs[i].model_outputs.push(ModelOutput { model_id: row.try_get(1)?, step: row.try_get(2)? });
+            }
+        }
+        for row in &model_inputs {
+            if let Some(i) = slot(row)? {
+                runs[i].model_inputs.push(row.try_get(1)?);
+            }
+        }
+        let mut input_ids = Vec::new();
+        for row in &inputs {
+            if let Some(i) = slot(row)? {
+                input_ids.push((i, row.try_get::<String, _>(1)?));
+                runs[i].inputs.push(DatasetInput {
+                    tags: Vec::new(),
+                    dataset: Dataset {
+                        name: row.try_get(2)?,
+                        digest: row.try_get(3)?,
+                        source_type: row.try_get(4)?,
+                        source: row.try_get(5)?,
+                        schema: row.try_get(6)?,
+                        profile: row.try_get(7)?,
+                    },
+                });
+            }
+        }
+        if !input_ids.is_empty() {
+            let mut sql = Sql::new("SELECT input_uuid, key, value FROM input_tags WHERE input_uuid IN ");
+            sql.bind_list(input_ids.iter().map(|(_, id)| id.as_str()));
+            sql.push(" ORDER BY key");
+            let rows = sql.query().fetch_all(self.r()).await?;
+            for row in rows {
+                let input: String = row.try_get(0)?;
+                // Inputs of a run were pushed in the same order as `input_ids`.
+                let mut per_run: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+                for (run_idx, id) in &input_ids {
+                    let n = per_run.entry(*run_idx).or_default();
+                    if *id == input {
+                        runs[*run_idx].inputs[*n].tags.push(KeyValue { key: row.try_get(1)?, value: row.try_get(2)? });
+                        break;
+                    }
+                    *n += 1;
+                }
+            }
+        }
+        // Return in the caller's order.
+        let mut by_id: std::collections::HashMap<String, Run> =
+            runs.into_iter().map(|r| (r.info.run_id.clone(), r)).collect();
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
+    /// Fails unless the run exists and is active (MLflow refuses writes to deleted runs).
+    pub(super) async fn check_active(&self, tx: &mut Transaction<'_, Any>, run_id: &str) -> Result<()> {
+        let stage: Option<String> = sqlx::query_scalar("SELECT lifecycle_stage FROM runs WHERE run_uuid = $1")
+            .bind(run_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        match stage.as_deref() {
+            None => Err(run_not_found(run_id)),
+            Some("active") => Ok(()),
+            Some(other) => Err(StoreError::InvalidParameter(format!(
+                "The run {run_id} must be in the 'active' state. Current state is {other}."
+            ))),
+        }
+    }
+
+    pub async fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
+        if let Some(name) = &update.run_name {
+            validate::value_length("Run name", RUN_NAME_TAG, name, validate::MAX_TAG_VAL_LENGTH)?;
+        }
+        let mut tx = self.w().begin().await?;
+        self.check_active(&mut tx, run_id).await?;
+        if let Some(status) = update.status {
+            sqlx::query("UPDATE runs SET status = $1 WHERE run_uuid = $2")
+                .bind(status.as_str())
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(end_time) = update.end_time {
+            sqlx::query("UPDATE runs SET end_time = $1 WHERE run_uuid = $2").bind(end_time).bind(run_id).execute(&mut *tx).await?;
+        }
+        if let Some(name) = update.run_name.as_deref().filter(|n| !n.is_empty()) {
+            set_run_name(&mut tx, run_id, name).await?;
+        }
+        tx.commit().await?;
+        self.get_run_info(run_id).await
+    }
+
+    pub async fn set_run_lifecycle(&self, run_id: &str, stage: LifecycleStage) -> Result<()> {
+        let info = self.get_run_info(run_id).await?;
+        if stage == LifecycleStage::Active {
+            let exp = self.get_experiment(&info.experiment_id).await?;
+            if exp.lifecycle_stage != LifecycleStage::Active {
+                return Err(StoreError::InvalidParameter(format!(
+                    "Cannot restore run {run_id}: its experiment {} is deleted.",
+                    info.experiment_id
+                )));
+            }
+        }
+        let deleted_time = (stage == LifecycleStage::Deleted).then(now_ms);
+        sqlx::query("UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE run_uuid = $3")
+            .bind(stage.as_str())
+            .bind(deleted_time)
+            .bind(run_id)
+            .execute(self.w())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn log_metric(&self, run_id: &str, metric: &Metric) -> Result<()> {
+        self.log_batch(run_id, std::slice::from_ref(metric), &[], &[]).await
+    }
+
+    pub async fn log_param(&self, run_id: &str, param: &KeyValue) -> Result<()> {
+        self.log_batch(run_id, &[], std::slice::from_ref(param), &[]).await
+    }
+
+    pub async fn set_tag(&self, run_id: &str, tag: &KeyValue) -> Result<()> {
+        self.log_batch(run_id, &[], &[], std::slice::from_ref(tag)).await
+    }
+
+    /// Logs metrics, params and tags atomically: all are stored or none.
+    pub async fn log_batch(&self, run_id: &str, metrics: &[Metric], params: &[KeyValue], tags: &[KeyValue]) -> Result<()> {
+        validate::batch_sizes(metrics.len(), params.len(), tags.len())?;
+        for m in metrics {
+            validate::key("metric", &m.key)?;
+        }
+        for p in params {
+            validate::param(&p.key, &p.value)?;
+        }
+        for t in tags {
+            validate::tag(&t.key, &t.value)?;
+        }
+        for (i, p) in params.iter().enumerate() {
+            if let Some(q) = params[..i].iter().find(|q| q.key == p.key && q.value != p.value) {
+                return Err(StoreError::InvalidParameter(format!(
+                    "Duplicate parameter keys have been submitted: key '{}' with values '{}' and '{}'",
+                    p.key, q.value, p.value
+                )));
+            }
+        }
+        let mut tx = self.w().begin().await?;
+        self.check_active(&mut tx, run_id).await?;
+        for p in params {
+            let existing: Option<String> = sqlx::query_scalar("SELECT value FROM params WHERE run_uuid = $1 AND key = $2")
+                .bind(run_id)
+                .bind(&p.key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match existing {
+                Some(old) if old != p.value => {
+                    return Err(StoreError::InvalidParameter(format!(
+                        "Changing param values is not allowed. Param with key='{}' was already logged with \
+                         value='{old}' for run ID='{run_id}'. Attempted logging new value '{}'.",
+                        p.key, p.value
+                    )))
+                }
+                Some(_) => {}
+                None => {
+                    sqlx::query("INSERT INTO params (run_uuid, key, value) VALUES ($1, $2, $3)")
+                        .bind(run_id)
+                        .bind(&p.key)
+                        .bind(&p.value)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        for m in metrics {
+            let (value, is_nan) = stored_value(m.value);
+            sqlx::query(INSERT_METRIC)
+                .bind(run_id)
+                .bind(&m.key)
+                .bind(value)
+                .bind(is_nan)
+                .bind(m.timestamp)
+                .bind(m.step)
+                .bind(m.model_id.as_deref())
+                .bind(m.dataset_name.as_deref())
+                .bind(m.dataset_digest.as_deref())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(UPSERT_LATEST)
+                .bind(run_id)
+                .bind(&m.key)
+                .bind(value)
+                .bind(is_nan)
+                .bind(m.timestamp)
+                .bind(m.step)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for t in tags {
+            if t.key == RUN_NAME_TAG {
+                set_run_name(&mut tx, run_id, &t.value).await?;
+            } else {
+                upsert_tag(&mut tx, run_id, &t.key, &t.value).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        let mut tx = self.w().begin().await?;
+        self.check_active(&mut tx, run_id).await?;
+        let done = sqlx::query("DELETE FROM tags WHERE run_uuid = $1 AND key = $2").bind(run_id).bind(key).execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("No tag with name: {key} in run with id {run_id}")));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records datasets used by a run (deduplicated per experiment by name and digest).
+    pub async fn log_inputs(&self, run_id: &str, inputs: &[DatasetInput], model_ids: &[String]) -> Result<()> {
+        for i in inputs {
+            for t in &i.tags {
+                validate::tag(&t.key, &t.value)?;
+            }
+            if i.dataset.name.is_empty() || i.dataset.digest.is_empty() {
+                return Err(StoreError::InvalidParameter("A dataset input needs a name and a digest".into()));
+            }
+        }
+        let info = self.get_run_info(run_id).await?;
+        let exp_id = parse_experiment_id(&info.experiment_id)?;
+        let mut tx = self.w().begin().await?;
+        self.check_active(&mut tx, run_id).await?;
+        for input in inputs {
+            let d = &input.dataset;
+            let existing: Option<String> = sqlx::query_scalar(
+                "SELECT dataset_uuid FROM datasets WHERE experiment_id = $1 AND name = $2 AND digest = $3",
+            )
+            .bind(exp_id)
+            .bind(&d.name)
+            .bind(&d.digest)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let dataset_uuid = match existing {
+                Some(id) => id,
+                None => {
+                    let id = uuid::Uuid::new_v4().simple().to_string();
+                    sqlx::query(
+                        "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, source_type, source, schema, profile) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(&id)
+                    .bind(exp_id)
+                    .bind(&d.name)
+                    .bind(&d.digest)
+                    .bind(&d.source_type)
+                    .bind(&d.source)
+                    .bind(d.schema.as_deref())
+                    .bind(d.profile.as_deref())
+                    .execute(&mut *tx)
+                    .await?;
+                    id
+                }
+            };
+            let input_uuid: Option<String> =
+                sqlx::query_scalar("SELECT input_uuid FROM run_inputs WHERE run_uuid = $1 AND dataset_uuid = $2")
+                    .bind(run_id)
+                    .bind(&dataset_uuid)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if input_uuid.is_some() {
+                continue;
+            }
+            let input_uuid = uuid::Uuid::new_v4().simple().to_string();
+            sqlx::query("INSERT INTO run_inputs (input_uuid, run_uuid, dataset_uuid) VALUES ($1, $2, $3)")
+                .bind(&input_uuid)
+                .bind(run_id)
+                .bind(&dataset_uuid)
+                .execute(&mut *tx)
+                .await?;
+            for t in &input.tags {
+                sqlx::query("INSERT INTO input_tags (input_uuid, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                    .bind(&input_uuid)
+                    .bind(&t.key)
+                    .bind(&t.value)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        for model_id in model_ids {
+            sqlx::query("INSERT INTO run_model_inputs (run_uuid, model_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(run_id)
+                .bind(model_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every value of one metric, ordered by timestamp, step and value, paged.
+    pub async fn get_metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+        max_results: Option<i64>,
+        page_token: Option<&str>,
+    ) -> Result<Page<Metric>> {
+        let offset = decode_page_token(page_token)?;
+        let mut sql = Sql::new(
+            "SELECT key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest FROM metrics \
+             WHERE run_uuid = ",
+        );
+        // MLflow orders history by (timestamp, step, value); an unknown run has no history.
+        sql.bind_str(run_id).push(" AND key = ").bind_str(key).push(" ORDER BY timestamp, step, is_nan, value");
+        let limit = match max_results {
+            Some(n) => Some(check_max_results(n, METRIC_HISTORY_MAX)?),
+            None => None,
+        };
+        if let Some(n) = limit {
+            sql.push(" LIMIT ").bind_int(n + 1).push(" OFFSET ").bind_int(offset);
+        }
+        let rows = sql.query().fetch_all(self.r()).await?;
+        let items = rows
+            .iter()
+            .map(|row| {
+                Ok(Metric {
+                    key: row.try_get(0)?,
+                    value: loaded_value(row.try_get(1)?, row.try_get(2)?),
+                    timestamp: row.try_get(3)?,
+                    step: row.try_get(4)?,
+                    model_id: row.try_get(5)?,
+                    dataset_name: row.try_get(6)?,
+                    dataset_digest: row.try_get(7)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(match limit {
+            Some(n) => paginate(items, offset, n),
+            None => Page { items, next_page_token: None },
+        })
+    }
+
+    /// The UI's bulk read: one metric of several runs within a step range, at most
+    /// `max_results` points per run, evenly sampled (first and last point kept).
+    pub async fn get_metric_history_bulk_interval(
+        &self,
+        run_ids: &[String],
+        key: &str,
+        start_step: Option<i64>,
+        end_step: Option<i64>,
+        max_results: i64,
+    ) -> Result<Vec<RunMetric>> {
+        if run_ids.is_empty() || run_ids.len() > 100 {
+            return Err(StoreError::InvalidParameter(format!(
+                "GetMetricHistoryBulkInterval request must specify between 1 and 100 run_ids, got {}",
+                run_ids.len()
+            )));
+        }
+        let max_results = check_max_results(max_results, METRIC_HISTORY_MAX)? as usize;
+        let mut out = Vec::new();
+        for run_id in run_ids {
+            let all = self.get_metric_history(run_id, key, None, None).await?.items;
+            let in_range: Vec<Metric> = all
+                .into_iter()
+                .filter(|m| start_step.is_none_or(|s| m.step >= s) && end_step.is_none_or(|e| m.step <= e))
+                .collect();
+            let n = in_range.len();
+            let picked: Vec<Metric> = if n <= max_results {
+                in_range
+            } else {
+                let last = n - 1;
+                let mut idx: Vec<usize> = (0..max_results).map(|i| i * last / (max_results - 1).max(1)).collect();
+                idx.dedup();
+                idx.into_iter().map(|i| in_range[i].clone()).collect()
+            };
+            out.extend(picked.into_iter().map(|metric| RunMetric { run_id: run_id.clone(), metric }));
+        }
+        Ok(out)
+    }
+
+    /// MLflow's `search_runs`, compiled to one SQL query with every value bound.
+    pub async fn search_runs(&self, search: &RunSearch) -> Result<Page<Run>> {
+        let max_results = check_max_results(search.max_results, super::SEARCH_MAX_RESULTS)?;
+        let offset = decode_page_token(search.page_token.as_deref())?;
+        let filter = parse_filter(&search.filter)?;
+        let orders = search.order_by.iter().map(|o| parse_order_by(o)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut exp_ids = Vec::new();
+        for id in &search.experiment_ids {
+            exp_ids.push(parse_experiment_id(id)?);
+        }
+        if exp_ids.is_empty() {
+            return Ok(Page { items: Vec::new(), next_page_token: None });
+        }
+        let dialect = self.dialect();
+        let mut sql = Sql::new("SELECT r.run_uuid FROM runs r");
+        // One LEFT JOIN per order-by key, so runs without the key still appear (last).
+        let mut order_terms = Vec::new();
+        for (i, o) in orders.iter().enumerate() {
+            let alias = format!("o{i}");
+            let dir = if o.ascending { "ASC" } else { "DESC" };
+            match o.entity {
+                Entity::Metric => {
+                    sql.push(&format!(" LEFT JOIN latest_metrics {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = "));
+                    sql.bind_str(&o.key);
+                    order_terms.push(format!("({alias}.value IS NULL) ASC, {alias}.is_nan ASC, {alias}.value {dir}"));
+                }
+                Entity::Param | Entity::Tag => {
+                    let table = if o.entity == Entity::Param { "params" } else { "tags" };
+                    sql.push(&format!(" LEFT JOIN {table} {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = "));
+                    sql.bind_str(&o.key);
+                    order_terms.push(format!("({alias}.value IS NULL) ASC, {alias}.value {dir}"));
+                }
+                Entity::Attribute => {
+                    let column = run_attribute_column(&o.key).ok_or_else(|| {
+                        StoreError::InvalidParameter(format!(
+                            "Invalid order_by attribute key '{}'. Valid keys are {ORDER_ATTRIBUTES}",
+                            o.key
+                        ))
+                    })?;
+                    order_terms.push(format!("({column} IS NULL) ASC, {column} {dir}"));
+                }
+                Entity::Dataset => {
+                    return Err(StoreError::InvalidParameter(format!(
+                        "Invalid order_by entity for '{}': datasets cannot be ordered by",
+                        o.key
+                    )))
+                }
+            }
+        }
+        sql.push(" WHERE r.experiment_id IN (");
+        for (i, id) in exp_ids.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind_int(*id);
+        }
+        sql.push(") AND r.lifecycle_stage IN ");
+        sql.bind_list(search.view.stages().iter().copied());
+        for c in &filter.clauses {
+            sql.push(" AND ");
+            run_condition(&mut sql, dialect, c.entity, &c.key, c.op, &c.value)?;
+        }
+        order_terms.push("r.start_time DESC".into());
+        order_terms.push("r.run_uuid ASC".into());
+        sql.push(" ORDER BY ").push(&order_terms.join(", "));
+        sql.push(" LIMIT ").bind_int(max_results + 1).push(" OFFSET ").bind_int(offset);
+        let ids: Vec<String> = sql.query().fetch_all(self.r()).await?.iter().map(|r| r.try_get(0)).collect::<std::result::Result<_, _>>()?;
+        let page = paginate(ids, offset, max_results);
+        Ok(Page { items: self.load_runs(&page.items).await?, next_page_token: page.next_page_token })
+    }
+}
+
+const ORDER_ATTRIBUTES: &str =
+    "['run_id', 'run_name', 'experiment_id', 'user_id', 'status', 'start_time', 'end_time', 'artifact_uri', 'created']";
+
+fn run_attribute_column(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "run_id" | "run_uuid" => "r.run_uuid",
+        "run_name" | "runName" => "r.name",
+        "experiment_id" => "r.experiment_id",
+        "user_id" => "r.user_id",
+        "status" => "r.status",
+        "start_time" | "created" | "Created" => "r.start_time",
+        "end_time" => "r.end_time",
+        "artifact_uri" => "r.artifact_uri",
+        "lifecycle_stage" => "r.lifecycle_stage",
+        _ => return None,
+    })
+}
+
+/// One filter clause of a run search as SQL.
+fn run_condition(sql: &mut Sql, dialect: Dialect, entity: Entity, key: &str, op: Op, value: &Value) -> Result<()> {
+    match entity {
+        Entity::Metric => {
+            if matches!(op, Op::IsNull | Op::IsNotNull) {
+                sql.push(if op == Op::IsNull { "NOT EXISTS" } else { "EXISTS" });
+                sql.push(" (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = ");
+                sql.bind_str(key).push(")");
+                return Ok(());
+            }
+            sql.push("EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = ");
+            sql.bind_str(key).push(" AND m.is_nan = 0 AND ");
+            number_condition(sql, "m.value", op, value, &format!("metric '{key}'"))?;
+            sql.push(")");
+        }
+        Entity::Param => tag_condition(sql, dialect, "params", "run_uuid", "r.run_uuid", key, op, value)?,
+        Entity::Tag => tag_condition(sql, dialect, "tags", "run_uuid", "r.run_uuid", key, op, value)?,
+        Entity::Attribute => {
+            let column = run_attribute_column(key).ok_or_else(|| {
+                StoreError::InvalidParameter(format!(
+                    "Invalid attribute key '{key}' specified. Valid keys are {ORDER_ATTRIBUTES}"
+                ))
+            })?;
+            if matches!(op, Op::In | Op::NotIn) && column != "r.run_uuid" {
+                return Err(StoreError::InvalidParameter(format!(
+                    "Invalid comparator '{}' for attribute '{key}': IN and NOT IN are only supported for run_id",
+                    super::sql::op_text(op)
+                )));
+            }
+            match column {
+                "r.start_time" | "r.end_time" => number_condition(sql, column, op, value, &format!("attribute '{key}'"))?,
+                "r.experiment_id" => {
+                    // experiment ids are integers in the database but strings in the API.
+                    let as_num = |s: &str| {
+                        s.parse::<f64>().map_err(|_| {
+                            StoreError::InvalidParameter(format!("Invalid experiment id '{s}' in filter"))
+                        })
+                    };
+                    match value {
+                        Value::Str(s) => number_condition(sql, column, op, &Value::Num(as_num(s)?), "attribute 'experiment_id'")?,
+                        Value::List(items) => {
+                            sql.push(column).push(if op == Op::NotIn { " NOT IN (" } else { " IN (" });
+                            for (i, s) in items.iter().enumerate() {
+                                if i > 0 {
+                                    sql.push(", ");
+                                }
+                                sql.bind(Arg::Float(as_num(s)?));
+                            }
+                            sql.push(")");
+                        }
+                        _ => number_condition(sql, column, op, value, "attribute 'experiment_id'")?,
+                    }
+                }
+                _ => string_condition(sql, dialect, column, op, value, &format!("attribute '{key}'"))?,
+            }
+        }
+        Entity::Dataset => {
+            let column = match key {
+                "name" => "d.name",
+                "digest" => "d.digest",
+                "context" => "t.value",
+                other => {
+                    return Err(StoreError::InvalidParameter(format!(
+                        "Invalid dataset key '{other}'. Valid keys are ['name', 'digest', 'context']"
+                    )))
+                }
+            };
+            sql.push(
+                "EXISTS (SELECT 1 FROM run_inputs i JOIN datasets d ON d.dataset_uuid = i.dataset_uuid \
+                 LEFT JOIN input_tags t ON t.input_uuid = i.input_uuid AND t.key = 'mlflow.data.context' \
+                 WHERE i.run_uuid = r.run_uuid AND ",
+            );
+            string_condition(sql, dialect, column, op, value, &format!("dataset '{key}'"))?;
+            sql.push(")");
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn upsert_tag(tx: &mut Transaction<'_, Any>, run_id: &str, key: &str, value: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tags (run_uuid, key, value) VALUES ($1, $2, $3) \
+         ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(run_id)
+    .bind(key)
+    .bind(value)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Keeps the run's name column and its `mlflow.runName` tag in step.
+async fn set_run_name(tx: &mut Transaction<'_, Any>, run_id: &str, name: &str) -> Result<()> {
+    sqlx::query("UPDATE runs SET name = $1 WHERE run_uuid = $2").bind(name).bind(run_id).execute(&mut **tx).await?;
+    upsert_tag(tx, run_id, RUN_NAME_TAG, name).await
+}

@@ -1,0 +1,210 @@
+//! A tiny SQL builder: text with `$n` placeholders and the values bound to them, so that
+//! every user-supplied value reaches the database as a bound parameter, never as SQL text.
+
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::Any;
+
+/// One bound value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+/// SQL text plus its bound values.
+#[derive(Debug, Default, Clone)]
+pub struct Sql {
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl Sql {
+    pub fn new(text: &str) -> Self {
+        Sql { text: text.to_string(), args: Vec::new() }
+    }
+
+    /// Appends raw SQL text (never user input).
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder bound to `arg`.
+    pub fn bind(&mut self, arg: Arg) -> &mut Self {
+        self.args.push(arg);
+        self.text.push('$');
+        self.text.push_str(&self.args.len().to_string());
+        self
+    }
+
+    pub fn bind_str(&mut self, s: &str) -> &mut Self {
+        self.bind(Arg::Text(s.to_string()))
+    }
+
+    pub fn bind_int(&mut self, i: i64) -> &mut Self {
+        self.bind(Arg::Int(i))
+    }
+
+    /// Appends `(p1, p2, ...)` for a list of text values.
+    pub fn bind_list<'a>(&mut self, items: impl IntoIterator<Item = &'a str>) -> &mut Self {
+        self.push("(");
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind_str(item);
+        }
+        self.push(")")
+    }
+
+    #[cfg(test)]
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Builds the sqlx query with all values bound.
+    pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
+        let mut q = sqlx::query(&self.text);
+        for arg in &self.args {
+            q = match arg {
+                Arg::Int(i) => q.bind(*i),
+                Arg::Float(f) => q.bind(*f),
+                Arg::Text(s) => q.bind(s.as_str()),
+            };
+        }
+        q
+    }
+}
+
+use crate::db::Dialect;
+use crate::error::{Result, StoreError};
+use crate::search::{Op, Value};
+
+/// Appends `<column> <op> <value>` for a text column, with MLflow's string comparators.
+/// `LIKE` is case-sensitive on both databases (SQLite's own LIKE is not, so GLOB is used).
+pub fn string_condition(sql: &mut Sql, dialect: Dialect, column: &str, op: Op, value: &Value, what: &str) -> Result<()> {
+    let text = |v: &Value| match v {
+        Value::Str(s) => Ok(s.clone()),
+        _ => Err(StoreError::InvalidParameter(format!(
+            "Invalid comparison for {what}: expected a quoted string value"
+        ))),
+    };
+    match op {
+        Op::Eq | Op::Ne => {
+            sql.push(column).push(if op == Op::Eq { " = " } else { " != " }).bind(Arg::Text(text(value)?));
+        }
+        Op::Like => {
+            let pattern = text(value)?;
+            match dialect {
+                Dialect::Sqlite => sql.push(column).push(" GLOB ").bind(Arg::Text(like_to_glob(&pattern))),
+                Dialect::Postgres => sql.push(column).push(" LIKE ").bind(Arg::Text(pattern)),
+            };
+        }
+        Op::ILike => {
+            let pattern = text(value)?;
+            match dialect {
+                Dialect::Sqlite => sql.push("LOWER(").push(column).push(") LIKE LOWER(").bind(Arg::Text(pattern)).push(")"),
+                Dialect::Postgres => sql.push(column).push(" ILIKE ").bind(Arg::Text(pattern)),
+            };
+        }
+        Op::In | Op::NotIn => {
+            let Value::List(items) = value else {
+                return Err(StoreError::InvalidParameter(format!(
+                    "Invalid comparison for {what}: IN expects a list of strings"
+                )));
+            };
+            sql.push(column).push(if op == Op::In { " IN " } else { " NOT IN " });
+            sql.bind_list(items.iter().map(String::as_str));
+        }
+        Op::Gt | Op::Ge | Op::Lt | Op::Le | Op::IsNull | Op::IsNotNull => {
+            return Err(StoreError::InvalidParameter(format!(
+                "Invalid comparator '{}' for {what}: only =, !=, LIKE, ILIKE, IN and NOT IN are supported",
+                op_text(op)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Appends `<column> <op> <number>` for a numeric column.
+pub fn number_condition(sql: &mut Sql, column: &str, op: Op, value: &Value, what: &str) -> Result<()> {
+    let Value::Num(n) = value else {
+        return Err(StoreError::InvalidParameter(format!(
+            "Invalid comparison for {what}: expected a numeric value"
+        )));
+    };
+    let cmp = match op {
+        Op::Eq => " = ",
+        Op::Ne => " != ",
+        Op::Gt => " > ",
+        Op::Ge => " >= ",
+        Op::Lt => " < ",
+        Op::Le => " <= ",
+        _ => {
+            return Err(StoreError::InvalidParameter(format!(
+                "Invalid comparator '{}' for {what}: only =, !=, >, >=, <, <= are supported",
+                op_text(op)
+            )))
+        }
+    };
+    sql.push(column).push(cmp).bind(Arg::Float(*n));
+    Ok(())
+}
+
+pub fn op_text(op: Op) -> &'static str {
+    match op {
+        Op::Eq => "=",
+        Op::Ne => "!=",
+        Op::Gt => ">",
+        Op::Ge => ">=",
+        Op::Lt => "<",
+        Op::Le => "<=",
+        Op::Like => "LIKE",
+        Op::ILike => "ILIKE",
+        Op::In => "IN",
+        Op::NotIn => "NOT IN",
+        Op::IsNull => "IS NULL",
+        Op::IsNotNull => "IS NOT NULL",
+    }
+}
+
+/// Rewrites a SQL LIKE pattern as an equivalent, case-sensitive SQLite GLOB pattern.
+pub fn like_to_glob(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 4);
+    for c in pattern.chars() {
+        match c {
+            '%' => out.push('*'),
+            '_' => out.push('?'),
+            '*' => out.push_str("[*]"),
+            '?' => out.push_str("[?]"),
+            '[' => out.push_str("[[]"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        for (like, glob) in [("a%", "a*"), ("_b", "?b"), ("x*y", "x[*]y"), ("[q]?", "[[]q][?]"), ("plain", "plain")] {
+            assert_eq!(like_to_glob(like), glob);
+        }
+    }
+
+    #[test]
+    fn placeholders_number_in_order() {
+        let mut sql = Sql::new("SELECT 1 WHERE ");
+        string_condition(&mut sql, Dialect::Postgres, "a", Op::In, &Value::List(vec!["x".into(), "y".into()]), "a").unwrap();
+        sql.push(" AND ");
+        number_condition(&mut sql, "b", Op::Ge, &Value::Num(1.5), "b").unwrap();
+        assert_eq!(sql.text(), "SELECT 1 WHERE a IN ($1, $2) AND b >= $3");
+        assert!(number_condition(&mut sql, "b", Op::Like, &Value::Num(1.0), "b").is_err());
+        assert!(string_condition(&mut sql, Dialect::Sqlite, "a", Op::Gt, &Value::Str("x".into()), "a").is_err());
+    }
+}
