@@ -5,6 +5,9 @@
 use crate::report::{ColumnReport, DriftReport, Histogram, Metrics};
 use std::fmt::Write;
 
+/// Reads one metric out of [`Metrics`].
+type MetricGetter = fn(&Metrics) -> Option<f64>;
+
 const REF_COLOR: &str = "#4c78a8";
 const CUR_COLOR: &str = "#f58518";
 
@@ -78,8 +81,11 @@ pub fn render(report: &DriftReport) -> String {
     h.push_str("</table>\n");
     if !report.skipped_columns.is_empty() {
         h.push_str("<p class=\"muted\">Not compared: ");
-        let items: Vec<String> =
-            report.skipped_columns.iter().map(|s| format!("{} ({})", esc(&s.column), esc(&s.reason))).collect();
+        let items: Vec<String> = report
+            .skipped_columns
+            .iter()
+            .map(|s| format!("{} ({})", esc(&s.column), esc(&s.reason)))
+            .collect();
         h.push_str(&items.join("; "));
         h.push_str("</p>\n");
     }
@@ -105,7 +111,7 @@ pub fn render(report: &DriftReport) -> String {
             esc(&p.prediction)
         );
         h.push_str("<table><tr><th class=\"l\">metric</th><th>reference</th><th>current</th><th>change</th></tr>\n");
-        let rows: [(&str, fn(&Metrics) -> Option<f64>); 6] = [
+        let rows: [(&str, MetricGetter); 6] = [
             ("RMSE", |m| m.rmse),
             ("MAE", |m| m.mae),
             ("mean error", |m| m.mean_error),
@@ -116,12 +122,18 @@ pub fn render(report: &DriftReport) -> String {
         let _ = writeln!(
             h,
             "<tr><td class=\"l\">rows</td><td>{}</td><td>{}</td><td></td></tr>",
-            p.reference.as_ref().map_or("-".into(), |m| m.rows.to_string()),
-            p.current.as_ref().map_or("-".into(), |m| m.rows.to_string())
+            p.reference
+                .as_ref()
+                .map_or("-".into(), |m| m.rows.to_string()),
+            p.current
+                .as_ref()
+                .map_or("-".into(), |m| m.rows.to_string())
         );
         for (label, get) in rows {
             let cell = |m: &Option<Metrics>| m.as_ref().and_then(get).map_or("-".to_owned(), num);
-            if p.reference.as_ref().and_then(get).is_none() && p.current.as_ref().and_then(get).is_none() {
+            if p.reference.as_ref().and_then(get).is_none()
+                && p.current.as_ref().and_then(get).is_none()
+            {
                 continue;
             }
             let _ = writeln!(
@@ -135,15 +147,13 @@ pub fn render(report: &DriftReport) -> String {
         h.push_str("</table>\n");
         let dist = |m: &Option<Metrics>| m.as_ref().and_then(|m| m.confidence_distribution.clone());
         let (r, c) = (dist(&p.reference), dist(&p.current));
-        {
-            if r.is_some() || c.is_some() {
-                let labels: Vec<String> = (0..10).map(|i| format!("{:.1}", i as f64 / 10.0)).collect();
-                let r = r.unwrap_or_else(|| vec![0.0; 10]);
-                let c = c.unwrap_or_else(|| vec![0.0; 10]);
-                h.push_str("<div class=\"card\"><h3>Prediction confidence distribution</h3>");
-                h.push_str(&bars_svg(&labels, &r, &c));
-                h.push_str("</div>\n");
-            }
+        if r.is_some() || c.is_some() {
+            let labels: Vec<String> = (0..10).map(|i| format!("{:.1}", i as f64 / 10.0)).collect();
+            let r = r.unwrap_or_else(|| vec![0.0; 10]);
+            let c = c.unwrap_or_else(|| vec![0.0; 10]);
+            h.push_str("<div class=\"card\"><h3>Prediction confidence distribution</h3>");
+            h.push_str(&bars_svg(&labels, &r, &c));
+            h.push_str("</div>\n");
         }
     }
 
@@ -170,15 +180,25 @@ fn column_card(c: &ColumnReport) -> String {
         if c.drift_detected { "drift detected" } else { "no drift" }
     );
     let (labels, counts) = match &c.histogram {
-        Histogram::Numeric { edges, counts } => {
-            (edges.windows(2).map(|w| format!("{}–{}", short(w[0]), short(w[1]))).collect::<Vec<_>>(), counts)
-        }
+        Histogram::Numeric { edges, counts } => (
+            edges
+                .windows(2)
+                .map(|w| format!("{}–{}", short(w[0]), short(w[1])))
+                .collect::<Vec<_>>(),
+            counts,
+        ),
         Histogram::Categorical { labels, counts } => (labels.clone(), counts),
     };
     let tr: u64 = counts.iter().map(|x| x.0).sum();
     let tc: u64 = counts.iter().map(|x| x.1).sum();
-    let r: Vec<f64> = counts.iter().map(|x| x.0 as f64 / tr.max(1) as f64).collect();
-    let cur: Vec<f64> = counts.iter().map(|x| x.1 as f64 / tc.max(1) as f64).collect();
+    let r: Vec<f64> = counts
+        .iter()
+        .map(|x| x.0 as f64 / tr.max(1) as f64)
+        .collect();
+    let cur: Vec<f64> = counts
+        .iter()
+        .map(|x| x.1 as f64 / tc.max(1) as f64)
+        .collect();
     s.push_str(&bars_svg(&labels, &r, &cur));
     s.push_str("</div>\n");
     s
@@ -195,7 +215,13 @@ fn bars_svg(labels: &[String], r: &[f64], c: &[f64]) -> String {
     let slot = plot_w / n;
     let bw = (slot * 0.42).max(0.5);
     let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{hgt}\" viewBox=\"0 0 {w} {hgt}\" role=\"img\">");
-    let _ = write!(s, "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/>", 8.0 + plot_h, w - 6.0, 8.0 + plot_h);
+    let _ = write!(
+        s,
+        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/>",
+        8.0 + plot_h,
+        w - 6.0,
+        8.0 + plot_h
+    );
     for frac in [0.0, 0.5, 1.0] {
         let y = 8.0 + plot_h - frac * plot_h;
         let _ = write!(
@@ -208,9 +234,12 @@ fn bars_svg(labels: &[String], r: &[f64], c: &[f64]) -> String {
     }
     for (i, label) in labels.iter().enumerate() {
         let x0 = left + i as f64 * slot + slot * 0.08;
-        for (k, (v, color)) in [(r.get(i).copied().unwrap_or(0.0), REF_COLOR), (c.get(i).copied().unwrap_or(0.0), CUR_COLOR)]
-            .into_iter()
-            .enumerate()
+        for (k, (v, color)) in [
+            (r.get(i).copied().unwrap_or(0.0), REF_COLOR),
+            (c.get(i).copied().unwrap_or(0.0), CUR_COLOR),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let bh = v / ymax * plot_h;
             let _ = write!(
@@ -271,7 +300,15 @@ fn esc(s: &str) -> String {
 }
 
 fn anchor(name: &str) -> String {
-    name.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("_{b:02x}") }).collect()
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("_{b:02x}")
+            }
+        })
+        .collect()
 }
 
 fn num(x: f64) -> String {

@@ -25,8 +25,25 @@ pub const MAX_CATEGORIES: usize = 1 << 20;
 
 /// pandas' default `na_values`.
 const NA_VALUES: [&[u8]; 19] = [
-    b"", b"#N/A", b"#N/A N/A", b"#NA", b"-1.#IND", b"-1.#QNAN", b"-NaN", b"-nan", b"1.#IND",
-    b"1.#QNAN", b"<NA>", b"N/A", b"NA", b"NULL", b"NaN", b"None", b"n/a", b"nan", b"null",
+    b"",
+    b"#N/A",
+    b"#N/A N/A",
+    b"#NA",
+    b"-1.#IND",
+    b"-1.#QNAN",
+    b"-NaN",
+    b"-nan",
+    b"1.#IND",
+    b"1.#QNAN",
+    b"<NA>",
+    b"N/A",
+    b"NA",
+    b"NULL",
+    b"NaN",
+    b"None",
+    b"n/a",
+    b"nan",
+    b"null",
 ];
 
 fn is_na(field: &[u8]) -> bool {
@@ -34,13 +51,16 @@ fn is_na(field: &[u8]) -> bool {
 }
 
 fn is_bool(field: &[u8]) -> bool {
-    matches!(field, b"True" | b"TRUE" | b"true" | b"False" | b"FALSE" | b"false")
+    matches!(
+        field,
+        b"True" | b"TRUE" | b"true" | b"False" | b"FALSE" | b"false"
+    )
 }
 
 /// Powers of ten that are exact in an `f64`.
 const POW10: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
-    1e18, 1e19, 1e20, 1e21, 1e22,
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
 /// A parsed numeric field: its value and whether it is written as an integer (no decimal
@@ -112,7 +132,9 @@ fn parse_number(field: &[u8]) -> Option<(f64, bool)> {
         i = start;
         let mut e: i32 = 0;
         while i < body.len() && body[i].is_ascii_digit() {
-            e = e.saturating_mul(10).saturating_add(i32::from(body[i] - b'0'));
+            e = e
+                .saturating_mul(10)
+                .saturating_add(i32::from(body[i] - b'0'));
             i += 1;
         }
         if i == start {
@@ -125,7 +147,11 @@ fn parse_number(field: &[u8]) -> Option<(f64, bool)> {
     }
     if digits <= 15 && (-22..=22).contains(&exp) {
         let m = mant as f64;
-        let v = if exp >= 0 { m * POW10[exp as usize] } else { m / POW10[(-exp) as usize] };
+        let v = if exp >= 0 {
+            m * POW10[exp as usize]
+        } else {
+            m / POW10[(-exp) as usize]
+        };
         return Some((if neg { -v } else { v }, integer));
     }
     let s = std::str::from_utf8(t).ok()?;
@@ -143,17 +169,28 @@ pub struct Header {
 /// Reads the header row of `path`.
 pub fn read_header(path: &Path) -> Result<Header> {
     let file = File::open(path).map_err(|e| DriftError::io(path, e))?;
-    let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(file);
     let names: Vec<String> = rdr
         .headers()
-        .map_err(|e| DriftError::Csv { path: path.into(), message: e.to_string() })?
+        .map_err(|e| DriftError::Csv {
+            path: path.into(),
+            message: e.to_string(),
+        })?
         .iter()
         .map(str::to_owned)
         .collect();
     if names.is_empty() || (names.len() == 1 && names[0].is_empty()) {
-        return Err(DriftError::Csv { path: path.into(), message: "the file is empty (no header row)".into() });
+        return Err(DriftError::Csv {
+            path: path.into(),
+            message: "the file is empty (no header row)".into(),
+        });
     }
-    Ok(Header { names, data_offset: rdr.position().byte() })
+    Ok(Header {
+        names,
+        data_offset: rdr.position().byte(),
+    })
 }
 
 /// Values of one numeric column of one file.
@@ -254,7 +291,11 @@ impl PairStats {
         self.positive_predictions += o.positive_predictions;
         self.correct_at_half += o.correct_at_half;
         self.positive_targets += o.positive_targets;
-        for (a, b) in self.prediction_histogram.iter_mut().zip(o.prediction_histogram) {
+        for (a, b) in self
+            .prediction_histogram
+            .iter_mut()
+            .zip(o.prediction_histogram)
+        {
             *a += b;
         }
         self.label_rows += o.label_rows;
@@ -323,8 +364,21 @@ enum Kind {
 
 /// Per-block partial results for one column.
 enum BlockColumn {
-    Numeric { keys: Vec<u64>, missing: u64, nonfinite: u64, min: f64, max: f64, sum: Sum, all_int: bool, demoted: bool },
-    Text { counts: HashMap<String, u64>, missing: u64, all_bool: bool },
+    Numeric {
+        keys: Vec<u64>,
+        missing: u64,
+        nonfinite: u64,
+        min: f64,
+        max: f64,
+        sum: Sum,
+        all_int: bool,
+        demoted: bool,
+    },
+    Text {
+        counts: HashMap<String, u64>,
+        missing: u64,
+        all_bool: bool,
+    },
 }
 
 impl BlockColumn {
@@ -340,13 +394,26 @@ impl BlockColumn {
                 all_int: true,
                 demoted: false,
             },
-            Kind::Text => BlockColumn::Text { counts: HashMap::new(), missing: 0, all_bool: true },
+            Kind::Text => BlockColumn::Text {
+                counts: HashMap::new(),
+                missing: 0,
+                all_bool: true,
+            },
         }
     }
 
     fn push(&mut self, field: Option<&[u8]>) {
         match self {
-            BlockColumn::Numeric { keys, missing, nonfinite, min, max, sum, all_int, demoted } => {
+            BlockColumn::Numeric {
+                keys,
+                missing,
+                nonfinite,
+                min,
+                max,
+                sum,
+                all_int,
+                demoted,
+            } => {
                 let Some(f) = field else {
                     *missing += 1;
                     return;
@@ -374,7 +441,11 @@ impl BlockColumn {
                     None => *demoted = true,
                 }
             }
-            BlockColumn::Text { counts, missing, all_bool } => match field.filter(|f| !is_na(f)) {
+            BlockColumn::Text {
+                counts,
+                missing,
+                all_bool,
+            } => match field.filter(|f| !is_na(f)) {
                 None => *missing += 1,
                 Some(f) => {
                     *all_bool &= is_bool(f);
@@ -418,9 +489,20 @@ pub fn read_file(
     // Columns that looked numeric but turned out to hold text somewhere: read them again as text.
     let demoted: Vec<usize> = (0..plan.indices.len()).filter(|&i| data.1[i]).collect();
     if !demoted.is_empty() {
-        let sub = Plan { indices: demoted.iter().map(|&i| plan.indices[i]).collect(), pair: None };
+        let sub = Plan {
+            indices: demoted.iter().map(|&i| plan.indices[i]).collect(),
+            pair: None,
+        };
         let text_kinds = vec![Kind::Text; sub.indices.len()];
-        let (again, _) = read_pass(path, header, &sub, &text_kinds, budget, workers, &crate::progress::Silent)?;
+        let (again, _) = read_pass(
+            path,
+            header,
+            &sub,
+            &text_kinds,
+            budget,
+            workers,
+            &crate::progress::Silent,
+        )?;
         for (slot, col) in demoted.into_iter().zip(again.columns) {
             data.0.columns[slot] = col;
         }
@@ -440,10 +522,17 @@ pub fn read_file(
 /// Decides numeric vs text per column from the first block.
 fn sniff(path: &Path, header: &Header, plan: &Plan) -> Result<Vec<Kind>> {
     let mut file = File::open(path).map_err(|e| DriftError::io(path, e))?;
-    file.seek(SeekFrom::Start(header.data_offset)).map_err(|e| DriftError::io(path, e))?;
+    file.seek(SeekFrom::Start(header.data_offset))
+        .map_err(|e| DriftError::io(path, e))?;
     let mut buf = Vec::with_capacity(BLOCK);
-    file.take(BLOCK as u64).read_to_end(&mut buf).map_err(|e| DriftError::io(path, e))?;
-    let end = if buf.len() < BLOCK { buf.len() } else { last_boundary(&buf).unwrap_or(0) };
+    file.take(BLOCK as u64)
+        .read_to_end(&mut buf)
+        .map_err(|e| DriftError::io(path, e))?;
+    let end = if buf.len() < BLOCK {
+        buf.len()
+    } else {
+        last_boundary(&buf).unwrap_or(0)
+    };
     let mut kinds = vec![Kind::Numeric; plan.indices.len()];
     let ncols = header.names.len();
     for_each_record(&buf[..end], ncols, path, &mut |fields| {
@@ -485,7 +574,10 @@ fn read_pass(
                         sum: Sum::default(),
                         all_int: true,
                     }),
-                    Kind::Text => ColumnData::Text(TextData { all_bool: true, ..TextData::default() }),
+                    Kind::Text => ColumnData::Text(TextData {
+                        all_bool: true,
+                        ..TextData::default()
+                    }),
                 })
             })
             .collect(),
@@ -508,7 +600,8 @@ fn read_pass(
                 if abort.load(Ordering::Relaxed) {
                     continue;
                 }
-                let res = parse_block(&block, ncols, plan, kinds, path).and_then(|b| merge_block(&shared, budget, b));
+                let res = parse_block(&block, ncols, plan, kinds, path)
+                    .and_then(|b| merge_block(&shared, budget, b));
                 if let Err(e) = res {
                     abort.store(true, Ordering::Relaxed);
                     failed.lock().expect("error slot").get_or_insert(e);
@@ -527,7 +620,11 @@ fn read_pass(
     if let Some(e) = failed.into_inner().expect("error slot") {
         return Err(e);
     }
-    let demoted = shared.demoted.iter().map(|d| d.load(Ordering::Relaxed)).collect();
+    let demoted = shared
+        .demoted
+        .iter()
+        .map(|d| d.load(Ordering::Relaxed))
+        .collect();
     let mut columns = Vec::with_capacity(shared.columns.len());
     for c in shared.columns {
         let mut c = c.into_inner().expect("column lock");
@@ -559,7 +656,16 @@ fn merge_block(shared: &Shared, budget: &Budget, block: Block) -> Result<()> {
         match (&mut *col, bc) {
             (
                 ColumnData::Numeric(n),
-                BlockColumn::Numeric { keys, missing, nonfinite, min, max, sum, all_int, demoted },
+                BlockColumn::Numeric {
+                    keys,
+                    missing,
+                    nonfinite,
+                    min,
+                    max,
+                    sum,
+                    all_int,
+                    demoted,
+                },
             ) => {
                 if demoted {
                     shared.demoted[i].store(true, Ordering::Relaxed);
@@ -578,16 +684,27 @@ fn merge_block(shared: &Shared, budget: &Budget, block: Block) -> Result<()> {
                         let mut run = budget.sort_run(buf)?;
                         loop {
                             let mut col = shared.columns[i].lock().expect("column lock");
-                            let ColumnData::Numeric(n) = &mut *col else { break };
+                            let ColumnData::Numeric(n) = &mut *col else {
+                                break;
+                            };
                             n.runs.push_run(run);
-                            let Some(batch) = n.runs.take_compaction() else { break };
+                            let Some(batch) = n.runs.take_compaction() else {
+                                break;
+                            };
                             drop(col);
                             run = budget.merge_runs(batch)?;
                         }
                     }
                 }
             }
-            (ColumnData::Text(t), BlockColumn::Text { counts, missing, all_bool }) => {
+            (
+                ColumnData::Text(t),
+                BlockColumn::Text {
+                    counts,
+                    missing,
+                    all_bool,
+                },
+            ) => {
                 t.missing += missing;
                 t.all_bool &= all_bool;
                 for (k, v) in counts {
@@ -604,7 +721,13 @@ fn merge_block(shared: &Shared, budget: &Budget, block: Block) -> Result<()> {
     Ok(())
 }
 
-fn parse_block(block: &[u8], ncols: usize, plan: &Plan, kinds: &[Kind], path: &Path) -> Result<Block> {
+fn parse_block(
+    block: &[u8],
+    ncols: usize,
+    plan: &Plan,
+    kinds: &[Kind],
+    path: &Path,
+) -> Result<Block> {
     let mut columns: Vec<BlockColumn> = kinds.iter().map(|&k| BlockColumn::new(k)).collect();
     let mut pairs = plan.pair.map(|_| PairStats::default());
     let mut rows = 0u64;
@@ -619,11 +742,20 @@ fn parse_block(block: &[u8], ncols: usize, plan: &Plan, kinds: &[Kind], path: &P
             }
         }
     })?;
-    Ok(Block { rows, columns, pairs })
+    Ok(Block {
+        rows,
+        columns,
+        pairs,
+    })
 }
 
 /// Calls `f` with the fields of every non-blank record in `block` (complete records only).
-fn for_each_record(block: &[u8], ncols: usize, path: &Path, f: &mut dyn FnMut(&[&[u8]])) -> Result<()> {
+fn for_each_record(
+    block: &[u8],
+    ncols: usize,
+    path: &Path,
+    f: &mut dyn FnMut(&[&[u8]]),
+) -> Result<()> {
     let too_many = |n: usize, line: &[u8]| DriftError::Csv {
         path: path.into(),
         message: format!(
@@ -663,7 +795,10 @@ fn for_each_record(block: &[u8], ncols: usize, path: &Path, f: &mut dyn FnMut(&[
         }
         return Ok(());
     }
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(block);
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(block);
     let mut rec = csv::ByteRecord::new();
     loop {
         match rdr.read_byte_record(&mut rec) {
@@ -679,7 +814,12 @@ fn for_each_record(block: &[u8], ncols: usize, path: &Path, f: &mut dyn FnMut(&[
                 let fields: Vec<&[u8]> = rec.iter().collect();
                 f(&fields);
             }
-            Err(e) => return Err(DriftError::Csv { path: path.into(), message: e.to_string() }),
+            Err(e) => {
+                return Err(DriftError::Csv {
+                    path: path.into(),
+                    message: e.to_string(),
+                })
+            }
         }
     }
     Ok(())
@@ -711,7 +851,8 @@ fn stream_blocks(
     send: &mut dyn FnMut(Vec<u8>) -> bool,
 ) -> Result<()> {
     let mut file = File::open(path).map_err(|e| DriftError::io(path, e))?;
-    file.seek(SeekFrom::Start(offset)).map_err(|e| DriftError::io(path, e))?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| DriftError::io(path, e))?;
     progress.advance(offset);
     let mut carry: Vec<u8> = Vec::new();
     let mut want = BLOCK;
@@ -722,7 +863,10 @@ fn stream_blocks(
         let mut buf = Vec::with_capacity(carry.len() + want);
         buf.extend_from_slice(&carry);
         let before = buf.len();
-        (&mut file).take(want as u64).read_to_end(&mut buf).map_err(|e| DriftError::io(path, e))?;
+        (&mut file)
+            .take(want as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| DriftError::io(path, e))?;
         let read = buf.len() - before;
         progress.advance(read as u64);
         if read == 0 {
@@ -746,5 +890,88 @@ fn stream_blocks(
                 want *= 2;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(field: &str, want: Option<(f64, bool)>) {
+        assert_eq!(parse_number(field.as_bytes()), want, "{field:?}");
+    }
+
+    #[test]
+    fn numbers_parse_like_pandas() {
+        check("12", Some((12.0, true)));
+        check("-7", Some((-7.0, true)));
+        check("+3", Some((3.0, true)));
+        check("007", Some((7.0, true)));
+        check("1.5", Some((1.5, false)));
+        check("-0.125", Some((-0.125, false)));
+        check(".5", Some((0.5, false)));
+        check("5.", Some((5.0, false)));
+        check("1e3", Some((1000.0, false)));
+        check("2.5E-3", Some((0.0025, false)));
+        check(" 4.25 ", Some((4.25, false)));
+        check("0.1", Some((0.1, false)));
+        check(
+            "123456789012345678901234",
+            Some((1.2345678901234568e23, true)),
+        );
+        check("0.30000000000000004", Some((0.30000000000000004, false)));
+        check("inf", Some((f64::INFINITY, false)));
+        check("-Infinity", Some((f64::NEG_INFINITY, false)));
+        check("abc", None);
+        check("1.2.3", None);
+        check("1e", None);
+        check("-", None);
+        check("0x10", None);
+        check("1,5", None);
+    }
+
+    #[test]
+    fn na_spellings_are_pandas_defaults() {
+        for na in [
+            "", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "#N/A", "<NA>", "-nan", "1.#IND",
+        ] {
+            assert!(is_na(na.as_bytes()), "{na:?}");
+        }
+        for v in ["0", "na", "none", "-", "x"] {
+            assert!(!is_na(v.as_bytes()), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn record_boundaries_respect_quotes() {
+        assert_eq!(last_boundary(b"a,b\n1,2\n3,"), Some(8));
+        assert_eq!(last_boundary(b"a,\"x\ny\"\n1,\"open\n"), Some(8));
+        assert_eq!(last_boundary(b"no newline"), None);
+    }
+
+    fn records(block: &str) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        for_each_record(block.as_bytes(), 3, Path::new("t.csv"), &mut |f| {
+            out.push(
+                f.iter()
+                    .map(|x| String::from_utf8_lossy(x).into_owned())
+                    .collect(),
+            );
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn records_split_on_both_paths() {
+        let want = vec![vec!["1", "2", "3"], vec!["4", "", "6"], vec!["7"]];
+        assert_eq!(records("1,2,3\r\n\n4,,6\n7\n"), want);
+        let quoted = records("1,\"a,b\",3\n\"x\ny\",5,6\n");
+        assert_eq!(quoted, vec![vec!["1", "a,b", "3"], vec!["x\ny", "5", "6"]]);
+        let err = for_each_record(b"1,2,3,4\n", 3, Path::new("t.csv"), &mut |_| {}).unwrap_err();
+        assert!(
+            err.to_string().contains("expected 3 fields, saw 4"),
+            "{err}"
+        );
     }
 }

@@ -7,6 +7,8 @@
 //! merging compare integers.
 
 use crate::error::{DriftError, Result};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -49,10 +51,15 @@ impl Budget {
     /// A budget of `bytes` for `columns` numeric columns, spilling into `temp_dir`
     /// (the system's temporary directory when `None`).
     pub fn new(bytes: usize, columns: usize, temp_dir: Option<&Path>) -> Result<Arc<Budget>> {
-        let builder = tempfile::Builder::new().prefix("factory-drift-").tempdir_in(
-            temp_dir.map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir),
-        );
-        let dir = builder.map_err(|e| DriftError::io(temp_dir.unwrap_or(Path::new("$TMPDIR")), e))?;
+        let builder = tempfile::Builder::new()
+            .prefix("factory-drift-")
+            .tempdir_in(
+                temp_dir
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(std::env::temp_dir),
+            );
+        let dir =
+            builder.map_err(|e| DriftError::io(temp_dir.unwrap_or(Path::new("$TMPDIR")), e))?;
         // Half the budget for the buffers being filled, half for finished runs.
         let run_len = (bytes / 2 / 8 / columns.max(1)).clamp(1 << 14, 1 << 24);
         Ok(Arc::new(Budget {
@@ -93,11 +100,16 @@ impl Budget {
             for (dst, k) in buf.chunks_exact_mut(8).zip(chunk) {
                 dst.copy_from_slice(&k.to_le_bytes());
             }
-            w.write_all(&buf[..chunk.len() * 8]).map_err(|e| DriftError::io(&path, e))?;
+            w.write_all(&buf[..chunk.len() * 8])
+                .map_err(|e| DriftError::io(&path, e))?;
         }
         w.flush().map_err(|e| DriftError::io(&path, e))?;
-        self.spilled_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-        Ok(SortedRun(Run::File { path, len: run.len() }))
+        self.spilled_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        Ok(SortedRun(Run::File {
+            path,
+            len: run.len(),
+        }))
     }
 
     /// Merges spilled runs into one spilled run and deletes their files.
@@ -113,7 +125,8 @@ impl Budget {
             if k == END {
                 break;
             }
-            w.write_all(&k.to_le_bytes()).map_err(|e| DriftError::io(&path, e))?;
+            w.write_all(&k.to_le_bytes())
+                .map_err(|e| DriftError::io(&path, e))?;
             len += 1;
         }
         w.flush().map_err(|e| DriftError::io(&path, e))?;
@@ -123,7 +136,8 @@ impl Budget {
                 let _ = std::fs::remove_file(path);
             }
         }
-        self.spilled_bytes.fetch_add(len as u64 * 8, Ordering::Relaxed);
+        self.spilled_bytes
+            .fetch_add(len as u64 * 8, Ordering::Relaxed);
         Ok(SortedRun(Run::File { path, len }))
     }
 
@@ -155,7 +169,12 @@ pub struct Runs {
 impl Runs {
     /// Empty storage under `budget`.
     pub fn new(budget: Arc<Budget>) -> Self {
-        Runs { budget, pending: Vec::new(), runs: Vec::new(), len: 0 }
+        Runs {
+            budget,
+            pending: Vec::new(),
+            runs: Vec::new(),
+            len: 0,
+        }
     }
 
     /// Number of values stored.
@@ -198,7 +217,11 @@ impl Runs {
     /// merged into one by [`Budget::merge_runs`] (outside any lock) and pushed back. This
     /// keeps open files and read buffers bounded however long the input is.
     pub fn take_compaction(&mut self) -> Option<Vec<SortedRun>> {
-        let spilled = self.runs.iter().filter(|r| matches!(r, Run::File { .. })).count();
+        let spilled = self
+            .runs
+            .iter()
+            .filter(|r| matches!(r, Run::File { .. }))
+            .count();
         if spilled < 2 * MAX_FAN_IN {
             return None;
         }
@@ -237,7 +260,14 @@ fn open_runs(runs: &[Run]) -> Result<Merged<'_>> {
             Run::Memory(v) => Cursor::Memory { data: v, pos: 0 },
             Run::File { path, len } => {
                 let file = File::open(path).map_err(|e| DriftError::io(path, e))?;
-                Cursor::File { file, path, left: *len, buf: Vec::new(), bytes: Vec::new(), pos: 0 }
+                Cursor::File {
+                    file,
+                    path,
+                    left: *len,
+                    buf: Vec::new(),
+                    bytes: Vec::new(),
+                    pos: 0,
+                }
             }
         });
     }
@@ -262,8 +292,18 @@ impl Drop for Runs {
 pub const END: u64 = u64::MAX;
 
 enum Cursor<'a> {
-    Memory { data: &'a [u64], pos: usize },
-    File { file: File, path: &'a Path, left: usize, buf: Vec<u64>, bytes: Vec<u8>, pos: usize },
+    Memory {
+        data: &'a [u64],
+        pos: usize,
+    },
+    File {
+        file: File,
+        path: &'a Path,
+        left: usize,
+        buf: Vec<u64>,
+        bytes: Vec<u8>,
+        pos: usize,
+    },
 }
 
 /// Values read from a spilled run at a time.
@@ -294,13 +334,24 @@ impl Cursor<'_> {
 
     #[cold]
     fn refill(&mut self) -> Result<u64> {
-        let Cursor::File { file, path, left, buf, bytes, pos } = self else { return Ok(END) };
+        let Cursor::File {
+            file,
+            path,
+            left,
+            buf,
+            bytes,
+            pos,
+        } = self
+        else {
+            return Ok(END);
+        };
         if *left == 0 {
             return Ok(END);
         }
         let n = (*left).min(FILE_CHUNK);
         bytes.resize(n * 8, 0);
-        file.read_exact(bytes).map_err(|e| DriftError::io(*path, e))?;
+        file.read_exact(bytes)
+            .map_err(|e| DriftError::io(*path, e))?;
         buf.clear();
         buf.extend(bytes.chunks_exact(8).map(|b| {
             let mut a = [0u8; 8];
@@ -313,31 +364,65 @@ impl Cursor<'_> {
     }
 }
 
-/// A k-way merge of sorted runs (linear minimum over the run heads: k is small).
+/// Above this many runs the merge keeps its heads in a binary heap instead of scanning them.
+const LINEAR_MERGE_MAX: usize = 8;
+
+/// A k-way merge of sorted runs.
 pub struct Merged<'a> {
     cursors: Vec<Cursor<'a>>,
     heads: Vec<u64>,
+    heap: BinaryHeap<Reverse<(u64, usize)>>,
 }
 
 impl<'a> Merged<'a> {
     fn new(mut cursors: Vec<Cursor<'a>>) -> Result<Self> {
-        let heads = cursors.iter_mut().map(Cursor::next).collect::<Result<Vec<_>>>()?;
-        Ok(Merged { cursors, heads })
+        let heads = cursors
+            .iter_mut()
+            .map(Cursor::next)
+            .collect::<Result<Vec<_>>>()?;
+        let mut heap = BinaryHeap::new();
+        if heads.len() > LINEAR_MERGE_MAX {
+            heap.extend(
+                heads
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &k)| k != END)
+                    .map(|(i, &k)| Reverse((k, i))),
+            );
+        }
+        Ok(Merged {
+            cursors,
+            heads,
+            heap,
+        })
     }
 
     /// The next key, or [`END`] at the end.
     #[inline]
     pub fn next_key(&mut self) -> Result<u64> {
-        if self.heads.len() == 1 {
+        let n = self.heads.len();
+        if n == 1 {
             let k = self.heads[0];
             if k != END {
                 self.heads[0] = self.cursors[0].next()?;
             }
             return Ok(k);
         }
+        if n > LINEAR_MERGE_MAX {
+            let Some(mut top) = self.heap.peek_mut() else {
+                return Ok(END);
+            };
+            let Reverse((k, i)) = *top;
+            let next = self.cursors[i].next()?;
+            if next == END {
+                std::collections::binary_heap::PeekMut::pop(top);
+            } else {
+                *top = Reverse((next, i));
+            }
+            return Ok(k);
+        }
         let mut best = 0;
         let mut min = END;
-        // Linear minimum: at most 2·MAX_FAN_IN spilled runs plus the resident ones.
         for (i, &h) in self.heads.iter().enumerate() {
             if h < min {
                 min = h;
@@ -370,7 +455,7 @@ pub fn radix_sort(v: &mut Vec<u64>) {
     let mut scratch = vec![0u64; n];
     let mut src_is_v = true;
     for (p, c) in counts.iter().enumerate() {
-        if c.iter().any(|&x| x == n) {
+        if c.contains(&n) {
             continue;
         }
         let mut offsets = [0usize; BUCKETS];
@@ -380,7 +465,11 @@ pub fn radix_sort(v: &mut Vec<u64>) {
             acc += cnt;
         }
         let shift = BITS as usize * p;
-        let (src, dst) = if src_is_v { (&v[..], &mut scratch[..]) } else { (&scratch[..], &mut v[..]) };
+        let (src, dst) = if src_is_v {
+            (&v[..], &mut scratch[..])
+        } else {
+            (&scratch[..], &mut v[..])
+        };
         for &k in src {
             let d = ((k >> shift) as usize) & (BUCKETS - 1);
             dst[offsets[d]] = k;
@@ -390,5 +479,94 @@ pub fn radix_sort(v: &mut Vec<u64>) {
     }
     if !src_is_v {
         std::mem::swap(v, &mut scratch);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_order_like_numbers() {
+        let xs = [
+            f64::MIN,
+            -1e300,
+            -2.5,
+            -1.0,
+            -1e-300,
+            0.0,
+            1e-300,
+            1.0,
+            2.5,
+            1e300,
+            f64::MAX,
+        ];
+        for w in xs.windows(2) {
+            assert!(key(w[0]) < key(w[1]), "{} < {}", w[0], w[1]);
+        }
+        for x in xs {
+            assert_eq!(value(key(x)), x);
+        }
+        assert!(key(f64::MAX) < END);
+    }
+
+    #[test]
+    fn radix_sort_sorts() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut v: Vec<u64> = (0..50_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                key((state % 100_000) as f64 / 7.0 - 5000.0)
+            })
+            .collect();
+        let mut want = v.clone();
+        want.sort_unstable();
+        radix_sort(&mut v);
+        assert_eq!(v, want);
+    }
+
+    /// Values pushed past the budget come back merged and complete, from memory and disk.
+    #[test]
+    fn spilled_runs_merge_back_in_order() {
+        let budget = Budget::new(1 << 20, 1, None).unwrap();
+        let mut runs = Runs::new(budget.clone());
+        let n = 40 * budget.run_len + 123; // more than 2·MAX_FAN_IN runs: compaction happens
+        let data: Vec<u64> = (0..n as u64)
+            .map(|i| key(((i * 7919) % n as u64) as f64))
+            .collect();
+        for chunk in data.chunks(10_000) {
+            for buf in runs.extend(chunk) {
+                let mut run = budget.sort_run(buf).unwrap();
+                loop {
+                    runs.push_run(run);
+                    let Some(batch) = runs.take_compaction() else {
+                        break;
+                    };
+                    run = budget.merge_runs(batch).unwrap();
+                }
+            }
+        }
+        runs.seal().unwrap();
+        assert!(budget.spilled_bytes() > 0);
+        assert!(
+            runs.runs.len() < 2 * MAX_FAN_IN + 4,
+            "{} runs",
+            runs.runs.len()
+        );
+        let mut merged = runs.sorted().unwrap();
+        let mut prev = None;
+        let mut count = 0;
+        loop {
+            let k = merged.next_key().unwrap();
+            if k == END {
+                break;
+            }
+            assert!(prev.is_none_or(|p| p <= k));
+            prev = Some(k);
+            count += 1;
+        }
+        assert_eq!(count, n);
     }
 }

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "factory", version, about = "MLOps Factory: track, train, serve, deploy and watch ML models")]
+#[command(
+    name = "factory",
+    version,
+    about = "MLOps Factory: track, train, serve, deploy and watch ML models"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -28,7 +28,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/artifacts", get(list))
         .route("/artifacts/", get(list))
-        .route("/artifacts/{*path}", get(download).put(upload).delete(delete))
+        .route(
+            "/artifacts/{*path}",
+            get(download).put(upload).delete(delete),
+        )
         .layer(axum::extract::DefaultBodyLimit::disable())
 }
 
@@ -51,19 +54,30 @@ pub fn safe_path(raw: &str) -> ApiResult<Path> {
 fn check_decoded(raw: &str, bad: &dyn Fn(&str) -> ApiError) -> ApiResult<()> {
     let mut decoded = raw.to_string();
     for _ in 0..4 {
-        let next = percent_decode_str(&decoded).decode_utf8().map_err(|_| bad("not valid UTF-8"))?.into_owned();
+        let next = percent_decode_str(&decoded)
+            .decode_utf8()
+            .map_err(|_| bad("not valid UTF-8"))?
+            .into_owned();
         if next == decoded {
             break;
         }
         decoded = next;
     }
-    if decoded.contains('%') && percent_decode_str(&decoded).decode_utf8().map(|d| d != decoded).unwrap_or(true) {
+    if decoded.contains('%')
+        && percent_decode_str(&decoded)
+            .decode_utf8()
+            .map(|d| d != decoded)
+            .unwrap_or(true)
+    {
         return Err(bad("too many levels of percent-encoding"));
     }
     if decoded.starts_with('/') || decoded.starts_with('~') {
         return Err(bad("absolute paths are not allowed"));
     }
-    if let Some(c) = decoded.chars().find(|c| matches!(c, '\\' | '\0' | '#' | '?') || c.is_control()) {
+    if let Some(c) = decoded
+        .chars()
+        .find(|c| matches!(c, '\\' | '\0' | '#' | '?') || c.is_control())
+    {
         return Err(bad(&format!("character {c:?} is not allowed")));
     }
     let trimmed = decoded.trim_end_matches('/');
@@ -75,7 +89,10 @@ fn check_decoded(raw: &str, bad: &dyn Fn(&str) -> ApiError) -> ApiResult<()> {
             return Err(bad("'.', '..' and empty path segments are not allowed"));
         }
     }
-    if trimmed.len() >= 2 && trimmed.as_bytes()[1] == b':' && trimmed.as_bytes()[0].is_ascii_alphabetic() {
+    if trimmed.len() >= 2
+        && trimmed.as_bytes()[1] == b':'
+        && trimmed.as_bytes()[0].is_ascii_alphabetic()
+    {
         return Err(bad("drive letters are not allowed"));
     }
     Ok(())
@@ -84,12 +101,18 @@ fn check_decoded(raw: &str, bad: &dyn Fn(&str) -> ApiError) -> ApiResult<()> {
 /// Checks an experiment's `artifact_location` given by a client: no traversal, no query or
 /// fragment tricks (CVE-2023-6909 used `#` and `?` to escape the artifact root).
 pub fn check_artifact_location(location: &str) -> ApiResult<()> {
-    let bad = |why: &str| ApiError::invalid(format!("Invalid artifact_location '{location}': {why}"));
-    let decoded = percent_decode_str(location).decode_utf8().map_err(|_| bad("not valid UTF-8"))?;
+    let bad =
+        |why: &str| ApiError::invalid(format!("Invalid artifact_location '{location}': {why}"));
+    let decoded = percent_decode_str(location)
+        .decode_utf8()
+        .map_err(|_| bad("not valid UTF-8"))?;
     if decoded.contains('#') || decoded.contains('?') || decoded.contains('\0') {
         return Err(bad("'#', '?' and NUL are not allowed"));
     }
-    let path = decoded.split_once("://").map(|(_, rest)| rest).unwrap_or(&decoded);
+    let path = decoded
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or(&decoded);
     if path.split(['/', '\\']).any(|seg| seg == "..") {
         return Err(bad("'..' segments are not allowed"));
     }
@@ -98,15 +121,24 @@ pub fn check_artifact_location(location: &str) -> ApiResult<()> {
 
 fn store_error(path: &Path, e: object_store::Error) -> ApiError {
     match e {
-        object_store::Error::NotFound { .. } => ApiError::not_found(format!("Artifact '{path}' does not exist")),
+        object_store::Error::NotFound { .. } => {
+            ApiError::not_found(format!("Artifact '{path}' does not exist"))
+        }
         other => {
             tracing::error!(error = %other, %path, "artifact store failure");
-            ApiError::new(crate::error::ErrorCode::InternalError, format!("artifact store error: {other}"))
+            ApiError::new(
+                crate::error::ErrorCode::InternalError,
+                format!("artifact store error: {other}"),
+            )
         }
     }
 }
 
-async fn upload(State(s): State<AppState>, UrlPath(raw): UrlPath<String>, req: Request) -> ApiResult<Reply<serde_json::Value>> {
+async fn upload(
+    State(s): State<AppState>,
+    UrlPath(raw): UrlPath<String>,
+    req: Request,
+) -> ApiResult<Reply<serde_json::Value>> {
     let path = safe_path(&raw)?;
     if path.as_ref().is_empty() {
         return Err(ApiError::invalid("An artifact path is required for upload"));
@@ -121,29 +153,44 @@ async fn upload(State(s): State<AppState>, UrlPath(raw): UrlPath<String>, req: R
         if let Err(e) = written {
             // Nothing half-written stays behind.
             let _ = writer.abort().await;
-            return Err(ApiError::invalid(format!("Could not store artifact '{path}': {e}")));
+            return Err(ApiError::invalid(format!(
+                "Could not store artifact '{path}': {e}"
+            )));
         }
     }
     writer.shutdown().await.map_err(|e| {
-        ApiError::new(crate::error::ErrorCode::InternalError, format!("Could not store artifact '{path}': {e}"))
+        ApiError::new(
+            crate::error::ErrorCode::InternalError,
+            format!("Could not store artifact '{path}': {e}"),
+        )
     })?;
     Ok(Reply(json!({})))
 }
 
 async fn download(State(s): State<AppState>, UrlPath(raw): UrlPath<String>) -> ApiResult<Response> {
     let path = safe_path(&raw)?;
-    let got = s.artifacts.get(&path).await.map_err(|e| store_error(&path, e))?;
+    let got = s
+        .artifacts
+        .get(&path)
+        .await
+        .map_err(|e| store_error(&path, e))?;
     let size = got.meta.size;
     let mime = mime_guess::from_path(path.as_ref()).first_or_octet_stream();
     let stream = got.into_stream();
     Ok((
-        [(header::CONTENT_TYPE, mime.essence_str().to_string()), (header::CONTENT_LENGTH, size.to_string())],
+        [
+            (header::CONTENT_TYPE, mime.essence_str().to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
         Body::from_stream(stream),
     )
         .into_response())
 }
 
-async fn delete(State(s): State<AppState>, UrlPath(raw): UrlPath<String>) -> ApiResult<Reply<serde_json::Value>> {
+async fn delete(
+    State(s): State<AppState>,
+    UrlPath(raw): UrlPath<String>,
+) -> ApiResult<Reply<serde_json::Value>> {
     let path = safe_path(&raw)?;
     let mut victims = vec![];
     let mut listing = s.artifacts.list(Some(&path));
@@ -154,7 +201,10 @@ async fn delete(State(s): State<AppState>, UrlPath(raw): UrlPath<String>) -> Api
         victims.push(path.clone());
     }
     for v in victims {
-        s.artifacts.delete(&v).await.map_err(|e| store_error(&v, e))?;
+        s.artifacts
+            .delete(&v)
+            .await
+            .map_err(|e| store_error(&v, e))?;
     }
     Ok(Reply(json!({})))
 }
@@ -174,7 +224,10 @@ struct FileInfo {
 
 /// Lists one directory level; paths are relative to the listed directory, as MLflow's are.
 /// A file or a missing path lists as `{}`; a zero size is omitted, as proto3 JSON does.
-async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Reply<serde_json::Value>> {
+async fn list(
+    State(s): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Reply<serde_json::Value>> {
     let path = safe_path(q.path.as_deref().unwrap_or(""))?;
     let prefix = (!path.as_ref().is_empty()).then_some(&path);
     if prefix.is_some() && s.artifacts.head(&path).await.is_ok() {
@@ -189,8 +242,16 @@ async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> ApiResul
     let mut files: Vec<FileInfo> = listing
         .common_prefixes
         .iter()
-        .map(|p| FileInfo { path: name(p), is_dir: true, file_size: None })
-        .chain(listing.objects.iter().map(|o| FileInfo { path: name(&o.location), is_dir: false, file_size: (o.size > 0).then_some(o.size) }))
+        .map(|p| FileInfo {
+            path: name(p),
+            is_dir: true,
+            file_size: None,
+        })
+        .chain(listing.objects.iter().map(|o| FileInfo {
+            path: name(&o.location),
+            is_dir: false,
+            file_size: (o.size > 0).then_some(o.size),
+        }))
         .collect();
     if files.is_empty() {
         return Ok(Reply(json!({})));
@@ -209,13 +270,23 @@ mod tests {
 
     #[test]
     fn names_are_kept_as_given() {
-        assert_eq!(safe_path("d/a%20b+c.txt").unwrap().as_ref(), "d/a%20b+c.txt");
+        assert_eq!(
+            safe_path("d/a%20b+c.txt").unwrap().as_ref(),
+            "d/a%20b+c.txt"
+        );
         assert_eq!(safe_path("d/x/").unwrap().as_ref(), "d/x");
     }
 
     #[test]
     fn traversal_is_refused() {
-        for good in ["0/abc/artifacts/model/MLmodel", "a b/c.txt", "x/", "", "dir/file.tar.gz", "ünï/çødé"] {
+        for good in [
+            "0/abc/artifacts/model/MLmodel",
+            "a b/c.txt",
+            "x/",
+            "",
+            "dir/file.tar.gz",
+            "ünï/çødé",
+        ] {
             check(good, true);
         }
         for bad in [
@@ -245,7 +316,12 @@ mod tests {
     fn locations() {
         assert!(check_artifact_location("s3://bucket/prefix").is_ok());
         assert!(check_artifact_location("mlflow-artifacts:/5").is_ok());
-        for bad in ["s3://b/../x", "file:///tmp/#/x", "/tmp/a?b", "s3://b/%2e%2e/x"] {
+        for bad in [
+            "s3://b/../x",
+            "file:///tmp/#/x",
+            "/tmp/a?b",
+            "s3://b/%2e%2e/x",
+        ] {
             assert!(check_artifact_location(bad).is_err(), "{bad}");
         }
     }

@@ -49,7 +49,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         ApiError::new(ErrorCode::InvalidParameterValue, message)
@@ -77,7 +80,12 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error_code": self.code.as_str(), "message": self.message });
-        (self.code.status(), [("content-type", "application/json")], body.to_string()).into_response()
+        (
+            self.code.status(),
+            [("content-type", "application/json")],
+            body.to_string(),
+        )
+            .into_response()
     }
 }
 

@@ -30,7 +30,9 @@ pub struct AppState {
 /// The whole HTTP surface: MLflow's `/api/2.0/mlflow` (also under `/ajax-api/2.0/mlflow`,
 /// as MLflow mounts it for its UI), the artifact proxy, `/health` and `/version`.
 pub fn router(state: AppState) -> Router {
-    let api = tracking::routes().merge(logged_models::routes()).layer(axum::extract::DefaultBodyLimit::max(json::MAX_JSON_BODY));
+    let api = tracking::routes()
+        .merge(logged_models::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(json::MAX_JSON_BODY));
     let artifacts = artifacts::routes();
     Router::new()
         .nest("/api/2.0/mlflow", api.clone())
@@ -61,15 +63,24 @@ async fn server_info() -> impl IntoResponse {
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::new(ErrorCode::EndpointNotFound, format!("No endpoint {} on this server", uri.path()))
+    ApiError::new(
+        ErrorCode::EndpointNotFound,
+        format!("No endpoint {} on this server", uri.path()),
+    )
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.
-pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
     // Nagle + delayed ACK would add ~40 ms to every keep-alive request.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

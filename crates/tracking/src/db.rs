@@ -3,7 +3,7 @@
 //! subset through `sqlx::Any`; the few differences are asked of [`Dialect`].
 
 use crate::error::{Result, StoreError};
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 use std::time::Duration;
 
@@ -79,9 +79,17 @@ impl Pools {
                 };
                 let write = opts(1).connect(&url).await?;
                 // An in-memory database exists once per connection: share the writer.
-                let read = if memory { write.clone() } else { opts(4).connect(&url).await? };
+                let read = if memory {
+                    write.clone()
+                } else {
+                    opts(4).connect(&url).await?
+                };
                 sqlx::migrate!("./migrations/sqlite").run(&write).await?;
-                Ok(Pools { dialect, write, read })
+                Ok(Pools {
+                    dialect,
+                    write,
+                    read,
+                })
             }
             Dialect::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -90,7 +98,11 @@ impl Pools {
                     .connect(&url)
                     .await?;
                 sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-                Ok(Pools { dialect, write: pool.clone(), read: pool })
+                Ok(Pools {
+                    dialect,
+                    write: pool.clone(),
+                    read: pool,
+                })
             }
         }
     }
@@ -107,11 +119,23 @@ mod tests {
 
     #[test]
     fn backend_uris() {
-        check("sqlite:///mlflow.db", Some((Dialect::Sqlite, "sqlite://mlflow.db?mode=rwc")));
-        check("sqlite:////tmp/x.db", Some((Dialect::Sqlite, "sqlite:///tmp/x.db?mode=rwc")));
+        check(
+            "sqlite:///mlflow.db",
+            Some((Dialect::Sqlite, "sqlite://mlflow.db?mode=rwc")),
+        );
+        check(
+            "sqlite:////tmp/x.db",
+            Some((Dialect::Sqlite, "sqlite:///tmp/x.db?mode=rwc")),
+        );
         check("sqlite://", Some((Dialect::Sqlite, "sqlite::memory:")));
-        check("postgresql://u@h:5432/db", Some((Dialect::Postgres, "postgres://u@h:5432/db")));
-        check("postgresql+psycopg2://u@h/db", Some((Dialect::Postgres, "postgres://u@h/db")));
+        check(
+            "postgresql://u@h:5432/db",
+            Some((Dialect::Postgres, "postgres://u@h:5432/db")),
+        );
+        check(
+            "postgresql+psycopg2://u@h/db",
+            Some((Dialect::Postgres, "postgres://u@h/db")),
+        );
         check("mysql://u@h/db", None);
         check("mlflow.db", None);
     }

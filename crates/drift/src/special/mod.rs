@@ -10,8 +10,8 @@ mod igam_coeff;
 mod kolmogorov;
 
 pub use cephes::{chdtrc, erf, erfc, igamc, lgam, ndtr};
-pub use kolmogorov::{kstwo_sf, smirnov_sf};
 pub(crate) use kolmogorov::exact_two_sample;
+pub use kolmogorov::{kstwo_sf, smirnov_sf};
 
 #[cfg(test)]
 mod tests;

@@ -150,7 +150,11 @@ impl fmt::Display for StatTest {
 ///
 /// `reference_rows` is the reference sample size after dropping missing values and
 /// `distinct_values` the number of distinct values in reference and current together.
-pub fn default_stattest(column_type: ColumnType, reference_rows: u64, distinct_values: u64) -> StatTest {
+pub fn default_stattest(
+    column_type: ColumnType,
+    reference_rows: u64,
+    distinct_values: u64,
+) -> StatTest {
     if reference_rows <= 1000 {
         match column_type {
             ColumnType::Num if distinct_values > 5 => StatTest::Ks,
@@ -177,6 +181,11 @@ impl Sum {
     /// Adds one term.
     pub fn add(&mut self, x: f64) {
         let t = self.sum + x;
+        if !t.is_finite() {
+            // inf or NaN: carry it as is (the compensation would turn inf into NaN).
+            self.sum = t;
+            return;
+        }
         if self.sum.abs() >= x.abs() {
             self.compensation += (self.sum - t) + x;
         } else {
@@ -193,7 +202,11 @@ impl Sum {
 
     /// The sum.
     pub fn value(self) -> f64 {
-        self.sum + self.compensation
+        if self.sum.is_finite() {
+            self.sum + self.compensation
+        } else {
+            self.sum
+        }
     }
 }
 

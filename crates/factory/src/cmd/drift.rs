@@ -7,9 +7,11 @@ use std::path::PathBuf;
 
 /// Flags of `factory drift`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Exit status: 0 = no significant drift, 3 = significant drift, 1 = error.\n\
+#[command(
+    after_help = "Exit status: 0 = no significant drift, 3 = significant drift, 1 = error.\n\
 Significant drift: some column's PSI > --psi-threshold, or the share of drifted columns > --drift-share.\n\
-Tests available for --stattest: ks, wasserstein, psi, jensenshannon, chisquare, z, kl_div, hellinger.")]
+Tests available for --stattest: ks, wasserstein, psi, jensenshannon, chisquare, z, kl_div, hellinger."
+)]
 pub struct DriftArgs {
     /// Reference data set (CSV with a header row), e.g. the training data.
     #[arg(long, value_name = "CSV")]
@@ -49,7 +51,7 @@ pub struct DriftArgs {
     #[arg(long, value_enum, default_value_t = TaskArg::Auto)]
     pub task: TaskArg,
     /// Memory for numeric values before sorted runs spill to temporary files.
-    #[arg(long, default_value_t = 32, value_name = "MIB")]
+    #[arg(long, default_value_t = 16, value_name = "MIB")]
     pub memory_mb: usize,
     /// Directory for spilled runs (default: the system temporary directory).
     #[arg(long, value_name = "DIR")]
@@ -73,7 +75,11 @@ pub enum TaskArg {
     Classification,
 }
 
-fn pairs<T>(flag: &str, raw: &[String], parse: impl Fn(&str) -> anyhow::Result<T>) -> anyhow::Result<Vec<(String, T)>> {
+fn pairs<T>(
+    flag: &str,
+    raw: &[String],
+    parse: impl Fn(&str) -> anyhow::Result<T>,
+) -> anyhow::Result<Vec<(String, T)>> {
     raw.iter()
         .map(|item| {
             let (col, val) = item
@@ -87,10 +93,12 @@ fn pairs<T>(flag: &str, raw: &[String], parse: impl Fn(&str) -> anyhow::Result<T
 
 fn options(args: &DriftArgs) -> anyhow::Result<drift::DriftOptions> {
     let mut o = drift::DriftOptions::new(&args.reference, &args.current);
-    o.columns = args
-        .columns
-        .as_ref()
-        .map(|c| c.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
+    o.columns = args.columns.as_ref().map(|c| {
+        c.iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
     o.psi_threshold = args.psi_threshold;
     o.drift_share = args.drift_share;
     o.stattests = pairs("--stattest", &args.stattest, |name| {
@@ -100,7 +108,8 @@ fn options(args: &DriftArgs) -> anyhow::Result<drift::DriftOptions> {
         })
     })?;
     o.thresholds = pairs("--threshold", &args.threshold, |v| {
-        v.parse::<f64>().with_context(|| format!("'{v}' is not a number"))
+        v.parse::<f64>()
+            .with_context(|| format!("'{v}' is not a number"))
     })?;
     o.target = args.target.clone();
     o.prediction = args.prediction.clone();
@@ -120,12 +129,17 @@ pub fn run(args: DriftArgs) -> anyhow::Result<u8> {
     let options = options(&args)?;
     let started = std::time::Instant::now();
     let report = drift::run(&options, &drift::progress::Bar::stderr())?;
-    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "drift computed");
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "drift computed"
+    );
     if let Some(path) = &args.report_json {
-        std::fs::write(path, report.to_json()).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, report.to_json())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.report_html {
-        std::fs::write(path, drift::html::render(&report)).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, drift::html::render(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if !args.quiet {
         print!("{}", summary(&report));
@@ -136,8 +150,18 @@ pub fn run(args: DriftArgs) -> anyhow::Result<u8> {
 fn summary(r: &drift::DriftReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let width = r.columns.iter().map(|c| c.name.len()).max().unwrap_or(6).max(6);
-    let _ = writeln!(s, "{:<width$}  type  {:<13}  {:>12}  {:>9}  drift  {:>10}", "column", "test", "score", "threshold", "psi");
+    let width = r
+        .columns
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let _ = writeln!(
+        s,
+        "{:<width$}  type  {:<13}  {:>12}  {:>9}  drift  {:>10}",
+        "column", "test", "score", "threshold", "psi"
+    );
     for c in &r.columns {
         let _ = writeln!(
             s,
@@ -164,7 +188,11 @@ fn summary(r: &drift::DriftReport) -> String {
         r.max_psi
     );
     if r.significant_drift {
-        let _ = writeln!(s, "SIGNIFICANT DRIFT: {}", r.significant_drift_reasons.join("; "));
+        let _ = writeln!(
+            s,
+            "SIGNIFICANT DRIFT: {}",
+            r.significant_drift_reasons.join("; ")
+        );
     } else {
         let _ = writeln!(s, "no significant drift");
     }

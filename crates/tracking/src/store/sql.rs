@@ -22,7 +22,10 @@ pub struct Sql {
 
 impl Sql {
     pub fn new(text: &str) -> Self {
-        Sql { text: text.to_string(), args: Vec::new() }
+        Sql {
+            text: text.to_string(),
+            args: Vec::new(),
+        }
     }
 
     /// Appends raw SQL text (never user input).
@@ -84,7 +87,14 @@ use crate::search::{Op, Value};
 
 /// Appends `<column> <op> <value>` for a text column, with MLflow's string comparators.
 /// `LIKE` is case-sensitive on both databases (SQLite's own LIKE is not, so GLOB is used).
-pub fn string_condition(sql: &mut Sql, dialect: Dialect, column: &str, op: Op, value: &Value, what: &str) -> Result<()> {
+pub fn string_condition(
+    sql: &mut Sql,
+    dialect: Dialect,
+    column: &str,
+    op: Op,
+    value: &Value,
+    what: &str,
+) -> Result<()> {
     let text = |v: &Value| match v {
         Value::Str(s) => Ok(s.clone()),
         _ => Err(StoreError::InvalidParameter(format!(
@@ -93,19 +103,29 @@ pub fn string_condition(sql: &mut Sql, dialect: Dialect, column: &str, op: Op, v
     };
     match op {
         Op::Eq | Op::Ne => {
-            sql.push(column).push(if op == Op::Eq { " = " } else { " != " }).bind(Arg::Text(text(value)?));
+            sql.push(column)
+                .push(if op == Op::Eq { " = " } else { " != " })
+                .bind(Arg::Text(text(value)?));
         }
         Op::Like => {
             let pattern = text(value)?;
             match dialect {
-                Dialect::Sqlite => sql.push(column).push(" GLOB ").bind(Arg::Text(like_to_glob(&pattern))),
+                Dialect::Sqlite => sql
+                    .push(column)
+                    .push(" GLOB ")
+                    .bind(Arg::Text(like_to_glob(&pattern))),
                 Dialect::Postgres => sql.push(column).push(" LIKE ").bind(Arg::Text(pattern)),
             };
         }
         Op::ILike => {
             let pattern = text(value)?;
             match dialect {
-                Dialect::Sqlite => sql.push("LOWER(").push(column).push(") LIKE LOWER(").bind(Arg::Text(pattern)).push(")"),
+                Dialect::Sqlite => sql
+                    .push("LOWER(")
+                    .push(column)
+                    .push(") LIKE LOWER(")
+                    .bind(Arg::Text(pattern))
+                    .push(")"),
                 Dialect::Postgres => sql.push(column).push(" ILIKE ").bind(Arg::Text(pattern)),
             };
         }
@@ -115,7 +135,8 @@ pub fn string_condition(sql: &mut Sql, dialect: Dialect, column: &str, op: Op, v
                     "Invalid comparison for {what}: IN expects a list of strings"
                 )));
             };
-            sql.push(column).push(if op == Op::In { " IN " } else { " NOT IN " });
+            sql.push(column)
+                .push(if op == Op::In { " IN " } else { " NOT IN " });
             sql.bind_list(items.iter().map(String::as_str));
         }
         Op::Gt | Op::Ge | Op::Lt | Op::Le | Op::IsNull | Op::IsNotNull => {
@@ -129,7 +150,13 @@ pub fn string_condition(sql: &mut Sql, dialect: Dialect, column: &str, op: Op, v
 }
 
 /// Appends `<column> <op> <number>` for a numeric column.
-pub fn number_condition(sql: &mut Sql, column: &str, op: Op, value: &Value, what: &str) -> Result<()> {
+pub fn number_condition(
+    sql: &mut Sql,
+    column: &str,
+    op: Op,
+    value: &Value,
+    what: &str,
+) -> Result<()> {
     let Value::Num(n) = value else {
         return Err(StoreError::InvalidParameter(format!(
             "Invalid comparison for {what}: expected a numeric value"
@@ -192,7 +219,13 @@ mod tests {
 
     #[test]
     fn globs() {
-        for (like, glob) in [("a%", "a*"), ("_b", "?b"), ("x*y", "x[*]y"), ("[q]?", "[[]q][?]"), ("plain", "plain")] {
+        for (like, glob) in [
+            ("a%", "a*"),
+            ("_b", "?b"),
+            ("x*y", "x[*]y"),
+            ("[q]?", "[[]q][?]"),
+            ("plain", "plain"),
+        ] {
             assert_eq!(like_to_glob(like), glob);
         }
     }
@@ -200,11 +233,27 @@ mod tests {
     #[test]
     fn placeholders_number_in_order() {
         let mut sql = Sql::new("SELECT 1 WHERE ");
-        string_condition(&mut sql, Dialect::Postgres, "a", Op::In, &Value::List(vec!["x".into(), "y".into()]), "a").unwrap();
+        string_condition(
+            &mut sql,
+            Dialect::Postgres,
+            "a",
+            Op::In,
+            &Value::List(vec!["x".into(), "y".into()]),
+            "a",
+        )
+        .unwrap();
         sql.push(" AND ");
         number_condition(&mut sql, "b", Op::Ge, &Value::Num(1.5), "b").unwrap();
         assert_eq!(sql.text(), "SELECT 1 WHERE a IN ($1, $2) AND b >= $3");
         assert!(number_condition(&mut sql, "b", Op::Like, &Value::Num(1.0), "b").is_err());
-        assert!(string_condition(&mut sql, Dialect::Sqlite, "a", Op::Gt, &Value::Str("x".into()), "a").is_err());
+        assert!(string_condition(
+            &mut sql,
+            Dialect::Sqlite,
+            "a",
+            Op::Gt,
+            &Value::Str("x".into()),
+            "a"
+        )
+        .is_err());
     }
 }

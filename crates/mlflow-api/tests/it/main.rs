@@ -1,0 +1,5 @@
+//! Integration tests: the real server on a random port, over real HTTP, against SQLite and
+//! (when `FACTORY_TEST_POSTGRES` is set, as CI does) a fresh PostgreSQL database.
+
+mod bad_input;
+mod support;

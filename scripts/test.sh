@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The project's one test command (README): Rust unit and integration tests on SQLite and
+# PostgreSQL, then the Python suites that drive the real `mlflow` client (and Evidently)
+# against the real `factory` binary. Sets up its Python venvs on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${FACTORY_VENV:-$HOME/.cache/factory/venv}
+PG_ADMIN=${FACTORY_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}
+TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Python venv for the mlflow client tests ($VENV)"
+if ! "$VENV/bin/python" -c "import mlflow, pytest, psycopg" 2>/dev/null; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q -r tests/python/requirements.txt
+fi
+
+step "PostgreSQL at $PG_ADMIN"
+if ! psql "$PG_ADMIN" -Atqc 'select 1' >/dev/null; then
+    echo "PostgreSQL is not reachable at $PG_ADMIN (start it, or set FACTORY_TEST_POSTGRES)" >&2
+    exit 1
+fi
+# Databases left by earlier runs (tests create one per server).
+for db in $(psql "$PG_ADMIN" -Atqc "select datname from pg_database where datname like 'factory\_%'"); do
+    psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+done
+
+step "Rust tests (SQLite and PostgreSQL)"
+export FACTORY_TEST_POSTGRES=$PG_ADMIN
+cargo build -p factory
+cargo test --workspace
+
+step "Python: the stock mlflow client against factory server (SQLite and PostgreSQL)"
+export FACTORY_BIN="$TARGET_DIR/debug/factory"
+(cd tests/python && "$VENV/bin/python" -m pytest -q -p no:cacheprovider)
