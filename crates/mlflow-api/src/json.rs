@@ -207,6 +207,31 @@ pub fn opt_float<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Erro
     <Option<FloatOrStr> as serde::Deserialize>::deserialize(d).map(|o| o.map(|f| f.0))
 }
 
+/// An optional bool field: JSON `true`/`false` or the strings `"true"`/`"false"` (GET).
+pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Option<bool>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a boolean")
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            match v.to_ascii_lowercase().as_str() {
+                "true" | "1" => Ok(Some(true)),
+                "false" | "0" | "" => Ok(Some(false)),
+                _ => Err(E::custom(format!("expected a boolean, got \"{v}\""))),
+            }
+        }
+    }
+    d.deserialize_any(V)
+}
+
 /// An optional string field that may also arrive as a JSON number.
 pub fn string_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     <Option<StrOrNum> as serde::Deserialize>::deserialize(d).map(|o| o.map(|s| s.0))

@@ -8,6 +8,7 @@ pub mod artifacts;
 pub mod error;
 pub mod json;
 mod logged_models;
+mod registry;
 mod tracking;
 mod wire;
 
@@ -32,6 +33,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let api = tracking::routes()
         .merge(logged_models::routes())
+        .merge(registry::routes())
         .layer(axum::extract::DefaultBodyLimit::max(json::MAX_JSON_BODY));
     let artifacts = artifacts::routes();
     Router::new()
@@ -39,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/ajax-api/2.0/mlflow", api)
         .nest("/api/2.0/mlflow-artifacts", artifacts.clone())
         .nest("/ajax-api/2.0/mlflow-artifacts", artifacts)
+        .nest("/api/2.0/factory", registry::factory_routes())
         .route("/api/3.0/mlflow/server-info", get(server_info))
         .route("/health", get(health))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))

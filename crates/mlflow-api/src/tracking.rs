@@ -50,7 +50,7 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-fn required<T>(value: Option<T>, name: &str) -> ApiResult<T> {
+pub(crate) fn required<T>(value: Option<T>, name: &str) -> ApiResult<T> {
     value
         .ok_or_else(|| ApiError::invalid(format!("Missing value for required parameter '{name}'.")))
 }

@@ -331,3 +331,117 @@ pub struct RunOutputs {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub model_outputs: Vec<ModelOutput>,
 }
+
+#[derive(Serialize)]
+pub struct ModelVersion {
+    pub name: String,
+    pub version: String,
+    pub creation_timestamp: i64,
+    pub last_updated_timestamp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    pub current_stage: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<KeyValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_link: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
+}
+
+impl From<&t::ModelVersion> for ModelVersion {
+    fn from(v: &t::ModelVersion) -> Self {
+        ModelVersion {
+            name: v.name.clone(),
+            version: v.version.to_string(),
+            creation_timestamp: v.creation_time,
+            last_updated_timestamp: v.last_updated_time,
+            user_id: v.user_id.clone().filter(|u| !u.is_empty()),
+            current_stage: v.current_stage.clone(),
+            description: v.description.clone(),
+            source: v.source.clone(),
+            run_id: v.run_id.clone(),
+            status: v.status.clone(),
+            status_message: v.status_message.clone(),
+            tags: kvs(&v.tags),
+            run_link: v.run_link.clone(),
+            aliases: v.aliases.clone(),
+            model_id: v.model_id.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Alias {
+    pub alias: String,
+    pub version: String,
+}
+
+#[derive(Serialize)]
+pub struct RegisteredModel {
+    pub name: String,
+    pub creation_timestamp: i64,
+    pub last_updated_timestamp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latest_versions: Vec<ModelVersion>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<KeyValue>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<Alias>,
+}
+
+impl From<&t::RegisteredModel> for RegisteredModel {
+    fn from(m: &t::RegisteredModel) -> Self {
+        RegisteredModel {
+            name: m.name.clone(),
+            creation_timestamp: m.creation_time,
+            last_updated_timestamp: m.last_updated_time,
+            description: m.description.clone(),
+            latest_versions: m.latest_versions.iter().map(ModelVersion::from).collect(),
+            tags: kvs(&m.tags),
+            aliases: m.aliases.iter().map(|(a, v)| Alias { alias: a.clone(), version: v.to_string() }).collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct RegistryEvent {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_before: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_after: Option<String>,
+    pub timestamp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+}
+
+impl From<&t::RegistryEvent> for RegistryEvent {
+    fn from(e: &t::RegistryEvent) -> Self {
+        RegistryEvent {
+            id: e.id,
+            name: e.name.clone(),
+            kind: e.kind.clone(),
+            target: e.target.clone(),
+            version_before: e.version_before.map(|v| v.to_string()),
+            version_after: e.version_after.map(|v| v.to_string()),
+            timestamp: e.time,
+            user_id: e.user_id.clone(),
+        }
+    }
+}

@@ -219,3 +219,51 @@ pub struct LoggedModel {
     /// Latest value of each metric logged against this model.
     pub metrics: Vec<RunMetric>,
 }
+
+/// A registered model with its tags, aliases and latest version per stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegisteredModel {
+    pub name: String,
+    pub creation_time: i64,
+    pub last_updated_time: i64,
+    pub description: Option<String>,
+    pub tags: Vec<KeyValue>,
+    /// (alias, version)
+    pub aliases: Vec<(String, i64)>,
+    pub latest_versions: Vec<ModelVersion>,
+}
+
+/// One version of a registered model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelVersion {
+    pub name: String,
+    pub version: i64,
+    pub creation_time: i64,
+    pub last_updated_time: i64,
+    pub description: Option<String>,
+    pub user_id: Option<String>,
+    /// `None`, `Staging`, `Production` or `Archived`.
+    pub current_stage: String,
+    pub source: String,
+    pub run_id: Option<String>,
+    pub run_link: Option<String>,
+    pub status: String,
+    pub status_message: Option<String>,
+    pub model_id: Option<String>,
+    pub tags: Vec<KeyValue>,
+    pub aliases: Vec<String>,
+}
+
+/// One recorded move of an alias or a stage (`kind` is `alias` or `stage`; `target` is the
+/// alias or stage name). `None` versions mean "nobody had it" / "removed".
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistryEvent {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub target: String,
+    pub version_before: Option<i64>,
+    pub version_after: Option<i64>,
+    pub time: i64,
+    pub user_id: Option<String>,
+}

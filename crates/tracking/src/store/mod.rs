@@ -4,6 +4,8 @@
 
 mod experiments;
 mod logged_models;
+mod registry;
+pub use registry::{canonical_stage, parse_version, NewModelVersion, STAGES};
 pub use logged_models::{NewLoggedModel, LOGGED_MODEL_STATUSES};
 mod runs;
 pub use runs::{RunSearch, RunUpdate, RUN_NAME_TAG};
