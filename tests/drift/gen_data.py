@@ -45,6 +45,7 @@ def _frame(rng: np.random.Generator, n: int, shift: float) -> pd.DataFrame:
     cols["cat_multi"] = _with_missing(
         rng.choice(["alpha", "beta", "gamma", "delta", "epsilon"], n,
                    p=[0.3, 0.25, 0.2, 0.15 - shift / 3, 0.1 + shift / 3]), rng, 0.03)
+    cols["flag"] = rng.random(n) < 0.3 + shift / 2  # written as True/False: pandas bool dtype
     cols["prediction"] = np.clip(rng.beta(2, 5 - shift * 4, n), 0, 1).round(5)
     return pd.DataFrame(cols)
 

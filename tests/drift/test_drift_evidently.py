@@ -26,6 +26,9 @@ from evidently.presets import DataDriftPreset  # noqa: E402
 
 assert evidently.__version__ == "0.7.23", evidently.__version__
 
+# Evidently and pandas warn about the infinities and empty bins the data holds on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::FutureWarning")
+
 REL = 1e-9
 DRIFT_SHARE = 0.3
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,6 +136,25 @@ def test_default_tests_match_evidently(scenario: str, data_dir: Path, tmp_path: 
     compare(ev, ev_psi, code, ours)
 
 
+HOUSING = Path(os.environ.get(
+    "HOUSING_CSV", ROOT.parent / "shared" / "datasets" / "california_housing" / "housing.csv"))
+
+
+@pytest.mark.skipif(not HOUSING.exists(), reason="shared California housing data not present")
+@pytest.mark.parametrize("split", [(1000, 20640), (12000, 20640)])
+def test_california_housing_matches_evidently(split, data_dir: Path, tmp_path: Path) -> None:
+    """Real data: the first rows (ordered by longitude) against the last ones."""
+    n_ref, n_all = split
+    frame = pd.read_csv(HOUSING)
+    ref, cur = data_dir / f"housing_ref_{n_ref}.csv", data_dir / f"housing_cur_{n_ref}.csv"
+    frame.iloc[:n_ref].to_csv(ref, index=False)
+    frame.iloc[n_ref:n_all].to_csv(cur, index=False)
+    ev = evidently_run(ref, cur)
+    ev_psi = evidently_run(ref, cur, method="psi")
+    code, ours, _ = factory_run(ref, cur, tmp_path)
+    compare(ev, ev_psi, code, ours)
+
+
 OVERRIDES = {
     "num_normal": "ks",
     "num_missing": "kl_div",
@@ -144,6 +166,7 @@ OVERRIDES = {
     "int_wide": "psi",
     "cat_binary": "hellinger",
     "cat_multi": "kl_div",
+    "flag": "psi",
     "prediction": "wasserstein",
 }
 

@@ -6,6 +6,7 @@
 //! an HDR histogram (microseconds); any status other than 200, and any transport error, counts
 //! as an error and is reported.
 
+use crate::server::Usage;
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -27,7 +28,12 @@ pub fn client() -> reqwest::Client {
 }
 
 /// POSTs JSON to `base + path`, fails unless the status is 200, returns the parsed body.
-pub async fn post(c: &reqwest::Client, base: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
+pub async fn post(
+    c: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: &Value,
+) -> anyhow::Result<Value> {
     let resp = c
         .post(format!("{base}{path}"))
         .header("content-type", "application/json")
@@ -40,7 +46,11 @@ pub async fn post(c: &reqwest::Client, base: &str, path: &str, body: &Value) -> 
 
 /// GETs `base + path` (query included), fails unless the status is 200, returns the parsed body.
 pub async fn get(c: &reqwest::Client, base: &str, path: &str) -> anyhow::Result<Value> {
-    let resp = c.get(format!("{base}{path}")).send().await.with_context(|| format!("GET {path}"))?;
+    let resp = c
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .with_context(|| format!("GET {path}"))?;
     read_json(resp, path).await
 }
 
@@ -48,13 +58,17 @@ async fn read_json(resp: reqwest::Response, path: &str) -> anyhow::Result<Value>
     let status = resp.status();
     let bytes = resp.bytes().await?;
     if status != reqwest::StatusCode::OK {
-        bail!("{path}: HTTP {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(500)]));
+        bail!(
+            "{path}: HTTP {status}: {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
+        );
     }
     serde_json::from_slice(&bytes).with_context(|| format!("{path}: response is not JSON"))
 }
 
 /// One request of a load phase, made by `(client, worker index, request index of that worker)`.
-pub type MakeRequest = Arc<dyn Fn(&reqwest::Client, usize, u64) -> reqwest::RequestBuilder + Send + Sync>;
+pub type MakeRequest =
+    Arc<dyn Fn(&reqwest::Client, usize, u64) -> reqwest::RequestBuilder + Send + Sync>;
 
 /// Optional check of each 200 response body (e.g. the runs/search result count); an `Err` counts
 /// as an error of that request.
@@ -88,6 +102,8 @@ pub struct Stats {
     pub max_ms: f64,
     /// CPU cores used by the server's process tree during the phase (CPU seconds / wall seconds).
     pub server_cpu_cores: f64,
+    /// Context switches of the server's threads per request (thread hand-offs show here).
+    pub server_ctx_switches_per_req: f64,
     /// CPU cores used by this benchmark process (the clients) during the phase.
     pub client_cpu_cores: f64,
 }
@@ -99,12 +115,13 @@ struct Partial {
     first_error: Option<String>,
 }
 
-/// Runs a closed-loop load phase. `server_cpu` reads the server tree's CPU seconds so far.
+/// Runs a closed-loop load phase. `server_usage` reads the server tree's CPU and context
+/// switches so far.
 pub async fn run(
     bounds: Bounds,
     make: MakeRequest,
     check: Option<CheckBody>,
-    server_cpu: &dyn Fn() -> f64,
+    server_usage: &dyn Fn() -> Usage,
 ) -> anyhow::Result<Stats> {
     let clients: Vec<reqwest::Client> = (0..bounds.clients).map(|_| client()).collect();
     // Warm-up: opens each client's connection, not recorded.
@@ -114,7 +131,7 @@ pub async fn run(
         }
     }
     let sent = Arc::new(AtomicU64::new(0));
-    let cpu_server0 = server_cpu();
+    let server0 = server_usage();
     let cpu_self0 = crate::server::cpu_secs_of("/proc/self/stat");
     let start = Instant::now();
     let deadline = start + bounds.duration;
@@ -123,7 +140,11 @@ pub async fn run(
         let (make, check, sent) = (make.clone(), check.clone(), sent.clone());
         let max = bounds.max_requests;
         tasks.push(tokio::spawn(async move {
-            let mut p = Partial { hist: new_hist(), errors: 0, first_error: None };
+            let mut p = Partial {
+                hist: new_hist(),
+                errors: 0,
+                first_error: None,
+            };
             let mut i = 0u64;
             while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < max {
                 let t0 = Instant::now();
@@ -166,7 +187,9 @@ pub async fn run(
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    let cpu_server = server_cpu() - cpu_server0;
+    let server1 = server_usage();
+    let cpu_server = server1.cpu_secs - server0.cpu_secs;
+    let ctx = server1.ctx_switches.saturating_sub(server0.ctx_switches) as f64;
     let cpu_self = crate::server::cpu_secs_of("/proc/self/stat") - cpu_self0;
     let ms = |us: u64| us as f64 / 1000.0;
     Ok(Stats {
@@ -181,6 +204,7 @@ pub async fn run(
         p99_ms: ms(hist.value_at_quantile(0.99)),
         max_ms: ms(hist.max()),
         server_cpu_cores: cpu_server / secs,
+        server_ctx_switches_per_req: ctx / (hist.len().max(1) as f64),
         client_cpu_cores: cpu_self / secs,
     })
 }

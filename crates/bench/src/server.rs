@@ -68,7 +68,9 @@ impl ServerGuard {
     /// Spawns the server on a free 127.0.0.1 port with a fresh SQLite DB and artifacts folder.
     /// The clock for the cold start starts just before the spawn; the returned instant is it.
     pub fn spawn(launch: &Launch) -> anyhow::Result<(ServerGuard, Instant)> {
-        let dir = tempfile::Builder::new().prefix(&format!("bench-{}-", launch.kind.name())).tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("bench-{}-", launch.kind.name()))
+            .tempdir()?;
         let db = dir.path().join("store.db");
         let artifacts = dir.path().join("artifacts");
         let log_path = dir.path().join("server.log");
@@ -95,9 +97,15 @@ impl ServerGuard {
             artifacts.display()
         );
         let log = fs::File::create(&log_path)?;
-        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).current_dir(dir.path()).process_group(0);
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .current_dir(dir.path())
+            .process_group(0);
         let started = Instant::now();
-        let child = cmd.spawn().with_context(|| format!("spawning {}", launch.bin.display()))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("spawning {}", launch.bin.display()))?;
         let pid = child.id();
         if let Ok(mut g) = LIVE_GROUPS.lock() {
             g.push(pid as i32);
@@ -117,7 +125,11 @@ impl ServerGuard {
     /// Fails if the server process has already exited (with its log tail).
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
-            bail!("{} server exited early ({status}); log tail:\n{}", self.kind.name(), self.log_tail(30));
+            bail!(
+                "{} server exited early ({status}); log tail:\n{}",
+                self.kind.name(),
+                self.log_tail(30)
+            );
         }
         Ok(())
     }
@@ -132,7 +144,10 @@ impl ServerGuard {
     /// Resident memory of the server and all its descendants, in MiB.
     pub fn rss_mib(&self) -> f64 {
         let tree = process_tree(self.pid);
-        tree.iter().map(|&p| vm_rss_kib(p).unwrap_or(0)).sum::<u64>() as f64 / 1024.0
+        tree.iter()
+            .map(|&p| vm_rss_kib(p).unwrap_or(0))
+            .sum::<u64>() as f64
+            / 1024.0
     }
 
     /// Number of processes in the server's tree.
@@ -140,9 +155,17 @@ impl ServerGuard {
         process_tree(self.pid).len()
     }
 
-    /// CPU seconds (user + system) consumed so far by the live processes of the server's tree.
-    pub fn cpu_secs(&self) -> f64 {
-        process_tree(self.pid).iter().map(|&p| cpu_secs_of(&format!("/proc/{p}/stat"))).sum()
+    /// CPU seconds and context switches so far of the live processes (all threads) of the
+    /// server's tree.
+    pub fn usage(&self) -> Usage {
+        let tree = process_tree(self.pid);
+        Usage {
+            cpu_secs: tree
+                .iter()
+                .map(|&p| cpu_secs_of(&format!("/proc/{p}/stat")))
+                .sum(),
+            ctx_switches: tree.iter().map(|&p| ctx_switches(p)).sum(),
+        }
     }
 
     /// SIGTERM the group, give it a moment, then SIGKILL it.
@@ -173,6 +196,38 @@ impl Drop for ServerGuard {
     }
 }
 
+/// Resource use of a process tree at one moment.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    pub cpu_secs: f64,
+    pub ctx_switches: u64,
+}
+
+/// Voluntary + involuntary context switches of all threads of `pid`.
+fn ctx_switches(pid: u32) -> u64 {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    let mut n = 0;
+    for t in tasks.flatten() {
+        let Ok(status) = fs::read_to_string(t.path().join("status")) else {
+            continue;
+        };
+        for line in status.lines() {
+            if line.starts_with("voluntary_ctxt_switches:")
+                || line.starts_with("nonvoluntary_ctxt_switches:")
+            {
+                n += line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    n
+}
+
 /// A free TCP port on 127.0.0.1 (bound then released; the server binds it right after).
 fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -184,8 +239,11 @@ pub fn process_tree(root: u32) -> Vec<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     if let Ok(entries) = fs::read_dir("/proc") {
         for e in entries.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-            if let Some(ppid) = stat_fields(&e.path().join("stat")).and_then(|f| f.get(1).and_then(|s| s.parse().ok()))
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some(ppid) = stat_fields(&e.path().join("stat"))
+                .and_then(|f| f.get(1).and_then(|s| s.parse().ok()))
             {
                 children.entry(ppid).or_default().push(pid);
             }
@@ -212,8 +270,11 @@ fn stat_fields(path: &Path) -> Option<Vec<String>> {
 
 /// User + system CPU seconds of the process whose stat file is `path` (`/proc/self/stat` works).
 pub fn cpu_secs_of(path: &str) -> f64 {
-    let Some(f) = stat_fields(Path::new(path)) else { return 0.0 };
-    let ticks: u64 = f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let Some(f) = stat_fields(Path::new(path)) else {
+        return 0.0;
+    };
+    let ticks: u64 = f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0)
+        + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
     ticks as f64 / clock_ticks()
 }
 

@@ -68,6 +68,41 @@ const POW10: [f64; 23] = [
 /// exponent take Clinger's exact fast path (one correctly rounded multiply or divide); the
 /// rest go through the standard library's correctly rounded parser.
 fn parse_number(field: &[u8]) -> Option<(f64, bool)> {
+    // Fast path for the usual `[-+]digits[.digits]` with at most 15 digits: the mantissa is
+    // exact and the power of ten too, so one division rounds correctly.
+    let (neg, start) = match field.first()? {
+        b'-' => (true, 1),
+        b'+' => (false, 1),
+        _ => (false, 0),
+    };
+    let mut mant: u64 = 0;
+    let mut i = start;
+    while i < field.len() && i - start < 16 && field[i].is_ascii_digit() {
+        mant = mant * 10 + u64::from(field[i] - b'0');
+        i += 1;
+    }
+    let int_digits = i - start;
+    let mut frac = 0;
+    let dot = i < field.len() && field[i] == b'.';
+    if dot {
+        i += 1;
+        let f0 = i;
+        while i < field.len() && i - f0 < 16 && field[i].is_ascii_digit() {
+            mant = mant * 10 + u64::from(field[i] - b'0');
+            i += 1;
+        }
+        frac = i - f0;
+    }
+    if i == field.len() && int_digits + frac > 0 && int_digits + frac <= 15 {
+        let v = mant as f64 / POW10[frac];
+        return Some((if neg { -v } else { v }, !dot));
+    }
+    parse_number_general(field)
+}
+
+/// [`parse_number`] for everything off its fast path (whitespace, exponents, long mantissas,
+/// `inf`/`nan` spellings, non-numbers).
+fn parse_number_general(field: &[u8]) -> Option<(f64, bool)> {
     let t = match (field.first(), field.last()) {
         (Some(a), Some(b)) if !a.is_ascii_whitespace() && !b.is_ascii_whitespace() => field,
         _ => field.trim_ascii(),
@@ -591,26 +626,45 @@ fn read_pass(
     let workers = workers.max(1);
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(workers * 2);
     let rx = Mutex::new(rx);
+    // Parsed blocks come back to the reader to be filled again.
+    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
 
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| loop {
-                let next = rx.lock().map(|r| r.recv());
-                let Ok(Ok(block)) = next else { break };
-                if abort.load(Ordering::Relaxed) {
-                    continue;
-                }
-                let res = parse_block(&block, ncols, plan, kinds, path)
-                    .and_then(|b| merge_block(&shared, budget, b));
-                if let Err(e) = res {
-                    abort.store(true, Ordering::Relaxed);
-                    failed.lock().expect("error slot").get_or_insert(e);
+            let free = free_tx.clone();
+            scope.spawn(|| {
+                let free = free;
+                // Reused for every block this thread parses: no allocation in the steady state.
+                let mut scratch = Block {
+                    rows: 0,
+                    columns: kinds.iter().map(|&k| BlockColumn::new(k)).collect(),
+                    pairs: plan.pair.map(|_| PairStats::default()),
+                };
+                loop {
+                    let next = rx.lock().map(|r| r.recv());
+                    let Ok(Ok(bytes)) = next else { break };
+                    if abort.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    let res = parse_block(&bytes, ncols, plan, path, &mut scratch)
+                        .and_then(|()| merge_block(&shared, budget, &mut scratch));
+                    let _ = free.send(bytes);
+                    if let Err(e) = res {
+                        abort.store(true, Ordering::Relaxed);
+                        failed.lock().expect("error slot").get_or_insert(e);
+                    }
                 }
             });
         }
-        let res = stream_blocks(path, header.data_offset, progress, &abort, &mut |block| {
-            tx.send(block).is_ok()
-        });
+        drop(free_tx);
+        let res = stream_blocks(
+            path,
+            header.data_offset,
+            progress,
+            &abort,
+            &free_rx,
+            &mut |block| tx.send(block).is_ok(),
+        );
         drop(tx);
         if let Err(e) = res {
             abort.store(true, Ordering::Relaxed);
@@ -630,6 +684,19 @@ fn read_pass(
         let mut c = c.into_inner().expect("column lock");
         if let ColumnData::Text(t) = &mut c {
             t.overflow = t.counts.len() > MAX_CATEGORIES;
+            if t.all_bool && !t.counts.is_empty() {
+                // pandas reads every spelling of a boolean as the same value.
+                let mut merged = HashMap::new();
+                for (k, v) in t.counts.drain() {
+                    let key = if k.eq_ignore_ascii_case("true") {
+                        "True"
+                    } else {
+                        "False"
+                    };
+                    *merged.entry(key.to_owned()).or_insert(0) += v;
+                }
+                t.counts = merged;
+            }
         }
         columns.push(c);
     }
@@ -644,14 +711,17 @@ fn read_pass(
     ))
 }
 
-fn merge_block(shared: &Shared, budget: &Budget, block: Block) -> Result<()> {
+/// Adds a parsed block to the shared columns and leaves `block` empty for reuse.
+fn merge_block(shared: &Shared, budget: &Budget, block: &mut Block) -> Result<()> {
     *shared.rows.lock().expect("rows lock") += block.rows;
-    if let Some(p) = block.pairs {
+    block.rows = 0;
+    if let Some(p) = block.pairs.as_mut() {
         if let Some(acc) = shared.pairs.lock().expect("pairs lock").as_mut() {
-            acc.merge(&p);
+            acc.merge(p);
         }
+        *p = PairStats::default();
     }
-    for (i, bc) in block.columns.into_iter().enumerate() {
+    for (i, bc) in block.columns.iter_mut().enumerate() {
         let mut col = shared.columns[i].lock().expect("column lock");
         match (&mut *col, bc) {
             (
@@ -667,33 +737,42 @@ fn merge_block(shared: &Shared, budget: &Budget, block: Block) -> Result<()> {
                     demoted,
                 },
             ) => {
-                if demoted {
+                if *demoted {
                     shared.demoted[i].store(true, Ordering::Relaxed);
                 }
-                n.missing += missing;
-                n.nonfinite += nonfinite;
-                n.min = n.min.min(min);
-                n.max = n.max.max(max);
-                n.sum.merge(sum);
-                n.all_int &= all_int;
-                if !shared.demoted[i].load(Ordering::Relaxed) {
-                    let full = n.runs.extend(&keys);
-                    drop(col);
-                    // Sort and spill without holding the column's lock.
-                    for buf in full {
-                        let mut run = budget.sort_run(buf)?;
-                        loop {
-                            let mut col = shared.columns[i].lock().expect("column lock");
-                            let ColumnData::Numeric(n) = &mut *col else {
-                                break;
-                            };
-                            n.runs.push_run(run);
-                            let Some(batch) = n.runs.take_compaction() else {
-                                break;
-                            };
-                            drop(col);
-                            run = budget.merge_runs(batch)?;
-                        }
+                n.missing += *missing;
+                n.nonfinite += *nonfinite;
+                n.min = n.min.min(*min);
+                n.max = n.max.max(*max);
+                n.sum.merge(*sum);
+                n.all_int &= *all_int;
+                let full = if shared.demoted[i].load(Ordering::Relaxed) {
+                    Vec::new()
+                } else {
+                    n.runs.extend(keys)
+                };
+                drop(col);
+                *missing = 0;
+                *nonfinite = 0;
+                *min = f64::INFINITY;
+                *max = f64::NEG_INFINITY;
+                *sum = Sum::default();
+                *all_int = true;
+                keys.clear();
+                // Sort and spill without holding the column's lock.
+                for buf in full {
+                    let mut run = budget.sort_run(buf)?;
+                    loop {
+                        let mut col = shared.columns[i].lock().expect("column lock");
+                        let ColumnData::Numeric(n) = &mut *col else {
+                            break;
+                        };
+                        n.runs.push_run(run);
+                        let Some(batch) = n.runs.take_compaction() else {
+                            break;
+                        };
+                        drop(col);
+                        run = budget.merge_runs(batch)?;
                     }
                 }
             }
@@ -705,9 +784,11 @@ fn merge_block(shared: &Shared, budget: &Budget, block: Block) -> Result<()> {
                     all_bool,
                 },
             ) => {
-                t.missing += missing;
-                t.all_bool &= all_bool;
-                for (k, v) in counts {
+                t.missing += *missing;
+                t.all_bool &= *all_bool;
+                *missing = 0;
+                *all_bool = true;
+                for (k, v) in counts.drain() {
                     if let Some(c) = t.counts.get_mut(&k) {
                         *c += v;
                     } else if t.counts.len() <= MAX_CATEGORIES {
@@ -721,18 +802,21 @@ fn merge_block(shared: &Shared, budget: &Budget, block: Block) -> Result<()> {
     Ok(())
 }
 
+/// Parses the records of `bytes` into `block` (which [`merge_block`] left empty).
 fn parse_block(
-    block: &[u8],
+    bytes: &[u8],
     ncols: usize,
     plan: &Plan,
-    kinds: &[Kind],
     path: &Path,
-) -> Result<Block> {
-    let mut columns: Vec<BlockColumn> = kinds.iter().map(|&k| BlockColumn::new(k)).collect();
-    let mut pairs = plan.pair.map(|_| PairStats::default());
-    let mut rows = 0u64;
-    for_each_record(block, ncols, path, &mut |fields| {
-        rows += 1;
+    block: &mut Block,
+) -> Result<()> {
+    let Block {
+        rows,
+        columns,
+        pairs,
+    } = block;
+    for_each_record(bytes, ncols, path, &mut |fields| {
+        *rows += 1;
         for (col, &idx) in columns.iter_mut().zip(&plan.indices) {
             col.push(fields.get(idx).copied());
         }
@@ -741,11 +825,6 @@ fn parse_block(
                 p.observe(tf, pf);
             }
         }
-    })?;
-    Ok(Block {
-        rows,
-        columns,
-        pairs,
     })
 }
 
@@ -848,6 +927,7 @@ fn stream_blocks(
     offset: u64,
     progress: &dyn Progress,
     abort: &AtomicBool,
+    free: &mpsc::Receiver<Vec<u8>>,
     send: &mut dyn FnMut(Vec<u8>) -> bool,
 ) -> Result<()> {
     let mut file = File::open(path).map_err(|e| DriftError::io(path, e))?;
@@ -860,7 +940,9 @@ fn stream_blocks(
         if abort.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let mut buf = Vec::with_capacity(carry.len() + want);
+        let mut buf = free.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.reserve(carry.len() + want);
         buf.extend_from_slice(&carry);
         let before = buf.len();
         (&mut file)
@@ -877,7 +959,8 @@ fn stream_blocks(
         }
         match last_boundary(&buf) {
             Some(end) => {
-                carry = buf[end..].to_vec();
+                carry.clear();
+                carry.extend_from_slice(&buf[end..]);
                 buf.truncate(end);
                 want = BLOCK;
                 if !send(buf) {

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Maps a finite `f64` to a `u64` whose unsigned order is the numeric order.
 pub fn key(x: f64) -> u64 {
@@ -45,6 +45,9 @@ pub struct Budget {
     spilled_bytes: AtomicU64,
     dir: tempfile::TempDir,
     next_file: AtomicUsize,
+    /// Buffers of `run_len` values to reuse (spilled runs, radix scratch), so that the
+    /// steady state allocates nothing and takes no page faults.
+    pool: Mutex<Vec<Vec<u64>>>,
 }
 
 impl Budget {
@@ -69,6 +72,7 @@ impl Budget {
             spilled_bytes: AtomicU64::new(0),
             dir,
             next_file: AtomicUsize::new(0),
+            pool: Mutex::new(Vec::new()),
         }))
     }
 
@@ -80,7 +84,9 @@ impl Budget {
     /// Sorts a full buffer and keeps it in memory if the budget allows, else writes it to a
     /// temporary file.
     pub fn sort_run(&self, mut run: Vec<u64>) -> Result<SortedRun> {
-        radix_sort(&mut run);
+        let mut scratch = self.buffer();
+        radix_sort(&mut run, &mut scratch);
+        self.recycle(scratch);
         let bytes = run.len() * 8;
         let fits = self
             .resident
@@ -141,6 +147,24 @@ impl Budget {
         Ok(SortedRun(Run::File { path, len }))
     }
 
+    /// An empty buffer with room for a run.
+    fn buffer(&self) -> Vec<u64> {
+        self.pool
+            .lock()
+            .expect("buffer pool")
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.run_len))
+    }
+
+    fn recycle(&self, mut buf: Vec<u64>) {
+        buf.clear();
+        let mut pool = self.pool.lock().expect("buffer pool");
+        // Enough for every thread's scratch and the next pending buffers; the rest is freed.
+        if buf.capacity() >= self.run_len && pool.len() < 8 {
+            pool.push(buf);
+        }
+    }
+
     fn spill_path(&self) -> PathBuf {
         let n = self.next_file.fetch_add(1, Ordering::Relaxed);
         self.dir.path().join(format!("run-{n}.bin"))
@@ -195,7 +219,7 @@ impl Runs {
         let mut full = Vec::new();
         while !keys.is_empty() {
             if self.pending.capacity() == 0 {
-                self.pending.reserve_exact(run_len);
+                self.pending = self.budget.buffer();
             }
             let room = run_len - self.pending.len();
             let take = room.min(keys.len());
@@ -437,7 +461,7 @@ impl<'a> Merged<'a> {
 }
 
 /// LSD radix sort on 11-bit digits (6 passes), skipping digit positions where all keys agree.
-pub fn radix_sort(v: &mut Vec<u64>) {
+pub fn radix_sort(v: &mut Vec<u64>, scratch: &mut Vec<u64>) {
     const BITS: u32 = 11;
     const BUCKETS: usize = 1 << BITS;
     const PASSES: usize = 64usize.div_ceil(BITS as usize);
@@ -452,7 +476,8 @@ pub fn radix_sort(v: &mut Vec<u64>) {
         }
     }
     let n = v.len();
-    let mut scratch = vec![0u64; n];
+    scratch.clear();
+    scratch.resize(n, 0);
     let mut src_is_v = true;
     for (p, c) in counts.iter().enumerate() {
         if c.contains(&n) {
@@ -478,7 +503,7 @@ pub fn radix_sort(v: &mut Vec<u64>) {
         src_is_v = !src_is_v;
     }
     if !src_is_v {
-        std::mem::swap(v, &mut scratch);
+        std::mem::swap(v, scratch);
     }
 }
 
@@ -523,7 +548,7 @@ mod tests {
             .collect();
         let mut want = v.clone();
         want.sort_unstable();
-        radix_sort(&mut v);
+        radix_sort(&mut v, &mut Vec::new());
         assert_eq!(v, want);
     }
 

@@ -21,6 +21,10 @@ struct Cli {
 enum Command {
     /// MLflow-compatible tracking server, model registry and artifact store.
     Server(cmd::server::ServerArgs),
+    /// Train a model on a CSV, log the run, register it (champion/challenger optional).
+    Train(cmd::train::TrainArgs),
+    /// Score a CSV or JSON file with a model (like `mlflow models predict`).
+    Predict(cmd::predict::PredictArgs),
     /// Compare a current data set with a reference (Evidently-compatible data drift).
     Drift(cmd::drift::DriftArgs),
 }
@@ -37,6 +41,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Server(args) => cmd::server::run(args).map(|()| 0),
         Command::Drift(args) => cmd::drift::run(args),
+        Command::Train(args) => cmd::train::run(args),
+        Command::Predict(args) => cmd::predict::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

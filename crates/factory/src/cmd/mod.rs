@@ -1,4 +1,6 @@
 //! One module per subcommand: flag definitions and the glue that calls the library crates.
 
 pub mod drift;
+pub mod predict;
 pub mod server;
+pub mod train;

@@ -2,4 +2,5 @@
 //! (when `FACTORY_TEST_POSTGRES` is set, as CI does) a fresh PostgreSQL database.
 
 mod bad_input;
+mod registry;
 mod support;

@@ -1,0 +1,216 @@
+//! In-memory tables: a [`Frame`] is a list of equally long named [`Column`]s, each numeric
+//! (`f64`, NaN = missing) or categorical (strings, `None` = missing), and its [`Schema`].
+//!
+//! Frames are deliberately plain: no index, no dtype zoo, no lazy evaluation. The schema is
+//! the only part that travels with a model (serde), so predict-time data can be checked
+//! against what the model was trained on.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::LearnError;
+
+/// The two kinds of column the crate understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnKind {
+    Numeric,
+    Categorical,
+}
+
+impl fmt::Display for ColumnKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ColumnKind::Numeric => "numeric",
+            ColumnKind::Categorical => "categorical",
+        })
+    }
+}
+
+/// The values of one column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnData {
+    /// Numbers; `NaN` marks a missing value.
+    Numeric(Vec<f64>),
+    /// Strings; `None` marks a missing value.
+    Categorical(Vec<Option<String>>),
+}
+
+impl ColumnData {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnData::Numeric(v) => v.len(),
+            ColumnData::Categorical(v) => v.len(),
+        }
+    }
+
+    /// True when the column has no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Numeric or categorical.
+    pub fn kind(&self) -> ColumnKind {
+        match self {
+            ColumnData::Numeric(_) => ColumnKind::Numeric,
+            ColumnData::Categorical(_) => ColumnKind::Categorical,
+        }
+    }
+
+    fn select(&self, idx: &[usize]) -> ColumnData {
+        match self {
+            ColumnData::Numeric(v) => ColumnData::Numeric(idx.iter().map(|&i| v[i]).collect()),
+            ColumnData::Categorical(v) => {
+                ColumnData::Categorical(idx.iter().map(|&i| v[i].clone()).collect())
+            }
+        }
+    }
+}
+
+/// A named column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub data: ColumnData,
+}
+
+impl Column {
+    /// A numeric column (`NaN` = missing).
+    pub fn numeric(name: impl Into<String>, values: Vec<f64>) -> Column {
+        Column {
+            name: name.into(),
+            data: ColumnData::Numeric(values),
+        }
+    }
+
+    /// A categorical column (`None` = missing).
+    pub fn categorical(name: impl Into<String>, values: Vec<Option<String>>) -> Column {
+        Column {
+            name: name.into(),
+            data: ColumnData::Categorical(values),
+        }
+    }
+
+    /// Numeric or categorical.
+    pub fn kind(&self) -> ColumnKind {
+        self.data.kind()
+    }
+}
+
+/// A table: columns of equal length, in file (or construction) order, with unique names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    columns: Vec<Column>,
+    n_rows: usize,
+}
+
+impl Frame {
+    /// Builds a frame; fails on duplicate names or columns of different lengths.
+    pub fn from_columns(cols: Vec<Column>) -> Result<Frame, LearnError> {
+        let mut seen = HashSet::new();
+        for c in &cols {
+            if !seen.insert(c.name.as_str()) {
+                return Err(LearnError::DuplicateColumn {
+                    name: c.name.clone(),
+                });
+            }
+        }
+        let n_rows = cols.first().map_or(0, |c| c.data.len());
+        for c in &cols {
+            if c.data.len() != n_rows {
+                return Err(LearnError::LengthMismatch {
+                    what: format!("column '{}'", c.name),
+                    expected: n_rows,
+                    found: c.data.len(),
+                });
+            }
+        }
+        Ok(Frame {
+            columns: cols,
+            n_rows,
+        })
+    }
+
+    /// Number of rows.
+    pub fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+
+    /// All columns, in order.
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// The column with this name, if any.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// A new frame with the given rows, in the given order (indices may repeat).
+    ///
+    /// # Panics
+    /// If an index is out of range.
+    pub fn select_rows(&self, idx: &[usize]) -> Frame {
+        Frame {
+            columns: self
+                .columns
+                .iter()
+                .map(|c| Column {
+                    name: c.name.clone(),
+                    data: c.data.select(idx),
+                })
+                .collect(),
+            n_rows: idx.len(),
+        }
+    }
+
+    /// A copy without the named column (an unchanged copy if there is none).
+    pub fn without(&self, name: &str) -> Frame {
+        Frame {
+            columns: self
+                .columns
+                .iter()
+                .filter(|c| c.name != name)
+                .cloned()
+                .collect(),
+            n_rows: self.n_rows,
+        }
+    }
+
+    /// Names and kinds of the columns, in order.
+    pub fn schema(&self) -> Schema {
+        Schema {
+            fields: self
+                .columns
+                .iter()
+                .map(|c| Field {
+                    name: c.name.clone(),
+                    kind: c.kind(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Names and kinds of a frame's columns; stored in models to check predict-time input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schema {
+    pub fields: Vec<Field>,
+}
+
+/// One column of a [`Schema`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Field {
+    pub name: String,
+    pub kind: ColumnKind,
+}
+
+impl Schema {
+    /// The field with this name, if any.
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}

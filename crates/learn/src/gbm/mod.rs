@@ -1,0 +1,512 @@
+//! Histogram gradient boosting, modelled on scikit-learn's `HistGradientBoostingRegressor` /
+//! `Classifier` with their default parameters (see [`GbmParams`]).
+//!
+//! Training: optionally hold out a seeded validation split (early stopping), bin the
+//! remaining rows ([`binning`]), start from the mean (regression) or the log-odds of the
+//! positive rate (binary), then per iteration compute gradients of the squared error or the
+//! log-loss, grow one leaf-wise tree on them ([`grow`]), and add its shrunk leaf values to the
+//! raw predictions. Missing values have their own bin whose direction is learned per split;
+//! categorical columns are split natively on sets of levels.
+//!
+//! Architecture Invariant: nothing here draws random numbers except the validation split,
+//! and every floating-point sum is taken in a fixed order, so a seed fixes the model to the
+//! bit whatever the number of threads.
+
+mod binning;
+mod grow;
+mod hist;
+mod tree;
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::LearnError;
+use crate::frame::{ColumnData, Frame};
+use crate::model::{sigmoid, softplus, Task, TrainReport};
+use crate::split::{stratified_split, train_test_split};
+pub(crate) use binning::categorical_levels;
+use binning::Coding;
+use grow::{GrowParams, Grower, TrainData};
+use tree::{Coded, Tree};
+
+/// Gradient boosting hyper-parameters. [`Default`] gives scikit-learn's
+/// `HistGradientBoostingRegressor()` defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GbmParams {
+    /// Shrinkage applied to every leaf value (0.1).
+    pub learning_rate: f64,
+    /// Maximum number of boosting iterations, i.e. trees (100).
+    pub max_iter: usize,
+    /// Maximum leaves per tree (31).
+    pub max_leaf_nodes: usize,
+    /// Maximum depth of a tree, root at depth 0 (`None`: unlimited).
+    pub max_depth: Option<usize>,
+    /// Minimum training rows in a leaf (20).
+    pub min_samples_leaf: usize,
+    /// L2 penalty on leaf values (0).
+    pub l2_regularization: f64,
+    /// Maximum bins per numeric feature, and maximum levels kept per categorical feature,
+    /// between 2 and 255 (255).
+    pub max_bins: usize,
+    /// Early stopping on a held-out validation split, enabled only when the training frame
+    /// has more than `early_stopping_min_samples` rows (true: scikit-learn's `'auto'`).
+    pub early_stopping: bool,
+    /// Row count above which early stopping engages (10 000 as in scikit-learn; 0 forces it
+    /// whenever `early_stopping` is on).
+    pub early_stopping_min_samples: usize,
+    /// Share of rows held out for early stopping (0.1).
+    pub validation_fraction: f64,
+    /// Stop when none of the last `n_iter_no_change` iterations improved the validation
+    /// loss by more than `tol` over the one before them (10).
+    pub n_iter_no_change: usize,
+    /// Minimum improvement of the validation loss (1e-7).
+    pub tol: f64,
+    /// When early stopping held rows out, grow the returned model again on all rows for the
+    /// number of iterations early stopping chose (true). That second run goes alongside the
+    /// first on another thread: more CPU, little more wall time on two or more cores.
+    /// `false` returns the model grown on the remaining rows, as scikit-learn does.
+    pub refit: bool,
+    /// Seed of the validation split (the only randomness).
+    pub seed: u64,
+}
+
+impl Default for GbmParams {
+    fn default() -> GbmParams {
+        GbmParams {
+            learning_rate: 0.1,
+            max_iter: 100,
+            max_leaf_nodes: 31,
+            max_depth: None,
+            min_samples_leaf: 20,
+            l2_regularization: 0.0,
+            max_bins: 255,
+            early_stopping: true,
+            early_stopping_min_samples: 10_000,
+            validation_fraction: 0.1,
+            n_iter_no_change: 10,
+            tol: 1e-7,
+            refit: true,
+            seed: 0,
+        }
+    }
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> LearnError {
+    LearnError::InvalidParam {
+        name,
+        reason: reason.into(),
+    }
+}
+
+impl GbmParams {
+    fn validate(&self) -> Result<(), LearnError> {
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(invalid("learning_rate", "must be a positive number"));
+        }
+        if self.max_iter == 0 {
+            return Err(invalid("max_iter", "must be at least 1"));
+        }
+        if self.max_leaf_nodes < 2 {
+            return Err(invalid("max_leaf_nodes", "must be at least 2"));
+        }
+        if self.max_depth == Some(0) {
+            return Err(invalid("max_depth", "must be at least 1 (or unset)"));
+        }
+        if self.min_samples_leaf == 0 {
+            return Err(invalid("min_samples_leaf", "must be at least 1"));
+        }
+        if !(self.l2_regularization >= 0.0 && self.l2_regularization.is_finite()) {
+            return Err(invalid("l2_regularization", "must be a number >= 0"));
+        }
+        if !(2..=255).contains(&self.max_bins) {
+            return Err(invalid("max_bins", "must be between 2 and 255"));
+        }
+        if !(self.validation_fraction > 0.0 && self.validation_fraction < 1.0) {
+            return Err(invalid("validation_fraction", "must be in (0, 1)"));
+        }
+        if !(self.tol >= 0.0) {
+            return Err(invalid("tol", "must be a number >= 0"));
+        }
+        Ok(())
+    }
+}
+
+/// A fitted ensemble. `codings` are aligned with the model schema's fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct GbmModel {
+    baseline: f64,
+    codings: Vec<Coding>,
+    trees: Vec<Tree>,
+}
+
+/// Coded columns for tree walks (`cols` aligned with `codings`).
+fn code_columns<'a>(codings: &[Coding], cols: &[&'a ColumnData]) -> Vec<Coded<'a>> {
+    codings
+        .iter()
+        .zip(cols)
+        .map(|(coding, col)| match (coding, col) {
+            (Coding::Numeric, ColumnData::Numeric(v)) => Coded::Numeric(Cow::Borrowed(v)),
+            (Coding::Categorical { levels }, ColumnData::Categorical(v)) => {
+                Coded::Codes(binning::level_codes(levels, v.iter().map(|s| s.as_deref())))
+            }
+            // The caller checks kinds against the schema; a mismatch reads as all missing.
+            (Coding::Numeric, c) => Coded::Numeric(Cow::Owned(vec![f64::NAN; c.len()])),
+            (Coding::Categorical { .. }, c) => Coded::Codes(vec![binning::MISSING; c.len()]),
+        })
+        .collect()
+}
+
+impl GbmModel {
+    /// Raw scores (before the link function) of the rows of `cols`, which are aligned with
+    /// the schema and checked to be of its kinds.
+    pub(crate) fn predict_raw(&self, cols: &[&ColumnData]) -> Vec<f64> {
+        let n = cols.first().map_or(0, |c| c.len());
+        let coded = code_columns(&self.codings, cols);
+        let mut out = vec![0.0; n];
+        out.par_chunks_mut(1024).enumerate().for_each(|(chunk, o)| {
+            for (j, v) in o.iter_mut().enumerate() {
+                let row = chunk * 1024 + j;
+                let mut raw = self.baseline;
+                for t in &self.trees {
+                    raw += t.predict_row(&coded, row);
+                }
+                *v = raw;
+            }
+        });
+        out
+    }
+
+    pub(crate) fn n_trees(&self) -> usize {
+        self.trees.len()
+    }
+}
+
+/// The loss being boosted, in raw-score space.
+#[derive(Clone, Copy)]
+enum Loss {
+    /// Squared error; reported as the mean squared error.
+    Squared,
+    /// Binary cross-entropy of `sigmoid(raw)`; reported as the mean log-loss.
+    Binomial,
+}
+
+
+
+impl Loss {
+    fn baseline(self, y: &[f64]) -> f64 {
+        let mean = y.iter().sum::<f64>() / y.len() as f64;
+        match self {
+            Loss::Squared => mean,
+            Loss::Binomial => {
+                let p = mean.clamp(1e-15, 1.0 - 1e-15);
+                (p / (1.0 - p)).ln()
+            }
+        }
+    }
+
+    /// Fills gradients (and hessians, for the binomial loss).
+    fn gradients(self, y: &[f64], raw: &[f64], grad: &mut [f64], hess: &mut [f64]) {
+        match self {
+            Loss::Squared => {
+                for ((g, &r), &t) in grad.iter_mut().zip(raw).zip(y) {
+                    *g = r - t;
+                }
+            }
+            Loss::Binomial => {
+                for (((g, h), &r), &t) in grad.iter_mut().zip(hess.iter_mut()).zip(raw).zip(y) {
+                    let p = sigmoid(r);
+                    *g = p - t;
+                    *h = p * (1.0 - p);
+                }
+            }
+        }
+    }
+
+    fn mean(self, y: &[f64], raw: &[f64]) -> f64 {
+        let total: f64 = match self {
+            Loss::Squared => y.iter().zip(raw).map(|(t, r)| (t - r) * (t - r)).sum(),
+            Loss::Binomial => y.iter().zip(raw).map(|(t, r)| softplus(*r) - t * r).sum(),
+        };
+        total / y.len() as f64
+    }
+}
+
+/// scikit-learn's rule: stop when none of the last `n` scores beats the score before them
+/// by more than `tol` (scores are negated losses, the first one before any tree).
+fn should_stop(scores: &[f64], n: usize, tol: f64) -> bool {
+    if scores.len() < n + 1 {
+        return false;
+    }
+    let reference = scores[scores.len() - n - 1] + tol;
+    !scores[scores.len() - n..].iter().any(|&s| s > reference)
+}
+
+/// One boosting run: the trees grown on `rows`, scored on `val_rows` if any.
+struct Run {
+    baseline: f64,
+    codings: Vec<Coding>,
+    trees: Vec<Tree>,
+    /// `(feature, gain)` of each tree's splits, per tree.
+    tree_gains: Vec<Vec<(usize, f64)>>,
+    train_loss: Vec<f64>,
+    validation_loss: Vec<f64>,
+}
+
+/// Bins `rows`, codes `val_rows` alike, and boosts while fewer than `limit` trees exist (the
+/// limit may be lowered from another thread) and `after_iter(trees, validation loss)` says
+/// go on. `after_iter` is first called with 0 trees, for the baseline's validation loss.
+#[allow(clippy::too_many_arguments)]
+fn boost(
+    features: &Frame,
+    target: &[f64],
+    rows: &[usize],
+    val_rows: &[usize],
+    loss: Loss,
+    params: &GbmParams,
+    limit: &AtomicUsize,
+    mut after_iter: impl FnMut(usize, Option<f64>) -> bool,
+) -> Run {
+    let mut cols: Vec<Vec<u8>> = Vec::new();
+    let mut data = TrainData {
+        n_rows: rows.len(),
+        n_features: features.columns().len(),
+        codes: Vec::new(),
+        n_bins: Vec::new(),
+        has_missing: Vec::new(),
+        categorical: Vec::new(),
+        edges: Vec::new(),
+    };
+    let mut codings = Vec::new();
+    let mut val_cols = Vec::new();
+    for col in features.columns() {
+        match &col.data {
+            ColumnData::Numeric(v) => {
+                let train: Vec<f64> = rows.iter().map(|&i| v[i]).collect();
+                let edges = binning::numeric_edges(&train, params.max_bins);
+                let codes: Vec<u8> = train.iter().map(|&x| binning::bin_of(&edges, x)).collect();
+                data.n_bins.push(edges.len() + 1);
+                data.categorical.push(false);
+                data.has_missing.push(codes.contains(&binning::MISSING));
+                cols.push(codes);
+                data.edges.push(edges);
+                codings.push(Coding::Numeric);
+                val_cols.push(Coded::Numeric(Cow::Owned(
+                    val_rows.iter().map(|&i| v[i]).collect(),
+                )));
+            }
+            ColumnData::Categorical(v) => {
+                let levels = binning::categorical_levels(
+                    rows.iter().map(|&i| v[i].as_deref()),
+                    params.max_bins,
+                );
+                let codes = binning::level_codes(&levels, rows.iter().map(|&i| v[i].as_deref()));
+                data.n_bins.push(levels.len());
+                data.categorical.push(true);
+                data.has_missing.push(codes.contains(&binning::MISSING));
+                cols.push(codes);
+                data.edges.push(Vec::new());
+                val_cols.push(Coded::Codes(binning::level_codes(
+                    &levels,
+                    val_rows.iter().map(|&i| v[i].as_deref()),
+                )));
+                codings.push(Coding::Categorical { levels });
+            }
+        }
+    }
+    data.codes = (0..rows.len())
+        .flat_map(|r| cols.iter().map(move |c| c[r]))
+        .collect();
+    drop(cols);
+    let y: Vec<f64> = rows.iter().map(|&i| target[i]).collect();
+    let y_val: Vec<f64> = val_rows.iter().map(|&i| target[i]).collect();
+
+    let baseline = loss.baseline(&y);
+    let mut raw = vec![baseline; y.len()];
+    let mut raw_val = vec![baseline; y_val.len()];
+    let mut grad = vec![0.0; y.len()];
+    let mut hess = match loss {
+        Loss::Squared => Vec::new(),
+        Loss::Binomial => vec![0.0; y.len()],
+    };
+    let mut grower = Grower::new(
+        &data,
+        GrowParams {
+            max_leaf_nodes: params.max_leaf_nodes,
+            max_depth: params.max_depth,
+            min_samples_leaf: params.min_samples_leaf,
+            l2: params.l2_regularization,
+            learning_rate: params.learning_rate,
+        },
+    );
+    let mut run = Run {
+        baseline,
+        codings,
+        trees: Vec::new(),
+        tree_gains: Vec::new(),
+        train_loss: Vec::new(),
+        validation_loss: Vec::new(),
+    };
+    let initial = (!val_rows.is_empty()).then(|| loss.mean(&y_val, &raw_val));
+    if !after_iter(0, initial) {
+        return run;
+    }
+    while run.trees.len() < limit.load(Ordering::Relaxed) {
+        loss.gradients(&y, &raw, &mut grad, &mut hess);
+        let grown = match loss {
+            Loss::Squared => grower.grow(&grad, None),
+            Loss::Binomial => grower.grow(&grad, Some(&hess)),
+        };
+        grower.add_leaf_values(&grown, &mut raw);
+        run.train_loss.push(loss.mean(&y, &raw));
+        let val_loss = (!val_rows.is_empty()).then(|| {
+            for (i, r) in raw_val.iter_mut().enumerate() {
+                *r += grown.tree.predict_row(&val_cols, i);
+            }
+            loss.mean(&y_val, &raw_val)
+        });
+        run.validation_loss.extend(val_loss);
+        run.trees.push(grown.tree);
+        run.tree_gains.push(grown.gains);
+        if !after_iter(run.trees.len(), val_loss) {
+            break;
+        }
+    }
+    run
+}
+
+/// Fits a boosted ensemble; the caller has validated the target for the task.
+pub(crate) fn fit(
+    features: &Frame,
+    target: &[f64],
+    task: Task,
+    params: &GbmParams,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(GbmModel, TrainReport), LearnError> {
+    params.validate()?;
+    let n = features.n_rows();
+    let loss = match task {
+        Task::Regression => Loss::Squared,
+        Task::BinaryClassification => Loss::Binomial,
+    };
+    let all: Vec<usize> = (0..n).collect();
+    let max_iter = params.max_iter;
+    let early_stopping = params.early_stopping && n > params.early_stopping_min_samples;
+
+    let (run, validation_loss) = if !early_stopping {
+        let limit = AtomicUsize::new(max_iter);
+        let run = boost(features, target, &all, &[], loss, params, &limit, |i, _| {
+            progress(i, max_iter);
+            true
+        });
+        (run, Vec::new())
+    } else {
+        let (train_rows, val_rows) = match task {
+            Task::Regression => train_test_split(n, params.validation_fraction, params.seed),
+            Task::BinaryClassification => {
+                stratified_split(target, params.validation_fraction, params.seed)
+            }
+        };
+        if train_rows.is_empty() || val_rows.is_empty() {
+            return Err(LearnError::BadTrainingData(format!(
+                "{n} rows are too few to hold out a validation split"
+            )));
+        }
+        // The monitored run on the remaining rows decides the iteration count; with
+        // `refit`, a run on all rows goes alongside and is cut to that count (boosting is
+        // sequential, so its first k trees are exactly a k-iteration model).
+        let monitor_limit = AtomicUsize::new(max_iter);
+        let full_limit = AtomicUsize::new(max_iter);
+        let monitor = |progress: &mut dyn FnMut(usize, usize)| {
+            let mut scores = Vec::new();
+            let run = boost(
+                features,
+                target,
+                &train_rows,
+                &val_rows,
+                loss,
+                params,
+                &monitor_limit,
+                |i, val_loss| {
+                    progress(i, max_iter);
+                    scores.push(-val_loss.expect("validation rows are scored"));
+                    // scores[0] is the loss of the baseline alone.
+                    !should_stop(&scores, params.n_iter_no_change, params.tol)
+                },
+            );
+            full_limit.store(run.trees.len(), Ordering::Relaxed);
+            run
+        };
+        if params.refit {
+            let (monitored, mut full) = std::thread::scope(|s| {
+                let full = s.spawn(|| {
+                    boost(features, target, &all, &[], loss, params, &full_limit, |_, _| true)
+                });
+                let monitored = monitor(progress);
+                (monitored, full.join().expect("the refit run does not panic"))
+            });
+            let k = monitored.trees.len();
+            full.trees.truncate(k);
+            full.tree_gains.truncate(k);
+            full.train_loss.truncate(k);
+            (full, monitored.validation_loss)
+        } else {
+            let mut run = monitor(progress);
+            let v = std::mem::take(&mut run.validation_loss);
+            (run, v)
+        }
+    };
+    progress(run.trees.len(), run.trees.len());
+
+    let mut gains = vec![0.0; features.columns().len()];
+    for &(f, g) in run.tree_gains.iter().flatten() {
+        gains[f] += g;
+    }
+    let total: f64 = gains.iter().sum();
+    let mut feature_importance: Vec<(String, f64)> = features
+        .columns()
+        .iter()
+        .zip(&gains)
+        .map(|(c, &g)| (c.name.clone(), if total > 0.0 { g / total } else { 0.0 }))
+        .collect();
+    feature_importance.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let report = TrainReport {
+        n_iter: run.trees.len(),
+        train_loss: run.train_loss,
+        validation_loss,
+        feature_importance,
+    };
+    Ok((
+        GbmModel {
+            baseline: run.baseline,
+            codings: run.codings,
+            trees: run.trees,
+        },
+        report,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stopping_rule_matches_scikit_learn() {
+        // Scores improve, then plateau: stop once the last 2 do not beat the one before.
+        assert!(!should_stop(&[-3.0, -2.0], 2, 0.0));
+        assert!(!should_stop(&[-3.0, -2.0, -1.0], 2, 0.0));
+        assert!(should_stop(&[-3.0, -2.0, -2.0, -2.0], 2, 0.0));
+        assert!(!should_stop(&[-3.0, -2.0, -2.0, -1.5], 2, 0.0));
+        assert!(should_stop(&[-3.0, -2.0, -2.0, -1.5], 2, 1.0));
+    }
+
+    #[test]
+    fn link_helpers_are_stable() {
+        assert_eq!(sigmoid(0.0), 0.5);
+        assert!(sigmoid(-800.0) >= 0.0 && sigmoid(800.0) <= 1.0);
+        assert!((softplus(800.0) - 800.0).abs() < 1e-9);
+        assert!(softplus(-800.0) >= 0.0);
+    }
+}

@@ -1,0 +1,259 @@
+//! The one training entry point, [`fit`], and the [`Model`] it returns: schema, task and the
+//! fitted ensemble or linear model, serialisable to bytes and back.
+//!
+//! Prediction checks the input against the training schema by column name (order and extra
+//! columns do not matter; absent columns and other kinds are errors). Categorical levels not
+//! seen in training are treated as missing values: the trees send them where missing values
+//! go at each split, the linear model to its "missing" column (or nowhere).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::LearnError;
+use crate::frame::{ColumnData, Frame, Schema};
+use crate::gbm::{self, GbmModel, GbmParams};
+use crate::linear::{self, LinearModel, LinearParams};
+
+/// What the target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// A real-valued target; predictions are values.
+    Regression,
+    /// A 0/1 target; predictions are probabilities of class 1.
+    BinaryClassification,
+}
+
+/// Which model to train, with its hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelSpec {
+    Gbm(GbmParams),
+    Linear(LinearParams),
+}
+
+/// What training observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// Loss on the training rows after each iteration (mean squared error for regression,
+    /// mean log-loss for binary classification). The linear regression has one entry; the
+    /// logistic regression one per Newton step.
+    pub train_loss: Vec<f64>,
+    /// Loss on the early-stopping validation rows after each iteration; empty when no rows
+    /// were held out.
+    pub validation_loss: Vec<f64>,
+    /// Iterations run (trees built; Newton steps; 1 for ridge).
+    pub n_iter: usize,
+    /// Every input column with its share of the total importance, highest first: summed
+    /// split gain for trees, summed |coefficient| of its encoded columns for linear models.
+    pub feature_importance: Vec<(String, f64)>,
+}
+
+/// Version tag written into every serialised model.
+const FORMAT: &str = "learn-model/1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Body {
+    Gbm(GbmModel),
+    Linear(LinearModel),
+}
+
+/// A trained model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    format: String,
+    schema: Schema,
+    task: Task,
+    body: Body,
+}
+
+/// Checks the target for the task; errors name the 1-based row.
+fn check_target(target: &[f64], task: Task) -> Result<(), LearnError> {
+    for (i, &y) in target.iter().enumerate() {
+        if !y.is_finite() {
+            return Err(LearnError::InvalidTarget {
+                row: i + 1,
+                value: y,
+                reason: "not a finite number",
+            });
+        }
+        if task == Task::BinaryClassification && y != 0.0 && y != 1.0 {
+            return Err(LearnError::InvalidTarget {
+                row: i + 1,
+                value: y,
+                reason: "binary classification needs 0 or 1",
+            });
+        }
+    }
+    if task == Task::BinaryClassification {
+        let ones = target.iter().filter(|&&y| y == 1.0).count();
+        if ones == 0 || ones == target.len() {
+            return Err(LearnError::BadTrainingData(
+                "the target has only one class".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Trains a model on `features` (every column is an input) and `target` (one value per
+/// row). `progress(done, max)` is called after each iteration.
+pub fn fit(
+    features: &Frame,
+    target: &[f64],
+    task: Task,
+    spec: &ModelSpec,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Model, TrainReport), LearnError> {
+    if target.len() != features.n_rows() {
+        return Err(LearnError::LengthMismatch {
+            what: "target (one value per row of the features)".into(),
+            expected: features.n_rows(),
+            found: target.len(),
+        });
+    }
+    if features.n_rows() == 0 {
+        return Err(LearnError::BadTrainingData("no rows".into()));
+    }
+    if features.columns().is_empty() {
+        return Err(LearnError::BadTrainingData("no feature columns".into()));
+    }
+    check_target(target, task)?;
+    let (body, report) = match spec {
+        ModelSpec::Gbm(p) => {
+            let (m, r) = gbm::fit(features, target, task, p, progress)?;
+            (Body::Gbm(m), r)
+        }
+        ModelSpec::Linear(p) => {
+            let (m, r) = linear::fit(features, target, task, p, progress)?;
+            (Body::Linear(m), r)
+        }
+    };
+    let model = Model {
+        format: FORMAT.into(),
+        schema: features.schema(),
+        task,
+        body,
+    };
+    Ok((model, report))
+}
+
+impl Model {
+    /// The columns the model was trained on.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The task it was trained for.
+    pub fn task(&self) -> Task {
+        self.task
+    }
+
+    /// `"gbm"` or `"linear"`.
+    pub fn kind(&self) -> &'static str {
+        match self.body {
+            Body::Gbm(_) => "gbm",
+            Body::Linear(_) => "linear",
+        }
+    }
+
+    /// Number of trees (0 for a linear model).
+    pub fn n_trees(&self) -> usize {
+        match &self.body {
+            Body::Gbm(m) => m.n_trees(),
+            Body::Linear(_) => 0,
+        }
+    }
+
+    /// For a linear model, the intercept and coefficients in the inputs' own units (numeric
+    /// columns per unit; one-hot columns named `column=level`, `column=<missing>`); `None`
+    /// for trees.
+    pub fn linear_coefficients(&self) -> Option<(f64, Vec<(String, f64)>)> {
+        match &self.body {
+            Body::Linear(m) => {
+                let names: Vec<String> = self.schema.fields.iter().map(|f| f.name.clone()).collect();
+                Some(m.coefficients(&names))
+            }
+            Body::Gbm(_) => None,
+        }
+    }
+
+    /// Predictions for every row: values (regression) or probabilities of class 1 (binary).
+    /// `features` needs every schema column, of the schema's kind; other columns are ignored.
+    pub fn predict(&self, features: &Frame) -> Result<Vec<f64>, LearnError> {
+        let missing: Vec<String> = self
+            .schema
+            .fields
+            .iter()
+            .filter(|f| features.column(&f.name).is_none())
+            .map(|f| f.name.clone())
+            .collect();
+        if !missing.is_empty() {
+            return Err(LearnError::MissingColumns { columns: missing });
+        }
+        let mut cols: Vec<&ColumnData> = Vec::with_capacity(self.schema.fields.len());
+        for f in &self.schema.fields {
+            let c = features.column(&f.name).expect("checked above");
+            if c.kind() != f.kind {
+                return Err(LearnError::KindMismatch {
+                    column: f.name.clone(),
+                    expected: f.kind,
+                    found: c.kind(),
+                });
+            }
+            cols.push(&c.data);
+        }
+        let mut raw = match &self.body {
+            Body::Gbm(m) => m.predict_raw(&cols),
+            Body::Linear(m) => m.predict_raw(&cols),
+        };
+        if self.task == Task::BinaryClassification {
+            for r in &mut raw {
+                *r = sigmoid(*r);
+            }
+        }
+        Ok(raw)
+    }
+
+    /// The model as bytes (UTF-8 JSON, tagged with a format version). The same model always
+    /// gives the same bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a model always serialises")
+    }
+
+    /// Reads bytes written by [`Model::to_bytes`].
+    pub fn from_bytes(b: &[u8]) -> Result<Model, LearnError> {
+        #[derive(Deserialize)]
+        struct Tag {
+            format: String,
+        }
+        let tag: Tag =
+            serde_json::from_slice(b).map_err(|e| LearnError::ModelFormat(e.to_string()))?;
+        if tag.format != FORMAT {
+            return Err(LearnError::ModelFormat(format!(
+                "format '{}' (this version reads '{FORMAT}')",
+                tag.format
+            )));
+        }
+        serde_json::from_slice(b).map_err(|e| LearnError::ModelFormat(e.to_string()))
+    }
+}
+
+/// The logistic function, without overflow for large |x|.
+pub(crate) fn sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `ln(1 + e^x)` without overflow.
+pub(crate) fn softplus(x: f64) -> f64 {
+    if x > 0.0 {
+        x + (-x).exp().ln_1p()
+    } else {
+        x.exp().ln_1p()
+    }
+}

@@ -1,0 +1,203 @@
+//! Model inputs: CSV files and MLflow scoring payloads (`dataframe_split`,
+//! `dataframe_records`, `instances`, `inputs`) turned into frames that match a model's
+//! schema. Every refusal names the column and, where it applies, the row.
+
+use crate::{PackageError, Result};
+use learn::{Column, ColumnData, ColumnKind, Frame, Schema};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+fn input_error(msg: String) -> PackageError {
+    PackageError::Input(msg)
+}
+
+/// A frame as MLflow's `dataframe_split` JSON (`{"columns": [...], "data": [[...]]}`);
+/// missing values are `null`.
+pub fn to_dataframe_split(frame: &Frame) -> Value {
+    let columns: Vec<&str> = frame.columns().iter().map(|c| c.name.as_str()).collect();
+    let data: Vec<Value> = (0..frame.n_rows())
+        .map(|row| {
+            Value::Array(
+                frame
+                    .columns()
+                    .iter()
+                    .map(|c| match &c.data {
+                        ColumnData::Numeric(v) if v[row].is_finite() => json!(v[row]),
+                        ColumnData::Numeric(_) => Value::Null,
+                        ColumnData::Categorical(v) => v[row].clone().map(Value::String).unwrap_or(Value::Null),
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    json!({ "columns": columns, "data": data })
+}
+
+/// Reads CSV checked against `schema` (missing/extra columns and non-numbers are errors).
+pub fn from_csv(reader: impl std::io::Read, schema: &Schema) -> Result<Frame> {
+    learn::read_csv_with_schema(reader, schema).map_err(|e| input_error(e.to_string()))
+}
+
+/// Parses an MLflow scoring payload into a frame matching `schema`.
+pub fn from_json(payload: &Value, schema: &Schema) -> Result<Frame> {
+    let obj = payload.as_object().ok_or_else(|| input_error("the request body must be a JSON object".into()))?;
+    let keys = ["dataframe_split", "dataframe_records", "instances", "inputs"];
+    let present: Vec<&str> = keys.iter().copied().filter(|k| obj.contains_key(*k)).collect();
+    let key = match present.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(input_error(format!(
+                "the request body must have one of the keys {}; got {:?}",
+                keys.join(", "),
+                obj.keys().collect::<Vec<_>>()
+            )))
+        }
+        many => return Err(input_error(format!("the request body has several input keys {many:?}; give exactly one"))),
+    };
+    let columns = match (key, &obj[key]) {
+        ("dataframe_split", Value::Object(split)) => split_columns(split)?,
+        (_, Value::Array(rows)) => rows_columns(rows, schema)?,
+        ("instances" | "inputs", Value::Object(cols)) => cols
+            .iter()
+            .map(|(k, v)| match v {
+                Value::Array(values) => Ok((k.clone(), values.clone())),
+                other => Ok((k.clone(), vec![other.clone()])),
+            })
+            .collect::<Result<Vec<_>>>()?,
+        (k, other) => return Err(input_error(format!("'{k}' has the wrong shape: {}", type_name(other)))),
+    };
+    build(columns, schema)
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn split_columns(split: &Map<String, Value>) -> Result<Vec<(String, Vec<Value>)>> {
+    let names: Vec<String> = split
+        .get("columns")
+        .and_then(Value::as_array)
+        .ok_or_else(|| input_error("dataframe_split needs a 'columns' list".into()))?
+        .iter()
+        .map(|c| c.as_str().map(str::to_string).ok_or_else(|| input_error(format!("column names must be strings, got {c}"))))
+        .collect::<Result<_>>()?;
+    let data = split.get("data").and_then(Value::as_array).ok_or_else(|| input_error("dataframe_split needs a 'data' list".into()))?;
+    let mut columns: Vec<(String, Vec<Value>)> = names.iter().map(|n| (n.clone(), Vec::with_capacity(data.len()))).collect();
+    for (i, row) in data.iter().enumerate() {
+        let row = row.as_array().ok_or_else(|| input_error(format!("row {}: expected a list of values", i + 1)))?;
+        if row.len() != names.len() {
+            return Err(input_error(format!("row {}: {} values for {} columns", i + 1, row.len(), names.len())));
+        }
+        for (col, v) in columns.iter_mut().zip(row) {
+            col.1.push(v.clone());
+        }
+    }
+    Ok(columns)
+}
+
+/// Rows as objects (`{"col": value}`) or as lists in schema order.
+fn rows_columns(rows: &[Value], schema: &Schema) -> Result<Vec<(String, Vec<Value>)>> {
+    let mut order: Vec<String> = Vec::new();
+    let mut cols: HashMap<String, Vec<Value>> = HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        match row {
+            Value::Object(rec) => {
+                for k in rec.keys() {
+                    if !cols.contains_key(k) {
+                        order.push(k.clone());
+                        cols.insert(k.clone(), vec![Value::Null; i]);
+                    }
+                }
+                for name in &order {
+                    cols.get_mut(name).expect("known column").push(rec.get(name).cloned().unwrap_or(Value::Null));
+                }
+            }
+            Value::Array(values) => {
+                if values.len() != schema.fields.len() {
+                    return Err(input_error(format!(
+                        "row {}: {} values, but the model takes {} features ({})",
+                        i + 1,
+                        values.len(),
+                        schema.fields.len(),
+                        schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                    )));
+                }
+                for (f, v) in schema.fields.iter().zip(values) {
+                    if !cols.contains_key(&f.name) {
+                        order.push(f.name.clone());
+                        cols.insert(f.name.clone(), vec![Value::Null; i]);
+                    }
+                    cols.get_mut(&f.name).expect("known column").push(v.clone());
+                }
+            }
+            other => return Err(input_error(format!("row {}: expected an object or a list, got {}", i + 1, type_name(other)))),
+        }
+    }
+    Ok(order.into_iter().map(|k| {
+        let v = cols.remove(&k).unwrap_or_default();
+        (k, v)
+    }).collect())
+}
+
+/// Checks names against the schema and converts values by the schema's kinds.
+pub fn build(columns: Vec<(String, Vec<Value>)>, schema: &Schema) -> Result<Frame> {
+    let n_rows = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
+    if n_rows == 0 {
+        return Err(input_error("the input has no rows".into()));
+    }
+    let given: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
+    let missing: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).filter(|n| !given.contains(n)).collect();
+    let extra: Vec<&str> = given.iter().copied().filter(|n| schema.field(n).is_none()).collect();
+    if !missing.is_empty() || !extra.is_empty() {
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!("missing column(s): {}", missing.join(", ")));
+        }
+        if !extra.is_empty() {
+            parts.push(format!("unexpected column(s): {}", extra.join(", ")));
+        }
+        return Err(input_error(format!("{} (the model takes: {})", parts.join("; "), schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "))));
+    }
+    let mut by_name: HashMap<String, Vec<Value>> = columns.into_iter().collect();
+    let mut out = Vec::with_capacity(schema.fields.len());
+    for f in &schema.fields {
+        let values = by_name.remove(&f.name).unwrap_or_default();
+        let bad = |row: usize, v: &Value, want: &str| {
+            input_error(format!("row {}, column '{}': expected {want}, got {} ({v})", row + 1, f.name, type_name(v)))
+        };
+        let data = match f.kind {
+            ColumnKind::Numeric => ColumnData::Numeric(
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| match v {
+                        Value::Number(n) => n.as_f64().ok_or_else(|| bad(i, v, "a number")),
+                        Value::Null => Ok(f64::NAN),
+                        Value::String(s) if s == "NaN" => Ok(f64::NAN),
+                        other => Err(bad(i, other, "a number")),
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            ColumnKind::Categorical => ColumnData::Categorical(
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| match v {
+                        Value::String(s) => Ok(Some(s.clone())),
+                        Value::Null => Ok(None),
+                        other => Err(bad(i, other, "a string")),
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+        };
+        out.push(Column { name: f.name.clone(), data });
+    }
+    Frame::from_columns(out).map_err(|e| input_error(e.to_string()))
+}

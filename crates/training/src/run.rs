@@ -1,0 +1,348 @@
+//! One training run against a tracking server: data → split → fit → evaluate → log →
+//! package → register → (champion/challenger) → promote.
+
+use crate::data::{self, Source};
+use crate::{plot, Result, TrainError};
+use learn::{Frame, Model, ModelSpec, Task};
+use mlflow_client::{Client, ModelUri};
+use std::path::{Path, PathBuf};
+
+/// Everything a training run needs to know.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    pub data: Source,
+    pub cache_dir: PathBuf,
+    pub target: String,
+    pub task: Task,
+    pub spec: ModelSpec,
+    pub experiment: String,
+    pub run_name: Option<String>,
+    pub model_name: String,
+    pub seed: u64,
+    pub test_fraction: f64,
+    /// Set this alias on the new version unconditionally.
+    pub alias: Option<String>,
+    /// Compare with the version behind this alias on the same holdout.
+    pub compare_with: Option<String>,
+    /// With `compare_with`: move the alias to the new version when it wins.
+    pub promote: bool,
+    /// Relative improvement the challenger needs (0.01 = 1% lower loss).
+    pub margin: f64,
+    /// Stage given to a promoted version (MLflow's `Production`), if any.
+    pub stage: Option<String>,
+    pub show_progress: bool,
+}
+
+/// Scores on the holdout; `primary` is lower-is-better (RMSE or log-loss).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holdout {
+    pub primary: (String, f64),
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// Champion vs challenger on the same holdout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    pub alias: String,
+    pub champion_version: Option<String>,
+    pub champion_score: Option<f64>,
+    pub challenger_score: f64,
+    pub challenger_wins: bool,
+    pub reason: String,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOutcome {
+    pub run_id: String,
+    pub model_id: String,
+    pub model_name: String,
+    pub version: String,
+    pub holdout: Holdout,
+    pub n_iter: usize,
+    pub comparison: Option<Comparison>,
+    pub promoted: bool,
+}
+
+/// Holdout scores of `model` on (`features`, `y`).
+pub fn evaluate(model: &Model, features: &Frame, y: &[f64]) -> Result<Holdout> {
+    let p = model.predict(features)?;
+    Ok(match model.task() {
+        Task::Regression => {
+            let rmse = learn::rmse(y, &p);
+            Holdout {
+                primary: ("rmse".into(), rmse),
+                metrics: vec![("rmse".into(), rmse), ("mae".into(), learn::mae(y, &p)), ("r2".into(), learn::r2(y, &p))],
+            }
+        }
+        Task::BinaryClassification => {
+            let ll = learn::log_loss(y, &p);
+            Holdout {
+                primary: ("log_loss".into(), ll),
+                metrics: vec![
+                    ("log_loss".into(), ll),
+                    ("roc_auc".into(), learn::roc_auc(y, &p)),
+                    ("accuracy".into(), learn::accuracy(y, &p)),
+                ],
+            }
+        }
+    })
+}
+
+/// The features and the numeric target of a frame; rows without a target are dropped.
+pub fn split_target(frame: &Frame, target: &str) -> Result<(Frame, Vec<f64>)> {
+    let col = frame.column(target).ok_or_else(|| {
+        let names: Vec<&str> = frame.columns().iter().map(|c| c.name.as_str()).collect();
+        TrainError::Data(format!("target column '{target}' is not in the data (columns: {})", names.join(", ")))
+    })?;
+    let learn::ColumnData::Numeric(values) = &col.data else {
+        return Err(TrainError::Data(format!("target column '{target}' must be numeric")));
+    };
+    let keep: Vec<usize> = (0..values.len()).filter(|&i| values[i].is_finite()).collect();
+    if keep.is_empty() {
+        return Err(TrainError::Data(format!("target column '{target}' has no values")));
+    }
+    let y = keep.iter().map(|&i| values[i]).collect();
+    Ok((frame.without(target).select_rows(&keep), y))
+}
+
+fn spec_params(spec: &ModelSpec) -> Vec<(String, String)> {
+    let p = |k: &str, v: String| (k.to_string(), v);
+    match spec {
+        ModelSpec::Gbm(g) => vec![
+            p("model", "gbm".into()),
+            p("learning_rate", g.learning_rate.to_string()),
+            p("max_iter", g.max_iter.to_string()),
+            p("max_leaf_nodes", g.max_leaf_nodes.to_string()),
+            p("max_depth", g.max_depth.map_or("None".into(), |d| d.to_string())),
+            p("min_samples_leaf", g.min_samples_leaf.to_string()),
+            p("l2_regularization", g.l2_regularization.to_string()),
+            p("max_bins", g.max_bins.to_string()),
+            p("early_stopping", g.early_stopping.to_string()),
+            p("validation_fraction", g.validation_fraction.to_string()),
+            p("n_iter_no_change", g.n_iter_no_change.to_string()),
+        ],
+        ModelSpec::Linear(l) => vec![p("model", "linear".into()), p("alpha", l.alpha.to_string())],
+    }
+}
+
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn progress(show: bool, len: usize) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("boosting [{bar:30}] {pos}/{len} iterations {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Trains, logs and registers one model; see the module docs for the steps.
+pub async fn train(cfg: &TrainConfig, client: &Client) -> Result<TrainOutcome> {
+    let path = data::resolve(&cfg.data, &cfg.cache_dir, cfg.show_progress).await?;
+    let file = std::fs::File::open(&path).map_err(|source| TrainError::Io { path: path.clone(), source })?;
+    let frame = learn::read_csv(std::io::BufReader::new(file))?;
+    let (features, y) = split_target(&frame, &cfg.target)?;
+    let (train_idx, test_idx) = learn::train_test_split(features.n_rows(), cfg.test_fraction, cfg.seed);
+    let (x_train, x_test) = (features.select_rows(&train_idx), features.select_rows(&test_idx));
+    let y_train: Vec<f64> = train_idx.iter().map(|&i| y[i]).collect();
+    let y_test: Vec<f64> = test_idx.iter().map(|&i| y[i]).collect();
+
+    let experiment_id = client.experiment_id(&cfg.experiment).await?;
+    let run_name = cfg.run_name.clone().unwrap_or_else(|| format!("train-{}", cfg.model_name));
+    let (run_id, artifact_uri) = client.create_run(&experiment_id, &run_name, &[("mlflow.source.type", "LOCAL"), ("mlflow.source.name", "factory train")]).await?;
+    let result = train_in_run(cfg, client, &experiment_id, &run_id, &artifact_uri, &path, &x_train, &y_train, &x_test, &y_test).await;
+    let status = if result.is_ok() { "FINISHED" } else { "FAILED" };
+    if let Err(e) = client.end_run(&run_id, status).await {
+        tracing::warn!(error = %e, run_id, "could not end the run");
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn train_in_run(
+    cfg: &TrainConfig,
+    client: &Client,
+    experiment_id: &str,
+    run_id: &str,
+    artifact_uri: &str,
+    data_path: &Path,
+    x_train: &Frame,
+    y_train: &[f64],
+    x_test: &Frame,
+    y_test: &[f64],
+) -> Result<TrainOutcome> {
+    let max_iter = match &cfg.spec {
+        ModelSpec::Gbm(g) => g.max_iter,
+        ModelSpec::Linear(_) => 1,
+    };
+    let bar = progress(cfg.show_progress, max_iter);
+    let (model, report) = learn::fit(x_train, y_train, cfg.task, &cfg.spec, &mut |done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    let holdout = evaluate(&model, x_test, y_test)?;
+
+    // Params, metric history, holdout scores.
+    let mut params = spec_params(&cfg.spec);
+    params.extend([
+        ("seed".to_string(), cfg.seed.to_string()),
+        ("target".to_string(), cfg.target.clone()),
+        ("test_fraction".to_string(), cfg.test_fraction.to_string()),
+        ("data".to_string(), data_path.display().to_string()),
+        ("train_rows".to_string(), x_train.n_rows().to_string()),
+        ("test_rows".to_string(), x_test.n_rows().to_string()),
+    ]);
+    let mut metrics: Vec<(String, f64, i64)> = Vec::new();
+    for (i, l) in report.train_loss.iter().enumerate() {
+        metrics.push(("train_loss".into(), *l, i as i64));
+    }
+    for (i, l) in report.validation_loss.iter().enumerate() {
+        metrics.push(("validation_loss".into(), *l, i as i64));
+    }
+    metrics.extend(holdout.metrics.iter().map(|(k, v)| (k.clone(), *v, 0)));
+    metrics.push(("n_iter".into(), report.n_iter as f64, 0));
+    client.log_batch(run_id, &params, &[], &metrics).await?;
+
+    // Dataset input with its digest, feature importance as an image.
+    let digest = data::sha256_file(data_path)?;
+    let schema = serde_json::json!({ "mlflow_colspec": x_train.schema().fields.iter().map(|f| serde_json::json!({"name": f.name, "type": if f.kind == learn::ColumnKind::Numeric { "double" } else { "string" }})).collect::<Vec<_>>() });
+    let dataset_name = data_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
+    client.log_dataset(run_id, &dataset_name, &digest[..16], &data_path.display().to_string(), &schema.to_string(), "training").await?;
+    let svg = plot::bar_chart_svg(&format!("Feature importance ({} model)", model.kind()), &report.feature_importance);
+    client.upload_artifact(artifact_uri, "feature_importance.svg", svg.into_bytes()).await?;
+    let importance: serde_json::Map<String, serde_json::Value> =
+        report.feature_importance.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+    client.upload_artifact(artifact_uri, "feature_importance.json", serde_json::to_vec_pretty(&importance).unwrap_or_default()).await?;
+
+    // The package, as an MLflow 3 logged model, registered.
+    let (model_id, model_uri) = client.create_logged_model(experiment_id, "model", run_id, "factory").await?;
+    let dir = tempfile::tempdir().map_err(|source| TrainError::Io { path: std::env::temp_dir(), source })?;
+    let example_rows: Vec<usize> = (0..x_test.n_rows().min(5)).collect();
+    package::save(
+        dir.path(),
+        &model,
+        &x_test.select_rows(&example_rows),
+        &package::Provenance { run_id: Some(run_id.into()), model_id: Some(model_id.clone()), created_utc: utc_now() },
+    )?;
+    client.upload_dir(&model_uri, dir.path()).await?;
+    client.finalize_logged_model(&model_id, run_id).await?;
+    let version = client.create_model_version(&cfg.model_name, &format!("models:/{model_id}"), run_id, Some(&model_id)).await?;
+
+    // Champion / challenger.
+    let comparison = match &cfg.compare_with {
+        Some(alias) => Some(compare(client, &cfg.model_name, alias, &model, &holdout, x_test, y_test, cfg.margin).await?),
+        None => None,
+    };
+    let mut tags = vec![("factory.model_version".to_string(), version.version.clone())];
+    let mut comparison_metrics = Vec::new();
+    if let Some(c) = &comparison {
+        tags.push(("factory.decision".into(), c.reason.clone()));
+        tags.push(("factory.champion_version".into(), c.champion_version.clone().unwrap_or_else(|| "none".into())));
+        comparison_metrics.push((format!("challenger_{}", holdout.primary.0), c.challenger_score, 0));
+        if let Some(s) = c.champion_score {
+            comparison_metrics.push((format!("champion_{}", holdout.primary.0), s, 0));
+        }
+    }
+    let promote_to = match (&comparison, &cfg.alias) {
+        (Some(c), _) if cfg.promote && c.challenger_wins => Some(c.alias.clone()),
+        (_, Some(alias)) => Some(alias.clone()),
+        _ => None,
+    };
+    if let Some(alias) = &promote_to {
+        client.set_alias(&cfg.model_name, alias, &version.version).await?;
+        if let Some(stage) = &cfg.stage {
+            client.transition_stage(&cfg.model_name, &version.version, stage).await?;
+        }
+        tags.push(("factory.promoted_to".into(), alias.clone()));
+    }
+    client.log_batch(run_id, &[], &tags, &comparison_metrics).await?;
+    Ok(TrainOutcome {
+        run_id: run_id.into(),
+        model_id,
+        model_name: cfg.model_name.clone(),
+        version: version.version,
+        holdout,
+        n_iter: report.n_iter,
+        comparison,
+        promoted: promote_to.is_some(),
+    })
+}
+
+/// Scores the model behind `alias` on the same holdout as the challenger.
+#[allow(clippy::too_many_arguments)]
+async fn compare(
+    client: &Client,
+    model_name: &str,
+    alias: &str,
+    challenger: &Model,
+    holdout: &Holdout,
+    x_test: &Frame,
+    y_test: &[f64],
+    margin: f64,
+) -> Result<Comparison> {
+    let challenger_score = holdout.primary.1;
+    let uri = ModelUri::Alias { name: model_name.into(), alias: alias.into() };
+    let (artifact_uri, version) = match client.resolve(&uri).await {
+        Ok(found) => found,
+        Err(e) if matches!(e.code(), Some("INVALID_PARAMETER_VALUE" | "RESOURCE_DOES_NOT_EXIST")) => {
+            return Ok(Comparison {
+                alias: alias.into(),
+                champion_version: None,
+                champion_score: None,
+                challenger_score,
+                challenger_wins: true,
+                reason: format!("no champion behind '{alias}'"),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let dir = tempfile::tempdir().map_err(|source| TrainError::Io { path: std::env::temp_dir(), source })?;
+    client.download_dir(&artifact_uri, dir.path()).await?;
+    let champion = package::load(dir.path())?;
+    let champion_version = version.map(|v| v.version);
+    if champion.model.task() != challenger.task() || champion.schema() != challenger.schema() {
+        return Ok(Comparison {
+            alias: alias.into(),
+            champion_version,
+            champion_score: None,
+            challenger_score,
+            challenger_wins: true,
+            reason: "champion takes different inputs; challenger wins".into(),
+        });
+    }
+    let champion_score = evaluate(&champion.model, x_test, y_test)?.primary.1;
+    let wins = challenger_score < champion_score * (1.0 - margin);
+    let name = &holdout.primary.0;
+    let reason = if wins {
+        format!("challenger {name} {challenger_score:.6} beats champion {champion_score:.6} by more than {:.2}%", margin * 100.0)
+    } else {
+        format!("champion kept: challenger {name} {challenger_score:.6} vs champion {champion_score:.6} (margin {:.2}%)", margin * 100.0)
+    };
+    Ok(Comparison { alias: alias.into(), champion_version, champion_score: Some(champion_score), challenger_score, challenger_wins: wins, reason })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_format() {
+        let s = super::utc_now();
+        assert_eq!(s.len(), 19, "{s}");
+        assert!(s.starts_with("20"), "{s}");
+    }
+}
