@@ -6,7 +6,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="${DRIFT_VENV:-$HOME/.cache/factory/venv-drift}"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q 'evidently==0.7.23' 'pandas<3' scipy pytest
+  "$venv/bin/pip" install -q -r "$root/tests/drift/requirements.txt"
 fi
 if [ -z "${FACTORY_BIN:-}" ]; then
   (cd "$root" && cargo build --release -p factory)

@@ -6,7 +6,10 @@ ceil(20%) being the test set; both sides get exactly these row indices (written 
 file for the Rust side) and the same 9 features (ocean_proximity as a pandas category,
 handled natively by scikit-learn through categorical_features="from_dtype", natively by
 ours). Each side's random seed (its early-stopping validation split) is the split seed.
-Fit time is the median of --repeats fits, binning included, prediction excluded.
+Fit time is the median of --repeats fits, binning included, prediction excluded; the two
+sides alternate split by split so that changes in machine load hit both. --threads N limits
+both to N threads (OpenMP via threadpoolctl, rayon via RAYON_NUM_THREADS).
+Exit status 1 when the target (mean RMSE and mean fit time both <= scikit-learn's) is missed.
 """
 
 import argparse
@@ -23,7 +26,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.ensemble import HistGradientBoostingRegressor
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 TARGET = "median_house_value"
 
@@ -43,7 +46,7 @@ def sklearn_fit(x_train, y_train, x_test, y_test, seed, repeats):
 
 
 def openmp_threads():
-    # Fit once so the OpenMP runtime is loaded, then ask threadpoolctl.
+    # Called after the fits, when scikit-learn's OpenMP runtime is loaded.
     for pool in threadpool_info():
         if pool.get("user_api") == "openmp":
             return pool.get("num_threads")
@@ -56,6 +59,9 @@ def main():
     ap.add_argument("--bin", required=True, help="the built `california` example")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--threads", type=int, default=0, help="limit both sides to N threads (0: all cores)"
+    )
     args = ap.parse_args()
 
     df = pd.read_csv(args.data)
@@ -74,25 +80,34 @@ def main():
                 "test": sorted(int(i) for i in perm[:n_test]),
             }
         )
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(splits, f)
-        split_path = f.name
-    try:
-        out = subprocess.run(
-            [args.bin, args.data, split_path, str(args.repeats)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    finally:
-        os.unlink(split_path)
-    ours = {r["seed"]: r for r in map(json.loads, out.splitlines())}
+    env = dict(os.environ)
+    if args.threads:
+        env["RAYON_NUM_THREADS"] = str(args.threads)
+    limit = threadpool_limits(args.threads, user_api="openmp") if args.threads else None
 
+    # Interleaved per split, so a change in machine load hits both sides alike.
     rows = []
     for s in splits:
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump([s], f)
+            split_path = f.name
+        try:
+            out = subprocess.run(
+                [args.bin, args.data, split_path, str(args.repeats)],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=env,
+            ).stdout
+        finally:
+            os.unlink(split_path)
+        ours = json.loads(out)
         tr, te = s["train"], s["test"]
         sk = sklearn_fit(df.iloc[tr], y[tr], df.iloc[te], y[te], s["seed"], args.repeats)
-        rows.append((s["seed"], sk, ours[s["seed"]]))
+        rows.append((s["seed"], sk, ours))
+    sk_threads = openmp_threads()
+    if limit is not None:
+        limit.restore_original_limits()
 
     print(
         f"California housing, {n} rows, 9 features, 80/20 splits ({n - n_test} train / "
@@ -100,7 +115,7 @@ def main():
     )
     print(
         f"scikit-learn {sklearn.__version__} HistGradientBoostingRegressor(), "
-        f"OpenMP threads: {openmp_threads()}; ours: rayon threads: "
+        f"OpenMP threads: {sk_threads}; ours: rayon threads: "
         f"{rows[0][2]['threads']}; cores: {os.cpu_count()}"
     )
     head = (

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -118,6 +119,73 @@ def _wait_group_gone(pgid: int, timeout: float) -> bool:
 _ALL_SERVERS: list["Server"] = []
 
 
+# --------------------------------------------------------------------------------------
+# S3 artifacts (FACTORY_TEST_ARTIFACTS=s3): a real S3-compatible server, s3s-fs, started
+# once per session; every tracking server gets its own prefix in one bucket.
+# --------------------------------------------------------------------------------------
+
+ARTIFACTS_MODE = os.environ.get("FACTORY_TEST_ARTIFACTS", "local").strip() or "local"
+S3_BUCKET = "factory-tests"
+S3_KEY, S3_SECRET = "factory-test-key", "factory-test-secret-0123456789"
+
+
+class S3Server:
+    """An s3s-fs process serving a temp folder; buckets are its subfolders."""
+
+    def __init__(self, root: Path):
+        self.bin = os.environ.get("S3S_FS_BIN") or shutil.which("s3s-fs") or str(Path.home() / ".cargo/bin/s3s-fs")
+        if not Path(self.bin).exists():
+            raise RuntimeError(f"s3s-fs not found ({self.bin}); install it: cargo install s3s-fs --version 0.14.1 --locked --features binary")
+        self.root = root
+        self.port = free_port()
+        (root / S3_BUCKET).mkdir(parents=True, exist_ok=True)
+        self.log = open(root.parent / "s3s-fs.log", "ab")
+        self.proc = subprocess.Popen(
+            [self.bin, "--host", "127.0.0.1", "--port", str(self.port), "--access-key", S3_KEY, "--secret-key", S3_SECRET, str(root)],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("s3s-fs did not start listening")
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self, secret: str = S3_SECRET) -> dict:
+        return {
+            "MLFLOW_S3_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": S3_KEY,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+
+_S3: S3Server | None = None
+
+
+def s3_server() -> S3Server:
+    """The session's S3 server, started on first use."""
+    global _S3
+    if _S3 is None:
+        import tempfile
+
+        _S3 = S3Server(Path(tempfile.mkdtemp(prefix="factory-s3-")) / "data")
+        atexit.register(_S3.stop)
+    return _S3
+
+
 class Server:
     """One server process (factory or peer) bound to a backend URI and an artifacts dir."""
 
@@ -133,6 +201,11 @@ class Server:
         self.started_at: float | None = None
         self.stopped_at: float | None = None
         self.generation = 0
+        # In S3 mode the destination is a fresh prefix that survives restarts of this server.
+        self.artifacts_destination = (
+            f"s3://{S3_BUCKET}/{uuid.uuid4().hex}" if ARTIFACTS_MODE == "s3" else str(self.artifacts_dir)
+        )
+        self.extra_env: dict = s3_server().env() if ARTIFACTS_MODE == "s3" else {}
         _ALL_SERVERS.append(self)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -145,7 +218,7 @@ class Server:
             "--backend-store-uri",
             self.backend_uri,
             "--artifacts-destination",
-            str(self.artifacts_dir),
+            self.artifacts_destination,
             "--host",
             "127.0.0.1",
             "--port",
@@ -163,6 +236,7 @@ class Server:
         env = dict(os.environ)
         for k in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
             env.pop(k, None)
+        env.update(self.extra_env)
         if self.kind == "peer":
             # the huey job runner is irrelevant to tracking and costs ~2 GB RSS
             env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")

@@ -365,7 +365,8 @@ def test_version_from_logged_model_takes_its_run(client, logged):
     client.create_registered_model(name)
     mv = client.create_model_version(name, source=f"models:/{model_id}", model_id=model_id)
     assert mv.run_id == run_id
-    assert [v.version for v in client.search_model_versions(f"run_id = '{run_id}' AND name = '{name}'")] == ["1"]
+    found = client.search_model_versions(f"run_id = '{run_id}' AND name = '{name}'")
+    assert [v.version for v in found] == ["1"]
 
 
 def test_model_version_tags(client, model_with_versions, logged):

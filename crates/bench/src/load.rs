@@ -28,12 +28,7 @@ pub fn client() -> reqwest::Client {
 }
 
 /// POSTs JSON to `base + path`, fails unless the status is 200, returns the parsed body.
-pub async fn post(
-    c: &reqwest::Client,
-    base: &str,
-    path: &str,
-    body: &Value,
-) -> anyhow::Result<Value> {
+pub async fn post(c: &reqwest::Client, base: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
     let resp = c
         .post(format!("{base}{path}"))
         .header("content-type", "application/json")
@@ -46,11 +41,7 @@ pub async fn post(
 
 /// GETs `base + path` (query included), fails unless the status is 200, returns the parsed body.
 pub async fn get(c: &reqwest::Client, base: &str, path: &str) -> anyhow::Result<Value> {
-    let resp = c
-        .get(format!("{base}{path}"))
-        .send()
-        .await
-        .with_context(|| format!("GET {path}"))?;
+    let resp = c.get(format!("{base}{path}")).send().await.with_context(|| format!("GET {path}"))?;
     read_json(resp, path).await
 }
 
@@ -58,17 +49,13 @@ async fn read_json(resp: reqwest::Response, path: &str) -> anyhow::Result<Value>
     let status = resp.status();
     let bytes = resp.bytes().await?;
     if status != reqwest::StatusCode::OK {
-        bail!(
-            "{path}: HTTP {status}: {}",
-            String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
-        );
+        bail!("{path}: HTTP {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(500)]));
     }
     serde_json::from_slice(&bytes).with_context(|| format!("{path}: response is not JSON"))
 }
 
 /// One request of a load phase, made by `(client, worker index, request index of that worker)`.
-pub type MakeRequest =
-    Arc<dyn Fn(&reqwest::Client, usize, u64) -> reqwest::RequestBuilder + Send + Sync>;
+pub type MakeRequest = Arc<dyn Fn(&reqwest::Client, usize, u64) -> reqwest::RequestBuilder + Send + Sync>;
 
 /// Optional check of each 200 response body (e.g. the runs/search result count); an `Err` counts
 /// as an error of that request.
@@ -140,11 +127,7 @@ pub async fn run(
         let (make, check, sent) = (make.clone(), check.clone(), sent.clone());
         let max = bounds.max_requests;
         tasks.push(tokio::spawn(async move {
-            let mut p = Partial {
-                hist: new_hist(),
-                errors: 0,
-                first_error: None,
-            };
+            let mut p = Partial { hist: new_hist(), errors: 0, first_error: None };
             let mut i = 0u64;
             while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < max {
                 let t0 = Instant::now();
@@ -156,10 +139,9 @@ pub async fn run(
                                 Some(check) => check(&body),
                                 None => Ok(()),
                             },
-                            Ok(body) => Err(format!(
-                                "HTTP {status}: {}",
-                                String::from_utf8_lossy(&body[..body.len().min(300)])
-                            )),
+                            Ok(body) => {
+                                Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)])))
+                            }
                             Err(e) => Err(format!("reading body: {e}")),
                         }
                     }

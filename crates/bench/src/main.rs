@@ -39,10 +39,7 @@ const NOTED_MLFLOW_SEARCH_P50_MS: f64 = 336.0;
 const WARMUP_BASE: u64 = u64::MAX / 2;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "bench-tracking",
-    about = "Benchmark `factory server` against `mlflow server` (both on SQLite)"
-)]
+#[command(name = "bench-tracking", about = "Benchmark `factory server` against `mlflow server` (both on SQLite)")]
 struct Args {
     /// The factory binary (build it with `cargo build --release -p factory`).
     #[arg(long, default_value = "target/release/factory")]
@@ -140,14 +137,9 @@ struct Target {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let runtime = if args.client_threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.client_threads)
-            .enable_all()
-            .build()?
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.client_threads).enable_all().build()?
     };
     runtime.block_on(async {
         tokio::spawn(async {
@@ -166,52 +158,23 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let factory_bin = find_factory(&args.factory_bin)?;
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let loadavg_before = loadavg();
     eprintln!("bench-tracking: {cores} cores, load average before the run: {loadavg_before}");
-    if loadavg_before
-        .split_whitespace()
-        .next()
-        .and_then(|l| l.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        > 1.0
-    {
+    if loadavg_before.split_whitespace().next().and_then(|l| l.parse::<f64>().ok()).unwrap_or(0.0) > 1.0 {
         eprintln!("bench-tracking: WARNING: the machine is busy; the figures will be skewed by the other work");
     }
     let duration = Duration::from_secs(args.duration_secs.max(1));
-    let factory_plan = Plan {
-        duration,
-        lm_max: args.max_requests,
-        get_n: 1000,
-        search_n: 30,
-        batch_n: 20,
-        warmup: 20,
-    };
-    let mlflow_plan = Plan {
-        duration,
-        lm_max: args.mlflow_max_requests,
-        get_n: 200,
-        search_n: 10,
-        batch_n: 10,
-        warmup: 3,
-    };
+    let factory_plan = Plan { duration, lm_max: args.max_requests, get_n: 1000, search_n: 30, batch_n: 20, warmup: 20 };
+    let mlflow_plan =
+        Plan { duration, lm_max: args.mlflow_max_requests, get_n: 200, search_n: 10, batch_n: 10, warmup: 3 };
 
-    let factory_launch = Launch {
-        kind: Kind::Factory,
-        bin: factory_bin,
-        env: vec![("RUST_LOG".into(), "warn".into())],
-    };
-    let factory = bench_server(&factory_launch, &factory_plan, &args)
-        .await
-        .context("benchmarking factory")?;
+    let factory_launch =
+        Launch { kind: Kind::Factory, bin: factory_bin, env: vec![("RUST_LOG".into(), "warn".into())] };
+    let factory = bench_server(&factory_launch, &factory_plan, &args).await.context("benchmarking factory")?;
 
     let (mlflow, mlflow_note) = if args.skip_mlflow {
-        (
-            None,
-            "mlflow skipped (--skip-mlflow): targets use the noted mlflow baseline".to_string(),
-        )
+        (None, "mlflow skipped (--skip-mlflow): targets use the noted mlflow baseline".to_string())
     } else if !args.mlflow_bin.is_file() {
         let note = format!(
             "mlflow NOT FOUND at {} — skipped; targets use the noted mlflow baseline",
@@ -220,26 +183,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("bench-tracking: {note}");
         (None, note)
     } else {
-        let job = if args.mlflow_job_execution {
-            "true"
-        } else {
-            "false"
-        };
+        let job = if args.mlflow_job_execution { "true" } else { "false" };
         let env = vec![
-            (
-                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION".to_string(),
-                job.to_string(),
-            ),
+            ("MLFLOW_SERVER_ENABLE_JOB_EXECUTION".to_string(), job.to_string()),
             ("MLFLOW_DISABLE_TELEMETRY".to_string(), "true".to_string()),
         ];
-        let launch = Launch {
-            kind: Kind::Mlflow,
-            bin: std::path::absolute(&args.mlflow_bin)?,
-            env,
-        };
-        let f = bench_server(&launch, &mlflow_plan, &args)
-            .await
-            .context("benchmarking mlflow")?;
+        let launch = Launch { kind: Kind::Mlflow, bin: std::path::absolute(&args.mlflow_bin)?, env };
+        let f = bench_server(&launch, &mlflow_plan, &args).await.context("benchmarking mlflow")?;
         let note = format!(
             "mlflow server with its default workers (uvicorn, 4), MLFLOW_SERVER_ENABLE_JOB_EXECUTION={job}, \
              MLFLOW_DISABLE_TELEMETRY=true; request counts capped at {} per log-metric phase",
@@ -250,10 +200,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let targets = targets(&factory, mlflow.as_ref());
     print_table(&factory, mlflow.as_ref(), &mlflow_note, &targets);
-    println!(
-        "machine: {cores} cores; load average before the run {loadavg_before}, after {}",
-        loadavg()
-    );
+    println!("machine: {cores} cores; load average before the run {loadavg_before}, after {}", loadavg());
     if let Some(path) = &args.json {
         let report = Report {
             machine_cores: cores,
@@ -284,10 +231,7 @@ fn find_factory(given: &Path) -> anyhow::Result<PathBuf> {
             return Ok(std::path::absolute(from_root)?);
         }
     }
-    bail!(
-        "factory binary not found at {} (build it: cargo build --release -p factory)",
-        given.display()
-    )
+    bail!("factory binary not found at {} (build it: cargo build --release -p factory)", given.display())
 }
 
 /// The first three fields of `/proc/loadavg`.
@@ -298,10 +242,7 @@ fn loadavg() -> String {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Deterministic value in [0,1) for run `i` (splitmix64), identical for both servers.
@@ -321,17 +262,10 @@ async fn bench_server(launch: &Launch, plan: &Plan, args: &Args) -> anyhow::Resu
     let kind = launch.kind;
     progress(kind, &format!("starting {}", launch.bin.display()));
     let (mut srv, started) = ServerGuard::spawn(launch)?;
-    let mut f = Figures {
-        server: kind.name().into(),
-        command: srv.command.clone(),
-        ..Default::default()
-    };
+    let mut f = Figures { server: kind.name().into(), command: srv.command.clone(), ..Default::default() };
 
     // Cold start: spawn → first /health 200, polling every 5 ms.
-    let probe = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()?;
+    let probe = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build()?;
     let health = format!("{}/health", srv.base_url);
     loop {
         if let Ok(r) = probe.get(&health).send().await {
@@ -342,11 +276,7 @@ async fn bench_server(launch: &Launch, plan: &Plan, args: &Args) -> anyhow::Resu
         }
         srv.check_alive()?;
         if started.elapsed() > Duration::from_secs(180) {
-            bail!(
-                "{} did not answer /health 200 within 180 s; log tail:\n{}",
-                kind.name(),
-                srv.log_tail(30)
-            );
+            bail!("{} did not answer /health 200 within 180 s; log tail:\n{}", kind.name(), srv.log_tail(30));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -363,13 +293,8 @@ async fn bench_server(launch: &Launch, plan: &Plan, args: &Args) -> anyhow::Resu
     let base: Arc<str> = srv.base_url.clone().into();
     let c = load::client();
     let api = |p: &str| format!("/api/2.0/mlflow/{p}");
-    let exp = load::post(
-        &c,
-        &base,
-        &api("experiments/create"),
-        &json!({"name": format!("bench-{}", now_ms())}),
-    )
-    .await?["experiment_id"]
+    let exp = load::post(&c, &base, &api("experiments/create"), &json!({"name": format!("bench-{}", now_ms())}))
+        .await?["experiment_id"]
         .as_str()
         .context("experiments/create: no experiment_id")?
         .to_string();
@@ -383,10 +308,7 @@ async fn bench_server(launch: &Launch, plan: &Plan, args: &Args) -> anyhow::Resu
                 &json!({"experiment_id": exp, "start_time": now_ms(), "run_name": name}),
             )
             .await?;
-            r["run"]["info"]["run_id"]
-                .as_str()
-                .map(str::to_string)
-                .context("runs/create: no run_id")
+            r["run"]["info"]["run_id"].as_str().map(str::to_string).context("runs/create: no run_id")
         }
     };
     let server_usage = || srv.usage();
@@ -395,27 +317,11 @@ async fn bench_server(launch: &Launch, plan: &Plan, args: &Args) -> anyhow::Resu
     let mut acknowledged = 0;
     let mut stored = 0;
     for (n, slot) in [(1usize, 0usize), (args.clients, 1)] {
-        let run_id: Arc<str> = new_run(if slot == 0 {
-            "log-metric-1"
-        } else {
-            "log-metric-n"
-        })
-        .await?
-        .into();
-        progress(
-            kind,
-            &format!(
-                "log-metric, {n} keep-alive client(s), {} s max",
-                plan.duration.as_secs()
-            ),
-        );
+        let run_id: Arc<str> = new_run(if slot == 0 { "log-metric-1" } else { "log-metric-n" }).await?.into();
+        progress(kind, &format!("log-metric, {n} keep-alive client(s), {} s max", plan.duration.as_secs()));
         let (b, r) = (base.clone(), run_id.clone());
         let make: MakeRequest = Arc::new(move |c, w, i| {
-            let key = if i >= WARMUP_BASE {
-                "warmup".to_string()
-            } else {
-                format!("loss_c{w}")
-            };
+            let key = if i >= WARMUP_BASE { "warmup".to_string() } else { format!("loss_c{w}") };
             let step = if i >= WARMUP_BASE { i - WARMUP_BASE } else { i };
             let body = json!({"run_id": &*r, "run_uuid": &*r, "key": key, "value": (i % 1000) as f64 / 1000.0,
                               "timestamp": now_ms(), "step": step});
@@ -423,12 +329,7 @@ async fn bench_server(launch: &Launch, plan: &Plan, args: &Args) -> anyhow::Resu
                 .header("content-type", "application/json")
                 .body(serde_json::to_vec(&body).unwrap_or_default())
         });
-        let bounds = Bounds {
-            clients: n,
-            duration: plan.duration,
-            max_requests: plan.lm_max,
-            warmup: plan.warmup,
-        };
+        let bounds = Bounds { clients: n, duration: plan.duration, max_requests: plan.lm_max, warmup: plan.warmup };
         let stats = load::run(bounds, make, None, &server_usage).await?;
         report_stats(kind, &stats);
         acknowledged += stats.requests - stats.errors;
@@ -443,29 +344,14 @@ async fn bench_server(launch: &Launch, plan: &Plan, args: &Args) -> anyhow::Resu
     }
     f.log_metric_acknowledged = acknowledged;
     f.log_metric_stored = stored;
-    progress(
-        kind,
-        &format!("metric history: {stored} points stored for {acknowledged} acknowledged"),
-    );
+    progress(kind, &format!("metric history: {stored} points stored for {acknowledged} acknowledged"));
 
     // HTTP floor: GET /version touches no store.
     let floor_secs = plan.duration.min(Duration::from_secs(3));
-    progress(
-        kind,
-        &format!(
-            "GET /version (no store), {} clients, {} s",
-            args.clients,
-            floor_secs.as_secs()
-        ),
-    );
+    progress(kind, &format!("GET /version (no store), {} clients, {} s", args.clients, floor_secs.as_secs()));
     let b = base.clone();
     let make: MakeRequest = Arc::new(move |c, _, _| c.get(format!("{b}/version")));
-    let bounds = Bounds {
-        clients: args.clients,
-        duration: floor_secs,
-        max_requests: u64::MAX,
-        warmup: plan.warmup,
-    };
+    let bounds = Bounds { clients: args.clients, duration: floor_secs, max_requests: u64::MAX, warmup: plan.warmup };
     f.http_floor = load::run(bounds, make, None, &server_usage).await?;
     report_stats(kind, &f.http_floor);
 
@@ -482,52 +368,26 @@ async fn bench_server(launch: &Launch, plan: &Plan, args: &Args) -> anyhow::Resu
                 "tags": (0..10).map(|k| json!({"key": format!("tag_{k}"), "value": format!("t{k}")})).collect::<Vec<_>>()}),
     )
     .await?;
-    progress(
-        kind,
-        &format!("runs/get, {} sequential requests", plan.get_n),
-    );
+    progress(kind, &format!("runs/get, {} sequential requests", plan.get_n));
     let (b, r) = (base.clone(), run_id.clone());
-    let make: MakeRequest = Arc::new(move |c, _, _| {
-        c.get(format!(
-            "{b}/api/2.0/mlflow/runs/get?run_id={r}&run_uuid={r}"
-        ))
-    });
-    let bounds = Bounds {
-        clients: 1,
-        duration: plan.duration,
-        max_requests: plan.get_n,
-        warmup: plan.warmup,
-    };
+    let make: MakeRequest =
+        Arc::new(move |c, _, _| c.get(format!("{b}/api/2.0/mlflow/runs/get?run_id={r}&run_uuid={r}")));
+    let bounds = Bounds { clients: 1, duration: plan.duration, max_requests: plan.get_n, warmup: plan.warmup };
     f.runs_get = load::run(bounds, make, None, &server_usage).await?;
     report_stats(kind, &f.runs_get);
 
     // runs/search over `runs` runs with m1 in [0,1) and a param, created by N clients.
-    let search_exp = load::post(
-        &c,
-        &base,
-        &api("experiments/create"),
-        &json!({"name": format!("search-{}", now_ms())}),
-    )
-    .await?["experiment_id"]
-        .as_str()
-        .context("experiments/create: no experiment_id")?
-        .to_string();
-    progress(
-        kind,
-        &format!(
-            "creating {} runs (m1 in [0,1), one param each), {} clients",
-            args.runs, args.clients
-        ),
-    );
+    let search_exp =
+        load::post(&c, &base, &api("experiments/create"), &json!({"name": format!("search-{}", now_ms())})).await?
+            ["experiment_id"]
+            .as_str()
+            .context("experiments/create: no experiment_id")?
+            .to_string();
+    progress(kind, &format!("creating {} runs (m1 in [0,1), one param each), {} clients", args.runs, args.clients));
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..args.clients as u64 {
-        let (base, exp, runs, clients) = (
-            base.clone(),
-            search_exp.clone(),
-            args.runs,
-            args.clients as u64,
-        );
+        let (base, exp, runs, clients) = (base.clone(), search_exp.clone(), args.runs, args.clients as u64);
         tasks.push(tokio::spawn(async move {
             let c = load::client();
             let mut i = w;
@@ -559,13 +419,7 @@ async fn bench_server(launch: &Launch, plan: &Plan, args: &Args) -> anyhow::Resu
     f.search_runs = args.runs;
     f.search_setup_secs = t0.elapsed().as_secs_f64();
     f.search_expected = (0..args.runs).filter(|&i| m1_value(i) > 0.5).count() as u64;
-    progress(
-        kind,
-        &format!(
-            "runs/search 'metrics.m1 > 0.5', {} sequential requests",
-            plan.search_n
-        ),
-    );
+    progress(kind, &format!("runs/search 'metrics.m1 > 0.5', {} sequential requests", plan.search_n));
     let body: Arc<Vec<u8>> = Arc::new(serde_json::to_vec(
         &json!({"experiment_ids": [search_exp], "filter": "metrics.m1 > 0.5", "max_results": 1000}),
     )?);
@@ -578,44 +432,24 @@ async fn bench_server(launch: &Launch, plan: &Plan, args: &Args) -> anyhow::Resu
     let seen = Arc::new(AtomicU64::new(0));
     let (seen2, expected) = (seen.clone(), f.search_expected.min(1000));
     let check: CheckBody = Arc::new(move |bytes| {
-        let v: Value =
-            serde_json::from_slice(bytes).map_err(|e| format!("search response not JSON: {e}"))?;
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("search response not JSON: {e}"))?;
         let n = v["runs"].as_array().map_or(0, Vec::len) as u64;
         seen2.store(n, Ordering::Relaxed);
         if n == expected {
             Ok(())
         } else {
-            Err(format!(
-                "runs/search returned {n} runs, expected {expected}"
-            ))
+            Err(format!("runs/search returned {n} runs, expected {expected}"))
         }
     });
-    let bounds = Bounds {
-        clients: 1,
-        duration: Duration::from_secs(60),
-        max_requests: plan.search_n,
-        warmup: 1,
-    };
+    let bounds = Bounds { clients: 1, duration: Duration::from_secs(60), max_requests: plan.search_n, warmup: 1 };
     f.search = load::run(bounds, make, Some(check), &server_usage).await?;
     f.search_count = seen.load(Ordering::Relaxed);
     report_stats(kind, &f.search);
-    progress(
-        kind,
-        &format!(
-            "runs/search returned {} runs, expected {}",
-            f.search_count, f.search_expected
-        ),
-    );
+    progress(kind, &format!("runs/search returned {} runs, expected {}", f.search_count, f.search_expected));
 
     // log-batch of 1,000 metrics (100 keys x 10 steps, fresh steps per request).
     let run_id: Arc<str> = new_run("log-batch").await?.into();
-    progress(
-        kind,
-        &format!(
-            "runs/log-batch of 1,000 metrics, {} sequential requests",
-            plan.batch_n
-        ),
-    );
+    progress(kind, &format!("runs/log-batch of 1,000 metrics, {} sequential requests", plan.batch_n));
     let (b, r) = (base.clone(), run_id.clone());
     let make: MakeRequest = Arc::new(move |c, _, i| {
         let ts = now_ms();
@@ -625,28 +459,15 @@ async fn bench_server(launch: &Launch, plan: &Plan, args: &Args) -> anyhow::Resu
             .collect();
         c.post(format!("{b}/api/2.0/mlflow/runs/log-batch"))
             .header("content-type", "application/json")
-            .body(
-                serde_json::to_vec(&json!({"run_id": &*r, "metrics": metrics})).unwrap_or_default(),
-            )
+            .body(serde_json::to_vec(&json!({"run_id": &*r, "metrics": metrics})).unwrap_or_default())
     });
-    let bounds = Bounds {
-        clients: 1,
-        duration: Duration::from_secs(60),
-        max_requests: plan.batch_n,
-        warmup: 1,
-    };
+    let bounds = Bounds { clients: 1, duration: Duration::from_secs(60), max_requests: plan.batch_n, warmup: 1 };
     f.log_batch_1000 = load::run(bounds, make, None, &server_usage).await?;
     report_stats(kind, &f.log_batch_1000);
 
     f.rss_after_load_mib = srv.rss_mib();
     f.processes_after_load = srv.process_count();
-    progress(
-        kind,
-        &format!(
-            "RSS after load {:.1} MiB; stopping the server",
-            f.rss_after_load_mib
-        ),
-    );
+    progress(kind, &format!("RSS after load {:.1} MiB; stopping the server", f.rss_after_load_mib));
     srv.check_alive()?;
     drop(srv);
     Ok(f)
@@ -657,9 +478,7 @@ async fn history_len(c: &reqwest::Client, base: &str, run: &str, key: &str) -> a
     let mut n = 0;
     let mut token: Option<String> = None;
     loop {
-        let mut path = format!(
-            "/api/2.0/mlflow/metrics/get-history?run_id={run}&run_uuid={run}&metric_key={key}"
-        );
+        let mut path = format!("/api/2.0/mlflow/metrics/get-history?run_id={run}&run_uuid={run}&metric_key={key}");
         if let Some(t) = &token {
             path.push_str(&format!("&page_token={}", urlencode(t)));
         }
@@ -675,9 +494,7 @@ async fn history_len(c: &reqwest::Client, base: &str, run: &str, key: &str) -> a
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -705,38 +522,26 @@ fn report_stats(kind: Kind, s: &Stats) {
 fn total_errors(f: &Figures) -> u64 {
     f.log_metric_1.errors
         + f.log_metric_n.errors
+        + f.http_floor.errors
         + f.runs_get.errors
         + f.search.errors
         + f.log_batch_1000.errors
 }
 
 fn targets(f: &Figures, m: Option<&Figures>) -> Vec<Target> {
-    let (lm_base, lm_src) = m.map_or((NOTED_MLFLOW_LM8_RPS, "noted"), |m| {
-        (m.log_metric_n.req_per_sec, "measured")
-    });
-    let (s_base, s_src) = m.map_or((NOTED_MLFLOW_SEARCH_P50_MS, "noted"), |m| {
-        (m.search.p50_ms, "measured")
-    });
+    let (lm_base, lm_src) = m.map_or((NOTED_MLFLOW_LM8_RPS, "noted"), |m| (m.log_metric_n.req_per_sec, "measured"));
+    let (s_base, s_src) = m.map_or((NOTED_MLFLOW_SEARCH_P50_MS, "noted"), |m| (m.search.p50_ms, "measured"));
     let lm_ratio = f.log_metric_n.req_per_sec / lm_base;
     let s_ratio = s_base / f.search.p50_ms;
     let mut t = vec![
         Target {
-            name: format!(
-                "log-metric throughput at {} clients >= 50x mlflow",
-                f.log_metric_n.clients
-            ),
-            value: format!(
-                "{lm_ratio:.1}x ({:.0} vs {lm_base:.0} req/s {lm_src})",
-                f.log_metric_n.req_per_sec
-            ),
+            name: format!("log-metric throughput at {} clients >= 50x mlflow", f.log_metric_n.clients),
+            value: format!("{lm_ratio:.1}x ({:.0} vs {lm_base:.0} req/s {lm_src})", f.log_metric_n.req_per_sec),
             pass: lm_ratio >= 50.0,
         },
         Target {
             name: "runs/search p50 >= 50x faster than mlflow".into(),
-            value: format!(
-                "{s_ratio:.1}x ({:.2} vs {s_base:.1} ms {s_src})",
-                f.search.p50_ms
-            ),
+            value: format!("{s_ratio:.1}x ({:.2} vs {s_base:.1} ms {s_src})", f.search.p50_ms),
             pass: s_ratio >= 50.0,
         },
         Target {
@@ -765,15 +570,11 @@ fn targets(f: &Figures, m: Option<&Figures>) -> Vec<Target> {
             pass: f.log_metric_stored == f.log_metric_acknowledged,
         },
     ];
-    let count_ok =
-        |x: &Figures| x.search_count == x.search_expected.min(1000) && x.search.errors == 0;
+    let count_ok = |x: &Figures| x.search_count == x.search_expected.min(1000) && x.search.errors == 0;
     t.push(Target {
         name: "runs/search count = expected".into(),
         value: match m {
-            Some(m) => format!(
-                "factory {}, mlflow {}, expected {}",
-                f.search_count, m.search_count, f.search_expected
-            ),
+            Some(m) => format!("factory {}, mlflow {}, expected {}", f.search_count, m.search_count, f.search_expected),
             None => format!("factory {}, expected {}", f.search_count, f.search_expected),
         },
         pass: count_ok(f) && m.is_none_or(count_ok),
@@ -792,60 +593,15 @@ fn print_table(f: &Figures, m: Option<&Figures>, note: &str, targets: &[Target])
     type Row = (String, Box<dyn Fn(&Figures) -> f64>, Better, usize);
     let n = f.log_metric_n.clients;
     let rows: Vec<Row> = vec![
-        (
-            "cold start: spawn -> /health 200 (ms)".into(),
-            Box::new(|x| x.cold_start_ms),
-            Better::Lower,
-            1,
-        ),
-        (
-            "RSS at first health (MiB, process tree)".into(),
-            Box::new(|x| x.rss_first_health_mib),
-            Better::Lower,
-            1,
-        ),
-        (
-            "processes at first health".into(),
-            Box::new(|x| x.processes_first_health as f64),
-            Better::None,
-            0,
-        ),
-        (
-            "log-metric, 1 client (req/s)".into(),
-            Box::new(|x| x.log_metric_1.req_per_sec),
-            Better::Higher,
-            0,
-        ),
-        (
-            "log-metric, 1 client p50 (ms)".into(),
-            Box::new(|x| x.log_metric_1.p50_ms),
-            Better::Lower,
-            3,
-        ),
-        (
-            "log-metric, 1 client p99 (ms)".into(),
-            Box::new(|x| x.log_metric_1.p99_ms),
-            Better::Lower,
-            3,
-        ),
-        (
-            format!("log-metric, {n} clients (req/s)"),
-            Box::new(|x| x.log_metric_n.req_per_sec),
-            Better::Higher,
-            0,
-        ),
-        (
-            format!("log-metric, {n} clients p50 (ms)"),
-            Box::new(|x| x.log_metric_n.p50_ms),
-            Better::Lower,
-            3,
-        ),
-        (
-            format!("log-metric, {n} clients p99 (ms)"),
-            Box::new(|x| x.log_metric_n.p99_ms),
-            Better::Lower,
-            3,
-        ),
+        ("cold start: spawn -> /health 200 (ms)".into(), Box::new(|x| x.cold_start_ms), Better::Lower, 1),
+        ("RSS at first health (MiB, process tree)".into(), Box::new(|x| x.rss_first_health_mib), Better::Lower, 1),
+        ("processes at first health".into(), Box::new(|x| x.processes_first_health as f64), Better::None, 0),
+        ("log-metric, 1 client (req/s)".into(), Box::new(|x| x.log_metric_1.req_per_sec), Better::Higher, 0),
+        ("log-metric, 1 client p50 (ms)".into(), Box::new(|x| x.log_metric_1.p50_ms), Better::Lower, 3),
+        ("log-metric, 1 client p99 (ms)".into(), Box::new(|x| x.log_metric_1.p99_ms), Better::Lower, 3),
+        (format!("log-metric, {n} clients (req/s)"), Box::new(|x| x.log_metric_n.req_per_sec), Better::Higher, 0),
+        (format!("log-metric, {n} clients p50 (ms)"), Box::new(|x| x.log_metric_n.p50_ms), Better::Lower, 3),
+        (format!("log-metric, {n} clients p99 (ms)"), Box::new(|x| x.log_metric_n.p99_ms), Better::Lower, 3),
         (
             format!("log-metric, {n} clients server CPU (cores)"),
             Box::new(|x| x.log_metric_n.server_cpu_cores),
@@ -858,30 +614,15 @@ fn print_table(f: &Figures, m: Option<&Figures>, note: &str, targets: &[Target])
             Better::None,
             1,
         ),
-        (
-            "log-metric points stored / acknowledged".into(),
-            Box::new(stored_ratio),
-            Better::None,
-            4,
-        ),
+        ("log-metric points stored / acknowledged".into(), Box::new(stored_ratio), Better::None, 4),
         (
             format!("GET /version, {n} clients (req/s, HTTP floor)"),
             Box::new(|x| x.http_floor.req_per_sec),
             Better::Higher,
             0,
         ),
-        (
-            "runs/get p50 (ms)".into(),
-            Box::new(|x| x.runs_get.p50_ms),
-            Better::Lower,
-            3,
-        ),
-        (
-            "runs/get p99 (ms)".into(),
-            Box::new(|x| x.runs_get.p99_ms),
-            Better::Lower,
-            3,
-        ),
+        ("runs/get p50 (ms)".into(), Box::new(|x| x.runs_get.p50_ms), Better::Lower, 3),
+        ("runs/get p99 (ms)".into(), Box::new(|x| x.runs_get.p99_ms), Better::Lower, 3),
         (
             format!("creating {} runs for search (s)", f.search_runs),
             Box::new(|x| x.search_setup_secs),
@@ -900,37 +641,14 @@ fn print_table(f: &Figures, m: Option<&Figures>, note: &str, targets: &[Target])
             Better::Lower,
             3,
         ),
-        (
-            "runs/search result count".into(),
-            Box::new(|x| x.search_count as f64),
-            Better::None,
-            0,
-        ),
-        (
-            "log-batch 1,000 metrics p50 (ms)".into(),
-            Box::new(|x| x.log_batch_1000.p50_ms),
-            Better::Lower,
-            3,
-        ),
-        (
-            "RSS after the load (MiB, process tree)".into(),
-            Box::new(|x| x.rss_after_load_mib),
-            Better::Lower,
-            1,
-        ),
-        (
-            "failed requests (non-200 or transport)".into(),
-            Box::new(|x| total_errors(x) as f64),
-            Better::None,
-            0,
-        ),
+        ("runs/search result count".into(), Box::new(|x| x.search_count as f64), Better::None, 0),
+        ("log-batch 1,000 metrics p50 (ms)".into(), Box::new(|x| x.log_batch_1000.p50_ms), Better::Lower, 3),
+        ("RSS after the load (MiB, process tree)".into(), Box::new(|x| x.rss_after_load_mib), Better::Lower, 1),
+        ("failed requests (non-200 or transport)".into(), Box::new(|x| total_errors(x) as f64), Better::None, 0),
     ];
     let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(10);
     println!();
-    println!(
-        "{:<w$} | {:>12} | {:>12} | {:>9}",
-        "measure", "factory", "mlflow", "ratio"
-    );
+    println!("{:<w$} | {:>12} | {:>12} | {:>9}", "measure", "factory", "mlflow", "ratio");
     println!("{}", "-".repeat(w + 44));
     for (name, get, better, dec) in &rows {
         let fv = get(f);
@@ -948,12 +666,7 @@ fn print_table(f: &Figures, m: Option<&Figures>, note: &str, targets: &[Target])
     println!();
     println!("targets (issue 3):");
     for t in targets {
-        println!(
-            "  [{}] {:<55} {}",
-            if t.pass { "PASS" } else { "FAIL" },
-            t.name,
-            t.value
-        );
+        println!("  [{}] {:<55} {}", if t.pass { "PASS" } else { "FAIL" }, t.name, t.value);
     }
 }
 

@@ -17,14 +17,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Process groups of the servers alive, for the signal handler.
-static LIVE_GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// Process groups (and temp dirs) of the servers alive, for the signal handler.
+static LIVE_GROUPS: Mutex<Vec<(i32, PathBuf)>> = Mutex::new(Vec::new());
 
-/// Kills every registered server process group (used on Ctrl-C / SIGTERM).
+/// Kills every registered server process group and removes its temp dir (used on Ctrl-C /
+/// SIGTERM, when the guards will not be dropped).
 pub fn kill_all_registered() {
     let groups = LIVE_GROUPS.lock().map(|g| g.clone()).unwrap_or_default();
-    for pgid in groups {
+    for (pgid, dir) in groups {
         let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        let _ = fs::remove_dir_all(dir);
     }
 }
 
@@ -68,9 +70,7 @@ impl ServerGuard {
     /// Spawns the server on a free 127.0.0.1 port with a fresh SQLite DB and artifacts folder.
     /// The clock for the cold start starts just before the spawn; the returned instant is it.
     pub fn spawn(launch: &Launch) -> anyhow::Result<(ServerGuard, Instant)> {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("bench-{}-", launch.kind.name()))
-            .tempdir()?;
+        let dir = tempfile::Builder::new().prefix(&format!("bench-{}-", launch.kind.name())).tempdir()?;
         let db = dir.path().join("store.db");
         let artifacts = dir.path().join("artifacts");
         let log_path = dir.path().join("server.log");
@@ -97,18 +97,12 @@ impl ServerGuard {
             artifacts.display()
         );
         let log = fs::File::create(&log_path)?;
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .current_dir(dir.path())
-            .process_group(0);
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).current_dir(dir.path()).process_group(0);
         let started = Instant::now();
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("spawning {}", launch.bin.display()))?;
+        let child = cmd.spawn().with_context(|| format!("spawning {}", launch.bin.display()))?;
         let pid = child.id();
         if let Ok(mut g) = LIVE_GROUPS.lock() {
-            g.push(pid as i32);
+            g.push((pid as i32, dir.path().to_path_buf()));
         }
         let guard = ServerGuard {
             kind: launch.kind,
@@ -125,11 +119,7 @@ impl ServerGuard {
     /// Fails if the server process has already exited (with its log tail).
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
-            bail!(
-                "{} server exited early ({status}); log tail:\n{}",
-                self.kind.name(),
-                self.log_tail(30)
-            );
+            bail!("{} server exited early ({status}); log tail:\n{}", self.kind.name(), self.log_tail(30));
         }
         Ok(())
     }
@@ -144,10 +134,7 @@ impl ServerGuard {
     /// Resident memory of the server and all its descendants, in MiB.
     pub fn rss_mib(&self) -> f64 {
         let tree = process_tree(self.pid);
-        tree.iter()
-            .map(|&p| vm_rss_kib(p).unwrap_or(0))
-            .sum::<u64>() as f64
-            / 1024.0
+        tree.iter().map(|&p| vm_rss_kib(p).unwrap_or(0)).sum::<u64>() as f64 / 1024.0
     }
 
     /// Number of processes in the server's tree.
@@ -160,10 +147,7 @@ impl ServerGuard {
     pub fn usage(&self) -> Usage {
         let tree = process_tree(self.pid);
         Usage {
-            cpu_secs: tree
-                .iter()
-                .map(|&p| cpu_secs_of(&format!("/proc/{p}/stat")))
-                .sum(),
+            cpu_secs: tree.iter().map(|&p| cpu_secs_of(&format!("/proc/{p}/stat"))).sum(),
             ctx_switches: tree.iter().map(|&p| ctx_switches(p)).sum(),
         }
     }
@@ -185,7 +169,7 @@ impl ServerGuard {
         let _ = killpg(pgid, Signal::SIGKILL);
         let _ = self.child.wait();
         if let Ok(mut g) = LIVE_GROUPS.lock() {
-            g.retain(|&p| p != self.pid as i32);
+            g.retain(|(p, _)| *p != self.pid as i32);
         }
     }
 }
@@ -214,14 +198,8 @@ fn ctx_switches(pid: u32) -> u64 {
             continue;
         };
         for line in status.lines() {
-            if line.starts_with("voluntary_ctxt_switches:")
-                || line.starts_with("nonvoluntary_ctxt_switches:")
-            {
-                n += line
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
+            if line.starts_with("voluntary_ctxt_switches:") || line.starts_with("nonvoluntary_ctxt_switches:") {
+                n += line.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
             }
         }
     }
@@ -242,8 +220,7 @@ pub fn process_tree(root: u32) -> Vec<u32> {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
-            if let Some(ppid) = stat_fields(&e.path().join("stat"))
-                .and_then(|f| f.get(1).and_then(|s| s.parse().ok()))
+            if let Some(ppid) = stat_fields(&e.path().join("stat")).and_then(|f| f.get(1).and_then(|s| s.parse().ok()))
             {
                 children.entry(ppid).or_default().push(pid);
             }
@@ -273,8 +250,8 @@ pub fn cpu_secs_of(path: &str) -> f64 {
     let Some(f) = stat_fields(Path::new(path)) else {
         return 0.0;
     };
-    let ticks: u64 = f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0)
-        + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let ticks: u64 =
+        f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
     ticks as f64 / clock_ticks()
 }
 

@@ -91,11 +91,7 @@ fn check_not_empty(name: &str, data: &ColumnData, path: &Path) -> Result<()> {
         }
     };
     if values == 0 {
-        return Err(DriftError::EmptyColumn {
-            column: name.to_owned(),
-            path: path.into(),
-            rows,
-        });
+        return Err(DriftError::EmptyColumn { column: name.to_owned(), path: path.into(), rows });
     }
     Ok(())
 }
@@ -125,12 +121,7 @@ fn choose(
         Some(t) => t,
         None => default_stattest(column_type, reference_rows, distinct),
     };
-    Ok((
-        test,
-        options
-            .threshold
-            .unwrap_or_else(|| test.default_threshold()),
-    ))
+    Ok((test, options.threshold.unwrap_or_else(|| test.default_threshold())))
 }
 
 /// Walks the pooled distinct values of two numeric columns in ascending order.
@@ -151,11 +142,7 @@ fn joint_walk(r: &Runs, c: &Runs, f: &mut dyn FnMut(Joint)) -> Result<()> {
             jc += 1;
             kb = b.next_key()?;
         }
-        f(Joint {
-            x: runs::value(k),
-            r: jr,
-            c: jc,
-        });
+        f(Joint { x: runs::value(k), r: jr, c: jc });
     }
     Ok(())
 }
@@ -185,12 +172,7 @@ struct NumericWalk {
     table: Option<Vec<Joint>>,
 }
 
-fn numeric_column(
-    name: &str,
-    r: &NumericData,
-    c: &NumericData,
-    options: &ColumnOptions,
-) -> Result<Outcome> {
+fn numeric_column(name: &str, r: &NumericData, c: &NumericData, options: &ColumnOptions) -> Result<Outcome> {
     let (n_r, n_c) = (r.runs.len(), c.runs.len());
     let (min, max) = (r.min.min(c.min), r.max.max(c.max));
     let integer = r.integer_dtype() && c.integer_dtype();
@@ -228,31 +210,19 @@ fn numeric_column(
     })?;
 
     // infer_column_type on the current data: integer dtype with few values is categorical.
-    let column_type = if c.integer_dtype() && w.distinct_c <= INTEGER_CARDINALITY_LIMIT {
-        ColumnType::Cat
-    } else {
-        ColumnType::Num
-    };
+    let column_type =
+        if c.integer_dtype() && w.distinct_c <= INTEGER_CARDINALITY_LIMIT { ColumnType::Cat } else { ColumnType::Num };
     let (test, threshold) = choose(name, column_type, n_r, w.distinct, options)?;
 
-    let table_counts: Option<Vec<(u64, u64)>> = w
-        .table
-        .as_ref()
-        .map(|t| t.iter().map(|j| (j.r, j.c)).collect());
-    let walk_counts = WalkCounts {
-        r: &r.runs,
-        c: &c.runs,
-    };
+    let table_counts: Option<Vec<(u64, u64)>> = w.table.as_ref().map(|t| t.iter().map(|j| (j.r, j.c)).collect());
+    let walk_counts = WalkCounts { r: &r.runs, c: &c.runs };
     let per_value: &dyn Counts = match &table_counts {
         Some(t) => t,
         None => &walk_counts,
     };
     // get_binned_data: Sturges bins for numerical columns with > 20 distinct reference values.
-    let binned: &dyn Counts = if column_type == ColumnType::Num && w.distinct_r > 20 {
-        &w.sturges.counts
-    } else {
-        per_value
-    };
+    let binned: &dyn Counts =
+        if column_type == ColumnType::Num && w.distinct_r > 20 { &w.sturges.counts } else { per_value };
 
     let std_r = (w.sq_dev_r.value() / n_r as f64).sqrt();
     let score = match test {
@@ -262,12 +232,9 @@ fn numeric_column(
         StatTest::JensenShannon => counts::jensenshannon(binned, n_r, n_c)?,
         StatTest::KlDiv => counts::kl_div(binned, n_r, n_c)?,
         StatTest::ChiSquare => counts::chisquare(per_value, n_r, n_c)?,
-        StatTest::Z => counts::z_test(
-            (w.first.r, w.first.c),
-            n_r,
-            n_c,
-            w.distinct_r == 1 && w.distinct_c == 1 && w.distinct == 1,
-        ),
+        StatTest::Z => {
+            counts::z_test((w.first.r, w.first.c), n_r, n_c, w.distinct_r == 1 && w.distinct_c == 1 && w.distinct == 1)
+        }
         StatTest::Hellinger => match column_type {
             ColumnType::Cat => counts::hellinger(per_value, n_r, n_c)?,
             ColumnType::Num => {
@@ -280,11 +247,7 @@ fn numeric_column(
             }
         },
     };
-    let psi = if test == StatTest::Psi {
-        score
-    } else {
-        counts::psi(binned, n_r, n_c)?
-    };
+    let psi = if test == StatTest::Psi { score } else { counts::psi(binned, n_r, n_c)? };
 
     let stats = |d: &NumericData, distinct: u64, std: Option<f64>| ColumnStats {
         count: d.runs.len(),
@@ -296,13 +259,8 @@ fn numeric_column(
         max: Some(d.max),
     };
     let histogram = match (&w.table, column_type) {
-        (Some(t), ColumnType::Cat) => {
-            categorical_histogram(t.iter().map(|j| (format_number(j.x), j.r, j.c)), n_r, n_c)
-        }
-        _ => Histogram::Numeric {
-            edges: w.sturges.edges().to_vec(),
-            counts: w.sturges.counts.clone(),
-        },
+        (Some(t), ColumnType::Cat) => categorical_histogram(t.iter().map(|j| (format_number(j.x), j.r, j.c)), n_r, n_c),
+        _ => Histogram::Numeric { edges: w.sturges.edges().to_vec(), counts: w.sturges.counts.clone() },
     };
     Ok(Outcome::Tested(Box::new(ColumnReport {
         name: name.to_owned(),
@@ -320,21 +278,11 @@ fn numeric_column(
 }
 
 fn text_column(name: &str, r: &TextData, c: &TextData, options: &ColumnOptions) -> Result<Outcome> {
-    let mut keys: Vec<&String> = r
-        .counts
-        .keys()
-        .chain(c.counts.keys().filter(|k| !r.counts.contains_key(*k)))
-        .collect();
+    let mut keys: Vec<&String> =
+        r.counts.keys().chain(c.counts.keys().filter(|k| !r.counts.contains_key(*k))).collect();
     keys.sort_unstable();
-    let table: Vec<(u64, u64)> = keys
-        .iter()
-        .map(|k| {
-            (
-                r.counts.get(*k).copied().unwrap_or(0),
-                c.counts.get(*k).copied().unwrap_or(0),
-            )
-        })
-        .collect();
+    let table: Vec<(u64, u64)> =
+        keys.iter().map(|k| (r.counts.get(*k).copied().unwrap_or(0), c.counts.get(*k).copied().unwrap_or(0))).collect();
     let n_r: u64 = r.counts.values().sum();
     let n_c: u64 = c.counts.values().sum();
     let distinct = table.len() as u64;
@@ -344,20 +292,11 @@ fn text_column(name: &str, r: &TextData, c: &TextData, options: &ColumnOptions) 
         StatTest::JensenShannon => counts::jensenshannon(&table, n_r, n_c)?,
         StatTest::KlDiv => counts::kl_div(&table, n_r, n_c)?,
         StatTest::ChiSquare => counts::chisquare(&table, n_r, n_c)?,
-        StatTest::Z => counts::z_test(
-            table[0],
-            n_r,
-            n_c,
-            r.counts.len() == 1 && c.counts.len() == 1 && distinct == 1,
-        ),
+        StatTest::Z => counts::z_test(table[0], n_r, n_c, r.counts.len() == 1 && c.counts.len() == 1 && distinct == 1),
         StatTest::Hellinger => counts::hellinger(&table, n_r, n_c)?,
         StatTest::Ks | StatTest::Wasserstein => unreachable!("choose() rejects numeric-only tests"),
     };
-    let psi = if test == StatTest::Psi {
-        score
-    } else {
-        counts::psi(&table, n_r, n_c)?
-    };
+    let psi = if test == StatTest::Psi { score } else { counts::psi(&table, n_r, n_c)? };
     let stats = |d: &TextData, n: u64| ColumnStats {
         count: n,
         missing: d.missing,
@@ -367,13 +306,7 @@ fn text_column(name: &str, r: &TextData, c: &TextData, options: &ColumnOptions) 
         min: None,
         max: None,
     };
-    let histogram = categorical_histogram(
-        keys.iter()
-            .zip(&table)
-            .map(|(k, &(a, b))| ((*k).clone(), a, b)),
-        n_r,
-        n_c,
-    );
+    let histogram = categorical_histogram(keys.iter().zip(&table).map(|(k, &(a, b))| ((*k).clone(), a, b)), n_r, n_c);
     Ok(Outcome::Tested(Box::new(ColumnReport {
         name: name.to_owned(),
         column_type: ColumnType::Cat,
@@ -390,18 +323,10 @@ fn text_column(name: &str, r: &TextData, c: &TextData, options: &ColumnOptions) 
 }
 
 /// The most frequent categories (by pooled share), the rest summed as "(other)".
-fn categorical_histogram(
-    items: impl Iterator<Item = (String, u64, u64)>,
-    n_r: u64,
-    n_c: u64,
-) -> Histogram {
+fn categorical_histogram(items: impl Iterator<Item = (String, u64, u64)>, n_r: u64, n_c: u64) -> Histogram {
     let mut all: Vec<(String, u64, u64)> = items.collect();
     let weight = |r: u64, c: u64| r as f64 / n_r.max(1) as f64 + c as f64 / n_c.max(1) as f64;
-    all.sort_by(|a, b| {
-        weight(b.1, b.2)
-            .total_cmp(&weight(a.1, a.2))
-            .then_with(|| a.0.cmp(&b.0))
-    });
+    all.sort_by(|a, b| weight(b.1, b.2).total_cmp(&weight(a.1, a.2)).then_with(|| a.0.cmp(&b.0)));
     let mut labels = Vec::new();
     let mut counts = Vec::new();
     let mut other = (0, 0);

@@ -21,23 +21,13 @@ pub enum DriftError {
     EmptyFile { path: PathBuf },
     /// A requested column is not in the file.
     #[error("column '{column}' not found in {path} (columns there: {available})")]
-    MissingColumn {
-        column: String,
-        path: PathBuf,
-        available: String,
-    },
+    MissingColumn { column: String, path: PathBuf, available: String },
     /// No column is shared by the two files (or left after `--columns`).
     #[error("no column to compare: {0}")]
     NoColumns(String),
     /// A column has no usable (non-missing, finite) value in one of the files.
-    #[error(
-        "column '{column}' has no values in {path} (all {rows} rows are empty, NaN or infinite)"
-    )]
-    EmptyColumn {
-        column: String,
-        path: PathBuf,
-        rows: u64,
-    },
+    #[error("column '{column}' has no values in {path} (all {rows} rows are empty, NaN or infinite)")]
+    EmptyColumn { column: String, path: PathBuf, rows: u64 },
     /// The column is numeric in one file and text in the other.
     #[error(
         "column '{column}' has mismatched types: {reference_kind} in the reference ({reference}) but {current_kind} in the current data ({current})"
@@ -51,25 +41,13 @@ pub enum DriftError {
     },
     /// A `--stattest` name that is not in the registry.
     #[error("unknown stattest '{name}' for column '{column}'; available: {available}")]
-    UnknownStatTest {
-        column: String,
-        name: String,
-        available: String,
-    },
+    UnknownStatTest { column: String, name: String, available: String },
     /// A stattest that Evidently does not allow for this column type (e.g. `ks` on text).
     #[error("stattest '{name}' isn't applicable to column '{column}' of type {column_type}; it applies to: {allowed}")]
-    StatTestNotApplicable {
-        column: String,
-        name: String,
-        column_type: &'static str,
-        allowed: String,
-    },
+    StatTestNotApplicable { column: String, name: String, column_type: &'static str, allowed: String },
     /// An option names a column that is not compared.
     #[error("{option} names column '{column}', which is not among the compared columns")]
-    UnknownOptionColumn {
-        option: &'static str,
-        column: String,
-    },
+    UnknownOptionColumn { option: &'static str, column: String },
     /// An option value is out of range.
     #[error("invalid option: {0}")]
     InvalidOption(String),
@@ -77,10 +55,7 @@ pub enum DriftError {
 
 impl DriftError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DriftError::Io {
-            path: path.into(),
-            source,
-        }
+        DriftError::Io { path: path.into(), source }
     }
 }
 

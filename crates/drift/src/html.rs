@@ -38,11 +38,8 @@ pub fn render(report: &DriftReport) -> String {
         report.current.rows,
         report.evidently_version
     );
-    let (class, text) = if report.significant_drift {
-        ("bad", "Significant drift detected")
-    } else {
-        ("good", "No significant drift")
-    };
+    let (class, text) =
+        if report.significant_drift { ("bad", "Significant drift detected") } else { ("good", "No significant drift") };
     let _ = write!(h, "<div class=\"verdict {class}\"><b>{text}</b><br>");
     let _ = write!(
         h,
@@ -81,11 +78,8 @@ pub fn render(report: &DriftReport) -> String {
     h.push_str("</table>\n");
     if !report.skipped_columns.is_empty() {
         h.push_str("<p class=\"muted\">Not compared: ");
-        let items: Vec<String> = report
-            .skipped_columns
-            .iter()
-            .map(|s| format!("{} ({})", esc(&s.column), esc(&s.reason)))
-            .collect();
+        let items: Vec<String> =
+            report.skipped_columns.iter().map(|s| format!("{} ({})", esc(&s.column), esc(&s.reason))).collect();
         h.push_str(&items.join("; "));
         h.push_str("</p>\n");
     }
@@ -122,18 +116,12 @@ pub fn render(report: &DriftReport) -> String {
         let _ = writeln!(
             h,
             "<tr><td class=\"l\">rows</td><td>{}</td><td>{}</td><td></td></tr>",
-            p.reference
-                .as_ref()
-                .map_or("-".into(), |m| m.rows.to_string()),
-            p.current
-                .as_ref()
-                .map_or("-".into(), |m| m.rows.to_string())
+            p.reference.as_ref().map_or("-".into(), |m| m.rows.to_string()),
+            p.current.as_ref().map_or("-".into(), |m| m.rows.to_string())
         );
         for (label, get) in rows {
             let cell = |m: &Option<Metrics>| m.as_ref().and_then(get).map_or("-".to_owned(), num);
-            if p.reference.as_ref().and_then(get).is_none()
-                && p.current.as_ref().and_then(get).is_none()
-            {
+            if p.reference.as_ref().and_then(get).is_none() && p.current.as_ref().and_then(get).is_none() {
                 continue;
             }
             let _ = writeln!(
@@ -180,25 +168,15 @@ fn column_card(c: &ColumnReport) -> String {
         if c.drift_detected { "drift detected" } else { "no drift" }
     );
     let (labels, counts) = match &c.histogram {
-        Histogram::Numeric { edges, counts } => (
-            edges
-                .windows(2)
-                .map(|w| format!("{}–{}", short(w[0]), short(w[1])))
-                .collect::<Vec<_>>(),
-            counts,
-        ),
+        Histogram::Numeric { edges, counts } => {
+            (edges.windows(2).map(|w| format!("{}–{}", short(w[0]), short(w[1]))).collect::<Vec<_>>(), counts)
+        }
         Histogram::Categorical { labels, counts } => (labels.clone(), counts),
     };
     let tr: u64 = counts.iter().map(|x| x.0).sum();
     let tc: u64 = counts.iter().map(|x| x.1).sum();
-    let r: Vec<f64> = counts
-        .iter()
-        .map(|x| x.0 as f64 / tr.max(1) as f64)
-        .collect();
-    let cur: Vec<f64> = counts
-        .iter()
-        .map(|x| x.1 as f64 / tc.max(1) as f64)
-        .collect();
+    let r: Vec<f64> = counts.iter().map(|x| x.0 as f64 / tr.max(1) as f64).collect();
+    let cur: Vec<f64> = counts.iter().map(|x| x.1 as f64 / tc.max(1) as f64).collect();
     s.push_str(&bars_svg(&labels, &r, &cur));
     s.push_str("</div>\n");
     s
@@ -234,12 +212,10 @@ fn bars_svg(labels: &[String], r: &[f64], c: &[f64]) -> String {
     }
     for (i, label) in labels.iter().enumerate() {
         let x0 = left + i as f64 * slot + slot * 0.08;
-        for (k, (v, color)) in [
-            (r.get(i).copied().unwrap_or(0.0), REF_COLOR),
-            (c.get(i).copied().unwrap_or(0.0), CUR_COLOR),
-        ]
-        .into_iter()
-        .enumerate()
+        for (k, (v, color)) in
+            [(r.get(i).copied().unwrap_or(0.0), REF_COLOR), (c.get(i).copied().unwrap_or(0.0), CUR_COLOR)]
+                .into_iter()
+                .enumerate()
         {
             let bh = v / ymax * plot_h;
             let _ = write!(
@@ -301,13 +277,7 @@ fn esc(s: &str) -> String {
 
 fn anchor(name: &str) -> String {
     name.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("_{b:02x}")
-            }
-        })
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("_{b:02x}") })
         .collect()
 }
 

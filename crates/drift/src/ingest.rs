@@ -51,16 +51,13 @@ fn is_na(field: &[u8]) -> bool {
 }
 
 fn is_bool(field: &[u8]) -> bool {
-    matches!(
-        field,
-        b"True" | b"TRUE" | b"true" | b"False" | b"FALSE" | b"false"
-    )
+    matches!(field, b"True" | b"TRUE" | b"true" | b"False" | b"FALSE" | b"false")
 }
 
 /// Powers of ten that are exact in an `f64`.
 const POW10: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
 ];
 
 /// A parsed numeric field: its value and whether it is written as an integer (no decimal
@@ -167,9 +164,7 @@ fn parse_number_general(field: &[u8]) -> Option<(f64, bool)> {
         i = start;
         let mut e: i32 = 0;
         while i < body.len() && body[i].is_ascii_digit() {
-            e = e
-                .saturating_mul(10)
-                .saturating_add(i32::from(body[i] - b'0'));
+            e = e.saturating_mul(10).saturating_add(i32::from(body[i] - b'0'));
             i += 1;
         }
         if i == start {
@@ -182,11 +177,7 @@ fn parse_number_general(field: &[u8]) -> Option<(f64, bool)> {
     }
     if digits <= 15 && (-22..=22).contains(&exp) {
         let m = mant as f64;
-        let v = if exp >= 0 {
-            m * POW10[exp as usize]
-        } else {
-            m / POW10[(-exp) as usize]
-        };
+        let v = if exp >= 0 { m * POW10[exp as usize] } else { m / POW10[(-exp) as usize] };
         return Some((if neg { -v } else { v }, integer));
     }
     let s = std::str::from_utf8(t).ok()?;
@@ -204,28 +195,17 @@ pub struct Header {
 /// Reads the header row of `path`.
 pub fn read_header(path: &Path) -> Result<Header> {
     let file = File::open(path).map_err(|e| DriftError::io(path, e))?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(file);
+    let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
     let names: Vec<String> = rdr
         .headers()
-        .map_err(|e| DriftError::Csv {
-            path: path.into(),
-            message: e.to_string(),
-        })?
+        .map_err(|e| DriftError::Csv { path: path.into(), message: e.to_string() })?
         .iter()
         .map(str::to_owned)
         .collect();
     if names.is_empty() || (names.len() == 1 && names[0].is_empty()) {
-        return Err(DriftError::Csv {
-            path: path.into(),
-            message: "the file is empty (no header row)".into(),
-        });
+        return Err(DriftError::Csv { path: path.into(), message: "the file is empty (no header row)".into() });
     }
-    Ok(Header {
-        names,
-        data_offset: rdr.position().byte(),
-    })
+    Ok(Header { names, data_offset: rdr.position().byte() })
 }
 
 /// Values of one numeric column of one file.
@@ -326,11 +306,7 @@ impl PairStats {
         self.positive_predictions += o.positive_predictions;
         self.correct_at_half += o.correct_at_half;
         self.positive_targets += o.positive_targets;
-        for (a, b) in self
-            .prediction_histogram
-            .iter_mut()
-            .zip(o.prediction_histogram)
-        {
+        for (a, b) in self.prediction_histogram.iter_mut().zip(o.prediction_histogram) {
             *a += b;
         }
         self.label_rows += o.label_rows;
@@ -399,21 +375,8 @@ enum Kind {
 
 /// Per-block partial results for one column.
 enum BlockColumn {
-    Numeric {
-        keys: Vec<u64>,
-        missing: u64,
-        nonfinite: u64,
-        min: f64,
-        max: f64,
-        sum: Sum,
-        all_int: bool,
-        demoted: bool,
-    },
-    Text {
-        counts: HashMap<String, u64>,
-        missing: u64,
-        all_bool: bool,
-    },
+    Numeric { keys: Vec<u64>, missing: u64, nonfinite: u64, min: f64, max: f64, sum: Sum, all_int: bool, demoted: bool },
+    Text { counts: HashMap<String, u64>, missing: u64, all_bool: bool },
 }
 
 impl BlockColumn {
@@ -429,26 +392,13 @@ impl BlockColumn {
                 all_int: true,
                 demoted: false,
             },
-            Kind::Text => BlockColumn::Text {
-                counts: HashMap::new(),
-                missing: 0,
-                all_bool: true,
-            },
+            Kind::Text => BlockColumn::Text { counts: HashMap::new(), missing: 0, all_bool: true },
         }
     }
 
     fn push(&mut self, field: Option<&[u8]>) {
         match self {
-            BlockColumn::Numeric {
-                keys,
-                missing,
-                nonfinite,
-                min,
-                max,
-                sum,
-                all_int,
-                demoted,
-            } => {
+            BlockColumn::Numeric { keys, missing, nonfinite, min, max, sum, all_int, demoted } => {
                 let Some(f) = field else {
                     *missing += 1;
                     return;
@@ -476,11 +426,7 @@ impl BlockColumn {
                     None => *demoted = true,
                 }
             }
-            BlockColumn::Text {
-                counts,
-                missing,
-                all_bool,
-            } => match field.filter(|f| !is_na(f)) {
+            BlockColumn::Text { counts, missing, all_bool } => match field.filter(|f| !is_na(f)) {
                 None => *missing += 1,
                 Some(f) => {
                     *all_bool &= is_bool(f);
@@ -524,20 +470,9 @@ pub fn read_file(
     // Columns that looked numeric but turned out to hold text somewhere: read them again as text.
     let demoted: Vec<usize> = (0..plan.indices.len()).filter(|&i| data.1[i]).collect();
     if !demoted.is_empty() {
-        let sub = Plan {
-            indices: demoted.iter().map(|&i| plan.indices[i]).collect(),
-            pair: None,
-        };
+        let sub = Plan { indices: demoted.iter().map(|&i| plan.indices[i]).collect(), pair: None };
         let text_kinds = vec![Kind::Text; sub.indices.len()];
-        let (again, _) = read_pass(
-            path,
-            header,
-            &sub,
-            &text_kinds,
-            budget,
-            workers,
-            &crate::progress::Silent,
-        )?;
+        let (again, _) = read_pass(path, header, &sub, &text_kinds, budget, workers, &crate::progress::Silent)?;
         for (slot, col) in demoted.into_iter().zip(again.columns) {
             data.0.columns[slot] = col;
         }
@@ -557,17 +492,10 @@ pub fn read_file(
 /// Decides numeric vs text per column from the first block.
 fn sniff(path: &Path, header: &Header, plan: &Plan) -> Result<Vec<Kind>> {
     let mut file = File::open(path).map_err(|e| DriftError::io(path, e))?;
-    file.seek(SeekFrom::Start(header.data_offset))
-        .map_err(|e| DriftError::io(path, e))?;
+    file.seek(SeekFrom::Start(header.data_offset)).map_err(|e| DriftError::io(path, e))?;
     let mut buf = Vec::with_capacity(BLOCK);
-    file.take(BLOCK as u64)
-        .read_to_end(&mut buf)
-        .map_err(|e| DriftError::io(path, e))?;
-    let end = if buf.len() < BLOCK {
-        buf.len()
-    } else {
-        last_boundary(&buf).unwrap_or(0)
-    };
+    file.take(BLOCK as u64).read_to_end(&mut buf).map_err(|e| DriftError::io(path, e))?;
+    let end = if buf.len() < BLOCK { buf.len() } else { last_boundary(&buf).unwrap_or(0) };
     let mut kinds = vec![Kind::Numeric; plan.indices.len()];
     let ncols = header.names.len();
     for_each_record(&buf[..end], ncols, path, &mut |fields| {
@@ -609,10 +537,7 @@ fn read_pass(
                         sum: Sum::default(),
                         all_int: true,
                     }),
-                    Kind::Text => ColumnData::Text(TextData {
-                        all_bool: true,
-                        ..TextData::default()
-                    }),
+                    Kind::Text => ColumnData::Text(TextData { all_bool: true, ..TextData::default() }),
                 })
             })
             .collect(),
@@ -657,14 +582,8 @@ fn read_pass(
             });
         }
         drop(free_tx);
-        let res = stream_blocks(
-            path,
-            header.data_offset,
-            progress,
-            &abort,
-            &free_rx,
-            &mut |block| tx.send(block).is_ok(),
-        );
+        let res =
+            stream_blocks(path, header.data_offset, progress, &abort, &free_rx, &mut |block| tx.send(block).is_ok());
         drop(tx);
         if let Err(e) = res {
             abort.store(true, Ordering::Relaxed);
@@ -674,11 +593,7 @@ fn read_pass(
     if let Some(e) = failed.into_inner().expect("error slot") {
         return Err(e);
     }
-    let demoted = shared
-        .demoted
-        .iter()
-        .map(|d| d.load(Ordering::Relaxed))
-        .collect();
+    let demoted = shared.demoted.iter().map(|d| d.load(Ordering::Relaxed)).collect();
     let mut columns = Vec::with_capacity(shared.columns.len());
     for c in shared.columns {
         let mut c = c.into_inner().expect("column lock");
@@ -688,11 +603,7 @@ fn read_pass(
                 // pandas reads every spelling of a boolean as the same value.
                 let mut merged = HashMap::new();
                 for (k, v) in t.counts.drain() {
-                    let key = if k.eq_ignore_ascii_case("true") {
-                        "True"
-                    } else {
-                        "False"
-                    };
+                    let key = if k.eq_ignore_ascii_case("true") { "True" } else { "False" };
                     *merged.entry(key.to_owned()).or_insert(0) += v;
                 }
                 t.counts = merged;
@@ -726,16 +637,7 @@ fn merge_block(shared: &Shared, budget: &Budget, block: &mut Block) -> Result<()
         match (&mut *col, bc) {
             (
                 ColumnData::Numeric(n),
-                BlockColumn::Numeric {
-                    keys,
-                    missing,
-                    nonfinite,
-                    min,
-                    max,
-                    sum,
-                    all_int,
-                    demoted,
-                },
+                BlockColumn::Numeric { keys, missing, nonfinite, min, max, sum, all_int, demoted },
             ) => {
                 if *demoted {
                     shared.demoted[i].store(true, Ordering::Relaxed);
@@ -746,11 +648,7 @@ fn merge_block(shared: &Shared, budget: &Budget, block: &mut Block) -> Result<()
                 n.max = n.max.max(*max);
                 n.sum.merge(*sum);
                 n.all_int &= *all_int;
-                let full = if shared.demoted[i].load(Ordering::Relaxed) {
-                    Vec::new()
-                } else {
-                    n.runs.extend(keys)
-                };
+                let full = if shared.demoted[i].load(Ordering::Relaxed) { Vec::new() } else { n.runs.extend(keys) };
                 drop(col);
                 *missing = 0;
                 *nonfinite = 0;
@@ -776,14 +674,7 @@ fn merge_block(shared: &Shared, budget: &Budget, block: &mut Block) -> Result<()
                     }
                 }
             }
-            (
-                ColumnData::Text(t),
-                BlockColumn::Text {
-                    counts,
-                    missing,
-                    all_bool,
-                },
-            ) => {
+            (ColumnData::Text(t), BlockColumn::Text { counts, missing, all_bool }) => {
                 t.missing += *missing;
                 t.all_bool &= *all_bool;
                 *missing = 0;
@@ -803,18 +694,8 @@ fn merge_block(shared: &Shared, budget: &Budget, block: &mut Block) -> Result<()
 }
 
 /// Parses the records of `bytes` into `block` (which [`merge_block`] left empty).
-fn parse_block(
-    bytes: &[u8],
-    ncols: usize,
-    plan: &Plan,
-    path: &Path,
-    block: &mut Block,
-) -> Result<()> {
-    let Block {
-        rows,
-        columns,
-        pairs,
-    } = block;
+fn parse_block(bytes: &[u8], ncols: usize, plan: &Plan, path: &Path, block: &mut Block) -> Result<()> {
+    let Block { rows, columns, pairs } = block;
     for_each_record(bytes, ncols, path, &mut |fields| {
         *rows += 1;
         for (col, &idx) in columns.iter_mut().zip(&plan.indices) {
@@ -829,12 +710,7 @@ fn parse_block(
 }
 
 /// Calls `f` with the fields of every non-blank record in `block` (complete records only).
-fn for_each_record(
-    block: &[u8],
-    ncols: usize,
-    path: &Path,
-    f: &mut dyn FnMut(&[&[u8]]),
-) -> Result<()> {
+fn for_each_record(block: &[u8], ncols: usize, path: &Path, f: &mut dyn FnMut(&[&[u8]])) -> Result<()> {
     let too_many = |n: usize, line: &[u8]| DriftError::Csv {
         path: path.into(),
         message: format!(
@@ -874,10 +750,7 @@ fn for_each_record(
         }
         return Ok(());
     }
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(block);
+    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(block);
     let mut rec = csv::ByteRecord::new();
     loop {
         match rdr.read_byte_record(&mut rec) {
@@ -893,12 +766,7 @@ fn for_each_record(
                 let fields: Vec<&[u8]> = rec.iter().collect();
                 f(&fields);
             }
-            Err(e) => {
-                return Err(DriftError::Csv {
-                    path: path.into(),
-                    message: e.to_string(),
-                })
-            }
+            Err(e) => return Err(DriftError::Csv { path: path.into(), message: e.to_string() }),
         }
     }
     Ok(())
@@ -931,8 +799,7 @@ fn stream_blocks(
     send: &mut dyn FnMut(Vec<u8>) -> bool,
 ) -> Result<()> {
     let mut file = File::open(path).map_err(|e| DriftError::io(path, e))?;
-    file.seek(SeekFrom::Start(offset))
-        .map_err(|e| DriftError::io(path, e))?;
+    file.seek(SeekFrom::Start(offset)).map_err(|e| DriftError::io(path, e))?;
     progress.advance(offset);
     let mut carry: Vec<u8> = Vec::new();
     let mut want = BLOCK;
@@ -945,10 +812,7 @@ fn stream_blocks(
         buf.reserve(carry.len() + want);
         buf.extend_from_slice(&carry);
         let before = buf.len();
-        (&mut file)
-            .take(want as u64)
-            .read_to_end(&mut buf)
-            .map_err(|e| DriftError::io(path, e))?;
+        (&mut file).take(want as u64).read_to_end(&mut buf).map_err(|e| DriftError::io(path, e))?;
         let read = buf.len() - before;
         progress.advance(read as u64);
         if read == 0 {
@@ -998,10 +862,7 @@ mod tests {
         check("2.5E-3", Some((0.0025, false)));
         check(" 4.25 ", Some((4.25, false)));
         check("0.1", Some((0.1, false)));
-        check(
-            "123456789012345678901234",
-            Some((1.2345678901234568e23, true)),
-        );
+        check("123456789012345678901234", Some((1.2345678901234568e23, true)));
         check("0.30000000000000004", Some((0.30000000000000004, false)));
         check("inf", Some((f64::INFINITY, false)));
         check("-Infinity", Some((f64::NEG_INFINITY, false)));
@@ -1015,9 +876,7 @@ mod tests {
 
     #[test]
     fn na_spellings_are_pandas_defaults() {
-        for na in [
-            "", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "#N/A", "<NA>", "-nan", "1.#IND",
-        ] {
+        for na in ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "#N/A", "<NA>", "-nan", "1.#IND"] {
             assert!(is_na(na.as_bytes()), "{na:?}");
         }
         for v in ["0", "na", "none", "-", "x"] {
@@ -1035,11 +894,7 @@ mod tests {
     fn records(block: &str) -> Vec<Vec<String>> {
         let mut out = Vec::new();
         for_each_record(block.as_bytes(), 3, Path::new("t.csv"), &mut |f| {
-            out.push(
-                f.iter()
-                    .map(|x| String::from_utf8_lossy(x).into_owned())
-                    .collect(),
-            );
+            out.push(f.iter().map(|x| String::from_utf8_lossy(x).into_owned()).collect());
         })
         .unwrap();
         out
@@ -1052,9 +907,6 @@ mod tests {
         let quoted = records("1,\"a,b\",3\n\"x\ny\",5,6\n");
         assert_eq!(quoted, vec![vec!["1", "a,b", "3"], vec!["x\ny", "5", "6"]]);
         let err = for_each_record(b"1,2,3,4\n", 3, Path::new("t.csv"), &mut |_| {}).unwrap_err();
-        assert!(
-            err.to_string().contains("expected 3 fields, saw 4"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("expected 3 fields, saw 4"), "{err}");
     }
 }

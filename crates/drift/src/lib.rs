@@ -108,65 +108,27 @@ pub fn run(options: &DriftOptions, progress: &dyn Progress) -> Result<DriftRepor
 
     let index_in = |h: &ingest::Header, n: &str| h.names.iter().position(|x| x == n);
     let plan_for = |h: &ingest::Header| Plan {
-        indices: names
-            .iter()
-            .map(|n| index_in(h, n).expect("selected columns exist"))
-            .collect(),
-        pair: options
-            .target
-            .as_deref()
-            .and_then(|t| Some((index_in(h, t)?, index_in(h, &options.prediction)?))),
+        indices: names.iter().map(|n| index_in(h, n).expect("selected columns exist")).collect(),
+        pair: options.target.as_deref().and_then(|t| Some((index_in(h, t)?, index_in(h, &options.prediction)?))),
     };
-    let budget = runs::Budget::new(
-        options.memory_budget,
-        names.len(),
-        options.temp_dir.as_deref(),
-    )?;
-    let workers = options.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let budget = runs::Budget::new(options.memory_budget, names.len(), options.temp_dir.as_deref())?;
+    let workers = options.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let total = file_len(&options.reference) + file_len(&options.current);
     progress.start("reading", total);
-    let reference = ingest::read_file(
-        &options.reference,
-        &ref_header,
-        &plan_for(&ref_header),
-        &budget,
-        workers,
-        progress,
-    );
+    let reference =
+        ingest::read_file(&options.reference, &ref_header, &plan_for(&ref_header), &budget, workers, progress);
     let current = reference.and_then(|r| {
-        ingest::read_file(
-            &options.current,
-            &cur_header,
-            &plan_for(&cur_header),
-            &budget,
-            workers,
-            progress,
-        )
-        .map(|c| (r, c))
+        ingest::read_file(&options.current, &cur_header, &plan_for(&cur_header), &budget, workers, progress)
+            .map(|c| (r, c))
     });
     progress.finish();
     let (reference, current) = current?;
 
-    let files = Files {
-        reference: &options.reference,
-        current: &options.current,
-    };
+    let files = Files { reference: &options.reference, current: &options.current };
     let outcomes: Vec<Result<Outcome>> = names
         .par_iter()
         .enumerate()
-        .map(|(i, name)| {
-            column::analyze(
-                name,
-                &reference.columns[i],
-                &current.columns[i],
-                files,
-                &column_options[i],
-            )
-        })
+        .map(|(i, name)| column::analyze(name, &reference.columns[i], &current.columns[i], files, &column_options[i]))
         .collect();
     let mut columns = Vec::new();
     for outcome in outcomes {
@@ -176,24 +138,16 @@ pub fn run(options: &DriftOptions, progress: &dyn Progress) -> Result<DriftRepor
         }
     }
     if columns.is_empty() {
-        return Err(DriftError::NoColumns(
-            "every shared column was skipped as free text".into(),
-        ));
+        return Err(DriftError::NoColumns("every shared column was skipped as free text".into()));
     }
 
     let number_of_columns = columns.len() as u64;
     let number_of_drifted_columns = columns.iter().filter(|c| c.drift_detected).count() as u64;
     let share = number_of_drifted_columns as f64 / number_of_columns as f64;
-    let max_psi = columns
-        .iter()
-        .map(|c| c.psi)
-        .fold(f64::NEG_INFINITY, f64::max);
+    let max_psi = columns.iter().map(|c| c.psi).fold(f64::NEG_INFINITY, f64::max);
     let mut reasons = Vec::new();
     for c in columns.iter().filter(|c| c.psi > options.psi_threshold) {
-        reasons.push(format!(
-            "column '{}': PSI {:.4} > {}",
-            c.name, c.psi, options.psi_threshold
-        ));
+        reasons.push(format!("column '{}': PSI {:.4} > {}", c.name, c.psi, options.psi_threshold));
     }
     if share > options.drift_share {
         reasons.push(format!(
@@ -202,25 +156,16 @@ pub fn run(options: &DriftOptions, progress: &dyn Progress) -> Result<DriftRepor
             options.drift_share * 100.0
         ));
     }
-    let prediction_drift = columns
-        .iter()
-        .find(|c| c.name == options.prediction)
-        .map(|c| PredictionDrift {
-            column: c.name.clone(),
-            stattest: c.stattest,
-            drift_score: c.drift_score,
-            threshold: c.threshold,
-            drift_detected: c.drift_detected,
-            psi: c.psi,
-        });
+    let prediction_drift = columns.iter().find(|c| c.name == options.prediction).map(|c| PredictionDrift {
+        column: c.name.clone(),
+        stattest: c.stattest,
+        drift_score: c.drift_score,
+        threshold: c.threshold,
+        drift_detected: c.drift_detected,
+        psi: c.psi,
+    });
     let performance = options.target.as_ref().and_then(|t| {
-        performance::build(
-            t,
-            &options.prediction,
-            options.task,
-            reference.pairs.as_ref(),
-            current.pairs.as_ref(),
-        )
+        performance::build(t, &options.prediction, options.task, reference.pairs.as_ref(), current.pairs.as_ref())
     });
     Ok(DriftReport {
         dataset_drift: share >= options.drift_share,
@@ -236,14 +181,8 @@ pub fn run(options: &DriftOptions, progress: &dyn Progress) -> Result<DriftRepor
         skipped_columns: skipped,
         prediction_drift,
         performance,
-        reference: DatasetSummary {
-            path: options.reference.display().to_string(),
-            rows: reference.rows,
-        },
-        current: DatasetSummary {
-            path: options.current.display().to_string(),
-            rows: current.rows,
-        },
+        reference: DatasetSummary { path: options.reference.display().to_string(), rows: reference.rows },
+        current: DatasetSummary { path: options.current.display().to_string(), rows: current.rows },
         evidently_version: report::EVIDENTLY_VERSION,
     })
 }
@@ -266,9 +205,7 @@ fn validate(options: &DriftOptions) -> Result<()> {
         )));
     }
     if options.memory_budget < 1 << 20 {
-        return Err(DriftError::InvalidOption(
-            "the memory budget must be at least 1 MiB".into(),
-        ));
+        return Err(DriftError::InvalidOption("the memory budget must be at least 1 MiB".into()));
     }
     Ok(())
 }
@@ -283,8 +220,7 @@ fn select_columns(
     let names: Vec<String> = match &options.columns {
         Some(wanted) => {
             for w in wanted {
-                for (header, path) in [(reference, &options.reference), (current, &options.current)]
-                {
+                for (header, path) in [(reference, &options.reference), (current, &options.current)] {
                     if !header.contains(w) {
                         return Err(DriftError::MissingColumn {
                             column: w.clone(),
@@ -295,30 +231,16 @@ fn select_columns(
                 }
             }
             let mut seen = std::collections::HashSet::new();
-            wanted
-                .iter()
-                .filter(|w| seen.insert(w.as_str()))
-                .cloned()
-                .collect()
+            wanted.iter().filter(|w| seen.insert(w.as_str())).cloned().collect()
         }
         None => {
             for n in reference.iter().filter(|n| !current.contains(n)) {
-                skipped.push(SkippedColumn {
-                    column: n.clone(),
-                    reason: "only in the reference file".into(),
-                });
+                skipped.push(SkippedColumn { column: n.clone(), reason: "only in the reference file".into() });
             }
             for n in current.iter().filter(|n| !reference.contains(n)) {
-                skipped.push(SkippedColumn {
-                    column: n.clone(),
-                    reason: "only in the current file".into(),
-                });
+                skipped.push(SkippedColumn { column: n.clone(), reason: "only in the current file".into() });
             }
-            current
-                .iter()
-                .filter(|n| reference.contains(n))
-                .cloned()
-                .collect()
+            current.iter().filter(|n| reference.contains(n)).cloned().collect()
         }
     };
     if names.is_empty() {
@@ -337,19 +259,14 @@ fn column_options(options: &DriftOptions, names: &[String]) -> Result<Vec<Column
         names
             .iter()
             .position(|n| n == col)
-            .ok_or_else(|| DriftError::UnknownOptionColumn {
-                option,
-                column: col.to_owned(),
-            })
+            .ok_or_else(|| DriftError::UnknownOptionColumn { option, column: col.to_owned() })
     };
     for (col, test) in &options.stattests {
         out[find("--stattest", col)?].stattest = Some(*test);
     }
     for (col, t) in &options.thresholds {
         if !t.is_finite() {
-            return Err(DriftError::InvalidOption(format!(
-                "threshold for '{col}' must be a number"
-            )));
+            return Err(DriftError::InvalidOption(format!("threshold for '{col}' must be a number")));
         }
         out[find("--threshold", col)?].threshold = Some(*t);
     }

@@ -24,10 +24,10 @@ pub fn build(
     let classification = match task {
         Task::Regression => false,
         Task::Classification => true,
-        Task::Auto => both.iter().flatten().all(|p| {
-            (p.numeric_rows > 0 && p.non_binary_targets == 0)
-                || (p.numeric_rows == 0 && p.label_rows > 0)
-        }),
+        Task::Auto => both
+            .iter()
+            .flatten()
+            .all(|p| (p.numeric_rows > 0 && p.non_binary_targets == 0) || (p.numeric_rows == 0 && p.label_rows > 0)),
     };
     let metrics = |p: &PairStats| {
         if classification {
@@ -43,11 +43,7 @@ pub fn build(
         _ => None,
     };
     Some(Performance {
-        task: if classification {
-            "classification"
-        } else {
-            "regression"
-        },
+        task: if classification { "classification" } else { "regression" },
         target: target.to_owned(),
         prediction: prediction.to_owned(),
         reference: r,
@@ -59,10 +55,7 @@ pub fn build(
 fn regression_metrics(p: &PairStats) -> Metrics {
     let n = p.numeric_rows as f64;
     if p.numeric_rows == 0 {
-        return Metrics {
-            rows: 0,
-            ..Metrics::default()
-        };
+        return Metrics { rows: 0, ..Metrics::default() };
     }
     Metrics {
         rows: p.numeric_rows,
@@ -76,11 +69,7 @@ fn regression_metrics(p: &PairStats) -> Metrics {
 fn classification_metrics(p: &PairStats) -> Metrics {
     if p.numeric_rows == 0 {
         let n = p.label_rows;
-        return Metrics {
-            rows: n,
-            accuracy: (n > 0).then(|| p.label_matches as f64 / n as f64),
-            ..Metrics::default()
-        };
+        return Metrics { rows: n, accuracy: (n > 0).then(|| p.label_matches as f64 / n as f64), ..Metrics::default() };
     }
     let n = p.numeric_rows as f64;
     Metrics {
@@ -88,12 +77,8 @@ fn classification_metrics(p: &PairStats) -> Metrics {
         accuracy: Some(p.correct_at_half as f64 / n),
         positive_rate: Some(p.positive_predictions as f64 / n),
         target_positive_rate: Some(p.positive_targets as f64 / n),
-        confidence_distribution: (p.non_probability_predictions == 0).then(|| {
-            p.prediction_histogram
-                .iter()
-                .map(|&c| c as f64 / n)
-                .collect()
-        }),
+        confidence_distribution: (p.non_probability_predictions == 0)
+            .then(|| p.prediction_histogram.iter().map(|&c| c as f64 / n).collect()),
         ..Metrics::default()
     }
 }

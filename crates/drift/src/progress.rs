@@ -31,8 +31,7 @@ pub struct Bar {
 impl Bar {
     /// A bar drawn on stderr (drawn only when stderr is a terminal).
     pub fn stderr() -> Self {
-        let bar =
-            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
         bar.set_style(
             indicatif::ProgressStyle::with_template(
                 "{msg:>12} [{bar:40}] {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, {eta})",

@@ -56,13 +56,8 @@ impl Budget {
     pub fn new(bytes: usize, columns: usize, temp_dir: Option<&Path>) -> Result<Arc<Budget>> {
         let builder = tempfile::Builder::new()
             .prefix("factory-drift-")
-            .tempdir_in(
-                temp_dir
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(std::env::temp_dir),
-            );
-        let dir =
-            builder.map_err(|e| DriftError::io(temp_dir.unwrap_or(Path::new("$TMPDIR")), e))?;
+            .tempdir_in(temp_dir.map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir));
+        let dir = builder.map_err(|e| DriftError::io(temp_dir.unwrap_or(Path::new("$TMPDIR")), e))?;
         // Half the budget for the buffers being filled, half for finished runs.
         let run_len = (bytes / 2 / 8 / columns.max(1)).clamp(1 << 14, 1 << 24);
         Ok(Arc::new(Budget {
@@ -106,16 +101,11 @@ impl Budget {
             for (dst, k) in buf.chunks_exact_mut(8).zip(chunk) {
                 dst.copy_from_slice(&k.to_le_bytes());
             }
-            w.write_all(&buf[..chunk.len() * 8])
-                .map_err(|e| DriftError::io(&path, e))?;
+            w.write_all(&buf[..chunk.len() * 8]).map_err(|e| DriftError::io(&path, e))?;
         }
         w.flush().map_err(|e| DriftError::io(&path, e))?;
-        self.spilled_bytes
-            .fetch_add(bytes as u64, Ordering::Relaxed);
-        Ok(SortedRun(Run::File {
-            path,
-            len: run.len(),
-        }))
+        self.spilled_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        Ok(SortedRun(Run::File { path, len: run.len() }))
     }
 
     /// Merges spilled runs into one spilled run and deletes their files.
@@ -131,8 +121,7 @@ impl Budget {
             if k == END {
                 break;
             }
-            w.write_all(&k.to_le_bytes())
-                .map_err(|e| DriftError::io(&path, e))?;
+            w.write_all(&k.to_le_bytes()).map_err(|e| DriftError::io(&path, e))?;
             len += 1;
         }
         w.flush().map_err(|e| DriftError::io(&path, e))?;
@@ -142,18 +131,13 @@ impl Budget {
                 let _ = std::fs::remove_file(path);
             }
         }
-        self.spilled_bytes
-            .fetch_add(len as u64 * 8, Ordering::Relaxed);
+        self.spilled_bytes.fetch_add(len as u64 * 8, Ordering::Relaxed);
         Ok(SortedRun(Run::File { path, len }))
     }
 
     /// An empty buffer with room for a run.
     fn buffer(&self) -> Vec<u64> {
-        self.pool
-            .lock()
-            .expect("buffer pool")
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(self.run_len))
+        self.pool.lock().expect("buffer pool").pop().unwrap_or_else(|| Vec::with_capacity(self.run_len))
     }
 
     fn recycle(&self, mut buf: Vec<u64>) {
@@ -193,12 +177,7 @@ pub struct Runs {
 impl Runs {
     /// Empty storage under `budget`.
     pub fn new(budget: Arc<Budget>) -> Self {
-        Runs {
-            budget,
-            pending: Vec::new(),
-            runs: Vec::new(),
-            len: 0,
-        }
+        Runs { budget, pending: Vec::new(), runs: Vec::new(), len: 0 }
     }
 
     /// Number of values stored.
@@ -241,11 +220,7 @@ impl Runs {
     /// merged into one by [`Budget::merge_runs`] (outside any lock) and pushed back. This
     /// keeps open files and read buffers bounded however long the input is.
     pub fn take_compaction(&mut self) -> Option<Vec<SortedRun>> {
-        let spilled = self
-            .runs
-            .iter()
-            .filter(|r| matches!(r, Run::File { .. }))
-            .count();
+        let spilled = self.runs.iter().filter(|r| matches!(r, Run::File { .. })).count();
         if spilled < 2 * MAX_FAN_IN {
             return None;
         }
@@ -284,14 +259,7 @@ fn open_runs(runs: &[Run]) -> Result<Merged<'_>> {
             Run::Memory(v) => Cursor::Memory { data: v, pos: 0 },
             Run::File { path, len } => {
                 let file = File::open(path).map_err(|e| DriftError::io(path, e))?;
-                Cursor::File {
-                    file,
-                    path,
-                    left: *len,
-                    buf: Vec::new(),
-                    bytes: Vec::new(),
-                    pos: 0,
-                }
+                Cursor::File { file, path, left: *len, buf: Vec::new(), bytes: Vec::new(), pos: 0 }
             }
         });
     }
@@ -316,18 +284,8 @@ impl Drop for Runs {
 pub const END: u64 = u64::MAX;
 
 enum Cursor<'a> {
-    Memory {
-        data: &'a [u64],
-        pos: usize,
-    },
-    File {
-        file: File,
-        path: &'a Path,
-        left: usize,
-        buf: Vec<u64>,
-        bytes: Vec<u8>,
-        pos: usize,
-    },
+    Memory { data: &'a [u64], pos: usize },
+    File { file: File, path: &'a Path, left: usize, buf: Vec<u64>, bytes: Vec<u8>, pos: usize },
 }
 
 /// Values read from a spilled run at a time.
@@ -358,15 +316,7 @@ impl Cursor<'_> {
 
     #[cold]
     fn refill(&mut self) -> Result<u64> {
-        let Cursor::File {
-            file,
-            path,
-            left,
-            buf,
-            bytes,
-            pos,
-        } = self
-        else {
+        let Cursor::File { file, path, left, buf, bytes, pos } = self else {
             return Ok(END);
         };
         if *left == 0 {
@@ -374,8 +324,7 @@ impl Cursor<'_> {
         }
         let n = (*left).min(FILE_CHUNK);
         bytes.resize(n * 8, 0);
-        file.read_exact(bytes)
-            .map_err(|e| DriftError::io(*path, e))?;
+        file.read_exact(bytes).map_err(|e| DriftError::io(*path, e))?;
         buf.clear();
         buf.extend(bytes.chunks_exact(8).map(|b| {
             let mut a = [0u8; 8];
@@ -400,25 +349,12 @@ pub struct Merged<'a> {
 
 impl<'a> Merged<'a> {
     fn new(mut cursors: Vec<Cursor<'a>>) -> Result<Self> {
-        let heads = cursors
-            .iter_mut()
-            .map(Cursor::next)
-            .collect::<Result<Vec<_>>>()?;
+        let heads = cursors.iter_mut().map(Cursor::next).collect::<Result<Vec<_>>>()?;
         let mut heap = BinaryHeap::new();
         if heads.len() > LINEAR_MERGE_MAX {
-            heap.extend(
-                heads
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &k)| k != END)
-                    .map(|(i, &k)| Reverse((k, i))),
-            );
+            heap.extend(heads.iter().enumerate().filter(|(_, &k)| k != END).map(|(i, &k)| Reverse((k, i))));
         }
-        Ok(Merged {
-            cursors,
-            heads,
-            heap,
-        })
+        Ok(Merged { cursors, heads, heap })
     }
 
     /// The next key, or [`END`] at the end.
@@ -490,11 +426,7 @@ pub fn radix_sort(v: &mut Vec<u64>, scratch: &mut Vec<u64>) {
             acc += cnt;
         }
         let shift = BITS as usize * p;
-        let (src, dst) = if src_is_v {
-            (&v[..], &mut scratch[..])
-        } else {
-            (&scratch[..], &mut v[..])
-        };
+        let (src, dst) = if src_is_v { (&v[..], &mut scratch[..]) } else { (&scratch[..], &mut v[..]) };
         for &k in src {
             let d = ((k >> shift) as usize) & (BUCKETS - 1);
             dst[offsets[d]] = k;
@@ -513,19 +445,7 @@ mod tests {
 
     #[test]
     fn keys_order_like_numbers() {
-        let xs = [
-            f64::MIN,
-            -1e300,
-            -2.5,
-            -1.0,
-            -1e-300,
-            0.0,
-            1e-300,
-            1.0,
-            2.5,
-            1e300,
-            f64::MAX,
-        ];
+        let xs = [f64::MIN, -1e300, -2.5, -1.0, -1e-300, 0.0, 1e-300, 1.0, 2.5, 1e300, f64::MAX];
         for w in xs.windows(2) {
             assert!(key(w[0]) < key(w[1]), "{} < {}", w[0], w[1]);
         }
@@ -558,9 +478,7 @@ mod tests {
         let budget = Budget::new(1 << 20, 1, None).unwrap();
         let mut runs = Runs::new(budget.clone());
         let n = 40 * budget.run_len + 123; // more than 2·MAX_FAN_IN runs: compaction happens
-        let data: Vec<u64> = (0..n as u64)
-            .map(|i| key(((i * 7919) % n as u64) as f64))
-            .collect();
+        let data: Vec<u64> = (0..n as u64).map(|i| key(((i * 7919) % n as u64) as f64)).collect();
         for chunk in data.chunks(10_000) {
             for buf in runs.extend(chunk) {
                 let mut run = budget.sort_run(buf).unwrap();
@@ -575,11 +493,7 @@ mod tests {
         }
         runs.seal().unwrap();
         assert!(budget.spilled_bytes() > 0);
-        assert!(
-            runs.runs.len() < 2 * MAX_FAN_IN + 4,
-            "{} runs",
-            runs.runs.len()
-        );
+        assert!(runs.runs.len() < 2 * MAX_FAN_IN + 4, "{} runs", runs.runs.len());
         let mut merged = runs.sorted().unwrap();
         let mut prev = None;
         let mut count = 0;

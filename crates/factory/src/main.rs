@@ -7,11 +7,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "factory",
-    version,
-    about = "MLOps Factory: track, train, serve, deploy and watch ML models"
-)]
+#[command(name = "factory", version, about = "MLOps Factory: track, train, serve, deploy and watch ML models")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,6 +21,8 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Score a CSV or JSON file with a model (like `mlflow models predict`).
     Predict(cmd::predict::PredictArgs),
+    /// Serve a model over HTTP and gRPC (MLflow scoring protocol, Open Inference Protocol V2), with hot reload.
+    Serve(cmd::serve::ServeArgs),
     /// Compare a current data set with a reference (Evidently-compatible data drift).
     Drift(cmd::drift::DriftArgs),
 }
@@ -43,6 +41,7 @@ fn main() -> ExitCode {
         Command::Drift(args) => cmd::drift::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Predict(args) => cmd::predict::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

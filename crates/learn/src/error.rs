@@ -20,11 +20,7 @@ pub enum LearnError {
     NoRows,
     /// A row has a different number of fields than the header.
     #[error("CSV line {line}: expected {expected} fields (as in the header), found {found}")]
-    RaggedRow {
-        line: u64,
-        expected: usize,
-        found: usize,
-    },
+    RaggedRow { line: u64, expected: usize, found: usize },
     /// Two columns share a name.
     #[error("duplicate column name '{name}'")]
     DuplicateColumn { name: String },
@@ -44,18 +40,10 @@ pub enum LearnError {
     ExtraColumns { columns: Vec<String> },
     /// A column has another kind than the schema (or model) expects.
     #[error("column '{column}' is {found} but {expected} was expected")]
-    KindMismatch {
-        column: String,
-        expected: ColumnKind,
-        found: ColumnKind,
-    },
+    KindMismatch { column: String, expected: ColumnKind, found: ColumnKind },
     /// Lengths that must agree do not.
     #[error("{what}: expected length {expected}, found {found}")]
-    LengthMismatch {
-        what: String,
-        expected: usize,
-        found: usize,
-    },
+    LengthMismatch { what: String, expected: usize, found: usize },
     /// A target value is unusable for the task.
     #[error("target row {row}: {value} is invalid ({reason})")]
     InvalidTarget {

@@ -63,9 +63,7 @@ impl ColumnData {
     fn select(&self, idx: &[usize]) -> ColumnData {
         match self {
             ColumnData::Numeric(v) => ColumnData::Numeric(idx.iter().map(|&i| v[i]).collect()),
-            ColumnData::Categorical(v) => {
-                ColumnData::Categorical(idx.iter().map(|&i| v[i].clone()).collect())
-            }
+            ColumnData::Categorical(v) => ColumnData::Categorical(idx.iter().map(|&i| v[i].clone()).collect()),
         }
     }
 }
@@ -80,18 +78,12 @@ pub struct Column {
 impl Column {
     /// A numeric column (`NaN` = missing).
     pub fn numeric(name: impl Into<String>, values: Vec<f64>) -> Column {
-        Column {
-            name: name.into(),
-            data: ColumnData::Numeric(values),
-        }
+        Column { name: name.into(), data: ColumnData::Numeric(values) }
     }
 
     /// A categorical column (`None` = missing).
     pub fn categorical(name: impl Into<String>, values: Vec<Option<String>>) -> Column {
-        Column {
-            name: name.into(),
-            data: ColumnData::Categorical(values),
-        }
+        Column { name: name.into(), data: ColumnData::Categorical(values) }
     }
 
     /// Numeric or categorical.
@@ -113,9 +105,7 @@ impl Frame {
         let mut seen = HashSet::new();
         for c in &cols {
             if !seen.insert(c.name.as_str()) {
-                return Err(LearnError::DuplicateColumn {
-                    name: c.name.clone(),
-                });
+                return Err(LearnError::DuplicateColumn { name: c.name.clone() });
             }
         }
         let n_rows = cols.first().map_or(0, |c| c.data.len());
@@ -128,10 +118,7 @@ impl Frame {
                 });
             }
         }
-        Ok(Frame {
-            columns: cols,
-            n_rows,
-        })
+        Ok(Frame { columns: cols, n_rows })
     }
 
     /// Number of rows.
@@ -155,43 +142,19 @@ impl Frame {
     /// If an index is out of range.
     pub fn select_rows(&self, idx: &[usize]) -> Frame {
         Frame {
-            columns: self
-                .columns
-                .iter()
-                .map(|c| Column {
-                    name: c.name.clone(),
-                    data: c.data.select(idx),
-                })
-                .collect(),
+            columns: self.columns.iter().map(|c| Column { name: c.name.clone(), data: c.data.select(idx) }).collect(),
             n_rows: idx.len(),
         }
     }
 
     /// A copy without the named column (an unchanged copy if there is none).
     pub fn without(&self, name: &str) -> Frame {
-        Frame {
-            columns: self
-                .columns
-                .iter()
-                .filter(|c| c.name != name)
-                .cloned()
-                .collect(),
-            n_rows: self.n_rows,
-        }
+        Frame { columns: self.columns.iter().filter(|c| c.name != name).cloned().collect(), n_rows: self.n_rows }
     }
 
     /// Names and kinds of the columns, in order.
     pub fn schema(&self) -> Schema {
-        Schema {
-            fields: self
-                .columns
-                .iter()
-                .map(|c| Field {
-                    name: c.name.clone(),
-                    kind: c.kind(),
-                })
-                .collect(),
-        }
+        Schema { fields: self.columns.iter().map(|c| Field { name: c.name.clone(), kind: c.kind() }).collect() }
     }
 }
 

@@ -24,22 +24,27 @@
 //! no command line, no tracking or registry types: this crate turns rows into models and
 //! models into predictions, and the caller decides where they come from and go.
 //! Architecture Invariant: same inputs and seed give bit-identical model bytes, whatever the
-//! thread count (see [`gbm`]).
+//! thread count: the only randomness is a seeded split, and parallel work is cut into pieces
+//! fixed by the data and summed in a fixed order.
+//!
+//! Codemap: `read` (CSV → [`Frame`]), `frame` (columns, [`Schema`]), `split` (seeded row
+//! splits), `gbm` (binning, histograms, leaf-wise trees, boosting), `linear` (ridge and
+//! logistic regression), `model` ([`fit`], [`Model`], bytes), [`metrics`], `error`.
 
-pub mod error;
-pub mod frame;
-pub mod gbm;
-pub mod linear;
+mod error;
+mod frame;
+mod gbm;
+mod linear;
 pub mod metrics;
-pub mod model;
-pub mod read;
-pub mod split;
+mod model;
+mod read;
+mod split;
 
 pub use error::LearnError;
 pub use frame::{Column, ColumnData, ColumnKind, Field, Frame, Schema};
 pub use gbm::GbmParams;
 pub use linear::LinearParams;
-pub use metrics::{accuracy, log_loss, mae, r2, rmse, roc_auc};
+pub use metrics::{accuracy, log_loss, mae, mse, r2, rmse, roc_auc};
 pub use model::{fit, Model, ModelSpec, Task, TrainReport};
 pub use read::{read_csv, read_csv_with_schema};
 pub use split::train_test_split;

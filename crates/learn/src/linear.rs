@@ -21,7 +21,7 @@ use crate::gbm::categorical_levels;
 use crate::model::{sigmoid, softplus, Task, TrainReport};
 
 /// Most levels one-hot encoded per categorical column; rarer levels count as missing.
-pub const MAX_LEVELS: usize = 1000;
+pub(crate) const MAX_LEVELS: usize = 1000;
 /// Newton iterations at most for the logistic regression.
 const MAX_NEWTON: usize = 100;
 
@@ -38,10 +38,7 @@ pub struct LinearParams {
 
 impl Default for LinearParams {
     fn default() -> LinearParams {
-        LinearParams {
-            alpha: 1.0,
-            seed: 0,
-        }
+        LinearParams { alpha: 1.0, seed: 0 }
     }
 }
 
@@ -79,33 +76,17 @@ enum Encoded {
 
 fn encode(enc: &Encoder, col: &ColumnData) -> Encoded {
     match (enc, col) {
-        (Encoder::Numeric { mean, scale }, ColumnData::Numeric(v)) => Encoded::Value(
-            v.iter()
-                .map(|&x| if x.is_nan() { 0.0 } else { (x - mean) / scale })
-                .collect(),
-        ),
+        (Encoder::Numeric { mean, scale }, ColumnData::Numeric(v)) => {
+            Encoded::Value(v.iter().map(|&x| if x.is_nan() { 0.0 } else { (x - mean) / scale }).collect())
+        }
         (Encoder::Categorical { levels, missing }, ColumnData::Categorical(v)) => {
-            let lookup: HashMap<&str, usize> = levels
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s.as_str(), i))
-                .collect();
+            let lookup: HashMap<&str, usize> = levels.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
             let missing_pos = missing.then_some(levels.len());
-            Encoded::Hot(
-                v.iter()
-                    .map(|s| {
-                        s.as_deref()
-                            .and_then(|s| lookup.get(s).copied())
-                            .or(missing_pos)
-                    })
-                    .collect(),
-            )
+            Encoded::Hot(v.iter().map(|s| s.as_deref().and_then(|s| lookup.get(s).copied()).or(missing_pos)).collect())
         }
         // Kinds are checked against the schema before we get here; treat as missing.
         (Encoder::Numeric { .. }, c) => Encoded::Value(vec![0.0; c.len()]),
-        (Encoder::Categorical { levels, missing }, c) => {
-            Encoded::Hot(vec![missing.then_some(levels.len()); c.len()])
-        }
+        (Encoder::Categorical { levels, missing }, c) => Encoded::Hot(vec![missing.then_some(levels.len()); c.len()]),
     }
 }
 
@@ -114,26 +95,16 @@ fn learn_encoder(col: &ColumnData) -> Encoder {
         ColumnData::Numeric(v) => {
             let present: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
             if present.is_empty() {
-                return Encoder::Numeric {
-                    mean: 0.0,
-                    scale: 1.0,
-                };
+                return Encoder::Numeric { mean: 0.0, scale: 1.0 };
             }
             let mean = present.iter().sum::<f64>() / present.len() as f64;
-            let var =
-                present.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / present.len() as f64;
+            let var = present.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / present.len() as f64;
             let sd = var.sqrt();
-            Encoder::Numeric {
-                mean,
-                scale: if sd > 0.0 && sd.is_finite() { sd } else { 1.0 },
-            }
+            Encoder::Numeric { mean, scale: if sd > 0.0 && sd.is_finite() { sd } else { 1.0 } }
         }
         ColumnData::Categorical(v) => {
             let levels = categorical_levels(v.iter().map(|s| s.as_deref()), MAX_LEVELS);
-            let enc = Encoder::Categorical {
-                levels,
-                missing: false,
-            };
+            let enc = Encoder::Categorical { levels, missing: false };
             // A missing column only if some training row would land in it.
             let missing = match encode(&enc, col) {
                 Encoded::Hot(h) => h.iter().any(Option::is_none),
@@ -183,7 +154,7 @@ fn cholesky_solve(a: &[f64], b: &[f64], p: usize) -> Option<Vec<f64>> {
                 s -= l[i * p + k] * l[j * p + k];
             }
             if i == j {
-                if !(s > 0.0) {
+                if s.is_nan() || s <= 0.0 {
                     return None;
                 }
                 l[i * p + i] = s.sqrt();
@@ -222,15 +193,9 @@ fn solve_ridge(a: &[f64], b: &[f64], p: usize, ridge: f64, penalised: &[bool]) -
         if let Some(x) = cholesky_solve(&m, b, p) {
             return x;
         }
-        jitter = if jitter == 0.0 {
-            1e-10 * mean_diag.max(1e-300)
-        } else {
-            jitter * 10.0
-        };
+        jitter = if jitter == 0.0 { 1e-10 * mean_diag.max(1e-300) } else { jitter * 10.0 };
     }
 }
-
-
 
 pub(crate) fn fit(
     features: &Frame,
@@ -240,10 +205,7 @@ pub(crate) fn fit(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(LinearModel, TrainReport), LearnError> {
     if !(params.alpha >= 0.0 && params.alpha.is_finite()) {
-        return Err(LearnError::InvalidParam {
-            name: "alpha",
-            reason: "must be a number >= 0".into(),
-        });
+        return Err(LearnError::InvalidParam { name: "alpha", reason: "must be a number >= 0".into() });
     }
     let n = features.n_rows();
     let cols: Vec<&ColumnData> = features.columns().iter().map(|c| &c.data).collect();
@@ -253,9 +215,7 @@ pub(crate) fn fit(
     let (intercept, weights, train_loss) = match task {
         Task::Regression => {
             let ym = target.iter().sum::<f64>() / n as f64;
-            let xm: Vec<f64> = (0..p)
-                .map(|j| (0..n).map(|i| x[i * p + j]).sum::<f64>() / n as f64)
-                .collect();
+            let xm: Vec<f64> = (0..p).map(|j| (0..n).map(|i| x[i * p + j]).sum::<f64>() / n as f64).collect();
             let mut a = vec![0.0; p * p];
             let mut b = vec![0.0; p];
             let mut xc = vec![0.0; p];
@@ -296,13 +256,9 @@ pub(crate) fn fit(
             let mean = target.iter().sum::<f64>() / n as f64;
             let mut theta = vec![0.0; q];
             theta[p] = (mean / (1.0 - mean)).ln();
-            let z_of = |theta: &[f64], i: usize| {
-                theta[p] + (0..p).map(|j| x[i * p + j] * theta[j]).sum::<f64>()
-            };
+            let z_of = |theta: &[f64], i: usize| theta[p] + (0..p).map(|j| x[i * p + j] * theta[j]).sum::<f64>();
             let objective = |theta: &[f64]| {
-                let data: f64 = (0..n)
-                    .map(|i| softplus(z_of(theta, i)) - target[i] * z_of(theta, i))
-                    .sum();
+                let data: f64 = (0..n).map(|i| softplus(z_of(theta, i)) - target[i] * z_of(theta, i)).sum();
                 let pen: f64 = theta[..p].iter().map(|w| w * w).sum::<f64>();
                 (data + params.alpha / 2.0 * pen, data / n as f64)
             };
@@ -359,7 +315,7 @@ pub(crate) fn fit(
             if losses.is_empty() {
                 losses.push(objective(&theta).1);
             }
-            progress(MAX_NEWTON, MAX_NEWTON);
+            progress(losses.len(), losses.len());
             let intercept = theta[p];
             theta.truncate(p);
             (intercept, theta, losses)
@@ -371,13 +327,7 @@ pub(crate) fn fit(
     let mut offset = 0;
     for (col, enc) in features.columns().iter().zip(&encoders) {
         let w = enc.width();
-        importance.push((
-            col.name.clone(),
-            weights[offset..offset + w]
-                .iter()
-                .map(|v| v.abs())
-                .sum::<f64>(),
-        ));
+        importance.push((col.name.clone(), weights[offset..offset + w].iter().map(|v| v.abs()).sum::<f64>()));
         offset += w;
     }
     let total: f64 = importance.iter().map(|(_, v)| v).sum();
@@ -391,14 +341,7 @@ pub(crate) fn fit(
         validation_loss: Vec::new(),
         feature_importance: importance,
     };
-    Ok((
-        LinearModel {
-            encoders,
-            intercept,
-            weights,
-        },
-        report,
-    ))
+    Ok((LinearModel { encoders, intercept, weights }, report))
 }
 
 impl LinearModel {
@@ -447,10 +390,7 @@ impl LinearModel {
                         out.push((format!("{name}={level}"), self.weights[offset + k]));
                     }
                     if *missing {
-                        out.push((
-                            format!("{name}=<missing>"),
-                            self.weights[offset + levels.len()],
-                        ));
+                        out.push((format!("{name}=<missing>"), self.weights[offset + levels.len()]));
                     }
                 }
             }

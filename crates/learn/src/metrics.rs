@@ -98,10 +98,6 @@ pub fn accuracy(y: &[f64], p: &[f64]) -> f64 {
     if !check(y, p) {
         return f64::NAN;
     }
-    let right = y
-        .iter()
-        .zip(p)
-        .filter(|(&a, &b)| (b > 0.5) == (a == 1.0))
-        .count();
+    let right = y.iter().zip(p).filter(|(&a, &b)| (b > 0.5) == (a == 1.0)).count();
     right as f64 / y.len() as f64
 }

@@ -71,11 +71,7 @@ pub struct Model {
 fn check_target(target: &[f64], task: Task) -> Result<(), LearnError> {
     for (i, &y) in target.iter().enumerate() {
         if !y.is_finite() {
-            return Err(LearnError::InvalidTarget {
-                row: i + 1,
-                value: y,
-                reason: "not a finite number",
-            });
+            return Err(LearnError::InvalidTarget { row: i + 1, value: y, reason: "not a finite number" });
         }
         if task == Task::BinaryClassification && y != 0.0 && y != 1.0 {
             return Err(LearnError::InvalidTarget {
@@ -88,16 +84,18 @@ fn check_target(target: &[f64], task: Task) -> Result<(), LearnError> {
     if task == Task::BinaryClassification {
         let ones = target.iter().filter(|&&y| y == 1.0).count();
         if ones == 0 || ones == target.len() {
-            return Err(LearnError::BadTrainingData(
-                "the target has only one class".into(),
-            ));
+            return Err(LearnError::BadTrainingData("the target has only one class".into()));
         }
     }
     Ok(())
 }
 
 /// Trains a model on `features` (every column is an input) and `target` (one value per
-/// row). `progress(done, max)` is called after each iteration.
+/// row).
+///
+/// `progress(done, total)` is called on the calling thread as iterations complete (`done`
+/// never decreases); the last call is `(n_iter, n_iter)`, so `total` shrinks once when early
+/// stopping ends training before `max_iter`.
 pub fn fit(
     features: &Frame,
     target: &[f64],
@@ -129,12 +127,7 @@ pub fn fit(
             (Body::Linear(m), r)
         }
     };
-    let model = Model {
-        format: FORMAT.into(),
-        schema: features.schema(),
-        task,
-        body,
-    };
+    let model = Model { format: FORMAT.into(), schema: features.schema(), task, body };
     Ok((model, report))
 }
 
@@ -181,13 +174,8 @@ impl Model {
     /// Predictions for every row: values (regression) or probabilities of class 1 (binary).
     /// `features` needs every schema column, of the schema's kind; other columns are ignored.
     pub fn predict(&self, features: &Frame) -> Result<Vec<f64>, LearnError> {
-        let missing: Vec<String> = self
-            .schema
-            .fields
-            .iter()
-            .filter(|f| features.column(&f.name).is_none())
-            .map(|f| f.name.clone())
-            .collect();
+        let missing: Vec<String> =
+            self.schema.fields.iter().filter(|f| features.column(&f.name).is_none()).map(|f| f.name.clone()).collect();
         if !missing.is_empty() {
             return Err(LearnError::MissingColumns { columns: missing });
         }
@@ -195,11 +183,7 @@ impl Model {
         for f in &self.schema.fields {
             let c = features.column(&f.name).expect("checked above");
             if c.kind() != f.kind {
-                return Err(LearnError::KindMismatch {
-                    column: f.name.clone(),
-                    expected: f.kind,
-                    found: c.kind(),
-                });
+                return Err(LearnError::KindMismatch { column: f.name.clone(), expected: f.kind, found: c.kind() });
             }
             cols.push(&c.data);
         }
@@ -227,13 +211,9 @@ impl Model {
         struct Tag {
             format: String,
         }
-        let tag: Tag =
-            serde_json::from_slice(b).map_err(|e| LearnError::ModelFormat(e.to_string()))?;
+        let tag: Tag = serde_json::from_slice(b).map_err(|e| LearnError::ModelFormat(e.to_string()))?;
         if tag.format != FORMAT {
-            return Err(LearnError::ModelFormat(format!(
-                "format '{}' (this version reads '{FORMAT}')",
-                tag.format
-            )));
+            return Err(LearnError::ModelFormat(format!("format '{}' (this version reads '{FORMAT}')", tag.format)));
         }
         serde_json::from_slice(b).map_err(|e| LearnError::ModelFormat(e.to_string()))
     }

@@ -35,16 +35,8 @@ fn csv_error(e: csv::Error) -> LearnError {
 
 /// Opens the reader and returns it with its header, checked for emptiness and duplicates.
 fn open(reader: impl Read) -> Result<(csv::Reader<impl Read>, Vec<String>), LearnError> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(reader);
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(csv_error)?
-        .iter()
-        .map(str::to_owned)
-        .collect();
+    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(reader);
+    let header: Vec<String> = rdr.headers().map_err(csv_error)?.iter().map(str::to_owned).collect();
     if header.is_empty() {
         return Err(LearnError::EmptyInput);
     }
@@ -103,28 +95,17 @@ pub fn read_csv(reader: impl Read) -> Result<Frame, LearnError> {
         .into_iter()
         .zip(cells)
         .map(|(name, cells)| {
-            let numeric = cells
-                .iter()
-                .all(|c| is_missing(c) || parse_number(c).is_some());
+            let numeric = cells.iter().all(|c| is_missing(c) || parse_number(c).is_some());
             let data = if numeric {
                 ColumnData::Numeric(
                     cells
                         .iter()
-                        .map(|c| {
-                            if is_missing(c) {
-                                f64::NAN
-                            } else {
-                                parse_number(c).unwrap_or(f64::NAN)
-                            }
-                        })
+                        .map(|c| if is_missing(c) { f64::NAN } else { parse_number(c).unwrap_or(f64::NAN) })
                         .collect(),
                 )
             } else {
                 ColumnData::Categorical(
-                    cells
-                        .into_iter()
-                        .map(|c| if is_missing(&c) { None } else { Some(c) })
-                        .collect(),
+                    cells.into_iter().map(|c| if is_missing(&c) { None } else { Some(c) }).collect(),
                 )
             };
             Column { name, data }
@@ -142,25 +123,14 @@ pub fn read_csv(reader: impl Read) -> Result<Frame, LearnError> {
 /// everything [`read_csv`] rejects. Columns come out in file order.
 pub fn read_csv_with_schema(reader: impl Read, schema: &Schema) -> Result<Frame, LearnError> {
     let (mut rdr, header) = open(reader)?;
-    let missing: Vec<String> = schema
-        .fields
-        .iter()
-        .filter(|f| !header.contains(&f.name))
-        .map(|f| f.name.clone())
-        .collect();
+    let missing: Vec<String> =
+        schema.fields.iter().filter(|f| !header.contains(&f.name)).map(|f| f.name.clone()).collect();
     if !missing.is_empty() {
         return Err(LearnError::MissingColumns { columns: missing });
     }
-    let kinds: Vec<ColumnKind> = header
-        .iter()
-        .map(|h| schema.field(h).map(|f| f.kind))
-        .collect::<Option<_>>()
-        .ok_or_else(|| LearnError::ExtraColumns {
-            columns: header
-                .iter()
-                .filter(|h| schema.field(h).is_none())
-                .cloned()
-                .collect(),
+    let kinds: Vec<ColumnKind> =
+        header.iter().map(|h| schema.field(h).map(|f| f.kind)).collect::<Option<_>>().ok_or_else(|| {
+            LearnError::ExtraColumns { columns: header.iter().filter(|h| schema.field(h).is_none()).cloned().collect() }
         })?;
     let mut data: Vec<ColumnData> = kinds
         .iter()
@@ -191,11 +161,5 @@ pub fn read_csv_with_schema(reader: impl Read, schema: &Schema) -> Result<Frame,
         }
         Ok(())
     })?;
-    Frame::from_columns(
-        header
-            .into_iter()
-            .zip(data)
-            .map(|(name, data)| Column { name, data })
-            .collect(),
-    )
+    Frame::from_columns(header.into_iter().zip(data).map(|(name, data)| Column { name, data }).collect())
 }

@@ -36,11 +36,7 @@ impl Rng {
 /// Number of test rows for a fraction: `ceil(fraction · n)` as scikit-learn does, with the
 /// fraction clamped to `[0, 1]` (NaN counts as 0).
 fn n_test(n_rows: usize, test_fraction: f64) -> usize {
-    let f = if test_fraction.is_nan() {
-        0.0
-    } else {
-        test_fraction.clamp(0.0, 1.0)
-    };
+    let f = if test_fraction.is_nan() { 0.0 } else { test_fraction.clamp(0.0, 1.0) };
     ((f * n_rows as f64).ceil() as usize).min(n_rows)
 }
 
@@ -60,11 +56,7 @@ pub fn train_test_split(n_rows: usize, test_fraction: f64, seed: u64) -> (Vec<us
 
 /// Like [`train_test_split`] but keeping the class proportions of a 0/1 target in both
 /// parts (each class is split on its own).
-pub(crate) fn stratified_split(
-    labels: &[f64],
-    test_fraction: f64,
-    seed: u64,
-) -> (Vec<usize>, Vec<usize>) {
+pub(crate) fn stratified_split(labels: &[f64], test_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let mut rng = Rng::new(seed);
     let mut train = Vec::new();
     let mut test = Vec::new();

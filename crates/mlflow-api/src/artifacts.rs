@@ -28,10 +28,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/artifacts", get(list))
         .route("/artifacts/", get(list))
-        .route(
-            "/artifacts/{*path}",
-            get(download).put(upload).delete(delete),
-        )
+        .route("/artifacts/{*path}", get(download).put(upload).delete(delete))
         .layer(axum::extract::DefaultBodyLimit::disable())
 }
 
@@ -54,30 +51,19 @@ pub fn safe_path(raw: &str) -> ApiResult<Path> {
 fn check_decoded(raw: &str, bad: &dyn Fn(&str) -> ApiError) -> ApiResult<()> {
     let mut decoded = raw.to_string();
     for _ in 0..4 {
-        let next = percent_decode_str(&decoded)
-            .decode_utf8()
-            .map_err(|_| bad("not valid UTF-8"))?
-            .into_owned();
+        let next = percent_decode_str(&decoded).decode_utf8().map_err(|_| bad("not valid UTF-8"))?.into_owned();
         if next == decoded {
             break;
         }
         decoded = next;
     }
-    if decoded.contains('%')
-        && percent_decode_str(&decoded)
-            .decode_utf8()
-            .map(|d| d != decoded)
-            .unwrap_or(true)
-    {
+    if decoded.contains('%') && percent_decode_str(&decoded).decode_utf8().map(|d| d != decoded).unwrap_or(true) {
         return Err(bad("too many levels of percent-encoding"));
     }
     if decoded.starts_with('/') || decoded.starts_with('~') {
         return Err(bad("absolute paths are not allowed"));
     }
-    if let Some(c) = decoded
-        .chars()
-        .find(|c| matches!(c, '\\' | '\0' | '#' | '?') || c.is_control())
-    {
+    if let Some(c) = decoded.chars().find(|c| matches!(c, '\\' | '\0' | '#' | '?') || c.is_control()) {
         return Err(bad(&format!("character {c:?} is not allowed")));
     }
     let trimmed = decoded.trim_end_matches('/');
@@ -89,10 +75,7 @@ fn check_decoded(raw: &str, bad: &dyn Fn(&str) -> ApiError) -> ApiResult<()> {
             return Err(bad("'.', '..' and empty path segments are not allowed"));
         }
     }
-    if trimmed.len() >= 2
-        && trimmed.as_bytes()[1] == b':'
-        && trimmed.as_bytes()[0].is_ascii_alphabetic()
-    {
+    if trimmed.len() >= 2 && trimmed.as_bytes()[1] == b':' && trimmed.as_bytes()[0].is_ascii_alphabetic() {
         return Err(bad("drive letters are not allowed"));
     }
     Ok(())
@@ -101,35 +84,85 @@ fn check_decoded(raw: &str, bad: &dyn Fn(&str) -> ApiError) -> ApiResult<()> {
 /// Checks an experiment's `artifact_location` given by a client: no traversal, no query or
 /// fragment tricks (CVE-2023-6909 used `#` and `?` to escape the artifact root).
 pub fn check_artifact_location(location: &str) -> ApiResult<()> {
-    let bad =
-        |why: &str| ApiError::invalid(format!("Invalid artifact_location '{location}': {why}"));
-    let decoded = percent_decode_str(location)
-        .decode_utf8()
-        .map_err(|_| bad("not valid UTF-8"))?;
+    let bad = |why: &str| ApiError::invalid(format!("Invalid artifact_location '{location}': {why}"));
+    let decoded = percent_decode_str(location).decode_utf8().map_err(|_| bad("not valid UTF-8"))?;
     if decoded.contains('#') || decoded.contains('?') || decoded.contains('\0') {
         return Err(bad("'#', '?' and NUL are not allowed"));
     }
-    let path = decoded
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .unwrap_or(&decoded);
+    let path = decoded.split_once("://").map(|(_, rest)| rest).unwrap_or(&decoded);
     if path.split(['/', '\\']).any(|seg| seg == "..") {
         return Err(bad("'..' segments are not allowed"));
     }
     Ok(())
 }
 
+/// S3 settings, as MLflow reads them from the environment (the binary passes them in).
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings {
+    /// `MLFLOW_S3_ENDPOINT_URL`, e.g. a MinIO server; path-style requests are used with it.
+    pub endpoint_url: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub region: Option<String>,
+}
+
+/// Opens the artifact destination: a local folder (created) or `s3://bucket[/prefix]`.
+pub fn open_store(destination: &str, s3: &S3Settings) -> Result<Arc<dyn ObjectStore>, String> {
+    if let Some(rest) = destination.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!("'{destination}' names no bucket; use s3://bucket/prefix"));
+        }
+        let mut builder = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region(s3.region.clone().unwrap_or_else(|| "us-east-1".into()));
+        if let Some(endpoint) = &s3.endpoint_url {
+            builder = builder
+                .with_endpoint(endpoint.trim_end_matches('/'))
+                .with_allow_http(endpoint.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
+        }
+        if let (Some(id), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
+            builder = builder.with_access_key_id(id).with_secret_access_key(secret);
+        }
+        if let Some(token) = &s3.session_token {
+            builder = builder.with_token(token);
+        }
+        let store = builder.build().map_err(|e| format!("configuring S3 for '{destination}': {e}"))?;
+        let prefix = prefix.trim_matches('/');
+        if prefix.is_empty() {
+            return Ok(Arc::new(store));
+        }
+        safe_path(prefix).map_err(|e| format!("'{destination}': {}", e.message))?;
+        return Ok(Arc::new(object_store::prefix::PrefixStore::new(store, prefix)));
+    }
+    if destination.contains("://") {
+        return Err(format!(
+            "unsupported artifact destination '{destination}': use a local folder or s3://bucket/prefix"
+        ));
+    }
+    let dir = destination.strip_prefix("file://").unwrap_or(destination);
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating artifacts destination {dir}: {e}"))?;
+    object_store::local::LocalFileSystem::new_with_prefix(dir)
+        .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        .map_err(|e| format!("opening artifacts destination {dir}: {e}"))
+}
+
 fn store_error(path: &Path, e: object_store::Error) -> ApiError {
     match e {
-        object_store::Error::NotFound { .. } => {
-            ApiError::not_found(format!("Artifact '{path}' does not exist"))
+        object_store::Error::NotFound { .. } => ApiError::not_found(format!("Artifact '{path}' does not exist")),
+        // Not a 5xx: the client would retry a refused credential for minutes.
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+            tracing::error!(error = %e, %path, "artifact store refused access");
+            ApiError::new(
+                crate::error::ErrorCode::PermissionDenied,
+                format!("the artifact store refused access to '{path}' (check the server's storage credentials): {e}"),
+            )
         }
         other => {
             tracing::error!(error = %other, %path, "artifact store failure");
-            ApiError::new(
-                crate::error::ErrorCode::InternalError,
-                format!("artifact store error: {other}"),
-            )
+            ApiError::new(crate::error::ErrorCode::InternalError, format!("artifact store error: {other}"))
         }
     }
 }
@@ -153,44 +186,29 @@ async fn upload(
         if let Err(e) = written {
             // Nothing half-written stays behind.
             let _ = writer.abort().await;
-            return Err(ApiError::invalid(format!(
-                "Could not store artifact '{path}': {e}"
-            )));
+            return Err(ApiError::invalid(format!("Could not store artifact '{path}': {e}")));
         }
     }
     writer.shutdown().await.map_err(|e| {
-        ApiError::new(
-            crate::error::ErrorCode::InternalError,
-            format!("Could not store artifact '{path}': {e}"),
-        )
+        ApiError::new(crate::error::ErrorCode::InternalError, format!("Could not store artifact '{path}': {e}"))
     })?;
     Ok(Reply(json!({})))
 }
 
 async fn download(State(s): State<AppState>, UrlPath(raw): UrlPath<String>) -> ApiResult<Response> {
     let path = safe_path(&raw)?;
-    let got = s
-        .artifacts
-        .get(&path)
-        .await
-        .map_err(|e| store_error(&path, e))?;
+    let got = s.artifacts.get(&path).await.map_err(|e| store_error(&path, e))?;
     let size = got.meta.size;
     let mime = mime_guess::from_path(path.as_ref()).first_or_octet_stream();
     let stream = got.into_stream();
     Ok((
-        [
-            (header::CONTENT_TYPE, mime.essence_str().to_string()),
-            (header::CONTENT_LENGTH, size.to_string()),
-        ],
+        [(header::CONTENT_TYPE, mime.essence_str().to_string()), (header::CONTENT_LENGTH, size.to_string())],
         Body::from_stream(stream),
     )
         .into_response())
 }
 
-async fn delete(
-    State(s): State<AppState>,
-    UrlPath(raw): UrlPath<String>,
-) -> ApiResult<Reply<serde_json::Value>> {
+async fn delete(State(s): State<AppState>, UrlPath(raw): UrlPath<String>) -> ApiResult<Reply<serde_json::Value>> {
     let path = safe_path(&raw)?;
     let mut victims = vec![];
     let mut listing = s.artifacts.list(Some(&path));
@@ -201,10 +219,7 @@ async fn delete(
         victims.push(path.clone());
     }
     for v in victims {
-        s.artifacts
-            .delete(&v)
-            .await
-            .map_err(|e| store_error(&v, e))?;
+        s.artifacts.delete(&v).await.map_err(|e| store_error(&v, e))?;
     }
     Ok(Reply(json!({})))
 }
@@ -224,10 +239,7 @@ struct FileInfo {
 
 /// Lists one directory level; paths are relative to the listed directory, as MLflow's are.
 /// A file or a missing path lists as `{}`; a zero size is omitted, as proto3 JSON does.
-async fn list(
-    State(s): State<AppState>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Reply<serde_json::Value>> {
+async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Reply<serde_json::Value>> {
     let path = safe_path(q.path.as_deref().unwrap_or(""))?;
     let prefix = (!path.as_ref().is_empty()).then_some(&path);
     if prefix.is_some() && s.artifacts.head(&path).await.is_ok() {
@@ -242,11 +254,7 @@ async fn list(
     let mut files: Vec<FileInfo> = listing
         .common_prefixes
         .iter()
-        .map(|p| FileInfo {
-            path: name(p),
-            is_dir: true,
-            file_size: None,
-        })
+        .map(|p| FileInfo { path: name(p), is_dir: true, file_size: None })
         .chain(listing.objects.iter().map(|o| FileInfo {
             path: name(&o.location),
             is_dir: false,
@@ -270,23 +278,13 @@ mod tests {
 
     #[test]
     fn names_are_kept_as_given() {
-        assert_eq!(
-            safe_path("d/a%20b+c.txt").unwrap().as_ref(),
-            "d/a%20b+c.txt"
-        );
+        assert_eq!(safe_path("d/a%20b+c.txt").unwrap().as_ref(), "d/a%20b+c.txt");
         assert_eq!(safe_path("d/x/").unwrap().as_ref(), "d/x");
     }
 
     #[test]
     fn traversal_is_refused() {
-        for good in [
-            "0/abc/artifacts/model/MLmodel",
-            "a b/c.txt",
-            "x/",
-            "",
-            "dir/file.tar.gz",
-            "ünï/çødé",
-        ] {
+        for good in ["0/abc/artifacts/model/MLmodel", "a b/c.txt", "x/", "", "dir/file.tar.gz", "ünï/çødé"] {
             check(good, true);
         }
         for bad in [
@@ -316,12 +314,7 @@ mod tests {
     fn locations() {
         assert!(check_artifact_location("s3://bucket/prefix").is_ok());
         assert!(check_artifact_location("mlflow-artifacts:/5").is_ok());
-        for bad in [
-            "s3://b/../x",
-            "file:///tmp/#/x",
-            "/tmp/a?b",
-            "s3://b/%2e%2e/x",
-        ] {
+        for bad in ["s3://b/../x", "file:///tmp/#/x", "/tmp/a?b", "s3://b/%2e%2e/x"] {
             assert!(check_artifact_location(bad).is_err(), "{bad}");
         }
     }

@@ -14,6 +14,7 @@ pub enum ErrorCode {
     ResourceAlreadyExists,
     BadRequest,
     EndpointNotFound,
+    PermissionDenied,
     InternalError,
 }
 
@@ -25,16 +26,18 @@ impl ErrorCode {
             ErrorCode::ResourceAlreadyExists => "RESOURCE_ALREADY_EXISTS",
             ErrorCode::BadRequest => "BAD_REQUEST",
             ErrorCode::EndpointNotFound => "ENDPOINT_NOT_FOUND",
+            ErrorCode::PermissionDenied => "PERMISSION_DENIED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
         }
     }
 
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorCode::InvalidParameterValue
-            | ErrorCode::ResourceAlreadyExists
-            | ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidParameterValue | ErrorCode::ResourceAlreadyExists | ErrorCode::BadRequest => {
+                StatusCode::BAD_REQUEST
+            }
             ErrorCode::ResourceDoesNotExist | ErrorCode::EndpointNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -49,10 +52,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            message: message.into(),
-        }
+        ApiError { code, message: message.into() }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         ApiError::new(ErrorCode::InvalidParameterValue, message)
@@ -80,12 +80,7 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error_code": self.code.as_str(), "message": self.message });
-        (
-            self.code.status(),
-            [("content-type", "application/json")],
-            body.to_string(),
-        )
-            .into_response()
+        (self.code.status(), [("content-type", "application/json")], body.to_string()).into_response()
     }
 }
 

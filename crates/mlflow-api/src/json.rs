@@ -56,10 +56,7 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
 }
 
 fn malformed(e: &serde_json::Error) -> ApiError {
-    ApiError::new(
-        crate::error::ErrorCode::BadRequest,
-        format!("Malformed JSON in request body: {e}"),
-    )
+    ApiError::new(crate::error::ErrorCode::BadRequest, format!("Malformed JSON in request body: {e}"))
 }
 
 fn invalid_field(e: &serde_json::Error) -> ApiError {
@@ -85,9 +82,7 @@ fn quote_non_finite(body: &[u8]) -> Option<Vec<u8>> {
             continue;
         }
         let rest = &body[i..];
-        let token = [&b"-Infinity"[..], b"Infinity", b"NaN"]
-            .into_iter()
-            .find(|t| rest.starts_with(t));
+        let token = [&b"-Infinity"[..], b"Infinity", b"NaN"].into_iter().find(|t| rest.starts_with(t));
         if let Some(t) = token {
             out.push(b'"');
             out.extend_from_slice(t);
@@ -165,9 +160,7 @@ impl Visitor<'_> for IntVisitor {
         }
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
-        v.trim()
-            .parse()
-            .map_err(|_| E::custom(format!("expected an integer, got \"{v}\"")))
+        v.trim().parse().map_err(|_| E::custom(format!("expected an integer, got \"{v}\"")))
     }
 }
 
@@ -193,9 +186,7 @@ pub fn float<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
                 "NaN" | "nan" => Ok(f64::NAN),
                 "Infinity" | "inf" | "+Infinity" => Ok(f64::INFINITY),
                 "-Infinity" | "-inf" => Ok(f64::NEG_INFINITY),
-                s => s
-                    .parse()
-                    .map_err(|_| E::custom(format!("expected a number, got \"{v}\""))),
+                s => s.parse().map_err(|_| E::custom(format!("expected a number, got \"{v}\""))),
             }
         }
     }
@@ -301,11 +292,9 @@ impl<T: Serialize> IntoResponse for Reply<T> {
     fn into_response(self) -> Response {
         match serde_json::to_vec(&self.0) {
             Ok(body) => ([("content-type", "application/json")], body).into_response(),
-            Err(e) => ApiError::new(
-                crate::error::ErrorCode::InternalError,
-                format!("response encoding: {e}"),
-            )
-            .into_response(),
+            Err(e) => {
+                ApiError::new(crate::error::ErrorCode::InternalError, format!("response encoding: {e}")).into_response()
+            }
         }
     }
 }
@@ -326,10 +315,7 @@ mod tests {
 
     fn check(body: &str, value: f64, step: Option<i64>) {
         let m: M = parse_body(body.as_bytes()).unwrap();
-        assert!(
-            m.value == value || (m.value.is_nan() && value.is_nan()),
-            "{body}"
-        );
+        assert!(m.value == value || (m.value.is_nan() && value.is_nan()), "{body}");
         assert_eq!(m.step, step, "{body}");
     }
 
@@ -338,11 +324,7 @@ mod tests {
         check(r#"{"value": 1.5, "step": 3}"#, 1.5, Some(3));
         check(r#"{"value": NaN, "step": "7"}"#, f64::NAN, Some(7));
         check(r#"{"value": Infinity}"#, f64::INFINITY, None);
-        check(
-            r#"{"value": -Infinity, "key": "NaN \"Infinity\""}"#,
-            f64::NEG_INFINITY,
-            None,
-        );
+        check(r#"{"value": -Infinity, "key": "NaN \"Infinity\""}"#, f64::NEG_INFINITY, None);
         check(r#"{"value": "NaN", "step": null}"#, f64::NAN, None);
         let m: M = parse_body(br#"{"value": NaN, "key": "a NaN b"}"#).unwrap();
         assert_eq!(m.key, "a NaN b");
@@ -350,28 +332,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_bodies() {
-        for bad in [
-            "{",
-            "nope",
-            r#"{"value": "x"}"#,
-            r#"{"value": 1, "step": 1.5}"#,
-            r#"{"value": NaNx}"#,
-        ] {
+        for bad in ["{", "nope", r#"{"value": "x"}"#, r#"{"value": 1, "step": 1.5}"#, r#"{"value": NaNx}"#] {
             assert!(parse_body::<M>(bad.as_bytes()).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn writes_proto_json() {
-        let floats = [
-            PyFloat(f64::NAN),
-            PyFloat(f64::INFINITY),
-            PyFloat(f64::NEG_INFINITY),
-            PyFloat(0.5),
-        ];
-        assert_eq!(
-            serde_json::to_string(&floats).unwrap(),
-            r#"["NaN","Infinity","-Infinity",0.5]"#
-        );
+        let floats = [PyFloat(f64::NAN), PyFloat(f64::INFINITY), PyFloat(f64::NEG_INFINITY), PyFloat(0.5)];
+        assert_eq!(serde_json::to_string(&floats).unwrap(), r#"["NaN","Infinity","-Infinity",0.5]"#);
     }
 }

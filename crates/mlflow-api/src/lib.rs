@@ -66,10 +66,7 @@ async fn server_info() -> impl IntoResponse {
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::new(
-        ErrorCode::EndpointNotFound,
-        format!("No endpoint {} on this server", uri.path()),
-    )
+    ApiError::new(ErrorCode::EndpointNotFound, format!("No endpoint {} on this server", uri.path()))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.
@@ -83,7 +80,5 @@ pub async fn run(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }

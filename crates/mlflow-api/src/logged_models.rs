@@ -15,10 +15,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/logged-models", post(create))
         .route("/logged-models/search", post(search).get(search))
-        .route(
-            "/logged-models/{model_id}",
-            get(get_one).patch(finalize).delete(delete_one),
-        )
+        .route("/logged-models/{model_id}", get(get_one).patch(finalize).delete(delete_one))
         .route("/logged-models/{model_id}/tags", patch(set_tags))
         .route("/logged-models/{model_id}/tags/{key}", delete(delete_tag))
         .route("/logged-models/{model_id}/params", post(log_params))
@@ -65,15 +62,8 @@ struct Finalize {
     status: Option<String>,
 }
 
-async fn finalize(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    Msg(r): Msg<Finalize>,
-) -> ApiResult<Reply<Value>> {
-    let model = s
-        .store
-        .finalize_logged_model(&id, &required_str(r.status, "status")?)
-        .await?;
+async fn finalize(State(s): State<AppState>, Path(id): Path<String>, Msg(r): Msg<Finalize>) -> ApiResult<Reply<Value>> {
+    let model = s.store.finalize_logged_model(&id, &required_str(r.status, "status")?).await?;
     Ok(reply(&model))
 }
 
@@ -88,19 +78,12 @@ struct Tags {
     tags: Vec<KeyValue>,
 }
 
-async fn set_tags(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    Msg(r): Msg<Tags>,
-) -> ApiResult<Reply<Value>> {
+async fn set_tags(State(s): State<AppState>, Path(id): Path<String>, Msg(r): Msg<Tags>) -> ApiResult<Reply<Value>> {
     s.store.set_logged_model_tags(&id, &tags_in(r.tags)).await?;
     Ok(reply(&s.store.get_logged_model(&id).await?))
 }
 
-async fn delete_tag(
-    State(s): State<AppState>,
-    Path((id, key)): Path<(String, String)>,
-) -> ApiResult<Reply<Value>> {
+async fn delete_tag(State(s): State<AppState>, Path((id, key)): Path<(String, String)>) -> ApiResult<Reply<Value>> {
     s.store.delete_logged_model_tag(&id, &key).await?;
     Ok(Reply(json!({})))
 }
@@ -111,14 +94,8 @@ struct Params {
     params: Vec<KeyValue>,
 }
 
-async fn log_params(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    Msg(r): Msg<Params>,
-) -> ApiResult<Reply<Value>> {
-    s.store
-        .log_logged_model_params(&id, &tags_in(r.params))
-        .await?;
+async fn log_params(State(s): State<AppState>, Path(id): Path<String>, Msg(r): Msg<Params>) -> ApiResult<Reply<Value>> {
+    s.store.log_logged_model_params(&id, &tags_in(r.params)).await?;
     Ok(Reply(json!({})))
 }
 
@@ -144,12 +121,7 @@ async fn search(State(s): State<AppState>, Msg(r): Msg<Search>) -> ApiResult<Rep
     let order: Vec<(String, bool)> = r
         .order_by
         .into_iter()
-        .map(|o| {
-            Ok((
-                required_str(o.field_name, "order_by.field_name")?,
-                o.ascending.unwrap_or(true),
-            ))
-        })
+        .map(|o| Ok((required_str(o.field_name, "order_by.field_name")?, o.ascending.unwrap_or(true))))
         .collect::<ApiResult<_>>()?;
     let page = s
         .store
@@ -164,8 +136,7 @@ async fn search(State(s): State<AppState>, Msg(r): Msg<Search>) -> ApiResult<Rep
     let mut out = json!({});
     if !page.items.is_empty() {
         let models: Vec<wire::LoggedModel> = page.items.iter().map(Into::into).collect();
-        out["models"] = serde_json::to_value(models)
-            .map_err(|e| crate::error::ApiError::invalid(e.to_string()))?;
+        out["models"] = serde_json::to_value(models).map_err(|e| crate::error::ApiError::invalid(e.to_string()))?;
     }
     if let Some(t) = page.next_page_token {
         out["next_page_token"] = t.into();

@@ -260,10 +260,8 @@ async fn download_uri(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) ->
 async fn transition_stage(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
     let stage = required_str(r.stage, "stage")?;
-    let v = s
-        .store
-        .transition_stage(&name, version, &stage, r.archive_existing_versions.unwrap_or(false), None)
-        .await?;
+    let v =
+        s.store.transition_stage(&name, version, &stage, r.archive_existing_versions.unwrap_or(false), None).await?;
     Ok(version_reply(&v))
 }
 

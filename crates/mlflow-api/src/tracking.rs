@@ -15,10 +15,7 @@ use tracking::{LifecycleStage, Metric, RunSearch, RunStatus, RunUpdate, ViewType
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/experiments/create", post(create_experiment))
-        .route(
-            "/experiments/search",
-            get(search_experiments).post(search_experiments),
-        )
+        .route("/experiments/search", get(search_experiments).post(search_experiments))
         .route("/experiments/list", get(search_experiments))
         .route("/experiments/get", get(get_experiment))
         .route("/experiments/get-by-name", get(get_experiment_by_name))
@@ -26,10 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/experiments/restore", post(restore_experiment))
         .route("/experiments/update", post(update_experiment))
         .route("/experiments/set-experiment-tag", post(set_experiment_tag))
-        .route(
-            "/experiments/delete-experiment-tag",
-            post(delete_experiment_tag),
-        )
+        .route("/experiments/delete-experiment-tag", post(delete_experiment_tag))
         .route("/runs/create", post(create_run))
         .route("/runs/update", post(update_run))
         .route("/runs/delete", post(delete_run))
@@ -44,15 +38,11 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/outputs", post(log_outputs))
         .route("/runs/search", get(search_runs).post(search_runs))
         .route("/metrics/get-history", get(get_metric_history))
-        .route(
-            "/metrics/get-history-bulk-interval",
-            get(get_metric_history_bulk_interval),
-        )
+        .route("/metrics/get-history-bulk-interval", get(get_metric_history_bulk_interval))
 }
 
 pub(crate) fn required<T>(value: Option<T>, name: &str) -> ApiResult<T> {
-    value
-        .ok_or_else(|| ApiError::invalid(format!("Missing value for required parameter '{name}'.")))
+    value.ok_or_else(|| ApiError::invalid(format!("Missing value for required parameter '{name}'.")))
 }
 
 pub(crate) fn required_str(value: Option<String>, name: &str) -> ApiResult<String> {
@@ -63,9 +53,7 @@ fn view_type(v: Option<String>) -> ApiResult<ViewType> {
     match v {
         None => Ok(ViewType::ActiveOnly),
         Some(s) => ViewType::parse(&s).ok_or_else(|| {
-            ApiError::invalid(format!(
-                "Invalid view type '{s}'. Valid values are ACTIVE_ONLY, DELETED_ONLY, ALL"
-            ))
+            ApiError::invalid(format!("Invalid view type '{s}'. Valid values are ACTIVE_ONLY, DELETED_ONLY, ALL"))
         }),
     }
 }
@@ -79,10 +67,7 @@ struct RunRef {
 
 impl RunRef {
     fn id(self) -> ApiResult<String> {
-        required_str(
-            self.run_id.filter(|s| !s.is_empty()).or(self.run_uuid),
-            "run_id",
-        )
+        required_str(self.run_id.filter(|s| !s.is_empty()).or(self.run_uuid), "run_id")
     }
 }
 
@@ -96,19 +81,13 @@ struct CreateExperiment {
     tags: Vec<KeyValue>,
 }
 
-async fn create_experiment(
-    State(s): State<AppState>,
-    Msg(r): Msg<CreateExperiment>,
-) -> ApiResult<Reply<Value>> {
+async fn create_experiment(State(s): State<AppState>, Msg(r): Msg<CreateExperiment>) -> ApiResult<Reply<Value>> {
     let name = required_str(r.name, "name")?;
     let location = r.artifact_location.filter(|l| !l.is_empty());
     if let Some(loc) = &location {
         crate::artifacts::check_artifact_location(loc)?;
     }
-    let id = s
-        .store
-        .create_experiment(&name, location.as_deref(), &tags_in(r.tags))
-        .await?;
+    let id = s.store.create_experiment(&name, location.as_deref(), &tags_in(r.tags)).await?;
     Ok(Reply(json!({ "experiment_id": id })))
 }
 
@@ -123,10 +102,7 @@ struct SearchExperiments {
     view_type: Option<String>,
 }
 
-async fn search_experiments(
-    State(s): State<AppState>,
-    Msg(r): Msg<SearchExperiments>,
-) -> ApiResult<Reply<Value>> {
+async fn search_experiments(State(s): State<AppState>, Msg(r): Msg<SearchExperiments>) -> ApiResult<Reply<Value>> {
     let page = s
         .store
         .search_experiments(
@@ -151,14 +127,8 @@ struct ExperimentRef {
     experiment_id: Option<String>,
 }
 
-async fn get_experiment(
-    State(s): State<AppState>,
-    Msg(r): Msg<ExperimentRef>,
-) -> ApiResult<Reply<Value>> {
-    let exp = s
-        .store
-        .get_experiment(&required_str(r.experiment_id, "experiment_id")?)
-        .await?;
+async fn get_experiment(State(s): State<AppState>, Msg(r): Msg<ExperimentRef>) -> ApiResult<Reply<Value>> {
+    let exp = s.store.get_experiment(&required_str(r.experiment_id, "experiment_id")?).await?;
     Ok(Reply(json!({ "experiment": wire::Experiment::from(&exp) })))
 }
 
@@ -167,36 +137,20 @@ struct ExperimentByName {
     experiment_name: Option<String>,
 }
 
-async fn get_experiment_by_name(
-    State(s): State<AppState>,
-    Msg(r): Msg<ExperimentByName>,
-) -> ApiResult<Reply<Value>> {
-    let exp = s
-        .store
-        .get_experiment_by_name(&required_str(r.experiment_name, "experiment_name")?)
-        .await?;
+async fn get_experiment_by_name(State(s): State<AppState>, Msg(r): Msg<ExperimentByName>) -> ApiResult<Reply<Value>> {
+    let exp = s.store.get_experiment_by_name(&required_str(r.experiment_name, "experiment_name")?).await?;
     Ok(Reply(json!({ "experiment": wire::Experiment::from(&exp) })))
 }
 
-async fn delete_experiment(
-    State(s): State<AppState>,
-    Msg(r): Msg<ExperimentRef>,
-) -> ApiResult<Reply<Value>> {
+async fn delete_experiment(State(s): State<AppState>, Msg(r): Msg<ExperimentRef>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
-    s.store
-        .set_experiment_lifecycle(&id, LifecycleStage::Deleted)
-        .await?;
+    s.store.set_experiment_lifecycle(&id, LifecycleStage::Deleted).await?;
     Ok(Reply(json!({})))
 }
 
-async fn restore_experiment(
-    State(s): State<AppState>,
-    Msg(r): Msg<ExperimentRef>,
-) -> ApiResult<Reply<Value>> {
+async fn restore_experiment(State(s): State<AppState>, Msg(r): Msg<ExperimentRef>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
-    s.store
-        .set_experiment_lifecycle(&id, LifecycleStage::Active)
-        .await?;
+    s.store.set_experiment_lifecycle(&id, LifecycleStage::Active).await?;
     Ok(Reply(json!({})))
 }
 
@@ -207,14 +161,9 @@ struct UpdateExperiment {
     new_name: Option<String>,
 }
 
-async fn update_experiment(
-    State(s): State<AppState>,
-    Msg(r): Msg<UpdateExperiment>,
-) -> ApiResult<Reply<Value>> {
+async fn update_experiment(State(s): State<AppState>, Msg(r): Msg<UpdateExperiment>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
-    s.store
-        .rename_experiment(&id, &required_str(r.new_name, "new_name")?)
-        .await?;
+    s.store.rename_experiment(&id, &required_str(r.new_name, "new_name")?).await?;
     Ok(Reply(json!({})))
 }
 
@@ -226,26 +175,16 @@ struct ExperimentTag {
     value: Option<String>,
 }
 
-async fn set_experiment_tag(
-    State(s): State<AppState>,
-    Msg(r): Msg<ExperimentTag>,
-) -> ApiResult<Reply<Value>> {
+async fn set_experiment_tag(State(s): State<AppState>, Msg(r): Msg<ExperimentTag>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
     let key = required_str(r.key, "key")?;
-    s.store
-        .set_experiment_tag(&id, &key, &required(r.value, "value")?)
-        .await?;
+    s.store.set_experiment_tag(&id, &key, &required(r.value, "value")?).await?;
     Ok(Reply(json!({})))
 }
 
-async fn delete_experiment_tag(
-    State(s): State<AppState>,
-    Msg(r): Msg<ExperimentTag>,
-) -> ApiResult<Reply<Value>> {
+async fn delete_experiment_tag(State(s): State<AppState>, Msg(r): Msg<ExperimentTag>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
-    s.store
-        .delete_experiment_tag(&id, &required_str(r.key, "key")?)
-        .await?;
+    s.store.delete_experiment_tag(&id, &required_str(r.key, "key")?).await?;
     Ok(Reply(json!({})))
 }
 
@@ -264,19 +203,10 @@ struct CreateRun {
 }
 
 async fn create_run(State(s): State<AppState>, Msg(r): Msg<CreateRun>) -> ApiResult<Reply<Value>> {
-    let exp = r
-        .experiment_id
-        .filter(|e| !e.is_empty())
-        .unwrap_or_else(|| tracking::DEFAULT_EXPERIMENT_ID.into());
+    let exp = r.experiment_id.filter(|e| !e.is_empty()).unwrap_or_else(|| tracking::DEFAULT_EXPERIMENT_ID.into());
     let run = s
         .store
-        .create_run(
-            &exp,
-            r.user_id.as_deref().unwrap_or(""),
-            r.run_name.as_deref(),
-            r.start_time,
-            &tags_in(r.tags),
-        )
+        .create_run(&exp, r.user_id.as_deref().unwrap_or(""), r.run_name.as_deref(), r.start_time, &tags_in(r.tags))
         .await?;
     Ok(Reply(json!({ "run": wire::Run::from(&run) })))
 }
@@ -300,31 +230,18 @@ async fn update_run(State(s): State<AppState>, Msg(r): Msg<UpdateRun>) -> ApiRes
             ))
         })?),
     };
-    let info = s
-        .store
-        .update_run(
-            &r.run.id()?,
-            RunUpdate {
-                status,
-                end_time: r.end_time,
-                run_name: r.run_name,
-            },
-        )
-        .await?;
+    let info =
+        s.store.update_run(&r.run.id()?, RunUpdate { status, end_time: r.end_time, run_name: r.run_name }).await?;
     Ok(Reply(json!({ "run_info": wire::RunInfo::from(&info) })))
 }
 
 async fn delete_run(State(s): State<AppState>, Msg(r): Msg<RunRef>) -> ApiResult<Reply<Value>> {
-    s.store
-        .set_run_lifecycle(&r.id()?, LifecycleStage::Deleted)
-        .await?;
+    s.store.set_run_lifecycle(&r.id()?, LifecycleStage::Deleted).await?;
     Ok(Reply(json!({})))
 }
 
 async fn restore_run(State(s): State<AppState>, Msg(r): Msg<RunRef>) -> ApiResult<Reply<Value>> {
-    s.store
-        .set_run_lifecycle(&r.id()?, LifecycleStage::Active)
-        .await?;
+    s.store.set_run_lifecycle(&r.id()?, LifecycleStage::Active).await?;
     Ok(Reply(json!({})))
 }
 
@@ -372,9 +289,7 @@ struct LogMetric {
 
 async fn log_metric(State(s): State<AppState>, Msg(r): Msg<LogMetric>) -> ApiResult<Reply<Value>> {
     let run_id = r.run.id()?;
-    s.store
-        .log_metric(&run_id, &r.metric.into_metric()?)
-        .await?;
+    s.store.log_metric(&run_id, &r.metric.into_metric()?).await?;
     Ok(Reply(json!({})))
 }
 
@@ -390,13 +305,7 @@ impl RunKeyValue {
     fn split(self) -> ApiResult<(String, tracking::KeyValue)> {
         let run_id = self.run.id()?;
         let key = required_str(self.key, "key")?;
-        Ok((
-            run_id,
-            tracking::KeyValue {
-                key,
-                value: required(self.value, "value")?,
-            },
-        ))
+        Ok((run_id, tracking::KeyValue { key, value: required(self.value, "value")? }))
     }
 }
 
@@ -412,14 +321,9 @@ async fn set_tag(State(s): State<AppState>, Msg(r): Msg<RunKeyValue>) -> ApiResu
     Ok(Reply(json!({})))
 }
 
-async fn delete_tag(
-    State(s): State<AppState>,
-    Msg(r): Msg<RunKeyValue>,
-) -> ApiResult<Reply<Value>> {
+async fn delete_tag(State(s): State<AppState>, Msg(r): Msg<RunKeyValue>) -> ApiResult<Reply<Value>> {
     let run_id = r.run.id()?;
-    s.store
-        .delete_tag(&run_id, &required_str(r.key, "key")?)
-        .await?;
+    s.store.delete_tag(&run_id, &required_str(r.key, "key")?).await?;
     Ok(Reply(json!({})))
 }
 
@@ -437,14 +341,8 @@ struct LogBatch {
 
 async fn log_batch(State(s): State<AppState>, Msg(r): Msg<LogBatch>) -> ApiResult<Reply<Value>> {
     let run_id = r.run.id()?;
-    let metrics = r
-        .metrics
-        .into_iter()
-        .map(MetricIn::into_metric)
-        .collect::<ApiResult<Vec<_>>>()?;
-    s.store
-        .log_batch(&run_id, &metrics, &tags_in(r.params), &tags_in(r.tags))
-        .await?;
+    let metrics = r.metrics.into_iter().map(MetricIn::into_metric).collect::<ApiResult<Vec<_>>>()?;
+    s.store.log_batch(&run_id, &metrics, &tags_in(r.params), &tags_in(r.tags)).await?;
     Ok(Reply(json!({})))
 }
 
@@ -461,12 +359,7 @@ struct LogInputs {
 async fn log_inputs(State(s): State<AppState>, Msg(r): Msg<LogInputs>) -> ApiResult<Reply<Value>> {
     let run_id = r.run.id()?;
     let inputs: Vec<tracking::DatasetInput> = r.datasets.into_iter().map(Into::into).collect();
-    let models: Vec<String> = r
-        .models
-        .into_iter()
-        .map(|m| m.model_id)
-        .filter(|m| !m.is_empty())
-        .collect();
+    let models: Vec<String> = r.models.into_iter().map(|m| m.model_id).filter(|m| !m.is_empty()).collect();
     s.store.log_inputs(&run_id, &inputs, &models).await?;
     Ok(Reply(json!({})))
 }
@@ -479,18 +372,12 @@ struct LogOutputs {
     models: Vec<wire::ModelOutput>,
 }
 
-async fn log_outputs(
-    State(s): State<AppState>,
-    Msg(r): Msg<LogOutputs>,
-) -> ApiResult<Reply<Value>> {
+async fn log_outputs(State(s): State<AppState>, Msg(r): Msg<LogOutputs>) -> ApiResult<Reply<Value>> {
     let run_id = r.run.id()?;
     let outputs: Vec<tracking::ModelOutput> = r
         .models
         .into_iter()
-        .map(|m| tracking::ModelOutput {
-            model_id: m.model_id,
-            step: m.step.unwrap_or(0),
-        })
+        .map(|m| tracking::ModelOutput { model_id: m.model_id, step: m.step.unwrap_or(0) })
         .collect();
     s.store.log_outputs(&run_id, &outputs).await?;
     Ok(Reply(json!({})))
@@ -509,10 +396,7 @@ struct SearchRuns {
     page_token: Option<String>,
 }
 
-async fn search_runs(
-    State(s): State<AppState>,
-    Msg(r): Msg<SearchRuns>,
-) -> ApiResult<Reply<Value>> {
+async fn search_runs(State(s): State<AppState>, Msg(r): Msg<SearchRuns>) -> ApiResult<Reply<Value>> {
     let search = RunSearch {
         experiment_ids: r.experiment_ids,
         filter: r.filter.unwrap_or_default(),
@@ -543,16 +427,10 @@ struct MetricHistory {
     page_token: Option<String>,
 }
 
-async fn get_metric_history(
-    State(s): State<AppState>,
-    Msg(r): Msg<MetricHistory>,
-) -> ApiResult<Reply<Value>> {
+async fn get_metric_history(State(s): State<AppState>, Msg(r): Msg<MetricHistory>) -> ApiResult<Reply<Value>> {
     let run_id = r.run.id()?;
     let key = required_str(r.metric_key, "metric_key")?;
-    let page = s
-        .store
-        .get_metric_history(&run_id, &key, r.max_results, r.page_token.as_deref())
-        .await?;
+    let page = s.store.get_metric_history(&run_id, &key, r.max_results, r.page_token.as_deref()).await?;
     let metrics: Vec<wire::Metric> = page.items.iter().map(Into::into).collect();
     let mut out = json!({ "metrics": metrics });
     if let Some(token) = page.next_page_token {
@@ -581,13 +459,7 @@ async fn get_metric_history_bulk_interval(
     let key = required_str(r.metric_key, "metric_key")?;
     let points = s
         .store
-        .get_metric_history_bulk_interval(
-            &r.run_ids,
-            &key,
-            r.start_step,
-            r.end_step,
-            r.max_results.unwrap_or(320),
-        )
+        .get_metric_history_bulk_interval(&r.run_ids, &key, r.start_step, r.end_step, r.max_results.unwrap_or(320))
         .await?;
     let metrics: Vec<wire::Metric> = points
         .iter()

@@ -15,19 +15,13 @@ pub struct KeyValue {
 
 impl From<&t::KeyValue> for KeyValue {
     fn from(kv: &t::KeyValue) -> Self {
-        KeyValue {
-            key: kv.key.clone(),
-            value: kv.value.clone(),
-        }
+        KeyValue { key: kv.key.clone(), value: kv.value.clone() }
     }
 }
 
 impl From<KeyValue> for t::KeyValue {
     fn from(kv: KeyValue) -> Self {
-        t::KeyValue {
-            key: kv.key,
-            value: kv.value,
-        }
+        t::KeyValue { key: kv.key, value: kv.value }
     }
 }
 
@@ -225,22 +219,13 @@ impl From<&t::Run> for Run {
             },
             inputs: RunInputs {
                 dataset_inputs: r.inputs.iter().map(DatasetInput::from).collect(),
-                model_inputs: r
-                    .model_inputs
-                    .iter()
-                    .map(|id| ModelInput {
-                        model_id: id.clone(),
-                    })
-                    .collect(),
+                model_inputs: r.model_inputs.iter().map(|id| ModelInput { model_id: id.clone() }).collect(),
             },
             outputs: RunOutputs {
                 model_outputs: r
                     .model_outputs
                     .iter()
-                    .map(|o| ModelOutput {
-                        model_id: o.model_id.clone(),
-                        step: Some(o.step),
-                    })
+                    .map(|o| ModelOutput { model_id: o.model_id.clone(), step: Some(o.step) })
                     .collect(),
             },
         }

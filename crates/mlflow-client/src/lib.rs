@@ -39,7 +39,8 @@ impl ClientError {
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
 /// Characters escaped in artifact paths (path segments keep their `/`).
-const PATH: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'?').add(b'<').add(b'>').add(b'`').add(b'{').add(b'}');
+const PATH: &AsciiSet =
+    &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'?').add(b'<').add(b'>').add(b'`').add(b'{').add(b'}');
 
 /// A client for one tracking server.
 #[derive(Clone, Debug)]
@@ -111,7 +112,9 @@ impl ModelUri {
                 }
                 return Ok(ModelUri::Alias { name: name.into(), alias: alias.into() });
             }
-            let (name, version) = rest.rsplit_once('/').ok_or_else(|| bad("expected models:/<name>/<version> or models:/<name>@<alias>"))?;
+            let (name, version) = rest
+                .rsplit_once('/')
+                .ok_or_else(|| bad("expected models:/<name>/<version> or models:/<name>@<alias>"))?;
             if name.is_empty() || version.is_empty() {
                 return Err(bad("expected models:/<name>/<version>"));
             }
@@ -165,7 +168,12 @@ impl Client {
         req
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
         let transport = |source| ClientError::Transport { method: method.to_string(), path: path.to_string(), source };
         let resp = req.send().await.map_err(transport)?;
         if resp.status().is_success() {
@@ -201,7 +209,11 @@ impl Client {
             req.json(&body)
         };
         let resp = self.send(method, &path, req).await?;
-        let text = resp.text().await.map_err(|source| ClientError::Transport { method: "read".into(), path: path.clone(), source })?;
+        let text = resp.text().await.map_err(|source| ClientError::Transport {
+            method: "read".into(),
+            path: path.clone(),
+            source,
+        })?;
         if text.trim().is_empty() {
             return Ok(json!({}));
         }
@@ -235,7 +247,12 @@ impl Client {
     }
 
     /// Starts a run; returns (run id, artifact URI).
-    pub async fn create_run(&self, experiment_id: &str, run_name: &str, tags: &[(&str, &str)]) -> Result<(String, String)> {
+    pub async fn create_run(
+        &self,
+        experiment_id: &str,
+        run_name: &str,
+        tags: &[(&str, &str)],
+    ) -> Result<(String, String)> {
         let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
         let v = self
             .post(
@@ -252,9 +269,17 @@ impl Client {
     }
 
     /// Logs params, tags and metrics `(key, value, step)`, split into MLflow's batch limits.
-    pub async fn log_batch(&self, run_id: &str, params: &[(String, String)], tags: &[(String, String)], metrics: &[(String, f64, i64)]) -> Result<()> {
+    pub async fn log_batch(
+        &self,
+        run_id: &str,
+        params: &[(String, String)],
+        tags: &[(String, String)],
+        metrics: &[(String, f64, i64)],
+    ) -> Result<()> {
         let ts = now_ms();
-        let kv = |items: &[(String, String)]| -> Vec<Value> { items.iter().map(|(k, v)| json!({"key": k, "value": v})).collect() };
+        let kv = |items: &[(String, String)]| -> Vec<Value> {
+            items.iter().map(|(k, v)| json!({"key": k, "value": v})).collect()
+        };
         for chunk in params.chunks(100) {
             self.post("runs/log-batch", json!({ "run_id": run_id, "params": kv(chunk) })).await?;
         }
@@ -277,7 +302,15 @@ impl Client {
     }
 
     /// Records a dataset used by a run (`mlflow.log_input`).
-    pub async fn log_dataset(&self, run_id: &str, name: &str, digest: &str, source: &str, schema: &str, context: &str) -> Result<()> {
+    pub async fn log_dataset(
+        &self,
+        run_id: &str,
+        name: &str,
+        digest: &str,
+        source: &str,
+        schema: &str,
+        context: &str,
+    ) -> Result<()> {
         let dataset = json!({
             "name": name, "digest": digest, "source_type": "local",
             "source": json!({ "uri": source }).to_string(), "schema": schema,
@@ -304,7 +337,8 @@ impl Client {
         let mut stack = vec![(dir.to_path_buf(), String::new())];
         while let Some((folder, rel)) = stack.pop() {
             let io = |source| ClientError::Io { path: folder.clone(), source };
-            let mut entries: Vec<_> = std::fs::read_dir(&folder).map_err(io)?.collect::<std::io::Result<_>>().map_err(io)?;
+            let mut entries: Vec<_> =
+                std::fs::read_dir(&folder).map_err(io)?.collect::<std::io::Result<_>>().map_err(io)?;
             entries.sort_by_key(|e| e.file_name());
             for entry in entries {
                 let name = entry.file_name().to_string_lossy().into_owned();
@@ -312,7 +346,8 @@ impl Client {
                 if entry.path().is_dir() {
                     stack.push((entry.path(), child_rel));
                 } else {
-                    let bytes = std::fs::read(entry.path()).map_err(|source| ClientError::Io { path: entry.path(), source })?;
+                    let bytes =
+                        std::fs::read(entry.path()).map_err(|source| ClientError::Io { path: entry.path(), source })?;
                     self.upload_artifact(artifact_uri, &child_rel, bytes).await?;
                 }
             }
@@ -328,12 +363,10 @@ impl Client {
         while let Some(rel) = stack.pop() {
             let list_path = "/api/2.0/mlflow-artifacts/artifacts";
             let req = self.request(reqwest::Method::GET, list_path).query(&[("path", join(&root, &rel))]);
-            let listing: Value = self
-                .send(reqwest::Method::GET, list_path, req)
-                .await?
-                .json()
-                .await
-                .map_err(|source| ClientError::Transport { method: "GET".into(), path: list_path.into(), source })?;
+            let listing: Value =
+                self.send(reqwest::Method::GET, list_path, req).await?.json().await.map_err(|source| {
+                    ClientError::Transport { method: "GET".into(), path: list_path.into(), source }
+                })?;
             for f in listing["files"].as_array().into_iter().flatten() {
                 let name = f["path"].as_str().unwrap_or_default();
                 if name.is_empty() || name.contains('/') || name == ".." || name == "." {
@@ -346,15 +379,14 @@ impl Client {
                 }
                 let path = format!("/api/2.0/mlflow-artifacts/artifacts/{}", encode_path(&join(&root, &child)));
                 let req = self.request(reqwest::Method::GET, &path);
-                let bytes = self
-                    .send(reqwest::Method::GET, &path, req)
-                    .await?
-                    .bytes()
-                    .await
-                    .map_err(|source| ClientError::Transport { method: "GET".into(), path: path.clone(), source })?;
+                let bytes =
+                    self.send(reqwest::Method::GET, &path, req).await?.bytes().await.map_err(|source| {
+                        ClientError::Transport { method: "GET".into(), path: path.clone(), source }
+                    })?;
                 let target = dest.join(&child);
                 if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent).map_err(|source| ClientError::Io { path: parent.to_path_buf(), source })?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(|source| ClientError::Io { path: parent.to_path_buf(), source })?;
                 }
                 std::fs::write(&target, &bytes).map_err(|source| ClientError::Io { path: target.clone(), source })?;
                 count += 1;
@@ -367,7 +399,13 @@ impl Client {
     }
 
     /// Registers the model if needed and creates a version from a logged model.
-    pub async fn create_model_version(&self, name: &str, source: &str, run_id: &str, model_id: Option<&str>) -> Result<ModelVersion> {
+    pub async fn create_model_version(
+        &self,
+        name: &str,
+        source: &str,
+        run_id: &str,
+        model_id: Option<&str>,
+    ) -> Result<ModelVersion> {
         match self.post("registered-models/create", json!({ "name": name })).await {
             Ok(_) => {}
             Err(e) if e.code() == Some("RESOURCE_ALREADY_EXISTS") => {}
@@ -406,7 +444,13 @@ impl Client {
     }
 
     /// Creates an MLflow 3 logged model (PENDING); returns (model id, artifact URI).
-    pub async fn create_logged_model(&self, experiment_id: &str, name: &str, run_id: &str, model_type: &str) -> Result<(String, String)> {
+    pub async fn create_logged_model(
+        &self,
+        experiment_id: &str,
+        name: &str,
+        run_id: &str,
+        model_type: &str,
+    ) -> Result<(String, String)> {
         let v = self
             .post(
                 "logged-models",
@@ -418,8 +462,12 @@ impl Client {
 
     /// Marks a logged model READY and links it to its run as an output.
     pub async fn finalize_logged_model(&self, model_id: &str, run_id: &str) -> Result<()> {
-        self.call(reqwest::Method::PATCH, &format!("logged-models/{model_id}"), json!({ "model_id": model_id, "status": "LOGGED_MODEL_READY" }))
-            .await?;
+        self.call(
+            reqwest::Method::PATCH,
+            &format!("logged-models/{model_id}"),
+            json!({ "model_id": model_id, "status": "LOGGED_MODEL_READY" }),
+        )
+        .await?;
         self.post("runs/outputs", json!({ "run_id": run_id, "models": [{ "model_id": model_id, "step": 0 }] })).await?;
         Ok(())
     }
@@ -433,7 +481,9 @@ impl Client {
         };
         let artifact_uri = match (uri, &version) {
             (_, Some(v)) => {
-                let d = self.get("model-versions/get-download-uri", json!({ "name": v.name, "version": v.version })).await?;
+                let d = self
+                    .get("model-versions/get-download-uri", json!({ "name": v.name, "version": v.version }))
+                    .await?;
                 str_field(&d, "artifact_uri")?
             }
             (ModelUri::LoggedModel(id), _) => {
@@ -442,8 +492,12 @@ impl Client {
             }
             (ModelUri::Run { run_id, path }, _) => self.run_artifact(run_id, path).await?,
             (ModelUri::Artifacts(p), _) => format!("mlflow-artifacts:/{p}"),
-            (ModelUri::Local(p), _) => return Err(ClientError::Invalid(format!("{} is a local folder, not a server URI", p.display()))),
-            (ModelUri::Alias { .. } | ModelUri::Version { .. }, None) => unreachable!("registry URIs resolve to a version"),
+            (ModelUri::Local(p), _) => {
+                return Err(ClientError::Invalid(format!("{} is a local folder, not a server URI", p.display())))
+            }
+            (ModelUri::Alias { .. } | ModelUri::Version { .. }, None) => {
+                unreachable!("registry URIs resolve to a version")
+            }
         };
         Ok((artifact_uri, version))
     }
@@ -530,7 +584,10 @@ mod tests {
 
     #[test]
     fn model_uris() {
-        check("models:/california-housing-model@prod", Some(ModelUri::Alias { name: "california-housing-model".into(), alias: "prod".into() }));
+        check(
+            "models:/california-housing-model@prod",
+            Some(ModelUri::Alias { name: "california-housing-model".into(), alias: "prod".into() }),
+        );
         check("models:/m/3", Some(ModelUri::Version { name: "m".into(), version: "3".into() }));
         check("models:/m-0123abc", Some(ModelUri::LoggedModel("m-0123abc".into())));
         check("runs:/abc/model", Some(ModelUri::Run { run_id: "abc".into(), path: "model".into() }));

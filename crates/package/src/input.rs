@@ -86,10 +86,16 @@ fn split_columns(split: &Map<String, Value>) -> Result<Vec<(String, Vec<Value>)>
         .and_then(Value::as_array)
         .ok_or_else(|| input_error("dataframe_split needs a 'columns' list".into()))?
         .iter()
-        .map(|c| c.as_str().map(str::to_string).ok_or_else(|| input_error(format!("column names must be strings, got {c}"))))
+        .map(|c| {
+            c.as_str().map(str::to_string).ok_or_else(|| input_error(format!("column names must be strings, got {c}")))
+        })
         .collect::<Result<_>>()?;
-    let data = split.get("data").and_then(Value::as_array).ok_or_else(|| input_error("dataframe_split needs a 'data' list".into()))?;
-    let mut columns: Vec<(String, Vec<Value>)> = names.iter().map(|n| (n.clone(), Vec::with_capacity(data.len()))).collect();
+    let data = split
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or_else(|| input_error("dataframe_split needs a 'data' list".into()))?;
+    let mut columns: Vec<(String, Vec<Value>)> =
+        names.iter().map(|n| (n.clone(), Vec::with_capacity(data.len()))).collect();
     for (i, row) in data.iter().enumerate() {
         let row = row.as_array().ok_or_else(|| input_error(format!("row {}: expected a list of values", i + 1)))?;
         if row.len() != names.len() {
@@ -137,13 +143,22 @@ fn rows_columns(rows: &[Value], schema: &Schema) -> Result<Vec<(String, Vec<Valu
                     cols.get_mut(&f.name).expect("known column").push(v.clone());
                 }
             }
-            other => return Err(input_error(format!("row {}: expected an object or a list, got {}", i + 1, type_name(other)))),
+            other => {
+                return Err(input_error(format!(
+                    "row {}: expected an object or a list, got {}",
+                    i + 1,
+                    type_name(other)
+                )))
+            }
         }
     }
-    Ok(order.into_iter().map(|k| {
-        let v = cols.remove(&k).unwrap_or_default();
-        (k, v)
-    }).collect())
+    Ok(order
+        .into_iter()
+        .map(|k| {
+            let v = cols.remove(&k).unwrap_or_default();
+            (k, v)
+        })
+        .collect())
 }
 
 /// Checks names against the schema and converts values by the schema's kinds.
@@ -163,7 +178,11 @@ pub fn build(columns: Vec<(String, Vec<Value>)>, schema: &Schema) -> Result<Fram
         if !extra.is_empty() {
             parts.push(format!("unexpected column(s): {}", extra.join(", ")));
         }
-        return Err(input_error(format!("{} (the model takes: {})", parts.join("; "), schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "))));
+        return Err(input_error(format!(
+            "{} (the model takes: {})",
+            parts.join("; "),
+            schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+        )));
     }
     let mut by_name: HashMap<String, Vec<Value>> = columns.into_iter().collect();
     let mut out = Vec::with_capacity(schema.fields.len());

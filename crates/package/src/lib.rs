@@ -130,7 +130,8 @@ pub fn save(dir: &Path, model: &Model, example: &Frame, provenance: &Provenance)
         mlmodel["model_id"] = m.clone().into();
     }
     files.push((MLMODEL_FILE, serde_json::to_vec_pretty(&mlmodel).unwrap_or_default()));
-    let manifest: serde_json::Map<String, Value> = files.iter().map(|(name, bytes)| (name.to_string(), Value::from(sha256(bytes)))).collect();
+    let manifest: serde_json::Map<String, Value> =
+        files.iter().map(|(name, bytes)| (name.to_string(), Value::from(sha256(bytes)))).collect();
     files.push((MANIFEST_FILE, serde_json::to_vec_pretty(&json!({ "sha256": manifest })).unwrap_or_default()));
     for (name, bytes) in files {
         let path = dir.join(name);
@@ -150,7 +151,8 @@ pub fn load(dir: &Path) -> Result<Package> {
             PackageError::Io { path: manifest_path.clone(), source: e }
         }
     })?;
-    let manifest: Value = serde_json::from_slice(&manifest_bytes).map_err(|e| invalid(&manifest_path, format!("not JSON: {e}")))?;
+    let manifest: Value =
+        serde_json::from_slice(&manifest_bytes).map_err(|e| invalid(&manifest_path, format!("not JSON: {e}")))?;
     let sums = manifest["sha256"].as_object().ok_or_else(|| invalid(&manifest_path, "no 'sha256' table".into()))?;
     for required in [MODEL_FILE, MLMODEL_FILE] {
         if !sums.contains_key(required) {
@@ -172,7 +174,8 @@ pub fn load(dir: &Path) -> Result<Package> {
         contents.insert(name.clone(), bytes);
     }
     let mlmodel_path = dir.join(MLMODEL_FILE);
-    let mlmodel: Value = serde_json::from_slice(&contents[MLMODEL_FILE]).map_err(|e| invalid(&mlmodel_path, format!("not JSON: {e}")))?;
+    let mlmodel: Value = serde_json::from_slice(&contents[MLMODEL_FILE])
+        .map_err(|e| invalid(&mlmodel_path, format!("not JSON: {e}")))?;
     if mlmodel["flavors"].get(FLAVOR).is_none() {
         return Err(invalid(&mlmodel_path, format!("has no '{FLAVOR}' flavor; only factory packages can be loaded")));
     }

@@ -35,7 +35,10 @@ fn save_load_round_trip_predicts_the_same() {
     assert_eq!(p.mlmodel["flavors"][FLAVOR]["model_kind"], m.kind());
     assert_eq!(p.mlmodel["run_id"], "r1");
     let inputs: Value = serde_json::from_str(p.mlmodel["signature"]["inputs"].as_str().unwrap()).unwrap();
-    assert_eq!(inputs, json!([{"type": "double", "name": "x", "required": true}, {"type": "string", "name": "c", "required": true}]));
+    assert_eq!(
+        inputs,
+        json!([{"type": "double", "name": "x", "required": true}, {"type": "string", "name": "c", "required": true}])
+    );
     let ex: Value = serde_json::from_slice(&std::fs::read(dir.path().join(EXAMPLE_FILE)).unwrap()).unwrap();
     assert_eq!(ex["columns"], json!(["x", "c"]));
 }
@@ -79,7 +82,10 @@ fn payload_formats_and_errors() {
     check(json!({"dataframe_split": {"columns": ["x"], "data": [[1.0]]}}), Err("missing column(s): c"));
     check(json!({"dataframe_records": [{"x": 1.0, "c": "a", "y": 2}]}), Err("unexpected column(s): y"));
     check(json!({"dataframe_records": [{"x": "high", "c": "a"}]}), Err("row 1, column 'x': expected a number"));
-    check(json!({"dataframe_records": [{"x": 1, "c": "a"}, {"x": 1, "c": 5}]}), Err("row 2, column 'c': expected a string"));
+    check(
+        json!({"dataframe_records": [{"x": 1, "c": "a"}, {"x": 1, "c": 5}]}),
+        Err("row 2, column 'c': expected a string"),
+    );
     check(json!({"dataframe_records": []}), Err("no rows"));
     check(json!({"instances": [[1.0]]}), Err("row 1: 1 values"));
     check(json!({"data": []}), Err("one of the keys"));

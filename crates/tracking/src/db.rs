@@ -79,17 +79,9 @@ impl Pools {
                 };
                 let write = opts(1).connect(&url).await?;
                 // An in-memory database exists once per connection: share the writer.
-                let read = if memory {
-                    write.clone()
-                } else {
-                    opts(4).connect(&url).await?
-                };
+                let read = if memory { write.clone() } else { opts(4).connect(&url).await? };
                 sqlx::migrate!("./migrations/sqlite").run(&write).await?;
-                Ok(Pools {
-                    dialect,
-                    write,
-                    read,
-                })
+                Ok(Pools { dialect, write, read })
             }
             Dialect::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -98,11 +90,7 @@ impl Pools {
                     .connect(&url)
                     .await?;
                 sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-                Ok(Pools {
-                    dialect,
-                    write: pool.clone(),
-                    read: pool,
-                })
+                Ok(Pools { dialect, write: pool.clone(), read: pool })
             }
         }
     }
@@ -119,23 +107,11 @@ mod tests {
 
     #[test]
     fn backend_uris() {
-        check(
-            "sqlite:///mlflow.db",
-            Some((Dialect::Sqlite, "sqlite://mlflow.db?mode=rwc")),
-        );
-        check(
-            "sqlite:////tmp/x.db",
-            Some((Dialect::Sqlite, "sqlite:///tmp/x.db?mode=rwc")),
-        );
+        check("sqlite:///mlflow.db", Some((Dialect::Sqlite, "sqlite://mlflow.db?mode=rwc")));
+        check("sqlite:////tmp/x.db", Some((Dialect::Sqlite, "sqlite:///tmp/x.db?mode=rwc")));
         check("sqlite://", Some((Dialect::Sqlite, "sqlite::memory:")));
-        check(
-            "postgresql://u@h:5432/db",
-            Some((Dialect::Postgres, "postgres://u@h:5432/db")),
-        );
-        check(
-            "postgresql+psycopg2://u@h/db",
-            Some((Dialect::Postgres, "postgres://u@h/db")),
-        );
+        check("postgresql://u@h:5432/db", Some((Dialect::Postgres, "postgres://u@h:5432/db")));
+        check("postgresql+psycopg2://u@h/db", Some((Dialect::Postgres, "postgres://u@h/db")));
         check("mysql://u@h/db", None);
         check("mlflow.db", None);
     }

@@ -9,10 +9,7 @@ pub struct KeyValue {
 
 impl KeyValue {
     pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
-        KeyValue {
-            key: key.into(),
-            value: value.into(),
-        }
+        KeyValue { key: key.into(), value: value.into() }
     }
 }
 
@@ -90,13 +87,8 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 5] = [
-        RunStatus::Running,
-        RunStatus::Scheduled,
-        RunStatus::Finished,
-        RunStatus::Failed,
-        RunStatus::Killed,
-    ];
+    pub const ALL: [RunStatus; 5] =
+        [RunStatus::Running, RunStatus::Scheduled, RunStatus::Finished, RunStatus::Failed, RunStatus::Killed];
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "RUNNING",

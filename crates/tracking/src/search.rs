@@ -96,9 +96,7 @@ pub fn parse_filter(s: &str) -> Result<Filter, SearchError> {
     while let Some(tok) = parser.advance() {
         if !tok.is_keyword("AND") {
             let rest = &s[tok.start..];
-            return Err(parser.err(format!(
-                "unexpected trailing text '{rest}'; conditions must be joined with AND"
-            )));
+            return Err(parser.err(format!("unexpected trailing text '{rest}'; conditions must be joined with AND")));
         }
         if parser.peek().is_none() {
             return Err(parser.err("missing condition after 'AND'"));
@@ -123,20 +121,14 @@ pub fn parse_order_by(s: &str) -> Result<OrderBy, SearchError> {
         Some(tok) if tok.is_keyword("DESC") => false,
         Some(tok) => {
             let found = parser.text(&tok);
-            return Err(parser.err(format!(
-                "expected ASC or DESC after '{ident}', found '{found}'"
-            )));
+            return Err(parser.err(format!("expected ASC or DESC after '{ident}', found '{found}'")));
         }
     };
     if let Some(tok) = parser.peek() {
         let rest = &s[tok.start..];
         return Err(parser.err(format!("unexpected trailing text '{rest}'")));
     }
-    Ok(OrderBy {
-        entity,
-        key,
-        ascending,
-    })
+    Ok(OrderBy { entity, key, ascending })
 }
 
 const VALID_ENTITIES: &str = "['metric', 'parameter', 'tag', 'attribute', 'dataset']";
@@ -228,11 +220,7 @@ impl Spanned {
 }
 
 fn is_word_char(c: char) -> bool {
-    !c.is_whitespace()
-        && !matches!(
-            c,
-            '(' | ')' | ',' | '=' | '!' | '<' | '>' | '\'' | '"' | '`'
-        )
+    !c.is_whitespace() && !matches!(c, '(' | ')' | ',' | '=' | '!' | '<' | '>' | '\'' | '"' | '`')
 }
 
 /// Splits the input into tokens; the error is a detail message without the input.
@@ -328,14 +316,8 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn new(src: &'a str, what: &'static str) -> Result<Self, SearchError> {
-        let tokens = tokenize(src)
-            .map_err(|detail| SearchError::Invalid(Self::message(what, src, detail)))?;
-        Ok(Parser {
-            src,
-            what,
-            tokens,
-            pos: 0,
-        })
+        let tokens = tokenize(src).map_err(|detail| SearchError::Invalid(Self::message(what, src, detail)))?;
+        Ok(Parser { src, what, tokens, pos: 0 })
     }
 
     fn message(what: &str, src: &str, detail: impl fmt::Display) -> String {
@@ -374,9 +356,7 @@ impl<'a> Parser<'a> {
     /// The source text from token index `start` up to the last consumed token.
     fn text_since(&self, start: usize) -> &'a str {
         match (self.tokens.get(start), self.pos.checked_sub(1)) {
-            (Some(first), Some(last)) if last >= start => {
-                &self.src[first.start..self.tokens[last].end]
-            }
+            (Some(first), Some(last)) if last >= start => &self.src[first.start..self.tokens[last].end],
             _ => "",
         }
     }
@@ -397,12 +377,7 @@ impl<'a> Parser<'a> {
         let op = self.comparator(ident)?;
         let op_text = self.text_since(op_start);
         let value = self.value(op, op_text)?;
-        Ok(Comparison {
-            entity,
-            key,
-            op,
-            value,
-        })
+        Ok(Comparison { entity, key, op, value })
     }
 
     /// identifier := [entity '.'] key, where key is bare, `backticked` or "double quoted".
@@ -416,9 +391,7 @@ impl<'a> Parser<'a> {
                 None => Ok((Entity::Attribute, word.clone())),
                 Some((prefix, key)) => {
                     let entity = entity_from_prefix(prefix).ok_or_else(|| {
-                        self.err(format!(
-                            "Invalid entity type '{prefix}'. Valid values are {VALID_ENTITIES}"
-                        ))
+                        self.err(format!("Invalid entity type '{prefix}'. Valid values are {VALID_ENTITIES}"))
                     })?;
                     if !key.is_empty() {
                         return Ok((entity, key.to_string()));
@@ -438,17 +411,14 @@ impl<'a> Parser<'a> {
     fn quoted_key(&mut self, prefix: &str, end: usize) -> Result<String, SearchError> {
         let next = self.peek().filter(|t| t.start == end).cloned();
         match next.map(|t| t.token) {
-            Some(Token::Backticked(key))
-            | Some(Token::Str {
-                text: key,
-                quote: '"',
-            }) => {
+            Some(Token::Backticked(key)) | Some(Token::Str { text: key, quote: '"' }) => {
                 self.pos += 1;
                 self.non_empty_key(&key)
             }
-            Some(Token::Str { .. }) => Err(self.err(format!(
-                "the key after '{prefix}' must be bare or quoted with backticks or double quotes"
-            ))),
+            Some(Token::Str { .. }) => {
+                Err(self
+                    .err(format!("the key after '{prefix}' must be bare or quoted with backticks or double quotes")))
+            }
             _ => Err(self.err(format!("missing key after '{prefix}'"))),
         }
     }
@@ -483,9 +453,7 @@ impl<'a> Parser<'a> {
         };
         op.ok_or_else(|| {
             let found = self.text(&tok);
-            self.err(format!(
-                "expected a comparison operator after '{ident}', found '{found}'"
-            ))
+            self.err(format!("expected a comparison operator after '{ident}', found '{found}'"))
         })
     }
 
@@ -503,27 +471,19 @@ impl<'a> Parser<'a> {
             Token::Str { text, .. } => Ok(Value::Str(text)),
             Token::Word(word) if is_number(&word) => {
                 if is_like {
-                    return Err(self.err(format!(
-                        "'{op_text}' requires a quoted string pattern, found number '{word}'"
-                    )));
+                    return Err(
+                        self.err(format!("'{op_text}' requires a quoted string pattern, found number '{word}'"))
+                    );
                 }
-                word.parse::<f64>()
-                    .map(Value::Num)
-                    .map_err(|_| self.err(format!("invalid number '{word}'")))
+                word.parse::<f64>().map(Value::Num).map_err(|_| self.err(format!("invalid number '{word}'")))
             }
             Token::LParen => Err(self.err(format!(
                 "parentheses are only allowed around the list after IN or NOT IN, not after '{op_text}'"
             ))),
             _ => {
                 let found = self.text(&tok);
-                let expected = if is_like {
-                    "a quoted string"
-                } else {
-                    "a quoted string or a number"
-                };
-                Err(self.err(format!(
-                    "expected {expected} after '{op_text}', found '{found}'"
-                )))
+                let expected = if is_like { "a quoted string" } else { "a quoted string or a number" };
+                Err(self.err(format!("expected {expected} after '{op_text}', found '{found}'")))
             }
         }
     }
@@ -531,10 +491,7 @@ impl<'a> Parser<'a> {
     /// list := '(' string ( ',' string )* ')'
     fn list(&mut self, op_text: &str) -> Result<Value, SearchError> {
         match self.advance() {
-            Some(Spanned {
-                token: Token::LParen,
-                ..
-            }) => {}
+            Some(Spanned { token: Token::LParen, .. }) => {}
             None => return Err(self.err(format!("missing value after '{op_text}'"))),
             Some(tok) => {
                 let found = self.text(&tok);
@@ -547,23 +504,14 @@ impl<'a> Parser<'a> {
         let mut items = Vec::new();
         loop {
             match self.advance() {
-                Some(Spanned {
-                    token: Token::Str { text, .. },
-                    ..
-                }) => items.push(text),
-                Some(Spanned {
-                    token: Token::RParen,
-                    ..
-                }) if items.is_empty() => {
-                    return Err(self.err(format!(
-                        "the list after '{op_text}' must contain at least one value"
-                    )));
+                Some(Spanned { token: Token::Str { text, .. }, .. }) => items.push(text),
+                Some(Spanned { token: Token::RParen, .. }) if items.is_empty() => {
+                    return Err(self.err(format!("the list after '{op_text}' must contain at least one value")));
                 }
                 Some(tok) => {
                     let found = self.text(&tok);
-                    return Err(self.err(format!(
-                        "the list after '{op_text}' must contain only quoted strings, found '{found}'"
-                    )));
+                    return Err(self
+                        .err(format!("the list after '{op_text}' must contain only quoted strings, found '{found}'")));
                 }
                 None => return Err(self.err(unterminated())),
             }
@@ -571,9 +519,7 @@ impl<'a> Parser<'a> {
                 Some(Token::Comma) => {}
                 Some(Token::RParen) => return Ok(Value::List(items)),
                 Some(_) => {
-                    return Err(
-                        self.err(format!("expected ',' or ')' in the list after '{op_text}'"))
-                    );
+                    return Err(self.err(format!("expected ',' or ')' in the list after '{op_text}'")));
                 }
                 None => return Err(self.err(unterminated())),
             }
@@ -586,12 +532,7 @@ mod tests {
     use super::*;
 
     fn c(entity: Entity, key: &str, op: Op, value: Value) -> Comparison {
-        Comparison {
-            entity,
-            key: key.to_string(),
-            op,
-            value,
-        }
+        Comparison { entity, key: key.to_string(), op, value }
     }
 
     fn s(v: &str) -> Value {
@@ -622,11 +563,7 @@ mod tests {
     }
 
     fn check_order(input: &str, entity: Entity, key: &str, ascending: bool) {
-        let expected = OrderBy {
-            entity,
-            key: key.to_string(),
-            ascending,
-        };
+        let expected = OrderBy { entity, key: key.to_string(), ascending };
         assert_eq!(parse_order_by(input), Ok(expected), "input: {input:?}");
     }
 
@@ -659,10 +596,7 @@ mod tests {
             ("<", Op::Lt),
             ("<=", Op::Le),
         ] {
-            check_filter(
-                &format!("metrics.acc {sym} 1"),
-                &[c(Metric, "acc", op, Value::Num(1.0))],
-            );
+            check_filter(&format!("metrics.acc {sym} 1"), &[c(Metric, "acc", op, Value::Num(1.0))]);
         }
     }
 
@@ -692,19 +626,13 @@ mod tests {
             ("datasets", Dataset),
             ("dataset", Dataset),
         ] {
-            check_filter(
-                &format!("{prefix}.k = 'v'"),
-                &[c(entity, "k", Op::Eq, s("v"))],
-            );
+            check_filter(&format!("{prefix}.k = 'v'"), &[c(entity, "k", Op::Eq, s("v"))]);
         }
     }
 
     #[test]
     fn entity_prefix_is_case_insensitive_key_is_not() {
-        check_filter(
-            "METRICS.Acc > 1",
-            &[c(Metric, "Acc", Op::Gt, Value::Num(1.0))],
-        );
+        check_filter("METRICS.Acc > 1", &[c(Metric, "Acc", Op::Gt, Value::Num(1.0))]);
         check_filter("Params.LR = '1'", &[c(Param, "LR", Op::Eq, s("1"))]);
         check_filter("TaGs.X = 'v'", &[c(Tag, "X", Op::Eq, s("v"))]);
     }
@@ -712,64 +640,40 @@ mod tests {
     #[test]
     fn keys_may_contain_dots() {
         check_filter("params.a.b = 'x'", &[c(Param, "a.b", Op::Eq, s("x"))]);
-        check_filter(
-            "tags.mlflow.runName = 'r'",
-            &[c(Tag, "mlflow.runName", Op::Eq, s("r"))],
-        );
+        check_filter("tags.mlflow.runName = 'r'", &[c(Tag, "mlflow.runName", Op::Eq, s("r"))]);
     }
 
     #[test]
     fn bare_keys_with_special_characters() {
         for key in ["a_b", "a-b", "a/b", "ns:key", "v2", "ключ", "a;b"] {
-            check_filter(
-                &format!("params.{key} = 'x'"),
-                &[c(Param, key, Op::Eq, s("x"))],
-            );
+            check_filter(&format!("params.{key} = 'x'"), &[c(Param, key, Op::Eq, s("x"))]);
         }
     }
 
     #[test]
     fn backticked_keys() {
         check_filter("tags.`my key` = 'v'", &[c(Tag, "my key", Op::Eq, s("v"))]);
-        check_filter(
-            "params.`a = 'b'` = 'v'",
-            &[c(Param, "a = 'b'", Op::Eq, s("v"))],
-        );
+        check_filter("params.`a = 'b'` = 'v'", &[c(Param, "a = 'b'", Op::Eq, s("v"))]);
         check_filter("tags.`a``b` = 'v'", &[c(Tag, "a`b", Op::Eq, s("v"))]);
     }
 
     #[test]
     fn double_quoted_keys() {
-        check_filter(
-            "metrics.\"my metric\" < 2",
-            &[c(Metric, "my metric", Op::Lt, Value::Num(2.0))],
-        );
+        check_filter("metrics.\"my metric\" < 2", &[c(Metric, "my metric", Op::Lt, Value::Num(2.0))]);
         check_filter("tags.\"a.b c\" = \"v\"", &[c(Tag, "a.b c", Op::Eq, s("v"))]);
     }
 
     #[test]
     fn identifiers_without_prefix_are_attributes() {
-        for key in [
-            "name",
-            "run_name",
-            "creation_time",
-            "version_number",
-            "run_id",
-        ] {
-            check_filter(
-                &format!("{key} = 'x'"),
-                &[c(Attribute, key, Op::Eq, s("x"))],
-            );
+        for key in ["name", "run_name", "creation_time", "version_number", "run_id"] {
+            check_filter(&format!("{key} = 'x'"), &[c(Attribute, key, Op::Eq, s("x"))]);
         }
     }
 
     #[test]
     fn backticked_key_without_prefix_is_attribute() {
         check_filter("`name` = 'x'", &[c(Attribute, "name", Op::Eq, s("x"))]);
-        check_filter(
-            "`run name` LIKE 'x%'",
-            &[c(Attribute, "run name", Op::Like, s("x%"))],
-        );
+        check_filter("`run name` LIKE 'x%'", &[c(Attribute, "run name", Op::Like, s("x%"))]);
     }
 
     #[test]
@@ -777,10 +681,7 @@ mod tests {
         let expected = "Invalid entity type 'foo'. Valid values are \
                         ['metric', 'parameter', 'tag', 'attribute', 'dataset']";
         check_filter_err("foo.bar = 'x'", &[expected]);
-        check_filter_err(
-            "metrics.a > 1 AND foo.`x` = 'y'",
-            &["Invalid entity type 'foo'"],
-        );
+        check_filter_err("metrics.a > 1 AND foo.`x` = 'y'", &["Invalid entity type 'foo'"]);
         check_filter_err(".x = 'y'", &["Invalid entity type ''"]);
     }
 
@@ -807,10 +708,7 @@ mod tests {
         check_filter("params.x = 'it''s'", &[c(Param, "x", Op::Eq, s("it's"))]);
         check_filter("params.x = \"a\"\"b\"", &[c(Param, "x", Op::Eq, s("a\"b"))]);
         check_filter("params.x = 'a'''", &[c(Param, "x", Op::Eq, s("a'"))]);
-        check_filter(
-            "params.x = 'a'' OR ''1''=''1'",
-            &[c(Param, "x", Op::Eq, s("a' OR '1'='1"))],
-        );
+        check_filter("params.x = 'a'' OR ''1''=''1'", &[c(Param, "x", Op::Eq, s("a' OR '1'='1"))]);
     }
 
     #[test]
@@ -834,24 +732,16 @@ mod tests {
             ("-2.5E+2", -250.0),
             ("1e5", 1e5),
         ] {
-            check_filter(
-                &format!("metrics.m = {text}"),
-                &[c(Metric, "m", Op::Eq, Value::Num(n))],
-            );
+            check_filter(&format!("metrics.m = {text}"), &[c(Metric, "m", Op::Eq, Value::Num(n))]);
         }
     }
 
     #[test]
     fn unquoted_words_are_not_values() {
-        for word in [
-            "abc", "1.2.3", "0x10", "inf", "nan", "1e", "-", "1e+", "TRUE", "5;",
-        ] {
+        for word in ["abc", "1.2.3", "0x10", "inf", "nan", "1e", "-", "1e+", "TRUE", "5;"] {
             check_filter_err(
                 &format!("params.x = {word}"),
-                &[
-                    "expected a quoted string or a number",
-                    &format!("found '{word}'"),
-                ],
+                &["expected a quoted string or a number", &format!("found '{word}'")],
             );
         }
         check_filter_err("params.x = `a`", &["expected a quoted string or a number"]);
@@ -865,10 +755,7 @@ mod tests {
     #[test]
     fn like_and_ilike() {
         check_filter("tags.t LIKE '%a_'", &[c(Tag, "t", Op::Like, s("%a_"))]);
-        check_filter(
-            "name ILIKE \"%X%\"",
-            &[c(Attribute, "name", Op::ILike, s("%X%"))],
-        );
+        check_filter("name ILIKE \"%X%\"", &[c(Attribute, "name", Op::ILike, s("%X%"))]);
         check_filter("tags.t like 'a'", &[c(Tag, "t", Op::Like, s("a"))]);
         check_filter("tags.t iLiKe 'a'", &[c(Tag, "t", Op::ILike, s("a"))]);
     }
@@ -877,28 +764,16 @@ mod tests {
     fn like_requires_a_string() {
         check_filter_err("tags.t LIKE 5", &["'LIKE' requires a quoted string", "'5'"]);
         check_filter_err("tags.t ilike -1.5", &["'ilike' requires a quoted string"]);
-        check_filter_err(
-            "tags.t LIKE abc",
-            &["expected a quoted string after 'LIKE'"],
-        );
+        check_filter_err("tags.t LIKE abc", &["expected a quoted string after 'LIKE'"]);
         check_filter_err("tags.t LIKE", &["missing value after 'LIKE'"]);
     }
 
     #[test]
     fn in_and_not_in_lists() {
         check_filter("tags.t IN ('a')", &[c(Tag, "t", Op::In, list(&["a"]))]);
-        check_filter(
-            "tags.t in ('a','b' , \"c d\")",
-            &[c(Tag, "t", Op::In, list(&["a", "b", "c d"]))],
-        );
-        check_filter(
-            "datasets.name NOT IN ('x', 'y''z')",
-            &[c(Dataset, "name", Op::NotIn, list(&["x", "y'z"]))],
-        );
-        check_filter(
-            "run_id not   in('r1')",
-            &[c(Attribute, "run_id", Op::NotIn, list(&["r1"]))],
-        );
+        check_filter("tags.t in ('a','b' , \"c d\")", &[c(Tag, "t", Op::In, list(&["a", "b", "c d"]))]);
+        check_filter("datasets.name NOT IN ('x', 'y''z')", &[c(Dataset, "name", Op::NotIn, list(&["x", "y'z"]))]);
+        check_filter("run_id not   in('r1')", &[c(Attribute, "run_id", Op::NotIn, list(&["r1"]))]);
     }
 
     #[test]
@@ -910,10 +785,7 @@ mod tests {
         check_filter_err("tags.t IN ('a'", &["missing ')'"]);
         check_filter_err("tags.t IN ('a',", &["missing ')'"]);
         check_filter_err("tags.t IN ('a' 'b')", &["expected ',' or ')'"]);
-        check_filter_err(
-            "tags.t IN 'a'",
-            &["expected a parenthesised list", "after 'IN'"],
-        );
+        check_filter_err("tags.t IN 'a'", &["expected a parenthesised list", "after 'IN'"]);
         check_filter_err("tags.t IN 5", &["expected a parenthesised list"]);
         check_filter_err("tags.t NOT IN", &["missing value after 'NOT IN'"]);
         check_filter_err("tags.t IN (('a'))", &["only quoted strings", "found '('"]);
@@ -922,16 +794,10 @@ mod tests {
     #[test]
     fn is_null_and_is_not_null() {
         check_filter("tags.t IS NULL", &[c(Tag, "t", Op::IsNull, Value::Null)]);
-        check_filter(
-            "tags.t is not null",
-            &[c(Tag, "t", Op::IsNotNull, Value::Null)],
-        );
+        check_filter("tags.t is not null", &[c(Tag, "t", Op::IsNotNull, Value::Null)]);
         check_filter(
             "params.p Is Null AND tags.t IS NOT NULL",
-            &[
-                c(Param, "p", Op::IsNull, Value::Null),
-                c(Tag, "t", Op::IsNotNull, Value::Null),
-            ],
+            &[c(Param, "p", Op::IsNull, Value::Null), c(Tag, "t", Op::IsNotNull, Value::Null)],
         );
     }
 
@@ -958,10 +824,7 @@ mod tests {
         );
         check_filter(
             "  tags.t IN ('a')\n\tAND\nmetrics.m<=2  ",
-            &[
-                c(Tag, "t", Op::In, list(&["a"])),
-                c(Metric, "m", Op::Le, Value::Num(2.0)),
-            ],
+            &[c(Tag, "t", Op::In, list(&["a"])), c(Metric, "m", Op::Le, Value::Num(2.0))],
         );
     }
 
@@ -987,18 +850,9 @@ mod tests {
 
     #[test]
     fn parentheses_are_rejected() {
-        check_filter_err(
-            "(metrics.a > 1)",
-            &["parentheses for grouping are not supported"],
-        );
-        check_filter_err(
-            "metrics.a > 1 AND (params.b = 'x')",
-            &["parentheses for grouping are not supported"],
-        );
-        check_filter_err(
-            "params.b = ('x')",
-            &["only allowed around the list after IN"],
-        );
+        check_filter_err("(metrics.a > 1)", &["parentheses for grouping are not supported"]);
+        check_filter_err("metrics.a > 1 AND (params.b = 'x')", &["parentheses for grouping are not supported"]);
+        check_filter_err("params.b = ('x')", &["only allowed around the list after IN"]);
         check_filter_err("metrics.a > 1)", &["unexpected trailing text ')'"]);
     }
 
@@ -1006,9 +860,7 @@ mod tests {
     fn missing_value() {
         assert_eq!(
             parse_filter("metrics.a >"),
-            Err(SearchError::Invalid(
-                "Invalid filter 'metrics.a >': missing value after '>'".to_string()
-            ))
+            Err(SearchError::Invalid("Invalid filter 'metrics.a >': missing value after '>'".to_string()))
         );
         check_filter_err("params.x =", &["missing value after '='"]);
         check_filter_err("params.x <>  ", &["missing value after '<>'"]);
@@ -1016,22 +868,10 @@ mod tests {
 
     #[test]
     fn missing_or_bad_comparator() {
-        check_filter_err(
-            "metrics.a",
-            &["missing comparison operator after 'metrics.a'"],
-        );
-        check_filter_err(
-            "tags.`a b`",
-            &["missing comparison operator after 'tags.`a b`'"],
-        );
-        check_filter_err(
-            "metrics.a 1",
-            &["expected a comparison operator", "found '1'"],
-        );
-        check_filter_err(
-            "params.x == 'a'",
-            &["expected a quoted string or a number", "'='"],
-        );
+        check_filter_err("metrics.a", &["missing comparison operator after 'metrics.a'"]);
+        check_filter_err("tags.`a b`", &["missing comparison operator after 'tags.`a b`'"]);
+        check_filter_err("metrics.a 1", &["expected a comparison operator", "found '1'"]);
+        check_filter_err("params.x == 'a'", &["expected a quoted string or a number", "'='"]);
         check_filter_err("params.x ! 'a'", &["unexpected character '!'"]);
         check_filter_err("params.x =< 'a'", &["expected a quoted string or a number"]);
         check_filter_err("params.x CONTAINS 'a'", &["found 'CONTAINS'"]);
@@ -1043,23 +883,14 @@ mod tests {
         check_filter_err("'x' = 'x'", &["expected an identifier, found ''x''"]);
         check_filter_err("metrics.a > 1 AND", &["missing condition after 'AND'"]);
         check_filter_err("AND metrics.a > 1", &["expected a comparison operator"]);
-        check_filter_err(
-            "metrics.a > 1 AND AND metrics.b > 1",
-            &["expected a comparison operator"],
-        );
+        check_filter_err("metrics.a > 1 AND AND metrics.b > 1", &["expected a comparison operator"]);
     }
 
     #[test]
     fn trailing_garbage_and_injection_attempts() {
-        check_filter_err(
-            "params.x = 'a'; DROP TABLE runs; --",
-            &["unexpected trailing text '; DROP TABLE runs; --'"],
-        );
+        check_filter_err("params.x = 'a'; DROP TABLE runs; --", &["unexpected trailing text '; DROP TABLE runs; --'"]);
         check_filter_err("params.x = 'a' --", &["unexpected trailing text '--'"]);
-        check_filter_err(
-            "params.x = 'a' params.y = 'b'",
-            &["conditions must be joined with AND"],
-        );
+        check_filter_err("params.x = 'a' params.y = 'b'", &["conditions must be joined with AND"]);
         check_filter_err("params.x = 'a' 'b'", &["unexpected trailing text ''b''"]);
         check_filter_err("tags.t IN ('a'); --", &["unexpected trailing text '; --'"]);
     }
@@ -1075,34 +906,19 @@ mod tests {
 
     #[test]
     fn never_panics_on_hostile_input() {
-        let alphabet: Vec<char> = "ab.`'\"()=,!<> \t\\;-0e9ORANDINOTISNULL\0é日🦀\u{202e}"
-            .chars()
-            .collect();
+        let alphabet: Vec<char> = "ab.`'\"()=,!<> \t\\;-0e9ORANDINOTISNULL\0é日🦀\u{202e}".chars().collect();
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
         for _ in 0..5000 {
             let len = (seed >> 59) as usize + 1;
             let mut input = String::new();
             for _ in 0..len {
-                seed = seed
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
                 input.push(alphabet[(seed >> 33) as usize % alphabet.len()]);
             }
             let _ = parse_filter(&input);
             let _ = parse_order_by(&input);
         }
-        for input in [
-            "\0",
-            "params.\0 = '\0'",
-            "'",
-            "\"",
-            "`",
-            "(",
-            ")",
-            ",",
-            "!",
-            "é.x = 1",
-        ] {
+        for input in ["\0", "params.\0 = '\0'", "'", "\"", "`", "(", ")", ",", "!", "é.x = 1"] {
             let _ = parse_filter(input);
             let _ = parse_order_by(input);
         }
@@ -1112,10 +928,7 @@ mod tests {
     #[test]
     fn long_inputs() {
         let long_value = "x".repeat(200_000);
-        check_filter(
-            &format!("params.p = '{long_value}'"),
-            &[c(Param, "p", Op::Eq, s(&long_value))],
-        );
+        check_filter(&format!("params.p = '{long_value}'"), &[c(Param, "p", Op::Eq, s(&long_value))]);
         let chain = vec!["metrics.m > 1"; 10_000].join(" AND ");
         assert_eq!(parse_filter(&chain).unwrap().clauses.len(), 10_000);
         assert!(parse_filter(&"(".repeat(100_000)).is_err());
@@ -1145,12 +958,7 @@ mod tests {
 
     #[test]
     fn order_by_direction_is_case_insensitive() {
-        for (dir, asc) in [
-            ("asc", true),
-            ("Asc", true),
-            ("desc", false),
-            ("DeSc", false),
-        ] {
+        for (dir, asc) in [("asc", true), ("Asc", true), ("desc", false), ("DeSc", false)] {
             check_order(&format!("metrics.m {dir}"), Metric, "m", asc);
         }
     }
@@ -1169,10 +977,7 @@ mod tests {
         check_order_err("   ", "must not be empty");
         check_order_err("metrics.m DESC x", "unexpected trailing text 'x'");
         check_order_err("metrics.m ASC DESC", "unexpected trailing text 'DESC'");
-        check_order_err(
-            "metrics.m DOWN",
-            "expected ASC or DESC after 'metrics.m', found 'DOWN'",
-        );
+        check_order_err("metrics.m DOWN", "expected ASC or DESC after 'metrics.m', found 'DOWN'");
         check_order_err("metrics.m = 1", "expected ASC or DESC");
         check_order_err("foo.bar", "Invalid entity type 'foo'");
         check_order_err("tags.", "missing key after 'tags.'");

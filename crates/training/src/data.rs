@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 /// The canonical California housing CSV (the Hands-On ML copy: 20,640 rows, 10 columns,
 /// 207 missing `total_bedrooms`, categorical `ocean_proximity`).
-pub const HOUSING_URL: &str = "https://raw.githubusercontent.com/ageron/handson-ml2/master/datasets/housing/housing.csv";
+pub const HOUSING_URL: &str =
+    "https://raw.githubusercontent.com/ageron/handson-ml2/master/datasets/housing/housing.csv";
 pub const HOUSING_SHA256: &str = "8a3727f4cf54ac1a327f69b1d5b4db54c5834ea81c6e4efc0d163300022a685e";
 
 /// Where training data comes from.
@@ -24,7 +25,9 @@ impl Source {
     pub fn from_arg(arg: Option<&str>) -> Source {
         match arg {
             None => Source::Url { url: HOUSING_URL.into(), sha256: Some(HOUSING_SHA256.into()) },
-            Some(a) if a.starts_with("http://") || a.starts_with("https://") => Source::Url { url: a.into(), sha256: None },
+            Some(a) if a.starts_with("http://") || a.starts_with("https://") => {
+                Source::Url { url: a.into(), sha256: None }
+            }
             Some(a) => Source::Path(PathBuf::from(a)),
         }
     }
@@ -61,7 +64,9 @@ pub async fn resolve(source: &Source, cache_dir: &Path, show_progress: bool) -> 
             let name = url.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("data.csv");
             let key = &hex(&Sha256::digest(url.as_bytes()))[..16];
             let target = cache_dir.join(key).join(name);
-            if target.is_file() && sha256.as_deref().is_none_or(|want| sha256_file(&target).is_ok_and(|got| got == want)) {
+            if target.is_file()
+                && sha256.as_deref().is_none_or(|want| sha256_file(&target).is_ok_and(|got| got == want))
+            {
                 return Ok(target);
             }
             download(url, &target, sha256.as_deref(), show_progress).await.map_err(|e| {
@@ -93,8 +98,10 @@ pub async fn download(url: &str, target: &Path, sha256: Option<&str>, show_progr
     let bar = if show_progress {
         let bar = indicatif::ProgressBar::new(resp.content_length().unwrap_or(0));
         bar.set_style(
-            indicatif::ProgressStyle::with_template("downloading {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "downloading {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar.set_message(url.rsplit('/').next().unwrap_or(url).to_string());
         bar
@@ -138,7 +145,8 @@ mod tests {
                 tokio::spawn(async move {
                     let mut buf = [0u8; 4096];
                     let _ = s.read(&mut buf).await;
-                    let head = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                    let head =
+                        format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
                     let _ = s.write_all(head.as_bytes()).await;
                     let _ = s.write_all(&body).await;
                 });

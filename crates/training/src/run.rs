@@ -72,7 +72,11 @@ pub fn evaluate(model: &Model, features: &Frame, y: &[f64]) -> Result<Holdout> {
             let rmse = learn::rmse(y, &p);
             Holdout {
                 primary: ("rmse".into(), rmse),
-                metrics: vec![("rmse".into(), rmse), ("mae".into(), learn::mae(y, &p)), ("r2".into(), learn::r2(y, &p))],
+                metrics: vec![
+                    ("rmse".into(), rmse),
+                    ("mae".into(), learn::mae(y, &p)),
+                    ("r2".into(), learn::r2(y, &p)),
+                ],
             }
         }
         Task::BinaryClassification => {
@@ -167,8 +171,16 @@ pub async fn train(cfg: &TrainConfig, client: &Client) -> Result<TrainOutcome> {
 
     let experiment_id = client.experiment_id(&cfg.experiment).await?;
     let run_name = cfg.run_name.clone().unwrap_or_else(|| format!("train-{}", cfg.model_name));
-    let (run_id, artifact_uri) = client.create_run(&experiment_id, &run_name, &[("mlflow.source.type", "LOCAL"), ("mlflow.source.name", "factory train")]).await?;
-    let result = train_in_run(cfg, client, &experiment_id, &run_id, &artifact_uri, &path, &x_train, &y_train, &x_test, &y_test).await;
+    let (run_id, artifact_uri) = client
+        .create_run(
+            &experiment_id,
+            &run_name,
+            &[("mlflow.source.type", "LOCAL"), ("mlflow.source.name", "factory train")],
+        )
+        .await?;
+    let result =
+        train_in_run(cfg, client, &experiment_id, &run_id, &artifact_uri, &path, &x_train, &y_train, &x_test, &y_test)
+            .await;
     let status = if result.is_ok() { "FINISHED" } else { "FAILED" };
     if let Err(e) = client.end_run(&run_id, status).await {
         tracing::warn!(error = %e, run_id, "could not end the run");
@@ -194,7 +206,8 @@ async fn train_in_run(
         ModelSpec::Linear(_) => 1,
     };
     let bar = progress(cfg.show_progress, max_iter);
-    let (model, report) = learn::fit(x_train, y_train, cfg.task, &cfg.spec, &mut |done, _| bar.set_position(done as u64))?;
+    let (model, report) =
+        learn::fit(x_train, y_train, cfg.task, &cfg.spec, &mut |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     let holdout = evaluate(&model, x_test, y_test)?;
 
@@ -223,12 +236,27 @@ async fn train_in_run(
     let digest = data::sha256_file(data_path)?;
     let schema = serde_json::json!({ "mlflow_colspec": x_train.schema().fields.iter().map(|f| serde_json::json!({"name": f.name, "type": if f.kind == learn::ColumnKind::Numeric { "double" } else { "string" }})).collect::<Vec<_>>() });
     let dataset_name = data_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
-    client.log_dataset(run_id, &dataset_name, &digest[..16], &data_path.display().to_string(), &schema.to_string(), "training").await?;
+    client
+        .log_dataset(
+            run_id,
+            &dataset_name,
+            &digest[..16],
+            &data_path.display().to_string(),
+            &schema.to_string(),
+            "training",
+        )
+        .await?;
     let svg = plot::bar_chart_svg(&format!("Feature importance ({} model)", model.kind()), &report.feature_importance);
     client.upload_artifact(artifact_uri, "feature_importance.svg", svg.into_bytes()).await?;
     let importance: serde_json::Map<String, serde_json::Value> =
         report.feature_importance.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
-    client.upload_artifact(artifact_uri, "feature_importance.json", serde_json::to_vec_pretty(&importance).unwrap_or_default()).await?;
+    client
+        .upload_artifact(
+            artifact_uri,
+            "feature_importance.json",
+            serde_json::to_vec_pretty(&importance).unwrap_or_default(),
+        )
+        .await?;
 
     // The package, as an MLflow 3 logged model, registered.
     let (model_id, model_uri) = client.create_logged_model(experiment_id, "model", run_id, "factory").await?;
@@ -242,11 +270,14 @@ async fn train_in_run(
     )?;
     client.upload_dir(&model_uri, dir.path()).await?;
     client.finalize_logged_model(&model_id, run_id).await?;
-    let version = client.create_model_version(&cfg.model_name, &format!("models:/{model_id}"), run_id, Some(&model_id)).await?;
+    let version =
+        client.create_model_version(&cfg.model_name, &format!("models:/{model_id}"), run_id, Some(&model_id)).await?;
 
     // Champion / challenger.
     let comparison = match &cfg.compare_with {
-        Some(alias) => Some(compare(client, &cfg.model_name, alias, &model, &holdout, x_test, y_test, cfg.margin).await?),
+        Some(alias) => {
+            Some(compare(client, &cfg.model_name, alias, &model, &holdout, x_test, y_test, cfg.margin).await?)
+        }
         None => None,
     };
     let mut tags = vec![("factory.model_version".to_string(), version.version.clone())];
@@ -330,11 +361,24 @@ async fn compare(
     let wins = challenger_score < champion_score * (1.0 - margin);
     let name = &holdout.primary.0;
     let reason = if wins {
-        format!("challenger {name} {challenger_score:.6} beats champion {champion_score:.6} by more than {:.2}%", margin * 100.0)
+        format!(
+            "challenger {name} {challenger_score:.6} beats champion {champion_score:.6} by more than {:.2}%",
+            margin * 100.0
+        )
     } else {
-        format!("champion kept: challenger {name} {challenger_score:.6} vs champion {champion_score:.6} (margin {:.2}%)", margin * 100.0)
+        format!(
+            "champion kept: challenger {name} {challenger_score:.6} vs champion {champion_score:.6} (margin {:.2}%)",
+            margin * 100.0
+        )
     };
-    Ok(Comparison { alias: alias.into(), champion_version, champion_score: Some(champion_score), challenger_score, challenger_wins: wins, reason })
+    Ok(Comparison {
+        alias: alias.into(),
+        champion_version,
+        champion_score: Some(champion_score),
+        challenger_score,
+        challenger_wins: wins,
+        reason,
+    })
 }
 
 #[cfg(test)]

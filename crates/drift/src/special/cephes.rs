@@ -39,11 +39,8 @@ fn p1evl(x: f64, coef: &[f64]) -> f64 {
 fn ratevl(x: f64, num: &[f64], denom: &[f64]) -> f64 {
     let absx = x.abs();
     let eval = |coef: &[f64], y: f64, reverse: bool| {
-        let mut it: Box<dyn Iterator<Item = &f64>> = if reverse {
-            Box::new(coef.iter().rev())
-        } else {
-            Box::new(coef.iter())
-        };
+        let mut it: Box<dyn Iterator<Item = &f64>> =
+            if reverse { Box::new(coef.iter().rev()) } else { Box::new(coef.iter()) };
         let mut ans = *it.next().unwrap_or(&0.0);
         for c in it {
             ans = ans * y + c;
@@ -187,11 +184,8 @@ mod coef {
         2.1642788614495947685003E2,
         6.0118660497603843919306E1,
     ];
-    pub(super) const UNITY_EP: [f64; 3] = [
-        1.2617719307481059087798E-4,
-        3.0299440770744196129956E-2,
-        9.9999999999999999991025E-1,
-    ];
+    pub(super) const UNITY_EP: [f64; 3] =
+        [1.2617719307481059087798E-4, 3.0299440770744196129956E-2, 9.9999999999999999991025E-1];
     pub(super) const UNITY_EQ: [f64; 4] = [
         3.0019850513866445504159E-6,
         2.5244834034968410419224E-3,
@@ -350,9 +344,7 @@ pub fn lgam(x: f64) -> f64 {
             return q;
         }
         let p = 1.0 / (x * x);
-        let p = ((7.936_507_936_507_937e-4 * p - 2.777_777_777_777_778e-3) * p
-            + 0.083_333_333_333_333_33)
-            / x;
+        let p = ((7.936_507_936_507_937e-4 * p - 2.777_777_777_777_778e-3) * p + 0.083_333_333_333_333_33) / x;
         return q + p;
     }
     let p = 1.0 / (x * x);
@@ -444,8 +436,7 @@ fn igam_fac(a: f64, x: f64) -> f64 {
         return ax.exp();
     }
     let fac = a + coef::LANCZOS_G - 0.5;
-    let mut res =
-        (fac / 1f64.exp()).sqrt() / ratevl(a, &coef::LANCZOS_EXPG_NUM, &coef::LANCZOS_EXPG_DENOM);
+    let mut res = (fac / 1f64.exp()).sqrt() / ratevl(a, &coef::LANCZOS_EXPG_NUM, &coef::LANCZOS_EXPG_DENOM);
     if a < 200.0 && x < 200.0 {
         res *= (a - x).exp() * (x / fac).powf(a);
     } else {

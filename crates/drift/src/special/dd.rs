@@ -52,10 +52,7 @@ impl Dd {
     }
 
     pub(crate) fn ldexp(self, e: i32) -> Dd {
-        Dd {
-            hi: ldexp(self.hi, e),
-            lo: ldexp(self.lo, e),
-        }
+        Dd { hi: ldexp(self.hi, e), lo: ldexp(self.lo, e) }
     }
 
     /// Splits into a mantissa in `[0.5, 1)` and a power of two, like `std::frexp`.
@@ -74,10 +71,7 @@ impl Dd {
 impl Neg for Dd {
     type Output = Dd;
     fn neg(self) -> Dd {
-        Dd {
-            hi: -self.hi,
-            lo: -self.lo,
-        }
+        Dd { hi: -self.hi, lo: -self.lo }
     }
 }
 

@@ -128,18 +128,10 @@ fn pow4_d(a: f64, b: f64, c: f64, d: f64, m: i32) -> Dd {
     let big_a = Dd::new(a) + b;
     let big_c = Dd::new(c) + d;
     if big_a.hi == 0.0 && big_a.lo == 0.0 {
-        return if big_c.hi == 0.0 && big_c.lo == 0.0 {
-            Dd::new(f64::NAN)
-        } else {
-            Dd::new(0.0)
-        };
+        return if big_c.hi == 0.0 && big_c.lo == 0.0 { Dd::new(f64::NAN) } else { Dd::new(0.0) };
     }
     if big_c.hi == 0.0 && big_c.lo == 0.0 {
-        return Dd::new(if big_a.hi < 0.0 {
-            f64::NEG_INFINITY
-        } else {
-            f64::INFINITY
-        });
+        return Dd::new(if big_a.hi < 0.0 { f64::NEG_INFINITY } else { f64::INFINITY });
     }
     pow_d(big_a / big_c, m)
 }
@@ -188,31 +180,18 @@ pub fn smirnov_sf(n: i64, x: f64) -> f64 {
     }
     if n > SMIRNOV_MAX_COMPUTE_N {
         let logp = -(6.0 * n as f64 * x + 1.0).powi(2) / 18.0 / n as f64;
-        let sf = if logp < -LN_2 {
-            logp.exp()
-        } else {
-            1.0 - (-expm1(logp))
-        };
+        let sf = if logp < -LN_2 { logp.exp() } else { 1.0 - (-expm1(logp)) };
         return sf.clamp(0.0, 1.0);
     }
     let n_upper_terms = n - n1mxceil + 1;
     let use_upper = (n_upper_terms <= 1 && x < 0.5)
-        || (n >= SM_UPPERSUM_MIN_N
-            && n_upper_terms <= SM_UPPER_MAX_TERMS
-            && x <= 0.5 / (n as f64).sqrt());
-    let (start, step, n_terms) = if use_upper {
-        (n, -1, n - n1mxceil + 1)
-    } else {
-        (0, 1, n1mxfl + 1)
-    };
+        || (n >= SM_UPPERSUM_MIN_N && n_upper_terms <= SM_UPPER_MAX_TERMS && x <= 0.5 / (n as f64).sqrt());
+    let (start, step, n_terms) = if use_upper { (n, -1, n - n1mxceil + 1) } else { (0, 1, n1mxfl + 1) };
     let vmid = n / 2;
     let mut cman = Dd::new(1.0);
     let mut cexpt = 0;
-    let mut aj = if use_upper {
-        pow4_d(1.0, x, 1.0, 0.0, (n - 1) as i32)
-    } else {
-        pow4_d(1.0, -x, 1.0, 0.0, n as i32) / x
-    };
+    let mut aj =
+        if use_upper { pow4_d(1.0, x, 1.0, 0.0, (n - 1) as i32) } else { pow4_d(1.0, -x, 1.0, 0.0, n as i32) / x };
     let mut aj_sum = Dd::new(0.0) + aj;
     update_binomial(&mut cman, &mut cexpt, n, 0);
     let mut j = 1;
@@ -223,9 +202,7 @@ pub fn smirnov_sf(n: i64, x: f64) -> f64 {
             aj_sum = aj_sum + aj;
         }
         if !(aj.hi == 0.0 && aj.lo == 0.0) {
-            if (4.0 * (n_terms - j) as f64 * aj.hi.abs()) < (f64::EPSILON * aj_sum.hi)
-                && j != n_terms - 1
-            {
+            if (4.0 * (n_terms - j) as f64 * aj.hi.abs()) < (f64::EPSILON * aj_sum.hi) && j != n_terms - 1 {
                 break;
             }
         } else if j > vmid {
@@ -395,8 +372,7 @@ fn kolmogn_pomeranz(n: i64, x: f64) -> f64 {
     onem2gpower[0] = 1.0;
     let mut expnt: i32 = 0;
     let nf = n as f64;
-    let (g_over_n, two_g_over_n, one_minus_two_g_over_n) =
-        (g / nf, 2.0 * g / nf, (1.0 - 2.0 * g) / nf);
+    let (g_over_n, two_g_over_n, one_minus_two_g_over_n) = (g / nf, 2.0 * g / nf, (1.0 - 2.0 * g) / nf);
     for m in 1..npwrs {
         gpower[m] = gpower[m - 1] * g_over_n / m as f64;
         twogpower[m] = twogpower[m - 1] * two_g_over_n / m as f64;
@@ -559,9 +535,7 @@ pub fn kstwo_sf(x: f64, n: i64) -> f64 {
             return 1.0;
         }
         let prob = if n <= 140 {
-            (1..=n).fold(1.0, |acc, i| {
-                acc * (i as f64 * (1.0 / nf) * (2.0 * t - 1.0))
-            })
+            (1..=n).fold(1.0, |acc, i| acc * (i as f64 * (1.0 / nf) * (2.0 * t - 1.0)))
         } else {
             (log_nfactorial_div_n_pow_n(nf) + nf * (2.0 * t - 1.0).ln()).exp()
         };
@@ -590,11 +564,7 @@ pub fn kstwo_sf(x: f64, n: i64) -> f64 {
     if nxsquared >= 2.2 {
         return (2.0 * smirnov_sf(n, x)).clamp(0.0, 1.0);
     }
-    let cdf = if n <= 100_000 && nf * x.powf(1.5) <= 1.4 {
-        kolmogn_dmtw(n, x)
-    } else {
-        kolmogn_pelz_good(nf, x)
-    };
+    let cdf = if n <= 100_000 && nf * x.powf(1.5) <= 1.4 { kolmogn_dmtw(n, x) } else { kolmogn_pelz_good(nf, x) };
     (1.0 - cdf).clamp(0.0, 1.0)
 }
 
@@ -664,11 +634,7 @@ pub(crate) fn exact_two_sample(n1: i64, n2: i64, g: i64, d: f64) -> Option<f64> 
     if h == 0 {
         return Some(1.0);
     }
-    let prob = if n1 == n2 {
-        prob_outside_square(n1, h)
-    } else {
-        outer_prob_inside(n1, n2, g, h)
-    };
+    let prob = if n1 == n2 { prob_outside_square(n1, h) } else { outer_prob_inside(n1, n2, g, h) };
     if !prob.is_finite() || !(0.0..=1.0).contains(&prob) {
         return None;
     }

@@ -95,10 +95,7 @@ fn share(count: u64, n: u64, fill: f64) -> f64 {
 /// Evidently `_psi`: Σ (r − c)·ln(r / c) over shares with empty keys filled.
 pub fn psi(counts: &dyn Counts, n_r: u64, n_c: u64) -> Result<f64> {
     let p = profile(counts, n_r, n_c)?;
-    let (fill_r, fill_c) = (
-        zero_fill(p.min_nonzero_r, n_r),
-        zero_fill(p.min_nonzero_c, n_c),
-    );
+    let (fill_r, fill_c) = (zero_fill(p.min_nonzero_r, n_r), zero_fill(p.min_nonzero_c, n_c));
     let mut sum = Sum::default();
     counts.visit(&mut |r, c| {
         let (r, c) = (share(r, n_r, fill_r), share(c, n_c, fill_c));
@@ -121,10 +118,7 @@ fn rel_entr(x: f64, y: f64) -> f64 {
 /// Evidently `_kl_div`: `scipy.stats.entropy` of the filled shares.
 pub fn kl_div(counts: &dyn Counts, n_r: u64, n_c: u64) -> Result<f64> {
     let p = profile(counts, n_r, n_c)?;
-    let (fill_r, fill_c) = (
-        zero_fill(p.min_nonzero_r, n_r),
-        zero_fill(p.min_nonzero_c, n_c),
-    );
+    let (fill_r, fill_c) = (zero_fill(p.min_nonzero_r, n_r), zero_fill(p.min_nonzero_c, n_c));
     let total_r = p.share_sum_r + p.zeros_r as f64 * fill_r;
     let total_c = p.share_sum_c + p.zeros_c as f64 * fill_c;
     let mut sum = Sum::default();

@@ -103,11 +103,9 @@ impl StatTest {
     pub fn default_threshold(self) -> f64 {
         match self {
             StatTest::Ks | StatTest::ChiSquare | StatTest::Z => 0.05,
-            StatTest::Wasserstein
-            | StatTest::Psi
-            | StatTest::JensenShannon
-            | StatTest::KlDiv
-            | StatTest::Hellinger => 0.1,
+            StatTest::Wasserstein | StatTest::Psi | StatTest::JensenShannon | StatTest::KlDiv | StatTest::Hellinger => {
+                0.1
+            }
         }
     }
 
@@ -131,11 +129,9 @@ impl StatTest {
         match self {
             StatTest::Ks => score <= threshold,
             StatTest::ChiSquare | StatTest::Z => score < threshold,
-            StatTest::Wasserstein
-            | StatTest::Psi
-            | StatTest::JensenShannon
-            | StatTest::KlDiv
-            | StatTest::Hellinger => score >= threshold,
+            StatTest::Wasserstein | StatTest::Psi | StatTest::JensenShannon | StatTest::KlDiv | StatTest::Hellinger => {
+                score >= threshold
+            }
         }
     }
 }
@@ -150,11 +146,7 @@ impl fmt::Display for StatTest {
 ///
 /// `reference_rows` is the reference sample size after dropping missing values and
 /// `distinct_values` the number of distinct values in reference and current together.
-pub fn default_stattest(
-    column_type: ColumnType,
-    reference_rows: u64,
-    distinct_values: u64,
-) -> StatTest {
+pub fn default_stattest(column_type: ColumnType, reference_rows: u64, distinct_values: u64) -> StatTest {
     if reference_rows <= 1000 {
         match column_type {
             ColumnType::Num if distinct_values > 5 => StatTest::Ks,

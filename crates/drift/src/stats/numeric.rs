@@ -83,19 +83,12 @@ impl Ecdf {
 pub fn ks_p_value(d: f64, n1: u64, n2: u64) -> f64 {
     const MAX_AUTO_N: u64 = 10_000;
     let g = gcd(n1, n2);
-    let exact = if n1.max(n2) <= MAX_AUTO_N {
-        special::exact_two_sample(n1 as i64, n2 as i64, g as i64, d)
-    } else {
-        None
-    };
+    let exact =
+        if n1.max(n2) <= MAX_AUTO_N { special::exact_two_sample(n1 as i64, n2 as i64, g as i64, d) } else { None };
     let prob = match exact {
         Some(p) => p,
         None => {
-            let (m, n) = if n1 >= n2 {
-                (n1 as f64, n2 as f64)
-            } else {
-                (n2 as f64, n1 as f64)
-            };
+            let (m, n) = if n1 >= n2 { (n1 as f64, n2 as f64) } else { (n2 as f64, n1 as f64) };
             let en = m * n / (m + n);
             special::kstwo_sf(d, en.round_ties_even() as i64)
         }
@@ -144,9 +137,7 @@ pub fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
     let mut out: Vec<f64> = if div > 0 {
         let step = delta / div as f64;
         if step == 0.0 {
-            (0..num)
-                .map(|i| i as f64 / div as f64 * delta + start)
-                .collect()
+            (0..num).map(|i| i as f64 / div as f64 * delta + start).collect()
         } else {
             (0..num).map(|i| i as f64 * step + start).collect()
         }
@@ -174,11 +165,7 @@ impl Binner {
     /// A binner over `edges` (at least two, ascending).
     pub fn new(edges: Vec<f64>) -> Self {
         let n = edges.len().saturating_sub(1);
-        Binner {
-            edges,
-            bin: 0,
-            counts: vec![(0, 0); n],
-        }
+        Binner { edges, bin: 0, counts: vec![(0, 0); n] }
     }
 
     /// Feeds the next distinct value (ascending order).

@@ -38,13 +38,7 @@ fn typing_and_test_choice_follow_evidently() {
         &csv(
             "x,small_int,label,text,yesno",
             (0..300).map(|i| {
-                format!(
-                    "{}.5,{},\"c{}\",t{i},{}",
-                    i % 37,
-                    i % 4,
-                    i % 3,
-                    if i % 2 == 0 { "True" } else { "False" }
-                )
+                format!("{}.5,{},\"c{}\",t{i},{}", i % 37, i % 4, i % 3, if i % 2 == 0 { "True" } else { "False" })
             }),
         ),
     );
@@ -54,34 +48,18 @@ fn typing_and_test_choice_follow_evidently() {
         &csv(
             "x,small_int,label,text,yesno,extra",
             (0..200).map(|i| {
-                format!(
-                    "{}.5,{},c{},t{i},{},1",
-                    i % 29 + 3,
-                    i % 4,
-                    i % 3,
-                    if i % 3 == 0 { "True" } else { "False" }
-                )
+                format!("{}.5,{},c{},t{i},{},1", i % 29 + 3, i % 4, i % 3, if i % 3 == 0 { "True" } else { "False" })
             }),
         ),
     );
     let rep = run(&r, &c, |_| {}).unwrap();
     let col = |n: &str| rep.columns.iter().find(|c| c.name == n).unwrap();
-    assert_eq!(
-        (col("x").column_type, col("x").stattest),
-        (ColumnType::Num, StatTest::Ks)
-    );
+    assert_eq!((col("x").column_type, col("x").stattest), (ColumnType::Num, StatTest::Ks));
     // Integer dtype with ≤ 10 values in the current data is categorical.
-    assert_eq!(
-        (col("small_int").column_type, col("small_int").stattest),
-        (ColumnType::Cat, StatTest::ChiSquare)
-    );
+    assert_eq!((col("small_int").column_type, col("small_int").stattest), (ColumnType::Cat, StatTest::ChiSquare));
     assert_eq!(col("label").stattest, StatTest::ChiSquare);
     assert_eq!(col("yesno").stattest, StatTest::Z);
-    let skipped: Vec<&str> = rep
-        .skipped_columns
-        .iter()
-        .map(|s| s.column.as_str())
-        .collect();
+    let skipped: Vec<&str> = rep.skipped_columns.iter().map(|s| s.column.as_str()).collect();
     assert_eq!(skipped, ["extra", "text"]);
     assert_eq!(rep.number_of_columns, 4);
     assert_eq!(rep.reference.rows, 300);
@@ -92,61 +70,28 @@ fn typing_and_test_choice_follow_evidently() {
 fn a_numeric_column_with_text_later_in_the_file_is_text() {
     let dir = tempfile::tempdir().unwrap();
     // The text value sits past the first 1 MiB block, after the column was read as numbers.
-    let mut rows: Vec<String> = (0..120_000)
-        .map(|i| format!("{},{}", i % 3, i % 5))
-        .collect();
+    let mut rows: Vec<String> = (0..120_000).map(|i| format!("{},{}", i % 3, i % 5)).collect();
     rows.push("x,1".into());
     let r = write(dir.path(), "r.csv", &csv("a,b", rows.into_iter()));
-    let c = write(
-        dir.path(),
-        "c.csv",
-        &csv("a,b", (0..100).map(|i| format!("{},{}", i % 3, i % 5))),
-    );
+    let c = write(dir.path(), "c.csv", &csv("a,b", (0..100).map(|i| format!("{},{}", i % 3, i % 5))));
     let err = run(&r, &c, |_| {}).unwrap_err();
-    assert!(
-        matches!(err, DriftError::MismatchedTypes { ref column, .. } if column == "a"),
-        "{err}"
-    );
+    assert!(matches!(err, DriftError::MismatchedTypes { ref column, .. } if column == "a"), "{err}");
 }
 
 #[test]
 fn bad_inputs_name_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
-    let good = write(
-        dir.path(),
-        "good.csv",
-        &csv("a,b", (0..50).map(|i| format!("{i},{}", i % 4))),
-    );
+    let good = write(dir.path(), "good.csv", &csv("a,b", (0..50).map(|i| format!("{i},{}", i % 4))));
     let empty = write(dir.path(), "empty.csv", "a,b\n");
-    let nan = write(
-        dir.path(),
-        "nan.csv",
-        &csv("a,b", (0..50).map(|i| format!("{i},NaN"))),
-    );
+    let nan = write(dir.path(), "nan.csv", &csv("a,b", (0..50).map(|i| format!("{i},NaN"))));
 
-    let e = run(&good, &good, |o| {
-        o.columns = Some(vec!["a".into(), "zz".into()])
-    })
-    .unwrap_err();
-    assert!(
-        e.to_string().contains("column 'zz' not found in") && e.to_string().contains("good.csv"),
-        "{e}"
-    );
+    let e = run(&good, &good, |o| o.columns = Some(vec!["a".into(), "zz".into()])).unwrap_err();
+    assert!(e.to_string().contains("column 'zz' not found in") && e.to_string().contains("good.csv"), "{e}");
     let e = run(&good, &empty, |_| {}).unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("empty.csv: the file has no data rows"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("empty.csv: the file has no data rows"), "{e}");
     let e = run(&good, &nan, |_| {}).unwrap_err();
-    assert!(
-        e.to_string().contains("column 'b' has no values in") && e.to_string().contains("nan.csv"),
-        "{e}"
-    );
-    let e = run(&good, &good, |o| {
-        o.stattests = vec![("b".into(), StatTest::Wasserstein)]
-    })
-    .unwrap_err();
+    assert!(e.to_string().contains("column 'b' has no values in") && e.to_string().contains("nan.csv"), "{e}");
+    let e = run(&good, &good, |o| o.stattests = vec![("b".into(), StatTest::Wasserstein)]).unwrap_err();
     assert!(matches!(e, DriftError::StatTestNotApplicable { .. }), "{e}");
     let e = run(&good, &good, |o| o.drift_share = 1.5).unwrap_err();
     assert!(matches!(e, DriftError::InvalidOption(_)), "{e}");
@@ -158,10 +103,7 @@ fn verdict_prediction_and_performance() {
     let r = write(
         dir.path(),
         "r.csv",
-        &csv(
-            "f,target,prediction",
-            (0..2000).map(|i| format!("{},{},{}", i % 100, i % 2, (i % 10) as f64 / 10.0)),
-        ),
+        &csv("f,target,prediction", (0..2000).map(|i| format!("{},{},{}", i % 100, i % 2, (i % 10) as f64 / 10.0))),
     );
     let c = write(
         dir.path(),
@@ -180,8 +122,7 @@ fn verdict_prediction_and_performance() {
     assert_eq!(perf.task, "classification");
     assert_eq!(perf.reference.as_ref().unwrap().rows, 2000);
     assert!(
-        perf.current.as_ref().unwrap().positive_rate.unwrap()
-            < perf.reference.as_ref().unwrap().positive_rate.unwrap()
+        perf.current.as_ref().unwrap().positive_rate.unwrap() < perf.reference.as_ref().unwrap().positive_rate.unwrap()
     );
 
     let same = run(&r, &r, |o| o.target = Some("target".into())).unwrap();
@@ -198,14 +139,7 @@ fn verdict_prediction_and_performance() {
         assert!(json.get(key).is_some(), "{key}");
     }
     let f = &json["columns"]["f"];
-    for key in [
-        "column_type",
-        "stattest",
-        "drift_score",
-        "threshold",
-        "drift_detected",
-        "psi",
-    ] {
+    for key in ["column_type", "stattest", "drift_score", "threshold", "drift_detected", "psi"] {
         assert!(f.get(key).is_some(), "{key}");
     }
     let html = drift::html::render(&rep);

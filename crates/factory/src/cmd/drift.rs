@@ -7,11 +7,9 @@ use std::path::PathBuf;
 
 /// Flags of `factory drift`.
 #[derive(clap::Args, Debug)]
-#[command(
-    after_help = "Exit status: 0 = no significant drift, 3 = significant drift, 1 = error.\n\
+#[command(after_help = "Exit status: 0 = no significant drift, 3 = significant drift, 1 = error.\n\
 Significant drift: some column's PSI > --psi-threshold, or the share of drifted columns > --drift-share.\n\
-Tests available for --stattest: ks, wasserstein, psi, jensenshannon, chisquare, z, kl_div, hellinger."
-)]
+Tests available for --stattest: ks, wasserstein, psi, jensenshannon, chisquare, z, kl_div, hellinger.")]
 pub struct DriftArgs {
     /// Reference data set (CSV with a header row), e.g. the training data.
     #[arg(long, value_name = "CSV")]
@@ -75,16 +73,11 @@ pub enum TaskArg {
     Classification,
 }
 
-fn pairs<T>(
-    flag: &str,
-    raw: &[String],
-    parse: impl Fn(&str) -> anyhow::Result<T>,
-) -> anyhow::Result<Vec<(String, T)>> {
+fn pairs<T>(flag: &str, raw: &[String], parse: impl Fn(&str) -> anyhow::Result<T>) -> anyhow::Result<Vec<(String, T)>> {
     raw.iter()
         .map(|item| {
-            let (col, val) = item
-                .split_once('=')
-                .with_context(|| format!("{flag} expects COLUMN=VALUE, got '{item}'"))?;
+            let (col, val) =
+                item.split_once('=').with_context(|| format!("{flag} expects COLUMN=VALUE, got '{item}'"))?;
             let v = parse(val.trim()).with_context(|| format!("{flag} {item}"))?;
             Ok((col.trim().to_owned(), v))
         })
@@ -93,12 +86,8 @@ fn pairs<T>(
 
 fn options(args: &DriftArgs) -> anyhow::Result<drift::DriftOptions> {
     let mut o = drift::DriftOptions::new(&args.reference, &args.current);
-    o.columns = args.columns.as_ref().map(|c| {
-        c.iter()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect()
-    });
+    o.columns =
+        args.columns.as_ref().map(|c| c.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
     o.psi_threshold = args.psi_threshold;
     o.drift_share = args.drift_share;
     o.stattests = pairs("--stattest", &args.stattest, |name| {
@@ -107,10 +96,8 @@ fn options(args: &DriftArgs) -> anyhow::Result<drift::DriftOptions> {
             format!("unknown test '{name}'; available: {}", names.join(", "))
         })
     })?;
-    o.thresholds = pairs("--threshold", &args.threshold, |v| {
-        v.parse::<f64>()
-            .with_context(|| format!("'{v}' is not a number"))
-    })?;
+    o.thresholds =
+        pairs("--threshold", &args.threshold, |v| v.parse::<f64>().with_context(|| format!("'{v}' is not a number")))?;
     o.target = args.target.clone();
     o.prediction = args.prediction.clone();
     o.task = match args.task {
@@ -129,17 +116,12 @@ pub fn run(args: DriftArgs) -> anyhow::Result<u8> {
     let options = options(&args)?;
     let started = std::time::Instant::now();
     let report = drift::run(&options, &drift::progress::Bar::stderr())?;
-    tracing::debug!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "drift computed"
-    );
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "drift computed");
     if let Some(path) = &args.report_json {
-        std::fs::write(path, report.to_json())
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, report.to_json()).with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.report_html {
-        std::fs::write(path, drift::html::render(&report))
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, drift::html::render(&report)).with_context(|| format!("writing {}", path.display()))?;
     }
     if !args.quiet {
         print!("{}", summary(&report));
@@ -150,13 +132,7 @@ pub fn run(args: DriftArgs) -> anyhow::Result<u8> {
 fn summary(r: &drift::DriftReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let width = r
-        .columns
-        .iter()
-        .map(|c| c.name.len())
-        .max()
-        .unwrap_or(6)
-        .max(6);
+    let width = r.columns.iter().map(|c| c.name.len()).max().unwrap_or(6).max(6);
     let _ = writeln!(
         s,
         "{:<width$}  type  {:<13}  {:>12}  {:>9}  drift  {:>10}",
@@ -181,18 +157,10 @@ fn summary(r: &drift::DriftReport) -> String {
     let _ = writeln!(
         s,
         "drifted columns: {}/{} (share {:.3}), dataset drift: {}, max PSI: {:.4}",
-        r.number_of_drifted_columns,
-        r.number_of_columns,
-        r.share_of_drifted_columns,
-        r.dataset_drift,
-        r.max_psi
+        r.number_of_drifted_columns, r.number_of_columns, r.share_of_drifted_columns, r.dataset_drift, r.max_psi
     );
     if r.significant_drift {
-        let _ = writeln!(
-            s,
-            "SIGNIFICANT DRIFT: {}",
-            r.significant_drift_reasons.join("; ")
-        );
+        let _ = writeln!(s, "SIGNIFICANT DRIFT: {}", r.significant_drift_reasons.join("; "));
     } else {
         let _ = writeln!(s, "no significant drift");
     }

@@ -2,5 +2,6 @@
 
 pub mod drift;
 pub mod predict;
+pub mod serve;
 pub mod server;
 pub mod train;

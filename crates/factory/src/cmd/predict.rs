@@ -21,7 +21,10 @@ pub struct PredictArgs {
 }
 
 /// Loads a package from a local folder or through the tracking server.
-pub async fn load_model(uri: &str, tracking_uri: &str) -> anyhow::Result<(package::Package, Option<tempfile::TempDir>)> {
+pub async fn load_model(
+    uri: &str,
+    tracking_uri: &str,
+) -> anyhow::Result<(package::Package, Option<tempfile::TempDir>)> {
     let parsed = mlflow_client::ModelUri::parse(uri)?;
     if let mlflow_client::ModelUri::Local(dir) = &parsed {
         return Ok((package::load(dir).with_context(|| format!("loading model from {}", dir.display()))?, None));
@@ -57,7 +60,9 @@ pub fn run(args: PredictArgs) -> anyhow::Result<u8> {
         learn::Task::BinaryClassification => "probability",
     };
     let mut out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating --output {}", p.display()))?)),
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating --output {}", p.display()))?,
+        )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     writeln!(out, "{column}")?;

@@ -94,7 +94,9 @@ pub fn config(args: &TrainArgs) -> anyhow::Result<training::TrainConfig> {
             seed: args.seed,
             ..learn::GbmParams::default()
         }),
-        ModelKind::Linear => learn::ModelSpec::Linear(learn::LinearParams { seed: args.seed, ..learn::LinearParams::default() }),
+        ModelKind::Linear => {
+            learn::ModelSpec::Linear(learn::LinearParams { seed: args.seed, ..learn::LinearParams::default() })
+        }
     };
     Ok(training::TrainConfig {
         data: training::data::Source::from_arg(args.data.as_deref()),
@@ -122,7 +124,8 @@ pub fn config(args: &TrainArgs) -> anyhow::Result<training::TrainConfig> {
 pub fn run(args: TrainArgs) -> anyhow::Result<u8> {
     let cfg = config(&args)?;
     let client = mlflow_client::Client::new(&args.tracking_uri, tracking_auth())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let out = runtime.block_on(training::train(&cfg, &client)).context("training failed")?;
     if args.json {
         let c = out.comparison.as_ref();

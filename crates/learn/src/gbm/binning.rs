@@ -20,7 +20,9 @@ pub(crate) const MISSING: u8 = 255;
 pub(crate) enum Coding {
     Numeric,
     /// Levels in code order (code = index); anything else is treated as missing.
-    Categorical { levels: Vec<String> },
+    Categorical {
+        levels: Vec<String>,
+    },
 }
 
 /// Upper bin edges of a numeric feature: value `x` falls in bin `i` iff
@@ -71,10 +73,7 @@ pub(crate) fn bin_of(edges: &[f64], x: f64) -> u8 {
 /// Levels of a categorical feature seen in training, sorted by name. With more distinct
 /// levels than `max_levels`, only the most frequent are kept (ties by name); the rest are
 /// treated as missing.
-pub(crate) fn categorical_levels<'a>(
-    values: impl Iterator<Item = Option<&'a str>>,
-    max_levels: usize,
-) -> Vec<String> {
+pub(crate) fn categorical_levels<'a>(values: impl Iterator<Item = Option<&'a str>>, max_levels: usize) -> Vec<String> {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for s in values.flatten() {
         *counts.entry(s).or_default() += 1;
@@ -89,18 +88,9 @@ pub(crate) fn categorical_levels<'a>(
 }
 
 /// Codes of categorical values against a level list (unseen or missing → [`MISSING`]).
-pub(crate) fn level_codes<'a>(
-    levels: &[String],
-    values: impl Iterator<Item = Option<&'a str>>,
-) -> Vec<u8> {
-    let lookup: HashMap<&str, u8> = levels
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.as_str(), i as u8))
-        .collect();
-    values
-        .map(|v| v.and_then(|s| lookup.get(s).copied()).unwrap_or(MISSING))
-        .collect()
+pub(crate) fn level_codes<'a>(levels: &[String], values: impl Iterator<Item = Option<&'a str>>) -> Vec<u8> {
+    let lookup: HashMap<&str, u8> = levels.iter().enumerate().map(|(i, s)| (s.as_str(), i as u8)).collect();
+    values.map(|v| v.and_then(|s| lookup.get(s).copied()).unwrap_or(MISSING)).collect()
 }
 
 #[cfg(test)]
@@ -109,10 +99,7 @@ mod tests {
 
     #[test]
     fn few_distinct_values_give_midpoints() {
-        assert_eq!(
-            numeric_edges(&[3.0, 1.0, f64::NAN, 2.0, 1.0], 255),
-            vec![1.5, 2.5]
-        );
+        assert_eq!(numeric_edges(&[3.0, 1.0, f64::NAN, 2.0, 1.0], 255), vec![1.5, 2.5]);
         assert!(numeric_edges(&[1.0, 1.0], 255).is_empty());
     }
 
@@ -133,9 +120,6 @@ mod tests {
         let v = ["b", "a", "b", "c", "c", "c"].map(Some);
         assert_eq!(categorical_levels(v.into_iter(), 2), vec!["b", "c"]);
         let levels = categorical_levels(v.into_iter(), 255);
-        assert_eq!(
-            level_codes(&levels, [Some("c"), None, Some("z")].into_iter()),
-            vec![2, MISSING, MISSING]
-        );
+        assert_eq!(level_codes(&levels, [Some("c"), None, Some("z")].into_iter()), vec![2, MISSING, MISSING]);
     }
 }

@@ -96,12 +96,22 @@ pub(crate) struct Grown {
     pub(crate) gains: Vec<(usize, f64)>,
 }
 
+/// Cumulative sums over one feature's bins, reused across split searches (not zeroed:
+/// every search writes the entries it reads).
+struct Prefix {
+    g: [f64; N_BINS],
+    h: [f64; N_BINS],
+    n: [usize; N_BINS],
+    scores: [f64; N_BINS],
+}
+
 /// Grows trees over one [`TrainData`]; keeps the row partition between calls.
 pub(crate) struct Grower<'a> {
     data: &'a TrainData,
     params: GrowParams,
     partition: Vec<u32>,
     scratch: Vec<u32>,
+    prefix: Box<Prefix>,
 }
 
 impl<'a> Grower<'a> {
@@ -111,6 +121,7 @@ impl<'a> Grower<'a> {
             params,
             partition: Vec::with_capacity(data.n_rows),
             scratch: vec![0; data.n_rows],
+            prefix: Box::new(Prefix { g: [0.0; N_BINS], h: [0.0; N_BINS], n: [0; N_BINS], scores: [0.0; N_BINS] }),
         }
     }
 
@@ -130,23 +141,11 @@ impl<'a> Grower<'a> {
         self.partition.extend(0..n as u32);
         let p = self.params;
 
-        let mut out = Grown {
-            tree: Tree {
-                nodes: vec![Node::Leaf { value: 0.0 }],
-            },
-            leaves: Vec::new(),
-            gains: Vec::new(),
-        };
+        let mut out =
+            Grown { tree: Tree { nodes: vec![Node::Leaf { value: 0.0 }] }, leaves: Vec::new(), gains: Vec::new() };
         let sum_g: f64 = grad.iter().sum();
         let sum_h: f64 = hess.map_or(n as f64, |h| h.iter().sum());
-        let root = Child {
-            id: 0,
-            start: 0,
-            end: n,
-            g: sum_g,
-            h: sum_h,
-            value: node_value(sum_g, sum_h, p.l2),
-        };
+        let root = Child { id: 0, start: 0, end: n, g: sum_g, h: sum_h, value: node_value(sum_g, sum_h, p.l2) };
         let mut open: Vec<Open> = Vec::new();
         if n < 2 * p.min_samples_leaf || sum_h < MIN_HESSIAN {
             finalize(&mut out, &root, p.learning_rate);
@@ -180,10 +179,7 @@ impl<'a> Grower<'a> {
                 },
                 None => Node::Numeric {
                     feature: s.feature as u32,
-                    threshold: self.data.edges[s.feature]
-                        .get(usize::from(s.bin))
-                        .copied()
-                        .unwrap_or(f64::MAX),
+                    threshold: self.data.edges[s.feature].get(usize::from(s.bin)).copied().unwrap_or(f64::MAX),
                     missing_left,
                     left: left_id as u32,
                     right: left_id as u32 + 1,
@@ -191,43 +187,24 @@ impl<'a> Grower<'a> {
             };
             out.gains.push((s.feature, s.gain));
 
-            let left = Child {
-                id: left_id,
-                start: node.start,
-                end: mid,
-                g: s.g_left,
-                h: s.h_left,
-                value: s.value_left,
-            };
-            let right = Child {
-                id: left_id + 1,
-                start: mid,
-                end: node.end,
-                g: s.g_right,
-                h: s.h_right,
-                value: s.value_right,
-            };
+            let left =
+                Child { id: left_id, start: node.start, end: mid, g: s.g_left, h: s.h_left, value: s.value_left };
+            let right =
+                Child { id: left_id + 1, start: mid, end: node.end, g: s.g_right, h: s.h_right, value: s.value_right };
             let depth = node.depth + 1;
             let n_leaves = out.leaves.len() + open.len() + 2;
             if n_leaves >= p.max_leaf_nodes {
                 finalize(&mut out, &left, p.learning_rate);
                 finalize(&mut out, &right, p.learning_rate);
                 for o in std::mem::take(&mut open) {
-                    let c = Child {
-                        id: o.id,
-                        start: o.start,
-                        end: o.end,
-                        g: 0.0,
-                        h: 0.0,
-                        value: value_of_open(&out, &o),
-                    };
+                    let c =
+                        Child { id: o.id, start: o.start, end: o.end, g: 0.0, h: 0.0, value: value_of_open(&out, &o) };
                     finalize(&mut out, &c, p.learning_rate);
                 }
                 break;
             }
             let small_left = s.n_left < n_right;
-            let left_splittable =
-                p.max_depth != Some(depth) && s.n_left >= 2 * p.min_samples_leaf;
+            let left_splittable = p.max_depth != Some(depth) && s.n_left >= 2 * p.min_samples_leaf;
             let right_splittable = p.max_depth != Some(depth) && n_right >= 2 * p.min_samples_leaf;
             if !left_splittable && !right_splittable {
                 finalize(&mut out, &left, p.learning_rate);
@@ -244,15 +221,8 @@ impl<'a> Grower<'a> {
             );
             let mut large_hist = node.hist;
             hist::subtract(&mut large_hist, &small_hist);
-            let (left_hist, right_hist) = if small_left {
-                (small_hist, large_hist)
-            } else {
-                (large_hist, small_hist)
-            };
-            for (child, splittable, h) in [
-                (left, left_splittable, left_hist),
-                (right, right_splittable, right_hist),
-            ] {
+            let (left_hist, right_hist) = if small_left { (small_hist, large_hist) } else { (large_hist, small_hist) };
+            for (child, splittable, h) in [(left, left_splittable, left_hist), (right, right_splittable, right_hist)] {
                 if splittable {
                     self.consider(&mut out, &mut open, child, depth, h, hess.is_none());
                 } else {
@@ -265,7 +235,7 @@ impl<'a> Grower<'a> {
 
     /// Finds the best split of a node: opens it if there is one, else makes it a leaf.
     fn consider(
-        &self,
+        &mut self,
         out: &mut Grown,
         open: &mut Vec<Open>,
         c: Child,
@@ -279,14 +249,7 @@ impl<'a> Grower<'a> {
                 // Remember the node's own value on the placeholder, in case it is closed
                 // unsplit when the leaf budget runs out.
                 out.tree.nodes[c.id] = Node::Leaf { value: c.value };
-                open.push(Open {
-                    id: c.id,
-                    start: c.start,
-                    end: c.end,
-                    depth,
-                    hist,
-                    split,
-                });
+                open.push(Open { id: c.id, start: c.start, end: c.end, depth, hist, split });
             }
             _ => finalize(out, &c, self.params.learning_rate),
         }
@@ -327,7 +290,7 @@ impl<'a> Grower<'a> {
     }
 
     fn best_split(
-        &self,
+        &mut self,
         hist: &Hist,
         n: usize,
         sum_g: f64,
@@ -350,7 +313,7 @@ impl<'a> Grower<'a> {
             let cand = if self.data.categorical[f] {
                 ctx.categorical(f, bins, self.data.n_bins[f], self.data.has_missing[f])
             } else {
-                ctx.numeric(f, bins, self.data.n_bins[f], self.data.has_missing[f])
+                ctx.numeric(&mut self.prefix, f, bins, self.data.n_bins[f], self.data.has_missing[f])
             };
             if let Some(c) = cand {
                 if best.is_none_or(|b| c.gain > b.gain) {
@@ -447,16 +410,7 @@ impl NodeStats {
         Ok(true)
     }
 
-    fn make(
-        &self,
-        gain: f64,
-        feature: usize,
-        bin: u8,
-        missing_left: bool,
-        gl: f64,
-        hl: f64,
-        nl: usize,
-    ) -> Split {
+    fn make(&self, gain: f64, feature: usize, bin: u8, missing_left: bool, (gl, hl, nl): (f64, f64, usize)) -> Split {
         let gr = self.sum_g - gl;
         let hr = self.sum_h - hl;
         Split {
@@ -475,17 +429,9 @@ impl NodeStats {
         }
     }
 
-    fn numeric(
-        &self,
-        feature: usize,
-        bins: &[Bin],
-        n_bins: usize,
-        has_missing: bool,
-    ) -> Option<Split> {
+    fn numeric(&self, p: &mut Prefix, feature: usize, bins: &[Bin], n_bins: usize, has_missing: bool) -> Option<Split> {
         // Prefix sums over the non-missing bins: candidate `b` puts bins `0..=b` left.
-        let mut pg = [0.0f64; N_BINS];
-        let mut ph = [0.0f64; N_BINS];
-        let mut pn = [0usize; N_BINS];
+        let Prefix { g: pg, h: ph, n: pn, scores } = p;
         let (mut g, mut h, mut c) = (0.0, 0.0, 0usize);
         for (b, bin) in bins[..n_bins].iter().enumerate() {
             g += bin.g;
@@ -504,38 +450,25 @@ impl NodeStats {
             }
         }
         let miss = &bins[usize::from(MISSING)];
-        let (mg, mh, mn) = if has_missing {
-            (miss.g, self.h(miss), miss.n as usize)
-        } else {
-            (0.0, 0.0, 0)
-        };
-        let mut scores = [0.0f64; N_BINS];
+        let (mg, mh, mn) = if has_missing { (miss.g, self.h(miss), miss.n as usize) } else { (0.0, 0.0, 0) };
 
         // Left to right, missing values (if any) to the right. The last non-missing bin is
         // a candidate only when missing values remain for the right child.
         let end = (n_bins + usize::from(has_missing)).saturating_sub(1);
-        let mut best = self
-            .scan(&pg, &ph, &pn, (0.0, 0.0, 0), end, &mut scores, false)
-            .map(|(b, gain)| (b, gain, false));
+        let mut best = self.scan(pg, ph, pn, (0.0, 0.0, 0), end, scores, false).map(|(b, gain)| (b, gain, false));
         if has_missing && n_bins >= 2 {
             // Right to left: the missing values stay with the left child. Taken only if
             // strictly better; among equals the highest bin wins, as in scikit-learn's
             // descending scan.
-            if let Some((b, gain)) =
-                self.scan(&pg, &ph, &pn, (mg, mh, mn), n_bins - 1, &mut scores, true)
-            {
+            if let Some((b, gain)) = self.scan(pg, ph, pn, (mg, mh, mn), n_bins - 1, scores, true) {
                 if best.is_none_or(|(_, g, _)| gain > g) {
                     best = Some((b, gain, true));
                 }
             }
         }
         let (b, gain, missing_left) = best?;
-        let (gl, hl, nl) = if missing_left {
-            (pg[b] + mg, ph[b] + mh, pn[b] + mn)
-        } else {
-            (pg[b], ph[b], pn[b])
-        };
-        Some(self.make(gain, feature, b as u8, missing_left, gl, hl, nl))
+        let (gl, hl, nl) = if missing_left { (pg[b] + mg, ph[b] + mh, pn[b] + mn) } else { (pg[b], ph[b], pn[b]) };
+        Some(self.make(gain, feature, b as u8, missing_left, (gl, hl, nl)))
     }
 
     /// Best candidate among bins `0..end` whose left child holds the prefix up to the bin
@@ -557,8 +490,7 @@ impl NodeStats {
         // Left counts and hessians only grow with the bin, so the admissible bins are the
         // range where the left side is big enough and the right side still is.
         let left_ok = |b: usize| pn[b] + en >= msl && ph[b] + eh >= MIN_HESSIAN;
-        let right_ok =
-            |b: usize| self.n - (pn[b] + en) >= msl && self.sum_h - (ph[b] + eh) >= MIN_HESSIAN;
+        let right_ok = |b: usize| self.n - (pn[b] + en) >= msl && self.sum_h - (ph[b] + eh) >= MIN_HESSIAN;
         let lo = partition_point(0, end, |b| !left_ok(b));
         let hi = partition_point(lo, end, right_ok);
         if lo >= hi {
@@ -574,23 +506,26 @@ impl NodeStats {
             scores[b] = gl * gl / (hl + lam) + gr * gr / (hr + lam);
         }
         let (mut best_b, mut best) = (lo, scores[lo]);
-        for (b, &score) in scores.iter().enumerate().take(hi).skip(lo + 1) {
-            if score > best || (last && score == best) {
-                best_b = b;
-                best = score;
+        if last {
+            for (b, &score) in scores.iter().enumerate().take(hi).skip(lo + 1) {
+                if score >= best {
+                    best_b = b;
+                    best = score;
+                }
+            }
+        } else {
+            for (b, &score) in scores.iter().enumerate().take(hi).skip(lo + 1) {
+                if score > best {
+                    best_b = b;
+                    best = score;
+                }
             }
         }
         let gain = self.loss + best;
         (gain > 0.0).then_some((best_b, gain))
     }
 
-    fn categorical(
-        &self,
-        feature: usize,
-        bins: &[Bin],
-        n_levels: usize,
-        has_missing: bool,
-    ) -> Option<Split> {
+    fn categorical(&self, feature: usize, bins: &[Bin], n_levels: usize, has_missing: bool) -> Option<Split> {
         let support_factor = self.n as f64 / self.sum_h;
         // (code, sort value) of the levels with enough support; missing is one more level.
         let mut cats: Vec<(u8, f64)> = (0..n_levels)
@@ -609,11 +544,7 @@ impl NodeStats {
         let used = cats.len();
         let mut best: Option<(f64, bool, usize, f64, f64, usize)> = None;
         for forward in [true, false] {
-            let half = if forward {
-                used.div_ceil(2)
-            } else {
-                used.div_ceil(2) - 1
-            };
+            let half = if forward { used.div_ceil(2) } else { used.div_ceil(2) - 1 };
             let (mut gl, mut hl, mut nl) = (0.0, 0.0, 0usize);
             for i in 0..half {
                 let k = if forward { i } else { used - 1 - i };
@@ -639,7 +570,7 @@ impl NodeStats {
             set[usize::from(code) >> 6] |= 1 << (code & 63);
         }
         let missing_left = has_missing && in_set(&set, MISSING);
-        let mut split = self.make(gain, feature, 0, missing_left, gl, hl, nl);
+        let mut split = self.make(gain, feature, 0, missing_left, (gl, hl, nl));
         split.left_codes = Some(set);
         Some(split)
     }

@@ -31,8 +31,9 @@ fn fill(out: &mut [Bin], codes: &[u8], nf: usize, rows: &[u32], og: &[f64], oh: 
         None => {
             for (&r, &g) in rows.iter().zip(og) {
                 let row = &codes[r as usize * nf..][..nf];
-                for (f, &c) in row.iter().enumerate() {
-                    let b = &mut out[f * N_BINS + usize::from(c)];
+                for (hf, &c) in out.chunks_exact_mut(N_BINS).zip(row) {
+                    let hf: &mut [Bin; N_BINS] = hf.try_into().expect("N_BINS bins");
+                    let b = &mut hf[usize::from(c)];
                     b.g += g;
                     b.n += 1;
                 }
@@ -41,8 +42,9 @@ fn fill(out: &mut [Bin], codes: &[u8], nf: usize, rows: &[u32], og: &[f64], oh: 
         Some(oh) => {
             for ((&r, &g), &h) in rows.iter().zip(og).zip(oh) {
                 let row = &codes[r as usize * nf..][..nf];
-                for (f, &c) in row.iter().enumerate() {
-                    let b = &mut out[f * N_BINS + usize::from(c)];
+                for (hf, &c) in out.chunks_exact_mut(N_BINS).zip(row) {
+                    let hf: &mut [Bin; N_BINS] = hf.try_into().expect("N_BINS bins");
+                    let b = &mut hf[usize::from(c)];
                     b.g += g;
                     b.h += h;
                     b.n += 1;
@@ -53,13 +55,7 @@ fn fill(out: &mut [Bin], codes: &[u8], nf: usize, rows: &[u32], og: &[f64], oh: 
 }
 
 /// Builds the histograms of the node holding `rows` (`hess` is `None` when constant).
-pub(crate) fn build(
-    codes: &[u8],
-    nf: usize,
-    rows: &[u32],
-    grad: &[f64],
-    hess: Option<&[f64]>,
-) -> Hist {
+pub(crate) fn build(codes: &[u8], nf: usize, rows: &[u32], grad: &[f64], hess: Option<&[f64]>) -> Hist {
     // Gradients in node order, so the row loop reads them sequentially.
     let og: Vec<f64> = rows.iter().map(|&r| grad[r as usize]).collect();
     let oh: Option<Vec<f64>> = hess.map(|h| rows.iter().map(|&r| h[r as usize]).collect());

@@ -1,16 +1,21 @@
 //! Histogram gradient boosting, modelled on scikit-learn's `HistGradientBoostingRegressor` /
 //! `Classifier` with their default parameters (see [`GbmParams`]).
 //!
-//! Training: optionally hold out a seeded validation split (early stopping), bin the
-//! remaining rows ([`binning`]), start from the mean (regression) or the log-odds of the
-//! positive rate (binary), then per iteration compute gradients of the squared error or the
-//! log-loss, grow one leaf-wise tree on them ([`grow`]), and add its shrunk leaf values to the
-//! raw predictions. Missing values have their own bin whose direction is learned per split;
-//! categorical columns are split natively on sets of levels.
+//! Training: bin the rows (module `binning`), start from the mean (regression) or the
+//! log-odds of the positive rate (binary), then per iteration compute gradients of the
+//! squared error or the log-loss, grow one leaf-wise tree on them (module `grow`), and add
+//! its shrunk leaf values to the raw predictions. Missing values have their own bin whose
+//! direction is learned per split; categorical columns are split natively on sets of levels.
+//!
+//! Early stopping (scikit-learn's `'auto'`: above 10 000 rows) holds out a seeded 10% of the
+//! rows and stops when the loss on them stops improving. By default ([`GbmParams::refit`])
+//! the returned model is then the one grown on *all* rows for that many iterations: a second
+//! run, alongside the first, cut to the chosen length. Boosting is sequential, so its first
+//! `k` trees are exactly what a `k`-iteration run would give.
 //!
 //! Architecture Invariant: nothing here draws random numbers except the validation split,
-//! and every floating-point sum is taken in a fixed order, so a seed fixes the model to the
-//! bit whatever the number of threads.
+//! and every floating-point sum is taken in an order fixed by the data alone, so a seed fixes
+//! the model to the bit whatever the number of threads.
 
 mod binning;
 mod grow;
@@ -64,10 +69,11 @@ pub struct GbmParams {
     pub n_iter_no_change: usize,
     /// Minimum improvement of the validation loss (1e-7).
     pub tol: f64,
-    /// When early stopping held rows out, grow the returned model again on all rows for the
-    /// number of iterations early stopping chose (true). That second run goes alongside the
-    /// first on another thread: more CPU, little more wall time on two or more cores.
-    /// `false` returns the model grown on the remaining rows, as scikit-learn does.
+    /// When early stopping held rows out, return the model grown on all rows for the number
+    /// of iterations early stopping chose (true), rather than the one grown on the remaining
+    /// 90% (false, scikit-learn's behaviour). The second run is a job of the current rayon
+    /// pool running alongside the first: about twice the CPU, little more wall time with two
+    /// or more threads. With refit, the seed only matters through the iteration count.
     pub refit: bool,
     /// Seed of the validation split (the only randomness).
     pub seed: u64,
@@ -95,10 +101,7 @@ impl Default for GbmParams {
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> LearnError {
-    LearnError::InvalidParam {
-        name,
-        reason: reason.into(),
-    }
+    LearnError::InvalidParam { name, reason: reason.into() }
 }
 
 impl GbmParams {
@@ -127,7 +130,7 @@ impl GbmParams {
         if !(self.validation_fraction > 0.0 && self.validation_fraction < 1.0) {
             return Err(invalid("validation_fraction", "must be in (0, 1)"));
         }
-        if !(self.tol >= 0.0) {
+        if self.tol.is_nan() || self.tol < 0.0 {
             return Err(invalid("tol", "must be a number >= 0"));
         }
         Ok(())
@@ -192,8 +195,6 @@ enum Loss {
     /// Binary cross-entropy of `sigmoid(raw)`; reported as the mean log-loss.
     Binomial,
 }
-
-
 
 impl Loss {
     fn baseline(self, y: &[f64]) -> f64 {
@@ -293,32 +294,22 @@ fn boost(
                 cols.push(codes);
                 data.edges.push(edges);
                 codings.push(Coding::Numeric);
-                val_cols.push(Coded::Numeric(Cow::Owned(
-                    val_rows.iter().map(|&i| v[i]).collect(),
-                )));
+                val_cols.push(Coded::Numeric(Cow::Owned(val_rows.iter().map(|&i| v[i]).collect())));
             }
             ColumnData::Categorical(v) => {
-                let levels = binning::categorical_levels(
-                    rows.iter().map(|&i| v[i].as_deref()),
-                    params.max_bins,
-                );
+                let levels = binning::categorical_levels(rows.iter().map(|&i| v[i].as_deref()), params.max_bins);
                 let codes = binning::level_codes(&levels, rows.iter().map(|&i| v[i].as_deref()));
                 data.n_bins.push(levels.len());
                 data.categorical.push(true);
                 data.has_missing.push(codes.contains(&binning::MISSING));
                 cols.push(codes);
                 data.edges.push(Vec::new());
-                val_cols.push(Coded::Codes(binning::level_codes(
-                    &levels,
-                    val_rows.iter().map(|&i| v[i].as_deref()),
-                )));
+                val_cols.push(Coded::Codes(binning::level_codes(&levels, val_rows.iter().map(|&i| v[i].as_deref()))));
                 codings.push(Coding::Categorical { levels });
             }
         }
     }
-    data.codes = (0..rows.len())
-        .flat_map(|r| cols.iter().map(move |c| c[r]))
-        .collect();
+    data.codes = (0..rows.len()).flat_map(|r| cols.iter().map(move |c| c[r])).collect();
     drop(cols);
     let y: Vec<f64> = rows.iter().map(|&i| target[i]).collect();
     let y_val: Vec<f64> = val_rows.iter().map(|&i| target[i]).collect();
@@ -405,14 +396,10 @@ pub(crate) fn fit(
     } else {
         let (train_rows, val_rows) = match task {
             Task::Regression => train_test_split(n, params.validation_fraction, params.seed),
-            Task::BinaryClassification => {
-                stratified_split(target, params.validation_fraction, params.seed)
-            }
+            Task::BinaryClassification => stratified_split(target, params.validation_fraction, params.seed),
         };
         if train_rows.is_empty() || val_rows.is_empty() {
-            return Err(LearnError::BadTrainingData(format!(
-                "{n} rows are too few to hold out a validation split"
-            )));
+            return Err(LearnError::BadTrainingData(format!("{n} rows are too few to hold out a validation split")));
         }
         // The monitored run on the remaining rows decides the iteration count; with
         // `refit`, a run on all rows goes alongside and is cut to that count (boosting is
@@ -421,32 +408,26 @@ pub(crate) fn fit(
         let full_limit = AtomicUsize::new(max_iter);
         let monitor = |progress: &mut dyn FnMut(usize, usize)| {
             let mut scores = Vec::new();
-            let run = boost(
-                features,
-                target,
-                &train_rows,
-                &val_rows,
-                loss,
-                params,
-                &monitor_limit,
-                |i, val_loss| {
-                    progress(i, max_iter);
-                    scores.push(-val_loss.expect("validation rows are scored"));
-                    // scores[0] is the loss of the baseline alone.
-                    !should_stop(&scores, params.n_iter_no_change, params.tol)
-                },
-            );
+            let run = boost(features, target, &train_rows, &val_rows, loss, params, &monitor_limit, |i, val_loss| {
+                progress(i, max_iter);
+                scores.push(-val_loss.expect("validation rows are scored"));
+                // scores[0] is the loss of the baseline alone.
+                !should_stop(&scores, params.n_iter_no_change, params.tol)
+            });
             full_limit.store(run.trees.len(), Ordering::Relaxed);
             run
         };
         if params.refit {
-            let (monitored, mut full) = std::thread::scope(|s| {
-                let full = s.spawn(|| {
-                    boost(features, target, &all, &[], loss, params, &full_limit, |_, _| true)
+            // The refit run is a job of the current rayon pool, so `ThreadPool::install`
+            // bounds it too; on a one-thread pool it simply runs after the monitored run.
+            let mut full = None;
+            let monitored = rayon::in_place_scope(|s| {
+                s.spawn(|_| {
+                    full = Some(boost(features, target, &all, &[], loss, params, &full_limit, |_, _| true));
                 });
-                let monitored = monitor(progress);
-                (monitored, full.join().expect("the refit run does not panic"))
+                monitor(progress)
             });
+            let mut full = full.expect("the refit run has finished with its scope");
             let k = monitored.trees.len();
             full.trees.truncate(k);
             full.tree_gains.truncate(k);
@@ -472,20 +453,9 @@ pub(crate) fn fit(
         .map(|(c, &g)| (c.name.clone(), if total > 0.0 { g / total } else { 0.0 }))
         .collect();
     feature_importance.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let report = TrainReport {
-        n_iter: run.trees.len(),
-        train_loss: run.train_loss,
-        validation_loss,
-        feature_importance,
-    };
-    Ok((
-        GbmModel {
-            baseline: run.baseline,
-            codings: run.codings,
-            trees: run.trees,
-        },
-        report,
-    ))
+    let report =
+        TrainReport { n_iter: run.trees.len(), train_loss: run.train_loss, validation_loss, feature_importance };
+    Ok((GbmModel { baseline: run.baseline, codings: run.codings, trees: run.trees }, report))
 }
 
 #[cfg(test)]

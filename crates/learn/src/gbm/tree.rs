@@ -58,40 +58,20 @@ impl Tree {
         loop {
             i = match &self.nodes[i] {
                 Node::Leaf { value } => return *value,
-                Node::Numeric {
-                    feature,
-                    threshold,
-                    missing_left,
-                    left,
-                    right,
-                } => {
+                Node::Numeric { feature, threshold, missing_left, left, right } => {
                     let x = match &cols[*feature as usize] {
                         Coded::Numeric(v) => v[row],
                         Coded::Codes(_) => f64::NAN,
                     };
-                    let go_left = if x.is_nan() {
-                        *missing_left
-                    } else {
-                        x <= *threshold
-                    };
+                    let go_left = if x.is_nan() { *missing_left } else { x <= *threshold };
                     (if go_left { *left } else { *right }) as usize
                 }
-                Node::Categorical {
-                    feature,
-                    left_codes,
-                    missing_left,
-                    left,
-                    right,
-                } => {
+                Node::Categorical { feature, left_codes, missing_left, left, right } => {
                     let code = match &cols[*feature as usize] {
                         Coded::Codes(c) => c[row],
                         Coded::Numeric(_) => MISSING,
                     };
-                    let go_left = if code == MISSING {
-                        *missing_left
-                    } else {
-                        in_set(left_codes, code)
-                    };
+                    let go_left = if code == MISSING { *missing_left } else { in_set(left_codes, code) };
                     (if go_left { *left } else { *right }) as usize
                 }
             };

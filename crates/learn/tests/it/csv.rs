@@ -8,14 +8,10 @@ fn render(f: &Frame) -> String {
         .iter()
         .map(|c| {
             let values: Vec<String> = match &c.data {
-                ColumnData::Numeric(v) => v
-                    .iter()
-                    .map(|x| if x.is_nan() { "NA".into() } else { x.to_string() })
-                    .collect(),
-                ColumnData::Categorical(v) => v
-                    .iter()
-                    .map(|s| s.clone().unwrap_or_else(|| "NA".into()))
-                    .collect(),
+                ColumnData::Numeric(v) => {
+                    v.iter().map(|x| if x.is_nan() { "NA".into() } else { x.to_string() }).collect()
+                }
+                ColumnData::Categorical(v) => v.iter().map(|s| s.clone().unwrap_or_else(|| "NA".into())).collect(),
             };
             format!("{}:{}[{}]", c.name, c.kind(), values.join(", "))
         })
@@ -35,15 +31,7 @@ fn check(input: &str, expect: &str) {
 }
 
 fn schema(fields: &[(&str, ColumnKind)]) -> Schema {
-    Schema {
-        fields: fields
-            .iter()
-            .map(|(n, k)| Field {
-                name: n.to_string(),
-                kind: *k,
-            })
-            .collect(),
-    }
+    Schema { fields: fields.iter().map(|(n, k)| Field { name: n.to_string(), kind: *k }).collect() }
 }
 
 fn check_with(input: &str, fields: &[(&str, ColumnKind)], expect: &str) {
@@ -55,18 +43,12 @@ use ColumnKind::{Categorical as C, Numeric as N};
 
 #[test]
 fn infers_numeric_and_categorical() {
-    check(
-        "a,b,c\n1,x,2.5\n-3e2,y,4\n",
-        "a:numeric[1, -300]\nb:categorical[x, y]\nc:numeric[2.5, 4]",
-    );
+    check("a,b,c\n1,x,2.5\n-3e2,y,4\n", "a:numeric[1, -300]\nb:categorical[x, y]\nc:numeric[2.5, 4]");
 }
 
 #[test]
 fn missing_tokens_in_both_kinds() {
-    check(
-        "a,b\n,x\nNA,NA\nNaN,null\nnan,\n 7 ,z\n",
-        "a:numeric[NA, NA, NA, NA, 7]\nb:categorical[x, NA, NA, NA, z]",
-    );
+    check("a,b\n,x\nNA,NA\nNaN,null\nnan,\n 7 ,z\n", "a:numeric[NA, NA, NA, NA, 7]\nb:categorical[x, NA, NA, NA, z]");
 }
 
 #[test]
@@ -81,10 +63,7 @@ fn all_missing_column_is_numeric() {
 
 #[test]
 fn quoted_fields_keep_commas_and_spaces() {
-    check(
-        "name,v\n\"Smith, J\",1\n\" x\",2\n",
-        "name:categorical[Smith, J,  x]\nv:numeric[1, 2]",
-    );
+    check("name,v\n\"Smith, J\",1\n\" x\",2\n", "name:categorical[Smith, J,  x]\nv:numeric[1, 2]");
 }
 
 #[test]
@@ -99,14 +78,8 @@ fn header_only_is_an_error() {
 
 #[test]
 fn ragged_rows_name_the_line() {
-    check(
-        "a,b\n1,2\n3,4,5\n",
-        "error: CSV line 3: expected 2 fields (as in the header), found 3",
-    );
-    check(
-        "a,b\n1,2\n3,4\n5\n",
-        "error: CSV line 4: expected 2 fields (as in the header), found 1",
-    );
+    check("a,b\n1,2\n3,4,5\n", "error: CSV line 3: expected 2 fields (as in the header), found 3");
+    check("a,b\n1,2\n3,4\n5\n", "error: CSV line 4: expected 2 fields (as in the header), found 1");
 }
 
 #[test]
@@ -124,11 +97,7 @@ fn invalid_utf8_is_an_error_with_its_line() {
 #[test]
 fn schema_reading_parses_by_kind() {
     // "1" stays a level of a categorical column; column order may differ from the schema.
-    check_with(
-        "code,x\n1,2.5\nA,\n",
-        &[("x", N), ("code", C)],
-        "code:categorical[1, A]\nx:numeric[2.5, NA]",
-    );
+    check_with("code,x\n1,2.5\nA,\n", &[("x", N), ("code", C)], "code:categorical[1, A]\nx:numeric[2.5, NA]");
 }
 
 #[test]
@@ -142,26 +111,14 @@ fn non_numeric_value_at_predict_time_names_row_and_column() {
 
 #[test]
 fn missing_and_extra_columns_are_named() {
-    check_with(
-        "x\n1\n",
-        &[("x", N), ("y", C), ("z", N)],
-        "error: missing column(s): y, z",
-    );
-    check_with(
-        "x,extra,more\n1,2,3\n",
-        &[("x", N)],
-        "error: unexpected column(s): extra, more",
-    );
+    check_with("x\n1\n", &[("x", N), ("y", C), ("z", N)], "error: missing column(s): y, z");
+    check_with("x,extra,more\n1,2,3\n", &[("x", N)], "error: unexpected column(s): extra, more");
 }
 
 #[test]
 fn schema_reading_keeps_the_structural_errors() {
     check_with("", &[("x", N)], "error: the CSV input is empty: expected a header line");
-    check_with(
-        "x\n",
-        &[("x", N)],
-        "error: the CSV input has a header but no data rows",
-    );
+    check_with("x\n", &[("x", N)], "error: the CSV input has a header but no data rows");
     check_with(
         "x,y\n1,a\n2\n",
         &[("x", N), ("y", C)],
@@ -174,8 +131,5 @@ fn a_frame_reports_its_schema() {
     let f = read_csv("a,b\n1,x\n".as_bytes()).unwrap();
     assert_eq!(f.schema(), schema(&[("a", N), ("b", C)]));
     let json = serde_json::to_string(&f.schema()).unwrap();
-    assert_eq!(
-        json,
-        r#"{"fields":[{"name":"a","kind":"numeric"},{"name":"b","kind":"categorical"}]}"#
-    );
+    assert_eq!(json, r#"{"fields":[{"name":"a","kind":"numeric"},{"name":"b","kind":"categorical"}]}"#);
 }

@@ -5,20 +5,14 @@ use learn::{train_test_split, Column, ColumnData, Frame};
 use crate::{cats, frame};
 
 fn sample() -> Frame {
-    frame(vec![
-        Column::numeric("x", vec![0.0, 1.0, 2.0, 3.0]),
-        Column::categorical("c", cats(&["a", "", "b", "a"])),
-    ])
+    frame(vec![Column::numeric("x", vec![0.0, 1.0, 2.0, 3.0]), Column::categorical("c", cats(&["a", "", "b", "a"]))])
 }
 
 #[test]
 fn select_rows_and_without() {
     let f = sample().select_rows(&[3, 0, 3]);
     assert_eq!(f.n_rows(), 3);
-    assert_eq!(
-        f.column("x").unwrap().data,
-        ColumnData::Numeric(vec![3.0, 0.0, 3.0])
-    );
+    assert_eq!(f.column("x").unwrap().data, ColumnData::Numeric(vec![3.0, 0.0, 3.0]));
     let g = f.without("x");
     assert_eq!(g.columns().len(), 1);
     assert!(g.column("x").is_none());
@@ -29,17 +23,11 @@ fn select_rows_and_without() {
 fn from_columns_rejects_bad_shapes() {
     let err = |cols| Frame::from_columns(cols).unwrap_err().to_string();
     assert_eq!(
-        err(vec![
-            Column::numeric("x", vec![1.0]),
-            Column::numeric("y", vec![1.0, 2.0]),
-        ]),
+        err(vec![Column::numeric("x", vec![1.0]), Column::numeric("y", vec![1.0, 2.0]),]),
         "column 'y': expected length 1, found 2"
     );
     assert_eq!(
-        err(vec![
-            Column::numeric("x", vec![1.0]),
-            Column::numeric("x", vec![2.0]),
-        ]),
+        err(vec![Column::numeric("x", vec![1.0]), Column::numeric("x", vec![2.0]),]),
         "duplicate column name 'x'"
     );
 }

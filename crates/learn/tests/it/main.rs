@@ -41,8 +41,5 @@ pub fn frame(cols: Vec<Column>) -> Frame {
 
 /// Categorical values from string slices ("" = missing).
 pub fn cats(values: &[&str]) -> Vec<Option<String>> {
-    values
-        .iter()
-        .map(|s| (!s.is_empty()).then(|| s.to_string()))
-        .collect()
+    values.iter().map(|s| (!s.is_empty()).then(|| s.to_string())).collect()
 }

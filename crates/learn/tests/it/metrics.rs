@@ -4,10 +4,7 @@ use learn::{accuracy, log_loss, mae, r2, rmse, roc_auc};
 
 fn check(metric: fn(&[f64], &[f64]) -> f64, y: &[f64], p: &[f64], expect: f64) {
     let got = metric(y, p);
-    assert!(
-        (got - expect).abs() < 1e-12 || (got.is_nan() && expect.is_nan()),
-        "got {got}, expected {expect}"
-    );
+    assert!((got - expect).abs() < 1e-12 || (got.is_nan() && expect.is_nan()), "got {got}, expected {expect}");
 }
 
 #[test]

@@ -10,36 +10,11 @@ async fn malformed_and_mistyped_bodies() {
         let app = spawn_app(backend).await;
         let (_, run) = app.run().await;
         let cases: Vec<(&str, String, &str, &str)> = vec![
-            (
-                "experiments/create",
-                "{\"name\": ".into(),
-                "BAD_REQUEST",
-                "Malformed JSON",
-            ),
-            (
-                "experiments/create",
-                "not json".into(),
-                "BAD_REQUEST",
-                "Malformed JSON",
-            ),
-            (
-                "experiments/create",
-                json!({"name": 5}).to_string(),
-                "INVALID_PARAMETER_VALUE",
-                "invalid type",
-            ),
-            (
-                "experiments/create",
-                json!({}).to_string(),
-                "INVALID_PARAMETER_VALUE",
-                "'name'",
-            ),
-            (
-                "experiments/create",
-                json!({"name": "  "}).to_string(),
-                "INVALID_PARAMETER_VALUE",
-                "experiment name",
-            ),
+            ("experiments/create", "{\"name\": ".into(), "BAD_REQUEST", "Malformed JSON"),
+            ("experiments/create", "not json".into(), "BAD_REQUEST", "Malformed JSON"),
+            ("experiments/create", json!({"name": 5}).to_string(), "INVALID_PARAMETER_VALUE", "invalid type"),
+            ("experiments/create", json!({}).to_string(), "INVALID_PARAMETER_VALUE", "'name'"),
+            ("experiments/create", json!({"name": "  "}).to_string(), "INVALID_PARAMETER_VALUE", "experiment name"),
             (
                 "runs/log-metric",
                 json!({"run_id": run, "value": 1.0, "timestamp": 1}).to_string(),
@@ -66,8 +41,7 @@ async fn malformed_and_mistyped_bodies() {
             ),
             (
                 "runs/log-metric",
-                json!({"run_id": run, "key": "m", "value": 1, "timestamp": 1, "step": 1.5})
-                    .to_string(),
+                json!({"run_id": run, "key": "m", "value": 1, "timestamp": 1, "step": 1.5}).to_string(),
                 "INVALID_PARAMETER_VALUE",
                 "integer",
             ),
@@ -89,12 +63,7 @@ async fn malformed_and_mistyped_bodies() {
                 "INVALID_PARAMETER_VALUE",
                 "'value'",
             ),
-            (
-                "runs/update",
-                json!({"run_id": run, "status": "DONE"}).to_string(),
-                "INVALID_PARAMETER_VALUE",
-                "DONE",
-            ),
+            ("runs/update", json!({"run_id": run, "status": "DONE"}).to_string(), "INVALID_PARAMETER_VALUE", "DONE"),
             (
                 "runs/search",
                 json!({"experiment_ids": ["0"], "max_results": 50001}).to_string(),
@@ -107,12 +76,7 @@ async fn malformed_and_mistyped_bodies() {
                 "INVALID_PARAMETER_VALUE",
                 "page token",
             ),
-            (
-                "runs/search",
-                json!({"experiment_ids": ["x"]}).to_string(),
-                "INVALID_PARAMETER_VALUE",
-                "experiment ID",
-            ),
+            ("runs/search", json!({"experiment_ids": ["x"]}).to_string(), "INVALID_PARAMETER_VALUE", "experiment ID"),
             (
                 "runs/search",
                 json!({"experiment_ids": ["0"], "run_view_type": "SOME"}).to_string(),
@@ -139,28 +103,13 @@ async fn unknown_ids_are_not_found() {
         let missing = "0123456789abcdef0123456789abcdef";
         let cases = [
             app.get("runs/get", &[("run_id", missing)]).await,
-            app.post(
-                "runs/log-metric",
-                json!({"run_id": missing, "key": "m", "value": 1, "timestamp": 1}),
-            )
-            .await,
-            app.post(
-                "runs/log-batch",
-                json!({"run_id": missing, "params": [{"key": "a", "value": "b"}]}),
-            )
-            .await,
-            app.post(
-                "runs/set-tag",
-                json!({"run_id": missing, "key": "a", "value": "b"}),
-            )
-            .await,
+            app.post("runs/log-metric", json!({"run_id": missing, "key": "m", "value": 1, "timestamp": 1})).await,
+            app.post("runs/log-batch", json!({"run_id": missing, "params": [{"key": "a", "value": "b"}]})).await,
+            app.post("runs/set-tag", json!({"run_id": missing, "key": "a", "value": "b"})).await,
             app.post("runs/delete", json!({"run_id": missing})).await,
-            app.get("experiments/get", &[("experiment_id", "424242")])
-                .await,
-            app.get("experiments/get-by-name", &[("experiment_name", "nope")])
-                .await,
-            app.post("runs/create", json!({"experiment_id": "424242"}))
-                .await,
+            app.get("experiments/get", &[("experiment_id", "424242")]).await,
+            app.get("experiments/get-by-name", &[("experiment_name", "nope")]).await,
+            app.post("runs/create", json!({"experiment_id": "424242"})).await,
         ];
         for got in &cases {
             assert_error(got, 404, "RESOURCE_DOES_NOT_EXIST", "");
@@ -176,36 +125,12 @@ async fn oversized_values_are_refused_and_nothing_is_stored() {
         let app = spawn_app(backend).await;
         let (_, run) = app.run().await;
         let huge = "x".repeat(10 * 1024 * 1024);
-        let got = app
-            .post(
-                "runs/log-parameter",
-                json!({"run_id": run, "key": "big", "value": huge}),
-            )
-            .await;
-        assert_error(
-            &got,
-            400,
-            "INVALID_PARAMETER_VALUE",
-            "exceeded length limit of 6000",
-        );
-        let got = app
-            .post(
-                "runs/set-tag",
-                json!({"run_id": run, "key": "big", "value": "y".repeat(8001)}),
-            )
-            .await;
-        assert_error(
-            &got,
-            400,
-            "INVALID_PARAMETER_VALUE",
-            "exceeded length limit of 8000",
-        );
-        let metrics: Vec<_> = (0..1001)
-            .map(|i| json!({"key": "m", "value": 1, "timestamp": 1, "step": i}))
-            .collect();
-        let got = app
-            .post("runs/log-batch", json!({"run_id": run, "metrics": metrics}))
-            .await;
+        let got = app.post("runs/log-parameter", json!({"run_id": run, "key": "big", "value": huge})).await;
+        assert_error(&got, 400, "INVALID_PARAMETER_VALUE", "exceeded length limit of 6000");
+        let got = app.post("runs/set-tag", json!({"run_id": run, "key": "big", "value": "y".repeat(8001)})).await;
+        assert_error(&got, 400, "INVALID_PARAMETER_VALUE", "exceeded length limit of 8000");
+        let metrics: Vec<_> = (0..1001).map(|i| json!({"key": "m", "value": 1, "timestamp": 1, "step": i})).collect();
+        let got = app.post("runs/log-batch", json!({"run_id": run, "metrics": metrics})).await;
         assert_error(&got, 400, "INVALID_PARAMETER_VALUE", "at most 1000 metrics");
         // A batch with one bad param stores none of its metrics (atomic).
         let got = app
@@ -215,22 +140,11 @@ async fn oversized_values_are_refused_and_nothing_is_stored() {
                        "params": [{"key": "a", "value": "1"}, {"key": "a", "value": "2"}]}),
             )
             .await;
-        assert_error(
-            &got,
-            400,
-            "INVALID_PARAMETER_VALUE",
-            "Duplicate parameter keys",
-        );
+        assert_error(&got, 400, "INVALID_PARAMETER_VALUE", "Duplicate parameter keys");
         let (_, got) = app.get("runs/get", &[("run_id", &run)]).await;
-        assert!(
-            got["run"]["data"]["metrics"].is_null() && got["run"]["data"]["params"].is_null(),
-            "{got}"
-        );
+        assert!(got["run"]["data"]["metrics"].is_null() && got["run"]["data"]["params"].is_null(), "{got}");
         // Beyond the body limit, still an MLflow error and not a dropped connection.
-        let body = format!(
-            "{{\"name\": \"{}\"}}",
-            "z".repeat(mlflow_api::json::MAX_JSON_BODY)
-        );
+        let body = format!("{{\"name\": \"{}\"}}", "z".repeat(mlflow_api::json::MAX_JSON_BODY));
         let got = app.post_raw("experiments/create", body).await;
         assert_error(&got, 400, "INVALID_PARAMETER_VALUE", "body");
         app.healthy().await;
@@ -243,44 +157,15 @@ async fn non_finite_metrics_round_trip() {
         let app = spawn_app(backend).await;
         let (_, run) = app.run().await;
         // The client sends proto-JSON strings; Python's bare tokens are accepted too.
-        for (i, v) in [
-            "\"NaN\"",
-            "\"Infinity\"",
-            "\"-Infinity\"",
-            "NaN",
-            "-Infinity",
-            "2.5",
-        ]
-        .iter()
-        .enumerate()
-        {
-            let body = format!("{{\"run_id\": \"{run}\", \"key\": \"m\", \"value\": {v}, \"timestamp\": {i}, \"step\": {i}}}");
+        for (i, v) in ["\"NaN\"", "\"Infinity\"", "\"-Infinity\"", "NaN", "-Infinity", "2.5"].iter().enumerate() {
+            let body =
+                format!("{{\"run_id\": \"{run}\", \"key\": \"m\", \"value\": {v}, \"timestamp\": {i}, \"step\": {i}}}");
             let (s, b) = app.post_raw("runs/log-metric", body).await;
             assert_eq!(s, 200, "{v}: {b}");
         }
-        let (_, got) = app
-            .get(
-                "metrics/get-history",
-                &[("run_id", &run), ("metric_key", "m")],
-            )
-            .await;
-        let values: Vec<String> = got["metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["value"].to_string())
-            .collect();
-        assert_eq!(
-            values,
-            [
-                "\"NaN\"",
-                "\"Infinity\"",
-                "\"-Infinity\"",
-                "\"NaN\"",
-                "\"-Infinity\"",
-                "2.5"
-            ]
-        );
+        let (_, got) = app.get("metrics/get-history", &[("run_id", &run), ("metric_key", "m")]).await;
+        let values: Vec<String> = got["metrics"].as_array().unwrap().iter().map(|m| m["value"].to_string()).collect();
+        assert_eq!(values, ["\"NaN\"", "\"Infinity\"", "\"-Infinity\"", "\"NaN\"", "\"-Infinity\"", "2.5"]);
     }
 }
 
@@ -289,12 +174,7 @@ async fn hostile_filters_are_inert() {
     for backend in backends() {
         let app = spawn_app(backend).await;
         let (exp, run) = app.run().await;
-        let (s, _) = app
-            .post(
-                "runs/log-parameter",
-                json!({"run_id": run, "key": "p", "value": "a"}),
-            )
-            .await;
+        let (s, _) = app.post("runs/log-parameter", json!({"run_id": run, "key": "p", "value": "a"})).await;
         assert_eq!(s, 200);
         let count = |v: &serde_json::Value| v["runs"].as_array().map_or(0, Vec::len);
         let cases = [
@@ -304,14 +184,8 @@ async fn hostile_filters_are_inert() {
             ("params.p = 'a' -- comment", None),
             ("params.`p' = 'a'; DELETE FROM runs; --` = 'a'", Some(0)),
             ("tags.\"x\") OR (1=1\" = 'a'", None),
-            (
-                "attributes.run_name = '' UNION SELECT run_uuid FROM runs --'",
-                None,
-            ),
-            (
-                "attributes.run_name = 'x'' UNION SELECT run_uuid FROM runs --'",
-                Some(0),
-            ),
+            ("attributes.run_name = '' UNION SELECT run_uuid FROM runs --'", None),
+            ("attributes.run_name = 'x'' UNION SELECT run_uuid FROM runs --'", Some(0)),
             ("metrics.m > 0 AND params.p LIKE '%'", Some(0)),
             ("params.p LIKE '%'", Some(1)),
             ("attributes.status IN ('RUNNING')", None),
@@ -319,12 +193,7 @@ async fn hostile_filters_are_inert() {
             ("params.p = \u{0}", None),
         ];
         for (filter, expect) in cases {
-            let got = app
-                .post(
-                    "runs/search",
-                    json!({"experiment_ids": [exp], "filter": filter}),
-                )
-                .await;
+            let got = app.post("runs/search", json!({"experiment_ids": [exp], "filter": filter})).await;
             match expect {
                 Some(n) => {
                     assert_eq!(got.0, 200, "{filter}: {}", got.1);
@@ -334,9 +203,7 @@ async fn hostile_filters_are_inert() {
             }
         }
         // The store is intact.
-        let (_, got) = app
-            .post("runs/search", json!({"experiment_ids": [exp]}))
-            .await;
+        let (_, got) = app.post("runs/search", json!({"experiment_ids": [exp]})).await;
         assert_eq!(count(&got), 1);
         app.healthy().await;
     }
@@ -346,12 +213,7 @@ async fn hostile_filters_are_inert() {
 async fn artifact_paths_cannot_escape() {
     for backend in backends() {
         let app = spawn_app(backend).await;
-        let outside = app
-            .artifacts_dir
-            .path()
-            .parent()
-            .unwrap()
-            .join("escaped.txt");
+        let outside = app.artifacts_dir.path().parent().unwrap().join("escaped.txt");
         let attempts = [
             "../escaped.txt",
             "0/../../escaped.txt",
@@ -366,11 +228,7 @@ async fn artifact_paths_cannot_escape() {
         for path in attempts {
             // Sent byte for byte: an HTTP client library would normalise the dots away.
             let target = format!("/api/2.0/mlflow-artifacts/artifacts/{path}");
-            assert_eq!(
-                app.raw_request("PUT", &target, "pwned").await,
-                400,
-                "PUT {path}"
-            );
+            assert_eq!(app.raw_request("PUT", &target, "pwned").await, 400, "PUT {path}");
             assert_eq!(app.raw_request("GET", &target, "").await, 400, "GET {path}");
         }
         assert!(!outside.exists(), "a file escaped the artifact root");
@@ -383,37 +241,11 @@ async fn artifact_paths_cannot_escape() {
             .unwrap();
         assert_eq!(list.status().as_u16(), 400);
         // Legitimate odd names still work.
-        let ok = format!(
-            "{}/api/2.0/mlflow-artifacts/artifacts/0/r/artifacts/a%20b+c%25.txt",
-            app.base
-        );
-        assert_eq!(
-            app.client
-                .put(&ok)
-                .body("hi")
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16(),
-            200
-        );
-        assert_eq!(
-            app.client
-                .get(&ok)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-            "hi"
-        );
+        let ok = format!("{}/api/2.0/mlflow-artifacts/artifacts/0/r/artifacts/a%20b+c%25.txt", app.base);
+        assert_eq!(app.client.put(&ok).body("hi").send().await.unwrap().status().as_u16(), 200);
+        assert_eq!(app.client.get(&ok).send().await.unwrap().text().await.unwrap(), "hi");
         let got = app
-            .post(
-                "experiments/create",
-                json!({"name": "evil", "artifact_location": "file:///tmp/x/#/../../etc"}),
-            )
+            .post("experiments/create", json!({"name": "evil", "artifact_location": "file:///tmp/x/#/../../etc"}))
             .await;
         assert_error(&got, 400, "INVALID_PARAMETER_VALUE", "artifact_location");
     }

@@ -81,9 +81,7 @@ impl Api {
         };
         let req = match method {
             M::Get => req,
-            _ => req
-                .header("content-type", "application/json")
-                .body(body.to_string()),
+            _ => req.header("content-type", "application/json").body(body.to_string()),
         };
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
@@ -102,70 +100,45 @@ impl Api {
     }
 
     async fn create_model(&self, name: &str) {
-        self.ok(M::Post, "registered-models/create", json!({ "name": name }))
-            .await;
+        self.ok(M::Post, "registered-models/create", json!({ "name": name })).await;
     }
 
     async fn create_version(&self, name: &str, mut body: Value) -> String {
         body["name"] = name.into();
         let got = self.ok(M::Post, "model-versions/create", body).await;
-        got["model_version"]["version"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        got["model_version"]["version"].as_str().unwrap().to_string()
     }
 
     async fn versions_of(&self, name: &str) -> Vec<String> {
         let filter = format!("name = '{name}'");
-        let got = self
-            .ok(M::Get, "model-versions/search", json!({ "filter": filter }))
-            .await;
+        let got = self.ok(M::Get, "model-versions/search", json!({ "filter": filter })).await;
         names(&got["model_versions"], "version")
     }
 
     async fn models_like(&self, pattern: &str) -> Vec<String> {
         let filter = format!("name LIKE '{pattern}'");
-        let got = self
-            .ok(
-                M::Get,
-                "registered-models/search",
-                json!({ "filter": filter }),
-            )
-            .await;
+        let got = self.ok(M::Get, "registered-models/search", json!({ "filter": filter })).await;
         names(&got["registered_models"], "name")
     }
 
     /// A new experiment and a run in it: (experiment id, run id, run artifact URI).
     async fn run(&self, exp_name: &str) -> (String, String, String) {
-        let exp = self
-            .ok(M::Post, "experiments/create", json!({ "name": exp_name }))
-            .await;
+        let exp = self.ok(M::Post, "experiments/create", json!({ "name": exp_name })).await;
         let exp = exp["experiment_id"].as_str().unwrap().to_string();
-        let run = self
-            .ok(M::Post, "runs/create", json!({ "experiment_id": exp }))
-            .await;
+        let run = self.ok(M::Post, "runs/create", json!({ "experiment_id": exp })).await;
         let info = &run["run"]["info"];
         let field = |k: &str| info[k].as_str().unwrap().to_string();
         (exp, field("run_id"), field("artifact_uri"))
     }
 
     async fn healthy(&self) {
-        let resp = self
-            .client
-            .get(format!("{}/health", self.base))
-            .send()
-            .await
-            .unwrap();
+        let resp = self.client.get(format!("{}/health", self.base)).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 200, "[{}] unhealthy", self.label);
     }
 }
 
 fn names(list: &Value, field: &str) -> Vec<String> {
-    list.as_array()
-        .into_iter()
-        .flatten()
-        .map(|v| v[field].as_str().unwrap().to_string())
-        .collect()
+    list.as_array().into_iter().flatten().map(|v| v[field].as_str().unwrap().to_string()).collect()
 }
 
 /// A fresh suffix so that tables can be replayed on a long-lived peer.
@@ -198,23 +171,8 @@ impl Case {
     }
 }
 
-fn case(
-    m: M,
-    route: &'static str,
-    body: Value,
-    status: u16,
-    code: &'static str,
-    needle: &str,
-) -> Case {
-    Case {
-        method: m,
-        route,
-        body,
-        status,
-        code,
-        needle: needle.to_string(),
-        stricter: false,
-    }
+fn case(m: M, route: &'static str, body: Value, status: u16, code: &'static str, needle: &str) -> Case {
+    Case { method: m, route, body, status, code, needle: needle.to_string(), stricter: false }
 }
 
 fn answers(got: &(u16, Value), c: &Case) -> bool {
@@ -251,12 +209,7 @@ impl Findings {
     }
 
     fn assert_none(self) {
-        assert!(
-            self.0.is_empty(),
-            "{} finding(s):\n{}",
-            self.0.len(),
-            self.0.join("\n")
-        );
+        assert!(self.0.is_empty(), "{} finding(s):\n{}", self.0.len(), self.0.join("\n"));
     }
 }
 
@@ -270,41 +223,22 @@ async fn registry_error_paths() {
         // a registered model whose name looks like a logged model id
         let m_dash = format!("m-{u}");
         api.create_model(&m_dash).await;
-        api.create_version(&m_dash, json!({ "source": "s3://bucket/model" }))
-            .await;
+        api.create_version(&m_dash, json!({ "source": "s3://bucket/model" })).await;
         let (exp, run, _) = api.run(&format!("e-{u}")).await;
         api.create_model(&m).await;
         api.create_model(&taken).await;
         for _ in 0..2 {
-            api.create_version(&m, json!({ "source": "s3://bucket/model" }))
-                .await;
+            api.create_version(&m, json!({ "source": "s3://bucket/model" })).await;
         }
         // alias `gone` points at version 2, which is then deleted
-        api.ok(
-            M::Post,
-            "registered-models/alias",
-            json!({"name": m, "alias": "gone", "version": "2"}),
-        )
-        .await;
-        let (s, b) = api
-            .delete("model-versions/delete", json!({"name": m, "version": "2"}))
-            .await;
+        api.ok(M::Post, "registered-models/alias", json!({"name": m, "alias": "gone", "version": "2"})).await;
+        let (s, b) = api.delete("model-versions/delete", json!({"name": m, "version": "2"})).await;
         assert_eq!(s, 200, "{b}");
         // a deleted version number is not handed out again
-        let next = api
-            .create_version(&m, json!({"source": "s3://bucket/model"}))
-            .await;
-        findings.check(
-            &api,
-            next == "3",
-            format!("version after deleting 2 is {next}, not 3"),
-        );
+        let next = api.create_version(&m, json!({"source": "s3://bucket/model"})).await;
+        findings.check(&api, next == "3", format!("version after deleting 2 is {next}, not 3"));
         let logged = api
-            .ok(
-                M::Post,
-                "logged-models",
-                json!({"experiment_id": exp, "name": "model", "source_run_id": run}),
-            )
+            .ok(M::Post, "logged-models", json!({"experiment_id": exp, "name": "model", "source_run_id": run}))
             .await;
         let model_id = logged["model"]["info"]["model_id"].as_str().unwrap();
         let ghost_model = "m-0123456789abcdef0123456789abcdef";
@@ -389,32 +323,18 @@ async fn registry_error_paths() {
         let long = "x".repeat(256);
         for alias in ["latest", "LATEST", "v1", "V12", "a b", "prod!", &long] {
             let body = json!({"name": m, "alias": alias, "version": "1"});
-            cases.push(case(
-                Po,
-                "registered-models/alias",
-                body,
-                400,
-                INVALID,
-                "alias",
-            ));
+            cases.push(case(Po, "registered-models/alias", body, 400, INVALID, "alias"));
         }
         findings.cases(&api, &cases).await;
 
         // None of the refused requests changed the model.
         let mut versions = api.versions_of(m).await;
         versions.sort();
-        findings.check(
-            &api,
-            versions == ["1", "3"],
-            format!("versions of {m}: {versions:?}"),
-        );
-        let got = api
-            .ok(G, "registered-models/get", json!({ "name": m }))
-            .await;
+        findings.check(&api, versions == ["1", "3"], format!("versions of {m}: {versions:?}"));
+        let got = api.ok(G, "registered-models/get", json!({ "name": m })).await;
         let rm = &got["registered_model"];
-        let untouched = rm["aliases"].is_null()
-            && rm["tags"].is_null()
-            && rm["latest_versions"][0]["current_stage"] == "None";
+        let untouched =
+            rm["aliases"].is_null() && rm["tags"].is_null() && rm["latest_versions"][0]["current_stage"] == "None";
         findings.check(&api, untouched, format!("model changed: {rm}"));
         api.healthy().await;
     }
@@ -433,35 +353,18 @@ async fn archive_existing_into_inactive_stage_is_refused() {
         for _ in 0..2 {
             api.create_version("a", json!({"source": "s3://b/k"})).await;
         }
-        api.ok(
-            M::Post,
-            "model-versions/transition-stage",
-            json!({"name": "a", "version": "1", "stage": "Archived"}),
-        )
-        .await;
+        api.ok(M::Post, "model-versions/transition-stage", json!({"name": "a", "version": "1", "stage": "Archived"}))
+            .await;
         let cases: Vec<Case> = ["Archived", "None"]
             .into_iter()
             .map(|stage| {
                 let body = json!({"name": "a", "version": "2", "stage": stage,
                                   "archive_existing_versions": true});
-                case(
-                    M::Post,
-                    "model-versions/transition-stage",
-                    body,
-                    400,
-                    INVALID,
-                    stage,
-                )
+                case(M::Post, "model-versions/transition-stage", body, 400, INVALID, stage)
             })
             .collect();
         findings.cases(&api, &cases).await;
-        let got = api
-            .ok(
-                M::Get,
-                "model-versions/get",
-                json!({"name": "a", "version": "2"}),
-            )
-            .await;
+        let got = api.ok(M::Get, "model-versions/get", json!({"name": "a", "version": "2"})).await;
         let stage = &got["model_version"]["current_stage"];
         findings.check(&api, stage == "None", format!("version 2 moved to {stage}"));
     }
@@ -486,10 +389,7 @@ async fn history_endpoint_errors() {
         assert_error(&get(vec![("name", "nope")]).await, 404, NOT_FOUND, "nope");
         api.create_model("h").await;
         assert_eq!(get(vec![("name", "h")]).await, (200, json!({"events": []})));
-        assert_eq!(
-            get(vec![("name", "h"), ("alias", "prod")]).await,
-            (200, json!({"events": []}))
-        );
+        assert_eq!(get(vec![("name", "h"), ("alias", "prod")]).await, (200, json!({"events": []})));
     }
 }
 
@@ -505,8 +405,7 @@ async fn traversal_through_path_bearing_fields_is_refused() {
         let (exp, run, own_artifacts) = api.run(&format!("e-{u}")).await;
         let (_, other_run, other_artifacts) = api.run(&format!("e2-{u}")).await;
         api.create_model(&m).await;
-        api.create_version(&m, json!({"source": "s3://bucket/model"}))
-            .await;
+        api.create_version(&m, json!({"source": "s3://bucket/model"})).await;
 
         let mut cases: Vec<Case> = Vec::new();
         let mut refuse = |route: &'static str, body: Value, needle: &str, stricter: bool| {
@@ -581,22 +480,10 @@ async fn traversal_through_path_bearing_fields_is_refused() {
         for key in ["../k", "a/../../k", "/abs", "..", "k\0", "k%2e%2e"] {
             let tags = json!([{ "key": key, "value": "v" }]);
             let bodies = [
-                (
-                    "registered-models/set-tag",
-                    json!({"name": m, "key": key, "value": "v"}),
-                ),
-                (
-                    "model-versions/set-tag",
-                    json!({"name": m, "version": "1", "key": key, "value": "v"}),
-                ),
-                (
-                    "registered-models/create",
-                    json!({"name": format!("tagged-{u}"), "tags": tags}),
-                ),
-                (
-                    "model-versions/create",
-                    json!({"name": m, "source": "s3://b/k", "tags": tags}),
-                ),
+                ("registered-models/set-tag", json!({"name": m, "key": key, "value": "v"})),
+                ("model-versions/set-tag", json!({"name": m, "version": "1", "key": key, "value": "v"})),
+                ("registered-models/create", json!({"name": format!("tagged-{u}"), "tags": tags})),
+                ("model-versions/create", json!({"name": m, "source": "s3://b/k", "tags": tags})),
             ];
             for (route, body) in bodies {
                 refuse(route, body, "Names may", false);
@@ -627,71 +514,31 @@ async fn traversal_through_path_bearing_fields_is_refused() {
         // an alias name with traversal is refused when read or deleted too
         for method in [M::Get, M::Delete] {
             let body = json!({"name": m, "alias": "../x"});
-            cases.push(case(
-                method,
-                "registered-models/alias",
-                body,
-                400,
-                INVALID,
-                "alias",
-            ));
+            cases.push(case(method, "registered-models/alias", body, 400, INVALID, "alias"));
         }
         findings.cases(&api, &cases).await;
 
         // Nothing was created or changed.
         let models = api.models_like(&format!("%{u}%")).await;
-        findings.check(
-            &api,
-            models == [m.clone()],
-            format!("models created: {models:?}"),
-        );
+        findings.check(&api, models == [m.clone()], format!("models created: {models:?}"));
         let versions = api.versions_of(&m).await;
-        findings.check(
-            &api,
-            versions == ["1"],
-            format!("versions of {m}: {versions:?}"),
-        );
-        let got = api
-            .ok(M::Get, "registered-models/get", json!({ "name": m }))
-            .await;
+        findings.check(&api, versions == ["1"], format!("versions of {m}: {versions:?}"));
+        let got = api.ok(M::Get, "registered-models/get", json!({ "name": m })).await;
         let rm = &got["registered_model"];
         let untouched = rm["aliases"].is_null() && rm["tags"].is_null();
         findings.check(&api, untouched, format!("model changed: {rm}"));
-        let got = api
-            .ok(
-                M::Get,
-                "model-versions/get",
-                json!({"name": m, "version": "1"}),
-            )
-            .await;
+        let got = api.ok(M::Get, "model-versions/get", json!({"name": m, "version": "1"})).await;
         let tags = &got["model_version"]["tags"];
         findings.check(&api, tags.is_null(), format!("version tagged: {tags}"));
-        let got = api
-            .ok(
-                M::Post,
-                "logged-models/search",
-                json!({"experiment_ids": [exp]}),
-            )
-            .await;
+        let got = api.ok(M::Post, "logged-models/search", json!({"experiment_ids": [exp]})).await;
         let models = &got["models"];
-        findings.check(
-            &api,
-            models.is_null(),
-            format!("logged models created: {models}"),
-        );
-        let checked = locations
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, strict))| !(*strict && api.peer));
+        findings.check(&api, models.is_null(), format!("logged models created: {models}"));
+        let checked = locations.iter().enumerate().filter(|(_, (_, strict))| !(*strict && api.peer));
         for (i, (loc, _)) in checked {
             let name = format!("loc{i}-{u}");
             let query = json!({ "experiment_name": name });
             let (s, _) = api.call(M::Get, "experiments/get-by-name", &query).await;
-            findings.check(
-                &api,
-                s == 404,
-                format!("experiment created with artifact_location {loc}"),
-            );
+            findings.check(&api, s == 404, format!("experiment created with artifact_location {loc}"));
         }
         api.healthy().await;
     }

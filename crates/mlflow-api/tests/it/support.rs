@@ -27,13 +27,8 @@ async fn fresh_postgres() -> String {
     let admin = std::env::var("FACTORY_TEST_POSTGRES").expect("FACTORY_TEST_POSTGRES");
     let db = format!("factory_it_{}", uuid::Uuid::new_v4().simple());
     sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&admin)
-        .await
-        .expect("connect to PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&pool)
-        .await
-        .expect("create database");
+    let pool = sqlx::AnyPool::connect(&admin).await.expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&pool).await.expect("create database");
     let (base, _) = admin.rsplit_once('/').expect("admin URL ends in /<db>");
     format!("{base}/{db}")
 }
@@ -46,29 +41,16 @@ pub async fn spawn_app(backend: &str) -> App {
         "postgres" => fresh_postgres().await,
         other => panic!("unknown backend {other}"),
     };
-    let store = tracking::Store::open(&uri, "mlflow-artifacts:")
-        .await
-        .expect("open store");
-    let artifacts =
-        object_store::local::LocalFileSystem::new_with_prefix(artifacts_dir.path()).unwrap();
-    let state = mlflow_api::AppState {
-        store: Arc::new(store),
-        artifacts: Arc::new(artifacts),
-    };
+    let store = tracking::Store::open(&uri, "mlflow-artifacts:").await.expect("open store");
+    let artifacts = object_store::local::LocalFileSystem::new_with_prefix(artifacts_dir.path()).unwrap();
+    let state = mlflow_api::AppState { store: Arc::new(store), artifacts: Arc::new(artifacts) };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(mlflow_api::run(listener, state, async move {
         let _ = rx.await;
     }));
-    App {
-        base,
-        client: reqwest::Client::new(),
-        artifacts_dir,
-        _shutdown: tx,
-        _dir: dir,
-        backend: backend.into(),
-    }
+    App { base, client: reqwest::Client::new(), artifacts_dir, _shutdown: tx, _dir: dir, backend: backend.into() }
 }
 
 impl App {
@@ -95,13 +77,7 @@ impl App {
     }
 
     pub async fn get(&self, route: &str, query: &[(&str, &str)]) -> (u16, Value) {
-        let resp = self
-            .client
-            .get(self.url(&format!("/api/2.0/mlflow/{route}")))
-            .query(query)
-            .send()
-            .await
-            .unwrap();
+        let resp = self.client.get(self.url(&format!("/api/2.0/mlflow/{route}"))).query(query).send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
@@ -109,22 +85,12 @@ impl App {
     /// Creates an experiment and a run in it; returns (experiment id, run id).
     pub async fn run(&self) -> (String, String) {
         let name = format!("e{}", uuid::Uuid::new_v4().simple());
-        let (s, b) = self
-            .post("experiments/create", serde_json::json!({ "name": name }))
-            .await;
+        let (s, b) = self.post("experiments/create", serde_json::json!({ "name": name })).await;
         assert_eq!(s, 200, "{b}");
         let exp = b["experiment_id"].as_str().unwrap().to_string();
-        let (s, b) = self
-            .post(
-                "runs/create",
-                serde_json::json!({ "experiment_id": exp, "start_time": 1 }),
-            )
-            .await;
+        let (s, b) = self.post("runs/create", serde_json::json!({ "experiment_id": exp, "start_time": 1 })).await;
         assert_eq!(s, 200, "{b}");
-        (
-            exp,
-            b["run"]["info"]["run_id"].as_str().unwrap().to_string(),
-        )
+        (exp, b["run"]["info"]["run_id"].as_str().unwrap().to_string())
     }
 
     /// Sends one HTTP/1.1 request exactly as written (no path normalisation); returns the status.
@@ -140,20 +106,12 @@ impl App {
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await.unwrap();
         let text = String::from_utf8_lossy(&response);
-        text.split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
+        text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
     }
 
     pub async fn healthy(&self) {
         let resp = self.client.get(self.url("/health")).send().await.unwrap();
-        assert_eq!(
-            resp.status().as_u16(),
-            200,
-            "server unhealthy on {}",
-            self.backend
-        );
+        assert_eq!(resp.status().as_u16(), 200, "server unhealthy on {}", self.backend);
     }
 }
 
@@ -163,8 +121,5 @@ pub fn assert_error(got: &(u16, Value), status: u16, code: &str, needle: &str) {
     assert_eq!(*s, status, "status for {body}");
     assert_eq!(body["error_code"], code, "code for {body}");
     let msg = body["message"].as_str().unwrap_or_default();
-    assert!(
-        msg.contains(needle),
-        "message {msg:?} should mention {needle:?}"
-    );
+    assert!(msg.contains(needle), "message {msg:?} should mention {needle:?}");
 }

@@ -1,17 +1,14 @@
 //! Experiments: create, read, search, rename, delete/restore and tags.
 
 use super::sql::{number_condition, string_condition, Arg, Sql};
-use super::{
-    check_max_results, decode_page_token, now_ms, paginate, parse_experiment_id, validate, Store,
-};
+use super::{check_max_results, decode_page_token, now_ms, paginate, parse_experiment_id, validate, Store};
 use crate::error::{Result, StoreError};
 use crate::model::{Experiment, KeyValue, LifecycleStage, Page, ViewType};
 use crate::search::{parse_filter, parse_order_by, Entity, Op};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-const COLUMNS: &str =
-    "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time";
+const COLUMNS: &str = "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time";
 
 fn experiment_from_row(row: &AnyRow) -> Result<Experiment> {
     Ok(Experiment {
@@ -53,28 +50,20 @@ impl Store {
         validate::experiment_name(name)?;
         for t in tags {
             validate::key("tag", &t.key)?;
-            validate::value_length(
-                "Tag",
-                &t.key,
-                &t.value,
-                validate::MAX_EXPERIMENT_TAG_VAL_LENGTH,
-            )?;
+            validate::value_length("Tag", &t.key, &t.value, validate::MAX_EXPERIMENT_TAG_VAL_LENGTH)?;
         }
         let mut tx = self.w().begin().await?;
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT lifecycle_stage FROM experiments WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let existing: Option<String> = sqlx::query_scalar("SELECT lifecycle_stage FROM experiments WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
         if let Some(stage) = existing {
             let hint = if stage == "deleted" {
                 " in deleted state. You can restore the experiment, or permanently delete it to reuse the name"
             } else {
                 ""
             };
-            return Err(StoreError::AlreadyExists(format!(
-                "Experiment(name={name}) already exists{hint}."
-            )));
+            return Err(StoreError::AlreadyExists(format!("Experiment(name={name}) already exists{hint}.")));
         }
         let now = now_ms();
         let id: i64 = sqlx::query_scalar(
@@ -94,14 +83,12 @@ impl Store {
                 .await?;
         }
         for t in tags {
-            sqlx::query(
-                "INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3)",
-            )
-            .bind(id)
-            .bind(&t.key)
-            .bind(&t.value)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(&t.key)
+                .bind(&t.value)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(id.to_string())
@@ -109,32 +96,24 @@ impl Store {
 
     pub async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment> {
         let id = parse_experiment_id(experiment_id)?;
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM experiments WHERE experiment_id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(self.r())
-        .await?
-        .ok_or_else(|| not_found(experiment_id))?;
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM experiments WHERE experiment_id = $1"))
+            .bind(id)
+            .fetch_optional(self.r())
+            .await?
+            .ok_or_else(|| not_found(experiment_id))?;
         let mut exp = experiment_from_row(&row)?;
-        self.attach_experiment_tags(std::slice::from_mut(&mut exp))
-            .await?;
+        self.attach_experiment_tags(std::slice::from_mut(&mut exp)).await?;
         Ok(exp)
     }
 
     pub async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM experiments WHERE name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(self.r())
-        .await?
-        .ok_or_else(|| {
-            StoreError::NotFound(format!("Could not find experiment with name '{name}'"))
-        })?;
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM experiments WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(self.r())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("Could not find experiment with name '{name}'")))?;
         let mut exp = experiment_from_row(&row)?;
-        self.attach_experiment_tags(std::slice::from_mut(&mut exp))
-            .await?;
+        self.attach_experiment_tags(std::slice::from_mut(&mut exp)).await?;
         Ok(exp)
     }
 
@@ -142,9 +121,7 @@ impl Store {
         if exps.is_empty() {
             return Ok(());
         }
-        let mut sql = Sql::new(
-            "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN (",
-        );
+        let mut sql = Sql::new("SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN (");
         for (i, e) in exps.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");
@@ -156,10 +133,7 @@ impl Store {
         for row in rows {
             let id = row.try_get::<i64, _>(0)?.to_string();
             if let Some(e) = exps.iter_mut().find(|e| e.experiment_id == id) {
-                e.tags.push(KeyValue {
-                    key: row.try_get(1)?,
-                    value: row.try_get(2)?,
-                });
+                e.tags.push(KeyValue { key: row.try_get(1)?, value: row.try_get(2)? });
             }
         }
         Ok(())
@@ -178,22 +152,13 @@ impl Store {
         let max_results = check_max_results(max_results, super::SEARCH_MAX_RESULTS)?;
         let offset = decode_page_token(page_token)?;
         let dialect = self.dialect();
-        let mut sql = Sql::new(&format!(
-            "SELECT {COLUMNS} FROM experiments e WHERE e.lifecycle_stage IN "
-        ));
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM experiments e WHERE e.lifecycle_stage IN "));
         sql.bind_list(view.stages().iter().copied());
         for c in parse_filter(filter)?.clauses {
             sql.push(" AND ");
             match c.entity {
                 Entity::Attribute => match c.key.as_str() {
-                    "name" => string_condition(
-                        &mut sql,
-                        dialect,
-                        "e.name",
-                        c.op,
-                        &c.value,
-                        "attribute 'name'",
-                    )?,
+                    "name" => string_condition(&mut sql, dialect, "e.name", c.op, &c.value, "attribute 'name'")?,
                     "creation_time" | "last_update_time" => {
                         number_condition(&mut sql, &format!("e.{}", c.key), c.op, &c.value, &c.key)?
                     }
@@ -214,9 +179,11 @@ impl Store {
                     c.op,
                     &c.value,
                 )?,
-                other => return Err(StoreError::InvalidParameter(format!(
-                    "Invalid entity type '{other:?}' in experiment filter; use attributes or tags"
-                ))),
+                other => {
+                    return Err(StoreError::InvalidParameter(format!(
+                        "Invalid entity type '{other:?}' in experiment filter; use attributes or tags"
+                    )))
+                }
             }
         }
         let mut order = Vec::new();
@@ -231,10 +198,7 @@ impl Store {
                     )))
                 }
             };
-            order.push(format!(
-                "e.{column} {}",
-                if o.ascending { "ASC" } else { "DESC" }
-            ));
+            order.push(format!("e.{column} {}", if o.ascending { "ASC" } else { "DESC" }));
         }
         if order.is_empty() {
             order.push("e.creation_time DESC".into());
@@ -242,16 +206,10 @@ impl Store {
         if !order.iter().any(|o| o.starts_with("e.experiment_id ")) {
             order.push("e.experiment_id ASC".into());
         }
-        sql.push(" ORDER BY ")
-            .push(&order.join(", "))
-            .push(" LIMIT ")
-            .bind_int(max_results + 1);
+        sql.push(" ORDER BY ").push(&order.join(", ")).push(" LIMIT ").bind_int(max_results + 1);
         sql.push(" OFFSET ").bind_int(offset);
         let rows = sql.query().fetch_all(self.r()).await?;
-        let items = rows
-            .iter()
-            .map(experiment_from_row)
-            .collect::<Result<Vec<_>>>()?;
+        let items = rows.iter().map(experiment_from_row).collect::<Result<Vec<_>>>()?;
         let mut page = paginate(items, offset, max_results);
         self.attach_experiment_tags(&mut page.items).await?;
         Ok(page)
@@ -269,33 +227,22 @@ impl Store {
             return Ok(());
         }
         if self.get_experiment_by_name(new_name).await.is_ok() {
-            return Err(StoreError::AlreadyExists(format!(
-                "Experiment(name={new_name}) already exists."
-            )));
+            return Err(StoreError::AlreadyExists(format!("Experiment(name={new_name}) already exists.")));
         }
-        sqlx::query(
-            "UPDATE experiments SET name = $1, last_update_time = $2 WHERE experiment_id = $3",
-        )
-        .bind(new_name)
-        .bind(now_ms())
-        .bind(parse_experiment_id(experiment_id)?)
-        .execute(self.w())
-        .await?;
+        sqlx::query("UPDATE experiments SET name = $1, last_update_time = $2 WHERE experiment_id = $3")
+            .bind(new_name)
+            .bind(now_ms())
+            .bind(parse_experiment_id(experiment_id)?)
+            .execute(self.w())
+            .await?;
         Ok(())
     }
 
     /// Moves an experiment (and its runs) to or from the trash.
-    pub async fn set_experiment_lifecycle(
-        &self,
-        experiment_id: &str,
-        stage: LifecycleStage,
-    ) -> Result<()> {
+    pub async fn set_experiment_lifecycle(&self, experiment_id: &str, stage: LifecycleStage) -> Result<()> {
         let id = parse_experiment_id(experiment_id)?;
-        if stage == LifecycleStage::Deleted && experiment_id.trim() == super::DEFAULT_EXPERIMENT_ID
-        {
-            return Err(StoreError::InvalidParameter(
-                "Cannot delete the default experiment '0'.".into(),
-            ));
+        if stage == LifecycleStage::Deleted && experiment_id.trim() == super::DEFAULT_EXPERIMENT_ID {
+            return Err(StoreError::InvalidParameter("Cannot delete the default experiment '0'.".into()));
         }
         let exp = self.get_experiment(experiment_id).await?;
         if exp.lifecycle_stage == stage {
@@ -303,11 +250,7 @@ impl Store {
             // experiment "does not exist" for delete, an active one does for restore.
             return Err(StoreError::NotFound(format!(
                 "No {} experiment with id={experiment_id} exists",
-                if stage == LifecycleStage::Deleted {
-                    "active"
-                } else {
-                    "deleted"
-                }
+                if stage == LifecycleStage::Deleted { "active" } else { "deleted" }
             )));
         }
         let now = now_ms();
@@ -319,24 +262,17 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let deleted_time = (stage == LifecycleStage::Deleted).then_some(now);
-        sqlx::query(
-            "UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE experiment_id = $3",
-        )
-        .bind(stage.as_str())
-        .bind(deleted_time)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE experiment_id = $3")
+            .bind(stage.as_str())
+            .bind(deleted_time)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn set_experiment_tag(
-        &self,
-        experiment_id: &str,
-        key: &str,
-        value: &str,
-    ) -> Result<()> {
+    pub async fn set_experiment_tag(&self, experiment_id: &str, key: &str, value: &str) -> Result<()> {
         validate::key("tag", key)?;
         validate::value_length("Tag", key, value, validate::MAX_EXPERIMENT_TAG_VAL_LENGTH)?;
         let exp = self.get_experiment(experiment_id).await?;
@@ -365,9 +301,7 @@ impl Store {
             .execute(self.w())
             .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "No tag with name: {key} in experiment with id {experiment_id}"
-            )));
+            return Err(StoreError::NotFound(format!("No tag with name: {key} in experiment with id {experiment_id}")));
         }
         Ok(())
     }

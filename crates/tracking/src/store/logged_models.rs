@@ -3,9 +3,7 @@
 
 use super::experiments::tag_condition;
 use super::sql::{number_condition, string_condition, Sql};
-use super::{
-    check_max_results, decode_page_token, now_ms, paginate, parse_experiment_id, validate, Store,
-};
+use super::{check_max_results, decode_page_token, now_ms, paginate, parse_experiment_id, validate, Store};
 use crate::error::{Result, StoreError};
 use crate::model::{KeyValue, LifecycleStage, LoggedModel, Metric, ModelOutput, Page, RunMetric};
 use crate::search::{parse_filter, Entity};
@@ -16,11 +14,8 @@ const COLUMNS: &str = "m.model_id, m.experiment_id, m.name, m.artifact_location,
      m.last_updated_timestamp_ms, m.status, m.status_message, m.lifecycle_stage, m.model_type, m.source_run_id";
 
 /// The statuses a logged model can have.
-pub const LOGGED_MODEL_STATUSES: [&str; 3] = [
-    "LOGGED_MODEL_PENDING",
-    "LOGGED_MODEL_READY",
-    "LOGGED_MODEL_UPLOAD_FAILED",
-];
+pub const LOGGED_MODEL_STATUSES: [&str; 3] =
+    ["LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"];
 
 fn from_row(row: &AnyRow) -> Result<LoggedModel> {
     Ok(LoggedModel {
@@ -43,11 +38,7 @@ fn from_row(row: &AnyRow) -> Result<LoggedModel> {
 
 /// Accepts `LOGGED_MODEL_READY` and the short `READY`.
 pub fn normalize_status(status: &str) -> Result<String> {
-    let full = if status.starts_with("LOGGED_MODEL_") {
-        status.to_string()
-    } else {
-        format!("LOGGED_MODEL_{status}")
-    };
+    let full = if status.starts_with("LOGGED_MODEL_") { status.to_string() } else { format!("LOGGED_MODEL_{status}") };
     if LOGGED_MODEL_STATUSES.contains(&full.as_str()) {
         Ok(full)
     } else {
@@ -87,15 +78,14 @@ impl Store {
             self.get_run_info(run).await?;
         }
         let model_id = format!("m-{}", uuid::Uuid::new_v4().simple());
-        let name = new
-            .name
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "model".to_string());
+        let name = new.name.filter(|n| !n.is_empty()).unwrap_or_else(|| "model".to_string());
+        if let Some(c) = name.chars().find(|c| matches!(c, '/' | ':' | '.' | '%' | '"' | '\'')) {
+            return Err(StoreError::InvalidParameter(format!(
+                "Invalid model name '{name}': names cannot contain ('/', ':', '.', '%', '\"', \"'\"); found {c:?}"
+            )));
+        }
         validate::key("model", &name)?;
-        let location = format!(
-            "{}/models/{model_id}/artifacts",
-            exp.artifact_location.trim_end_matches('/')
-        );
+        let location = format!("{}/models/{model_id}/artifacts", exp.artifact_location.trim_end_matches('/'));
         let now = now_ms();
         let mut tx = self.w().begin().await?;
         sqlx::query(
@@ -112,10 +102,7 @@ impl Store {
         .bind(new.source_run_id.as_deref().filter(|r| !r.is_empty()))
         .execute(&mut *tx)
         .await?;
-        for (table, items) in [
-            ("logged_model_params", &new.params),
-            ("logged_model_tags", &new.tags),
-        ] {
+        for (table, items) in [("logged_model_params", &new.params), ("logged_model_tags", &new.tags)] {
             for kv in items {
                 sqlx::query(&format!(
                     "INSERT INTO {table} (model_id, key, value) VALUES ($1, $2, $3) \
@@ -133,11 +120,13 @@ impl Store {
     }
 
     pub async fn get_logged_model(&self, model_id: &str) -> Result<LoggedModel> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM logged_models m WHERE m.model_id = $1 AND m.lifecycle_stage = 'active'"))
-            .bind(model_id)
-            .fetch_optional(self.r())
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("Logged model with ID '{model_id}' not found.")))?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM logged_models m WHERE m.model_id = $1 AND m.lifecycle_stage = 'active'"
+        ))
+        .bind(model_id)
+        .fetch_optional(self.r())
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("Logged model with ID '{model_id}' not found.")))?;
         let mut models = vec![from_row(&row)?];
         self.attach_logged_model_data(&mut models).await?;
         Ok(models.remove(0))
@@ -154,14 +143,8 @@ impl Store {
             sql.push(order);
             sql
         };
-        let tags = select(
-            "SELECT model_id, key, value FROM logged_model_tags WHERE model_id IN ",
-            " ORDER BY key",
-        );
-        let params = select(
-            "SELECT model_id, key, value FROM logged_model_params WHERE model_id IN ",
-            " ORDER BY key",
-        );
+        let tags = select("SELECT model_id, key, value FROM logged_model_tags WHERE model_id IN ", " ORDER BY key");
+        let params = select("SELECT model_id, key, value FROM logged_model_params WHERE model_id IN ", " ORDER BY key");
         let metrics = select(
             "SELECT model_id, run_uuid, key, value, is_nan, timestamp, step, dataset_name, dataset_digest \
              FROM metrics WHERE model_id IN ",
@@ -176,10 +159,7 @@ impl Store {
             for row in rows {
                 let id: String = row.try_get(0)?;
                 if let Some(m) = models.iter_mut().find(|m| m.model_id == id) {
-                    let kv = KeyValue {
-                        key: row.try_get(1)?,
-                        value: row.try_get(2)?,
-                    };
+                    let kv = KeyValue { key: row.try_get(1)?, value: row.try_get(2)? };
                     if is_tag {
                         m.tags.push(kv)
                     } else {
@@ -196,11 +176,7 @@ impl Store {
             let is_nan: i64 = row.try_get(4)?;
             let metric = Metric {
                 key: row.try_get(2)?,
-                value: if is_nan != 0 {
-                    f64::NAN
-                } else {
-                    row.try_get(3)?
-                },
+                value: if is_nan != 0 { f64::NAN } else { row.try_get(3)? },
                 timestamp: row.try_get(5)?,
                 step: row.try_get(6)?,
                 model_id: Some(id.clone()),
@@ -266,9 +242,7 @@ impl Store {
             .execute(self.w())
             .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "No tag with key '{key}' on logged model '{model_id}'"
-            )));
+            return Err(StoreError::NotFound(format!("No tag with key '{key}' on logged model '{model_id}'")));
         }
         Ok(())
     }
@@ -296,11 +270,13 @@ impl Store {
 
     pub async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
         self.get_logged_model(model_id).await?;
-        sqlx::query("UPDATE logged_models SET lifecycle_stage = 'deleted', last_updated_timestamp_ms = $1 WHERE model_id = $2")
-            .bind(now_ms())
-            .bind(model_id)
-            .execute(self.w())
-            .await?;
+        sqlx::query(
+            "UPDATE logged_models SET lifecycle_stage = 'deleted', last_updated_timestamp_ms = $1 WHERE model_id = $2",
+        )
+        .bind(now_ms())
+        .bind(model_id)
+        .execute(self.w())
+        .await?;
         Ok(())
     }
 
@@ -340,9 +316,7 @@ impl Store {
         let max_results = check_max_results(max_results, super::SEARCH_MAX_RESULTS)?;
         let offset = decode_page_token(page_token)?;
         let dialect = self.dialect();
-        let mut sql = Sql::new(&format!(
-            "SELECT {COLUMNS} FROM logged_models m WHERE m.lifecycle_stage = 'active'"
-        ));
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM logged_models m WHERE m.lifecycle_stage = 'active'"));
         if !experiment_ids.is_empty() {
             sql.push(" AND m.experiment_id IN (");
             for (i, id) in experiment_ids.iter().enumerate() {
@@ -357,23 +331,50 @@ impl Store {
             sql.push(" AND ");
             match c.entity {
                 Entity::Attribute => match c.key.as_str() {
-                    k @ ("name" | "model_id" | "status" | "model_type" | "source_run_id") => {
-                        string_condition(&mut sql, dialect, &format!("m.{k}"), c.op, &c.value, &format!("attribute '{k}'"))?
-                    }
+                    k @ ("name" | "model_id" | "status" | "model_type" | "source_run_id") => string_condition(
+                        &mut sql,
+                        dialect,
+                        &format!("m.{k}"),
+                        c.op,
+                        &c.value,
+                        &format!("attribute '{k}'"),
+                    )?,
                     "creation_timestamp" | "creation_time" => {
                         number_condition(&mut sql, "m.creation_timestamp_ms", c.op, &c.value, "creation_timestamp")?
                     }
-                    "last_updated_timestamp" => {
-                        number_condition(&mut sql, "m.last_updated_timestamp_ms", c.op, &c.value, "last_updated_timestamp")?
-                    }
+                    "last_updated_timestamp" => number_condition(
+                        &mut sql,
+                        "m.last_updated_timestamp_ms",
+                        c.op,
+                        &c.value,
+                        "last_updated_timestamp",
+                    )?,
                     other => {
                         return Err(StoreError::InvalidParameter(format!(
                             "Invalid attribute key '{other}' for logged models"
                         )))
                     }
                 },
-                Entity::Tag => tag_condition(&mut sql, dialect, "logged_model_tags", "model_id", "m.model_id", &c.key, c.op, &c.value)?,
-                Entity::Param => tag_condition(&mut sql, dialect, "logged_model_params", "model_id", "m.model_id", &c.key, c.op, &c.value)?,
+                Entity::Tag => tag_condition(
+                    &mut sql,
+                    dialect,
+                    "logged_model_tags",
+                    "model_id",
+                    "m.model_id",
+                    &c.key,
+                    c.op,
+                    &c.value,
+                )?,
+                Entity::Param => tag_condition(
+                    &mut sql,
+                    dialect,
+                    "logged_model_params",
+                    "model_id",
+                    "m.model_id",
+                    &c.key,
+                    c.op,
+                    &c.value,
+                )?,
                 other => {
                     return Err(StoreError::InvalidParameter(format!(
                         "Filtering logged models by {other:?} is not supported; use attributes, tags or params"
@@ -395,18 +396,12 @@ impl Store {
                     )))
                 }
             };
-            order.push(format!(
-                "{column} {}",
-                if *ascending { "ASC" } else { "DESC" }
-            ));
+            order.push(format!("{column} {}", if *ascending { "ASC" } else { "DESC" }));
         }
         order.push("m.creation_timestamp_ms DESC".into());
         order.push("m.model_id ASC".into());
         sql.push(" ORDER BY ").push(&order.join(", "));
-        sql.push(" LIMIT ")
-            .bind_int(max_results + 1)
-            .push(" OFFSET ")
-            .bind_int(offset);
+        sql.push(" LIMIT ").bind_int(max_results + 1).push(" OFFSET ").bind_int(offset);
         let rows = sql.query().fetch_all(self.r()).await?;
         let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
         let mut page = paginate(items, offset, max_results);

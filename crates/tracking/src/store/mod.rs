@@ -5,8 +5,8 @@
 mod experiments;
 mod logged_models;
 mod registry;
-pub use registry::{canonical_stage, parse_version, NewModelVersion, STAGES};
 pub use logged_models::{NewLoggedModel, LOGGED_MODEL_STATUSES};
+pub use registry::{canonical_stage, parse_version, NewModelVersion, STAGES};
 mod runs;
 pub use runs::{RunSearch, RunUpdate, RUN_NAME_TAG};
 pub(crate) mod sql;
@@ -35,10 +35,7 @@ impl Store {
     /// Connects to `backend_uri`, applies migrations and makes sure the default experiment exists.
     pub async fn open(backend_uri: &str, artifact_root: &str) -> Result<Store> {
         let pools = Pools::connect(backend_uri).await?;
-        let store = Store {
-            pools,
-            artifact_root: artifact_root.trim_end_matches('/').to_string(),
-        };
+        let store = Store { pools, artifact_root: artifact_root.trim_end_matches('/').to_string() };
         store.ensure_default_experiment().await?;
         Ok(store)
     }
@@ -69,18 +66,13 @@ impl Store {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Parses an experiment id (a decimal integer in MLflow's API).
 pub(crate) fn parse_experiment_id(id: &str) -> Result<i64> {
     id.trim().parse::<i64>().map_err(|_| {
-        StoreError::InvalidParameter(format!(
-            "Invalid experiment ID: '{id}'. Experiment IDs are integers."
-        ))
+        StoreError::InvalidParameter(format!("Invalid experiment ID: '{id}'. Experiment IDs are integers."))
     })
 }
 
@@ -91,15 +83,9 @@ pub(crate) fn decode_page_token(token: Option<&str>) -> Result<i64> {
         return Ok(0);
     };
     let bad = || StoreError::InvalidParameter(format!("Invalid page token '{token}'"));
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .map_err(|_| bad())?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(token).map_err(|_| bad())?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    value
-        .get("offset")
-        .and_then(|o| o.as_i64())
-        .filter(|o| *o >= 0)
-        .ok_or_else(bad)
+    value.get("offset").and_then(|o| o.as_i64()).filter(|o| *o >= 0).ok_or_else(bad)
 }
 
 pub(crate) fn encode_page_token(offset: i64) -> String {
@@ -117,21 +103,14 @@ pub(crate) fn check_max_results(max_results: i64, limit: i64) -> Result<i64> {
 }
 
 /// Fetches one more than a page so the next token is only offered when more rows exist.
-pub(crate) fn paginate<T>(
-    mut items: Vec<T>,
-    offset: i64,
-    max_results: i64,
-) -> crate::model::Page<T> {
+pub(crate) fn paginate<T>(mut items: Vec<T>, offset: i64, max_results: i64) -> crate::model::Page<T> {
     let next_page_token = if items.len() as i64 > max_results {
         items.truncate(max_results as usize);
         Some(encode_page_token(offset + max_results))
     } else {
         None
     };
-    crate::model::Page {
-        items,
-        next_page_token,
-    }
+    crate::model::Page { items, next_page_token }
 }
 
 #[cfg(test)]
@@ -141,10 +120,7 @@ mod tests {
     #[test]
     fn page_tokens_round_trip() {
         for offset in [0, 1, 2500, 49_999] {
-            assert_eq!(
-                decode_page_token(Some(&encode_page_token(offset))).unwrap(),
-                offset
-            );
+            assert_eq!(decode_page_token(Some(&encode_page_token(offset))).unwrap(), offset);
         }
         assert_eq!(decode_page_token(None).unwrap(), 0);
         assert_eq!(decode_page_token(Some("")).unwrap(), 0);

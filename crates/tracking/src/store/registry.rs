@@ -51,7 +51,9 @@ pub fn validate_model_name(name: &str) -> Result<()> {
     if name.chars().count() > 256 {
         return Err(invalid(format!("Registered model name '{name}' is longer than 256 characters.")));
     }
-    if name.contains("..") || name.chars().any(|c| matches!(c, '/' | '\\' | ':' | '#' | '?' | '%' | '\0') || c.is_control()) {
+    if name.contains("..")
+        || name.chars().any(|c| matches!(c, '/' | '\\' | ':' | '#' | '?' | '%' | '\0') || c.is_control())
+    {
         return Err(invalid(format!(
             "Invalid registered model name '{name}'. Names cannot contain '/', '\\\\', ':', '#', '?', '%', '..' or control characters."
         )));
@@ -118,7 +120,8 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 out.push(b);
                 i += 3;
                 continue;
@@ -139,12 +142,20 @@ fn version_not_found(name: &str, version: i64) -> StoreError {
 }
 
 /// Parses a version number given as a string.
+/// Parses a version number given as a string (`0` or negative simply match no version).
 pub fn parse_version(v: &str) -> Result<i64> {
-    v.trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| invalid(format!("Parameter 'version' must be an integer, got '{v}'.")))
+    v.trim().parse::<i64>().map_err(|_| invalid(format!("Parameter 'version' must be an integer, got '{v}'.")))
+}
+
+/// `models:/m-<id>`: the logged model a source names, if it names one.
+fn logged_model_source(source: &str) -> Option<&str> {
+    source.strip_prefix("models:/").filter(|id| id.starts_with("m-") && !id.contains('/') && !id.contains('@'))
+}
+
+/// Whether `source` lies inside the artifact folder `root`.
+fn within(source: &str, root: &str) -> bool {
+    let root = root.trim_end_matches('/');
+    source == root || source.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// What a new model version is made of.
@@ -240,11 +251,13 @@ impl Store {
     }
 
     pub async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
-        let row = sqlx::query("SELECT name, creation_time, last_updated_time, description FROM registered_models WHERE name = $1")
-            .bind(name)
-            .fetch_optional(self.r())
-            .await?
-            .ok_or_else(|| model_not_found(name))?;
+        let row = sqlx::query(
+            "SELECT name, creation_time, last_updated_time, description FROM registered_models WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(self.r())
+        .await?
+        .ok_or_else(|| model_not_found(name))?;
         let mut models = vec![registered_from_row(&row)?];
         self.attach_registered_model_data(&mut models).await?;
         Ok(models.remove(0))
@@ -261,7 +274,8 @@ impl Store {
             sql
         };
         let tags = select("SELECT name, key, value FROM registered_model_tags WHERE name IN ", " ORDER BY key");
-        let aliases = select("SELECT name, alias, version FROM registered_model_aliases WHERE name IN ", " ORDER BY alias");
+        let aliases =
+            select("SELECT name, alias, version FROM registered_model_aliases WHERE name IN ", " ORDER BY alias");
         let latest = select(
             &format!("SELECT {MV_COLUMNS} FROM model_versions v WHERE v.name IN "),
             &format!(" AND v.current_stage != '{DELETED}' ORDER BY v.name, v.version"),
@@ -314,6 +328,10 @@ impl Store {
         validate_model_name(new_name)?;
         let mut tx = self.w().begin().await?;
         self.model_exists(&mut tx, name).await?;
+        if name == new_name {
+            drop(tx);
+            return self.get_registered_model(name).await;
+        }
         if self.model_exists(&mut tx, new_name).await.is_ok() {
             return Err(StoreError::AlreadyExists(format!("Registered Model (name={new_name}) already exists.")));
         }
@@ -324,7 +342,11 @@ impl Store {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE registry_history SET name = $1 WHERE name = $2").bind(new_name).bind(name).execute(&mut *tx).await?;
+        sqlx::query("UPDATE registry_history SET name = $1 WHERE name = $2")
+            .bind(new_name)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         self.get_registered_model(new_name).await
     }
@@ -332,7 +354,13 @@ impl Store {
     pub async fn delete_registered_model(&self, name: &str) -> Result<()> {
         let mut tx = self.w().begin().await?;
         self.model_exists(&mut tx, name).await?;
-        for table in ["model_version_tags", "registered_model_aliases", "model_versions", "registered_model_tags", "registered_models"] {
+        for table in [
+            "model_version_tags",
+            "registered_model_aliases",
+            "model_versions",
+            "registered_model_tags",
+            "registered_models",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE name = $1")).bind(name).execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -360,7 +388,11 @@ impl Store {
     pub async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
         let mut tx = self.w().begin().await?;
         self.model_exists(&mut tx, name).await?;
-        sqlx::query("DELETE FROM registered_model_tags WHERE name = $1 AND key = $2").bind(name).bind(key).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM registered_model_tags WHERE name = $1 AND key = $2")
+            .bind(name)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -372,15 +404,30 @@ impl Store {
         max_results: i64,
         page_token: Option<&str>,
     ) -> Result<Page<RegisteredModel>> {
+        if max_results == 0 {
+            return Ok(Page { items: Vec::new(), next_page_token: None });
+        }
         let max_results = check_max_results(max_results, SEARCH_MODELS_MAX)?;
         let offset = decode_page_token(page_token)?;
         let dialect = self.dialect();
-        let mut sql = Sql::new("SELECT m.name, m.creation_time, m.last_updated_time, m.description FROM registered_models m WHERE 1 = 1");
+        let mut sql = Sql::new(
+            "SELECT m.name, m.creation_time, m.last_updated_time, m.description FROM registered_models m WHERE 1 = 1",
+        );
         for c in parse_filter(filter)?.clauses {
             sql.push(" AND ");
             match c.entity {
-                Entity::Attribute if c.key == "name" => string_condition(&mut sql, dialect, "m.name", c.op, &c.value, "'name'")?,
-                Entity::Tag => registry_tag_condition(&mut sql, dialect, "registered_model_tags", "m.name = x.name", &c.key, c.op, &c.value)?,
+                Entity::Attribute if c.key == "name" => {
+                    string_condition(&mut sql, dialect, "m.name", c.op, &c.value, "'name'")?
+                }
+                Entity::Tag => registry_tag_condition(
+                    &mut sql,
+                    dialect,
+                    "registered_model_tags",
+                    "m.name = x.name",
+                    &c.key,
+                    c.op,
+                    &c.value,
+                )?,
                 _ => {
                     return Err(invalid(format!(
                         "Invalid filter for registered models on '{}': only name and tags.<key> are supported",
@@ -431,18 +478,22 @@ impl Store {
         for t in &new.tags {
             validate::tag(&t.key, &t.value)?;
         }
-        if new.source.starts_with("models:/m-") && new.model_id.as_deref().is_none_or(str::is_empty) {
-            return Err(invalid(format!(
-                "Model version source '{}' refers to a logged model; 'model_id' is required with it.",
-                new.source
-            )));
-        }
-        if let Some(model_id) = new.model_id.as_deref().filter(|m| !m.is_empty()) {
-            self.get_logged_model(model_id).await?;
-        }
-        if let Some(run) = new.run_id.as_deref().filter(|r| !r.is_empty()) {
-            self.get_run_info(run).await?;
-        }
+        let model_id = new.model_id.as_deref().filter(|m| !m.is_empty());
+        let logged = match model_id {
+            Some(id) => Some(self.get_logged_model(id).await?),
+            None => None,
+        };
+        // A version registered from a logged model belongs to the run that produced it.
+        let run_id = new
+            .run_id
+            .clone()
+            .filter(|r| !r.is_empty())
+            .or_else(|| logged.as_ref().and_then(|m| m.source_run_id.clone()));
+        let run = match run_id.as_deref() {
+            Some(r) => Some(self.get_run_info(r).await?),
+            None => None,
+        };
+        self.check_source_location(&new.source, run.as_ref(), logged.as_ref()).await?;
         let mut tx = self.w().begin().await?;
         self.model_exists(&mut tx, &new.name).await?;
         let max: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM model_versions WHERE name = $1")
@@ -462,9 +513,9 @@ impl Store {
         .bind(new.description.as_deref())
         .bind(new.user_id.as_deref())
         .bind(&new.source)
-        .bind(new.run_id.as_deref().filter(|r| !r.is_empty()))
+        .bind(run_id.as_deref())
         .bind(new.run_link.as_deref().filter(|r| !r.is_empty()))
-        .bind(new.model_id.as_deref().filter(|m| !m.is_empty()))
+        .bind(model_id)
         .execute(&mut *tx)
         .await?;
         for t in &new.tags {
@@ -473,6 +524,56 @@ impl Store {
         Self::touch_model(&mut tx, &new.name).await?;
         tx.commit().await?;
         self.get_model_version(&new.name, version).await
+    }
+
+    /// The source must be something the version may point at (MLflow's rules): a logged model
+    /// given as `model_id`, an existing registered version, or files inside the run named by
+    /// `run_id` (or inside the logged model). Remote stores (`s3://`, ...) are taken as given.
+    async fn check_source_location(
+        &self,
+        source: &str,
+        run: Option<&crate::model::RunInfo>,
+        logged: Option<&crate::model::LoggedModel>,
+    ) -> Result<()> {
+        let foreign = || {
+            invalid(format!(
+                "Invalid model version source: '{source}'. To use a local path or a run's artifacts as a model \
+                 version source, the run_id request parameter must identify the resource that contains the source."
+            ))
+        };
+        if let Some(id) = logged_model_source(source) {
+            return match logged {
+                Some(m) if m.model_id == id => Ok(()),
+                Some(m) => Err(invalid(format!("source '{source}' does not match model_id '{}'", m.model_id))),
+                None => Err(invalid(format!(
+                    "Model version source '{source}' refers to a logged model; 'model_id' is required with it."
+                ))),
+            };
+        }
+        if let Some(rest) = source.strip_prefix("models:/") {
+            match rest.split_once('@') {
+                Some((name, alias)) => self.get_model_version_by_alias(name, alias).await.map(|_| ()),
+                None => {
+                    let (name, version) =
+                        rest.rsplit_once('/').ok_or_else(|| invalid(format!("Invalid model URI '{source}'")))?;
+                    self.get_model_version(name, parse_version(version)?).await.map(|_| ())
+                }
+            }?;
+            return Ok(());
+        }
+        if let Some(rest) = source.strip_prefix("runs:/") {
+            let source_run = rest.split('/').next().unwrap_or("");
+            return match run {
+                Some(r) if r.run_id == source_run => Ok(()),
+                _ => Err(foreign()),
+            };
+        }
+        if source.starts_with("mlflow-artifacts:") {
+            let in_run = run.is_some_and(|r| within(source, &r.artifact_uri));
+            let in_model = logged.is_some_and(|m| within(source, &m.artifact_location));
+            return if in_run || in_model { Ok(()) } else { Err(foreign()) };
+        }
+        Ok(())
     }
 
     pub async fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion> {
@@ -514,15 +615,22 @@ impl Store {
         Ok(())
     }
 
-    pub async fn update_model_version(&self, name: &str, version: i64, description: Option<&str>) -> Result<ModelVersion> {
+    pub async fn update_model_version(
+        &self,
+        name: &str,
+        version: i64,
+        description: Option<&str>,
+    ) -> Result<ModelVersion> {
         self.get_model_version(name, version).await?;
-        sqlx::query("UPDATE model_versions SET description = $1, last_updated_time = $2 WHERE name = $3 AND version = $4")
-            .bind(description)
-            .bind(now_ms())
-            .bind(name)
-            .bind(version)
-            .execute(self.w())
-            .await?;
+        sqlx::query(
+            "UPDATE model_versions SET description = $1, last_updated_time = $2 WHERE name = $3 AND version = $4",
+        )
+        .bind(description)
+        .bind(now_ms())
+        .bind(name)
+        .bind(version)
+        .execute(self.w())
+        .await?;
         self.get_model_version(name, version).await
     }
 
@@ -530,16 +638,25 @@ impl Store {
     pub async fn delete_model_version(&self, name: &str, version: i64, user: Option<&str>) -> Result<()> {
         self.get_model_version(name, version).await?;
         let mut tx = self.w().begin().await?;
-        let aliases: Vec<String> = sqlx::query_scalar("SELECT alias FROM registered_model_aliases WHERE name = $1 AND version = $2")
-            .bind(name)
-            .bind(version)
-            .fetch_all(&mut *tx)
-            .await?;
+        let aliases: Vec<String> =
+            sqlx::query_scalar("SELECT alias FROM registered_model_aliases WHERE name = $1 AND version = $2")
+                .bind(name)
+                .bind(version)
+                .fetch_all(&mut *tx)
+                .await?;
         for alias in &aliases {
             Self::record(&mut tx, name, "alias", alias, Some(version), None, user).await?;
         }
-        sqlx::query("DELETE FROM registered_model_aliases WHERE name = $1 AND version = $2").bind(name).bind(version).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM model_version_tags WHERE name = $1 AND version = $2").bind(name).bind(version).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM registered_model_aliases WHERE name = $1 AND version = $2")
+            .bind(name)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM model_version_tags WHERE name = $1 AND version = $2")
+            .bind(name)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(&format!(
             "UPDATE model_versions SET current_stage = '{DELETED}', last_updated_time = $1 WHERE name = $2 AND version = $3"
         ))
@@ -564,6 +681,12 @@ impl Store {
         user: Option<&str>,
     ) -> Result<ModelVersion> {
         let stage = canonical_stage(stage)?;
+        if archive_existing && !matches!(stage, "Staging" | "Production") {
+            return Err(invalid(format!(
+                "Model version transition cannot archive existing model versions because '{stage}' is not an \
+                 Active stage. Valid stages are ['Staging', 'Production']"
+            )));
+        }
         self.get_model_version(name, version).await?;
         let mut tx = self.w().begin().await?;
         let previous: Option<i64> = sqlx::query_scalar(
@@ -575,7 +698,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let now = now_ms();
-        if archive_existing && matches!(stage, "Staging" | "Production") {
+        if archive_existing {
             sqlx::query(
                 "UPDATE model_versions SET current_stage = 'Archived', last_updated_time = $1 \
                  WHERE name = $2 AND current_stage = $3 AND version != $4",
@@ -587,13 +710,15 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("UPDATE model_versions SET current_stage = $1, last_updated_time = $2 WHERE name = $3 AND version = $4")
-            .bind(stage)
-            .bind(now)
-            .bind(name)
-            .bind(version)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE model_versions SET current_stage = $1, last_updated_time = $2 WHERE name = $3 AND version = $4",
+        )
+        .bind(stage)
+        .bind(now)
+        .bind(name)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
         Self::record(&mut tx, name, "stage", stage, previous, Some(version), user).await?;
         Self::touch_model(&mut tx, name).await?;
         tx.commit().await?;
@@ -625,11 +750,12 @@ impl Store {
         validate_alias(alias)?;
         self.get_model_version(name, version).await?;
         let mut tx = self.w().begin().await?;
-        let before: Option<i64> = sqlx::query_scalar("SELECT version FROM registered_model_aliases WHERE name = $1 AND alias = $2")
-            .bind(name)
-            .bind(alias)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let before: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM registered_model_aliases WHERE name = $1 AND alias = $2")
+                .bind(name)
+                .bind(alias)
+                .fetch_optional(&mut *tx)
+                .await?;
         sqlx::query(
             "INSERT INTO registered_model_aliases (name, alias, version) VALUES ($1, $2, $3) \
              ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
@@ -646,16 +772,20 @@ impl Store {
     }
 
     pub async fn delete_alias(&self, name: &str, alias: &str, user: Option<&str>) -> Result<()> {
-        validate_alias(alias)?;
         let mut tx = self.w().begin().await?;
         self.model_exists(&mut tx, name).await?;
-        let before: Option<i64> = sqlx::query_scalar("SELECT version FROM registered_model_aliases WHERE name = $1 AND alias = $2")
-            .bind(name)
-            .bind(alias)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let before: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM registered_model_aliases WHERE name = $1 AND alias = $2")
+                .bind(name)
+                .bind(alias)
+                .fetch_optional(&mut *tx)
+                .await?;
         if let Some(before) = before {
-            sqlx::query("DELETE FROM registered_model_aliases WHERE name = $1 AND alias = $2").bind(name).bind(alias).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM registered_model_aliases WHERE name = $1 AND alias = $2")
+                .bind(name)
+                .bind(alias)
+                .execute(&mut *tx)
+                .await?;
             Self::record(&mut tx, name, "alias", alias, Some(before), None, user).await?;
         }
         tx.commit().await?;
@@ -664,11 +794,24 @@ impl Store {
 
     /// The version an alias points at. A missing alias is INVALID_PARAMETER_VALUE, as in MLflow.
     pub async fn get_model_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
-        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM registered_model_aliases WHERE name = $1 AND alias = $2")
+        if alias.eq_ignore_ascii_case("latest") {
+            let newest: Option<i64> = sqlx::query_scalar(&format!(
+                "SELECT MAX(version) FROM model_versions WHERE name = $1 AND current_stage != '{DELETED}'"
+            ))
             .bind(name)
-            .bind(alias)
-            .fetch_optional(self.r())
+            .fetch_one(self.r())
             .await?;
+            return match newest {
+                Some(v) => self.get_model_version(name, v).await,
+                None => Err(StoreError::NotFound(format!("Latest version not found for model {name}."))),
+            };
+        }
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM registered_model_aliases WHERE name = $1 AND alias = $2")
+                .bind(name)
+                .bind(alias)
+                .fetch_optional(self.r())
+                .await?;
         match version {
             Some(v) => self.get_model_version(name, v).await,
             None => {
@@ -702,7 +845,8 @@ impl Store {
         let max_results = check_max_results(max_results, SEARCH_VERSIONS_MAX)?;
         let offset = decode_page_token(page_token)?;
         let dialect = self.dialect();
-        let mut sql = Sql::new(&format!("SELECT {MV_COLUMNS} FROM model_versions v WHERE v.current_stage != '{DELETED}'"));
+        let mut sql =
+            Sql::new(&format!("SELECT {MV_COLUMNS} FROM model_versions v WHERE v.current_stage != '{DELETED}'"));
         for c in parse_filter(filter)?.clauses {
             sql.push(" AND ");
             match (c.entity, c.key.as_str()) {

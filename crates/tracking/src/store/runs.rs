@@ -2,14 +2,12 @@
 
 use super::experiments::tag_condition;
 use super::sql::{number_condition, string_condition, Arg, Sql};
-use super::{
-    check_max_results, decode_page_token, now_ms, paginate, parse_experiment_id, validate, Store,
-};
+use super::{check_max_results, decode_page_token, now_ms, paginate, parse_experiment_id, validate, Store};
 use crate::db::Dialect;
 use crate::error::{Result, StoreError};
 use crate::model::{
-    Dataset, DatasetInput, KeyValue, LifecycleStage, Metric, ModelOutput, Page, Run, RunInfo,
-    RunMetric, RunStatus, ViewType,
+    Dataset, DatasetInput, KeyValue, LifecycleStage, Metric, ModelOutput, Page, Run, RunInfo, RunMetric, RunStatus,
+    ViewType,
 };
 use crate::search::{parse_filter, parse_order_by, Entity, Op, Value};
 use sqlx::any::AnyRow;
@@ -63,20 +61,15 @@ fn run_not_found(run_id: &str) -> StoreError {
 /// Generated run names, `adjective-noun-number` like MLflow's.
 fn random_run_name() -> String {
     const ADJ: [&str; 16] = [
-        "bold", "calm", "clever", "crisp", "eager", "gentle", "keen", "lucky", "merry", "nimble",
-        "quiet", "rare", "sharp", "swift", "vivid", "wise",
+        "bold", "calm", "clever", "crisp", "eager", "gentle", "keen", "lucky", "merry", "nimble", "quiet", "rare",
+        "sharp", "swift", "vivid", "wise",
     ];
     const NOUN: [&str; 16] = [
-        "bass", "crane", "deer", "fox", "hare", "hawk", "lark", "lynx", "mole", "newt", "owl",
-        "seal", "shrew", "stork", "wolf", "wren",
+        "bass", "crane", "deer", "fox", "hare", "hawk", "lark", "lynx", "mole", "newt", "owl", "seal", "shrew",
+        "stork", "wolf", "wren",
     ];
     let u = uuid::Uuid::new_v4().as_u128();
-    format!(
-        "{}-{}-{}",
-        ADJ[(u % 16) as usize],
-        NOUN[((u >> 8) % 16) as usize],
-        (u >> 16) % 1000
-    )
+    format!("{}-{}-{}", ADJ[(u % 16) as usize], NOUN[((u >> 8) % 16) as usize], (u >> 16) % 1000)
 }
 
 /// A new metric replaces the latest one when it is later by (step, timestamp, value).
@@ -131,10 +124,7 @@ impl Store {
                 "Could not create run under non-active experiment with ID {experiment_id}."
             )));
         }
-        let tag_name = tags
-            .iter()
-            .find(|t| t.key == RUN_NAME_TAG)
-            .map(|t| t.value.as_str());
+        let tag_name = tags.iter().find(|t| t.key == RUN_NAME_TAG).map(|t| t.value.as_str());
         if let (Some(a), Some(b)) = (run_name.filter(|n| !n.is_empty()), tag_name) {
             if a != b {
                 return Err(StoreError::InvalidParameter(format!(
@@ -143,16 +133,9 @@ impl Store {
                 )));
             }
         }
-        let name = run_name
-            .filter(|n| !n.is_empty())
-            .or(tag_name)
-            .map(str::to_string)
-            .unwrap_or_else(random_run_name);
+        let name = run_name.filter(|n| !n.is_empty()).or(tag_name).map(str::to_string).unwrap_or_else(random_run_name);
         let run_id = uuid::Uuid::new_v4().simple().to_string();
-        let artifact_uri = format!(
-            "{}/{run_id}/artifacts",
-            exp.artifact_location.trim_end_matches('/')
-        );
+        let artifact_uri = format!("{}/{run_id}/artifacts", exp.artifact_location.trim_end_matches('/'));
         let start_time = start_time.unwrap_or_else(now_ms);
         let exp_id = parse_experiment_id(experiment_id)?;
         let mut tx = self.w().begin().await?;
@@ -168,11 +151,7 @@ impl Store {
         .bind(&artifact_uri)
         .execute(&mut *tx)
         .await?;
-        let mut all_tags: Vec<KeyValue> = tags
-            .iter()
-            .filter(|t| t.key != RUN_NAME_TAG)
-            .cloned()
-            .collect();
+        let mut all_tags: Vec<KeyValue> = tags.iter().filter(|t| t.key != RUN_NAME_TAG).cloned().collect();
         all_tags.push(KeyValue::new(RUN_NAME_TAG, name));
         for t in &all_tags {
             upsert_tag(&mut tx, &run_id, &t.key, &t.value).await?;
@@ -182,20 +161,15 @@ impl Store {
     }
 
     pub async fn get_run(&self, run_id: &str) -> Result<Run> {
-        self.load_runs(&[run_id.to_string()])
-            .await?
-            .pop()
-            .ok_or_else(|| run_not_found(run_id))
+        self.load_runs(&[run_id.to_string()]).await?.pop().ok_or_else(|| run_not_found(run_id))
     }
 
     pub async fn get_run_info(&self, run_id: &str) -> Result<RunInfo> {
-        let row = sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid = $1"
-        ))
-        .bind(run_id)
-        .fetch_optional(self.r())
-        .await?
-        .ok_or_else(|| run_not_found(run_id))?;
+        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid = $1"))
+            .bind(run_id)
+            .fetch_optional(self.r())
+            .await?
+            .ok_or_else(|| run_not_found(run_id))?;
         run_info_from_row(&row)
     }
 
@@ -217,11 +191,8 @@ impl Store {
             sql
         };
         let info_sql = select(RUN_COLUMNS, "runs r", "");
-        let metric_sql = select(
-            "r.run_uuid, r.key, r.value, r.is_nan, r.timestamp, r.step",
-            "latest_metrics r",
-            " ORDER BY r.key",
-        );
+        let metric_sql =
+            select("r.run_uuid, r.key, r.value, r.is_nan, r.timestamp, r.step", "latest_metrics r", " ORDER BY r.key");
         let param_sql = select("r.run_uuid, r.key, r.value", "params r", " ORDER BY r.key");
         let tag_sql = select("r.run_uuid, r.key, r.value", "tags r", " ORDER BY r.key");
         let input_sql = select(
@@ -229,16 +200,8 @@ impl Store {
             "run_inputs r JOIN datasets d ON d.dataset_uuid = r.dataset_uuid",
             " ORDER BY d.name",
         );
-        let output_sql = select(
-            "r.run_uuid, r.model_id, r.step",
-            "run_outputs r",
-            " ORDER BY r.step, r.model_id",
-        );
-        let model_input_sql = select(
-            "r.run_uuid, r.model_id",
-            "run_model_inputs r",
-            " ORDER BY r.model_id",
-        );
+        let output_sql = select("r.run_uuid, r.model_id, r.step", "run_outputs r", " ORDER BY r.step, r.model_id");
+        let model_input_sql = select("r.run_uuid, r.model_id", "run_model_inputs r", " ORDER BY r.model_id");
         let (infos, metrics, params, tags, inputs, outputs, model_inputs) = tokio::try_join!(
             info_sql.query().fetch_all(self.r()),
             metric_sql.query().fetch_all(self.r()),
@@ -260,14 +223,9 @@ impl Store {
                 model_outputs: Vec::new(),
             });
         }
-        let index: std::collections::HashMap<String, usize> = runs
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.info.run_id.clone(), i))
-            .collect();
-        let slot = |row: &AnyRow| -> Result<Option<usize>> {
-            Ok(index.get(&row.try_get::<String, _>(0)?).copied())
-        };
+        let index: std::collections::HashMap<String, usize> =
+            runs.iter().enumerate().map(|(i, r)| (r.info.run_id.clone(), i)).collect();
+        let slot = |row: &AnyRow| -> Result<Option<usize>> { Ok(index.get(&row.try_get::<String, _>(0)?).copied()) };
         for row in &metrics {
             if let Some(i) = slot(row)? {
                 runs[i].metrics.push(Metric {
@@ -284,10 +242,7 @@ impl Store {
         for (rows, is_param) in [(&params, true), (&tags, false)] {
             for row in rows {
                 if let Some(i) = slot(row)? {
-                    let kv = KeyValue {
-                        key: row.try_get(1)?,
-                        value: row.try_get(2)?,
-                    };
+                    let kv = KeyValue { key: row.try_get(1)?, value: row.try_get(2)? };
                     if is_param {
                         runs[i].params.push(kv);
                     } else {
@@ -298,10 +253,7 @@ impl Store {
         }
         for row in &outputs {
             if let Some(i) = slot(row)? {
-                runs[i].model_outputs.push(ModelOutput {
-                    model_id: row.try_get(1)?,
-                    step: row.try_get(2)?,
-                });
+                runs[i].model_outputs.push(ModelOutput { model_id: row.try_get(1)?, step: row.try_get(2)? });
             }
         }
         for row in &model_inputs {
@@ -327,23 +279,18 @@ impl Store {
             }
         }
         if !input_ids.is_empty() {
-            let mut sql =
-                Sql::new("SELECT input_uuid, key, value FROM input_tags WHERE input_uuid IN ");
+            let mut sql = Sql::new("SELECT input_uuid, key, value FROM input_tags WHERE input_uuid IN ");
             sql.bind_list(input_ids.iter().map(|(_, id)| id.as_str()));
             sql.push(" ORDER BY key");
             let rows = sql.query().fetch_all(self.r()).await?;
             for row in rows {
                 let input: String = row.try_get(0)?;
                 // Inputs of a run were pushed in the same order as `input_ids`.
-                let mut per_run: std::collections::HashMap<usize, usize> =
-                    std::collections::HashMap::new();
+                let mut per_run: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
                 for (run_idx, id) in &input_ids {
                     let n = per_run.entry(*run_idx).or_default();
                     if *id == input {
-                        runs[*run_idx].inputs[*n].tags.push(KeyValue {
-                            key: row.try_get(1)?,
-                            value: row.try_get(2)?,
-                        });
+                        runs[*run_idx].inputs[*n].tags.push(KeyValue { key: row.try_get(1)?, value: row.try_get(2)? });
                         break;
                     }
                     *n += 1;
@@ -351,24 +298,17 @@ impl Store {
             }
         }
         // Return in the caller's order.
-        let mut by_id: std::collections::HashMap<String, Run> = runs
-            .into_iter()
-            .map(|r| (r.info.run_id.clone(), r))
-            .collect();
+        let mut by_id: std::collections::HashMap<String, Run> =
+            runs.into_iter().map(|r| (r.info.run_id.clone(), r)).collect();
         Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
     }
 
     /// Fails unless the run exists and is active (MLflow refuses writes to deleted runs).
-    pub(super) async fn check_active(
-        &self,
-        tx: &mut Transaction<'_, Any>,
-        run_id: &str,
-    ) -> Result<()> {
-        let stage: Option<String> =
-            sqlx::query_scalar("SELECT lifecycle_stage FROM runs WHERE run_uuid = $1")
-                .bind(run_id)
-                .fetch_optional(&mut **tx)
-                .await?;
+    pub(super) async fn check_active(&self, tx: &mut Transaction<'_, Any>, run_id: &str) -> Result<()> {
+        let stage: Option<String> = sqlx::query_scalar("SELECT lifecycle_stage FROM runs WHERE run_uuid = $1")
+            .bind(run_id)
+            .fetch_optional(&mut **tx)
+            .await?;
         match stage.as_deref() {
             None => Err(run_not_found(run_id)),
             Some("active") => Ok(()),
@@ -427,18 +367,15 @@ impl Store {
     }
 
     pub async fn log_metric(&self, run_id: &str, metric: &Metric) -> Result<()> {
-        self.log_batch(run_id, std::slice::from_ref(metric), &[], &[])
-            .await
+        self.log_batch(run_id, std::slice::from_ref(metric), &[], &[]).await
     }
 
     pub async fn log_param(&self, run_id: &str, param: &KeyValue) -> Result<()> {
-        self.log_batch(run_id, &[], std::slice::from_ref(param), &[])
-            .await
+        self.log_batch(run_id, &[], std::slice::from_ref(param), &[]).await
     }
 
     pub async fn set_tag(&self, run_id: &str, tag: &KeyValue) -> Result<()> {
-        self.log_batch(run_id, &[], &[], std::slice::from_ref(tag))
-            .await
+        self.log_batch(run_id, &[], &[], std::slice::from_ref(tag)).await
     }
 
     /// Logs metrics, params and tags atomically: all are stored or none.
@@ -460,10 +397,7 @@ impl Store {
             validate::tag(&t.key, &t.value)?;
         }
         for (i, p) in params.iter().enumerate() {
-            if let Some(q) = params[..i]
-                .iter()
-                .find(|q| q.key == p.key && q.value != p.value)
-            {
+            if let Some(q) = params[..i].iter().find(|q| q.key == p.key && q.value != p.value) {
                 return Err(StoreError::InvalidParameter(format!(
                     "Duplicate parameter keys have been submitted: key '{}' with values '{}' and '{}'",
                     p.key, q.value, p.value
@@ -542,29 +476,20 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "No tag with name: {key} in run with id {run_id}"
-            )));
+            return Err(StoreError::NotFound(format!("No tag with name: {key} in run with id {run_id}")));
         }
         tx.commit().await?;
         Ok(())
     }
 
     /// Records datasets used by a run (deduplicated per experiment by name and digest).
-    pub async fn log_inputs(
-        &self,
-        run_id: &str,
-        inputs: &[DatasetInput],
-        model_ids: &[String],
-    ) -> Result<()> {
+    pub async fn log_inputs(&self, run_id: &str, inputs: &[DatasetInput], model_ids: &[String]) -> Result<()> {
         for i in inputs {
             for t in &i.tags {
                 validate::tag(&t.key, &t.value)?;
             }
             if i.dataset.name.is_empty() || i.dataset.digest.is_empty() {
-                return Err(StoreError::InvalidParameter(
-                    "A dataset input needs a name and a digest".into(),
-                ));
+                return Err(StoreError::InvalidParameter("A dataset input needs a name and a digest".into()));
             }
         }
         let info = self.get_run_info(run_id).await?;
@@ -602,32 +527,31 @@ impl Store {
                     id
                 }
             };
-            let input_uuid: Option<String> = sqlx::query_scalar(
-                "SELECT input_uuid FROM run_inputs WHERE run_uuid = $1 AND dataset_uuid = $2",
-            )
-            .bind(run_id)
-            .bind(&dataset_uuid)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let input_uuid: Option<String> =
+                sqlx::query_scalar("SELECT input_uuid FROM run_inputs WHERE run_uuid = $1 AND dataset_uuid = $2")
+                    .bind(run_id)
+                    .bind(&dataset_uuid)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if input_uuid.is_some() {
                 continue;
             }
             let input_uuid = uuid::Uuid::new_v4().simple().to_string();
-            sqlx::query(
-                "INSERT INTO run_inputs (input_uuid, run_uuid, dataset_uuid) VALUES ($1, $2, $3)",
-            )
-            .bind(&input_uuid)
-            .bind(run_id)
-            .bind(&dataset_uuid)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("INSERT INTO run_inputs (input_uuid, run_uuid, dataset_uuid) VALUES ($1, $2, $3)")
+                .bind(&input_uuid)
+                .bind(run_id)
+                .bind(&dataset_uuid)
+                .execute(&mut *tx)
+                .await?;
             for t in &input.tags {
-                sqlx::query("INSERT INTO input_tags (input_uuid, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                    .bind(&input_uuid)
-                    .bind(&t.key)
-                    .bind(&t.value)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO input_tags (input_uuid, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(&input_uuid)
+                .bind(&t.key)
+                .bind(&t.value)
+                .execute(&mut *tx)
+                .await?;
             }
         }
         for model_id in model_ids {
@@ -655,19 +579,13 @@ impl Store {
              WHERE run_uuid = ",
         );
         // MLflow orders history by (timestamp, step, value); an unknown run has no history.
-        sql.bind_str(run_id)
-            .push(" AND key = ")
-            .bind_str(key)
-            .push(" ORDER BY timestamp, step, is_nan, value");
+        sql.bind_str(run_id).push(" AND key = ").bind_str(key).push(" ORDER BY timestamp, step, is_nan, value");
         let limit = match max_results {
             Some(n) => Some(check_max_results(n, METRIC_HISTORY_MAX)?),
             None => None,
         };
         if let Some(n) = limit {
-            sql.push(" LIMIT ")
-                .bind_int(n + 1)
-                .push(" OFFSET ")
-                .bind_int(offset);
+            sql.push(" LIMIT ").bind_int(n + 1).push(" OFFSET ").bind_int(offset);
         }
         let rows = sql.query().fetch_all(self.r()).await?;
         let items = rows
@@ -686,10 +604,7 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         Ok(match limit {
             Some(n) => paginate(items, offset, n),
-            None => Page {
-                items,
-                next_page_token: None,
-            },
+            None => Page { items, next_page_token: None },
         })
     }
 
@@ -712,31 +627,21 @@ impl Store {
         let max_results = check_max_results(max_results, METRIC_HISTORY_MAX)? as usize;
         let mut out = Vec::new();
         for run_id in run_ids {
-            let all = self
-                .get_metric_history(run_id, key, None, None)
-                .await?
-                .items;
+            let all = self.get_metric_history(run_id, key, None, None).await?.items;
             let in_range: Vec<Metric> = all
                 .into_iter()
-                .filter(|m| {
-                    start_step.is_none_or(|s| m.step >= s) && end_step.is_none_or(|e| m.step <= e)
-                })
+                .filter(|m| start_step.is_none_or(|s| m.step >= s) && end_step.is_none_or(|e| m.step <= e))
                 .collect();
             let n = in_range.len();
             let picked: Vec<Metric> = if n <= max_results {
                 in_range
             } else {
                 let last = n - 1;
-                let mut idx: Vec<usize> = (0..max_results)
-                    .map(|i| i * last / (max_results - 1).max(1))
-                    .collect();
+                let mut idx: Vec<usize> = (0..max_results).map(|i| i * last / (max_results - 1).max(1)).collect();
                 idx.dedup();
                 idx.into_iter().map(|i| in_range[i].clone()).collect()
             };
-            out.extend(picked.into_iter().map(|metric| RunMetric {
-                run_id: run_id.clone(),
-                metric,
-            }));
+            out.extend(picked.into_iter().map(|metric| RunMetric { run_id: run_id.clone(), metric }));
         }
         Ok(out)
     }
@@ -746,20 +651,13 @@ impl Store {
         let max_results = check_max_results(search.max_results, super::SEARCH_MAX_RESULTS)?;
         let offset = decode_page_token(search.page_token.as_deref())?;
         let filter = parse_filter(&search.filter)?;
-        let orders = search
-            .order_by
-            .iter()
-            .map(|o| parse_order_by(o))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let orders = search.order_by.iter().map(|o| parse_order_by(o)).collect::<std::result::Result<Vec<_>, _>>()?;
         let mut exp_ids = Vec::new();
         for id in &search.experiment_ids {
             exp_ids.push(parse_experiment_id(id)?);
         }
         if exp_ids.is_empty() {
-            return Ok(Page {
-                items: Vec::new(),
-                next_page_token: None,
-            });
+            return Ok(Page { items: Vec::new(), next_page_token: None });
         }
         let dialect = self.dialect();
         let mut sql = Sql::new("SELECT r.run_uuid FROM runs r");
@@ -770,19 +668,17 @@ impl Store {
             let dir = if o.ascending { "ASC" } else { "DESC" };
             match o.entity {
                 Entity::Metric => {
-                    sql.push(&format!(" LEFT JOIN latest_metrics {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = "));
-                    sql.bind_str(&o.key);
-                    order_terms.push(format!(
-                        "({alias}.value IS NULL) ASC, {alias}.is_nan ASC, {alias}.value {dir}"
+                    sql.push(&format!(
+                        " LEFT JOIN latest_metrics {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = "
                     ));
+                    sql.bind_str(&o.key);
+                    order_terms.push(format!("({alias}.value IS NULL) ASC, {alias}.is_nan ASC, {alias}.value {dir}"));
                 }
                 Entity::Param | Entity::Tag => {
-                    let table = if o.entity == Entity::Param {
-                        "params"
-                    } else {
-                        "tags"
-                    };
-                    sql.push(&format!(" LEFT JOIN {table} {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = "));
+                    let table = if o.entity == Entity::Param { "params" } else { "tags" };
+                    sql.push(&format!(
+                        " LEFT JOIN {table} {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = "
+                    ));
                     sql.bind_str(&o.key);
                     order_terms.push(format!("({alias}.value IS NULL) ASC, {alias}.value {dir}"));
                 }
@@ -819,10 +715,7 @@ impl Store {
         order_terms.push("r.start_time DESC".into());
         order_terms.push("r.run_uuid ASC".into());
         sql.push(" ORDER BY ").push(&order_terms.join(", "));
-        sql.push(" LIMIT ")
-            .bind_int(max_results + 1)
-            .push(" OFFSET ")
-            .bind_int(offset);
+        sql.push(" LIMIT ").bind_int(max_results + 1).push(" OFFSET ").bind_int(offset);
         let ids: Vec<String> = sql
             .query()
             .fetch_all(self.r())
@@ -831,10 +724,7 @@ impl Store {
             .map(|r| r.try_get(0))
             .collect::<std::result::Result<_, _>>()?;
         let page = paginate(ids, offset, max_results);
-        Ok(Page {
-            items: self.load_runs(&page.items).await?,
-            next_page_token: page.next_page_token,
-        })
+        Ok(Page { items: self.load_runs(&page.items).await?, next_page_token: page.next_page_token })
     }
 }
 
@@ -857,55 +747,22 @@ fn run_attribute_column(key: &str) -> Option<&'static str> {
 }
 
 /// One filter clause of a run search as SQL.
-fn run_condition(
-    sql: &mut Sql,
-    dialect: Dialect,
-    entity: Entity,
-    key: &str,
-    op: Op,
-    value: &Value,
-) -> Result<()> {
+fn run_condition(sql: &mut Sql, dialect: Dialect, entity: Entity, key: &str, op: Op, value: &Value) -> Result<()> {
     match entity {
         Entity::Metric => {
             if matches!(op, Op::IsNull | Op::IsNotNull) {
-                sql.push(if op == Op::IsNull {
-                    "NOT EXISTS"
-                } else {
-                    "EXISTS"
-                });
-                sql.push(
-                    " (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = ",
-                );
+                sql.push(if op == Op::IsNull { "NOT EXISTS" } else { "EXISTS" });
+                sql.push(" (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = ");
                 sql.bind_str(key).push(")");
                 return Ok(());
             }
-            sql.push(
-                "EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = ",
-            );
+            sql.push("EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = ");
             sql.bind_str(key).push(" AND m.is_nan = 0 AND ");
             number_condition(sql, "m.value", op, value, &format!("metric '{key}'"))?;
             sql.push(")");
         }
-        Entity::Param => tag_condition(
-            sql,
-            dialect,
-            "params",
-            "run_uuid",
-            "r.run_uuid",
-            key,
-            op,
-            value,
-        )?,
-        Entity::Tag => tag_condition(
-            sql,
-            dialect,
-            "tags",
-            "run_uuid",
-            "r.run_uuid",
-            key,
-            op,
-            value,
-        )?,
+        Entity::Param => tag_condition(sql, dialect, "params", "run_uuid", "r.run_uuid", key, op, value)?,
+        Entity::Tag => tag_condition(sql, dialect, "tags", "run_uuid", "r.run_uuid", key, op, value)?,
         Entity::Attribute => {
             let column = run_attribute_column(key).ok_or_else(|| {
                 StoreError::InvalidParameter(format!(
@@ -925,26 +782,15 @@ fn run_condition(
                 "r.experiment_id" => {
                     // experiment ids are integers in the database but strings in the API.
                     let as_num = |s: &str| {
-                        s.parse::<f64>().map_err(|_| {
-                            StoreError::InvalidParameter(format!(
-                                "Invalid experiment id '{s}' in filter"
-                            ))
-                        })
+                        s.parse::<f64>()
+                            .map_err(|_| StoreError::InvalidParameter(format!("Invalid experiment id '{s}' in filter")))
                     };
                     match value {
-                        Value::Str(s) => number_condition(
-                            sql,
-                            column,
-                            op,
-                            &Value::Num(as_num(s)?),
-                            "attribute 'experiment_id'",
-                        )?,
+                        Value::Str(s) => {
+                            number_condition(sql, column, op, &Value::Num(as_num(s)?), "attribute 'experiment_id'")?
+                        }
                         Value::List(items) => {
-                            sql.push(column).push(if op == Op::NotIn {
-                                " NOT IN ("
-                            } else {
-                                " IN ("
-                            });
+                            sql.push(column).push(if op == Op::NotIn { " NOT IN (" } else { " IN (" });
                             for (i, s) in items.iter().enumerate() {
                                 if i > 0 {
                                     sql.push(", ");
@@ -956,14 +802,7 @@ fn run_condition(
                         _ => number_condition(sql, column, op, value, "attribute 'experiment_id'")?,
                     }
                 }
-                _ => string_condition(
-                    sql,
-                    dialect,
-                    column,
-                    op,
-                    value,
-                    &format!("attribute '{key}'"),
-                )?,
+                _ => string_condition(sql, dialect, column, op, value, &format!("attribute '{key}'"))?,
             }
         }
         Entity::Dataset => {
@@ -971,9 +810,11 @@ fn run_condition(
                 "name" => "d.name",
                 "digest" => "d.digest",
                 "context" => "t.value",
-                other => return Err(StoreError::InvalidParameter(format!(
-                    "Invalid dataset key '{other}'. Valid keys are ['name', 'digest', 'context']"
-                ))),
+                other => {
+                    return Err(StoreError::InvalidParameter(format!(
+                        "Invalid dataset key '{other}'. Valid keys are ['name', 'digest', 'context']"
+                    )))
+                }
             };
             sql.push(
                 "EXISTS (SELECT 1 FROM run_inputs i JOIN datasets d ON d.dataset_uuid = i.dataset_uuid \
@@ -987,12 +828,7 @@ fn run_condition(
     Ok(())
 }
 
-pub(super) async fn upsert_tag(
-    tx: &mut Transaction<'_, Any>,
-    run_id: &str,
-    key: &str,
-    value: &str,
-) -> Result<()> {
+pub(super) async fn upsert_tag(tx: &mut Transaction<'_, Any>, run_id: &str, key: &str, value: &str) -> Result<()> {
     sqlx::query(
         "INSERT INTO tags (run_uuid, key, value) VALUES ($1, $2, $3) \
          ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value",
@@ -1007,10 +843,6 @@ pub(super) async fn upsert_tag(
 
 /// Keeps the run's name column and its `mlflow.runName` tag in step.
 async fn set_run_name(tx: &mut Transaction<'_, Any>, run_id: &str, name: &str) -> Result<()> {
-    sqlx::query("UPDATE runs SET name = $1 WHERE run_uuid = $2")
-        .bind(name)
-        .bind(run_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query("UPDATE runs SET name = $1 WHERE run_uuid = $2").bind(name).bind(run_id).execute(&mut **tx).await?;
     upsert_tag(tx, run_id, RUN_NAME_TAG, name).await
 }

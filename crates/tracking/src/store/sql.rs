@@ -22,10 +22,7 @@ pub struct Sql {
 
 impl Sql {
     pub fn new(text: &str) -> Self {
-        Sql {
-            text: text.to_string(),
-            args: Vec::new(),
-        }
+        Sql { text: text.to_string(), args: Vec::new() }
     }
 
     /// Appends raw SQL text (never user input).
@@ -97,35 +94,27 @@ pub fn string_condition(
 ) -> Result<()> {
     let text = |v: &Value| match v {
         Value::Str(s) => Ok(s.clone()),
-        _ => Err(StoreError::InvalidParameter(format!(
-            "Invalid comparison for {what}: expected a quoted string value"
-        ))),
+        _ => {
+            Err(StoreError::InvalidParameter(format!("Invalid comparison for {what}: expected a quoted string value")))
+        }
     };
     match op {
         Op::Eq | Op::Ne => {
-            sql.push(column)
-                .push(if op == Op::Eq { " = " } else { " != " })
-                .bind(Arg::Text(text(value)?));
+            sql.push(column).push(if op == Op::Eq { " = " } else { " != " }).bind(Arg::Text(text(value)?));
         }
         Op::Like => {
             let pattern = text(value)?;
             match dialect {
-                Dialect::Sqlite => sql
-                    .push(column)
-                    .push(" GLOB ")
-                    .bind(Arg::Text(like_to_glob(&pattern))),
+                Dialect::Sqlite => sql.push(column).push(" GLOB ").bind(Arg::Text(like_to_glob(&pattern))),
                 Dialect::Postgres => sql.push(column).push(" LIKE ").bind(Arg::Text(pattern)),
             };
         }
         Op::ILike => {
             let pattern = text(value)?;
             match dialect {
-                Dialect::Sqlite => sql
-                    .push("LOWER(")
-                    .push(column)
-                    .push(") LIKE LOWER(")
-                    .bind(Arg::Text(pattern))
-                    .push(")"),
+                Dialect::Sqlite => {
+                    sql.push("LOWER(").push(column).push(") LIKE LOWER(").bind(Arg::Text(pattern)).push(")")
+                }
                 Dialect::Postgres => sql.push(column).push(" ILIKE ").bind(Arg::Text(pattern)),
             };
         }
@@ -135,8 +124,7 @@ pub fn string_condition(
                     "Invalid comparison for {what}: IN expects a list of strings"
                 )));
             };
-            sql.push(column)
-                .push(if op == Op::In { " IN " } else { " NOT IN " });
+            sql.push(column).push(if op == Op::In { " IN " } else { " NOT IN " });
             sql.bind_list(items.iter().map(String::as_str));
         }
         Op::Gt | Op::Ge | Op::Lt | Op::Le | Op::IsNull | Op::IsNotNull => {
@@ -150,17 +138,9 @@ pub fn string_condition(
 }
 
 /// Appends `<column> <op> <number>` for a numeric column.
-pub fn number_condition(
-    sql: &mut Sql,
-    column: &str,
-    op: Op,
-    value: &Value,
-    what: &str,
-) -> Result<()> {
+pub fn number_condition(sql: &mut Sql, column: &str, op: Op, value: &Value, what: &str) -> Result<()> {
     let Value::Num(n) = value else {
-        return Err(StoreError::InvalidParameter(format!(
-            "Invalid comparison for {what}: expected a numeric value"
-        )));
+        return Err(StoreError::InvalidParameter(format!("Invalid comparison for {what}: expected a numeric value")));
     };
     let cmp = match op {
         Op::Eq => " = ",
@@ -219,13 +199,7 @@ mod tests {
 
     #[test]
     fn globs() {
-        for (like, glob) in [
-            ("a%", "a*"),
-            ("_b", "?b"),
-            ("x*y", "x[*]y"),
-            ("[q]?", "[[]q][?]"),
-            ("plain", "plain"),
-        ] {
+        for (like, glob) in [("a%", "a*"), ("_b", "?b"), ("x*y", "x[*]y"), ("[q]?", "[[]q][?]"), ("plain", "plain")] {
             assert_eq!(like_to_glob(like), glob);
         }
     }
@@ -233,27 +207,12 @@ mod tests {
     #[test]
     fn placeholders_number_in_order() {
         let mut sql = Sql::new("SELECT 1 WHERE ");
-        string_condition(
-            &mut sql,
-            Dialect::Postgres,
-            "a",
-            Op::In,
-            &Value::List(vec!["x".into(), "y".into()]),
-            "a",
-        )
-        .unwrap();
+        string_condition(&mut sql, Dialect::Postgres, "a", Op::In, &Value::List(vec!["x".into(), "y".into()]), "a")
+            .unwrap();
         sql.push(" AND ");
         number_condition(&mut sql, "b", Op::Ge, &Value::Num(1.5), "b").unwrap();
         assert_eq!(sql.text(), "SELECT 1 WHERE a IN ($1, $2) AND b >= $3");
         assert!(number_condition(&mut sql, "b", Op::Like, &Value::Num(1.0), "b").is_err());
-        assert!(string_condition(
-            &mut sql,
-            Dialect::Sqlite,
-            "a",
-            Op::Gt,
-            &Value::Str("x".into()),
-            "a"
-        )
-        .is_err());
+        assert!(string_condition(&mut sql, Dialect::Sqlite, "a", Op::Gt, &Value::Str("x".into()), "a").is_err());
     }
 }

@@ -19,9 +19,7 @@ fn invalid(msg: String) -> StoreError {
 /// not resolve to another name when treated as a file path (no `..`, no leading `/`).
 pub fn key(kind: &str, name: &str) -> Result<()> {
     if name.is_empty() {
-        return Err(invalid(format!(
-            "Missing value for required parameter '{kind} key'"
-        )));
+        return Err(invalid(format!("Missing value for required parameter '{kind} key'")));
     }
     if name.chars().count() > MAX_ENTITY_KEY_LENGTH {
         return Err(invalid(format!(
@@ -30,10 +28,7 @@ pub fn key(kind: &str, name: &str) -> Result<()> {
             name.chars().count()
         )));
     }
-    if !name
-        .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '/' | '.' | '-' | ' ' | ':'))
-    {
+    if !name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '/' | '.' | '-' | ' ' | ':')) {
         return Err(invalid(format!(
             "Invalid {kind} name: '{name}'. Names may only contain alphanumerics, underscores (_), \
              dashes (-), periods (.), spaces ( ), colon(:) and slashes (/)."
@@ -82,11 +77,7 @@ pub fn batch_sizes(metrics: usize, params: usize, tags: usize) -> Result<()> {
         ("metrics", metrics, MAX_BATCH_METRICS),
         ("params", params, MAX_BATCH_PARAMS),
         ("tags", tags, MAX_BATCH_TAGS),
-        (
-            "total entities",
-            metrics + params + tags,
-            MAX_BATCH_ENTITIES,
-        ),
+        ("total entities", metrics + params + tags, MAX_BATCH_ENTITIES),
     ];
     for (what, n, limit) in checks {
         if n > limit {
@@ -101,9 +92,7 @@ pub fn batch_sizes(metrics: usize, params: usize, tags: usize) -> Result<()> {
 
 pub fn experiment_name(name: &str) -> Result<()> {
     if name.trim().is_empty() {
-        return Err(invalid(
-            "Invalid experiment name: ''. Experiment name must be a non-empty string.".into(),
-        ));
+        return Err(invalid("Invalid experiment name: ''. Experiment name must be a non-empty string.".into()));
     }
     if name.chars().count() > 500 {
         return Err(invalid(format!(
@@ -128,9 +117,7 @@ mod tests {
             check_key(good, true);
         }
         let long = "a".repeat(251);
-        for bad in [
-            "", "..", "../x", "a/../b", "/abs", "a//b", "a/", ".", "a;b", "a\\b", "a\0", &long,
-        ] {
+        for bad in ["", "..", "../x", "a/../b", "/abs", "a//b", "a/", ".", "a;b", "a\\b", "a\0", &long] {
             check_key(bad, false);
         }
     }

@@ -1,0 +1,149 @@
+//! `factory serve`: serve a model over HTTP (MLflow scoring protocol, Open Inference
+//! Protocol V2 REST, Prometheus metrics) and gRPC (V2 inference, grpc.health.v1), reload it
+//! when its alias moves, and log every scored row. Flags and environment only; the server
+//! is `serving::run`.
+
+use anyhow::Context;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum LogFormat {
+    Jsonl,
+    Csv,
+    Both,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// models:/name@alias, models:/name/N, runs:/<id>/model, models:/m-<id>, mlflow-artifacts:/... or a local folder.
+    #[arg(long, env = "MODEL_URI")]
+    pub model_uri: Option<String>,
+    /// A local model folder (used when no --model-uri / MODEL_URI is given).
+    #[arg(long, env = "MODEL_PATH")]
+    pub model_path: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// HTTP port (MLflow scoring protocol, V2 REST, /metrics).
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// gRPC port (V2 inference, grpc.health.v1); equal to --port serves both on one port.
+    #[arg(long, env = "GRPC_PORT", default_value_t = 50051)]
+    pub grpc_port: u16,
+    /// Version label reported by health, metadata and the request log (default: the registry version).
+    #[arg(long, env = "MODEL_VERSION")]
+    pub model_version: Option<String>,
+    #[arg(long, env = "MLFLOW_TRACKING_URI", default_value = "http://127.0.0.1:5000")]
+    pub tracking_uri: String,
+    /// Folder for the request log (every scored row; JSON Lines and/or CSV, rotated by size).
+    #[arg(long)]
+    pub request_log: Option<PathBuf>,
+    /// Which request log files to write.
+    #[arg(long, value_enum, default_value = "both")]
+    pub request_log_format: LogFormat,
+    /// Rotate request log files at this size (MiB).
+    #[arg(long, default_value_t = 64)]
+    pub request_log_max_mb: u64,
+    /// Ask the registry this often whether the alias moved (0 = never; POST /admin/reload still works).
+    #[arg(long, default_value_t = 10)]
+    pub poll_interval_secs: u64,
+    /// Largest request body accepted (HTTP and gRPC messages).
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Adaptive batching: most rows per model call (0 = off, the default; see docs/serving.md).
+    #[arg(long, default_value_t = 0)]
+    pub batch_max_rows: usize,
+    /// Adaptive batching: longest wait for more requests to join a batch (microseconds).
+    #[arg(long, default_value_t = 0)]
+    pub batch_max_wait_us: u64,
+    /// On SIGTERM, wait this long for requests in flight.
+    #[arg(long, default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+fn config(args: &ServeArgs) -> anyhow::Result<serving::Config> {
+    let uri = match (&args.model_uri, &args.model_path) {
+        (Some(u), _) if !u.is_empty() => u.clone(),
+        (_, Some(p)) => p.to_string_lossy().into_owned(),
+        _ => anyhow::bail!("no model to serve: give --model-uri (or MODEL_URI), or MODEL_PATH for a local folder"),
+    };
+    if args.max_body_bytes == 0 {
+        anyhow::bail!("--max-body-bytes must be positive");
+    }
+    let mut cfg = serving::Config::new(uri, args.tracking_uri.clone());
+    cfg.auth = super::train::tracking_auth();
+    cfg.version_label = args.model_version.clone().filter(|v| !v.is_empty());
+    cfg.poll_interval = (args.poll_interval_secs > 0).then(|| Duration::from_secs(args.poll_interval_secs));
+    cfg.max_body_bytes = args.max_body_bytes;
+    cfg.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
+    if let Some(dir) = &args.request_log {
+        let mut log = serving::RequestLogConfig::new(dir.clone());
+        log.max_file_bytes = args.request_log_max_mb.max(1) << 20;
+        (log.jsonl, log.csv) = match args.request_log_format {
+            LogFormat::Jsonl => (true, false),
+            LogFormat::Csv => (false, true),
+            LogFormat::Both => (true, true),
+        };
+        cfg.request_log = Some(log);
+    }
+    if args.batch_max_rows > 1 {
+        cfg.batching = Some(serving::BatchConfig {
+            max_batch_rows: args.batch_max_rows,
+            max_wait: Duration::from_micros(args.batch_max_wait_us),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        });
+    }
+    Ok(cfg)
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
+    let cfg = config(&args)?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let http = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+            .await
+            .with_context(|| format!("binding HTTP to {}:{}", args.host, args.port))?;
+        let grpc = if args.grpc_port == args.port {
+            None
+        } else {
+            Some(
+                tokio::net::TcpListener::bind((args.host.as_str(), args.grpc_port))
+                    .await
+                    .with_context(|| format!("binding gRPC to {}:{}", args.host, args.grpc_port))?,
+            )
+        };
+        let http_addr = http.local_addr()?;
+        match &grpc {
+            Some(g) => tracing::info!("serving {}: HTTP on {http_addr}, gRPC on {}", cfg.model_uri, g.local_addr()?),
+            None => tracing::info!("serving {}: HTTP and gRPC on {http_addr}", cfg.model_uri),
+        }
+        let app = serving::Serving::new(cfg)?;
+        serving::run(app, http, grpc, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        anyhow::Ok(0)
+    })
+}

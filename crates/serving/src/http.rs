@@ -1,0 +1,424 @@
+//! The HTTP adapter (axum): MLflow's scoring protocol, the Open Inference Protocol V2 over
+//! REST, Prometheus metrics and the admin reload. Handlers parse the request, call one
+//! [`Serving`] operation and write the reply; [`ServeError`] becomes an HTTP reply in two
+//! exhaustive mappings, one per protocol family:
+//!
+//! - MLflow routes (`/invocations`, `/ping`, ...): `{"error_code": ..., "message": ...}`,
+//!   `BAD_REQUEST` for an unreadable body, `INVALID_PARAMETER_VALUE` for one that does not
+//!   fit the signature (both 400, as `mlflow models serve` answers);
+//! - V2 routes (`/v2/...`): `{"error": ...}` with 400 for bad input, 404 for another model.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Instant, UNIX_EPOCH};
+
+use crate::error::ServeError;
+use crate::reload::ReloadOutcome;
+use crate::service::{ModelMeta, Serving};
+use crate::tensor::{datatype_is_numeric, frame_from_tensors, Tensor, TensorData};
+
+type App = State<Arc<Serving>>;
+
+/// Every HTTP route, with metrics and the body limit.
+pub fn router(app: Arc<Serving>) -> Router {
+    Router::new()
+        .route("/ping", get(ping))
+        .route("/health", get(health))
+        .route("/version", get(version))
+        .route("/invocations", post(invocations))
+        .route("/v2", get(v2_server_metadata))
+        .route("/v2/health/live", get(v2_live))
+        .route("/v2/health/ready", get(v2_ready))
+        .route("/v2/models/{name}", get(v2_model_metadata))
+        .route("/v2/models/{name}/versions/{version}", get(v2_model_metadata))
+        .route("/v2/models/{name}/ready", get(v2_model_ready))
+        .route("/v2/models/{name}/versions/{version}/ready", get(v2_model_ready))
+        .route("/v2/models/{name}/infer", post(v2_infer))
+        .route("/v2/models/{name}/versions/{version}/infer", post(v2_infer))
+        .route("/metrics", get(metrics))
+        .route("/admin/reload", post(admin_reload))
+        .route_layer(middleware::from_fn_with_state(app.clone(), track))
+        .layer(DefaultBodyLimit::max(app.max_body_bytes))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+/// Counts and times every request by route pattern and status.
+async fn track(State(app): App, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let resp = next.run(req).await;
+    if let Some(route) = route {
+        app.metrics.observe_request("http", route.as_str(), resp.status().as_str(), started.elapsed());
+    }
+    resp
+}
+
+async fn not_found(req: Request) -> Response {
+    let msg = format!("no route {} {}", req.method(), req.uri().path());
+    (StatusCode::NOT_FOUND, Json(json!({ "error_code": "ENDPOINT_NOT_FOUND", "message": msg }))).into_response()
+}
+
+// ---------------------------------------------------------------------------------------
+// Error mappings
+// ---------------------------------------------------------------------------------------
+
+/// A [`ServeError`] on an MLflow route.
+struct MlflowError(ServeError);
+
+impl From<ServeError> for MlflowError {
+    fn from(e: ServeError) -> Self {
+        MlflowError(e)
+    }
+}
+
+impl IntoResponse for MlflowError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self.0 {
+            ServeError::Malformed(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
+            ServeError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE"),
+            ServeError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "BAD_REQUEST"),
+            ServeError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "BAD_REQUEST"),
+            ServeError::ModelNotFound { .. } => (StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST"),
+            ServeError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE"),
+            ServeError::Predict(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
+        };
+        (status, Json(json!({ "error_code": code, "message": self.0.to_string() }))).into_response()
+    }
+}
+
+/// A [`ServeError`] on a V2 route.
+struct V2Error(ServeError);
+
+impl From<ServeError> for V2Error {
+    fn from(e: ServeError) -> Self {
+        V2Error(e)
+    }
+}
+
+impl IntoResponse for V2Error {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            ServeError::Malformed(_) | ServeError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ServeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ServeError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ServeError::ModelNotFound { .. } => StatusCode::NOT_FOUND,
+            ServeError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ServeError::Predict(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, Json(json!({ "error": self.0.to_string() }))).into_response()
+    }
+}
+
+/// The body, or why it could not be read (over the limit → `TooLarge`).
+fn body(app: &Serving, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ServeError> {
+    match body {
+        Ok(b) => Ok(b),
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(ServeError::TooLarge { limit: app.max_body_bytes })
+        }
+        Err(r) => Err(ServeError::Malformed(format!("reading the request body: {}", r.body_text()))),
+    }
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ServeError> {
+    serde_json::from_slice(bytes).map_err(|e| ServeError::Malformed(format!("the request body is not valid JSON: {e}")))
+}
+
+/// Writes JSON with every float in shortest round-trip form.
+fn json_reply<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => {
+            (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+// ---------------------------------------------------------------------------------------
+// MLflow scoring protocol
+// ---------------------------------------------------------------------------------------
+
+async fn ping(State(app): App) -> Response {
+    if app.is_ready() {
+        (StatusCode::OK, "\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "\n").into_response()
+    }
+}
+
+async fn health(State(app): App) -> Response {
+    let h = app.health();
+    let refusal = h.refusal.as_ref().map(|r| json!({ "target": r.target, "error": r.error, "at": rfc3339(r.at) }));
+    let mut body = json!({
+        "status": if h.stopping { "stopping" } else if h.model.is_some() { "ok" } else { "loading" },
+        "model_uri": h.model_uri,
+        "last_reload_error": refusal,
+        "last_reload_check": h.last_check.map(rfc3339),
+        "started_at": rfc3339(h.started_at),
+        "server_version": env!("CARGO_PKG_VERSION"),
+    });
+    if let Some(m) = &h.model {
+        body["model_name"] = m.name.clone().into();
+        body["model_version"] = m.version.clone().into();
+        body["registry_version"] = m.registry_version.clone().into();
+        body["run_id"] = m.run_id.clone().into();
+        body["model_kind"] = m.model.kind().into();
+        body["loaded_at"] = rfc3339(m.loaded_at).into();
+        body["loaded_at_unix"] = m.loaded_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64().into();
+    } else {
+        body["model_name"] = Value::Null;
+        body["model_version"] = Value::Null;
+    }
+    let status = if h.model.is_some() && !h.stopping { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json_reply(status, &body)
+}
+
+async fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+enum Format {
+    Json,
+    Csv,
+}
+
+fn content_type(headers: &HeaderMap) -> Result<Format, ServeError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else { return Ok(Format::Json) };
+    let ct = ct.to_str().unwrap_or_default();
+    let mime = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    match mime.as_str() {
+        "application/json" | "" => Ok(Format::Json),
+        "text/csv" | "application/csv" => Ok(Format::Csv),
+        _ => Err(ServeError::UnsupportedMediaType(ct.to_string())),
+    }
+}
+
+#[derive(Serialize)]
+struct Predictions<'a> {
+    predictions: &'a [f64],
+}
+
+async fn invocations(
+    State(app): App,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, MlflowError> {
+    let bytes = body(&app, raw)?;
+    let format = content_type(&headers)?;
+    let model = app.model()?;
+    let frame = match format {
+        Format::Json => {
+            let payload: Value = parse_json(&bytes)?;
+            package::input::from_json(&payload, model.schema()).map_err(|e| ServeError::Invalid(e.to_string()))?
+        }
+        Format::Csv => {
+            package::input::from_csv(&bytes[..], model.schema()).map_err(|e| ServeError::Invalid(e.to_string()))?
+        }
+    };
+    let predictions = app.score(&model, frame).await?;
+    Ok(json_reply(StatusCode::OK, &Predictions { predictions: &predictions }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Open Inference Protocol V2 (REST)
+// ---------------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct ModelPath {
+    name: String,
+    version: Option<String>,
+}
+
+async fn v2_server_metadata() -> Response {
+    json_reply(StatusCode::OK, &json!({ "name": "factory", "version": env!("CARGO_PKG_VERSION"), "extensions": [] }))
+}
+
+async fn v2_live() -> Response {
+    json_reply(StatusCode::OK, &json!({ "live": true }))
+}
+
+async fn v2_ready(State(app): App) -> Response {
+    let ready = app.is_ready();
+    json_reply(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &json!({ "ready": ready }))
+}
+
+fn meta_json(m: &ModelMeta) -> Value {
+    let t = |ts: &[crate::service::TensorMeta]| -> Vec<Value> {
+        ts.iter().map(|t| json!({ "name": t.name, "datatype": t.datatype, "shape": t.shape })).collect()
+    };
+    json!({ "name": m.name, "versions": m.versions, "platform": m.platform, "inputs": t(&m.inputs), "outputs": t(&m.outputs) })
+}
+
+async fn v2_model_metadata(State(app): App, Path(p): Path<ModelPath>) -> Result<Response, V2Error> {
+    let model = app.model_named(&p.name, p.version.as_deref())?;
+    Ok(json_reply(StatusCode::OK, &meta_json(&app.metadata(&model))))
+}
+
+async fn v2_model_ready(State(app): App, Path(p): Path<ModelPath>) -> Result<Response, V2Error> {
+    let model = app.model_named(&p.name, p.version.as_deref())?;
+    let ready = app.is_ready();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    Ok(json_reply(status, &json!({ "name": model.name, "ready": ready })))
+}
+
+#[derive(Deserialize)]
+struct V2Request {
+    #[serde(default)]
+    id: Option<String>,
+    inputs: Vec<V2Input>,
+}
+
+#[derive(Deserialize)]
+struct V2Input {
+    name: String,
+    shape: Vec<i64>,
+    datatype: String,
+    data: Value,
+}
+
+#[derive(Serialize)]
+struct V2Output<'a> {
+    name: &'a str,
+    datatype: &'static str,
+    shape: [usize; 1],
+    data: &'a [f64],
+}
+
+#[derive(Serialize)]
+struct V2Response<'a> {
+    model_name: &'a str,
+    model_version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    outputs: [V2Output<'a>; 1],
+}
+
+/// Flattens nested lists (row-major) into `out`.
+fn flatten(v: Value, out: &mut Vec<Value>) {
+    match v {
+        Value::Array(items) => {
+            for i in items {
+                flatten(i, out);
+            }
+        }
+        other => out.push(other),
+    }
+}
+
+/// A V2 JSON input as a protocol-neutral tensor.
+fn tensor(input: V2Input) -> Result<Tensor, ServeError> {
+    let mut values = Vec::new();
+    flatten(input.data, &mut values);
+    let name = input.name;
+    let bad = |i: usize, v: &Value, want: &str| {
+        ServeError::Invalid(format!(
+            "input '{name}', element {i}: expected {want} for datatype {}, got {v}",
+            input.datatype
+        ))
+    };
+    let data = match datatype_is_numeric(&input.datatype) {
+        Some(true) => TensorData::Numeric(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::Number(n) => n.as_f64().ok_or_else(|| bad(i, v, "a number")),
+                    Value::Bool(b) if input.datatype == "BOOL" => Ok(if *b { 1.0 } else { 0.0 }),
+                    Value::Null => Ok(f64::NAN),
+                    Value::String(s) if s == "NaN" => Ok(f64::NAN),
+                    _ => Err(bad(i, v, "a number")),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(false) => TensorData::Bytes(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(Some(s.clone())),
+                    Value::Null => Ok(None),
+                    _ => Err(bad(i, v, "a string")),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        // frame_from_tensors names the unsupported datatype.
+        None => TensorData::Numeric(Vec::new()),
+    };
+    Ok(Tensor { name, datatype: input.datatype, shape: input.shape, data })
+}
+
+async fn v2_infer(
+    State(app): App,
+    Path(p): Path<ModelPath>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, V2Error> {
+    let bytes = body(&app, raw)?;
+    let model = app.model_named(&p.name, p.version.as_deref())?;
+    let req: V2Request = parse_json(&bytes)?;
+    let tensors = req.inputs.into_iter().map(tensor).collect::<Result<Vec<_>, _>>()?;
+    let frame = frame_from_tensors(tensors, model.schema())?;
+    let predictions = app.score(&model, frame).await?;
+    let reply = V2Response {
+        model_name: &model.name,
+        model_version: &model.version,
+        id: req.id.as_deref(),
+        outputs: [V2Output {
+            name: model.output_name(),
+            datatype: "FP64",
+            shape: [predictions.len()],
+            data: &predictions,
+        }],
+    };
+    Ok(json_reply(StatusCode::OK, &reply))
+}
+
+// ---------------------------------------------------------------------------------------
+// Operations
+// ---------------------------------------------------------------------------------------
+
+async fn metrics(State(app): App) -> Response {
+    let model = app.model().ok();
+    let text = app.metrics.render(model.as_deref());
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], text)
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct ReloadQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /admin/reload[?force=true]`: 200 when the model is current (reloaded or
+/// unchanged), 409 when the new version was refused (the old one keeps serving).
+async fn admin_reload(State(app): App, Query(q): Query<ReloadQuery>) -> Response {
+    match app.reload(q.force).await {
+        ReloadOutcome::Unchanged { version } => {
+            json_reply(StatusCode::OK, &json!({ "outcome": "unchanged", "model_version": version }))
+        }
+        ReloadOutcome::Reloaded { from, to } => {
+            json_reply(StatusCode::OK, &json!({ "outcome": "reloaded", "previous_version": from, "model_version": to }))
+        }
+        ReloadOutcome::Refused(r) => {
+            let serving = app.model().ok().map(|m| m.version.clone());
+            json_reply(
+                StatusCode::CONFLICT,
+                &json!({ "outcome": "refused", "target": r.target, "error": r.error, "model_version": serving }),
+            )
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! [`Serving`]: the protocol-neutral operations every adapter calls — pick the model for a
+//! request, score a frame (batching, metrics, request log), report health and metadata,
+//! reload. The HTTP routes and the gRPC methods are thin: parse → call one of these → map.
+
+use learn::Frame;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+use crate::batch::{BatchConfig, Batcher};
+use crate::error::{LoadError, RunError, ServeError};
+use crate::metrics::Metrics;
+use crate::predictor::{LoadedModel, Predictor};
+use crate::reload::{Loader, Refusal, ReloadOutcome, Reloader};
+use crate::request_log::{Entry, RequestLog, RequestLogConfig};
+use crate::tensor::datatype_for;
+
+/// Batches at least this large are scored on the blocking pool, not on a request thread.
+const BLOCKING_ROWS: usize = 2048;
+
+/// Everything `serve` needs to know, validated by the caller (the binary reads flags and
+/// the environment; this crate never does).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `models:/name@alias`, `models:/name/N`, `runs:/…`, `models:/m-…`, `mlflow-artifacts:/…`
+    /// or a local package folder.
+    pub model_uri: String,
+    pub tracking_uri: String,
+    pub auth: Option<(String, String)>,
+    /// The version label to report instead of the registry version (`MODEL_VERSION`).
+    pub version_label: Option<String>,
+    /// How often to ask the registry whether the alias moved; `None` = never.
+    pub poll_interval: Option<Duration>,
+    pub max_body_bytes: usize,
+    pub request_log: Option<RequestLogConfig>,
+    pub batching: Option<BatchConfig>,
+    /// How long graceful shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Defaults for everything but the URI: no polling, 16 MiB bodies, no request log, no
+    /// batching, 10 s grace.
+    pub fn new(model_uri: impl Into<String>, tracking_uri: impl Into<String>) -> Config {
+        Config {
+            model_uri: model_uri.into(),
+            tracking_uri: tracking_uri.into(),
+            auth: None,
+            version_label: None,
+            poll_interval: None,
+            max_body_bytes: 16 << 20,
+            request_log: None,
+            batching: None,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Health as reported by `/health` (plain data; the adapters choose the wire form).
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub model: Option<Arc<LoadedModel>>,
+    pub model_uri: String,
+    pub refusal: Option<Refusal>,
+    pub last_check: Option<SystemTime>,
+    pub started_at: SystemTime,
+    pub stopping: bool,
+}
+
+/// One input or output of a model, as V2 metadata describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorMeta {
+    pub name: String,
+    pub datatype: &'static str,
+    pub shape: Vec<i64>,
+}
+
+/// V2 model metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelMeta {
+    pub name: String,
+    pub versions: Vec<String>,
+    pub platform: String,
+    pub inputs: Vec<TensorMeta>,
+    pub outputs: Vec<TensorMeta>,
+}
+
+/// The serving core shared by every protocol.
+pub struct Serving {
+    pub predictor: Arc<Predictor>,
+    pub reloader: Arc<Reloader>,
+    pub metrics: Arc<Metrics>,
+    request_log: Option<RequestLog>,
+    batcher: Option<Batcher>,
+    pub max_body_bytes: usize,
+    pub poll_interval: Option<Duration>,
+    pub shutdown_grace: Duration,
+    stopping: watch::Sender<bool>,
+    started_at: SystemTime,
+}
+
+impl Serving {
+    /// Builds the core (opens the request log, starts the batcher); loads no model yet.
+    /// Call inside a Tokio runtime.
+    pub fn new(cfg: Config) -> Result<Arc<Serving>, RunError> {
+        let metrics = Arc::new(Metrics::default());
+        let predictor = Arc::new(Predictor::default());
+        let loader = Loader::new(&cfg.model_uri, &cfg.tracking_uri, cfg.auth.clone(), cfg.version_label.clone())
+            .map_err(RunError::Load)?;
+        let reloader = Arc::new(Reloader::new(loader, predictor.clone(), metrics.clone()));
+        let request_log = match cfg.request_log {
+            Some(log) => {
+                let dir = log.dir.clone();
+                Some(RequestLog::open(log, metrics.clone()).map_err(|source| RunError::Io {
+                    context: format!("opening the request log in {}", dir.display()),
+                    source,
+                })?)
+            }
+            None => None,
+        };
+        let batcher = cfg.batching.filter(|b| b.max_batch_rows > 1).map(|b| Batcher::start(b, metrics.clone()));
+        Ok(Arc::new(Serving {
+            predictor,
+            reloader,
+            metrics,
+            request_log,
+            batcher,
+            max_body_bytes: cfg.max_body_bytes,
+            poll_interval: cfg.poll_interval,
+            shutdown_grace: cfg.shutdown_grace,
+            stopping: watch::channel(false).0,
+            started_at: SystemTime::now(),
+        }))
+    }
+
+    /// The model serving now.
+    pub fn model(&self) -> Result<Arc<LoadedModel>, ServeError> {
+        self.predictor.current()
+    }
+
+    /// The model serving now, if it is the one named (V2 paths name model and version).
+    pub fn model_named(&self, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, ServeError> {
+        let m = self.model()?;
+        m.check_name(name, version)?;
+        Ok(m)
+    }
+
+    /// Scores a frame decoded against `model`'s schema with `model` (never with a model
+    /// swapped in meanwhile), and logs the rows.
+    pub async fn score(&self, model: &Arc<LoadedModel>, frame: Frame) -> Result<Vec<f64>, ServeError> {
+        let rows = frame.n_rows();
+        let (frame, predictions) = match &self.batcher {
+            Some(b) if rows < b.config.max_batch_rows => {
+                model.check_input(&frame)?;
+                b.predict(model.clone(), frame).await?
+            }
+            _ if rows >= BLOCKING_ROWS => {
+                let m = model.clone();
+                let (frame, p) = tokio::task::spawn_blocking(move || {
+                    let p = m.predict(&frame);
+                    (frame, p)
+                })
+                .await
+                .map_err(|e| ServeError::Predict(e.to_string()))?;
+                self.metrics.observe_batch(rows);
+                (frame, p?)
+            }
+            _ => {
+                let p = model.predict(&frame)?;
+                self.metrics.observe_batch(rows);
+                (frame, p)
+            }
+        };
+        if let Some(log) = &self.request_log {
+            log.log(Entry {
+                timestamp: SystemTime::now(),
+                model: model.clone(),
+                frame,
+                predictions: predictions.clone(),
+            });
+        }
+        Ok(predictions)
+    }
+
+    pub fn health(&self) -> Health {
+        Health {
+            model: self.predictor.current().ok(),
+            model_uri: self.reloader.uri().to_string(),
+            refusal: self.reloader.refusal(),
+            last_check: self.reloader.last_check(),
+            started_at: self.started_at,
+            stopping: *self.stopping.borrow(),
+        }
+    }
+
+    /// Ready to score: a model is loaded and shutdown has not begun.
+    pub fn is_ready(&self) -> bool {
+        self.predictor.is_ready() && !*self.stopping.borrow()
+    }
+
+    /// V2 metadata of the model serving now.
+    pub fn metadata(&self, model: &LoadedModel) -> ModelMeta {
+        ModelMeta {
+            name: model.name.clone(),
+            versions: vec![model.version.clone()],
+            platform: format!("factory-{}", model.model.kind()),
+            inputs: model
+                .schema()
+                .fields
+                .iter()
+                .map(|f| TensorMeta { name: f.name.clone(), datatype: datatype_for(f.kind), shape: vec![-1] })
+                .collect(),
+            outputs: vec![TensorMeta { name: model.output_name().into(), datatype: "FP64", shape: vec![-1] }],
+        }
+    }
+
+    /// Checks the model URI now and swaps in a new version if there is one.
+    pub async fn reload(&self, force: bool) -> ReloadOutcome {
+        self.reloader.reload(force).await
+    }
+
+    /// Loads the first model; an error here means there is nothing to serve.
+    pub async fn load_initial(&self) -> Result<(), LoadError> {
+        match self.reload(true).await {
+            ReloadOutcome::Refused(r) => Err(LoadError::WarmUp(format!("{}: {}", r.target, r.error))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Turns true when shutdown begins (ends gRPC health watches, fails readiness).
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Writes out and closes the request log (blocking; call after the servers stopped).
+    pub fn close_request_log(&self) -> std::io::Result<()> {
+        self.request_log.as_ref().map_or(Ok(()), RequestLog::close)
+    }
+}
