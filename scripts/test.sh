@@ -36,3 +36,19 @@ cargo test --workspace
 step "Python: the stock mlflow client against factory server (SQLite and PostgreSQL)"
 export FACTORY_BIN="$TARGET_DIR/debug/factory"
 (cd tests/python && "$VENV/bin/python" -m pytest -q -p no:cacheprovider)
+
+step "Python: artifacts, registry and restarts with S3 artifacts (s3s-fs)"
+if ! command -v s3s-fs >/dev/null && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
+    cargo install s3s-fs --version 0.14.1 --locked --features binary
+fi
+(cd tests/python && FACTORY_TEST_ARTIFACTS=s3 "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
+    test_artifacts.py test_durability.py test_registry.py test_train_predict.py)
+
+step "Python: factory drift against Evidently 0.7.23"
+DRIFT_VENV=${FACTORY_DRIFT_VENV:-$HOME/.cache/factory/venv-drift}
+if ! "$DRIFT_VENV/bin/python" -c "import evidently, scipy, pytest" 2>/dev/null; then
+    python3 -m venv "$DRIFT_VENV"
+    "$DRIFT_VENV/bin/pip" install -q --upgrade pip
+    "$DRIFT_VENV/bin/pip" install -q -r tests/drift/requirements.txt
+fi
+(cd tests/drift && "$DRIFT_VENV/bin/python" -m pytest -q -p no:cacheprovider)

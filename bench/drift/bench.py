@@ -43,8 +43,8 @@ json.dump(scores, open(out_json, "w"))
 GNU_TIME = "/usr/bin/time"
 
 
-def measure(cmd: list[str]) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS in MiB and exit status of one child process.
+def measure(cmd: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS in MiB and CPU seconds (user + system) of one child process.
 
     Through GNU time when installed: a child forked straight from this Python process would
     count this process's pages in its peak RSS until it execs.
@@ -62,7 +62,7 @@ def measure(cmd: list[str]) -> tuple[float, float, int]:
     if code not in (0, 3):
         raise SystemExit(f"{cmd} failed ({code}):\n{err}")
     rss_kib = float(report.read_text().split()[-1]) if report else float(usage.ru_maxrss)
-    return wall, rss_kib / 1024.0, code
+    return wall, rss_kib / 1024.0, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -89,9 +89,10 @@ def main() -> None:
         ours.append(measure([args.factory, "drift", "--reference", str(ref), "--current", str(cur),
                              "--report-json", str(out / "ours.json"), "--report-html", str(out / "ours.html"),
                              "--quiet"]))
-        print(f"ours run {i + 1}: {ours[-1][0]:.3f} s, {ours[-1][1]:.1f} MiB", file=sys.stderr)
+        print(f"ours run {i + 1}: {ours[-1][0]:.3f} s, {ours[-1][1]:.1f} MiB, cpu {ours[-1][2]:.2f} s", file=sys.stderr)
     ev = measure([sys.executable, "-c", EVIDENTLY_SCRIPT, str(ref), str(cur), str(out / "ev.json"), str(out / "ev.html")])
-    print(f"evidently: {ev[0]:.3f} s, {ev[1]:.1f} MiB", file=sys.stderr)
+    print(f"evidently: {ev[0]:.3f} s, {ev[1]:.1f} MiB, cpu {ev[2]:.2f} s", file=sys.stderr)
+    load = os.getloadavg()[0]
 
     # Same answers, or the comparison is meaningless.
     ours_report = json.loads((out / "ours.json").read_text())
@@ -100,12 +101,15 @@ def main() -> None:
 
     wall = sorted(r[0] for r in ours)[len(ours) // 2]
     rss = max(r[1] for r in ours)
+    cpu = sorted(r[2] for r in ours)[len(ours) // 2]
     print(f"\nfactory drift vs Evidently 0.7.23 DataDriftPreset: {args.rows:,} rows x 8 numeric columns, "
           f"reference + current CSV = {size_mb:.0f} MiB (ours: median of {args.runs} runs)")
     print(f"{'':<22}{'ours':>12}{'Evidently':>14}{'ratio':>12}")
     print(f"{'wall time (s)':<22}{wall:>12.3f}{ev[0]:>14.3f}{ev[0] / wall:>11.1f}x")
     print(f"{'peak RSS (MiB)':<22}{rss:>12.1f}{ev[1]:>14.1f}{ev[1] / rss:>11.1f}x")
+    print(f"{'CPU time (s)':<22}{cpu:>12.3f}{ev[2]:>14.3f}{ev[2] / cpu:>11.1f}x")
     print(f"{'max rel. score diff':<22}{worst:>12.2e}")
+    print(f"{os.cpu_count()} cores, load average {load:.1f} at the end (wall times suffer when other work runs)")
     print(f"targets: >= 50x faster -> {'met' if ev[0] / wall >= 50 else 'NOT met'}; "
           f"<= 1/10 memory -> {'met' if rss * 10 <= ev[1] else 'NOT met'}")
 

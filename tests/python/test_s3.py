@@ -76,18 +76,14 @@ def test_200mb_artifact_streams_through_s3(make_server, tmp_path):
 
 
 def test_wrong_credentials_fail_clearly_and_write_nothing(make_server, tmp_path):
+    # The server checks the store at start-up and refuses to run with a clear message.
+    prefix = f"denied-{uuid.uuid4().hex}"
     env = s3_server().env(secret="not-the-secret")
-    srv = make_server(env=env)
-    client = MlflowClient(srv.url)
-    run = client.create_run(client.create_experiment("denied"))
-    f = tmp_path / "a.txt"
-    f.write_text("x" * 1000)
-    with pytest.raises(MlflowException) as e:
-        client.log_artifact(run.info.run_id, str(f))
-    assert "PERMISSION_DENIED" in str(e.value) or "403" in str(e.value), str(e.value)
-    assert "credentials" in str(e.value)
-    assert _objects(srv.artifacts_destination.split("/", 3)[3]) == []
-    assert client.get_run(run.info.run_id).info.status == "RUNNING"  # the server is fine otherwise
+    with pytest.raises(RuntimeError) as e:
+        make_server(destination=f"s3://{S3_BUCKET}/{prefix}", env=env)
+    assert "exited with code" in str(e.value)
+    assert "AWS_SECRET_ACCESS_KEY" in str(e.value) and "cannot be used" in str(e.value), str(e.value)
+    assert _objects(prefix) == []
 
 
 def test_restart_loses_nothing(make_server, tmp_path):

@@ -89,6 +89,13 @@ pub fn check_artifact_location(location: &str) -> ApiResult<()> {
     if decoded.contains('#') || decoded.contains('?') || decoded.contains('\0') {
         return Err(bad("'#', '?' and NUL are not allowed"));
     }
+    if let Some((scheme, _)) = decoded.split_once(':') {
+        let scheme = scheme.to_ascii_lowercase();
+        // The server must never be pointed at arbitrary hosts (SSRF) or at other models.
+        if matches!(scheme.as_str(), "http" | "https" | "ftp" | "sftp" | "runs" | "models") {
+            return Err(bad(&format!("'artifact_location' cannot use the '{scheme}' scheme")));
+        }
+    }
     let path = decoded.split_once("://").map(|(_, rest)| rest).unwrap_or(&decoded);
     if path.split(['/', '\\']).any(|seg| seg == "..") {
         return Err(bad("'..' segments are not allowed"));
@@ -116,7 +123,13 @@ pub fn open_store(destination: &str, s3: &S3Settings) -> Result<Arc<dyn ObjectSt
         }
         let mut builder = object_store::aws::AmazonS3Builder::new()
             .with_bucket_name(bucket)
-            .with_region(s3.region.clone().unwrap_or_else(|| "us-east-1".into()));
+            .with_region(s3.region.clone().unwrap_or_else(|| "us-east-1".into()))
+            // A few quick retries: the MLflow client retries 5xx itself, for minutes.
+            .with_retry(object_store::RetryConfig {
+                max_retries: 3,
+                retry_timeout: std::time::Duration::from_secs(20),
+                ..Default::default()
+            });
         if let Some(endpoint) = &s3.endpoint_url {
             builder = builder
                 .with_endpoint(endpoint.trim_end_matches('/'))
@@ -147,6 +160,17 @@ pub fn open_store(destination: &str, s3: &S3Settings) -> Result<Arc<dyn ObjectSt
     object_store::local::LocalFileSystem::new_with_prefix(dir)
         .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
         .map_err(|e| format!("opening artifacts destination {dir}: {e}"))
+}
+
+/// Checks at start-up that the artifact store answers (credentials, bucket, endpoint), so a
+/// misconfiguration is reported once, clearly, instead of on every client upload.
+pub async fn probe_store(store: &dyn ObjectStore, destination: &str) -> Result<(), String> {
+    store.list_with_delimiter(None).await.map(|_| ()).map_err(|e| {
+        format!(
+            "the artifact store {destination} cannot be used: {e}. Check the bucket, MLFLOW_S3_ENDPOINT_URL and the \
+             credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
+        )
+    })
 }
 
 fn store_error(path: &Path, e: object_store::Error) -> ApiError {

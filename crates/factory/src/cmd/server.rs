@@ -53,6 +53,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         region: args.aws_default_region.clone(),
     };
     let artifacts = mlflow_api::artifacts::open_store(&args.artifacts_destination, &s3).map_err(anyhow::Error::msg)?;
+    mlflow_api::artifacts::probe_store(artifacts.as_ref(), &args.artifacts_destination)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let state = mlflow_api::AppState { store: Arc::new(store), artifacts };
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;

@@ -61,8 +61,8 @@ pub fn validate_model_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// MLflow's alias rule: `[A-Za-z0-9_-]`, at most 255 characters, not `latest`, not `v<N>`.
-pub fn validate_alias(alias: &str) -> Result<()> {
+/// Alias characters: `[A-Za-z0-9_-]`, 1 to 255 of them (enough to keep aliases out of paths).
+fn validate_alias_chars(alias: &str) -> Result<()> {
     let bad = |why: &str| invalid(format!("Invalid alias name '{alias}': {why}"));
     if alias.is_empty() || alias.len() > 255 {
         return Err(bad("it must have 1 to 255 characters"));
@@ -70,6 +70,13 @@ pub fn validate_alias(alias: &str) -> Result<()> {
     if !alias.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         return Err(bad("only letters, digits, '_' and '-' are allowed"));
     }
+    Ok(())
+}
+
+/// MLflow's rule for setting an alias: valid characters, not `latest`, not `v<N>`.
+pub fn validate_alias(alias: &str) -> Result<()> {
+    validate_alias_chars(alias)?;
+    let bad = |why: &str| invalid(format!("Invalid alias name '{alias}': {why}"));
     let lower = alias.to_ascii_lowercase();
     if lower == "latest" {
         return Err(bad("'latest' is reserved"));
@@ -772,6 +779,7 @@ impl Store {
     }
 
     pub async fn delete_alias(&self, name: &str, alias: &str, user: Option<&str>) -> Result<()> {
+        validate_alias_chars(alias)?;
         let mut tx = self.w().begin().await?;
         self.model_exists(&mut tx, name).await?;
         let before: Option<i64> =
