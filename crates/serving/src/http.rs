@@ -130,8 +130,11 @@ fn body(app: &Serving, body: Result<Bytes, BytesRejection>) -> Result<Bytes, Ser
     }
 }
 
-fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ServeError> {
-    serde_json::from_slice(bytes).map_err(|e| ServeError::Malformed(format!("the request body is not valid JSON: {e}")))
+fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, ServeError> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ServeError::Malformed(format!("the request body is not {what}: {e}")),
+        _ => ServeError::Malformed(format!("the request body is not valid JSON: {e}")),
+    })
 }
 
 /// Writes JSON with every float in shortest round-trip form.
@@ -222,7 +225,7 @@ async fn invocations(
     let model = app.model()?;
     let frame = match format {
         Format::Json => {
-            let payload: Value = parse_json(&bytes)?;
+            let payload: Value = parse_json(&bytes, "a JSON object")?;
             package::input::from_json(&payload, model.schema()).map_err(|e| ServeError::Invalid(e.to_string()))?
         }
         Format::Csv => {
@@ -368,7 +371,7 @@ async fn v2_infer(
 ) -> Result<Response, V2Error> {
     let bytes = body(&app, raw)?;
     let model = app.model_named(&p.name, p.version.as_deref())?;
-    let req: V2Request = parse_json(&bytes)?;
+    let req: V2Request = parse_json(&bytes, "a V2 inference request ({\"inputs\": [...]})")?;
     let tensors = req.inputs.into_iter().map(tensor).collect::<Result<Vec<_>, _>>()?;
     let frame = frame_from_tensors(tensors, model.schema())?;
     let predictions = app.score(&model, frame).await?;
