@@ -3,7 +3,7 @@
 //!
 //! Encoding, learned on the training rows and stored in the model: a numeric column is
 //! centred and scaled by its mean and (population) standard deviation over non-missing
-//! values, and a missing value becomes the mean (0 after scaling); a categorical column
+//! values, and a missing (or infinite) value becomes the mean (0 after scaling); a categorical column
 //! becomes one 0/1 column per level (at most [`MAX_LEVELS`], the most frequent), plus a
 //! "missing" column when training had missing values. Unseen levels at predict time count as
 //! missing (all zeros if training had none). The intercept is not penalised.
@@ -77,7 +77,7 @@ enum Encoded {
 fn encode(enc: &Encoder, col: &ColumnData) -> Encoded {
     match (enc, col) {
         (Encoder::Numeric { mean, scale }, ColumnData::Numeric(v)) => {
-            Encoded::Value(v.iter().map(|&x| if x.is_nan() { 0.0 } else { (x - mean) / scale }).collect())
+            Encoded::Value(v.iter().map(|&x| if x.is_finite() { (x - mean) / scale } else { 0.0 }).collect())
         }
         (Encoder::Categorical { levels, missing }, ColumnData::Categorical(v)) => {
             let lookup: HashMap<&str, usize> = levels.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
@@ -93,7 +93,7 @@ fn encode(enc: &Encoder, col: &ColumnData) -> Encoded {
 fn learn_encoder(col: &ColumnData) -> Encoder {
     match col {
         ColumnData::Numeric(v) => {
-            let present: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
+            let present: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
             if present.is_empty() {
                 return Encoder::Numeric { mean: 0.0, scale: 1.0 };
             }
@@ -182,19 +182,21 @@ fn cholesky_solve(a: &[f64], b: &[f64], p: usize) -> Option<Vec<f64>> {
 /// Solves `(a + ridge·I_penalised) x = b`, adding a growing jitter on the diagonal when `a`
 /// is singular (collinear columns with no penalty). `penalised[j]` is false for the
 /// intercept.
-fn solve_ridge(a: &[f64], b: &[f64], p: usize, ridge: f64, penalised: &[bool]) -> Vec<f64> {
+fn solve_ridge(a: &[f64], b: &[f64], p: usize, ridge: f64, penalised: &[bool]) -> Result<Vec<f64>, LearnError> {
     let mean_diag = (0..p).map(|j| a[j * p + j]).sum::<f64>() / p.max(1) as f64;
     let mut jitter = 0.0;
-    loop {
+    // 0, then 1e-10 … 1e+10 times the mean diagonal: past that the system is hopeless.
+    for _ in 0..22 {
         let mut m = a.to_vec();
         for j in 0..p {
             m[j * p + j] += if penalised[j] { ridge } else { 0.0 } + jitter;
         }
         if let Some(x) = cholesky_solve(&m, b, p) {
-            return x;
+            return Ok(x);
         }
-        jitter = if jitter == 0.0 { 1e-10 * mean_diag.max(1e-300) } else { jitter * 10.0 };
+        jitter = if jitter == 0.0 { 1e-10 * mean_diag.max(f64::MIN_POSITIVE) } else { jitter * 10.0 };
     }
+    Err(LearnError::BadTrainingData("the linear system cannot be solved (values too large?)".into()))
 }
 
 pub(crate) fn fit(
@@ -236,7 +238,7 @@ pub(crate) fn fit(
                     a[k * p + j] = a[j * p + k];
                 }
             }
-            let w = solve_ridge(&a, &b, p, params.alpha, &vec![true; p]);
+            let w = solve_ridge(&a, &b, p, params.alpha, &vec![true; p])?;
             let intercept = ym - xm.iter().zip(&w).map(|(m, w)| m * w).sum::<f64>();
             let mse = (0..n)
                 .map(|i| {
@@ -289,7 +291,7 @@ pub(crate) fn fit(
                 for j in 0..p {
                     grad[j] += params.alpha * theta[j];
                 }
-                let step = solve_ridge(&hess, &grad, q, params.alpha, &penalised);
+                let step = solve_ridge(&hess, &grad, q, params.alpha, &penalised)?;
                 // Backtracking: halve the step until the objective does not increase.
                 let mut t = 1.0;
                 let mut accepted = None;

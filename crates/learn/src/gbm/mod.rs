@@ -38,7 +38,7 @@ use grow::{GrowParams, Grower, TrainData};
 use tree::{Coded, Tree};
 
 /// Gradient boosting hyper-parameters. [`Default`] gives scikit-learn's
-/// `HistGradientBoostingRegressor()` defaults.
+/// `HistGradientBoostingRegressor()` defaults, plus `refit` (ours, on).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GbmParams {
     /// Shrinkage applied to every leaf value (0.1).
@@ -129,6 +129,9 @@ impl GbmParams {
         }
         if !(self.validation_fraction > 0.0 && self.validation_fraction < 1.0) {
             return Err(invalid("validation_fraction", "must be in (0, 1)"));
+        }
+        if self.n_iter_no_change == 0 {
+            return Err(invalid("n_iter_no_change", "must be at least 1"));
         }
         if self.tol.is_nan() || self.tol < 0.0 {
             return Err(invalid("tol", "must be a number >= 0"));

@@ -120,3 +120,17 @@ fn logistic_regression_probabilities() {
     assert!(r.train_loss.windows(2).all(|w| w[1] <= w[0] + 1e-12));
     assert_eq!(r.n_iter, r.train_loss.len());
 }
+
+#[test]
+fn infinite_and_all_missing_columns_are_imputed() {
+    let f = frame(vec![
+        Column::numeric("a", vec![1.0, 2.0, f64::INFINITY, 4.0]),
+        Column::numeric("empty", vec![f64::NAN; 4]),
+    ]);
+    let y = [1.0, 2.0, 3.0, 4.0];
+    for alpha in [0.0, 1.0] {
+        let m = train(&f, &y, Task::Regression, alpha);
+        let p = m.predict(&f).unwrap();
+        assert!(p.iter().all(|v| v.is_finite()), "{p:?}");
+    }
+}
