@@ -1,10 +1,10 @@
 //! Experiments: create, read, search, rename, delete/restore and tags.
 
-use super::sql::{number_condition, string_condition, Arg, Sql};
+use super::sql::{number_condition, string_condition, Arg, Sql, EXPERIMENT_TAGS};
 use super::{check_max_results, decode_page_token, now_ms, paginate, parse_experiment_id, validate, Store};
 use crate::error::{Result, StoreError};
 use crate::model::{Experiment, KeyValue, LifecycleStage, Page, ViewType};
-use crate::search::{parse_filter, parse_order_by, Entity, Op};
+use crate::search::{parse_filter, parse_order_by, Entity};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -83,12 +83,7 @@ impl Store {
                 .await?;
         }
         for t in tags {
-            sqlx::query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3)")
-                .bind(id)
-                .bind(&t.key)
-                .bind(&t.value)
-                .execute(&mut *tx)
-                .await?;
+            EXPERIMENT_TAGS.upsert(&[Arg::Int(id)], &t.key, &t.value).query().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(id.to_string())
@@ -169,16 +164,7 @@ impl Store {
                         )))
                     }
                 },
-                Entity::Tag => tag_condition(
-                    &mut sql,
-                    dialect,
-                    "experiment_tags",
-                    "experiment_id",
-                    "e.experiment_id",
-                    &c.key,
-                    c.op,
-                    &c.value,
-                )?,
+                Entity::Tag => EXPERIMENT_TAGS.condition(&mut sql, dialect, &c.key, c.op, &c.value)?,
                 other => {
                     return Err(StoreError::InvalidParameter(format!(
                         "Invalid entity type '{other:?}' in experiment filter; use attributes or tags"
@@ -281,15 +267,11 @@ impl Store {
                 "The experiment {experiment_id} must be in the 'active' state. Current state is deleted."
             )));
         }
-        sqlx::query(
-            "INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) \
-             ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(parse_experiment_id(experiment_id)?)
-        .bind(key)
-        .bind(value)
-        .execute(self.w())
-        .await?;
+        EXPERIMENT_TAGS
+            .upsert(&[Arg::Int(parse_experiment_id(experiment_id)?)], key, value)
+            .query()
+            .execute(self.w())
+            .await?;
         Ok(())
     }
 
@@ -305,39 +287,4 @@ impl Store {
         }
         Ok(())
     }
-}
-
-/// `tags.<key> <op> <value>` as an EXISTS over a key/value tag table; `IS NULL` means "no such tag".
-#[allow(clippy::too_many_arguments)]
-pub(super) fn tag_condition(
-    sql: &mut Sql,
-    dialect: crate::db::Dialect,
-    table: &str,
-    fk: &str,
-    outer: &str,
-    key: &str,
-    op: Op,
-    value: &crate::search::Value,
-) -> Result<()> {
-    match op {
-        Op::IsNull | Op::IsNotNull => {
-            sql.push(if op == Op::IsNull { "NOT EXISTS" } else { "EXISTS" });
-            sql.push(&format!(" (SELECT 1 FROM {table} x WHERE x.{fk} = {outer} AND x.key = "));
-            sql.bind_str(key).push(")");
-        }
-        // As in MLflow, IN / NOT IN are for run ids and datasets only.
-        Op::In | Op::NotIn => {
-            return Err(StoreError::InvalidParameter(format!(
-                "Invalid comparator '{}' for '{key}': only =, !=, LIKE, ILIKE, IS NULL and IS NOT NULL are supported",
-                super::sql::op_text(op)
-            )))
-        }
-        _ => {
-            sql.push(&format!("EXISTS (SELECT 1 FROM {table} x WHERE x.{fk} = {outer} AND x.key = "));
-            sql.bind_str(key).push(" AND ");
-            string_condition(sql, dialect, "x.value", op, value, &format!("'{key}'"))?;
-            sql.push(")");
-        }
-    }
-    Ok(())
 }

@@ -1,8 +1,7 @@
 //! MLflow 3 logged models: created PENDING by `log_model`, finalized READY once the files
 //! are uploaded, linked to runs as outputs, searched when the client resolves `runs:/` URIs.
 
-use super::experiments::tag_condition;
-use super::sql::{number_condition, string_condition, Sql};
+use super::sql::{number_condition, string_condition, Arg, Sql, LOGGED_MODEL_PARAMS, LOGGED_MODEL_TAGS};
 use super::{check_max_results, decode_page_token, now_ms, paginate, parse_experiment_id, validate, Store};
 use crate::error::{Result, StoreError};
 use crate::model::{KeyValue, LifecycleStage, LoggedModel, Metric, ModelOutput, Page, RunMetric};
@@ -102,17 +101,9 @@ impl Store {
         .bind(new.source_run_id.as_deref().filter(|r| !r.is_empty()))
         .execute(&mut *tx)
         .await?;
-        for (table, items) in [("logged_model_params", &new.params), ("logged_model_tags", &new.tags)] {
+        for (table, items) in [(&LOGGED_MODEL_PARAMS, &new.params), (&LOGGED_MODEL_TAGS, &new.tags)] {
             for kv in items {
-                sqlx::query(&format!(
-                    "INSERT INTO {table} (model_id, key, value) VALUES ($1, $2, $3) \
-                     ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value"
-                ))
-                .bind(&model_id)
-                .bind(&kv.key)
-                .bind(&kv.value)
-                .execute(&mut *tx)
-                .await?;
+                table.upsert(&[Arg::Text(model_id.clone())], &kv.key, &kv.value).query().execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;
@@ -215,15 +206,7 @@ impl Store {
         self.get_logged_model(model_id).await?;
         let mut tx = self.w().begin().await?;
         for t in tags {
-            sqlx::query(
-                "INSERT INTO logged_model_tags (model_id, key, value) VALUES ($1, $2, $3) \
-                 ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(model_id)
-            .bind(&t.key)
-            .bind(&t.value)
-            .execute(&mut *tx)
-            .await?;
+            LOGGED_MODEL_TAGS.upsert(&[Arg::Text(model_id.into())], &t.key, &t.value).query().execute(&mut *tx).await?;
         }
         sqlx::query("UPDATE logged_models SET last_updated_timestamp_ms = $1 WHERE model_id = $2")
             .bind(now_ms())
@@ -254,15 +237,11 @@ impl Store {
         self.get_logged_model(model_id).await?;
         let mut tx = self.w().begin().await?;
         for p in params {
-            sqlx::query(
-                "INSERT INTO logged_model_params (model_id, key, value) VALUES ($1, $2, $3) \
-                 ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(model_id)
-            .bind(&p.key)
-            .bind(&p.value)
-            .execute(&mut *tx)
-            .await?;
+            LOGGED_MODEL_PARAMS
+                .upsert(&[Arg::Text(model_id.into())], &p.key, &p.value)
+                .query()
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -355,26 +334,8 @@ impl Store {
                         )))
                     }
                 },
-                Entity::Tag => tag_condition(
-                    &mut sql,
-                    dialect,
-                    "logged_model_tags",
-                    "model_id",
-                    "m.model_id",
-                    &c.key,
-                    c.op,
-                    &c.value,
-                )?,
-                Entity::Param => tag_condition(
-                    &mut sql,
-                    dialect,
-                    "logged_model_params",
-                    "model_id",
-                    "m.model_id",
-                    &c.key,
-                    c.op,
-                    &c.value,
-                )?,
+                Entity::Tag => LOGGED_MODEL_TAGS.condition(&mut sql, dialect, &c.key, c.op, &c.value)?,
+                Entity::Param => LOGGED_MODEL_PARAMS.condition(&mut sql, dialect, &c.key, c.op, &c.value)?,
                 other => {
                     return Err(StoreError::InvalidParameter(format!(
                         "Filtering logged models by {other:?} is not supported; use attributes, tags or params"

@@ -1,7 +1,7 @@
 //! The model registry: registered models, versions, stages, aliases, tags, search, and the
 //! history of alias and stage moves.
 
-use super::sql::{number_condition, string_condition, Sql};
+use super::sql::{number_condition, string_condition, Arg, Sql, MODEL_VERSION_TAGS, REGISTERED_MODEL_TAGS};
 use super::{check_max_results, decode_page_token, now_ms, paginate, validate, Store};
 use crate::error::{Result, StoreError};
 use crate::model::{KeyValue, ModelVersion, Page, RegisteredModel, RegistryEvent};
@@ -243,15 +243,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         for t in tags {
-            sqlx::query(
-                "INSERT INTO registered_model_tags (name, key, value) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name, key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(name)
-            .bind(&t.key)
-            .bind(&t.value)
-            .execute(&mut *tx)
-            .await?;
+            REGISTERED_MODEL_TAGS.upsert(&[Arg::Text(name.into())], &t.key, &t.value).query().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         self.get_registered_model(name).await
@@ -378,15 +370,7 @@ impl Store {
         validate::tag(&tag.key, &tag.value)?;
         let mut tx = self.w().begin().await?;
         self.model_exists(&mut tx, name).await?;
-        sqlx::query(
-            "INSERT INTO registered_model_tags (name, key, value) VALUES ($1, $2, $3) \
-             ON CONFLICT (name, key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(name)
-        .bind(&tag.key)
-        .bind(&tag.value)
-        .execute(&mut *tx)
-        .await?;
+        REGISTERED_MODEL_TAGS.upsert(&[Arg::Text(name.into())], &tag.key, &tag.value).query().execute(&mut *tx).await?;
         Self::touch_model(&mut tx, name).await?;
         tx.commit().await?;
         Ok(())
@@ -426,15 +410,7 @@ impl Store {
                 Entity::Attribute if c.key == "name" => {
                     string_condition(&mut sql, dialect, "m.name", c.op, &c.value, "'name'")?
                 }
-                Entity::Tag => registry_tag_condition(
-                    &mut sql,
-                    dialect,
-                    "registered_model_tags",
-                    "m.name = x.name",
-                    &c.key,
-                    c.op,
-                    &c.value,
-                )?,
+                Entity::Tag => REGISTERED_MODEL_TAGS.condition(&mut sql, dialect, &c.key, c.op, &c.value)?,
                 _ => {
                     return Err(invalid(format!(
                         "Invalid filter for registered models on '{}': only name and tags.<key> are supported",
@@ -876,15 +852,7 @@ impl Store {
                     };
                     number_condition(&mut sql, "v.version", c.op, &value, "version_number")?
                 }
-                (Entity::Tag, _) => registry_tag_condition(
-                    &mut sql,
-                    dialect,
-                    "model_version_tags",
-                    "v.name = x.name AND v.version = x.version",
-                    &c.key,
-                    c.op,
-                    &c.value,
-                )?,
+                (Entity::Tag, _) => MODEL_VERSION_TAGS.condition(&mut sql, dialect, &c.key, c.op, &c.value)?,
                 _ => {
                     return Err(invalid(format!(
                         "Invalid filter for model versions on '{}': supported are name, run_id, source_path, version_number and tags.<key>",
@@ -962,50 +930,11 @@ fn registered_from_row(row: &AnyRow) -> Result<RegisteredModel> {
 }
 
 async fn upsert_version_tag(tx: &mut Transaction<'_, Any>, name: &str, version: i64, t: &KeyValue) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO model_version_tags (name, version, key, value) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (name, version, key) DO UPDATE SET value = excluded.value",
-    )
-    .bind(name)
-    .bind(version)
-    .bind(&t.key)
-    .bind(&t.value)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Registry tag filters: `!=` also matches entities without the tag, which is what the
-/// client's own `tags.\`mlflow.prompt.is_prompt\` != 'true'` (added to every model search) needs.
-fn registry_tag_condition(
-    sql: &mut Sql,
-    dialect: crate::db::Dialect,
-    table: &str,
-    join: &str,
-    key: &str,
-    op: Op,
-    value: &Value,
-) -> Result<()> {
-    if op == Op::Ne {
-        sql.push(&format!("NOT EXISTS (SELECT 1 FROM {table} x WHERE {join} AND x.key = "));
-        sql.bind_str(key).push(" AND ");
-        string_condition(sql, dialect, "x.value", Op::Eq, value, &format!("'{key}'"))?;
-        sql.push(")");
-        return Ok(());
-    }
-    match op {
-        Op::IsNull | Op::IsNotNull => {
-            sql.push(if op == Op::IsNull { "NOT EXISTS" } else { "EXISTS" });
-            sql.push(&format!(" (SELECT 1 FROM {table} x WHERE {join} AND x.key = "));
-            sql.bind_str(key).push(")");
-        }
-        _ => {
-            sql.push(&format!("EXISTS (SELECT 1 FROM {table} x WHERE {join} AND x.key = "));
-            sql.bind_str(key).push(" AND ");
-            string_condition(sql, dialect, "x.value", op, value, &format!("'{key}'"))?;
-            sql.push(")");
-        }
-    }
+    MODEL_VERSION_TAGS
+        .upsert(&[Arg::Text(name.into()), Arg::Int(version)], &t.key, &t.value)
+        .query()
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

@@ -1,7 +1,6 @@
 //! Runs: lifecycle, logging (metrics, params, tags, inputs), reads and search.
 
-use super::experiments::tag_condition;
-use super::sql::{number_condition, string_condition, Arg, Sql};
+use super::sql::{number_condition, string_condition, Arg, Sql, RUN_PARAMS, RUN_TAGS};
 use super::{check_max_results, decode_page_token, now_ms, paginate, parse_experiment_id, validate, Store};
 use crate::db::Dialect;
 use crate::error::{Result, StoreError};
@@ -761,8 +760,8 @@ fn run_condition(sql: &mut Sql, dialect: Dialect, entity: Entity, key: &str, op:
             number_condition(sql, "m.value", op, value, &format!("metric '{key}'"))?;
             sql.push(")");
         }
-        Entity::Param => tag_condition(sql, dialect, "params", "run_uuid", "r.run_uuid", key, op, value)?,
-        Entity::Tag => tag_condition(sql, dialect, "tags", "run_uuid", "r.run_uuid", key, op, value)?,
+        Entity::Param => RUN_PARAMS.condition(sql, dialect, key, op, value)?,
+        Entity::Tag => RUN_TAGS.condition(sql, dialect, key, op, value)?,
         Entity::Attribute => {
             let column = run_attribute_column(key).ok_or_else(|| {
                 StoreError::InvalidParameter(format!(
@@ -829,15 +828,7 @@ fn run_condition(sql: &mut Sql, dialect: Dialect, entity: Entity, key: &str, op:
 }
 
 pub(super) async fn upsert_tag(tx: &mut Transaction<'_, Any>, run_id: &str, key: &str, value: &str) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO tags (run_uuid, key, value) VALUES ($1, $2, $3) \
-         ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value",
-    )
-    .bind(run_id)
-    .bind(key)
-    .bind(value)
-    .execute(&mut **tx)
-    .await?;
+    RUN_TAGS.upsert(&[Arg::Text(run_id.into())], key, value).query().execute(&mut **tx).await?;
     Ok(())
 }
 

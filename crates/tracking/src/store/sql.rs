@@ -137,6 +137,96 @@ pub fn string_condition(
     Ok(())
 }
 
+/// A key/value table owned by an entity: run tags and params, experiment tags, logged-model
+/// tags and params, registered-model and model-version tags. `owner` are the columns that,
+/// with `key`, form its primary key; `join` ties its rows (alias `x`) to the searched entity.
+pub struct KvTable {
+    pub table: &'static str,
+    pub owner: &'static [&'static str],
+    pub join: &'static str,
+    /// Whether `tags.k != 'v'` also matches entities without the key (the registry's rule,
+    /// which the client's own `tags.\`mlflow.prompt.is_prompt\` != 'true'` relies on).
+    pub ne_matches_missing: bool,
+}
+
+pub const RUN_TAGS: KvTable =
+    KvTable { table: "tags", owner: &["run_uuid"], join: "x.run_uuid = r.run_uuid", ne_matches_missing: false };
+pub const RUN_PARAMS: KvTable =
+    KvTable { table: "params", owner: &["run_uuid"], join: "x.run_uuid = r.run_uuid", ne_matches_missing: false };
+pub const EXPERIMENT_TAGS: KvTable = KvTable {
+    table: "experiment_tags",
+    owner: &["experiment_id"],
+    join: "x.experiment_id = e.experiment_id",
+    ne_matches_missing: false,
+};
+pub const LOGGED_MODEL_TAGS: KvTable = KvTable {
+    table: "logged_model_tags",
+    owner: &["model_id"],
+    join: "x.model_id = m.model_id",
+    ne_matches_missing: false,
+};
+pub const LOGGED_MODEL_PARAMS: KvTable = KvTable {
+    table: "logged_model_params",
+    owner: &["model_id"],
+    join: "x.model_id = m.model_id",
+    ne_matches_missing: false,
+};
+pub const REGISTERED_MODEL_TAGS: KvTable =
+    KvTable { table: "registered_model_tags", owner: &["name"], join: "x.name = m.name", ne_matches_missing: true };
+pub const MODEL_VERSION_TAGS: KvTable = KvTable {
+    table: "model_version_tags",
+    owner: &["name", "version"],
+    join: "x.name = v.name AND x.version = v.version",
+    ne_matches_missing: true,
+};
+
+impl KvTable {
+    /// `INSERT ... ON CONFLICT (owner, key) DO UPDATE SET value`: sets one key of one owner.
+    pub fn upsert(&self, owner: &[Arg], key: &str, value: &str) -> Sql {
+        let cols = self.owner.join(", ");
+        let mut sql = Sql::new(&format!("INSERT INTO {} ({cols}, key, value) VALUES (", self.table));
+        for a in owner {
+            sql.bind(a.clone()).push(", ");
+        }
+        sql.bind_str(key).push(", ").bind_str(value);
+        sql.push(&format!(") ON CONFLICT ({cols}, key) DO UPDATE SET value = excluded.value"));
+        sql
+    }
+
+    /// `<prefix>.<key> <op> <value>` as an EXISTS over the table; `IS NULL` means "no such key".
+    pub fn condition(&self, sql: &mut Sql, dialect: Dialect, key: &str, op: Op, value: &Value) -> Result<()> {
+        let exists = |sql: &mut Sql, negate: bool| {
+            sql.push(if negate { "NOT EXISTS" } else { "EXISTS" });
+            sql.push(&format!(" (SELECT 1 FROM {} x WHERE {} AND x.key = ", self.table, self.join));
+            sql.bind_str(key);
+        };
+        match op {
+            Op::IsNull | Op::IsNotNull => {
+                exists(sql, op == Op::IsNull);
+                sql.push(")");
+            }
+            // As in MLflow, IN / NOT IN are for run ids and datasets only.
+            Op::In | Op::NotIn => return Err(StoreError::InvalidParameter(format!(
+                "Invalid comparator '{}' for '{key}': only =, !=, LIKE, ILIKE, IS NULL and IS NOT NULL are supported",
+                op_text(op)
+            ))),
+            Op::Ne if self.ne_matches_missing => {
+                exists(sql, true);
+                sql.push(" AND ");
+                string_condition(sql, dialect, "x.value", Op::Eq, value, &format!("'{key}'"))?;
+                sql.push(")");
+            }
+            _ => {
+                exists(sql, false);
+                sql.push(" AND ");
+                string_condition(sql, dialect, "x.value", op, value, &format!("'{key}'"))?;
+                sql.push(")");
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Appends `<column> <op> <number>` for a numeric column.
 pub fn number_condition(sql: &mut Sql, column: &str, op: Op, value: &Value, what: &str) -> Result<()> {
     let Value::Num(n) = value else {
