@@ -91,6 +91,8 @@ pub struct Stats {
     pub server_cpu_cores: f64,
     /// Context switches of the server's threads per request (thread hand-offs show here).
     pub server_ctx_switches_per_req: f64,
+    /// Resident memory of the server's process tree at the end of the phase.
+    pub server_rss_after_mib: f64,
     /// CPU cores used by this benchmark process (the clients) during the phase.
     pub client_cpu_cores: f64,
 }
@@ -187,6 +189,7 @@ pub async fn run(
         max_ms: ms(hist.max()),
         server_cpu_cores: cpu_server / secs,
         server_ctx_switches_per_req: ctx / (hist.len().max(1) as f64),
+        server_rss_after_mib: server1.rss_mib,
         client_cpu_cores: cpu_self / secs,
     })
 }

@@ -473,12 +473,14 @@ async fn bench_server(launch: &Launch, plan: &Plan, args: &Args) -> anyhow::Resu
     Ok(f)
 }
 
-/// Number of points of `key` in `run` (follows `next_page_token` if the server pages).
+/// Number of points of `key` in `run`, paged by 2,500 as the mlflow client does.
 async fn history_len(c: &reqwest::Client, base: &str, run: &str, key: &str) -> anyhow::Result<u64> {
     let mut n = 0;
     let mut token: Option<String> = None;
     loop {
-        let mut path = format!("/api/2.0/mlflow/metrics/get-history?run_id={run}&run_uuid={run}&metric_key={key}");
+        let mut path = format!(
+            "/api/2.0/mlflow/metrics/get-history?run_id={run}&run_uuid={run}&metric_key={key}&max_results=2500"
+        );
         if let Some(t) = &token {
             path.push_str(&format!("&page_token={}", urlencode(t)));
         }
@@ -504,7 +506,7 @@ fn report_stats(kind: Kind, s: &Stats) {
     progress(
         kind,
         &format!(
-            "  {} req in {:.2} s = {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, errors {}{} (CPU: server {:.2}, client {:.2} cores; server {:.1} ctx switches/req)",
+            "  {} req in {:.2} s = {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, errors {}{} (CPU: server {:.2}, client {:.2} cores; server {:.1} ctx switches/req, RSS {:.1} MiB)",
             s.requests,
             s.secs,
             s.req_per_sec,
@@ -514,7 +516,8 @@ fn report_stats(kind: Kind, s: &Stats) {
             s.first_error.as_ref().map(|e| format!(" (first: {e})")).unwrap_or_default(),
             s.server_cpu_cores,
             s.client_cpu_cores,
-            s.server_ctx_switches_per_req
+            s.server_ctx_switches_per_req,
+            s.server_rss_after_mib
         ),
     );
 }

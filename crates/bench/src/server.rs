@@ -142,13 +142,14 @@ impl ServerGuard {
         process_tree(self.pid).len()
     }
 
-    /// CPU seconds and context switches so far of the live processes (all threads) of the
+    /// CPU seconds, context switches and resident memory so far of the live processes (all threads) of the
     /// server's tree.
     pub fn usage(&self) -> Usage {
         let tree = process_tree(self.pid);
         Usage {
             cpu_secs: tree.iter().map(|&p| cpu_secs_of(&format!("/proc/{p}/stat"))).sum(),
             ctx_switches: tree.iter().map(|&p| ctx_switches(p)).sum(),
+            rss_mib: tree.iter().map(|&p| vm_rss_kib(p).unwrap_or(0)).sum::<u64>() as f64 / 1024.0,
         }
     }
 
@@ -185,6 +186,7 @@ impl Drop for ServerGuard {
 pub struct Usage {
     pub cpu_secs: f64,
     pub ctx_switches: u64,
+    pub rss_mib: f64,
 }
 
 /// Voluntary + involuntary context switches of all threads of `pid`.

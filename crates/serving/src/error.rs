@@ -35,10 +35,10 @@ pub enum ServeError {
 pub enum LoadError {
     /// The registry or tracking server refused or could not be reached.
     #[error("{context}: {source}")]
-    Registry { context: String, source: mlflow_client::ClientError },
+    Registry { context: String, source: Box<mlflow_client::ClientError> },
     /// The package is missing, corrupt (checksum) or not a factory package.
     #[error("{context}: {source}")]
-    Package { context: String, source: package::PackageError },
+    Package { context: String, source: Box<package::PackageError> },
     /// The model loaded but failed its warm-up prediction.
     #[error("warm-up prediction failed: {0}")]
     WarmUp(String),

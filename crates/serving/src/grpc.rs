@@ -94,6 +94,8 @@ pub struct Inference {
 }
 
 impl Inference {
+    /// Records the call in the metrics and wraps the reply.
+    #[allow(clippy::result_large_err)] // tonic's own signature
     fn observe<T>(&self, method: &'static str, started: Instant, r: Result<T, Status>) -> Result<Response<T>, Status> {
         let code = r.as_ref().map_or_else(|s| s.code(), |_| Code::Ok);
         self.app.metrics.observe_request("grpc", method, code_name(code), started.elapsed());
@@ -290,7 +292,7 @@ fn from_raw(name: &str, datatype: &str, b: &[u8]) -> Result<TensorData, ServeErr
         b: &[u8],
         f: impl Fn([u8; N]) -> f64,
     ) -> Result<TensorData, ServeError> {
-        if b.len() % N != 0 {
+        if !b.len().is_multiple_of(N) {
             return Err(ServeError::Invalid(format!(
                 "input '{name}': raw_input_contents has {} bytes, not a multiple of {N} ({datatype})",
                 b.len()

@@ -55,7 +55,7 @@ impl Loader {
         auth: Option<(String, String)>,
         version_label: Option<String>,
     ) -> Result<Loader, LoadError> {
-        let registry = |source| LoadError::Registry { context: format!("model URI '{uri}'"), source };
+        let registry = |source| LoadError::Registry { context: format!("model URI '{uri}'"), source: Box::new(source) };
         let parsed = ModelUri::parse(uri).map_err(registry)?;
         let source = match parsed {
             ModelUri::Local(dir) => Source::Local(dir),
@@ -84,7 +84,7 @@ impl Loader {
                 ModelUri::Alias { name, alias } => {
                     let v = client.model_version_by_alias(name, alias).await.map_err(|source| LoadError::Registry {
                         context: format!("looking up alias '{alias}' of '{name}'"),
-                        source,
+                        source: Box::new(source),
                     })?;
                     Ok(Target {
                         id: format!("{name}/{}", v.version),
@@ -107,16 +107,16 @@ impl Loader {
         let (dir, _download) = match (&self.source, &target.load) {
             (Source::Local(dir), _) => (dir.clone(), None),
             (Source::Server { client, .. }, Some(uri)) => {
-                let (artifact_uri, _) = client
-                    .resolve(uri)
-                    .await
-                    .map_err(|source| LoadError::Registry { context: format!("resolving {}", target.id), source })?;
+                let (artifact_uri, _) = client.resolve(uri).await.map_err(|source| LoadError::Registry {
+                    context: format!("resolving {}", target.id),
+                    source: Box::new(source),
+                })?;
                 let tmp = tempfile::tempdir()
                     .map_err(|source| LoadError::Io { context: "creating a download folder".into(), source })?;
-                client
-                    .download_dir(&artifact_uri, tmp.path())
-                    .await
-                    .map_err(|source| LoadError::Registry { context: format!("downloading {artifact_uri}"), source })?;
+                client.download_dir(&artifact_uri, tmp.path()).await.map_err(|source| LoadError::Registry {
+                    context: format!("downloading {artifact_uri}"),
+                    source: Box::new(source),
+                })?;
                 (tmp.path().to_path_buf(), Some(tmp))
             }
             (Source::Server { .. }, None) => unreachable!("server targets always carry a URI"),
@@ -131,8 +131,10 @@ impl Loader {
         // Reading, checksumming, parsing and warming up are CPU and disk work: keep them off
         // the request threads.
         tokio::task::spawn_blocking(move || {
-            let pkg = package::load(&dir)
-                .map_err(|source| LoadError::Package { context: format!("loading {}", dir.display()), source })?;
+            let pkg = package::load(&dir).map_err(|source| LoadError::Package {
+                context: format!("loading {}", dir.display()),
+                source: Box::new(source),
+            })?;
             warm_up(&pkg.model, &dir)?;
             let model_id = pkg.mlmodel.get("model_id").and_then(|v| v.as_str()).map(str::to_string);
             let run_id = pkg.mlmodel.get("run_id").and_then(|v| v.as_str()).map(str::to_string);

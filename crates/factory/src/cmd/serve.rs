@@ -65,7 +65,7 @@ pub struct ServeArgs {
 fn config(args: &ServeArgs) -> anyhow::Result<serving::Config> {
     let uri = match (&args.model_uri, &args.model_path) {
         (Some(u), _) if !u.is_empty() => u.clone(),
-        (_, Some(p)) => p.to_string_lossy().into_owned(),
+        (_, Some(p)) if !p.as_os_str().is_empty() => p.to_string_lossy().into_owned(),
         _ => anyhow::bail!("no model to serve: give --model-uri (or MODEL_URI), or MODEL_PATH for a local folder"),
     };
     if args.max_body_bytes == 0 {

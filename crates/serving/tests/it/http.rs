@@ -118,7 +118,10 @@ async fn v2_rest_routes() {
             assert_eq!(r["model_name"], "housing");
             assert_eq!(r["model_version"], "m-1");
             let out = &r["outputs"][0];
-            assert_eq!((out["name"].as_str(), out["datatype"].as_str(), &out["shape"]), (Some("prediction"), Some("FP64"), &json!([5])));
+            assert_eq!(
+                (out["name"].as_str(), out["datatype"].as_str(), &out["shape"]),
+                (Some("prediction"), Some("FP64"), &json!([5]))
+            );
             assert_eq!(bits(&out["data"]), expected);
         }
     }
@@ -142,7 +145,15 @@ async fn v2_rest_routes() {
 }
 
 /// Posts `body` to `path` and checks the status and that the message names the problem.
-async fn check(s: &TestServer, path: &str, content_type: &str, body: &str, status: u16, code: Option<&str>, needle: &str) {
+async fn check(
+    s: &TestServer,
+    path: &str,
+    content_type: &str,
+    body: &str,
+    status: u16,
+    code: Option<&str>,
+    needle: &str,
+) {
     let (got, r) = s.post(path, content_type, body.to_string()).await;
     let message = r["message"].as_str().or(r["error"].as_str()).unwrap_or_default().to_string();
     assert_eq!(got, status, "{path} {body:.80} → {r}");
@@ -166,11 +177,56 @@ async fn bad_input_is_refused_with_the_problem_named() {
     let invalid = Some("INVALID_PARAMETER_VALUE");
     check(&s, inv, json_ct, "{not json", 400, bad, "not valid JSON").await;
     check(&s, inv, json_ct, r#"{"rows": []}"#, 400, invalid, "dataframe_split").await;
-    check(&s, inv, json_ct, r#"{"dataframe_split": {"columns": ["x1", "color"], "data": [[1, "red"]]}}"#, 400, invalid, "missing column(s): x2").await;
-    check(&s, inv, json_ct, r#"{"dataframe_split": {"columns": ["x1", "x2", "color", "zz"], "data": [[1, 2, "red", 3]]}}"#, 400, invalid, "unexpected column(s): zz").await;
-    check(&s, inv, json_ct, r#"{"dataframe_split": {"columns": ["x1", "x2", "color"], "data": [[1, "two", "red"]]}}"#, 400, invalid, "row 1, column 'x2'").await;
-    check(&s, inv, json_ct, r#"{"dataframe_split": {"columns": ["x1", "x2", "color"], "data": [[1, 2, 3]]}}"#, 400, invalid, "column 'color'").await;
-    check(&s, inv, json_ct, r#"{"dataframe_split": {"columns": ["x1", "x2", "color"], "data": []}}"#, 400, invalid, "no rows").await;
+    check(
+        &s,
+        inv,
+        json_ct,
+        r#"{"dataframe_split": {"columns": ["x1", "color"], "data": [[1, "red"]]}}"#,
+        400,
+        invalid,
+        "missing column(s): x2",
+    )
+    .await;
+    check(
+        &s,
+        inv,
+        json_ct,
+        r#"{"dataframe_split": {"columns": ["x1", "x2", "color", "zz"], "data": [[1, 2, "red", 3]]}}"#,
+        400,
+        invalid,
+        "unexpected column(s): zz",
+    )
+    .await;
+    check(
+        &s,
+        inv,
+        json_ct,
+        r#"{"dataframe_split": {"columns": ["x1", "x2", "color"], "data": [[1, "two", "red"]]}}"#,
+        400,
+        invalid,
+        "row 1, column 'x2'",
+    )
+    .await;
+    check(
+        &s,
+        inv,
+        json_ct,
+        r#"{"dataframe_split": {"columns": ["x1", "x2", "color"], "data": [[1, 2, 3]]}}"#,
+        400,
+        invalid,
+        "column 'color'",
+    )
+    .await;
+    check(
+        &s,
+        inv,
+        json_ct,
+        r#"{"dataframe_split": {"columns": ["x1", "x2", "color"], "data": []}}"#,
+        400,
+        invalid,
+        "no rows",
+    )
+    .await;
     check(&s, inv, json_ct, r#"{"dataframe_records": []}"#, 400, invalid, "no rows").await;
     check(&s, inv, json_ct, r#"{"instances": [[1, 2]]}"#, 400, invalid, "row 1: 2 values").await;
     check(&s, inv, "text/csv", "x1,x2\n1,2\n", 400, invalid, "color").await;
@@ -187,11 +243,56 @@ async fn bad_input_is_refused_with_the_problem_named() {
     check(&s, v2, json_ct, "[]", 400, None, "not a V2 inference request").await;
     check(&s, v2, json_ct, "{", 400, None, "not valid JSON").await;
     check(&s, v2, json_ct, &inp(&format!("{x1}, {color}")), 400, None, "missing input(s): x2").await;
-    check(&s, v2, json_ct, &inp(&format!("{x1}, {x2}, {color}, {}", x1.replace("x1", "zz"))), 400, None, "unexpected input(s): zz").await;
-    check(&s, v2, json_ct, &inp(&format!("{x1}, {}, {color}", x2.replace("[2.0]", "[\"two\"]"))), 400, None, "input 'x2', element 0").await;
-    check(&s, v2, json_ct, &inp(&format!("{x1}, {x2}, {}", color.replace("BYTES", "FP64").replace("\"red\"", "1"))), 400, None, "column 'color' is categorical").await;
-    check(&s, v2, json_ct, &inp(&format!("{x1}, {}, {color}", x2.replace("[1]", "[2]"))), 400, None, "needs 2 values, got 1").await;
-    check(&s, v2, json_ct, &inp(&format!("{x1}, {}, {color}", x2.replace("FP64", "FP16"))), 400, None, "unsupported datatype 'FP16'").await;
+    check(
+        &s,
+        v2,
+        json_ct,
+        &inp(&format!("{x1}, {x2}, {color}, {}", x1.replace("x1", "zz"))),
+        400,
+        None,
+        "unexpected input(s): zz",
+    )
+    .await;
+    check(
+        &s,
+        v2,
+        json_ct,
+        &inp(&format!("{x1}, {}, {color}", x2.replace("[2.0]", "[\"two\"]"))),
+        400,
+        None,
+        "input 'x2', element 0",
+    )
+    .await;
+    check(
+        &s,
+        v2,
+        json_ct,
+        &inp(&format!("{x1}, {x2}, {}", color.replace("BYTES", "FP64").replace("\"red\"", "1"))),
+        400,
+        None,
+        "column 'color' is categorical",
+    )
+    .await;
+    check(
+        &s,
+        v2,
+        json_ct,
+        &inp(&format!("{x1}, {}, {color}", x2.replace("[1]", "[2]"))),
+        400,
+        None,
+        "needs 2 values, got 1",
+    )
+    .await;
+    check(
+        &s,
+        v2,
+        json_ct,
+        &inp(&format!("{x1}, {}, {color}", x2.replace("FP64", "FP16"))),
+        400,
+        None,
+        "unsupported datatype 'FP16'",
+    )
+    .await;
     let empty = r#"{"inputs": [{"name": "x1", "shape": [0], "datatype": "FP64", "data": []}, {"name": "x2", "shape": [0], "datatype": "FP64", "data": []}, {"name": "color", "shape": [0], "datatype": "BYTES", "data": []}]}"#;
     check(&s, v2, json_ct, empty, 400, None, "empty").await;
     check(&s, v2, json_ct, &big, 413, None, "limit of 4096 bytes").await;
@@ -201,6 +302,9 @@ async fn bad_input_is_refused_with_the_problem_named() {
     let (code, _) = s.post_json(inv, &dataframe_split(2)).await;
     assert_eq!(code, 200);
     let (_, text) = s.get("/metrics").await;
-    assert!(text.contains("factory_requests_total{protocol=\"http\",route=\"/invocations\",status=\"400\"} 11"), "{text}");
+    assert!(
+        text.contains("factory_requests_total{protocol=\"http\",route=\"/invocations\",status=\"400\"} 11"),
+        "{text}"
+    );
     s.stop().await.unwrap();
 }

@@ -9,15 +9,14 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-pub const FEATURES: [&str; 3] = ["x1", "x2", "color"];
-
 /// Rows for training and requests: x1, x2 numeric, color categorical.
 pub fn rows(n: usize) -> Frame {
     let x1: Vec<f64> = (0..n).map(|i| (i % 17) as f64 * 0.5).collect();
     let x2: Vec<f64> = (0..n).map(|i| ((i * 7) % 23) as f64 - 11.0).collect();
     let colors = ["red", "green", "blue"];
     let color: Vec<Option<String>> = (0..n).map(|i| Some(colors[i % 3].to_string())).collect();
-    Frame::from_columns(vec![Column::numeric("x1", x1), Column::numeric("x2", x2), Column::categorical("color", color)]).unwrap()
+    Frame::from_columns(vec![Column::numeric("x1", x1), Column::numeric("x2", x2), Column::categorical("color", color)])
+        .unwrap()
 }
 
 /// Trains a small regressor (`shift` changes its predictions) and packages it in `dir`
@@ -36,7 +35,11 @@ pub fn write_package(dir: &Path, shift: f64, tag: &str) {
     if dir.exists() {
         std::fs::remove_dir_all(dir).unwrap();
     }
-    let provenance = package::Provenance { run_id: Some(format!("run-{tag}")), model_id: Some(format!("m-{tag}")), created_utc: "2025-01-01 00:00:00.000000".into() };
+    let provenance = package::Provenance {
+        run_id: Some(format!("run-{tag}")),
+        model_id: Some(format!("m-{tag}")),
+        created_utc: "2025-01-01 00:00:00.000000".into(),
+    };
     package::save(dir, &model, &x.select_rows(&[0, 1, 2]), &provenance).unwrap();
 }
 
@@ -106,8 +109,20 @@ impl TestServer {
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
-    pub async fn post(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
-        let r = self.http.post(format!("{}{path}", self.base)).header("content-type", content_type).body(body).send().await.unwrap();
+    pub async fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }

@@ -15,7 +15,7 @@ use sqlx::{Any, Row, Transaction};
 /// The tag that mirrors a run's name.
 pub const RUN_NAME_TAG: &str = "mlflow.runName";
 /// Most rows read from the database in one `IN (...)` list.
-const CHUNK: usize = 500;
+const CHUNK: usize = 2000;
 /// The largest page of metric history returned at once (the client asks for 2500).
 pub const METRIC_HISTORY_MAX: i64 = 25_000;
 
@@ -71,18 +71,28 @@ fn random_run_name() -> String {
     format!("{}-{}-{}", ADJ[(u % 16) as usize], NOUN[((u >> 8) % 16) as usize], (u >> 16) % 1000)
 }
 
-/// A new metric replaces the latest one when it is later by (step, timestamp, value).
-const UPSERT_LATEST: &str = "INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step) \
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_uuid, key) DO UPDATE SET \
-     value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step \
-     WHERE excluded.step > latest_metrics.step \
-     OR (excluded.step = latest_metrics.step AND excluded.timestamp > latest_metrics.timestamp) \
-     OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp \
-         AND (excluded.is_nan < latest_metrics.is_nan OR excluded.value > latest_metrics.value))";
-
+/// Inserts one metric of an active run; the `metrics_latest` trigger (migration 0004)
+/// keeps `latest_metrics` up to date. A duplicate (same key, step, timestamp, value) or a
+/// run that is missing or deleted inserts nothing.
 const INSERT_METRIC: &str = "INSERT INTO metrics \
      (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+     WHERE EXISTS (SELECT 1 FROM runs WHERE run_uuid = $1 AND lifecycle_stage = 'active') \
+     ON CONFLICT DO NOTHING";
+
+fn insert_metric<'q>(run_id: &'q str, m: &'q Metric) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    let (value, is_nan) = stored_value(m.value);
+    sqlx::query(INSERT_METRIC)
+        .bind(run_id)
+        .bind(&m.key)
+        .bind(value)
+        .bind(is_nan)
+        .bind(m.timestamp)
+        .bind(m.step)
+        .bind(m.model_id.as_deref())
+        .bind(m.dataset_name.as_deref())
+        .bind(m.dataset_digest.as_deref())
+}
 
 /// What `update_run` may change.
 #[derive(Debug, Default, Clone)]
@@ -365,8 +375,15 @@ impl Store {
         Ok(())
     }
 
+    /// One statement, no explicit transaction: the hot path of experiment tracking.
     pub async fn log_metric(&self, run_id: &str, metric: &Metric) -> Result<()> {
-        self.log_batch(run_id, std::slice::from_ref(metric), &[], &[]).await
+        validate::key("metric", &metric.key)?;
+        if insert_metric(run_id, metric).execute(self.w()).await?.rows_affected() == 0 {
+            // Nothing inserted: a duplicate of a stored value (fine), or a missing or deleted run.
+            let mut tx = self.r().begin().await?;
+            self.check_active(&mut tx, run_id).await?;
+        }
+        Ok(())
     }
 
     pub async fn log_param(&self, run_id: &str, param: &KeyValue) -> Result<()> {
@@ -432,28 +449,7 @@ impl Store {
             }
         }
         for m in metrics {
-            let (value, is_nan) = stored_value(m.value);
-            sqlx::query(INSERT_METRIC)
-                .bind(run_id)
-                .bind(&m.key)
-                .bind(value)
-                .bind(is_nan)
-                .bind(m.timestamp)
-                .bind(m.step)
-                .bind(m.model_id.as_deref())
-                .bind(m.dataset_name.as_deref())
-                .bind(m.dataset_digest.as_deref())
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(UPSERT_LATEST)
-                .bind(run_id)
-                .bind(&m.key)
-                .bind(value)
-                .bind(is_nan)
-                .bind(m.timestamp)
-                .bind(m.step)
-                .execute(&mut *tx)
-                .await?;
+            insert_metric(run_id, m).execute(&mut *tx).await?;
         }
         for t in tags {
             if t.key == RUN_NAME_TAG {
