@@ -7,6 +7,7 @@
 //!   server's whole process tree at that moment and again after the load;
 //! * `runs/log-metric` throughput and p50/p99 with 1 and with N (default 8) concurrent
 //!   keep-alive clients, then a check that every acknowledged point is in the metric history;
+//! * `GET /version` with N clients: the HTTP stack alone, a floor that tells HTTP cost from store cost;
 //! * `runs/get` latency (sequential);
 //! * `runs/search` with `metrics.m1 > 0.5` over `--runs` runs (each with `m1` in [0,1) and a
 //!   param), checking the result count against the expected one on both servers;

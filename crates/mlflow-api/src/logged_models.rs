@@ -117,7 +117,7 @@ struct Search {
     page_token: Option<String>,
 }
 
-async fn search(State(s): State<AppState>, Msg(r): Msg<Search>) -> ApiResult<Reply<Value>> {
+async fn search(State(s): State<AppState>, Msg(r): Msg<Search>) -> ApiResult<Reply<wire::Paged<wire::LoggedModel>>> {
     let order: Vec<(String, bool)> = r
         .order_by
         .into_iter()
@@ -133,13 +133,5 @@ async fn search(State(s): State<AppState>, Msg(r): Msg<Search>) -> ApiResult<Rep
             r.page_token.as_deref(),
         )
         .await?;
-    let mut out = json!({});
-    if !page.items.is_empty() {
-        let models: Vec<wire::LoggedModel> = page.items.iter().map(Into::into).collect();
-        out["models"] = serde_json::to_value(models).map_err(|e| crate::error::ApiError::invalid(e.to_string()))?;
-    }
-    if let Some(t) = page.next_page_token {
-        out["next_page_token"] = t.into();
-    }
-    Ok(Reply(out))
+    Ok(Reply(wire::Paged::of("models", &page)))
 }

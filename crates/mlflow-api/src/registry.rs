@@ -48,16 +48,6 @@ fn version_reply(v: &tracking::ModelVersion) -> Reply<Value> {
     Reply(json!({ "model_version": wire::ModelVersion::from(v) }))
 }
 
-fn paged<T: serde::Serialize>(key: &str, items: Vec<T>, token: Option<String>) -> Reply<Value> {
-    let mut out = json!({});
-    if !items.is_empty() {
-        out[key] = serde_json::to_value(items).unwrap_or(Value::Null);
-    }
-    if let Some(t) = token {
-        out["next_page_token"] = t.into();
-    }
-    Reply(out)
-}
 
 #[derive(Deserialize)]
 struct ModelReq {
@@ -120,7 +110,7 @@ struct SearchReq {
     page_token: Option<String>,
 }
 
-async fn search_models(State(s): State<AppState>, Msg(r): Msg<SearchReq>) -> ApiResult<Reply<Value>> {
+async fn search_models(State(s): State<AppState>, Msg(r): Msg<SearchReq>) -> ApiResult<Reply<wire::Paged<wire::RegisteredModel>>> {
     let page = s
         .store
         .search_registered_models(
@@ -130,8 +120,7 @@ async fn search_models(State(s): State<AppState>, Msg(r): Msg<SearchReq>) -> Api
             r.page_token.as_deref(),
         )
         .await?;
-    let items: Vec<wire::RegisteredModel> = page.items.iter().map(Into::into).collect();
-    Ok(paged("registered_models", items, page.next_page_token))
+    Ok(Reply(wire::Paged::of("registered_models", &page)))
 }
 
 async fn latest_versions(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
@@ -237,7 +226,7 @@ async fn delete_version(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) 
     Ok(Reply(json!({})))
 }
 
-async fn search_versions(State(s): State<AppState>, Msg(r): Msg<SearchReq>) -> ApiResult<Reply<Value>> {
+async fn search_versions(State(s): State<AppState>, Msg(r): Msg<SearchReq>) -> ApiResult<Reply<wire::Paged<wire::ModelVersion>>> {
     let page = s
         .store
         .search_model_versions(
@@ -247,8 +236,7 @@ async fn search_versions(State(s): State<AppState>, Msg(r): Msg<SearchReq>) -> A
             r.page_token.as_deref(),
         )
         .await?;
-    let items: Vec<wire::ModelVersion> = page.items.iter().map(Into::into).collect();
-    Ok(paged("model_versions", items, page.next_page_token))
+    Ok(Reply(wire::Paged::of("model_versions", &page)))
 }
 
 async fn download_uri(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {

@@ -3,7 +3,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::json::{self, Msg, Reply};
-use crate::wire::{self, tags_in, KeyValue};
+use crate::wire::{self, tags_in, KeyValue, Paged};
 use crate::AppState;
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -102,7 +102,7 @@ struct SearchExperiments {
     view_type: Option<String>,
 }
 
-async fn search_experiments(State(s): State<AppState>, Msg(r): Msg<SearchExperiments>) -> ApiResult<Reply<Value>> {
+async fn search_experiments(State(s): State<AppState>, Msg(r): Msg<SearchExperiments>) -> ApiResult<Reply<Paged<wire::Experiment>>> {
     let page = s
         .store
         .search_experiments(
@@ -113,12 +113,7 @@ async fn search_experiments(State(s): State<AppState>, Msg(r): Msg<SearchExperim
             r.page_token.as_deref(),
         )
         .await?;
-    let experiments: Vec<wire::Experiment> = page.items.iter().map(Into::into).collect();
-    let mut out = json!({ "experiments": experiments });
-    if let Some(token) = page.next_page_token {
-        out["next_page_token"] = token.into();
-    }
-    Ok(Reply(out))
+    Ok(Reply(Paged::of("experiments", &page)))
 }
 
 #[derive(Deserialize)]
@@ -396,7 +391,7 @@ struct SearchRuns {
     page_token: Option<String>,
 }
 
-async fn search_runs(State(s): State<AppState>, Msg(r): Msg<SearchRuns>) -> ApiResult<Reply<Value>> {
+async fn search_runs(State(s): State<AppState>, Msg(r): Msg<SearchRuns>) -> ApiResult<Reply<Paged<wire::Run>>> {
     let search = RunSearch {
         experiment_ids: r.experiment_ids,
         filter: r.filter.unwrap_or_default(),
@@ -406,15 +401,7 @@ async fn search_runs(State(s): State<AppState>, Msg(r): Msg<SearchRuns>) -> ApiR
         page_token: r.page_token,
     };
     let page = s.store.search_runs(&search).await?;
-    let runs: Vec<wire::Run> = page.items.iter().map(Into::into).collect();
-    let mut out = json!({});
-    if !runs.is_empty() {
-        out["runs"] = serde_json::to_value(&runs).map_err(|e| ApiError::invalid(e.to_string()))?;
-    }
-    if let Some(token) = page.next_page_token {
-        out["next_page_token"] = token.into();
-    }
-    Ok(Reply(out))
+    Ok(Reply(Paged::of("runs", &page)))
 }
 
 #[derive(Deserialize)]
@@ -427,16 +414,11 @@ struct MetricHistory {
     page_token: Option<String>,
 }
 
-async fn get_metric_history(State(s): State<AppState>, Msg(r): Msg<MetricHistory>) -> ApiResult<Reply<Value>> {
+async fn get_metric_history(State(s): State<AppState>, Msg(r): Msg<MetricHistory>) -> ApiResult<Reply<Paged<wire::Metric>>> {
     let run_id = r.run.id()?;
     let key = required_str(r.metric_key, "metric_key")?;
     let page = s.store.get_metric_history(&run_id, &key, r.max_results, r.page_token.as_deref()).await?;
-    let metrics: Vec<wire::Metric> = page.items.iter().map(Into::into).collect();
-    let mut out = json!({ "metrics": metrics });
-    if let Some(token) = page.next_page_token {
-        out["next_page_token"] = token.into();
-    }
-    Ok(Reply(out))
+    Ok(Reply(Paged::of("metrics", &page)))
 }
 
 #[derive(Deserialize)]

@@ -430,3 +430,35 @@ impl From<&t::RegistryEvent> for RegistryEvent {
         }
     }
 }
+
+/// A page of results under its MLflow field name, plus `next_page_token` when more rows
+/// exist. An empty list is omitted, as protobuf's JSON printer omits empty repeated fields.
+pub struct Paged<T> {
+    pub key: &'static str,
+    pub items: Vec<T>,
+    pub next_page_token: Option<String>,
+}
+
+impl<T> Paged<T> {
+    /// Converts a store page into its wire form.
+    pub fn of<'a, S: 'a>(key: &'static str, page: &'a t::Page<S>) -> Self
+    where
+        T: From<&'a S>,
+    {
+        Paged { key, items: page.items.iter().map(T::from).collect(), next_page_token: page.next_page_token.clone() }
+    }
+}
+
+impl<T: Serialize> Serialize for Paged<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        if !self.items.is_empty() {
+            map.serialize_entry(self.key, &self.items)?;
+        }
+        if let Some(token) = &self.next_page_token {
+            map.serialize_entry("next_page_token", token)?;
+        }
+        map.end()
+    }
+}

@@ -192,18 +192,36 @@ impl Store {
         Ok(runs)
     }
 
+    /// One row for a whole table slice: the matching rows as a JSON array of arrays. Reading
+    /// thousands of small rows one by one costs far more than the JSON (sqlx's SQLite driver
+    /// hands each row across threads), so the bulk of a search comes back this way.
+    async fn fetch_json_rows<T: serde::de::DeserializeOwned>(&self, columns: &str, from: &str, ids: &[String]) -> Result<Vec<T>> {
+        let agg = match self.dialect() {
+            Dialect::Sqlite => format!("json_group_array(json_array({columns}))"),
+            Dialect::Postgres => format!("CAST(COALESCE(json_agg(json_build_array({columns})), '[]') AS TEXT)"),
+        };
+        let mut sql = Sql::new(&format!("SELECT {agg} FROM {from} WHERE r.run_uuid IN "));
+        sql.bind_set(self.dialect(), ids.iter().map(String::as_str));
+        let text: String = sql.query().fetch_one(self.r()).await?.try_get(0)?;
+        serde_json::from_str(&text).map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))
+    }
+
     async fn load_run_chunk(&self, ids: &[String]) -> Result<Vec<Run>> {
         let select = |what: &str, from: &str, order: &str| {
             let mut sql = Sql::new(&format!("SELECT {what} FROM {from} WHERE r.run_uuid IN "));
-            sql.bind_list(ids.iter().map(String::as_str));
+            sql.bind_set(self.dialect(), ids.iter().map(String::as_str));
             sql.push(order);
             sql
         };
-        let info_sql = select(RUN_COLUMNS, "runs r", "");
-        let metric_sql =
-            select("r.run_uuid, r.key, r.value, r.is_nan, r.timestamp, r.step", "latest_metrics r", " ORDER BY r.key");
-        let param_sql = select("r.run_uuid, r.key, r.value", "params r", " ORDER BY r.key");
-        let tag_sql = select("r.run_uuid, r.key, r.value", "tags r", " ORDER BY r.key");
+        // Metric values travel as exact text (17 significant digits; PostgreSQL's float text is
+        // already exact) so that infinities survive JSON.
+        let value_text = match self.dialect() {
+            Dialect::Sqlite => "printf('%.17g', r.value)",
+            Dialect::Postgres => "CAST(r.value AS TEXT)",
+        };
+        type InfoRow = (String, String, i64, String, String, i64, Option<i64>, String, String);
+        type MetricRow = (String, String, String, i64, i64, i64);
+        type KvRow = (String, String, String);
         let input_sql = select(
             "r.run_uuid, r.input_uuid, d.name, d.digest, d.source_type, d.source, d.schema, d.profile",
             "run_inputs r JOIN datasets d ON d.dataset_uuid = r.dataset_uuid",
@@ -211,19 +229,34 @@ impl Store {
         );
         let output_sql = select("r.run_uuid, r.model_id, r.step", "run_outputs r", " ORDER BY r.step, r.model_id");
         let model_input_sql = select("r.run_uuid, r.model_id", "run_model_inputs r", " ORDER BY r.model_id");
-        let (infos, metrics, params, tags, inputs, outputs, model_inputs) = tokio::try_join!(
-            info_sql.query().fetch_all(self.r()),
-            metric_sql.query().fetch_all(self.r()),
-            param_sql.query().fetch_all(self.r()),
-            tag_sql.query().fetch_all(self.r()),
-            input_sql.query().fetch_all(self.r()),
-            output_sql.query().fetch_all(self.r()),
-            model_input_sql.query().fetch_all(self.r()),
+        let metric_columns = format!("r.run_uuid, r.key, {value_text}, r.is_nan, r.timestamp, r.step");
+        let (infos, mut metrics, mut params, mut tags, inputs, outputs, model_inputs) = tokio::try_join!(
+            self.fetch_json_rows::<InfoRow>(RUN_COLUMNS, "runs r", ids),
+            self.fetch_json_rows::<MetricRow>(
+                &metric_columns,
+                "latest_metrics r",
+                ids
+            ),
+            self.fetch_json_rows::<KvRow>("r.run_uuid, r.key, r.value", "params r", ids),
+            self.fetch_json_rows::<KvRow>("r.run_uuid, r.key, r.value", "tags r", ids),
+            async { Ok::<_, StoreError>(input_sql.query().fetch_all(self.r()).await?) },
+            async { Ok::<_, StoreError>(output_sql.query().fetch_all(self.r()).await?) },
+            async { Ok::<_, StoreError>(model_input_sql.query().fetch_all(self.r()).await?) },
         )?;
         let mut runs: Vec<Run> = Vec::with_capacity(infos.len());
-        for row in &infos {
+        for (run_id, run_name, experiment_id, user_id, status, start_time, end_time, artifact_uri, stage) in infos {
             runs.push(Run {
-                info: run_info_from_row(row)?,
+                info: RunInfo {
+                    run_id,
+                    run_name,
+                    experiment_id: experiment_id.to_string(),
+                    user_id,
+                    status: RunStatus::parse(&status).unwrap_or(RunStatus::Running),
+                    start_time,
+                    end_time,
+                    artifact_uri,
+                    lifecycle_stage: LifecycleStage::parse(&stage),
+                },
                 metrics: Vec::new(),
                 params: Vec::new(),
                 tags: Vec::new(),
@@ -235,23 +268,22 @@ impl Store {
         let index: std::collections::HashMap<String, usize> =
             runs.iter().enumerate().map(|(i, r)| (r.info.run_id.clone(), i)).collect();
         let slot = |row: &AnyRow| -> Result<Option<usize>> { Ok(index.get(&row.try_get::<String, _>(0)?).copied()) };
-        for row in &metrics {
-            if let Some(i) = slot(row)? {
-                runs[i].metrics.push(Metric {
-                    key: row.try_get(1)?,
-                    value: loaded_value(row.try_get(2)?, row.try_get(3)?),
-                    timestamp: row.try_get(4)?,
-                    step: row.try_get(5)?,
-                    model_id: None,
-                    dataset_name: None,
-                    dataset_digest: None,
-                });
+        metrics.sort_by(|a, b| a.1.cmp(&b.1));
+        for (run_id, key, value, is_nan, timestamp, step) in metrics {
+            if let Some(&i) = index.get(&run_id) {
+                let value: f64 = value.trim().parse().map_err(|_| {
+                    StoreError::Database(sqlx::Error::Decode(format!("metric value '{value}' is not a number").into()))
+                })?;
+                let value = loaded_value(value, is_nan);
+                runs[i].metrics.push(Metric { key, value, timestamp, step, model_id: None, dataset_name: None, dataset_digest: None });
             }
         }
-        for (rows, is_param) in [(&params, true), (&tags, false)] {
-            for row in rows {
-                if let Some(i) = slot(row)? {
-                    let kv = KeyValue { key: row.try_get(1)?, value: row.try_get(2)? };
+        params.sort_by(|a, b| a.1.cmp(&b.1));
+        tags.sort_by(|a, b| a.1.cmp(&b.1));
+        for (rows, is_param) in [(params, true), (tags, false)] {
+            for (run_id, key, value) in rows {
+                if let Some(&i) = index.get(&run_id) {
+                    let kv = KeyValue { key, value };
                     if is_param {
                         runs[i].params.push(kv);
                     } else {
@@ -655,7 +687,7 @@ impl Store {
             return Ok(Page { items: Vec::new(), next_page_token: None });
         }
         let dialect = self.dialect();
-        let mut sql = Sql::new("SELECT r.run_uuid FROM runs r");
+        let mut sql = Sql::new("");
         // One LEFT JOIN per order-by key, so runs without the key still appear (last).
         let mut order_terms = Vec::new();
         for (i, o) in orders.iter().enumerate() {
@@ -709,17 +741,25 @@ impl Store {
         }
         order_terms.push("r.start_time DESC".into());
         order_terms.push("r.run_uuid ASC".into());
-        sql.push(" ORDER BY ").push(&order_terms.join(", "));
+        // The page's ids come back as one JSON array (one row instead of hundreds), in order.
+        let terms = order_terms.join(", ");
+        sql.prepend(&format!("SELECT r.run_uuid, ROW_NUMBER() OVER (ORDER BY {terms}) AS n FROM runs r"));
+        sql.push(" ORDER BY ").push(&terms);
         sql.push(" LIMIT ").bind_int(max_results + 1).push(" OFFSET ").bind_int(offset);
-        let ids: Vec<String> = sql
-            .query()
-            .fetch_all(self.r())
-            .await?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<std::result::Result<_, _>>()?;
+        sql.prepend(match dialect {
+            Dialect::Sqlite => "SELECT json_group_array(t.run_uuid ORDER BY t.n) FROM (",
+            Dialect::Postgres => "SELECT CAST(COALESCE(json_agg(t.run_uuid ORDER BY t.n), '[]') AS TEXT) FROM (",
+        });
+        sql.push(") t");
+        let started = std::time::Instant::now();
+        let text: String = sql.query().fetch_one(self.r()).await?.try_get(0)?;
+        let ids: Vec<String> =
+            serde_json::from_str(&text).map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?;
+        let matched = started.elapsed();
         let page = paginate(ids, offset, max_results);
-        Ok(Page { items: self.load_runs(&page.items).await?, next_page_token: page.next_page_token })
+        let items = self.load_runs(&page.items).await?;
+        tracing::debug!(runs = items.len(), ?matched, loaded = ?started.elapsed() - matched, "search_runs");
+        Ok(Page { items, next_page_token: page.next_page_token })
     }
 }
 

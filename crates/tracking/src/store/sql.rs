@@ -25,6 +25,12 @@ impl Sql {
         Sql { text: text.to_string(), args: Vec::new() }
     }
 
+    /// Puts raw SQL text (never user input, no placeholders) in front.
+    pub fn prepend(&mut self, text: &str) -> &mut Self {
+        self.text.insert_str(0, text);
+        self
+    }
+
     /// Appends raw SQL text (never user input).
     pub fn push(&mut self, text: &str) -> &mut Self {
         self.text.push_str(text);
@@ -57,6 +63,19 @@ impl Sql {
             self.bind_str(item);
         }
         self.push(")")
+    }
+
+    /// Appends a subquery yielding the given strings, bound as *one* JSON array. The SQL text
+    /// stays the same whatever the number of ids, so the prepared statement is reused, and
+    /// no query approaches the databases' bind-parameter limits.
+    pub fn bind_set<'a>(&mut self, dialect: Dialect, items: impl IntoIterator<Item = &'a str>) -> &mut Self {
+        let json = serde_json::Value::Array(items.into_iter().map(|s| serde_json::Value::from(s)).collect()).to_string();
+        match dialect {
+            Dialect::Sqlite => self.push("(SELECT value FROM json_each(").bind(Arg::Text(json)).push("))"),
+            Dialect::Postgres => {
+                self.push("(SELECT jsonb_array_elements_text(CAST(").bind(Arg::Text(json)).push(" AS jsonb)))")
+            }
+        }
     }
 
     #[cfg(test)]
