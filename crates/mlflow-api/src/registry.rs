@@ -48,7 +48,6 @@ fn version_reply(v: &tracking::ModelVersion) -> Reply<Value> {
     Reply(json!({ "model_version": wire::ModelVersion::from(v) }))
 }
 
-
 #[derive(Deserialize)]
 struct ModelReq {
     name: Option<String>,
@@ -110,7 +109,10 @@ struct SearchReq {
     page_token: Option<String>,
 }
 
-async fn search_models(State(s): State<AppState>, Msg(r): Msg<SearchReq>) -> ApiResult<Reply<wire::Paged<wire::RegisteredModel>>> {
+async fn search_models(
+    State(s): State<AppState>,
+    Msg(r): Msg<SearchReq>,
+) -> ApiResult<Reply<wire::Paged<wire::RegisteredModel>>> {
     let page = s
         .store
         .search_registered_models(
@@ -226,7 +228,10 @@ async fn delete_version(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) 
     Ok(Reply(json!({})))
 }
 
-async fn search_versions(State(s): State<AppState>, Msg(r): Msg<SearchReq>) -> ApiResult<Reply<wire::Paged<wire::ModelVersion>>> {
+async fn search_versions(
+    State(s): State<AppState>,
+    Msg(r): Msg<SearchReq>,
+) -> ApiResult<Reply<wire::Paged<wire::ModelVersion>>> {
     let page = s
         .store
         .search_model_versions(

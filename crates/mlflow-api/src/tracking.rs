@@ -102,7 +102,10 @@ struct SearchExperiments {
     view_type: Option<String>,
 }
 
-async fn search_experiments(State(s): State<AppState>, Msg(r): Msg<SearchExperiments>) -> ApiResult<Reply<Paged<wire::Experiment>>> {
+async fn search_experiments(
+    State(s): State<AppState>,
+    Msg(r): Msg<SearchExperiments>,
+) -> ApiResult<Reply<Paged<wire::Experiment>>> {
     let page = s
         .store
         .search_experiments(
@@ -414,7 +417,10 @@ struct MetricHistory {
     page_token: Option<String>,
 }
 
-async fn get_metric_history(State(s): State<AppState>, Msg(r): Msg<MetricHistory>) -> ApiResult<Reply<Paged<wire::Metric>>> {
+async fn get_metric_history(
+    State(s): State<AppState>,
+    Msg(r): Msg<MetricHistory>,
+) -> ApiResult<Reply<Paged<wire::Metric>>> {
     let run_id = r.run.id()?;
     let key = required_str(r.metric_key, "metric_key")?;
     let page = s.store.get_metric_history(&run_id, &key, r.max_results, r.page_token.as_deref()).await?;

@@ -3,6 +3,7 @@
 //! [`Sql`]; each resource lives in its own module.
 
 mod experiments;
+mod group_commit;
 mod logged_models;
 mod registry;
 pub use logged_models::{NewLoggedModel, LOGGED_MODEL_STATUSES};
@@ -20,6 +21,7 @@ use sqlx::AnyPool;
 /// The tracking store. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Store {
     pools: Pools,
+    metrics: group_commit::MetricWriter,
     /// Root under which experiments get their default artifact location,
     /// e.g. `mlflow-artifacts:` (proxied) or `s3://bucket/prefix`.
     artifact_root: String,
@@ -35,7 +37,8 @@ impl Store {
     /// Connects to `backend_uri`, applies migrations and makes sure the default experiment exists.
     pub async fn open(backend_uri: &str, artifact_root: &str) -> Result<Store> {
         let pools = Pools::connect(backend_uri).await?;
-        let store = Store { pools, artifact_root: artifact_root.trim_end_matches('/').to_string() };
+        let metrics = group_commit::MetricWriter::spawn(pools.write.clone(), pools.dialect);
+        let store = Store { pools, metrics, artifact_root: artifact_root.trim_end_matches('/').to_string() };
         store.ensure_default_experiment().await?;
         Ok(store)
     }

@@ -195,7 +195,12 @@ impl Store {
     /// One row for a whole table slice: the matching rows as a JSON array of arrays. Reading
     /// thousands of small rows one by one costs far more than the JSON (sqlx's SQLite driver
     /// hands each row across threads), so the bulk of a search comes back this way.
-    async fn fetch_json_rows<T: serde::de::DeserializeOwned>(&self, columns: &str, from: &str, ids: &[String]) -> Result<Vec<T>> {
+    async fn fetch_json_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        columns: &str,
+        from: &str,
+        ids: &[String],
+    ) -> Result<Vec<T>> {
         let agg = match self.dialect() {
             Dialect::Sqlite => format!("json_group_array(json_array({columns}))"),
             Dialect::Postgres => format!("CAST(COALESCE(json_agg(json_build_array({columns})), '[]') AS TEXT)"),
@@ -232,11 +237,7 @@ impl Store {
         let metric_columns = format!("r.run_uuid, r.key, {value_text}, r.is_nan, r.timestamp, r.step");
         let (infos, mut metrics, mut params, mut tags, inputs, outputs, model_inputs) = tokio::try_join!(
             self.fetch_json_rows::<InfoRow>(RUN_COLUMNS, "runs r", ids),
-            self.fetch_json_rows::<MetricRow>(
-                &metric_columns,
-                "latest_metrics r",
-                ids
-            ),
+            self.fetch_json_rows::<MetricRow>(&metric_columns, "latest_metrics r", ids),
             self.fetch_json_rows::<KvRow>("r.run_uuid, r.key, r.value", "params r", ids),
             self.fetch_json_rows::<KvRow>("r.run_uuid, r.key, r.value", "tags r", ids),
             async { Ok::<_, StoreError>(input_sql.query().fetch_all(self.r()).await?) },
@@ -275,7 +276,15 @@ impl Store {
                     StoreError::Database(sqlx::Error::Decode(format!("metric value '{value}' is not a number").into()))
                 })?;
                 let value = loaded_value(value, is_nan);
-                runs[i].metrics.push(Metric { key, value, timestamp, step, model_id: None, dataset_name: None, dataset_digest: None });
+                runs[i].metrics.push(Metric {
+                    key,
+                    value,
+                    timestamp,
+                    step,
+                    model_id: None,
+                    dataset_name: None,
+                    dataset_digest: None,
+                });
             }
         }
         params.sort_by(|a, b| a.1.cmp(&b.1));
@@ -407,10 +416,16 @@ impl Store {
         Ok(())
     }
 
-    /// One statement, no explicit transaction: the hot path of experiment tracking.
+    /// The hot path of experiment tracking: group-committed, one statement per group.
     pub async fn log_metric(&self, run_id: &str, metric: &Metric) -> Result<()> {
         validate::key("metric", &metric.key)?;
-        if insert_metric(run_id, metric).execute(self.w()).await?.rows_affected() == 0 {
+        // Finite values go through the group commit; the rare NaN/inf take their own statement.
+        let stored = if metric.value.is_finite() {
+            self.metrics.write(run_id, metric).await?
+        } else {
+            insert_metric(run_id, metric).execute(self.w()).await?.rows_affected() > 0
+        };
+        if !stored {
             // Nothing inserted: a duplicate of a stored value (fine), or a missing or deleted run.
             let mut tx = self.r().begin().await?;
             self.check_active(&mut tx, run_id).await?;

@@ -69,7 +69,7 @@ impl Sql {
     /// stays the same whatever the number of ids, so the prepared statement is reused, and
     /// no query approaches the databases' bind-parameter limits.
     pub fn bind_set<'a>(&mut self, dialect: Dialect, items: impl IntoIterator<Item = &'a str>) -> &mut Self {
-        let json = serde_json::Value::Array(items.into_iter().map(|s| serde_json::Value::from(s)).collect()).to_string();
+        let json = serde_json::Value::Array(items.into_iter().map(serde_json::Value::from).collect()).to_string();
         match dialect {
             Dialect::Sqlite => self.push("(SELECT value FROM json_each(").bind(Arg::Text(json)).push("))"),
             Dialect::Postgres => {
@@ -225,10 +225,12 @@ impl KvTable {
                 sql.push(")");
             }
             // As in MLflow, IN / NOT IN are for run ids and datasets only.
-            Op::In | Op::NotIn => return Err(StoreError::InvalidParameter(format!(
+            Op::In | Op::NotIn => {
+                return Err(StoreError::InvalidParameter(format!(
                 "Invalid comparator '{}' for '{key}': only =, !=, LIKE, ILIKE, IS NULL and IS NOT NULL are supported",
                 op_text(op)
-            ))),
+            )))
+            }
             Op::Ne if self.ne_matches_missing => {
                 exists(sql, true);
                 sql.push(" AND ");
