@@ -133,23 +133,26 @@ pub async fn run(
             let mut i = 0u64;
             while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < max {
                 let t0 = Instant::now();
-                let outcome = match make(&c, w, i).send().await {
+                // Latency is request sent -> last byte received; checking the body (e.g. parsing
+                // a 250 KB search reply) is the client's own work and is not counted.
+                let received = match make(&c, w, i).send().await {
                     Ok(resp) => {
                         let status = resp.status();
-                        match resp.bytes().await {
-                            Ok(body) if status == reqwest::StatusCode::OK => match &check {
-                                Some(check) => check(&body),
-                                None => Ok(()),
-                            },
-                            Ok(body) => {
-                                Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)])))
-                            }
-                            Err(e) => Err(format!("reading body: {e}")),
-                        }
+                        resp.bytes().await.map(|body| (status, body)).map_err(|e| format!("reading body: {e}"))
                     }
                     Err(e) => Err(format!("transport: {e}")),
                 };
                 let us = t0.elapsed().as_micros().max(1) as u64;
+                let outcome = match received {
+                    Ok((status, body)) if status == reqwest::StatusCode::OK => match &check {
+                        Some(check) => check(&body),
+                        None => Ok(()),
+                    },
+                    Ok((status, body)) => {
+                        Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)])))
+                    }
+                    Err(e) => Err(e),
+                };
                 p.hist.saturating_record(us);
                 if let Err(e) = outcome {
                     p.errors += 1;

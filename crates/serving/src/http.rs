@@ -48,6 +48,7 @@ pub fn router(app: Arc<Serving>) -> Router {
         .route("/admin/reload", post(admin_reload))
         .route_layer(middleware::from_fn_with_state(app.clone(), track))
         .layer(DefaultBodyLimit::max(app.max_body_bytes))
+        .layer(middleware::from_fn_with_state(app.clone(), refuse_oversized))
         .fallback(not_found)
         .with_state(app)
 }
@@ -62,6 +63,35 @@ async fn track(State(app): App, req: Request, next: Next) -> Response {
     }
     resp
 }
+
+/// Bodies declared larger than the limit are refused before any handler runs, but read to
+/// the end first (up to [`DRAIN_MAX`]): a client still sending its body would otherwise see
+/// the connection reset instead of the 413 answer.
+async fn refuse_oversized(State(app): App, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(len) = declared.filter(|&n| n > app.max_body_bytes as u64) else {
+        return next.run(req).await;
+    };
+    let v2 = req.uri().path().starts_with("/v2");
+    if len <= DRAIN_MAX {
+        use futures::StreamExt;
+        let mut stream = req.into_body().into_data_stream();
+        while let Some(Ok(_)) = stream.next().await {}
+    }
+    let err = ServeError::TooLarge { limit: app.max_body_bytes };
+    if v2 {
+        V2Error(err).into_response()
+    } else {
+        MlflowError(err).into_response()
+    }
+}
+
+/// The most an oversized body is read (and discarded) to answer it cleanly.
+const DRAIN_MAX: u64 = 64 * 1024 * 1024;
 
 async fn not_found(req: Request) -> Response {
     let msg = format!("no route {} {}", req.method(), req.uri().path());
