@@ -192,58 +192,62 @@ impl Store {
         Ok(runs)
     }
 
-    /// One row for a whole table slice: the matching rows as a JSON array of arrays. Reading
-    /// thousands of small rows one by one costs far more than the JSON (sqlx's SQLite driver
-    /// hands each row across threads), so the bulk of a search comes back this way.
-    async fn fetch_json_rows<T: serde::de::DeserializeOwned>(
-        &self,
-        columns: &str,
-        from: &str,
-        ids: &[String],
-    ) -> Result<Vec<T>> {
-        let agg = match self.dialect() {
-            Dialect::Sqlite => format!("json_group_array(json_array({columns}))"),
-            Dialect::Postgres => format!("CAST(COALESCE(json_agg(json_build_array({columns})), '[]') AS TEXT)"),
-        };
-        let mut sql = Sql::new(&format!("SELECT {agg} FROM {from} WHERE r.run_uuid IN "));
-        sql.bind_set(self.dialect(), ids.iter().map(String::as_str));
-        let text: String = sql.query().fetch_one(self.r()).await?.try_get(0)?;
-        serde_json::from_str(&text).map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))
-    }
-
+    /// Loads one chunk of runs with a single statement: each table's matching rows come back
+    /// as one JSON array of arrays in one column. Reading thousands of small rows one by one
+    /// (sqlx's SQLite driver hands every row across threads) or issuing a query per table
+    /// costs far more than building and parsing the JSON.
     async fn load_run_chunk(&self, ids: &[String]) -> Result<Vec<Run>> {
-        let select = |what: &str, from: &str, order: &str| {
-            let mut sql = Sql::new(&format!("SELECT {what} FROM {from} WHERE r.run_uuid IN "));
-            sql.bind_set(self.dialect(), ids.iter().map(String::as_str));
-            sql.push(order);
-            sql
+        let dialect = self.dialect();
+        let agg = |columns: &str, from: &str, owner: &str| match dialect {
+            Dialect::Sqlite => format!("(SELECT json_group_array(json_array({columns})) FROM {from} WHERE {owner} IN (SELECT id FROM ids))"),
+            Dialect::Postgres => format!(
+                "(SELECT CAST(COALESCE(json_agg(json_build_array({columns})), '[]') AS TEXT) FROM {from} \
+                 WHERE {owner} IN (SELECT id FROM ids))"
+            ),
         };
         // Metric values travel as exact text (17 significant digits; PostgreSQL's float text is
         // already exact) so that infinities survive JSON.
-        let value_text = match self.dialect() {
+        let value_text = match dialect {
             Dialect::Sqlite => "printf('%.17g', r.value)",
             Dialect::Postgres => "CAST(r.value AS TEXT)",
         };
+        let columns = [
+            agg(RUN_COLUMNS, "runs r", "r.run_uuid"),
+            agg(&format!("r.run_uuid, r.key, {value_text}, r.is_nan, r.timestamp, r.step"), "latest_metrics r", "r.run_uuid"),
+            agg("r.run_uuid, r.key, r.value", "params r", "r.run_uuid"),
+            agg("r.run_uuid, r.key, r.value", "tags r", "r.run_uuid"),
+            agg(
+                "r.run_uuid, r.input_uuid, d.name, d.digest, d.source_type, d.source, d.schema, d.profile",
+                "run_inputs r JOIN datasets d ON d.dataset_uuid = r.dataset_uuid",
+                "r.run_uuid",
+            ),
+            agg(
+                "t.input_uuid, t.key, t.value",
+                "input_tags t JOIN run_inputs r ON r.input_uuid = t.input_uuid",
+                "r.run_uuid",
+            ),
+            agg("r.run_uuid, r.model_id, r.step", "run_outputs r", "r.run_uuid"),
+            agg("r.run_uuid, r.model_id", "run_model_inputs r", "r.run_uuid"),
+        ];
+        let mut sql = Sql::new("WITH ids(id) AS ");
+        sql.bind_set(dialect, ids.iter().map(String::as_str));
+        sql.push(" SELECT ").push(&columns.join(", "));
+        let row = sql.query().fetch_one(self.r()).await?;
+        let col = |i: usize| -> Result<String> { Ok(row.try_get::<String, _>(i)?) };
+        fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<Vec<T>> {
+            serde_json::from_str(json).map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))
+        }
         type InfoRow = (String, String, i64, String, String, i64, Option<i64>, String, String);
-        type MetricRow = (String, String, String, i64, i64, i64);
-        type KvRow = (String, String, String);
-        let input_sql = select(
-            "r.run_uuid, r.input_uuid, d.name, d.digest, d.source_type, d.source, d.schema, d.profile",
-            "run_inputs r JOIN datasets d ON d.dataset_uuid = r.dataset_uuid",
-            " ORDER BY d.name",
-        );
-        let output_sql = select("r.run_uuid, r.model_id, r.step", "run_outputs r", " ORDER BY r.step, r.model_id");
-        let model_input_sql = select("r.run_uuid, r.model_id", "run_model_inputs r", " ORDER BY r.model_id");
-        let metric_columns = format!("r.run_uuid, r.key, {value_text}, r.is_nan, r.timestamp, r.step");
-        let (infos, mut metrics, mut params, mut tags, inputs, outputs, model_inputs) = tokio::try_join!(
-            self.fetch_json_rows::<InfoRow>(RUN_COLUMNS, "runs r", ids),
-            self.fetch_json_rows::<MetricRow>(&metric_columns, "latest_metrics r", ids),
-            self.fetch_json_rows::<KvRow>("r.run_uuid, r.key, r.value", "params r", ids),
-            self.fetch_json_rows::<KvRow>("r.run_uuid, r.key, r.value", "tags r", ids),
-            async { Ok::<_, StoreError>(input_sql.query().fetch_all(self.r()).await?) },
-            async { Ok::<_, StoreError>(output_sql.query().fetch_all(self.r()).await?) },
-            async { Ok::<_, StoreError>(model_input_sql.query().fetch_all(self.r()).await?) },
-        )?;
+        type InputRow = (String, String, String, String, String, String, Option<String>, Option<String>);
+        let infos: Vec<InfoRow> = parse(&col(0)?)?;
+        let mut metrics: Vec<(String, String, String, i64, i64, i64)> = parse(&col(1)?)?;
+        let mut params: Vec<(String, String, String)> = parse(&col(2)?)?;
+        let mut tags: Vec<(String, String, String)> = parse(&col(3)?)?;
+        let mut inputs: Vec<InputRow> = parse(&col(4)?)?;
+        let mut input_tags: Vec<(String, String, String)> = parse(&col(5)?)?;
+        let mut outputs: Vec<(String, String, i64)> = parse(&col(6)?)?;
+        let mut model_inputs: Vec<(String, String)> = parse(&col(7)?)?;
+
         let mut runs: Vec<Run> = Vec::with_capacity(infos.len());
         for (run_id, run_name, experiment_id, user_id, status, start_time, end_time, artifact_uri, stage) in infos {
             runs.push(Run {
@@ -268,7 +272,6 @@ impl Store {
         }
         let index: std::collections::HashMap<String, usize> =
             runs.iter().enumerate().map(|(i, r)| (r.info.run_id.clone(), i)).collect();
-        let slot = |row: &AnyRow| -> Result<Option<usize>> { Ok(index.get(&row.try_get::<String, _>(0)?).copied()) };
         metrics.sort_by(|a, b| a.1.cmp(&b.1));
         for (run_id, key, value, is_nan, timestamp, step) in metrics {
             if let Some(&i) = index.get(&run_id) {
@@ -276,15 +279,7 @@ impl Store {
                     StoreError::Database(sqlx::Error::Decode(format!("metric value '{value}' is not a number").into()))
                 })?;
                 let value = loaded_value(value, is_nan);
-                runs[i].metrics.push(Metric {
-                    key,
-                    value,
-                    timestamp,
-                    step,
-                    model_id: None,
-                    dataset_name: None,
-                    dataset_digest: None,
-                });
+                runs[i].metrics.push(Metric { key, value, timestamp, step, model_id: None, dataset_name: None, dataset_digest: None });
             }
         }
         params.sort_by(|a, b| a.1.cmp(&b.1));
@@ -301,50 +296,30 @@ impl Store {
                 }
             }
         }
-        for row in &outputs {
-            if let Some(i) = slot(row)? {
-                runs[i].model_outputs.push(ModelOutput { model_id: row.try_get(1)?, step: row.try_get(2)? });
+        outputs.sort_by(|a, b| (a.2, &a.1).cmp(&(b.2, &b.1)));
+        for (run_id, model_id, step) in outputs {
+            if let Some(&i) = index.get(&run_id) {
+                runs[i].model_outputs.push(ModelOutput { model_id, step });
             }
         }
-        for row in &model_inputs {
-            if let Some(i) = slot(row)? {
-                runs[i].model_inputs.push(row.try_get(1)?);
+        model_inputs.sort();
+        for (run_id, model_id) in model_inputs {
+            if let Some(&i) = index.get(&run_id) {
+                runs[i].model_inputs.push(model_id);
             }
         }
-        let mut input_ids = Vec::new();
-        for row in &inputs {
-            if let Some(i) = slot(row)? {
-                input_ids.push((i, row.try_get::<String, _>(1)?));
+        inputs.sort_by(|a, b| a.2.cmp(&b.2));
+        input_tags.sort_by(|a, b| a.1.cmp(&b.1));
+        let mut tags_by_input: std::collections::HashMap<String, Vec<KeyValue>> = std::collections::HashMap::new();
+        for (input_uuid, key, value) in input_tags {
+            tags_by_input.entry(input_uuid).or_default().push(KeyValue { key, value });
+        }
+        for (run_id, input_uuid, name, digest, source_type, source, schema, profile) in inputs {
+            if let Some(&i) = index.get(&run_id) {
                 runs[i].inputs.push(DatasetInput {
-                    tags: Vec::new(),
-                    dataset: Dataset {
-                        name: row.try_get(2)?,
-                        digest: row.try_get(3)?,
-                        source_type: row.try_get(4)?,
-                        source: row.try_get(5)?,
-                        schema: row.try_get(6)?,
-                        profile: row.try_get(7)?,
-                    },
+                    tags: tags_by_input.remove(&input_uuid).unwrap_or_default(),
+                    dataset: Dataset { name, digest, source_type, source, schema, profile },
                 });
-            }
-        }
-        if !input_ids.is_empty() {
-            let mut sql = Sql::new("SELECT input_uuid, key, value FROM input_tags WHERE input_uuid IN ");
-            sql.bind_list(input_ids.iter().map(|(_, id)| id.as_str()));
-            sql.push(" ORDER BY key");
-            let rows = sql.query().fetch_all(self.r()).await?;
-            for row in rows {
-                let input: String = row.try_get(0)?;
-                // Inputs of a run were pushed in the same order as `input_ids`.
-                let mut per_run: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
-                for (run_idx, id) in &input_ids {
-                    let n = per_run.entry(*run_idx).or_default();
-                    if *id == input {
-                        runs[*run_idx].inputs[*n].tags.push(KeyValue { key: row.try_get(1)?, value: row.try_get(2)? });
-                        break;
-                    }
-                    *n += 1;
-                }
             }
         }
         // Return in the caller's order.
