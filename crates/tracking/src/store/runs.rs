@@ -199,7 +199,9 @@ impl Store {
     async fn load_run_chunk(&self, ids: &[String]) -> Result<Vec<Run>> {
         let dialect = self.dialect();
         let agg = |columns: &str, from: &str, owner: &str| match dialect {
-            Dialect::Sqlite => format!("(SELECT json_group_array(json_array({columns})) FROM {from} WHERE {owner} IN (SELECT id FROM ids))"),
+            Dialect::Sqlite => format!(
+                "(SELECT json_group_array(json_array({columns})) FROM {from} WHERE {owner} IN (SELECT id FROM ids))"
+            ),
             Dialect::Postgres => format!(
                 "(SELECT CAST(COALESCE(json_agg(json_build_array({columns})), '[]') AS TEXT) FROM {from} \
                  WHERE {owner} IN (SELECT id FROM ids))"
@@ -213,7 +215,11 @@ impl Store {
         };
         let columns = [
             agg(RUN_COLUMNS, "runs r", "r.run_uuid"),
-            agg(&format!("r.run_uuid, r.key, {value_text}, r.is_nan, r.timestamp, r.step"), "latest_metrics r", "r.run_uuid"),
+            agg(
+                &format!("r.run_uuid, r.key, {value_text}, r.is_nan, r.timestamp, r.step"),
+                "latest_metrics r",
+                "r.run_uuid",
+            ),
             agg("r.run_uuid, r.key, r.value", "params r", "r.run_uuid"),
             agg("r.run_uuid, r.key, r.value", "tags r", "r.run_uuid"),
             agg(
@@ -279,7 +285,15 @@ impl Store {
                     StoreError::Database(sqlx::Error::Decode(format!("metric value '{value}' is not a number").into()))
                 })?;
                 let value = loaded_value(value, is_nan);
-                runs[i].metrics.push(Metric { key, value, timestamp, step, model_id: None, dataset_name: None, dataset_digest: None });
+                runs[i].metrics.push(Metric {
+                    key,
+                    value,
+                    timestamp,
+                    step,
+                    model_id: None,
+                    dataset_name: None,
+                    dataset_digest: None,
+                });
             }
         }
         params.sort_by(|a, b| a.1.cmp(&b.1));
