@@ -161,6 +161,25 @@ fn rows_columns(rows: &[Value], schema: &Schema) -> Result<Vec<(String, Vec<Valu
         .collect())
 }
 
+/// A JSON value as a numeric feature: a number, or missing (`null`, `"NaN"`); `None` otherwise.
+pub fn json_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::Null => Some(f64::NAN),
+        Value::String(s) if s == "NaN" => Some(f64::NAN),
+        _ => None,
+    }
+}
+
+/// A JSON value as a categorical feature: a string, or missing (`null`); `None` otherwise.
+pub fn json_text(v: &Value) -> Option<Option<String>> {
+    match v {
+        Value::String(s) => Some(Some(s.clone())),
+        Value::Null => Some(None),
+        _ => None,
+    }
+}
+
 /// Checks names against the schema and converts values by the schema's kinds.
 pub fn build(columns: Vec<(String, Vec<Value>)>, schema: &Schema) -> Result<Frame> {
     let n_rows = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
@@ -196,23 +215,14 @@ pub fn build(columns: Vec<(String, Vec<Value>)>, schema: &Schema) -> Result<Fram
                 values
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| match v {
-                        Value::Number(n) => n.as_f64().ok_or_else(|| bad(i, v, "a number")),
-                        Value::Null => Ok(f64::NAN),
-                        Value::String(s) if s == "NaN" => Ok(f64::NAN),
-                        other => Err(bad(i, other, "a number")),
-                    })
+                    .map(|(i, v)| json_number(v).ok_or_else(|| bad(i, v, "a number")))
                     .collect::<Result<_>>()?,
             ),
             ColumnKind::Categorical => ColumnData::Categorical(
                 values
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| match v {
-                        Value::String(s) => Ok(Some(s.clone())),
-                        Value::Null => Ok(None),
-                        other => Err(bad(i, other, "a string")),
-                    })
+                    .map(|(i, v)| json_text(v).ok_or_else(|| bad(i, v, "a string")))
                     .collect::<Result<_>>()?,
             ),
         };

@@ -369,11 +369,8 @@ fn tensor(input: V2Input) -> Result<Tensor, ServeError> {
                 .iter()
                 .enumerate()
                 .map(|(i, v)| match v {
-                    Value::Number(n) => n.as_f64().ok_or_else(|| bad(i, v, "a number")),
                     Value::Bool(b) if input.datatype == "BOOL" => Ok(if *b { 1.0 } else { 0.0 }),
-                    Value::Null => Ok(f64::NAN),
-                    Value::String(s) if s == "NaN" => Ok(f64::NAN),
-                    _ => Err(bad(i, v, "a number")),
+                    _ => package::input::json_number(v).ok_or_else(|| bad(i, v, "a number")),
                 })
                 .collect::<Result<_, _>>()?,
         ),
@@ -381,11 +378,7 @@ fn tensor(input: V2Input) -> Result<Tensor, ServeError> {
             values
                 .iter()
                 .enumerate()
-                .map(|(i, v)| match v {
-                    Value::String(s) => Ok(Some(s.clone())),
-                    Value::Null => Ok(None),
-                    _ => Err(bad(i, v, "a string")),
-                })
+                .map(|(i, v)| package::input::json_text(v).ok_or_else(|| bad(i, v, "a string")))
                 .collect::<Result<_, _>>()?,
         ),
         // frame_from_tensors names the unsupported datatype.
