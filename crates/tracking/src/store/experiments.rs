@@ -1,10 +1,10 @@
 //! Experiments: create, read, search, rename, delete/restore and tags.
 
-use super::sql::{number_condition, string_condition, Arg, Sql, EXPERIMENT_TAGS};
+use super::sql::{number_condition, order_terms, string_condition, Arg, Sql, EXPERIMENT_TAGS};
 use super::{check_max_results, decode_page_token, now_ms, paginate, parse_experiment_id, validate, Store};
 use crate::error::{Result, StoreError};
 use crate::model::{Experiment, KeyValue, LifecycleStage, Page, ViewType};
-use crate::search::{parse_filter, parse_order_by, Entity};
+use crate::search::{parse_filter, Entity};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -172,20 +172,17 @@ impl Store {
                 }
             }
         }
-        let mut order = Vec::new();
-        for o in order_by {
-            let o = parse_order_by(o)?;
-            let column = match (o.entity, o.key.as_str()) {
-                (Entity::Attribute, k @ ("name" | "experiment_id" | "creation_time" | "last_update_time")) => k,
-                _ => {
-                    return Err(StoreError::InvalidParameter(format!(
-                        "Invalid order_by entity '{}'. Valid keys are ['name', 'experiment_id', 'creation_time', 'last_update_time']",
-                        o.key
-                    )))
-                }
-            };
-            order.push(format!("e.{column} {}", if o.ascending { "ASC" } else { "DESC" }));
-        }
+        let mut order = order_terms(
+            order_by,
+            |entity, key| match (entity, key) {
+                (Entity::Attribute, "name") => Some("e.name"),
+                (Entity::Attribute, "experiment_id") => Some("e.experiment_id"),
+                (Entity::Attribute, "creation_time") => Some("e.creation_time"),
+                (Entity::Attribute, "last_update_time") => Some("e.last_update_time"),
+                _ => None,
+            },
+            "experiments (valid keys: name, experiment_id, creation_time, last_update_time)",
+        )?;
         if order.is_empty() {
             order.push("e.creation_time DESC".into());
         }

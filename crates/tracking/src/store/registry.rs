@@ -1,11 +1,13 @@
 //! The model registry: registered models, versions, stages, aliases, tags, search, and the
 //! history of alias and stage moves.
 
-use super::sql::{number_condition, string_condition, Arg, Sql, MODEL_VERSION_TAGS, REGISTERED_MODEL_TAGS};
+use super::sql::{
+    number_condition, order_terms, string_condition, Arg, Sql, MODEL_VERSION_TAGS, REGISTERED_MODEL_TAGS,
+};
 use super::{check_max_results, decode_page_token, now_ms, paginate, validate, Store};
 use crate::error::{Result, StoreError};
 use crate::model::{KeyValue, ModelVersion, Page, RegisteredModel, RegistryEvent};
-use crate::search::{parse_filter, parse_order_by, Entity, Op, Value};
+use crate::search::{parse_filter, Entity, Op, Value};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -419,17 +421,16 @@ impl Store {
                 }
             }
         }
-        let mut order = Vec::new();
-        for o in order_by {
-            let o = parse_order_by(o)?;
-            let column = match o.key.as_str() {
-                "name" => "m.name",
-                "timestamp" | "creation_timestamp" | "creation_time" => "m.creation_time",
-                "last_updated_timestamp" | "last_updated_time" => "m.last_updated_time",
-                other => return Err(invalid(format!("Invalid order_by key '{other}' for registered models"))),
-            };
-            order.push(format!("{column} {}", if o.ascending { "ASC" } else { "DESC" }));
-        }
+        let mut order = order_terms(
+            order_by,
+            |_, key| match key {
+                "name" => Some("m.name"),
+                "timestamp" | "creation_timestamp" | "creation_time" => Some("m.creation_time"),
+                "last_updated_timestamp" | "last_updated_time" => Some("m.last_updated_time"),
+                _ => None,
+            },
+            "registered models",
+        )?;
         if !order.iter().any(|o| o.starts_with("m.name ")) {
             order.push("m.name ASC".into());
         }
@@ -861,20 +862,19 @@ impl Store {
                 }
             }
         }
-        let mut order = Vec::new();
-        for o in order_by {
-            let o = parse_order_by(o)?;
-            let column = match o.key.as_str() {
-                "name" => "v.name",
-                "version_number" | "version" => "v.version",
-                "creation_timestamp" | "timestamp" => "v.creation_time",
-                "last_updated_timestamp" => "v.last_updated_time",
-                "run_id" => "v.run_id",
-                "current_stage" => "v.current_stage",
-                other => return Err(invalid(format!("Invalid order_by key '{other}' for model versions"))),
-            };
-            order.push(format!("{column} {}", if o.ascending { "ASC" } else { "DESC" }));
-        }
+        let mut order = order_terms(
+            order_by,
+            |_, key| match key {
+                "name" => Some("v.name"),
+                "version_number" | "version" => Some("v.version"),
+                "creation_timestamp" | "timestamp" => Some("v.creation_time"),
+                "last_updated_timestamp" => Some("v.last_updated_time"),
+                "run_id" => Some("v.run_id"),
+                "current_stage" => Some("v.current_stage"),
+                _ => None,
+            },
+            "model versions",
+        )?;
         order.push("v.name ASC".into());
         order.push("v.version DESC".into());
         sql.push(" ORDER BY ").push(&order.join(", "));

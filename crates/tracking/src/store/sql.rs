@@ -99,7 +99,7 @@ impl Sql {
 
 use crate::db::Dialect;
 use crate::error::{Result, StoreError};
-use crate::search::{Op, Value};
+use crate::search::{parse_order_by, Entity, Op, Value};
 
 /// Appends `<column> <op> <value>` for a text column, with MLflow's string comparators.
 /// `LIKE` is case-sensitive on both databases (SQLite's own LIKE is not, so GLOB is used).
@@ -246,6 +246,24 @@ impl KvTable {
         }
         Ok(())
     }
+}
+
+/// Parses `order_by` clauses into `<column> ASC|DESC` terms. `column` maps an (entity, key)
+/// to its SQL column from a fixed list; `what` names the searched thing in errors.
+pub fn order_terms(
+    order_by: &[String],
+    column: impl Fn(Entity, &str) -> Option<&'static str>,
+    what: &str,
+) -> Result<Vec<String>> {
+    order_by
+        .iter()
+        .map(|clause| {
+            let o = parse_order_by(clause)?;
+            let col = column(o.entity, &o.key)
+                .ok_or_else(|| StoreError::InvalidParameter(format!("Invalid order_by key '{}' for {what}", o.key)))?;
+            Ok(format!("{col} {}", if o.ascending { "ASC" } else { "DESC" }))
+        })
+        .collect()
 }
 
 /// Appends `<column> <op> <number>` for a numeric column.
