@@ -25,6 +25,10 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Compare a current data set with a reference (Evidently-compatible data drift).
     Drift(cmd::drift::DriftArgs),
+    /// Scheduled drift check → retrain → champion/challenger → promote → rollout (`--once`: now).
+    Loop(cmd::closed_loop::LoopArgs),
+    /// The whole lifecycle with simulated drift, on embedded defaults, in one command.
+    Demo(cmd::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +46,8 @@ fn main() -> ExitCode {
         Command::Train(args) => cmd::train::run(args),
         Command::Predict(args) => cmd::predict::run(args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Loop(args) => cmd::closed_loop::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

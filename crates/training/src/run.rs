@@ -20,6 +20,10 @@ pub struct TrainConfig {
     pub model_name: String,
     pub seed: u64,
     pub test_fraction: f64,
+    /// Draw the holdout only from rows at this index and after (e.g. newly labelled rows
+    /// appended to the old training data, which the champion never saw); `None` draws it
+    /// from all rows.
+    pub holdout_from_row: Option<usize>,
     /// Set this alias on the new version unconditionally.
     pub alias: Option<String>,
     /// Compare with the version behind this alias on the same holdout.
@@ -158,13 +162,25 @@ fn progress(show: bool, len: usize) -> indicatif::ProgressBar {
     bar
 }
 
+/// Train/test row indices: a seeded split of all rows, or with `holdout_from = Some(k)` a
+/// split of rows `k..n` only, rows `0..k` all going to training.
+fn split(n: usize, test_fraction: f64, seed: u64, holdout_from: Option<usize>) -> (Vec<usize>, Vec<usize>) {
+    match holdout_from {
+        Some(k) if k > 0 && k < n => {
+            let (train, test) = learn::train_test_split(n - k, test_fraction, seed);
+            ((0..k).chain(train.into_iter().map(|i| i + k)).collect(), test.into_iter().map(|i| i + k).collect())
+        }
+        _ => learn::train_test_split(n, test_fraction, seed),
+    }
+}
+
 /// Trains, logs and registers one model; see the module docs for the steps.
 pub async fn train(cfg: &TrainConfig, client: &Client) -> Result<TrainOutcome> {
     let path = data::resolve(&cfg.data, &cfg.cache_dir, cfg.show_progress).await?;
     let file = std::fs::File::open(&path).map_err(|source| TrainError::Io { path: path.clone(), source })?;
     let frame = learn::read_csv(std::io::BufReader::new(file))?;
     let (features, y) = split_target(&frame, &cfg.target)?;
-    let (train_idx, test_idx) = learn::train_test_split(features.n_rows(), cfg.test_fraction, cfg.seed);
+    let (train_idx, test_idx) = split(features.n_rows(), cfg.test_fraction, cfg.seed, cfg.holdout_from_row);
     let (x_train, x_test) = (features.select_rows(&train_idx), features.select_rows(&test_idx));
     let y_train: Vec<f64> = train_idx.iter().map(|&i| y[i]).collect();
     let y_test: Vec<f64> = test_idx.iter().map(|&i| y[i]).collect();
@@ -217,6 +233,7 @@ async fn train_in_run(
         ("seed".to_string(), cfg.seed.to_string()),
         ("target".to_string(), cfg.target.clone()),
         ("test_fraction".to_string(), cfg.test_fraction.to_string()),
+        ("holdout_from_row".to_string(), cfg.holdout_from_row.map_or_else(|| "none".into(), |k| k.to_string())),
         ("data".to_string(), data_path.display().to_string()),
         ("train_rows".to_string(), x_train.n_rows().to_string()),
         ("test_rows".to_string(), x_test.n_rows().to_string()),
@@ -383,6 +400,19 @@ async fn compare(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn holdout_from_the_newest_rows() {
+        let (train, test) = super::split(100, 0.2, 7, Some(90));
+        assert_eq!(test.len(), 2);
+        assert!(test.iter().all(|&i| i >= 90), "{test:?}");
+        assert_eq!(train.len(), 98);
+        assert!((0..90).all(|i| train.contains(&i)));
+        let mut all: Vec<usize> = train.iter().chain(&test).copied().collect();
+        all.sort();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+        assert_eq!(super::split(100, 0.2, 7, None), learn::train_test_split(100, 0.2, 7));
+    }
+
     #[test]
     fn utc_format() {
         let s = super::utc_now();

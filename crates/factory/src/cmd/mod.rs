@@ -1,5 +1,7 @@
 //! One module per subcommand: flag definitions and the glue that calls the library crates.
 
+pub mod closed_loop;
+pub mod demo;
 pub mod drift;
 pub mod predict;
 pub mod serve;

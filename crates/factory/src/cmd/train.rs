@@ -112,6 +112,7 @@ pub fn config(args: &TrainArgs) -> anyhow::Result<training::TrainConfig> {
         model_name: args.model_name.clone(),
         seed: args.seed,
         test_fraction: args.test_fraction,
+        holdout_from_row: None,
         alias: args.alias.clone(),
         compare_with: args.compare_with.clone(),
         promote: args.promote,

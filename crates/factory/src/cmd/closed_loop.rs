@@ -1,0 +1,143 @@
+//! `factory loop`: run the drift → retrain → promote → rollout pipeline on a cron schedule
+//! (or once, now, with `--once`). Pipelines come from a folder of TOML files (reloaded when
+//! they change) or from flags alone; flags override file values. See docs/loop.md.
+
+use anyhow::Context as _;
+use pipeline::{Context, CycleReport, Overrides, Pipeline, PipelineError};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Exit status with --once: 0 when every cycle ran (whatever it decided), 1 when one failed.")]
+pub struct LoopArgs {
+    /// Folder of pipeline definitions (`*.toml`), re-read when files change.
+    #[arg(long, value_name = "DIR")]
+    pub pipelines: Option<PathBuf>,
+    /// Cron schedule (five fields), overriding the files'.
+    #[arg(long, value_name = "CRON")]
+    pub schedule: Option<String>,
+    /// Timezone of the schedule (IANA name).
+    #[arg(long, value_name = "TZ")]
+    pub timezone: Option<String>,
+    /// Run one cycle of every pipeline now and exit (the `workflow_dispatch` equivalent).
+    #[arg(long)]
+    pub once: bool,
+    /// POST GitHub's `repository_dispatch` body here on significant drift
+    /// (`Authorization: Bearer $GITHUB_TOKEN` when set).
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub tracking_uri: Option<String>,
+    /// `factory serve` URL (hot-reload rollout).
+    #[arg(long, value_name = "URL")]
+    pub serving: Option<String>,
+    /// `factory gateway` admin URL (blue-green rollout).
+    #[arg(long, value_name = "URL")]
+    pub gateway: Option<String>,
+    /// Reference data (the training data): CSV path or URL; default the California housing CSV.
+    #[arg(long)]
+    pub reference: Option<String>,
+    /// `factory serve --request-log` folder (repeatable).
+    #[arg(long = "request-log", value_name = "DIR")]
+    pub request_logs: Vec<PathBuf>,
+    /// Folder of labelled CSVs appended to the training data on retraining.
+    #[arg(long, value_name = "DIR")]
+    pub labels: Option<PathBuf>,
+    #[arg(long)]
+    pub model_name: Option<String>,
+    /// Where pipeline state (the request-log watermark, last cycle) is kept.
+    #[arg(long, default_value = "factory-loop")]
+    pub state_dir: PathBuf,
+    /// Where drift reports are written (also uploaded to each cycle's run).
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// How often the pipeline folder is checked for changes (seconds).
+    #[arg(long, default_value_t = 5)]
+    pub reload_secs: u64,
+    /// Print each cycle's report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn overrides(args: &LoopArgs) -> Overrides {
+    Overrides {
+        schedule: args.schedule.clone(),
+        timezone: args.timezone.clone(),
+        tracking_uri: args.tracking_uri.clone(),
+        webhook: args.webhook.clone(),
+        serving: args.serving.clone(),
+        gateway: args.gateway.clone(),
+        reference: args.reference.clone(),
+        request_logs: args.request_logs.clone(),
+        labels: args.labels.clone(),
+        model_name: args.model_name.clone(),
+    }
+}
+
+/// Prints a cycle's outcome for people (stderr) or machines (stdout, `--json`).
+pub fn print_cycle(p: &Pipeline, result: &Result<CycleReport, PipelineError>, json: bool) {
+    match result {
+        Ok(r) if json => println!("{}", serde_json::to_string(r).unwrap_or_default()),
+        Ok(r) => {
+            eprintln!("[{}] run {}: {:?} — {}", p.name, r.run_id, r.decision, r.reason);
+            if let Some(html) = &r.report_html {
+                eprintln!("[{}] drift report: {}", p.name, html.display());
+            }
+        }
+        Err(e) => eprintln!("[{}] cycle failed: {e}", p.name),
+    }
+}
+
+pub fn run(args: LoopArgs) -> anyhow::Result<u8> {
+    let overrides = overrides(&args);
+    let ctx = Context {
+        state_dir: args.state_dir.clone(),
+        report_dir: args.report_dir.clone().unwrap_or_else(|| args.state_dir.join("reports")),
+        auth: super::train::tracking_auth(),
+        show_progress: !args.json,
+        webhook_backoff: Duration::from_millis(500),
+    };
+    let defs = match &args.pipelines {
+        Some(dir) => pipeline::Definitions::Folder {
+            dir: dir.clone(),
+            reload_every: Duration::from_secs(args.reload_secs.max(1)),
+        },
+        None => pipeline::Definitions::Single(Box::new(
+            pipeline::config::from_overrides(&overrides)
+                .map_err(anyhow::Error::msg)
+                .context("building the pipeline from flags")?,
+        )),
+    };
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(async {
+        if args.once {
+            let pipelines = match &defs {
+                pipeline::Definitions::Single(p) => vec![(**p).clone()],
+                pipeline::Definitions::Folder { dir, .. } => {
+                    let folder = pipeline::config::load_dir(dir, &overrides)?;
+                    for e in &folder.errors {
+                        eprintln!("invalid pipeline: {e}");
+                    }
+                    if folder.pipelines.is_empty() {
+                        anyhow::bail!("no valid pipeline in {}", dir.display());
+                    }
+                    folder.pipelines.into_values().collect()
+                }
+            };
+            let mut failed = false;
+            for p in &pipelines {
+                let result = pipeline::cycle::run(p, &ctx).await;
+                failed |= result.is_err();
+                print_cycle(p, &result, args.json);
+            }
+            return Ok(u8::from(failed));
+        }
+        let json = args.json;
+        pipeline::run_scheduled(defs, overrides, ctx, super::serve::shutdown_signal(), move |p, r| {
+            print_cycle(p, r, json)
+        })
+        .await?;
+        Ok(0)
+    })
+}

@@ -1,0 +1,524 @@
+//! One cycle of a pipeline: request log since the last check → drift against the reference →
+//! on significant drift: event out, retrain, champion vs challenger on the same holdout,
+//! promote the winner, roll it out (rollback on failure). Every cycle is a run in the
+//! tracking server's `drift-monitoring` experiment with the drift reports as artifacts, the
+//! decision and why as tags, and the ids that link it to the challenger's run, the model
+//! versions and the gateway's operations.
+
+use crate::config::{Pipeline, Step};
+use crate::rollout::{self, Outcome as RolloutOutcome};
+use crate::webhook::{self, Delivery};
+use crate::{requests, PipelineError};
+use mlflow_client::Client;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// What a pipeline remembers between cycles (one JSON file per pipeline).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct State {
+    /// Newest request-log timestamp already checked.
+    pub watermark: Option<String>,
+    /// When the last cycle started (seconds since the epoch).
+    pub last_cycle: Option<u64>,
+}
+
+impl State {
+    pub fn path(dir: &Path, pipeline: &str) -> PathBuf {
+        dir.join(format!("{pipeline}.state.json"))
+    }
+
+    pub fn load(dir: &Path, pipeline: &str) -> State {
+        std::fs::read(Self::path(dir, pipeline)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    /// Writes atomically (temp file + rename).
+    pub fn save(&self, dir: &Path, pipeline: &str) -> Result<(), PipelineError> {
+        let path = Self::path(dir, pipeline);
+        let io = |source| PipelineError::Io { path: path.clone(), source };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self).unwrap_or_default()).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)
+    }
+}
+
+/// The decision a cycle reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Too few new production rows to judge.
+    Skipped,
+    NoDrift,
+    /// Significant drift, and the pipeline stops before retraining.
+    DriftReported,
+    /// A challenger was trained and lost (or promotion is not a step).
+    ChampionKept,
+    /// The challenger won and is now production (rolled out when that is a step).
+    Promoted,
+    /// The challenger won but its rollout failed; production went back to the champion.
+    RolledBack,
+}
+
+/// Everything one cycle did, also logged as `cycle.json` in its run.
+#[derive(Debug, Clone, Serialize)]
+pub struct CycleReport {
+    pub pipeline: String,
+    pub run_id: String,
+    pub decision: Decision,
+    pub reason: String,
+    pub rows: u64,
+    pub drift_detected: bool,
+    pub significant_drift: bool,
+    pub drift_reasons: Vec<String>,
+    pub share_of_drifted_columns: Option<f64>,
+    pub max_psi: Option<f64>,
+    pub champion_version: Option<String>,
+    pub challenger_version: Option<String>,
+    pub challenger_run_id: Option<String>,
+    pub champion_score: Option<f64>,
+    pub challenger_score: Option<f64>,
+    pub promoted: bool,
+    pub rollout: Option<RolloutReport>,
+    pub webhook: Option<WebhookReport>,
+    pub report_json: Option<PathBuf>,
+    pub report_html: Option<PathBuf>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutReport {
+    pub ok: bool,
+    pub mode: String,
+    pub served_version: Option<String>,
+    pub operation_id: Option<String>,
+    pub rollback_operation_id: Option<String>,
+    pub colour: Option<String>,
+    pub message: String,
+}
+
+impl From<RolloutOutcome> for RolloutReport {
+    fn from(o: RolloutOutcome) -> Self {
+        RolloutReport {
+            ok: o.ok,
+            mode: o.mode,
+            served_version: o.served_version,
+            operation_id: o.operation_id,
+            rollback_operation_id: o.rollback_operation_id,
+            colour: o.colour,
+            message: o.message,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookReport {
+    pub delivered: bool,
+    pub attempts: u32,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+}
+
+impl From<Delivery> for WebhookReport {
+    fn from(d: Delivery) -> Self {
+        WebhookReport { delivered: d.delivered, attempts: d.attempts, status: d.status, error: d.error }
+    }
+}
+
+/// Where a cycle keeps its files and how it reports progress.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Per-pipeline state files.
+    pub state_dir: PathBuf,
+    /// Drift reports are written under `<report_dir>/<pipeline>/<run id>/`.
+    pub report_dir: PathBuf,
+    /// Tracking server credentials (MLflow's client variables).
+    pub auth: Option<(String, String)>,
+    pub show_progress: bool,
+    /// First webhook retry delay (doubles per attempt).
+    pub webhook_backoff: Duration,
+}
+
+/// Runs one cycle of `p` and records it; an error here means the cycle could not be recorded.
+pub async fn run(p: &Pipeline, ctx: &Context) -> Result<CycleReport, PipelineError> {
+    let client = Client::new(&p.tracking_uri, ctx.auth.clone())?;
+    let experiment_id = client.experiment_id(&p.experiment).await?;
+    let started = SystemTime::now();
+    let run_name = format!("{}-{}", p.name, chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
+    let (run_id, artifact_uri) = client
+        .create_run(
+            &experiment_id,
+            &run_name,
+            &[("mlflow.source.type", "LOCAL"), ("mlflow.source.name", "factory loop"), ("factory.pipeline", &p.name)],
+        )
+        .await?;
+    tracing::info!(pipeline = %p.name, run_id, "cycle started");
+    let result = steps(p, ctx, &client, &run_id, &artifact_uri, started).await;
+    let status = match &result {
+        Ok(report) => {
+            let tags = tags(report);
+            let body = serde_json::to_vec_pretty(report).unwrap_or_default();
+            let logged = async {
+                client.log_batch(&run_id, &[], &tags, &[]).await?;
+                client.upload_artifact(&artifact_uri, "cycle.json", body).await
+            };
+            match logged.await {
+                Ok(()) => "FINISHED",
+                Err(e) => {
+                    tracing::error!(error = %e, "could not record the cycle's outcome");
+                    "FAILED"
+                }
+            }
+        }
+        Err(e) => {
+            let _ = client.set_tag(&run_id, "factory.error", &e.to_string()).await;
+            "FAILED"
+        }
+    };
+    if let Err(e) = client.end_run(&run_id, status).await {
+        tracing::warn!(error = %e, run_id, "could not end the cycle's run");
+    }
+    result
+}
+
+fn tags(r: &CycleReport) -> Vec<(String, String)> {
+    let mut t = vec![
+        (
+            "factory.decision".to_string(),
+            serde_json::to_value(r.decision).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        ),
+        ("factory.reason".into(), r.reason.clone()),
+        ("factory.drift_detected".into(), r.drift_detected.to_string()),
+        ("factory.significant_drift".into(), r.significant_drift.to_string()),
+        ("factory.promoted".into(), r.promoted.to_string()),
+        ("mlflow.note.content".into(), format!("**{:?}**: {}", r.decision, r.reason)),
+    ];
+    let mut opt = |k: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            t.push((k.to_string(), v.clone()));
+        }
+    };
+    opt("factory.champion_version", &r.champion_version);
+    opt("factory.challenger_version", &r.challenger_version);
+    opt("factory.challenger_run_id", &r.challenger_run_id);
+    if let Some(ro) = &r.rollout {
+        opt("factory.deployment_operation_id", &ro.operation_id);
+        opt("factory.rollback_operation_id", &ro.rollback_operation_id);
+        opt("factory.served_version", &ro.served_version);
+        t.push(("factory.rollout".into(), ro.message.clone()));
+    }
+    t
+}
+
+async fn steps(
+    p: &Pipeline,
+    ctx: &Context,
+    client: &Client,
+    run_id: &str,
+    artifact_uri: &str,
+    started: SystemTime,
+) -> Result<CycleReport, PipelineError> {
+    let mut state = State::load(&ctx.state_dir, &p.name);
+    state.last_cycle = started.duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_secs());
+    let mut report = CycleReport {
+        pipeline: p.name.clone(),
+        run_id: run_id.to_string(),
+        decision: Decision::Skipped,
+        reason: String::new(),
+        rows: 0,
+        drift_detected: false,
+        significant_drift: false,
+        drift_reasons: Vec::new(),
+        share_of_drifted_columns: None,
+        max_psi: None,
+        champion_version: None,
+        challenger_version: None,
+        challenger_run_id: None,
+        champion_score: None,
+        challenger_score: None,
+        promoted: false,
+        rollout: None,
+        webhook: None,
+        report_json: None,
+        report_html: None,
+        seconds: 0.0,
+    };
+    let dir = ctx.report_dir.join(&p.name).join(run_id);
+    std::fs::create_dir_all(&dir).map_err(|source| PipelineError::Io { path: dir.clone(), source })?;
+
+    // 1. Production rows since the last check.
+    let current = dir.join("current.csv");
+    let logs = p.drift.request_logs.clone();
+    let watermark = state.watermark.clone();
+    let cur = current.clone();
+    let got = tokio::task::spawn_blocking(move || requests::collect(&logs, watermark.as_deref(), &cur))
+        .await
+        .map_err(|e| PipelineError::Internal(e.to_string()))??;
+    report.rows = got.rows;
+    client
+        .log_batch(
+            run_id,
+            &[
+                ("psi_threshold".into(), p.drift.psi_threshold.to_string()),
+                ("drift_share".into(), p.drift.drift_share.to_string()),
+                ("watermark".into(), state.watermark.clone().unwrap_or_else(|| "none".into())),
+                (
+                    "request_logs".into(),
+                    p.drift.request_logs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(","),
+                ),
+            ],
+            &[("factory.served_versions".into(), got.model_versions.iter().cloned().collect::<Vec<_>>().join(","))],
+            &[("current_rows".into(), got.rows as f64, 0)],
+        )
+        .await?;
+    if got.rows < p.drift.min_rows.max(1) {
+        report.reason = format!(
+            "{} new production rows since {} (fewer than min_rows {}); waiting for more",
+            got.rows,
+            state.watermark.as_deref().unwrap_or("the start"),
+            p.drift.min_rows
+        );
+        state.save(&ctx.state_dir, &p.name)?;
+        report.seconds = started.elapsed().unwrap_or_default().as_secs_f64();
+        return Ok(report);
+    }
+
+    // 2. Drift against the reference.
+    let cache_dir = p.retrain.cache_dir.clone().unwrap_or_else(training::data::default_cache_dir);
+    let reference_source = training::data::Source::from_arg(p.drift.reference.as_deref());
+    let reference = training::data::resolve(&reference_source, &cache_dir, ctx.show_progress).await?;
+    let mut options = drift::DriftOptions::new(&reference, &current);
+    options.columns = p.drift.columns.clone();
+    options.psi_threshold = p.drift.psi_threshold;
+    options.drift_share = p.drift.drift_share;
+    let show = ctx.show_progress;
+    let drift_report = tokio::task::spawn_blocking(move || {
+        if show {
+            drift::run(&options, &drift::progress::Bar::stderr())
+        } else {
+            drift::run(&options, &drift::progress::Silent)
+        }
+    })
+    .await
+    .map_err(|e| PipelineError::Internal(e.to_string()))??;
+    let json_path = dir.join("drift_report.json");
+    let html_path = dir.join("drift_report.html");
+    let json_bytes = serde_json::to_vec_pretty(&drift_report).unwrap_or_default();
+    let html = drift::html::render(&drift_report);
+    std::fs::write(&json_path, &json_bytes).map_err(|source| PipelineError::Io { path: json_path.clone(), source })?;
+    std::fs::write(&html_path, &html).map_err(|source| PipelineError::Io { path: html_path.clone(), source })?;
+    client.upload_artifact(artifact_uri, "drift/drift_report.json", json_bytes).await?;
+    client.upload_artifact(artifact_uri, "drift/drift_report.html", html.into_bytes()).await?;
+    client
+        .log_batch(
+            run_id,
+            &[],
+            &[],
+            &[
+                ("share_of_drifted_columns".into(), drift_report.share_of_drifted_columns, 0),
+                ("number_of_drifted_columns".into(), drift_report.number_of_drifted_columns as f64, 0),
+                ("max_psi".into(), drift_report.max_psi, 0),
+            ],
+        )
+        .await?;
+    report.report_json = Some(json_path);
+    report.report_html = Some(html_path);
+    report.drift_detected = drift_report.dataset_drift;
+    report.significant_drift = drift_report.significant_drift;
+    report.drift_reasons = drift_report.significant_drift_reasons.clone();
+    report.share_of_drifted_columns = Some(drift_report.share_of_drifted_columns);
+    report.max_psi = Some(drift_report.max_psi);
+    // The rows are judged: the next cycle starts after them.
+    state.watermark = got.newest.clone().or(state.watermark);
+    state.save(&ctx.state_dir, &p.name)?;
+
+    if !drift_report.significant_drift {
+        report.decision = Decision::NoDrift;
+        report.reason = format!(
+            "no significant drift in {} rows: {} of {} columns drifted, max PSI {:.3}",
+            got.rows, drift_report.number_of_drifted_columns, drift_report.number_of_columns, drift_report.max_psi
+        );
+        report.seconds = started.elapsed().unwrap_or_default().as_secs_f64();
+        return Ok(report);
+    }
+
+    // 3. The event, sent while the rest goes on.
+    let payload = json!({
+        "pipeline": p.name,
+        "run_id": run_id,
+        "tracking_uri": p.tracking_uri,
+        "model_name": p.retrain.model_name,
+        "rows": got.rows,
+        "share_of_drifted_columns": drift_report.share_of_drifted_columns,
+        "max_psi": drift_report.max_psi,
+        "reasons": drift_report.significant_drift_reasons,
+        "drifted_columns": drift_report.columns.iter().filter(|c| c.drift_detected).map(|c| c.name.clone()).collect::<Vec<_>>(),
+    });
+    let hook = p.webhook.clone();
+    let backoff = ctx.webhook_backoff;
+    let webhook_task = tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        webhook::send(&http, &hook, payload, backoff).await
+    });
+
+    report.decision = Decision::DriftReported;
+    report.reason =
+        format!("significant drift in {} rows: {}", got.rows, drift_report.significant_drift_reasons.join("; "));
+    if p.has(Step::Retrain) {
+        retrain(p, ctx, client, &reference, &dir, &mut report).await?;
+    }
+    if let Ok(Some(d)) = webhook_task.await {
+        report.webhook = Some(d.into());
+    }
+    report.seconds = started.elapsed().unwrap_or_default().as_secs_f64();
+    Ok(report)
+}
+
+/// Training data: the configured source, plus every labelled CSV that arrived.
+/// Returns (file, labelled rows added, rows of `base`).
+fn training_data(base: &Path, labels: Option<&Path>, out: &Path) -> Result<(PathBuf, u64, usize), PipelineError> {
+    let Some(labels) = labels else { return Ok((base.to_path_buf(), 0, 0)) };
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(labels) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("csv"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => return Err(PipelineError::Io { path: labels.to_path_buf(), source }),
+    };
+    if files.is_empty() {
+        return Ok((base.to_path_buf(), 0, 0));
+    }
+    files.sort();
+    let (base_rows, added) = requests::concat_csv(base, &files, out)?;
+    Ok((out.to_path_buf(), added, base_rows))
+}
+
+async fn retrain(
+    p: &Pipeline,
+    ctx: &Context,
+    client: &Client,
+    reference: &Path,
+    dir: &Path,
+    report: &mut CycleReport,
+) -> Result<(), PipelineError> {
+    let r = &p.retrain;
+    let cache_dir = r.cache_dir.clone().unwrap_or_else(training::data::default_cache_dir);
+    let base = match &r.data {
+        Some(d) => {
+            training::data::resolve(&training::data::Source::from_arg(Some(d)), &cache_dir, ctx.show_progress).await?
+        }
+        None => reference.to_path_buf(),
+    };
+    let (data, labelled, base_rows) = training_data(&base, r.labels.as_deref(), &dir.join("training.csv"))?;
+    let cfg = training::TrainConfig {
+        data: training::data::Source::Path(data),
+        cache_dir,
+        target: r.target.clone(),
+        task: learn::Task::Regression,
+        spec: learn::ModelSpec::Gbm(learn::GbmParams {
+            max_iter: r.max_iter,
+            seed: r.seed,
+            ..learn::GbmParams::default()
+        }),
+        experiment: r.experiment.clone(),
+        run_name: Some(format!("retrain-{}-{}", p.name, &report.run_id[..8.min(report.run_id.len())])),
+        model_name: r.model_name.clone(),
+        seed: r.seed,
+        test_fraction: 0.2,
+        // The champion never saw the new labels: judge both on them.
+        holdout_from_row: (labelled > 0).then_some(base_rows),
+        alias: None,
+        compare_with: Some(r.alias.clone()),
+        promote: false,
+        margin: r.margin,
+        stage: None,
+        show_progress: ctx.show_progress,
+    };
+    let outcome = training::train(&cfg, client).await?;
+    client
+        .log_batch(
+            &outcome.run_id,
+            &[],
+            &[
+                ("factory.trigger".into(), "drift-detected".into()),
+                ("factory.drift_run_id".into(), report.run_id.clone()),
+                ("factory.labelled_rows".into(), labelled.to_string()),
+            ],
+            &[],
+        )
+        .await?;
+    report.challenger_version = Some(outcome.version.clone());
+    report.challenger_run_id = Some(outcome.run_id.clone());
+    let cmp = outcome.comparison.clone();
+    report.champion_version = cmp.as_ref().and_then(|c| c.champion_version.clone());
+    report.champion_score = cmp.as_ref().and_then(|c| c.champion_score);
+    report.challenger_score = cmp.as_ref().map(|c| c.challenger_score);
+    let wins = cmp.as_ref().is_some_and(|c| c.challenger_wins);
+    let why = cmp.map(|c| c.reason).unwrap_or_default();
+    let retrained = format!("retrained on {labelled} newly labelled rows + the training data");
+    if !wins || !p.has(Step::Promote) {
+        report.decision = Decision::ChampionKept;
+        report.reason = format!("{}; {retrained}; {why}", report.reason);
+        if wins {
+            report.reason.push_str("; promotion is not a step of this pipeline");
+        }
+        return Ok(());
+    }
+
+    // Promote: the production alias (and stage) move to the challenger.
+    client.set_alias(&r.model_name, &r.alias, &outcome.version).await?;
+    if let Some(stage) = &r.stage {
+        client.transition_stage(&r.model_name, &outcome.version, stage).await?;
+    }
+    report.promoted = true;
+    report.decision = Decision::Promoted;
+    report.reason = format!("{}; {retrained}; {why}; version {} is now '{}'", report.reason, outcome.version, r.alias);
+    if !p.has(Step::Rollout) {
+        return Ok(());
+    }
+    let http = reqwest::Client::new();
+    let who = format!("factory loop ({}, run {})", p.name, report.run_id);
+    let done = rollout::rollout(&http, client, &p.rollout, &r.model_name, &outcome.version, &who).await;
+    if !done.ok {
+        // Production goes back to the champion.
+        if let Some(champion) = &report.champion_version {
+            client.set_alias(&r.model_name, &r.alias, champion).await?;
+            if let Some(stage) = &r.stage {
+                client.transition_stage(&r.model_name, champion, stage).await?;
+            }
+            if let (crate::config::RolloutMode::HotReload, Some(serving)) = (p.rollout.mode, &p.rollout.serving) {
+                let _ = http.post(format!("{}/admin/reload", serving.trim_end_matches('/'))).send().await;
+            }
+        }
+        report.promoted = false;
+        report.decision = Decision::RolledBack;
+        report.reason = format!(
+            "{}; rollout failed: {}; '{}' restored to version {}",
+            report.reason,
+            done.message,
+            r.alias,
+            report.champion_version.as_deref().unwrap_or("none")
+        );
+    } else {
+        report.reason = format!("{}; {}", report.reason, done.message);
+    }
+    report.rollout = Some(done.into());
+    Ok(())
+}
+
+/// The version the serving side reports (for summaries).
+pub async fn served_version(http: &reqwest::Client, p: &Pipeline) -> Option<String> {
+    match p.rollout.mode {
+        crate::config::RolloutMode::HotReload => rollout::served_version(http, p.rollout.serving.as_deref()?).await,
+        crate::config::RolloutMode::BlueGreen => {
+            let gw = p.rollout.gateway.as_deref()?;
+            let st: Value =
+                http.get(format!("{}/status", gw.trim_end_matches('/'))).send().await.ok()?.json().await.ok()?;
+            let active = st["active"].as_str()?;
+            st["upstreams"][active]["model_version"].as_str().map(str::to_string)
+        }
+    }
+}

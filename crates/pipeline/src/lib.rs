@@ -1,0 +1,182 @@
+//! The closed loop behind `factory loop`: on a schedule, compare what production saw with
+//! the training data, and on significant drift retrain, pit the challenger against the
+//! champion, promote the winner and roll it out — recording every cycle in the tracking
+//! server and telling the outside world (a GitHub `repository_dispatch` webhook).
+//!
+//! ```text
+//!  config.rs   pipeline files (TOML) → Pipeline; Folder reloads changed files
+//!  scheduler   (this file) cron per pipeline, missed-run policy, one cycle at a time
+//!  cycle.rs    requests.rs → drift → webhook.rs → training → promote → rollout.rs
+//! ```
+//!
+//! Architecture Invariant: the tracking server, `factory serve` and `factory gateway` are
+//! reached only over their public HTTP APIs (`mlflow-client`, `/health`, `/admin/reload`, the
+//! gateway's admin API), so the loop runs against any deployment of them, local or remote.
+//!
+//! Architecture Invariant: a failing cycle (tracking server down, bad data, webhook
+//! unreachable) is logged and recorded where possible; it never stops the loop.
+
+pub mod config;
+pub mod cycle;
+pub mod requests;
+pub mod rollout;
+pub mod webhook;
+
+pub use config::{Overrides, Pipeline, Step};
+pub use cycle::{Context, CycleReport, Decision, State};
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+/// Why a cycle (or loading pipelines) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("data: {0}")]
+    Data(String),
+    #[error("pipeline: {0}")]
+    Config(String),
+    #[error("tracking server: {0}")]
+    Tracking(#[from] mlflow_client::ClientError),
+    #[error("training: {0}")]
+    Training(#[from] training::TrainError),
+    #[error("drift: {0}")]
+    Drift(#[from] drift::DriftError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Where the pipelines come from.
+#[derive(Debug, Clone)]
+pub enum Definitions {
+    /// A folder of `*.toml` files, re-read every `reload_every`.
+    Folder { dir: PathBuf, reload_every: Duration },
+    /// One pipeline built from flags.
+    Single(Box<Pipeline>),
+}
+
+/// When `p` should run next, given its state and `now` (the missed-run policy lives here).
+pub fn next_due(p: &Pipeline, state: &State, now: SystemTime) -> Option<SystemTime> {
+    if p.schedule.missed == config::Missed::RunOnce {
+        if let Some(last) = state.last_cycle.map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s)) {
+            if p.schedule.next_after(last).is_some_and(|t| t <= now) {
+                return Some(now);
+            }
+        }
+    }
+    p.schedule.next_after(now)
+}
+
+/// Runs the pipelines on their schedules until `shutdown` completes. `on_cycle` sees every
+/// finished cycle (the binary prints them).
+pub async fn run_scheduled(
+    defs: Definitions,
+    overrides: Overrides,
+    ctx: Context,
+    shutdown: impl Future<Output = ()>,
+    on_cycle: impl Fn(&Pipeline, &Result<CycleReport, PipelineError>),
+) -> Result<(), PipelineError> {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let (mut folder, reload_every) = match &defs {
+        Definitions::Folder { dir, reload_every } => (Some(config::load_dir(dir, &overrides)?), *reload_every),
+        Definitions::Single(_) => (None, Duration::from_secs(3600)),
+    };
+    let pipelines = |folder: &Option<config::Folder>| -> Vec<Pipeline> {
+        match (&defs, folder) {
+            (Definitions::Single(p), _) => vec![(**p).clone()],
+            (_, Some(f)) => f.pipelines.values().cloned().collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut due: BTreeMap<String, Option<SystemTime>> = BTreeMap::new();
+    let plan = |p: &Pipeline, due: &mut BTreeMap<String, Option<SystemTime>>| {
+        let next = next_due(p, &State::load(&ctx.state_dir, &p.name), SystemTime::now());
+        tracing::info!(pipeline = %p.name, schedule = %p.schedule.expression, timezone = %p.schedule.timezone,
+            next = ?next.map(humanize), "pipeline scheduled");
+        due.insert(p.name.clone(), next);
+    };
+    for p in pipelines(&folder) {
+        plan(&p, &mut due);
+    }
+    let mut next_reload = SystemTime::now() + reload_every;
+    loop {
+        let now = SystemTime::now();
+        let wake = due.values().flatten().copied().chain([next_reload]).min().unwrap_or(next_reload);
+        let wait = wake.duration_since(now).unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = &mut shutdown => return Ok(()),
+        }
+        let now = SystemTime::now();
+        if now >= next_reload {
+            next_reload = now + reload_every;
+            if let Some(f) = folder.as_mut() {
+                match f.refresh() {
+                    Ok(changed) => {
+                        let current = pipelines(&folder);
+                        for name in changed {
+                            due.remove(&name);
+                            if let Some(p) = current.iter().find(|p| p.name == name) {
+                                plan(p, &mut due);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not read the pipeline folder; the loaded pipelines keep running")
+                    }
+                }
+            }
+        }
+        for p in pipelines(&folder) {
+            if due.get(&p.name).copied().flatten().is_some_and(|t| t <= now) {
+                let result = cycle::run(&p, &ctx).await;
+                if let Err(e) = &result {
+                    tracing::error!(pipeline = %p.name, error = %e, "cycle failed");
+                }
+                on_cycle(&p, &result);
+                due.insert(p.name.clone(), p.schedule.next_after(SystemTime::now()));
+            }
+        }
+    }
+}
+
+fn humanize(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline(missed: config::Missed) -> Pipeline {
+        let mut p = config::parse(
+            "p",
+            "[drift]\nrequest_logs = [\"r\"]\n[rollout]\nserving = \"http://s\"\n",
+            std::path::Path::new("/"),
+            &Overrides::default(),
+        )
+        .unwrap();
+        p.schedule = config::Schedule::new("0 2 * * *", "UTC", missed).unwrap();
+        p
+    }
+
+    #[test]
+    fn missed_run_policy() {
+        let day = 24 * 3600;
+        let t0 = 1_782_864_000; // 2026-07-01T00:00:00Z
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(t0 + 3 * day);
+        let ran_days_ago = State { watermark: None, last_cycle: Some(t0) };
+        let ran_recently = State { watermark: None, last_cycle: Some(t0 + 3 * day - 60) };
+        let next_2am = SystemTime::UNIX_EPOCH + Duration::from_secs(t0 + 3 * day + 2 * 3600);
+
+        let once = pipeline(config::Missed::RunOnce);
+        assert_eq!(next_due(&once, &ran_days_ago, now), Some(now), "missed runs: one now");
+        assert_eq!(next_due(&once, &ran_recently, now), Some(next_2am));
+        assert_eq!(next_due(&once, &State::default(), now), Some(next_2am), "never ran: wait for the schedule");
+        let skip = pipeline(config::Missed::Skip);
+        assert_eq!(next_due(&skip, &ran_days_ago, now), Some(next_2am));
+    }
+}

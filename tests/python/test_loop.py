@@ -1,0 +1,374 @@
+"""`factory loop --once` end to end against real components: a tracking server, `factory
+serve` (hot reload) or two colours behind `factory gateway` (blue-green), continuous
+production traffic, a local webhook receiver, and the stock mlflow client to check lineage.
+
+Drift is simulated as in docs/loop.md: median_income x1.5, population x1.4, age +10, and
+labelled rows whose prices rose 25%.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import mlflow
+import pytest
+import requests
+from mlflow import MlflowClient
+
+from conftest import FACTORY_BIN, free_port
+from helpers import unique
+from test_serving import HOUSING, TARGET, Serve, factory, train
+
+pytestmark = [
+    pytest.mark.skipif(not FACTORY_BIN, reason="needs FACTORY_BIN: these tests run the factory binary"),
+    pytest.mark.skipif(not HOUSING.is_file(), reason=f"shared dataset missing: {HOUSING}"),
+]
+
+
+@pytest.fixture(scope="module")
+def backend_kind():
+    return "sqlite"
+
+
+@pytest.fixture(autouse=True)
+def _tracking_uri(server):
+    mlflow.set_tracking_uri(server.url)
+
+
+def _rows() -> tuple[list[str], list[dict]]:
+    with open(HOUSING) as f:
+        r = csv.DictReader(f)
+        rows = [row for row in r if all(row.values())]
+        return list(r.fieldnames), rows
+
+
+HEADER, ROWS = _rows()
+
+
+def shift(row: dict) -> dict:
+    out = dict(row)
+    out["median_income"] = str(float(row["median_income"]) * 1.5)
+    out["population"] = str(round(float(row["population"]) * 1.4))
+    out["housing_median_age"] = str(float(row["housing_median_age"]) + 10)
+    out[TARGET] = str(round(float(row[TARGET]) * 1.25))
+    return out
+
+
+def record(row: dict) -> dict:
+    return {k: (v if k == "ocean_proximity" else float(v)) for k, v in row.items() if k != TARGET}
+
+
+class Traffic:
+    """Production clients posting single rows to `url` until stopped; counts failures."""
+
+    def __init__(self, url: str, clients: int = 3):
+        self.url = url
+        self.shifted = False
+        self.sent = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(clients)]
+        for t in self._threads:
+            t.start()
+
+    def _run(self, seed: int) -> None:
+        rng = random.Random(seed)
+        http = requests.Session()
+        while not self._stop.is_set():
+            row = rng.choice(ROWS)
+            row = shift(row) if self.shifted else row
+            try:
+                r = http.post(self.url + "/invocations", json={"dataframe_records": [record(row)]}, timeout=10)
+                ok, why = r.status_code == 200, f"HTTP {r.status_code}: {r.text[:200]}"
+            except requests.RequestException as e:
+                ok, why = False, repr(e)
+            with self._lock:
+                self.sent += 1
+                if not ok:
+                    self.failures.append(why)
+            time.sleep(0.003)
+
+    def wait_for(self, n: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self.sent < n:
+            assert time.monotonic() < deadline, f"traffic stalled at {self.sent}"
+            time.sleep(0.05)
+        time.sleep(0.3)  # the request log writer catches up
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=15)
+
+
+class Gateway:
+    def __init__(self, workdir: Path, blue: str, green: str):
+        self.port, self.admin_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.admin = f"http://127.0.0.1:{self.admin_port}"
+        self.log_path = workdir / f"gateway-{self.port}.log"
+        cmd = [
+            FACTORY_BIN, "gateway", "--listen", f"127.0.0.1:{self.port}", "--admin", f"127.0.0.1:{self.admin_port}",
+            "--blue", blue, "--green", green, "--state-file", str(workdir / f"gateway-{self.port}.json"),
+        ]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.proc.poll() is None, self.log_path.read_text()
+            try:
+                if requests.get(self.admin + "/status", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, self.log_path.read_text()
+            time.sleep(0.05)
+
+    def status(self) -> dict:
+        return requests.get(self.admin + "/status", timeout=5).json()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class Hook:
+    """A local stand-in for GitHub's dispatch endpoint; fails the first `fail_first` calls."""
+
+    def __init__(self, fail_first: int = 0):
+        self.calls: list[tuple[dict, dict]] = []
+        self.fail_first = fail_first
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                hook.calls.append(({k.lower(): v for k, v in self.headers.items()}, json.loads(body)))
+                code = 500 if len(hook.calls) <= hook.fail_first else 204
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/repos/acme/housing/dispatches"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def write_labels(path: Path, n: int, seed: int = 5) -> None:
+    rng = random.Random(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=HEADER)
+        w.writeheader()
+        for _ in range(n):
+            w.writerow(shift(rng.choice(ROWS)))
+
+
+def loop_once(server, state: Path, *args: str, env: dict | None = None) -> dict:
+    proc = factory(
+        "loop", "--once", "--json", "--reference", str(HOUSING), "--state-dir", str(state), *args,
+        env={"MLFLOW_TRACKING_URI": server.url, **(env or {})},
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, proc.stdout + proc.stderr
+    return json.loads(lines[0])
+
+
+def prod_version(name: str) -> str:
+    return MlflowClient().get_model_version_by_alias(name, "prod").version
+
+
+# ---------------------------------------------------------------------------------------
+# hot reload: one `factory serve` following `prod`
+# ---------------------------------------------------------------------------------------
+
+
+def test_no_drift_then_drift_promotes_and_hot_reloads(server, tmp_path):
+    name = unique("loop-")
+    train(server, name, "--alias", "prod", "--max-iter", "60")
+    logs = tmp_path / "requests"
+    serve = Serve(tmp_path, ["--tracking-uri", server.url, "--model-uri", f"models:/{name}@prod",
+                             "--request-log", str(logs), "--poll-interval-secs", "0"])
+    traffic = Traffic(serve.url)
+    hook = Hook(fail_first=1)
+    common = ["--request-log", str(logs), "--serving", serve.url, "--model-name", name, "--labels",
+              str(tmp_path / "labels"), "--webhook", hook.url]
+    try:
+        traffic.wait_for(400)
+        quiet = loop_once(server, tmp_path / "state", *common, env={"GITHUB_TOKEN": "t0ken"})
+        assert quiet["decision"] == "no_drift", quiet
+        assert not quiet["significant_drift"]
+        assert hook.calls == [], "no event without significant drift"
+        assert prod_version(name) == "1"
+
+        traffic.shifted = True
+        write_labels(tmp_path / "labels" / "day1.csv", 3000)
+        start = traffic.sent
+        traffic.wait_for(start + 600)
+        drifted = loop_once(server, tmp_path / "state", *common, env={"GITHUB_TOKEN": "t0ken"})
+        assert drifted["significant_drift"], drifted
+        assert drifted["decision"] == "promoted", drifted
+        assert drifted["challenger_score"] < drifted["champion_score"]
+        assert prod_version(name) == drifted["challenger_version"] == "2"
+        assert serve.health()["model_version"] == "2"
+        assert drifted["rollout"]["ok"] and drifted["rollout"]["mode"] == "hot-reload"
+        traffic.wait_for(traffic.sent + 100)
+    finally:
+        traffic.stop()
+        serve.stop()
+        hook.close()
+    assert traffic.failures == [], traffic.failures[:5]
+
+    # The event: GitHub's repository_dispatch shape, bearer token, retried after a 500.
+    assert len(hook.calls) == 2, hook.calls
+    headers, body = hook.calls[-1]
+    assert headers["authorization"] == "Bearer t0ken"
+    assert headers["accept"] == "application/vnd.github+json"
+    assert body["event_type"] == "drift-detected"
+    assert body["client_payload"]["run_id"] == drifted["run_id"]
+    assert "median_income" in body["client_payload"]["drifted_columns"]
+    assert drifted["webhook"] == {"delivered": True, "attempts": 2, "status": 204, "error": None}
+
+    # Lineage: cycle run → challenger run → model version, reports as artifacts.
+    c = MlflowClient()
+    run = c.get_run(drifted["run_id"])
+    assert c.get_experiment(run.info.experiment_id).name == "drift-monitoring"
+    tags = run.data.tags
+    assert tags["factory.decision"] == "promoted"
+    assert tags["factory.challenger_version"] == "2" and tags["factory.champion_version"] == "1"
+    challenger = c.get_run(tags["factory.challenger_run_id"])
+    assert challenger.data.tags["factory.drift_run_id"] == drifted["run_id"]
+    assert c.get_model_version(name, "2").run_id == challenger.info.run_id
+    assert run.data.metrics["share_of_drifted_columns"] > 0.3
+    listed = {a.path for a in c.list_artifacts(run.info.run_id, "drift")}
+    assert listed == {"drift/drift_report.json", "drift/drift_report.html"}
+    html = Path(c.download_artifacts(run.info.run_id, "drift/drift_report.html")).read_text()
+    assert "<svg" in html and "median_income" in html
+    cycle = json.loads(Path(c.download_artifacts(run.info.run_id, "cycle.json")).read_text())
+    assert cycle["decision"] == "promoted"
+
+
+def test_champion_kept_when_the_challenger_is_not_better(server, tmp_path):
+    """No labels: retrained on the same data with the same seed, the challenger ties and loses."""
+    name = unique("keep-")
+    train(server, name, "--alias", "prod", "--max-iter", "100")
+    logs = tmp_path / "requests"
+    serve = Serve(tmp_path, ["--tracking-uri", server.url, "--model-uri", f"models:/{name}@prod",
+                             "--request-log", str(logs), "--poll-interval-secs", "0"])
+    traffic = Traffic(serve.url)
+    traffic.shifted = True
+    try:
+        traffic.wait_for(400)
+        out = loop_once(server, tmp_path / "state", "--request-log", str(logs), "--serving", serve.url,
+                        "--model-name", name)
+    finally:
+        traffic.stop()
+        serve.stop()
+    assert out["significant_drift"] and out["decision"] == "champion_kept", out
+    assert out["challenger_version"] == "2" and not out["promoted"]
+    assert "champion kept" in out["reason"]
+    assert prod_version(name) == "1"
+    assert out["rollout"] is None
+    assert traffic.failures == []
+
+
+def test_pipeline_file_errors_are_clear(server, tmp_path):
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    (pipelines / "bad.toml").write_text('[schedule]\ncron = "every night"\n')
+    proc = factory("loop", "--once", "--pipelines", str(pipelines), check=False, env={"MLFLOW_TRACKING_URI": server.url})
+    assert proc.returncode == 1
+    assert "bad.toml" in proc.stderr and "schedule.cron" in proc.stderr, proc.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# blue-green: two colours behind the gateway
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def blue_green(server, tmp_path):
+    name = unique("bg-")
+    train(server, name, "--alias", "prod", "--max-iter", "60")
+    c = MlflowClient()
+    for colour in ("blue", "green"):
+        c.set_registered_model_alias(name, colour, "1")
+    logs = [tmp_path / "requests" / colour for colour in ("blue", "green")]
+    serves = [
+        Serve(tmp_path, ["--tracking-uri", server.url, "--model-uri", f"models:/{name}@{colour}",
+                         "--request-log", str(log), "--poll-interval-secs", "0"])
+        for colour, log in zip(("blue", "green"), logs)
+    ]
+    gw = Gateway(tmp_path, f"127.0.0.1:{serves[0].port}", f"127.0.0.1:{serves[1].port}")
+    yield name, serves, gw, logs
+    gw.stop()
+    for s in serves:
+        s.stop()
+
+
+def test_blue_green_rollout_with_zero_failed_requests(server, tmp_path, blue_green):
+    name, serves, gw, logs = blue_green
+    traffic = Traffic(gw.url, clients=4)
+    args = ["--gateway", gw.admin, "--model-name", name, "--labels", str(tmp_path / "labels")]
+    for log in logs:
+        args += ["--request-log", str(log)]
+    try:
+        traffic.shifted = True
+        write_labels(tmp_path / "labels" / "day1.csv", 3000)
+        traffic.wait_for(600)
+        out = loop_once(server, tmp_path / "state", *args)
+        traffic.wait_for(traffic.sent + 200)
+    finally:
+        traffic.stop()
+    assert traffic.failures == [], traffic.failures[:5]
+    assert out["decision"] == "promoted", out
+    assert out["rollout"]["mode"] == "blue-green" and out["rollout"]["colour"] == "green"
+    assert gw.status()["active"] == "green"
+    assert requests.get(gw.url + "/health", timeout=5).json()["model_version"] == "2"
+    assert prod_version(name) == "2"
+    audit = requests.get(gw.admin + "/audit", timeout=5).json()
+    assert out["rollout"]["operation_id"] in {a.get("operation_id") for a in audit}
+    tags = MlflowClient().get_run(out["run_id"]).data.tags
+    assert tags["factory.deployment_operation_id"] == out["rollout"]["operation_id"]
+
+
+def test_automatic_rollback_when_the_new_colour_fails(server, tmp_path, blue_green):
+    """The idle colour is down: it cannot serve the challenger, so traffic stays on blue and
+    `prod` goes back to the champion."""
+    name, serves, gw, logs = blue_green
+    serves[1].stop()  # green
+    traffic = Traffic(gw.url)
+    args = ["--gateway", gw.admin, "--model-name", name, "--labels", str(tmp_path / "labels")]
+    for log in logs:
+        args += ["--request-log", str(log)]
+    try:
+        traffic.shifted = True
+        write_labels(tmp_path / "labels" / "day1.csv", 3000)
+        traffic.wait_for(500)
+        out = loop_once(server, tmp_path / "state", *args)
+        traffic.wait_for(traffic.sent + 100)
+    finally:
+        traffic.stop()
+    assert out["decision"] == "rolled_back", out
+    assert not out["promoted"] and not out["rollout"]["ok"]
+    assert "green" in out["rollout"]["message"]
+    assert prod_version(name) == "1", "prod restored to the champion"
+    assert gw.status()["active"] == "blue"
+    assert traffic.failures == [], traffic.failures[:5]
