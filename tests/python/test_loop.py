@@ -372,3 +372,65 @@ def test_automatic_rollback_when_the_new_colour_fails(server, tmp_path, blue_gre
     assert prod_version(name) == "1", "prod restored to the champion"
     assert gw.status()["active"] == "blue"
     assert traffic.failures == [], traffic.failures[:5]
+
+
+# ---------------------------------------------------------------------------------------
+# the scheduler: missed-run policy and hot reload of pipeline files
+# ---------------------------------------------------------------------------------------
+
+
+def test_scheduler_runs_a_missed_cycle_and_keeps_the_last_good_file(server, tmp_path):
+    logs = tmp_path / "requests"
+    logs.mkdir()
+    rng = random.Random(3)
+    with open(logs / "requests-20260101T000000Z-0.jsonl", "w") as f:
+        for i in range(300):
+            row = record(rng.choice(ROWS))
+            f.write(json.dumps({"timestamp": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}.000000Z",
+                                "model_version": "1", "prediction": 1.0, "features": row}) + "\n")
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    good = (
+        f'steps = ["drift"]\ntracking_uri = "{server.url}"\nexperiment = "sched-{tmp_path.name}"\n'
+        f'[schedule]\ncron = "0 2 * * *"\ntimezone = "Europe/Paris"\nmissed = "run-once"\n'
+        f'[drift]\nreference = "{HOUSING}"\nrequest_logs = ["{logs}"]\n'
+    )
+    (pipelines / "nightly.toml").write_text(good)
+    state = tmp_path / "state"
+    state.mkdir()
+    # The last cycle ran two days ago: at least one 02:00 was missed.
+    (state / "nightly.state.json").write_text(json.dumps({"watermark": None, "last_cycle": int(time.time()) - 2 * 86400}))
+    log_path = tmp_path / "loop.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [FACTORY_BIN, "loop", "--pipelines", str(pipelines), "--state-dir", str(state), "--reload-secs", "1"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    try:
+        c = MlflowClient()
+        deadline = time.monotonic() + 30
+        runs = []
+        while not runs:
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            exp = c.get_experiment_by_name(f"sched-{tmp_path.name}")
+            runs = c.search_runs([exp.experiment_id]) if exp else []
+            runs = [r for r in runs if r.info.status == "FINISHED"]
+            time.sleep(0.2)
+        assert runs[0].data.tags["factory.decision"] == "no_drift"
+        saved = json.loads((state / "nightly.state.json").read_text())
+        assert saved["watermark"] == "2026-01-01T00:04:59.000000Z"
+
+        (pipelines / "nightly.toml").write_text(good.replace('"0 2 * * *"', '"25 * * *"'))
+        deadline = time.monotonic() + 15
+        while "last good version keeps running" not in log_path.read_text():
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        assert "five fields" in log_path.read_text()
+        assert proc.poll() is None, "an invalid file never stops the loop"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    assert proc.returncode == 0, log_path.read_text()
+    text = log_path.read_text()
+    assert "pipeline scheduled" in text and "Europe/Paris" in text

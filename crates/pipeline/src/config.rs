@@ -86,13 +86,13 @@ pub struct Schedule {
 impl Schedule {
     /// Parses a five-field cron expression in a timezone.
     pub fn new(expression: &str, timezone: &str, missed: Missed) -> Result<Schedule, String> {
-        let cron = croner::Cron::from_str(expression.trim())
-            .map_err(|e| format!("schedule.cron '{expression}' is not a cron expression: {e}"))?;
         if expression.split_whitespace().count() != 5 {
             return Err(format!(
                 "schedule.cron '{expression}' must have five fields (minute hour day-of-month month day-of-week)"
             ));
         }
+        let cron = croner::Cron::from_str(expression.trim())
+            .map_err(|e| format!("schedule.cron '{expression}' is not a cron expression: {e}"))?;
         let timezone = chrono_tz::Tz::from_str(timezone.trim()).map_err(|_| {
             format!("schedule.timezone '{timezone}' is not an IANA timezone name (e.g. UTC, Europe/Paris)")
         })?;
@@ -540,6 +540,7 @@ mod tests {
     fn invalid_files_name_the_problem() {
         check_err("steps = [\"retrain\"]\n", "prefix");
         check_err("[schedule]\ncron = \"every day\"\n", "schedule.cron");
+        check_err("[schedule]\ncron = \"61 * * * *\"\n", "not a cron expression");
         check_err("[schedule]\ncron = \"0 0 2 * * *\"\n", "five fields");
         check_err("[schedule]\ntimezone = \"Mars/Olympus\"\n", "schedule.timezone");
         check_err("[drift]\nrequest_logs = []\n", "request_logs");
