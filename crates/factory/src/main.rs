@@ -25,6 +25,10 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Compare a current data set with a reference (Evidently-compatible data drift).
     Drift(cmd::drift::DriftArgs),
+    /// Blue-green gateway: one port for HTTP and gRPC in front of a blue and a green `serve`, admin API.
+    Gateway(cmd::gateway::GatewayArgs),
+    /// Move traffic between the gateway's colours: switch, rollback, status (health-gated).
+    Deploy(cmd::deploy::DeployArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +46,8 @@ fn main() -> ExitCode {
         Command::Train(args) => cmd::train::run(args),
         Command::Predict(args) => cmd::predict::run(args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Gateway(args) => cmd::gateway::run(args),
+        Command::Deploy(args) => cmd::deploy::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,6 +1,8 @@
 //! One module per subcommand: flag definitions and the glue that calls the library crates.
 
+pub mod deploy;
 pub mod drift;
+pub mod gateway;
 pub mod predict;
 pub mod serve;
 pub mod server;
