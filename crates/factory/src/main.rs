@@ -29,6 +29,10 @@ enum Command {
     Loop(cmd::closed_loop::LoopArgs),
     /// The whole lifecycle with simulated drift, on embedded defaults, in one command.
     Demo(cmd::demo::DemoArgs),
+    /// Blue-green gateway: one port for HTTP and gRPC in front of a blue and a green `serve`, admin API.
+    Gateway(cmd::gateway::GatewayArgs),
+    /// Move traffic between the gateway's colours: switch, rollback, status (health-gated).
+    Deploy(cmd::deploy::DeployArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +52,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Loop(args) => cmd::closed_loop::run(args),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Gateway(args) => cmd::gateway::run(args),
+        Command::Deploy(args) => cmd::deploy::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

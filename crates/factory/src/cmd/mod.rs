@@ -2,7 +2,9 @@
 
 pub mod closed_loop;
 pub mod demo;
+pub mod deploy;
 pub mod drift;
+pub mod gateway;
 pub mod predict;
 pub mod serve;
 pub mod server;

@@ -1,0 +1,96 @@
+//! `factory gateway`: the blue-green front — one port for HTTP/1.1, HTTP/2 and gRPC, a blue
+//! and a green upstream, an admin API on a second port, state and audit log on disk. Flags
+//! only; the server is `gateway::run`.
+
+use anyhow::Context;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct GatewayArgs {
+    /// Address for traffic (HTTP/1.1, HTTP/2 and gRPC on one port).
+    #[arg(long, default_value = "127.0.0.1:50050")]
+    pub listen: String,
+    /// Blue upstream (`factory serve` with HTTP and gRPC on one port), host:port.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub blue: String,
+    /// Green upstream, host:port.
+    #[arg(long, default_value = "127.0.0.1:50052")]
+    pub green: String,
+    /// Address of the admin API (`factory deploy` talks to it).
+    #[arg(long, default_value = "127.0.0.1:50049")]
+    pub admin: String,
+    /// Routing state (JSON, replaced atomically); the audit log `<stem>.audit.jsonl` sits next to it.
+    #[arg(long, default_value = "gateway-state.json")]
+    pub state_file: PathBuf,
+    /// Failed requests in a row that mark an upstream unhealthy.
+    #[arg(long, default_value_t = 5)]
+    pub failure_threshold: u32,
+    /// Switch away (health-gated) when the active colour is marked unhealthy.
+    #[arg(long)]
+    pub auto_failover: bool,
+    /// How long a switch waits for requests in flight on the old colour (and shutdown for all).
+    #[arg(long, default_value_t = 30)]
+    pub drain_timeout_secs: u64,
+    /// Timeout of each health-gate probe (milliseconds).
+    #[arg(long, default_value_t = 2000)]
+    pub health_timeout_ms: u64,
+    /// Who operations are attributed to when a request does not say.
+    #[arg(long, env = "USER", default_value = "unknown")]
+    pub who: String,
+}
+
+pub fn run(args: GatewayArgs) -> anyhow::Result<u8> {
+    let mut settings = gateway::Settings::new(args.blue.clone(), args.green.clone());
+    settings.state_file = Some(args.state_file.clone());
+    settings.failure_threshold = args.failure_threshold.max(1);
+    settings.auto_failover = args.auto_failover;
+    settings.drain_timeout = Duration::from_secs(args.drain_timeout_secs);
+    settings.health_timeout = Duration::from_millis(args.health_timeout_ms.max(1));
+    settings.who = args.who.clone();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let gw = gateway::Gateway::new(settings)?;
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("binding the gateway to {}", args.listen))?;
+        let admin = tokio::net::TcpListener::bind(&args.admin)
+            .await
+            .with_context(|| format!("binding the admin API to {}", args.admin))?;
+        let st = gw.status();
+        tracing::info!(
+            "gateway on {}, admin on {}: blue {} green {}, active {}",
+            listener.local_addr()?,
+            admin.local_addr()?,
+            args.blue,
+            args.green,
+            st.active
+        );
+        gateway::run(gw, listener, admin, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        anyhow::Ok(0)
+    })
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

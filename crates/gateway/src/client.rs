@@ -1,0 +1,74 @@
+//! The two pooled upstream clients: HTTP/1.1 for HTTP/1.1 requests and HTTP/2 (h2c, prior
+//! knowledge) for HTTP/2 and gRPC requests, so trailers and streams pass through unchanged
+//! and a gRPC call never waits behind another on an HTTP/1.1 connection.
+
+use bytes::Bytes;
+use http::Version;
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::time::Duration;
+
+/// A request body sent upstream: streamed from the caller, or buffered (shadowed requests,
+/// health checks).
+pub type UpstreamBody = Either<Incoming, Full<Bytes>>;
+
+pub type HttpClient = Client<HttpConnector, UpstreamBody>;
+
+pub struct Clients {
+    pub http1: HttpClient,
+    pub h2: HttpClient,
+}
+
+impl Clients {
+    pub fn new() -> Clients {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        connector.set_keepalive(Some(Duration::from_secs(30)));
+        let http1 = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_timer(TokioTimer::new())
+            .build(connector.clone());
+        let h2 = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .http2_keep_alive_interval(Duration::from_secs(20))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Clients { http1, h2 }
+    }
+
+    /// HTTP/2 (and so gRPC) over the h2 client, everything else over HTTP/1.1.
+    pub fn for_version(&self, v: Version) -> &HttpClient {
+        if v == Version::HTTP_2 {
+            &self.h2
+        } else {
+            &self.http1
+        }
+    }
+}
+
+impl Default for Clients {
+    fn default() -> Clients {
+        Clients::new()
+    }
+}
+
+/// An error with its causes, `a: b: c`.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,394 @@
+//! The control plane: [`Gateway`] holds the routing state and the two upstreams, and runs
+//! the operations — switch, rollback, weights, shadow — one at a time. A switch checks the
+//! target (health gate), persists the new state, moves new requests, appends to the audit
+//! log and then drains the old colour. Protocol-neutral: the admin API calls these.
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::audit::{Audit, AuditRecord};
+use crate::client::Clients;
+use crate::error::GatewayError;
+use crate::health::{self, HealthReport};
+use crate::state::{self, Colour, RoutingState, Weights};
+use crate::upstream::Upstream;
+
+/// Everything the gateway needs to start.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub blue: String,
+    pub green: String,
+    /// Where the routing state is persisted; the audit log goes next to it. `None`: in memory.
+    pub state_file: Option<PathBuf>,
+    /// Consecutive failed requests that mark an upstream unhealthy.
+    pub failure_threshold: u32,
+    /// Switch away from an active colour that passive health marks unhealthy (health-gated).
+    pub auto_failover: bool,
+    /// How long a switch waits for requests in flight on the old colour before ending them.
+    pub drain_timeout: Duration,
+    /// Per-probe timeout of the health gate.
+    pub health_timeout: Duration,
+    /// Recorded in the audit log when a request does not say who it is.
+    pub who: String,
+    /// How often `/health` of both colours is asked for its version (0 = never).
+    pub version_poll: Duration,
+}
+
+impl Settings {
+    pub fn new(blue: impl Into<String>, green: impl Into<String>) -> Settings {
+        Settings {
+            blue: blue.into(),
+            green: green.into(),
+            state_file: None,
+            failure_threshold: 5,
+            auto_failover: false,
+            drain_timeout: Duration::from_secs(30),
+            health_timeout: Duration::from_secs(2),
+            who: "unknown".into(),
+            version_poll: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A switch or rollback as asked.
+#[derive(Clone, Debug, Default)]
+pub struct SwitchRequest {
+    /// Default: the idle colour.
+    pub to: Option<Colour>,
+    pub expect_version: Option<String>,
+    pub drain_timeout: Option<Duration>,
+    pub who: Option<String>,
+}
+
+/// What a switch did.
+#[derive(Clone, Debug, Serialize)]
+pub struct SwitchOutcome {
+    pub operation_id: String,
+    pub from: Colour,
+    pub to: Colour,
+    pub from_version: Option<String>,
+    pub to_version: Option<String>,
+    pub health: HealthReport,
+    /// Whether everything in flight on the old colour finished within the drain timeout.
+    pub drained: bool,
+    pub drain_ms: u64,
+}
+
+/// A weights or shadow change.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChangeOutcome {
+    pub operation_id: String,
+    pub weights: Weights,
+    pub shadow_percent: u32,
+}
+
+/// One colour in [`Status`].
+#[derive(Clone, Debug, Serialize)]
+pub struct UpstreamStatus {
+    pub address: String,
+    pub healthy: bool,
+    pub model_version: Option<String>,
+    pub consecutive_failures: u32,
+    pub requests: u64,
+    pub errors: u64,
+    pub in_flight: u64,
+}
+
+/// `GET /status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub active: Colour,
+    pub previous: Option<Colour>,
+    pub weights: Weights,
+    pub shadow_percent: u32,
+    pub upstreams: Upstreams,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Upstreams {
+    pub blue: UpstreamStatus,
+    pub green: UpstreamStatus,
+}
+
+/// Counters of the shadow mirror and of operations.
+#[derive(Default)]
+pub struct Counters {
+    pub shadow_requests: AtomicU64,
+    pub shadow_divergences: AtomicU64,
+    pub shadow_errors: AtomicU64,
+    pub switches_ok: AtomicU64,
+    pub switches_refused: AtomicU64,
+}
+
+/// The gateway: routing state, upstreams, clients, audit log.
+pub struct Gateway {
+    pub settings: Settings,
+    routing: ArcSwap<RoutingState>,
+    upstreams: [Arc<Upstream>; 2],
+    pub clients: Clients,
+    audit: Audit,
+    /// One operation at a time.
+    ops: tokio::sync::Mutex<()>,
+    pub counters: Counters,
+}
+
+impl Gateway {
+    /// Loads the state file (or starts blue-active) and opens the audit log next to it.
+    pub fn new(settings: Settings) -> Result<Arc<Gateway>, GatewayError> {
+        for (name, addr) in [("blue", &settings.blue), ("green", &settings.green)] {
+            if addr.parse::<http::uri::Authority>().is_err() || !addr.contains(':') {
+                return Err(GatewayError::BadInput(format!("{name} upstream {addr:?} is not a host:port address")));
+            }
+        }
+        let routing = match &settings.state_file {
+            Some(p) => state::load(p)?.unwrap_or_default(),
+            None => RoutingState::default(),
+        };
+        let audit = Audit::new(settings.state_file.as_deref().map(Audit::path_for));
+        let threshold = settings.failure_threshold;
+        Ok(Arc::new(Gateway {
+            upstreams: [
+                Arc::new(Upstream::new(Colour::Blue, settings.blue.clone(), threshold)),
+                Arc::new(Upstream::new(Colour::Green, settings.green.clone(), threshold)),
+            ],
+            routing: ArcSwap::from_pointee(routing),
+            clients: Clients::new(),
+            audit,
+            ops: tokio::sync::Mutex::new(()),
+            counters: Counters::default(),
+            settings,
+        }))
+    }
+
+    pub fn upstream(&self, c: Colour) -> &Arc<Upstream> {
+        &self.upstreams[c.index()]
+    }
+
+    /// The routing state now (lock-free; what each request reads).
+    pub fn routing(&self) -> arc_swap::Guard<Arc<RoutingState>> {
+        self.routing.load()
+    }
+
+    pub fn status(&self) -> Status {
+        let r = self.routing.load();
+        let up = |c: Colour| {
+            let u = self.upstream(c);
+            UpstreamStatus {
+                address: u.address.clone(),
+                healthy: u.is_healthy(),
+                model_version: u.model_version(),
+                consecutive_failures: u.consecutive_failures.load(Ordering::Relaxed),
+                requests: u.requests.load(Ordering::Relaxed),
+                errors: u.errors.load(Ordering::Relaxed),
+                in_flight: u.in_flight(),
+            }
+        };
+        Status {
+            active: r.active,
+            previous: r.previous,
+            weights: r.weights,
+            shadow_percent: r.shadow_percent,
+            upstreams: Upstreams { blue: up(Colour::Blue), green: up(Colour::Green) },
+        }
+    }
+
+    pub fn audit_records(&self) -> Result<Vec<AuditRecord>, GatewayError> {
+        self.audit.read_all()
+    }
+
+    fn who(&self, who: Option<String>) -> String {
+        who.filter(|w| !w.trim().is_empty()).unwrap_or_else(|| self.settings.who.clone())
+    }
+
+    /// Persists `next` and only then makes it the routing state.
+    fn commit(&self, next: RoutingState) -> Result<(), GatewayError> {
+        if let Some(p) = &self.settings.state_file {
+            state::save(p, &next)?;
+        }
+        self.routing.store(Arc::new(next));
+        Ok(())
+    }
+
+    fn audit(&self, record: &AuditRecord) {
+        if let Err(e) = self.audit.append(record) {
+            tracing::error!("{e}");
+        }
+    }
+
+    /// Health-gated switch of all new traffic to `req.to` (default: the idle colour).
+    pub async fn switch(&self, req: SwitchRequest) -> Result<SwitchOutcome, GatewayError> {
+        let _op = self.ops.lock().await;
+        let to = req.to.unwrap_or_else(|| self.routing.load().active.other());
+        self.switch_locked("switch", to, req).await
+    }
+
+    /// Health-gated switch back to the previous colour.
+    pub async fn rollback(&self, who: Option<String>) -> Result<SwitchOutcome, GatewayError> {
+        let _op = self.ops.lock().await;
+        let r = self.routing.load_full();
+        let Some(prev) = r.previous.filter(|p| *p != r.active) else {
+            let who = self.who(who);
+            let mut rec = AuditRecord::new("rollback", &who);
+            rec.from = Some(r.active);
+            rec.outcome = "refused".into();
+            let msg = format!("nothing to roll back to: {} is active and there is no previous colour", r.active);
+            rec.detail = Some(msg.clone());
+            self.audit(&rec);
+            return Err(GatewayError::Conflict(msg));
+        };
+        self.switch_locked("rollback", prev, SwitchRequest { to: Some(prev), who, ..SwitchRequest::default() }).await
+    }
+
+    /// Passive health marked the active colour unhealthy: switch away if the other passes the gate.
+    pub async fn auto_failover(&self, unhealthy: Colour) {
+        let _op = self.ops.lock().await;
+        if self.routing.load().active != unhealthy {
+            return;
+        }
+        let req = SwitchRequest { who: Some("gateway (auto failover)".into()), ..SwitchRequest::default() };
+        match self.switch_locked("auto-failover", unhealthy.other(), req).await {
+            Ok(o) => tracing::warn!("auto failover: {} was unhealthy, traffic moved to {}", o.from, o.to),
+            Err(e) => tracing::error!("auto failover from unhealthy {unhealthy} refused: {e}"),
+        }
+    }
+
+    async fn switch_locked(&self, op: &str, to: Colour, req: SwitchRequest) -> Result<SwitchOutcome, GatewayError> {
+        let who = self.who(req.who);
+        let current = self.routing.load_full();
+        let from = current.active;
+        let target = self.upstream(to);
+        let source = self.upstream(from);
+        let timeout = self.settings.health_timeout;
+        let (report, from_version) = tokio::join!(
+            health::check(&self.clients, to, &target.address, req.expect_version.as_deref(), timeout),
+            health::current_version(&self.clients, &source.address, timeout),
+        );
+        if report.model_version.is_some() {
+            target.set_model_version(report.model_version.clone());
+        }
+        if from_version.is_some() {
+            source.set_model_version(from_version.clone());
+        }
+        let mut rec = AuditRecord::new(op, &who);
+        rec.from = Some(from);
+        rec.to = Some(to);
+        rec.from_version = from_version.clone();
+        rec.to_version = report.model_version.clone();
+        rec.health = Some(report.clone());
+        if !report.ok {
+            let msg = format!(
+                "refusing to {op} to {to} ({}): {}; traffic stays on {from}",
+                target.address,
+                report.failures()
+            );
+            rec.outcome = "refused".into();
+            rec.detail = Some(msg.clone());
+            self.audit(&rec);
+            self.counters.switches_refused.fetch_add(1, Ordering::Relaxed);
+            return Err(GatewayError::Refused(msg));
+        }
+        target.mark_healthy();
+        let next = RoutingState {
+            active: to,
+            previous: if to == from { current.previous } else { Some(from) },
+            weights: Weights::all(to),
+            shadow_percent: current.shadow_percent,
+        };
+        if let Err(e) = self.commit(next) {
+            rec.outcome = "error".into();
+            rec.detail = Some(e.to_string());
+            self.audit(&rec);
+            return Err(e);
+        }
+        self.counters.switches_ok.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(%from, %to, %who, "{op}: new requests go to {to} ({})", target.address);
+        // Drain: requests already on the old colour (and on the new one under a canary) finish.
+        let started = Instant::now();
+        let drain_timeout = req.drain_timeout.unwrap_or(self.settings.drain_timeout);
+        let drained = if to == from { true } else { source.drain(drain_timeout).await };
+        if !drained {
+            tracing::warn!(
+                "{from}: {} requests still in flight after {drain_timeout:?}; ending them",
+                source.in_flight()
+            );
+            source.abort_in_flight();
+        }
+        let drain_ms = started.elapsed().as_millis() as u64;
+        rec.detail = Some(if drained {
+            format!("drained {from} in {drain_ms} ms")
+        } else {
+            format!("drain of {from} timed out after {drain_ms} ms; remaining requests ended")
+        });
+        self.audit(&rec);
+        Ok(SwitchOutcome {
+            operation_id: rec.operation_id,
+            from,
+            to,
+            from_version,
+            to_version: report.model_version.clone(),
+            health: report,
+            drained,
+            drain_ms,
+        })
+    }
+
+    /// Canary: share new requests between the colours.
+    pub async fn set_weights(
+        &self,
+        blue: Option<u32>,
+        green: Option<u32>,
+        who: Option<String>,
+    ) -> Result<ChangeOutcome, GatewayError> {
+        let weights = Weights::from_parts(blue, green)?;
+        let _op = self.ops.lock().await;
+        let current = self.routing.load_full();
+        let next = RoutingState { weights, ..(*current).clone() };
+        self.change("weights", next, who)
+    }
+
+    /// Mirror `percent` of requests to the idle colour.
+    pub async fn set_shadow(&self, percent: u32, who: Option<String>) -> Result<ChangeOutcome, GatewayError> {
+        if percent > 100 {
+            return Err(GatewayError::BadInput(format!("shadow percent {percent} is out of range 0..=100")));
+        }
+        let _op = self.ops.lock().await;
+        let current = self.routing.load_full();
+        let next = RoutingState { shadow_percent: percent, ..(*current).clone() };
+        self.change("shadow", next, who)
+    }
+
+    fn change(&self, op: &str, next: RoutingState, who: Option<String>) -> Result<ChangeOutcome, GatewayError> {
+        let mut rec = AuditRecord::new(op, &self.who(who));
+        rec.from = Some(next.active);
+        rec.weights = Some(next.weights);
+        rec.shadow_percent = Some(next.shadow_percent);
+        let (weights, shadow_percent) = (next.weights, next.shadow_percent);
+        if let Err(e) = self.commit(next) {
+            rec.outcome = "error".into();
+            rec.detail = Some(e.to_string());
+            self.audit(&rec);
+            return Err(e);
+        }
+        tracing::info!(?weights, shadow_percent, "{op} changed");
+        self.audit(&rec);
+        Ok(ChangeOutcome { operation_id: rec.operation_id, weights, shadow_percent })
+    }
+
+    /// Asks both colours for their model version (for `status`); never changes health.
+    pub async fn refresh_versions(&self) {
+        let t = self.settings.health_timeout;
+        let (b, g) = tokio::join!(
+            health::current_version(&self.clients, &self.upstreams[0].address, t),
+            health::current_version(&self.clients, &self.upstreams[1].address, t),
+        );
+        for (u, v) in self.upstreams.iter().zip([b, g]) {
+            if v.is_some() {
+                u.set_model_version(v);
+            }
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The data plane: every request on the listen port reads the routing state once (lock-free),
+//! picks a colour (canary weights), and is forwarded with its streaming body over the
+//! matching client — HTTP/2 and gRPC over h2, HTTP/1.1 over HTTP/1.1 — so trailers, streams
+//! and status codes pass through untouched. The response body carries the in-flight guard,
+//! so a request counts as in flight (for draining) until its last byte or trailer is sent.
+//! A shadowed request is buffered, sent to both colours, and the idle colour's answer is
+//! compared and discarded.
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Either, Full, StreamBody};
+use hyper::body::Incoming;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use crate::client::error_chain;
+use crate::control::Gateway;
+use crate::state::Colour;
+use crate::upstream::{HealthChange, InFlight, Upstream};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// What the gateway answers with.
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Response header naming the colour that answered.
+pub const UPSTREAM_HEADER: &str = "x-gateway-upstream";
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded; `te: trailers` is, as gRPC needs it.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for h in ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"] {
+        headers.remove(h);
+    }
+    if headers.get(http::header::TE).is_some_and(|v| v.as_bytes() != b"trailers") {
+        headers.remove(http::header::TE);
+    }
+}
+
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers.get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+fn upstream_uri(address: &str, uri: &Uri) -> Uri {
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    format!("http://{address}{pq}").parse().unwrap_or_else(|_| Uri::from_static("http://invalid/"))
+}
+
+/// Serves one request on the listen port.
+pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+    let (colour, shadow) = {
+        let r = gw.routing();
+        let colour = r.weights.pick(fastrand::u32(0..100));
+        (colour, r.shadow_percent > 0 && fastrand::u32(0..100) < r.shadow_percent)
+    };
+    if shadow {
+        Ok(shadowed(gw, colour, req).await)
+    } else {
+        Ok(forward(gw, colour, req).await)
+    }
+}
+
+fn note(gw: &Arc<Gateway>, up: &Upstream, change: HealthChange) {
+    match change {
+        HealthChange::None => {}
+        HealthChange::Recovered => tracing::info!("{} ({}) answers again: healthy", up.colour, up.address),
+        HealthChange::BecameUnhealthy => {
+            tracing::warn!(
+                "{} ({}) failed {} requests in a row: marked unhealthy",
+                up.colour,
+                up.address,
+                up.consecutive_failures.load(Ordering::Relaxed)
+            );
+            if gw.settings.auto_failover && gw.routing().active == up.colour {
+                let gw = gw.clone();
+                let colour = up.colour;
+                tokio::spawn(async move { gw.auto_failover(colour).await });
+            }
+        }
+    }
+}
+
+async fn forward(gw: Arc<Gateway>, colour: Colour, req: Request<Incoming>) -> Response<ProxyBody> {
+    let up = gw.upstream(colour).clone();
+    let (mut parts, body) = req.into_parts();
+    let grpc = is_grpc(&parts.headers);
+    let version = parts.version;
+    parts.uri = upstream_uri(&up.address, &parts.uri);
+    strip_hop_by_hop(&mut parts.headers);
+    let out = Request::from_parts(parts, Either::Left(body));
+    let guard = up.begin();
+    let mut aborted = up.aborted();
+    let started = Instant::now();
+    let result = tokio::select! {
+        r = gw.clients.for_version(version).request(out) => Some(r),
+        _ = &mut aborted => None,
+    };
+    match result {
+        Some(Ok(resp)) => {
+            let change = if resp.status().is_server_error() {
+                up.record_failure(started.elapsed())
+            } else {
+                up.record_success(started.elapsed())
+            };
+            note(&gw, &up, change);
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            parts.headers.insert(UPSTREAM_HEADER, HeaderValue::from_static(colour.as_str()));
+            let body = TrackedBody { inner: body, guard: Some(guard), aborted: Some(aborted) };
+            Response::from_parts(parts, body.boxed_unsync())
+        }
+        Some(Err(e)) => {
+            let change = up.record_failure(started.elapsed());
+            note(&gw, &up, change);
+            let msg = format!("upstream {colour} ({}) failed: {}", up.address, error_chain(&e));
+            tracing::debug!("{msg}");
+            error_response(grpc, colour, msg)
+        }
+        None => error_response(grpc, colour, format!("upstream {colour}: ended by the gateway (drain timeout)")),
+    }
+}
+
+/// 502 with `{"error"}`, or for gRPC a trailers-only `UNAVAILABLE`.
+fn error_response(grpc: bool, colour: Colour, msg: String) -> Response<ProxyBody> {
+    let mut resp = if grpc {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        r.headers_mut().insert("grpc-status", HeaderValue::from_static("14"));
+        let clean: String = msg.chars().map(|c| if (' '..='~').contains(&c) && c != '%' { c } else { '?' }).collect();
+        if let Ok(v) = HeaderValue::from_str(&clean) {
+            r.headers_mut().insert("grpc-message", v);
+        }
+        r
+    } else {
+        let body = serde_json::to_vec(&serde_json::json!({ "error": msg })).expect("json");
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = StatusCode::BAD_GATEWAY;
+        r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
+    };
+    resp.headers_mut().insert(UPSTREAM_HEADER, HeaderValue::from_static(colour.as_str()));
+    resp.map(|b| b.map_err(|never| match never {}).boxed_unsync())
+}
+
+/// The parts of an answer that shadow traffic compares.
+#[derive(PartialEq, Eq)]
+struct Answer {
+    status: StatusCode,
+    grpc_status: Option<HeaderValue>,
+    body: Bytes,
+}
+
+struct Collected {
+    parts: http::response::Parts,
+    body: Bytes,
+    trailers: Option<HeaderMap>,
+}
+
+async fn send_buffered(
+    gw: &Gateway,
+    up: &Upstream,
+    version: Version,
+    method: http::Method,
+    uri: &Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Collected, String> {
+    let mut req = Request::new(Either::Right(Full::new(body)));
+    *req.method_mut() = method;
+    *req.uri_mut() = upstream_uri(&up.address, uri);
+    *req.version_mut() = version;
+    *req.headers_mut() = headers;
+    let resp = gw.clients.for_version(version).request(req).await.map_err(|e| error_chain(&e))?;
+    let (parts, body) = resp.into_parts();
+    let collected = body.collect().await.map_err(|e| error_chain(&e))?;
+    let trailers = collected.trailers().cloned();
+    Ok(Collected { parts, body: collected.to_bytes(), trailers })
+}
+
+fn answer(c: &Collected) -> Answer {
+    let grpc_status =
+        c.trailers.as_ref().and_then(|t| t.get("grpc-status")).or_else(|| c.parts.headers.get("grpc-status"));
+    Answer { status: c.parts.status, grpc_status: grpc_status.cloned(), body: c.body.clone() }
+}
+
+async fn shadowed(gw: Arc<Gateway>, colour: Colour, req: Request<Incoming>) -> Response<ProxyBody> {
+    let (mut parts, body) = req.into_parts();
+    let grpc = is_grpc(&parts.headers);
+    strip_hop_by_hop(&mut parts.headers);
+    let bytes = match body.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => return error_response(grpc, colour, format!("reading the request body: {}", error_chain(&e))),
+    };
+    gw.counters.shadow_requests.fetch_add(1, Ordering::Relaxed);
+    let mirror = {
+        let gw = gw.clone();
+        let (method, uri, headers, version, bytes) =
+            (parts.method.clone(), parts.uri.clone(), parts.headers.clone(), parts.version, bytes.clone());
+        tokio::spawn(async move {
+            let up = gw.upstream(colour.other()).clone();
+            send_buffered(&gw, &up, version, method, &uri, headers, bytes).await.map(|c| answer(&c))
+        })
+    };
+    let up = gw.upstream(colour).clone();
+    let guard = up.begin();
+    let started = Instant::now();
+    let result = send_buffered(&gw, &up, parts.version, parts.method, &parts.uri, parts.headers, bytes).await;
+    drop(guard);
+    match result {
+        Ok(c) => {
+            let change = if c.parts.status.is_server_error() {
+                up.record_failure(started.elapsed())
+            } else {
+                up.record_success(started.elapsed())
+            };
+            note(&gw, &up, change);
+            let primary = answer(&c);
+            let counters = gw.clone();
+            tokio::spawn(async move {
+                match mirror.await {
+                    Ok(Ok(a)) if a == primary => {}
+                    Ok(Ok(_)) => {
+                        counters.counters.shadow_divergences.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        counters.counters.shadow_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            let Collected { mut parts, body, trailers } = c;
+            strip_hop_by_hop(&mut parts.headers);
+            parts.headers.insert(UPSTREAM_HEADER, HeaderValue::from_static(colour.as_str()));
+            let mut frames = vec![Frame::data(body)];
+            frames.extend(trailers.map(Frame::trailers));
+            let stream = futures::stream::iter(frames.into_iter().map(Ok::<_, BoxError>));
+            Response::from_parts(parts, StreamBody::new(stream).boxed_unsync())
+        }
+        Err(e) => {
+            mirror.abort();
+            let change = up.record_failure(started.elapsed());
+            note(&gw, &up, change);
+            error_response(grpc, colour, format!("upstream {colour} ({}) failed: {e}", up.address))
+        }
+    }
+}
+
+/// An upstream response body that keeps its request in flight until it ends, and ends early
+/// when the gateway aborts the colour (drain timeout).
+struct TrackedBody {
+    inner: Incoming,
+    guard: Option<InFlight>,
+    aborted: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl Body for TrackedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if let Some(a) = this.aborted.as_mut() {
+            if a.as_mut().poll(cx).is_ready() {
+                this.aborted = None;
+                this.guard = None;
+                return Poll::Ready(Some(Err("response ended by the gateway: drain timeout".into())));
+            }
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(Ok(f))),
+            Poll::Ready(Some(Err(e))) => {
+                if let Some(g) = this.guard.take() {
+                    g.upstream().errors.fetch_add(1, Ordering::Relaxed);
+                }
+                this.aborted = None;
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => {
+                this.guard = None;
+                this.aborted = None;
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped_but_te_trailers_kept() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("keep-alive"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("content-type", HeaderValue::from_static("application/grpc"));
+        strip_hop_by_hop(&mut h);
+        let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["content-type", "te"]);
+        let mut h = HeaderMap::new();
+        h.insert("te", HeaderValue::from_static("gzip"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn upstream_uris_keep_path_and_query() {
+        let u = upstream_uri("127.0.0.1:9", &"http://front:50050/v2/models/m/infer?x=1".parse().unwrap());
+        assert_eq!(u.to_string(), "http://127.0.0.1:9/v2/models/m/infer?x=1");
+        assert_eq!(upstream_uri("127.0.0.1:9", &"/".parse().unwrap()).to_string(), "http://127.0.0.1:9/");
+    }
+}

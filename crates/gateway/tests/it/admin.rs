@@ -1,0 +1,159 @@
+//! The control plane over the admin API: switch, health gate, rollback, persisted state,
+//! audit log, bad input.
+
+use crate::support::*;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_rollback_state_and_audit_survive_a_restart() {
+    let blue = Upstream::start("1").await;
+    let green = Upstream::start("2").await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("gw.json");
+    let g = TestGateway::start(settings(blue.addr, green.addr, Some(state.clone()))).await;
+
+    let st = g.admin_get("/status").await;
+    assert_eq!((st["active"].as_str(), st["previous"].clone()), (Some("blue"), serde_json::Value::Null));
+    assert_eq!(st["upstreams"]["blue"]["address"], blue.addr.to_string());
+    // Nothing to roll back to yet.
+    let (s, v) = g.admin_post("/rollback", json!({})).await;
+    assert_eq!(s, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("nothing to roll back to"), "{v}");
+
+    // Switch with no target: the idle colour; expected version checked.
+    let (s, v) = g.admin_post("/switch", json!({ "expect_version": "2", "who": "alice" })).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!((v["from"].as_str(), v["to"].as_str()), (Some("blue"), Some("green")));
+    assert_eq!((v["from_version"].as_str(), v["to_version"].as_str()), (Some("1"), Some("2")));
+    assert_eq!(v["health"]["ok"], true);
+    assert_eq!(v["health"]["grpc"]["ok"], true);
+    assert!(v["operation_id"].as_str().unwrap().len() >= 16);
+    assert_eq!(g.health().await, ("2".into(), "green".into()));
+
+    // Wrong expected version: refused, traffic stays on green.
+    let (s, v) = g.admin_post("/switch", json!({ "to": "blue", "expect_version": 7 })).await;
+    assert_eq!(s, 409, "{v}");
+    let msg = v["error"].as_str().unwrap();
+    assert!(msg.contains("blue") && msg.contains(&blue.addr.to_string()), "{msg}");
+    assert!(msg.contains("model_version is \"1\", expected \"7\""), "{msg}");
+    assert_eq!(g.health().await.1, "green");
+
+    // Rollback: back to blue, with the version.
+    let r = g.http.post(format!("{}/rollback", g.admin)).header("x-factory-who", "bob").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["from"].as_str(), v["to"].as_str(), v["to_version"].as_str()),
+        (Some("green"), Some("blue"), Some("1"))
+    );
+    assert_eq!(g.health().await, ("1".into(), "blue".into()));
+
+    // Canary + shadow, then restart: the state file brings everything back.
+    assert_eq!(g.admin_post("/weights", json!({ "blue": 70, "green": 30 })).await.0, 200);
+    assert_eq!(g.admin_post("/shadow", json!({ "percent": 5 })).await.0, 200);
+    let before = g.admin_get("/status").await;
+    g.stop().await;
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["active"], "blue");
+    let g = TestGateway::start(settings(blue.addr, green.addr, Some(state.clone()))).await;
+    let after = g.admin_get("/status").await;
+    for k in ["active", "previous", "weights", "shadow_percent"] {
+        assert_eq!(after[k], before[k], "{k}");
+    }
+    assert_eq!(after["previous"], "green");
+
+    // The audit log lists every operation, refused ones too, oldest first, across restarts.
+    let audit = g.admin_get("/audit").await;
+    let ops: Vec<(&str, &str)> =
+        audit.as_array().unwrap().iter().map(|r| (r["op"].as_str().unwrap(), r["outcome"].as_str().unwrap())).collect();
+    assert_eq!(
+        ops,
+        [
+            ("rollback", "refused"),
+            ("switch", "ok"),
+            ("switch", "refused"),
+            ("rollback", "ok"),
+            ("weights", "ok"),
+            ("shadow", "ok")
+        ]
+    );
+    assert_eq!(audit[1]["who"], "alice");
+    assert_eq!(audit[3]["who"], "bob");
+    assert_eq!(audit[0]["who"], "tester");
+    assert_eq!((audit[1]["from_version"].as_str(), audit[1]["to_version"].as_str()), (Some("1"), Some("2")));
+    assert_eq!(audit[2]["health"]["http"]["ok"], false);
+    assert!(audit[1]["time"].as_str().unwrap().ends_with('Z'));
+    let log = std::fs::read_to_string(dir.path().join("gw.audit.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 6);
+    g.stop().await;
+    blue.stop().await;
+    green.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_to_a_stopped_upstream_is_refused_and_traffic_keeps_flowing() {
+    let blue = Upstream::start("1").await;
+    let green_addr = free_addr();
+    let g = TestGateway::start(settings(blue.addr, green_addr, None)).await;
+    let (s, v) = g.admin_post("/switch", json!({ "to": "green" })).await;
+    assert_eq!(s, 409, "{v}");
+    let msg = v["error"].as_str().unwrap();
+    assert!(msg.starts_with(&format!("refusing to switch to green ({green_addr})")), "{msg}");
+    assert!(msg.contains("gRPC grpc.health.v1.Health/Check") && msg.contains("HTTP GET /health"), "{msg}");
+    assert!(msg.contains("traffic stays on blue"), "{msg}");
+    assert_eq!(g.invoke().await, (200, "blue".into()));
+    assert_eq!(g.admin_get("/status").await["active"], "blue");
+
+    // Green comes up on that address: now the switch passes.
+    let green = Upstream::start_on(tokio::net::TcpListener::bind(green_addr).await.unwrap(), "2").await;
+    let (s, v) = g.admin_post("/switch", json!({ "to": "green" })).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(g.invoke().await, (200, "green".into()));
+    let m = g.metrics().await;
+    assert!(m.contains("gateway_switches_total{outcome=\"refused\"} 1"), "{m}");
+    assert!(m.contains("gateway_active{colour=\"green\"} 1"), "{m}");
+    g.stop().await;
+    blue.stop().await;
+    green.stop().await;
+}
+
+fn check_bad(s: u16, v: &serde_json::Value, needle: &str) {
+    assert_eq!(s, 400, "{v}");
+    let msg = v["error"].as_str().unwrap_or_default();
+    assert!(msg.contains(needle), "{needle:?} not in {msg:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_admin_input_is_a_400_with_a_message() {
+    let blue = Upstream::start("1").await;
+    let g = TestGateway::start(settings(blue.addr, free_addr(), None)).await;
+    let (s, v) = g.admin_raw("/switch", "{not json").await;
+    check_bad(s, &v, "bad request body");
+    let (s, v) = g.admin_raw("/switch", r#"{"to":"red"}"#).await;
+    check_bad(s, &v, "unknown colour \"red\"");
+    let (s, v) = g.admin_raw("/switch", r#"{"to":"green","colour":"x"}"#).await;
+    check_bad(s, &v, "unknown field `colour`");
+    let (s, v) = g.admin_raw("/switch", r#"{"drain_timeout_secs":-1}"#).await;
+    check_bad(s, &v, "drain_timeout_secs");
+    let (s, v) = g.admin_raw("/weights", r#"{"green":120}"#).await;
+    check_bad(s, &v, "out of range");
+    let (s, v) = g.admin_raw("/weights", r#"{"blue":50,"green":10}"#).await;
+    check_bad(s, &v, "add up to 100");
+    let (s, v) = g.admin_raw("/weights", r#"{"green":-5}"#).await;
+    check_bad(s, &v, "bad request body");
+    let (s, v) = g.admin_raw("/weights", "{}").await;
+    check_bad(s, &v, "give a weight");
+    let (s, v) = g.admin_raw("/shadow", r#"{"percent":101}"#).await;
+    check_bad(s, &v, "out of range");
+    let (s, v) = g.admin_raw("/shadow", "").await;
+    check_bad(s, &v, "missing field `percent`");
+    let (s, v) = g.admin_raw("/nope", "").await;
+    check_bad(s, &v, "no such admin endpoint");
+    // Nothing changed, nothing but refusals... bad input is not an operation.
+    let st = g.admin_get("/status").await;
+    assert_eq!((st["active"].as_str(), st["shadow_percent"].as_u64()), (Some("blue"), Some(0)));
+    assert_eq!(st["weights"], json!({ "blue": 100, "green": 0 }));
+    assert_eq!(g.admin_get("/audit").await, json!([]));
+    g.stop().await;
+    blue.stop().await;
+}

@@ -1,0 +1,215 @@
+//! Test support: a tiny packaged model, serving upstreams and the gateway on port 0.
+
+use learn::{Column, Frame, GbmParams, ModelSpec, Task};
+use serving::proto::health::health_client::HealthClient;
+use serving::proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+pub fn rows(n: usize) -> Frame {
+    let x1: Vec<f64> = (0..n).map(|i| (i % 17) as f64 * 0.5).collect();
+    let x2: Vec<f64> = (0..n).map(|i| ((i * 7) % 23) as f64 - 11.0).collect();
+    Frame::from_columns(vec![Column::numeric("x1", x1), Column::numeric("x2", x2)]).unwrap()
+}
+
+/// Trains a small regressor and packages it in `dir`.
+pub fn write_package(dir: &Path) {
+    let x = rows(200);
+    let y: Vec<f64> = (0..200).map(|i| 2.0 * ((i % 17) as f64 * 0.5) + ((i * 7) % 23) as f64 - 11.0).collect();
+    let spec = ModelSpec::Gbm(GbmParams { max_iter: 5, min_samples_leaf: 5, ..GbmParams::default() });
+    let (model, _) = learn::fit(&x, &y, Task::Regression, &spec, &mut |_, _| {}).unwrap();
+    let provenance = package::Provenance {
+        run_id: Some("run-1".into()),
+        model_id: Some("m-1".into()),
+        created_utc: "2025-01-01 00:00:00.000000".into(),
+    };
+    package::save(dir, &model, &x.select_rows(&[0, 1, 2]), &provenance).unwrap();
+}
+
+/// A model folder shared by the tests of one process.
+pub fn model_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let t = tempfile::tempdir().unwrap();
+        write_package(&t.path().join("model"));
+        t
+    })
+    .path()
+    .join("model")
+}
+
+/// `rows(n)` as an MLflow `dataframe_split` payload.
+pub fn invocation(n: usize) -> serde_json::Value {
+    serde_json::json!({ "dataframe_split": package::input::to_dataframe_split(&rows(n)) })
+}
+
+/// A serving upstream (HTTP and gRPC on one port) reporting `version`.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), serving::RunError>>>,
+}
+
+impl Upstream {
+    pub async fn start(version: &str) -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Upstream::start_on(listener, version).await
+    }
+
+    pub async fn start_on(listener: tokio::net::TcpListener, version: &str) -> Upstream {
+        let mut cfg = serving::Config::new(model_dir().to_string_lossy(), "http://127.0.0.1:9");
+        cfg.version_label = Some(version.into());
+        cfg.shutdown_grace = Duration::from_secs(2);
+        let app = serving::Serving::new(cfg).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(serving::run(app.clone(), listener, None, async move {
+            let _ = rx.await;
+        }));
+        for _ in 0..500 {
+            if app.is_ready() {
+                return Upstream { addr, stop: Some(tx), handle: Some(handle) };
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the model did not load");
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.handle.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+/// The gateway on port 0 (traffic and admin).
+pub struct TestGateway {
+    pub base: String,
+    pub admin: String,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), gateway::RunError>>>,
+    pub http: reqwest::Client,
+}
+
+pub fn settings(blue: SocketAddr, green: SocketAddr, state_file: Option<PathBuf>) -> gateway::Settings {
+    let mut s = gateway::Settings::new(blue.to_string(), green.to_string());
+    s.state_file = state_file;
+    s.who = "tester".into();
+    s.health_timeout = Duration::from_millis(1500);
+    s.version_poll = Duration::from_millis(200);
+    s.failure_threshold = 3;
+    s
+}
+
+impl TestGateway {
+    pub async fn start(settings: gateway::Settings) -> TestGateway {
+        let gw = gateway::Gateway::new(settings).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let admin_addr = admin.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(gateway::run(gw.clone(), listener, admin, async move {
+            let _ = rx.await;
+        }));
+        TestGateway {
+            base: format!("http://{addr}"),
+            admin: format!("http://{admin_addr}"),
+            stop: Some(tx),
+            handle: Some(handle),
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.handle.take().unwrap().await.unwrap().unwrap();
+    }
+
+    /// `POST admin path` → (status, JSON).
+    pub async fn admin_post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let r = self.http.post(format!("{}{path}", self.admin)).json(&body).send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    pub async fn admin_raw(&self, path: &str, body: &'static str) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.admin))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or_default())
+    }
+
+    pub async fn admin_get(&self, path: &str) -> serde_json::Value {
+        let r = self.http.get(format!("{}{path}", self.admin)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.http.get(format!("{}/metrics", self.admin)).send().await.unwrap().text().await.unwrap()
+    }
+
+    /// `/health` through the gateway: (model_version, colour header).
+    pub async fn health(&self) -> (String, String) {
+        let r = self.http.get(format!("{}/health", self.base)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let colour = r.headers()[gateway::proxy::UPSTREAM_HEADER].to_str().unwrap().to_string();
+        let v: serde_json::Value = r.json().await.unwrap();
+        (v["model_version"].as_str().unwrap().to_string(), colour)
+    }
+
+    /// `/invocations` through the gateway: (status, colour).
+    pub async fn invoke(&self) -> (u16, String) {
+        let r = self.http.post(format!("{}/invocations", self.base)).json(&invocation(3)).send().await.unwrap();
+        let colour = r
+            .headers()
+            .get(gateway::proxy::UPSTREAM_HEADER)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let status = r.status().as_u16();
+        let _ = r.bytes().await.unwrap();
+        (status, colour)
+    }
+
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.base.clone()).unwrap().connect().await.unwrap()
+    }
+
+    pub async fn inference(&self) -> GrpcInferenceServiceClient<tonic::transport::Channel> {
+        GrpcInferenceServiceClient::new(self.channel().await)
+    }
+
+    pub async fn health_client(&self) -> HealthClient<tonic::transport::Channel> {
+        HealthClient::new(self.channel().await)
+    }
+}
+
+/// A V2 ModelInfer request for `rows(n)`.
+pub fn infer_request(n: usize) -> serving::proto::inference::ModelInferRequest {
+    use serving::proto::inference::model_infer_request::InferInputTensor;
+    use serving::proto::inference::*;
+    let f = rows(n);
+    let col = |c: &str| match &f.column(c).unwrap().data {
+        learn::ColumnData::Numeric(v) => v.clone(),
+        _ => unreachable!(),
+    };
+    let t = |name: &str| InferInputTensor {
+        name: name.into(),
+        datatype: "FP64".into(),
+        shape: vec![n as i64],
+        contents: Some(InferTensorContents { fp64_contents: col(name), ..Default::default() }),
+        ..Default::default()
+    };
+    ModelInferRequest { inputs: vec![t("x1"), t("x2")], ..Default::default() }
+}
+
+/// A free port on 127.0.0.1 (bound and released).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
