@@ -52,3 +52,20 @@ if ! "$DRIFT_VENV/bin/python" -c "import evidently, scipy, pytest" 2>/dev/null; 
     "$DRIFT_VENV/bin/pip" install -q -r tests/drift/requirements.txt
 fi
 (cd tests/drift && "$DRIFT_VENV/bin/python" -m pytest -q -p no:cacheprovider)
+
+step "factory demo (the whole loop with simulated drift, debug build)"
+DEMO_DIR=$(mktemp -d)
+SHARED_DATA=${FACTORY_SHARED_DIR:-$PWD/../shared}/datasets/california_housing/housing.csv
+"$TARGET_DIR/debug/factory" demo --data "$SHARED_DATA" --dir "$DEMO_DIR" --json "$DEMO_DIR/summary.json"
+"$VENV/bin/python" - "$DEMO_DIR/summary.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(json.dumps(s, indent=2))
+assert s["drift_detected"] and not s["drift_detected_on_normal_traffic"], s
+assert s["promoted"] and s["challenger_version"] != s["champion_version"], s
+assert s["served_version_before"] == s["champion_version"] and s["served_version_after"] == s["challenger_version"], s
+assert s["failed_requests"] == 0 and s["requests_sent"] > 0, s
+print(f"demo: {s['wall_seconds']:.1f} s wall, {s['requests_sent']} requests, 0 failed")
+PY
+if pgrep -f "$DEMO_DIR" >/dev/null; then echo "the demo left processes running" >&2; pgrep -af "$DEMO_DIR" >&2; exit 1; fi
+rm -rf "$DEMO_DIR"

@@ -211,9 +211,11 @@ def test_no_drift_then_drift_promotes_and_hot_reloads(server, tmp_path):
     common = ["--request-log", str(logs), "--serving", serve.url, "--model-name", name, "--labels",
               str(tmp_path / "labels"), "--webhook", hook.url]
     try:
-        traffic.wait_for(400)
+        # Enough rows that sampling noise stays under Evidently's thresholds (heavy-tailed
+        # columns such as total_rooms need ~1,000 rows for their normed Wasserstein to settle).
+        traffic.wait_for(1500)
         quiet = loop_once(server, tmp_path / "state", *common, env={"GITHUB_TOKEN": "t0ken"})
-        assert quiet["decision"] == "no_drift", quiet
+        assert quiet["decision"] == "no_drift", quiet["reason"]
         assert not quiet["significant_drift"]
         assert hook.calls == [], "no event without significant drift"
         assert prod_version(name) == "1"

@@ -18,7 +18,7 @@
 //! request_logs = ["requests"]      # `factory serve --request-log` folders
 //! psi_threshold = 0.2
 //! drift_share = 0.3
-//! min_rows = 50
+//! min_rows = 200
 //!
 //! [retrain]
 //! data = "data/housing.csv"       # default: the reference
@@ -318,7 +318,7 @@ fn build(name: &str, f: File, base: &Path, o: &Overrides) -> Result<Pipeline, St
         columns: f.drift.columns,
         psi_threshold: f.drift.psi_threshold.unwrap_or(0.2),
         drift_share: f.drift.drift_share.unwrap_or(0.3),
-        min_rows: f.drift.min_rows.unwrap_or(50),
+        min_rows: f.drift.min_rows.unwrap_or(200),
     };
     if drift.request_logs.is_empty() {
         return Err("drift.request_logs: name at least one `factory serve --request-log` folder".into());

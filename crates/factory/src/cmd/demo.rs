@@ -300,7 +300,7 @@ reference = {reference:?}
 request_logs = [{logs}]
 psi_threshold = 0.2
 drift_share = 0.3
-min_rows = 200
+min_rows = 500
 
 [retrain]
 labels = {labels:?}
@@ -514,7 +514,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
     };
 
     let bar = steps.begin("normal traffic (unshifted rows)");
-    wait_rows(&traffic, 600, &mut children).await?;
+    wait_rows(&traffic, 1500, &mut children).await?;
     steps.done(bar, &format!("{} requests of normal traffic", traffic.sent.load(Ordering::Relaxed)));
     let bar = steps.begin("loop cycle 1: drift check on normal traffic");
     let normal = pipeline::cycle::run(&pipeline, &ctx).await?;
