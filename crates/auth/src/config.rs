@@ -114,7 +114,8 @@ mod tests {
 
     #[test]
     fn shipped_ini_parses_to_defaults() {
-        let text = "[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///basic_auth.db\nadmin_username = admin\n\
+        let text =
+            "[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///basic_auth.db\nadmin_username = admin\n\
                     # admin_password =\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n\
                     grant_default_workspace_access = false\n";
         assert_eq!(AuthConfig::from_ini(text).unwrap(), AuthConfig::default());
@@ -122,7 +123,8 @@ mod tests {
 
     #[test]
     fn values_and_errors() {
-        let cfg = AuthConfig::from_ini("[mlflow]\ndefault_permission = EDIT\nadmin_password = s3cret-s3cret\n").unwrap();
+        let cfg =
+            AuthConfig::from_ini("[mlflow]\ndefault_permission = EDIT\nadmin_password = s3cret-s3cret\n").unwrap();
         assert_eq!(cfg.default_permission, Permission::Edit);
         assert_eq!(cfg.admin_password.as_deref(), Some("s3cret-s3cret"));
         assert!(AuthConfig::from_ini("[mlflow]\ndefault_permission = WRITE\n").is_err());

@@ -282,6 +282,10 @@ impl Grants {
         Grants { grants, default, workspace_admin }
     }
 
+    pub fn default_permission(&self) -> Permission {
+        self.default
+    }
+
     /// `fold_grants_for_key`: `None` means no grant here (not "no access").
     pub fn fold(&self, resource_type: &str, resource_id: &str) -> Option<Permission> {
         if self.workspace_admin {

@@ -265,11 +265,13 @@ impl AuthStore {
             .bind(&synthetic)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM user_role_assignments WHERE user_id = $1 OR role_id IN (SELECT id FROM roles WHERE name = $2)")
-            .bind(user.id)
-            .bind(&synthetic)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM user_role_assignments WHERE user_id = $1 OR role_id IN (SELECT id FROM roles WHERE name = $2)",
+        )
+        .bind(user.id)
+        .bind(&synthetic)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM roles WHERE name = $1").bind(&synthetic).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM users WHERE id = $1").bind(user.id).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -309,11 +311,12 @@ impl AuthStore {
         let role_id: i64 = match find().await? {
             Some(row) => row.try_get(0)?,
             None => {
-                let res = sqlx::query("INSERT INTO roles (name, workspace, description) VALUES ($1, $2, NULL) RETURNING id")
-                    .bind(&name)
-                    .bind(DEFAULT_WORKSPACE)
-                    .fetch_one(&self.pool)
-                    .await;
+                let res =
+                    sqlx::query("INSERT INTO roles (name, workspace, description) VALUES ($1, $2, NULL) RETURNING id")
+                        .bind(&name)
+                        .bind(DEFAULT_WORKSPACE)
+                        .fetch_one(&self.pool)
+                        .await;
                 match res {
                     Ok(row) => row.try_get(0)?,
                     Err(e) if is_unique_violation(&e) => {
@@ -670,7 +673,9 @@ impl AuthStore {
             .bind(role_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| Ok(Assignment { id: r.try_get(0)?, user_id: r.try_get(1)?, role_id: r.try_get(2)? })).collect()
+        rows.iter()
+            .map(|r| Ok(Assignment { id: r.try_get(0)?, user_id: r.try_get(1)?, role_id: r.try_get(2)? }))
+            .collect()
     }
 
     /// Workspaces where the user holds a role granting `(workspace, *, MANAGE)`.
