@@ -39,8 +39,11 @@ def admin() -> requests.Session:
 
 @contextlib.contextmanager
 def as_user(user: str, password: str = PASSWORD):
-    """The mlflow client reads MLFLOW_TRACKING_USERNAME/PASSWORD on every request."""
-    old = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    """The mlflow client reads MLFLOW_TRACKING_USERNAME/PASSWORD on every request. NETRC (set by
+    FACTORY_TEST_AUTH=1 for raw requests) is lifted meanwhile: requests would let it override
+    the Authorization header the client sets."""
+    old = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "NETRC")}
+    os.environ.pop("NETRC", None)
     os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = user, password
     try:
         yield
@@ -104,10 +107,11 @@ def test_health_is_open_and_everything_else_needs_credentials(srv):
 
 
 def test_wrong_password_and_unknown_user_are_401(srv):
-    r = session(AUTH_ADMIN, "not-the-password").get(api(srv, "experiments/search"))
+    url, q = api(srv, "experiments/search"), {"max_results": 10}
+    r = session(AUTH_ADMIN, "not-the-password").get(url, params=q)
     assert r.status_code == 401 and r.headers["WWW-Authenticate"] == 'Basic realm="mlflow"'
-    assert session("nobody-here", "whatever-password").get(api(srv, "experiments/search")).status_code == 401
-    assert admin().get(api(srv, "experiments/search")).status_code == 200
+    assert session("nobody-here", "whatever-password").get(url, params=q).status_code == 401
+    assert admin().get(url, params=q).status_code == 200
 
 
 def test_stock_client_uses_tracking_username_and_password(srv):
@@ -140,13 +144,14 @@ def test_refuses_to_start_without_admin_password(tmp_path):
 def test_failed_logins_are_rate_limited(srv, app):
     victim = new_user(app, "eve")
     s = session(victim, "wrong-password-xx")
-    statuses = [s.get(api(srv, "experiments/search")).status_code for _ in range(10)]
+    url, q = api(srv, "experiments/search"), {"max_results": 10}
+    statuses = [s.get(url, params=q).status_code for _ in range(10)]
     assert statuses == [401] * 10
-    r = session(victim).get(api(srv, "experiments/search"))  # even the right password, for now
+    r = session(victim).get(url, params=q)  # even the right password, for now
     assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
     # Other users are not affected.
     other = new_user(app, "ok")
-    assert session(other).get(api(srv, "experiments/search")).status_code == 200
+    assert session(other).get(url, params=q).status_code == 200
 
 
 # --------------------------------------------------------------------------------------

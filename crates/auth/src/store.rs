@@ -151,7 +151,7 @@ impl AuthStore {
             return Ok(None);
         };
         let stored: String = row.try_get("password_hash")?;
-        Ok(password::verify(password, &stored).then(|| user_from(&row)).transpose()?)
+        password::verify(password, &stored).then(|| user_from(&row)).transpose()
     }
 
     /// The user these credentials belong to, or `None`. An admin using the legacy default
