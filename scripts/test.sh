@@ -33,6 +33,12 @@ export FACTORY_TEST_POSTGRES=$PG_ADMIN
 cargo build -p factory
 cargo test --workspace
 
+step "Python: tracking and registry suites with --app-name basic-auth (SQLite)"
+"$VENV/bin/python" -c "import flask_wtf" 2>/dev/null || "$VENV/bin/pip" install -q -r tests/python/requirements.txt
+(cd tests/python && FACTORY_BIN="$TARGET_DIR/debug/factory" FACTORY_TEST_AUTH=1 FACTORY_TEST_BACKENDS=sqlite \
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
+    test_experiments.py test_runs.py test_search_runs.py test_registry.py test_artifacts.py test_wire.py test_auth.py)
+
 step "Python: the stock mlflow client against factory server (SQLite and PostgreSQL)"
 export FACTORY_BIN="$TARGET_DIR/debug/factory"
 (cd tests/python && "$VENV/bin/python" -m pytest -q -p no:cacheprovider)

@@ -8,6 +8,12 @@ Server under test (chosen by environment):
 
 Backends: ``sqlite`` and ``postgres`` (fresh database per server fixture); restrict with
 FACTORY_TEST_BACKENDS=sqlite or FACTORY_TEST_BACKENDS=sqlite,postgres.
+
+Auth: FACTORY_TEST_AUTH=1 starts every server with ``--app-name basic-auth`` (a temp
+``basic_auth.ini`` through MLFLOW_AUTH_CONFIG_PATH, the admin password through
+MLFLOW_AUTH_ADMIN_PASSWORD) and makes every client authenticate as that admin:
+MLFLOW_TRACKING_USERNAME/PASSWORD for the mlflow client, a netrc file (NETRC) for raw
+``requests`` calls. test_auth.py starts its own auth servers regardless of this switch.
 """
 
 from __future__ import annotations
@@ -32,6 +38,18 @@ os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "20"
 # Keep the client quiet and deterministic.
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+AUTH_MODE = os.environ.get("FACTORY_TEST_AUTH", "").strip() not in ("", "0")
+AUTH_ADMIN, AUTH_ADMIN_PASSWORD = "admin", "factory-admin-password-0123"
+if AUTH_MODE:
+    import tempfile as _tempfile
+
+    os.environ["MLFLOW_TRACKING_USERNAME"] = AUTH_ADMIN
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = AUTH_ADMIN_PASSWORD
+    _netrc = Path(_tempfile.mkdtemp(prefix="factory-netrc-")) / "netrc"
+    _netrc.write_text(f"machine 127.0.0.1 login {AUTH_ADMIN} password {AUTH_ADMIN_PASSWORD}\n")
+    _netrc.chmod(0o600)
+    os.environ["NETRC"] = str(_netrc)
 
 import mlflow  # noqa: E402
 
@@ -186,10 +204,26 @@ def s3_server() -> S3Server:
     return _S3
 
 
+def auth_env(workdir: Path, default_permission: str = "READ", admin_password: str | None = AUTH_ADMIN_PASSWORD) -> dict:
+    """Environment for a server with ``--app-name basic-auth``: a fresh ini and auth database."""
+    ini = Path(workdir) / "basic_auth.ini"
+    ini.write_text(
+        "[mlflow]\n"
+        f"default_permission = {default_permission}\n"
+        f"database_uri = sqlite:///{Path(workdir) / 'basic_auth.db'}\n"
+        f"admin_username = {AUTH_ADMIN}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    env = {"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_FLASK_SERVER_SECRET_KEY": "factory-tests-secret"}
+    if admin_password is not None:
+        env["MLFLOW_AUTH_ADMIN_PASSWORD"] = admin_password
+    return env
+
+
 class Server:
     """One server process (factory or peer) bound to a backend URI and an artifacts dir."""
 
-    def __init__(self, backend_uri: str, artifacts_dir: Path, workdir: Path, label: str):
+    def __init__(self, backend_uri: str, artifacts_dir: Path, workdir: Path, label: str, auth: dict | None = None):
         self.kind = server_kind()
         self.backend_uri = backend_uri
         self.artifacts_dir = Path(artifacts_dir)
@@ -206,6 +240,12 @@ class Server:
             f"s3://{S3_BUCKET}/{uuid.uuid4().hex}" if ARTIFACTS_MODE == "s3" else str(self.artifacts_dir)
         )
         self.extra_env: dict = s3_server().env() if ARTIFACTS_MODE == "s3" else {}
+        # `auth`: the basic-auth environment (see auth_env); AUTH_MODE turns it on for every server.
+        if auth is None and AUTH_MODE:
+            auth = auth_env(self.workdir)
+        self.auth = auth
+        if auth is not None:
+            self.extra_env.update(auth)
         _ALL_SERVERS.append(self)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -224,6 +264,8 @@ class Server:
             "--port",
             str(self.port),
         ]
+        if self.auth is not None:
+            common += ["--app-name", "basic-auth"]
         if self.kind == "factory":
             return [FACTORY_BIN, "server", *common]
         return [PEER_MLFLOW, "server", *common, "--workers", "1"]

@@ -5,11 +5,13 @@
 //! rule about the data lives in the `tracking` crate.
 
 pub mod artifacts;
+pub mod auth;
 pub mod error;
 pub mod json;
 mod logged_models;
 mod registry;
 mod tracking;
+mod users;
 mod wire;
 
 use axum::http::StatusCode;
@@ -26,17 +28,24 @@ use tokio::net::TcpListener;
 pub struct AppState {
     pub store: Arc<::tracking::Store>,
     pub artifacts: Arc<dyn object_store::ObjectStore>,
+    /// `Some` with `--app-name basic-auth`: every route except `/health` then passes [`auth::layer`].
+    pub auth: Option<Arc<auth::Auth>>,
 }
 
 /// The whole HTTP surface: MLflow's `/api/2.0/mlflow` (also under `/ajax-api/2.0/mlflow`,
-/// as MLflow mounts it for its UI), the artifact proxy, `/health` and `/version`.
+/// as MLflow mounts it for its UI), the artifact proxy, `/health` and `/version`; with auth on,
+/// also the user API, and every route behind the auth layer.
 pub fn router(state: AppState) -> Router {
     let api = tracking::routes()
         .merge(logged_models::routes())
         .merge(registry::routes())
         .layer(axum::extract::DefaultBodyLimit::max(json::MAX_JSON_BODY));
     let artifacts = artifacts::routes();
-    Router::new()
+    let mut app = Router::new();
+    if state.auth.is_some() {
+        app = app.merge(users::routes());
+    }
+    let app = app
         .nest("/api/2.0/mlflow", api.clone())
         .nest("/ajax-api/2.0/mlflow", api)
         .nest("/api/2.0/mlflow-artifacts", artifacts.clone())
@@ -45,8 +54,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/3.0/mlflow/server-info", get(server_info))
         .route("/health", get(health))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
-        .fallback(not_found)
-        .with_state(state)
+        .fallback(not_found);
+    match state.auth {
+        Some(_) => app.layer(axum::middleware::from_fn_with_state(state.clone(), auth::layer)).with_state(state),
+        None => app.with_state(state),
+    }
 }
 
 async fn health(axum::extract::State(s): axum::extract::State<AppState>) -> impl IntoResponse {
@@ -80,5 +92,6 @@ pub async fn run(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

@@ -31,6 +31,17 @@ pub struct ServerArgs {
     pub aws_session_token: Option<String>,
     #[arg(long, env = "AWS_DEFAULT_REGION", hide = true)]
     pub aws_default_region: Option<String>,
+    /// `basic-auth` turns on MLflow-compatible HTTP Basic authentication and permissions.
+    #[arg(long, value_parser = ["basic-auth"])]
+    pub app_name: Option<String>,
+    /// The auth app's ini file (`[mlflow]` default_permission, database_uri, admin_username, admin_password).
+    #[arg(long, env = "MLFLOW_AUTH_CONFIG_PATH", hide = true)]
+    pub auth_config_path: Option<std::path::PathBuf>,
+    /// Password of the admin user created on first start with auth on.
+    #[arg(long, env = "MLFLOW_AUTH_ADMIN_PASSWORD", hide = true, hide_env_values = true)]
+    pub auth_admin_password: Option<String>,
+    #[arg(long, env = "MLFLOW_AUTH_ADMIN_USERNAME", hide = true)]
+    pub auth_admin_username: Option<String>,
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -56,13 +67,43 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     mlflow_api::artifacts::probe_store(artifacts.as_ref(), &args.artifacts_destination)
         .await
         .map_err(anyhow::Error::msg)?;
-    let state = mlflow_api::AppState { store: Arc::new(store), artifacts };
+    let auth = match args.app_name.as_deref() {
+        Some("basic-auth") => Some(Arc::new(open_auth(&args).await?)),
+        _ => None,
+    };
+    let state = mlflow_api::AppState { store: Arc::new(store), artifacts, auth };
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(address = %listener.local_addr()?, backend = %args.backend_store_uri, "factory server listening");
     mlflow_api::run(listener, state, shutdown_signal()).await.context("serving HTTP")?;
     tracing::info!("factory server stopped");
     Ok(())
+}
+
+/// Reads `basic_auth.ini` (MLflow's defaults without one), lets the environment supply the
+/// admin credentials, opens the auth database and creates the admin on first start. Refuses
+/// to start without an admin password, as MLflow 3.17 does.
+async fn open_auth(args: &ServerArgs) -> anyhow::Result<mlflow_api::auth::Auth> {
+    let mut cfg = match &args.auth_config_path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading MLFLOW_AUTH_CONFIG_PATH '{}'", path.display()))?;
+            auth::AuthConfig::from_ini(&text).with_context(|| format!("parsing '{}'", path.display()))?
+        }
+        None => auth::AuthConfig::default(),
+    };
+    if let Some(pw) = args.auth_admin_password.clone().filter(|p| !p.is_empty()) {
+        cfg.admin_password = Some(pw);
+    }
+    if let Some(user) = args.auth_admin_username.clone() {
+        cfg.admin_username = user;
+    }
+    let store = auth::AuthStore::open(&cfg.database_uri)
+        .await
+        .with_context(|| format!("opening the auth database '{}'", cfg.database_uri))?;
+    store.bootstrap_admin(&cfg).await.context("setting up the admin user for --app-name basic-auth")?;
+    tracing::info!(database = %cfg.database_uri, default_permission = %cfg.default_permission, "basic auth on");
+    Ok(mlflow_api::auth::Auth::new(store, cfg.default_permission))
 }
 
 /// Resolves on SIGINT or SIGTERM.

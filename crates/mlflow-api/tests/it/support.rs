@@ -43,7 +43,7 @@ pub async fn spawn_app(backend: &str) -> App {
     };
     let store = tracking::Store::open(&uri, "mlflow-artifacts:").await.expect("open store");
     let artifacts = object_store::local::LocalFileSystem::new_with_prefix(artifacts_dir.path()).unwrap();
-    let state = mlflow_api::AppState { store: Arc::new(store), artifacts: Arc::new(artifacts) };
+    let state = mlflow_api::AppState { store: Arc::new(store), artifacts: Arc::new(artifacts), auth: None };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
