@@ -33,12 +33,6 @@ export FACTORY_TEST_POSTGRES=$PG_ADMIN
 cargo build -p factory
 cargo test --workspace
 
-step "Python: tracking and registry suites with --app-name basic-auth (SQLite)"
-"$VENV/bin/python" -c "import flask_wtf" 2>/dev/null || "$VENV/bin/pip" install -q -r tests/python/requirements.txt
-(cd tests/python && FACTORY_BIN="$TARGET_DIR/debug/factory" FACTORY_TEST_AUTH=1 FACTORY_TEST_BACKENDS=sqlite \
-    "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
-    test_experiments.py test_runs.py test_search_runs.py test_registry.py test_artifacts.py test_wire.py test_auth.py)
-
 step "Python: the stock mlflow client against factory server (SQLite and PostgreSQL)"
 export FACTORY_BIN="$TARGET_DIR/debug/factory"
 (cd tests/python && "$VENV/bin/python" -m pytest -q -p no:cacheprovider)
@@ -48,7 +42,13 @@ if ! command -v s3s-fs >/dev/null && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
     cargo install s3s-fs --version 0.14.1 --locked --features binary
 fi
 (cd tests/python && FACTORY_TEST_ARTIFACTS=s3 "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
-    test_artifacts.py test_durability.py test_registry.py test_train_predict.py)
+    test_artifacts.py test_durability.py test_registry.py test_train_predict.py test_security.py)
+
+step "Python: tracking and registry suites with --app-name basic-auth and S3 artifacts (SQLite)"
+"$VENV/bin/python" -c "import flask_wtf" 2>/dev/null || "$VENV/bin/pip" install -q -r tests/python/requirements.txt
+(cd tests/python && FACTORY_BIN="$TARGET_DIR/debug/factory" FACTORY_TEST_AUTH=1 FACTORY_TEST_ARTIFACTS=s3 FACTORY_TEST_BACKENDS=sqlite \
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
+    test_experiments.py test_runs.py test_search_runs.py test_registry.py test_artifacts.py test_wire.py test_auth.py test_security.py)
 
 step "Python: factory drift against Evidently 0.7.23"
 DRIFT_VENV=${FACTORY_DRIFT_VENV:-$HOME/.cache/factory/venv-drift}
