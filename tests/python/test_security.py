@@ -97,6 +97,17 @@ def snapshot(*roots: Path) -> set[str]:
     return files
 
 
+def _s3s_meta_under(path: str, bucket_key: str) -> bool:
+    import base64
+
+    name = os.path.basename(path)
+    if not (name.startswith(".bucket-") and ".object-" in name):
+        return False
+    b64 = lambda t: base64.urlsafe_b64decode(t + "=" * (-len(t) % 4)).decode(errors="replace")  # noqa: E731
+    bucket, rest = name[len(".bucket-"):].split(".object-", 1)
+    return f"{b64(bucket)}/{b64(rest.split('.', 1)[0])}".startswith(bucket_key)
+
+
 @pytest.fixture
 def watched(server):
     """The folders an escape would touch: the artifact root's parent (local) or the whole s3s-fs tree."""
@@ -111,9 +122,11 @@ def watched(server):
     after = snapshot(*roots)
     created = after - before
     if ARTIFACTS_MODE == "s3":
-        # Legitimate uploads only ever land under this server's own prefix.
-        prefix = str(s3_server().root / server.artifacts_destination.removeprefix("s3://"))
-        created = {f for f in created if not f.startswith(prefix)}
+        # Legitimate uploads only ever land under this server's own prefix (s3s-fs keeps an
+        # object's metadata beside the data as `.bucket-<b64 bucket>.object-<b64 key>.*`).
+        bucket_key = server.artifacts_destination.removeprefix("s3://")
+        prefix = str(s3_server().root / bucket_key)
+        created = {f for f in created if not f.startswith(prefix) and not _s3s_meta_under(f, bucket_key)}
     else:
         created = {f for f in created if not f.startswith(str(server.artifacts_dir))}
     # The server's own files (database, logs) are not artifacts.
