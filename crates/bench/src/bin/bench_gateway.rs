@@ -53,6 +53,9 @@ struct Args {
     /// Rounds over all paths (the table shows the median of the rounds).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Extra arguments for `factory gateway` (e.g. "--threads 1").
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    gateway_args: String,
     /// Skip the closed-loop wrk run.
     #[arg(long)]
     skip_wrk: bool,
@@ -373,6 +376,7 @@ async fn main() -> anyhow::Result<()> {
             .args(["--blue", &format!("127.0.0.1:{up}"), "--green", &format!("127.0.0.1:{green}")])
             .arg("--state-file")
             .arg(tmp.path().join("gateway-state.json"))
+            .args(args.gateway_args.split_whitespace())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
