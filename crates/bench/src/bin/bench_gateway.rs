@@ -64,11 +64,21 @@ struct Args {
     json: Option<PathBuf>,
 }
 
-/// A child process killed when dropped.
+/// A child process stopped when dropped: SIGTERM (nginx's master then stops its workers; a
+/// SIGKILL would orphan them), SIGKILL after 5 s.
 struct Proc(Child, &'static str);
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
