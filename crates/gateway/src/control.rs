@@ -145,7 +145,15 @@ impl Gateway {
             }
         }
         let routing = match &settings.state_file {
-            Some(p) => state::load(p)?.unwrap_or_default(),
+            Some(p) => match state::load(p)? {
+                Some(s) => s,
+                None => {
+                    // Written now so that a state file that cannot be written fails at start.
+                    let s = RoutingState::default();
+                    state::save(p, &s)?;
+                    s
+                }
+            },
             None => RoutingState::default(),
         };
         let audit = Audit::new(settings.state_file.as_deref().map(Audit::path_for));

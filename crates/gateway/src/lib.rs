@@ -43,7 +43,7 @@ pub use error::{GatewayError, RunError};
 pub use state::{Colour, RoutingState, Weights};
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
@@ -84,7 +84,9 @@ pub async fn run(
         })
     };
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http2().max_concurrent_streams(1024);
+    // The timer turns on HTTP/1 header-read timeouts (slow clients) and HTTP/2 keep-alive.
+    builder.http1().timer(TokioTimer::new());
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(1024);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {

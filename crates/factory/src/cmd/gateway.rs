@@ -35,6 +35,9 @@ pub struct GatewayArgs {
     /// Timeout of each health-gate probe (milliseconds).
     #[arg(long, default_value_t = 2000)]
     pub health_timeout_ms: u64,
+    /// Worker threads of the proxy (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Who operations are attributed to when a request does not say.
     #[arg(long, env = "USER", default_value = "unknown")]
     pub who: String,
@@ -48,8 +51,11 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<u8> {
     settings.drain_timeout = Duration::from_secs(args.drain_timeout_secs);
     settings.health_timeout = Duration::from_millis(args.health_timeout_ms.max(1));
     settings.who = args.who.clone();
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if args.threads > 0 {
+        runtime.worker_threads(args.threads);
+    }
+    let runtime = runtime.enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async {
         let gw = gateway::Gateway::new(settings)?;
         let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -203,6 +203,17 @@ async fn slow_upstream() -> std::net::SocketAddr {
     addr
 }
 
+/// Waits until `colour` has `n` requests in flight.
+async fn wait_in_flight(g: &TestGateway, colour: &str, n: u64) {
+    for _ in 0..500 {
+        if g.admin_get("/status").await["upstreams"][colour]["in_flight"] == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{colour} never had {n} requests in flight");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switch_drains_in_flight_requests_and_ends_them_at_the_timeout() {
     let slow = slow_upstream().await;
@@ -210,13 +221,13 @@ async fn a_switch_drains_in_flight_requests_and_ends_them_at_the_timeout() {
     let g = TestGateway::start(settings(slow, green.addr, None)).await;
     // In flight on blue when the switch happens: it finishes, and the switch waits for it.
     let http = g.http.clone();
-    let url = format!("{}/slow?ms=400", g.base);
+    let url = format!("{}/slow?ms=600", g.base);
     let pending = tokio::spawn(async move { http.get(url).send().await.unwrap().text().await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_in_flight(&g, "blue", 1).await;
     let (s, v) = g.admin_post("/switch", serde_json::json!({ "to": "green" })).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["drained"], true);
-    assert!(v["drain_ms"].as_u64().unwrap() >= 200, "{v}");
+    assert!(v["drain_ms"].as_u64().unwrap() >= 100, "the switch waited for the request: {v}");
     assert_eq!(pending.await.unwrap(), "done");
     assert_eq!(g.invoke().await, (200, "green".into()));
     g.stop().await;
@@ -226,7 +237,7 @@ async fn a_switch_drains_in_flight_requests_and_ends_them_at_the_timeout() {
     let http = g.http.clone();
     let url = format!("{}/slow?ms=10000", g.base);
     let pending = tokio::spawn(async move { http.get(url).send().await.map(|r| r.status().as_u16()) });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_in_flight(&g, "blue", 1).await;
     let started = std::time::Instant::now();
     let (s, v) = g.admin_post("/switch", serde_json::json!({ "to": "green", "drain_timeout_secs": 0.3 })).await;
     assert_eq!(s, 200, "{v}");
