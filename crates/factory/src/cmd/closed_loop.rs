@@ -108,8 +108,7 @@ pub fn run(args: LoopArgs) -> anyhow::Result<u8> {
                 .context("building the pipeline from flags")?,
         )),
     };
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime = super::runtime(0)?;
     runtime.block_on(async {
         if args.once {
             let pipelines = match &defs {

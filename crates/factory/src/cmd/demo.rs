@@ -329,8 +329,7 @@ error_budget = 0.0
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime = super::runtime(0)?;
     let summary = runtime.block_on(async {
         tokio::select! {
             s = demo(&args) => s,

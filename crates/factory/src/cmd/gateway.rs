@@ -51,11 +51,7 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<u8> {
     settings.drain_timeout = Duration::from_secs(args.drain_timeout_secs);
     settings.health_timeout = Duration::from_millis(args.health_timeout_ms.max(1));
     settings.who = args.who.clone();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if args.threads > 0 {
-        runtime.worker_threads(args.threads);
-    }
-    let runtime = runtime.enable_all().build().context("starting the async runtime")?;
+    let runtime = super::runtime(args.threads)?;
     runtime.block_on(async {
         let gw = gateway::Gateway::new(settings)?;
         let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -9,3 +9,13 @@ pub mod predict;
 pub mod serve;
 pub mod server;
 pub mod train;
+
+/// The async runtime of a long-running subcommand: `threads` workers (0 = one per core).
+pub fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if threads > 0 {
+        builder.worker_threads(threads);
+    }
+    builder.enable_all().build().context("starting the async runtime")
+}

@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// Adaptive batching: longest wait for more requests to join a batch (microseconds).
     #[arg(long, default_value_t = 0)]
     pub batch_max_wait_us: u64,
+    /// Worker threads answering requests (0 = one per core). On a box shared with a load
+    /// generator or a sidecar, fewer threads than cores keeps the tail latency down.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// On SIGTERM, wait this long for requests in flight.
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -121,8 +125,7 @@ pub async fn shutdown_signal() {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
     let cfg = config(&args)?;
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime = super::runtime(args.threads)?;
     runtime.block_on(async {
         let http = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
             .await

@@ -125,8 +125,7 @@ pub fn config(args: &TrainArgs) -> anyhow::Result<training::TrainConfig> {
 pub fn run(args: TrainArgs) -> anyhow::Result<u8> {
     let cfg = config(&args)?;
     let client = mlflow_client::Client::new(&args.tracking_uri, tracking_auth())?;
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime = super::runtime(0)?;
     let out = runtime.block_on(training::train(&cfg, &client)).context("training failed")?;
     if args.json {
         let c = out.comparison.as_ref();
