@@ -299,6 +299,25 @@ impl<T: Serialize> IntoResponse for Reply<T> {
     }
 }
 
+/// A JSON response (HTTP 200) serialized on the spot, for bodies that borrow from data the
+/// handler owns; `capacity` is a guess of the body's size (saves regrowing a large buffer).
+pub struct Encoded(Vec<u8>);
+
+impl Encoded {
+    pub fn new<T: Serialize>(value: &T, capacity: usize) -> ApiResult<Encoded> {
+        let mut body = Vec::with_capacity(capacity);
+        serde_json::to_writer(&mut body, value)
+            .map_err(|e| ApiError::new(crate::error::ErrorCode::InternalError, format!("response encoding: {e}")))?;
+        Ok(Encoded(body))
+    }
+}
+
+impl IntoResponse for Encoded {
+    fn into_response(self) -> Response {
+        ([("content-type", "application/json")], self.0).into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! request message, call the store, shape the reply. No logic beyond that.
 
 use crate::error::{ApiError, ApiResult};
-use crate::json::{self, Msg, Reply};
+use crate::json::{self, Encoded, Msg, Reply};
 use crate::wire::{self, tags_in, KeyValue, Paged};
 use crate::AppState;
 use axum::extract::State;
@@ -394,7 +394,7 @@ struct SearchRuns {
     page_token: Option<String>,
 }
 
-async fn search_runs(State(s): State<AppState>, Msg(r): Msg<SearchRuns>) -> ApiResult<Reply<Paged<wire::Run>>> {
+async fn search_runs(State(s): State<AppState>, Msg(r): Msg<SearchRuns>) -> ApiResult<Encoded> {
     let search = RunSearch {
         experiment_ids: r.experiment_ids,
         filter: r.filter.unwrap_or_default(),
@@ -404,7 +404,8 @@ async fn search_runs(State(s): State<AppState>, Msg(r): Msg<SearchRuns>) -> ApiR
         page_token: r.page_token,
     };
     let page = s.store.search_runs(&search).await?;
-    Ok(Reply(Paged::of("runs", &page)))
+    // A run with a few metrics, params and tags is ~650 bytes of JSON.
+    Encoded::new(&Paged::<wire::Run>::of("runs", &page), 1024 + 768 * page.items.len())
 }
 
 #[derive(Deserialize)]

@@ -124,16 +124,6 @@ impl From<&t::Metric> for Metric {
     }
 }
 
-#[derive(Serialize)]
-pub struct RunData {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub metrics: Vec<Metric>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub params: Vec<KeyValue>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<KeyValue>,
-}
-
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
 pub struct Dataset {
     #[serde(default)]
@@ -192,43 +182,190 @@ impl From<&t::DatasetInput> for DatasetInput {
     }
 }
 
-#[derive(Serialize)]
-pub struct RunInputs {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub dataset_inputs: Vec<DatasetInput>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub model_inputs: Vec<ModelInput>,
+/// A run as `service.proto`'s `Run`, serialized straight from the store's run (no copy of
+/// its strings: a search page holds hundreds of runs).
+pub struct Run<'a>(pub &'a t::Run);
+
+impl<'a> From<&'a t::Run> for Run<'a> {
+    fn from(r: &'a t::Run) -> Self {
+        Run(r)
+    }
+}
+
+/// Serializes a slice as a JSON array, each item through a borrowed view.
+struct Each<'a, T, V>(&'a [T], fn(&'a T) -> V);
+
+impl<'a, T, V: Serialize> Serialize for Each<'a, T, V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(self.1))
+    }
 }
 
 #[derive(Serialize)]
-pub struct Run {
-    pub info: RunInfo,
-    pub data: RunData,
-    pub inputs: RunInputs,
-    pub outputs: RunOutputs,
+struct RunInfoRef<'a> {
+    run_id: &'a str,
+    run_uuid: &'a str,
+    run_name: &'a str,
+    experiment_id: &'a str,
+    user_id: &'a str,
+    status: &'static str,
+    start_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_time: Option<i64>,
+    artifact_uri: &'a str,
+    lifecycle_stage: &'static str,
 }
 
-impl From<&t::Run> for Run {
-    fn from(r: &t::Run) -> Self {
-        Run {
-            info: RunInfo::from(&r.info),
-            data: RunData {
-                metrics: r.metrics.iter().map(Metric::from).collect(),
-                params: kvs(&r.params),
-                tags: kvs(&r.tags),
+#[derive(Serialize)]
+struct KeyValueRef<'a> {
+    key: &'a str,
+    value: &'a str,
+}
+
+fn kv_ref(kv: &t::KeyValue) -> KeyValueRef<'_> {
+    KeyValueRef { key: &kv.key, value: &kv.value }
+}
+
+#[derive(Serialize)]
+struct MetricRef<'a> {
+    key: &'a str,
+    value: PyFloat,
+    timestamp: i64,
+    step: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dataset_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dataset_digest: Option<&'a str>,
+}
+
+fn metric_ref(m: &t::Metric) -> MetricRef<'_> {
+    MetricRef {
+        key: &m.key,
+        value: PyFloat(m.value),
+        timestamp: m.timestamp,
+        step: m.step,
+        model_id: m.model_id.as_deref(),
+        dataset_name: m.dataset_name.as_deref(),
+        dataset_digest: m.dataset_digest.as_deref(),
+    }
+}
+
+#[derive(Serialize)]
+struct DatasetRef<'a> {
+    name: &'a str,
+    digest: &'a str,
+    source_type: &'a str,
+    source: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct DatasetInputRef<'a> {
+    #[serde(skip_serializing_if = "Each::is_empty")]
+    tags: Each<'a, t::KeyValue, KeyValueRef<'a>>,
+    dataset: DatasetRef<'a>,
+}
+
+fn dataset_input_ref(i: &t::DatasetInput) -> DatasetInputRef<'_> {
+    let d = &i.dataset;
+    DatasetInputRef {
+        tags: Each(&i.tags, kv_ref),
+        dataset: DatasetRef {
+            name: &d.name,
+            digest: &d.digest,
+            source_type: &d.source_type,
+            source: &d.source,
+            schema: d.schema.as_deref(),
+            profile: d.profile.as_deref(),
+        },
+    }
+}
+
+#[derive(Serialize)]
+struct ModelInputRef<'a> {
+    model_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct ModelOutputRef<'a> {
+    model_id: &'a str,
+    step: i64,
+}
+
+impl<T, V> Each<'_, T, V> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[derive(Serialize)]
+struct RunDataRef<'a> {
+    #[serde(skip_serializing_if = "Each::is_empty")]
+    metrics: Each<'a, t::Metric, MetricRef<'a>>,
+    #[serde(skip_serializing_if = "Each::is_empty")]
+    params: Each<'a, t::KeyValue, KeyValueRef<'a>>,
+    #[serde(skip_serializing_if = "Each::is_empty")]
+    tags: Each<'a, t::KeyValue, KeyValueRef<'a>>,
+}
+
+#[derive(Serialize)]
+struct RunInputsRef<'a> {
+    #[serde(skip_serializing_if = "Each::is_empty")]
+    dataset_inputs: Each<'a, t::DatasetInput, DatasetInputRef<'a>>,
+    #[serde(skip_serializing_if = "Each::is_empty")]
+    model_inputs: Each<'a, String, ModelInputRef<'a>>,
+}
+
+#[derive(Serialize)]
+struct RunOutputsRef<'a> {
+    #[serde(skip_serializing_if = "Each::is_empty")]
+    model_outputs: Each<'a, t::ModelOutput, ModelOutputRef<'a>>,
+}
+
+#[derive(Serialize)]
+struct RunRef<'a> {
+    info: RunInfoRef<'a>,
+    data: RunDataRef<'a>,
+    inputs: RunInputsRef<'a>,
+    outputs: RunOutputsRef<'a>,
+}
+
+impl Serialize for Run<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        let i = &r.info;
+        RunRef {
+            info: RunInfoRef {
+                run_id: &i.run_id,
+                run_uuid: &i.run_id,
+                run_name: &i.run_name,
+                experiment_id: &i.experiment_id,
+                user_id: &i.user_id,
+                status: i.status.as_str(),
+                start_time: i.start_time,
+                end_time: i.end_time,
+                artifact_uri: &i.artifact_uri,
+                lifecycle_stage: i.lifecycle_stage.as_str(),
             },
-            inputs: RunInputs {
-                dataset_inputs: r.inputs.iter().map(DatasetInput::from).collect(),
-                model_inputs: r.model_inputs.iter().map(|id| ModelInput { model_id: id.clone() }).collect(),
+            data: RunDataRef {
+                metrics: Each(&r.metrics, metric_ref),
+                params: Each(&r.params, kv_ref),
+                tags: Each(&r.tags, kv_ref),
             },
-            outputs: RunOutputs {
-                model_outputs: r
-                    .model_outputs
-                    .iter()
-                    .map(|o| ModelOutput { model_id: o.model_id.clone(), step: Some(o.step) })
-                    .collect(),
+            inputs: RunInputsRef {
+                dataset_inputs: Each(&r.inputs, dataset_input_ref),
+                model_inputs: Each(&r.model_inputs, |id| ModelInputRef { model_id: id }),
+            },
+            outputs: RunOutputsRef {
+                model_outputs: Each(&r.model_outputs, |o| ModelOutputRef { model_id: &o.model_id, step: o.step }),
             },
         }
+        .serialize(s)
     }
 }
 
@@ -309,12 +446,6 @@ pub struct ModelOutput {
 pub struct ModelInput {
     #[serde(default)]
     pub model_id: String,
-}
-
-#[derive(Serialize)]
-pub struct RunOutputs {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub model_outputs: Vec<ModelOutput>,
 }
 
 #[derive(Serialize)]

@@ -94,6 +94,45 @@ fn insert_metric<'q>(run_id: &'q str, m: &'q Metric) -> sqlx::query::Query<'q, A
         .bind(m.dataset_digest.as_deref())
 }
 
+/// One run as [`Store::hydrate`] reads it: its columns, then its latest metrics (value as
+/// text), params, tags, dataset inputs (with their tags), model outputs and model inputs.
+#[derive(serde::Deserialize)]
+struct RunRow(
+    String,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    String,
+    String,
+    #[serde(deserialize_with = "null_as_empty")] Vec<(String, String, i64, i64, i64)>,
+    #[serde(deserialize_with = "null_as_empty")] Vec<(String, String)>,
+    #[serde(deserialize_with = "null_as_empty")] Vec<(String, String)>,
+    #[serde(deserialize_with = "null_as_empty")] Vec<InputRow>,
+    #[serde(deserialize_with = "null_as_empty")] Vec<(String, i64)>,
+    #[serde(deserialize_with = "null_as_empty")] Vec<String>,
+);
+
+#[derive(serde::Deserialize)]
+struct InputRow(
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    #[serde(deserialize_with = "null_as_empty")] Vec<(String, String)>,
+);
+
+/// SQLite's `json_group_array` over no rows is `[]`, but keep a `null` harmless too.
+fn null_as_empty<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Vec<T>, D::Error> {
+    Ok(<Option<Vec<T>> as serde::Deserialize>::deserialize(d)?.unwrap_or_default())
+}
+
 /// What `update_run` may change.
 #[derive(Debug, Default, Clone)]
 pub struct RunUpdate {
@@ -187,75 +226,136 @@ impl Store {
     async fn load_runs(&self, ids: &[String]) -> Result<Vec<Run>> {
         let mut runs = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
-            runs.extend(self.load_run_chunk(chunk).await?);
+            let mut page = Sql::new(&format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid IN "));
+            page.bind_set(self.dialect(), chunk.iter().map(String::as_str));
+            let loaded = self.hydrate(page, "p.run_uuid").await?;
+            // Return in the caller's order.
+            let mut by_id: std::collections::HashMap<String, Run> =
+                loaded.into_iter().map(|r| (r.info.run_id.clone(), r)).collect();
+            runs.extend(chunk.iter().filter_map(|id| by_id.remove(id)));
         }
         Ok(runs)
     }
 
-    /// Loads one chunk of runs with a single statement: each table's matching rows come back
-    /// as one JSON array of arrays in one column. Reading thousands of small rows one by one
-    /// (sqlx's SQLite driver hands every row across threads) or issuing a query per table
-    /// costs far more than building and parsing the JSON.
-    async fn load_run_chunk(&self, ids: &[String]) -> Result<Vec<Run>> {
+    /// Loads the runs selected by `page` (a query over `runs r` yielding [`RUN_COLUMNS`] and
+    /// any sort keys) with a single statement: one JSON array with one entry per run, in the
+    /// order of `order` (terms over the page `p`), each holding the run's columns followed by
+    /// its metrics, params, tags, inputs and outputs as nested arrays (correlated subqueries on
+    /// each table's `run_uuid` index). Reading
+    /// thousands of small rows one by one (sqlx's SQLite driver hands every row across
+    /// threads), or a statement per table, costs far more than building and parsing the JSON.
+    async fn hydrate(&self, page: Sql, order: &str) -> Result<Vec<Run>> {
         let dialect = self.dialect();
-        let agg = |columns: &str, from: &str, owner: &str| match dialect {
-            Dialect::Sqlite => format!(
-                "(SELECT json_group_array(json_array({columns})) FROM {from} WHERE {owner} IN (SELECT id FROM ids))"
-            ),
-            Dialect::Postgres => format!(
-                "(SELECT CAST(COALESCE(json_agg(json_build_array({columns})), '[]') AS TEXT) FROM {from} \
-                 WHERE {owner} IN (SELECT id FROM ids))"
-            ),
+        let (array, agg, empty) = match dialect {
+            Dialect::Sqlite => ("json_array", "json_group_array", "json_array()"),
+            Dialect::Postgres => ("json_build_array", "json_agg", "CAST('[]' AS json)"),
+        };
+        let sub = |item: &str, from: &str, owner: &str| match dialect {
+            Dialect::Sqlite => format!("(SELECT {agg}({item}) FROM {from} WHERE {owner})"),
+            Dialect::Postgres => format!("(SELECT COALESCE({agg}({item}), {empty}) FROM {from} WHERE {owner})"),
+        };
+        // Tables that are often entirely empty (datasets, logged models) are only looked up
+        // per run when they hold any row: the uncorrelated EXISTS runs once per statement.
+        let guarded = |table: &str, lookup: String| {
+            format!("CASE WHEN EXISTS (SELECT 1 FROM {table}) THEN {lookup} ELSE {empty} END")
         };
         // Metric values travel as exact text (17 significant digits; PostgreSQL's float text is
         // already exact) so that infinities survive JSON.
         let value_text = match dialect {
-            Dialect::Sqlite => "printf('%.17g', r.value)",
-            Dialect::Postgres => "CAST(r.value AS TEXT)",
+            Dialect::Sqlite => "printf('%.17g', x.value)",
+            Dialect::Postgres => "CAST(x.value AS TEXT)",
         };
+        let input_tags = sub(&format!("{array}(t.key, t.value)"), "input_tags t", "t.input_uuid = x.input_uuid");
         let columns = [
-            agg(RUN_COLUMNS, "runs r", "r.run_uuid"),
-            agg(
-                &format!("r.run_uuid, r.key, {value_text}, r.is_nan, r.timestamp, r.step"),
-                "latest_metrics r",
-                "r.run_uuid",
+            "p.run_uuid, p.name, p.experiment_id, p.user_id, p.status, p.start_time, p.end_time, p.artifact_uri, \
+             p.lifecycle_stage"
+                .to_string(),
+            sub(
+                &format!("{array}(x.key, {value_text}, x.is_nan, x.timestamp, x.step)"),
+                "latest_metrics x",
+                "x.run_uuid = p.run_uuid",
             ),
-            agg("r.run_uuid, r.key, r.value", "params r", "r.run_uuid"),
-            agg("r.run_uuid, r.key, r.value", "tags r", "r.run_uuid"),
-            agg(
-                "r.run_uuid, r.input_uuid, d.name, d.digest, d.source_type, d.source, d.schema, d.profile",
-                "run_inputs r JOIN datasets d ON d.dataset_uuid = r.dataset_uuid",
-                "r.run_uuid",
+            sub(&format!("{array}(x.key, x.value)"), "params x", "x.run_uuid = p.run_uuid"),
+            sub(&format!("{array}(x.key, x.value)"), "tags x", "x.run_uuid = p.run_uuid"),
+            guarded(
+                "run_inputs",
+                sub(
+                    &format!("{array}(d.name, d.digest, d.source_type, d.source, d.schema, d.profile, {input_tags})"),
+                    "run_inputs x JOIN datasets d ON d.dataset_uuid = x.dataset_uuid",
+                    "x.run_uuid = p.run_uuid",
+                ),
             ),
-            agg(
-                "t.input_uuid, t.key, t.value",
-                "input_tags t JOIN run_inputs r ON r.input_uuid = t.input_uuid",
-                "r.run_uuid",
+            guarded(
+                "run_outputs",
+                sub(&format!("{array}(x.model_id, x.step)"), "run_outputs x", "x.run_uuid = p.run_uuid"),
             ),
-            agg("r.run_uuid, r.model_id, r.step", "run_outputs r", "r.run_uuid"),
-            agg("r.run_uuid, r.model_id", "run_model_inputs r", "r.run_uuid"),
+            guarded("run_model_inputs", sub("x.model_id", "run_model_inputs x", "x.run_uuid = p.run_uuid")),
         ];
-        let mut sql = Sql::new("WITH ids(id) AS ");
-        sql.bind_set(dialect, ids.iter().map(String::as_str));
-        sql.push(" SELECT ").push(&columns.join(", "));
-        let row = sql.query().fetch_one(self.r()).await?;
-        let col = |i: usize| -> Result<String> { Ok(row.try_get::<String, _>(i)?) };
-        fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<Vec<T>> {
-            serde_json::from_str(json).map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))
-        }
-        type InfoRow = (String, String, i64, String, String, i64, Option<i64>, String, String);
-        type InputRow = (String, String, String, String, String, String, Option<String>, Option<String>);
-        let infos: Vec<InfoRow> = parse(&col(0)?)?;
-        let mut metrics: Vec<(String, String, String, i64, i64, i64)> = parse(&col(1)?)?;
-        let mut params: Vec<(String, String, String)> = parse(&col(2)?)?;
-        let mut tags: Vec<(String, String, String)> = parse(&col(3)?)?;
-        let mut inputs: Vec<InputRow> = parse(&col(4)?)?;
-        let mut input_tags: Vec<(String, String, String)> = parse(&col(5)?)?;
-        let mut outputs: Vec<(String, String, i64)> = parse(&col(6)?)?;
-        let mut model_inputs: Vec<(String, String)> = parse(&col(7)?)?;
-
-        let mut runs: Vec<Run> = Vec::with_capacity(infos.len());
-        for (run_id, run_name, experiment_id, user_id, status, start_time, end_time, artifact_uri, stage) in infos {
+        let mut sql = page;
+        sql.prepend("WITH p AS MATERIALIZED (");
+        match dialect {
+            Dialect::Sqlite => {
+                sql.push(&format!(") SELECT {agg}({array}({}) ORDER BY {order}) FROM p", columns.join(", ")))
+            }
+            Dialect::Postgres => sql.push(&format!(
+                ") SELECT CAST(COALESCE({agg}({array}({}) ORDER BY {order}), '[]') AS TEXT) FROM p",
+                columns.join(", ")
+            )),
+        };
+        let text: String = sql.query().fetch_one(self.r()).await?.try_get(0)?;
+        let decode = |e: String| StoreError::Database(sqlx::Error::Decode(e.into()));
+        let rows: Vec<RunRow> = serde_json::from_str(&text).map_err(|e| decode(e.to_string()))?;
+        let mut runs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let RunRow(
+                run_id,
+                run_name,
+                experiment_id,
+                user_id,
+                status,
+                start_time,
+                end_time,
+                artifact_uri,
+                stage,
+                metric_rows,
+                params,
+                tags,
+                input_rows,
+                output_rows,
+                mut model_inputs,
+            ) = row;
+            let mut metrics = Vec::with_capacity(metric_rows.len());
+            for (key, value, is_nan, timestamp, step) in metric_rows {
+                let value: f64 =
+                    value.trim().parse().map_err(|_| decode(format!("metric value '{value}' is not a number")))?;
+                let value = loaded_value(value, is_nan);
+                metrics.push(Metric {
+                    key,
+                    value,
+                    timestamp,
+                    step,
+                    model_id: None,
+                    dataset_name: None,
+                    dataset_digest: None,
+                });
+            }
+            metrics.sort_by(|a, b| a.key.cmp(&b.key));
+            let kvs = |mut rows: Vec<(String, String)>| {
+                rows.sort_by(|a, b| a.0.cmp(&b.0));
+                rows.into_iter().map(|(key, value)| KeyValue { key, value }).collect::<Vec<_>>()
+            };
+            let mut inputs: Vec<DatasetInput> = input_rows
+                .into_iter()
+                .map(|InputRow(name, digest, source_type, source, schema, profile, tags)| DatasetInput {
+                    tags: kvs(tags),
+                    dataset: Dataset { name, digest, source_type, source, schema, profile },
+                })
+                .collect();
+            inputs.sort_by(|a, b| a.dataset.name.cmp(&b.dataset.name));
+            let mut model_outputs: Vec<ModelOutput> =
+                output_rows.into_iter().map(|(model_id, step)| ModelOutput { model_id, step }).collect();
+            model_outputs.sort_by(|a, b| (a.step, &a.model_id).cmp(&(b.step, &b.model_id)));
+            model_inputs.sort();
             runs.push(Run {
                 info: RunInfo {
                     run_id,
@@ -268,78 +368,15 @@ impl Store {
                     artifact_uri,
                     lifecycle_stage: LifecycleStage::parse(&stage),
                 },
-                metrics: Vec::new(),
-                params: Vec::new(),
-                tags: Vec::new(),
-                inputs: Vec::new(),
-                model_inputs: Vec::new(),
-                model_outputs: Vec::new(),
+                metrics,
+                params: kvs(params),
+                tags: kvs(tags),
+                inputs,
+                model_inputs,
+                model_outputs,
             });
         }
-        let index: std::collections::HashMap<String, usize> =
-            runs.iter().enumerate().map(|(i, r)| (r.info.run_id.clone(), i)).collect();
-        metrics.sort_by(|a, b| a.1.cmp(&b.1));
-        for (run_id, key, value, is_nan, timestamp, step) in metrics {
-            if let Some(&i) = index.get(&run_id) {
-                let value: f64 = value.trim().parse().map_err(|_| {
-                    StoreError::Database(sqlx::Error::Decode(format!("metric value '{value}' is not a number").into()))
-                })?;
-                let value = loaded_value(value, is_nan);
-                runs[i].metrics.push(Metric {
-                    key,
-                    value,
-                    timestamp,
-                    step,
-                    model_id: None,
-                    dataset_name: None,
-                    dataset_digest: None,
-                });
-            }
-        }
-        params.sort_by(|a, b| a.1.cmp(&b.1));
-        tags.sort_by(|a, b| a.1.cmp(&b.1));
-        for (rows, is_param) in [(params, true), (tags, false)] {
-            for (run_id, key, value) in rows {
-                if let Some(&i) = index.get(&run_id) {
-                    let kv = KeyValue { key, value };
-                    if is_param {
-                        runs[i].params.push(kv);
-                    } else {
-                        runs[i].tags.push(kv);
-                    }
-                }
-            }
-        }
-        outputs.sort_by(|a, b| (a.2, &a.1).cmp(&(b.2, &b.1)));
-        for (run_id, model_id, step) in outputs {
-            if let Some(&i) = index.get(&run_id) {
-                runs[i].model_outputs.push(ModelOutput { model_id, step });
-            }
-        }
-        model_inputs.sort();
-        for (run_id, model_id) in model_inputs {
-            if let Some(&i) = index.get(&run_id) {
-                runs[i].model_inputs.push(model_id);
-            }
-        }
-        inputs.sort_by(|a, b| a.2.cmp(&b.2));
-        input_tags.sort_by(|a, b| a.1.cmp(&b.1));
-        let mut tags_by_input: std::collections::HashMap<String, Vec<KeyValue>> = std::collections::HashMap::new();
-        for (input_uuid, key, value) in input_tags {
-            tags_by_input.entry(input_uuid).or_default().push(KeyValue { key, value });
-        }
-        for (run_id, input_uuid, name, digest, source_type, source, schema, profile) in inputs {
-            if let Some(&i) = index.get(&run_id) {
-                runs[i].inputs.push(DatasetInput {
-                    tags: tags_by_input.remove(&input_uuid).unwrap_or_default(),
-                    dataset: Dataset { name, digest, source_type, source, schema, profile },
-                });
-            }
-        }
-        // Return in the caller's order.
-        let mut by_id: std::collections::HashMap<String, Run> =
-            runs.into_iter().map(|r| (r.info.run_id.clone(), r)).collect();
-        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+        Ok(runs)
     }
 
     /// Fails unless the run exists and is active (MLflow refuses writes to deleted runs).
@@ -703,7 +740,9 @@ impl Store {
                         " LEFT JOIN latest_metrics {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = "
                     ));
                     sql.bind_str(&o.key);
-                    order_terms.push(format!("({alias}.value IS NULL) ASC, {alias}.is_nan ASC, {alias}.value {dir}"));
+                    order_terms.push((format!("({alias}.value IS NULL)"), "ASC"));
+                    order_terms.push((format!("{alias}.is_nan"), "ASC"));
+                    order_terms.push((format!("{alias}.value"), dir));
                 }
                 Entity::Param | Entity::Tag => {
                     let table = if o.entity == Entity::Param { "params" } else { "tags" };
@@ -711,7 +750,8 @@ impl Store {
                         " LEFT JOIN {table} {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = "
                     ));
                     sql.bind_str(&o.key);
-                    order_terms.push(format!("({alias}.value IS NULL) ASC, {alias}.value {dir}"));
+                    order_terms.push((format!("({alias}.value IS NULL)"), "ASC"));
+                    order_terms.push((format!("{alias}.value"), dir));
                 }
                 Entity::Attribute => {
                     let column = run_attribute_column(&o.key).ok_or_else(|| {
@@ -720,7 +760,8 @@ impl Store {
                             o.key
                         ))
                     })?;
-                    order_terms.push(format!("({column} IS NULL) ASC, {column} {dir}"));
+                    order_terms.push((format!("({column} IS NULL)"), "ASC"));
+                    order_terms.push((column.to_string(), dir));
                 }
                 Entity::Dataset => {
                     return Err(StoreError::InvalidParameter(format!(
@@ -743,27 +784,24 @@ impl Store {
             sql.push(" AND ");
             run_condition(&mut sql, dialect, c.entity, &c.key, c.op, &c.value)?;
         }
-        order_terms.push("r.start_time DESC".into());
-        order_terms.push("r.run_uuid ASC".into());
-        // The page's ids come back as one JSON array (one row instead of hundreds), in order.
-        let terms = order_terms.join(", ");
-        sql.prepend(&format!("SELECT r.run_uuid, ROW_NUMBER() OVER (ORDER BY {terms}) AS n FROM runs r"));
+        order_terms.push(("r.start_time".into(), "DESC"));
+        order_terms.push(("r.run_uuid".into(), "ASC"));
+        // The page (one more run than asked, to know whether another page follows) is matched
+        // and loaded by one statement.
+        // The sort keys are also selected (`s0`, `s1`, ...) so that the page's runs can be put
+        // back in order after the join-free hydration.
+        let terms = order_terms.iter().map(|(e, dir)| format!("{e} {dir}")).collect::<Vec<_>>().join(", ");
+        let keys = order_terms.iter().enumerate().map(|(i, (e, _))| format!("{e} AS s{i}")).collect::<Vec<_>>();
+        let order =
+            order_terms.iter().enumerate().map(|(i, (_, dir))| format!("p.s{i} {dir}")).collect::<Vec<_>>().join(", ");
+        sql.prepend(&format!("SELECT {RUN_COLUMNS}, {} FROM runs r", keys.join(", ")));
         sql.push(" ORDER BY ").push(&terms);
         sql.push(" LIMIT ").bind_int(max_results + 1).push(" OFFSET ").bind_int(offset);
-        sql.prepend(match dialect {
-            Dialect::Sqlite => "SELECT json_group_array(t.run_uuid ORDER BY t.n) FROM (",
-            Dialect::Postgres => "SELECT CAST(COALESCE(json_agg(t.run_uuid ORDER BY t.n), '[]') AS TEXT) FROM (",
-        });
-        sql.push(") t");
         let started = std::time::Instant::now();
-        let text: String = sql.query().fetch_one(self.r()).await?.try_get(0)?;
-        let ids: Vec<String> =
-            serde_json::from_str(&text).map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?;
-        let matched = started.elapsed();
-        let page = paginate(ids, offset, max_results);
-        let items = self.load_runs(&page.items).await?;
-        tracing::debug!(runs = items.len(), ?matched, loaded = ?started.elapsed() - matched, "search_runs");
-        Ok(Page { items, next_page_token: page.next_page_token })
+        let runs = self.hydrate(sql, &order).await?;
+        let page = paginate(runs, offset, max_results);
+        tracing::debug!(runs = page.items.len(), elapsed = ?started.elapsed(), "search_runs");
+        Ok(page)
     }
 }
 
