@@ -12,8 +12,9 @@ Started by bench/serving/run.sh. Everything runs on 127.0.0.1 in a temp folder:
 3. The same pipeline pickled and served by `fastapi_app.py` under `uvicorn` (1 worker).
 
 Every server gets the same body: one housing row in MLflow's `dataframe_split` form, POSTed to
-`/invocations`. wrk drives each server for --duration seconds after a 2 s warm-up, with 1
-connection (1 thread) and 8 connections (2 threads), keep-alive. Printed: req/s, p50, p99,
+`/invocations`. wrk (one thread: the load generator keeps one of the two cores, the server the
+other; factory serve runs `--threads 1`, as the peers run one uvicorn worker) drives each server
+for --duration seconds after a 2 s warm-up, with 1 and 8 connections, keep-alive. Printed: req/s, p50, p99,
 non-2xx count, and factory's ratios. Exit code 1 when a target is missed.
 """
 
@@ -116,13 +117,13 @@ def sklearn_pipeline(work: Path):
     return model, frame
 
 
-def wrk(url: str, body_file: Path, connections: int, duration: int) -> dict:
+def wrk(url: str, body_file: Path, connections: int, duration: int, threads: int = 0) -> dict:
     lua = body_file.with_suffix(".lua")
     lua.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.body = [==[{body_file.read_text()}]==]\n'
     )
-    threads = min(connections, 2)
+    threads = threads or min(connections, 2)
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", str(lua), url]
     subprocess.run([*cmd[:5], "-d", "2s", *cmd[7:]], capture_output=True, text=True, check=True)  # warm-up
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -140,7 +141,7 @@ def wrk(url: str, body_file: Path, connections: int, duration: int) -> dict:
     return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": errors, "requests": total}
 
 
-def measure(name: str, url: str, body: Path, conns: list[int], duration: int, results: dict) -> None:
+def measure(name: str, url: str, body: Path, conns: list[int], duration: int, results: dict, wrk_threads: int = 0) -> None:
     """Checks one answer, then runs wrk at each connection count."""
     r = requests.post(url, data=body.read_text(), headers={"Content-Type": "application/json"}, timeout=30)
     assert r.status_code == 200, (name, r.status_code, r.text)
@@ -148,16 +149,17 @@ def measure(name: str, url: str, body: Path, conns: list[int], duration: int, re
     for c in conns:
         load = os.getloadavg()[0]
         log(f"wrk {name}, {c} connection(s), {duration}s (load average {load:.2f}) ...")
-        results.setdefault(name, {})[c] = {**wrk(url, body, c, duration), "load_before": load, "load_after": os.getloadavg()[0]}
+        results.setdefault(name, {})[c] = {**wrk(url, body, c, duration, wrk_threads), "load_before": load, "load_after": os.getloadavg()[0]}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
     ap.add_argument("--connections", default="1,8", help="comma-separated connection counts (default 1,8)")
+    ap.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1: the load generator keeps one core, the server the other; 0 = min(connections, 2))")
     ap.add_argument("--skip-mlflow", action="store_true")
     ap.add_argument("--skip-fastapi", action="store_true")
-    ap.add_argument("--serve-args", default="", help="extra flags for factory serve (e.g. '--batch-max-rows 32')")
+    ap.add_argument("--serve-args", default="--threads 1", help="extra flags for factory serve (e.g. '--batch-max-rows 32')")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     conns = [int(c) for c in args.connections.split(",")]
@@ -183,7 +185,7 @@ def main() -> int:
         wait_http(f"http://127.0.0.1:{sport}/health", p, work / "factory-serve.log")
         servers["factory serve"] = f"http://127.0.0.1:{sport}/invocations"
         # Measured before the Python peers exist, each peer right after it starts.
-        measure("factory serve", servers["factory serve"], body, conns, args.duration, results)
+        measure("factory serve", servers["factory serve"], body, conns, args.duration, results, args.wrk_threads)
 
         # -- scikit-learn peers --------------------------------------------------------
         if not (args.skip_mlflow and args.skip_fastapi):
@@ -211,7 +213,7 @@ def main() -> int:
                       env={**env, "MLFLOW_TRACKING_URI": murl}, cwd=work)
             wait_http(f"http://127.0.0.1:{pport}/ping", p, work / "mlflow-serve.log", timeout=300)
             servers["mlflow models serve"] = f"http://127.0.0.1:{pport}/invocations"
-            measure("mlflow models serve", servers["mlflow models serve"], body, conns, args.duration, results)
+            measure("mlflow models serve", servers["mlflow models serve"], body, conns, args.duration, results, args.wrk_threads)
         if not args.skip_fastapi:
             pickle_path = work / "model.pkl"
             pickle_path.write_bytes(pickle.dumps(model))
@@ -220,7 +222,7 @@ def main() -> int:
                        "--log-level", "warning"], work / "fastapi.log", env={"MODEL_PICKLE": str(pickle_path)}, cwd=HERE)
             wait_http(f"http://127.0.0.1:{fport}/health", p, work / "fastapi.log")
             servers["FastAPI + sklearn"] = f"http://127.0.0.1:{fport}/invocations"
-            measure("FastAPI + sklearn", servers["FastAPI + sklearn"], body, conns, args.duration, results)
+            measure("FastAPI + sklearn", servers["FastAPI + sklearn"], body, conns, args.duration, results, args.wrk_threads)
 
     finally:
         stop_all()
