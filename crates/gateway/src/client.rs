@@ -4,16 +4,58 @@
 
 use bytes::Bytes;
 use http::Version;
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// A request body sent upstream: streamed from the caller, or buffered (shadowed requests,
-/// health checks).
-pub type UpstreamBody = Either<Incoming, Full<Bytes>>;
+/// A request body sent upstream: streamed from the caller (possibly with its first frame
+/// already read), or buffered (unary gRPC, shadowed requests, health checks).
+pub type UpstreamBody = Either<Prefixed, Full<Bytes>>;
+
+/// The caller's streaming body, with the frame that was read ahead (if any) put back in front.
+pub struct Prefixed {
+    first: Option<Frame<Bytes>>,
+    rest: Incoming,
+}
+
+impl Prefixed {
+    pub fn new(first: Option<Frame<Bytes>>, rest: Incoming) -> Prefixed {
+        Prefixed { first, rest }
+    }
+}
+
+impl Body for Prefixed {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if let Some(f) = self.first.take() {
+            return Poll::Ready(Some(Ok(f)));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let mut hint = self.rest.size_hint();
+        if let Some(n) = self.first.as_ref().and_then(|f| f.data_ref()).map(|d| d.len() as u64) {
+            hint.set_lower(hint.lower() + n);
+            if let Some(u) = hint.upper() {
+                hint.set_upper(u + n);
+            }
+        }
+        hint
+    }
+}
 
 pub type HttpClient = Client<HttpConnector, UpstreamBody>;
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::client::error_chain;
+use crate::client::{error_chain, Prefixed, UpstreamBody};
 use crate::control::Gateway;
 use crate::state::Colour;
 use crate::upstream::{HealthChange, InFlight, Upstream};
@@ -93,8 +93,19 @@ async fn forward(gw: Arc<Gateway>, colour: Colour, req: Request<Incoming>) -> Re
     let version = parts.version;
     parts.uri = upstream_uri(&up.address, &parts.uri);
     strip_hop_by_hop(&mut parts.headers);
-    let out = Request::from_parts(parts, Either::Left(body));
     let guard = up.begin();
+    let body = if grpc {
+        match read_ahead(body).await {
+            Ok(b) => b,
+            Err(e) => {
+                let msg = format!("reading the request from the caller failed: {}", error_chain(&e));
+                return error_response(grpc, colour, msg);
+            }
+        }
+    } else {
+        Either::Left(Prefixed::new(None, body))
+    };
+    let out = Request::from_parts(parts, body);
     let mut aborted = up.aborted();
     let started = Instant::now();
     let result = tokio::select! {
@@ -124,6 +135,21 @@ async fn forward(gw: Arc<Gateway>, colour: Colour, req: Request<Incoming>) -> Re
         }
         None => error_response(grpc, colour, format!("upstream {colour}: ended by the gateway (drain timeout)")),
     }
+}
+
+/// A gRPC request's first frame, read before forwarding: a unary call (one message, then
+/// the end of the stream) goes upstream as one buffered body, so the h2 client writes its
+/// headers and message together instead of handing the body to a separate pipe task;
+/// a streaming call goes on streaming with that frame put back in front.
+async fn read_ahead(mut body: Incoming) -> Result<UpstreamBody, hyper::Error> {
+    let Some(first) = body.frame().await.transpose()? else {
+        return Ok(Either::Right(Full::new(Bytes::new())));
+    };
+    if body.is_end_stream() && first.is_data() {
+        let data = first.into_data().unwrap_or_default();
+        return Ok(Either::Right(Full::new(data)));
+    }
+    Ok(Either::Left(Prefixed::new(Some(first), body)))
 }
 
 /// 502 with `{"error"}`, or for gRPC a trailers-only `UNAVAILABLE`.
