@@ -11,6 +11,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -59,9 +60,16 @@ impl Body for Prefixed {
 
 pub type HttpClient = Client<HttpConnector, UpstreamBody>;
 
+/// Upstream HTTP/2 connections per colour. One h2 connection serializes every stream through
+/// one connection task on both ends; a few spread concurrent calls over the upstream's
+/// workers, as separate downstream connections would be (nginx opens one per call).
+const H2_CONNECTIONS: usize = 4;
+
 pub struct Clients {
     pub http1: HttpClient,
-    pub h2: HttpClient,
+    /// Independent clients, each with its own pool and so its own h2 connection per upstream.
+    pub h2: Vec<HttpClient>,
+    next: AtomicUsize,
 }
 
 impl Clients {
@@ -74,20 +82,24 @@ impl Clients {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_timer(TokioTimer::new())
             .build(connector.clone());
-        let h2 = Client::builder(TokioExecutor::new())
-            .http2_only(true)
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .http2_keep_alive_interval(Duration::from_secs(20))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
-        Clients { http1, h2 }
+        let h2 = (0..H2_CONNECTIONS)
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .http2_only(true)
+                    .timer(TokioTimer::new())
+                    .pool_timer(TokioTimer::new())
+                    .http2_keep_alive_interval(Duration::from_secs(20))
+                    .pool_idle_timeout(Duration::from_secs(30))
+                    .build(connector.clone())
+            })
+            .collect();
+        Clients { http1, h2, next: AtomicUsize::new(0) }
     }
 
     /// HTTP/2 (and so gRPC) over the h2 client, everything else over HTTP/1.1.
     pub fn for_version(&self, v: Version) -> &HttpClient {
         if v == Version::HTTP_2 {
-            &self.h2
+            &self.h2[self.next.fetch_add(1, Ordering::Relaxed) % self.h2.len()]
         } else {
             &self.http1
         }

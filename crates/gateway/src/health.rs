@@ -81,7 +81,7 @@ async fn grpc_check(clients: &Clients, address: &str, timeout: Duration) -> Chec
         .body(Either::Right(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0]))))
         .expect("static request");
     let call = async {
-        let resp = clients.h2.request(req).await.map_err(|e| error_chain(&e))?;
+        let resp = clients.for_version(http::Version::HTTP_2).request(req).await.map_err(|e| error_chain(&e))?;
         let (parts, body) = resp.into_parts();
         let collected = body.collect().await.map_err(|e| error_chain(&e))?;
         Ok::<_, String>((parts, collected))
