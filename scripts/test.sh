@@ -50,6 +50,10 @@ step "Python: tracking and registry suites with --app-name basic-auth and S3 art
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
     test_experiments.py test_runs.py test_search_runs.py test_registry.py test_artifacts.py test_wire.py test_auth.py test_security.py)
 
+step "Python: basic-auth with the tracking store and the auth database on PostgreSQL"
+(cd tests/python && FACTORY_BIN="$TARGET_DIR/debug/factory" FACTORY_TEST_AUTH_DB=postgres FACTORY_TEST_BACKENDS=postgres \
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider test_auth.py)
+
 step "Python: factory drift against Evidently 0.7.23"
 DRIFT_VENV=${FACTORY_DRIFT_VENV:-$HOME/.cache/factory/venv-drift}
 if ! "$DRIFT_VENV/bin/python" -c "import evidently, scipy, pytest" 2>/dev/null; then

@@ -40,6 +40,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 AUTH_MODE = os.environ.get("FACTORY_TEST_AUTH", "").strip() not in ("", "0")
+# Where the auth database lives: `sqlite` (a file beside the server) or `postgres`.
+AUTH_DB = os.environ.get("FACTORY_TEST_AUTH_DB", "sqlite").strip() or "sqlite"
 AUTH_ADMIN, AUTH_ADMIN_PASSWORD = "admin", "factory-admin-password-0123"
 if AUTH_MODE:
     import tempfile as _tempfile
@@ -207,10 +209,17 @@ def s3_server() -> S3Server:
 def auth_env(workdir: Path, default_permission: str = "READ", admin_password: str | None = AUTH_ADMIN_PASSWORD) -> dict:
     """Environment for a server with ``--app-name basic-auth``: a fresh ini and auth database."""
     ini = Path(workdir) / "basic_auth.ini"
+    if AUTH_DB == "postgres":
+        # The auth database on PostgreSQL, as on Kubernetes (dropped by scripts/test.sh's next run).
+        dbname = f"factory_auth_{uuid.uuid4().hex}"
+        _psql(f"CREATE DATABASE {dbname}")
+        database_uri = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{dbname}"
+    else:
+        database_uri = f"sqlite:///{Path(workdir) / 'basic_auth.db'}"
     ini.write_text(
         "[mlflow]\n"
         f"default_permission = {default_permission}\n"
-        f"database_uri = sqlite:///{Path(workdir) / 'basic_auth.db'}\n"
+        f"database_uri = {database_uri}\n"
         f"admin_username = {AUTH_ADMIN}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
     )
