@@ -80,50 +80,11 @@ pub struct CycleReport {
     pub champion_score: Option<f64>,
     pub challenger_score: Option<f64>,
     pub promoted: bool,
-    pub rollout: Option<RolloutReport>,
-    pub webhook: Option<WebhookReport>,
+    pub rollout: Option<RolloutOutcome>,
+    pub webhook: Option<Delivery>,
     pub report_json: Option<PathBuf>,
     pub report_html: Option<PathBuf>,
     pub seconds: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RolloutReport {
-    pub ok: bool,
-    pub mode: String,
-    pub served_version: Option<String>,
-    pub operation_id: Option<String>,
-    pub rollback_operation_id: Option<String>,
-    pub colour: Option<String>,
-    pub message: String,
-}
-
-impl From<RolloutOutcome> for RolloutReport {
-    fn from(o: RolloutOutcome) -> Self {
-        RolloutReport {
-            ok: o.ok,
-            mode: o.mode,
-            served_version: o.served_version,
-            operation_id: o.operation_id,
-            rollback_operation_id: o.rollback_operation_id,
-            colour: o.colour,
-            message: o.message,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct WebhookReport {
-    pub delivered: bool,
-    pub attempts: u32,
-    pub status: Option<u16>,
-    pub error: Option<String>,
-}
-
-impl From<Delivery> for WebhookReport {
-    fn from(d: Delivery) -> Self {
-        WebhookReport { delivered: d.delivered, attempts: d.attempts, status: d.status, error: d.error }
-    }
 }
 
 /// Where a cycle keeps its files and how it reports progress.
@@ -369,7 +330,7 @@ async fn steps(
         retrain(p, ctx, client, &reference, &dir, &mut report).await?;
     }
     if let Ok(Some(d)) = webhook_task.await {
-        report.webhook = Some(d.into());
+        report.webhook = Some(d);
     }
     report.seconds = started.elapsed().unwrap_or_default().as_secs_f64();
     Ok(report)
@@ -505,7 +466,7 @@ async fn retrain(
     } else {
         report.reason = format!("{}; {}", report.reason, done.message);
     }
-    report.rollout = Some(done.into());
+    report.rollout = Some(done);
     Ok(())
 }
 

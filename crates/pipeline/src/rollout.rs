@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 /// How a rollout ended.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Outcome {
     pub ok: bool,
     pub mode: String,

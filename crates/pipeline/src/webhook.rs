@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 /// How a delivery ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Delivery {
     pub delivered: bool,
     pub attempts: u32,

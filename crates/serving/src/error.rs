@@ -51,8 +51,9 @@ pub enum LoadError {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The first model could not be loaded, so there is nothing to serve.
-    #[error("loading the model: {0}")]
+    // The cause is the `source`, printed by the caller's error chain (not repeated here).
+    #[error("loading the model")]
     Load(#[from] LoadError),
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io { context: String, source: std::io::Error },
 }

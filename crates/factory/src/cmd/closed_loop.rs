@@ -133,10 +133,8 @@ pub fn run(args: LoopArgs) -> anyhow::Result<u8> {
             return Ok(u8::from(failed));
         }
         let json = args.json;
-        pipeline::run_scheduled(defs, overrides, ctx, super::serve::shutdown_signal(), move |p, r| {
-            print_cycle(p, r, json)
-        })
-        .await?;
+        pipeline::run_scheduled(defs, overrides, ctx, super::shutdown_signal(), move |p, r| print_cycle(p, r, json))
+            .await?;
         Ok(0)
     })
 }

@@ -333,7 +333,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
     let summary = runtime.block_on(async {
         tokio::select! {
             s = demo(&args) => s,
-            _ = super::serve::shutdown_signal() => bail!("interrupted; every process the demo started was stopped"),
+            _ = super::shutdown_signal() => bail!("interrupted; every process the demo started was stopped"),
         }
     })?;
     let text = serde_json::to_string_pretty(&summary)?;
@@ -542,10 +542,9 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
     }
     steps.done(bar, &format!("gateway now serves v{}", served_after.as_deref().unwrap_or("?")));
 
-    for r in [&normal, &drifted] {
+    for (r, name) in [(&normal, "drift-normal.html"), (&drifted, "drift-drifted.html")] {
         if let Some(html) = &r.report_html {
-            let name = format!("drift-{}.html", if std::ptr::eq(r, &normal) { "normal" } else { "drifted" });
-            std::fs::copy(html, reports.join(&name))?;
+            std::fs::copy(html, reports.join(name))?;
         }
     }
     let summary = Summary {

@@ -69,30 +69,8 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<u8> {
             args.green,
             st.active
         );
-        gateway::run(gw, listener, admin, shutdown_signal()).await?;
+        gateway::run(gw, listener, admin, super::shutdown_signal()).await?;
         tracing::info!("stopped");
         anyhow::Ok(0)
     })
-}
-
-/// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -19,3 +19,22 @@ pub fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     }
     builder.enable_all().build().context("starting the async runtime")
 }
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM: every server's graceful-shutdown trigger.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -101,28 +101,6 @@ fn config(args: &ServeArgs) -> anyhow::Result<serving::Config> {
     Ok(cfg)
 }
 
-/// Completes on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
     let cfg = config(&args)?;
     let runtime = super::runtime(args.threads)?;
@@ -145,7 +123,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
             None => tracing::info!("serving {}: HTTP and gRPC on {http_addr}", cfg.model_uri),
         }
         let app = serving::Serving::new(cfg)?;
-        serving::run(app, http, grpc, shutdown_signal()).await?;
+        serving::run(app, http, grpc, super::shutdown_signal()).await?;
         tracing::info!("stopped");
         anyhow::Ok(0)
     })

@@ -74,7 +74,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(address = %listener.local_addr()?, backend = %args.backend_store_uri, "factory server listening");
-    mlflow_api::run(listener, state, shutdown_signal()).await.context("serving HTTP")?;
+    mlflow_api::run(listener, state, super::shutdown_signal()).await.context("serving HTTP")?;
     tracing::info!("factory server stopped");
     Ok(())
 }
@@ -103,20 +103,4 @@ async fn open_auth(args: &ServerArgs) -> anyhow::Result<mlflow_api::auth::Auth> 
     store.bootstrap_admin(&cfg).await.context("setting up the admin user for --app-name basic-auth")?;
     tracing::info!(database = %cfg.database_uri, default_permission = %cfg.default_permission, "basic auth on");
     Ok(mlflow_api::auth::Auth::new(store, cfg.default_permission))
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

@@ -126,5 +126,8 @@ async fn polling_picks_up_a_new_version_and_a_bad_first_model_fails_startup() {
             .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let err = serving::run(app, listener, None, std::future::pending()).await.unwrap_err();
-    assert!(err.to_string().contains("manifest.json"), "{err}");
+    let chain: Vec<String> =
+        std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source()).map(|e| e.to_string()).collect();
+    assert_eq!(chain[0], "loading the model");
+    assert!(chain.join(": ").contains("manifest.json"), "{chain:?}");
 }
