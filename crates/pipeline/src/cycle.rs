@@ -11,7 +11,7 @@ use crate::webhook::{self, Delivery};
 use crate::{requests, PipelineError};
 use mlflow_client::Client;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -468,18 +468,4 @@ async fn retrain(
     }
     report.rollout = Some(done);
     Ok(())
-}
-
-/// The version the serving side reports (for summaries).
-pub async fn served_version(http: &reqwest::Client, p: &Pipeline) -> Option<String> {
-    match p.rollout.mode {
-        crate::config::RolloutMode::HotReload => rollout::served_version(http, p.rollout.serving.as_deref()?).await,
-        crate::config::RolloutMode::BlueGreen => {
-            let gw = p.rollout.gateway.as_deref()?;
-            let st: Value =
-                http.get(format!("{}/status", gw.trim_end_matches('/'))).send().await.ok()?.json().await.ok()?;
-            let active = st["active"].as_str()?;
-            st["upstreams"][active]["model_version"].as_str().map(str::to_string)
-        }
-    }
 }

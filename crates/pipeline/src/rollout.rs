@@ -186,7 +186,7 @@ async fn blue_green(
         }
     };
     out.colour = Some(active.clone());
-    out.served_version = served_version(http, &idle_addr).await;
+    out.served_version = served_version(http, &gateway_active_addr(http, &gateway).await).await;
     // The idle colour follows the alias named after it.
     let previous_idle = client.model_version_by_alias(model_name, &idle).await.ok().map(|v| v.version);
     let restore_idle = || async {
