@@ -325,12 +325,18 @@ def blue_green(server, tmp_path):
         s.stop()
 
 
+def blue_green_args(name: str, gw: Gateway, logs: list[Path], labels: Path) -> list[str]:
+    """`factory loop` flags for a blue-green rollout reading both colours' request logs."""
+    args = ["--gateway", gw.admin, "--model-name", name, "--labels", str(labels)]
+    for log in logs:
+        args += ["--request-log", str(log)]
+    return args
+
+
 def test_blue_green_rollout_with_zero_failed_requests(server, tmp_path, blue_green):
     name, serves, gw, logs = blue_green
     traffic = Traffic(gw.url, clients=4)
-    args = ["--gateway", gw.admin, "--model-name", name, "--labels", str(tmp_path / "labels")]
-    for log in logs:
-        args += ["--request-log", str(log)]
+    args = blue_green_args(name, gw, logs, tmp_path / "labels")
     try:
         traffic.shifted = True
         write_labels(tmp_path / "labels" / "day1.csv", 3000)
@@ -357,9 +363,7 @@ def test_automatic_rollback_when_the_new_colour_fails(server, tmp_path, blue_gre
     name, serves, gw, logs = blue_green
     serves[1].stop()  # green
     traffic = Traffic(gw.url)
-    args = ["--gateway", gw.admin, "--model-name", name, "--labels", str(tmp_path / "labels")]
-    for log in logs:
-        args += ["--request-log", str(log)]
+    args = blue_green_args(name, gw, logs, tmp_path / "labels")
     try:
         traffic.shifted = True
         write_labels(tmp_path / "labels" / "day1.csv", 3000)

@@ -47,4 +47,4 @@ pub use linear::LinearParams;
 pub use metrics::{accuracy, log_loss, mae, mse, r2, rmse, roc_auc};
 pub use model::{fit, Model, ModelSpec, Task, TrainReport};
 pub use read::{read_csv, read_csv_with_schema};
-pub use split::train_test_split;
+pub use split::{train_test_split, Rng};

@@ -11,7 +11,7 @@ use crate::PipelineError;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -78,16 +78,11 @@ fn timestamp_time(ts: &str) -> Option<SystemTime> {
     chrono::DateTime::parse_from_rfc3339(ts).ok().map(SystemTime::from)
 }
 
+/// A JSON value as CSV text (quoting is the `csv` writer's): `null` and missing are empty.
 fn csv_field(v: Option<&Value>) -> String {
     match v {
         None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => {
-            if s.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", s.replace('"', "\"\""))
-            } else {
-                s.clone()
-            }
-        }
+        Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
     }
 }
@@ -134,22 +129,21 @@ pub fn collect(dirs: &[PathBuf], watermark: Option<&str>, out: &Path) -> Result<
             rows.push(row);
         }
     }
-    let file = File::create(out).map_err(|source| PipelineError::Io { path: out.to_path_buf(), source })?;
-    let mut w = BufWriter::new(file);
-    let io = |source| PipelineError::Io { path: out.to_path_buf(), source };
-    let mut header: Vec<String> = columns.iter().map(|c| csv_field(Some(&Value::String(c.clone())))).collect();
+    let write_err = |e: csv::Error| PipelineError::Data(format!("{}: {e}", out.display()));
+    let mut w = csv::Writer::from_path(out).map_err(write_err)?;
+    let mut header = columns.clone();
     if has_prediction {
         header.push("prediction".into());
     }
-    writeln!(w, "{}", header.join(",")).map_err(io)?;
+    w.write_record(&header).map_err(write_err)?;
     for row in &rows {
         let mut fields: Vec<String> = columns.iter().map(|c| csv_field(row.features.get(c))).collect();
         if has_prediction {
             fields.push(csv_field(row.prediction.as_ref()));
         }
-        writeln!(w, "{}", fields.join(",")).map_err(io)?;
+        w.write_record(&fields).map_err(write_err)?;
     }
-    w.flush().map_err(io)?;
+    w.flush().map_err(|source| PipelineError::Io { path: out.to_path_buf(), source })?;
     got.rows = rows.len() as u64;
     got.columns = columns;
     if has_prediction {

@@ -139,23 +139,6 @@ async fn wait_ready(http: &reqwest::Client, url: &str, children: &mut Children) 
     }
 }
 
-/// A tiny deterministic generator (SplitMix64) for sampling rows.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// The data as rows of text, with its header; rows with a missing value are left out
 /// (production requests are complete).
 struct Rows {
@@ -222,7 +205,7 @@ struct Traffic {
 }
 
 async fn client_loop(t: Arc<Traffic>, http: reqwest::Client, url: String, rows: Arc<Rows>, seed: u64) {
-    let mut rng = Rng(seed);
+    let mut rng = learn::Rng::new(seed);
     while !t.stop.load(Ordering::Relaxed) {
         let row = &rows.rows[rng.below(rows.rows.len())];
         let row = if t.shifted.load(Ordering::Relaxed) { shift(&rows.header, row) } else { row.clone() };
@@ -648,7 +631,7 @@ async fn gateway_version(http: &reqwest::Client, front: &str) -> Option<String> 
 fn write_labels(rows: &Rows, path: &Path, n: usize) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(path)?;
     w.write_record(&rows.header)?;
-    let mut rng = Rng(99);
+    let mut rng = learn::Rng::new(99);
     for _ in 0..n {
         let row = &rows.rows[rng.below(rows.rows.len())];
         w.write_record(shift(&rows.header, row))?;
