@@ -312,6 +312,36 @@ impl Encoded {
     }
 }
 
+impl Encoded {
+    /// A page of items already encoded as JSON, as [`crate::wire::Paged`] would write it: the
+    /// list under `key` (omitted when empty), then `next_page_token` when there is one.
+    pub fn raw_page<'a>(key: &str, items: impl ExactSizeIterator<Item = &'a str>, token: Option<&str>) -> Encoded {
+        let mut body = Vec::with_capacity(64 + 768 * items.len());
+        body.push(b'{');
+        let mut items = items.peekable();
+        if items.peek().is_some() {
+            body.extend_from_slice(serde_json::Value::from(key).to_string().as_bytes());
+            body.extend_from_slice(b":[");
+            for (i, item) in items.enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(item.as_bytes());
+            }
+            body.push(b']');
+        }
+        if let Some(token) = token {
+            if body.len() > 1 {
+                body.push(b',');
+            }
+            body.extend_from_slice(b"\"next_page_token\":");
+            body.extend_from_slice(serde_json::Value::from(token).to_string().as_bytes());
+        }
+        body.push(b'}');
+        Encoded(body)
+    }
+}
+
 impl IntoResponse for Encoded {
     fn into_response(self) -> Response {
         ([("content-type", "application/json")], self.0).into_response()

@@ -192,6 +192,13 @@ impl<'a> From<&'a t::Run> for Run<'a> {
     }
 }
 
+impl Run<'_> {
+    /// The run's JSON text (its serialization cannot fail: every field is a plain value).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| unreachable!("a run always encodes: {e}"))
+    }
+}
+
 /// Serializes a slice as a JSON array, each item through a borrowed view.
 struct Each<'a, T, V>(&'a [T], fn(&'a T) -> V);
 

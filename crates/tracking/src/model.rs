@@ -177,6 +177,33 @@ pub struct Run {
     pub model_outputs: Vec<ModelOutput>,
 }
 
+/// A run as searches share it (from the store's cache of hydrated runs): immutable, so the
+/// reader may keep one text rendering of it beside it, made on first use and reused by every
+/// later read of this state of the run (the REST layer keeps the run's JSON there).
+#[derive(Debug)]
+pub struct SharedRun {
+    run: Run,
+    rendered: std::sync::OnceLock<Box<str>>,
+}
+
+impl SharedRun {
+    pub fn new(run: Run) -> SharedRun {
+        SharedRun { run, rendered: std::sync::OnceLock::new() }
+    }
+
+    /// The run's rendering by `render`, made once.
+    pub fn rendered(&self, render: impl FnOnce(&Run) -> String) -> &str {
+        self.rendered.get_or_init(|| render(&self.run).into_boxed_str())
+    }
+}
+
+impl std::ops::Deref for SharedRun {
+    type Target = Run;
+    fn deref(&self) -> &Run {
+        &self.run
+    }
+}
+
 /// A page of search results and the token for the next page, if any.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {

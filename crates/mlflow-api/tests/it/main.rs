@@ -3,4 +3,5 @@
 
 mod bad_input;
 mod registry;
+mod search_cache;
 mod support;

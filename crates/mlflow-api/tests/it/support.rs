@@ -11,6 +11,8 @@ pub struct App {
     _shutdown: tokio::sync::oneshot::Sender<()>,
     _dir: tempfile::TempDir,
     pub backend: String,
+    /// The store's URI.
+    pub uri: String,
 }
 
 /// The backends to test: SQLite always, PostgreSQL when `FACTORY_TEST_POSTGRES` names an
@@ -35,12 +37,17 @@ async fn fresh_postgres() -> String {
 
 pub async fn spawn_app(backend: &str) -> App {
     let dir = tempfile::tempdir().unwrap();
-    let artifacts_dir = tempfile::tempdir().unwrap();
     let uri = match backend {
         "sqlite" => format!("sqlite:///{}", dir.path().join("t.db").display()),
         "postgres" => fresh_postgres().await,
         other => panic!("unknown backend {other}"),
     };
+    serve(backend, uri, dir).await
+}
+
+/// A server over the store at `uri`, keeping `dir` alive with it.
+async fn serve(backend: &str, uri: String, dir: tempfile::TempDir) -> App {
+    let artifacts_dir = tempfile::tempdir().unwrap();
     let store = tracking::Store::open(&uri, "mlflow-artifacts:").await.expect("open store");
     let artifacts = object_store::local::LocalFileSystem::new_with_prefix(artifacts_dir.path()).unwrap();
     let state = mlflow_api::AppState { store: Arc::new(store), artifacts: Arc::new(artifacts), auth: None };
@@ -50,10 +57,16 @@ pub async fn spawn_app(backend: &str) -> App {
     tokio::spawn(mlflow_api::run(listener, state, async move {
         let _ = rx.await;
     }));
-    App { base, client: reqwest::Client::new(), artifacts_dir, _shutdown: tx, _dir: dir, backend: backend.into() }
+    App { base, client: reqwest::Client::new(), artifacts_dir, _shutdown: tx, _dir: dir, backend: backend.into(), uri }
 }
 
 impl App {
+    /// A second server over the same database (as a second replica would be), with its own
+    /// in-memory state.
+    pub async fn twin(&self) -> App {
+        serve(&self.backend, self.uri.clone(), tempfile::tempdir().unwrap()).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

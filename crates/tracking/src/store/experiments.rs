@@ -2,6 +2,7 @@
 
 use super::sql::{number_condition, order_terms, string_condition, Arg, Sql, EXPERIMENT_TAGS};
 use super::{check_max_results, decode_page_token, now_ms, paginate, parse_experiment_id, validate, Store};
+use crate::db::Dialect;
 use crate::error::{Result, StoreError};
 use crate::model::{Experiment, KeyValue, LifecycleStage, Page, ViewType};
 use crate::search::{parse_filter, Entity};
@@ -245,12 +246,24 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let deleted_time = (stage == LifecycleStage::Deleted).then_some(now);
-        sqlx::query("UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE experiment_id = $3")
-            .bind(stage.as_str())
-            .bind(deleted_time)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        // Every run of the experiment changes: bump their data versions. On PostgreSQL the
+        // rows are locked in run id order first, the order the metric group commit locks them
+        // in, so the two never wait for each other in a cycle.
+        if self.dialect() == Dialect::Postgres {
+            sqlx::query("SELECT run_uuid FROM runs WHERE experiment_id = $1 ORDER BY run_uuid FOR NO KEY UPDATE")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "UPDATE runs SET lifecycle_stage = $1, deleted_time = $2, data_version = data_version + 1 \
+             WHERE experiment_id = $3",
+        )
+        .bind(stage.as_str())
+        .bind(deleted_time)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }

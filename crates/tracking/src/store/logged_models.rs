@@ -265,7 +265,7 @@ impl Store {
             self.get_logged_model(&o.model_id).await?;
         }
         let mut tx = self.w().begin().await?;
-        self.check_active(&mut tx, run_id).await?;
+        self.touch_active(&mut tx, run_id).await?;
         for o in outputs {
             sqlx::query(
                 "INSERT INTO run_outputs (run_uuid, model_id, step) VALUES ($1, $2, $3) \

@@ -6,6 +6,7 @@ mod experiments;
 mod group_commit;
 mod logged_models;
 mod registry;
+mod run_cache;
 pub use logged_models::{NewLoggedModel, LOGGED_MODEL_STATUSES};
 pub use registry::{canonical_stage, parse_version, NewModelVersion, STAGES};
 mod runs;
@@ -22,6 +23,8 @@ use sqlx::AnyPool;
 pub struct Store {
     pools: Pools,
     metrics: group_commit::MetricWriter,
+    /// Hydrated runs by `(run_uuid, data_version)`, for searches.
+    runs: run_cache::RunCache,
     /// Root under which experiments get their default artifact location,
     /// e.g. `mlflow-artifacts:` (proxied) or `s3://bucket/prefix`.
     artifact_root: String,
@@ -38,7 +41,12 @@ impl Store {
     pub async fn open(backend_uri: &str, artifact_root: &str) -> Result<Store> {
         let pools = Pools::connect(backend_uri).await?;
         let metrics = group_commit::MetricWriter::spawn(pools.write.clone(), pools.dialect);
-        let store = Store { pools, metrics, artifact_root: artifact_root.trim_end_matches('/').to_string() };
+        let store = Store {
+            pools,
+            metrics,
+            runs: run_cache::RunCache::new(),
+            artifact_root: artifact_root.trim_end_matches('/').to_string(),
+        };
         store.ensure_default_experiment().await?;
         Ok(store)
     }

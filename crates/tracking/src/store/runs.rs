@@ -1,16 +1,19 @@
 //! Runs: lifecycle, logging (metrics, params, tags, inputs), reads and search.
 
 use super::sql::{number_condition, string_condition, Arg, Sql, RUN_PARAMS, RUN_TAGS};
-use super::{check_max_results, decode_page_token, now_ms, paginate, parse_experiment_id, validate, Store};
+use super::{
+    check_max_results, decode_page_token, group_commit, now_ms, paginate, parse_experiment_id, validate, Store,
+};
 use crate::db::Dialect;
 use crate::error::{Result, StoreError};
 use crate::model::{
     Dataset, DatasetInput, KeyValue, LifecycleStage, Metric, ModelOutput, Page, Run, RunInfo, RunMetric, RunStatus,
-    ViewType,
+    SharedRun, ViewType,
 };
 use crate::search::{parse_filter, parse_order_by, Entity, Op, Value};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
+use std::sync::Arc;
 
 /// The tag that mirrors a run's name.
 pub const RUN_NAME_TAG: &str = "mlflow.runName";
@@ -19,8 +22,9 @@ const CHUNK: usize = 2000;
 /// The largest page of metric history returned at once (the client asks for 2500).
 pub const METRIC_HISTORY_MAX: i64 = 25_000;
 
-const RUN_COLUMNS: &str =
-    "r.run_uuid, r.name, r.experiment_id, r.user_id, r.status, r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage";
+/// A run's columns, then its `data_version` (migration 0006).
+const RUN_COLUMNS: &str = "r.run_uuid, r.name, r.experiment_id, r.user_id, r.status, r.start_time, r.end_time, \
+     r.artifact_uri, r.lifecycle_stage, r.data_version";
 
 fn run_info_from_row(row: &AnyRow) -> Result<RunInfo> {
     Ok(RunInfo {
@@ -37,14 +41,6 @@ fn run_info_from_row(row: &AnyRow) -> Result<RunInfo> {
 }
 
 /// NaN is stored as value 0 with `is_nan` 1 (SQLite turns a NaN REAL into NULL).
-fn stored_value(v: f64) -> (f64, i64) {
-    if v.is_nan() {
-        (0.0, 1)
-    } else {
-        (v, 0)
-    }
-}
-
 fn loaded_value(v: f64, is_nan: i64) -> f64 {
     if is_nan != 0 {
         f64::NAN
@@ -55,6 +51,17 @@ fn loaded_value(v: f64, is_nan: i64) -> f64 {
 
 fn run_not_found(run_id: &str) -> StoreError {
     StoreError::NotFound(format!("Run with id={run_id} not found"))
+}
+
+/// A run's lifecycle stage (`None`: no such run) must be active for it to take writes.
+fn require_active(run_id: &str, stage: Option<String>) -> Result<()> {
+    match stage.as_deref() {
+        None => Err(run_not_found(run_id)),
+        Some("active") => Ok(()),
+        Some(other) => Err(StoreError::InvalidParameter(format!(
+            "The run {run_id} must be in the 'active' state. Current state is {other}."
+        ))),
+    }
 }
 
 /// Generated run names, `adjective-noun-number` like MLflow's.
@@ -71,29 +78,6 @@ fn random_run_name() -> String {
     format!("{}-{}-{}", ADJ[(u % 16) as usize], NOUN[((u >> 8) % 16) as usize], (u >> 16) % 1000)
 }
 
-/// Inserts one metric of an active run; the `metrics_latest` trigger (migration 0004)
-/// keeps `latest_metrics` up to date. A duplicate (same key, step, timestamp, value) or a
-/// run that is missing or deleted inserts nothing.
-const INSERT_METRIC: &str = "INSERT INTO metrics \
-     (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
-     WHERE EXISTS (SELECT 1 FROM runs WHERE run_uuid = $1 AND lifecycle_stage = 'active') \
-     ON CONFLICT DO NOTHING";
-
-fn insert_metric<'q>(run_id: &'q str, m: &'q Metric) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
-    let (value, is_nan) = stored_value(m.value);
-    sqlx::query(INSERT_METRIC)
-        .bind(run_id)
-        .bind(&m.key)
-        .bind(value)
-        .bind(is_nan)
-        .bind(m.timestamp)
-        .bind(m.step)
-        .bind(m.model_id.as_deref())
-        .bind(m.dataset_name.as_deref())
-        .bind(m.dataset_digest.as_deref())
-}
-
 /// One run as [`Store::hydrate`] reads it: its columns, then its latest metrics (value as
 /// text), params, tags, dataset inputs (with their tags), model outputs and model inputs.
 #[derive(serde::Deserialize)]
@@ -107,6 +91,7 @@ struct RunRow(
     Option<i64>,
     String,
     String,
+    i64,
     #[serde(deserialize_with = "null_as_empty")] Vec<(String, String, i64, i64, i64)>,
     #[serde(deserialize_with = "null_as_empty")] Vec<(String, String)>,
     #[serde(deserialize_with = "null_as_empty")] Vec<(String, String)>,
@@ -209,7 +194,7 @@ impl Store {
     }
 
     pub async fn get_run(&self, run_id: &str) -> Result<Run> {
-        self.load_runs(&[run_id.to_string()]).await?.pop().ok_or_else(|| run_not_found(run_id))
+        Ok(self.load_runs(std::iter::once(run_id)).await?.pop().ok_or_else(|| run_not_found(run_id))?.1)
     }
 
     pub async fn get_run_info(&self, run_id: &str) -> Result<RunInfo> {
@@ -221,20 +206,44 @@ impl Store {
         run_info_from_row(&row)
     }
 
-    /// Loads full runs (info, latest metrics, params, tags, inputs) in the order of `ids`;
-    /// unknown ids are skipped.
-    async fn load_runs(&self, ids: &[String]) -> Result<Vec<Run>> {
+    /// Loads full runs (info, latest metrics, params, tags, inputs) with their `data_version`,
+    /// in the order of `ids`; unknown ids are skipped.
+    async fn load_runs<'a>(&self, ids: impl ExactSizeIterator<Item = &'a str> + Clone) -> Result<Vec<(i64, Run)>> {
         let mut runs = Vec::with_capacity(ids.len());
+        let ids: Vec<&str> = ids.collect();
         for chunk in ids.chunks(CHUNK) {
             let mut page = Sql::new(&format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid IN "));
-            page.bind_set(self.dialect(), chunk.iter().map(String::as_str));
+            page.bind_set(self.dialect(), chunk.iter().copied());
             let loaded = self.hydrate(page, "p.run_uuid").await?;
             // Return in the caller's order.
-            let mut by_id: std::collections::HashMap<String, Run> =
-                loaded.into_iter().map(|r| (r.info.run_id.clone(), r)).collect();
-            runs.extend(chunk.iter().filter_map(|id| by_id.remove(id)));
+            let mut by_id: std::collections::HashMap<String, (i64, Run)> =
+                loaded.into_iter().map(|r| (r.1.info.run_id.clone(), r)).collect();
+            runs.extend(chunk.iter().filter_map(|id| by_id.remove(*id)));
         }
         Ok(runs)
+    }
+
+    /// The runs of a search page, given as `(run_uuid, data_version)` in order: those cached at
+    /// that version come from memory, the others are loaded (at whatever version they have
+    /// now) and cached. A run deleted in between is left out.
+    async fn cached_runs(&self, page: &[(String, i64)]) -> Result<Vec<Arc<SharedRun>>> {
+        let mut runs: Vec<Option<Arc<SharedRun>>> = page.iter().map(|(id, v)| self.runs.get(id, *v)).collect();
+        let missing = page.iter().zip(&runs).filter(|(_, r)| r.is_none()).map(|((id, _), _)| id.as_str());
+        if missing.clone().next().is_none() {
+            return Ok(runs.into_iter().flatten().collect());
+        }
+        let mut loaded: std::collections::HashMap<String, Arc<SharedRun>> = std::collections::HashMap::new();
+        for (version, run) in self.load_runs(missing.collect::<Vec<_>>().into_iter()).await? {
+            let run = Arc::new(SharedRun::new(run));
+            self.runs.insert(version, run.clone());
+            loaded.insert(run.info.run_id.clone(), run);
+        }
+        for ((id, _), slot) in page.iter().zip(runs.iter_mut()) {
+            if slot.is_none() {
+                *slot = loaded.get(id).cloned();
+            }
+        }
+        Ok(runs.into_iter().flatten().collect())
     }
 
     /// Loads the runs selected by `page` (a query over `runs r` yielding [`RUN_COLUMNS`] and
@@ -244,7 +253,7 @@ impl Store {
     /// each table's `run_uuid` index). Reading
     /// thousands of small rows one by one (sqlx's SQLite driver hands every row across
     /// threads), or a statement per table, costs far more than building and parsing the JSON.
-    async fn hydrate(&self, page: Sql, order: &str) -> Result<Vec<Run>> {
+    async fn hydrate(&self, page: Sql, order: &str) -> Result<Vec<(i64, Run)>> {
         let dialect = self.dialect();
         let (array, agg, empty) = match dialect {
             Dialect::Sqlite => ("json_array", "json_group_array", "json_array()"),
@@ -268,7 +277,7 @@ impl Store {
         let input_tags = sub(&format!("{array}(t.key, t.value)"), "input_tags t", "t.input_uuid = x.input_uuid");
         let columns = [
             "p.run_uuid, p.name, p.experiment_id, p.user_id, p.status, p.start_time, p.end_time, p.artifact_uri, \
-             p.lifecycle_stage"
+             p.lifecycle_stage, p.data_version"
                 .to_string(),
             sub(
                 &format!("{array}(x.key, {value_text}, x.is_nan, x.timestamp, x.step)"),
@@ -291,20 +300,8 @@ impl Store {
             ),
             guarded("run_model_inputs", sub("x.model_id", "run_model_inputs x", "x.run_uuid = p.run_uuid")),
         ];
-        let mut sql = page;
-        sql.prepend("WITH p AS MATERIALIZED (");
-        match dialect {
-            Dialect::Sqlite => {
-                sql.push(&format!(") SELECT {agg}({array}({}) ORDER BY {order}) FROM p", columns.join(", ")))
-            }
-            Dialect::Postgres => sql.push(&format!(
-                ") SELECT CAST(COALESCE({agg}({array}({}) ORDER BY {order}), '[]') AS TEXT) FROM p",
-                columns.join(", ")
-            )),
-        };
-        let text: String = sql.query().fetch_one(self.r()).await?.try_get(0)?;
+        let rows: Vec<RunRow> = self.json_rows(page, &columns.join(", "), order).await?;
         let decode = |e: String| StoreError::Database(sqlx::Error::Decode(e.into()));
-        let rows: Vec<RunRow> = serde_json::from_str(&text).map_err(|e| decode(e.to_string()))?;
         let mut runs = Vec::with_capacity(rows.len());
         for row in rows {
             let RunRow(
@@ -317,6 +314,7 @@ impl Store {
                 end_time,
                 artifact_uri,
                 stage,
+                version,
                 metric_rows,
                 params,
                 tags,
@@ -356,42 +354,71 @@ impl Store {
                 output_rows.into_iter().map(|(model_id, step)| ModelOutput { model_id, step }).collect();
             model_outputs.sort_by(|a, b| (a.step, &a.model_id).cmp(&(b.step, &b.model_id)));
             model_inputs.sort();
-            runs.push(Run {
-                info: RunInfo {
-                    run_id,
-                    run_name,
-                    experiment_id: experiment_id.to_string(),
-                    user_id,
-                    status: RunStatus::parse(&status).unwrap_or(RunStatus::Running),
-                    start_time,
-                    end_time,
-                    artifact_uri,
-                    lifecycle_stage: LifecycleStage::parse(&stage),
+            runs.push((
+                version,
+                Run {
+                    info: RunInfo {
+                        run_id,
+                        run_name,
+                        experiment_id: experiment_id.to_string(),
+                        user_id,
+                        status: RunStatus::parse(&status).unwrap_or(RunStatus::Running),
+                        start_time,
+                        end_time,
+                        artifact_uri,
+                        lifecycle_stage: LifecycleStage::parse(&stage),
+                    },
+                    metrics,
+                    params: kvs(params),
+                    tags: kvs(tags),
+                    inputs,
+                    model_inputs,
+                    model_outputs,
                 },
-                metrics,
-                params: kvs(params),
-                tags: kvs(tags),
-                inputs,
-                model_inputs,
-                model_outputs,
-            });
+            ));
         }
         Ok(runs)
     }
 
+    /// Runs `page` (a query over `runs r`) and reads its rows as one JSON array built by the
+    /// database: one entry per row of `page` (aliased `p`), the array of `items` (expressions
+    /// over `p`), in the order of `order` (terms over `p`).
+    async fn json_rows<T: serde::de::DeserializeOwned>(&self, page: Sql, items: &str, order: &str) -> Result<T> {
+        let mut sql = page;
+        sql.prepend("WITH p AS MATERIALIZED (");
+        match self.dialect() {
+            Dialect::Sqlite => {
+                sql.push(&format!(") SELECT json_group_array(json_array({items}) ORDER BY {order}) FROM p"))
+            }
+            Dialect::Postgres => sql.push(&format!(
+                ") SELECT CAST(COALESCE(json_agg(json_build_array({items}) ORDER BY {order}), '[]') AS TEXT) FROM p"
+            )),
+        };
+        let text: String = sql.query().fetch_one(self.r()).await?.try_get(0)?;
+        serde_json::from_str(&text).map_err(|e| StoreError::Database(sqlx::Error::Decode(e.to_string().into())))
+    }
+
     /// Fails unless the run exists and is active (MLflow refuses writes to deleted runs).
-    pub(super) async fn check_active(&self, tx: &mut Transaction<'_, Any>, run_id: &str) -> Result<()> {
+    async fn check_active(&self, run_id: &str) -> Result<()> {
         let stage: Option<String> = sqlx::query_scalar("SELECT lifecycle_stage FROM runs WHERE run_uuid = $1")
             .bind(run_id)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(self.r())
             .await?;
-        match stage.as_deref() {
-            None => Err(run_not_found(run_id)),
-            Some("active") => Ok(()),
-            Some(other) => Err(StoreError::InvalidParameter(format!(
-                "The run {run_id} must be in the 'active' state. Current state is {other}."
-            ))),
-        }
+        require_active(run_id, stage)
+    }
+
+    /// Opens a write to a run: bumps its `data_version` (the run's row lock is then taken
+    /// before anything else of the run, so its writers queue there) and fails unless the run
+    /// exists and is active (the transaction is then dropped, undoing the bump). Every
+    /// transaction that changes how a run reads starts here.
+    pub(super) async fn touch_active(&self, tx: &mut Transaction<'_, Any>, run_id: &str) -> Result<()> {
+        let stage: Option<String> = sqlx::query_scalar(
+            "UPDATE runs SET data_version = data_version + 1 WHERE run_uuid = $1 RETURNING lifecycle_stage",
+        )
+        .bind(run_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        require_active(run_id, stage)
     }
 
     pub async fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
@@ -399,7 +426,7 @@ impl Store {
             validate::value_length("Run name", RUN_NAME_TAG, name, validate::MAX_TAG_VAL_LENGTH)?;
         }
         let mut tx = self.w().begin().await?;
-        self.check_active(&mut tx, run_id).await?;
+        self.touch_active(&mut tx, run_id).await?;
         if let Some(status) = update.status {
             sqlx::query("UPDATE runs SET status = $1 WHERE run_uuid = $2")
                 .bind(status.as_str())
@@ -433,28 +460,24 @@ impl Store {
             }
         }
         let deleted_time = (stage == LifecycleStage::Deleted).then(now_ms);
-        sqlx::query("UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE run_uuid = $3")
-            .bind(stage.as_str())
-            .bind(deleted_time)
-            .bind(run_id)
-            .execute(self.w())
-            .await?;
+        sqlx::query(
+            "UPDATE runs SET lifecycle_stage = $1, deleted_time = $2, data_version = data_version + 1 \
+             WHERE run_uuid = $3",
+        )
+        .bind(stage.as_str())
+        .bind(deleted_time)
+        .bind(run_id)
+        .execute(self.w())
+        .await?;
         Ok(())
     }
 
     /// The hot path of experiment tracking: group-committed, one statement per group.
     pub async fn log_metric(&self, run_id: &str, metric: &Metric) -> Result<()> {
         validate::key("metric", &metric.key)?;
-        // Finite values go through the group commit; the rare NaN/inf take their own statement.
-        let stored = if metric.value.is_finite() {
-            self.metrics.write(run_id, metric).await?
-        } else {
-            insert_metric(run_id, metric).execute(self.w()).await?.rows_affected() > 0
-        };
-        if !stored {
+        if !self.metrics.write(run_id, metric).await? {
             // Nothing inserted: a duplicate of a stored value (fine), or a missing or deleted run.
-            let mut tx = self.r().begin().await?;
-            self.check_active(&mut tx, run_id).await?;
+            self.check_active(run_id).await?;
         }
         Ok(())
     }
@@ -494,7 +517,7 @@ impl Store {
             }
         }
         let mut tx = self.w().begin().await?;
-        self.check_active(&mut tx, run_id).await?;
+        self.touch_active(&mut tx, run_id).await?;
         for p in params {
             let existing: Option<String> =
                 sqlx::query_scalar("SELECT value FROM params WHERE run_uuid = $1 AND key = $2")
@@ -521,8 +544,12 @@ impl Store {
                 }
             }
         }
-        for m in metrics {
-            insert_metric(run_id, m).execute(&mut *tx).await?;
+        if !metrics.is_empty() {
+            let dialect = self.dialect();
+            sqlx::query(group_commit::insert_metrics_sql(dialect))
+                .bind(group_commit::metrics_json(dialect, metrics.iter().map(|m| (run_id, m))))
+                .execute(&mut *tx)
+                .await?;
         }
         for t in tags {
             if t.key == RUN_NAME_TAG {
@@ -537,7 +564,7 @@ impl Store {
 
     pub async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
         let mut tx = self.w().begin().await?;
-        self.check_active(&mut tx, run_id).await?;
+        self.touch_active(&mut tx, run_id).await?;
         let done = sqlx::query("DELETE FROM tags WHERE run_uuid = $1 AND key = $2")
             .bind(run_id)
             .bind(key)
@@ -563,7 +590,7 @@ impl Store {
         let info = self.get_run_info(run_id).await?;
         let exp_id = parse_experiment_id(&info.experiment_id)?;
         let mut tx = self.w().begin().await?;
-        self.check_active(&mut tx, run_id).await?;
+        self.touch_active(&mut tx, run_id).await?;
         for input in inputs {
             let d = &input.dataset;
             let existing: Option<String> = sqlx::query_scalar(
@@ -715,7 +742,7 @@ impl Store {
     }
 
     /// MLflow's `search_runs`, compiled to one SQL query with every value bound.
-    pub async fn search_runs(&self, search: &RunSearch) -> Result<Page<Run>> {
+    pub async fn search_runs(&self, search: &RunSearch) -> Result<Page<Arc<SharedRun>>> {
         let max_results = check_max_results(search.max_results, super::SEARCH_MAX_RESULTS)?;
         let offset = decode_page_token(search.page_token.as_deref())?;
         let filter = parse_filter(&search.filter)?;
@@ -787,21 +814,22 @@ impl Store {
         order_terms.push(("r.start_time".into(), "DESC"));
         order_terms.push(("r.run_uuid".into(), "ASC"));
         // The page (one more run than asked, to know whether another page follows) is matched
-        // and loaded by one statement.
-        // The sort keys are also selected (`s0`, `s1`, ...) so that the page's runs can be put
-        // back in order after the join-free hydration.
+        // by one statement that returns its ids and data versions; the runs are then taken from
+        // the cache or loaded. The sort keys are also selected (`s0`, `s1`, ...) so that the
+        // database can return the rows in order as one JSON array.
         let terms = order_terms.iter().map(|(e, dir)| format!("{e} {dir}")).collect::<Vec<_>>().join(", ");
         let keys = order_terms.iter().enumerate().map(|(i, (e, _))| format!("{e} AS s{i}")).collect::<Vec<_>>();
         let order =
             order_terms.iter().enumerate().map(|(i, (_, dir))| format!("p.s{i} {dir}")).collect::<Vec<_>>().join(", ");
-        sql.prepend(&format!("SELECT {RUN_COLUMNS}, {} FROM runs r", keys.join(", ")));
+        sql.prepend(&format!("SELECT r.run_uuid, r.data_version, {} FROM runs r", keys.join(", ")));
         sql.push(" ORDER BY ").push(&terms);
         sql.push(" LIMIT ").bind_int(max_results + 1).push(" OFFSET ").bind_int(offset);
         let started = std::time::Instant::now();
-        let runs = self.hydrate(sql, &order).await?;
-        let page = paginate(runs, offset, max_results);
-        tracing::debug!(runs = page.items.len(), elapsed = ?started.elapsed(), "search_runs");
-        Ok(page)
+        let ids: Vec<(String, i64)> = self.json_rows(sql, "p.run_uuid, p.data_version", &order).await?;
+        let page = paginate(ids, offset, max_results);
+        let items = self.cached_runs(&page.items).await?;
+        tracing::debug!(runs = items.len(), elapsed = ?started.elapsed(), "search_runs");
+        Ok(Page { items, next_page_token: page.next_page_token })
     }
 }
 

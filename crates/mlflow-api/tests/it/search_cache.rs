@@ -1,0 +1,277 @@
+//! Searches serve runs from an in-memory cache keyed by each run's `data_version`. Every kind
+//! of write must show in the next search: on the server that wrote it, and on a second server
+//! over the same database (a replica whose cache never saw the write).
+
+use crate::support::{backends, spawn_app, App};
+use serde_json::{json, Value};
+
+/// The run `run_id` as a search over `exp` returns it (any lifecycle stage), from `app`.
+async fn searched(app: &App, exp: &str, run_id: &str) -> Value {
+    let (s, b) = app.post("runs/search", json!({"experiment_ids": [exp], "run_view_type": "ALL"})).await;
+    assert_eq!(s, 200, "{b}");
+    let runs = b["runs"].as_array().cloned().unwrap_or_default();
+    runs.into_iter().find(|r| r["info"]["run_id"] == run_id).unwrap_or(Value::Null)
+}
+
+fn kv(run: &Value, section: &str, key: &str) -> Value {
+    run["data"][section]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["key"] == key))
+        .map(|i| i["value"].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// Searches on both servers (caching the run on each), lets `write` change the run through
+/// `writer`, then checks `expect` against what both servers' next search returns.
+async fn check(
+    apps: &[&App],
+    exp: &str,
+    run_id: &str,
+    what: &str,
+    write: impl AsyncFnOnce(),
+    expect: impl Fn(&Value) -> bool,
+) {
+    for app in apps {
+        searched(app, exp, run_id).await;
+    }
+    write().await;
+    for (i, app) in apps.iter().enumerate() {
+        let run = searched(app, exp, run_id).await;
+        assert!(expect(&run), "{what}: server {i} on {} returned a stale run: {run}", app.backend);
+    }
+}
+
+#[tokio::test]
+async fn every_write_shows_in_the_next_search_on_every_server() {
+    for backend in backends() {
+        let a = spawn_app(backend).await;
+        let b = a.twin().await;
+        let apps = [&a, &b];
+        let (exp, run) = a.run().await;
+        let ok = |r: &(u16, Value)| assert_eq!(r.0, 200, "{}", r.1);
+
+        check(
+            &apps,
+            &exp,
+            &run,
+            "log-metric",
+            async || {
+                ok(&a
+                    .post(
+                        "runs/log-metric",
+                        json!({"run_id": run, "key": "m", "value": 1.5, "timestamp": 1, "step": 1}),
+                    )
+                    .await)
+            },
+            |r| r["data"]["metrics"][0]["value"] == 1.5,
+        )
+        .await;
+        check(
+            &apps,
+            &exp,
+            &run,
+            "a later log-metric",
+            async || {
+                ok(&b
+                    .post(
+                        "runs/log-metric",
+                        json!({"run_id": run, "key": "m", "value": 2.5, "timestamp": 2, "step": 2}),
+                    )
+                    .await)
+            },
+            |r| r["data"]["metrics"][0]["value"] == 2.5 && r["data"]["metrics"][0]["step"] == 2,
+        )
+        .await;
+        check(
+            &apps,
+            &exp,
+            &run,
+            "log-metric infinity",
+            async || {
+                ok(&a
+                    .post(
+                        "runs/log-metric",
+                        json!({"run_id": run, "key": "inf", "value": "Infinity", "timestamp": 1, "step": 0}),
+                    )
+                    .await)
+            },
+            |r| r["data"]["metrics"].as_array().unwrap().iter().any(|m| m["key"] == "inf" && m["value"] == "Infinity"),
+        )
+        .await;
+        check(
+            &apps,
+            &exp,
+            &run,
+            "log-batch",
+            async || {
+                ok(&a
+                    .post(
+                        "runs/log-batch",
+                        json!({"run_id": run,
+                               "metrics": [{"key": "b", "value": 7.0, "timestamp": 3, "step": 0},
+                                           {"key": "nan", "value": "NaN", "timestamp": 3, "step": 0},
+                                           {"key": "ninf", "value": "-Infinity", "timestamp": 3, "step": 0}],
+                               "params": [{"key": "p", "value": "1"}],
+                               "tags": [{"key": "t", "value": "x"}]}),
+                    )
+                    .await)
+            },
+            |r| {
+                let metric = |k: &str| {
+                    r["data"]["metrics"].as_array().unwrap().iter().find(|m| m["key"] == k).map(|m| m["value"].clone())
+                };
+                metric("b") == Some(json!(7.0))
+                    && metric("nan") == Some(json!("NaN"))
+                    && metric("ninf") == Some(json!("-Infinity"))
+                    && kv(r, "params", "p") == "1"
+                    && kv(r, "tags", "t") == "x"
+            },
+        )
+        .await;
+        check(
+            &apps,
+            &exp,
+            &run,
+            "set-tag",
+            async || ok(&b.post("runs/set-tag", json!({"run_id": run, "key": "t", "value": "y"})).await),
+            |r| kv(r, "tags", "t") == "y",
+        )
+        .await;
+        check(
+            &apps,
+            &exp,
+            &run,
+            "delete-tag",
+            async || ok(&a.post("runs/delete-tag", json!({"run_id": run, "key": "t"})).await),
+            |r| kv(r, "tags", "t").is_null(),
+        )
+        .await;
+        check(
+            &apps,
+            &exp,
+            &run,
+            "log-parameter",
+            async || ok(&a.post("runs/log-parameter", json!({"run_id": run, "key": "q", "value": "2"})).await),
+            |r| kv(r, "params", "q") == "2",
+        )
+        .await;
+        check(
+            &apps,
+            &exp,
+            &run,
+            "update (status, end time, name)",
+            async || {
+                ok(&a
+                    .post(
+                        "runs/update",
+                        json!({"run_id": run, "status": "FINISHED", "end_time": 99, "run_name": "renamed"}),
+                    )
+                    .await)
+            },
+            |r| {
+                r["info"]["status"] == "FINISHED"
+                    && r["info"]["end_time"] == 99
+                    && r["info"]["run_name"] == "renamed"
+                    && kv(r, "tags", "mlflow.runName") == "renamed"
+            },
+        )
+        .await;
+        check(
+            &apps,
+            &exp,
+            &run,
+            "log-inputs",
+            async || {
+                ok(&a
+                    .post(
+                        "runs/log-inputs",
+                        json!({"run_id": run, "datasets": [{"tags": [{"key": "mlflow.data.context", "value": "training"}],
+                               "dataset": {"name": "d", "digest": "abc", "source_type": "local", "source": "{}"}}]}),
+                    )
+                    .await)
+            },
+            |r| r["inputs"]["dataset_inputs"][0]["dataset"]["name"] == "d",
+        )
+        .await;
+        let (s, model) =
+            a.post("logged-models", json!({"experiment_id": exp, "name": "m", "source_run_id": run})).await;
+        assert_eq!(s, 200, "{model}");
+        let model_id = model["model"]["info"]["model_id"].as_str().unwrap().to_string();
+        check(
+            &apps,
+            &exp,
+            &run,
+            "outputs",
+            async || {
+                ok(&a.post("runs/outputs", json!({"run_id": run, "models": [{"model_id": model_id, "step": 3}]})).await)
+            },
+            |r| r["outputs"]["model_outputs"][0]["model_id"] == model_id.as_str(),
+        )
+        .await;
+        check(
+            &apps,
+            &exp,
+            &run,
+            "delete run",
+            async || ok(&b.post("runs/delete", json!({"run_id": run})).await),
+            |r| r["info"]["lifecycle_stage"] == "deleted",
+        )
+        .await;
+        check(
+            &apps,
+            &exp,
+            &run,
+            "restore run",
+            async || ok(&a.post("runs/restore", json!({"run_id": run})).await),
+            |r| r["info"]["lifecycle_stage"] == "active",
+        )
+        .await;
+        check(
+            &apps,
+            &exp,
+            &run,
+            "delete experiment",
+            async || ok(&a.post("experiments/delete", json!({"experiment_id": exp})).await),
+            |r| r["info"]["lifecycle_stage"] == "deleted",
+        )
+        .await;
+        check(
+            &apps,
+            &exp,
+            &run,
+            "restore experiment",
+            async || ok(&b.post("experiments/restore", json!({"experiment_id": exp})).await),
+            |r| r["info"]["lifecycle_stage"] == "active",
+        )
+        .await;
+        // A refused write (a deleted run takes none) leaves the run as it was.
+        ok(&a.post("runs/delete", json!({"run_id": run})).await);
+        let before = searched(&b, &exp, &run).await;
+        let refused = a.post("runs/set-tag", json!({"run_id": run, "key": "late", "value": "1"})).await;
+        assert_eq!(refused.0, 400, "{}", refused.1);
+        assert_eq!(searched(&b, &exp, &run).await, before, "{backend}");
+        assert_eq!(searched(&a, &exp, &run).await, before, "{backend}");
+    }
+}
+
+/// A run read by a search is the same JSON as `runs/get` returns for it, whether the search
+/// hydrated it or took it from the cache.
+#[tokio::test]
+async fn cached_runs_read_like_runs_get() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (exp, run) = app.run().await;
+        let (s, b) = app
+            .post(
+                "runs/log-batch",
+                json!({"run_id": run, "metrics": [{"key": "x", "value": 0.1, "timestamp": 5, "step": 1}],
+                       "params": [{"key": "a", "value": "é\"\\\n"}], "tags": [{"key": "k", "value": "v"}]}),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        let (_, got) = app.get("runs/get", &[("run_id", run.as_str())]).await;
+        for _ in 0..2 {
+            assert_eq!(searched(&app, &exp, &run).await, got["run"], "{backend}");
+        }
+    }
+}
