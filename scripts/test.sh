@@ -28,6 +28,11 @@ for db in $(psql "$PG_ADMIN" -Atqc "select datname from pg_database where datnam
     psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
 done
 
+step "s3s-fs, the S3-compatible server the S3 tests start"
+if ! command -v s3s-fs >/dev/null && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
+    cargo install s3s-fs --version 0.14.1 --locked --features binary
+fi
+
 step "Rust tests (SQLite and PostgreSQL)"
 export FACTORY_TEST_POSTGRES=$PG_ADMIN
 cargo build -p factory
@@ -38,9 +43,6 @@ export FACTORY_BIN="$TARGET_DIR/debug/factory"
 (cd tests/python && "$VENV/bin/python" -m pytest -q -p no:cacheprovider)
 
 step "Python: artifacts, registry and restarts with S3 artifacts (s3s-fs)"
-if ! command -v s3s-fs >/dev/null && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
-    cargo install s3s-fs --version 0.14.1 --locked --features binary
-fi
 (cd tests/python && FACTORY_TEST_ARTIFACTS=s3 "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
     test_artifacts.py test_durability.py test_registry.py test_train_predict.py test_security.py)
 
