@@ -275,3 +275,83 @@ async fn cached_runs_read_like_runs_get() {
         }
     }
 }
+
+/// Metric values come back bit for bit, through log-batch and log-metric alike: random
+/// doubles (every exponent), the extremes and the non-finite ones.
+#[tokio::test]
+async fn metric_values_round_trip_exactly() {
+    let mut bits: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut values: Vec<f64> = (0..6000)
+        .map(|_| {
+            // SplitMix64: every bit pattern is as likely, so every exponent shows up.
+            bits = bits.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = bits;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            let z = z ^ (z >> 31);
+            // Random sign and mantissa; the exponent mostly where metrics live (2^-128 to
+            // 2^127), one value in 8 anywhere.
+            let exponent = if z.is_multiple_of(8) { (z >> 52) & 0x7FF } else { 1023 - 128 + (z >> 55) % 256 };
+            f64::from_bits((z & (1 << 63)) | (exponent << 52) | (z & ((1 << 52) - 1)))
+        })
+        .filter(|v| !v.is_nan())
+        .collect();
+    values.extend([5e-324, -5e-324, f64::MIN_POSITIVE, f64::MAX, f64::MIN, 0.1, 1.0 / 3.0, 1.0000000000000002]);
+    let wire = |v: f64| {
+        if v.is_finite() {
+            json!(v)
+        } else if v > 0.0 {
+            json!("Infinity")
+        } else {
+            json!("-Infinity")
+        }
+    };
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (_, run) = app.run().await;
+        for (i, chunk) in values.chunks(1000).enumerate() {
+            let metrics: Vec<Value> = chunk
+                .iter()
+                .enumerate()
+                .map(|(j, v)| json!({"key": "b", "value": wire(*v), "timestamp": 1, "step": i * 1000 + j}))
+                .collect();
+            let (s, b) = app.post("runs/log-batch", json!({"run_id": run, "metrics": metrics})).await;
+            assert_eq!(s, 200, "{b}");
+        }
+        for (step, v) in values.iter().take(1000).enumerate() {
+            let (s, b) = app
+                .post(
+                    "runs/log-metric",
+                    json!({"run_id": run, "key": "m", "value": wire(*v), "timestamp": 1, "step": step}),
+                )
+                .await;
+            assert_eq!(s, 200, "{b}");
+        }
+        for (key, expected) in [("b", &values[..]), ("m", &values[..1000])] {
+            let (s, b) = app
+                .get("metrics/get-history", &[("run_id", run.as_str()), ("metric_key", key), ("max_results", "25000")])
+                .await;
+            assert_eq!(s, 200, "{b}");
+            let mut got: Vec<(u64, Value)> = b["metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| (m["step"].as_u64().unwrap(), m["value"].clone()))
+                .collect();
+            got.sort_by_key(|g| g.0);
+            assert_eq!(got.len(), expected.len(), "{backend} {key}");
+            for ((step, value), want) in got.iter().zip(expected) {
+                let value = match value {
+                    Value::String(s) if s == "Infinity" => f64::INFINITY,
+                    Value::String(s) if s == "-Infinity" => f64::NEG_INFINITY,
+                    v => v.as_f64().unwrap(),
+                };
+                assert_eq!(
+                    value.to_bits(),
+                    want.to_bits(),
+                    "{backend} {key} step {step}: {value:e} stored for {want:e}"
+                );
+            }
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Group commit for `log-metric`, the hot path of experiment tracking. Concurrent calls are
-//! queued to one writer task, which inserts everything waiting in *one* statement (the
-//! metrics travel as one JSON array; on PostgreSQL the runs' data versions are bumped
-//! first, in the same transaction) and then answers each caller. A caller is answered
+//! queued to one writer task, which inserts everything waiting with one statement per 64
+//! metrics (values bound as doubles; on PostgreSQL the runs' data versions are bumped first,
+//! in the same transaction) and then answers each caller. A caller is answered
 //! only after the statement that holds its metric has committed, so every acknowledged
 //! write is durable; under load, one statement serves many requests.
 
@@ -59,69 +59,57 @@ impl MetricWriter {
     }
 }
 
-/// The statement that inserts metrics given as one JSON array (see [`metrics_json`]) into
-/// `metrics`, skipping rows of runs that are missing or not active and duplicates of stored
-/// rows (same key, step, timestamp, value); the `metrics_latest` trigger (migration 0004)
-/// keeps `latest_metrics` up to date. On SQLite, a trigger (migration 0006) also bumps the
-/// run's `data_version` per inserted row; PostgreSQL writers bump it themselves, first.
-pub(super) fn insert_metrics_sql(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Sqlite => {
-            "INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest) \
-             SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, j.value ->> 5, \
-                    j.value ->> 6, j.value ->> 7, j.value ->> 8 \
-             FROM json_each($1) j \
-             WHERE EXISTS (SELECT 1 FROM runs r WHERE r.run_uuid = j.value ->> 0 AND r.lifecycle_stage = 'active') \
-             ON CONFLICT DO NOTHING"
-        }
-        Dialect::Postgres => {
-            "INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest) \
-             SELECT j ->> 0, j ->> 1, CAST(j ->> 2 AS DOUBLE PRECISION), CAST(j ->> 3 AS INTEGER), \
-                    CAST(j ->> 4 AS BIGINT), CAST(j ->> 5 AS BIGINT), j ->> 6, j ->> 7, j ->> 8 \
-             FROM jsonb_array_elements(CAST($1 AS jsonb)) j \
-             WHERE EXISTS (SELECT 1 FROM runs r WHERE r.run_uuid = j ->> 0 AND r.lifecycle_stage = 'active') \
-             ON CONFLICT DO NOTHING"
-        }
-    }
+/// Most metrics per statement of [`insert_metrics`] (each row binds 9 parameters).
+const CHUNK: usize = 64;
+
+/// `INSERT … SELECT … FROM (VALUES …)` of `rows` bound metrics, skipping rows of runs that
+/// are missing or not active and duplicates of stored rows (same key, step, timestamp,
+/// value). Values are bound as doubles: SQLite's decimal parser (JSON or text) is one unit in
+/// the last place off for about one double in 2,000. The text depends only on the row count,
+/// so a connection prepares at most [`CHUNK`] of them.
+fn insert_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let p: Vec<String> = (1..=9).map(|c| format!("${}", r * 9 + c)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest) \
+         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9 \
+         FROM (VALUES {}) v \
+         WHERE EXISTS (SELECT 1 FROM runs r WHERE r.run_uuid = v.column1 AND r.lifecycle_stage = 'active') \
+         ON CONFLICT DO NOTHING",
+        values.join(", ")
+    )
 }
 
-/// Metrics as the JSON array [`insert_metrics_sql`] reads: `[run, key, value, is_nan,
-/// timestamp, step, model_id, dataset_name, dataset_digest]` per metric. NaN is stored as 0
-/// with `is_nan` 1 (SQLite turns a NaN REAL into NULL); infinities, which JSON has no number
-/// for, travel as what each database reads back as one: `9e999` for SQLite (it overflows to
-/// infinity), the string `"Infinity"` for PostgreSQL's cast.
-pub(super) fn metrics_json<'a>(dialect: Dialect, metrics: impl IntoIterator<Item = (&'a str, &'a Metric)>) -> String {
-    use std::fmt::Write as _;
-    let text = |s: &str| serde_json::Value::from(s).to_string();
-    let opt = |s: &Option<String>| s.as_deref().map_or_else(|| "null".to_string(), text);
-    let mut out = String::from("[");
-    for (i, (run_id, m)) in metrics.into_iter().enumerate() {
-        let (value, is_nan) = match m.value {
-            v if v.is_nan() => ("0".to_string(), 1),
-            v if v.is_finite() => (serde_json::Value::from(v).to_string(), 0),
-            v => {
-                let sign = if v < 0.0 { "-" } else { "" };
-                match dialect {
-                    Dialect::Sqlite => (format!("{sign}9e999"), 0),
-                    Dialect::Postgres => (format!("\"{sign}Infinity\""), 0),
-                }
-            }
-        };
-        let _ = write!(
-            out,
-            "{}[{},{},{value},{is_nan},{},{},{},{},{}]",
-            if i > 0 { "," } else { "" },
-            text(run_id),
-            text(&m.key),
-            m.timestamp,
-            m.step,
-            opt(&m.model_id),
-            opt(&m.dataset_name),
-            opt(&m.dataset_digest)
-        );
+/// Inserts metrics of active runs (see [`insert_sql`]); the `metrics_latest` trigger
+/// (migration 0004) keeps `latest_metrics` up to date. On SQLite a trigger (migration 0006)
+/// also bumps the run's `data_version` per inserted row; PostgreSQL writers bump it
+/// themselves, first. NaN is stored as 0 with `is_nan` 1 (SQLite turns a NaN REAL into NULL).
+/// Returns the number of rows inserted.
+pub(super) async fn insert_metrics(conn: &mut sqlx::AnyConnection, metrics: &[(&str, &Metric)]) -> sqlx::Result<u64> {
+    static SQL: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| (1..=CHUNK).map(insert_sql).collect());
+    let mut inserted = 0;
+    for chunk in metrics.chunks(CHUNK) {
+        let mut query = sqlx::query(&SQL[chunk.len() - 1]);
+        for (run_id, m) in chunk {
+            let (value, is_nan) = if m.value.is_nan() { (0.0, 1i64) } else { (m.value, 0) };
+            query = query
+                .bind(*run_id)
+                .bind(m.key.as_str())
+                .bind(value)
+                .bind(is_nan)
+                .bind(m.timestamp)
+                .bind(m.step)
+                .bind(m.model_id.as_deref())
+                .bind(m.dataset_name.as_deref())
+                .bind(m.dataset_digest.as_deref());
+        }
+        inserted += query.execute(&mut *conn).await?.rows_affected();
     }
-    out.push(']');
-    out
+    Ok(inserted)
 }
 
 /// Bumps the `data_version` of the active runs among `run_ids` (sorted, distinct) on
@@ -145,26 +133,28 @@ pub(super) async fn bump_runs(
     Ok(())
 }
 
-/// Inserts a group in one transaction; returns one result per item, in order.
+/// Inserts a group (on PostgreSQL in one transaction, its runs bumped first); returns one
+/// result per item, in order.
 async fn write_group(pool: &AnyPool, dialect: Dialect, group: &[Pending]) -> Vec<Result<bool>> {
-    let json = metrics_json(dialect, group.iter().map(|p| (p.run_id.as_str(), &p.metric)));
+    let metrics: Vec<(&str, &Metric)> = group.iter().map(|p| (p.run_id.as_str(), &p.metric)).collect();
     let mut ids: Vec<&str> = group.iter().map(|p| p.run_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
     let write = async {
-        let insert = sqlx::query(insert_metrics_sql(dialect)).bind(json);
         if dialect == Dialect::Sqlite {
-            // One statement is the whole transaction (the trigger bumps the runs).
-            return insert.execute(pool).await;
+            // Every statement commits on its own (the trigger bumps the runs); callers are
+            // answered once all have.
+            let mut conn = pool.acquire().await?;
+            return insert_metrics(&mut conn, &metrics).await;
         }
         let mut tx = pool.begin().await?;
         bump_runs(&mut tx, dialect, &ids).await?;
-        let done = insert.execute(&mut *tx).await?;
+        let inserted = insert_metrics(&mut tx, &metrics).await?;
         tx.commit().await?;
-        Ok(done)
+        Ok(inserted)
     };
     let inserted = match write.await {
-        Ok(done) => done.rows_affected() as usize,
+        Ok(n) => n as usize,
         Err(e) => {
             let msg = e.to_string();
             return group.iter().map(|_| Err(StoreError::Database(sqlx::Error::Protocol(msg.clone())))).collect();

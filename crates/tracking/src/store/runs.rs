@@ -544,13 +544,8 @@ impl Store {
                 }
             }
         }
-        if !metrics.is_empty() {
-            let dialect = self.dialect();
-            sqlx::query(group_commit::insert_metrics_sql(dialect))
-                .bind(group_commit::metrics_json(dialect, metrics.iter().map(|m| (run_id, m))))
-                .execute(&mut *tx)
-                .await?;
-        }
+        let rows: Vec<(&str, &Metric)> = metrics.iter().map(|m| (run_id, m)).collect();
+        group_commit::insert_metrics(&mut tx, &rows).await?;
         for t in tags {
             if t.key == RUN_NAME_TAG {
                 set_run_name(&mut tx, run_id, &t.value).await?;
