@@ -194,7 +194,7 @@ impl Store {
     }
 
     pub async fn get_run(&self, run_id: &str) -> Result<Run> {
-        Ok(self.load_runs(std::iter::once(run_id)).await?.pop().ok_or_else(|| run_not_found(run_id))?.1)
+        Ok(self.load_runs(&[run_id]).await?.pop().ok_or_else(|| run_not_found(run_id))?.1)
     }
 
     pub async fn get_run_info(&self, run_id: &str) -> Result<RunInfo> {
@@ -208,9 +208,8 @@ impl Store {
 
     /// Loads full runs (info, latest metrics, params, tags, inputs) with their `data_version`,
     /// in the order of `ids`; unknown ids are skipped.
-    async fn load_runs<'a>(&self, ids: impl ExactSizeIterator<Item = &'a str> + Clone) -> Result<Vec<(i64, Run)>> {
+    async fn load_runs(&self, ids: &[&str]) -> Result<Vec<(i64, Run)>> {
         let mut runs = Vec::with_capacity(ids.len());
-        let ids: Vec<&str> = ids.collect();
         for chunk in ids.chunks(CHUNK) {
             let mut page = Sql::new(&format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid IN "));
             page.bind_set(self.dialect(), chunk.iter().copied());
@@ -228,12 +227,13 @@ impl Store {
     /// now) and cached. A run deleted in between is left out.
     async fn cached_runs(&self, page: &[(String, i64)]) -> Result<Vec<Arc<SharedRun>>> {
         let mut runs: Vec<Option<Arc<SharedRun>>> = page.iter().map(|(id, v)| self.runs.get(id, *v)).collect();
-        let missing = page.iter().zip(&runs).filter(|(_, r)| r.is_none()).map(|((id, _), _)| id.as_str());
-        if missing.clone().next().is_none() {
+        let missing: Vec<&str> =
+            page.iter().zip(&runs).filter(|(_, r)| r.is_none()).map(|((id, _), _)| id.as_str()).collect();
+        if missing.is_empty() {
             return Ok(runs.into_iter().flatten().collect());
         }
         let mut loaded: std::collections::HashMap<String, Arc<SharedRun>> = std::collections::HashMap::new();
-        for (version, run) in self.load_runs(missing.collect::<Vec<_>>().into_iter()).await? {
+        for (version, run) in self.load_runs(&missing).await? {
             let run = Arc::new(SharedRun::new(run));
             self.runs.insert(version, run.clone());
             loaded.insert(run.info.run_id.clone(), run);
