@@ -114,22 +114,16 @@ pub(super) async fn insert_metrics(conn: &mut sqlx::AnyConnection, metrics: &[(&
 
 /// Bumps the `data_version` of the active runs among `run_ids` (sorted, distinct) on
 /// PostgreSQL, locking their rows in run id order as every writer of several runs does, and
-/// before any metric row, as every writer of one run does; SQLite's trigger needs nothing.
-pub(super) async fn bump_runs(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    dialect: Dialect,
-    run_ids: &[&str],
-) -> sqlx::Result<()> {
-    if dialect == Dialect::Postgres {
-        sqlx::query(
-            "UPDATE runs SET data_version = data_version + 1 WHERE run_uuid IN \
-             (SELECT r.run_uuid FROM runs r WHERE r.run_uuid IN (SELECT jsonb_array_elements_text(CAST($1 AS jsonb))) \
-              AND r.lifecycle_stage = 'active' ORDER BY r.run_uuid FOR NO KEY UPDATE)",
-        )
-        .bind(serde_json::json!(run_ids).to_string())
-        .execute(&mut **tx)
-        .await?;
-    }
+/// before any metric row, as every writer of one run does. (On SQLite a trigger bumps them.)
+async fn bump_runs_postgres(tx: &mut sqlx::Transaction<'_, sqlx::Any>, run_ids: &[&str]) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE runs SET data_version = data_version + 1 WHERE run_uuid IN \
+         (SELECT r.run_uuid FROM runs r WHERE r.run_uuid IN (SELECT jsonb_array_elements_text(CAST($1 AS jsonb))) \
+          AND r.lifecycle_stage = 'active' ORDER BY r.run_uuid FOR NO KEY UPDATE)",
+    )
+    .bind(serde_json::json!(run_ids).to_string())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -148,7 +142,7 @@ async fn write_group(pool: &AnyPool, dialect: Dialect, group: &[Pending]) -> Vec
             return insert_metrics(&mut conn, &metrics).await;
         }
         let mut tx = pool.begin().await?;
-        bump_runs(&mut tx, dialect, &ids).await?;
+        bump_runs_postgres(&mut tx, &ids).await?;
         let inserted = insert_metrics(&mut tx, &metrics).await?;
         tx.commit().await?;
         Ok(inserted)

@@ -472,7 +472,7 @@ impl Store {
         Ok(())
     }
 
-    /// The hot path of experiment tracking: group-committed, one statement per group.
+    /// The hot path of experiment tracking: group-committed, one statement per 64 metrics of a group.
     pub async fn log_metric(&self, run_id: &str, metric: &Metric) -> Result<()> {
         validate::key("metric", &metric.key)?;
         if !self.metrics.write(run_id, metric).await? {
