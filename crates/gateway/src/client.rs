@@ -1,6 +1,7 @@
 //! The two pooled upstream clients: HTTP/1.1 for HTTP/1.1 requests and HTTP/2 (h2c, prior
 //! knowledge) for HTTP/2 and gRPC requests, so trailers and streams pass through unchanged
-//! and a gRPC call never waits behind another on an HTTP/1.1 connection.
+//! and a gRPC call never waits behind another on an HTTP/1.1 connection. Each data-plane
+//! worker has its own pair, and the control plane one for its health checks.
 
 use bytes::Bytes;
 use http::Version;
@@ -11,7 +12,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -60,16 +60,13 @@ impl Body for Prefixed {
 
 pub type HttpClient = Client<HttpConnector, UpstreamBody>;
 
-/// Upstream HTTP/2 connections per colour. One h2 connection serializes every stream through
-/// one connection task on both ends; a few spread concurrent calls over the upstream's
-/// workers, as separate downstream connections would be (nginx opens one per call).
-const H2_CONNECTIONS: usize = 4;
-
+/// One data-plane worker's upstream clients. Their connections live on the worker's event loop;
+/// the h2 client keeps one connection per upstream, shared by the worker's HTTP/2 streams (the
+/// fewest connections measured best, bench/README.md: with one worker per core, the upstream
+/// still sees one connection per gateway core).
 pub struct Clients {
     pub http1: HttpClient,
-    /// Independent clients, each with its own pool and so its own h2 connection per upstream.
-    pub h2: Vec<HttpClient>,
-    next: AtomicUsize,
+    pub h2: HttpClient,
 }
 
 impl Clients {
@@ -82,24 +79,20 @@ impl Clients {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_timer(TokioTimer::new())
             .build(connector.clone());
-        let h2 = (0..H2_CONNECTIONS)
-            .map(|_| {
-                Client::builder(TokioExecutor::new())
-                    .http2_only(true)
-                    .timer(TokioTimer::new())
-                    .pool_timer(TokioTimer::new())
-                    .http2_keep_alive_interval(Duration::from_secs(20))
-                    .pool_idle_timeout(Duration::from_secs(30))
-                    .build(connector.clone())
-            })
-            .collect();
-        Clients { http1, h2, next: AtomicUsize::new(0) }
+        let h2 = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .http2_keep_alive_interval(Duration::from_secs(20))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Clients { http1, h2 }
     }
 
     /// HTTP/2 (and so gRPC) over the h2 client, everything else over HTTP/1.1.
     pub fn for_version(&self, v: Version) -> &HttpClient {
         if v == Version::HTTP_2 {
-            &self.h2[self.next.fetch_add(1, Ordering::Relaxed) % self.h2.len()]
+            &self.h2
         } else {
             &self.http1
         }

@@ -36,6 +36,9 @@ pub struct Settings {
     pub who: String,
     /// How often `/health` of both colours is asked for its version (0 = never).
     pub version_poll: Duration,
+    /// Data-plane workers: threads, each with its own event loop and upstream connections,
+    /// that a connection stays on from accept to close (0 = one per core).
+    pub workers: usize,
 }
 
 impl Settings {
@@ -50,6 +53,7 @@ impl Settings {
             health_timeout: Duration::from_secs(2),
             who: "unknown".into(),
             version_poll: Duration::from_secs(10),
+            workers: 0,
         }
     }
 }

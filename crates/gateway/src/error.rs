@@ -26,4 +26,6 @@ pub enum GatewayError {
 pub enum RunError {
     #[error("admin server: {0}")]
     Admin(std::io::Error),
+    #[error("data-plane worker: {0}")]
+    Worker(std::io::Error),
 }

@@ -13,7 +13,10 @@
 //!
 //! [`run`] is the whole server as a library function: it takes the bound listen and admin
 //! listeners and a shutdown future, so the binary only parses flags and binds, and tests run
-//! the real thing on port 0.
+//! the real thing on port 0. The control plane (accept, admin, health checks) runs on the
+//! caller's runtime; each accepted connection is handed, round robin, to one of the data-plane
+//! workers — a thread with its own current-thread runtime and upstream clients — and stays
+//! there, so a request and its upstream call never wake another thread.
 //!
 //! Architecture Invariant: a switch never touches a request in flight. A request picks its
 //! colour once, when it arrives; a switch changes what *new* requests pick, then waits for
@@ -50,7 +53,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use client::Clients;
+use proxy::Worker;
 
 /// Serves the proxy on `listener` and the admin API on `admin` until `shutdown` completes,
 /// then stops accepting, lets requests in flight finish (up to the drain timeout) and returns.
@@ -83,19 +90,39 @@ pub async fn run(
             }
         })
     };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // The timer turns on HTTP/1 header-read timeouts (slow clients) and HTTP/2 keep-alive.
-    builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(1024);
-    let graceful = GracefulShutdown::new();
+    let workers = match gw.settings.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let mut handoff = Vec::with_capacity(workers);
+    let mut finished = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let worker = Arc::new(Worker { gw: gw.clone(), clients: Clients::new(), control: Handle::current() });
+        let drain = gw.settings.drain_timeout;
+        std::thread::Builder::new()
+            .name(format!("gateway-worker-{i}"))
+            .spawn(move || {
+                let result = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|rt| rt.block_on(serve_connections(worker, rx, drain)));
+                let _ = done_tx.send(result);
+            })
+            .map_err(RunError::Worker)?;
+        handoff.push(tx);
+        finished.push(done_rx);
+    }
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut next = 0;
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = &mut shutdown => break,
         };
-        let stream = match accepted {
-            Ok((s, _)) => s,
+        let stream = match accepted.and_then(|(s, _)| s.into_std()) {
+            Ok(s) => s,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!("accept failed: {e}");
@@ -103,10 +130,63 @@ pub async fn run(
                 continue;
             }
         };
+        // Round robin over the workers still running; a connection stays on its worker until it closes.
+        let mut stream = Some(stream);
+        for _ in 0..workers {
+            next = (next + 1) % workers;
+            match handoff[next].send(stream.take().expect("one stream per attempt")) {
+                Ok(()) => break,
+                Err(mpsc::error::SendError(s)) => stream = Some(s),
+            }
+        }
+        if stream.is_some() {
+            return Err(RunError::Worker(std::io::Error::other("every data-plane worker has stopped")));
+        }
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+    drop(listener);
+    drop(handoff);
+    poller.abort();
+    stop_tx.send_replace(true);
+    for done in finished {
+        match done.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(RunError::Worker(e)),
+            Err(_) => tracing::warn!("a gateway worker ended abnormally"),
+        }
+    }
+    let admin_result = match tokio::time::timeout(Duration::from_secs(5), admin_task).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(std::io::Error::other(e)),
+        Err(_) => Ok(()),
+    };
+    admin_result.map_err(RunError::Admin)
+}
+
+/// One data-plane worker: serves the connections handed to it on its own event loop until the
+/// hand-off channel closes (shutdown), then lets their requests finish, up to `drain`.
+async fn serve_connections(
+    worker: Arc<Worker>,
+    mut incoming: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    drain: Duration,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The timer turns on HTTP/1 header-read timeouts (slow clients) and HTTP/2 keep-alive.
+    builder.http1().timer(TokioTimer::new());
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(1024);
+    let graceful = GracefulShutdown::new();
+    while let Some(stream) = incoming.recv().await {
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("registering an accepted connection failed: {e}");
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let gw = gw.clone();
+        let w = worker.clone();
         let conn = builder
-            .serve_connection(TokioIo::new(stream), service_fn(move |req| proxy::handle(gw.clone(), req)))
+            .serve_connection(TokioIo::new(stream), service_fn(move |req| proxy::handle(w.clone(), req)))
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -115,17 +195,7 @@ pub async fn run(
             }
         });
     }
-    tracing::info!("shutting down: finishing requests in flight");
-    drop(listener);
-    poller.abort();
-    stop_tx.send_replace(true);
-    if tokio::time::timeout(gw.settings.drain_timeout, graceful.shutdown()).await.is_err() {
-        tracing::warn!("requests still in flight after {:?}; closing their connections", gw.settings.drain_timeout);
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in flight after {drain:?}; closing their connections");
     }
-    let admin_result = match tokio::time::timeout(Duration::from_secs(5), admin_task).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => Err(std::io::Error::other(e)),
-        Err(_) => Ok(()),
-    };
-    admin_result.map_err(RunError::Admin)
 }

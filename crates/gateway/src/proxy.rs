@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::client::{error_chain, Prefixed, UpstreamBody};
+use crate::client::{error_chain, Clients, Prefixed, UpstreamBody};
 use crate::control::Gateway;
 use crate::state::Colour;
 use crate::upstream::{HealthChange, InFlight, Upstream};
@@ -52,21 +52,31 @@ fn upstream_uri(address: &str, uri: &Uri) -> Uri {
     format!("http://{address}{pq}").parse().unwrap_or_else(|_| Uri::from_static("http://invalid/"))
 }
 
+/// What one data-plane worker serves requests with: the shared gateway, the worker's own
+/// upstream clients (their connections live on the worker's event loop), and the control
+/// runtime that operations a request triggers (automatic failover) run on.
+pub struct Worker {
+    pub gw: Arc<Gateway>,
+    pub clients: Clients,
+    pub control: tokio::runtime::Handle,
+}
+
 /// Serves one request on the listen port.
-pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+pub async fn handle(w: Arc<Worker>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
     let (colour, shadow) = {
-        let r = gw.routing();
+        let r = w.gw.routing();
         let colour = r.weights.pick(fastrand::u32(0..100));
         (colour, r.shadow_percent > 0 && fastrand::u32(0..100) < r.shadow_percent)
     };
     if shadow {
-        Ok(shadowed(gw, colour, req).await)
+        Ok(shadowed(w, colour, req).await)
     } else {
-        Ok(forward(gw, colour, req).await)
+        Ok(forward(&w, colour, req).await)
     }
 }
 
-fn note(gw: &Arc<Gateway>, up: &Upstream, change: HealthChange) {
+fn note(w: &Worker, up: &Upstream, change: HealthChange) {
+    let gw = &w.gw;
     match change {
         HealthChange::None => {}
         HealthChange::Recovered => tracing::info!("{} ({}) answers again: healthy", up.colour, up.address),
@@ -80,14 +90,14 @@ fn note(gw: &Arc<Gateway>, up: &Upstream, change: HealthChange) {
             if gw.settings.auto_failover && gw.routing().active == up.colour {
                 let gw = gw.clone();
                 let colour = up.colour;
-                tokio::spawn(async move { gw.auto_failover(colour).await });
+                w.control.spawn(async move { gw.auto_failover(colour).await });
             }
         }
     }
 }
 
-async fn forward(gw: Arc<Gateway>, colour: Colour, req: Request<Incoming>) -> Response<ProxyBody> {
-    let up = gw.upstream(colour).clone();
+async fn forward(w: &Worker, colour: Colour, req: Request<Incoming>) -> Response<ProxyBody> {
+    let up = w.gw.upstream(colour).clone();
     let (mut parts, body) = req.into_parts();
     let grpc = is_grpc(&parts.headers);
     let version = parts.version;
@@ -109,7 +119,7 @@ async fn forward(gw: Arc<Gateway>, colour: Colour, req: Request<Incoming>) -> Re
     let mut aborted = up.aborted();
     let started = Instant::now();
     let result = tokio::select! {
-        r = gw.clients.for_version(version).request(out) => Some(r),
+        r = w.clients.for_version(version).request(out) => Some(r),
         _ = &mut aborted => None,
     };
     match result {
@@ -119,7 +129,7 @@ async fn forward(gw: Arc<Gateway>, colour: Colour, req: Request<Incoming>) -> Re
             } else {
                 up.record_success(started.elapsed())
             };
-            note(&gw, &up, change);
+            note(w, &up, change);
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             parts.headers.insert(UPSTREAM_HEADER, HeaderValue::from_static(colour.as_str()));
@@ -128,7 +138,7 @@ async fn forward(gw: Arc<Gateway>, colour: Colour, req: Request<Incoming>) -> Re
         }
         Some(Err(e)) => {
             let change = up.record_failure(started.elapsed());
-            note(&gw, &up, change);
+            note(w, &up, change);
             let msg = format!("upstream {colour} ({}) failed: {}", up.address, error_chain(&e));
             tracing::debug!("{msg}");
             error_response(grpc, colour, msg)
@@ -189,7 +199,7 @@ struct Collected {
 }
 
 async fn send_buffered(
-    gw: &Gateway,
+    clients: &Clients,
     up: &Upstream,
     version: Version,
     method: http::Method,
@@ -202,7 +212,7 @@ async fn send_buffered(
     *req.uri_mut() = upstream_uri(&up.address, uri);
     *req.version_mut() = version;
     *req.headers_mut() = headers;
-    let resp = gw.clients.for_version(version).request(req).await.map_err(|e| error_chain(&e))?;
+    let resp = clients.for_version(version).request(req).await.map_err(|e| error_chain(&e))?;
     let (parts, body) = resp.into_parts();
     let collected = body.collect().await.map_err(|e| error_chain(&e))?;
     let trailers = collected.trailers().cloned();
@@ -215,7 +225,8 @@ fn answer(c: &Collected) -> Answer {
     Answer { status: c.parts.status, grpc_status: grpc_status.cloned(), body: c.body.clone() }
 }
 
-async fn shadowed(gw: Arc<Gateway>, colour: Colour, req: Request<Incoming>) -> Response<ProxyBody> {
+async fn shadowed(w: Arc<Worker>, colour: Colour, req: Request<Incoming>) -> Response<ProxyBody> {
+    let gw = &w.gw;
     let (mut parts, body) = req.into_parts();
     let grpc = is_grpc(&parts.headers);
     strip_hop_by_hop(&mut parts.headers);
@@ -225,18 +236,18 @@ async fn shadowed(gw: Arc<Gateway>, colour: Colour, req: Request<Incoming>) -> R
     };
     gw.counters.shadow_requests.fetch_add(1, Ordering::Relaxed);
     let mirror = {
-        let gw = gw.clone();
+        let w = w.clone();
         let (method, uri, headers, version, bytes) =
             (parts.method.clone(), parts.uri.clone(), parts.headers.clone(), parts.version, bytes.clone());
         tokio::spawn(async move {
-            let up = gw.upstream(colour.other()).clone();
-            send_buffered(&gw, &up, version, method, &uri, headers, bytes).await.map(|c| answer(&c))
+            let up = w.gw.upstream(colour.other()).clone();
+            send_buffered(&w.clients, &up, version, method, &uri, headers, bytes).await.map(|c| answer(&c))
         })
     };
     let up = gw.upstream(colour).clone();
     let guard = up.begin();
     let started = Instant::now();
-    let result = send_buffered(&gw, &up, parts.version, parts.method, &parts.uri, parts.headers, bytes).await;
+    let result = send_buffered(&w.clients, &up, parts.version, parts.method, &parts.uri, parts.headers, bytes).await;
     drop(guard);
     match result {
         Ok(c) => {
@@ -245,7 +256,7 @@ async fn shadowed(gw: Arc<Gateway>, colour: Colour, req: Request<Incoming>) -> R
             } else {
                 up.record_success(started.elapsed())
             };
-            note(&gw, &up, change);
+            note(&w, &up, change);
             let primary = answer(&c);
             let counters = gw.clone();
             tokio::spawn(async move {
@@ -270,7 +281,7 @@ async fn shadowed(gw: Arc<Gateway>, colour: Colour, req: Request<Incoming>) -> R
         Err(e) => {
             mirror.abort();
             let change = up.record_failure(started.elapsed());
-            note(&gw, &up, change);
+            note(&w, &up, change);
             error_response(grpc, colour, format!("upstream {colour} ({}) failed: {e}", up.address))
         }
     }

@@ -35,7 +35,7 @@ pub struct GatewayArgs {
     /// Timeout of each health-gate probe (milliseconds).
     #[arg(long, default_value_t = 2000)]
     pub health_timeout_ms: u64,
-    /// Worker threads of the proxy (0 = one per core).
+    /// Data-plane worker threads, each with its own event loop (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Who operations are attributed to when a request does not say.
@@ -51,7 +51,10 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<u8> {
     settings.drain_timeout = Duration::from_secs(args.drain_timeout_secs);
     settings.health_timeout = Duration::from_millis(args.health_timeout_ms.max(1));
     settings.who = args.who.clone();
-    let runtime = super::runtime(args.threads)?;
+    settings.workers = args.threads;
+    // The control plane (accept, admin API, health checks) needs one thread; the data plane
+    // runs on its own workers.
+    let runtime = super::runtime(1)?;
     runtime.block_on(async {
         let gw = gateway::Gateway::new(settings)?;
         let listener = tokio::net::TcpListener::bind(&args.listen)

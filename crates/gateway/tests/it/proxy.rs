@@ -251,3 +251,31 @@ async fn a_switch_drains_in_flight_requests_and_ends_them_at_the_timeout() {
     g.stop().await;
     green.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_the_requests_in_flight_on_every_worker() {
+    let slow = slow_upstream().await;
+    let green = Upstream::start("2").await;
+    let mut s = settings(slow, green.addr, None);
+    s.workers = 3;
+    let g = TestGateway::start(s).await;
+    // One connection per request, so they land on different workers (round robin).
+    let pending: Vec<_> = (0..6)
+        .map(|_| {
+            let url = format!("{}/slow?ms=700", g.base);
+            let http = reqwest::Client::builder().no_proxy().build().unwrap();
+            tokio::spawn(async move { http.get(url).send().await.unwrap().text().await.unwrap() })
+        })
+        .collect();
+    wait_in_flight(&g, "blue", 6).await;
+    let base = g.base.clone();
+    let started = std::time::Instant::now();
+    g.stop().await;
+    assert!(started.elapsed() >= Duration::from_millis(300), "shutdown waited for the requests in flight");
+    for p in pending {
+        assert_eq!(p.await.unwrap(), "done");
+    }
+    let after = reqwest::Client::builder().no_proxy().build().unwrap().get(format!("{base}/slow?ms=1")).send().await;
+    assert!(after.is_err(), "the listen port is closed after shutdown");
+    green.stop().await;
+}
