@@ -26,6 +26,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The target: what the gateway may add to the upstream's p99.
+const TARGET_ADDED_P99_MS: f64 = 0.2;
+
 #[derive(Parser, Debug)]
 #[command(name = "bench-gateway", about = "Latency added by factory gateway vs direct vs nginx, HTTP and gRPC")]
 struct Args {
@@ -483,6 +486,14 @@ async fn main() -> anyhow::Result<()> {
                 "max_ms": p.max_ms, "requests": p.requests, "errors": p.errors, "rps": p.achieved_rps})).collect::<Vec<_>>(),
         }));
     }
+    for row in json_rows.iter().filter(|r| r["path"] == "factory gateway") {
+        let added = row["added_p99_ms"].as_f64().unwrap_or(f64::NAN);
+        let verdict = if added <= TARGET_ADDED_P99_MS { "PASS" } else { "FAIL" };
+        println!(
+            "target: {} through factory gateway adds ≤ {TARGET_ADDED_P99_MS} ms at p99: {added:+.3} ms {verdict}",
+            row["protocol"].as_str().unwrap_or_default()
+        );
+    }
     println!("load average before {load_before}, after {load_after}");
 
     let mut wrk_rows = Vec::new();
@@ -513,7 +524,7 @@ async fn main() -> anyhow::Result<()> {
             "rate": args.rate, "connections": args.connections, "duration_secs": args.duration_secs,
             "rounds": args.rounds, "load_before": load_before, "load_after": load_after,
             "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
-            "fixed_rate": json_rows, "wrk": wrk_rows,
+            "target_added_p99_ms": TARGET_ADDED_P99_MS, "fixed_rate": json_rows, "wrk": wrk_rows,
         });
         std::fs::write(path, serde_json::to_vec_pretty(&doc)?)?;
     }
