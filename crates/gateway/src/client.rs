@@ -61,9 +61,9 @@ impl Body for Prefixed {
 pub type HttpClient = Client<HttpConnector, UpstreamBody>;
 
 /// One data-plane worker's upstream clients. Their connections live on the worker's event loop;
-/// the h2 client keeps one connection per upstream, shared by the worker's HTTP/2 streams (the
-/// fewest connections measured best, bench/README.md: with one worker per core, the upstream
-/// still sees one connection per gateway core).
+/// the h2 client keeps one connection per upstream, shared by the worker's HTTP/2 streams, so the
+/// upstream sees one per gateway core (measured no worse than 2, 4 or 8 per worker,
+/// bench/README.md).
 pub struct Clients {
     pub http1: HttpClient,
     pub h2: HttpClient,
