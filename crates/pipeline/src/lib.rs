@@ -20,6 +20,7 @@ pub mod config;
 pub mod cycle;
 pub mod requests;
 pub mod rollout;
+pub mod stages;
 pub mod webhook;
 
 pub use config::{Overrides, Pipeline, Step};
