@@ -33,6 +33,8 @@ enum Command {
     Gateway(cmd::gateway::GatewayArgs),
     /// Move traffic between the gateway's colours: switch, rollback, status (health-gated).
     Deploy(cmd::deploy::DeployArgs),
+    /// DVC-style stages (cmd, deps, params, outs, metrics) cached by content hash: run, status, dag.
+    Pipeline(cmd::pipeline::PipelineArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Gateway(args) => cmd::gateway::run(args),
         Command::Deploy(args) => cmd::deploy::run(args),
+        Command::Pipeline(args) => cmd::pipeline::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

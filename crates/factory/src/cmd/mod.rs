@@ -5,6 +5,7 @@ pub mod demo;
 pub mod deploy;
 pub mod drift;
 pub mod gateway;
+pub mod pipeline;
 pub mod predict;
 pub mod serve;
 pub mod server;

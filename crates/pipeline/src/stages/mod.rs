@@ -117,6 +117,8 @@ impl Definition {
     /// Reads a pipeline file: `*.toml` (our format, loop settings ignored here) or a
     /// `dvc.yaml`-shaped `*.yaml` / `*.yml`.
     pub fn load(file: &Path) -> Result<Definition, StageError> {
+        // Absolute, so commands and the paths given to them do not depend on our cwd.
+        let file = &std::path::absolute(file).map_err(|source| StageError::Io { path: file.to_path_buf(), source })?;
         let text =
             std::fs::read_to_string(file).map_err(|source| StageError::Io { path: file.to_path_buf(), source })?;
         match values::Format::of(file).map_err(invalid)? {
@@ -274,7 +276,10 @@ impl Definition {
     }
 
     fn new(file: &Path, default_params: String, vars: Value, stages: Vec<Stage>) -> Result<Definition, StageError> {
-        let dir = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let dir = match file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
         let lock = file.with_extension("lock");
         for s in &stages {
             if s.name.is_empty() || s.name.contains(['/', ':', '@', '\\']) || s.name.starts_with('.') {
