@@ -60,6 +60,7 @@ pub struct ModelVersion {
     pub model_id: Option<String>,
     pub current_stage: String,
     pub aliases: Vec<String>,
+    pub tags: Vec<(String, String)>,
 }
 
 impl ModelVersion {
@@ -77,8 +78,20 @@ impl ModelVersion {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
                 .unwrap_or_default(),
+            tags: key_values(&v["tags"]),
         })
     }
+}
+
+/// `[{"key": k, "value": v}, ...]` as pairs.
+fn key_values(v: &Value) -> Vec<(String, String)> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| Some((t["key"].as_str()?.to_string(), t["value"].as_str().unwrap_or("").to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A parsed model URI.
@@ -436,6 +449,26 @@ impl Client {
     pub async fn model_version(&self, name: &str, version: &str) -> Result<ModelVersion> {
         let v = self.get("model-versions/get", json!({ "name": name, "version": version })).await?;
         ModelVersion::from_json(&v["model_version"])
+    }
+
+    /// Model versions matching an MLflow filter (`name = 'x'`), newest first.
+    pub async fn search_model_versions(&self, filter: &str, max_results: u32) -> Result<Vec<ModelVersion>> {
+        let v = self
+            .get(
+                "model-versions/search",
+                json!({ "filter": filter, "max_results": max_results, "order_by": "version_number DESC" }),
+            )
+            .await?;
+        v["model_versions"]
+            .as_array()
+            .map(|a| a.iter().map(ModelVersion::from_json).collect())
+            .unwrap_or(Ok(Vec::new()))
+    }
+
+    /// A run's tags.
+    pub async fn run_tags(&self, run_id: &str) -> Result<Vec<(String, String)>> {
+        let v = self.get("runs/get", json!({ "run_id": run_id })).await?;
+        Ok(key_values(&v["run"]["data"]["tags"]))
     }
 
     pub async fn model_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {

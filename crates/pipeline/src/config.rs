@@ -24,12 +24,18 @@
 //! data = "data/housing.csv"       # default: the reference
 //! labels = "labels"               # folder of labelled CSVs, appended when present
 //! target = "median_house_value"
+//! pipeline = "train"              # optional: retrain with the user's stages (below) instead
+//!
+//! [stages.train]                  # DVC-style stages, see `stages`
+//! cmd = "python3 train.py"
+//! deps = ["train.py", "${FACTORY_TRAINING_DATA}"]
 //!
 //! [rollout]
 //! mode = "hot-reload"             # or "blue-green" (with `gateway`)
 //! serving = "http://127.0.0.1:8080"
 //! ```
 
+use crate::stages::Definition;
 use crate::PipelineError;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -122,6 +128,15 @@ pub struct Pipeline {
     pub retrain: RetrainSettings,
     pub rollout: RolloutSettings,
     pub webhook: WebhookSettings,
+    /// Where the file came from in git, when it did (recorded in every cycle's run).
+    pub revision: Option<Revision>,
+}
+
+/// A git source's URL (credentials never included) and the commit a pipeline was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    pub url: String,
+    pub commit: String,
 }
 
 impl Pipeline {
@@ -159,6 +174,21 @@ pub struct RetrainSettings {
     pub seed: u64,
     pub max_iter: usize,
     pub cache_dir: Option<PathBuf>,
+    /// Retrain with the user's stages instead of the built-in GBM.
+    pub stages: Option<UserStages>,
+}
+
+/// `retrain.pipeline`: which stages retrain, from which file.
+#[derive(Debug, Clone)]
+pub struct UserStages {
+    pub definition: std::sync::Arc<Definition>,
+    /// Run (forced) with everything they depend on (cached as usual).
+    pub targets: Vec<String>,
+    /// For stages without their own `timeout_secs`.
+    pub timeout: Duration,
+    /// Share of the new labelled rows (or, without labels, of all rows) kept out of the
+    /// training data to judge champion and challenger.
+    pub holdout_fraction: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +221,12 @@ pub struct WebhookSettings {
 #[serde(deny_unknown_fields)]
 struct File {
     steps: Option<Vec<Step>>,
+    // Stages (read again by `Definition::parse_toml`; named here so they are not unknown).
+    #[allow(dead_code)]
+    params: Option<String>,
+    #[allow(dead_code)]
+    vars: Option<toml::Table>,
+    stages: Option<toml::Table>,
     tracking_uri: Option<String>,
     experiment: Option<String>,
     #[serde(default)]
@@ -238,6 +274,19 @@ struct RetrainFile {
     seed: Option<u64>,
     max_iter: Option<usize>,
     cache_dir: Option<PathBuf>,
+    /// Stage(s) that retrain: `pipeline = "train"` or `["train", "evaluate"]`.
+    pipeline: Option<Targets>,
+    /// File the stages are in (a pipeline TOML or a `dvc.yaml`); default: this file.
+    pipeline_file: Option<PathBuf>,
+    stage_timeout_secs: Option<f64>,
+    holdout_fraction: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Targets {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Deserialize, Default)]
@@ -278,15 +327,15 @@ pub struct Overrides {
 /// Parses and validates one pipeline file's text. Relative paths are taken relative to `base`.
 pub fn parse(name: &str, text: &str, base: &Path, overrides: &Overrides) -> Result<Pipeline, String> {
     let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
-    build(name, file, base, overrides)
+    build(name, file, Some(text), base, overrides)
 }
 
 /// The pipeline built from defaults and overrides alone (no file).
 pub fn from_overrides(overrides: &Overrides) -> Result<Pipeline, String> {
-    build("default", File::default(), Path::new("."), overrides)
+    build("default", File::default(), None, Path::new("."), overrides)
 }
 
-fn build(name: &str, f: File, base: &Path, o: &Overrides) -> Result<Pipeline, String> {
+fn build(name: &str, f: File, text: Option<&str>, base: &Path, o: &Overrides) -> Result<Pipeline, String> {
     let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
     let rel_str = |s: String| {
         if s.contains("://") || Path::new(&s).is_absolute() {
@@ -331,6 +380,7 @@ fn build(name: &str, f: File, base: &Path, o: &Overrides) -> Result<Pipeline, St
     }
 
     let r = f.retrain;
+    let stages = user_stages(name, &r, f.stages.is_some(), text, base)?;
     let retrain = RetrainSettings {
         data: r.data.map(rel_str),
         labels: o.labels.clone().or(r.labels.map(rel)),
@@ -347,6 +397,7 @@ fn build(name: &str, f: File, base: &Path, o: &Overrides) -> Result<Pipeline, St
         seed: r.seed.unwrap_or(42),
         max_iter: r.max_iter.unwrap_or(100),
         cache_dir: r.cache_dir.map(rel),
+        stages,
     };
     if !(0.0..1.0).contains(&retrain.margin) {
         return Err(format!("retrain.margin must be in [0, 1), got {}", retrain.margin));
@@ -413,7 +464,60 @@ fn build(name: &str, f: File, base: &Path, o: &Overrides) -> Result<Pipeline, St
         retrain,
         rollout,
         webhook,
+        revision: None,
     })
+}
+
+/// `retrain.pipeline`: the stages are read and checked now, so a broken definition is
+/// refused like any other invalid file (the last good version keeps running).
+fn user_stages(
+    name: &str,
+    r: &RetrainFile,
+    has_stages: bool,
+    text: Option<&str>,
+    base: &Path,
+) -> Result<Option<UserStages>, String> {
+    let definition = match (&r.pipeline_file, text) {
+        (Some(file), _) => {
+            let path = if file.is_absolute() { file.clone() } else { base.join(file) };
+            Some(Definition::load(&path).map_err(|e| format!("retrain.pipeline_file: {e}"))?)
+        }
+        (None, Some(text)) if has_stages || r.pipeline.is_some() => {
+            let file = std::path::absolute(base.join(format!("{name}.toml"))).map_err(|e| e.to_string())?;
+            Some(Definition::parse_toml(text, &file).map_err(|e| e.to_string())?)
+        }
+        _ => None,
+    };
+    let Some(targets) = &r.pipeline else {
+        if r.pipeline_file.is_some() || r.stage_timeout_secs.is_some() || r.holdout_fraction.is_some() {
+            return Err("retrain.pipeline (the stage that retrains) is needed with retrain.pipeline_file, stage_timeout_secs or holdout_fraction".into());
+        }
+        return Ok(None);
+    };
+    let definition = definition.ok_or("retrain.pipeline names stages, but this file has no [stages.*]")?;
+    let targets = match targets {
+        Targets::One(t) => vec![t.clone()],
+        Targets::Many(t) => t.clone(),
+    };
+    if targets.is_empty() {
+        return Err("retrain.pipeline: name at least one stage".into());
+    }
+    for t in &targets {
+        if definition.stage(t).is_none() {
+            let names: Vec<&str> = definition.stages.iter().map(|s| s.name.as_str()).collect();
+            return Err(format!("retrain.pipeline: no stage named '{t}' (stages: {})", names.join(", ")));
+        }
+    }
+    let secs = r.stage_timeout_secs.unwrap_or(3600.0);
+    let timeout = Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("retrain.stage_timeout_secs must be a positive number, got {secs}"))?;
+    let holdout_fraction = r.holdout_fraction.unwrap_or(0.2);
+    if !(holdout_fraction > 0.0 && holdout_fraction < 1.0) {
+        return Err(format!("retrain.holdout_fraction must be between 0 and 1, got {holdout_fraction}"));
+    }
+    Ok(Some(UserStages { definition: std::sync::Arc::new(definition), targets, timeout, holdout_fraction }))
 }
 
 /// A file's content as last seen, and what became of it.

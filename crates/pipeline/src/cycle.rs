@@ -84,6 +84,14 @@ pub struct CycleReport {
     pub webhook: Option<Delivery>,
     pub report_json: Option<PathBuf>,
     pub report_html: Option<PathBuf>,
+    /// Retraining with the user's stages: what each did.
+    pub stages: Vec<crate::stages::exec::StageOutcome>,
+    /// The stage that failed, its exit code and the end of its stderr.
+    pub failed_stage: Option<String>,
+    pub stage_exit_code: Option<i32>,
+    pub stage_stderr_tail: Option<String>,
+    /// The git commit the pipeline was read at (git sources).
+    pub git_commit: Option<String>,
     pub seconds: f64,
 }
 
@@ -107,13 +115,20 @@ pub async fn run(p: &Pipeline, ctx: &Context) -> Result<CycleReport, PipelineErr
     let experiment_id = client.experiment_id(&p.experiment).await?;
     let started = SystemTime::now();
     let run_name = format!("{}-{}", p.name, chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
-    let (run_id, artifact_uri) = client
-        .create_run(
-            &experiment_id,
-            &run_name,
-            &[("mlflow.source.type", "LOCAL"), ("mlflow.source.name", "factory loop"), ("factory.pipeline", &p.name)],
-        )
-        .await?;
+    let mut run_tags = vec![
+        ("mlflow.source.type", "LOCAL"),
+        ("mlflow.source.name", "factory loop"),
+        ("factory.pipeline", p.name.as_str()),
+    ];
+    if let Some(rev) = &p.revision {
+        run_tags.extend([
+            ("mlflow.source.git.commit", rev.commit.as_str()),
+            ("mlflow.source.git.repoURL", rev.url.as_str()),
+            ("factory.git_commit", rev.commit.as_str()),
+            ("factory.git_url", rev.url.as_str()),
+        ]);
+    }
+    let (run_id, artifact_uri) = client.create_run(&experiment_id, &run_name, &run_tags).await?;
     tracing::info!(pipeline = %p.name, run_id, "cycle started");
     let result = steps(p, ctx, &client, &run_id, &artifact_uri, started).await;
     let status = match &result {
@@ -161,6 +176,9 @@ fn tags(r: &CycleReport) -> Vec<(String, String)> {
         }
     };
     opt("factory.champion_version", &r.champion_version);
+    opt("factory.failed_stage", &r.failed_stage);
+    opt("factory.stage_stderr_tail", &r.stage_stderr_tail);
+    opt("factory.stage_exit_code", &r.stage_exit_code.map(|c| c.to_string()));
     opt("factory.challenger_version", &r.challenger_version);
     opt("factory.challenger_run_id", &r.challenger_run_id);
     if let Some(ro) = &r.rollout {
@@ -203,6 +221,11 @@ async fn steps(
         webhook: None,
         report_json: None,
         report_html: None,
+        stages: Vec::new(),
+        failed_stage: None,
+        stage_exit_code: None,
+        stage_stderr_tail: None,
+        git_commit: p.revision.as_ref().map(|r| r.commit.clone()),
         seconds: 0.0,
     };
     let dir = ctx.report_dir.join(&p.name).join(run_id);
@@ -327,7 +350,7 @@ async fn steps(
     report.reason =
         format!("significant drift in {} rows: {}", got.rows, drift_report.significant_drift_reasons.join("; "));
     if p.has(Step::Retrain) {
-        retrain(p, ctx, client, &reference, &dir, &mut report).await?;
+        retrain(p, ctx, client, artifact_uri, &reference, &dir, &mut report).await?;
     }
     if let Ok(Some(d)) = webhook_task.await {
         report.webhook = Some(d);
@@ -361,6 +384,7 @@ async fn retrain(
     p: &Pipeline,
     ctx: &Context,
     client: &Client,
+    artifact_uri: &str,
     reference: &Path,
     dir: &Path,
     report: &mut CycleReport,
@@ -374,6 +398,19 @@ async fn retrain(
         None => reference.to_path_buf(),
     };
     let (data, labelled, base_rows) = training_data(&base, r.labels.as_deref(), &dir.join("training.csv"))?;
+    if let Some(user) = &r.stages {
+        let (training, holdout) = (dir.join("train.csv"), dir.join("holdout.csv"));
+        let from = if labelled > 0 { base_rows } else { 0 };
+        crate::user_stages::split_holdout(&data, from, user.holdout_fraction, r.seed, &training, &holdout)?;
+        let inputs = crate::user_stages::Inputs {
+            training,
+            holdout,
+            reference: reference.to_path_buf(),
+            current: dir.join("current.csv"),
+            labelled_rows: labelled,
+        };
+        return crate::user_stages::retrain(p, user, client, artifact_uri, dir, inputs, report).await;
+    }
     let cfg = training::TrainConfig {
         data: training::data::Source::Path(data),
         cache_dir,
@@ -420,9 +457,23 @@ async fn retrain(
     let wins = cmp.as_ref().is_some_and(|c| c.challenger_wins);
     let why = cmp.map(|c| c.reason).unwrap_or_default();
     let retrained = format!("retrained on {labelled} newly labelled rows + the training data");
+    promote_and_roll_out(p, client, report, &outcome.version, wins, &format!("{retrained}; {why}")).await
+}
+
+/// After a challenger was scored: keep the champion, or promote the challenger and roll it
+/// out (rolling back on failure). `what` says how it was trained and judged.
+pub(crate) async fn promote_and_roll_out(
+    p: &Pipeline,
+    client: &Client,
+    report: &mut CycleReport,
+    version: &str,
+    wins: bool,
+    what: &str,
+) -> Result<(), PipelineError> {
+    let r = &p.retrain;
     if !wins || !p.has(Step::Promote) {
         report.decision = Decision::ChampionKept;
-        report.reason = format!("{}; {retrained}; {why}", report.reason);
+        report.reason = format!("{}; {what}", report.reason);
         if wins {
             report.reason.push_str("; promotion is not a step of this pipeline");
         }
@@ -430,19 +481,19 @@ async fn retrain(
     }
 
     // Promote: the production alias (and stage) move to the challenger.
-    client.set_alias(&r.model_name, &r.alias, &outcome.version).await?;
+    client.set_alias(&r.model_name, &r.alias, version).await?;
     if let Some(stage) = &r.stage {
-        client.transition_stage(&r.model_name, &outcome.version, stage).await?;
+        client.transition_stage(&r.model_name, version, stage).await?;
     }
     report.promoted = true;
     report.decision = Decision::Promoted;
-    report.reason = format!("{}; {retrained}; {why}; version {} is now '{}'", report.reason, outcome.version, r.alias);
+    report.reason = format!("{}; {what}; version {version} is now '{}'", report.reason, r.alias);
     if !p.has(Step::Rollout) {
         return Ok(());
     }
     let http = reqwest::Client::new();
     let who = format!("factory loop ({}, run {})", p.name, report.run_id);
-    let done = rollout::rollout(&http, client, &p.rollout, &r.model_name, &outcome.version, &who).await;
+    let done = rollout::rollout(&http, client, &p.rollout, &r.model_name, version, &who).await;
     if !done.ok {
         // Production goes back to the champion.
         if let Some(champion) = &report.champion_version {

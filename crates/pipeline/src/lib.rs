@@ -7,6 +7,9 @@
 //!  config.rs   pipeline files (TOML) → Pipeline; Folder reloads changed files
 //!  scheduler   (this file) cron per pipeline, missed-run policy, one cycle at a time
 //!  cycle.rs    requests.rs → drift → webhook.rs → training → promote → rollout.rs
+//!  user_stages retraining with the user's stages (stages/) instead of the built-in GBM
+//!  stages/     DVC-style stages: definitions, hashes, lock, graph, runner (`factory pipeline`)
+//!  git.rs      pipeline folders polled from git, like git-sync
 //! ```
 //!
 //! Architecture Invariant: the tracking server, `factory serve` and `factory gateway` are
@@ -21,6 +24,7 @@ pub mod cycle;
 pub mod requests;
 pub mod rollout;
 pub mod stages;
+pub mod user_stages;
 pub mod webhook;
 
 pub use config::{Overrides, Pipeline, Step};

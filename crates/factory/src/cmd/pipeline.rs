@@ -183,10 +183,13 @@ fn run_stages(a: RunArgs) -> anyhow::Result<u8> {
         opts.force = if a.target.stages.is_empty() { vec!["*".into()] } else { a.target.stages.clone() };
     }
     opts.default_timeout = match a.timeout_secs {
-        Some(t) => Some(Duration::try_from_secs_f64(t).ok().filter(|d| !d.is_zero()).context("--timeout-secs must be positive")?),
+        Some(t) => Some(
+            Duration::try_from_secs_f64(t).ok().filter(|d| !d.is_zero()).context("--timeout-secs must be positive")?,
+        ),
         None => None,
     };
-    let lock_name = def.lock.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline.lock".into());
+    let lock_name =
+        def.lock.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline.lock".into());
     let runtime = super::runtime(1)?;
     let tracking = match &a.tracking_uri {
         Some(uri) => {
