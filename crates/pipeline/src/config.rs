@@ -533,6 +533,8 @@ struct Seen {
 pub struct Folder {
     dir: PathBuf,
     overrides: Overrides,
+    /// The git commit `dir` holds, given to every pipeline read from it.
+    revision: Option<Revision>,
     seen: BTreeMap<PathBuf, Seen>,
     /// Last good pipeline per name.
     pub pipelines: BTreeMap<String, Pipeline>,
@@ -543,6 +545,19 @@ pub struct Folder {
 impl Folder {
     pub fn new(dir: PathBuf, overrides: Overrides) -> Folder {
         Folder { dir, overrides, ..Folder::default() }
+    }
+
+    /// Reads from `dir` (a new git commit's checkout) from now on: every file is read again
+    /// at the next refresh, and what parses carries `revision`.
+    pub fn switch(&mut self, dir: PathBuf, revision: Option<Revision>) {
+        self.dir = dir;
+        self.revision = revision;
+        self.seen.clear();
+    }
+
+    /// Commits the loaded pipelines were read at (their checkouts must stay).
+    pub fn commits(&self) -> Vec<&str> {
+        self.pipelines.values().filter_map(|p| p.revision.as_ref().map(|r| r.commit.as_str())).collect()
     }
 
     /// Re-reads changed `*.toml` files; returns the names of pipelines added, changed or removed.
@@ -572,14 +587,17 @@ impl Folder {
             match parsed {
                 Ok(mut p) => {
                     p.source = Some(path.clone());
-                    tracing::info!(pipeline = %name, file = %path.display(), "pipeline loaded");
+                    p.revision = self.revision.clone();
+                    let commit = self.revision.as_ref().map(|r| r.commit.as_str()).unwrap_or("-");
+                    tracing::info!(pipeline = %name, file = %path.display(), commit, "pipeline loaded");
                     self.pipelines.insert(name.clone(), p);
                     changed.push(name);
                 }
                 Err(e) => {
                     let kept =
                         if self.pipelines.contains_key(&name) { "; the last good version keeps running" } else { "" };
-                    let msg = format!("{}: {e}{kept}", path.display());
+                    let at = self.revision.as_ref().map(|r| format!(" (commit {})", r.commit)).unwrap_or_default();
+                    let msg = format!("{}{at}: {e}{kept}", path.display());
                     tracing::error!("invalid pipeline file {msg}");
                     self.errors.push(msg);
                 }

@@ -21,6 +21,7 @@
 
 pub mod config;
 pub mod cycle;
+pub mod git;
 pub mod requests;
 pub mod rollout;
 pub mod stages;
@@ -59,8 +60,65 @@ pub enum PipelineError {
 pub enum Definitions {
     /// A folder of `*.toml` files, re-read every `reload_every`.
     Folder { dir: PathBuf, reload_every: Duration },
+    /// A folder in a git repository, polled every `reload_every` (see [`git`]); mirror and
+    /// checkouts live under `state_dir/git/`.
+    Git { source: git::Source, reload_every: Duration, state_dir: PathBuf },
     /// One pipeline built from flags.
     Single(Box<Pipeline>),
+}
+
+/// The pipelines a [`Definitions`] currently holds, and how to look for changes.
+pub struct Loaded {
+    pub folder: Option<config::Folder>,
+    pub git: Option<git::Sync>,
+}
+
+impl Loaded {
+    /// First load: a folder that cannot be read, or a repository that cannot be fetched, is
+    /// an error (there is nothing to keep running yet).
+    pub fn load(defs: &Definitions, overrides: &Overrides) -> Result<Loaded, PipelineError> {
+        match defs {
+            Definitions::Folder { dir, .. } => {
+                Ok(Loaded { folder: Some(config::load_dir(dir, overrides)?), git: None })
+            }
+            Definitions::Git { source, state_dir, .. } => {
+                let mut sync = git::Sync::new(source.clone(), state_dir);
+                let (revision, dir) =
+                    sync.poll()?.ok_or_else(|| PipelineError::Internal("the first fetch found no commit".into()))?;
+                let mut folder = config::Folder::new(dir.clone(), overrides.clone());
+                folder.switch(dir, Some(revision));
+                folder.refresh()?;
+                Ok(Loaded { folder: Some(folder), git: Some(sync) })
+            }
+            Definitions::Single(_) => Ok(Loaded { folder: None, git: None }),
+        }
+    }
+
+    /// Looks for a new commit and changed files; returns the pipelines added, changed or
+    /// removed. Failures are reported and change nothing.
+    pub fn refresh(&mut self) -> Vec<String> {
+        let Some(folder) = self.folder.as_mut() else { return Vec::new() };
+        if let Some(sync) = self.git.as_mut() {
+            match sync.poll() {
+                Ok(Some((revision, dir))) => folder.switch(dir, Some(revision)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "could not update the pipelines from git; the loaded pipelines keep running")
+                }
+            }
+        }
+        let changed = match folder.refresh() {
+            Ok(changed) => changed,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the pipeline folder; the loaded pipelines keep running");
+                Vec::new()
+            }
+        };
+        if let Some(sync) = &self.git {
+            sync.prune(&folder.commits());
+        }
+        changed
+    }
 }
 
 /// When `p` should run next, given its state and `now` (the missed-run policy lives here).
@@ -85,12 +143,13 @@ pub async fn run_scheduled(
     on_cycle: impl Fn(&Pipeline, &Result<CycleReport, PipelineError>),
 ) -> Result<(), PipelineError> {
     let mut shutdown = std::pin::pin!(shutdown);
-    let (mut folder, reload_every) = match &defs {
-        Definitions::Folder { dir, reload_every } => (Some(config::load_dir(dir, &overrides)?), *reload_every),
-        Definitions::Single(_) => (None, Duration::from_secs(3600)),
+    let reload_every = match &defs {
+        Definitions::Folder { reload_every, .. } | Definitions::Git { reload_every, .. } => *reload_every,
+        Definitions::Single(_) => Duration::from_secs(3600),
     };
-    let pipelines = |folder: &Option<config::Folder>| -> Vec<Pipeline> {
-        match (&defs, folder) {
+    let mut loaded = Loaded::load(&defs, &overrides)?;
+    let pipelines = |loaded: &Loaded| -> Vec<Pipeline> {
+        match (&defs, &loaded.folder) {
             (Definitions::Single(p), _) => vec![(**p).clone()],
             (_, Some(f)) => f.pipelines.values().cloned().collect(),
             _ => Vec::new(),
@@ -103,7 +162,7 @@ pub async fn run_scheduled(
             next = ?next.map(humanize), "pipeline scheduled");
         due.insert(p.name.clone(), next);
     };
-    for p in pipelines(&folder) {
+    for p in pipelines(&loaded) {
         plan(&p, &mut due);
     }
     let mut next_reload = SystemTime::now() + reload_every;
@@ -118,24 +177,16 @@ pub async fn run_scheduled(
         let now = SystemTime::now();
         if now >= next_reload {
             next_reload = now + reload_every;
-            if let Some(f) = folder.as_mut() {
-                match f.refresh() {
-                    Ok(changed) => {
-                        let current = pipelines(&folder);
-                        for name in changed {
-                            due.remove(&name);
-                            if let Some(p) = current.iter().find(|p| p.name == name) {
-                                plan(p, &mut due);
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "could not read the pipeline folder; the loaded pipelines keep running")
-                    }
+            let changed = loaded.refresh();
+            let current = pipelines(&loaded);
+            for name in changed {
+                due.remove(&name);
+                if let Some(p) = current.iter().find(|p| p.name == name) {
+                    plan(p, &mut due);
                 }
             }
         }
-        for p in pipelines(&folder) {
+        for p in pipelines(&loaded) {
             if due.get(&p.name).copied().flatten().is_some_and(|t| t <= now) {
                 let result = cycle::run(&p, &ctx).await;
                 if let Err(e) = &result {

@@ -10,9 +10,15 @@ use std::time::Duration;
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Exit status with --once: 0 when every cycle ran (whatever it decided), 1 when one failed.")]
 pub struct LoopArgs {
-    /// Folder of pipeline definitions (`*.toml`), re-read when files change.
-    #[arg(long, value_name = "DIR")]
-    pub pipelines: Option<PathBuf>,
+    /// Folder of pipeline definitions (`*.toml`), re-read when files change; or a git
+    /// repository polled like git-sync: `git+https://host/repo.git#branch:subdir`,
+    /// `file:///srv/repo.git#main`, a bare repository's path (credentials:
+    /// FACTORY_GIT_USERNAME / FACTORY_GIT_PASSWORD).
+    #[arg(long, value_name = "DIR|GIT-URL")]
+    pub pipelines: Option<String>,
+    /// `--pipelines` is a local clone: `git pull --ff-only` it every `--reload-secs`.
+    #[arg(long, requires = "pipelines")]
+    pub git_pull: bool,
     /// Cron schedule (five fields), overriding the files'.
     #[arg(long, value_name = "CRON")]
     pub schedule: Option<String>,
@@ -97,10 +103,11 @@ pub fn run(args: LoopArgs) -> anyhow::Result<u8> {
         show_progress: !args.json,
         webhook_backoff: Duration::from_millis(500),
     };
+    let reload_every = Duration::from_secs(args.reload_secs.max(1));
     let defs = match &args.pipelines {
-        Some(dir) => pipeline::Definitions::Folder {
-            dir: dir.clone(),
-            reload_every: Duration::from_secs(args.reload_secs.max(1)),
+        Some(spec) => match pipeline::git::Source::parse(spec, args.git_pull).map_err(anyhow::Error::msg)? {
+            Some(source) => pipeline::Definitions::Git { source, reload_every, state_dir: args.state_dir.clone() },
+            None => pipeline::Definitions::Folder { dir: PathBuf::from(spec), reload_every },
         },
         None => pipeline::Definitions::Single(Box::new(
             pipeline::config::from_overrides(&overrides)
@@ -113,13 +120,13 @@ pub fn run(args: LoopArgs) -> anyhow::Result<u8> {
         if args.once {
             let pipelines = match &defs {
                 pipeline::Definitions::Single(p) => vec![(**p).clone()],
-                pipeline::Definitions::Folder { dir, .. } => {
-                    let folder = pipeline::config::load_dir(dir, &overrides)?;
+                _ => {
+                    let folder = pipeline::Loaded::load(&defs, &overrides)?.folder.unwrap_or_default();
                     for e in &folder.errors {
                         eprintln!("invalid pipeline: {e}");
                     }
                     if folder.pipelines.is_empty() {
-                        anyhow::bail!("no valid pipeline in {}", dir.display());
+                        anyhow::bail!("no valid pipeline in {}", args.pipelines.as_deref().unwrap_or_default());
                     }
                     folder.pipelines.into_values().collect()
                 }
