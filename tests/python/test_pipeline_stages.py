@@ -429,7 +429,8 @@ def test_loop_follows_a_git_repository_and_keeps_the_last_good_commit(server, tm
         git("commit", "-qam", "later", cwd=work)
         git("push", "-q", "origin", "HEAD:main", cwd=work)
         second = git("rev-parse", "HEAD", cwd=work)
-        wait_for(f"commit={second}")
+        wait_for(f"pipelines/nightly.toml")
+        wait_for(second)
         wait_for("30 3 * * *")
 
         # A broken commit: reported, and the last good pipeline keeps running.

@@ -589,7 +589,7 @@ impl Folder {
                     p.source = Some(path.clone());
                     p.revision = self.revision.clone();
                     let commit = self.revision.as_ref().map(|r| r.commit.as_str()).unwrap_or("-");
-                    tracing::info!(pipeline = %name, file = %path.display(), commit, "pipeline loaded");
+                    tracing::info!(pipeline = %name, file = %path.display(), commit = %commit, "pipeline loaded");
                     self.pipelines.insert(name.clone(), p);
                     changed.push(name);
                 }
