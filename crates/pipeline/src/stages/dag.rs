@@ -457,8 +457,8 @@ mod tests {
             stage("csv", &["data/*.csv", "database.txt"], &["csv.txt"]),
         ];
         let dag = Dag::build(&s).unwrap();
-        for j in 1..4 {
-            assert_eq!(dag.upstream[j].iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![0], "{}", s[j].name);
+        for (stage, ups) in s.iter().zip(&dag.upstream).skip(1).take(3) {
+            assert_eq!(ups.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![0], "{}", stage.name);
         }
         assert!(dag.upstream[4].is_empty(), "data/*.csv does not reach into data/parts");
     }
