@@ -127,9 +127,15 @@ fn prepare(def: &Definition, opts: &Options) -> Result<(Definition, Dag, Vec<usi
     Ok((def, dag, selection))
 }
 
-/// Observes a stage on disk: its command, dep and out hashes, params values. Params missing
-/// from their file are returned as changes (they fail a run).
-fn observe(def: &Definition, s: &Stage, hasher: &mut Hasher) -> Result<(StageLock, Vec<Change>), StageError> {
+/// Observes a stage on disk: its command, dep and out hashes, params values (params files
+/// parsed once per `files` cache). Params missing from their file are returned as changes
+/// (they fail a run).
+fn observe(
+    def: &Definition,
+    s: &Stage,
+    hasher: &mut Hasher,
+    files: &mut HashMap<String, Value>,
+) -> Result<(StageLock, Vec<Change>), StageError> {
     let mut now = StageLock { cmd: s.cmd.clone(), ..StageLock::default() };
     for d in &s.deps {
         now.deps.push(Entry { path: d.clone(), hash: hasher.hash(&def.dir, d)? });
@@ -138,7 +144,6 @@ fn observe(def: &Definition, s: &Stage, hasher: &mut Hasher) -> Result<(StageLoc
         now.outs.push(Entry { path: o.path.clone(), hash: hasher.hash(&def.dir, &o.path)? });
     }
     let mut missing = Vec::new();
-    let mut files: HashMap<String, Value> = HashMap::new();
     for p in &s.params {
         let file = if p.file.is_empty() { def.default_params.clone() } else { p.file.clone() };
         if !files.contains_key(&file) {
@@ -176,11 +181,12 @@ pub fn status(def: &Definition, opts: &Options) -> Result<Vec<StageStatus>, Stag
     let (def, dag, selection) = prepare(def, opts)?;
     let lock = Lock::read(&def.lock)?;
     let mut hasher = Hasher::open(&def.dir);
+    let mut params_files = HashMap::new();
     let mut out: Vec<StageStatus> = Vec::new();
     let mut pending: BTreeMap<usize, bool> = BTreeMap::new(); // stage → will (or may) run
     for &i in &selection {
         let s = &def.stages[i];
-        let (now, mut missing) = observe(&def, s, &mut hasher)?;
+        let (now, mut missing) = observe(&def, s, &mut hasher, &mut params_files)?;
         let mut ch = if s.frozen { Vec::new() } else { changes(&now, lock.stages.get(&s.name), s.always_changed) };
         ch.append(&mut missing);
         let forced = forced(opts, &s.name);
@@ -220,7 +226,8 @@ pub fn run(def: &Definition, opts: &Options, on: &mut dyn FnMut(Progress<'_>)) -
     }
     for (n, &i) in selection.iter().enumerate() {
         let s = &def.stages[i];
-        let (now, missing) = observe(&def, s, &mut hasher)?;
+        // Read afresh for every stage: a command before it may have rewritten a params file.
+        let (now, missing) = observe(&def, s, &mut hasher, &mut HashMap::new())?;
         let mut why = if s.frozen { Vec::new() } else { changes(&now, lock.stages.get(&s.name), s.always_changed) };
         if forced(opts, &s.name) && why.is_empty() && !s.frozen {
             why.push(Change::Forced);
@@ -245,7 +252,7 @@ pub fn run(def: &Definition, opts: &Options, on: &mut dyn FnMut(Progress<'_>)) -
             .and_then(|()| clear_outs(&def, s))
             .and_then(|()| execute(&def, s, opts, log.as_deref(), on))
             .and_then(|()| {
-                let (after, _) = observe(&def, s, &mut hasher)?;
+                let (after, _) = observe(&def, s, &mut hasher, &mut HashMap::new())?;
                 if let Some(o) = after.outs.iter().find(|o| o.hash.is_none()) {
                     return Err(StageError::Failed {
                         stage: s.name.clone(),

@@ -137,106 +137,33 @@ impl Definition {
     /// Stages of a pipeline TOML (top-level `params`, `vars`, `[stages.*]`; other tables are
     /// the loop's and ignored here).
     pub fn parse_toml(text: &str, file: &Path) -> Result<Definition, StageError> {
-        #[derive(Deserialize)]
-        struct TomlFile {
-            params: Option<String>,
-            vars: Option<toml::Table>,
-            #[serde(default)]
-            stages: BTreeMap<String, TomlStage>,
-        }
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct TomlStage {
-            cmd: OneOrMany,
-            #[serde(default)]
-            deps: Vec<String>,
-            #[serde(default)]
-            params: Vec<ParamsEntry>,
-            #[serde(default)]
-            outs: Vec<OutEntry>,
-            metrics: Option<OneOrMany>,
-            desc: Option<String>,
-            #[serde(default)]
-            always_changed: bool,
-            #[serde(default)]
-            frozen: bool,
-            timeout_secs: Option<f64>,
-        }
-        let f: TomlFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        let vars = match f.vars {
-            Some(t) => values::from_toml(toml::Value::Table(t)).map_err(invalid)?,
-            None => Value::Object(Default::default()),
+        let root = values::parse(text, values::Format::Toml).map_err(invalid)?;
+        let default_params = match root.get("params") {
+            None => "params.yaml".to_string(),
+            Some(Value::String(p)) => p.clone(),
+            Some(other) => return Err(invalid(format!("params must name a file, got {other}"))),
         };
-        // TOML tables come back sorted; keep the file's order for display by re-reading it.
-        let order = stage_order(text);
-        let mut stages = Vec::new();
-        for (name, s) in f.stages {
-            let timeout = match s.timeout_secs {
-                None => None,
-                Some(t) => Some(Duration::try_from_secs_f64(t).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
-                    invalid(format!("stages.{name}.timeout_secs must be a positive number of seconds, got {t}"))
-                })?),
-            };
-            let mut outs: Vec<Out> = s.outs.into_iter().map(OutEntry::into_out).collect();
-            outs.extend(s.metrics.map(OneOrMany::into_vec).unwrap_or_default().into_iter().map(|path| Out {
-                path,
-                persist: false,
-                metric: true,
-            }));
-            stages.push(Stage {
-                cmd: s.cmd.into_vec(),
-                deps: s.deps,
-                params: params_uses(&name, s.params)?,
-                outs,
-                desc: s.desc,
-                always_changed: s.always_changed,
-                frozen: s.frozen,
-                timeout,
-                name,
-            });
-        }
-        stages.sort_by_key(|s| order.iter().position(|n| n == &s.name).unwrap_or(usize::MAX));
-        Definition::new(file, f.params.unwrap_or_else(|| "params.yaml".into()), vars, stages)
+        let vars = match root.get("vars") {
+            None => Value::Object(Default::default()),
+            Some(v @ Value::Object(_)) => v.clone(),
+            Some(other) => return Err(invalid(format!("vars must be a table, got {other}"))),
+        };
+        let stages = build_stages(root.get("stages"), &header_order(text))?;
+        Definition::new(file, default_params, vars, stages)
     }
 
     /// Stages of a `dvc.yaml` (the subset that maps onto ours: `cmd`, `deps`, `params`,
     /// `outs`, `metrics`, `plots`, `vars`, `frozen`, `always_changed`, `desc`).
     pub fn parse_dvc_yaml(text: &str, file: &Path) -> Result<Definition, StageError> {
-        #[derive(Deserialize)]
-        struct DvcFile {
-            #[serde(default)]
-            vars: Vec<Value>,
-            #[serde(default)]
-            stages: serde_json::Map<String, Value>,
-        }
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct DvcStage {
-            cmd: OneOrMany,
-            wdir: Option<String>,
-            #[serde(default)]
-            deps: Vec<String>,
-            #[serde(default)]
-            params: Vec<ParamsEntry>,
-            #[serde(default)]
-            outs: Vec<DvcOut>,
-            #[serde(default)]
-            metrics: Vec<DvcOut>,
-            #[serde(default)]
-            plots: Vec<DvcOut>,
-            desc: Option<String>,
-            #[serde(default)]
-            always_changed: bool,
-            #[serde(default)]
-            frozen: bool,
-            #[allow(dead_code)]
-            meta: Option<Value>,
-        }
         let root = values::parse(text, values::Format::Yaml).map_err(invalid)?;
-        let f: DvcFile = serde_json::from_value(root).map_err(|e| invalid(e.to_string()))?;
         let dir = file.parent().unwrap_or(Path::new("."));
         let mut vars = serde_json::Map::new();
-        for v in f.vars {
+        let listed = match root.get("vars") {
+            None => Vec::new(),
+            Some(Value::Array(a)) => a.clone(),
+            Some(other) => return Err(invalid(format!("vars must be a list, got {other}"))),
+        };
+        for v in listed {
             match v {
                 Value::Object(o) => vars.extend(o),
                 Value::String(path) => match values::read(&dir.join(&path)).map_err(invalid)? {
@@ -246,32 +173,8 @@ impl Definition {
                 other => return Err(invalid(format!("vars: {other} is neither a mapping nor a file name"))),
             }
         }
-        let mut stages = Vec::new();
-        for (name, body) in f.stages {
-            if body.get("foreach").is_some() || body.get("matrix").is_some() {
-                return Err(invalid(format!(
-                    "stages.{name}: foreach/matrix stages are not supported; list the stages one by one"
-                )));
-            }
-            let s: DvcStage = serde_json::from_value(body).map_err(|e| invalid(format!("stages.{name}: {e}")))?;
-            if s.wdir.as_deref().is_some_and(|w| !matches!(w, "." | "./" | "")) {
-                return Err(invalid(format!("stages.{name}: wdir is not supported; use paths relative to dvc.yaml")));
-            }
-            let mut outs: Vec<Out> = s.outs.into_iter().map(|o| o.into_out(false)).collect::<Result<_, _>>()?;
-            outs.extend(s.metrics.into_iter().map(|o| o.into_out(true)).collect::<Result<Vec<_>, _>>()?);
-            outs.extend(s.plots.into_iter().map(|o| o.into_out(false)).collect::<Result<Vec<_>, _>>()?);
-            stages.push(Stage {
-                cmd: s.cmd.into_vec(),
-                deps: s.deps,
-                params: params_uses(&name, s.params)?,
-                outs,
-                desc: s.desc,
-                always_changed: s.always_changed,
-                frozen: s.frozen,
-                timeout: None,
-                name,
-            });
-        }
+        let order = values::yaml_keys(text, "stages");
+        let stages = build_stages(root.get("stages"), &order)?;
         Definition::new(file, "params.yaml".into(), Value::Object(vars), stages)
     }
 
@@ -380,8 +283,8 @@ pub fn is_glob(path: &str) -> bool {
     path.contains(['*', '?', '['])
 }
 
-/// Stage names in the order their `[stages.NAME]` headers appear.
-fn stage_order(text: &str) -> Vec<String> {
+/// Stage names in the order their `[stages.NAME]` headers appear in a TOML file.
+fn header_order(text: &str) -> Vec<String> {
     text.lines()
         .filter_map(|l| {
             l.trim().strip_prefix("[stages.")?.strip_suffix(']').map(|n| n.trim().trim_matches('"').to_string())
@@ -389,15 +292,92 @@ fn stage_order(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// One stage as written, in either format (TOML and `dvc.yaml` share the keys).
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    cmd: OneOrMany<String>,
+    wdir: Option<String>,
+    #[serde(default)]
+    deps: Vec<String>,
+    #[serde(default)]
+    params: Vec<ParamsEntry>,
+    #[serde(default)]
+    outs: Vec<RawOut>,
+    metrics: Option<OneOrMany<RawOut>>,
+    plots: Option<OneOrMany<RawOut>>,
+    desc: Option<String>,
+    #[serde(default)]
+    always_changed: bool,
+    #[serde(default)]
+    frozen: bool,
+    #[allow(dead_code)]
+    meta: Option<Value>,
+    /// Ours: DVC has no timeout.
+    timeout_secs: Option<f64>,
 }
 
-impl OneOrMany {
-    fn into_vec(self) -> Vec<String> {
+/// The `stages` table/mapping → stages, in `order` (names missing from it go last).
+fn build_stages(stages: Option<&Value>, order: &[String]) -> Result<Vec<Stage>, StageError> {
+    let map = match stages {
+        None => return Ok(Vec::new()),
+        Some(Value::Object(m)) => m,
+        Some(other) => return Err(invalid(format!("stages must be a table of stages, got {other}"))),
+    };
+    let mut out = Vec::new();
+    for (name, body) in map {
+        if body.get("foreach").is_some() || body.get("matrix").is_some() {
+            return Err(invalid(format!(
+                "stages.{name}: foreach/matrix stages are not supported; list the stages one by one"
+            )));
+        }
+        let s: RawStage = serde_json::from_value(body.clone()).map_err(|e| invalid(format!("stages.{name}: {e}")))?;
+        if s.wdir.as_deref().is_some_and(|w| !matches!(w, "." | "./" | "")) {
+            return Err(invalid(format!(
+                "stages.{name}: wdir is not supported; use paths relative to the pipeline file"
+            )));
+        }
+        let timeout = match s.timeout_secs {
+            None => None,
+            Some(t) => Some(Duration::try_from_secs_f64(t).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
+                invalid(format!("stages.{name}.timeout_secs must be a positive number of seconds, got {t}"))
+            })?),
+        };
+        let mut outs = Vec::new();
+        for (list, metric) in [
+            (s.outs, false),
+            (s.metrics.map(OneOrMany::into_vec).unwrap_or_default(), true),
+            (s.plots.map(OneOrMany::into_vec).unwrap_or_default(), false),
+        ] {
+            for o in list {
+                outs.push(o.into_out(metric)?);
+            }
+        }
+        out.push(Stage {
+            cmd: s.cmd.into_vec(),
+            deps: s.deps,
+            params: params_uses(name, s.params)?,
+            outs,
+            desc: s.desc,
+            always_changed: s.always_changed,
+            frozen: s.frozen,
+            timeout,
+            name: name.clone(),
+        });
+    }
+    out.sort_by_key(|s| order.iter().position(|n| n == &s.name).unwrap_or(usize::MAX));
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
         match self {
             OneOrMany::One(s) => vec![s],
             OneOrMany::Many(v) => v,
@@ -433,45 +413,31 @@ fn params_uses(stage: &str, entries: Vec<ParamsEntry>) -> Result<Vec<ParamsUse>,
     Ok(by_file.into_iter().map(|(file, keys)| ParamsUse { file: file.unwrap_or_default(), keys }).collect())
 }
 
-/// TOML outs: `"path"` or `{ path = "...", persist = true }`.
+/// An out: `"path"`, `{ path = "...", persist = true }` (TOML) or `{path: {persist: true,
+/// cache: false}}` (`dvc.yaml`).
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum OutEntry {
+enum RawOut {
     Path(String),
     Table {
         path: String,
         #[serde(default)]
         persist: bool,
     },
-}
-
-impl OutEntry {
-    fn into_out(self) -> Out {
-        match self {
-            OutEntry::Path(path) => Out { path, persist: false, metric: false },
-            OutEntry::Table { path, persist } => Out { path, persist, metric: false },
-        }
-    }
-}
-
-/// `dvc.yaml` outs: `path` or `{path: {cache: false, persist: true, ...}}`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum DvcOut {
-    Path(String),
     Options(BTreeMap<String, Option<serde_json::Map<String, Value>>>),
 }
 
-impl DvcOut {
+impl RawOut {
     fn into_out(self, metric: bool) -> Result<Out, StageError> {
         match self {
-            DvcOut::Path(path) => Ok(Out { path, persist: false, metric }),
-            DvcOut::Options(m) if m.len() == 1 => {
+            RawOut::Path(path) => Ok(Out { path, persist: false, metric }),
+            RawOut::Table { path, persist } => Ok(Out { path, persist, metric }),
+            RawOut::Options(m) if m.len() == 1 => {
                 let (path, opts) = m.into_iter().next().expect("one entry");
                 let persist = opts.as_ref().and_then(|o| o.get("persist")).and_then(Value::as_bool).unwrap_or(false);
                 Ok(Out { path, persist, metric })
             }
-            DvcOut::Options(_) => Err(invalid("an out entry must name exactly one path")),
+            RawOut::Options(_) => Err(invalid("an out entry must name exactly one path")),
         }
     }
 }

@@ -190,6 +190,14 @@ fn yaml_to_json(y: Yaml) -> Result<Value, String> {
     })
 }
 
+/// The keys of the top-level mapping `section` of a YAML document, in the order written
+/// (the value tree sorts them). Empty when there is no such mapping.
+pub fn yaml_keys(text: &str, section: &str) -> Vec<String> {
+    let Ok(docs) = YamlLoader::load_from_str(text) else { return Vec::new() };
+    let Some(Yaml::Hash(h)) = docs.first().map(|d| &d[section]) else { return Vec::new() };
+    h.keys().filter_map(|k| k.as_str().map(String::from)).collect()
+}
+
 /// The value at a dotted key: `a.b` is `b` inside `a`; a number picks a list item. A key
 /// that exists as written (dots included) wins, as in DVC.
 pub fn lookup<'a>(root: &'a Value, key: &str) -> Option<&'a Value> {
