@@ -179,7 +179,8 @@ fn stamp(meta: &std::fs::Metadata) -> (u64, i128) {
 }
 
 /// Every file under `dir` (following symlinks), as (`prefix/relpath`, path); version-control
-/// folders are skipped, as DVC does.
+/// folders are skipped, as DVC does, and so is our own `.factory/` (the hash cache would
+/// otherwise change the hash of any folder that holds the pipeline).
 fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> Result<(), StageError> {
     let entries = std::fs::read_dir(dir).map_err(|source| StageError::Io { path: dir.to_path_buf(), source })?;
     for entry in entries {
@@ -193,7 +194,7 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> Result<()
             Err(_) => false,
         };
         if is_dir {
-            if matches!(name.as_str(), ".git" | ".hg" | ".dvc") {
+            if matches!(name.as_str(), ".git" | ".hg" | ".dvc" | ".factory") {
                 continue;
             }
             walk(&path, &rel, out)?;
