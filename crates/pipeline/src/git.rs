@@ -338,5 +338,22 @@ mod tests {
         assert_eq!(std::fs::read_to_string(f1.join("a.toml")).unwrap(), "one", "the old checkout stays until pruned");
         sync.prune(&[]);
         assert!(!f1.exists() && f2.exists());
+
+        // --git-pull: a local clone, fast-forwarded in place.
+        let clone = d.path().join("clone");
+        sh(&["clone", "-q", bare.to_str().unwrap(), clone.to_str().unwrap()], d.path());
+        let mut pull = Sync::new(
+            Source::parse(clone.join("p").to_str().unwrap(), true).unwrap().unwrap(),
+            &d.path().join("state"),
+        );
+        let (p1, folder) = pull.poll().unwrap().unwrap();
+        assert_eq!((p1.commit.as_str(), p1.url.as_str()), (r2.commit.as_str(), bare.to_str().unwrap()));
+        assert!(pull.poll().unwrap().is_none());
+        std::fs::write(work.join("p/a.toml"), "three").unwrap();
+        sh(&["commit", "-qam", "three"], &work);
+        sh(&["push", "-q", "origin", "HEAD:main"], &work);
+        let (p2, _) = pull.poll().unwrap().unwrap();
+        assert_ne!(p2.commit, p1.commit);
+        assert_eq!(std::fs::read_to_string(folder.join("a.toml")).unwrap(), "three");
     }
 }

@@ -122,7 +122,6 @@ pub async fn retrain(
         default_timeout: Some(user.timeout),
         log_dir: Some(dir.join("stage-logs")),
     };
-    let started_ms = now_ms();
     let ran = tokio::task::spawn_blocking(move || exec::run(&def, &opts, &mut exec::print_progress))
         .await
         .map_err(|e| PipelineError::Internal(e.to_string()))?
@@ -157,7 +156,7 @@ pub async fn retrain(
         );
         return Ok(());
     }
-    let Some(version) = find_version(client, &r.model_name, &report.run_id, started_ms).await? else {
+    let Some(version) = find_version(client, &r.model_name, &report.run_id).await? else {
         report.decision = Decision::ChampionKept;
         report.reason = format!(
             "{}; {what}, but they registered no version of '{}' tagged {CYCLE_TAG}={} (docs/loop.md); champion kept",
@@ -185,17 +184,12 @@ pub async fn retrain(
     promote_and_roll_out(p, client, report, &version.version, wins, &format!("{what}; {why}")).await
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 /// The newest version of `model` registered for cycle `cycle_id`: tagged itself, or made
-/// from a run tagged so. Only versions newer than the champion are looked at.
+/// from a run tagged so. The 20 newest versions are looked at (the stages just ran).
 pub async fn find_version(
     client: &Client,
     model: &str,
     cycle_id: &str,
-    _since_ms: i64,
 ) -> Result<Option<mlflow_client::ModelVersion>, PipelineError> {
     let filter = format!("name = '{}'", model.replace('\'', "''"));
     let versions = match client.search_model_versions(&filter, 20).await {
