@@ -113,6 +113,7 @@ pub async fn retrain(
     let opts = exec::Options {
         targets: user.targets.clone(),
         force: user.targets.clone(),
+        force_downstream: false,
         context: context(p, &report.run_id, &inputs),
         env: vec![("MLFLOW_TRACKING_URI".into(), p.tracking_uri.clone())],
         run_tags: BTreeMap::from([

@@ -45,6 +45,9 @@ pub struct RunArgs {
     /// Run the selected stages even when they are up to date.
     #[arg(long)]
     pub force: bool,
+    /// Also run every stage after one that ran, even when what it reads did not change.
+    #[arg(long)]
+    pub force_downstream: bool,
     /// Kill a stage after this many seconds (stages' own `timeout_secs` win).
     #[arg(long, value_name = "SECS")]
     pub timeout_secs: Option<f64>,
@@ -179,6 +182,7 @@ pub fn git_commit(dir: &Path) -> Option<String> {
 
 fn run_stages(a: RunArgs) -> anyhow::Result<u8> {
     let (def, mut opts) = load(&a.target)?;
+    opts.force_downstream = a.force_downstream;
     if a.force {
         opts.force = if a.target.stages.is_empty() { vec!["*".into()] } else { a.target.stages.clone() };
     }

@@ -55,6 +55,9 @@ pub struct Options {
     pub targets: Vec<String>,
     /// Run these stages even when up to date (names; `*` = all selected).
     pub force: Vec<String>,
+    /// Run every stage after one that ran, even if what it reads did not change (DVC's
+    /// `--force-downstream`).
+    pub force_downstream: bool,
     /// Values for `${name}` that win over the file's `vars` (the loop's data paths); those
     /// that are valid variable names are also exported to the commands.
     pub context: BTreeMap<String, String>,
@@ -212,7 +215,8 @@ fn forced(opts: &Options, name: &str) -> bool {
 /// Brings the selected stages up to date. Errors in the definition are `Err`; a failing
 /// stage ends the run and is in the report's `error`.
 pub fn run(def: &Definition, opts: &Options, on: &mut dyn FnMut(Progress<'_>)) -> Result<RunReport, StageError> {
-    let (def, _dag, selection) = prepare(def, opts)?;
+    let (def, dag, selection) = prepare(def, opts)?;
+    let mut ran: Vec<usize> = Vec::new();
     let order: Vec<&str> = def.stages.iter().map(|s| s.name.as_str()).collect();
     let mut lock = Lock::read(&def.lock)?;
     // Entries of stages that no longer exist go; the rest stay until their stage runs.
@@ -229,7 +233,8 @@ pub fn run(def: &Definition, opts: &Options, on: &mut dyn FnMut(Progress<'_>)) -
         // Read afresh for every stage: a command before it may have rewritten a params file.
         let (now, missing) = observe(&def, s, &mut hasher, &mut HashMap::new())?;
         let mut why = if s.frozen { Vec::new() } else { changes(&now, lock.stages.get(&s.name), s.always_changed) };
-        if forced(opts, &s.name) && why.is_empty() && !s.frozen {
+        let after_run = opts.force_downstream && dag.upstream[i].iter().any(|(k, _)| ran.contains(k));
+        if (forced(opts, &s.name) || after_run) && why.is_empty() && !s.frozen {
             why.push(Change::Forced);
         }
         if why.is_empty() {
@@ -277,6 +282,7 @@ pub fn run(def: &Definition, opts: &Options, on: &mut dyn FnMut(Progress<'_>)) -
                     .flat_map(|v| values::numbers(&v))
                     .collect();
                 on(Progress::Done { stage: &s.name, seconds });
+                ran.push(i);
                 outcomes.push(StageOutcome { name: s.name.clone(), ran: true, ok: true, why, seconds, log, metrics });
             }
             Err(e) => {

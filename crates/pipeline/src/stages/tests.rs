@@ -263,6 +263,13 @@ fn second_run_executes_nothing_and_params_rerun_downstream_only() {
     run(dir, &Options::default());
     assert_eq!(ran(dir), ["prepare"]);
 
+    // --force-downstream: what comes after a stage that ran runs too.
+    run(dir, &Options { targets: vec!["prepare".into()], force: vec!["prepare".into()], ..Options::default() });
+    assert_eq!(ran(dir), ["prepare"]);
+    let all = Options { force: vec!["prepare".into()], force_downstream: true, ..Options::default() };
+    run(dir, &all);
+    assert_eq!(ran(dir), ["prepare", "train", "evaluate"]);
+
     // Targets bring only what they need up to date; force runs them regardless.
     let only =
         run(dir, &Options { targets: vec!["prepare".into()], force: vec!["prepare".into()], ..Options::default() });
