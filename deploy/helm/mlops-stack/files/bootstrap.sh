@@ -22,6 +22,8 @@ alias_version() {
         | sed -n 's/.*"version": *"\([0-9][0-9]*\)".*/\1/p'
 }
 
+# Word splitting is the point: ALIASES is a list.
+# shellcheck disable=SC2086
 set -- $ALIASES
 first=$1
 version=$(alias_version "$first" || true)
