@@ -180,6 +180,8 @@ def test_app_chart_defaults():
     assert {(p["name"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"]} == {
         ("http", 8080, "http"), ("grpc", 50051, "grpc"), ("metrics", 9464, "metrics")}
     assert svc["spec"]["selector"]["app.kubernetes.io/component"] == "serve"
+    # The workflows find the public Service and the server's by these labels.
+    assert svc["metadata"]["labels"]["app.kubernetes.io/component"] == "predict"
     wait = container(dep, "wait-for-model", init=True)
     assert env_sources(wait)["MODEL_ALIAS"] == "prod"
     assert "registered-models/alias" in wait["command"][-1]

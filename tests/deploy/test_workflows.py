@@ -78,7 +78,7 @@ def test_drift_monitoring_dispatches_on_significant_drift_only():
     assert "event_type=drift-detected" in run and "dispatches" in run
     assert any("upload-artifact" in s.get("uses", "") for s in wf["jobs"]["drift"]["steps"])
     # The cycle it runs is the stack's CronJob.
-    assert "cronjob/$RELEASE-mlops-stack-drift" in (WORKFLOWS / "drift-monitoring.yml").read_text()
+    assert "app.kubernetes.io/component=drift-loop" in (WORKFLOWS / "drift-monitoring.yml").read_text()
 
 
 def test_retrain_trains_compares_promotes_and_rolls_out():
