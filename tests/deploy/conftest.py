@@ -1,6 +1,7 @@
 """Shared helpers of the deployment-file tests: rendering charts with the real `helm`, reading the
 rendered objects, starting the real `factory` binary with a rendered container's command line."""
 
+import base64
 import os
 import shutil
 import socket
@@ -92,6 +93,11 @@ def kubelet_env(c, secrets, fields=None, override=None):
                 value = value.replace(f"$({k})", v)
         env[name] = (override or {}).get(name, value)
     return env
+
+
+def secret_data(doc):
+    """A rendered Secret's data, decoded."""
+    return {k: base64.b64decode(v).decode() for k, v in doc["data"].items()}
 
 
 def free_port():

@@ -2,7 +2,6 @@
 and the fields a deployment depends on (images, env, secret references, probes, ports, replicas,
 the CronJob, the admin secret generated once)."""
 
-import base64
 import json
 import subprocess
 import tomllib
@@ -10,7 +9,7 @@ import tomllib
 import pytest
 import yaml
 
-from conftest import CHARTS, container, env_sources, find, helm, names, pod_spec, render
+from conftest import CHARTS, container, env_sources, find, helm, names, pod_spec, render, secret_data
 
 VARIANTS = [
     ("factory-server", []),
@@ -56,10 +55,6 @@ def test_lint_render_and_validate_strictly(chart, values, tmp_path):
                 if c["image"].startswith(IMAGE):
                     assert c["securityContext"]["readOnlyRootFilesystem"] is True
                     assert c["securityContext"]["allowPrivilegeEscalation"] is False
-
-
-def secret_data(doc):
-    return {k: base64.b64decode(v).decode() for k, v in doc["data"].items()}
 
 
 def test_factory_server_defaults():

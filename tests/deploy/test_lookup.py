@@ -5,11 +5,10 @@ values must come back unchanged, and a secret someone else created must be left 
 import base64
 
 import pytest
-
-from conftest import CHARTS, container, env_sources, find, helm, names
-from fake_apiserver import FakeApiServer
-
 import yaml
+
+from conftest import CHARTS, container, env_sources, find, helm, names, secret_data
+from fake_apiserver import FakeApiServer
 
 
 def secret(name, data, release=None, namespace="mlops"):
@@ -45,25 +44,21 @@ def render_against(server, chart, *sets):
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
-def data(doc):
-    return {k: base64.b64decode(v).decode() for k, v in doc["data"].items()}
-
-
 def test_an_upgrade_keeps_the_generated_admin_and_database_passwords(cluster):
     server = cluster(
         secret("mlflow-tracking", {"admin-user": "admin", "admin-password": "first-install-password"}, release="rel"),
         secret("rel-factory-server-postgresql", {"password": "first-db-password"}, release="rel"),
     )
     docs = render_against(server, "factory-server")
-    assert data(find(docs, "Secret", "mlflow-tracking")) == {"admin-user": "admin", "admin-password": "first-install-password"}
-    assert data(find(docs, "Secret", "rel-factory-server-postgresql")) == {"password": "first-db-password"}
+    assert secret_data(find(docs, "Secret", "mlflow-tracking")) == {"admin-user": "admin", "admin-password": "first-install-password"}
+    assert secret_data(find(docs, "Secret", "rel-factory-server-postgresql")) == {"password": "first-db-password"}
     assert "/api/v1/namespaces/mlops/secrets/mlflow-tracking" in server.requests
 
 
 def test_a_first_install_generates_them(cluster):
     server = cluster()
     docs = render_against(server, "factory-server")
-    pw = data(find(docs, "Secret", "mlflow-tracking"))["admin-password"]
+    pw = secret_data(find(docs, "Secret", "mlflow-tracking"))["admin-password"]
     assert len(pw) == 32 and pw != "first-install-password"
     assert "/api/v1/namespaces/mlops/secrets/mlflow-tracking" in server.requests
 
@@ -79,4 +74,4 @@ def test_a_secret_created_by_someone_else_is_used_as_it_is(cluster):
 def test_the_admin_token_survives_upgrades(cluster):
     server = cluster(secret("rel-mlops-factory-admin-token", {"token": "t" * 48}, release="rel"))
     docs = render_against(server, "mlops-factory")
-    assert data(find(docs, "Secret", "rel-mlops-factory-admin-token")) == {"token": "t" * 48}
+    assert secret_data(find(docs, "Secret", "rel-mlops-factory-admin-token")) == {"token": "t" * 48}

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import container, find, free_port, kubelet_env, render, request
+from conftest import container, find, free_port, kubelet_env, render, request, secret_data
 
 INVALID_HOST = "Invalid Host header - possible DNS rebinding attack detected"
 CORS_BLOCKED = "Cross-origin request blocked"
@@ -26,8 +26,7 @@ def start_rendered(spawn, tmp_path, pg_database, values=(), secrets=None):
         elif a.startswith("--artifacts-destination="):
             a = f"--artifacts-destination={tmp_path / 'artifacts'}"
         args.append(a)
-    rendered = {d["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in d["data"].items()}
-                for d in docs if d["kind"] == "Secret"}
+    rendered = {d["metadata"]["name"]: secret_data(d) for d in docs if d["kind"] == "Secret"}
     dsn = pg_database or f"sqlite:///{tmp_path / 'mlflow.db'}"
     all_secrets = {**rendered, "mlflow-db": {"dsn": dsn},
                    "mlflow-s3-creds": {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}, **(secrets or {})}
