@@ -81,3 +81,6 @@ print(f"demo: {s['wall_seconds']:.1f} s wall, {s['requests_sent']} requests, 0 f
 PY
 if pgrep -f "$DEMO_DIR" >/dev/null; then echo "the demo left processes running" >&2; pgrep -af "$DEMO_DIR" >&2; exit 1; fi
 rm -rf "$DEMO_DIR"
+
+step "Deployment files: Helm charts, compose, workflows, Dockerfile (real helm 4, kubernetes-validate, actionlint, hadolint)"
+scripts/test-deploy.sh

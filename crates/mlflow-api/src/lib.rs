@@ -7,6 +7,7 @@
 pub mod artifacts;
 pub mod auth;
 pub mod error;
+pub mod guard;
 pub mod json;
 mod logged_models;
 mod registry;
@@ -87,11 +88,20 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve(listener, router(state), shutdown).await
+}
+
+/// Serves a built router (e.g. [`router`] wrapped by [`guard::apply`]) like [`run`].
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
     // Nagle + delayed ACK would add ~40 ms to every keep-alive request.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
