@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "factory", version, about = "MLOps Factory: track, train, serve, deploy and watch ML models")]
+#[command(name = "factory", version = mlflow_api::version::VERSION_LINE, about = "MLOps Factory: track, train, serve, deploy and watch ML models")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

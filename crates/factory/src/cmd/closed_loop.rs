@@ -96,6 +96,7 @@ pub fn run(args: LoopArgs) -> anyhow::Result<u8> {
         auth: super::train::tracking_auth(),
         show_progress: !args.json,
         webhook_backoff: Duration::from_millis(500),
+        cache_dir: super::datasets_cache_dir(None),
     };
     let defs = match &args.pipelines {
         Some(dir) => pipeline::Definitions::Folder {
