@@ -213,6 +213,15 @@ def factory_server(**kwargs):
 # --------------------------------------------------------------------------------------
 
 _PENDING_STORES: list[tuple[str, str | None]] = []
+# Servers started so far (either kind): a test that started one, or uses the module-scoped
+# artifacts server, is a server test; the others exercise MLflow's library in-process and are
+# not counted (the junit property ``uses_server``).
+_SERVER_STARTS = 0
+
+
+def _count_start() -> None:
+    global _SERVER_STARTS
+    _SERVER_STARTS += 1
 
 
 # Route constants that MLflow 3.17 dropped when it unified per-resource permissions under
@@ -257,6 +266,7 @@ def _install_patches() -> None:
             self._cm = None
 
         def __enter__(self):
+            _count_start()
             pending = _PENDING_STORES.pop() if _PENDING_STORES else None
             if self._inner is not None:
                 return self._inner.__enter__()
@@ -274,6 +284,7 @@ def _install_patches() -> None:
 
     @contextlib.contextmanager
     def _init_server(backend_uri, root_artifact_uri, extra_env=None, app=None, server_type="fastapi"):
+        _count_start()
         backend_uri = map_backend(backend_uri)
         if SERVER == "mlflow":
             with original_init_server(backend_uri, root_artifact_uri, extra_env=extra_env, app=app,
@@ -300,6 +311,7 @@ def _patch_artifacts_module(module) -> None:
 
     @contextlib.contextmanager
     def _launch_server(host, port, backend_store_uri, default_artifact_root, artifacts_destination):
+        _count_start()
         backend_store_uri = map_backend(backend_store_uri)
         if SERVER == "mlflow":
             with original(host, port, backend_store_uri, default_artifact_root, artifacts_destination) as proc:
@@ -382,8 +394,17 @@ def pytest_collection_modifyitems(session, config, items):
         items[:] = keep
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item._suite_starts = _SERVER_STARTS
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
+    # Recorded on the item before its report is made, so the JUnit file carries it.
+    if call.when == "call" or (call.when == "setup" and call.excinfo is not None):
+        uses = _SERVER_STARTS > getattr(item, "_suite_starts", _SERVER_STARTS) or "artifacts_server" in item.fixturenames
+        item.user_properties.append(("uses_server", "1" if uses else "0"))
     outcome = yield
     rep = outcome.get_result()
     if rep.failed:

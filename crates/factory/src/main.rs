@@ -33,6 +33,8 @@ enum Command {
     Gateway(cmd::gateway::GatewayArgs),
     /// Move traffic between the gateway's colours: switch, rollback, status (health-gated).
     Deploy(cmd::deploy::DeployArgs),
+    /// What a tracking database holds; adopt an existing MLflow database in place (reversible).
+    Db(cmd::db::DbArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Gateway(args) => cmd::gateway::run(args),
         Command::Deploy(args) => cmd::deploy::run(args),
+        Command::Db(args) => cmd::db::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,6 +1,7 @@
 //! One module per subcommand: flag definitions and the glue that calls the library crates.
 
 pub mod closed_loop;
+pub mod db;
 pub mod demo;
 pub mod deploy;
 pub mod drift;
