@@ -77,8 +77,9 @@ trap cleanup EXIT
 
 run_pass() { # server backend
     local server=$1 backend=$2 t0
-    local -a env=(MLFLOW_SUITE_SERVER="$server" MLFLOW_SUITE_BACKEND="$backend" MLFLOW_SUITE_POSTGRES="$PG_BASE"
-                  PYTHONPATH="$CACHE:$SUITE_DIR" MLFLOW_SUITE_EXPECTED="$SUITE_DIR/expected-failures.txt")
+    # PATH: test_mlflow_artifacts.py runs `mlflow server` by name.
+    local -a env=(PATH="$VENV/bin:$PATH" MLFLOW_SUITE_SERVER="$server" MLFLOW_SUITE_BACKEND="$backend" MLFLOW_SUITE_POSTGRES="$PG_BASE"
+                  PYTHONPATH="$SUITE_DIR" MLFLOW_SUITE_EXPECTED="$SUITE_DIR/expected-failures.txt")
     if [ "$server" = mlflow ] && [ "$backend" = postgres ]; then
         # MLflow's schema, migrated once and cloned per test (as its own harness copies one SQLite file).
         TEMPLATE=factory_suite_template_$$
@@ -91,9 +92,15 @@ SqlAlchemyStore(sys.argv[1], '/tmp').engine.dispose()" "$PG_BASE/$TEMPLATE") >/d
     fi
     printf '\n==> mlflow-suite: %s server on %s (%s workers)\n' "$server" "$backend" "$JOBS"
     t0=$(date +%s)
-    (cd "$CACHE" && env "${env[@]}" timeout --kill-after=30 "$PASS_TIMEOUT" "$VENV/bin/python" -m pytest \
+    # Each pass runs in a fresh folder that sees the tests at ./tests, as in MLflow's checkout: the
+    # auth ini files name ./basic_auth.db relative to it, which must not leak from pass to pass.
+    local work
+    work=$(mktemp -d "/tmp/mlflow-suite-$server-$backend.XXXXXX")
+    ln -s "$CACHE/tests" "$work/tests"
+    (cd "$work" && env "${env[@]}" timeout --kill-after=30 "$PASS_TIMEOUT" "$VENV/bin/python" -m pytest \
         -p mlflow_suite_plugin -p no:cacheprovider -q -n "$JOBS" --timeout 180 -o junit_family=xunit1 \
         --junitxml "$RESULTS/$server-$backend.xml" "${TESTS[@]}" > "$RESULTS/$server-$backend.log" 2>&1) || true
+    rm -rf "$work"
     tail -n 1 "$RESULTS/$server-$backend.log"
     echo "    $(( $(date +%s) - t0 )) s; log: $RESULTS/$server-$backend.log"
     cleanup
