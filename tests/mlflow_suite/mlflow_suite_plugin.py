@@ -446,20 +446,22 @@ def monkeypatch_module():
 
 @pytest.fixture(autouse=True)
 def _suite_isolation(request, tmp_path):
-    """Per test: the fluent API falls back to a private SQLite file; runs, the active experiment,
-    and the tracking/registry URIs are reset afterwards."""
+    """Per test: without a tracking URI of its own, the fluent API writes to a private SQLite file
+    (through the environment, so a CLI call with MLFLOW_TRACKING_URI in its env still reaches the
+    server, as it would for a user); runs, the active experiment, and the tracking/registry URIs
+    are reset afterwards."""
     import mlflow
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-    fallback = f"sqlite:///{tmp_path / 'fluent-fallback.db'}"
-    ctx = _use_tracking_uri(fallback) if "notrackingurimock" not in request.keywords else contextlib.nullcontext()
-    with ctx:
-        try:
-            yield
-        finally:
-            while mlflow.active_run():
-                mlflow.end_run()
+    if "notrackingurimock" not in request.keywords:
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'fluent-fallback.db'}"
+    try:
+        yield
+    finally:
+        while mlflow.active_run():
+            mlflow.end_run()
     mlflow.tracking.fluent._active_experiment_id = None
+    with contextlib.suppress(Exception):
+        mlflow.set_tracking_uri(None)
     for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID"):
         os.environ.pop(var, None)
     with contextlib.suppress(Exception):
