@@ -82,7 +82,8 @@ trap cleanup EXIT
 run_pass() { # server backend
     local server=$1 backend=$2 t0
     # PATH: test_mlflow_artifacts.py runs `mlflow server` by name.
-    local -a env=(PATH="$VENV/bin:$PATH" MLFLOW_SUITE_SERVER="$server" MLFLOW_SUITE_BACKEND="$backend" MLFLOW_SUITE_POSTGRES="$PG_BASE"
+    local run_id=${$}_${server}
+    local -a env=(MLFLOW_SUITE_RUN_ID="$run_id" PATH="$VENV/bin:$PATH" MLFLOW_SUITE_SERVER="$server" MLFLOW_SUITE_BACKEND="$backend" MLFLOW_SUITE_POSTGRES="$PG_BASE"
                   PYTHONPATH="$SUITE_DIR" MLFLOW_SUITE_EXPECTED="$SUITE_DIR/expected-failures.txt")
     if [ "$server" = mlflow ] && [ "$backend" = postgres ]; then
         # MLflow's schema, migrated once and cloned per test (as its own harness copies one SQLite file).
@@ -110,6 +111,11 @@ SqlAlchemyStore(sys.argv[1], '/tmp').engine.dispose()" "$PG_BASE/$TEMPLATE") >/d
     wait "$pid" || true
     kill -KILL -- "-$pid" 2>/dev/null || true
     rm -rf "$work"
+    if [ "$backend" = postgres ]; then
+        for db in $(psql "$PG_ADMIN" -Atqc "select datname from pg_database where datname like 'factory\_suite\_${run_id}\_%'"); do
+            psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+        done
+    fi
     tail -n 1 "$RESULTS/$server-$backend.log"
     echo "    $(( $(date +%s) - t0 )) s; log: $RESULTS/$server-$backend.log"
     cleanup

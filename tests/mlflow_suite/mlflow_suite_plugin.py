@@ -75,8 +75,13 @@ def _pg_admin(sql: str) -> None:
     )
 
 
+# Every database of one pass shares this prefix, so the runner drops them all afterwards even when
+# a pytest-xdist worker ends without running its unconfigure hooks.
+PG_PREFIX = "factory_suite_" + os.environ.get("MLFLOW_SUITE_RUN_ID", "run").strip() + "_"
+
+
 def _new_pg_database(template: str | None = None) -> str:
-    name = f"factory_suite_{uuid.uuid4().hex[:16]}"
+    name = f"{PG_PREFIX}{uuid.uuid4().hex[:16]}"
     _pg_admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     _CREATED_PG.append(name)
     return f"{PG_BASE}/{name}"
