@@ -51,6 +51,20 @@ def test_health(http):
     assert r.text.strip() == "OK"
 
 
+def test_version_is_the_mlflow_api_version(http):
+    # The stock client gates MLflow 3 features on it, so it is the MLflow release we implement,
+    # the one the client under test is.
+    import mlflow
+
+    r = http.get(http.base + "/version", timeout=20)
+    assert r.status_code == 200 and r.text.strip() == mlflow.__version__, r.text
+    if not is_peer():
+        own = r.headers["X-Factory-Version"]
+        assert own and own != mlflow.__version__
+        body = http.get(http.base + "/api/2.0/factory/version", timeout=20).json()
+        assert body == {"factory_version": own, "mlflow_version": mlflow.__version__}
+
+
 def test_create_run_response_shape(run):
     eid, body = run
     info = body["info"]

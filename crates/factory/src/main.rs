@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "factory", version, about = "MLOps Factory: track, train, serve, deploy and watch ML models")]
+#[command(name = "factory", version = mlflow_api::version::VERSION_LINE, about = "MLOps Factory: track, train, serve, deploy and watch ML models")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,6 +35,8 @@ enum Command {
     Deploy(cmd::deploy::DeployArgs),
     /// DVC-style stages (cmd, deps, params, outs, metrics) cached by content hash: run, status, dag.
     Pipeline(cmd::pipeline::PipelineArgs),
+    /// What a tracking database holds; adopt an existing MLflow database in place (reversible).
+    Db(cmd::db::DbArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Gateway(args) => cmd::gateway::run(args),
         Command::Deploy(args) => cmd::deploy::run(args),
         Command::Pipeline(args) => cmd::pipeline::run(args),
+        Command::Db(args) => cmd::db::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

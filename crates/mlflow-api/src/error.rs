@@ -68,7 +68,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(_) => ErrorCode::ResourceDoesNotExist,
             StoreError::AlreadyExists(_) => ErrorCode::ResourceAlreadyExists,
             StoreError::InvalidParameter(_) => ErrorCode::InvalidParameterValue,
-            StoreError::Database(_) | StoreError::Migration(_) => {
+            StoreError::Database(_) | StoreError::Migration(_) | StoreError::Schema(_) => {
                 tracing::error!(error = %e, "store failure");
                 ErrorCode::InternalError
             }

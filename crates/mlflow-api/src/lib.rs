@@ -13,6 +13,7 @@ mod logged_models;
 mod registry;
 mod tracking;
 mod users;
+pub mod version;
 mod wire;
 
 use axum::http::StatusCode;
@@ -54,7 +55,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/2.0/factory", registry::factory_routes())
         .route("/api/3.0/mlflow/server-info", get(server_info))
         .route("/health", get(health))
-        .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
+        .route("/api/2.0/factory/version", get(version::factory))
+        .route("/version", get(version::mlflow))
         .fallback(not_found);
     match state.auth {
         Some(_) => app.layer(axum::middleware::from_fn_with_state(state.clone(), auth::layer)).with_state(state),

@@ -107,6 +107,8 @@ pub struct Context {
     pub show_progress: bool,
     /// First webhook retry delay (doubles per attempt).
     pub webhook_backoff: Duration,
+    /// Where downloaded datasets are cached when a pipeline names no `cache_dir`.
+    pub cache_dir: PathBuf,
 }
 
 /// Runs one cycle of `p` and records it; an error here means the cycle could not be recorded.
@@ -269,7 +271,7 @@ async fn steps(
     }
 
     // 2. Drift against the reference.
-    let cache_dir = p.retrain.cache_dir.clone().unwrap_or_else(training::data::default_cache_dir);
+    let cache_dir = p.retrain.cache_dir.clone().unwrap_or_else(|| ctx.cache_dir.clone());
     let reference_source = training::data::Source::from_arg(p.drift.reference.as_deref());
     let reference = training::data::resolve(&reference_source, &cache_dir, ctx.show_progress).await?;
     let mut options = drift::DriftOptions::new(&reference, &current);
@@ -390,7 +392,7 @@ async fn retrain(
     report: &mut CycleReport,
 ) -> Result<(), PipelineError> {
     let r = &p.retrain;
-    let cache_dir = r.cache_dir.clone().unwrap_or_else(training::data::default_cache_dir);
+    let cache_dir = r.cache_dir.clone().unwrap_or_else(|| ctx.cache_dir.clone());
     let base = match &r.data {
         Some(d) => {
             training::data::resolve(&training::data::Source::from_arg(Some(d)), &cache_dir, ctx.show_progress).await?

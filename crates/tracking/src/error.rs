@@ -20,6 +20,10 @@ pub enum StoreError {
     /// A schema migration failed at start-up.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// The database holds a schema this store cannot serve as it is (e.g. MLflow's, before
+    /// `factory db upgrade`); the message says what to do.
+    #[error("{0}")]
+    Schema(String),
 }
 
 impl From<crate::search::SearchError> for StoreError {

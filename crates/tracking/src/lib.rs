@@ -10,7 +10,11 @@ mod model;
 pub mod search;
 mod store;
 
-pub use db::{parse_backend_uri, Dialect};
+pub use db::{parse_backend_uri, Dialect, Origin, Plan, MLFLOW_REVISION};
+/// Telling, adopting and giving back databases (`factory db`).
+pub mod schema {
+    pub use crate::db::{adopt, inspect, release};
+}
 pub use error::{Result, StoreError};
 pub use model::*;
 pub use store::{

@@ -102,6 +102,7 @@ pub fn run(args: LoopArgs) -> anyhow::Result<u8> {
         auth: super::train::tracking_auth(),
         show_progress: !args.json,
         webhook_backoff: Duration::from_millis(500),
+        cache_dir: super::datasets_cache_dir(None),
     };
     let reload_every = Duration::from_secs(args.reload_secs.max(1));
     let defs = match &args.pipelines {

@@ -345,7 +345,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
 
     // 1. Data.
     let bar = steps.begin("getting the California housing data");
-    let cache_dir = args.cache_dir.clone().unwrap_or_else(training::data::default_cache_dir);
+    let cache_dir = super::datasets_cache_dir(args.cache_dir.as_deref());
     let data =
         training::data::resolve(&training::data::Source::from_arg(args.data.as_deref()), &cache_dir, false).await?;
     let rows = Arc::new(read_rows(&data)?);
@@ -493,6 +493,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
         auth: None,
         show_progress: false,
         webhook_backoff: Duration::from_millis(200),
+        cache_dir: cache_dir.clone(),
     };
 
     let bar = steps.begin("normal traffic (unshifted rows)");

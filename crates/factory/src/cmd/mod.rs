@@ -1,6 +1,7 @@
 //! One module per subcommand: flag definitions and the glue that calls the library crates.
 
 pub mod closed_loop;
+pub mod db;
 pub mod demo;
 pub mod deploy;
 pub mod drift;
@@ -10,6 +11,19 @@ pub mod predict;
 pub mod serve;
 pub mod server;
 pub mod train;
+
+/// Where datasets are cached: `--cache-dir`, else `$XDG_CACHE_HOME/factory/datasets`, else
+/// `~/.cache/factory/datasets` (the libraries take the folder as an argument).
+pub fn datasets_cache_dir(flag: Option<&std::path::Path>) -> std::path::PathBuf {
+    if let Some(dir) = flag {
+        return dir.to_path_buf();
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("factory").join("datasets")
+}
 
 /// The async runtime of a long-running subcommand: `threads` workers (0 = one per core).
 pub fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {

@@ -18,8 +18,8 @@ pub enum TaskArg {
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
-    /// Training data: a CSV path or an http(s) URL. Default: the California housing CSV,
-    /// downloaded once (sha256-checked) into the user cache.
+    /// Training data: a CSV path or an http(s) URL (downloaded once into the cache). Default: the
+    /// California housing CSV bundled in the binary (works offline).
     #[arg(long)]
     pub data: Option<String>,
     /// Column to predict.
@@ -100,7 +100,7 @@ pub fn config(args: &TrainArgs) -> anyhow::Result<training::TrainConfig> {
     };
     Ok(training::TrainConfig {
         data: training::data::Source::from_arg(args.data.as_deref()),
-        cache_dir: args.cache_dir.clone().unwrap_or_else(training::data::default_cache_dir),
+        cache_dir: super::datasets_cache_dir(args.cache_dir.as_deref()),
         target: args.target.clone(),
         task: match args.task {
             TaskArg::Regression => learn::Task::Regression,
