@@ -283,26 +283,19 @@ impl Model {
         }
     }
 
-    /// A frame of one row with every value missing (integer inputs get 0).
+    /// One row to warm a model up with when the package has no input example: every value
+    /// missing for factory models (they handle that natively), zeros and empty text for the
+    /// others (a scaler or an integer input would turn a missing value into NaN or an error).
     pub fn missing_row(&self) -> Frame {
-        let integer: Vec<&str> = match &self.engine {
-            Engine::Onnx { model, feeds } => model
-                .inputs()
-                .iter()
-                .zip(feeds)
-                .filter(|(s, _)| matches!(s.elem, ElemType::I64 | ElemType::I32 | ElemType::Bool))
-                .flat_map(|(_, cols)| cols.iter().map(|&c| self.schema.fields[c].name.as_str()))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let number = if self.flavor == Flavor::Factory { f64::NAN } else { 0.0 };
+        let text = if self.flavor == Flavor::Factory { None } else { Some(String::new()) };
         let columns = self
             .schema
             .fields
             .iter()
             .map(|f| match f.kind {
-                ColumnKind::Numeric if integer.contains(&f.name.as_str()) => Column::numeric(f.name.clone(), vec![0.0]),
-                ColumnKind::Numeric => Column::numeric(f.name.clone(), vec![f64::NAN]),
-                ColumnKind::Categorical => Column::categorical(f.name.clone(), vec![None]),
+                ColumnKind::Numeric => Column::numeric(f.name.clone(), vec![number]),
+                ColumnKind::Categorical => Column::categorical(f.name.clone(), vec![text.clone()]),
             })
             .collect();
         Frame::from_columns(columns).expect("schema names are unique")

@@ -26,7 +26,23 @@ fn element(v: &Values, i: usize) -> Value {
     }
 }
 
-fn label_key(labels: &Values, j: usize) -> String {
+/// A CSV cell: the shortest text that reads back to the same number (empty for NaN),
+/// text with quotes when it needs them.
+pub fn text(v: &Values, i: usize) -> String {
+    match v {
+        Values::F32(x) if x[i].is_nan() => String::new(),
+        Values::F64(x) if x[i].is_nan() => String::new(),
+        Values::F32(x) => x[i].to_string(),
+        Values::F64(x) => x[i].to_string(),
+        Values::I64(x) => x[i].to_string(),
+        Values::Bool(x) => x[i].to_string(),
+        Values::Str(x) if x[i].contains([',', '"', '\n', '\r']) => format!("\"{}\"", x[i].replace('"', "\"\"")),
+        Values::Str(x) => x[i].clone(),
+    }
+}
+
+/// The class label of probability column `j`, as text.
+pub fn label(labels: &Values, j: usize) -> String {
     match labels {
         Values::Str(s) => s[j].clone(),
         other => match element(other, j) {
@@ -60,7 +76,7 @@ pub fn to_mlflow_json(p: &Predictions) -> Value {
                         let w = width(t);
                         let v = match labels {
                             Some(l) => Value::Object(
-                                (0..w).map(|j| (label_key(l, j), element(&t.values, r * w + j))).collect(),
+                                (0..w).map(|j| (label(l, j), element(&t.values, r * w + j))).collect(),
                             ),
                             None if w == 1 => element(&t.values, r),
                             None => Value::Array((0..w).map(|j| element(&t.values, r * w + j)).collect()),

@@ -71,7 +71,12 @@ pub struct TrainOutcome {
 /// Holdout scores of `model` on (`features`, `y`).
 pub fn evaluate(model: &Model, features: &Frame, y: &[f64]) -> Result<Holdout> {
     let p = model.predict(features)?;
-    Ok(match model.task() {
+    Ok(score(model.task(), y, &p))
+}
+
+/// Holdout scores of predictions `p` for targets `y`.
+fn score(task: Task, y: &[f64], p: &[f64]) -> Holdout {
+    match task {
         Task::Regression => {
             let rmse = learn::rmse(y, &p);
             Holdout {
@@ -94,7 +99,7 @@ pub fn evaluate(model: &Model, features: &Frame, y: &[f64]) -> Result<Holdout> {
                 ],
             }
         }
-    })
+    }
 }
 
 /// The features and the numeric target of a frame; rows without a target are dropped.
@@ -364,7 +369,13 @@ async fn compare(
     client.download_dir(&artifact_uri, dir.path()).await?;
     let champion = package::load(dir.path())?;
     let champion_version = version.map(|v| v.version);
-    if champion.model.task() != challenger.task() || champion.schema() != challenger.schema() {
+    let same_inputs = match champion.model.factory() {
+        Some(m) => m.task() == challenger.task() && m.schema() == challenger.schema(),
+        // A model of another flavor (e.g. ONNX logged by a team's own train.py) competes
+        // on the same holdout when it takes these columns; its first output is the score.
+        None => champion.schema().fields.iter().all(|f| x_test.column(&f.name).is_some_and(|c| c.kind() == f.kind)),
+    };
+    if !same_inputs {
         return Ok(Comparison {
             alias: alias.into(),
             champion_version,
@@ -374,7 +385,10 @@ async fn compare(
             reason: "champion takes different inputs; challenger wins".into(),
         });
     }
-    let champion_score = evaluate(&champion.model, x_test, y_test)?.primary.1;
+    let champion_score = match champion.model.factory() {
+        Some(m) => evaluate(m, x_test, y_test)?.primary.1,
+        None => score(challenger.task(), y_test, &champion.model.predict(x_test)?.scores()).primary.1,
+    };
     let wins = challenger_score < champion_score * (1.0 - margin);
     let name = &holdout.primary.0;
     let reason = if wins {
