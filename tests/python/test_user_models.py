@@ -148,7 +148,7 @@ def models(server, housing):
         ("linreg", Pipeline([("scale", StandardScaler()), ("lr", LinearRegression())])),
         ("forest", RandomForestRegressor(n_estimators=15, max_depth=8, random_state=0)),
         ("gbr", GradientBoostingRegressor(n_estimators=30, max_depth=3, random_state=0)),
-        ("mlp", Pipeline([("scale", StandardScaler()), ("mlp", MLPRegressor((16,), max_iter=60, random_state=0))])),
+        ("mlp", Pipeline([("scale", StandardScaler()), ("mlp", MLPRegressor(hidden_layer_sizes=(16,), max_iter=60, random_state=0))])),
     ]:
         est.fit(x.iloc[:4000], y_clean[:4000])
         onx = convert_sklearn(est, initial_types=[("X", x32)], target_opset={"": 17, "ai.onnx.ml": 3})

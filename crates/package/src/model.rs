@@ -153,6 +153,18 @@ fn signature_columns(mlmodel: &Value) -> Option<Vec<(String, String)>> {
         .collect()
 }
 
+/// Column names from the input example MLflow saved (`{"columns": [...], "data": ...}`):
+/// `mlflow.onnx.log_model` records no signature, but keeps the example's columns.
+fn example_columns(dir: &Path, mlmodel: &Value) -> Option<Vec<(String, String)>> {
+    let file = mlmodel["saved_input_example_info"]["artifact_path"].as_str()?;
+    if file.contains('/') || file.contains('\\') || file.contains("..") {
+        return None;
+    }
+    let example: Value = serde_json::from_slice(&std::fs::read(dir.join(file)).ok()?).ok()?;
+    let columns = example.get("columns").or_else(|| example["dataframe_split"].get("columns"))?.as_array()?;
+    columns.iter().map(|c| Some((c.as_str()?.to_string(), String::new()))).collect()
+}
+
 fn invalid(path: &Path, message: String) -> PackageError {
     PackageError::Invalid { path: path.to_path_buf(), message }
 }
@@ -186,7 +198,7 @@ impl Model {
             return Err(invalid(&dir.join(crate::MLMODEL_FILE), format!("unsafe data path '{data}'")));
         }
         let path = dir.join(data);
-        let columns = signature_columns(mlmodel);
+        let columns = signature_columns(mlmodel).or_else(|| example_columns(dir, mlmodel));
         match flavor {
             Flavor::Factory => unreachable!("factory packages are loaded by package::load"),
             Flavor::Onnx => {
@@ -399,9 +411,9 @@ fn numeric_schema(model_names: &[String], signature: Option<&[(String, String)]>
 }
 
 /// The request columns of an ONNX model and which of them fill each input: an input of
-/// width 1 is one column named like the input; a wider input takes the signature's column
-/// names when the model has just that input and the signature names as many columns, else
-/// `<input>_<j>`. Text inputs are categorical columns.
+/// width 1 is one column named like the input; a wider input takes the signature's (or the
+/// saved input example's) column names when the model has just that input and they are as
+/// many, else `<input>_<j>`. Text inputs are categorical columns.
 fn onnx_columns(inputs: &[TensorSpec], signature: Option<&[(String, String)]>) -> (Schema, Vec<Vec<usize>>) {
     let mut fields: Vec<Field> = Vec::new();
     let mut feeds = Vec::new();
