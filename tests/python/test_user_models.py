@@ -15,10 +15,8 @@ LightGBM, `Booster.predict` / `XGBClassifier.predict` for XGBoost.
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -31,6 +29,7 @@ import requests
 
 from conftest import FACTORY_BIN, free_port
 from helpers import unique
+from test_serving import HOUSING, Serve, pb  # noqa: F401  (pb: the V2 gRPC stubs fixture)
 
 mlflow = pytest.importorskip("mlflow")
 onnxruntime = pytest.importorskip("onnxruntime", reason="needs the models venv (requirements-models.txt)")
@@ -54,9 +53,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
 from sklearn.tree import DecisionTreeClassifier  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-PROTO_DIR = REPO / "crates" / "serving" / "proto"
 SHARED = Path(os.environ.get("FACTORY_SHARED_DIR", REPO.parent / "shared"))
-HOUSING = SHARED / "datasets" / "california_housing" / "housing.csv"
 EMAILS = SHARED / "datasets" / "spam_assassin" / "emails.csv.gz"
 NUMERIC = ["longitude", "latitude", "housing_median_age", "total_rooms", "total_bedrooms", "population",
            "households", "median_income"]
@@ -243,71 +240,20 @@ def spam_model(server):
 # ---------------------------------------------------------------------------------------
 
 
-class Serve:
-    def __init__(self, workdir: Path, server, uri: str, *extra: str):
-        self.port = free_port()
-        self.log_path = workdir / f"serve-{self.port}.log"
-        cmd = [FACTORY_BIN, "serve", "--model-uri", uri, "--tracking-uri", server.url, "--port", str(self.port),
-               "--grpc-port", str(self.port), "--poll-interval-secs", "0", *extra]
-        env = {**os.environ, "ORT_DYLIB_PATH": str(ORT_LIB)}
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"factory serve exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if requests.get(self.url + "/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        else:
-            self.stop()
-            raise RuntimeError(f"factory serve not healthy after 60 s:\n{self.log()}")
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.channel.close()
-
-
 @pytest.fixture
 def serve(server, tmp_path):
+    """``serve(uri, *flags)`` starts `factory serve` (HTTP and gRPC on one port) with the wheel's ONNX Runtime."""
     started = []
 
     def start(uri, *extra):
-        s = Serve(tmp_path, server, uri, *extra)
+        args = ["--model-uri", uri, "--tracking-uri", server.url, "--poll-interval-secs", "0", *extra]
+        s = Serve(tmp_path, args, env={"ORT_DYLIB_PATH": str(ORT_LIB)})
         started.append(s)
         return s
 
     yield start
     for s in started:
         s.stop()
-
-
-@pytest.fixture(scope="module")
-def pb(tmp_path_factory):
-    out = tmp_path_factory.mktemp("stubs")
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO_DIR}", f"--python_out={out}",
-                    f"--grpc_python_out={out}", "grpc_predict_v2.proto"], check=True)
-    sys.path.insert(0, str(out))
-    try:
-        import grpc_predict_v2_pb2 as v2
-        import grpc_predict_v2_pb2_grpc as v2_grpc
-    finally:
-        sys.path.remove(str(out))
-    return v2, v2_grpc
 
 
 def json_values(frame: pd.DataFrame) -> list[list]:
@@ -392,8 +338,7 @@ def check_answers(s: Serve, m: Logged, pb):
         else:
             rel_close(got, want, what=f"{m.name} V2 REST {name}")
     # V2 gRPC, the same request.
-    v2, v2_grpc = pb
-    req = v2.ModelInferRequest(model_name=m.name, id="g1")
+    req = pb.v2.ModelInferRequest(model_name=m.name, id="g1")
     for i in body["inputs"]:
         t = req.inputs.add(name=i["name"], datatype=i["datatype"], shape=i["shape"])
         if i["datatype"] == "BYTES":
@@ -402,7 +347,7 @@ def check_answers(s: Serve, m: Logged, pb):
             t.contents.fp32_contents.extend(float("nan") if v is None else v for v in i["data"])
         else:
             t.contents.fp64_contents.extend(float("nan") if v is None else v for v in i["data"])
-    resp = v2_grpc.GRPCInferenceServiceStub(s.channel).ModelInfer(req, timeout=30)
+    resp = pb.v2_grpc.GRPCInferenceServiceStub(s.channel).ModelInfer(req, timeout=30)
     by_name = {o.name: o for o in resp.outputs}
     for name in m.outputs:
         o = by_name[name]
@@ -452,7 +397,8 @@ def test_answers_have_mlflow_models_serve_shape(models, server, tmp_path):
             rows = json_values(m.frame.iloc[:5])
             payload = {"dataframe_split": {"columns": list(m.frame.columns), "data": rows}}
             theirs = requests.post(f"http://127.0.0.1:{port}/invocations", json=payload, timeout=60).json()
-            s = Serve(tmp_path, server, f"models:/{m.name}/1")
+            s = Serve(tmp_path, ["--model-uri", f"models:/{m.name}/1", "--tracking-uri", server.url],
+                      env={"ORT_DYLIB_PATH": str(ORT_LIB)})
             try:
                 ours = requests.post(s.url + "/invocations", json=payload, timeout=30).json()
             finally:

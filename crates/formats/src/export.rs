@@ -27,8 +27,8 @@
 //! rounding (relative error below 6e-8, plus the summation order of the trees).
 
 use crate::proto::{
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto,
-    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
+    ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use crate::{FormatError, Result};
 use prost::Message;
@@ -220,7 +220,10 @@ impl Graph {
             &[input],
             vec![
                 strings("keys_strings", keys),
-                AttributeProto { t: Some(double_tensor("", vec![values.len() as i64], values)), ..attr("values_tensor", AttributeType::Tensor) },
+                AttributeProto {
+                    t: Some(double_tensor("", vec![values.len() as i64], values)),
+                    ..attr("values_tensor", AttributeType::Tensor)
+                },
                 AttributeProto { t: Some(default), ..attr("default_tensor", AttributeType::Tensor) },
             ],
         )
@@ -262,8 +265,12 @@ pub fn onnx_from_learn(saved: &[u8]) -> Result<Vec<u8>> {
         Body::Linear(m) => linear(&mut g, m, &columns)?,
     };
     let (out_name, out_elem) = match saved.task.as_str() {
-        "regression" => ("prediction", if matches!(saved.body, Body::Gbm(_)) { DataType::Float } else { DataType::Double }),
-        "binary_classification" => ("probability", if matches!(saved.body, Body::Gbm(_)) { DataType::Float } else { DataType::Double }),
+        "regression" => {
+            ("prediction", if matches!(saved.body, Body::Gbm(_)) { DataType::Float } else { DataType::Double })
+        }
+        "binary_classification" => {
+            ("probability", if matches!(saved.body, Body::Gbm(_)) { DataType::Float } else { DataType::Double })
+        }
         other => return Err(bad(format!("task '{other}'"))),
     };
     let last = if saved.task == "binary_classification" { g.op("Sigmoid", "", &[&raw], vec![]) } else { raw };
@@ -348,7 +355,8 @@ fn gbm(g: &mut Graph, m: &Gbm, columns: &[String], n_fields: usize) -> Result<St
                                 return Err(bad(format!("tree {t} node {n}: categorical split on column {feature}")));
                             };
                             let goes_left = |code: usize| (left_codes[code >> 6] >> (code & 63)) & 1 == 1;
-                            let side: Vec<f64> = (0..levels.len()).map(|c| if goes_left(c) { 0.0 } else { 1.0 }).collect();
+                            let side: Vec<f64> =
+                                (0..levels.len()).map(|c| if goes_left(c) { 0.0 } else { 1.0 }).collect();
                             let encoded = g.encode_levels(&columns[*feature as usize], levels.clone(), side, f64::NAN);
                             matrix.push(encoded);
                             split_cols.push((key, matrix.len() - 1));
@@ -414,8 +422,12 @@ fn linear(g: &mut Graph, m: &Linear, columns: &[String]) -> Result<String> {
         match enc {
             Encoder::Numeric { mean, scale } => {
                 let w = *m.weights.get(offset).ok_or_else(|| bad("fewer weights than encoded columns"))?;
-                let (mean, scale, w, zero) =
-                    (g.constant(vec![1], vec![*mean]), g.constant(vec![1], vec![*scale]), g.constant(vec![1], vec![w]), g.constant(vec![1], vec![0.0]));
+                let (mean, scale, w, zero) = (
+                    g.constant(vec![1], vec![*mean]),
+                    g.constant(vec![1], vec![*scale]),
+                    g.constant(vec![1], vec![w]),
+                    g.constant(vec![1], vec![0.0]),
+                );
                 let centred = g.op("Sub", "", &[col, &mean], vec![]);
                 let scaled = g.op("Div", "", &[&centred, &scale], vec![]);
                 let nan = g.op("IsNaN", "", &[&scaled], vec![]);
@@ -425,7 +437,8 @@ fn linear(g: &mut Graph, m: &Linear, columns: &[String]) -> Result<String> {
             }
             Encoder::Categorical { levels, missing } => {
                 let width = levels.len() + usize::from(*missing);
-                let w = m.weights.get(offset..offset + width).ok_or_else(|| bad("fewer weights than encoded columns"))?;
+                let w =
+                    m.weights.get(offset..offset + width).ok_or_else(|| bad("fewer weights than encoded columns"))?;
                 let default = if *missing { w[levels.len()] } else { 0.0 };
                 terms.push(g.encode_levels(col, levels.clone(), w[..levels.len()].to_vec(), default));
                 offset += width;

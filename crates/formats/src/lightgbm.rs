@@ -98,8 +98,10 @@ impl Booster {
                 "LightGBM model: {per_iteration} trees per iteration for {num_class} classes"
             )));
         }
-        let max_feature: usize =
-            get("max_feature_idx").ok_or_else(|| bad("no max_feature_idx"))?.parse().map_err(|_| bad("max_feature_idx"))?;
+        let max_feature: usize = get("max_feature_idx")
+            .ok_or_else(|| bad("no max_feature_idx"))?
+            .parse()
+            .map_err(|_| bad("max_feature_idx"))?;
         let feature_names: Vec<String> = match get("feature_names") {
             Some(names) => names.split_whitespace().map(str::to_string).collect(),
             None => (0..=max_feature).map(|i| format!("Column_{i}")).collect(),
@@ -189,7 +191,9 @@ fn tree(fields: &[(&str, &str)], index: usize) -> Result<Tree> {
     let get = |k: &str| fields.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
     let need = |k: &str| get(k).ok_or_else(|| bad(format!("tree {index} has no '{k}'")));
     if get("is_linear").is_some_and(|v| v.trim() != "0") {
-        return Err(FormatError::Unsupported(format!("LightGBM model: tree {index} is a linear tree (linear_tree=True)")));
+        return Err(FormatError::Unsupported(format!(
+            "LightGBM model: tree {index} is a linear tree (linear_tree=True)"
+        )));
     }
     if get("num_cat").is_some_and(|v| v.trim() != "0") {
         return Err(FormatError::Unsupported(format!(
@@ -225,7 +229,8 @@ fn tree(fields: &[(&str, &str)], index: usize) -> Result<Tree> {
         return Err(bad(format!("tree {index}: node arrays of lengths {lens:?} for {n} internal nodes")));
     }
     // Leaves in range; internal children after their parent (so every walk ends).
-    let in_range = |node: usize, c: i32| if c < 0 { ((!c) as usize) < num_leaves } else { (c as usize) < n && c as usize > node };
+    let in_range =
+        |node: usize, c: i32| if c < 0 { ((!c) as usize) < num_leaves } else { (c as usize) < n && c as usize > node };
     if !(0..n).all(|i| in_range(i, t.left[i]) && in_range(i, t.right[i])) {
         return Err(bad(format!("tree {index}: a child index is out of range")));
     }

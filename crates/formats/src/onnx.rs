@@ -102,7 +102,8 @@ impl OnnxModel {
     /// and builds `sessions` runtime sessions (at least one).
     pub fn load(path: &Path, sessions: usize) -> Result<OnnxModel> {
         let bytes = std::fs::read(path).map_err(|source| FormatError::Io { path: path.into(), source })?;
-        let mut model = ModelProto::decode(&bytes[..]).map_err(|e| invalid(path, format!("not an ONNX model ({e})")))?;
+        let mut model =
+            ModelProto::decode(&bytes[..]).map_err(|e| invalid(path, format!("not an ONNX model ({e})")))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let graph = model.graph.as_mut().ok_or_else(|| invalid(path, "the ONNX model has no graph"))?;
         inline_external_data(graph, dir, &mut HashMap::new())?;
@@ -135,9 +136,8 @@ impl OnnxModel {
         let env = environment()?;
         let sessions = (0..sessions.max(1))
             .map(|_| {
-                let fail = |e: String| {
-                    FormatError::Unsupported(format!("ONNX Runtime cannot load {}: {e}", path.display()))
-                };
+                let fail =
+                    |e: String| FormatError::Unsupported(format!("ONNX Runtime cannot load {}: {e}", path.display()));
                 Session::builder(env)
                     .map_err(|e| fail(e.to_string()))?
                     .with_intra_threads(1)
@@ -260,7 +260,11 @@ fn ort_value(spec: &TensorSpec, feed: Feed, rows: usize) -> Result<ort::value::D
                 if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.007_199_254_740_992e15 {
                     Ok(x as i64)
                 } else {
-                    Err(bad(format!("row {}: {x} is not a whole number (the model takes {:?})", i / width + 1, spec.elem)))
+                    Err(bad(format!(
+                        "row {}: {x} is not a whole number (the model takes {:?})",
+                        i / width + 1,
+                        spec.elem
+                    )))
                 }
             })
             .collect()
@@ -347,9 +351,8 @@ fn type_name(t: Option<&TypeProto>) -> String {
     match t.and_then(|t| t.value.as_ref()) {
         Some(type_proto::Value::TensorType(t)) => format!(
             "tensor({})",
-            tensor_proto::DataType::try_from(t.elem_type()).map_or_else(|_| t.elem_type().to_string(), |d| {
-                d.as_str_name().to_lowercase()
-            })
+            tensor_proto::DataType::try_from(t.elem_type())
+                .map_or_else(|_| t.elem_type().to_string(), |d| { d.as_str_name().to_lowercase() })
         ),
         Some(type_proto::Value::SequenceType(s)) => format!("seq({})", type_name(s.elem_type.as_deref())),
         Some(type_proto::Value::MapType(m)) => format!("map(…, {})", type_name(m.value_type.as_deref())),

@@ -197,7 +197,9 @@ mod tests {
 
     #[test]
     fn corrupt_input_is_an_error() {
-        for b in [&b""[..], b"S", b"SU\x05hi", b"[", b"{U\x01a", b"X", b"[$U\x01", b"SL\xff\xff\xff\xff\xff\xff\xff\xff"] {
+        for b in
+            [&b""[..], b"S", b"SU\x05hi", b"[", b"{U\x01a", b"X", b"[$U\x01", b"SL\xff\xff\xff\xff\xff\xff\xff\xff"]
+        {
             assert!(parse(b).is_err(), "{b:?}");
         }
     }

@@ -107,7 +107,10 @@ impl Booster {
         let model = &booster["model"];
         let trees_json = model["trees"].as_array().ok_or_else(|| bad("no gradient_booster.model.trees"))?;
         let tree_group: Vec<usize> = match model.get("tree_info").and_then(Value::as_array) {
-            Some(info) => info.iter().map(|v| num(v).map(|g| g as usize).ok_or_else(|| bad("tree_info"))).collect::<Result<_>>()?,
+            Some(info) => info
+                .iter()
+                .map(|v| num(v).map(|g| g as usize).ok_or_else(|| bad("tree_info")))
+                .collect::<Result<_>>()?,
             None => vec![0; trees_json.len()],
         };
         let num_groups = num_class.max(1);
@@ -125,9 +128,8 @@ impl Booster {
                 .collect::<Result<_>>()?,
             v => vec![num(v).unwrap_or(0.5)],
         };
-        let base_margin: Vec<f32> = (0..num_groups)
-            .map(|g| margin(*base_score.get(g).or(base_score.first()).unwrap_or(&0.5)) as f32)
-            .collect();
+        let base_margin: Vec<f32> =
+            (0..num_groups).map(|g| margin(*base_score.get(g).or(base_score.first()).unwrap_or(&0.5)) as f32).collect();
         let feature_names = learner
             .get("feature_names")
             .and_then(Value::as_array)
@@ -198,8 +200,14 @@ fn objective_transform(objective: &str) -> Result<(Transform, fn(f64) -> f64)> {
         p.ln()
     }
     Ok(match objective {
-        "reg:squarederror" | "reg:squaredlogerror" | "reg:pseudohubererror" | "reg:absoluteerror"
-        | "reg:quantileerror" | "rank:pairwise" | "rank:ndcg" | "rank:map" => (Transform::Identity, same),
+        "reg:squarederror"
+        | "reg:squaredlogerror"
+        | "reg:pseudohubererror"
+        | "reg:absoluteerror"
+        | "reg:quantileerror"
+        | "rank:pairwise"
+        | "rank:ndcg"
+        | "rank:map" => (Transform::Identity, same),
         "binary:logitraw" => (Transform::Identity, logit),
         "reg:logistic" | "binary:logistic" => (Transform::Sigmoid, logit),
         "binary:hinge" => (Transform::Hinge, same),
@@ -221,7 +229,8 @@ fn tree(t: &Value, index: usize, num_feature: usize) -> Result<Tree> {
             )));
         }
     }
-    let as_i32 = |x: f64| (x.fract() == 0.0 && x >= f64::from(i32::MIN) && x <= f64::from(i32::MAX)).then_some(x as i32);
+    let as_i32 =
+        |x: f64| (x.fract() == 0.0 && x >= f64::from(i32::MIN) && x <= f64::from(i32::MAX)).then_some(x as i32);
     let tree = Tree {
         left: numbers(t, "left_children", index, as_i32)?,
         right: numbers(t, "right_children", index, as_i32)?,

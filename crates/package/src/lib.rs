@@ -78,7 +78,8 @@ impl Package {
     /// fits: MLflow 3's `serving_input_example.json` (a scoring payload), else
     /// `input_example.json` (`{"columns", "data"}`, or a payload).
     pub fn example_frame(&self) -> Option<Frame> {
-        let read = |name: &str| -> Option<Value> { serde_json::from_slice(&std::fs::read(self.dir.join(name)).ok()?).ok() };
+        let read =
+            |name: &str| -> Option<Value> { serde_json::from_slice(&std::fs::read(self.dir.join(name)).ok()?).ok() };
         let payloads = [
             read(SERVING_EXAMPLE_FILE),
             read(EXAMPLE_FILE).map(|v| if v.get("columns").is_some() { json!({ "dataframe_split": v }) } else { v }),
@@ -137,7 +138,10 @@ pub fn save(dir: &Path, model: &learn::Model, example: &Frame, provenance: &Prov
         (ONNX_FILE, onnx),
         (EXAMPLE_FILE, example_json.into_bytes()),
         ("requirements.txt", b"mlflow\nonnx\nonnxruntime\n".to_vec()),
-        ("python_env.yaml", b"python: \"3.11\"\nbuild_dependencies:\n- pip\ndependencies:\n- -r requirements.txt\n".to_vec()),
+        (
+            "python_env.yaml",
+            b"python: \"3.11\"\nbuild_dependencies:\n- pip\ndependencies:\n- -r requirements.txt\n".to_vec(),
+        ),
     ];
     let size: usize = files.iter().map(|(_, b)| b.len()).sum();
     let output_name = match model.task() {
@@ -237,15 +241,14 @@ pub fn load(dir: &Path) -> Result<Package> {
         })?,
     };
     // MLflow writes MLmodel as YAML; ours is JSON, which is YAML too.
-    let mlmodel: Value = serde_yaml_ng::from_slice(&mlmodel_bytes)
-        .map_err(|e| invalid(&mlmodel_path, format!("not YAML: {e}")))?;
+    let mlmodel: Value =
+        serde_yaml_ng::from_slice(&mlmodel_bytes).map_err(|e| invalid(&mlmodel_path, format!("not YAML: {e}")))?;
     let flavors: Vec<&str> =
         mlmodel["flavors"].as_object().map(|f| f.keys().map(String::as_str).collect()).unwrap_or_default();
     if flavors.contains(&FLAVOR) {
         let contents = contents.ok_or_else(|| invalid(dir, format!("a factory package needs {MANIFEST_FILE}")))?;
-        let bytes = contents
-            .get(MODEL_FILE)
-            .ok_or_else(|| invalid(&manifest_path, format!("does not list {MODEL_FILE}")))?;
+        let bytes =
+            contents.get(MODEL_FILE).ok_or_else(|| invalid(&manifest_path, format!("does not list {MODEL_FILE}")))?;
         let model = Model::from_factory(learn::Model::from_bytes(bytes)?);
         return Ok(Package { dir: dir.to_path_buf(), model, mlmodel });
     }

@@ -120,10 +120,16 @@ impl Predictions {
 enum Engine {
     Factory(learn::Model),
     /// Per ONNX input, the schema columns that fill it (row-major).
-    Onnx { model: formats::onnx::OnnxModel, feeds: Vec<Vec<usize>> },
+    Onnx {
+        model: formats::onnx::OnnxModel,
+        feeds: Vec<Vec<usize>>,
+    },
     LightGbm(formats::lightgbm::Booster),
     /// `labels`: the pyfunc is a scikit-learn `XGBClassifier`, whose `predict` gives labels.
-    XgBoost { booster: formats::xgboost::Booster, labels: bool },
+    XgBoost {
+        booster: formats::xgboost::Booster,
+        labels: bool,
+    },
 }
 
 /// A loaded model of any supported flavor.

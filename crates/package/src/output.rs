@@ -75,9 +75,9 @@ pub fn to_mlflow_json(p: &Predictions) -> Value {
                     for (t, labels) in p.outputs.iter().zip(&p.class_labels) {
                         let w = width(t);
                         let v = match labels {
-                            Some(l) => Value::Object(
-                                (0..w).map(|j| (label(l, j), element(&t.values, r * w + j))).collect(),
-                            ),
+                            Some(l) => {
+                                Value::Object((0..w).map(|j| (label(l, j), element(&t.values, r * w + j))).collect())
+                            }
                             None if w == 1 => element(&t.values, r),
                             None => Value::Array((0..w).map(|j| element(&t.values, r * w + j)).collect()),
                         };

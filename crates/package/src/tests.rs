@@ -72,14 +72,22 @@ fn stock_mlflow_folders_without_a_served_flavor_are_refused_by_name() {
     std::fs::write(dir.path().join(MLMODEL_FILE), mlmodel).unwrap();
     let err = load(dir.path()).unwrap_err().to_string();
     assert!(err.contains("python_function, sklearn") && err.contains("skl2onnx"), "{err}");
-    std::fs::write(dir.path().join(MLMODEL_FILE), "flavors:\n  lightgbm:\n    data: model.pkl\n    model_class: lightgbm.sklearn.LGBMRegressor\n").unwrap();
+    std::fs::write(
+        dir.path().join(MLMODEL_FILE),
+        "flavors:\n  lightgbm:\n    data: model.pkl\n    model_class: lightgbm.sklearn.LGBMRegressor\n",
+    )
+    .unwrap();
     let err = load(dir.path()).unwrap_err().to_string();
     assert!(err.contains("pickle") && err.contains("booster_"), "{err}");
     std::fs::write(dir.path().join(MLMODEL_FILE), "flavors:\n  xgboost:\n    data: ../../etc/passwd\n").unwrap();
     let err = load(dir.path()).unwrap_err().to_string();
     assert!(err.contains("unsafe data path"), "{err}");
     std::fs::write(dir.path().join(MLMODEL_FILE), "flavors:\n  lightgbm:\n    data: model.lgb\n").unwrap();
-    std::fs::write(dir.path().join("model.lgb"), "tree\nversion=v4\nmax_feature_idx=0\nobjective=lambdaloss\nfeature_names=a\n").unwrap();
+    std::fs::write(
+        dir.path().join("model.lgb"),
+        "tree\nversion=v4\nmax_feature_idx=0\nobjective=lambdaloss\nfeature_names=a\n",
+    )
+    .unwrap();
     let err = load(dir.path()).unwrap_err().to_string();
     assert!(err.contains("objective 'lambdaloss'"), "{err}");
 }

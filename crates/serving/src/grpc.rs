@@ -134,9 +134,10 @@ fn output_tensor(t: formats::Tensor) -> InferOutputTensor {
         formats::Values::F32(v) => InferTensorContents { fp32_contents: v, ..Default::default() },
         formats::Values::I64(v) => InferTensorContents { int64_contents: v, ..Default::default() },
         formats::Values::Bool(v) => InferTensorContents { bool_contents: v, ..Default::default() },
-        formats::Values::Str(v) => {
-            InferTensorContents { bytes_contents: v.into_iter().map(String::into_bytes).collect(), ..Default::default() }
-        }
+        formats::Values::Str(v) => InferTensorContents {
+            bytes_contents: v.into_iter().map(String::into_bytes).collect(),
+            ..Default::default()
+        },
     };
     InferOutputTensor {
         name: t.name,

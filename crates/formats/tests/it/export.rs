@@ -18,12 +18,9 @@ fn data(n: usize) -> (Frame, Vec<f64>, Vec<f64>) {
         })
         .collect();
     let label: Vec<f64> = y.iter().map(|v| if *v > 4.0 { 1.0 } else { 0.0 }).collect();
-    let frame = Frame::from_columns(vec![
-        Column::numeric("x", x),
-        Column::categorical("colour", c),
-        Column::numeric("z", z),
-    ])
-    .unwrap();
+    let frame =
+        Frame::from_columns(vec![Column::numeric("x", x), Column::categorical("colour", c), Column::numeric("z", z)])
+            .unwrap();
     (frame, y, label)
 }
 
@@ -101,10 +98,9 @@ fn unknown_operators_are_refused_at_load_by_name() {
     let bytes = formats::export::onnx_from_learn(&m.to_bytes()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // The same model with one operator renamed, in a domain the runtime has and in one it has not.
-    for (from, to, needle) in [
-        (&b"IsNaN"[..], &b"IsNaX"[..], "IsNaX"),
-        (&b"ai.onnx.ml"[..], &b"ai.onnx.zz"[..], "ai.onnx.zz"),
-    ] {
+    for (from, to, needle) in
+        [(&b"IsNaN"[..], &b"IsNaX"[..], "IsNaX"), (&b"ai.onnx.ml"[..], &b"ai.onnx.zz"[..], "ai.onnx.zz")]
+    {
         let mut b = bytes.clone();
         while let Some(at) = b.windows(from.len()).position(|w| w == from) {
             b[at..at + from.len()].copy_from_slice(to);
