@@ -29,7 +29,7 @@ pub struct LoadedModel {
     /// The model URI as given (`models:/name@alias`, a folder, ...).
     pub uri: String,
     /// What identifies this exact artifact for change detection (registry version, or a
-    /// hash of the package manifest for a local folder).
+    /// hash of the package manifest — or of `MLmodel` without one — for a local folder).
     pub source_id: String,
     pub run_id: Option<String>,
     pub loaded_at: SystemTime,

@@ -71,7 +71,14 @@ impl Loader {
     pub async fn probe(&self) -> Result<Target, LoadError> {
         match &self.source {
             Source::Local(dir) => {
-                let path = dir.join(package::MANIFEST_FILE);
+                // A factory package changes with its manifest; a folder the stock client saved
+                // (no manifest) with its MLmodel, which MLflow rewrites on every save.
+                let manifest = dir.join(package::MANIFEST_FILE);
+                let path = if tokio::fs::try_exists(&manifest).await.unwrap_or(false) {
+                    manifest
+                } else {
+                    dir.join(package::MLMODEL_FILE)
+                };
                 let bytes = tokio::fs::read(&path)
                     .await
                     .map_err(|source| LoadError::Io { context: format!("reading {}", path.display()), source })?;
