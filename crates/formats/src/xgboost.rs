@@ -187,8 +187,11 @@ impl Booster {
     }
 }
 
+/// XGBoost's `ProbToMargin`: `base_score` (in output space) as a margin.
+type ProbToMargin = fn(f64) -> f64;
+
 /// The objective's output transform and its `ProbToMargin` for `base_score`.
-fn objective_transform(objective: &str) -> Result<(Transform, fn(f64) -> f64)> {
+fn objective_transform(objective: &str) -> Result<(Transform, ProbToMargin)> {
     fn same(p: f64) -> f64 {
         p
     }

@@ -78,6 +78,11 @@ impl Predictions {
         }
     }
 
+    /// Values per row of output `t` (1 for `[N]`, `k` for `[N, k]`).
+    pub fn width(&self, t: &formats::Tensor) -> usize {
+        t.values.len().checked_div(self.rows).unwrap_or(0)
+    }
+
     /// One number per row, for the request log and for scoring a holdout: the first
     /// output's first column, or for a probability matrix the last class's column (the
     /// positive class of a binary classifier). Text outputs give NaN.
@@ -89,7 +94,7 @@ impl Predictions {
             .find(|(_, l)| l.is_some())
             .map(|(t, l)| (t, l.is_some()))
             .unwrap_or((&self.outputs[0], false));
-        let width = if self.rows == 0 { 0 } else { t.values.len() / self.rows };
+        let width = self.width(t);
         let col = if labels { width.saturating_sub(1) } else { 0 };
         (0..self.rows).map(|r| t.values.number(r * width + col).unwrap_or(f64::NAN)).collect()
     }
@@ -105,7 +110,7 @@ impl Predictions {
             .outputs
             .iter()
             .map(|t| {
-                let w = if self.rows == 0 { 0 } else { t.values.len() / self.rows };
+                let w = self.width(t);
                 let mut shape = t.shape.clone();
                 if let Some(first) = shape.first_mut() {
                     *first = end - start;
@@ -153,8 +158,8 @@ fn signature_columns(mlmodel: &Value) -> Option<Vec<(String, String)>> {
     specs
         .iter()
         .map(|s| {
-            let ty = s["type"].as_str()?;
-            (ty != "tensor").then(|| Some((s["name"].as_str()?.to_string(), ty.to_string())))?
+            let ty = s["type"].as_str().filter(|t| *t != "tensor")?;
+            Some((s["name"].as_str()?.to_string(), ty.to_string()))
         })
         .collect()
 }

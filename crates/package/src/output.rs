@@ -55,7 +55,7 @@ pub fn label(labels: &Values, j: usize) -> String {
 /// The value of `predictions` in the `/invocations` answer.
 pub fn to_mlflow_json(p: &Predictions) -> Value {
     let rows = p.rows;
-    let width = |t: &formats::Tensor| if rows == 0 { 0 } else { t.values.len() / rows };
+    let width = |t: &formats::Tensor| p.width(t);
     match p.layout {
         Layout::Array => {
             let t = &p.outputs[0];

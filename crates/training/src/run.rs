@@ -78,24 +78,20 @@ pub fn evaluate(model: &Model, features: &Frame, y: &[f64]) -> Result<Holdout> {
 fn score(task: Task, y: &[f64], p: &[f64]) -> Holdout {
     match task {
         Task::Regression => {
-            let rmse = learn::rmse(y, &p);
+            let rmse = learn::rmse(y, p);
             Holdout {
                 primary: ("rmse".into(), rmse),
-                metrics: vec![
-                    ("rmse".into(), rmse),
-                    ("mae".into(), learn::mae(y, &p)),
-                    ("r2".into(), learn::r2(y, &p)),
-                ],
+                metrics: vec![("rmse".into(), rmse), ("mae".into(), learn::mae(y, p)), ("r2".into(), learn::r2(y, p))],
             }
         }
         Task::BinaryClassification => {
-            let ll = learn::log_loss(y, &p);
+            let ll = learn::log_loss(y, p);
             Holdout {
                 primary: ("log_loss".into(), ll),
                 metrics: vec![
                     ("log_loss".into(), ll),
-                    ("roc_auc".into(), learn::roc_auc(y, &p)),
-                    ("accuracy".into(), learn::accuracy(y, &p)),
+                    ("roc_auc".into(), learn::roc_auc(y, p)),
+                    ("accuracy".into(), learn::accuracy(y, p)),
                 ],
             }
         }

@@ -62,7 +62,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<u8> {
     let mut header = Vec::new();
     let mut cells: Vec<Box<dyn Fn(usize) -> String + '_>> = Vec::new();
     for (t, labels) in predictions.outputs.iter().zip(&predictions.class_labels) {
-        let width = if rows == 0 { 0 } else { t.values.len() / rows };
+        let width = predictions.width(t);
         for j in 0..width {
             header.push(match (labels, width) {
                 (Some(l), _) => format!("{}_{}", t.name, package::output::label(l, j)),
