@@ -367,6 +367,30 @@ def test_serves_logged_models_like_the_library(models, key, serve, pb):
     check_answers(s, m, pb)
 
 
+@pytest.mark.parametrize("key", ["logreg_zipmap", "lgb_native", "xgb_sklearn"])
+def test_factory_predict_scores_logged_models(models, key, server, tmp_path):
+    """`factory predict` writes one CSV column per output value, as the library predicts."""
+    m = models[key]
+    rows = tmp_path / "rows.csv"
+    m.frame.to_csv(rows, index=False)
+    out = tmp_path / "out.csv"
+    proc = subprocess.run([FACTORY_BIN, "predict", "--model-uri", f"models:/{m.name}/1", "--input", str(rows),
+                           "--output", str(out), "--tracking-uri", server.url],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "ORT_DYLIB_PATH": str(ORT_LIB)})
+    assert proc.returncode == 0, proc.stderr
+    got = pd.read_csv(out)
+    for name in m.outputs:
+        want = np.asarray(m.reference[name])
+        cols = [c for c in got.columns if c == name or c.startswith(f"{name}_")]
+        values = got[cols].to_numpy()
+        if want.ndim == 1:
+            values = values.reshape(-1)
+        if want.dtype.kind in "iub":
+            assert np.array_equal(values, want), (name, cols)
+        else:
+            rel_close(values, want, what=f"factory predict {key} {name}")
+
+
 def test_text_classifier_on_emails(spam_model, serve, pb):
     s = serve(f"models:/{spam_model.name}/1")
     check_answers(s, spam_model, pb)
