@@ -74,11 +74,10 @@ impl Loader {
                 // A factory package changes with its manifest; a folder the stock client saved
                 // (no manifest) with its MLmodel, which MLflow rewrites on every save.
                 let manifest = dir.join(package::MANIFEST_FILE);
-                let path = if tokio::fs::try_exists(&manifest).await.unwrap_or(false) {
-                    manifest
-                } else {
-                    dir.join(package::MLMODEL_FILE)
-                };
+                let mlmodel = dir.join(package::MLMODEL_FILE);
+                let stock = !tokio::fs::try_exists(&manifest).await.unwrap_or(false)
+                    && tokio::fs::try_exists(&mlmodel).await.unwrap_or(false);
+                let path = if stock { mlmodel } else { manifest };
                 let bytes = tokio::fs::read(&path)
                     .await
                     .map_err(|source| LoadError::Io { context: format!("reading {}", path.display()), source })?;
