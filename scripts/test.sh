@@ -42,6 +42,20 @@ if ! command -v s3s-fs >/dev/null && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
     cargo install s3s-fs --version 0.14.1 --locked --features binary
 fi
 
+step "Models users already have: ONNX / LightGBM / XGBoost logged with the stock client, served (venv-models)"
+MODELS_VENV=${FACTORY_MODELS_VENV:-$HOME/.cache/factory/venv-models}
+if ! "$MODELS_VENV/bin/python" -c "import mlflow, skl2onnx, onnxmltools, onnxruntime, lightgbm, xgboost, uvicorn, grpc_tools, pytest" 2>/dev/null; then
+    python3 -m venv "$MODELS_VENV"
+    "$MODELS_VENV/bin/pip" install -q --upgrade pip
+    "$MODELS_VENV/bin/pip" install -q -r tests/python/requirements-models.txt
+fi
+# ONNX Runtime's shared library from the wheel: factory serve and the Rust tests of crates/formats load it.
+ORT_DYLIB_PATH=$("$MODELS_VENV/bin/python" -c 'import onnxruntime, pathlib; print(next((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so.1*")))')
+export ORT_DYLIB_PATH
+cargo build -p factory
+(cd tests/python && FACTORY_BIN="$TARGET_DIR/debug/factory" FACTORY_TEST_BACKENDS=sqlite \
+    "$MODELS_VENV/bin/python" -m pytest -q -p no:cacheprovider test_user_models.py)
+
 step "Rust tests (SQLite and PostgreSQL)"
 export FACTORY_TEST_POSTGRES=$PG_ADMIN
 cargo build -p factory

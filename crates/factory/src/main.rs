@@ -11,6 +11,11 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// ONNX Runtime's shared library, for models with the onnx flavor (`pip install onnxruntime`
+    /// ships it as site-packages/onnxruntime/capi/libonnxruntime.so.1.*; default: the system's
+    /// libonnxruntime.so).
+    #[arg(long, global = true, env = "ORT_DYLIB_PATH")]
+    onnxruntime_lib: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -50,6 +55,9 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Some(lib) = cli.onnxruntime_lib.filter(|p| !p.as_os_str().is_empty()) {
+        formats::onnx::set_runtime_library(lib);
+    }
     let result = match cli.command {
         Command::Server(args) => cmd::server::run(args).map(|()| 0),
         Command::Drift(args) => cmd::drift::run(args),

@@ -1,22 +1,31 @@
-//! The `factory` model package and model inputs.
+//! The model package and model inputs.
 //!
-//! A package is a folder in MLflow's model layout, so MLflow tooling can list and show it:
+//! A package is a folder in MLflow's model layout. `factory train` writes:
 //!
 //! ```text
-//! MLmodel              flavor `factory`, signature, input example info, size (JSON text; YAML reads it)
+//! MLmodel              flavors `factory`, `onnx`, `python_function` (loader `mlflow.onnx`), signature,
+//!                      input example info, size (JSON text; YAML reads it)
 //! model.bin            the trained `learn::Model`
+//! model.onnx           the same model as ONNX-ML (`formats::export`), for `mlflow.pyfunc.load_model`
 //! input_example.json   a few rows in MLflow's `dataframe_split` form
+//! requirements.txt, python_env.yaml   what the `python_function` flavor needs (onnx, onnxruntime)
 //! manifest.json        sha256 of every other file; checked on load
 //! ```
 //!
-//! [`input`] turns CSV and MLflow scoring payloads into frames checked against the signature.
+//! [`load`] also reads folders logged by the stock `mlflow` client with the `onnx`,
+//! `lightgbm` or `xgboost` flavor ([`model`]: one interface over all of them; no manifest
+//! there, as MLflow writes none). [`input`] turns CSV and MLflow scoring payloads into frames
+//! checked against the model's columns; [`output`] writes predictions as MLflow does.
 //!
 //! Architecture invariant: no I/O but the package folder; fetching packages from a tracking
 //! server is `mlflow-client`'s job.
 
 pub mod input;
+pub mod model;
+pub mod output;
 
-use learn::{ColumnKind, Frame, Model, Schema};
+use learn::{ColumnKind, Frame, Schema};
+pub use model::{Flavor, Layout, Model, OutputInfo, Predictions};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -27,6 +36,9 @@ pub const MODEL_FILE: &str = "model.bin";
 pub const MLMODEL_FILE: &str = "MLmodel";
 pub const EXAMPLE_FILE: &str = "input_example.json";
 pub const MANIFEST_FILE: &str = "manifest.json";
+pub const ONNX_FILE: &str = "model.onnx";
+/// `mlflow models serve` / `input_example` files MLflow 3 writes beside a logged model.
+const SERVING_EXAMPLE_FILE: &str = "serving_input_example.json";
 
 /// Why a package could not be written, read or used.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +51,9 @@ pub enum PackageError {
     Checksum { path: PathBuf, expected: String, actual: String },
     #[error(transparent)]
     Model(#[from] learn::LearnError),
+    /// The model failed on input that passed validation.
+    #[error("prediction failed: {0}")]
+    Predict(String),
     /// Input data that does not fit the model's signature; the message names the column/row.
     #[error("{0}")]
     Input(String),
@@ -47,6 +62,7 @@ pub enum PackageError {
 pub type Result<T, E = PackageError> = std::result::Result<T, E>;
 
 /// A loaded package: the model and its `MLmodel` description.
+#[derive(Debug)]
 pub struct Package {
     pub dir: PathBuf,
     pub model: Model,
@@ -57,9 +73,22 @@ impl Package {
     pub fn schema(&self) -> &Schema {
         self.model.schema()
     }
+
+    /// The package's input example as a frame of the model's columns, if it has one that
+    /// fits: MLflow 3's `serving_input_example.json` (a scoring payload), else
+    /// `input_example.json` (`{"columns", "data"}`, or a payload).
+    pub fn example_frame(&self) -> Option<Frame> {
+        let read =
+            |name: &str| -> Option<Value> { serde_json::from_slice(&std::fs::read(self.dir.join(name)).ok()?).ok() };
+        let payloads = [
+            read(SERVING_EXAMPLE_FILE),
+            read(EXAMPLE_FILE).map(|v| if v.get("columns").is_some() { json!({ "dataframe_split": v }) } else { v }),
+        ];
+        payloads.into_iter().flatten().find_map(|p| input::from_json(&p, self.schema()).ok())
+    }
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PackageError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PackageError + '_ {
     move |source| PackageError::Io { path: path.to_path_buf(), source }
 }
 
@@ -98,11 +127,22 @@ pub struct Provenance {
 }
 
 /// Writes a package for `model` into `dir` (created; must be empty or absent).
-pub fn save(dir: &Path, model: &Model, example: &Frame, provenance: &Provenance) -> Result<()> {
+pub fn save(dir: &Path, model: &learn::Model, example: &Frame, provenance: &Provenance) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let model_bytes = model.to_bytes();
+    let onnx = formats::export::onnx_from_learn(&model_bytes)
+        .map_err(|e| PackageError::Invalid { path: dir.join(ONNX_FILE), message: e.to_string() })?;
     let example_json = input::to_dataframe_split(example).to_string();
-    let mut files: Vec<(&str, Vec<u8>)> = vec![(MODEL_FILE, model_bytes), (EXAMPLE_FILE, example_json.into_bytes())];
+    let mut files: Vec<(&str, Vec<u8>)> = vec![
+        (MODEL_FILE, model_bytes),
+        (ONNX_FILE, onnx),
+        (EXAMPLE_FILE, example_json.into_bytes()),
+        ("requirements.txt", b"mlflow\nonnx\nonnxruntime\n".to_vec()),
+        (
+            "python_env.yaml",
+            b"python: \"3.11\"\nbuild_dependencies:\n- pip\ndependencies:\n- -r requirements.txt\n".to_vec(),
+        ),
+    ];
     let size: usize = files.iter().map(|(_, b)| b.len()).sum();
     let output_name = match model.task() {
         learn::Task::Regression => "prediction",
@@ -116,7 +156,22 @@ pub fn save(dir: &Path, model: &Model, example: &Frame, provenance: &Provenance)
                 "model_kind": model.kind(),
                 "task": match model.task() { learn::Task::Regression => "regression", learn::Task::BinaryClassification => "binary_classification" },
                 "factory_version": env!("CARGO_PKG_VERSION"),
-            }
+            },
+            // As `mlflow.onnx.save_model` writes them, so the stock `mlflow.pyfunc.load_model`
+            // (with onnxruntime installed) scores the ONNX copy.
+            "onnx": {
+                "onnx_version": "1.17.0",
+                "data": ONNX_FILE,
+                "providers": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+                "onnx_session_options": null,
+                "code": null,
+            },
+            "python_function": {
+                "loader_module": "mlflow.onnx",
+                "python_version": "3.11",
+                "data": ONNX_FILE,
+                "env": { "virtualenv": "python_env.yaml" },
+            },
         },
         "model_size_bytes": size,
         "signature": signature(model.schema(), output_name),
@@ -140,25 +195,13 @@ pub fn save(dir: &Path, model: &Model, example: &Frame, provenance: &Provenance)
     Ok(())
 }
 
-/// Loads a package, verifying every file against the manifest first.
-pub fn load(dir: &Path) -> Result<Package> {
+/// Reads and checks every file `manifest.json` lists; returns their contents by name.
+fn verify_manifest(dir: &Path, manifest_bytes: &[u8]) -> Result<std::collections::HashMap<String, Vec<u8>>> {
     let invalid = |path: &Path, message: String| PackageError::Invalid { path: path.to_path_buf(), message };
     let manifest_path = dir.join(MANIFEST_FILE);
-    let manifest_bytes = std::fs::read(&manifest_path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            invalid(dir, format!("not a factory model package (no {MANIFEST_FILE})"))
-        } else {
-            PackageError::Io { path: manifest_path.clone(), source: e }
-        }
-    })?;
     let manifest: Value =
-        serde_json::from_slice(&manifest_bytes).map_err(|e| invalid(&manifest_path, format!("not JSON: {e}")))?;
+        serde_json::from_slice(manifest_bytes).map_err(|e| invalid(&manifest_path, format!("not JSON: {e}")))?;
     let sums = manifest["sha256"].as_object().ok_or_else(|| invalid(&manifest_path, "no 'sha256' table".into()))?;
-    for required in [MODEL_FILE, MLMODEL_FILE] {
-        if !sums.contains_key(required) {
-            return Err(invalid(&manifest_path, format!("does not list {required}")));
-        }
-    }
     let mut contents = std::collections::HashMap::new();
     for (name, expected) in sums {
         if name.contains('/') || name.contains('\\') || name == ".." {
@@ -173,13 +216,56 @@ pub fn load(dir: &Path) -> Result<Package> {
         }
         contents.insert(name.clone(), bytes);
     }
+    Ok(contents)
+}
+
+/// Loads a package: a factory package (every file verified against `manifest.json` first),
+/// or a model logged by the stock client with a flavor [`model::Model`] serves.
+pub fn load(dir: &Path) -> Result<Package> {
+    let invalid = |path: &Path, message: String| PackageError::Invalid { path: path.to_path_buf(), message };
+    let manifest_path = dir.join(MANIFEST_FILE);
     let mlmodel_path = dir.join(MLMODEL_FILE);
-    let mlmodel: Value = serde_json::from_slice(&contents[MLMODEL_FILE])
-        .map_err(|e| invalid(&mlmodel_path, format!("not JSON: {e}")))?;
-    if mlmodel["flavors"].get(FLAVOR).is_none() {
-        return Err(invalid(&mlmodel_path, format!("has no '{FLAVOR}' flavor; only factory packages can be loaded")));
+    let contents = match std::fs::read(&manifest_path) {
+        Ok(bytes) => Some(verify_manifest(dir, &bytes)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(PackageError::Io { path: manifest_path, source: e }),
+    };
+    let mlmodel_bytes = match contents.as_ref().and_then(|c| c.get(MLMODEL_FILE)) {
+        Some(b) => b.clone(),
+        None => std::fs::read(&mlmodel_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                invalid(dir, format!("not an MLflow model folder (no {MLMODEL_FILE})"))
+            } else {
+                PackageError::Io { path: mlmodel_path.clone(), source: e }
+            }
+        })?,
+    };
+    // MLflow writes MLmodel as YAML; ours is JSON, which is YAML too.
+    let mlmodel: Value =
+        serde_yaml_ng::from_slice(&mlmodel_bytes).map_err(|e| invalid(&mlmodel_path, format!("not YAML: {e}")))?;
+    let flavors: Vec<&str> =
+        mlmodel["flavors"].as_object().map(|f| f.keys().map(String::as_str).collect()).unwrap_or_default();
+    if flavors.contains(&FLAVOR) {
+        let contents = contents.ok_or_else(|| invalid(dir, format!("a factory package needs {MANIFEST_FILE}")))?;
+        let bytes =
+            contents.get(MODEL_FILE).ok_or_else(|| invalid(&manifest_path, format!("does not list {MODEL_FILE}")))?;
+        let model = Model::from_factory(learn::Model::from_bytes(bytes)?);
+        return Ok(Package { dir: dir.to_path_buf(), model, mlmodel });
     }
-    let model = Model::from_bytes(&contents[MODEL_FILE])?;
+    let flavor = [Flavor::Onnx, Flavor::LightGbm, Flavor::XgBoost]
+        .into_iter()
+        .find(|f| flavors.contains(&f.name()))
+        .ok_or_else(|| {
+            invalid(
+                &mlmodel_path,
+                format!(
+                    "has the flavor(s) {}; factory serves models with the factory, onnx, lightgbm or xgboost flavor \
+                     (convert scikit-learn models with skl2onnx and log them with mlflow.onnx.log_model)",
+                    if flavors.is_empty() { "(none)".to_string() } else { flavors.join(", ") }
+                ),
+            )
+        })?;
+    let model = Model::load_flavor(dir, flavor, &mlmodel)?;
     Ok(Package { dir: dir.to_path_buf(), model, mlmodel })
 }
 

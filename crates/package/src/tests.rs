@@ -17,7 +17,7 @@ fn frame() -> (Frame, Vec<f64>) {
     (f, y)
 }
 
-fn model() -> (Model, Frame) {
+fn model() -> (learn::Model, Frame) {
     let (f, y) = frame();
     let spec = ModelSpec::Gbm(GbmParams { max_iter: 20, min_samples_leaf: 5, ..GbmParams::default() });
     let (m, _) = learn::fit(&f, &y, Task::Regression, &spec, &mut |_, _| {}).unwrap();
@@ -31,8 +31,16 @@ fn save_load_round_trip_predicts_the_same() {
     let example = f.select_rows(&[0, 1]);
     save(dir.path(), &m, &example, &Provenance { run_id: Some("r1".into()), ..Default::default() }).unwrap();
     let p = load(dir.path()).unwrap();
-    assert_eq!(p.model.predict(&f).unwrap(), m.predict(&f).unwrap());
+    assert_eq!(p.model.flavor(), Flavor::Factory);
+    let predictions = p.model.predict(&f).unwrap();
+    assert_eq!(predictions.scores(), m.predict(&f).unwrap());
+    assert_eq!(output::to_mlflow_json(&predictions), json!(m.predict(&f).unwrap()));
     assert_eq!(p.mlmodel["flavors"][FLAVOR]["model_kind"], m.kind());
+    // The ONNX copy and the flavors the stock mlflow.pyfunc loads it through.
+    assert_eq!(p.mlmodel["flavors"]["python_function"]["loader_module"], "mlflow.onnx");
+    assert_eq!(p.mlmodel["flavors"]["onnx"]["data"], ONNX_FILE);
+    assert!(dir.path().join(ONNX_FILE).is_file());
+    assert_eq!(p.example_frame().unwrap().n_rows(), 2);
     assert_eq!(p.mlmodel["run_id"], "r1");
     let inputs: Value = serde_json::from_str(p.mlmodel["signature"]["inputs"].as_str().unwrap()).unwrap();
     assert_eq!(
@@ -55,6 +63,33 @@ fn tampering_is_detected() {
     std::fs::write(&path, bytes).unwrap();
     assert!(matches!(load(dir.path()), Err(PackageError::Checksum { .. })));
     assert!(matches!(load(&dir.path().join("nope")), Err(PackageError::Invalid { .. })));
+}
+
+#[test]
+fn stock_mlflow_folders_without_a_served_flavor_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mlmodel = "artifact_path: model\nflavors:\n  python_function:\n    loader_module: mlflow.sklearn\n  sklearn:\n    pickled_model: model.pkl\n";
+    std::fs::write(dir.path().join(MLMODEL_FILE), mlmodel).unwrap();
+    let err = load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("python_function, sklearn") && err.contains("skl2onnx"), "{err}");
+    std::fs::write(
+        dir.path().join(MLMODEL_FILE),
+        "flavors:\n  lightgbm:\n    data: model.pkl\n    model_class: lightgbm.sklearn.LGBMRegressor\n",
+    )
+    .unwrap();
+    let err = load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("pickle") && err.contains("booster_"), "{err}");
+    std::fs::write(dir.path().join(MLMODEL_FILE), "flavors:\n  xgboost:\n    data: ../../etc/passwd\n").unwrap();
+    let err = load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("unsafe data path"), "{err}");
+    std::fs::write(dir.path().join(MLMODEL_FILE), "flavors:\n  lightgbm:\n    data: model.lgb\n").unwrap();
+    std::fs::write(
+        dir.path().join("model.lgb"),
+        "tree\nversion=v4\nmax_feature_idx=0\nobjective=lambdaloss\nfeature_names=a\n",
+    )
+    .unwrap();
+    let err = load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("objective 'lambdaloss'"), "{err}");
 }
 
 fn check(payload: Value, expect: Result<usize, &str>) {

@@ -243,7 +243,9 @@ async fn judge(
     let file = std::fs::File::open(holdout).map_err(|source| PipelineError::Io { path: holdout.into(), source })?;
     let frame = learn::read_csv(std::io::BufReader::new(file)).map_err(|e| PipelineError::Data(e.to_string()))?;
     let (x, y) = training::run::split_target(&frame, &r.target)?;
-    let challenger_score = training::evaluate(&challenger.model, &x, &y)?.primary;
+    // A user's stage may register any flavor factory serves; only factory models know their task.
+    let task = challenger.model.factory().map_or(learn::Task::Regression, learn::Model::task);
+    let challenger_score = training::evaluate_packaged(&challenger.model, task, &x, &y)?.primary;
     report.challenger_score = Some(challenger_score.1);
     let champion = match client.resolve(&ModelUri::Alias { name: r.model_name.clone(), alias: r.alias.clone() }).await {
         Ok((uri, v)) => {
@@ -259,12 +261,12 @@ async fn judge(
     let champion = match champion {
         None => return Ok((true, format!("no champion behind '{}'", r.alias))),
         Some(Err(e)) => return Ok((true, format!("the champion cannot be loaded ({e}); challenger wins"))),
-        Some(Ok(c)) if c.schema() != challenger.schema() || c.model.task() != challenger.model.task() => {
+        Some(Ok(c)) if c.schema() != challenger.schema() || c.model.factory().is_some_and(|m| m.task() != task) => {
             return Ok((true, "champion takes different inputs; challenger wins".into()))
         }
         Some(Ok(c)) => c,
     };
-    let champion_score = training::evaluate(&champion.model, &x, &y)?.primary.1;
+    let champion_score = training::evaluate_packaged(&champion.model, task, &x, &y)?.primary.1;
     report.champion_score = Some(champion_score);
     let wins = challenger_score.1 < champion_score * (1.0 - r.margin);
     let why = format!(

@@ -12,6 +12,7 @@
 //! off unless `--batch-max-rows` is given.
 
 use learn::{Column, ColumnData, Frame};
+use package::Predictions;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -29,7 +30,7 @@ pub struct BatchConfig {
     pub workers: usize,
 }
 
-type Reply = oneshot::Sender<Result<(Frame, Vec<f64>), ServeError>>;
+type Reply = oneshot::Sender<Result<(Frame, Predictions), ServeError>>;
 
 struct Job {
     model: Arc<LoadedModel>,
@@ -53,7 +54,7 @@ impl Batcher {
 
     /// Scores `frame` (already validated) with `model`, possibly together with other
     /// requests; returns the frame with its predictions.
-    pub async fn predict(&self, model: Arc<LoadedModel>, frame: Frame) -> Result<(Frame, Vec<f64>), ServeError> {
+    pub async fn predict(&self, model: Arc<LoadedModel>, frame: Frame) -> Result<(Frame, Predictions), ServeError> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Job { model, frame, reply }).map_err(|_| ServeError::NotReady)?;
         rx.await.map_err(|_| ServeError::NotReady)?
@@ -105,18 +106,18 @@ fn run(jobs: Vec<Job>, rows: usize, metrics: &Metrics) {
     metrics.observe_batch(rows);
     if jobs.len() == 1 {
         let job = jobs.into_iter().next().expect("one job");
-        let result = job.model.model.predict(&job.frame).map_err(|e| ServeError::Predict(e.to_string()));
+        let result = job.model.predict(&job.frame);
         let _ = job.reply.send(result.map(|p| (job.frame, p)));
         return;
     }
     let model = jobs[0].model.clone();
     let merged = concat(jobs.iter().map(|j| &j.frame), rows);
-    match merged.and_then(|f| model.model.predict(&f).map_err(|e| ServeError::Predict(e.to_string()))) {
+    match merged.and_then(|f| model.predict(&f)) {
         Ok(all) => {
             let mut at = 0;
             for job in jobs {
                 let n = job.frame.n_rows();
-                let _ = job.reply.send(Ok((job.frame, all[at..at + n].to_vec())));
+                let _ = job.reply.send(Ok((job.frame, all.slice_rows(at, at + n))));
                 at += n;
             }
         }

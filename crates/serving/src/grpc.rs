@@ -28,7 +28,7 @@ use crate::proto::inference::model_infer_response::InferOutputTensor;
 use crate::proto::inference::model_metadata_response::TensorMetadata;
 use crate::proto::inference::*;
 use crate::service::Serving;
-use crate::tensor::{frame_from_tensors, Tensor, TensorData};
+use crate::tensor::{Tensor, TensorData};
 
 /// The name health checks use for the inference service.
 pub const INFERENCE_SERVICE: &str = "inference.GRPCInferenceService";
@@ -113,22 +113,38 @@ impl Inference {
     async fn infer(&self, req: ModelInferRequest) -> Result<ModelInferResponse, ServeError> {
         let model = self.model(&req.model_name, &req.model_version)?;
         let tensors = tensors(req.inputs, req.raw_input_contents)?;
-        let frame = frame_from_tensors(tensors, model.schema())?;
+        let frame = self.app.frame_from_v2(&model, tensors)?;
         let predictions = self.app.score(&model, frame).await?;
         Ok(ModelInferResponse {
             model_name: model.name.clone(),
             model_version: model.version.clone(),
             id: req.id,
             parameters: HashMap::new(),
-            outputs: vec![InferOutputTensor {
-                name: model.output_name().into(),
-                datatype: "FP64".into(),
-                shape: vec![predictions.len() as i64],
-                parameters: HashMap::new(),
-                contents: Some(InferTensorContents { fp64_contents: predictions, ..Default::default() }),
-            }],
+            outputs: predictions.outputs.into_iter().map(output_tensor).collect(),
             raw_output_contents: Vec::new(),
         })
+    }
+}
+
+/// An output in the `contents` field of its type.
+fn output_tensor(t: formats::Tensor) -> InferOutputTensor {
+    let datatype = t.values.elem().v2_name().to_string();
+    let contents = match t.values {
+        formats::Values::F64(v) => InferTensorContents { fp64_contents: v, ..Default::default() },
+        formats::Values::F32(v) => InferTensorContents { fp32_contents: v, ..Default::default() },
+        formats::Values::I64(v) => InferTensorContents { int64_contents: v, ..Default::default() },
+        formats::Values::Bool(v) => InferTensorContents { bool_contents: v, ..Default::default() },
+        formats::Values::Str(v) => InferTensorContents {
+            bytes_contents: v.into_iter().map(String::into_bytes).collect(),
+            ..Default::default()
+        },
+    };
+    InferOutputTensor {
+        name: t.name,
+        datatype,
+        shape: t.shape.iter().map(|&d| d as i64).collect(),
+        parameters: HashMap::new(),
+        contents: Some(contents),
     }
 }
 

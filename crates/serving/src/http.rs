@@ -24,7 +24,7 @@ use std::time::{Instant, UNIX_EPOCH};
 use crate::error::ServeError;
 use crate::reload::ReloadOutcome;
 use crate::service::{ModelMeta, Serving};
-use crate::tensor::{datatype_is_numeric, frame_from_tensors, Tensor, TensorData};
+use crate::tensor::{datatype_is_numeric, Tensor, TensorData};
 
 type App = State<Arc<Serving>>;
 
@@ -240,9 +240,11 @@ fn content_type(headers: &HeaderMap) -> Result<Format, ServeError> {
     }
 }
 
+/// The `/invocations` answer; `predictions` is shaped per flavor as `mlflow models serve`
+/// shapes it (`package::output`).
 #[derive(Serialize)]
-struct Predictions<'a> {
-    predictions: &'a [f64],
+struct Predictions {
+    predictions: Value,
 }
 
 async fn invocations(
@@ -263,7 +265,7 @@ async fn invocations(
         }
     };
     let predictions = app.score(&model, frame).await?;
-    Ok(json_reply(StatusCode::OK, &Predictions { predictions: &predictions }))
+    Ok(json_reply(StatusCode::OK, &Predictions { predictions: package::output::to_mlflow_json(&predictions) }))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -327,8 +329,31 @@ struct V2Input {
 struct V2Output<'a> {
     name: &'a str,
     datatype: &'static str,
-    shape: [usize; 1],
-    data: &'a [f64],
+    shape: &'a [usize],
+    data: V2Data<'a>,
+}
+
+/// An output's values, flat (row-major), in its own type.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum V2Data<'a> {
+    F64(&'a [f64]),
+    F32(&'a [f32]),
+    I64(&'a [i64]),
+    Bool(&'a [bool]),
+    Text(&'a [String]),
+}
+
+impl<'a> From<&'a formats::Values> for V2Data<'a> {
+    fn from(v: &'a formats::Values) -> Self {
+        match v {
+            formats::Values::F64(x) => V2Data::F64(x),
+            formats::Values::F32(x) => V2Data::F32(x),
+            formats::Values::I64(x) => V2Data::I64(x),
+            formats::Values::Bool(x) => V2Data::Bool(x),
+            formats::Values::Str(x) => V2Data::Text(x),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -337,7 +362,7 @@ struct V2Response<'a> {
     model_version: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a str>,
-    outputs: [V2Output<'a>; 1],
+    outputs: Vec<V2Output<'a>>,
 }
 
 /// Flattens nested lists (row-major) into `out`.
@@ -396,18 +421,22 @@ async fn v2_infer(
     let model = app.model_named(&p.name, p.version.as_deref())?;
     let req: V2Request = parse_json(&bytes, "a V2 inference request ({\"inputs\": [...]})")?;
     let tensors = req.inputs.into_iter().map(tensor).collect::<Result<Vec<_>, _>>()?;
-    let frame = frame_from_tensors(tensors, model.schema())?;
+    let frame = app.frame_from_v2(&model, tensors)?;
     let predictions = app.score(&model, frame).await?;
     let reply = V2Response {
         model_name: &model.name,
         model_version: &model.version,
         id: req.id.as_deref(),
-        outputs: [V2Output {
-            name: model.output_name(),
-            datatype: "FP64",
-            shape: [predictions.len()],
-            data: &predictions,
-        }],
+        outputs: predictions
+            .outputs
+            .iter()
+            .map(|t| V2Output {
+                name: &t.name,
+                datatype: t.values.elem().v2_name(),
+                shape: &t.shape,
+                data: (&t.values).into(),
+            })
+            .collect(),
     };
     Ok(json_reply(StatusCode::OK, &reply))
 }

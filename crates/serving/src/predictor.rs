@@ -7,7 +7,8 @@
 //! on a lock. The old model is freed when its last request drops the `Arc`.
 
 use arc_swap::ArcSwapOption;
-use learn::{ColumnData, Frame, Model, Schema, Task};
+use learn::{ColumnData, Frame, Schema};
+use package::{Model, Predictions};
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::sync::watch;
@@ -28,7 +29,7 @@ pub struct LoadedModel {
     /// The model URI as given (`models:/name@alias`, a folder, ...).
     pub uri: String,
     /// What identifies this exact artifact for change detection (registry version, or a
-    /// hash of the package manifest for a local folder).
+    /// hash of the package manifest — or of `MLmodel` without one — for a local folder).
     pub source_id: String,
     pub run_id: Option<String>,
     pub loaded_at: SystemTime,
@@ -39,12 +40,10 @@ impl LoadedModel {
         self.model.schema()
     }
 
-    /// The output tensor / column name: `prediction` (regression) or `probability`.
-    pub fn output_name(&self) -> &'static str {
-        match self.model.task() {
-            Task::Regression => "prediction",
-            Task::BinaryClassification => "probability",
-        }
+    /// The name of the model's first output (`prediction` / `probability` for factory
+    /// models): the request log's prediction column.
+    pub fn output_name(&self) -> &str {
+        self.model.outputs().first().map_or("prediction", |o| o.name.as_str())
     }
 
     /// Checks a request's model name (and version, when given) against this model.
@@ -62,9 +61,13 @@ impl LoadedModel {
     }
 
     /// Predicts, after [`LoadedModel::check_input`].
-    pub fn predict(&self, frame: &Frame) -> Result<Vec<f64>, ServeError> {
+    pub fn predict(&self, frame: &Frame) -> Result<Predictions, ServeError> {
         self.check_input(frame)?;
-        self.model.predict(frame).map_err(|e| ServeError::Predict(e.to_string()))
+        self.model.predict(frame).map_err(|e| match e {
+            // Input the engine refused (e.g. a fraction for an integer ONNX input).
+            package::PackageError::Input(m) => ServeError::Invalid(m),
+            other => ServeError::Predict(other.to_string()),
+        })
     }
 
     /// Refuses an empty batch and infinite feature values (NaN / null is a missing value,

@@ -13,10 +13,9 @@
 //! fails to load or to warm up is refused: the old one keeps serving, health reports the
 //! refusal, and polls do not retry that same version (an explicit reload does).
 
-use learn::{Column, ColumnKind, Frame};
 use mlflow_client::{Client, ModelUri};
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
@@ -72,7 +71,13 @@ impl Loader {
     pub async fn probe(&self) -> Result<Target, LoadError> {
         match &self.source {
             Source::Local(dir) => {
-                let path = dir.join(package::MANIFEST_FILE);
+                // A factory package changes with its manifest; a folder the stock client saved
+                // (no manifest) with its MLmodel, which MLflow rewrites on every save.
+                let manifest = dir.join(package::MANIFEST_FILE);
+                let mlmodel = dir.join(package::MLMODEL_FILE);
+                let stock = !tokio::fs::try_exists(&manifest).await.unwrap_or(false)
+                    && tokio::fs::try_exists(&mlmodel).await.unwrap_or(false);
+                let path = if stock { mlmodel } else { manifest };
                 let bytes = tokio::fs::read(&path)
                     .await
                     .map_err(|source| LoadError::Io { context: format!("reading {}", path.display()), source })?;
@@ -135,7 +140,7 @@ impl Loader {
                 context: format!("loading {}", dir.display()),
                 source: Box::new(source),
             })?;
-            warm_up(&pkg.model, &dir)?;
+            warm_up(&pkg)?;
             let model_id = pkg.mlmodel.get("model_id").and_then(|v| v.as_str()).map(str::to_string);
             let run_id = pkg.mlmodel.get("run_id").and_then(|v| v.as_str()).map(str::to_string);
             let version =
@@ -177,29 +182,12 @@ impl Loader {
 }
 
 /// Scores the package's input example (or one all-missing row) and checks the result.
-fn warm_up(model: &learn::Model, dir: &Path) -> Result<(), LoadError> {
-    let example = std::fs::read(dir.join(package::EXAMPLE_FILE))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| package::input::from_json(&v, model.schema()).ok());
-    let frame = match example {
-        Some(f) => f,
-        None => Frame::from_columns(
-            model
-                .schema()
-                .fields
-                .iter()
-                .map(|f| match f.kind {
-                    ColumnKind::Numeric => Column::numeric(f.name.clone(), vec![f64::NAN]),
-                    ColumnKind::Categorical => Column::categorical(f.name.clone(), vec![None]),
-                })
-                .collect(),
-        )
-        .map_err(|e| LoadError::WarmUp(e.to_string()))?,
-    };
-    let p = model.predict(&frame).map_err(|e| LoadError::WarmUp(e.to_string()))?;
-    if p.len() != frame.n_rows() || p.iter().any(|x| !x.is_finite()) {
-        return Err(LoadError::WarmUp(format!("the model returned {p:?} for {} example row(s)", frame.n_rows())));
+fn warm_up(pkg: &package::Package) -> Result<(), LoadError> {
+    let frame = pkg.example_frame().unwrap_or_else(|| pkg.model.missing_row());
+    let p = pkg.model.predict(&frame).map_err(|e| LoadError::WarmUp(e.to_string()))?;
+    if p.rows != frame.n_rows() || !p.all_finite() {
+        let shown = package::output::to_mlflow_json(&p);
+        return Err(LoadError::WarmUp(format!("the model returned {shown} for {} example row(s)", frame.n_rows())));
     }
     Ok(())
 }

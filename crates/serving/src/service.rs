@@ -3,6 +3,7 @@
 //! reload. The HTTP routes and the gRPC methods are thin: parse → call one of these → map.
 
 use learn::Frame;
+use package::Predictions;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
@@ -13,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::predictor::{LoadedModel, Predictor};
 use crate::reload::{Loader, Refusal, ReloadOutcome, Reloader};
 use crate::request_log::{Entry, RequestLog, RequestLogConfig};
-use crate::tensor::datatype_for;
+use crate::tensor::{datatype_for, frame_from_tensors, Tensor, TensorData};
 
 /// Batches at least this large are scored on the blocking pool, not on a request thread.
 const BLOCKING_ROWS: usize = 2048;
@@ -147,7 +148,7 @@ impl Serving {
 
     /// Scores a frame decoded against `model`'s schema with `model` (never with a model
     /// swapped in meanwhile), and logs the rows.
-    pub async fn score(&self, model: &Arc<LoadedModel>, frame: Frame) -> Result<Vec<f64>, ServeError> {
+    pub async fn score(&self, model: &Arc<LoadedModel>, frame: Frame) -> Result<Predictions, ServeError> {
         let rows = frame.n_rows();
         let (frame, predictions) = match &self.batcher {
             Some(b) if rows < b.config.max_batch_rows => {
@@ -176,7 +177,7 @@ impl Serving {
                 timestamp: SystemTime::now(),
                 model: model.clone(),
                 frame,
-                predictions: predictions.clone(),
+                predictions: predictions.scores(),
             });
         }
         Ok(predictions)
@@ -198,20 +199,74 @@ impl Serving {
         self.predictor.is_ready() && !*self.stopping.borrow()
     }
 
-    /// V2 metadata of the model serving now.
+    /// V2 metadata of the model serving now: an ONNX model's own inputs (name, type,
+    /// shape), else one input per column; the model's outputs.
     pub fn metadata(&self, model: &LoadedModel) -> ModelMeta {
-        ModelMeta {
-            name: model.name.clone(),
-            versions: vec![model.version.clone()],
-            platform: format!("factory-{}", model.model.kind()),
-            inputs: model
+        let inputs = match model.model.onnx_inputs() {
+            Some(specs) => specs
+                .iter()
+                .map(|s| TensorMeta { name: s.name.clone(), datatype: s.elem.v2_name(), shape: s.shape.clone() })
+                .collect(),
+            None => model
                 .schema()
                 .fields
                 .iter()
                 .map(|f| TensorMeta { name: f.name.clone(), datatype: datatype_for(f.kind), shape: vec![-1] })
                 .collect(),
-            outputs: vec![TensorMeta { name: model.output_name().into(), datatype: "FP64", shape: vec![-1] }],
+        };
+        let platform = match model.model.flavor() {
+            package::Flavor::Factory => format!("factory-{}", model.model.kind()),
+            package::Flavor::Onnx => "onnxruntime_onnx".into(),
+            other => other.name().into(),
+        };
+        ModelMeta {
+            name: model.name.clone(),
+            versions: vec![model.version.clone()],
+            platform,
+            inputs,
+            outputs: model
+                .model
+                .outputs()
+                .iter()
+                .map(|o| TensorMeta { name: o.name.clone(), datatype: o.elem.v2_name(), shape: o.shape.clone() })
+                .collect(),
         }
+    }
+
+    /// The frame a V2 request's tensors give `model`. A tensor named like an ONNX input
+    /// that spans several columns (`X` `[n, 8]`) is split into those columns first, so
+    /// clients can send exactly what the metadata lists.
+    pub fn frame_from_v2(&self, model: &LoadedModel, tensors: Vec<Tensor>) -> Result<Frame, ServeError> {
+        let Some(specs) = model.model.onnx_inputs() else { return frame_from_tensors(tensors, model.schema()) };
+        let schema = model.schema();
+        let mut out = Vec::with_capacity(tensors.len());
+        for t in tensors {
+            let Some(i) = specs.iter().position(|s| s.name == t.name && s.width() > 1) else {
+                out.push(t);
+                continue;
+            };
+            let start: usize = specs[..i].iter().map(|s| s.width()).sum();
+            let width = schema.fields.len().min(start + specs[i].width()) - start.min(schema.fields.len());
+            let rows = t.shape.first().copied().unwrap_or(0).max(0) as usize;
+            if width == 0 || t.data.len() != rows * width {
+                return Err(ServeError::Invalid(format!(
+                    "input '{}': shape {:?} with {} values; the model takes [n, {}]",
+                    t.name,
+                    t.shape,
+                    t.data.len(),
+                    specs[i].width()
+                )));
+            }
+            for j in 0..width {
+                let data = match &t.data {
+                    TensorData::Numeric(v) => TensorData::Numeric((0..rows).map(|r| v[r * width + j]).collect()),
+                    TensorData::Bytes(v) => TensorData::Bytes((0..rows).map(|r| v[r * width + j].clone()).collect()),
+                };
+                let name = schema.fields[start + j].name.clone();
+                out.push(Tensor { name, datatype: t.datatype.clone(), shape: vec![rows as i64], data });
+            }
+        }
+        frame_from_tensors(out, schema)
     }
 
     /// Checks the model URI now and swaps in a new version if there is one.

@@ -71,30 +71,41 @@ pub struct TrainOutcome {
 /// Holdout scores of `model` on (`features`, `y`).
 pub fn evaluate(model: &Model, features: &Frame, y: &[f64]) -> Result<Holdout> {
     let p = model.predict(features)?;
-    Ok(match model.task() {
+    Ok(score(model.task(), y, &p))
+}
+
+/// Holdout scores of a packaged model of any flavor: a factory model scores as itself; a
+/// model of another flavor (e.g. ONNX logged by a team's own `train.py`) by its first output
+/// (a classifier's positive-class probability), judged as `task`.
+pub fn evaluate_packaged(model: &package::Model, task: Task, features: &Frame, y: &[f64]) -> Result<Holdout> {
+    match model.factory() {
+        Some(m) => evaluate(m, features, y),
+        None => Ok(score(task, y, &model.predict(features)?.scores())),
+    }
+}
+
+/// Holdout scores of predictions `p` for targets `y`.
+fn score(task: Task, y: &[f64], p: &[f64]) -> Holdout {
+    match task {
         Task::Regression => {
-            let rmse = learn::rmse(y, &p);
+            let rmse = learn::rmse(y, p);
             Holdout {
                 primary: ("rmse".into(), rmse),
-                metrics: vec![
-                    ("rmse".into(), rmse),
-                    ("mae".into(), learn::mae(y, &p)),
-                    ("r2".into(), learn::r2(y, &p)),
-                ],
+                metrics: vec![("rmse".into(), rmse), ("mae".into(), learn::mae(y, p)), ("r2".into(), learn::r2(y, p))],
             }
         }
         Task::BinaryClassification => {
-            let ll = learn::log_loss(y, &p);
+            let ll = learn::log_loss(y, p);
             Holdout {
                 primary: ("log_loss".into(), ll),
                 metrics: vec![
                     ("log_loss".into(), ll),
-                    ("roc_auc".into(), learn::roc_auc(y, &p)),
-                    ("accuracy".into(), learn::accuracy(y, &p)),
+                    ("roc_auc".into(), learn::roc_auc(y, p)),
+                    ("accuracy".into(), learn::accuracy(y, p)),
                 ],
             }
         }
-    })
+    }
 }
 
 /// The features and the numeric target of a frame; rows without a target are dropped.
@@ -364,7 +375,13 @@ async fn compare(
     client.download_dir(&artifact_uri, dir.path()).await?;
     let champion = package::load(dir.path())?;
     let champion_version = version.map(|v| v.version);
-    if champion.model.task() != challenger.task() || champion.schema() != challenger.schema() {
+    let same_inputs = match champion.model.factory() {
+        Some(m) => m.task() == challenger.task() && m.schema() == challenger.schema(),
+        // A model of another flavor (e.g. ONNX logged by a team's own train.py) competes
+        // on the same holdout when it takes these columns; its first output is the score.
+        None => champion.schema().fields.iter().all(|f| x_test.column(&f.name).is_some_and(|c| c.kind() == f.kind)),
+    };
+    if !same_inputs {
         return Ok(Comparison {
             alias: alias.into(),
             champion_version,
@@ -374,7 +391,7 @@ async fn compare(
             reason: "champion takes different inputs; challenger wins".into(),
         });
     }
-    let champion_score = evaluate(&champion.model, x_test, y_test)?.primary.1;
+    let champion_score = evaluate_packaged(&champion.model, challenger.task(), x_test, y_test)?.primary.1;
     let wins = challenger_score < champion_score * (1.0 - margin);
     let name = &holdout.primary.0;
     let reason = if wins {

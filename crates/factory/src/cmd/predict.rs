@@ -1,5 +1,7 @@
-//! `factory predict`: batch scoring, like `mlflow models predict`: resolve a model URI,
-//! check the input against the model's signature, write one prediction per row as CSV.
+//! `factory predict`: batch scoring, like `mlflow models predict`: resolve a model URI (any
+//! flavor `package` loads), check the input against the model's columns, write the
+//! predictions as CSV: one column per output value (`prediction`, or `<output>` /
+//! `<output>_<j>` for multi-column outputs, `<output>_<label>` for class probabilities).
 
 use anyhow::Context;
 use std::io::Write;
@@ -55,24 +57,35 @@ pub fn run(args: PredictArgs) -> anyhow::Result<u8> {
     let (pkg, _dir) = runtime.block_on(load_model(&args.model_uri, &args.tracking_uri))?;
     let frame = read_input(&args.input, pkg.schema())?;
     let predictions = pkg.model.predict(&frame).context("predicting")?;
-    let column = match pkg.model.task() {
-        learn::Task::Regression => "prediction",
-        learn::Task::BinaryClassification => "probability",
-    };
+    let rows = predictions.rows;
+    // One CSV column per output value.
+    let mut header = Vec::new();
+    let mut cells: Vec<Box<dyn Fn(usize) -> String + '_>> = Vec::new();
+    for (t, labels) in predictions.outputs.iter().zip(&predictions.class_labels) {
+        let width = predictions.width(t);
+        for j in 0..width {
+            header.push(match (labels, width) {
+                (Some(l), _) => format!("{}_{}", t.name, package::output::label(l, j)),
+                (None, 1) => t.name.clone(),
+                (None, _) => format!("{}_{j}", t.name),
+            });
+            cells.push(Box::new(move |r| package::output::text(&t.values, r * width + j)));
+        }
+    }
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating --output {}", p.display()))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    writeln!(out, "{column}")?;
-    for p in &predictions {
-        // `{}` prints the shortest text that reads back to the same f64.
-        writeln!(out, "{p}")?;
+    writeln!(out, "{}", header.join(","))?;
+    for r in 0..rows {
+        let line: Vec<String> = cells.iter().map(|c| c(r)).collect();
+        writeln!(out, "{}", line.join(","))?;
     }
     out.flush()?;
     if let Some(p) = &args.output {
-        eprintln!("wrote {} predictions to {}", predictions.len(), p.display());
+        eprintln!("wrote {rows} predictions to {}", p.display());
     }
     Ok(0)
 }

@@ -45,7 +45,7 @@ pub fn write_package(dir: &Path, shift: f64, tag: &str) {
 
 /// The model in `dir`, loaded directly (for expected predictions).
 pub fn load_model(dir: &Path) -> learn::Model {
-    package::load(dir).unwrap().model
+    package::load(dir).unwrap().model.factory().expect("a factory package").clone()
 }
 
 pub struct TestServer {
