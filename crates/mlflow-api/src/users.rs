@@ -53,7 +53,7 @@ pub fn routes(api: &mut Api) {
         });
         api.rule(POST, "/roles/create", create_role, manage_roles);
         api.rule(GET, "/roles/get", get_role, view_roles);
-        api.rule(GET, "/roles/list", list_roles, |r| Ok(Need::ListRoles(r.workspace.clone())));
+        api.listing_with(GET, "/roles/list", list_roles, |r| Ok(Need::ListRoles(r.workspace.clone())));
         api.rule(PATCH, "/roles/update", update_role, manage_roles);
         api.rule(DELETE, "/roles/delete", delete_role, manage_roles);
         api.rule(POST, "/roles/permissions/add", add_role_permission, manage_roles);
