@@ -88,6 +88,28 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().is_some_and(|d| d.is_unique_violation())
 }
 
+/// Refuses an auth database that is the tracking store's own SQLite file. Owner grants are
+/// written while the tracking store's creation transaction is open (ARCHITECTURE.md, "Owner
+/// grants"), and SQLite lets one writer at a time into a file: the grant would wait for the
+/// transaction that waits for it. (One PostgreSQL database for both is fine.)
+pub fn check_separate_from_tracking(database_uri: &str, backend_store_uri: &str) -> Result<()> {
+    let sqlite_file = |uri: &str| match tracking::parse_backend_uri(uri) {
+        Ok((Dialect::Sqlite, url)) if url != "sqlite::memory:" => {
+            let path = url.trim_start_matches("sqlite://").split('?').next().unwrap_or_default().to_string();
+            let path = std::path::PathBuf::from(path);
+            Some(std::fs::canonicalize(&path).unwrap_or(path))
+        }
+        _ => None,
+    };
+    match (sqlite_file(database_uri), sqlite_file(backend_store_uri)) {
+        (Some(a), Some(b)) if a == b => Err(AuthError::Config(format!(
+            "the auth database_uri '{database_uri}' is the tracking store's SQLite file; give the auth app its own \
+             file (MLflow's default is sqlite:///basic_auth.db) or use PostgreSQL"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The users, roles and grants of the auth app.
 pub struct AuthStore {
     pool: AnyPool,
@@ -889,6 +911,17 @@ mod tests {
         assert_eq!(s.list_role_permissions(role.id).await.unwrap().len(), 1);
         assert!(is_synthetic_role_name(&synthetic_role_name(alice.id)) && !is_synthetic_role_name("readers"));
         assert!(!is_synthetic_role_name("__user_x__") && !is_synthetic_role_name("__user___"));
+    }
+
+    #[test]
+    fn auth_database_must_not_be_the_tracking_sqlite_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| format!("sqlite:///{}", dir.path().join(name).display());
+        std::fs::write(dir.path().join("mlflow.db"), b"").unwrap();
+        assert!(check_separate_from_tracking(&file("mlflow.db"), &file("mlflow.db")).is_err());
+        assert!(check_separate_from_tracking(&file("basic_auth.db"), &file("mlflow.db")).is_ok());
+        let pg = "postgresql://u@h:5432/db";
+        assert!(check_separate_from_tracking(pg, pg).is_ok());
     }
 
     #[tokio::test]
