@@ -55,6 +55,7 @@ step "Python: tracking and registry suites with --app-name basic-auth and S3 art
 step "Python: basic-auth with the tracking store and the auth database on PostgreSQL"
 (cd tests/python && FACTORY_BIN="$TARGET_DIR/debug/factory" FACTORY_TEST_AUTH_DB=postgres FACTORY_TEST_BACKENDS=postgres \
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider test_auth.py)
+(cd tests/python && FACTORY_BIN="$TARGET_DIR/debug/factory" FACTORY_TEST_AUTH_DB=postgres FACTORY_TEST_BACKENDS=postgres "$VENV/bin/python" -m pytest -q -p no:cacheprovider test_attacks_tracking.py)
 
 step "Python: factory drift against Evidently 0.7.23"
 DRIFT_VENV=${FACTORY_DRIFT_VENV:-$HOME/.cache/factory/venv-drift}
