@@ -234,7 +234,7 @@ def test_run_search_through_the_query_string_reads_nothing(target, victim):
         m.post(t.url(f"/ajax-api/2.0/mlflow/runs/search") + "?" + urlencode({"experiment_ids": exp})),
     ]
     for r in attempts:
-        assert r.status_code in (200, 400, 403), r.text
+        assert r.status_code in (200, 400, 403, 405), r.text
         assert run not in r.text and "hunter2" not in r.text, r.text[:300]
     # The stock client, as the attacker.
     import os
@@ -311,7 +311,7 @@ def test_raw_socket_variants(target, victim):
     status, data = raw(f"POST /api/2.0/mlflow/runs/search?{q} HTTP/1.1")
     assert status in (200, 400, 403) and victim["run"].encode() not in data
     status, data = raw(f"POST http://{host}:{port}/api/2.0/mlflow/runs/search?{q} HTTP/1.1")
-    assert status in (200, 400, 403) and victim["run"].encode() not in data
+    assert status in (200, 400, 403, 404) and victim["run"].encode() not in data
     status, data = raw(f"HEAD {ART}/{victim['artifact']} HTTP/1.1")
     assert status == 403, data[:200]
     assert b"content-length: 13" not in data.lower()  # the artifact's size is not told either
@@ -476,3 +476,44 @@ def test_a_renamed_models_old_name_goes_to_its_next_creator_alone(target):
     t.ok(o, "DELETE", f"{V2}/registered-models/delete", json={"name": new})
     t.ok(th, "POST", f"{V2}/registered-models/create", json={"name": new})
     assert (perm(owner, new), perm(thief, new)) == ("NO_PERMISSIONS", "MANAGE")
+
+
+def test_denied_tiers_are_withheld_from_what_can_be_read(target, victim):
+    """MLflow's after-request redactions: a reader denied the run or logged-model tier still
+    reads the experiment and the model, but not what they say about runs or logged models."""
+    t, o = target, victim["o"]
+    exp, run, model = victim["exp"], victim["run"], victim["model"]
+    lm = t.ok(o, "POST", f"{V2}/logged-models", json={"experiment_id": exp, "name": "lm", "source_run_id": run})["model"]["info"]["model_id"]
+    t.ok(o, "POST", f"{V2}/runs/outputs", json={"run_id": run, "models": [{"model_id": lm, "step": 0}]})
+    t.ok(o, "POST", f"{V2}/runs/log-metric", json={"run_id": run, "key": "acc", "value": 0.9, "timestamp": 2, "model_id": lm})
+    t.ok(o, "POST", f"{V2}/model-versions/create", json={"name": model, "source": f"models:/{lm}", "run_id": run, "model_id": lm})
+    victim["before"] = snapshot(t, victim)  # the setup above is the owner's own doing
+
+    def reader(denied_tier: str) -> requests.Session:
+        name, s = t.user("reader")
+        for resource_type, resource_id in (("experiment", exp), ("registered_model", model)):
+            t.ok(o, "POST", f"{V3}/users/permissions/grant", json={"username": name, "resource_type": resource_type, "resource_id": resource_id, "permission": "READ"})
+        role = t.ok(t.admin, "POST", f"{V3}/roles/create", json={"name": unique("deny-"), "workspace": "default"})["role"]["id"]
+        t.ok(t.admin, "POST", f"{V3}/roles/permissions/add", json={"role_id": role, "resource_type": denied_tier, "resource_pattern": "*", "permission": "DENY"})
+        t.ok(t.admin, "POST", f"{V3}/roles/assign", json={"role_id": role, "username": name})
+        return s
+
+    no_logged_models = reader("logged_model")
+    got = t.ok(no_logged_models, "GET", f"{V2}/runs/get", params={"run_id": run})["run"]
+    assert "outputs" not in got or not got["outputs"].get("model_outputs"), got
+    assert all("model_id" not in m for m in got["data"]["metrics"]), got["data"]["metrics"]
+    found = t.ok(no_logged_models, "POST", f"{V2}/runs/search", json={"experiment_ids": [exp]})["runs"]
+    assert lm not in str(found)
+    history = t.ok(no_logged_models, "GET", f"{V2}/metrics/get-history", params={"run_id": run, "metric_key": "acc"})
+    assert lm not in str(history)
+    version = t.ok(no_logged_models, "GET", f"{V2}/model-versions/get", params={"name": model, "version": "2"})["model_version"]
+    assert "model_id" not in version and version["run_id"] == run, version
+
+    no_runs = reader("run")
+    version = t.ok(no_runs, "GET", f"{V2}/model-versions/get", params={"name": model, "version": "2"})["model_version"]
+    assert not version.get("run_id") and not version.get("run_link"), version
+    # (A version's `source` names the run's artifacts; MLflow leaves it, and so do we.)
+    versions = t.ok(no_runs, "GET", f"{V2}/model-versions/search", params={"filter": f"name = '{model}'"})["model_versions"]
+    assert versions and all(not v.get("run_id") and not v.get("run_link") for v in versions), versions
+    latest = t.ok(no_runs, "GET", f"{V2}/registered-models/get", params={"name": model})["registered_model"]
+    assert all(not v.get("run_id") for v in latest.get("latest_versions", [])), latest

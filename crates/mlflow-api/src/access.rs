@@ -150,6 +150,63 @@ pub fn tier_open(grants: &Grants, tier: &str) -> bool {
     grants.satisfied(&Requirement::any(tier, Action::NotDenied))
 }
 
+/// The sub-resource tiers a caller is denied as a whole, for MLflow's `redact_*` after-request
+/// handlers (`_denied_sibling_tiers`): a response the caller may read still withholds what it
+/// says about a denied tier (a version's run, a run's logged models, a logged model's run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Withheld {
+    pub runs: bool,
+    pub logged_models: bool,
+}
+
+impl Withheld {
+    pub fn of(who: &crate::auth::Caller) -> Withheld {
+        match who.grants() {
+            None => Withheld::default(),
+            Some(g) => Withheld { runs: !tier_open(g, RUN), logged_models: !tier_open(g, LOGGED_MODEL) },
+        }
+    }
+
+    /// `_withhold_denied_version_siblings`.
+    pub fn version(self, v: &mut tracking::ModelVersion) {
+        if self.runs {
+            v.run_id = None;
+            v.run_link = None;
+        }
+        if self.logged_models {
+            v.model_id = None;
+        }
+    }
+
+    /// `_withhold_denied_run_model_links`.
+    pub fn run(self, r: &mut tracking::Run) {
+        if self.logged_models {
+            r.model_inputs.clear();
+            r.model_outputs.clear();
+            self.metrics(&mut r.metrics);
+        }
+    }
+
+    /// `_withhold_denied_metric_references` for the logged-model tier.
+    pub fn metrics(self, metrics: &mut [tracking::Metric]) {
+        if self.logged_models {
+            for m in metrics {
+                m.model_id = None;
+            }
+        }
+    }
+
+    /// `_redact_logged_model_response`: the source run and the runs its metrics came from.
+    pub fn logged_model(self, m: &mut tracking::LoggedModel) {
+        if self.runs {
+            m.source_run_id = None;
+            for rm in &mut m.metrics {
+                rm.run_id.clear();
+            }
+        }
+    }
+}
+
 fn req(t: &str, id: &str, a: Action) -> Requirement {
     Requirement::new(t, id, a)
 }

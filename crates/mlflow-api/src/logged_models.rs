@@ -1,7 +1,7 @@
 //! MLflow 3 logged-model routes (`/api/2.0/mlflow/logged-models/...`), each declared once
 //! with the rule over its typed request (the model id comes from the path).
 
-use crate::access::{filter_selects, param, readable, tier_open, Need};
+use crate::access::{filter_selects, param, readable, tier_open, Need, Withheld};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{Msg, Reply};
@@ -81,11 +81,12 @@ struct Create {
     tags: Vec<KeyValue>,
 }
 
-fn reply(model: &tracking::LoggedModel) -> Reply<Value> {
-    Reply(json!({ "model": wire::LoggedModel::from(model) }))
+fn reply(who: &Caller, mut model: tracking::LoggedModel) -> Reply<Value> {
+    Withheld::of(who).logged_model(&mut model);
+    Reply(json!({ "model": wire::LoggedModel::from(&model) }))
 }
 
-async fn create(s: AppState, _: Caller, Msg(r): Msg<Create>) -> ApiResult<Reply<Value>> {
+async fn create(s: AppState, who: Caller, Msg(r): Msg<Create>) -> ApiResult<Reply<Value>> {
     let model = s
         .store
         .create_logged_model(tracking::NewLoggedModel {
@@ -97,11 +98,11 @@ async fn create(s: AppState, _: Caller, Msg(r): Msg<Create>) -> ApiResult<Reply<
             tags: tags_in(r.tags),
         })
         .await?;
-    Ok(reply(&model))
+    Ok(reply(&who, model))
 }
 
-async fn get_one(s: AppState, _: Caller, r: ById<NoFields>) -> ApiResult<Reply<Value>> {
-    Ok(reply(&s.store.get_logged_model(&r.path).await?))
+async fn get_one(s: AppState, who: Caller, r: ById<NoFields>) -> ApiResult<Reply<Value>> {
+    Ok(reply(&who, s.store.get_logged_model(&r.path).await?))
 }
 
 #[derive(Deserialize)]
@@ -109,9 +110,9 @@ struct Finalize {
     status: Option<String>,
 }
 
-async fn finalize(s: AppState, _: Caller, r: ById<Finalize>) -> ApiResult<Reply<Value>> {
+async fn finalize(s: AppState, who: Caller, r: ById<Finalize>) -> ApiResult<Reply<Value>> {
     let model = s.store.finalize_logged_model(&r.path, &required_str(r.msg.status, "status")?).await?;
-    Ok(reply(&model))
+    Ok(reply(&who, model))
 }
 
 async fn delete_one(s: AppState, _: Caller, r: ById<NoFields>) -> ApiResult<Reply<Value>> {
@@ -125,9 +126,9 @@ struct Tags {
     tags: Vec<KeyValue>,
 }
 
-async fn set_tags(s: AppState, _: Caller, r: ById<Tags>) -> ApiResult<Reply<Value>> {
+async fn set_tags(s: AppState, who: Caller, r: ById<Tags>) -> ApiResult<Reply<Value>> {
     s.store.set_logged_model_tags(&r.path, &tags_in(r.msg.tags)).await?;
-    Ok(reply(&s.store.get_logged_model(&r.path).await?))
+    Ok(reply(&who, s.store.get_logged_model(&r.path).await?))
 }
 
 async fn delete_tag(s: AppState, _: Caller, r: Pathed<(String, String), NoFields>) -> ApiResult<Reply<Value>> {
@@ -185,5 +186,7 @@ async fn search(s: AppState, who: Caller, Msg(r): Msg<Search>) -> ApiResult<Repl
         let keep = |m: &tracking::LoggedModel| open && readable(g, EXPERIMENT, &m.experiment_id);
         refill(&mut page, max, keep, |t, n| search(Some(t), n)).await?;
     }
+    let withheld = Withheld::of(&who);
+    page.items.iter_mut().for_each(|m| withheld.logged_model(m));
     Ok(Reply(wire::Paged::of("models", &page)))
 }

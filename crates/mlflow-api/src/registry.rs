@@ -3,7 +3,7 @@
 //! the rule over its typed request. A registered model's per-user grants are written with it,
 //! follow its renames and go with it (`owners`); listings show only what the caller may read.
 
-use crate::access::{filter_selects, param, readable, tier_open, Need};
+use crate::access::{filter_selects, param, readable, tier_open, Need, Withheld};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::json::{Msg, Reply};
@@ -73,14 +73,15 @@ fn version(name: &Option<String>, action: Action) -> ApiResult<Need> {
 }
 
 /// `_withhold_denied_latest_versions`: a model the caller reads still hides its versions when
-/// the version tier is denied.
+/// the version tier is denied, and the versions it shows what they say about denied tiers.
 fn withhold_versions(who: &Caller, models: &mut [tracking::RegisteredModel]) {
-    if let Some(g) = who.grants() {
-        if !tier_open(g, REGISTERED_MODEL_VERSION) {
-            for m in models {
-                m.latest_versions.clear();
-            }
+    let Some(g) = who.grants() else { return };
+    let (versions_open, withheld) = (tier_open(g, REGISTERED_MODEL_VERSION), Withheld::of(who));
+    for m in models {
+        if !versions_open {
+            m.latest_versions.clear();
         }
+        m.latest_versions.iter_mut().for_each(|v| withheld.version(v));
     }
 }
 
@@ -93,8 +94,9 @@ fn model_reply(who: &Caller, mut m: tracking::RegisteredModel) -> Reply<Value> {
     Reply(json!({ "registered_model": wire::RegisteredModel::from(&m) }))
 }
 
-fn version_reply(v: &tracking::ModelVersion) -> Reply<Value> {
-    Reply(json!({ "model_version": wire::ModelVersion::from(v) }))
+fn version_reply(who: &Caller, mut v: tracking::ModelVersion) -> Reply<Value> {
+    Withheld::of(who).version(&mut v);
+    Reply(json!({ "model_version": wire::ModelVersion::from(&v) }))
 }
 
 #[derive(Deserialize)]
@@ -187,9 +189,11 @@ async fn search_models(
     Ok(Reply(wire::Paged::of("registered_models", &page)))
 }
 
-async fn latest_versions(s: AppState, _: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
+async fn latest_versions(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
-    let versions = s.store.get_latest_versions(&name, &r.stages).await?;
+    let mut versions = s.store.get_latest_versions(&name, &r.stages).await?;
+    let withheld = Withheld::of(&who);
+    versions.iter_mut().for_each(|v| withheld.version(v));
     let items: Vec<wire::ModelVersion> = versions.iter().map(Into::into).collect();
     Ok(Reply(json!({ "model_versions": items })))
 }
@@ -219,9 +223,9 @@ async fn delete_alias(s: AppState, _: Caller, Msg(mut r): Msg<ModelReq>) -> ApiR
     Ok(Reply(json!({})))
 }
 
-async fn get_by_alias(s: AppState, _: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
+async fn get_by_alias(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
-    Ok(version_reply(&s.store.get_model_version_by_alias(&name, &required_str(r.alias, "alias")?).await?))
+    Ok(version_reply(&who, s.store.get_model_version_by_alias(&name, &required_str(r.alias, "alias")?).await?))
 }
 
 #[derive(Deserialize)]
@@ -236,7 +240,7 @@ struct CreateVersion {
     tags: Vec<KeyValue>,
 }
 
-async fn create_version(s: AppState, _: Caller, Msg(r): Msg<CreateVersion>) -> ApiResult<Reply<Value>> {
+async fn create_version(s: AppState, who: Caller, Msg(r): Msg<CreateVersion>) -> ApiResult<Reply<Value>> {
     if let Some(d) = &r.description {
         validate::description(d)?;
     }
@@ -253,7 +257,7 @@ async fn create_version(s: AppState, _: Caller, Msg(r): Msg<CreateVersion>) -> A
             user_id: None,
         })
         .await?;
-    Ok(version_reply(&v))
+    Ok(version_reply(&who, v))
 }
 
 #[derive(Deserialize)]
@@ -277,17 +281,17 @@ impl VersionReq {
     }
 }
 
-async fn get_version(s: AppState, _: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
+async fn get_version(s: AppState, who: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
-    Ok(version_reply(&s.store.get_model_version(&name, version).await?))
+    Ok(version_reply(&who, s.store.get_model_version(&name, version).await?))
 }
 
-async fn update_version(s: AppState, _: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
+async fn update_version(s: AppState, who: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
     if let Some(d) = &r.description {
         validate::description(d)?;
     }
-    Ok(version_reply(&s.store.update_model_version(&name, version, r.description.as_deref()).await?))
+    Ok(version_reply(&who, s.store.update_model_version(&name, version, r.description.as_deref()).await?))
 }
 
 async fn delete_version(s: AppState, _: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
@@ -316,6 +320,8 @@ async fn search_versions(
     if let Some(g) = who.grants() {
         page.items.retain(|v| version_readable(g, &v.name));
     }
+    let withheld = Withheld::of(&who);
+    page.items.iter_mut().for_each(|v| withheld.version(v));
     Ok(Reply(wire::Paged::of("model_versions", &page)))
 }
 
@@ -325,12 +331,12 @@ async fn download_uri(s: AppState, _: Caller, Msg(mut r): Msg<VersionReq>) -> Ap
     Ok(Reply(json!({ "artifact_uri": uri })))
 }
 
-async fn transition_stage(s: AppState, _: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
+async fn transition_stage(s: AppState, who: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
     let stage = required_str(r.stage, "stage")?;
     let v =
         s.store.transition_stage(&name, version, &stage, r.archive_existing_versions.unwrap_or(false), None).await?;
-    Ok(version_reply(&v))
+    Ok(version_reply(&who, v))
 }
 
 async fn set_version_tag(s: AppState, _: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {

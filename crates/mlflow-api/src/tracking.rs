@@ -2,7 +2,7 @@
 //! once in [`routes`] with the rule over its typed request, and handled by parse → call the
 //! store → shape the reply. Listings show only what the caller may read.
 
-use crate::access::{param, readable, tier_open, Need};
+use crate::access::{param, readable, tier_open, Need, Withheld};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{self, Encoded, Msg, Reply};
@@ -338,8 +338,9 @@ async fn restore_run(s: AppState, _: Caller, Msg(r): Msg<RunRef>) -> ApiResult<R
     Ok(Reply(json!({})))
 }
 
-async fn get_run(s: AppState, _: Caller, Msg(r): Msg<RunRef>) -> ApiResult<Reply<Value>> {
-    let run = s.store.get_run(&r.id()?).await?;
+async fn get_run(s: AppState, who: Caller, Msg(r): Msg<RunRef>) -> ApiResult<Reply<Value>> {
+    let mut run = s.store.get_run(&r.id()?).await?;
+    Withheld::of(&who).run(&mut run);
     Ok(Reply(json!({ "run": wire::Run::from(&run) })))
 }
 
@@ -512,6 +513,20 @@ async fn search_runs(s: AppState, who: Caller, Msg(r): Msg<SearchRuns>) -> ApiRe
         page_token: r.page_token,
     };
     let page = s.store.search_runs(&search).await?;
+    let withheld = Withheld::of(&who);
+    if withheld.logged_models {
+        // Rendered for this caller alone (rare: a denied logged-model tier).
+        let runs: Vec<String> = page
+            .items
+            .iter()
+            .map(|run| {
+                let mut run = tracking::Run::clone(run);
+                withheld.run(&mut run);
+                wire::Run(&run).to_json()
+            })
+            .collect();
+        return Ok(Encoded::raw_page("runs", runs.iter().map(String::as_str), page.next_page_token.as_deref()));
+    }
     // Each run's JSON is made once per state of the run and kept beside it in the store's
     // cache: a page of runs seen before is copied, not encoded again.
     let runs = page.items.iter().map(|run| run.rendered(|r| wire::Run(r).to_json()));
@@ -530,12 +545,13 @@ struct MetricHistory {
 
 async fn get_metric_history(
     s: AppState,
-    _: Caller,
+    who: Caller,
     Msg(r): Msg<MetricHistory>,
 ) -> ApiResult<Reply<Paged<wire::Metric>>> {
     let run_id = r.run.id()?;
     let key = required_str(r.metric_key, "metric_key")?;
-    let page = s.store.get_metric_history(&run_id, &key, r.max_results, r.page_token.as_deref()).await?;
+    let mut page = s.store.get_metric_history(&run_id, &key, r.max_results, r.page_token.as_deref()).await?;
+    Withheld::of(&who).metrics(&mut page.items);
     Ok(Reply(Paged::of("metrics", &page)))
 }
 
