@@ -76,6 +76,8 @@ def target(backend_kind, tmp_path_factory):
         f"attacks-{backend_kind}",
         auth=auth_env(workdir, default_permission="NO_PERMISSIONS"),
     )
+    # The stock server truncates over-long values unless told not to; we always refuse them.
+    srv.extra_env["MLFLOW_TRUNCATE_LONG_VALUES"] = "false"
     srv.start()
     yield Target(srv)
     srv.stop()
@@ -433,6 +435,28 @@ def test_oversized_names_and_descriptions_are_refused_and_not_stored(target, vic
     # At the limits, accepted (made by the admin, so the owner's grants stay as they were).
     t.ok(t.admin, "POST", f"{V2}/runs/create", json={"experiment_id": exp, "run_name": "r" * 250})
     t.ok(t.admin, "POST", f"{V2}/registered-models/create", json={"name": unique("ok-"), "description": "d" * 5000})
+
+
+def test_limit_messages_are_mlflows(target, victim):
+    """The refusals carry MLflow 3.17.2's own messages (checked against it with PEER=mlflow)."""
+    t, o, run = target, victim["o"], victim["run"]
+    cases = [
+        ("runs/log-parameter", {"run_id": run, "key": "p", "value": "x" * 6001}, "'Param value' exceeds the maximum length of 6000 characters"),
+        ("runs/log-parameter", {"run_id": run, "key": "k" * 251, "value": "v"}, "'Param key' exceeds the maximum length of 250 characters"),
+        ("runs/log-parameter", {"run_id": run, "key": "a;b", "value": "v"}, 'Invalid value "a;b" for parameter \'key\' supplied: Names may only contain alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), colon(:) and slashes (/).'),
+        ("runs/log-metric", {"run_id": run, "key": "a/../m", "value": 1, "timestamp": 1}, 'Invalid value "a/../m" for parameter \'name\' supplied: Names may be treated as files in certain cases, and must not resolve to other names when treated as such. This name would resolve to \'m\''),
+        ("runs/set-tag", {"run_id": run, "key": "t", "value": "x" * 8001}, "'value' exceeds the maximum length of 8000 characters"),
+        ("runs/log-batch", {"run_id": run, "params": [{"key": f"p{i}", "value": "v"} for i in range(101)]}, "A batch logging request can contain at most 100 params. Got 101 params. Please split up params across multiple requests and try again."),
+        ("experiments/create", {"name": "e" * 501}, "'name' exceeds the maximum length of 500 characters"),
+        ("experiments/set-experiment-tag", {"experiment_id": victim["exp"], "key": "t", "value": "x" * 20001}, "'value' exceeds the maximum length of 20000 characters"),
+    ]
+    for path, body, message in cases:
+        r = o.post(t.url(f"{V2}/{path}"), json=body)
+        assert r.status_code == 400, (path, r.status_code, r.text[:200])
+        assert r.json() == {"error_code": "INVALID_PARAMETER_VALUE", "message": message}, path
+    many = " AND ".join(f"params.p{i} = 'x'" for i in range(3000))
+    r = o.post(t.url(f"{V2}/runs/search"), json={"experiment_ids": [victim["exp"]], "filter": many})
+    assert r.status_code == 400 and r.json()["message"] == f"Error on parsing filter '{many}'"
 
 
 # --------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@
 //! Adding a route: in the module that owns it, call [`Api::rule`] (the rule decides),
 //! [`Api::listing`] (any logged-in user; the handler only shows what the caller may read, using
 //! the [`Caller`] it is given) or [`Api::public`] (no login). The rule is a plain function of the
-//! typed request, e.g. `|r| Ok(Need::run(&r.run, Action::Update)?)`.
+//! typed request, e.g. `|r| Ok(Need::Run(r.run.id()?, Action::Update))`.
 
 use crate::access::{self, Need};
 use crate::auth::{forbidden, unauthenticated, Caller};
