@@ -328,3 +328,58 @@ async fn every_route_is_declared_checked_and_refused_without_permission() {
         }
     }
 }
+
+/// A listing drops what the caller may not read and refills its pages from the following
+/// rows, as MLflow's `filter_search_experiments` does; paging still reaches every readable row.
+#[tokio::test]
+async fn filtered_listings_refill_their_pages() {
+    let app = spawn_auth_app("sqlite", Permission::NoPermissions).await;
+    for user in ["owner", "reader"] {
+        json_call(
+            &app,
+            ADMIN,
+            Method::POST,
+            "/api/2.0/mlflow/users/create",
+            json!({"username": user, "password": PASSWORD}),
+        )
+        .await;
+    }
+    let owner = ("owner", PASSWORD);
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let mut readable = Vec::new();
+    for i in 0..9 {
+        let body = json!({"name": format!("{tag}-{i}")});
+        let id = json_call(&app, owner, Method::POST, "/api/2.0/mlflow/experiments/create", body).await
+            ["experiment_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if i % 3 == 0 {
+            let grant =
+                json!({"username": "reader", "resource_type": "experiment", "resource_id": id, "permission": "READ"});
+            json_call(&app, owner, Method::POST, "/api/3.0/mlflow/users/permissions/grant", grant).await;
+            readable.push(id);
+        }
+    }
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..10 {
+        let mut body = json!({"filter": format!("name LIKE '{tag}%'"), "max_results": 2, "order_by": ["name"]});
+        if let Some(t) = &token {
+            body["page_token"] = json!(t);
+        }
+        let page =
+            json_call(&app, ("reader", PASSWORD), Method::POST, "/api/2.0/mlflow/experiments/search", body).await;
+        let ids: Vec<String> = page["experiments"]
+            .as_array()
+            .map(|a| a.iter().map(|e| e["experiment_id"].as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        assert!(ids.len() == 2 || page["next_page_token"].is_null(), "a short page before the end: {page}");
+        seen.extend(ids);
+        token = page["next_page_token"].as_str().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, readable);
+}
