@@ -78,6 +78,7 @@ step "Python: tracking and registry suites with --app-name basic-auth and S3 art
 step "Python: basic-auth with the tracking store and the auth database on PostgreSQL"
 (cd tests/python && FACTORY_BIN="$TARGET_DIR/debug/factory" FACTORY_TEST_AUTH_DB=postgres FACTORY_TEST_BACKENDS=postgres \
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider test_auth.py)
+(cd tests/python && FACTORY_BIN="$TARGET_DIR/debug/factory" FACTORY_TEST_AUTH_DB=postgres FACTORY_TEST_BACKENDS=postgres "$VENV/bin/python" -m pytest -q -p no:cacheprovider test_attacks_tracking.py)
 
 step "MLflow's own REST tracking, registry and auth test files against factory server (SQLite and PostgreSQL)"
 SUITE_VERSION=$(sed -n 's/^# version: //p' tests/mlflow_suite/manifest.txt)

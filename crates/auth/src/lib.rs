@@ -14,5 +14,8 @@ pub mod store;
 
 pub use config::AuthConfig;
 pub use error::{AuthError, Result};
-pub use permission::{Action, Grant, Grants, Permission, Requirement};
-pub use store::{Assignment, AuthStore, Role, RolePermission, User, DEFAULT_WORKSPACE};
+pub use permission::{Action, Grant, Grants, Pattern, Permission, Requirement};
+pub use store::{
+    is_synthetic_role_name, synthetic_role_name, Assignment, AuthStore, GrantCopy, GrantRows, Role, RolePermission,
+    User, DEFAULT_WORKSPACE,
+};

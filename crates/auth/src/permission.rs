@@ -7,6 +7,13 @@
 //! key, then its fallbacks) the first key holding any grant decides (tier override), so a
 //! `DENY` is never rescued by a more permissive parent. With no grant anywhere the configured
 //! `default_permission` applies (MLflow with workspaces disabled, which is what we serve).
+//!
+//! Departure from MLflow, on purpose: a grant's pattern is a [`Pattern`], not a string. MLflow
+//! matches `resource_pattern == "*"` as a wildcard whatever wrote it, so a registered model
+//! *named* `*` gave its creator an owner grant on every model. Here a resource name is always
+//! [`Pattern::Id`] (it matches that name only), and the wildcard [`Pattern::Any`] comes only
+//! from the grant and role APIs, where `*` means "every resource" as in MLflow and only
+//! admins may write it. The two are stored so that no name can read back as the wildcard.
 
 use std::fmt;
 
@@ -149,7 +156,7 @@ pub fn resource_types_sorted() -> Vec<&'static str> {
 
 /// Checks a grant before it is stored, with MLflow's messages
 /// (`_validate_permission_for_resource_type` and `_validate_resource_pattern`).
-pub fn validate_grant(resource_type: &str, pattern: &str, permission: &str) -> Result<Permission, String> {
+pub fn validate_grant(resource_type: &str, pattern: &Pattern, permission: &str) -> Result<Permission, String> {
     let Some(perm) = Permission::parse(permission) else {
         return Err(format!(
             "Invalid permission '{permission}'. Valid permissions are: ('READ', 'USE', 'EDIT', 'MANAGE', 'NO_PERMISSIONS', 'DENY')"
@@ -167,7 +174,7 @@ pub fn validate_grant(resource_type: &str, pattern: &str, permission: &str) -> R
             "Invalid permission '{permission}' for resource_type='{resource_type}'. Resource-level grants accept only: ('DENY', 'EDIT', 'MANAGE', 'READ', 'USE')."
         ));
     }
-    if pattern != "*" && resource_type_grain(resource_type) == Some(false) {
+    if *pattern != Pattern::Any && resource_type_grain(resource_type) == Some(false) {
         return Err(format!(
             "Invalid resource_pattern '{pattern}' for resource_type='{resource_type}'. This resource type supports only wildcard ('*') grants."
         ));
@@ -186,32 +193,104 @@ pub fn validate_resource_type(resource_type: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What a grant (or a requirement) is about: every resource of its type, or one resource.
+///
+/// A resource's name or id is always [`Pattern::Id`], whatever characters it holds; only
+/// [`Pattern::from_wire`] (the `resource_id` / `resource_pattern` of the grant and role APIs,
+/// where MLflow spells the wildcard `*`) and [`Pattern::Any`] itself make the wildcard.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Pattern {
+    /// `*`: every resource of the type.
+    Any,
+    /// Exactly the resource with this id or name.
+    Id(String),
+}
+
+/// The first character of a stored pattern that names a resource whose name would otherwise
+/// read back as the wildcard (or as another escaped name).
+const STORED_ESCAPE: char = '\\';
+
+impl Pattern {
+    pub fn id(id: &str) -> Pattern {
+        Pattern::Id(id.to_string())
+    }
+
+    /// A pattern as MLflow's grant and role APIs take it: `*` is the wildcard.
+    pub fn from_wire(s: &str) -> Pattern {
+        if s == "*" {
+            Pattern::Any
+        } else {
+            Pattern::Id(s.to_string())
+        }
+    }
+
+    /// As the APIs show it (`*` for the wildcard). A resource literally named `*` shows as `*`
+    /// too: MLflow's wire format has no other spelling, and that is why nothing reads this back.
+    pub fn to_wire(&self) -> &str {
+        match self {
+            Pattern::Any => "*",
+            Pattern::Id(s) => s,
+        }
+    }
+
+    /// The `resource_pattern` column: `*` for the wildcard, a name as it is, except that a
+    /// name equal to `*` or starting with the escape character is stored with the escape
+    /// character in front. The mapping is one-to-one, and rows MLflow wrote read back the
+    /// same (MLflow names do not start with a backslash; ours cannot contain one).
+    pub fn to_stored(&self) -> String {
+        match self {
+            Pattern::Any => "*".to_string(),
+            Pattern::Id(s) if s == "*" || s.starts_with(STORED_ESCAPE) => format!("{STORED_ESCAPE}{s}"),
+            Pattern::Id(s) => s.clone(),
+        }
+    }
+
+    pub fn from_stored(s: &str) -> Pattern {
+        if s == "*" {
+            Pattern::Any
+        } else if let Some(name) = s.strip_prefix(STORED_ESCAPE) {
+            Pattern::Id(name.to_string())
+        } else {
+            Pattern::Id(s.to_string())
+        }
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.to_wire())
+    }
+}
+
 /// One grant row: a role's permission on `(resource_type, pattern)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub resource_type: String,
-    pub pattern: String,
+    pub pattern: Pattern,
     pub permission: Permission,
 }
 
 impl Grant {
-    pub fn new(resource_type: &str, pattern: &str, permission: Permission) -> Grant {
-        Grant { resource_type: resource_type.to_string(), pattern: pattern.to_string(), permission }
+    pub fn new(resource_type: &str, pattern: Pattern, permission: Permission) -> Grant {
+        Grant { resource_type: resource_type.to_string(), pattern, permission }
     }
 
-    fn matches(&self, resource_type: &str, resource_id: &str) -> bool {
+    /// `permissions.matches`: the wildcard covers every key of its type; a grant on one id
+    /// covers that key only, and only on types that have per-id grants.
+    fn matches(&self, resource_type: &str, key: &Pattern) -> bool {
         if self.resource_type != resource_type {
             return false;
         }
-        match resource_type_grain(resource_type) {
-            None => false,
-            Some(per_id) => self.pattern == "*" || (per_id && self.pattern == resource_id),
+        match (resource_type_grain(resource_type), &self.pattern) {
+            (None, _) => false,
+            (Some(_), Pattern::Any) => true,
+            (Some(per_id), Pattern::Id(_)) => per_id && self.pattern == *key,
         }
     }
 
     /// `(workspace, *, MANAGE)`: a workspace admin, who is not restrictable.
     fn is_workspace_admin(&self) -> bool {
-        self.resource_type == WORKSPACE && self.pattern == "*" && self.permission == Permission::Manage
+        self.resource_type == WORKSPACE && self.pattern == Pattern::Any && self.permission == Permission::Manage
     }
 }
 
@@ -239,31 +318,40 @@ impl Action {
     }
 }
 
-/// One thing an operation requires: `action` on `(resource_type, resource_id)`, consulting
-/// the `fallback` keys in order only when the own key holds no grant.
+/// One thing an operation requires: `action` on `(resource_type, key)`, consulting the
+/// `fallback` keys in order only when the own key holds no grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Requirement {
     pub resource_type: String,
-    pub resource_id: String,
+    pub key: Pattern,
     pub action: Action,
-    pub fallback: Vec<(String, String)>,
+    pub fallback: Vec<(String, Pattern)>,
 }
 
 impl Requirement {
-    pub fn new(resource_type: &str, resource_id: &str, action: Action) -> Requirement {
-        Requirement {
-            resource_type: resource_type.to_string(),
-            resource_id: resource_id.to_string(),
-            action,
-            fallback: Vec::new(),
-        }
+    /// `action` on the one resource `id` names.
+    pub fn new(resource_type: &str, id: &str, action: Action) -> Requirement {
+        Requirement::at(resource_type, Pattern::id(id), action)
+    }
+
+    /// `action` on the type as a whole (MLflow's `Requirement(type, "*", ...)`).
+    pub fn any(resource_type: &str, action: Action) -> Requirement {
+        Requirement::at(resource_type, Pattern::Any, action)
+    }
+
+    fn at(resource_type: &str, key: Pattern, action: Action) -> Requirement {
+        Requirement { resource_type: resource_type.to_string(), key, action, fallback: Vec::new() }
     }
 
     /// A sub-resource tier (`run`, `logged_model`, ...) that falls back to its container.
     pub fn tier(tier: &str, action: Action, parent_type: &str, parent_id: &str) -> Requirement {
-        let mut r = Requirement::new(tier, "*", action);
-        r.fallback.push((parent_type.to_string(), parent_id.to_string()));
-        r
+        Requirement::any(tier, action).or_else(parent_type, Pattern::id(parent_id))
+    }
+
+    /// Consults `(resource_type, key)` when no earlier key holds a grant.
+    pub fn or_else(mut self, resource_type: &str, key: Pattern) -> Requirement {
+        self.fallback.push((resource_type.to_string(), key));
+        self
     }
 }
 
@@ -287,13 +375,13 @@ impl Grants {
     }
 
     /// `fold_grants_for_key`: `None` means no grant here (not "no access").
-    pub fn fold(&self, resource_type: &str, resource_id: &str) -> Option<Permission> {
+    pub fn fold(&self, resource_type: &str, key: &Pattern) -> Option<Permission> {
         if self.workspace_admin {
             return Some(Permission::Manage);
         }
         let mut denied = false;
         let mut best: Option<Permission> = None;
-        for g in self.grants.iter().filter(|g| g.matches(resource_type, resource_id)) {
+        for g in self.grants.iter().filter(|g| g.matches(resource_type, key)) {
             if g.permission == Permission::Deny {
                 denied = true;
             } else {
@@ -309,7 +397,13 @@ impl Grants {
 
     /// `_get_role_permission_or_default`: the permission on one resource by its own grants.
     pub fn permission(&self, resource_type: &str, resource_id: &str) -> Permission {
-        match self.fold(resource_type, resource_id) {
+        self.permission_at(resource_type, &Pattern::id(resource_id))
+    }
+
+    /// As [`Grants::permission`], for a key that may be the wildcard (`get_user_permission`
+    /// with `resource_id` `*`).
+    pub fn permission_at(&self, resource_type: &str, key: &Pattern) -> Permission {
+        match self.fold(resource_type, key) {
             None => self.default,
             Some(p) => p.floor(self.default),
         }
@@ -318,8 +412,8 @@ impl Grants {
     /// `governing_permission_and_action`: the first key (own, then fallbacks) holding a grant
     /// decides; with none, the default decides.
     pub fn governing(&self, r: &Requirement) -> Permission {
-        let own = std::iter::once((r.resource_type.as_str(), r.resource_id.as_str()));
-        let rungs = own.chain(r.fallback.iter().map(|(t, i)| (t.as_str(), i.as_str())));
+        let own = std::iter::once((r.resource_type.as_str(), &r.key));
+        let rungs = own.chain(r.fallback.iter().map(|(t, k)| (t.as_str(), k)));
         for (t, id) in rungs {
             if let Some(p) = self.fold(t, id) {
                 return if p == Permission::Deny { p } else { p.floor(self.default) };
@@ -345,7 +439,7 @@ mod tests {
     use Permission::*;
 
     fn grants(list: &[(&str, &str, Permission)], default: Permission) -> Grants {
-        Grants::new(list.iter().map(|(t, p, perm)| Grant::new(t, p, *perm)).collect(), default)
+        Grants::new(list.iter().map(|(t, p, perm)| Grant::new(t, Pattern::from_wire(p), *perm)).collect(), default)
     }
 
     /// One table row: grants held, default, requirements → allowed?
@@ -424,13 +518,13 @@ mod tests {
 
     #[test]
     fn create_needs_the_created_type_not_denied() {
-        let create = [exp("1", A::Update), Requirement::new(RUN, "*", A::NotDenied)];
+        let create = [exp("1", A::Update), Requirement::any(RUN, A::NotDenied)];
         check(&[(EXPERIMENT, "1", Edit)], Read, &create, true);
         check(&[(EXPERIMENT, "1", Edit), (RUN, "*", Deny)], Read, &create, false);
-        check(&[], Read, &[Requirement::new(EXPERIMENT, "*", A::NotDenied)], true);
-        check(&[(EXPERIMENT, "*", Deny)], Read, &[Requirement::new(EXPERIMENT, "*", A::NotDenied)], false);
+        check(&[], Read, &[Requirement::any(EXPERIMENT, A::NotDenied)], true);
+        check(&[(EXPERIMENT, "*", Deny)], Read, &[Requirement::any(EXPERIMENT, A::NotDenied)], false);
         // A per-id DENY does not block creating others.
-        check(&[(EXPERIMENT, "5", Deny)], Read, &[Requirement::new(EXPERIMENT, "*", A::NotDenied)], true);
+        check(&[(EXPERIMENT, "5", Deny)], Read, &[Requirement::any(EXPERIMENT, A::NotDenied)], true);
     }
 
     #[test]
@@ -446,12 +540,41 @@ mod tests {
 
     #[test]
     fn grant_validation() {
-        assert!(validate_grant(EXPERIMENT, "1", "EDIT").is_ok());
-        assert!(validate_grant(EXPERIMENT, "1", "NO_PERMISSIONS").is_err());
-        assert!(validate_grant(EXPERIMENT, "1", "WRITE").is_err());
-        assert!(validate_grant(RUN, "abc", "READ").is_err());
-        assert!(validate_grant(RUN, "*", "DENY").is_ok());
-        assert!(validate_grant(WORKSPACE, "*", "READ").is_err());
-        assert!(validate_grant("dataset", "*", "READ").is_err());
+        let v = |t: &str, p: &str, perm: &str| validate_grant(t, &Pattern::from_wire(p), perm);
+        assert!(v(EXPERIMENT, "1", "EDIT").is_ok());
+        assert!(v(EXPERIMENT, "1", "NO_PERMISSIONS").is_err());
+        assert!(v(EXPERIMENT, "1", "WRITE").is_err());
+        assert!(v(RUN, "abc", "READ").is_err());
+        assert!(v(RUN, "*", "DENY").is_ok());
+        assert!(v(WORKSPACE, "*", "READ").is_err());
+        assert!(v("dataset", "*", "READ").is_err());
+    }
+
+    /// Finding 1 of issue 21: the owner grant on a model *named* `*` is a grant on that name.
+    #[test]
+    fn a_resource_named_star_is_not_a_wildcard() {
+        let owner_of_star = Grants::new(vec![Grant::new(REGISTERED_MODEL, Pattern::id("*"), Manage)], NoPermissions);
+        assert_eq!(owner_of_star.permission(REGISTERED_MODEL, "*"), Manage);
+        assert_eq!(owner_of_star.permission(REGISTERED_MODEL, "prod-model"), NoPermissions);
+        assert!(!owner_of_star.satisfied(&Requirement::any(REGISTERED_MODEL, A::Read)));
+        // The wildcard, which only the grant APIs make, still covers every name.
+        let wildcard = grants(&[(REGISTERED_MODEL, "*", Edit)], NoPermissions);
+        assert_eq!(wildcard.permission(REGISTERED_MODEL, "prod-model"), Edit);
+        assert_eq!(wildcard.permission(REGISTERED_MODEL, "*"), Edit);
+    }
+
+    #[test]
+    fn stored_patterns_round_trip_and_never_collide() {
+        let names = ["*", "\\*", "\\", "\\\\*", "a*", "*a", "model", "1", ""];
+        let mut stored: Vec<String> = names.iter().map(|n| Pattern::id(n).to_stored()).collect();
+        stored.push(Pattern::Any.to_stored());
+        for (name, s) in names.iter().zip(&stored) {
+            assert_eq!(Pattern::from_stored(s), Pattern::id(name), "{name:?} stored as {s:?}");
+        }
+        assert_eq!(Pattern::from_stored("*"), Pattern::Any);
+        let distinct: std::collections::HashSet<&String> = stored.iter().collect();
+        assert_eq!(distinct.len(), stored.len(), "{stored:?}");
+        // Rows MLflow wrote read back as it meant them.
+        assert_eq!(Pattern::from_stored("my-model"), Pattern::id("my-model"));
     }
 }

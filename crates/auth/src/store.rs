@@ -6,8 +6,9 @@
 use crate::config::{AuthConfig, LEGACY_ADMIN_PASSWORD};
 use crate::error::{AuthError, Result};
 use crate::password::{self, CredentialCache};
-use crate::permission::{validate_grant, validate_resource_type, Grant, Grants, Permission, WORKSPACE};
+use crate::permission::{validate_grant, validate_resource_type, Grant, Grants, Pattern, Permission, WORKSPACE};
 use sqlx::any::{install_default_drivers, AnyPoolOptions, AnyRow};
+use sqlx::AnyConnection;
 use sqlx::{AnyPool, Executor, Row};
 use std::time::Duration;
 use tracking::Dialect;
@@ -16,6 +17,8 @@ use tracking::Dialect;
 /// roles of this workspace.
 pub const DEFAULT_WORKSPACE: &str = "default";
 const SYNTHETIC_PREFIX: &str = "__user_";
+/// The ids of the per-user (synthetic) roles in the default workspace (`$3`), as a subquery.
+const SYNTHETIC_ROLE_IDS: &str = "SELECT id FROM roles WHERE name LIKE '\\_\\_user\\_%' ESCAPE '\\' AND workspace = $3";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -29,8 +32,20 @@ pub struct RolePermission {
     pub id: i64,
     pub role_id: i64,
     pub resource_type: String,
-    pub resource_pattern: String,
+    pub resource_pattern: Pattern,
     pub permission: String,
+}
+
+/// Grant rows one operation wrote or will remove, by id, so that finishing or undoing it
+/// touches exactly those rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantRows(pub Vec<i64>);
+
+/// What [`AuthStore::copy_grants`] did: the rows on the old name and their copies on the new.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantCopy {
+    pub originals: GrantRows,
+    pub copies: GrantRows,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,12 +72,42 @@ pub fn validate_password(password: &str) -> Result<()> {
     Ok(())
 }
 
-fn synthetic_role_name(user_id: i64) -> String {
+/// The name of the role that carries `user_id`'s per-user grants.
+pub fn synthetic_role_name(user_id: i64) -> String {
     format!("{SYNTHETIC_PREFIX}{user_id}__")
+}
+
+/// Whether a role is some user's per-user grant carrier rather than a role an admin made.
+pub fn is_synthetic_role_name(name: &str) -> bool {
+    name.strip_prefix(SYNTHETIC_PREFIX)
+        .and_then(|rest| rest.strip_suffix("__"))
+        .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().is_some_and(|d| d.is_unique_violation())
+}
+
+/// Refuses an auth database that is the tracking store's own SQLite file. Owner grants are
+/// written while the tracking store's creation transaction is open (ARCHITECTURE.md, "Owner
+/// grants"), and SQLite lets one writer at a time into a file: the grant would wait for the
+/// transaction that waits for it. (One PostgreSQL database for both is fine.)
+pub fn check_separate_from_tracking(database_uri: &str, backend_store_uri: &str) -> Result<()> {
+    let sqlite_file = |uri: &str| match tracking::parse_backend_uri(uri) {
+        Ok((Dialect::Sqlite, url)) if url != "sqlite::memory:" => {
+            let path = url.trim_start_matches("sqlite://").split('?').next().unwrap_or_default().to_string();
+            let path = std::path::PathBuf::from(path);
+            Some(std::fs::canonicalize(&path).unwrap_or(path))
+        }
+        _ => None,
+    };
+    match (sqlite_file(database_uri), sqlite_file(backend_store_uri)) {
+        (Some(a), Some(b)) if a == b => Err(AuthError::Config(format!(
+            "the auth database_uri '{database_uri}' is the tracking store's SQLite file; give the auth app its own \
+             file (MLflow's default is sqlite:///basic_auth.db) or use PostgreSQL"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The users, roles and grants of the auth app.
@@ -293,87 +338,57 @@ impl AuthStore {
         let mut grants = Vec::with_capacity(rows.len());
         for row in rows {
             let permission: String = row.try_get(2)?;
+            let pattern: String = row.try_get(1)?;
             if let Some(p) = Permission::parse(&permission) {
-                grants.push(Grant { resource_type: row.try_get(0)?, pattern: row.try_get(1)?, permission: p });
+                grants.push(Grant::new(&row.try_get::<String, _>(0)?, Pattern::from_stored(&pattern), p));
             }
         }
         Ok(Grants::new(grants, default))
     }
 
-    async fn synthetic_role(&self, user_id: i64) -> Result<i64> {
+    /// `_get_or_create_synthetic_user_role`: the user's `__user_<id>__` role in the default
+    /// workspace, assigned to them. Idempotent and race-free (`ON CONFLICT DO NOTHING`), so it
+    /// can run inside a transaction on PostgreSQL, where a failed insert would abort it.
+    async fn synthetic_role(conn: &mut AnyConnection, user_id: i64) -> Result<i64> {
         let name = synthetic_role_name(user_id);
-        let find = || {
-            sqlx::query("SELECT id FROM roles WHERE name = $1 AND workspace = $2")
-                .bind(name.clone())
-                .bind(DEFAULT_WORKSPACE)
-                .fetch_optional(&self.pool)
-        };
-        let role_id: i64 = match find().await? {
-            Some(row) => row.try_get(0)?,
-            None => {
-                let res =
-                    sqlx::query("INSERT INTO roles (name, workspace, description) VALUES ($1, $2, NULL) RETURNING id")
-                        .bind(&name)
-                        .bind(DEFAULT_WORKSPACE)
-                        .fetch_one(&self.pool)
-                        .await;
-                match res {
-                    Ok(row) => row.try_get(0)?,
-                    Err(e) if is_unique_violation(&e) => {
-                        find().await?.ok_or_else(|| AuthError::NotFound(name.clone()))?.try_get(0)?
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        };
-        let res = sqlx::query("INSERT INTO user_role_assignments (user_id, role_id) VALUES ($1, $2)")
-            .bind(user_id)
-            .bind(role_id)
-            .execute(&self.pool)
-            .await;
-        match res {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {}
-            Err(e) => return Err(e.into()),
-        }
+        sqlx::query(
+            "INSERT INTO roles (name, workspace, description) VALUES ($1, $2, NULL) \
+             ON CONFLICT (workspace, name) DO NOTHING",
+        )
+        .bind(&name)
+        .bind(DEFAULT_WORKSPACE)
+        .execute(&mut *conn)
+        .await?;
+        let role_id: i64 = sqlx::query_scalar("SELECT id FROM roles WHERE name = $1 AND workspace = $2")
+            .bind(&name)
+            .bind(DEFAULT_WORKSPACE)
+            .fetch_one(&mut *conn)
+            .await?;
+        sqlx::query(
+            "INSERT INTO user_role_assignments (user_id, role_id) VALUES ($1, $2) ON CONFLICT (user_id, role_id) DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(role_id)
+        .execute(&mut *conn)
+        .await?;
         Ok(role_id)
     }
 
-    async fn synthetic_grant_row(&self, role_id: i64, resource_type: &str, pattern: &str) -> Result<Option<i64>> {
+    async fn synthetic_grant_row(
+        conn: &mut AnyConnection,
+        role_id: i64,
+        resource_type: &str,
+        pattern: &Pattern,
+    ) -> Result<Option<i64>> {
         let row = sqlx::query(
             "SELECT id FROM role_permissions WHERE role_id = $1 AND resource_type = $2 AND resource_pattern = $3",
         )
         .bind(role_id)
         .bind(resource_type)
-        .bind(pattern)
-        .fetch_optional(&self.pool)
+        .bind(pattern.to_stored())
+        .fetch_optional(&mut *conn)
         .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
-    }
-
-    /// `grant_user_permission`: upsert, used to make creators MANAGE their resources.
-    pub async fn set_user_permission(
-        &self,
-        username: &str,
-        resource_type: &str,
-        pattern: &str,
-        permission: Permission,
-    ) -> Result<()> {
-        let user = self.get_user(username).await?;
-        let role_id = self.synthetic_role(user.id).await?;
-        match self.synthetic_grant_row(role_id, resource_type, pattern).await? {
-            Some(id) => {
-                sqlx::query("UPDATE role_permissions SET permission = $1 WHERE id = $2")
-                    .bind(permission.name())
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-            }
-            None => {
-                self.insert_role_permission(role_id, resource_type, pattern, permission.name()).await?;
-            }
-        }
-        Ok(())
     }
 
     /// `grant_user_resource_permission`: insert only; a second grant on the same resource is
@@ -382,28 +397,32 @@ impl AuthStore {
         &self,
         username: &str,
         resource_type: &str,
-        pattern: &str,
+        pattern: &Pattern,
         permission: &str,
     ) -> Result<()> {
         reject_workspace_type(resource_type)?;
         validate_grant(resource_type, pattern, permission).map_err(AuthError::InvalidParameter)?;
         let user = self.get_user(username).await?;
-        let role_id = self.synthetic_role(user.id).await?;
         let duplicate = || {
             AuthError::AlreadyExists(format!(
                 "Permission for user={username} on resource_type={resource_type}, resource_id={pattern} already exists."
             ))
         };
-        if self.synthetic_grant_row(role_id, resource_type, pattern).await?.is_some() {
+        let mut tx = self.pool.begin().await?;
+        let role_id = Self::synthetic_role(&mut tx, user.id).await?;
+        if Self::synthetic_grant_row(&mut tx, role_id, resource_type, pattern).await?.is_some() {
             return Err(duplicate());
         }
-        match self.insert_role_permission(role_id, resource_type, pattern, permission).await {
-            Err(AuthError::AlreadyExists(_)) => Err(duplicate()),
-            other => other.map(|_| ()),
-        }
+        let inserted = Self::insert_role_permission(&mut tx, role_id, resource_type, pattern, permission).await;
+        match inserted {
+            Err(AuthError::AlreadyExists(_)) => return Err(duplicate()),
+            other => other?,
+        };
+        tx.commit().await?;
+        Ok(())
     }
 
-    pub async fn revoke_user_permission(&self, username: &str, resource_type: &str, pattern: &str) -> Result<()> {
+    pub async fn revoke_user_permission(&self, username: &str, resource_type: &str, pattern: &Pattern) -> Result<()> {
         reject_workspace_type(resource_type)?;
         validate_resource_type(resource_type).map_err(AuthError::InvalidParameter)?;
         let user = self.get_user(username).await?;
@@ -412,7 +431,7 @@ impl AuthStore {
              (SELECT id FROM roles WHERE name = $3 AND workspace = $4)",
         )
         .bind(resource_type)
-        .bind(pattern)
+        .bind(pattern.to_stored())
         .bind(synthetic_role_name(user.id))
         .bind(DEFAULT_WORKSPACE)
         .execute(&self.pool)
@@ -425,30 +444,94 @@ impl AuthStore {
         Ok(())
     }
 
-    /// Drops every per-user grant on a deleted resource, so a new one with the same name
-    /// does not inherit them (`delete_grants_for_resource`, synthetic roles only).
-    pub async fn delete_grants_for_resource(&self, resource_type: &str, pattern: &str) -> Result<()> {
-        sqlx::query(
-            "DELETE FROM role_permissions WHERE resource_type = $1 AND resource_pattern = $2 AND role_id IN \
-             (SELECT id FROM roles WHERE name LIKE '\\_\\_user\\_%' ESCAPE '\\')",
-        )
+    // ---- grants that follow a resource's life (creation, rename, deletion) ----
+    //
+    // The tracking store may be another database, so none of these can share its transaction.
+    // Each is one transaction here, and returns the ids of the rows it wrote or will remove, so
+    // the caller can undo or finish exactly those rows, never rows someone else wrote since
+    // (see ARCHITECTURE.md, "Owner grants").
+
+    /// The creator's `MANAGE` on a resource being created, in one transaction: per-user grants
+    /// left on the id by a resource that no longer exists (a crash between a delete and its
+    /// grant cleanup, say) are removed first, so they cannot reach the new resource. Called
+    /// while the resource's creation is still uncommitted, which keeps its id from anyone else.
+    pub async fn claim(&self, username: &str, resource_type: &str, id: &str) -> Result<GrantRows> {
+        let user = self.get_user(username).await?;
+        let pattern = Pattern::id(id);
+        let mut tx = self.pool.begin().await?;
+        Self::delete_synthetic_grants(&mut tx, resource_type, &pattern).await?;
+        let role_id = Self::synthetic_role(&mut tx, user.id).await?;
+        let grant =
+            Self::insert_role_permission(&mut tx, role_id, resource_type, &pattern, Permission::Manage.name()).await?;
+        tx.commit().await?;
+        Ok(GrantRows(vec![grant.id]))
+    }
+
+    /// For a rename: copies every per-user grant on `old` to `new` (after removing leftovers on
+    /// `new`), in one transaction. The caller removes `originals` once the rename committed,
+    /// or `copies` if it did not.
+    pub async fn copy_grants(&self, resource_type: &str, old: &str, new: &str) -> Result<GrantCopy> {
+        let (old, new) = (Pattern::id(old), Pattern::id(new));
+        let mut tx = self.pool.begin().await?;
+        Self::delete_synthetic_grants(&mut tx, resource_type, &new).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT id, role_id, permission FROM role_permissions WHERE resource_type = $1 AND resource_pattern = $2 \
+             AND role_id IN ({SYNTHETIC_ROLE_IDS}) ORDER BY id"
+        ))
         .bind(resource_type)
-        .bind(pattern)
-        .execute(&self.pool)
+        .bind(old.to_stored())
+        .bind(DEFAULT_WORKSPACE)
+        .fetch_all(&mut *tx)
         .await?;
+        let mut copy = GrantCopy::default();
+        for row in rows {
+            let (id, role_id, permission): (i64, i64, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            let copied = Self::insert_role_permission(&mut tx, role_id, resource_type, &new, &permission).await?;
+            copy.originals.0.push(id);
+            copy.copies.0.push(copied.id);
+        }
+        tx.commit().await?;
+        Ok(copy)
+    }
+
+    /// The per-user grants on one resource, to remove once its deletion committed
+    /// (`delete_grants_for_resource`, synthetic roles only, as in MLflow).
+    pub async fn grants_on(&self, resource_type: &str, id: &str) -> Result<GrantRows> {
+        let ids: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM role_permissions WHERE resource_type = $1 AND resource_pattern = $2 \
+             AND role_id IN ({SYNTHETIC_ROLE_IDS}) ORDER BY id"
+        ))
+        .bind(resource_type)
+        .bind(Pattern::id(id).to_stored())
+        .bind(DEFAULT_WORKSPACE)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(GrantRows(ids))
+    }
+
+    /// Removes exactly these grant rows (those already gone are skipped).
+    pub async fn remove(&self, rows: &GrantRows) -> Result<()> {
+        for chunk in rows.0.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("DELETE FROM role_permissions WHERE id IN ({})", marks.join(", "));
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&self.pool).await?;
+        }
         Ok(())
     }
 
-    /// Follows a rename with the per-user grants (`rename_grants_for_resource`).
-    pub async fn rename_grants_for_resource(&self, resource_type: &str, old: &str, new: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE role_permissions SET resource_pattern = $1 WHERE resource_type = $2 AND resource_pattern = $3 \
-             AND role_id IN (SELECT id FROM roles WHERE name LIKE '\\_\\_user\\_%' ESCAPE '\\')",
-        )
-        .bind(new)
+    async fn delete_synthetic_grants(conn: &mut AnyConnection, resource_type: &str, pattern: &Pattern) -> Result<()> {
+        sqlx::query(&format!(
+            "DELETE FROM role_permissions WHERE resource_type = $1 AND resource_pattern = $2 \
+             AND role_id IN ({SYNTHETIC_ROLE_IDS})"
+        ))
         .bind(resource_type)
-        .bind(old)
-        .execute(&self.pool)
+        .bind(pattern.to_stored())
+        .bind(DEFAULT_WORKSPACE)
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }
@@ -545,10 +628,10 @@ impl AuthStore {
     }
 
     async fn insert_role_permission(
-        &self,
+        conn: &mut AnyConnection,
         role_id: i64,
         resource_type: &str,
-        pattern: &str,
+        pattern: &Pattern,
         permission: &str,
     ) -> Result<RolePermission> {
         let res = sqlx::query(
@@ -557,16 +640,16 @@ impl AuthStore {
         )
         .bind(role_id)
         .bind(resource_type)
-        .bind(pattern)
+        .bind(pattern.to_stored())
         .bind(permission)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *conn)
         .await;
         match res {
             Ok(row) => Ok(RolePermission {
                 id: row.try_get(0)?,
                 role_id,
                 resource_type: resource_type.to_string(),
-                resource_pattern: pattern.to_string(),
+                resource_pattern: pattern.clone(),
                 permission: permission.to_string(),
             }),
             Err(e) if is_unique_violation(&e) => Err(AuthError::AlreadyExists(format!(
@@ -580,12 +663,13 @@ impl AuthStore {
         &self,
         role_id: i64,
         resource_type: &str,
-        pattern: &str,
+        pattern: &Pattern,
         permission: &str,
     ) -> Result<RolePermission> {
         validate_grant(resource_type, pattern, permission).map_err(AuthError::InvalidParameter)?;
         self.get_role(role_id).await?;
-        self.insert_role_permission(role_id, resource_type, pattern, permission).await
+        let mut conn = self.pool.acquire().await?;
+        Self::insert_role_permission(&mut conn, role_id, resource_type, pattern, permission).await
     }
 
     pub async fn get_role_permission(&self, id: i64) -> Result<RolePermission> {
@@ -704,11 +788,12 @@ fn user_from(row: &AnyRow) -> Result<User> {
 }
 
 fn role_permission_from(row: &AnyRow) -> Result<RolePermission> {
+    let pattern: String = row.try_get(3)?;
     Ok(RolePermission {
         id: row.try_get(0)?,
         role_id: row.try_get(1)?,
         resource_type: row.try_get(2)?,
-        resource_pattern: row.try_get(3)?,
+        resource_pattern: Pattern::from_stored(&pattern),
         permission: row.try_get(4)?,
     })
 }
@@ -737,7 +822,7 @@ fn reject_workspace_type(resource_type: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::permission::{Action, Requirement, EXPERIMENT, RUN};
+    use crate::permission::{Action, Requirement, EXPERIMENT, REGISTERED_MODEL, RUN};
 
     async fn store() -> AuthStore {
         AuthStore::open("sqlite://").await.unwrap()
@@ -756,9 +841,10 @@ mod tests {
         assert!(matches!(s.create_user("alice", "alice-password", false).await, Err(AuthError::AlreadyExists(_))));
         assert!(matches!(s.create_user("bob", "short", false).await, Err(AuthError::InvalidParameter(_))));
 
-        s.grant_user_permission("alice", EXPERIMENT, "1", "EDIT").await.unwrap();
+        let one = Pattern::id("1");
+        s.grant_user_permission("alice", EXPERIMENT, &one, "EDIT").await.unwrap();
         assert!(matches!(
-            s.grant_user_permission("alice", EXPERIMENT, "1", "READ").await,
+            s.grant_user_permission("alice", EXPERIMENT, &one, "READ").await,
             Err(AuthError::AlreadyExists(_))
         ));
         let g = s.grants(alice.id, Permission::Read).await.unwrap();
@@ -767,25 +853,75 @@ mod tests {
 
         // A role denying the run tier overrides the experiment grant for runs.
         let role = s.create_role("no-runs", DEFAULT_WORKSPACE, Some("d")).await.unwrap();
-        s.add_role_permission(role.id, RUN, "*", "DENY").await.unwrap();
+        s.add_role_permission(role.id, RUN, &Pattern::Any, "DENY").await.unwrap();
         s.assign_role(alice.id, role.id).await.unwrap();
         let g = s.grants(alice.id, Permission::Read).await.unwrap();
         assert!(!g.authorize(&[Requirement::tier(RUN, Action::Read, EXPERIMENT, "1")]));
         s.unassign_role(alice.id, role.id).await.unwrap();
 
-        s.revoke_user_permission("alice", EXPERIMENT, "1").await.unwrap();
-        assert!(matches!(s.revoke_user_permission("alice", EXPERIMENT, "1").await, Err(AuthError::NotFound(_))));
-        s.set_user_permission("alice", EXPERIMENT, "3", Permission::Manage).await.unwrap();
-        s.rename_grants_for_resource(EXPERIMENT, "3", "4").await.unwrap();
-        assert_eq!(s.grants(alice.id, Permission::Read).await.unwrap().permission(EXPERIMENT, "4"), Permission::Manage);
-        s.delete_grants_for_resource(EXPERIMENT, "4").await.unwrap();
-        assert_eq!(s.grants(alice.id, Permission::Read).await.unwrap().permission(EXPERIMENT, "4"), Permission::Read);
+        s.revoke_user_permission("alice", EXPERIMENT, &one).await.unwrap();
+        assert!(matches!(s.revoke_user_permission("alice", EXPERIMENT, &one).await, Err(AuthError::NotFound(_))));
 
         s.update_password("alice", "alice-password-2").await.unwrap();
         assert!(s.authenticate("alice", "alice-password").await.unwrap().is_none());
         s.delete_user("alice").await.unwrap();
         assert!(s.authenticate("alice", "alice-password-2").await.unwrap().is_none());
         assert_eq!(s.list_roles(&[]).await.unwrap().len(), 1);
+    }
+
+    /// Owner grants: claimed (clearing leftovers), copied for a rename, removed by row id.
+    #[tokio::test]
+    async fn grants_follow_a_resource_by_row() {
+        let s = store().await;
+        let alice = s.create_user("alice", "alice-password", false).await.unwrap();
+        let bob = s.create_user("bob", "bob-password-1", false).await.unwrap();
+        let perm = |u: i64, name: &'static str| {
+            let s = &s;
+            async move { s.grants(u, Permission::NoPermissions).await.unwrap().permission(REGISTERED_MODEL, name) }
+        };
+        // A leftover grant of bob's on a free name is gone once alice claims the name.
+        s.grant_user_permission("bob", REGISTERED_MODEL, &Pattern::id("m"), "MANAGE").await.unwrap();
+        let claim = s.claim("alice", REGISTERED_MODEL, "m").await.unwrap();
+        assert_eq!(
+            (perm(alice.id, "m").await, perm(bob.id, "m").await),
+            (Permission::Manage, Permission::NoPermissions)
+        );
+        // A model named `*` is owned by name, not as a wildcard.
+        s.claim("alice", REGISTERED_MODEL, "*").await.unwrap();
+        assert_eq!(perm(alice.id, "other").await, Permission::NoPermissions);
+        assert_eq!(perm(alice.id, "*").await, Permission::Manage);
+        // Rename: copies first; the originals go once the rename committed.
+        let copy = s.copy_grants(REGISTERED_MODEL, "m", "n").await.unwrap();
+        assert_eq!(copy.originals, claim);
+        assert_eq!((perm(alice.id, "m").await, perm(alice.id, "n").await), (Permission::Manage, Permission::Manage));
+        s.remove(&copy.originals).await.unwrap();
+        assert_eq!(
+            (perm(alice.id, "m").await, perm(alice.id, "n").await),
+            (Permission::NoPermissions, Permission::Manage)
+        );
+        // Deletion removes the rows it saw, and not one written after.
+        let seen = s.grants_on(REGISTERED_MODEL, "n").await.unwrap();
+        s.claim("bob", REGISTERED_MODEL, "n").await.unwrap();
+        s.remove(&seen).await.unwrap();
+        assert_eq!(perm(bob.id, "n").await, Permission::Manage);
+        // Role grants written by an admin are never touched.
+        let role = s.create_role("readers", DEFAULT_WORKSPACE, None).await.unwrap();
+        s.add_role_permission(role.id, REGISTERED_MODEL, &Pattern::id("n"), "READ").await.unwrap();
+        s.claim("alice", REGISTERED_MODEL, "n").await.unwrap();
+        assert_eq!(s.list_role_permissions(role.id).await.unwrap().len(), 1);
+        assert!(is_synthetic_role_name(&synthetic_role_name(alice.id)) && !is_synthetic_role_name("readers"));
+        assert!(!is_synthetic_role_name("__user_x__") && !is_synthetic_role_name("__user___"));
+    }
+
+    #[test]
+    fn auth_database_must_not_be_the_tracking_sqlite_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| format!("sqlite:///{}", dir.path().join(name).display());
+        std::fs::write(dir.path().join("mlflow.db"), b"").unwrap();
+        assert!(check_separate_from_tracking(&file("mlflow.db"), &file("mlflow.db")).is_err());
+        assert!(check_separate_from_tracking(&file("basic_auth.db"), &file("mlflow.db")).is_ok());
+        let pg = "postgresql://u@h:5432/db";
+        assert!(check_separate_from_tracking(pg, pg).is_ok());
     }
 
     #[tokio::test]

@@ -5,15 +5,17 @@
 //! request can name anything outside the artifact destination (MLflow's CVE-2023-1177,
 //! CVE-2023-6909, CVE-2024-1483 and CVE-2024-3848 were all escapes of this kind).
 
+use crate::access::{artifact_tiers, is_run_id, Need};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::json::Reply;
+use crate::json::{Msg, Reply};
+use crate::routes::{Api, Input, DELETE, GET, PUT};
 use crate::AppState;
+use ::auth::permission::{Action, Requirement, EXPERIMENT, RUN};
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::extract::{FromRequestParts, Path as UrlPath, Request};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
@@ -24,12 +26,30 @@ use serde_json::json;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/artifacts", get(list))
-        .route("/artifacts/", get(list))
-        .route("/artifacts/{*path}", get(download).put(upload).delete(delete))
-        .layer(axum::extract::DefaultBodyLimit::disable())
+/// The artifact proxy, judged by path (`_authorize_flask_artifact_proxy`): reads need READ,
+/// uploads UPDATE, deletes MANAGE on what the path names (`access::artifact_tiers`).
+pub fn routes(api: &mut Api) {
+    api.rule(GET, "/artifacts", list, |q| Ok(Need::Artifact(Action::Read, q.path.clone().unwrap_or_default())));
+    api.rule(GET, "/artifacts/", list, |q| Ok(Need::Artifact(Action::Read, q.path.clone().unwrap_or_default())));
+    api.rule(GET, "/artifacts/{*path}", download, |a| Ok(Need::Artifact(Action::Read, a.path.clone())));
+    api.rule(PUT, "/artifacts/{*path}", upload, |a| Ok(Need::Artifact(Action::Update, a.path.clone())));
+    api.rule(DELETE, "/artifacts/{*path}", delete, |a| Ok(Need::Artifact(Action::Manage, a.path.clone())));
+}
+
+/// An artifact route's request: the path as the router decoded it (once) and, for uploads,
+/// the body, streamed (never buffered).
+pub struct Artifact {
+    pub path: String,
+    body: Body,
+}
+
+impl Input for Artifact {
+    async fn parse(req: Request, s: &AppState) -> ApiResult<Self> {
+        let (mut parts, body) = req.into_parts();
+        let UrlPath(path) =
+            UrlPath::<String>::from_request_parts(&mut parts, s).await.map_err(|e| ApiError::invalid(e.body_text()))?;
+        Ok(Artifact { path, body })
+    }
 }
 
 /// Checks an artifact path and turns it into a store path. Refuses absolute paths, `..` and
@@ -191,17 +211,13 @@ fn store_error(path: &Path, e: object_store::Error) -> ApiError {
     }
 }
 
-async fn upload(
-    State(s): State<AppState>,
-    UrlPath(raw): UrlPath<String>,
-    req: Request,
-) -> ApiResult<Reply<serde_json::Value>> {
-    let path = safe_path(&raw)?;
+async fn upload(s: AppState, _: Caller, a: Artifact) -> ApiResult<Reply<serde_json::Value>> {
+    let path = safe_path(&a.path)?;
     if path.as_ref().is_empty() {
         return Err(ApiError::invalid("An artifact path is required for upload"));
     }
     let mut writer = BufWriter::new(Arc::clone(&s.artifacts), path.clone());
-    let mut body = req.into_body().into_data_stream();
+    let mut body = a.body.into_data_stream();
     while let Some(chunk) = body.next().await {
         let written = match chunk {
             Ok(bytes) => writer.write_all(&bytes).await.map_err(|e| e.to_string()),
@@ -219,8 +235,8 @@ async fn upload(
     Ok(Reply(json!({})))
 }
 
-async fn download(State(s): State<AppState>, UrlPath(raw): UrlPath<String>) -> ApiResult<Response> {
-    let path = safe_path(&raw)?;
+async fn download(s: AppState, _: Caller, a: Artifact) -> ApiResult<Response> {
+    let path = safe_path(&a.path)?;
     let got = s.artifacts.get(&path).await.map_err(|e| store_error(&path, e))?;
     let size = got.meta.size;
     let mime = mime_guess::from_path(path.as_ref()).first_or_octet_stream();
@@ -232,8 +248,8 @@ async fn download(State(s): State<AppState>, UrlPath(raw): UrlPath<String>) -> A
         .into_response())
 }
 
-async fn delete(State(s): State<AppState>, UrlPath(raw): UrlPath<String>) -> ApiResult<Reply<serde_json::Value>> {
-    let path = safe_path(&raw)?;
+async fn delete(s: AppState, _: Caller, a: Artifact) -> ApiResult<Reply<serde_json::Value>> {
+    let path = safe_path(&a.path)?;
     let mut victims = vec![];
     let mut listing = s.artifacts.list(Some(&path));
     while let Some(meta) = listing.next().await {
@@ -263,8 +279,15 @@ struct FileInfo {
 
 /// Lists one directory level; paths are relative to the listed directory, as MLflow's are.
 /// A file or a missing path lists as `{}`; a zero size is omitted, as proto3 JSON does.
-async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Reply<serde_json::Value>> {
+/// Listing an experiment's root withholds its run directories from a caller whose run tier
+/// is denied (`filter_list_artifacts_proxy`).
+async fn list(s: AppState, who: Caller, Msg(q): Msg<ListQuery>) -> ApiResult<Reply<serde_json::Value>> {
     let path = safe_path(q.path.as_deref().unwrap_or(""))?;
+    let hide_runs = match (who.grants(), path.as_ref().contains('/')) {
+        (Some(g), false) => artifact_tiers(path.as_ref(), false)
+            .is_some_and(|(exp, _)| !g.satisfied(&Requirement::tier(RUN, Action::Read, EXPERIMENT, exp))),
+        _ => false,
+    };
     let prefix = (!path.as_ref().is_empty()).then_some(&path);
     if prefix.is_some() && s.artifacts.head(&path).await.is_ok() {
         return Ok(Reply(json!({})));
@@ -285,6 +308,9 @@ async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> ApiResul
             file_size: (o.size > 0).then_some(o.size),
         }))
         .collect();
+    if hide_runs {
+        files.retain(|f| !is_run_id(&f.path));
+    }
     if files.is_empty() {
         return Ok(Reply(json!({})));
     }

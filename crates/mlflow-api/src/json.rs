@@ -3,8 +3,9 @@
 //! and non-finite floats written as Python's `json` writes them (`"NaN"`, `"Infinity"`), as protobuf's JSON printer does.
 
 use crate::error::{ApiError, ApiResult};
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use crate::routes::Input;
+use crate::AppState;
+use axum::extract::Request;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
@@ -15,20 +16,27 @@ use std::fmt;
 /// MLflow's INVALID_PARAMETER_VALUE, not a transport error).
 pub const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
 
-/// A request message: from the query string for GET (and DELETE without a body), else from
-/// the JSON body. Errors become MLflow error bodies naming the bad field.
+/// A request message: from the query string for GET and HEAD (and for other methods sent
+/// without a body), else from the JSON body. Errors become MLflow error bodies naming the bad
+/// field. Parsed once per request: the route's permission rule and its handler read the same
+/// value (`routes.rs`).
 pub struct Msg<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Msg<T> {
-    type Rejection = ApiError;
+impl<T> std::ops::Deref for Msg<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
 
-    async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
+impl<T: DeserializeOwned + Send + 'static> Input for Msg<T> {
+    async fn parse(req: Request, _: &AppState) -> ApiResult<Self> {
         let query = req.uri().query().unwrap_or("").to_string();
-        let is_get = req.method() == Method::GET;
-        let body = Bytes::from_request(req, state)
+        let from_query = matches!(*req.method(), Method::GET | Method::HEAD);
+        let body = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY)
             .await
             .map_err(|e| ApiError::invalid(format!("Could not read the request body: {e}")))?;
-        if is_get || body.iter().all(u8::is_ascii_whitespace) {
+        if from_query || body.iter().all(u8::is_ascii_whitespace) {
             return serde_html_form::from_str(&query)
                 .map(Msg)
                 .map_err(|e| ApiError::invalid(format!("Invalid query parameters: {e}")));

@@ -1,26 +1,33 @@
 //! The MLflow REST API over the tracking store and an artifact store: routes, wire types
 //! and the one error mapping. [`run`] serves it on a bound listener until `shutdown`.
 //!
-//! Architecture invariant: handlers only parse, call the store and shape the reply; every
-//! rule about the data lives in the `tracking` crate.
+//! Architecture invariant: every route is declared once, with the permission it needs, in the
+//! route table ([`routes`]); the router is built from that table alone, so an undeclared route
+//! does not exist (authenticated callers get a 404/405, never a handler). Handlers only parse,
+//! call the store and shape the reply; every rule about the data lives in the `tracking` crate.
 
+pub mod access;
 pub mod artifacts;
 pub mod auth;
 pub mod error;
 pub mod guard;
 pub mod json;
 mod logged_models;
+mod owners;
 mod registry;
+pub mod routes;
 mod tracking;
 mod users;
 pub mod version;
 mod wire;
 
+use auth::Caller;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use axum::Router;
-use error::{ApiError, ErrorCode};
+use error::{ApiError, ApiResult, ErrorCode};
+use routes::{Api, RouteInfo, ARTIFACTS, FACTORY, GET, MLFLOW_V2, MLFLOW_V3, ROOT};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -30,57 +37,82 @@ use tokio::net::TcpListener;
 pub struct AppState {
     pub store: Arc<::tracking::Store>,
     pub artifacts: Arc<dyn object_store::ObjectStore>,
-    /// `Some` with `--app-name basic-auth`: every route except `/health` then passes [`auth::layer`].
+    /// `Some` with `--app-name basic-auth`: every non-public route then needs a login, and
+    /// the user API is served.
     pub auth: Option<Arc<auth::Auth>>,
 }
 
-/// The whole HTTP surface: MLflow's `/api/2.0/mlflow` (also under `/ajax-api/2.0/mlflow`,
-/// as MLflow mounts it for its UI), the artifact proxy, `/health` and `/version`; with auth on,
-/// also the user API, and every route behind the auth layer.
-pub fn router(state: AppState) -> Router {
-    let api = tracking::routes()
-        .merge(logged_models::routes())
-        .merge(registry::routes())
-        .layer(axum::extract::DefaultBodyLimit::max(json::MAX_JSON_BODY));
-    let artifacts = artifacts::routes();
-    let mut app = Router::new();
-    if state.auth.is_some() {
-        app = app.merge(users::routes());
+/// The route table: MLflow's `/api/2.0/mlflow` (also under `/ajax-api/2.0/mlflow`, as MLflow
+/// mounts it for its UI), the artifact proxy, our `/api/2.0/factory` additions, `/health`,
+/// `/version`, server info; with auth on, also the user API.
+fn table(with_users: bool) -> Api {
+    let mut api = Api::default();
+    api.under(MLFLOW_V2, |api| {
+        tracking::routes(api);
+        logged_models::routes(api);
+        registry::routes(api);
+    });
+    api.under(ARTIFACTS, artifacts::routes);
+    api.under(FACTORY, |api| {
+        registry::factory_routes(api);
+        api.listing(GET, "/version", factory_version);
+    });
+    api.under(MLFLOW_V3, |api| api.public(GET, "/server-info", server_info));
+    api.under(ROOT, |api| {
+        api.public(GET, "/health", health);
+        api.listing(GET, "/version", version);
+    });
+    if with_users {
+        users::routes(&mut api);
     }
-    let app = app
-        .nest("/api/2.0/mlflow", api.clone())
-        .nest("/ajax-api/2.0/mlflow", api)
-        .nest("/api/2.0/mlflow-artifacts", artifacts.clone())
-        .nest("/ajax-api/2.0/mlflow-artifacts", artifacts)
-        .nest("/api/2.0/factory", registry::factory_routes())
-        .route("/api/3.0/mlflow/server-info", get(server_info))
-        .route("/health", get(health))
-        .route("/api/2.0/factory/version", get(version::factory))
-        .route("/version", get(version::mlflow))
-        .fallback(not_found);
+    api
+}
+
+/// Every route the server answers (with auth on or off), its methods and guard.
+pub fn route_table(with_auth: bool) -> Vec<RouteInfo> {
+    table(with_auth).table()
+}
+
+/// The whole HTTP surface, built from the route table; with auth on, behind the
+/// authentication layer (which lets only the table's public paths through without a login).
+pub fn router(state: AppState) -> Router {
+    let api = table(state.auth.is_some());
+    let public = Arc::new(api.public_paths());
+    let app = api.into_router().fallback(not_found);
     match state.auth {
-        Some(_) => app.layer(axum::middleware::from_fn_with_state(state.clone(), auth::layer)).with_state(state),
+        Some(_) => {
+            let gate = auth::Gate { state: state.clone(), public };
+            app.layer(axum::middleware::from_fn_with_state(gate, auth::layer)).with_state(state)
+        }
         None => app.with_state(state),
     }
 }
 
-async fn health(axum::extract::State(s): axum::extract::State<AppState>) -> impl IntoResponse {
-    match s.store.ping().await {
+async fn health(s: AppState, _: Caller, _: ()) -> Result<impl IntoResponse, ApiError> {
+    Ok(match s.store.ping().await {
         Ok(()) => (StatusCode::OK, "OK"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
-    }
+    })
 }
 
-async fn server_info() -> impl IntoResponse {
-    json::Reply(serde_json::json!({
+async fn version(_: AppState, _: Caller, _: ()) -> ApiResult<impl IntoResponse> {
+    Ok(version::mlflow().await)
+}
+
+async fn factory_version(_: AppState, _: Caller, _: ()) -> ApiResult<impl IntoResponse> {
+    Ok(version::factory().await)
+}
+
+async fn server_info(_: AppState, _: Caller, _: ()) -> Result<json::Reply<serde_json::Value>, ApiError> {
+    Ok(json::Reply(serde_json::json!({
         "store_type": "SqlStore",
         "workspaces_enabled": false,
         "multipart_uploads_enabled": false,
         "multipart_downloads_enabled": false,
-    }))
+    })))
 }
 
-async fn not_found(uri: axum::http::Uri) -> ApiError {
+async fn not_found(_: State<AppState>, uri: axum::http::Uri) -> ApiError {
     ApiError::new(ErrorCode::EndpointNotFound, format!("No endpoint {} on this server", uri.path()))
 }
 

@@ -1,25 +1,72 @@
-//! MLflow 3 logged-model routes (`/api/2.0/mlflow/logged-models/...`).
+//! MLflow 3 logged-model routes (`/api/2.0/mlflow/logged-models/...`), each declared once
+//! with the rule over its typed request (the model id comes from the path).
 
-use crate::error::ApiResult;
+use crate::access::{filter_selects, param, readable, tier_open, Need, Withheld};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
 use crate::json::{Msg, Reply};
-use crate::tracking::required_str;
+use crate::routes::{Api, Input, DELETE, GET, GET_POST, PATCH, POST};
+use crate::tracking::{refill, required_str};
 use crate::wire::{self, tags_in, KeyValue};
 use crate::AppState;
-use axum::extract::{Path, State};
-use axum::routing::{delete, get, patch, post};
-use axum::Router;
+use ::auth::permission::{Action, EXPERIMENT, LOGGED_MODEL};
+use axum::extract::{FromRequestParts, Path, Request};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tracking::validate;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/logged-models", post(create))
-        .route("/logged-models/search", post(search).get(search))
-        .route("/logged-models/{model_id}", get(get_one).patch(finalize).delete(delete_one))
-        .route("/logged-models/{model_id}/tags", patch(set_tags))
-        .route("/logged-models/{model_id}/tags/{key}", delete(delete_tag))
-        .route("/logged-models/{model_id}/params", post(log_params))
+pub fn routes(api: &mut Api) {
+    api.rule(POST, "/logged-models", create, |r| {
+        Ok(Need::CreateLoggedModel {
+            experiment_id: param(&r.experiment_id, "experiment_id")?,
+            source_run_id: r.source_run_id.clone(),
+        })
+    });
+    api.listing_with(GET_POST, "/logged-models/search", search, |r| {
+        Ok(match filter_selects(r.filter.as_deref(), "source_run_id") {
+            true => Need::SearchSelectingRuns,
+            false => Need::Anyone,
+        })
+    });
+    api.rule(GET, "/logged-models/{model_id}", get_one, |r| Ok(Need::LoggedModel(r.path.clone(), Action::Read)));
+    api.rule(PATCH, "/logged-models/{model_id}", finalize, |r| Ok(Need::LoggedModel(r.path.clone(), Action::Update)));
+    api.rule(DELETE, "/logged-models/{model_id}", delete_one, |r| {
+        Ok(Need::LoggedModel(r.path.clone(), Action::Delete))
+    });
+    api.rule(PATCH, "/logged-models/{model_id}/tags", set_tags, |r| {
+        Ok(Need::LoggedModel(r.path.clone(), Action::Update))
+    });
+    api.rule(DELETE, "/logged-models/{model_id}/tags/{key}", delete_tag, |r| {
+        Ok(Need::LoggedModel(r.path.0.clone(), Action::Delete))
+    });
+    api.rule(POST, "/logged-models/{model_id}/params", log_params, |r| {
+        Ok(Need::LoggedModel(r.path.clone(), Action::Update))
+    });
 }
+
+/// A request whose path carries parameters (`P`: the model id, or id and tag key) besides
+/// its message `T`.
+pub struct Pathed<P, T> {
+    pub path: P,
+    pub msg: T,
+}
+
+impl<P: DeserializeOwned + Send + 'static, T: DeserializeOwned + Send + 'static> Input for Pathed<P, T> {
+    async fn parse(req: Request, s: &AppState) -> ApiResult<Self> {
+        let (mut parts, body) = req.into_parts();
+        let Path(path) =
+            Path::<P>::from_request_parts(&mut parts, s).await.map_err(|e| ApiError::invalid(e.body_text()))?;
+        let Msg(msg) = Msg::<T>::parse(Request::from_parts(parts, body), s).await?;
+        Ok(Pathed { path, msg })
+    }
+}
+
+/// A message with no fields (the request's parameters are all in its path).
+#[derive(Deserialize)]
+pub struct NoFields {}
+
+type ById<T> = Pathed<String, T>;
 
 #[derive(Deserialize)]
 struct Create {
@@ -34,11 +81,12 @@ struct Create {
     tags: Vec<KeyValue>,
 }
 
-fn reply(model: &tracking::LoggedModel) -> Reply<Value> {
-    Reply(json!({ "model": wire::LoggedModel::from(model) }))
+fn reply(who: &Caller, mut model: tracking::LoggedModel) -> Reply<Value> {
+    Withheld::of(who).logged_model(&mut model);
+    Reply(json!({ "model": wire::LoggedModel::from(&model) }))
 }
 
-async fn create(State(s): State<AppState>, Msg(r): Msg<Create>) -> ApiResult<Reply<Value>> {
+async fn create(s: AppState, who: Caller, Msg(r): Msg<Create>) -> ApiResult<Reply<Value>> {
     let model = s
         .store
         .create_logged_model(tracking::NewLoggedModel {
@@ -50,11 +98,11 @@ async fn create(State(s): State<AppState>, Msg(r): Msg<Create>) -> ApiResult<Rep
             tags: tags_in(r.tags),
         })
         .await?;
-    Ok(reply(&model))
+    Ok(reply(&who, model))
 }
 
-async fn get_one(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Reply<Value>> {
-    Ok(reply(&s.store.get_logged_model(&id).await?))
+async fn get_one(s: AppState, who: Caller, r: ById<NoFields>) -> ApiResult<Reply<Value>> {
+    Ok(reply(&who, s.store.get_logged_model(&r.path).await?))
 }
 
 #[derive(Deserialize)]
@@ -62,13 +110,13 @@ struct Finalize {
     status: Option<String>,
 }
 
-async fn finalize(State(s): State<AppState>, Path(id): Path<String>, Msg(r): Msg<Finalize>) -> ApiResult<Reply<Value>> {
-    let model = s.store.finalize_logged_model(&id, &required_str(r.status, "status")?).await?;
-    Ok(reply(&model))
+async fn finalize(s: AppState, who: Caller, r: ById<Finalize>) -> ApiResult<Reply<Value>> {
+    let model = s.store.finalize_logged_model(&r.path, &required_str(r.msg.status, "status")?).await?;
+    Ok(reply(&who, model))
 }
 
-async fn delete_one(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Reply<Value>> {
-    s.store.delete_logged_model(&id).await?;
+async fn delete_one(s: AppState, _: Caller, r: ById<NoFields>) -> ApiResult<Reply<Value>> {
+    s.store.delete_logged_model(&r.path).await?;
     Ok(Reply(json!({})))
 }
 
@@ -78,13 +126,14 @@ struct Tags {
     tags: Vec<KeyValue>,
 }
 
-async fn set_tags(State(s): State<AppState>, Path(id): Path<String>, Msg(r): Msg<Tags>) -> ApiResult<Reply<Value>> {
-    s.store.set_logged_model_tags(&id, &tags_in(r.tags)).await?;
-    Ok(reply(&s.store.get_logged_model(&id).await?))
+async fn set_tags(s: AppState, who: Caller, r: ById<Tags>) -> ApiResult<Reply<Value>> {
+    s.store.set_logged_model_tags(&r.path, &tags_in(r.msg.tags)).await?;
+    Ok(reply(&who, s.store.get_logged_model(&r.path).await?))
 }
 
-async fn delete_tag(State(s): State<AppState>, Path((id, key)): Path<(String, String)>) -> ApiResult<Reply<Value>> {
-    s.store.delete_logged_model_tag(&id, &key).await?;
+async fn delete_tag(s: AppState, _: Caller, r: Pathed<(String, String), NoFields>) -> ApiResult<Reply<Value>> {
+    let (id, key) = &r.path;
+    s.store.delete_logged_model_tag(id, key).await?;
     Ok(Reply(json!({})))
 }
 
@@ -94,8 +143,8 @@ struct Params {
     params: Vec<KeyValue>,
 }
 
-async fn log_params(State(s): State<AppState>, Path(id): Path<String>, Msg(r): Msg<Params>) -> ApiResult<Reply<Value>> {
-    s.store.log_logged_model_params(&id, &tags_in(r.params)).await?;
+async fn log_params(s: AppState, _: Caller, r: ById<Params>) -> ApiResult<Reply<Value>> {
+    s.store.log_logged_model_params(&r.path, &tags_in(r.msg.params)).await?;
     Ok(Reply(json!({})))
 }
 
@@ -117,21 +166,27 @@ struct Search {
     page_token: Option<String>,
 }
 
-async fn search(State(s): State<AppState>, Msg(r): Msg<Search>) -> ApiResult<Reply<wire::Paged<wire::LoggedModel>>> {
+/// `filter_search_logged_models`: only models in experiments the caller may read, when the
+/// logged-model tier is not denied; pages refilled.
+async fn search(s: AppState, who: Caller, Msg(r): Msg<Search>) -> ApiResult<Reply<wire::Paged<wire::LoggedModel>>> {
+    validate::search(r.experiment_ids.len(), r.order_by.len())?;
     let order: Vec<(String, bool)> = r
         .order_by
         .into_iter()
         .map(|o| Ok((required_str(o.field_name, "order_by.field_name")?, o.ascending.unwrap_or(true))))
         .collect::<ApiResult<_>>()?;
-    let page = s
-        .store
-        .search_logged_models(
-            &r.experiment_ids,
-            r.filter.as_deref().unwrap_or(""),
-            &order,
-            r.max_results.unwrap_or(100),
-            r.page_token.as_deref(),
-        )
-        .await?;
+    let (filter, max) = (r.filter.unwrap_or_default(), r.max_results.unwrap_or(100));
+    let search = |token: Option<String>, n: i64| {
+        let (store, ids, filter, order) = (&s.store, &r.experiment_ids, &filter, &order);
+        async move { store.search_logged_models(ids, filter, order, n, token.as_deref()).await }
+    };
+    let mut page = search(r.page_token, max).await?;
+    if let Some(g) = who.grants() {
+        let open = tier_open(g, LOGGED_MODEL);
+        let keep = |m: &tracking::LoggedModel| open && readable(g, EXPERIMENT, &m.experiment_id);
+        refill(&mut page, max, keep, |t, n| search(Some(t), n)).await?;
+    }
+    let withheld = Withheld::of(&who);
+    page.items.iter_mut().for_each(|m| withheld.logged_model(m));
     Ok(Reply(wire::Paged::of("models", &page)))
 }

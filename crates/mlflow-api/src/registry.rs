@@ -1,51 +1,102 @@
 //! Model registry routes (`/api/2.0/mlflow/registered-models/*`, `model-versions/*`) and our
-//! alias/stage history (`/api/2.0/factory/registered-models/history`).
+//! alias/stage history (`/api/2.0/factory/registered-models/history`), each declared once with
+//! the rule over its typed request. A registered model's per-user grants are written with it,
+//! follow its renames and go with it (`owners`); listings show only what the caller may read.
 
+use crate::access::{filter_selects, param, readable, tier_open, Need, Withheld};
+use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::json::{Msg, Reply};
-use crate::tracking::{required, required_str};
+use crate::routes::{Api, DELETE, GET, GET_POST, PATCH, POST};
+use crate::tracking::{refill, required, required_str};
 use crate::wire::{self, tags_in, KeyValue};
-use crate::AppState;
-use axum::extract::State;
-use axum::routing::{delete, get, patch, post};
-use axum::Router;
+use crate::{owners, AppState};
+use ::auth::permission::{Action, REGISTERED_MODEL, REGISTERED_MODEL_VERSION};
+use ::auth::Grants;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tracking::validate;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/registered-models/create", post(create_model))
-        .route("/registered-models/get", get(get_model))
-        .route("/registered-models/update", patch(update_model))
-        .route("/registered-models/rename", post(rename_model))
-        .route("/registered-models/delete", delete(delete_model))
-        .route("/registered-models/search", get(search_models).post(search_models))
-        .route("/registered-models/get-latest-versions", post(latest_versions).get(latest_versions))
-        .route("/registered-models/set-tag", post(set_model_tag))
-        .route("/registered-models/delete-tag", delete(delete_model_tag))
-        .route("/registered-models/alias", post(set_alias).delete(delete_alias).get(get_by_alias))
-        .route("/model-versions/create", post(create_version))
-        .route("/model-versions/get", get(get_version))
-        .route("/model-versions/update", patch(update_version))
-        .route("/model-versions/delete", delete(delete_version))
-        .route("/model-versions/search", get(search_versions).post(search_versions))
-        .route("/model-versions/get-download-uri", get(download_uri))
-        .route("/model-versions/transition-stage", post(transition_stage))
-        .route("/model-versions/set-tag", post(set_version_tag))
-        .route("/model-versions/delete-tag", delete(delete_version_tag))
+pub fn routes(api: &mut Api) {
+    api.rule(POST, "/registered-models/create", create_model, |r| {
+        Ok(Need::CreateRegisteredModel(r.name.clone().unwrap_or_default()))
+    });
+    api.rule(GET, "/registered-models/get", get_model, |r| model(&r.name, Action::Read));
+    api.rule(PATCH, "/registered-models/update", update_model, |r| model(&r.name, Action::Update));
+    api.rule(POST, "/registered-models/rename", rename_model, |r| model(&r.name, Action::Update));
+    api.rule(DELETE, "/registered-models/delete", delete_model, |r| {
+        Ok(Need::DeleteRegisteredModel(param(&r.name, "name")?))
+    });
+    api.listing(GET_POST, "/registered-models/search", search_models);
+    api.rule(GET_POST, "/registered-models/get-latest-versions", latest_versions, |r| version(&r.name, Action::Read));
+    api.rule(POST, "/registered-models/set-tag", set_model_tag, |r| model(&r.name, Action::Update));
+    api.rule(DELETE, "/registered-models/delete-tag", delete_model_tag, |r| model(&r.name, Action::Update));
+    api.rule(POST, "/registered-models/alias", set_alias, |r| Ok(Need::Alias(param(&r.name, "name")?, Action::Update)));
+    api.rule(DELETE, "/registered-models/alias", delete_alias, |r| {
+        Ok(Need::Alias(param(&r.name, "name")?, Action::Delete))
+    });
+    api.rule(GET, "/registered-models/alias", get_by_alias, |r| version(&r.name, Action::Read));
+    api.rule(POST, "/model-versions/create", create_version, |r| {
+        Ok(Need::CreateVersion {
+            name: param(&r.name, "name")?,
+            source: r.source.clone().unwrap_or_default(),
+            run_id: r.run_id.clone(),
+            model_id: r.model_id.clone(),
+        })
+    });
+    api.rule(GET, "/model-versions/get", get_version, |r| version(&r.name, Action::Read));
+    api.rule(PATCH, "/model-versions/update", update_version, |r| version(&r.name, Action::Update));
+    api.rule(DELETE, "/model-versions/delete", delete_version, |r| version(&r.name, Action::Delete));
+    api.listing_with(GET_POST, "/model-versions/search", search_versions, |r| {
+        Ok(match filter_selects(r.filter.as_deref(), "run_id") {
+            true => Need::SearchSelectingRuns,
+            false => Need::Anyone,
+        })
+    });
+    api.rule(GET, "/model-versions/get-download-uri", download_uri, |r| version(&r.name, Action::Read));
+    api.rule(POST, "/model-versions/transition-stage", transition_stage, |r| version(&r.name, Action::Update));
+    api.rule(POST, "/model-versions/set-tag", set_version_tag, |r| version(&r.name, Action::Update));
+    api.rule(DELETE, "/model-versions/delete-tag", delete_version_tag, |r| version(&r.name, Action::Delete));
 }
 
 /// Routes of ours beside MLflow's, under `/api/2.0/factory`.
-pub fn factory_routes() -> Router<AppState> {
-    Router::new().route("/registered-models/history", get(history))
+pub fn factory_routes(api: &mut Api) {
+    api.rule(GET, "/registered-models/history", history, |r| model(&r.name, Action::Read));
 }
 
-fn model_reply(m: &tracking::RegisteredModel) -> Reply<Value> {
-    Reply(json!({ "registered_model": wire::RegisteredModel::from(m) }))
+fn model(name: &Option<String>, action: Action) -> ApiResult<Need> {
+    Ok(Need::RegisteredModel(param(name, "name")?, action))
 }
 
-fn version_reply(v: &tracking::ModelVersion) -> Reply<Value> {
-    Reply(json!({ "model_version": wire::ModelVersion::from(v) }))
+fn version(name: &Option<String>, action: Action) -> ApiResult<Need> {
+    Ok(Need::Version(param(name, "name")?, action))
+}
+
+/// `_withhold_denied_latest_versions`: a model the caller reads still hides its versions when
+/// the version tier is denied, and the versions it shows what they say about denied tiers.
+fn withhold_versions(who: &Caller, models: &mut [tracking::RegisteredModel]) {
+    let Some(g) = who.grants() else { return };
+    let (versions_open, withheld) = (tier_open(g, REGISTERED_MODEL_VERSION), Withheld::of(who));
+    for m in models {
+        if !versions_open {
+            m.latest_versions.clear();
+        }
+        m.latest_versions.iter_mut().for_each(|v| withheld.version(v));
+    }
+}
+
+fn version_readable(g: &Grants, name: &str) -> bool {
+    tier_open(g, REGISTERED_MODEL_VERSION) && readable(g, REGISTERED_MODEL, name)
+}
+
+fn model_reply(who: &Caller, mut m: tracking::RegisteredModel) -> Reply<Value> {
+    withhold_versions(who, std::slice::from_mut(&mut m));
+    Reply(json!({ "registered_model": wire::RegisteredModel::from(&m) }))
+}
+
+fn version_reply(who: &Caller, mut v: tracking::ModelVersion) -> Reply<Value> {
+    Withheld::of(who).version(&mut v);
+    Reply(json!({ "model_version": wire::ModelVersion::from(&v) }))
 }
 
 #[derive(Deserialize)]
@@ -73,29 +124,37 @@ impl ModelReq {
     }
 }
 
-async fn create_model(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
+async fn create_model(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
-    let m = s.store.create_registered_model(&name, r.description.as_deref(), &tags_in(r.tags)).await?;
-    Ok(model_reply(&m))
+    validate::registered_model_name(&name)?;
+    if let Some(d) = &r.description {
+        validate::description(d)?;
+    }
+    let m = owners::create_registered_model(&s, &who, &name, r.description.as_deref(), &tags_in(r.tags)).await?;
+    Ok(model_reply(&who, m))
 }
 
-async fn get_model(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
-    Ok(model_reply(&s.store.get_registered_model(&r.name()?).await?))
+async fn get_model(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
+    Ok(model_reply(&who, s.store.get_registered_model(&r.name()?).await?))
 }
 
-async fn update_model(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
+async fn update_model(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
-    Ok(model_reply(&s.store.update_registered_model(&name, r.description.as_deref()).await?))
+    if let Some(d) = &r.description {
+        validate::description(d)?;
+    }
+    Ok(model_reply(&who, s.store.update_registered_model(&name, r.description.as_deref()).await?))
 }
 
-async fn rename_model(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
+async fn rename_model(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
     let new_name = required_str(r.new_name, "new_name")?;
-    Ok(model_reply(&s.store.rename_registered_model(&name, &new_name).await?))
+    validate::registered_model_name(&new_name)?;
+    Ok(model_reply(&who, owners::rename_registered_model(&s, &name, &new_name).await?))
 }
 
-async fn delete_model(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
-    s.store.delete_registered_model(&r.name()?).await?;
+async fn delete_model(s: AppState, _: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
+    owners::delete_registered_model(&s, &r.name()?).await?;
     Ok(Reply(json!({})))
 }
 
@@ -109,57 +168,64 @@ struct SearchReq {
     page_token: Option<String>,
 }
 
+/// `filter_search_registered_models`: only readable models, pages refilled, versions
+/// withheld when the version tier is denied.
 async fn search_models(
-    State(s): State<AppState>,
+    s: AppState,
+    who: Caller,
     Msg(r): Msg<SearchReq>,
 ) -> ApiResult<Reply<wire::Paged<wire::RegisteredModel>>> {
-    let page = s
-        .store
-        .search_registered_models(
-            r.filter.as_deref().unwrap_or(""),
-            &r.order_by,
-            r.max_results.unwrap_or(100),
-            r.page_token.as_deref(),
-        )
-        .await?;
+    validate::search(0, r.order_by.len())?;
+    let (filter, max) = (r.filter.unwrap_or_default(), r.max_results.unwrap_or(100));
+    let search = |token: Option<String>, n: i64| {
+        let (store, filter, order_by) = (&s.store, &filter, &r.order_by);
+        async move { store.search_registered_models(filter, order_by, n, token.as_deref()).await }
+    };
+    let mut page = search(r.page_token, max).await?;
+    if let Some(g) = who.grants() {
+        refill(&mut page, max, |m| readable(g, REGISTERED_MODEL, &m.name), |t, n| search(Some(t), n)).await?;
+    }
+    withhold_versions(&who, &mut page.items);
     Ok(Reply(wire::Paged::of("registered_models", &page)))
 }
 
-async fn latest_versions(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
+async fn latest_versions(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
-    let versions = s.store.get_latest_versions(&name, &r.stages).await?;
+    let mut versions = s.store.get_latest_versions(&name, &r.stages).await?;
+    let withheld = Withheld::of(&who);
+    versions.iter_mut().for_each(|v| withheld.version(v));
     let items: Vec<wire::ModelVersion> = versions.iter().map(Into::into).collect();
     Ok(Reply(json!({ "model_versions": items })))
 }
 
-async fn set_model_tag(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
+async fn set_model_tag(s: AppState, _: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
     let tag = tracking::KeyValue { key: required_str(r.key, "key")?, value: required(r.value, "value")? };
     s.store.set_registered_model_tag(&name, &tag).await?;
     Ok(Reply(json!({})))
 }
 
-async fn delete_model_tag(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
+async fn delete_model_tag(s: AppState, _: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
     s.store.delete_registered_model_tag(&name, &required_str(r.key, "key")?).await?;
     Ok(Reply(json!({})))
 }
 
-async fn set_alias(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
+async fn set_alias(s: AppState, _: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = (r.name()?, r.version()?);
     s.store.set_alias(&name, &required_str(r.alias, "alias")?, version, None).await?;
     Ok(Reply(json!({})))
 }
 
-async fn delete_alias(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
+async fn delete_alias(s: AppState, _: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
     s.store.delete_alias(&name, &required_str(r.alias, "alias")?, None).await?;
     Ok(Reply(json!({})))
 }
 
-async fn get_by_alias(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
+async fn get_by_alias(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
-    Ok(version_reply(&s.store.get_model_version_by_alias(&name, &required_str(r.alias, "alias")?).await?))
+    Ok(version_reply(&who, s.store.get_model_version_by_alias(&name, &required_str(r.alias, "alias")?).await?))
 }
 
 #[derive(Deserialize)]
@@ -174,7 +240,10 @@ struct CreateVersion {
     tags: Vec<KeyValue>,
 }
 
-async fn create_version(State(s): State<AppState>, Msg(r): Msg<CreateVersion>) -> ApiResult<Reply<Value>> {
+async fn create_version(s: AppState, who: Caller, Msg(r): Msg<CreateVersion>) -> ApiResult<Reply<Value>> {
+    if let Some(d) = &r.description {
+        validate::description(d)?;
+    }
     let v = s
         .store
         .create_model_version(tracking::NewModelVersion {
@@ -188,7 +257,7 @@ async fn create_version(State(s): State<AppState>, Msg(r): Msg<CreateVersion>) -
             user_id: None,
         })
         .await?;
-    Ok(version_reply(&v))
+    Ok(version_reply(&who, v))
 }
 
 #[derive(Deserialize)]
@@ -212,27 +281,34 @@ impl VersionReq {
     }
 }
 
-async fn get_version(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
+async fn get_version(s: AppState, who: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
-    Ok(version_reply(&s.store.get_model_version(&name, version).await?))
+    Ok(version_reply(&who, s.store.get_model_version(&name, version).await?))
 }
 
-async fn update_version(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
+async fn update_version(s: AppState, who: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
-    Ok(version_reply(&s.store.update_model_version(&name, version, r.description.as_deref()).await?))
+    if let Some(d) = &r.description {
+        validate::description(d)?;
+    }
+    Ok(version_reply(&who, s.store.update_model_version(&name, version, r.description.as_deref()).await?))
 }
 
-async fn delete_version(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
+async fn delete_version(s: AppState, _: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
     s.store.delete_model_version(&name, version, None).await?;
     Ok(Reply(json!({})))
 }
 
+/// `filter_search_model_versions`: only versions of readable models, when the version tier is
+/// not denied (no refill, as in MLflow).
 async fn search_versions(
-    State(s): State<AppState>,
+    s: AppState,
+    who: Caller,
     Msg(r): Msg<SearchReq>,
 ) -> ApiResult<Reply<wire::Paged<wire::ModelVersion>>> {
-    let page = s
+    validate::search(0, r.order_by.len())?;
+    let mut page = s
         .store
         .search_model_versions(
             r.filter.as_deref().unwrap_or(""),
@@ -241,31 +317,36 @@ async fn search_versions(
             r.page_token.as_deref(),
         )
         .await?;
+    if let Some(g) = who.grants() {
+        page.items.retain(|v| version_readable(g, &v.name));
+    }
+    let withheld = Withheld::of(&who);
+    page.items.iter_mut().for_each(|v| withheld.version(v));
     Ok(Reply(wire::Paged::of("model_versions", &page)))
 }
 
-async fn download_uri(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
+async fn download_uri(s: AppState, _: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
     let uri = s.store.get_model_version_download_uri(&name, version).await?;
     Ok(Reply(json!({ "artifact_uri": uri })))
 }
 
-async fn transition_stage(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
+async fn transition_stage(s: AppState, who: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
     let stage = required_str(r.stage, "stage")?;
     let v =
         s.store.transition_stage(&name, version, &stage, r.archive_existing_versions.unwrap_or(false), None).await?;
-    Ok(version_reply(&v))
+    Ok(version_reply(&who, v))
 }
 
-async fn set_version_tag(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
+async fn set_version_tag(s: AppState, _: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
     let tag = tracking::KeyValue { key: required_str(r.key, "key")?, value: required(r.value, "value")? };
     s.store.set_model_version_tag(&name, version, &tag).await?;
     Ok(Reply(json!({})))
 }
 
-async fn delete_version_tag(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
+async fn delete_version_tag(s: AppState, _: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
     s.store.delete_model_version_tag(&name, version, &required_str(r.key, "key")?).await?;
     Ok(Reply(json!({})))
@@ -278,7 +359,7 @@ struct HistoryReq {
 }
 
 /// Every alias and stage move of a model, oldest first (`?name=...[&alias=prod]`).
-async fn history(State(s): State<AppState>, Msg(r): Msg<HistoryReq>) -> ApiResult<Reply<Value>> {
+async fn history(s: AppState, _: Caller, Msg(r): Msg<HistoryReq>) -> ApiResult<Reply<Value>> {
     let name = required_str(r.name, "name")?;
     let events = s.store.registry_history(&name, r.alias.as_deref()).await?;
     let items: Vec<wire::RegistryEvent> = events.iter().map(Into::into).collect();

@@ -1,44 +1,113 @@
-//! Tracking routes (`/api/2.0/mlflow/experiments/*`, `runs/*`, `metrics/*`): parse the
-//! request message, call the store, shape the reply. No logic beyond that.
+//! Tracking routes (`/api/2.0/mlflow/experiments/*`, `runs/*`, `metrics/*`): each declared
+//! once in [`routes`] with the rule over its typed request, and handled by parse → call the
+//! store → shape the reply. Listings show only what the caller may read.
 
+use crate::access::{param, readable, tier_open, Need, Withheld};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{self, Encoded, Msg, Reply};
+use crate::routes::{Api, GET, GET_POST, POST};
 use crate::wire::{self, tags_in, KeyValue, Paged};
-use crate::AppState;
-use axum::extract::State;
-use axum::routing::{get, post};
-use axum::Router;
+use crate::{owners, AppState};
+use ::auth::permission::{Action, EXPERIMENT, RUN};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tracking::{LifecycleStage, Metric, RunSearch, RunStatus, RunUpdate, ViewType};
+use tracking::{validate, LifecycleStage, Metric, RunSearch, RunStatus, RunUpdate, ViewType, RUN_NAME_TAG};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/experiments/create", post(create_experiment))
-        .route("/experiments/search", get(search_experiments).post(search_experiments))
-        .route("/experiments/list", get(search_experiments))
-        .route("/experiments/get", get(get_experiment))
-        .route("/experiments/get-by-name", get(get_experiment_by_name))
-        .route("/experiments/delete", post(delete_experiment))
-        .route("/experiments/restore", post(restore_experiment))
-        .route("/experiments/update", post(update_experiment))
-        .route("/experiments/set-experiment-tag", post(set_experiment_tag))
-        .route("/experiments/delete-experiment-tag", post(delete_experiment_tag))
-        .route("/runs/create", post(create_run))
-        .route("/runs/update", post(update_run))
-        .route("/runs/delete", post(delete_run))
-        .route("/runs/restore", post(restore_run))
-        .route("/runs/get", get(get_run))
-        .route("/runs/log-metric", post(log_metric))
-        .route("/runs/log-parameter", post(log_param))
-        .route("/runs/set-tag", post(set_tag))
-        .route("/runs/delete-tag", post(delete_tag))
-        .route("/runs/log-batch", post(log_batch))
-        .route("/runs/log-inputs", post(log_inputs))
-        .route("/runs/outputs", post(log_outputs))
-        .route("/runs/search", get(search_runs).post(search_runs))
-        .route("/metrics/get-history", get(get_metric_history))
-        .route("/metrics/get-history-bulk-interval", get(get_metric_history_bulk_interval))
+pub fn routes(api: &mut Api) {
+    api.rule(POST, "/experiments/create", create_experiment, |_| Ok(Need::CreateExperiment));
+    api.listing(GET_POST, "/experiments/search", search_experiments);
+    api.listing(GET, "/experiments/list", search_experiments);
+    api.rule(GET, "/experiments/get", get_experiment, |r| experiment(&r.experiment_id, Action::Read));
+    api.rule(GET, "/experiments/get-by-name", get_experiment_by_name, |r| {
+        Ok(Need::ExperimentByName(param(&r.experiment_name, "experiment_name")?))
+    });
+    api.rule(POST, "/experiments/delete", delete_experiment, |r| {
+        Ok(Need::DeleteExperiment(param(&r.experiment_id, "experiment_id")?))
+    });
+    api.rule(POST, "/experiments/restore", restore_experiment, |r| {
+        Ok(Need::DeleteExperiment(param(&r.experiment_id, "experiment_id")?))
+    });
+    api.rule(POST, "/experiments/update", update_experiment, |r| experiment(&r.experiment_id, Action::Update));
+    api.rule(POST, "/experiments/set-experiment-tag", set_experiment_tag, |r| {
+        experiment(&r.experiment_id, Action::Update)
+    });
+    api.rule(POST, "/experiments/delete-experiment-tag", delete_experiment_tag, |r| {
+        experiment(&r.experiment_id, Action::Update)
+    });
+    api.rule(POST, "/runs/create", create_run, |r| Ok(Need::CreateRun(param(&r.experiment_id, "experiment_id")?)));
+    api.rule(POST, "/runs/update", update_run, |r| Ok(Need::Run(r.run.id()?, Action::Update)));
+    api.rule(POST, "/runs/delete", delete_run, |r| Ok(Need::Run(r.id()?, Action::Delete)));
+    api.rule(POST, "/runs/restore", restore_run, |r| Ok(Need::Run(r.id()?, Action::Delete)));
+    api.rule(GET, "/runs/get", get_run, |r| Ok(Need::Run(r.id()?, Action::Read)));
+    api.rule(POST, "/runs/log-metric", log_metric, |r| {
+        Ok(Need::RunAndModels(r.run.id()?, model_ids([r.metric.model_id.as_deref()])))
+    });
+    api.rule(POST, "/runs/log-parameter", log_param, |r| Ok(Need::Run(r.run.id()?, Action::Update)));
+    api.rule(POST, "/runs/set-tag", set_tag, |r| Ok(Need::Run(r.run.id()?, Action::Update)));
+    api.rule(POST, "/runs/delete-tag", delete_tag, |r| Ok(Need::Run(r.run.id()?, Action::Update)));
+    api.rule(POST, "/runs/log-batch", log_batch, |r| {
+        // Sizes first: the decision looks up every logged model the metrics name.
+        validate::batch_sizes(r.metrics.len(), r.params.len(), r.tags.len())?;
+        Ok(Need::RunAndModels(r.run.id()?, model_ids(r.metrics.iter().map(|m| m.model_id.as_deref()))))
+    });
+    api.rule(POST, "/runs/log-inputs", log_inputs, |r| {
+        Ok(Need::RunAndModels(r.run.id()?, model_ids(r.models.iter().map(|m| Some(m.model_id.as_str())))))
+    });
+    api.rule(POST, "/runs/outputs", log_outputs, |r| {
+        Ok(Need::RunAndModels(r.run.id()?, model_ids(r.models.iter().map(|m| Some(m.model_id.as_str())))))
+    });
+    api.listing(GET_POST, "/runs/search", search_runs);
+    api.rule(GET, "/metrics/get-history", get_metric_history, |r| Ok(Need::Run(r.run.id()?, Action::Read)));
+    api.rule(GET, "/metrics/get-history-bulk-interval", get_metric_history_bulk_interval, |r| {
+        validate::bulk_run_ids(r.run_ids.len())?;
+        Ok(Need::RunsBulk(r.run_ids.clone()))
+    });
+}
+
+fn experiment(id: &Option<String>, action: Action) -> ApiResult<Need> {
+    Ok(Need::Experiment(param(id, "experiment_id")?, action))
+}
+
+/// The distinct, non-empty logged-model ids a request writes to (`_validate_can_update_run_and_models`).
+fn model_ids<'a>(ids: impl IntoIterator<Item = Option<&'a str>>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for id in ids.into_iter().flatten().filter(|s| !s.is_empty()) {
+        if !out.iter().any(|x| x == id) {
+            out.push(id.to_string());
+        }
+    }
+    out
+}
+
+/// MLflow refetches after filtering a search page, until it is full or the results end; so do
+/// we, for at most this many more store pages, and then answer a shorter page whose token
+/// still reaches every row (so one request cannot make the server walk the whole table).
+const MAX_REFILLS: usize = 16;
+
+/// Drops the rows `keep` refuses and refills the page from the following ones.
+pub(crate) async fn refill<T, F, Fut>(
+    page: &mut tracking::Page<T>,
+    max_results: i64,
+    keep: impl Fn(&T) -> bool,
+    mut next: F,
+) -> ApiResult<()>
+where
+    F: FnMut(String, i64) -> Fut,
+    Fut: std::future::Future<Output = tracking::Result<tracking::Page<T>>>,
+{
+    page.items.retain(&keep);
+    for _ in 0..MAX_REFILLS {
+        let missing = max_results - page.items.len() as i64;
+        if missing <= 0 {
+            break;
+        }
+        let Some(token) = page.next_page_token.take() else { break };
+        let more = next(token, missing).await?;
+        page.next_page_token = more.next_page_token;
+        page.items.extend(more.items.into_iter().filter(|row| keep(row)));
+    }
+    Ok(())
 }
 
 pub(crate) fn required<T>(value: Option<T>, name: &str) -> ApiResult<T> {
@@ -66,8 +135,9 @@ struct RunRef {
 }
 
 impl RunRef {
-    fn id(self) -> ApiResult<String> {
-        required_str(self.run_id.filter(|s| !s.is_empty()).or(self.run_uuid), "run_id")
+    /// The one derivation of the run id, used by the rule and the handler alike.
+    fn id(&self) -> ApiResult<String> {
+        required_str(self.run_id.clone().filter(|s| !s.is_empty()).or_else(|| self.run_uuid.clone()), "run_id")
     }
 }
 
@@ -81,13 +151,16 @@ struct CreateExperiment {
     tags: Vec<KeyValue>,
 }
 
-async fn create_experiment(State(s): State<AppState>, Msg(r): Msg<CreateExperiment>) -> ApiResult<Reply<Value>> {
+async fn create_experiment(s: AppState, who: Caller, Msg(r): Msg<CreateExperiment>) -> ApiResult<Reply<Value>> {
     let name = required_str(r.name, "name")?;
     let location = r.artifact_location.filter(|l| !l.is_empty());
     if let Some(loc) = &location {
         crate::artifacts::check_artifact_location(loc)?;
     }
-    let id = s.store.create_experiment(&name, location.as_deref(), &tags_in(r.tags)).await?;
+    for t in &r.tags {
+        validate::experiment_tag(&t.key, &t.value)?;
+    }
+    let id = owners::create_experiment(&s, &who, &name, location.as_deref(), &tags_in(r.tags)).await?;
     Ok(Reply(json!({ "experiment_id": id })))
 }
 
@@ -102,20 +175,22 @@ struct SearchExperiments {
     view_type: Option<String>,
 }
 
+/// `filter_search_experiments`: only experiments the caller may read, pages refilled.
 async fn search_experiments(
-    State(s): State<AppState>,
+    s: AppState,
+    who: Caller,
     Msg(r): Msg<SearchExperiments>,
 ) -> ApiResult<Reply<Paged<wire::Experiment>>> {
-    let page = s
-        .store
-        .search_experiments(
-            view_type(r.view_type)?,
-            r.filter.as_deref().unwrap_or(""),
-            &r.order_by,
-            r.max_results.unwrap_or(1000),
-            r.page_token.as_deref(),
-        )
-        .await?;
+    validate::search(0, r.order_by.len())?;
+    let (view, filter, max) = (view_type(r.view_type)?, r.filter.unwrap_or_default(), r.max_results.unwrap_or(1000));
+    let search = |token: Option<String>, n: i64| {
+        let (store, filter, order_by) = (&s.store, &filter, &r.order_by);
+        async move { store.search_experiments(view, filter, order_by, n, token.as_deref()).await }
+    };
+    let mut page = search(r.page_token, max).await?;
+    if let Some(g) = who.grants() {
+        refill(&mut page, max, |e| readable(g, EXPERIMENT, &e.experiment_id), |t, n| search(Some(t), n)).await?;
+    }
     Ok(Reply(Paged::of("experiments", &page)))
 }
 
@@ -125,7 +200,7 @@ struct ExperimentRef {
     experiment_id: Option<String>,
 }
 
-async fn get_experiment(State(s): State<AppState>, Msg(r): Msg<ExperimentRef>) -> ApiResult<Reply<Value>> {
+async fn get_experiment(s: AppState, _: Caller, Msg(r): Msg<ExperimentRef>) -> ApiResult<Reply<Value>> {
     let exp = s.store.get_experiment(&required_str(r.experiment_id, "experiment_id")?).await?;
     Ok(Reply(json!({ "experiment": wire::Experiment::from(&exp) })))
 }
@@ -135,18 +210,18 @@ struct ExperimentByName {
     experiment_name: Option<String>,
 }
 
-async fn get_experiment_by_name(State(s): State<AppState>, Msg(r): Msg<ExperimentByName>) -> ApiResult<Reply<Value>> {
+async fn get_experiment_by_name(s: AppState, _: Caller, Msg(r): Msg<ExperimentByName>) -> ApiResult<Reply<Value>> {
     let exp = s.store.get_experiment_by_name(&required_str(r.experiment_name, "experiment_name")?).await?;
     Ok(Reply(json!({ "experiment": wire::Experiment::from(&exp) })))
 }
 
-async fn delete_experiment(State(s): State<AppState>, Msg(r): Msg<ExperimentRef>) -> ApiResult<Reply<Value>> {
+async fn delete_experiment(s: AppState, _: Caller, Msg(r): Msg<ExperimentRef>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
     s.store.set_experiment_lifecycle(&id, LifecycleStage::Deleted).await?;
     Ok(Reply(json!({})))
 }
 
-async fn restore_experiment(State(s): State<AppState>, Msg(r): Msg<ExperimentRef>) -> ApiResult<Reply<Value>> {
+async fn restore_experiment(s: AppState, _: Caller, Msg(r): Msg<ExperimentRef>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
     s.store.set_experiment_lifecycle(&id, LifecycleStage::Active).await?;
     Ok(Reply(json!({})))
@@ -159,7 +234,7 @@ struct UpdateExperiment {
     new_name: Option<String>,
 }
 
-async fn update_experiment(State(s): State<AppState>, Msg(r): Msg<UpdateExperiment>) -> ApiResult<Reply<Value>> {
+async fn update_experiment(s: AppState, _: Caller, Msg(r): Msg<UpdateExperiment>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
     s.store.rename_experiment(&id, &required_str(r.new_name, "new_name")?).await?;
     Ok(Reply(json!({})))
@@ -173,20 +248,31 @@ struct ExperimentTag {
     value: Option<String>,
 }
 
-async fn set_experiment_tag(State(s): State<AppState>, Msg(r): Msg<ExperimentTag>) -> ApiResult<Reply<Value>> {
+async fn set_experiment_tag(s: AppState, _: Caller, Msg(r): Msg<ExperimentTag>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
     let key = required_str(r.key, "key")?;
-    s.store.set_experiment_tag(&id, &key, &required(r.value, "value")?).await?;
+    let value = required(r.value, "value")?;
+    validate::experiment_tag(&key, &value)?;
+    s.store.set_experiment_tag(&id, &key, &value).await?;
     Ok(Reply(json!({})))
 }
 
-async fn delete_experiment_tag(State(s): State<AppState>, Msg(r): Msg<ExperimentTag>) -> ApiResult<Reply<Value>> {
+async fn delete_experiment_tag(s: AppState, _: Caller, Msg(r): Msg<ExperimentTag>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
     s.store.delete_experiment_tag(&id, &required_str(r.key, "key")?).await?;
     Ok(Reply(json!({})))
 }
 
 // ---- runs ----
+
+/// A run tag; `mlflow.runName` is the run's name, so it has the name's limit too.
+fn run_tag(key: &str, value: &str) -> ApiResult<()> {
+    validate::tag(key, value)?;
+    if key == RUN_NAME_TAG {
+        validate::run_name(value)?;
+    }
+    Ok(())
+}
 
 #[derive(Deserialize)]
 struct CreateRun {
@@ -200,7 +286,13 @@ struct CreateRun {
     tags: Vec<KeyValue>,
 }
 
-async fn create_run(State(s): State<AppState>, Msg(r): Msg<CreateRun>) -> ApiResult<Reply<Value>> {
+async fn create_run(s: AppState, _: Caller, Msg(r): Msg<CreateRun>) -> ApiResult<Reply<Value>> {
+    if let Some(name) = &r.run_name {
+        validate::run_name(name)?;
+    }
+    for t in &r.tags {
+        run_tag(&t.key, &t.value)?;
+    }
     let exp = r.experiment_id.filter(|e| !e.is_empty()).unwrap_or_else(|| tracking::DEFAULT_EXPERIMENT_ID.into());
     let run = s
         .store
@@ -219,7 +311,10 @@ struct UpdateRun {
     run_name: Option<String>,
 }
 
-async fn update_run(State(s): State<AppState>, Msg(r): Msg<UpdateRun>) -> ApiResult<Reply<Value>> {
+async fn update_run(s: AppState, _: Caller, Msg(r): Msg<UpdateRun>) -> ApiResult<Reply<Value>> {
+    if let Some(name) = &r.run_name {
+        validate::run_name(name)?;
+    }
     let status = match r.status {
         None => None,
         Some(st) => Some(RunStatus::parse(&st).ok_or_else(|| {
@@ -233,18 +328,19 @@ async fn update_run(State(s): State<AppState>, Msg(r): Msg<UpdateRun>) -> ApiRes
     Ok(Reply(json!({ "run_info": wire::RunInfo::from(&info) })))
 }
 
-async fn delete_run(State(s): State<AppState>, Msg(r): Msg<RunRef>) -> ApiResult<Reply<Value>> {
+async fn delete_run(s: AppState, _: Caller, Msg(r): Msg<RunRef>) -> ApiResult<Reply<Value>> {
     s.store.set_run_lifecycle(&r.id()?, LifecycleStage::Deleted).await?;
     Ok(Reply(json!({})))
 }
 
-async fn restore_run(State(s): State<AppState>, Msg(r): Msg<RunRef>) -> ApiResult<Reply<Value>> {
+async fn restore_run(s: AppState, _: Caller, Msg(r): Msg<RunRef>) -> ApiResult<Reply<Value>> {
     s.store.set_run_lifecycle(&r.id()?, LifecycleStage::Active).await?;
     Ok(Reply(json!({})))
 }
 
-async fn get_run(State(s): State<AppState>, Msg(r): Msg<RunRef>) -> ApiResult<Reply<Value>> {
-    let run = s.store.get_run(&r.id()?).await?;
+async fn get_run(s: AppState, who: Caller, Msg(r): Msg<RunRef>) -> ApiResult<Reply<Value>> {
+    let mut run = s.store.get_run(&r.id()?).await?;
+    Withheld::of(&who).run(&mut run);
     Ok(Reply(json!({ "run": wire::Run::from(&run) })))
 }
 
@@ -285,7 +381,7 @@ struct LogMetric {
     metric: MetricIn,
 }
 
-async fn log_metric(State(s): State<AppState>, Msg(r): Msg<LogMetric>) -> ApiResult<Reply<Value>> {
+async fn log_metric(s: AppState, _: Caller, Msg(r): Msg<LogMetric>) -> ApiResult<Reply<Value>> {
     let run_id = r.run.id()?;
     s.store.log_metric(&run_id, &r.metric.into_metric()?).await?;
     Ok(Reply(json!({})))
@@ -307,19 +403,20 @@ impl RunKeyValue {
     }
 }
 
-async fn log_param(State(s): State<AppState>, Msg(r): Msg<RunKeyValue>) -> ApiResult<Reply<Value>> {
+async fn log_param(s: AppState, _: Caller, Msg(r): Msg<RunKeyValue>) -> ApiResult<Reply<Value>> {
     let (run_id, kv) = r.split()?;
     s.store.log_param(&run_id, &kv).await?;
     Ok(Reply(json!({})))
 }
 
-async fn set_tag(State(s): State<AppState>, Msg(r): Msg<RunKeyValue>) -> ApiResult<Reply<Value>> {
+async fn set_tag(s: AppState, _: Caller, Msg(r): Msg<RunKeyValue>) -> ApiResult<Reply<Value>> {
     let (run_id, kv) = r.split()?;
+    run_tag(&kv.key, &kv.value)?;
     s.store.set_tag(&run_id, &kv).await?;
     Ok(Reply(json!({})))
 }
 
-async fn delete_tag(State(s): State<AppState>, Msg(r): Msg<RunKeyValue>) -> ApiResult<Reply<Value>> {
+async fn delete_tag(s: AppState, _: Caller, Msg(r): Msg<RunKeyValue>) -> ApiResult<Reply<Value>> {
     let run_id = r.run.id()?;
     s.store.delete_tag(&run_id, &required_str(r.key, "key")?).await?;
     Ok(Reply(json!({})))
@@ -337,7 +434,11 @@ struct LogBatch {
     tags: Vec<KeyValue>,
 }
 
-async fn log_batch(State(s): State<AppState>, Msg(r): Msg<LogBatch>) -> ApiResult<Reply<Value>> {
+async fn log_batch(s: AppState, _: Caller, Msg(r): Msg<LogBatch>) -> ApiResult<Reply<Value>> {
+    validate::batch_sizes(r.metrics.len(), r.params.len(), r.tags.len())?;
+    for t in &r.tags {
+        run_tag(&t.key, &t.value)?;
+    }
     let run_id = r.run.id()?;
     let metrics = r.metrics.into_iter().map(MetricIn::into_metric).collect::<ApiResult<Vec<_>>>()?;
     s.store.log_batch(&run_id, &metrics, &tags_in(r.params), &tags_in(r.tags)).await?;
@@ -354,7 +455,7 @@ struct LogInputs {
     models: Vec<wire::ModelInput>,
 }
 
-async fn log_inputs(State(s): State<AppState>, Msg(r): Msg<LogInputs>) -> ApiResult<Reply<Value>> {
+async fn log_inputs(s: AppState, _: Caller, Msg(r): Msg<LogInputs>) -> ApiResult<Reply<Value>> {
     let run_id = r.run.id()?;
     let inputs: Vec<tracking::DatasetInput> = r.datasets.into_iter().map(Into::into).collect();
     let models: Vec<String> = r.models.into_iter().map(|m| m.model_id).filter(|m| !m.is_empty()).collect();
@@ -370,7 +471,7 @@ struct LogOutputs {
     models: Vec<wire::ModelOutput>,
 }
 
-async fn log_outputs(State(s): State<AppState>, Msg(r): Msg<LogOutputs>) -> ApiResult<Reply<Value>> {
+async fn log_outputs(s: AppState, _: Caller, Msg(r): Msg<LogOutputs>) -> ApiResult<Reply<Value>> {
     let run_id = r.run.id()?;
     let outputs: Vec<tracking::ModelOutput> = r
         .models
@@ -394,9 +495,17 @@ struct SearchRuns {
     page_token: Option<String>,
 }
 
-async fn search_runs(State(s): State<AppState>, Msg(r): Msg<SearchRuns>) -> ApiResult<Encoded> {
+/// `search_runs_impl`: the experiment ids are narrowed to those the caller may read
+/// (`filter_experiment_ids`) before the query runs.
+async fn search_runs(s: AppState, who: Caller, Msg(r): Msg<SearchRuns>) -> ApiResult<Encoded> {
+    validate::search(r.experiment_ids.len(), r.order_by.len())?;
+    let mut experiment_ids = r.experiment_ids;
+    if let Some(g) = who.grants() {
+        let runs_open = tier_open(g, RUN);
+        experiment_ids.retain(|id| runs_open && readable(g, EXPERIMENT, id));
+    }
     let search = RunSearch {
-        experiment_ids: r.experiment_ids,
+        experiment_ids,
         filter: r.filter.unwrap_or_default(),
         view: view_type(r.run_view_type)?,
         max_results: r.max_results.unwrap_or(1000),
@@ -404,6 +513,20 @@ async fn search_runs(State(s): State<AppState>, Msg(r): Msg<SearchRuns>) -> ApiR
         page_token: r.page_token,
     };
     let page = s.store.search_runs(&search).await?;
+    let withheld = Withheld::of(&who);
+    if withheld.logged_models {
+        // Rendered for this caller alone (rare: a denied logged-model tier).
+        let runs: Vec<String> = page
+            .items
+            .iter()
+            .map(|run| {
+                let mut run = tracking::Run::clone(run);
+                withheld.run(&mut run);
+                wire::Run(&run).to_json()
+            })
+            .collect();
+        return Ok(Encoded::raw_page("runs", runs.iter().map(String::as_str), page.next_page_token.as_deref()));
+    }
     // Each run's JSON is made once per state of the run and kept beside it in the store's
     // cache: a page of runs seen before is copied, not encoded again.
     let runs = page.items.iter().map(|run| run.rendered(|r| wire::Run(r).to_json()));
@@ -421,12 +544,14 @@ struct MetricHistory {
 }
 
 async fn get_metric_history(
-    State(s): State<AppState>,
+    s: AppState,
+    who: Caller,
     Msg(r): Msg<MetricHistory>,
 ) -> ApiResult<Reply<Paged<wire::Metric>>> {
     let run_id = r.run.id()?;
     let key = required_str(r.metric_key, "metric_key")?;
-    let page = s.store.get_metric_history(&run_id, &key, r.max_results, r.page_token.as_deref()).await?;
+    let mut page = s.store.get_metric_history(&run_id, &key, r.max_results, r.page_token.as_deref()).await?;
+    Withheld::of(&who).metrics(&mut page.items);
     Ok(Reply(Paged::of("metrics", &page)))
 }
 
@@ -444,9 +569,11 @@ struct BulkInterval {
 }
 
 async fn get_metric_history_bulk_interval(
-    State(s): State<AppState>,
+    s: AppState,
+    _: Caller,
     Msg(r): Msg<BulkInterval>,
 ) -> ApiResult<Reply<Value>> {
+    validate::bulk_run_ids(r.run_ids.len())?;
     let key = required_str(r.metric_key, "metric_key")?;
     let points = s
         .store

@@ -1,59 +1,181 @@
 //! The auth app's own API, as MLflow 3.17.2 serves it (`mlflow/server/auth/routes.py`):
 //! users under `/api/2.0/mlflow/users/…`, per-user grants under
 //! `/api/3.0/mlflow/users/permissions/…` and roles under `/api/3.0/mlflow/roles/…`, each also
-//! under `/ajax-api/`. Mounted only with `--app-name basic-auth`, behind [`crate::auth::layer`],
-//! which has already authenticated the caller; each handler makes MLflow's authorization
-//! decision for its route (admin, self, or MANAGE on the resource) and replies as MLflow does.
+//! under `/ajax-api/`. Mounted only with `--app-name basic-auth`. Each route is declared once
+//! with its rule (MLflow's `BEFORE_REQUEST_VALIDATORS` for these paths); the handlers scope
+//! what they list to what the caller may see.
+//!
+//! Departure: a non-admin never sees another user's per-user grant role (`__user_<id>__`,
+//! which carries that user's grants) in `roles/list`, `roles/get` or `roles/permissions/list`;
+//! MLflow shows them to anyone holding a role in the workspace.
 
-use crate::auth::{forbidden, Auth, CurrentUser, Params};
+use crate::access::{self, param, Need, RoleTarget};
+use crate::auth::{Caller, Session};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::json::Reply;
+use crate::json::{Msg, Reply};
+use crate::routes::{Api, Input, DELETE, GET, MLFLOW_V2, MLFLOW_V3, PATCH, POST};
 use crate::AppState;
-use ::auth::permission::{validate_resource_type, EXPERIMENT, REGISTERED_MODEL, WORKSPACE};
-use ::auth::{Role, RolePermission, User};
-use axum::extract::{FromRequest, Request};
+use ::auth::{is_synthetic_role_name, synthetic_role_name, Pattern, Role, RolePermission, User};
+use axum::extract::Request;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
-use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::Arc;
 
-/// One call to the user API: the auth state, the caller and the request parameters.
-pub struct Call {
-    auth: Arc<Auth>,
-    me: User,
-    params: Params,
-    is_json: bool,
+pub fn routes(api: &mut Api) {
+    api.under(MLFLOW_V2, |api| {
+        api.rule(POST, "/users/create", create_user, |_| Ok(Need::CreateUser));
+        api.rule(GET, "/users/get", get_user, |r| Ok(Need::OwnAccount(param(&r.username, "username")?)));
+        api.listing(GET, "/users/current", current_user);
+        api.listing(GET, "/users/list", list_users);
+        api.rule(PATCH, "/users/update-password", update_password, |r| {
+            Ok(Need::OwnAccount(param(&r.username, "username")?))
+        });
+        api.rule(PATCH, "/users/update-admin", update_admin, |_| Ok(Need::Admin));
+        api.rule(DELETE, "/users/delete", delete_user, |_| Ok(Need::Admin));
+    });
+    api.under(MLFLOW_V3, |api| {
+        api.listing(GET, "/users/current/permissions", current_permissions);
+        api.rule(GET, "/users/permissions/list", list_user_permissions, |r| {
+            Ok(Need::ViewUserRoles(param(&r.username, "username")?))
+        });
+        api.rule(POST, "/users/permissions/grant", grant, manage_resource);
+        api.rule(POST, "/users/permissions/revoke", revoke, manage_resource);
+        api.rule(GET, "/users/permissions/get", get_permission, |r| {
+            Ok(Need::GetUserPermission {
+                resource_type: param(&r.resource_type, "resource_type")?,
+                username: param(&r.username, "username")?,
+            })
+        });
+        api.rule(GET, "/users/roles/list", list_user_roles, |r| {
+            Ok(Need::ViewUserRoles(param(&r.username, "username")?))
+        });
+        api.rule(POST, "/roles/create", create_role, manage_roles);
+        api.rule(GET, "/roles/get", get_role, view_roles);
+        api.listing_with(GET, "/roles/list", list_roles, |r| Ok(Need::ListRoles(r.workspace.clone())));
+        api.rule(PATCH, "/roles/update", update_role, manage_roles);
+        api.rule(DELETE, "/roles/delete", delete_role, manage_roles);
+        api.rule(POST, "/roles/permissions/add", add_role_permission, manage_roles);
+        api.rule(DELETE, "/roles/permissions/remove", remove_role_permission, manage_roles);
+        api.rule(GET, "/roles/permissions/list", list_role_permissions, view_roles);
+        api.rule(PATCH, "/roles/permissions/update", update_role_permission, manage_roles);
+        api.rule(POST, "/roles/assign", assign_role, manage_roles);
+        api.rule(DELETE, "/roles/unassign", unassign_role, manage_roles);
+        api.rule(GET, "/roles/users/list", list_role_users, manage_roles);
+    });
 }
 
-impl FromRequest<AppState> for Call {
-    type Rejection = ApiError;
+fn manage_resource(r: &Msg<GrantReq>) -> ApiResult<Need> {
+    let pattern = Pattern::from_wire(&param(&r.resource_id, "resource_id")?);
+    Ok(Need::ManageResource(param(&r.resource_type, "resource_type")?, pattern))
+}
 
-    async fn from_request(req: Request, s: &AppState) -> ApiResult<Self> {
-        let auth = s.auth.clone().ok_or_else(|| ApiError::new(ErrorCode::EndpointNotFound, "auth is off"))?;
-        let me = req
-            .extensions()
-            .get::<CurrentUser>()
-            .map(|c| c.0.clone())
-            .ok_or_else(|| ApiError::new(ErrorCode::InternalError, "unauthenticated call reached the user API"))?;
-        let method = req.method().clone();
-        let query = req.uri().query().unwrap_or("").to_string();
-        let is_json = req
+fn manage_roles(r: &Msg<RoleReq>) -> ApiResult<Need> {
+    Ok(Need::ManageRoles(r.target()?))
+}
+
+fn view_roles(r: &Msg<RoleReq>) -> ApiResult<Need> {
+    Ok(Need::ViewRoles(r.target()?))
+}
+
+// ---- requests ----
+
+#[derive(Deserialize)]
+struct UserReq {
+    username: Option<String>,
+    password: Option<String>,
+    current_password: Option<String>,
+    /// A JSON boolean, or `"true"`/`"false"`, or a number, as MLflow takes it.
+    is_admin: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct GrantReq {
+    username: Option<String>,
+    resource_type: Option<String>,
+    #[serde(default, deserialize_with = "crate::json::string_opt")]
+    resource_id: Option<String>,
+    permission: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RoleReq {
+    #[serde(default, deserialize_with = "crate::json::string_opt")]
+    role_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::json::string_opt")]
+    role_permission_id: Option<String>,
+    /// One workspace (role create), or the repeated `workspace` of `roles/list`.
+    #[serde(default, deserialize_with = "one_or_many")]
+    workspace: Vec<String>,
+    username: Option<String>,
+    name: Option<Value>,
+    description: Option<Value>,
+    resource_type: Option<String>,
+    #[serde(default, deserialize_with = "crate::json::string_opt")]
+    resource_pattern: Option<String>,
+    permission: Option<String>,
+}
+
+/// `workspace`: a string in a body, one or several (repeated) in a query.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string or a list of strings")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(vec![v.to_string()])
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(v) = seq.next_element::<String>()? {
+                out.push(v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+impl RoleReq {
+    fn target(&self) -> ApiResult<RoleTarget> {
+        RoleTarget::of(&self.role_id, &self.role_permission_id, &self.workspace.first().cloned())
+    }
+
+    fn role_id(&self) -> ApiResult<i64> {
+        access::int_param("role_id", &param(&self.role_id, "role_id")?)
+    }
+
+    fn role_permission_id(&self) -> ApiResult<i64> {
+        access::int_param("role_permission_id", &param(&self.role_permission_id, "role_permission_id")?)
+    }
+}
+
+/// A request whose content type matters (`users/create` wants JSON).
+struct WithType<T> {
+    json: bool,
+    msg: T,
+}
+
+impl<T: DeserializeOwned + Send + 'static> Input for WithType<T> {
+    async fn parse(req: Request, s: &AppState) -> ApiResult<Self> {
+        let json = req
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
-        let body = axum::body::Bytes::from_request(req, s)
-            .await
-            .map_err(|e| ApiError::invalid(format!("Could not read the request body: {e}")))?;
-        Ok(Call { auth, me, params: Params::read(&method, &query, &body, is_json), is_json })
+        Ok(WithType { json, msg: Msg::<T>::parse(req, s).await?.0 })
     }
 }
 
-type Reply2 = ApiResult<Response>;
+// ---- replies ----
 
-fn ok(v: Value) -> Reply2 {
+fn ok(v: Value) -> ApiResult<Response> {
     Ok(Reply(v).into_response())
 }
 
@@ -63,7 +185,7 @@ fn user_json(u: &User) -> Value {
 
 fn rp_json(p: &RolePermission) -> Value {
     json!({"id": p.id, "role_id": p.role_id, "resource_type": p.resource_type,
-           "resource_pattern": p.resource_pattern, "permission": p.permission})
+           "resource_pattern": p.resource_pattern.to_wire(), "permission": p.permission})
 }
 
 fn role_json(r: &Role) -> Value {
@@ -71,413 +193,293 @@ fn role_json(r: &Role) -> Value {
            "permissions": r.permissions.iter().map(rp_json).collect::<Vec<_>>()})
 }
 
-fn int_param(p: &Params, name: &str) -> ApiResult<i64> {
-    let raw = p.req(name)?;
-    raw.trim().parse().map_err(|_| ApiError::invalid(format!("Parameter '{name}' must be an integer. Got: '{raw}'")))
+/// The authenticated session (user API routes are mounted only with auth on).
+fn session(who: &Caller) -> ApiResult<&Session> {
+    who.session().ok_or_else(|| ApiError::new(ErrorCode::InternalError, "the user API needs an authenticated caller"))
 }
 
-pub fn routes() -> Router<AppState> {
-    let v2 = Router::new()
-        .route("/users/create", post(create_user))
-        .route("/users/get", get(get_user))
-        .route("/users/current", get(current_user))
-        .route("/users/list", get(list_users))
-        .route("/users/update-password", patch(update_password))
-        .route("/users/update-admin", patch(update_admin))
-        .route("/users/delete", delete(delete_user));
-    let v3 = Router::new()
-        .route("/users/current/permissions", get(current_permissions))
-        .route("/users/permissions/list", get(list_user_permissions))
-        .route("/users/permissions/grant", post(grant))
-        .route("/users/permissions/revoke", post(revoke))
-        .route("/users/permissions/get", get(get_permission))
-        .route("/users/roles/list", get(list_user_roles))
-        .route("/roles/create", post(create_role))
-        .route("/roles/get", get(get_role))
-        .route("/roles/list", get(list_roles))
-        .route("/roles/update", patch(update_role))
-        .route("/roles/delete", delete(delete_role))
-        .route("/roles/permissions/add", post(add_role_permission))
-        .route("/roles/permissions/remove", delete(remove_role_permission))
-        .route("/roles/permissions/list", get(list_role_permissions))
-        .route("/roles/permissions/update", patch(update_role_permission))
-        .route("/roles/assign", post(assign_role))
-        .route("/roles/unassign", delete(unassign_role))
-        .route("/roles/users/list", get(list_role_users));
-    Router::new()
-        .nest("/api/2.0/mlflow", v2.clone())
-        .nest("/ajax-api/2.0/mlflow", v2)
-        .nest("/api/3.0/mlflow", v3.clone())
-        .nest("/ajax-api/3.0/mlflow", v3)
+/// Which of `user`'s roles the caller may see (`list_user_roles`' scoping): all for an admin
+/// or the user themself, else those in workspaces the caller administers.
+async fn visible_roles(me: &Session, user: &User, roles: Vec<Role>) -> ApiResult<Vec<Role>> {
+    if me.user.is_admin || me.user.id == user.id {
+        return Ok(roles);
+    }
+    let mine = me.auth.store.workspace_admin_workspaces(me.user.id).await?;
+    Ok(roles.into_iter().filter(|r| mine.contains(&r.workspace)).collect())
+}
+
+/// Whether a non-admin may see this role: never another user's per-user grant role, unless
+/// they administer its workspace.
+async fn role_visible(me: &Session, role: &Role) -> ApiResult<bool> {
+    if me.user.is_admin || !is_synthetic_role_name(&role.name) || role.name == synthetic_role_name(me.user.id) {
+        return Ok(true);
+    }
+    Ok(me.auth.store.workspace_admin_workspaces(me.user.id).await?.contains(&role.workspace))
 }
 
 // ---- users ----
 
-/// Only admins create users (workspace admins too, in MLflow; we have no workspaces).
-async fn create_user(c: Call) -> Reply2 {
-    if !c.me.is_admin && c.auth.store.workspace_admin_workspaces(c.me.id).await?.is_empty() {
-        return Ok(forbidden());
-    }
-    if !c.is_json {
+async fn create_user(_: AppState, who: Caller, r: WithType<UserReq>) -> ApiResult<Response> {
+    if !r.json {
         return Ok((StatusCode::BAD_REQUEST, "Invalid content type. Must be application/json").into_response());
     }
-    let username = c.params.req("username")?;
-    let password = c.params.req("password")?;
+    let username = param(&r.msg.username, "username")?;
+    let password = param(&r.msg.password, "password")?;
     if username.is_empty() || password.is_empty() {
         return Ok((StatusCode::BAD_REQUEST, "Username and password cannot be empty.").into_response());
     }
-    let user = c.auth.store.create_user(&username, &password, false).await?;
+    let user = session(&who)?.auth.store.create_user(&username, &password, false).await?;
     ok(json!({"user": user_json(&user)}))
 }
 
-/// Admin or self.
-async fn get_user(c: Call) -> Reply2 {
-    let username = c.params.req("username")?;
-    if !c.me.is_admin && username != c.me.username {
-        return Ok(forbidden());
+async fn get_user(_: AppState, who: Caller, Msg(r): Msg<UserReq>) -> ApiResult<Response> {
+    let user = session(&who)?.auth.store.get_user(&param(&r.username, "username")?).await?;
+    ok(json!({"user": user_json(&user)}))
+}
+
+async fn current_user(_: AppState, who: Caller, _: ()) -> ApiResult<Response> {
+    ok(json!({"user": user_json(&session(&who)?.user), "is_basic_auth": true}))
+}
+
+/// Every user; their roles as `list_user_roles` would show them to the caller.
+async fn list_users(_: AppState, who: Caller, _: ()) -> ApiResult<Response> {
+    let me = session(&who)?;
+    let mut out = Vec::new();
+    for (u, roles) in me.auth.store.list_users_with_roles().await? {
+        let roles: Vec<Value> = visible_roles(me, &u, roles).await?.iter().map(role_json).collect();
+        out.push(json!({"id": u.id, "username": u.username, "is_admin": u.is_admin, "roles": roles}));
     }
-    ok(json!({"user": user_json(&c.auth.store.get_user(&username).await?)}))
-}
-
-async fn current_user(c: Call) -> Reply2 {
-    ok(json!({"user": user_json(&c.me), "is_basic_auth": true}))
-}
-
-/// Any authenticated user (workspaces are off); others' roles are shown to admins only.
-async fn list_users(c: Call) -> Reply2 {
-    let users = c.auth.store.list_users_with_roles().await?;
-    let out: Vec<Value> = users
-        .iter()
-        .map(|(u, roles)| {
-            let visible: Vec<Value> =
-                if c.me.is_admin || u.id == c.me.id { roles.iter().map(role_json).collect() } else { Vec::new() };
-            json!({"id": u.id, "username": u.username, "is_admin": u.is_admin, "roles": visible})
-        })
-        .collect();
     ok(json!({"users": out}))
 }
 
 /// Admin or self; changing one's own password needs `current_password`.
-async fn update_password(c: Call) -> Reply2 {
-    let username = c.params.req("username")?;
-    let password = c.params.req("password")?;
-    if !c.me.is_admin && username != c.me.username {
-        return Ok(forbidden());
-    }
-    if username == c.me.username {
-        let current = c
-            .params
-            .opt("current_password")
+async fn update_password(_: AppState, who: Caller, Msg(r): Msg<UserReq>) -> ApiResult<Response> {
+    let me = session(&who)?;
+    let username = param(&r.username, "username")?;
+    let password = param(&r.password, "password")?;
+    if username == me.user.username {
+        let current = r
+            .current_password
             .filter(|p| !p.is_empty())
             .ok_or_else(|| ApiError::invalid("Current password is required when changing your own password."))?;
-        if c.auth.store.authenticate(&username, &current).await?.is_none() {
+        if me.auth.store.authenticate(&username, &current).await?.is_none() {
             return Err(ApiError::invalid("Current password does not match."));
         }
         if password == current {
             return Err(ApiError::invalid("New password must differ from the current password."));
         }
     }
-    c.auth.store.update_password(&username, &password).await?;
+    me.auth.store.update_password(&username, &password).await?;
     ok(json!({}))
 }
 
-/// Admins only.
-async fn update_admin(c: Call) -> Reply2 {
-    if !c.me.is_admin {
-        return Ok(forbidden());
-    }
-    let username = c.params.req("username")?;
-    let is_admin = match c.params.0.get("is_admin") {
-        Some(Value::Bool(b)) => *b,
+async fn update_admin(_: AppState, who: Caller, Msg(r): Msg<UserReq>) -> ApiResult<Response> {
+    let username = param(&r.username, "username")?;
+    let is_admin = match r.is_admin {
+        Some(Value::Bool(b)) => b,
         Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
-        Some(Value::Number(n)) => n.as_i64() != Some(0),
+        Some(Value::Number(n)) => n.as_f64() != Some(0.0),
         _ => {
-            c.params.req("is_admin")?;
+            param(&None, "is_admin")?;
             false
         }
     };
-    c.auth.store.update_admin(&username, is_admin).await?;
+    session(&who)?.auth.store.update_admin(&username, is_admin).await?;
     ok(json!({}))
 }
 
 /// Admins only, and not themselves.
-async fn delete_user(c: Call) -> Reply2 {
-    if !c.me.is_admin {
-        return Ok(forbidden());
-    }
-    let username = c.params.req("username")?;
-    if username == c.me.username {
+async fn delete_user(_: AppState, who: Caller, Msg(r): Msg<UserReq>) -> ApiResult<Response> {
+    let me = session(&who)?;
+    let username = param(&r.username, "username")?;
+    if username == me.user.username {
         return Err(ApiError::new(
             ErrorCode::BadRequest,
             "Users cannot delete their own account. Ask another admin to delete this user instead.",
         ));
     }
-    c.auth.store.delete_user(&username).await?;
+    me.auth.store.delete_user(&username).await?;
     ok(json!({}))
 }
 
 // ---- per-user permissions ----
 
-async fn permission_rows(auth: &Auth, user: &User) -> ApiResult<Vec<Value>> {
-    let roles = auth.store.list_user_roles(user.id).await?;
+async fn permission_rows(me: &Session, user: &User) -> ApiResult<Vec<Value>> {
+    let roles = visible_roles(me, user, me.auth.store.list_user_roles(user.id).await?).await?;
     Ok(roles
         .iter()
         .flat_map(|r| {
             r.permissions.iter().map(move |p| {
                 json!({"role_id": r.id, "role_name": r.name, "workspace": r.workspace,
-                       "resource_type": p.resource_type, "resource_pattern": p.resource_pattern,
+                       "resource_type": p.resource_type, "resource_pattern": p.resource_pattern.to_wire(),
                        "permission": p.permission})
             })
         })
         .collect())
 }
 
-async fn current_permissions(c: Call) -> Reply2 {
-    ok(json!({"is_admin": c.me.is_admin, "permissions": permission_rows(&c.auth, &c.me).await?}))
+async fn current_permissions(_: AppState, who: Caller, _: ()) -> ApiResult<Response> {
+    let me = session(&who)?;
+    ok(json!({"is_admin": me.user.is_admin, "permissions": permission_rows(me, &me.user).await?}))
 }
 
-/// Admin or self.
-async fn list_user_permissions(c: Call) -> Reply2 {
-    let username = c.params.req("username")?;
-    if !c.me.is_admin && username != c.me.username {
-        return Ok(forbidden());
-    }
-    let user = c.auth.store.get_user(&username).await?;
-    ok(json!({"is_admin": user.is_admin, "permissions": permission_rows(&c.auth, &user).await?}))
+async fn list_user_permissions(_: AppState, who: Caller, Msg(r): Msg<UserReq>) -> ApiResult<Response> {
+    let me = session(&who)?;
+    let user = me.auth.store.get_user(&param(&r.username, "username")?).await?;
+    ok(json!({"is_admin": user.is_admin, "permissions": permission_rows(me, &user).await?}))
 }
 
-fn check_type(resource_type: &str) -> ApiResult<()> {
-    if resource_type == WORKSPACE {
-        return Err(ApiError::invalid(
-            "resource_type 'workspace' is not supported by the per-user permission convenience APIs. Use \
-             set_workspace_permission / delete_workspace_permission for workspace-wide grants.",
-        ));
-    }
-    validate_resource_type(resource_type).map_err(ApiError::invalid)
-}
-
-/// `validate_can_manage_resource`: MANAGE on the resource (admins always; a `*` grant needs
-/// an admin).
-async fn may_manage(c: &Call, resource_type: &str, resource_id: &str) -> ApiResult<bool> {
-    check_type(resource_type)?;
-    if c.me.is_admin {
-        return Ok(true);
-    }
-    if resource_id == "*" {
-        return Ok(false);
-    }
-    if ![EXPERIMENT, REGISTERED_MODEL].contains(&resource_type) && resource_type != "prompt" {
-        return Err(ApiError::invalid(format!(
-            "resource_type '{resource_type}' is not supported by the per-user permission convenience APIs."
-        )));
-    }
-    Ok(c.auth.grants(&c.me).await?.permission(resource_type, resource_id).can_manage())
-}
-
-async fn grant(c: Call) -> Reply2 {
-    let (t, id) = (c.params.req("resource_type")?, c.params.req("resource_id")?);
-    if !may_manage(&c, &t, &id).await? {
-        return Ok(forbidden());
-    }
-    let (username, permission) = (c.params.req("username")?, c.params.req("permission")?);
-    c.auth.store.get_user(&username).await?;
-    c.auth.store.grant_user_permission(&username, &t, &id, &permission).await?;
+async fn grant(_: AppState, who: Caller, Msg(r): Msg<GrantReq>) -> ApiResult<Response> {
+    let store = &session(&who)?.auth.store;
+    let (t, id) = (param(&r.resource_type, "resource_type")?, param(&r.resource_id, "resource_id")?);
+    let (username, permission) = (param(&r.username, "username")?, param(&r.permission, "permission")?);
+    store.get_user(&username).await?;
+    store.grant_user_permission(&username, &t, &Pattern::from_wire(&id), &permission).await?;
     ok(json!({}))
 }
 
-async fn revoke(c: Call) -> Reply2 {
-    let (t, id) = (c.params.req("resource_type")?, c.params.req("resource_id")?);
-    if !may_manage(&c, &t, &id).await? {
-        return Ok(forbidden());
-    }
-    let username = c.params.req("username")?;
-    c.auth.store.get_user(&username).await?;
-    c.auth.store.revoke_user_permission(&username, &t, &id).await?;
+async fn revoke(_: AppState, who: Caller, Msg(r): Msg<GrantReq>) -> ApiResult<Response> {
+    let store = &session(&who)?.auth.store;
+    let (t, id) = (param(&r.resource_type, "resource_type")?, param(&r.resource_id, "resource_id")?);
+    let username = param(&r.username, "username")?;
+    store.get_user(&username).await?;
+    store.revoke_user_permission(&username, &t, &Pattern::from_wire(&id)).await?;
     ok(json!({}))
 }
 
-/// Admin or self; `allowed` mirrors `can_use`, as in MLflow.
-async fn get_permission(c: Call) -> Reply2 {
-    let t = c.params.req("resource_type")?;
-    check_type(&t)?;
-    let username = c.params.req("username")?;
-    if !c.me.is_admin && username != c.me.username {
-        return Ok(forbidden());
-    }
-    let id = c.params.req("resource_id")?;
-    let user = c.auth.store.get_user(&username).await?;
-    let perm = c.auth.grants(&user).await?.permission(&t, &id);
+/// `allowed` mirrors `can_use`, as in MLflow.
+async fn get_permission(_: AppState, who: Caller, Msg(r): Msg<GrantReq>) -> ApiResult<Response> {
+    let me = session(&who)?;
+    let t = param(&r.resource_type, "resource_type")?;
+    access::check_grant_type(&t)?;
+    let username = param(&r.username, "username")?;
+    let id = param(&r.resource_id, "resource_id")?;
+    let user = me.auth.store.get_user(&username).await?;
+    let perm = me.auth.grants(&user).await?.permission_at(&t, &Pattern::from_wire(&id));
     ok(json!({"allowed": perm.can_use(), "permission": perm.name()}))
 }
 
 // ---- roles ----
 
-/// The workspace a role request targets (`_get_role_workspace_from_request`); `None` when
-/// the role does not exist.
-async fn role_workspace(c: &Call) -> ApiResult<Option<String>> {
-    let missing = |r: Result<String, ::auth::AuthError>| match r {
-        Ok(w) => Ok(Some(w)),
-        Err(::auth::AuthError::NotFound(_)) => Ok(None),
-        Err(e) => Err(ApiError::from(e)),
+async fn create_role(_: AppState, who: Caller, Msg(r): Msg<RoleReq>) -> ApiResult<Response> {
+    let name = match &r.name {
+        Some(Value::String(n)) if !n.trim().is_empty() => n.clone(),
+        _ => return Err(ApiError::invalid("Role name cannot be empty.")),
     };
-    if c.params.has("role_id") {
-        let id = int_param(&c.params, "role_id")?;
-        return missing(c.auth.store.get_role(id).await.map(|r| r.workspace));
+    let workspace = param(&r.workspace.first().cloned(), "workspace")?;
+    if workspace.trim().is_empty() {
+        return Err(ApiError::invalid("Workspace cannot be empty."));
     }
-    if c.params.has("role_permission_id") {
-        let id = int_param(&c.params, "role_permission_id")?;
-        let rp = c.auth.store.get_role_permission(id).await;
-        return match rp {
-            Ok(rp) => missing(c.auth.store.get_role(rp.role_id).await.map(|r| r.workspace)),
-            Err(e) => missing(Err(e)),
-        };
-    }
-    match c.params.opt("workspace") {
-        Some(w) if !w.trim().is_empty() => Ok(Some(w)),
-        Some(_) => Err(ApiError::invalid("Parameter 'workspace' must be a non-empty string.")),
-        None => Err(ApiError::invalid("Request must include one of: role_id, role_permission_id, workspace.")),
-    }
-}
-
-/// `validate_can_manage_roles`: admin, or workspace admin of the role's workspace.
-async fn may_manage_roles(c: &Call) -> ApiResult<bool> {
-    if c.me.is_admin {
-        return Ok(true);
-    }
-    match role_workspace(c).await? {
-        None => Ok(false),
-        Some(w) => Ok(c.auth.store.workspace_admin_workspaces(c.me.id).await?.contains(&w)),
-    }
-}
-
-/// `validate_can_view_roles`: admin, or holding any role in the role's workspace.
-async fn may_view_roles(c: &Call) -> ApiResult<bool> {
-    if c.me.is_admin {
-        return Ok(true);
-    }
-    match role_workspace(c).await? {
-        None => Ok(false),
-        Some(w) => Ok(c.auth.store.present_workspaces(c.me.id).await?.contains(&w)),
-    }
-}
-
-macro_rules! gate {
-    ($cond:expr) => {
-        if !$cond {
-            return Ok(forbidden());
-        }
-    };
-}
-
-async fn create_role(c: Call) -> Reply2 {
-    gate!(may_manage_roles(&c).await?);
-    let name = c.params.req("name")?;
-    let workspace = c.params.req("workspace")?;
-    if name.trim().is_empty() {
-        return Err(ApiError::invalid("Role name cannot be empty."));
-    }
-    let description = match c.params.0.get("description") {
+    let description = match &r.description {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(ApiError::invalid("Role description must be a string or null.")),
     };
-    let role = c.auth.store.create_role(&name, &workspace, description.as_deref()).await?;
+    let role = session(&who)?.auth.store.create_role(&name, &workspace, description.as_deref()).await?;
     ok(json!({"role": role_json(&role)}))
 }
 
-async fn get_role(c: Call) -> Reply2 {
-    gate!(may_view_roles(&c).await?);
-    ok(json!({"role": role_json(&c.auth.store.get_role(int_param(&c.params, "role_id")?).await?)}))
+async fn get_role(_: AppState, who: Caller, Msg(r): Msg<RoleReq>) -> ApiResult<Response> {
+    let me = session(&who)?;
+    let role = me.auth.store.get_role(r.role_id()?).await?;
+    if !role_visible(me, &role).await? {
+        return Ok(crate::auth::forbidden());
+    }
+    ok(json!({"role": role_json(&role)}))
 }
 
-/// Unscoped listing is admin-only; scoped, the caller must hold a role in every workspace.
-async fn list_roles(c: Call) -> Reply2 {
-    let workspaces = c.params.list("workspace");
+/// Unscoped listing is admin-only (the rule); another user's per-user role is listed only to
+/// an admin of its workspace.
+async fn list_roles(_: AppState, who: Caller, Msg(r): Msg<RoleReq>) -> ApiResult<Response> {
+    let me = session(&who)?;
+    let workspaces = r.workspace;
     if workspaces.iter().any(|w| w.trim().is_empty()) {
         return Err(ApiError::invalid("Parameter 'workspace' must be a non-empty string when provided."));
     }
-    if !c.me.is_admin {
-        let present = c.auth.store.present_workspaces(c.me.id).await?;
-        gate!(!workspaces.is_empty() && workspaces.iter().all(|w| present.contains(w)));
+    let mut out = Vec::new();
+    for role in me.auth.store.list_roles(&workspaces).await? {
+        if role_visible(me, &role).await? {
+            out.push(role_json(&role));
+        }
     }
-    let roles = c.auth.store.list_roles(&workspaces).await?;
-    ok(json!({"roles": roles.iter().map(role_json).collect::<Vec<_>>()}))
+    ok(json!({"roles": out}))
 }
 
-async fn update_role(c: Call) -> Reply2 {
-    gate!(may_manage_roles(&c).await?);
-    let id = int_param(&c.params, "role_id")?;
-    let name = c.params.0.get("name").and_then(Value::as_str);
-    let description = c.params.0.get("description").and_then(Value::as_str);
+async fn update_role(_: AppState, who: Caller, Msg(r): Msg<RoleReq>) -> ApiResult<Response> {
+    let id = r.role_id()?;
+    let text = |v: &Option<Value>, what: &str| match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::invalid(format!("Role {what} must be a string."))),
+    };
+    let (name, description) = (text(&r.name, "name")?, text(&r.description, "description")?);
     if name.is_none() && description.is_none() {
         return Err(ApiError::invalid("At least one of 'name' or 'description' must be provided to update a role."));
     }
-    if name.is_some_and(|n| n.trim().is_empty()) {
+    if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         return Err(ApiError::invalid("Role name cannot be empty."));
     }
-    ok(json!({"role": role_json(&c.auth.store.update_role(id, name, description).await?)}))
+    let role = session(&who)?.auth.store.update_role(id, name.as_deref(), description.as_deref()).await?;
+    ok(json!({"role": role_json(&role)}))
 }
 
-async fn delete_role(c: Call) -> Reply2 {
-    gate!(may_manage_roles(&c).await?);
-    c.auth.store.delete_role(int_param(&c.params, "role_id")?).await?;
+async fn delete_role(_: AppState, who: Caller, Msg(r): Msg<RoleReq>) -> ApiResult<Response> {
+    session(&who)?.auth.store.delete_role(r.role_id()?).await?;
     ok(json!({}))
 }
 
-async fn add_role_permission(c: Call) -> Reply2 {
-    gate!(may_manage_roles(&c).await?);
-    let id = int_param(&c.params, "role_id")?;
-    let (t, pattern, perm) =
-        (c.params.req("resource_type")?, c.params.req("resource_pattern")?, c.params.req("permission")?);
-    let rp = c.auth.store.add_role_permission(id, &t, &pattern, &perm).await?;
+async fn add_role_permission(_: AppState, who: Caller, Msg(r): Msg<RoleReq>) -> ApiResult<Response> {
+    let id = r.role_id()?;
+    let t = param(&r.resource_type, "resource_type")?;
+    let pattern = Pattern::from_wire(&param(&r.resource_pattern, "resource_pattern")?);
+    let perm = param(&r.permission, "permission")?;
+    let rp = session(&who)?.auth.store.add_role_permission(id, &t, &pattern, &perm).await?;
     ok(json!({"role_permission": rp_json(&rp)}))
 }
 
-async fn remove_role_permission(c: Call) -> Reply2 {
-    gate!(may_manage_roles(&c).await?);
-    c.auth.store.remove_role_permission(int_param(&c.params, "role_permission_id")?).await?;
+async fn remove_role_permission(_: AppState, who: Caller, Msg(r): Msg<RoleReq>) -> ApiResult<Response> {
+    session(&who)?.auth.store.remove_role_permission(r.role_permission_id()?).await?;
     ok(json!({}))
 }
 
-async fn list_role_permissions(c: Call) -> Reply2 {
-    gate!(may_view_roles(&c).await?);
-    let perms = c.auth.store.list_role_permissions(int_param(&c.params, "role_id")?).await?;
-    ok(json!({"role_permissions": perms.iter().map(rp_json).collect::<Vec<_>>()}))
+async fn list_role_permissions(_: AppState, who: Caller, Msg(r): Msg<RoleReq>) -> ApiResult<Response> {
+    let me = session(&who)?;
+    let role = me.auth.store.get_role(r.role_id()?).await?;
+    if !role_visible(me, &role).await? {
+        return Ok(crate::auth::forbidden());
+    }
+    ok(json!({"role_permissions": role.permissions.iter().map(rp_json).collect::<Vec<_>>()}))
 }
 
-async fn update_role_permission(c: Call) -> Reply2 {
-    gate!(may_manage_roles(&c).await?);
-    let id = int_param(&c.params, "role_permission_id")?;
-    let rp = c.auth.store.update_role_permission(id, &c.params.req("permission")?).await?;
+async fn update_role_permission(_: AppState, who: Caller, Msg(r): Msg<RoleReq>) -> ApiResult<Response> {
+    let id = r.role_permission_id()?;
+    let rp = session(&who)?.auth.store.update_role_permission(id, &param(&r.permission, "permission")?).await?;
     ok(json!({"role_permission": rp_json(&rp)}))
 }
 
-async fn assign_role(c: Call) -> Reply2 {
-    gate!(may_manage_roles(&c).await?);
-    let user = c.auth.store.get_user(&c.params.req("username")?).await?;
-    let a = c.auth.store.assign_role(user.id, int_param(&c.params, "role_id")?).await?;
+async fn assign_role(_: AppState, who: Caller, Msg(r): Msg<RoleReq>) -> ApiResult<Response> {
+    let store = &session(&who)?.auth.store;
+    let user = store.get_user(&param(&r.username, "username")?).await?;
+    let a = store.assign_role(user.id, r.role_id()?).await?;
     ok(json!({"assignment": {"id": a.id, "user_id": a.user_id, "role_id": a.role_id}}))
 }
 
-async fn unassign_role(c: Call) -> Reply2 {
-    gate!(may_manage_roles(&c).await?);
-    let user = c.auth.store.get_user(&c.params.req("username")?).await?;
-    c.auth.store.unassign_role(user.id, int_param(&c.params, "role_id")?).await?;
+async fn unassign_role(_: AppState, who: Caller, Msg(r): Msg<RoleReq>) -> ApiResult<Response> {
+    let store = &session(&who)?.auth.store;
+    let user = store.get_user(&param(&r.username, "username")?).await?;
+    store.unassign_role(user.id, r.role_id()?).await?;
     ok(json!({}))
 }
 
-/// Admin or self.
-async fn list_user_roles(c: Call) -> Reply2 {
-    let username = c.params.req("username")?;
-    gate!(c.me.is_admin || username == c.me.username);
-    let user = c.auth.store.get_user(&username).await?;
-    let roles = c.auth.store.list_user_roles(user.id).await?;
+async fn list_user_roles(_: AppState, who: Caller, Msg(r): Msg<UserReq>) -> ApiResult<Response> {
+    let me = session(&who)?;
+    let user = me.auth.store.get_user(&param(&r.username, "username")?).await?;
+    let roles = visible_roles(me, &user, me.auth.store.list_user_roles(user.id).await?).await?;
     ok(json!({"roles": roles.iter().map(role_json).collect::<Vec<_>>()}))
 }
 
-async fn list_role_users(c: Call) -> Reply2 {
-    gate!(may_manage_roles(&c).await?);
-    let users = c.auth.store.list_role_users(int_param(&c.params, "role_id")?).await?;
+async fn list_role_users(_: AppState, who: Caller, Msg(r): Msg<RoleReq>) -> ApiResult<Response> {
+    let users = session(&who)?.auth.store.list_role_users(r.role_id()?).await?;
     let out: Vec<Value> =
         users.iter().map(|a| json!({"id": a.id, "user_id": a.user_id, "role_id": a.role_id})).collect();
     ok(json!({"assignments": out}))

@@ -432,7 +432,8 @@ impl From<&t::LoggedModel> for LoggedModel {
                     .iter()
                     .map(|rm| {
                         let mut w = Metric::from(&rm.metric);
-                        w.run_id = Some(rm.run_id.clone());
+                        // Empty when withheld from the caller (`access::Withheld`).
+                        w.run_id = Some(rm.run_id.clone()).filter(|id| !id.is_empty());
                         w
                     })
                     .collect(),

@@ -85,12 +85,29 @@ pub enum SearchError {
     Invalid(String),
 }
 
+/// A filter or `order_by` clause of more tokens than this is refused, as MLflow's parser
+/// (sqlparse's `MAX_GROUPING_TOKENS`) refuses it, with MLflow's message.
+pub const MAX_TOKENS: usize = 10_000;
+
+/// Ours: the AND-ed conditions of one filter (MLflow has no such limit; SQLite refuses an
+/// expression nested about 1,000 deep, which is a few more conditions than this).
+pub const MAX_FILTER_CLAUSES: usize = 500;
+
 /// Parses a filter string. An empty or whitespace-only string gives an empty [`Filter`].
 pub fn parse_filter(s: &str) -> Result<Filter, SearchError> {
     if s.trim().is_empty() {
         return Ok(Filter::default());
     }
     let mut parser = Parser::new(s, "filter")?;
+    if parser.tokens.len() > MAX_TOKENS {
+        return Err(SearchError::Invalid(format!("Error on parsing filter '{s}'")));
+    }
+    let conditions = parser.tokens.iter().filter(|t| t.is_keyword("AND")).count() + 1;
+    if conditions > MAX_FILTER_CLAUSES {
+        return Err(SearchError::Invalid(format!(
+            "Invalid filter: a filter can have at most {MAX_FILTER_CLAUSES} conditions joined with AND, got {conditions}."
+        )));
+    }
     parser.reject_or()?;
     let mut clauses = vec![parser.comparison()?];
     while let Some(tok) = parser.advance() {
@@ -109,6 +126,9 @@ pub fn parse_filter(s: &str) -> Result<Filter, SearchError> {
 /// Parses one `order_by` clause: `identifier [ASC|DESC]`, ascending by default.
 pub fn parse_order_by(s: &str) -> Result<OrderBy, SearchError> {
     let mut parser = Parser::new(s, "order_by clause")?;
+    if parser.tokens.len() > MAX_TOKENS {
+        return Err(SearchError::Invalid(format!("Error on parsing order_by clause '{s}'")));
+    }
     if parser.peek().is_none() {
         return Err(parser.err("it must not be empty"));
     }
@@ -929,8 +949,12 @@ mod tests {
     fn long_inputs() {
         let long_value = "x".repeat(200_000);
         check_filter(&format!("params.p = '{long_value}'"), &[c(Param, "p", Op::Eq, s(&long_value))]);
-        let chain = vec!["metrics.m > 1"; 10_000].join(" AND ");
-        assert_eq!(parse_filter(&chain).unwrap().clauses.len(), 10_000);
+        let chain = |n| vec!["metrics.m > 1"; n].join(" AND ");
+        assert_eq!(parse_filter(&chain(MAX_FILTER_CLAUSES)).unwrap().clauses.len(), MAX_FILTER_CLAUSES);
+        assert!(parse_filter(&chain(MAX_FILTER_CLAUSES + 1)).unwrap_err().to_string().contains("at most 500"));
+        assert!(parse_filter(&chain(10_000)).unwrap_err().to_string().starts_with("Error on parsing filter 'metrics"));
+        let in_list = format!("params.p IN ({})", vec!["'v'"; 6_000].join(", "));
+        assert!(parse_filter(&in_list).is_err());
         assert!(parse_filter(&"(".repeat(100_000)).is_err());
         assert!(parse_order_by(&"a".repeat(100_000)).is_ok());
     }

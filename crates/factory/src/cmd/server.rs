@@ -305,6 +305,7 @@ async fn open_auth(args: &ServerArgs) -> anyhow::Result<mlflow_api::auth::Auth> 
     if let Some(uri) = args.auth_database_uri.clone().filter(|u| !u.is_empty()) {
         cfg.database_uri = uri;
     }
+    auth::store::check_separate_from_tracking(&cfg.database_uri, &args.backend_store_uri)?;
     let store = auth::AuthStore::open(&cfg.database_uri)
         .await
         .with_context(|| format!("opening the auth database '{}'", cfg.database_uri))?;

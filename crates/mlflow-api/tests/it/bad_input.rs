@@ -49,7 +49,7 @@ async fn malformed_and_mistyped_bodies() {
                 "runs/log-metric",
                 json!({"run_id": run, "key": "../m", "value": 1, "timestamp": 1}).to_string(),
                 "INVALID_PARAMETER_VALUE",
-                "metric name",
+                "must not resolve to other names",
             ),
             (
                 "runs/log-metric",
@@ -126,9 +126,14 @@ async fn oversized_values_are_refused_and_nothing_is_stored() {
         let (_, run) = app.run().await;
         let huge = "x".repeat(10 * 1024 * 1024);
         let got = app.post("runs/log-parameter", json!({"run_id": run, "key": "big", "value": huge})).await;
-        assert_error(&got, 400, "INVALID_PARAMETER_VALUE", "exceeded length limit of 6000");
+        assert_error(
+            &got,
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "'Param value' exceeds the maximum length of 6000 characters",
+        );
         let got = app.post("runs/set-tag", json!({"run_id": run, "key": "big", "value": "y".repeat(8001)})).await;
-        assert_error(&got, 400, "INVALID_PARAMETER_VALUE", "exceeded length limit of 8000");
+        assert_error(&got, 400, "INVALID_PARAMETER_VALUE", "'value' exceeds the maximum length of 8000 characters");
         let metrics: Vec<_> = (0..1001).map(|i| json!({"key": "m", "value": 1, "timestamp": 1, "step": i})).collect();
         let got = app.post("runs/log-batch", json!({"run_id": run, "metrics": metrics})).await;
         assert_error(&got, 400, "INVALID_PARAMETER_VALUE", "at most 1000 metrics");

@@ -3,5 +3,6 @@
 
 mod bad_input;
 mod registry;
+mod routes;
 mod search_cache;
 mod support;

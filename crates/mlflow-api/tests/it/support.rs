@@ -37,20 +37,40 @@ async fn fresh_postgres() -> String {
 
 pub async fn spawn_app(backend: &str) -> App {
     let dir = tempfile::tempdir().unwrap();
-    let uri = match backend {
-        "sqlite" => format!("sqlite:///{}", dir.path().join("t.db").display()),
+    let uri = fresh_uri(backend, &dir, "t.db").await;
+    serve(backend, uri, dir, None).await
+}
+
+async fn fresh_uri(backend: &str, dir: &tempfile::TempDir, file: &str) -> String {
+    match backend {
+        "sqlite" => format!("sqlite:///{}", dir.path().join(file).display()),
         "postgres" => fresh_postgres().await,
         other => panic!("unknown backend {other}"),
-    };
-    serve(backend, uri, dir).await
+    }
+}
+
+/// The admin of [`spawn_auth_app`] servers.
+pub const ADMIN: (&str, &str) = ("admin", "admin-password-for-tests");
+
+/// A server with `--app-name basic-auth`: its auth database on the same kind of database as
+/// the tracking store (a separate one), `default_permission` as given, the admin [`ADMIN`].
+pub async fn spawn_auth_app(backend: &str, default_permission: auth::Permission) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = fresh_uri(backend, &dir, "t.db").await;
+    let auth_uri = fresh_uri(backend, &dir, "auth.db").await;
+    let store = auth::AuthStore::open(&auth_uri).await.expect("open the auth store");
+    let cfg = auth::AuthConfig { admin_password: Some(ADMIN.1.into()), ..auth::AuthConfig::default() };
+    store.bootstrap_admin(&cfg).await.expect("admin");
+    let auth = Arc::new(mlflow_api::auth::Auth::new(store, default_permission));
+    serve(backend, uri, dir, Some(auth)).await
 }
 
 /// A server over the store at `uri`, keeping `dir` alive with it.
-async fn serve(backend: &str, uri: String, dir: tempfile::TempDir) -> App {
+async fn serve(backend: &str, uri: String, dir: tempfile::TempDir, auth: Option<Arc<mlflow_api::auth::Auth>>) -> App {
     let artifacts_dir = tempfile::tempdir().unwrap();
     let store = tracking::Store::open(&uri, "mlflow-artifacts:").await.expect("open store");
     let artifacts = object_store::local::LocalFileSystem::new_with_prefix(artifacts_dir.path()).unwrap();
-    let state = mlflow_api::AppState { store: Arc::new(store), artifacts: Arc::new(artifacts), auth: None };
+    let state = mlflow_api::AppState { store: Arc::new(store), artifacts: Arc::new(artifacts), auth };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -64,7 +84,7 @@ impl App {
     /// A second server over the same database (as a second replica would be), with its own
     /// in-memory state.
     pub async fn twin(&self) -> App {
-        serve(&self.backend, self.uri.clone(), tempfile::tempdir().unwrap()).await
+        serve(&self.backend, self.uri.clone(), tempfile::tempdir().unwrap(), None).await
     }
 
     pub fn url(&self, path: &str) -> String {

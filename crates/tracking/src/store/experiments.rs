@@ -48,6 +48,25 @@ impl Store {
         artifact_location: Option<&str>,
         tags: &[KeyValue],
     ) -> Result<String> {
+        let created = self.create_experiment_then(name, artifact_location, tags, |_| async { Ok::<_, StoreError>(()) });
+        created.await?
+    }
+
+    /// As [`Store::create_experiment`], running `then(id)` before the creation commits: the
+    /// experiment exists (for everyone else) only if `then` succeeded, and its id cannot be
+    /// taken meanwhile. For work in another database that must go with the creation (the auth
+    /// app's owner grant). `Err` is the store's failure, `Ok(Err)` the hook's (nothing created).
+    pub async fn create_experiment_then<E, F, Fut>(
+        &self,
+        name: &str,
+        artifact_location: Option<&str>,
+        tags: &[KeyValue],
+        then: F,
+    ) -> Result<std::result::Result<String, E>>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<(), E>>,
+    {
         validate::experiment_name(name)?;
         for t in tags {
             validate::key("tag", &t.key)?;
@@ -86,8 +105,11 @@ impl Store {
         for t in tags {
             EXPERIMENT_TAGS.upsert(&[Arg::Int(id)], &t.key, &t.value).query().execute(&mut *tx).await?;
         }
+        if let Err(e) = then(id.to_string()).await {
+            return Ok(Err(e));
+        }
         tx.commit().await?;
-        Ok(id.to_string())
+        Ok(Ok(id.to_string()))
     }
 
     pub async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment> {

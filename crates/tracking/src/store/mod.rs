@@ -12,7 +12,7 @@ pub use registry::{canonical_stage, parse_version, NewModelVersion, STAGES};
 mod runs;
 pub use runs::{RunSearch, RunUpdate, RUN_NAME_TAG};
 pub(crate) mod sql;
-mod validate;
+pub mod validate;
 
 use crate::db::{Dialect, Pools};
 use crate::error::{Result, StoreError};

@@ -229,9 +229,26 @@ impl Store {
         description: Option<&str>,
         tags: &[KeyValue],
     ) -> Result<RegisteredModel> {
+        let created = self.create_registered_model_then(name, description, tags, |_| async { Ok::<_, StoreError>(()) });
+        created.await?
+    }
+
+    /// As [`Store::create_registered_model`], running `then(name)` before the creation commits
+    /// (see [`Store::create_experiment_then`]).
+    pub async fn create_registered_model_then<E, F, Fut>(
+        &self,
+        name: &str,
+        description: Option<&str>,
+        tags: &[KeyValue],
+        then: F,
+    ) -> Result<std::result::Result<RegisteredModel, E>>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<(), E>>,
+    {
         validate_model_name(name)?;
         for t in tags {
-            validate::tag(&t.key, &t.value)?;
+            validate::registry_tag(&t.key, &t.value)?;
         }
         let mut tx = self.w().begin().await?;
         if self.model_exists(&mut tx, name).await.is_ok() {
@@ -247,8 +264,11 @@ impl Store {
         for t in tags {
             REGISTERED_MODEL_TAGS.upsert(&[Arg::Text(name.into())], &t.key, &t.value).query().execute(&mut *tx).await?;
         }
+        if let Err(e) = then(name.to_string()).await {
+            return Ok(Err(e));
+        }
         tx.commit().await?;
-        self.get_registered_model(name).await
+        self.get_registered_model(name).await.map(Ok)
     }
 
     pub async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
@@ -326,12 +346,28 @@ impl Store {
     }
 
     pub async fn rename_registered_model(&self, name: &str, new_name: &str) -> Result<RegisteredModel> {
+        let renamed = self.rename_registered_model_then(name, new_name, |_, _| async { Ok::<_, StoreError>(()) });
+        renamed.await?
+    }
+
+    /// As [`Store::rename_registered_model`], running `then(old, new)` before the rename
+    /// commits (see [`Store::create_experiment_then`]); not run when the name does not change.
+    pub async fn rename_registered_model_then<E, F, Fut>(
+        &self,
+        name: &str,
+        new_name: &str,
+        then: F,
+    ) -> Result<std::result::Result<RegisteredModel, E>>
+    where
+        F: FnOnce(String, String) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<(), E>>,
+    {
         validate_model_name(new_name)?;
         let mut tx = self.w().begin().await?;
         self.model_exists(&mut tx, name).await?;
         if name == new_name {
             drop(tx);
-            return self.get_registered_model(name).await;
+            return self.get_registered_model(name).await.map(Ok);
         }
         if self.model_exists(&mut tx, new_name).await.is_ok() {
             return Err(StoreError::AlreadyExists(format!("Registered Model (name={new_name}) already exists.")));
@@ -348,8 +384,11 @@ impl Store {
             .bind(name)
             .execute(&mut *tx)
             .await?;
+        if let Err(e) = then(name.to_string(), new_name.to_string()).await {
+            return Ok(Err(e));
+        }
         tx.commit().await?;
-        self.get_registered_model(new_name).await
+        self.get_registered_model(new_name).await.map(Ok)
     }
 
     pub async fn delete_registered_model(&self, name: &str) -> Result<()> {
@@ -369,7 +408,7 @@ impl Store {
     }
 
     pub async fn set_registered_model_tag(&self, name: &str, tag: &KeyValue) -> Result<()> {
-        validate::tag(&tag.key, &tag.value)?;
+        validate::registry_tag(&tag.key, &tag.value)?;
         let mut tx = self.w().begin().await?;
         self.model_exists(&mut tx, name).await?;
         REGISTERED_MODEL_TAGS.upsert(&[Arg::Text(name.into())], &tag.key, &tag.value).query().execute(&mut *tx).await?;
@@ -460,7 +499,7 @@ impl Store {
         validate_model_name(&new.name)?;
         validate_source(&new.source)?;
         for t in &new.tags {
-            validate::tag(&t.key, &t.value)?;
+            validate::registry_tag(&t.key, &t.value)?;
         }
         let model_id = new.model_id.as_deref().filter(|m| !m.is_empty());
         let logged = match model_id {
@@ -710,7 +749,7 @@ impl Store {
     }
 
     pub async fn set_model_version_tag(&self, name: &str, version: i64, tag: &KeyValue) -> Result<()> {
-        validate::tag(&tag.key, &tag.value)?;
+        validate::registry_tag(&tag.key, &tag.value)?;
         self.get_model_version(name, version).await?;
         let mut tx = self.w().begin().await?;
         upsert_version_tag(&mut tx, name, version, tag).await?;

@@ -1,65 +1,166 @@
-//! Input limits and name rules, as MLflow's `mlflow/utils/validation.py` applies them.
+//! Input limits and name rules, as MLflow 3.17.2 applies them (`mlflow/utils/validation.py`,
+//! the column sizes of its SQL store, the request schemas of `mlflow/server/handlers.py`), with
+//! MLflow's messages. Where MLflow has no limit but the database would fail on the input (a 500),
+//! the limit here is ours and says so; every one of them is listed in SECURITY.md.
+//!
+//! One departure: MLflow truncates over-long param and tag values by default
+//! (`MLFLOW_TRUNCATE_LONG_VALUES`); we refuse them, because a silent truncation loses data.
 
 use crate::error::{Result, StoreError};
 
+/// `MAX_ENTITY_KEY_LENGTH` (metric, param and tag names).
 pub const MAX_ENTITY_KEY_LENGTH: usize = 250;
+/// `MAX_PARAM_VAL_LENGTH`.
 pub const MAX_PARAM_VAL_LENGTH: usize = 6000;
+/// `MAX_TAG_VAL_LENGTH` (run tags, a run's description included).
 pub const MAX_TAG_VAL_LENGTH: usize = 8000;
-pub const MAX_EXPERIMENT_TAG_VAL_LENGTH: usize = 5000;
+/// `MAX_EXPERIMENT_NAME_LENGTH`.
+pub const MAX_EXPERIMENT_NAME_LENGTH: usize = 500;
+/// `MAX_EXPERIMENT_TAG_KEY_LENGTH`.
+pub const MAX_EXPERIMENT_TAG_KEY_LENGTH: usize = 250;
+/// `MAX_EXPERIMENT_TAG_VAL_LENGTH` (an experiment's description is its `mlflow.note.content` tag).
+pub const MAX_EXPERIMENT_TAG_VAL_LENGTH: usize = 20_000;
+/// `MAX_MODEL_REGISTRY_TAG_KEY_LENGTH`.
+pub const MAX_MODEL_REGISTRY_TAG_KEY_LENGTH: usize = 250;
+/// `MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH`.
+pub const MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH: usize = 100_000;
+/// `MAX_METRICS_PER_BATCH`.
 pub const MAX_BATCH_METRICS: usize = 1000;
+/// `MAX_PARAMS_TAGS_PER_BATCH`.
 pub const MAX_BATCH_PARAMS: usize = 100;
+/// `MAX_PARAMS_TAGS_PER_BATCH`.
 pub const MAX_BATCH_TAGS: usize = 100;
+/// `MAX_ENTITIES_PER_BATCH`.
 pub const MAX_BATCH_ENTITIES: usize = 1000;
+/// `runs.name` is `String(250)` in MLflow's schema.
+pub const MAX_RUN_NAME_LENGTH: usize = 250;
+/// `registered_models.name` is `String(256)`.
+pub const MAX_REGISTERED_MODEL_NAME_LENGTH: usize = 256;
+/// `registered_models.description` and `model_versions.description` are `String(5000)`.
+pub const MAX_DESCRIPTION_LENGTH: usize = 5000;
+/// `MAX_RUNS_GET_METRIC_HISTORY_BULK` (`handlers.py`).
+pub const MAX_RUNS_GET_METRIC_HISTORY_BULK: usize = 100;
+/// Ours: experiment ids one search may name (MLflow has no limit; past about 32,000 the
+/// query no longer fits SQLite's bound-parameter limit).
+pub const MAX_SEARCH_EXPERIMENT_IDS: usize = 10_000;
+/// Ours: `order_by` clauses one search may have (each sorts through one more join; SQLite
+/// refuses a query past 200 joined tables).
+pub const MAX_ORDER_BY_CLAUSES: usize = 50;
 
 fn invalid(msg: String) -> StoreError {
     StoreError::InvalidParameter(msg)
 }
 
-/// Metric, param and tag names: `[/\w.\- :]` characters, at most 250 of them, and they must
-/// not resolve to another name when treated as a file path (no `..`, no leading `/`).
+/// `json.dumps(value)`: a JSON string, non-ASCII escaped as Python does by default.
+fn py_json(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `invalid_value(path, value, message)`.
+fn invalid_value(path: &str, value: &str, message: &str) -> StoreError {
+    invalid(format!("Invalid value {} for parameter '{path}' supplied: {message}", py_json(value)))
+}
+
+/// `exceeds_maximum_length(path, limit)`: the message of every length limit.
+pub fn length(path: &str, value: &str, limit: usize) -> Result<()> {
+    if value.chars().count() > limit {
+        return Err(invalid(format!("'{path}' exceeds the maximum length of {limit} characters")));
+    }
+    Ok(())
+}
+
+/// Python's `posixpath.normpath`.
+fn normpath(path: &str) -> String {
+    if path.is_empty() {
+        return ".".into();
+    }
+    let initial = if path.starts_with("//") && !path.starts_with("///") {
+        2
+    } else if path.starts_with('/') {
+        1
+    } else {
+        0
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." if initial == 0 && (parts.is_empty() || parts.last() == Some(&"..")) => parts.push(".."),
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    let joined = format!("{}{}", "/".repeat(initial), parts.join("/"));
+    if joined.is_empty() {
+        ".".into()
+    } else {
+        joined
+    }
+}
+
+/// `path_not_unique`: the name would mean another name as a file path.
+fn resolves_elsewhere(name: &str) -> bool {
+    let norm = normpath(name);
+    norm != name || norm == "." || norm.starts_with("..") || norm.starts_with('/')
+}
+
+/// Metric, param and tag names (`_validate_metric_name`, `_validate_param_name`,
+/// `_validate_tag_name`, then the length): `[/\w.\- :]` characters, not resolving to another
+/// name as a file path, at most 250 characters. `kind` is `metric`, `param`, `tag` or `model`.
 pub fn key(kind: &str, name: &str) -> Result<()> {
     if name.is_empty() {
         return Err(invalid(format!("Missing value for required parameter '{kind} key'")));
     }
-    if name.chars().count() > MAX_ENTITY_KEY_LENGTH {
-        return Err(invalid(format!(
-            "{kind} name '{}...' had length {}, which exceeded length limit of {MAX_ENTITY_KEY_LENGTH}",
-            name.chars().take(20).collect::<String>(),
-            name.chars().count()
-        )));
-    }
+    let path = if kind == "metric" { "name" } else { "key" };
     if !name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '/' | '.' | '-' | ' ' | ':')) {
-        return Err(invalid(format!(
-            "Invalid {kind} name: '{name}'. Names may only contain alphanumerics, underscores (_), \
-             dashes (-), periods (.), spaces ( ), colon(:) and slashes (/)."
-        )));
+        return Err(invalid_value(
+            path,
+            name,
+            "Names may only contain alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), \
+             colon(:) and slashes (/).",
+        ));
     }
     if resolves_elsewhere(name) {
-        return Err(invalid(format!(
-            "Invalid {kind} name: '{name}'. Names may be treated as files in certain cases, and must \
-             not resolve to other names when treated as such."
-        )));
+        let message = format!(
+            "Names may be treated as files in certain cases, and must not resolve to other names when treated as \
+             such. This name would resolve to '{}'",
+            normpath(name)
+        );
+        return Err(invalid_value(path, name, &message));
     }
-    Ok(())
+    let entity = match kind {
+        "metric" => "Metric name",
+        "param" => "Param key",
+        _ => "key",
+    };
+    length(entity, name, MAX_ENTITY_KEY_LENGTH)
 }
 
-/// POSIX `normpath(name) != name`, or it is `.`, or it climbs out, or it is absolute.
-fn resolves_elsewhere(name: &str) -> bool {
-    if name.starts_with('/') || name.ends_with('/') || name.contains("//") {
-        return true;
-    }
-    name.split('/').any(|seg| seg == "." || seg == "..")
-}
-
-pub fn value_length(kind: &str, key: &str, value: &str, limit: usize) -> Result<()> {
-    let len = value.chars().count();
-    if len > limit {
-        return Err(invalid(format!(
-            "{kind} value '{}...' had length {len}, which exceeded length limit of {limit} (key '{key}')",
-            value.chars().take(20).collect::<String>()
-        )));
-    }
-    Ok(())
+/// A value's length (`_validate_length_limit`): `kind` `Param` names it `Param value`, any
+/// other kind `value`, as MLflow's messages do. `key` is the value's key (unused by MLflow).
+pub fn value_length(kind: &str, _key: &str, value: &str, limit: usize) -> Result<()> {
+    length(if kind == "Param" { "Param value" } else { "value" }, value, limit)
 }
 
 pub fn param(key_: &str, value: &str) -> Result<()> {
@@ -72,32 +173,85 @@ pub fn tag(key_: &str, value: &str) -> Result<()> {
     value_length("Tag", key_, value, MAX_TAG_VAL_LENGTH)
 }
 
+/// `_validate_experiment_tag`.
+pub fn experiment_tag(key_: &str, value: &str) -> Result<()> {
+    key("tag", key_)?;
+    length("key", key_, MAX_EXPERIMENT_TAG_KEY_LENGTH)?;
+    length("value", value, MAX_EXPERIMENT_TAG_VAL_LENGTH)
+}
+
+/// `_validate_registered_model_tag` / `_validate_model_version_tag`.
+pub fn registry_tag(key_: &str, value: &str) -> Result<()> {
+    key("tag", key_)?;
+    length("key", key_, MAX_MODEL_REGISTRY_TAG_KEY_LENGTH)?;
+    length("value", value, MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH)
+}
+
+/// A run's name, given as `run_name` or as its `mlflow.runName` tag.
+pub fn run_name(name: &str) -> Result<()> {
+    length("run_name", name, MAX_RUN_NAME_LENGTH)
+}
+
+/// A registered model's name (`_validate_model_name` is in `registry.rs`; this is its column).
+pub fn registered_model_name(name: &str) -> Result<()> {
+    length("name", name, MAX_REGISTERED_MODEL_NAME_LENGTH)
+}
+
+/// A registered model's or model version's description.
+pub fn description(description: &str) -> Result<()> {
+    length("description", description, MAX_DESCRIPTION_LENGTH)
+}
+
+/// `_validate_batch_log_limits`.
 pub fn batch_sizes(metrics: usize, params: usize, tags: usize) -> Result<()> {
     let checks = [
         ("metrics", metrics, MAX_BATCH_METRICS),
         ("params", params, MAX_BATCH_PARAMS),
         ("tags", tags, MAX_BATCH_TAGS),
-        ("total entities", metrics + params + tags, MAX_BATCH_ENTITIES),
+        ("metrics, params, and tags", metrics + params + tags, MAX_BATCH_ENTITIES),
     ];
     for (what, n, limit) in checks {
         if n > limit {
             return Err(invalid(format!(
                 "A batch logging request can contain at most {limit} {what}. Got {n} {what}. \
-                 Please split up the request into multiple requests."
+                 Please split up {what} across multiple requests and try again."
             )));
         }
     }
     Ok(())
 }
 
+/// `_validate_experiment_name` (a blank name is refused too).
 pub fn experiment_name(name: &str) -> Result<()> {
     if name.trim().is_empty() {
-        return Err(invalid("Invalid experiment name: ''. Experiment name must be a non-empty string.".into()));
+        return Err(invalid(format!("Invalid experiment name: '{name}'")));
     }
-    if name.chars().count() > 500 {
+    length("name", name, MAX_EXPERIMENT_NAME_LENGTH)
+}
+
+/// The run ids of one `metrics/get-history-bulk-interval` request.
+pub fn bulk_run_ids(n: usize) -> Result<()> {
+    if n > MAX_RUNS_GET_METRIC_HISTORY_BULK {
         return Err(invalid(format!(
-            "Experiment name had length {}, which exceeded length limit of 500",
-            name.chars().count()
+            "GetMetricHistoryBulkInterval request must specify at most {MAX_RUNS_GET_METRIC_HISTORY_BULK} run_ids. \
+             Received {n} run_ids. See the API docs for more information about request parameters."
+        )));
+    }
+    Ok(())
+}
+
+/// What one search may name: experiment ids and `order_by` clauses (filters are bounded by
+/// [`crate::search::parse_filter`]).
+pub fn search(experiment_ids: usize, order_by: usize) -> Result<()> {
+    if experiment_ids > MAX_SEARCH_EXPERIMENT_IDS {
+        return Err(invalid(format!(
+            "A search can name at most {MAX_SEARCH_EXPERIMENT_IDS} experiment_ids. Got {experiment_ids}; \
+             split the search into several."
+        )));
+    }
+    if order_by > MAX_ORDER_BY_CLAUSES {
+        return Err(invalid(format!(
+            "A search can have at most {MAX_ORDER_BY_CLAUSES} order_by clauses. Got {order_by}."
         )));
     }
     Ok(())
@@ -122,13 +276,65 @@ mod tests {
         }
     }
 
+    fn message(r: Result<()>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    /// The messages MLflow 3.17.2 gives (`validation.py`).
+    #[test]
+    fn mlflows_messages() {
+        assert_eq!(
+            message(key("param", "a;b")),
+            "Invalid value \"a;b\" for parameter 'key' supplied: Names may only contain alphanumerics, underscores \
+             (_), dashes (-), periods (.), spaces ( ), colon(:) and slashes (/)."
+        );
+        assert_eq!(
+            message(key("metric", "a/../b")),
+            "Invalid value \"a/../b\" for parameter 'name' supplied: Names may be treated as files in certain cases, \
+             and must not resolve to other names when treated as such. This name would resolve to 'b'"
+        );
+        assert_eq!(message(key("param", &"k".repeat(251))), "'Param key' exceeds the maximum length of 250 characters");
+        assert_eq!(
+            message(param("p", &"x".repeat(6001))),
+            "'Param value' exceeds the maximum length of 6000 characters"
+        );
+        assert_eq!(message(tag("t", &"x".repeat(8001))), "'value' exceeds the maximum length of 8000 characters");
+        assert_eq!(message(experiment_name(&"e".repeat(501))), "'name' exceeds the maximum length of 500 characters");
+        assert!(message(key("param", "ü;")).contains("\"\\u00fc;\""));
+    }
+
     #[test]
     fn limits() {
         assert!(param("p", &"x".repeat(6000)).is_ok());
         assert!(param("p", &"x".repeat(6001)).is_err());
-        assert!(tag("t", &"x".repeat(8001)).is_err());
+        assert!(tag("t", &"x".repeat(8000)).is_ok());
+        assert!(experiment_tag("t", &"x".repeat(20_000)).is_ok());
+        assert!(experiment_tag("t", &"x".repeat(20_001)).is_err());
+        assert!(registry_tag("t", &"x".repeat(100_000)).is_ok());
+        assert!(registry_tag("t", &"x".repeat(100_001)).is_err());
+        assert!(run_name(&"r".repeat(250)).is_ok() && run_name(&"r".repeat(251)).is_err());
+        assert!(description(&"d".repeat(5000)).is_ok() && description(&"d".repeat(5001)).is_err());
         assert!(batch_sizes(1000, 0, 0).is_ok());
         assert!(batch_sizes(1001, 0, 0).is_err());
-        assert!(batch_sizes(900, 100, 1).is_err());
+        let total = message(batch_sizes(900, 100, 1));
+        assert!(total.contains("at most 1000 metrics, params, and tags. Got 1001"), "{total}");
+        assert!(bulk_run_ids(100).is_ok() && bulk_run_ids(101).is_err());
+        assert!(search(10_000, 50).is_ok());
+        assert!(search(10_001, 0).is_err() && search(1, 51).is_err());
+    }
+
+    #[test]
+    fn normpath_like_python() {
+        for (raw, want) in [
+            ("a/../b", "b"),
+            ("a//b", "a/b"),
+            ("/a/./b/", "/a/b"),
+            ("../x", "../x"),
+            ("", "."),
+            ("//a", "//a"),
+            ("///a", "/a"),
+        ] {
+            assert_eq!(normpath(raw), want, "{raw}");
+        }
     }
 }
