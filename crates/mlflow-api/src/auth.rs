@@ -414,7 +414,7 @@ impl Ctx<'_> {
 
     /// `_run_requirement`: a missing run denies (403, not 404), as MLflow does.
     async fn run(&self, run_id: &str, action: Action) -> ApiResult<bool> {
-        let run = match self.s.store.get_run(run_id).await {
+        let run = match self.s.store.runs().get(run_id).await {
             Ok(r) => r,
             Err(tracking::StoreError::NotFound(_)) | Err(tracking::StoreError::InvalidParameter(_)) => {
                 return Ok(false)
@@ -428,7 +428,7 @@ impl Ctx<'_> {
     }
 
     async fn logged_model(&self, model_id: &str, action: Action) -> ApiResult<bool> {
-        let model = match self.s.store.get_logged_model(model_id).await {
+        let model = match self.s.store.logged_models().get(model_id).await {
             Ok(m) => m,
             Err(tracking::StoreError::NotFound(_)) | Err(tracking::StoreError::InvalidParameter(_)) => {
                 return Ok(false)
@@ -443,7 +443,7 @@ impl Ctx<'_> {
 
     /// `_registered_model_or_prompt_target`: the model must exist.
     async fn model_exists(&self, name: &str) -> ApiResult<bool> {
-        match self.s.store.get_registered_model(name).await {
+        match self.s.store.registered_models().get(name).await {
             Ok(_) => Ok(true),
             Err(tracking::StoreError::NotFound(_)) | Err(tracking::StoreError::InvalidParameter(_)) => Ok(false),
             Err(e) => Err(e.into()),
@@ -473,7 +473,7 @@ impl Ctx<'_> {
             Check::Experiment(a) => a.met_by(self.experiment(&p.req("experiment_id")?)),
             Check::ExperimentByName => {
                 let name = p.req("experiment_name")?;
-                let exp = match self.s.store.get_experiment_by_name(&name).await {
+                let exp = match self.s.store.experiments().get_by_name(&name).await {
                     Ok(e) => e,
                     Err(tracking::StoreError::NotFound(_)) => {
                         return Err(ApiError::not_found(format!("Could not find experiment with name {name}")))

@@ -41,7 +41,8 @@ fn reply(model: &tracking::LoggedModel) -> Reply<Value> {
 async fn create(State(s): State<AppState>, Msg(r): Msg<Create>) -> ApiResult<Reply<Value>> {
     let model = s
         .store
-        .create_logged_model(tracking::NewLoggedModel {
+        .logged_models()
+        .create(tracking::NewLoggedModel {
             experiment_id: required_str(r.experiment_id, "experiment_id")?,
             name: r.name,
             model_type: r.model_type,
@@ -54,7 +55,7 @@ async fn create(State(s): State<AppState>, Msg(r): Msg<Create>) -> ApiResult<Rep
 }
 
 async fn get_one(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Reply<Value>> {
-    Ok(reply(&s.store.get_logged_model(&id).await?))
+    Ok(reply(&s.store.logged_models().get(&id).await?))
 }
 
 #[derive(Deserialize)]
@@ -63,12 +64,12 @@ struct Finalize {
 }
 
 async fn finalize(State(s): State<AppState>, Path(id): Path<String>, Msg(r): Msg<Finalize>) -> ApiResult<Reply<Value>> {
-    let model = s.store.finalize_logged_model(&id, &required_str(r.status, "status")?).await?;
+    let model = s.store.logged_models().finalize(&id, &required_str(r.status, "status")?).await?;
     Ok(reply(&model))
 }
 
 async fn delete_one(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Reply<Value>> {
-    s.store.delete_logged_model(&id).await?;
+    s.store.logged_models().delete(&id).await?;
     Ok(Reply(json!({})))
 }
 
@@ -79,12 +80,12 @@ struct Tags {
 }
 
 async fn set_tags(State(s): State<AppState>, Path(id): Path<String>, Msg(r): Msg<Tags>) -> ApiResult<Reply<Value>> {
-    s.store.set_logged_model_tags(&id, &tags_in(r.tags)).await?;
-    Ok(reply(&s.store.get_logged_model(&id).await?))
+    s.store.logged_models().set_tags(&id, &tags_in(r.tags)).await?;
+    Ok(reply(&s.store.logged_models().get(&id).await?))
 }
 
 async fn delete_tag(State(s): State<AppState>, Path((id, key)): Path<(String, String)>) -> ApiResult<Reply<Value>> {
-    s.store.delete_logged_model_tag(&id, &key).await?;
+    s.store.logged_models().delete_tag(&id, &key).await?;
     Ok(Reply(json!({})))
 }
 
@@ -95,7 +96,7 @@ struct Params {
 }
 
 async fn log_params(State(s): State<AppState>, Path(id): Path<String>, Msg(r): Msg<Params>) -> ApiResult<Reply<Value>> {
-    s.store.log_logged_model_params(&id, &tags_in(r.params)).await?;
+    s.store.logged_models().log_params(&id, &tags_in(r.params)).await?;
     Ok(Reply(json!({})))
 }
 
@@ -125,7 +126,8 @@ async fn search(State(s): State<AppState>, Msg(r): Msg<Search>) -> ApiResult<Rep
         .collect::<ApiResult<_>>()?;
     let page = s
         .store
-        .search_logged_models(
+        .logged_models()
+        .search(
             &r.experiment_ids,
             r.filter.as_deref().unwrap_or(""),
             &order,

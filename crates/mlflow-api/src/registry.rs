@@ -75,27 +75,27 @@ impl ModelReq {
 
 async fn create_model(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
-    let m = s.store.create_registered_model(&name, r.description.as_deref(), &tags_in(r.tags)).await?;
+    let m = s.store.registered_models().create(&name, r.description.as_deref(), &tags_in(r.tags)).await?;
     Ok(model_reply(&m))
 }
 
 async fn get_model(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
-    Ok(model_reply(&s.store.get_registered_model(&r.name()?).await?))
+    Ok(model_reply(&s.store.registered_models().get(&r.name()?).await?))
 }
 
 async fn update_model(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
-    Ok(model_reply(&s.store.update_registered_model(&name, r.description.as_deref()).await?))
+    Ok(model_reply(&s.store.registered_models().update(&name, r.description.as_deref()).await?))
 }
 
 async fn rename_model(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
     let new_name = required_str(r.new_name, "new_name")?;
-    Ok(model_reply(&s.store.rename_registered_model(&name, &new_name).await?))
+    Ok(model_reply(&s.store.registered_models().rename(&name, &new_name).await?))
 }
 
 async fn delete_model(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
-    s.store.delete_registered_model(&r.name()?).await?;
+    s.store.registered_models().delete(&r.name()?).await?;
     Ok(Reply(json!({})))
 }
 
@@ -115,19 +115,15 @@ async fn search_models(
 ) -> ApiResult<Reply<wire::Paged<wire::RegisteredModel>>> {
     let page = s
         .store
-        .search_registered_models(
-            r.filter.as_deref().unwrap_or(""),
-            &r.order_by,
-            r.max_results.unwrap_or(100),
-            r.page_token.as_deref(),
-        )
+        .registered_models()
+        .search(r.filter.as_deref().unwrap_or(""), &r.order_by, r.max_results.unwrap_or(100), r.page_token.as_deref())
         .await?;
     Ok(Reply(wire::Paged::of("registered_models", &page)))
 }
 
 async fn latest_versions(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
-    let versions = s.store.get_latest_versions(&name, &r.stages).await?;
+    let versions = s.store.registered_models().latest_versions(&name, &r.stages).await?;
     let items: Vec<wire::ModelVersion> = versions.iter().map(Into::into).collect();
     Ok(Reply(json!({ "model_versions": items })))
 }
@@ -135,31 +131,31 @@ async fn latest_versions(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -
 async fn set_model_tag(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
     let tag = tracking::KeyValue { key: required_str(r.key, "key")?, value: required(r.value, "value")? };
-    s.store.set_registered_model_tag(&name, &tag).await?;
+    s.store.registered_models().set_tag(&name, &tag).await?;
     Ok(Reply(json!({})))
 }
 
 async fn delete_model_tag(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
-    s.store.delete_registered_model_tag(&name, &required_str(r.key, "key")?).await?;
+    s.store.registered_models().delete_tag(&name, &required_str(r.key, "key")?).await?;
     Ok(Reply(json!({})))
 }
 
 async fn set_alias(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = (r.name()?, r.version()?);
-    s.store.set_alias(&name, &required_str(r.alias, "alias")?, version, None).await?;
+    s.store.registered_models().set_alias(&name, &required_str(r.alias, "alias")?, version, None).await?;
     Ok(Reply(json!({})))
 }
 
 async fn delete_alias(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
-    s.store.delete_alias(&name, &required_str(r.alias, "alias")?, None).await?;
+    s.store.registered_models().delete_alias(&name, &required_str(r.alias, "alias")?, None).await?;
     Ok(Reply(json!({})))
 }
 
 async fn get_by_alias(State(s): State<AppState>, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
-    Ok(version_reply(&s.store.get_model_version_by_alias(&name, &required_str(r.alias, "alias")?).await?))
+    Ok(version_reply(&s.store.model_versions().by_alias(&name, &required_str(r.alias, "alias")?).await?))
 }
 
 #[derive(Deserialize)]
@@ -177,7 +173,8 @@ struct CreateVersion {
 async fn create_version(State(s): State<AppState>, Msg(r): Msg<CreateVersion>) -> ApiResult<Reply<Value>> {
     let v = s
         .store
-        .create_model_version(tracking::NewModelVersion {
+        .model_versions()
+        .create(tracking::NewModelVersion {
             name: required_str(r.name, "name")?,
             source: required_str(r.source, "source")?,
             run_id: r.run_id,
@@ -214,17 +211,17 @@ impl VersionReq {
 
 async fn get_version(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
-    Ok(version_reply(&s.store.get_model_version(&name, version).await?))
+    Ok(version_reply(&s.store.model_versions().get(&name, version).await?))
 }
 
 async fn update_version(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
-    Ok(version_reply(&s.store.update_model_version(&name, version, r.description.as_deref()).await?))
+    Ok(version_reply(&s.store.model_versions().update(&name, version, r.description.as_deref()).await?))
 }
 
 async fn delete_version(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
-    s.store.delete_model_version(&name, version, None).await?;
+    s.store.model_versions().delete(&name, version, None).await?;
     Ok(Reply(json!({})))
 }
 
@@ -234,7 +231,8 @@ async fn search_versions(
 ) -> ApiResult<Reply<wire::Paged<wire::ModelVersion>>> {
     let page = s
         .store
-        .search_model_versions(
+        .model_versions()
+        .search(
             r.filter.as_deref().unwrap_or(""),
             &r.order_by,
             r.max_results.unwrap_or(10_000),
@@ -246,28 +244,31 @@ async fn search_versions(
 
 async fn download_uri(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
-    let uri = s.store.get_model_version_download_uri(&name, version).await?;
+    let uri = s.store.model_versions().download_uri(&name, version).await?;
     Ok(Reply(json!({ "artifact_uri": uri })))
 }
 
 async fn transition_stage(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
     let stage = required_str(r.stage, "stage")?;
-    let v =
-        s.store.transition_stage(&name, version, &stage, r.archive_existing_versions.unwrap_or(false), None).await?;
+    let v = s
+        .store
+        .model_versions()
+        .transition_stage(&name, version, &stage, r.archive_existing_versions.unwrap_or(false), None)
+        .await?;
     Ok(version_reply(&v))
 }
 
 async fn set_version_tag(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
     let tag = tracking::KeyValue { key: required_str(r.key, "key")?, value: required(r.value, "value")? };
-    s.store.set_model_version_tag(&name, version, &tag).await?;
+    s.store.model_versions().set_tag(&name, version, &tag).await?;
     Ok(Reply(json!({})))
 }
 
 async fn delete_version_tag(State(s): State<AppState>, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
-    s.store.delete_model_version_tag(&name, version, &required_str(r.key, "key")?).await?;
+    s.store.model_versions().delete_tag(&name, version, &required_str(r.key, "key")?).await?;
     Ok(Reply(json!({})))
 }
 
@@ -280,7 +281,7 @@ struct HistoryReq {
 /// Every alias and stage move of a model, oldest first (`?name=...[&alias=prod]`).
 async fn history(State(s): State<AppState>, Msg(r): Msg<HistoryReq>) -> ApiResult<Reply<Value>> {
     let name = required_str(r.name, "name")?;
-    let events = s.store.registry_history(&name, r.alias.as_deref()).await?;
+    let events = s.store.registered_models().history(&name, r.alias.as_deref()).await?;
     let items: Vec<wire::RegistryEvent> = events.iter().map(Into::into).collect();
     Ok(Reply(json!({ "events": items })))
 }

@@ -87,7 +87,7 @@ async fn create_experiment(State(s): State<AppState>, Msg(r): Msg<CreateExperime
     if let Some(loc) = &location {
         crate::artifacts::check_artifact_location(loc)?;
     }
-    let id = s.store.create_experiment(&name, location.as_deref(), &tags_in(r.tags)).await?;
+    let id = s.store.experiments().create(&name, location.as_deref(), &tags_in(r.tags)).await?;
     Ok(Reply(json!({ "experiment_id": id })))
 }
 
@@ -108,7 +108,8 @@ async fn search_experiments(
 ) -> ApiResult<Reply<Paged<wire::Experiment>>> {
     let page = s
         .store
-        .search_experiments(
+        .experiments()
+        .search(
             view_type(r.view_type)?,
             r.filter.as_deref().unwrap_or(""),
             &r.order_by,
@@ -126,7 +127,7 @@ struct ExperimentRef {
 }
 
 async fn get_experiment(State(s): State<AppState>, Msg(r): Msg<ExperimentRef>) -> ApiResult<Reply<Value>> {
-    let exp = s.store.get_experiment(&required_str(r.experiment_id, "experiment_id")?).await?;
+    let exp = s.store.experiments().get(&required_str(r.experiment_id, "experiment_id")?).await?;
     Ok(Reply(json!({ "experiment": wire::Experiment::from(&exp) })))
 }
 
@@ -136,19 +137,19 @@ struct ExperimentByName {
 }
 
 async fn get_experiment_by_name(State(s): State<AppState>, Msg(r): Msg<ExperimentByName>) -> ApiResult<Reply<Value>> {
-    let exp = s.store.get_experiment_by_name(&required_str(r.experiment_name, "experiment_name")?).await?;
+    let exp = s.store.experiments().get_by_name(&required_str(r.experiment_name, "experiment_name")?).await?;
     Ok(Reply(json!({ "experiment": wire::Experiment::from(&exp) })))
 }
 
 async fn delete_experiment(State(s): State<AppState>, Msg(r): Msg<ExperimentRef>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
-    s.store.set_experiment_lifecycle(&id, LifecycleStage::Deleted).await?;
+    s.store.experiments().set_lifecycle(&id, LifecycleStage::Deleted).await?;
     Ok(Reply(json!({})))
 }
 
 async fn restore_experiment(State(s): State<AppState>, Msg(r): Msg<ExperimentRef>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
-    s.store.set_experiment_lifecycle(&id, LifecycleStage::Active).await?;
+    s.store.experiments().set_lifecycle(&id, LifecycleStage::Active).await?;
     Ok(Reply(json!({})))
 }
 
@@ -161,7 +162,7 @@ struct UpdateExperiment {
 
 async fn update_experiment(State(s): State<AppState>, Msg(r): Msg<UpdateExperiment>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
-    s.store.rename_experiment(&id, &required_str(r.new_name, "new_name")?).await?;
+    s.store.experiments().rename(&id, &required_str(r.new_name, "new_name")?).await?;
     Ok(Reply(json!({})))
 }
 
@@ -176,13 +177,13 @@ struct ExperimentTag {
 async fn set_experiment_tag(State(s): State<AppState>, Msg(r): Msg<ExperimentTag>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
     let key = required_str(r.key, "key")?;
-    s.store.set_experiment_tag(&id, &key, &required(r.value, "value")?).await?;
+    s.store.experiments().set_tag(&id, &key, &required(r.value, "value")?).await?;
     Ok(Reply(json!({})))
 }
 
 async fn delete_experiment_tag(State(s): State<AppState>, Msg(r): Msg<ExperimentTag>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
-    s.store.delete_experiment_tag(&id, &required_str(r.key, "key")?).await?;
+    s.store.experiments().delete_tag(&id, &required_str(r.key, "key")?).await?;
     Ok(Reply(json!({})))
 }
 
@@ -204,7 +205,8 @@ async fn create_run(State(s): State<AppState>, Msg(r): Msg<CreateRun>) -> ApiRes
     let exp = r.experiment_id.filter(|e| !e.is_empty()).unwrap_or_else(|| tracking::DEFAULT_EXPERIMENT_ID.into());
     let run = s
         .store
-        .create_run(&exp, r.user_id.as_deref().unwrap_or(""), r.run_name.as_deref(), r.start_time, &tags_in(r.tags))
+        .runs()
+        .create(&exp, r.user_id.as_deref().unwrap_or(""), r.run_name.as_deref(), r.start_time, &tags_in(r.tags))
         .await?;
     Ok(Reply(json!({ "run": wire::Run::from(&run) })))
 }
@@ -229,22 +231,22 @@ async fn update_run(State(s): State<AppState>, Msg(r): Msg<UpdateRun>) -> ApiRes
         })?),
     };
     let info =
-        s.store.update_run(&r.run.id()?, RunUpdate { status, end_time: r.end_time, run_name: r.run_name }).await?;
+        s.store.runs().update(&r.run.id()?, RunUpdate { status, end_time: r.end_time, run_name: r.run_name }).await?;
     Ok(Reply(json!({ "run_info": wire::RunInfo::from(&info) })))
 }
 
 async fn delete_run(State(s): State<AppState>, Msg(r): Msg<RunRef>) -> ApiResult<Reply<Value>> {
-    s.store.set_run_lifecycle(&r.id()?, LifecycleStage::Deleted).await?;
+    s.store.runs().set_lifecycle(&r.id()?, LifecycleStage::Deleted).await?;
     Ok(Reply(json!({})))
 }
 
 async fn restore_run(State(s): State<AppState>, Msg(r): Msg<RunRef>) -> ApiResult<Reply<Value>> {
-    s.store.set_run_lifecycle(&r.id()?, LifecycleStage::Active).await?;
+    s.store.runs().set_lifecycle(&r.id()?, LifecycleStage::Active).await?;
     Ok(Reply(json!({})))
 }
 
 async fn get_run(State(s): State<AppState>, Msg(r): Msg<RunRef>) -> ApiResult<Reply<Value>> {
-    let run = s.store.get_run(&r.id()?).await?;
+    let run = s.store.runs().get(&r.id()?).await?;
     Ok(Reply(json!({ "run": wire::Run::from(&run) })))
 }
 
@@ -287,7 +289,7 @@ struct LogMetric {
 
 async fn log_metric(State(s): State<AppState>, Msg(r): Msg<LogMetric>) -> ApiResult<Reply<Value>> {
     let run_id = r.run.id()?;
-    s.store.log_metric(&run_id, &r.metric.into_metric()?).await?;
+    s.store.metrics().log(&run_id, &r.metric.into_metric()?).await?;
     Ok(Reply(json!({})))
 }
 
@@ -309,19 +311,19 @@ impl RunKeyValue {
 
 async fn log_param(State(s): State<AppState>, Msg(r): Msg<RunKeyValue>) -> ApiResult<Reply<Value>> {
     let (run_id, kv) = r.split()?;
-    s.store.log_param(&run_id, &kv).await?;
+    s.store.runs().log_param(&run_id, &kv).await?;
     Ok(Reply(json!({})))
 }
 
 async fn set_tag(State(s): State<AppState>, Msg(r): Msg<RunKeyValue>) -> ApiResult<Reply<Value>> {
     let (run_id, kv) = r.split()?;
-    s.store.set_tag(&run_id, &kv).await?;
+    s.store.runs().set_tag(&run_id, &kv).await?;
     Ok(Reply(json!({})))
 }
 
 async fn delete_tag(State(s): State<AppState>, Msg(r): Msg<RunKeyValue>) -> ApiResult<Reply<Value>> {
     let run_id = r.run.id()?;
-    s.store.delete_tag(&run_id, &required_str(r.key, "key")?).await?;
+    s.store.runs().delete_tag(&run_id, &required_str(r.key, "key")?).await?;
     Ok(Reply(json!({})))
 }
 
@@ -340,7 +342,7 @@ struct LogBatch {
 async fn log_batch(State(s): State<AppState>, Msg(r): Msg<LogBatch>) -> ApiResult<Reply<Value>> {
     let run_id = r.run.id()?;
     let metrics = r.metrics.into_iter().map(MetricIn::into_metric).collect::<ApiResult<Vec<_>>>()?;
-    s.store.log_batch(&run_id, &metrics, &tags_in(r.params), &tags_in(r.tags)).await?;
+    s.store.runs().log_batch(&run_id, &metrics, &tags_in(r.params), &tags_in(r.tags)).await?;
     Ok(Reply(json!({})))
 }
 
@@ -358,7 +360,7 @@ async fn log_inputs(State(s): State<AppState>, Msg(r): Msg<LogInputs>) -> ApiRes
     let run_id = r.run.id()?;
     let inputs: Vec<tracking::DatasetInput> = r.datasets.into_iter().map(Into::into).collect();
     let models: Vec<String> = r.models.into_iter().map(|m| m.model_id).filter(|m| !m.is_empty()).collect();
-    s.store.log_inputs(&run_id, &inputs, &models).await?;
+    s.store.datasets().log_inputs(&run_id, &inputs, &models).await?;
     Ok(Reply(json!({})))
 }
 
@@ -377,7 +379,7 @@ async fn log_outputs(State(s): State<AppState>, Msg(r): Msg<LogOutputs>) -> ApiR
         .into_iter()
         .map(|m| tracking::ModelOutput { model_id: m.model_id, step: m.step.unwrap_or(0) })
         .collect();
-    s.store.log_outputs(&run_id, &outputs).await?;
+    s.store.logged_models().log_outputs(&run_id, &outputs).await?;
     Ok(Reply(json!({})))
 }
 
@@ -403,7 +405,7 @@ async fn search_runs(State(s): State<AppState>, Msg(r): Msg<SearchRuns>) -> ApiR
         order_by: r.order_by,
         page_token: r.page_token,
     };
-    let page = s.store.search_runs(&search).await?;
+    let page = s.store.runs().search(&search).await?;
     // Each run's JSON is made once per state of the run and kept beside it in the store's
     // cache: a page of runs seen before is copied, not encoded again.
     let runs = page.items.iter().map(|run| run.rendered(|r| wire::Run(r).to_json()));
@@ -426,7 +428,7 @@ async fn get_metric_history(
 ) -> ApiResult<Reply<Paged<wire::Metric>>> {
     let run_id = r.run.id()?;
     let key = required_str(r.metric_key, "metric_key")?;
-    let page = s.store.get_metric_history(&run_id, &key, r.max_results, r.page_token.as_deref()).await?;
+    let page = s.store.metrics().history(&run_id, &key, r.max_results, r.page_token.as_deref()).await?;
     Ok(Reply(Paged::of("metrics", &page)))
 }
 
@@ -450,7 +452,8 @@ async fn get_metric_history_bulk_interval(
     let key = required_str(r.metric_key, "metric_key")?;
     let points = s
         .store
-        .get_metric_history_bulk_interval(&r.run_ids, &key, r.start_step, r.end_step, r.max_results.unwrap_or(320))
+        .metrics()
+        .history_bulk_interval(&r.run_ids, &key, r.start_step, r.end_step, r.max_results.unwrap_or(320))
         .await?;
     let metrics: Vec<wire::Metric> = points
         .iter()
