@@ -97,7 +97,7 @@ impl AuthConfig {
                  MLFLOW_AUTH_CONFIG_PATH to a different password."
             )));
         }
-        if let Err(e) = crate::store::validate_password(password) {
+        if let Err(e) = crate::password::validate_password(password) {
             return Err(AuthError::Config(format!(
                 "The configured password for the admin user '{username}' is invalid: {e} Set \
                  MLFLOW_AUTH_ADMIN_PASSWORD or `admin_password` in the configuration file referenced by \

@@ -99,6 +99,9 @@ pub struct Context {
     pub show_progress: bool,
     /// First webhook retry delay (doubles per attempt).
     pub webhook_backoff: Duration,
+    /// Looks up a secret by name (the webhook's `token_env`): the binary answers from the
+    /// environment, so that only it reads the environment.
+    pub read_secret: fn(&str) -> Option<String>,
 }
 
 /// Runs one cycle of `p` and records it; an error here means the cycle could not be recorded.
@@ -317,10 +320,11 @@ async fn steps(
         "drifted_columns": drift_report.columns.iter().filter(|c| c.drift_detected).map(|c| c.name.clone()).collect::<Vec<_>>(),
     });
     let hook = p.webhook.clone();
+    let token = (ctx.read_secret)(&hook.token_env);
     let backoff = ctx.webhook_backoff;
     let webhook_task = tokio::spawn(async move {
         let http = reqwest::Client::new();
-        webhook::send(&http, &hook, payload, backoff).await
+        webhook::send(&http, &hook, token, payload, backoff).await
     });
 
     report.decision = Decision::DriftReported;

@@ -2,8 +2,8 @@
 //! repository_dispatch: types: [drift-detected]` runs exactly as the seed's did.
 //!
 //! `POST <url>` with `{"event_type": "drift-detected", "client_payload": {...}}`,
-//! `Accept: application/vnd.github+json` and `Authorization: Bearer <token>` when the
-//! token variable is set. Failures (network errors, non-2xx answers) are retried with
+//! `Accept: application/vnd.github+json` and `Authorization: Bearer <token>` when a token is
+//! given (the caller looks it up: the loop never reads the environment). Failures (network errors, non-2xx answers) are retried with
 //! exponential backoff and logged; they never fail the cycle.
 
 use crate::config::WebhookSettings;
@@ -25,15 +25,17 @@ pub fn body(event_type: &str, payload: Value) -> Value {
     json!({ "event_type": event_type, "client_payload": payload })
 }
 
-/// Posts the event, retrying with backoff starting at `first_backoff`.
+/// Posts the event with `token` as bearer (none when `None` or empty), retrying with backoff
+/// starting at `first_backoff`.
 pub async fn send(
     http: &reqwest::Client,
     settings: &WebhookSettings,
+    token: Option<String>,
     payload: Value,
     first_backoff: Duration,
 ) -> Option<Delivery> {
     let url = settings.url.as_deref()?;
-    let token = std::env::var(&settings.token_env).ok().filter(|t| !t.is_empty());
+    let token = token.filter(|t| !t.is_empty());
     let body = body(&settings.event_type, payload);
     let mut backoff = first_backoff;
     let mut last = Delivery { delivered: false, attempts: 0, status: None, error: None };

@@ -88,6 +88,11 @@ pub fn print_cycle(p: &Pipeline, result: &Result<CycleReport, PipelineError>, js
     }
 }
 
+/// Secrets of the loop (the webhook token) come from the environment variable they name.
+pub fn env_secret(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 pub fn run(args: LoopArgs) -> anyhow::Result<u8> {
     let overrides = overrides(&args);
     let ctx = Context {
@@ -96,6 +101,7 @@ pub fn run(args: LoopArgs) -> anyhow::Result<u8> {
         auth: super::train::tracking_auth(),
         show_progress: !args.json,
         webhook_backoff: Duration::from_millis(500),
+        read_secret: env_secret,
     };
     let defs = match &args.pipelines {
         Some(dir) => pipeline::Definitions::Folder {

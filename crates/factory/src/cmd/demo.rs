@@ -493,6 +493,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
         auth: None,
         show_progress: false,
         webhook_backoff: Duration::from_millis(200),
+        read_secret: super::closed_loop::env_secret,
     };
 
     let bar = steps.begin("normal traffic (unshifted rows)");
