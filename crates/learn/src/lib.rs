@@ -52,5 +52,5 @@ pub use metrics::{accuracy, log_loss, mae, mse, r2, rmse, roc_auc};
 pub use model::{fit, Model, ModelSpec};
 pub use read::{read_csv, read_csv_with_schema};
 pub use schema::{ColumnKind, Field, Schema};
-pub use split::{train_test_split, Rng};
+pub use split::{rng, train_test_split, Rng};
 pub use task::{Task, TrainReport};
