@@ -213,6 +213,21 @@ pub fn read_header(path: &Path) -> Result<Header> {
 pub struct NumericData {
     /// Finite values, sorted into runs.
     pub runs: Runs,
+    /// What the fields came to besides the values.
+    pub tally: NumericTally,
+}
+
+impl NumericData {
+    /// Whether pandas would give this column an integer dtype.
+    pub fn integer_dtype(&self) -> bool {
+        let t = &self.tally;
+        t.all_int && t.missing == 0 && t.nonfinite == 0
+    }
+}
+
+/// Counts and extremes of a numeric column's fields, kept per block and merged into the file's.
+#[derive(Debug, Clone, Copy)]
+pub struct NumericTally {
     /// Fields that were missing (NA spellings, empty, short rows).
     pub missing: u64,
     /// Fields that parsed to ±inf (Evidently drops them like NaN).
@@ -227,10 +242,27 @@ pub struct NumericData {
     pub all_int: bool,
 }
 
-impl NumericData {
-    /// Whether pandas would give this column an integer dtype.
-    pub fn integer_dtype(&self) -> bool {
-        self.all_int && self.missing == 0 && self.nonfinite == 0
+impl Default for NumericTally {
+    fn default() -> Self {
+        NumericTally {
+            missing: 0,
+            nonfinite: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            sum: Sum::default(),
+            all_int: true,
+        }
+    }
+}
+
+impl NumericTally {
+    fn merge(&mut self, o: &NumericTally) {
+        self.missing += o.missing;
+        self.nonfinite += o.nonfinite;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.sum.merge(o.sum);
+        self.all_int &= o.all_int;
     }
 }
 
@@ -375,54 +407,45 @@ enum Kind {
 
 /// Per-block partial results for one column.
 enum BlockColumn {
-    Numeric { keys: Vec<u64>, missing: u64, nonfinite: u64, min: f64, max: f64, sum: Sum, all_int: bool, demoted: bool },
+    Numeric { keys: Vec<u64>, tally: NumericTally, demoted: bool },
     Text { counts: HashMap<String, u64>, missing: u64, all_bool: bool },
 }
 
 impl BlockColumn {
     fn new(kind: Kind) -> Self {
         match kind {
-            Kind::Numeric => BlockColumn::Numeric {
-                keys: Vec::new(),
-                missing: 0,
-                nonfinite: 0,
-                min: f64::INFINITY,
-                max: f64::NEG_INFINITY,
-                sum: Sum::default(),
-                all_int: true,
-                demoted: false,
-            },
+            Kind::Numeric => BlockColumn::Numeric { keys: Vec::new(), tally: NumericTally::default(), demoted: false },
             Kind::Text => BlockColumn::Text { counts: HashMap::new(), missing: 0, all_bool: true },
         }
     }
 
     fn push(&mut self, field: Option<&[u8]>) {
         match self {
-            BlockColumn::Numeric { keys, missing, nonfinite, min, max, sum, all_int, demoted } => {
+            BlockColumn::Numeric { keys, tally, demoted } => {
                 let Some(f) = field else {
-                    *missing += 1;
+                    tally.missing += 1;
                     return;
                 };
                 if *demoted {
-                    *missing += u64::from(is_na(f));
+                    tally.missing += u64::from(is_na(f));
                     return;
                 }
                 // Parse first: the NA spellings are only checked for fields that are not numbers.
                 match parse_number(f) {
-                    Some((v, _)) if v.is_nan() => *missing += 1,
+                    Some((v, _)) if v.is_nan() => tally.missing += 1,
                     Some((v, int)) => {
-                        *all_int &= int;
+                        tally.all_int &= int;
                         if v.is_finite() {
                             let v = v + 0.0; // -0.0 and 0.0 are one value for pandas.
                             keys.push(runs::key(v));
-                            *min = min.min(v);
-                            *max = max.max(v);
-                            sum.add(v);
+                            tally.min = tally.min.min(v);
+                            tally.max = tally.max.max(v);
+                            tally.sum.add(v);
                         } else {
-                            *nonfinite += 1;
+                            tally.nonfinite += 1;
                         }
                     }
-                    None if is_na(f) => *missing += 1,
+                    None if is_na(f) => tally.missing += 1,
                     None => *demoted = true,
                 }
             }
@@ -530,12 +553,7 @@ fn read_pass(
                 Mutex::new(match k {
                     Kind::Numeric => ColumnData::Numeric(NumericData {
                         runs: Runs::new(budget.clone()),
-                        missing: 0,
-                        nonfinite: 0,
-                        min: f64::INFINITY,
-                        max: f64::NEG_INFINITY,
-                        sum: Sum::default(),
-                        all_int: true,
+                        tally: NumericTally::default(),
                     }),
                     Kind::Text => ColumnData::Text(TextData { all_bool: true, ..TextData::default() }),
                 })
@@ -635,27 +653,14 @@ fn merge_block(shared: &Shared, budget: &Budget, block: &mut Block) -> Result<()
     for (i, bc) in block.columns.iter_mut().enumerate() {
         let mut col = shared.columns[i].lock().expect("column lock");
         match (&mut *col, bc) {
-            (
-                ColumnData::Numeric(n),
-                BlockColumn::Numeric { keys, missing, nonfinite, min, max, sum, all_int, demoted },
-            ) => {
+            (ColumnData::Numeric(n), BlockColumn::Numeric { keys, tally, demoted }) => {
                 if *demoted {
                     shared.demoted[i].store(true, Ordering::Relaxed);
                 }
-                n.missing += *missing;
-                n.nonfinite += *nonfinite;
-                n.min = n.min.min(*min);
-                n.max = n.max.max(*max);
-                n.sum.merge(*sum);
-                n.all_int &= *all_int;
+                n.tally.merge(tally);
                 let full = if shared.demoted[i].load(Ordering::Relaxed) { Vec::new() } else { n.runs.extend(keys) };
                 drop(col);
-                *missing = 0;
-                *nonfinite = 0;
-                *min = f64::INFINITY;
-                *max = f64::NEG_INFINITY;
-                *sum = Sum::default();
-                *all_int = true;
+                *tally = NumericTally::default();
                 keys.clear();
                 // Sort and spill without holding the column's lock.
                 for buf in full {

@@ -83,7 +83,7 @@ fn validate_source(source: &str) -> Result<()> {
     }
     let mut decoded = source.to_string();
     for _ in 0..3 {
-        decoded = percent_decode(&decoded);
+        decoded = percent_encoding::percent_decode_str(&decoded).decode_utf8_lossy().into_owned();
     }
     if decoded.contains('#') || decoded.contains('?') || decoded.contains('\0') || decoded.contains('\\') {
         return Err(bad("'#', '?', '\\\\' and NUL are not allowed"));
@@ -99,25 +99,6 @@ fn validate_source(source: &str) -> Result<()> {
         return Err(bad("'..' segments are not allowed"));
     }
     Ok(())
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn model_not_found(name: &str) -> StoreError {
