@@ -135,23 +135,22 @@ impl Experiments<'_> {
 
     pub async fn get(&self, experiment_id: &str) -> Result<Experiment> {
         let id = parse_experiment_id(experiment_id)?;
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM experiments e WHERE e.experiment_id = $1"))
-            .bind(id)
-            .fetch_optional(self.s.r())
-            .await?
-            .ok_or_else(|| not_found(experiment_id))?;
-        let mut exp = experiment_from_row(&row)?;
+        let sql = Sql::with_args(
+            &format!("SELECT {COLUMNS} FROM experiments e WHERE e.experiment_id = $1"),
+            vec![Arg::Int(id)],
+        );
+        let mut exp = self.s.fetch_one(sql, experiment_from_row, || not_found(experiment_id)).await?;
         self.attach_tags(std::slice::from_mut(&mut exp)).await?;
         Ok(exp)
     }
 
     pub async fn get_by_name(&self, name: &str) -> Result<Experiment> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM experiments e WHERE e.name = $1"))
-            .bind(name)
-            .fetch_optional(self.s.r())
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("Could not find experiment with name '{name}'")))?;
-        let mut exp = experiment_from_row(&row)?;
+        let sql = Sql::with_args(
+            &format!("SELECT {COLUMNS} FROM experiments e WHERE e.name = $1"),
+            vec![Arg::Text(name.into())],
+        );
+        let missing = || StoreError::NotFound(format!("Could not find experiment with name '{name}'"));
+        let mut exp = self.s.fetch_one(sql, experiment_from_row, missing).await?;
         self.attach_tags(std::slice::from_mut(&mut exp)).await?;
         Ok(exp)
     }

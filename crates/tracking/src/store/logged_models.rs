@@ -161,16 +161,14 @@ impl LoggedModels<'_> {
     }
 
     pub async fn get(&self, model_id: &str) -> Result<LoggedModel> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM logged_models m WHERE m.model_id = $1 AND m.lifecycle_stage = 'active'"
-        ))
-        .bind(model_id)
-        .fetch_optional(self.s.r())
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("Logged model with ID '{model_id}' not found.")))?;
-        let mut models = vec![from_row(&row)?];
-        self.attach(&mut models).await?;
-        Ok(models.remove(0))
+        let sql = Sql::with_args(
+            &format!("SELECT {COLUMNS} FROM logged_models m WHERE m.model_id = $1 AND m.lifecycle_stage = 'active'"),
+            vec![Arg::Text(model_id.into())],
+        );
+        let missing = || StoreError::NotFound(format!("Logged model with ID '{model_id}' not found."));
+        let mut model = self.s.fetch_one(sql, from_row, missing).await?;
+        self.attach(std::slice::from_mut(&mut model)).await?;
+        Ok(model)
     }
 
     async fn attach(&self, models: &mut [LoggedModel]) -> Result<()> {

@@ -29,6 +29,7 @@ use crate::db::{Dialect, Pools};
 use crate::error::{Result, StoreError};
 use crate::model::Page;
 use base64::Engine as _;
+use sql::Sql;
 use sqlx::any::AnyRow;
 use sqlx::AnyPool;
 
@@ -115,6 +116,16 @@ impl Store {
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(self.r()).await?;
         Ok(())
+    }
+
+    /// The one row `sql` selects, read with `row`; `missing()` when there is none.
+    async fn fetch_one<T>(
+        &self,
+        sql: Sql,
+        row: fn(&AnyRow) -> Result<T>,
+        missing: impl FnOnce() -> StoreError,
+    ) -> Result<T> {
+        row(&sql.query().fetch_optional(self.r()).await?.ok_or_else(missing)?)
     }
 
     /// Runs a compiled search page (see `compile`) with `select` in front and reads each

@@ -2,7 +2,7 @@
 
 use super::compile::{compile, Column, Columns, Sort, RUN_PARAMS, RUN_TAGS};
 use super::hydrate::RUN_COLUMNS;
-use super::sql::Arg;
+use super::sql::{Arg, Sql};
 use super::{now_ms, parse_experiment_id, validate, Paging, Store};
 use crate::error::{Result, StoreError};
 use crate::model::{KeyValue, LifecycleStage, Metric, Page, Run, RunInfo, RunStatus, SharedRun, ViewType};
@@ -143,12 +143,11 @@ impl Runs<'_> {
     }
 
     pub async fn info(&self, run_id: &str) -> Result<RunInfo> {
-        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid = $1"))
-            .bind(run_id)
-            .fetch_optional(self.s.r())
-            .await?
-            .ok_or_else(|| run_not_found(run_id))?;
-        run_info_from_row(&row)
+        let sql = Sql::with_args(
+            &format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid = $1"),
+            vec![Arg::Text(run_id.into())],
+        );
+        self.s.fetch_one(sql, run_info_from_row, || run_not_found(run_id)).await
     }
 
     /// Fails unless the run exists and is active (MLflow refuses writes to deleted runs).

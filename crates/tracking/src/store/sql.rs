@@ -26,6 +26,11 @@ impl Sql {
         Sql { text: text.to_string(), args: Vec::new() }
     }
 
+    /// Fixed SQL text whose placeholders `$1`…`$n` are bound, in order, to `args`.
+    pub(crate) fn with_args(text: &str, args: Vec<Arg>) -> Self {
+        Sql { text: text.to_string(), args }
+    }
+
     /// Puts raw SQL text (never user input, no placeholders) in front.
     pub(crate) fn prepend(&mut self, text: &str) -> &mut Self {
         self.text.insert_str(0, text);

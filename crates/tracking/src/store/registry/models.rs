@@ -69,16 +69,13 @@ impl RegisteredModels<'_> {
     }
 
     pub async fn get(&self, name: &str) -> Result<RegisteredModel> {
-        let row = sqlx::query(
-            "SELECT name, creation_time, last_updated_time, description FROM registered_models WHERE name = $1",
-        )
-        .bind(name)
-        .fetch_optional(self.s.r())
-        .await?
-        .ok_or_else(|| model_not_found(name))?;
-        let mut models = vec![registered_from_row(&row)?];
-        self.attach(&mut models).await?;
-        Ok(models.remove(0))
+        let sql = Sql::with_args(
+            &format!("SELECT {COLUMNS} FROM registered_models m WHERE m.name = $1"),
+            vec![Arg::Text(name.into())],
+        );
+        let mut model = self.s.fetch_one(sql, registered_from_row, || model_not_found(name)).await?;
+        self.attach(std::slice::from_mut(&mut model)).await?;
+        Ok(model)
     }
 
     async fn attach(&self, models: &mut [RegisteredModel]) -> Result<()> {

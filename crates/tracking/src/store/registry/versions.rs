@@ -204,17 +204,16 @@ impl ModelVersions<'_> {
     }
 
     pub async fn get(&self, name: &str, version: i64) -> Result<ModelVersion> {
-        let row = sqlx::query(&format!(
-            "SELECT {MV_COLUMNS} FROM model_versions v WHERE v.name = $1 AND v.version = $2 AND v.current_stage != '{DELETED}'"
-        ))
-        .bind(name)
-        .bind(version)
-        .fetch_optional(self.s.r())
-        .await?
-        .ok_or_else(|| version_not_found(name, version))?;
-        let mut v = vec![version_from_row(&row)?];
-        self.attach(&mut v).await?;
-        Ok(v.remove(0))
+        let sql = Sql::with_args(
+            &format!(
+                "SELECT {MV_COLUMNS} FROM model_versions v \
+                 WHERE v.name = $1 AND v.version = $2 AND v.current_stage != '{DELETED}'"
+            ),
+            vec![Arg::Text(name.into()), Arg::Int(version)],
+        );
+        let mut v = self.s.fetch_one(sql, version_from_row, || version_not_found(name, version)).await?;
+        self.attach(std::slice::from_mut(&mut v)).await?;
+        Ok(v)
     }
 
     pub(super) async fn attach(&self, versions: &mut [ModelVersion]) -> Result<()> {
