@@ -95,37 +95,7 @@ pub async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    /// A receiver answering one status per request, in order; returns its URL and, per
-    /// request, the `authorization` header it got.
-    async fn receiver(statuses: Vec<u16>) -> (String, tokio::task::JoinHandle<Vec<Option<String>>>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/dispatches", listener.local_addr().unwrap());
-        let task = tokio::spawn(async move {
-            let mut auth = Vec::new();
-            for status in statuses {
-                let (mut conn, _) = listener.accept().await.unwrap();
-                let mut head = Vec::new();
-                while !head.ends_with(b"\r\n\r\n") {
-                    let mut byte = [0u8];
-                    conn.read_exact(&mut byte).await.unwrap();
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
-                let header = |name: &str| {
-                    head.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(|v| v.trim().to_string()))
-                };
-                let mut body = vec![0u8; header("content-length").map_or(0, |n| n.parse().unwrap())];
-                conn.read_exact(&mut body).await.unwrap();
-                auth.push(header("authorization"));
-                let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope");
-                conn.write_all(reply.as_bytes()).await.unwrap();
-            }
-            auth
-        });
-        (url, task)
-    }
+    use testkit::http::Receiver;
 
     fn settings(url: &str, attempts: u32) -> WebhookSettings {
         WebhookSettings { url: Some(url.into()), token_env: "T".into(), attempts, event_type: "drift-detected".into() }
@@ -133,23 +103,34 @@ mod tests {
 
     #[tokio::test]
     async fn retries_until_delivered() {
-        let (url, got) = receiver(vec![500, 503, 204]).await;
-        let d = send(&reqwest::Client::new(), &settings(&url, 5), Some("t0ken".into()), json!({}), Duration::ZERO)
-            .await
-            .unwrap();
+        let hook = Receiver::statuses(&[500, 503, 204]).await;
+        let url = format!("{}/dispatches", hook.base);
+        let d =
+            send(&reqwest::Client::new(), &settings(&url, 5), Some("t0ken".into()), json!({"a": 1}), Duration::ZERO)
+                .await
+                .unwrap();
         assert_eq!(d, Delivery { delivered: true, attempts: 3, status: Some(204), error: None });
-        assert_eq!(got.await.unwrap(), vec![Some("bearer t0ken".to_string()); 3]);
+        let got = hook.requests().await;
+        assert_eq!(got.len(), 3);
+        for r in &got {
+            assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/dispatches"));
+            assert_eq!(r.header("authorization"), Some("Bearer t0ken"));
+            assert_eq!(r.header("accept"), Some("application/vnd.github+json"));
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(body, json!({"event_type": "drift-detected", "client_payload": {"a": 1}}));
+        }
     }
 
     #[tokio::test]
     async fn gives_up_after_the_attempts() {
-        let (url, got) = receiver(vec![500, 500]).await;
-        let d = send(&reqwest::Client::new(), &settings(&url, 2), Some(String::new()), json!({}), Duration::ZERO)
+        let hook = Receiver::start(vec![(500, b"nope".to_vec()), (500, b"nope".to_vec())]).await;
+        let d = send(&reqwest::Client::new(), &settings(&hook.base, 2), Some(String::new()), json!({}), Duration::ZERO)
             .await
             .unwrap();
         assert_eq!((d.delivered, d.attempts, d.status), (false, 2, Some(500)));
         assert_eq!(d.error.as_deref(), Some("HTTP 500 Internal Server Error: nope"));
-        assert_eq!(got.await.unwrap(), vec![None, None], "an empty token sends no Authorization");
+        let got = hook.requests().await;
+        assert!(got.iter().all(|r| r.header("authorization").is_none()), "an empty token sends no Authorization");
     }
 
     #[tokio::test]

@@ -36,8 +36,10 @@ pub const ALLOWED_IMPORTS: &[(&str, &str, &[&str])] = &[("auth", "tracking", &["
 pub const FORBIDDEN_PATHS: &[(&str, &[&str])] = &[("learn", &["std::fs", "std::net", "std::process", "tokio"])];
 
 /// Crates that are binaries: they (and only they) parse flags and read the environment.
-/// A package without a library target is a binary too (`bench`).
-pub const BINARIES: &[&str] = &["factory"];
+/// A package without a library target is a binary too (`bench`). Test support (`testkit`,
+/// a dev-dependency only) reads the test settings (`FACTORY_TEST_POSTGRES`, `FACTORY_BIN`)
+/// as a binary would.
+pub const BINARIES: &[&str] = &["factory", "testkit"];
 
 /// The flag parser; libraries take typed settings instead.
 pub const FLAG_PARSERS: &[&str] = &["clap"];

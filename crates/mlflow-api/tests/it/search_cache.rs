@@ -2,8 +2,9 @@
 //! of write must show in the next search: on the server that wrote it, and on a second server
 //! over the same database (a replica whose cache never saw the write).
 
-use crate::support::{backends, spawn_app, App};
 use serde_json::{json, Value};
+use testkit::db::backends;
+use testkit::server::{spawn_app, App};
 
 /// The run `run_id` as a search over `exp` returns it (any lifecycle stage), from `app`.
 async fn searched(app: &App, exp: &str, run_id: &str) -> Value {
