@@ -164,29 +164,6 @@ fn is_number(word: &str) -> bool {
     mantissa_ok && exponent_ok
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cmp {
-    Eq,
-    Ne,
-    Gt,
-    Ge,
-    Lt,
-    Le,
-}
-
-impl Cmp {
-    fn op(self) -> Op {
-        match self {
-            Cmp::Eq => Op::Eq,
-            Cmp::Ne => Op::Ne,
-            Cmp::Gt => Op::Gt,
-            Cmp::Ge => Op::Ge,
-            Cmp::Lt => Op::Lt,
-            Cmp::Le => Op::Le,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
     /// A run of characters that are not whitespace, quotes, parentheses, commas or
@@ -199,7 +176,8 @@ enum Token {
     },
     /// A `` `backticked` `` key, unescaped.
     Backticked(String),
-    Cmp(Cmp),
+    /// A comparison symbol (`=`, `!=`, `<>`, `>`, `>=`, `<`, `<=`).
+    Cmp(Op),
     LParen,
     RParen,
     Comma,
@@ -237,27 +215,27 @@ fn tokenize(src: &str) -> Result<Vec<Spanned>, String> {
             '(' => Token::LParen,
             ')' => Token::RParen,
             ',' => Token::Comma,
-            '=' => Token::Cmp(Cmp::Eq),
+            '=' => Token::Cmp(Op::Eq),
             '!' => {
                 if chars.next_if(|&(_, n)| n == '=').is_none() {
                     return Err(format!("unexpected character '!' at byte {start}"));
                 }
-                Token::Cmp(Cmp::Ne)
+                Token::Cmp(Op::Ne)
             }
             '<' => {
                 if chars.next_if(|&(_, n)| n == '=').is_some() {
-                    Token::Cmp(Cmp::Le)
+                    Token::Cmp(Op::Le)
                 } else if chars.next_if(|&(_, n)| n == '>').is_some() {
-                    Token::Cmp(Cmp::Ne)
+                    Token::Cmp(Op::Ne)
                 } else {
-                    Token::Cmp(Cmp::Lt)
+                    Token::Cmp(Op::Lt)
                 }
             }
             '>' => {
                 if chars.next_if(|&(_, n)| n == '=').is_some() {
-                    Token::Cmp(Cmp::Ge)
+                    Token::Cmp(Op::Ge)
                 } else {
-                    Token::Cmp(Cmp::Gt)
+                    Token::Cmp(Op::Gt)
                 }
             }
             '\'' | '"' | '`' => {
@@ -437,7 +415,7 @@ impl<'a> Parser<'a> {
             return Err(self.err(format!("missing comparison operator after '{ident}'")));
         };
         let op = match &tok.token {
-            Token::Cmp(cmp) => Some(cmp.op()),
+            Token::Cmp(op) => Some(*op),
             Token::Word(word) => match word.to_ascii_uppercase().as_str() {
                 "LIKE" => Some(Op::Like),
                 "ILIKE" => Some(Op::ILike),

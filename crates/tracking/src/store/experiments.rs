@@ -1,6 +1,7 @@
 //! Experiments: create, read, search, rename, delete/restore and tags.
 
 use super::compile::{compile, parse_orders, Column, Columns, Sort, EXPERIMENT_TAGS};
+use super::runs::{move_runs, RunsOf};
 use super::sql::{Arg, Sql};
 use super::{now_ms, parse_experiment_id, validate, Paging, Store};
 use crate::db::Dialect;
@@ -256,15 +257,7 @@ impl Experiments<'_> {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query(
-            "UPDATE runs SET lifecycle_stage = $1, deleted_time = $2, data_version = data_version + 1 \
-             WHERE experiment_id = $3",
-        )
-        .bind(stage.as_str())
-        .bind(deleted_time)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        move_runs(&mut *tx, RunsOf::Experiment(id), stage, deleted_time).await?;
         tx.commit().await?;
         Ok(())
     }

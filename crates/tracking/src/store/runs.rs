@@ -212,16 +212,7 @@ impl Runs<'_> {
             }
         }
         let deleted_time = (stage == LifecycleStage::Deleted).then(now_ms);
-        sqlx::query(
-            "UPDATE runs SET lifecycle_stage = $1, deleted_time = $2, data_version = data_version + 1 \
-             WHERE run_uuid = $3",
-        )
-        .bind(stage.as_str())
-        .bind(deleted_time)
-        .bind(run_id)
-        .execute(self.s.w())
-        .await?;
-        Ok(())
+        move_runs(self.s.w(), RunsOf::Run(run_id), stage, deleted_time).await
     }
 
     pub async fn log_param(&self, run_id: &str, param: &KeyValue) -> Result<()> {
@@ -438,6 +429,36 @@ const SEARCH: Columns = Columns {
     default_order: &[],
     tie_break: &[("r.start_time", "DESC"), ("r.run_uuid", "ASC")],
 };
+
+/// The runs a lifecycle move applies to.
+pub(super) enum RunsOf<'a> {
+    Run(&'a str),
+    Experiment(i64),
+}
+
+/// Moves runs to or from the trash (`deleted_time` set with the move there), bumping their
+/// data versions: how they read changes.
+pub(super) async fn move_runs<'e>(
+    db: impl sqlx::Executor<'e, Database = Any>,
+    which: RunsOf<'_>,
+    stage: LifecycleStage,
+    deleted_time: Option<i64>,
+) -> Result<()> {
+    let column = match which {
+        RunsOf::Run(_) => "run_uuid",
+        RunsOf::Experiment(_) => "experiment_id",
+    };
+    let sql = format!(
+        "UPDATE runs SET lifecycle_stage = $1, deleted_time = $2, data_version = data_version + 1 WHERE {column} = $3"
+    );
+    let query = sqlx::query(&sql).bind(stage.as_str()).bind(deleted_time);
+    let query = match which {
+        RunsOf::Run(id) => query.bind(id),
+        RunsOf::Experiment(id) => query.bind(id),
+    };
+    query.execute(db).await?;
+    Ok(())
+}
 
 pub(super) async fn upsert_tag(tx: &mut Transaction<'_, Any>, run_id: &str, key: &str, value: &str) -> Result<()> {
     RUN_TAGS.upsert(&[Arg::Text(run_id.into())], key, value).query().execute(&mut **tx).await?;
