@@ -44,7 +44,7 @@ fn from_row(row: &AnyRow) -> Result<LoggedModel> {
 }
 
 /// Accepts `LOGGED_MODEL_READY` and the short `READY`.
-pub fn normalize_status(status: &str) -> Result<String> {
+fn normalize_status(status: &str) -> Result<String> {
     let full = if status.starts_with("LOGGED_MODEL_") { status.to_string() } else { format!("LOGGED_MODEL_{status}") };
     if LOGGED_MODEL_STATUSES.contains(&full.as_str()) {
         Ok(full)
