@@ -470,3 +470,47 @@ async fn set_run_name(tx: &mut Transaction<'_, Any>, run_id: &str, name: &str) -
     sqlx::query("UPDATE runs SET name = $1 WHERE run_uuid = $2").bind(name).bind(run_id).execute(&mut **tx).await?;
     upsert_tag(tx, run_id, RUN_NAME_TAG, name).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Dialect;
+    use crate::search::parse_filter;
+
+    /// The statement a run search compiles to: one EXISTS per condition, one LEFT JOIN per
+    /// sorted key, every value a placeholder, the tie-breakers last.
+    #[test]
+    fn run_search_sql() {
+        let compile_runs = |filter: &str, order_by: &[&str]| {
+            let orders = order_by.iter().map(|o| Ok(parse_order_by(o)?));
+            let c = compile(
+                Dialect::Postgres,
+                &SEARCH,
+                parse_filter(filter).unwrap(),
+                orders,
+                |w| {
+                    w.and().push("r.experiment_id IN ").bind_args([Arg::Int(1)]);
+                },
+                100,
+                0,
+            )
+            .unwrap();
+            c.sql.text().to_string()
+        };
+        assert_eq!(
+            compile_runs("metrics.m1 > 0.5", &[]),
+            " FROM runs r WHERE r.experiment_id IN ($1) AND EXISTS (SELECT 1 FROM latest_metrics m WHERE \
+             m.run_uuid = r.run_uuid AND m.key = $2 AND m.is_nan = 0 AND m.value > $3) \
+             ORDER BY r.start_time DESC, r.run_uuid ASC LIMIT $4 OFFSET $5"
+        );
+        assert_eq!(
+            compile_runs("params.p = 'x' AND attributes.run_name LIKE 'a%'", &["metrics.m DESC", "start_time"]),
+            " FROM runs r LEFT JOIN latest_metrics o0 ON o0.run_uuid = r.run_uuid AND o0.key = $1 \
+             WHERE r.experiment_id IN ($2) \
+             AND EXISTS (SELECT 1 FROM params x WHERE x.run_uuid = r.run_uuid AND x.key = $3 AND x.value = $4) \
+             AND r.name LIKE $5 \
+             ORDER BY (o0.value IS NULL) ASC, o0.is_nan ASC, o0.value DESC, (r.start_time IS NULL) ASC, \
+             r.start_time ASC, r.run_uuid ASC LIMIT $6 OFFSET $7"
+        );
+    }
+}
