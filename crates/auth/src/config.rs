@@ -35,45 +35,33 @@ impl Default for AuthConfig {
 }
 
 impl AuthConfig {
-    /// Parses ini text; keys not given keep MLflow's defaults. Unknown keys are ignored as
-    /// MLflow ignores them (cache sizes, workspace options).
+    /// Parses ini text as MLflow does (Python's `configparser.ConfigParser()`, see [`Ini`]);
+    /// keys not given keep MLflow's defaults. Unknown keys are ignored as MLflow ignores them
+    /// (cache sizes, workspace options).
     pub fn from_ini(text: &str) -> Result<AuthConfig> {
+        let ini = Ini::parse(text)?;
+        let get = |key: &str| ini.get(MLFLOW_SECTION, key);
         let mut cfg = AuthConfig::default();
-        let mut section = String::new();
-        for (n, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-                continue;
-            }
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                section = name.trim().to_string();
-                continue;
-            }
-            let Some((key, value)) = line.split_once('=').or_else(|| line.split_once(':')) else {
-                return Err(AuthError::Config(format!("line {}: expected `key = value`, got `{line}`", n + 1)));
-            };
-            if section != "mlflow" {
-                continue;
-            }
-            let value = value.trim().to_string();
-            match key.trim() {
-                "default_permission" => {
-                    cfg.default_permission = Permission::parse(&value).ok_or_else(|| {
-                        AuthError::Config(format!(
-                            "default_permission '{value}' is not one of READ, USE, EDIT, MANAGE, NO_PERMISSIONS"
-                        ))
-                    })?;
-                }
-                "database_uri" => cfg.database_uri = value,
-                "admin_username" => cfg.admin_username = value,
-                "admin_password" => cfg.admin_password = Some(value).filter(|v| !v.is_empty()),
-                "authorization_function" if value != BASIC_AUTH_FUNCTION => {
-                    return Err(AuthError::Config(format!(
-                        "authorization_function '{value}' is not supported; only {BASIC_AUTH_FUNCTION}"
-                    )));
-                }
-                _ => {}
-            }
+        if let Some(value) = get("default_permission")? {
+            cfg.default_permission = Permission::parse(&value).ok_or_else(|| {
+                AuthError::Config(format!(
+                    "default_permission '{value}' is not one of READ, USE, EDIT, MANAGE, NO_PERMISSIONS"
+                ))
+            })?;
+        }
+        if let Some(value) = get("database_uri")? {
+            cfg.database_uri = value;
+        }
+        if let Some(value) = get("admin_username")? {
+            cfg.admin_username = value;
+        }
+        if let Some(value) = get("admin_password")? {
+            cfg.admin_password = Some(value).filter(|v| !v.is_empty());
+        }
+        if let Some(value) = get("authorization_function")?.filter(|v| v != BASIC_AUTH_FUNCTION) {
+            return Err(AuthError::Config(format!(
+                "authorization_function '{value}' is not supported; only {BASIC_AUTH_FUNCTION}"
+            )));
         }
         Ok(cfg)
     }
@@ -97,7 +85,7 @@ impl AuthConfig {
                  MLFLOW_AUTH_CONFIG_PATH to a different password."
             )));
         }
-        if let Err(e) = crate::store::validate_password(password) {
+        if let Err(e) = crate::password::validate_password(password) {
             return Err(AuthError::Config(format!(
                 "The configured password for the admin user '{username}' is invalid: {e} Set \
                  MLFLOW_AUTH_ADMIN_PASSWORD or `admin_password` in the configuration file referenced by \
@@ -105,6 +93,115 @@ impl AuthConfig {
             )));
         }
         Ok(password.to_string())
+    }
+}
+
+/// The section MLflow reads.
+const MLFLOW_SECTION: &str = "mlflow";
+/// Python's `DEFAULT` section: its options are seen in every section.
+const DEFAULT_SECTION: &str = "DEFAULT";
+/// Python's `MAX_INTERPOLATION_DEPTH`.
+const MAX_INTERPOLATION_DEPTH: usize = 10;
+
+/// An ini file read the way Python's `configparser.ConfigParser()` reads it: `=` or `:`
+/// between key and value, `#`/`;` comments on their own lines only (a `#` inside a value is
+/// kept), indented lines continue a value, option names are case-insensitive and section
+/// names are not, `[DEFAULT]` options show in every section, and values go through
+/// `BasicInterpolation` when read (`%(other)s`, `%%`). Lexing is `configparser`'s; the
+/// Python rules on top of it are here.
+struct Ini {
+    /// Section → lowercased option → raw value.
+    sections: std::collections::HashMap<String, std::collections::HashMap<String, String>>,
+}
+
+impl Ini {
+    fn parse(text: &str) -> Result<Ini> {
+        let mut defaults = configparser::ini::IniDefault::default();
+        defaults.default_section = DEFAULT_SECTION.into();
+        defaults.case_sensitive = true;
+        defaults.multiline = true;
+        defaults.enable_inline_comments = false;
+        let map =
+            configparser::ini::Ini::new_from_defaults(defaults).read(text.to_string()).map_err(AuthError::Config)?;
+        let mut sections = std::collections::HashMap::new();
+        for (section, options) in map {
+            let mut lowered = std::collections::HashMap::new();
+            for (key, value) in options {
+                let Some(value) = value else {
+                    let line = text.lines().position(|l| l.trim() == key).map_or(0, |n| n + 1);
+                    return Err(AuthError::Config(format!("line {line}: expected `key = value`, got `{key}`")));
+                };
+                lowered.insert(key.to_lowercase(), value);
+            }
+            sections.insert(section, lowered);
+        }
+        Ok(Ini { sections })
+    }
+
+    fn raw(&self, section: &str, key: &str) -> Option<&str> {
+        let find = |s: &str| self.sections.get(s).and_then(|o| o.get(key)).map(String::as_str);
+        find(section).or_else(|| find(DEFAULT_SECTION))
+    }
+
+    /// The value of `key` in `section` (or `[DEFAULT]`) after interpolation, if it is set.
+    fn get(&self, section: &str, key: &str) -> Result<Option<String>> {
+        let Some(raw) = self.raw(section, key) else { return Ok(None) };
+        let mut out = String::new();
+        self.interpolate(section, key, raw, raw, 1, &mut out)?;
+        Ok(Some(out))
+    }
+
+    /// `BasicInterpolation._interpolate_some`, with its messages.
+    fn interpolate(
+        &self,
+        section: &str,
+        key: &str,
+        raw: &str,
+        value: &str,
+        depth: usize,
+        out: &mut String,
+    ) -> Result<()> {
+        let err = |msg: String| AuthError::Config(msg);
+        if depth > MAX_INTERPOLATION_DEPTH {
+            return Err(err(format!(
+                "Recursion limit exceeded in value substitution: option '{key}' in section '{section}' contains an \
+                 interpolation key which cannot be substituted in {MAX_INTERPOLATION_DEPTH} steps. Raw value: '{raw}'"
+            )));
+        }
+        let mut rest = value;
+        while let Some(p) = rest.find('%') {
+            out.push_str(&rest[..p]);
+            rest = &rest[p..];
+            if let Some(after) = rest.strip_prefix("%%") {
+                out.push('%');
+                rest = after;
+            } else if let Some(name) = rest
+                .strip_prefix("%(")
+                .and_then(|r| r.split_once(")s"))
+                .map(|(n, _)| n)
+                .filter(|n| !n.is_empty() && !n.contains(')'))
+            {
+                let var = name.to_lowercase();
+                rest = &rest[name.len() + 4..];
+                let v = self.raw(section, &var).ok_or_else(|| {
+                    err(format!(
+                        "Bad value substitution: option '{key}' in section '{section}' contains an interpolation key \
+                         '{var}' which is not a valid option name. Raw value: '{raw}'"
+                    ))
+                })?;
+                if v.contains('%') {
+                    self.interpolate(section, key, raw, v, depth + 1, out)?;
+                } else {
+                    out.push_str(v);
+                }
+            } else if rest.starts_with("%(") {
+                return Err(err(format!("bad interpolation variable reference '{rest}'")));
+            } else {
+                return Err(err(format!("'%' must be followed by '%' or '(', found: '{rest}'")));
+            }
+        }
+        out.push_str(rest);
+        Ok(())
     }
 }
 
@@ -119,6 +216,52 @@ mod tests {
                     # admin_password =\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n\
                     grant_default_workspace_access = false\n";
         assert_eq!(AuthConfig::from_ini(text).unwrap(), AuthConfig::default());
+    }
+
+    /// Parses `text` and compares `key` of `[mlflow]` (after interpolation) or the error.
+    fn check_value(text: &str, key: &str, expect: std::result::Result<Option<&str>, &str>) {
+        let got = Ini::parse(text).and_then(|ini| ini.get(MLFLOW_SECTION, key));
+        match (got, expect) {
+            (Ok(v), Ok(e)) => assert_eq!(v.as_deref(), e, "{text:?}"),
+            (Err(AuthError::Config(m)), Err(e)) => assert!(m.contains(e), "{m:?} lacks {e:?} for {text:?}"),
+            (got, _) => panic!("{text:?}: {got:?}"),
+        }
+    }
+
+    #[test]
+    fn python_configparser_rules() {
+        let db = "database_uri";
+        // Delimiters, case of option names, DEFAULT, comments, values kept whole.
+        check_value("[mlflow]\ndatabase_uri: sqlite:///a.db\n", db, Ok(Some("sqlite:///a.db")));
+        check_value("[mlflow]\nDataBase_URI = x\n", db, Ok(Some("x")));
+        check_value("[MLFLOW]\ndatabase_uri = x\n", db, Ok(None));
+        check_value("[DEFAULT]\ndatabase_uri = d\n[mlflow]\n", db, Ok(Some("d")));
+        check_value("[DEFAULT]\ndatabase_uri = d\n[mlflow]\ndatabase_uri = m\n", db, Ok(Some("m")));
+        check_value("[mlflow]\n# database_uri = no\n; database_uri = no\n", db, Ok(None));
+        check_value(
+            "[mlflow]\ndatabase_uri = postgresql://u:p#;w@h/db ; not a comment\n",
+            db,
+            Ok(Some("postgresql://u:p#;w@h/db ; not a comment")),
+        );
+        check_value("[mlflow]\ndatabase_uri = a\n  b\n", db, Ok(Some("a\nb")));
+        // BasicInterpolation.
+        check_value("[mlflow]\nhost = h\ndatabase_uri = postgresql://%(host)s/db\n", db, Ok(Some("postgresql://h/db")));
+        check_value("[DEFAULT]\nHOST = h\n[mlflow]\ndatabase_uri = %(Host)s\n", db, Ok(Some("h")));
+        check_value("[mlflow]\na = %(b)s\nb = 1%%\ndatabase_uri = %(a)s!\n", db, Ok(Some("1%!")));
+        check_value("[mlflow]\ndatabase_uri = 100%%\n", db, Ok(Some("100%")));
+        check_value(
+            "[mlflow]\ndatabase_uri = %(nope)s\n",
+            db,
+            Err("interpolation key 'nope' which is not a valid option name"),
+        );
+        check_value("[mlflow]\ndatabase_uri = 50%\n", db, Err("'%' must be followed by '%' or '(', found: '%'"));
+        check_value("[mlflow]\ndatabase_uri = %(x)d\nx = 1\n", db, Err("bad interpolation variable reference '%(x)d'"));
+        check_value("[mlflow]\ndatabase_uri = %(database_uri)s\n", db, Err("Recursion limit exceeded"));
+        // Only what is read is interpolated, as in Python.
+        check_value("[mlflow]\nother = 50%\ndatabase_uri = x\n", db, Ok(Some("x")));
+        // Not `key = value`.
+        check_value("[mlflow]\ndatabase_uri\n", db, Err("line 2: expected `key = value`"));
+        check_value("[mlflow\ndatabase_uri = x\n", db, Err("no closing bracket"));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Password hashing (argon2id, PHC strings) and a short-lived cache of verified credentials.
+//! Passwords: MLflow's policy, hashing (argon2id, PHC strings) and a short-lived cache of
+//! verified credentials.
 //!
 //! Every request carries the password (HTTP Basic), and argon2 is deliberately slow, so a
 //! successful check is remembered for [`CACHE_TTL`] as a keyed BLAKE2b digest of the password
@@ -17,6 +18,14 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
 pub const CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// MLflow's password policy (`_validate_password`).
+pub fn validate_password(password: &str) -> Result<()> {
+    if password.chars().count() < 12 {
+        return Err(AuthError::InvalidParameter("Password must be at least 12 characters.".into()));
+    }
+    Ok(())
+}
 
 pub fn hash(password: &str) -> Result<String> {
     let mut salt = [0u8; 16];

@@ -64,13 +64,7 @@ pub struct Assignment {
     pub role_id: i64,
 }
 
-/// MLflow's password policy (`_validate_password`).
-pub fn validate_password(password: &str) -> Result<()> {
-    if password.chars().count() < 12 {
-        return Err(AuthError::InvalidParameter("Password must be at least 12 characters.".into()));
-    }
-    Ok(())
-}
+pub use crate::password::validate_password;
 
 /// The name of the role that carries `user_id`'s per-user grants.
 pub fn synthetic_role_name(user_id: i64) -> String {

@@ -23,6 +23,7 @@ mod server;
 use anyhow::{bail, Context};
 use clap::Parser;
 use load::{Bounds, CheckBody, MakeRequest, Stats};
+use rand::RngExt as _;
 use serde::Serialize;
 use serde_json::{json, Value};
 use server::{Kind, Launch, ServerGuard};
@@ -248,13 +249,10 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// Deterministic value in [0,1) for run `i` (splitmix64), identical for both servers.
-fn m1_value(i: u64) -> f64 {
-    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
+/// The `m1` value of each search run, in [0,1), from a fixed seed: the same for both servers.
+fn m1_values(runs: u64) -> Arc<Vec<f64>> {
+    let mut rng = learn::rng(0x5EED);
+    Arc::new((0..runs).map(|_| rng.random()).collect())
 }
 
 fn progress(kind: Kind, msg: &str) {
@@ -392,8 +390,10 @@ async fn bench_server(launch: &Launch, plan: &Plan, args: &Args) -> anyhow::Resu
     );
     let t0 = Instant::now();
     let mut tasks = Vec::new();
+    let m1 = m1_values(args.runs);
     for w in 0..args.clients as u64 {
         let (base, exp, runs, clients) = (base.clone(), search_exp.clone(), args.runs, args.clients as u64);
+        let m1 = m1.clone();
         tasks.push(tokio::spawn(async move {
             let c = load::client();
             let mut i = w;
@@ -415,7 +415,7 @@ async fn bench_server(launch: &Launch, plan: &Plan, args: &Args) -> anyhow::Resu
                     &c,
                     &base,
                     "/api/2.0/mlflow/runs/log-batch",
-                    &json!({"run_id": id, "metrics": [{"key": "m1", "value": m1_value(i), "timestamp": now_ms(), "step": 0}],
+                    &json!({"run_id": id, "metrics": [{"key": "m1", "value": m1[i as usize], "timestamp": now_ms(), "step": 0}],
                             "params": [{"key": "p1", "value": i.to_string()}]}),
                 )
                 .await?;
@@ -429,7 +429,7 @@ async fn bench_server(launch: &Launch, plan: &Plan, args: &Args) -> anyhow::Resu
     }
     f.search_runs = args.runs;
     f.search_setup_secs = t0.elapsed().as_secs_f64();
-    f.search_expected = (0..args.runs).filter(|&i| m1_value(i) > 0.5).count() as u64;
+    f.search_expected = m1.iter().filter(|&&v| v > 0.5).count() as u64;
     progress(kind, &format!("runs/search 'metrics.m1 > 0.5', {} sequential requests", plan.search_n));
     let body: Arc<Vec<u8>> = Arc::new(serde_json::to_vec(
         &json!({"experiment_ids": [search_exp], "filter": "metrics.m1 > 0.5", "max_results": 1000}),

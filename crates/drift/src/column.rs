@@ -84,7 +84,7 @@ pub fn analyze(
 
 fn check_not_empty(name: &str, data: &ColumnData, path: &Path) -> Result<()> {
     let (values, rows) = match data {
-        ColumnData::Numeric(n) => (n.runs.len(), n.runs.len() + n.missing + n.nonfinite),
+        ColumnData::Numeric(n) => (n.runs.len(), n.runs.len() + n.tally.missing + n.tally.nonfinite),
         ColumnData::Text(t) => {
             let v: u64 = t.counts.values().sum();
             (v, v + t.missing)
@@ -174,9 +174,9 @@ struct NumericWalk {
 
 fn numeric_column(name: &str, r: &NumericData, c: &NumericData, options: &ColumnOptions) -> Result<Outcome> {
     let (n_r, n_c) = (r.runs.len(), c.runs.len());
-    let (min, max) = (r.min.min(c.min), r.max.max(c.max));
+    let (min, max) = (r.tally.min.min(c.tally.min), r.tally.max.max(c.tally.max));
     let integer = r.integer_dtype() && c.integer_dtype();
-    let mean_r = r.sum.value() / n_r as f64;
+    let mean_r = r.tally.sum.value() / n_r as f64;
     let mut w = NumericWalk {
         distinct_r: 0,
         distinct_c: 0,
@@ -251,30 +251,20 @@ fn numeric_column(name: &str, r: &NumericData, c: &NumericData, options: &Column
 
     let stats = |d: &NumericData, distinct: u64, std: Option<f64>| ColumnStats {
         count: d.runs.len(),
-        missing: d.missing + d.nonfinite,
+        missing: d.tally.missing + d.tally.nonfinite,
         distinct,
-        mean: Some(d.sum.value() / d.runs.len() as f64),
+        mean: Some(d.tally.sum.value() / d.runs.len() as f64),
         std,
-        min: Some(d.min),
-        max: Some(d.max),
+        min: Some(d.tally.min),
+        max: Some(d.tally.max),
     };
     let histogram = match (&w.table, column_type) {
         (Some(t), ColumnType::Cat) => categorical_histogram(t.iter().map(|j| (format_number(j.x), j.r, j.c)), n_r, n_c),
         _ => Histogram::Numeric { edges: w.sturges.edges().to_vec(), counts: w.sturges.counts.clone() },
     };
-    Ok(Outcome::Tested(Box::new(ColumnReport {
-        name: name.to_owned(),
-        column_type,
-        stattest: test,
-        stattest_display_name: test.display_name(),
-        drift_score: score,
-        threshold,
-        drift_detected: test.drifted(score, threshold),
-        psi,
-        reference: stats(r, w.distinct_r, Some(std_r)),
-        current: stats(c, w.distinct_c, None),
-        histogram,
-    })))
+    let verdict = Verdict { test, score, threshold, psi };
+    let sides = (stats(r, w.distinct_r, Some(std_r)), stats(c, w.distinct_c, None));
+    Ok(tested(name, column_type, verdict, sides, histogram))
 }
 
 fn text_column(name: &str, r: &TextData, c: &TextData, options: &ColumnOptions) -> Result<Outcome> {
@@ -307,19 +297,39 @@ fn text_column(name: &str, r: &TextData, c: &TextData, options: &ColumnOptions) 
         max: None,
     };
     let histogram = categorical_histogram(keys.iter().zip(&table).map(|(k, &(a, b))| ((*k).clone(), a, b)), n_r, n_c);
-    Ok(Outcome::Tested(Box::new(ColumnReport {
+    let verdict = Verdict { test, score, threshold, psi };
+    Ok(tested(name, ColumnType::Cat, verdict, (stats(r, n_r), stats(c, n_c)), histogram))
+}
+
+/// What a column's test found.
+struct Verdict {
+    test: StatTest,
+    score: f64,
+    threshold: f64,
+    psi: f64,
+}
+
+/// The report of a tested column, from its verdict and its (reference, current) statistics.
+fn tested(
+    name: &str,
+    column_type: ColumnType,
+    v: Verdict,
+    (reference, current): (ColumnStats, ColumnStats),
+    histogram: Histogram,
+) -> Outcome {
+    Outcome::Tested(Box::new(ColumnReport {
         name: name.to_owned(),
-        column_type: ColumnType::Cat,
-        stattest: test,
-        stattest_display_name: test.display_name(),
-        drift_score: score,
-        threshold,
-        drift_detected: test.drifted(score, threshold),
-        psi,
-        reference: stats(r, n_r),
-        current: stats(c, n_c),
+        column_type,
+        stattest: v.test,
+        stattest_display_name: v.test.display_name(),
+        drift_score: v.score,
+        threshold: v.threshold,
+        drift_detected: v.test.drifted(v.score, v.threshold),
+        psi: v.psi,
+        reference,
+        current,
         histogram,
-    })))
+    }))
 }
 
 /// The most frequent categories (by pooled share), the rest summed as "(other)".

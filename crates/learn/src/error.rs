@@ -1,7 +1,7 @@
 //! The one error type of the learn crate. Every variant names the line, row, column or
 //! parameter at fault, because the CLI shows these messages to users as they are.
 
-use crate::frame::ColumnKind;
+use crate::schema::ColumnKind;
 
 /// Why reading data, training or predicting could not be carried out.
 #[derive(Debug, thiserror::Error)]

@@ -1,33 +1,13 @@
 //! In-memory tables: a [`Frame`] is a list of equally long named [`Column`]s, each numeric
 //! (`f64`, NaN = missing) or categorical (strings, `None` = missing), and its [`Schema`].
 //!
-//! Frames are deliberately plain: no index, no dtype zoo, no lazy evaluation. The schema is
-//! the only part that travels with a model (serde), so predict-time data can be checked
-//! against what the model was trained on.
+//! Frames are deliberately plain: no index, no dtype zoo, no lazy evaluation. Their
+//! [`Schema`] (module `schema`) is the only part that travels with a model.
 
-use std::collections::HashSet;
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
 
 use crate::error::LearnError;
-
-/// The two kinds of column the crate understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ColumnKind {
-    Numeric,
-    Categorical,
-}
-
-impl fmt::Display for ColumnKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ColumnKind::Numeric => "numeric",
-            ColumnKind::Categorical => "categorical",
-        })
-    }
-}
+use crate::schema::{ColumnKind, Field, Schema};
 
 /// The values of one column.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,22 +138,19 @@ impl Frame {
     }
 }
 
-/// Names and kinds of a frame's columns; stored in models to check predict-time input.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Schema {
-    pub fields: Vec<Field>,
-}
-
-/// One column of a [`Schema`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Field {
-    pub name: String,
-    pub kind: ColumnKind,
-}
-
-impl Schema {
-    /// The field with this name, if any.
-    pub fn field(&self, name: &str) -> Option<&Field> {
-        self.fields.iter().find(|f| f.name == name)
+/// Levels of a categorical feature seen in training, sorted by name. With more distinct
+/// levels than `max_levels`, only the most frequent are kept (ties by name); the rest are
+/// treated as missing.
+pub(crate) fn categorical_levels<'a>(values: impl Iterator<Item = Option<&'a str>>, max_levels: usize) -> Vec<String> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in values.flatten() {
+        *counts.entry(s).or_default() += 1;
     }
+    let mut levels: Vec<(&str, usize)> = counts.into_iter().collect();
+    if levels.len() > max_levels {
+        levels.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        levels.truncate(max_levels);
+        levels.sort_by(|a, b| a.0.cmp(b.0));
+    }
+    levels.into_iter().map(|(s, _)| s.to_owned()).collect()
 }

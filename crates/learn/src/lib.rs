@@ -27,9 +27,11 @@
 //! thread count: the only randomness is a seeded split, and parallel work is cut into pieces
 //! fixed by the data and summed in a fixed order.
 //!
-//! Codemap: `read` (CSV → [`Frame`]), `frame` (columns, [`Schema`]), `split` (seeded row
-//! splits), `gbm` (binning, histograms, leaf-wise trees, boosting), `linear` (ridge and
-//! logistic regression), `model` ([`fit`], [`Model`], bytes), [`metrics`], `error`.
+//! Codemap: `read` (CSV → [`Frame`]), `frame` (columns), `schema` ([`Schema`], column kinds),
+//! `split` (seeded row splits), `task` ([`Task`], [`TrainReport`], link functions), `gbm`
+//! (binning, histograms, leaf-wise trees, boosting), `linear` (ridge and logistic regression),
+//! `model` ([`fit`], [`Model`], bytes), [`metrics`], `error`. Modules depend downwards only:
+//! `schema`, `task`, `split` ← `error` ← `frame` ← `read`, `gbm`, `linear` ← `model`.
 
 mod error;
 mod frame;
@@ -38,13 +40,17 @@ mod linear;
 pub mod metrics;
 mod model;
 mod read;
+mod schema;
 mod split;
+mod task;
 
 pub use error::LearnError;
-pub use frame::{Column, ColumnData, ColumnKind, Field, Frame, Schema};
+pub use frame::{Column, ColumnData, Frame};
 pub use gbm::GbmParams;
 pub use linear::LinearParams;
 pub use metrics::{accuracy, log_loss, mae, mse, r2, rmse, roc_auc};
-pub use model::{fit, Model, ModelSpec, Task, TrainReport};
+pub use model::{fit, Model, ModelSpec};
 pub use read::{read_csv, read_csv_with_schema};
-pub use split::{train_test_split, Rng};
+pub use schema::{ColumnKind, Field, Schema};
+pub use split::{rng, train_test_split, Rng};
+pub use task::{Task, TrainReport};

@@ -16,9 +16,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::LearnError;
-use crate::frame::{ColumnData, Frame};
-use crate::gbm::categorical_levels;
-use crate::model::{sigmoid, softplus, Task, TrainReport};
+use crate::frame::{categorical_levels, ColumnData, Frame};
+use crate::task::{sigmoid, softplus, Task, TrainReport};
 
 /// Most levels one-hot encoded per categorical column; rarer levels count as missing.
 pub(crate) const MAX_LEVELS: usize = 1000;

@@ -10,7 +10,8 @@ use std::collections::HashSet;
 use std::io::Read;
 
 use crate::error::LearnError;
-use crate::frame::{Column, ColumnData, ColumnKind, Frame, Schema};
+use crate::frame::{Column, ColumnData, Frame};
+use crate::schema::{ColumnKind, Schema};
 
 /// Tokens (after trimming) that mean "missing".
 const MISSING: [&str; 5] = ["", "NA", "NaN", "nan", "null"];

@@ -237,13 +237,13 @@ struct Decide<'a> {
 impl Decide<'_> {
     /// `_run_requirement`: READ on the run's experiment, the action on the run tier.
     async fn run(&self, run_id: &str, action: Action) -> ApiResult<bool> {
-        let Some(run) = found(self.s.store.get_run_info(run_id).await)? else { return Ok(false) };
+        let Some(run) = found(self.s.store.runs().info(run_id).await)? else { return Ok(false) };
         let exp = &run.experiment_id;
         Ok(self.g.authorize(&[req(EXPERIMENT, exp, Action::Read), Requirement::tier(RUN, action, EXPERIMENT, exp)]))
     }
 
     async fn logged_model(&self, model_id: &str, action: Action) -> ApiResult<bool> {
-        let Some(model) = found(self.s.store.get_logged_model(model_id).await)? else { return Ok(false) };
+        let Some(model) = found(self.s.store.logged_models().get(model_id).await)? else { return Ok(false) };
         let exp = &model.experiment_id;
         Ok(self
             .g
@@ -252,7 +252,7 @@ impl Decide<'_> {
 
     /// `_registered_model_or_prompt_target`: the model must exist.
     async fn model_exists(&self, name: &str) -> ApiResult<bool> {
-        Ok(found(self.s.store.get_registered_model(name).await)?.is_some())
+        Ok(found(self.s.store.registered_models().get(name).await)?.is_some())
     }
 
     fn version_tier(&self, name: &str, action: Action) -> bool {
@@ -271,7 +271,7 @@ impl Decide<'_> {
             Need::CreateExperiment => tier_open(g, EXPERIMENT),
             Need::Experiment(id, a) => a.met_by(g.permission(EXPERIMENT, id)),
             Need::ExperimentByName(name) => {
-                let exp = match self.s.store.get_experiment_by_name(name).await {
+                let exp = match self.s.store.experiments().get_by_name(name).await {
                     Ok(e) => e,
                     Err(StoreError::NotFound(_)) => {
                         return Err(ApiError::not_found(format!("Could not find experiment with name {name}")))
@@ -307,7 +307,7 @@ impl Decide<'_> {
                     ));
                 }
                 for id in ids {
-                    let run = self.s.store.get_run_info(id).await?;
+                    let run = self.s.store.runs().info(id).await?;
                     let exp = &run.experiment_id;
                     let reqs =
                         [req(EXPERIMENT, exp, Action::Read), Requirement::tier(RUN, Action::Read, EXPERIMENT, exp)];

@@ -89,7 +89,8 @@ fn reply(who: &Caller, mut model: tracking::LoggedModel) -> Reply<Value> {
 async fn create(s: AppState, who: Caller, Msg(r): Msg<Create>) -> ApiResult<Reply<Value>> {
     let model = s
         .store
-        .create_logged_model(tracking::NewLoggedModel {
+        .logged_models()
+        .create(tracking::NewLoggedModel {
             experiment_id: required_str(r.experiment_id, "experiment_id")?,
             name: r.name,
             model_type: r.model_type,
@@ -102,7 +103,7 @@ async fn create(s: AppState, who: Caller, Msg(r): Msg<Create>) -> ApiResult<Repl
 }
 
 async fn get_one(s: AppState, who: Caller, r: ById<NoFields>) -> ApiResult<Reply<Value>> {
-    Ok(reply(&who, s.store.get_logged_model(&r.path).await?))
+    Ok(reply(&who, s.store.logged_models().get(&r.path).await?))
 }
 
 #[derive(Deserialize)]
@@ -111,12 +112,12 @@ struct Finalize {
 }
 
 async fn finalize(s: AppState, who: Caller, r: ById<Finalize>) -> ApiResult<Reply<Value>> {
-    let model = s.store.finalize_logged_model(&r.path, &required_str(r.msg.status, "status")?).await?;
+    let model = s.store.logged_models().finalize(&r.path, &required_str(r.msg.status, "status")?).await?;
     Ok(reply(&who, model))
 }
 
 async fn delete_one(s: AppState, _: Caller, r: ById<NoFields>) -> ApiResult<Reply<Value>> {
-    s.store.delete_logged_model(&r.path).await?;
+    s.store.logged_models().delete(&r.path).await?;
     Ok(Reply(json!({})))
 }
 
@@ -127,13 +128,13 @@ struct Tags {
 }
 
 async fn set_tags(s: AppState, who: Caller, r: ById<Tags>) -> ApiResult<Reply<Value>> {
-    s.store.set_logged_model_tags(&r.path, &tags_in(r.msg.tags)).await?;
-    Ok(reply(&who, s.store.get_logged_model(&r.path).await?))
+    s.store.logged_models().set_tags(&r.path, &tags_in(r.msg.tags)).await?;
+    Ok(reply(&who, s.store.logged_models().get(&r.path).await?))
 }
 
 async fn delete_tag(s: AppState, _: Caller, r: Pathed<(String, String), NoFields>) -> ApiResult<Reply<Value>> {
     let (id, key) = &r.path;
-    s.store.delete_logged_model_tag(id, key).await?;
+    s.store.logged_models().delete_tag(id, key).await?;
     Ok(Reply(json!({})))
 }
 
@@ -144,7 +145,7 @@ struct Params {
 }
 
 async fn log_params(s: AppState, _: Caller, r: ById<Params>) -> ApiResult<Reply<Value>> {
-    s.store.log_logged_model_params(&r.path, &tags_in(r.msg.params)).await?;
+    s.store.logged_models().log_params(&r.path, &tags_in(r.msg.params)).await?;
     Ok(Reply(json!({})))
 }
 
@@ -178,7 +179,7 @@ async fn search(s: AppState, who: Caller, Msg(r): Msg<Search>) -> ApiResult<Repl
     let (filter, max) = (r.filter.unwrap_or_default(), r.max_results.unwrap_or(100));
     let search = |token: Option<String>, n: i64| {
         let (store, ids, filter, order) = (&s.store, &r.experiment_ids, &filter, &order);
-        async move { store.search_logged_models(ids, filter, order, n, token.as_deref()).await }
+        async move { store.logged_models().search(ids, filter, order, n, token.as_deref()).await }
     };
     let mut page = search(r.page_token, max).await?;
     if let Some(g) = who.grants() {

@@ -25,10 +25,13 @@ pub async fn create_experiment(
     location: Option<&str>,
     tags: &[KeyValue],
 ) -> ApiResult<String> {
-    let Some(session) = who.session() else { return Ok(s.store.create_experiment(name, location, tags).await?) };
+    let Some(session) = who.session() else { return Ok(s.store.experiments().create(name, location, tags).await?) };
     let mut written = None;
-    let created =
-        s.store.create_experiment_then(name, location, tags, |id| claim(session, EXPERIMENT, id, &mut written)).await;
+    let created = s
+        .store
+        .experiments()
+        .create_then(name, location, tags, |id| claim(session, EXPERIMENT, id, &mut written))
+        .await;
     settle(&session.auth, created, written).await
 }
 
@@ -41,24 +44,23 @@ pub async fn create_registered_model(
     tags: &[KeyValue],
 ) -> ApiResult<RegisteredModel> {
     let Some(session) = who.session() else {
-        return Ok(s.store.create_registered_model(name, description, tags).await?);
+        return Ok(s.store.registered_models().create(name, description, tags).await?);
     };
     let mut written = None;
     let created = s
         .store
-        .create_registered_model_then(name, description, tags, |name| {
-            claim(session, REGISTERED_MODEL, name, &mut written)
-        })
+        .registered_models()
+        .create_then(name, description, tags, |name| claim(session, REGISTERED_MODEL, name, &mut written))
         .await;
     settle(&session.auth, created, written).await
 }
 
 /// Renames a registered model; its per-user grants move with it.
 pub async fn rename_registered_model(s: &AppState, name: &str, new_name: &str) -> ApiResult<RegisteredModel> {
-    let Some(auth) = &s.auth else { return Ok(s.store.rename_registered_model(name, new_name).await?) };
+    let Some(auth) = &s.auth else { return Ok(s.store.registered_models().rename(name, new_name).await?) };
     let mut copied: Option<GrantCopy> = None;
     let renamed =
-        s.store.rename_registered_model_then(name, new_name, |old, new| copy(auth, old, new, &mut copied)).await;
+        s.store.registered_models().rename_then(name, new_name, |old, new| copy(auth, old, new, &mut copied)).await;
     match renamed {
         Ok(Ok(model)) => {
             if let Some(copy) = copied {
@@ -79,9 +81,9 @@ pub async fn rename_registered_model(s: &AppState, name: &str, new_name: &str) -
 /// Deletes a registered model and then the per-user grants it had when it was deleted (not
 /// any written since: the name may already be someone else's).
 pub async fn delete_registered_model(s: &AppState, name: &str) -> ApiResult<()> {
-    let Some(auth) = &s.auth else { return Ok(s.store.delete_registered_model(name).await?) };
+    let Some(auth) = &s.auth else { return Ok(s.store.registered_models().delete(name).await?) };
     let grants = auth.store.grants_on(REGISTERED_MODEL, name).await?;
-    s.store.delete_registered_model(name).await?;
+    s.store.registered_models().delete(name).await?;
     remove(auth, &grants).await;
     Ok(())
 }

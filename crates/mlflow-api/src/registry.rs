@@ -135,7 +135,7 @@ async fn create_model(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) -> Ap
 }
 
 async fn get_model(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
-    Ok(model_reply(&who, s.store.get_registered_model(&r.name()?).await?))
+    Ok(model_reply(&who, s.store.registered_models().get(&r.name()?).await?))
 }
 
 async fn update_model(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
@@ -143,7 +143,7 @@ async fn update_model(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) -> Ap
     if let Some(d) = &r.description {
         validate::description(d)?;
     }
-    Ok(model_reply(&who, s.store.update_registered_model(&name, r.description.as_deref()).await?))
+    Ok(model_reply(&who, s.store.registered_models().update(&name, r.description.as_deref()).await?))
 }
 
 async fn rename_model(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
@@ -179,7 +179,7 @@ async fn search_models(
     let (filter, max) = (r.filter.unwrap_or_default(), r.max_results.unwrap_or(100));
     let search = |token: Option<String>, n: i64| {
         let (store, filter, order_by) = (&s.store, &filter, &r.order_by);
-        async move { store.search_registered_models(filter, order_by, n, token.as_deref()).await }
+        async move { store.registered_models().search(filter, order_by, n, token.as_deref()).await }
     };
     let mut page = search(r.page_token, max).await?;
     if let Some(g) = who.grants() {
@@ -191,7 +191,7 @@ async fn search_models(
 
 async fn latest_versions(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
-    let mut versions = s.store.get_latest_versions(&name, &r.stages).await?;
+    let mut versions = s.store.registered_models().latest_versions(&name, &r.stages).await?;
     let withheld = Withheld::of(&who);
     versions.iter_mut().for_each(|v| withheld.version(v));
     let items: Vec<wire::ModelVersion> = versions.iter().map(Into::into).collect();
@@ -201,31 +201,31 @@ async fn latest_versions(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) ->
 async fn set_model_tag(s: AppState, _: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
     let tag = tracking::KeyValue { key: required_str(r.key, "key")?, value: required(r.value, "value")? };
-    s.store.set_registered_model_tag(&name, &tag).await?;
+    s.store.registered_models().set_tag(&name, &tag).await?;
     Ok(Reply(json!({})))
 }
 
 async fn delete_model_tag(s: AppState, _: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
-    s.store.delete_registered_model_tag(&name, &required_str(r.key, "key")?).await?;
+    s.store.registered_models().delete_tag(&name, &required_str(r.key, "key")?).await?;
     Ok(Reply(json!({})))
 }
 
 async fn set_alias(s: AppState, _: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = (r.name()?, r.version()?);
-    s.store.set_alias(&name, &required_str(r.alias, "alias")?, version, None).await?;
+    s.store.registered_models().set_alias(&name, &required_str(r.alias, "alias")?, version, None).await?;
     Ok(Reply(json!({})))
 }
 
 async fn delete_alias(s: AppState, _: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
-    s.store.delete_alias(&name, &required_str(r.alias, "alias")?, None).await?;
+    s.store.registered_models().delete_alias(&name, &required_str(r.alias, "alias")?, None).await?;
     Ok(Reply(json!({})))
 }
 
 async fn get_by_alias(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
-    Ok(version_reply(&who, s.store.get_model_version_by_alias(&name, &required_str(r.alias, "alias")?).await?))
+    Ok(version_reply(&who, s.store.model_versions().by_alias(&name, &required_str(r.alias, "alias")?).await?))
 }
 
 #[derive(Deserialize)]
@@ -246,7 +246,8 @@ async fn create_version(s: AppState, who: Caller, Msg(r): Msg<CreateVersion>) ->
     }
     let v = s
         .store
-        .create_model_version(tracking::NewModelVersion {
+        .model_versions()
+        .create(tracking::NewModelVersion {
             name: required_str(r.name, "name")?,
             source: required_str(r.source, "source")?,
             run_id: r.run_id,
@@ -283,7 +284,7 @@ impl VersionReq {
 
 async fn get_version(s: AppState, who: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
-    Ok(version_reply(&who, s.store.get_model_version(&name, version).await?))
+    Ok(version_reply(&who, s.store.model_versions().get(&name, version).await?))
 }
 
 async fn update_version(s: AppState, who: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
@@ -291,12 +292,12 @@ async fn update_version(s: AppState, who: Caller, Msg(mut r): Msg<VersionReq>) -
     if let Some(d) = &r.description {
         validate::description(d)?;
     }
-    Ok(version_reply(&who, s.store.update_model_version(&name, version, r.description.as_deref()).await?))
+    Ok(version_reply(&who, s.store.model_versions().update(&name, version, r.description.as_deref()).await?))
 }
 
 async fn delete_version(s: AppState, _: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
-    s.store.delete_model_version(&name, version, None).await?;
+    s.store.model_versions().delete(&name, version, None).await?;
     Ok(Reply(json!({})))
 }
 
@@ -310,7 +311,8 @@ async fn search_versions(
     validate::search(0, r.order_by.len())?;
     let mut page = s
         .store
-        .search_model_versions(
+        .model_versions()
+        .search(
             r.filter.as_deref().unwrap_or(""),
             &r.order_by,
             r.max_results.unwrap_or(10_000),
@@ -327,28 +329,31 @@ async fn search_versions(
 
 async fn download_uri(s: AppState, _: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
-    let uri = s.store.get_model_version_download_uri(&name, version).await?;
+    let uri = s.store.model_versions().download_uri(&name, version).await?;
     Ok(Reply(json!({ "artifact_uri": uri })))
 }
 
 async fn transition_stage(s: AppState, who: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
     let stage = required_str(r.stage, "stage")?;
-    let v =
-        s.store.transition_stage(&name, version, &stage, r.archive_existing_versions.unwrap_or(false), None).await?;
+    let v = s
+        .store
+        .model_versions()
+        .transition_stage(&name, version, &stage, r.archive_existing_versions.unwrap_or(false), None)
+        .await?;
     Ok(version_reply(&who, v))
 }
 
 async fn set_version_tag(s: AppState, _: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
     let tag = tracking::KeyValue { key: required_str(r.key, "key")?, value: required(r.value, "value")? };
-    s.store.set_model_version_tag(&name, version, &tag).await?;
+    s.store.model_versions().set_tag(&name, version, &tag).await?;
     Ok(Reply(json!({})))
 }
 
 async fn delete_version_tag(s: AppState, _: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
-    s.store.delete_model_version_tag(&name, version, &required_str(r.key, "key")?).await?;
+    s.store.model_versions().delete_tag(&name, version, &required_str(r.key, "key")?).await?;
     Ok(Reply(json!({})))
 }
 
@@ -361,7 +366,7 @@ struct HistoryReq {
 /// Every alias and stage move of a model, oldest first (`?name=...[&alias=prod]`).
 async fn history(s: AppState, _: Caller, Msg(r): Msg<HistoryReq>) -> ApiResult<Reply<Value>> {
     let name = required_str(r.name, "name")?;
-    let events = s.store.registry_history(&name, r.alias.as_deref()).await?;
+    let events = s.store.registered_models().history(&name, r.alias.as_deref()).await?;
     let items: Vec<wire::RegistryEvent> = events.iter().map(Into::into).collect();
     Ok(Reply(json!({ "events": items })))
 }

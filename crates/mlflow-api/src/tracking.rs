@@ -185,7 +185,7 @@ async fn search_experiments(
     let (view, filter, max) = (view_type(r.view_type)?, r.filter.unwrap_or_default(), r.max_results.unwrap_or(1000));
     let search = |token: Option<String>, n: i64| {
         let (store, filter, order_by) = (&s.store, &filter, &r.order_by);
-        async move { store.search_experiments(view, filter, order_by, n, token.as_deref()).await }
+        async move { store.experiments().search(view, filter, order_by, n, token.as_deref()).await }
     };
     let mut page = search(r.page_token, max).await?;
     if let Some(g) = who.grants() {
@@ -201,7 +201,7 @@ struct ExperimentRef {
 }
 
 async fn get_experiment(s: AppState, _: Caller, Msg(r): Msg<ExperimentRef>) -> ApiResult<Reply<Value>> {
-    let exp = s.store.get_experiment(&required_str(r.experiment_id, "experiment_id")?).await?;
+    let exp = s.store.experiments().get(&required_str(r.experiment_id, "experiment_id")?).await?;
     Ok(Reply(json!({ "experiment": wire::Experiment::from(&exp) })))
 }
 
@@ -211,19 +211,19 @@ struct ExperimentByName {
 }
 
 async fn get_experiment_by_name(s: AppState, _: Caller, Msg(r): Msg<ExperimentByName>) -> ApiResult<Reply<Value>> {
-    let exp = s.store.get_experiment_by_name(&required_str(r.experiment_name, "experiment_name")?).await?;
+    let exp = s.store.experiments().get_by_name(&required_str(r.experiment_name, "experiment_name")?).await?;
     Ok(Reply(json!({ "experiment": wire::Experiment::from(&exp) })))
 }
 
 async fn delete_experiment(s: AppState, _: Caller, Msg(r): Msg<ExperimentRef>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
-    s.store.set_experiment_lifecycle(&id, LifecycleStage::Deleted).await?;
+    s.store.experiments().set_lifecycle(&id, LifecycleStage::Deleted).await?;
     Ok(Reply(json!({})))
 }
 
 async fn restore_experiment(s: AppState, _: Caller, Msg(r): Msg<ExperimentRef>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
-    s.store.set_experiment_lifecycle(&id, LifecycleStage::Active).await?;
+    s.store.experiments().set_lifecycle(&id, LifecycleStage::Active).await?;
     Ok(Reply(json!({})))
 }
 
@@ -236,7 +236,7 @@ struct UpdateExperiment {
 
 async fn update_experiment(s: AppState, _: Caller, Msg(r): Msg<UpdateExperiment>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
-    s.store.rename_experiment(&id, &required_str(r.new_name, "new_name")?).await?;
+    s.store.experiments().rename(&id, &required_str(r.new_name, "new_name")?).await?;
     Ok(Reply(json!({})))
 }
 
@@ -253,13 +253,13 @@ async fn set_experiment_tag(s: AppState, _: Caller, Msg(r): Msg<ExperimentTag>) 
     let key = required_str(r.key, "key")?;
     let value = required(r.value, "value")?;
     validate::experiment_tag(&key, &value)?;
-    s.store.set_experiment_tag(&id, &key, &value).await?;
+    s.store.experiments().set_tag(&id, &key, &value).await?;
     Ok(Reply(json!({})))
 }
 
 async fn delete_experiment_tag(s: AppState, _: Caller, Msg(r): Msg<ExperimentTag>) -> ApiResult<Reply<Value>> {
     let id = required_str(r.experiment_id, "experiment_id")?;
-    s.store.delete_experiment_tag(&id, &required_str(r.key, "key")?).await?;
+    s.store.experiments().delete_tag(&id, &required_str(r.key, "key")?).await?;
     Ok(Reply(json!({})))
 }
 
@@ -296,7 +296,8 @@ async fn create_run(s: AppState, _: Caller, Msg(r): Msg<CreateRun>) -> ApiResult
     let exp = r.experiment_id.filter(|e| !e.is_empty()).unwrap_or_else(|| tracking::DEFAULT_EXPERIMENT_ID.into());
     let run = s
         .store
-        .create_run(&exp, r.user_id.as_deref().unwrap_or(""), r.run_name.as_deref(), r.start_time, &tags_in(r.tags))
+        .runs()
+        .create(&exp, r.user_id.as_deref().unwrap_or(""), r.run_name.as_deref(), r.start_time, &tags_in(r.tags))
         .await?;
     Ok(Reply(json!({ "run": wire::Run::from(&run) })))
 }
@@ -324,22 +325,22 @@ async fn update_run(s: AppState, _: Caller, Msg(r): Msg<UpdateRun>) -> ApiResult
         })?),
     };
     let info =
-        s.store.update_run(&r.run.id()?, RunUpdate { status, end_time: r.end_time, run_name: r.run_name }).await?;
+        s.store.runs().update(&r.run.id()?, RunUpdate { status, end_time: r.end_time, run_name: r.run_name }).await?;
     Ok(Reply(json!({ "run_info": wire::RunInfo::from(&info) })))
 }
 
 async fn delete_run(s: AppState, _: Caller, Msg(r): Msg<RunRef>) -> ApiResult<Reply<Value>> {
-    s.store.set_run_lifecycle(&r.id()?, LifecycleStage::Deleted).await?;
+    s.store.runs().set_lifecycle(&r.id()?, LifecycleStage::Deleted).await?;
     Ok(Reply(json!({})))
 }
 
 async fn restore_run(s: AppState, _: Caller, Msg(r): Msg<RunRef>) -> ApiResult<Reply<Value>> {
-    s.store.set_run_lifecycle(&r.id()?, LifecycleStage::Active).await?;
+    s.store.runs().set_lifecycle(&r.id()?, LifecycleStage::Active).await?;
     Ok(Reply(json!({})))
 }
 
 async fn get_run(s: AppState, who: Caller, Msg(r): Msg<RunRef>) -> ApiResult<Reply<Value>> {
-    let mut run = s.store.get_run(&r.id()?).await?;
+    let mut run = s.store.runs().get(&r.id()?).await?;
     Withheld::of(&who).run(&mut run);
     Ok(Reply(json!({ "run": wire::Run::from(&run) })))
 }
@@ -383,7 +384,7 @@ struct LogMetric {
 
 async fn log_metric(s: AppState, _: Caller, Msg(r): Msg<LogMetric>) -> ApiResult<Reply<Value>> {
     let run_id = r.run.id()?;
-    s.store.log_metric(&run_id, &r.metric.into_metric()?).await?;
+    s.store.metrics().log(&run_id, &r.metric.into_metric()?).await?;
     Ok(Reply(json!({})))
 }
 
@@ -405,20 +406,20 @@ impl RunKeyValue {
 
 async fn log_param(s: AppState, _: Caller, Msg(r): Msg<RunKeyValue>) -> ApiResult<Reply<Value>> {
     let (run_id, kv) = r.split()?;
-    s.store.log_param(&run_id, &kv).await?;
+    s.store.runs().log_param(&run_id, &kv).await?;
     Ok(Reply(json!({})))
 }
 
 async fn set_tag(s: AppState, _: Caller, Msg(r): Msg<RunKeyValue>) -> ApiResult<Reply<Value>> {
     let (run_id, kv) = r.split()?;
     run_tag(&kv.key, &kv.value)?;
-    s.store.set_tag(&run_id, &kv).await?;
+    s.store.runs().set_tag(&run_id, &kv).await?;
     Ok(Reply(json!({})))
 }
 
 async fn delete_tag(s: AppState, _: Caller, Msg(r): Msg<RunKeyValue>) -> ApiResult<Reply<Value>> {
     let run_id = r.run.id()?;
-    s.store.delete_tag(&run_id, &required_str(r.key, "key")?).await?;
+    s.store.runs().delete_tag(&run_id, &required_str(r.key, "key")?).await?;
     Ok(Reply(json!({})))
 }
 
@@ -441,7 +442,7 @@ async fn log_batch(s: AppState, _: Caller, Msg(r): Msg<LogBatch>) -> ApiResult<R
     }
     let run_id = r.run.id()?;
     let metrics = r.metrics.into_iter().map(MetricIn::into_metric).collect::<ApiResult<Vec<_>>>()?;
-    s.store.log_batch(&run_id, &metrics, &tags_in(r.params), &tags_in(r.tags)).await?;
+    s.store.runs().log_batch(&run_id, &metrics, &tags_in(r.params), &tags_in(r.tags)).await?;
     Ok(Reply(json!({})))
 }
 
@@ -459,7 +460,7 @@ async fn log_inputs(s: AppState, _: Caller, Msg(r): Msg<LogInputs>) -> ApiResult
     let run_id = r.run.id()?;
     let inputs: Vec<tracking::DatasetInput> = r.datasets.into_iter().map(Into::into).collect();
     let models: Vec<String> = r.models.into_iter().map(|m| m.model_id).filter(|m| !m.is_empty()).collect();
-    s.store.log_inputs(&run_id, &inputs, &models).await?;
+    s.store.datasets().log_inputs(&run_id, &inputs, &models).await?;
     Ok(Reply(json!({})))
 }
 
@@ -478,7 +479,7 @@ async fn log_outputs(s: AppState, _: Caller, Msg(r): Msg<LogOutputs>) -> ApiResu
         .into_iter()
         .map(|m| tracking::ModelOutput { model_id: m.model_id, step: m.step.unwrap_or(0) })
         .collect();
-    s.store.log_outputs(&run_id, &outputs).await?;
+    s.store.logged_models().log_outputs(&run_id, &outputs).await?;
     Ok(Reply(json!({})))
 }
 
@@ -512,7 +513,7 @@ async fn search_runs(s: AppState, who: Caller, Msg(r): Msg<SearchRuns>) -> ApiRe
         order_by: r.order_by,
         page_token: r.page_token,
     };
-    let page = s.store.search_runs(&search).await?;
+    let page = s.store.runs().search(&search).await?;
     let withheld = Withheld::of(&who);
     if withheld.logged_models {
         // Rendered for this caller alone (rare: a denied logged-model tier).
@@ -550,7 +551,7 @@ async fn get_metric_history(
 ) -> ApiResult<Reply<Paged<wire::Metric>>> {
     let run_id = r.run.id()?;
     let key = required_str(r.metric_key, "metric_key")?;
-    let mut page = s.store.get_metric_history(&run_id, &key, r.max_results, r.page_token.as_deref()).await?;
+    let mut page = s.store.metrics().history(&run_id, &key, r.max_results, r.page_token.as_deref()).await?;
     Withheld::of(&who).metrics(&mut page.items);
     Ok(Reply(Paged::of("metrics", &page)))
 }
@@ -577,7 +578,8 @@ async fn get_metric_history_bulk_interval(
     let key = required_str(r.metric_key, "metric_key")?;
     let points = s
         .store
-        .get_metric_history_bulk_interval(&r.run_ids, &key, r.start_step, r.end_step, r.max_results.unwrap_or(320))
+        .metrics()
+        .history_bulk_interval(&r.run_ids, &key, r.start_step, r.end_step, r.max_results.unwrap_or(320))
         .await?;
     let metrics: Vec<wire::Metric> = points
         .iter()

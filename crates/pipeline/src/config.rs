@@ -209,7 +209,7 @@ pub struct RolloutSettings {
 #[derive(Debug, Clone, Default)]
 pub struct WebhookSettings {
     pub url: Option<String>,
-    /// Environment variable holding the bearer token.
+    /// Name of the secret holding the bearer token (an environment variable of the binary).
     pub token_env: String,
     pub attempts: u32,
     pub event_type: String,

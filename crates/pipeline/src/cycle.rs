@@ -109,6 +109,9 @@ pub struct Context {
     pub webhook_backoff: Duration,
     /// Where downloaded datasets are cached when a pipeline names no `cache_dir`.
     pub cache_dir: PathBuf,
+    /// Looks up a secret by name (the webhook's `token_env`): the binary answers from the
+    /// environment, so that only it reads the environment.
+    pub read_secret: fn(&str) -> Option<String>,
 }
 
 /// Runs one cycle of `p` and records it; an error here means the cycle could not be recorded.
@@ -342,10 +345,11 @@ async fn steps(
         "drifted_columns": drift_report.columns.iter().filter(|c| c.drift_detected).map(|c| c.name.clone()).collect::<Vec<_>>(),
     });
     let hook = p.webhook.clone();
+    let token = (ctx.read_secret)(&hook.token_env);
     let backoff = ctx.webhook_backoff;
     let webhook_task = tokio::spawn(async move {
         let http = reqwest::Client::new();
-        webhook::send(&http, &hook, payload, backoff).await
+        webhook::send(&http, &hook, token, payload, backoff).await
     });
 
     report.decision = Decision::DriftReported;

@@ -2,11 +2,12 @@
 //! repository_dispatch: types: [drift-detected]` runs exactly as the seed's did.
 //!
 //! `POST <url>` with `{"event_type": "drift-detected", "client_payload": {...}}`,
-//! `Accept: application/vnd.github+json` and `Authorization: Bearer <token>` when the
-//! token variable is set. Failures (network errors, non-2xx answers) are retried with
+//! `Accept: application/vnd.github+json` and `Authorization: Bearer <token>` when a token is
+//! given (the caller looks it up: the loop never reads the environment). Failures (network errors, non-2xx answers) are retried with
 //! exponential backoff and logged; they never fail the cycle.
 
 use crate::config::WebhookSettings;
+use backon::{ExponentialBuilder, Retryable};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -25,20 +26,33 @@ pub fn body(event_type: &str, payload: Value) -> Value {
     json!({ "event_type": event_type, "client_payload": payload })
 }
 
-/// Posts the event, retrying with backoff starting at `first_backoff`.
+/// Why one delivery attempt failed.
+struct Failed {
+    status: Option<u16>,
+    error: String,
+}
+
+/// Posts the event with `token` as bearer (none when `None` or empty), retrying with
+/// exponential backoff (`backon`) from `first_backoff`, doubling up to 60 s, for
+/// `settings.attempts` attempts in all.
 pub async fn send(
     http: &reqwest::Client,
     settings: &WebhookSettings,
+    token: Option<String>,
     payload: Value,
     first_backoff: Duration,
 ) -> Option<Delivery> {
     let url = settings.url.as_deref()?;
-    let token = std::env::var(&settings.token_env).ok().filter(|t| !t.is_empty());
+    let token = token.filter(|t| !t.is_empty());
     let body = body(&settings.event_type, payload);
-    let mut backoff = first_backoff;
-    let mut last = Delivery { delivered: false, attempts: 0, status: None, error: None };
-    for attempt in 1..=settings.attempts {
-        last.attempts = attempt;
+    let backoff = ExponentialBuilder::new()
+        .with_min_delay(first_backoff)
+        .with_factor(2.0)
+        .with_max_delay(Duration::from_secs(60))
+        .with_max_times(settings.attempts.saturating_sub(1) as usize);
+    let mut attempts = 0;
+    let post = || {
+        attempts += 1;
         let mut req = http
             .post(url)
             .header("Accept", "application/vnd.github+json")
@@ -48,31 +62,80 @@ pub async fn send(
         if let Some(t) = &token {
             req = req.bearer_auth(t);
         }
-        match req.send().await {
-            Ok(resp) if resp.status().is_success() => {
-                last.status = Some(resp.status().as_u16());
-                last.delivered = true;
-                last.error = None;
-                tracing::info!(url, attempt, status = resp.status().as_u16(), "webhook delivered");
-                return Some(last);
-            }
-            Ok(resp) => {
-                let status = resp.status();
-                let text = resp.text().await.unwrap_or_default();
-                last.status = Some(status.as_u16());
-                last.error = Some(format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()));
-            }
-            Err(e) => {
-                last.status = None;
-                last.error = Some(e.to_string());
+        async move {
+            match req.send().await {
+                Ok(resp) if resp.status().is_success() => Ok(resp.status().as_u16()),
+                Ok(resp) => {
+                    let status = resp.status();
+                    let text = resp.text().await.unwrap_or_default();
+                    let error = format!("HTTP {status}: {}", text.chars().take(200).collect::<String>());
+                    Err(Failed { status: Some(status.as_u16()), error })
+                }
+                Err(e) => Err(Failed { status: None, error: e.to_string() }),
             }
         }
-        tracing::warn!(url, attempt, of = settings.attempts, error = ?last.error, "webhook delivery failed");
-        if attempt < settings.attempts {
-            tokio::time::sleep(backoff).await;
-            backoff = backoff.saturating_mul(2).min(Duration::from_secs(60));
+    };
+    let outcome = post
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .notify(|f: &Failed, wait| tracing::warn!(url, error = %f.error, ?wait, "webhook delivery failed; retrying"))
+        .await;
+    Some(match outcome {
+        Ok(status) => {
+            tracing::info!(url, attempts, status, "webhook delivered");
+            Delivery { delivered: true, attempts, status: Some(status), error: None }
+        }
+        Err(f) => {
+            tracing::error!(url, attempts, error = %f.error, "webhook not delivered; giving up");
+            Delivery { delivered: false, attempts, status: f.status, error: Some(f.error) }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use testkit::http::Receiver;
+
+    fn settings(url: &str, attempts: u32) -> WebhookSettings {
+        WebhookSettings { url: Some(url.into()), token_env: "T".into(), attempts, event_type: "drift-detected".into() }
+    }
+
+    #[tokio::test]
+    async fn retries_until_delivered() {
+        let hook = Receiver::statuses(&[500, 503, 204]).await;
+        let url = format!("{}/dispatches", hook.base);
+        let d =
+            send(&reqwest::Client::new(), &settings(&url, 5), Some("t0ken".into()), json!({"a": 1}), Duration::ZERO)
+                .await
+                .unwrap();
+        assert_eq!(d, Delivery { delivered: true, attempts: 3, status: Some(204), error: None });
+        let got = hook.requests().await;
+        assert_eq!(got.len(), 3);
+        for r in &got {
+            assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/dispatches"));
+            assert_eq!(r.header("authorization"), Some("Bearer t0ken"));
+            assert_eq!(r.header("accept"), Some("application/vnd.github+json"));
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(body, json!({"event_type": "drift-detected", "client_payload": {"a": 1}}));
         }
     }
-    tracing::error!(url, attempts = settings.attempts, error = ?last.error, "webhook not delivered; giving up");
-    Some(last)
+
+    #[tokio::test]
+    async fn gives_up_after_the_attempts() {
+        let hook = Receiver::start(vec![(500, b"nope".to_vec()), (500, b"nope".to_vec())]).await;
+        let d = send(&reqwest::Client::new(), &settings(&hook.base, 2), Some(String::new()), json!({}), Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!((d.delivered, d.attempts, d.status), (false, 2, Some(500)));
+        assert_eq!(d.error.as_deref(), Some("HTTP 500 Internal Server Error: nope"));
+        let got = hook.requests().await;
+        assert!(got.iter().all(|r| r.header("authorization").is_none()), "an empty token sends no Authorization");
+    }
+
+    #[tokio::test]
+    async fn no_url_sends_nothing() {
+        let s = WebhookSettings { url: None, ..settings("", 3) };
+        assert_eq!(send(&reqwest::Client::new(), &s, None, json!({}), Duration::ZERO).await, None);
+    }
 }

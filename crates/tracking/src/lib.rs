@@ -19,6 +19,7 @@ pub use error::{Result, StoreError};
 pub use model::*;
 pub use store::validate;
 pub use store::{
-    canonical_stage, now_ms, parse_version, NewLoggedModel, NewModelVersion, RunSearch, RunUpdate, Store,
-    DEFAULT_EXPERIMENT_ID, LOGGED_MODEL_STATUSES, RUN_NAME_TAG, SEARCH_MAX_RESULTS, STAGES,
+    canonical_stage, now_ms, parse_version, Datasets, Experiments, LoggedModels, Metrics, ModelVersions,
+    NewLoggedModel, NewModelVersion, RegisteredModels, RunSearch, RunUpdate, Runs, Store, DEFAULT_EXPERIMENT_ID,
+    LOGGED_MODEL_STATUSES, RUN_NAME_TAG, SEARCH_MAX_RESULTS, STAGES,
 };

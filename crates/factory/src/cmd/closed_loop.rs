@@ -94,6 +94,11 @@ pub fn print_cycle(p: &Pipeline, result: &Result<CycleReport, PipelineError>, js
     }
 }
 
+/// Secrets of the loop (the webhook token) come from the environment variable they name.
+pub fn env_secret(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 pub fn run(args: LoopArgs) -> anyhow::Result<u8> {
     let overrides = overrides(&args);
     let ctx = Context {
@@ -103,6 +108,7 @@ pub fn run(args: LoopArgs) -> anyhow::Result<u8> {
         show_progress: !args.json,
         webhook_backoff: Duration::from_millis(500),
         cache_dir: super::datasets_cache_dir(None),
+        read_secret: env_secret,
     };
     let reload_every = Duration::from_secs(args.reload_secs.max(1));
     let defs = match &args.pipelines {

@@ -8,8 +8,10 @@
 //! it — with traffic flowing the whole time — then prints a summary (`--json FILE` writes it).
 
 use anyhow::{bail, Context as _};
+use backon::{ConstantBuilder, Retryable};
 use indicatif::{ProgressBar, ProgressStyle};
 use pipeline::{Context, CycleReport, Decision};
+use rand::RngExt as _;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -122,20 +124,29 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Waits until `url` answers 200.
+/// Waits until `url` answers 200: polled every 50 ms (`backon`) for up to 30 s, and no longer
+/// once one of the children has exited.
 async fn wait_ready(http: &reqwest::Client, url: &str, children: &mut Children) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = http.get(url).timeout(Duration::from_secs(1)).send().await {
-            if r.status().is_success() {
-                return Ok(());
+    enum NotReady {
+        Yet,
+        Never(anyhow::Error),
+    }
+    let poll = ConstantBuilder::new().with_delay(Duration::from_millis(50)).with_max_times(600);
+    let ready = || {
+        let alive = children.check_running();
+        let get = http.get(url).timeout(Duration::from_secs(1)).send();
+        async move {
+            alive.map_err(NotReady::Never)?;
+            match get.await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                _ => Err(NotReady::Yet),
             }
         }
-        children.check_running()?;
-        if Instant::now() > deadline {
-            bail!("{url} did not become ready within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    match ready.retry(poll).sleep(tokio::time::sleep).when(|e| matches!(e, NotReady::Yet)).await {
+        Ok(()) => Ok(()),
+        Err(NotReady::Never(e)) => Err(e),
+        Err(NotReady::Yet) => bail!("{url} did not become ready within 30 s"),
     }
 }
 
@@ -205,9 +216,9 @@ struct Traffic {
 }
 
 async fn client_loop(t: Arc<Traffic>, http: reqwest::Client, url: String, rows: Arc<Rows>, seed: u64) {
-    let mut rng = learn::Rng::new(seed);
+    let mut rng = learn::rng(seed);
     while !t.stop.load(Ordering::Relaxed) {
-        let row = &rows.rows[rng.below(rows.rows.len())];
+        let row = &rows.rows[rng.random_range(0..rows.rows.len())];
         let row = if t.shifted.load(Ordering::Relaxed) { shift(&rows.header, row) } else { row.clone() };
         let body = v2_body(&rows.header, &row);
         t.sent.fetch_add(1, Ordering::Relaxed);
@@ -494,6 +505,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
         show_progress: false,
         webhook_backoff: Duration::from_millis(200),
         cache_dir: cache_dir.clone(),
+        read_secret: super::closed_loop::env_secret,
     };
 
     let bar = steps.begin("normal traffic (unshifted rows)");
@@ -632,9 +644,9 @@ async fn gateway_version(http: &reqwest::Client, front: &str) -> Option<String> 
 fn write_labels(rows: &Rows, path: &Path, n: usize) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(path)?;
     w.write_record(&rows.header)?;
-    let mut rng = learn::Rng::new(99);
+    let mut rng = learn::rng(99);
     for _ in 0..n {
-        let row = &rows.rows[rng.below(rows.rows.len())];
+        let row = &rows.rows[rng.random_range(0..rows.rows.len())];
         w.write_record(shift(&rows.header, row))?;
     }
     w.flush()?;

@@ -7,7 +7,7 @@
 //! Only the categorical level lists are stored in a model: trees keep raw numeric
 //! thresholds, so prediction never needs the numeric bin edges.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -70,23 +70,6 @@ pub(crate) fn bin_of(edges: &[f64], x: f64) -> u8 {
     edges.partition_point(|&e| e < x) as u8
 }
 
-/// Levels of a categorical feature seen in training, sorted by name. With more distinct
-/// levels than `max_levels`, only the most frequent are kept (ties by name); the rest are
-/// treated as missing.
-pub(crate) fn categorical_levels<'a>(values: impl Iterator<Item = Option<&'a str>>, max_levels: usize) -> Vec<String> {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for s in values.flatten() {
-        *counts.entry(s).or_default() += 1;
-    }
-    let mut levels: Vec<(&str, usize)> = counts.into_iter().collect();
-    if levels.len() > max_levels {
-        levels.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        levels.truncate(max_levels);
-        levels.sort_by(|a, b| a.0.cmp(b.0));
-    }
-    levels.into_iter().map(|(s, _)| s.to_owned()).collect()
-}
-
 /// Codes of categorical values against a level list (unseen or missing → [`MISSING`]).
 pub(crate) fn level_codes<'a>(levels: &[String], values: impl Iterator<Item = Option<&'a str>>) -> Vec<u8> {
     let lookup: HashMap<&str, u8> = levels.iter().enumerate().map(|(i, s)| (s.as_str(), i as u8)).collect();
@@ -96,6 +79,7 @@ pub(crate) fn level_codes<'a>(levels: &[String], values: impl Iterator<Item = Op
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::categorical_levels;
 
     #[test]
     fn few_distinct_values_give_midpoints() {

@@ -29,10 +29,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::LearnError;
-use crate::frame::{ColumnData, Frame};
-use crate::model::{sigmoid, softplus, Task, TrainReport};
+use crate::frame::{categorical_levels, ColumnData, Frame};
 use crate::split::{stratified_split, train_test_split};
-pub(crate) use binning::categorical_levels;
+use crate::task::{sigmoid, softplus, Task, TrainReport};
 use binning::Coding;
 use grow::{GrowParams, Grower, TrainData};
 use tree::{Coded, Tree};
@@ -300,7 +299,7 @@ fn boost(
                 val_cols.push(Coded::Numeric(Cow::Owned(val_rows.iter().map(|&i| v[i]).collect())));
             }
             ColumnData::Categorical(v) => {
-                let levels = binning::categorical_levels(rows.iter().map(|&i| v[i].as_deref()), params.max_bins);
+                let levels = categorical_levels(rows.iter().map(|&i| v[i].as_deref()), params.max_bins);
                 let codes = binning::level_codes(&levels, rows.iter().map(|&i| v[i].as_deref()));
                 data.n_bins.push(levels.len());
                 data.categorical.push(true);

@@ -9,21 +9,19 @@ mod metrics;
 mod model;
 
 use learn::{Column, Frame};
+use rand::RngExt as _;
 
-/// A small deterministic generator for test data (xorshift64*), independent of the crate's.
-pub struct Gen(u64);
+/// Test data from the crate's seeded generator.
+pub struct Gen(learn::Rng);
 
 impl Gen {
     pub fn new(seed: u64) -> Gen {
-        Gen(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        Gen(learn::rng(seed))
     }
 
     /// Uniform in [0, 1).
     pub fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+        self.0.random()
     }
 
     /// Standard normal (Box–Muller).

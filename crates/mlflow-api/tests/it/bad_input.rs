@@ -1,8 +1,9 @@
 //! Bad input gets MLflow's error body naming what was wrong; nothing is stored; the server
 //! stays up. Each case runs on every configured backend.
 
-use crate::support::{assert_error, backends, spawn_app};
 use serde_json::json;
+use testkit::db::backends;
+use testkit::server::{assert_error, spawn_app};
 
 #[tokio::test]
 async fn malformed_and_mistyped_bodies() {

@@ -8,8 +8,9 @@
 //! running stock server, set `FACTORY_IT_PEER=http://127.0.0.1:5000`; the factory-only
 //! history test is then skipped. Each table runs in full and reports every mismatch at once.
 
-use crate::support::{assert_error, backends, spawn_app, App};
 use serde_json::{json, Value};
+use testkit::db::backends;
+use testkit::server::{assert_error, spawn_app, App};
 
 #[derive(Clone, Copy, Debug)]
 enum M {

@@ -12,11 +12,12 @@
 //! and afterwards the owner's experiment, run, artifact, logged model, registered model, alias
 //! and grants are exactly as they were.
 
-use crate::support::{backends, spawn_auth_app, App, ADMIN};
 use auth::Permission;
 use mlflow_api::routes::{Guard, RouteInfo};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
+use testkit::db::backends;
+use testkit::server::{spawn_auth_app, App, ADMIN};
 
 const PASSWORD: &str = "a-user-password-0123";
 

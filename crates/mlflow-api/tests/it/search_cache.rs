@@ -2,8 +2,9 @@
 //! of write must show in the next search: on the server that wrote it, and on a second server
 //! over the same database (a replica whose cache never saw the write).
 
-use crate::support::{backends, spawn_app, App};
 use serde_json::{json, Value};
+use testkit::db::backends;
+use testkit::server::{spawn_app, App};
 
 /// The run `run_id` as a search over `exp` returns it (any lifecycle stage), from `app`.
 async fn searched(app: &App, exp: &str, run_id: &str) -> Value {
@@ -280,15 +281,12 @@ async fn cached_runs_read_like_runs_get() {
 /// doubles (every exponent), the extremes and the non-finite ones.
 #[tokio::test]
 async fn metric_values_round_trip_exactly() {
-    let mut bits: u64 = 0x9E37_79B9_7F4A_7C15;
+    use rand_pcg::rand_core::{Rng as _, SeedableRng as _};
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(0x9E37_79B9_7F4A_7C15);
     let mut values: Vec<f64> = (0..6000)
         .map(|_| {
-            // SplitMix64: every bit pattern is as likely, so every exponent shows up.
-            bits = bits.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = bits;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            let z = z ^ (z >> 31);
+            // Every bit pattern is as likely, so every exponent shows up.
+            let z = rng.next_u64();
             // Random sign and mantissa; the exponent mostly where metrics live (2^-128 to
             // 2^127), one value in 8 anywhere.
             let exponent = if z.is_multiple_of(8) { (z >> 52) & 0x7FF } else { 1023 - 128 + (z >> 55) % 256 };

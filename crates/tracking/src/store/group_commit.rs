@@ -30,7 +30,7 @@ pub(crate) struct MetricWriter {
 
 impl MetricWriter {
     /// Starts the writer task on the current runtime; it ends when the last handle is dropped.
-    pub fn spawn(pool: AnyPool, dialect: Dialect) -> MetricWriter {
+    pub(crate) fn spawn(pool: AnyPool, dialect: Dialect) -> MetricWriter {
         let (queue, mut rx) = mpsc::unbounded_channel::<Pending>();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
@@ -51,7 +51,7 @@ impl MetricWriter {
     }
 
     /// Queues one metric and waits until it is committed.
-    pub async fn write(&self, run_id: &str, metric: &Metric) -> Result<bool> {
+    pub(crate) async fn write(&self, run_id: &str, metric: &Metric) -> Result<bool> {
         let (done, answer) = oneshot::channel();
         let pending = Pending { run_id: run_id.to_string(), metric: metric.clone(), done };
         self.queue.send(pending).map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;

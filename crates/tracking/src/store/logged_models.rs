@@ -1,13 +1,21 @@
 //! MLflow 3 logged models: created PENDING by `log_model`, finalized READY once the files
 //! are uploaded, linked to runs as outputs, searched when the client resolves `runs:/` URIs.
 
-use super::sql::{number_condition, string_condition, Arg, Sql, LOGGED_MODEL_PARAMS, LOGGED_MODEL_TAGS};
-use super::{check_max_results, decode_page_token, now_ms, paginate, parse_experiment_id, validate, Store};
+use super::compile::{compile, Column, Columns, Sort, LOGGED_MODEL_PARAMS, LOGGED_MODEL_TAGS};
+use super::hydrate::loaded_value;
+use super::sql::{Arg, Sql};
+use super::{now_ms, parse_experiment_id, validate, Paging, Store};
 use crate::error::{Result, StoreError};
 use crate::model::{KeyValue, LifecycleStage, LoggedModel, Metric, ModelOutput, Page, RunMetric};
-use crate::search::{parse_filter, Entity};
+use crate::search::{parse_filter, Entity, Op, OrderBy};
 use sqlx::any::AnyRow;
 use sqlx::Row;
+
+/// Logged models of one store (`store.logged_models()`).
+#[derive(Clone, Copy)]
+pub struct LoggedModels<'s> {
+    pub(super) s: &'s Store,
+}
 
 const COLUMNS: &str = "m.model_id, m.experiment_id, m.name, m.artifact_location, m.creation_timestamp_ms, \
      m.last_updated_timestamp_ms, m.status, m.status_message, m.lifecycle_stage, m.model_type, m.source_run_id";
@@ -36,7 +44,7 @@ fn from_row(row: &AnyRow) -> Result<LoggedModel> {
 }
 
 /// Accepts `LOGGED_MODEL_READY` and the short `READY`.
-pub fn normalize_status(status: &str) -> Result<String> {
+fn normalize_status(status: &str) -> Result<String> {
     let full = if status.starts_with("LOGGED_MODEL_") { status.to_string() } else { format!("LOGGED_MODEL_{status}") };
     if LOGGED_MODEL_STATUSES.contains(&full.as_str()) {
         Ok(full)
@@ -58,15 +66,57 @@ pub struct NewLoggedModel {
     pub tags: Vec<KeyValue>,
 }
 
-impl Store {
-    pub async fn create_logged_model(&self, new: NewLoggedModel) -> Result<LoggedModel> {
+/// How logged-model searches map the filter language: `name`, `model_id`, `status`,
+/// `model_type`, `source_run_id` (string comparators), `creation_timestamp`,
+/// `last_updated_timestamp` (numeric), `tags.<k>`, `params.<k>`; ordered by attribute names.
+const SEARCH: Columns = Columns {
+    from: "logged_models m",
+    filter: |entity, key, _: Op| match entity {
+        Entity::Attribute => match key {
+            "name" | "model_id" | "status" | "model_type" | "source_run_id" => {
+                Ok(Column::Text { column: format!("m.{key}"), what: format!("attribute '{key}'") })
+            }
+            "creation_timestamp" | "creation_time" => Ok(Column::Number {
+                column: "m.creation_timestamp_ms".into(),
+                what: "creation_timestamp".into(),
+                parse: None,
+            }),
+            "last_updated_timestamp" => Ok(Column::Number {
+                column: "m.last_updated_timestamp_ms".into(),
+                what: "last_updated_timestamp".into(),
+                parse: None,
+            }),
+            other => Err(StoreError::InvalidParameter(format!("Invalid attribute key '{other}' for logged models"))),
+        },
+        Entity::Tag => Ok(Column::Kv(&LOGGED_MODEL_TAGS)),
+        Entity::Param => Ok(Column::Kv(&LOGGED_MODEL_PARAMS)),
+        other => Err(StoreError::InvalidParameter(format!(
+            "Filtering logged models by {other:?} is not supported; use attributes, tags or params"
+        ))),
+    },
+    order: |_, field| match field {
+        "name" => Ok(Sort::Column("m.name")),
+        "model_id" => Ok(Sort::Column("m.model_id")),
+        "status" => Ok(Sort::Column("m.status")),
+        "model_type" => Ok(Sort::Column("m.model_type")),
+        "source_run_id" => Ok(Sort::Column("m.source_run_id")),
+        "creation_timestamp" | "creation_time" => Ok(Sort::Column("m.creation_timestamp_ms")),
+        "last_updated_timestamp" => Ok(Sort::Column("m.last_updated_timestamp_ms")),
+        other => Err(StoreError::InvalidParameter(format!("Invalid order_by field '{other}' for logged models"))),
+    },
+    default_order: &[],
+    tie_break: &[("m.creation_timestamp_ms", "DESC"), ("m.model_id", "ASC")],
+};
+
+impl LoggedModels<'_> {
+    pub async fn create(&self, new: NewLoggedModel) -> Result<LoggedModel> {
         for p in &new.params {
             validate::param(&p.key, &p.value)?;
         }
         for t in &new.tags {
             validate::tag(&t.key, &t.value)?;
         }
-        let exp = self.get_experiment(&new.experiment_id).await?;
+        let exp = self.s.experiments().get(&new.experiment_id).await?;
         if exp.lifecycle_stage != LifecycleStage::Active {
             return Err(StoreError::InvalidParameter(format!(
                 "Could not create a logged model in non-active experiment {}",
@@ -74,7 +124,7 @@ impl Store {
             )));
         }
         if let Some(run) = new.source_run_id.as_deref().filter(|r| !r.is_empty()) {
-            self.get_run_info(run).await?;
+            self.s.runs().info(run).await?;
         }
         let model_id = format!("m-{}", uuid::Uuid::new_v4().simple());
         let name = new.name.filter(|n| !n.is_empty()).unwrap_or_else(|| "model".to_string());
@@ -86,7 +136,7 @@ impl Store {
         validate::key("model", &name)?;
         let location = format!("{}/models/{model_id}/artifacts", exp.artifact_location.trim_end_matches('/'));
         let now = now_ms();
-        let mut tx = self.w().begin().await?;
+        let mut tx = self.s.w().begin().await?;
         sqlx::query(
             "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, creation_timestamp_ms, \
              last_updated_timestamp_ms, status, lifecycle_stage, model_type, source_run_id) \
@@ -107,23 +157,21 @@ impl Store {
             }
         }
         tx.commit().await?;
-        self.get_logged_model(&model_id).await
+        self.get(&model_id).await
     }
 
-    pub async fn get_logged_model(&self, model_id: &str) -> Result<LoggedModel> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM logged_models m WHERE m.model_id = $1 AND m.lifecycle_stage = 'active'"
-        ))
-        .bind(model_id)
-        .fetch_optional(self.r())
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("Logged model with ID '{model_id}' not found.")))?;
-        let mut models = vec![from_row(&row)?];
-        self.attach_logged_model_data(&mut models).await?;
-        Ok(models.remove(0))
+    pub async fn get(&self, model_id: &str) -> Result<LoggedModel> {
+        let sql = Sql::with_args(
+            &format!("SELECT {COLUMNS} FROM logged_models m WHERE m.model_id = $1 AND m.lifecycle_stage = 'active'"),
+            vec![Arg::Text(model_id.into())],
+        );
+        let missing = || StoreError::NotFound(format!("Logged model with ID '{model_id}' not found."));
+        let mut model = self.s.fetch_one(sql, from_row, missing).await?;
+        self.attach(std::slice::from_mut(&mut model)).await?;
+        Ok(model)
     }
 
-    async fn attach_logged_model_data(&self, models: &mut [LoggedModel]) -> Result<()> {
+    async fn attach(&self, models: &mut [LoggedModel]) -> Result<()> {
         if models.is_empty() {
             return Ok(());
         }
@@ -142,9 +190,9 @@ impl Store {
             " ORDER BY key, step, timestamp, is_nan, value",
         );
         let (tags, params, metrics) = tokio::try_join!(
-            tags.query().fetch_all(self.r()),
-            params.query().fetch_all(self.r()),
-            metrics.query().fetch_all(self.r())
+            tags.query().fetch_all(self.s.r()),
+            params.query().fetch_all(self.s.r()),
+            metrics.query().fetch_all(self.s.r())
         )?;
         for (rows, is_tag) in [(&tags, true), (&params, false)] {
             for row in rows {
@@ -167,7 +215,7 @@ impl Store {
             let is_nan: i64 = row.try_get(4)?;
             let metric = Metric {
                 key: row.try_get(2)?,
-                value: if is_nan != 0 { f64::NAN } else { row.try_get(3)? },
+                value: loaded_value(row.try_get(3)?, is_nan),
                 timestamp: row.try_get(5)?,
                 step: row.try_get(6)?,
                 model_id: Some(id.clone()),
@@ -187,24 +235,24 @@ impl Store {
     }
 
     /// Sets the status (finalize); `READY` is what the client sends once files are uploaded.
-    pub async fn finalize_logged_model(&self, model_id: &str, status: &str) -> Result<LoggedModel> {
+    pub async fn finalize(&self, model_id: &str, status: &str) -> Result<LoggedModel> {
         let status = normalize_status(status)?;
-        self.get_logged_model(model_id).await?;
+        self.get(model_id).await?;
         sqlx::query("UPDATE logged_models SET status = $1, last_updated_timestamp_ms = $2 WHERE model_id = $3")
             .bind(&status)
             .bind(now_ms())
             .bind(model_id)
-            .execute(self.w())
+            .execute(self.s.w())
             .await?;
-        self.get_logged_model(model_id).await
+        self.get(model_id).await
     }
 
-    pub async fn set_logged_model_tags(&self, model_id: &str, tags: &[KeyValue]) -> Result<()> {
+    pub async fn set_tags(&self, model_id: &str, tags: &[KeyValue]) -> Result<()> {
         for t in tags {
             validate::tag(&t.key, &t.value)?;
         }
-        self.get_logged_model(model_id).await?;
-        let mut tx = self.w().begin().await?;
+        self.get(model_id).await?;
+        let mut tx = self.s.w().begin().await?;
         for t in tags {
             LOGGED_MODEL_TAGS.upsert(&[Arg::Text(model_id.into())], &t.key, &t.value).query().execute(&mut *tx).await?;
         }
@@ -217,12 +265,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()> {
-        self.get_logged_model(model_id).await?;
+    pub async fn delete_tag(&self, model_id: &str, key: &str) -> Result<()> {
+        self.get(model_id).await?;
         let done = sqlx::query("DELETE FROM logged_model_tags WHERE model_id = $1 AND key = $2")
             .bind(model_id)
             .bind(key)
-            .execute(self.w())
+            .execute(self.s.w())
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("No tag with key '{key}' on logged model '{model_id}'")));
@@ -230,12 +278,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn log_logged_model_params(&self, model_id: &str, params: &[KeyValue]) -> Result<()> {
+    pub async fn log_params(&self, model_id: &str, params: &[KeyValue]) -> Result<()> {
         for p in params {
             validate::param(&p.key, &p.value)?;
         }
-        self.get_logged_model(model_id).await?;
-        let mut tx = self.w().begin().await?;
+        self.get(model_id).await?;
+        let mut tx = self.s.w().begin().await?;
         for p in params {
             LOGGED_MODEL_PARAMS
                 .upsert(&[Arg::Text(model_id.into())], &p.key, &p.value)
@@ -247,14 +295,14 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
-        self.get_logged_model(model_id).await?;
+    pub async fn delete(&self, model_id: &str) -> Result<()> {
+        self.get(model_id).await?;
         sqlx::query(
             "UPDATE logged_models SET lifecycle_stage = 'deleted', last_updated_timestamp_ms = $1 WHERE model_id = $2",
         )
         .bind(now_ms())
         .bind(model_id)
-        .execute(self.w())
+        .execute(self.s.w())
         .await?;
         Ok(())
     }
@@ -262,10 +310,10 @@ impl Store {
     /// Links logged models to the run that produced them.
     pub async fn log_outputs(&self, run_id: &str, outputs: &[ModelOutput]) -> Result<()> {
         for o in outputs {
-            self.get_logged_model(&o.model_id).await?;
+            self.get(&o.model_id).await?;
         }
-        let mut tx = self.w().begin().await?;
-        self.touch_active(&mut tx, run_id).await?;
+        let mut tx = self.s.w().begin().await?;
+        self.s.runs().touch_active(&mut tx, run_id).await?;
         for o in outputs {
             sqlx::query(
                 "INSERT INTO run_outputs (run_uuid, model_id, step) VALUES ($1, $2, $3) \
@@ -284,7 +332,7 @@ impl Store {
     /// Searches logged models of some experiments. Filters: `name`, `model_id`, `status`,
     /// `model_type`, `source_run_id` (string comparators), `creation_timestamp`,
     /// `last_updated_timestamp` (numeric), `tags.<k>`, `params.<k>`. Order: attribute names.
-    pub async fn search_logged_models(
+    pub async fn search(
         &self,
         experiment_ids: &[String],
         filter: &str,
@@ -292,81 +340,27 @@ impl Store {
         max_results: i64,
         page_token: Option<&str>,
     ) -> Result<Page<LoggedModel>> {
-        let max_results = check_max_results(max_results, super::SEARCH_MAX_RESULTS)?;
-        let offset = decode_page_token(page_token)?;
-        let dialect = self.dialect();
-        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM logged_models m WHERE m.lifecycle_stage = 'active'"));
-        if !experiment_ids.is_empty() {
-            sql.push(" AND m.experiment_id IN (");
-            for (i, id) in experiment_ids.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
+        let paging = Paging::new(max_results, super::SEARCH_MAX_RESULTS, page_token)?;
+        let experiment_ids =
+            experiment_ids.iter().map(|id| Ok(Arg::Int(parse_experiment_id(id)?))).collect::<Result<Vec<_>>>()?;
+        let compiled = compile(
+            self.s.dialect(),
+            &SEARCH,
+            parse_filter(filter)?,
+            order_by.iter().map(|(key, ascending)| {
+                Ok(OrderBy { entity: Entity::Attribute, key: key.clone(), ascending: *ascending })
+            }),
+            |w| {
+                w.and().push("m.lifecycle_stage = 'active'");
+                if !experiment_ids.is_empty() {
+                    w.and().push("m.experiment_id IN ").bind_args(experiment_ids);
                 }
-                sql.bind_int(parse_experiment_id(id)?);
-            }
-            sql.push(")");
-        }
-        for c in parse_filter(filter)?.clauses {
-            sql.push(" AND ");
-            match c.entity {
-                Entity::Attribute => match c.key.as_str() {
-                    k @ ("name" | "model_id" | "status" | "model_type" | "source_run_id") => string_condition(
-                        &mut sql,
-                        dialect,
-                        &format!("m.{k}"),
-                        c.op,
-                        &c.value,
-                        &format!("attribute '{k}'"),
-                    )?,
-                    "creation_timestamp" | "creation_time" => {
-                        number_condition(&mut sql, "m.creation_timestamp_ms", c.op, &c.value, "creation_timestamp")?
-                    }
-                    "last_updated_timestamp" => number_condition(
-                        &mut sql,
-                        "m.last_updated_timestamp_ms",
-                        c.op,
-                        &c.value,
-                        "last_updated_timestamp",
-                    )?,
-                    other => {
-                        return Err(StoreError::InvalidParameter(format!(
-                            "Invalid attribute key '{other}' for logged models"
-                        )))
-                    }
-                },
-                Entity::Tag => LOGGED_MODEL_TAGS.condition(&mut sql, dialect, &c.key, c.op, &c.value)?,
-                Entity::Param => LOGGED_MODEL_PARAMS.condition(&mut sql, dialect, &c.key, c.op, &c.value)?,
-                other => {
-                    return Err(StoreError::InvalidParameter(format!(
-                        "Filtering logged models by {other:?} is not supported; use attributes, tags or params"
-                    )))
-                }
-            }
-        }
-        let mut order = Vec::new();
-        for (field, ascending) in order_by {
-            let column = match field.as_str() {
-                "name" | "model_id" | "status" | "model_type" | "source_run_id" => {
-                    format!("m.{field}")
-                }
-                "creation_timestamp" | "creation_time" => "m.creation_timestamp_ms".into(),
-                "last_updated_timestamp" => "m.last_updated_timestamp_ms".into(),
-                other => {
-                    return Err(StoreError::InvalidParameter(format!(
-                        "Invalid order_by field '{other}' for logged models"
-                    )))
-                }
-            };
-            order.push(format!("{column} {}", if *ascending { "ASC" } else { "DESC" }));
-        }
-        order.push("m.creation_timestamp_ms DESC".into());
-        order.push("m.model_id ASC".into());
-        sql.push(" ORDER BY ").push(&order.join(", "));
-        sql.push(" LIMIT ").bind_int(max_results + 1).push(" OFFSET ").bind_int(offset);
-        let rows = sql.query().fetch_all(self.r()).await?;
-        let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
-        let mut page = paginate(items, offset, max_results);
-        self.attach_logged_model_data(&mut page.items).await?;
+            },
+            paging.max_results,
+            paging.offset,
+        )?;
+        let mut page = self.s.fetch_page(&format!("SELECT {COLUMNS}"), compiled, paging, from_row).await?;
+        self.attach(&mut page.items).await?;
         Ok(page)
     }
 }

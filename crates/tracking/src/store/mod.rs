@@ -1,30 +1,44 @@
 //! The tracking store: one implementation over `sqlx::Any` serving SQLite and PostgreSQL.
 //! Dialect differences (LIKE/ILIKE, migrations, pool shape) are isolated in `db.rs` and
-//! [`Sql`]; each resource lives in its own module.
+//! `sql::Sql`. [`Store`] holds the pools and caches; each resource is a narrow view of it with
+//! its own module: [`Experiments`], [`Runs`], [`Metrics`], [`Datasets`], [`LoggedModels`],
+//! [`RegisteredModels`] and [`ModelVersions`] (`store.runs().get(id)`). Every search
+//! compiles through one skeleton, `compile`, with a column table per entity.
 
+mod compile;
+mod datasets;
 mod experiments;
 mod group_commit;
+mod hydrate;
 mod logged_models;
+mod metrics;
 mod registry;
 mod run_cache;
-pub use logged_models::{NewLoggedModel, LOGGED_MODEL_STATUSES};
-pub use registry::{canonical_stage, parse_version, NewModelVersion, STAGES};
 mod runs;
-pub use runs::{RunSearch, RunUpdate, RUN_NAME_TAG};
-pub(crate) mod sql;
+mod sql;
 pub mod validate;
+
+pub use datasets::Datasets;
+pub use experiments::Experiments;
+pub use logged_models::{LoggedModels, NewLoggedModel, LOGGED_MODEL_STATUSES};
+pub use metrics::Metrics;
+pub use registry::{canonical_stage, parse_version, ModelVersions, NewModelVersion, RegisteredModels, STAGES};
+pub use runs::{RunSearch, RunUpdate, Runs, RUN_NAME_TAG};
 
 use crate::db::{Dialect, Pools};
 use crate::error::{Result, StoreError};
+use crate::model::Page;
 use base64::Engine as _;
+use sql::Sql;
+use sqlx::any::AnyRow;
 use sqlx::AnyPool;
 
 /// The tracking store. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Store {
     pools: Pools,
-    metrics: group_commit::MetricWriter,
+    metric_writer: group_commit::MetricWriter,
     /// Hydrated runs by `(run_uuid, data_version)`, for searches.
-    runs: run_cache::RunCache,
+    run_cache: run_cache::RunCache,
     /// Root under which experiments get their default artifact location,
     /// e.g. `mlflow-artifacts:` (proxied) or `s3://bucket/prefix`.
     artifact_root: String,
@@ -40,19 +54,54 @@ impl Store {
     /// Connects to `backend_uri`, applies migrations and makes sure the default experiment exists.
     pub async fn open(backend_uri: &str, artifact_root: &str) -> Result<Store> {
         let pools = Pools::connect(backend_uri).await?;
-        let metrics = group_commit::MetricWriter::spawn(pools.write.clone(), pools.dialect);
+        let metric_writer = group_commit::MetricWriter::spawn(pools.write.clone(), pools.dialect);
         let store = Store {
             pools,
-            metrics,
-            runs: run_cache::RunCache::new(),
+            metric_writer,
+            run_cache: run_cache::RunCache::new(),
             artifact_root: artifact_root.trim_end_matches('/').to_string(),
         };
-        store.ensure_default_experiment().await?;
+        store.experiments().ensure_default().await?;
         Ok(store)
     }
 
     pub fn dialect(&self) -> Dialect {
         self.pools.dialect
+    }
+
+    /// Experiments: create, read, search, rename, trash, tags.
+    pub fn experiments(&self) -> Experiments<'_> {
+        Experiments { s: self }
+    }
+
+    /// Runs: lifecycle, params, tags, batches, reads and search.
+    pub fn runs(&self) -> Runs<'_> {
+        Runs { s: self }
+    }
+
+    /// Metric logging (group-committed) and metric history.
+    pub fn metrics(&self) -> Metrics<'_> {
+        Metrics { s: self }
+    }
+
+    /// The datasets (and logged models) a run used.
+    pub fn datasets(&self) -> Datasets<'_> {
+        Datasets { s: self }
+    }
+
+    /// MLflow 3 logged models and the runs' outputs.
+    pub fn logged_models(&self) -> LoggedModels<'_> {
+        LoggedModels { s: self }
+    }
+
+    /// The registry's models: tags, aliases, search, and the history of alias and stage moves.
+    pub fn registered_models(&self) -> RegisteredModels<'_> {
+        RegisteredModels { s: self }
+    }
+
+    /// The registry's model versions: stages, tags, aliases resolved, search.
+    pub fn model_versions(&self) -> ModelVersions<'_> {
+        ModelVersions { s: self }
     }
 
     fn w(&self) -> &AnyPool {
@@ -63,15 +112,35 @@ impl Store {
         &self.pools.read
     }
 
-    /// Where an experiment's artifacts go when the client gives no location.
-    fn default_artifact_location(&self, experiment_id: i64) -> String {
-        format!("{}/{experiment_id}", self.artifact_root)
-    }
-
     /// Answers whether the database is reachable (for `/health`).
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(self.r()).await?;
         Ok(())
+    }
+
+    /// The one row `sql` selects, read with `row`; `missing()` when there is none.
+    async fn fetch_one<T>(
+        &self,
+        sql: Sql,
+        row: fn(&AnyRow) -> Result<T>,
+        missing: impl FnOnce() -> StoreError,
+    ) -> Result<T> {
+        row(&sql.query().fetch_optional(self.r()).await?.ok_or_else(missing)?)
+    }
+
+    /// Runs a compiled search page (see `compile`) with `select` in front and reads each
+    /// row with `row`.
+    async fn fetch_page<T>(
+        &self,
+        select: &str,
+        mut compiled: compile::Compiled,
+        paging: Paging,
+        row: fn(&AnyRow) -> Result<T>,
+    ) -> Result<Page<T>> {
+        compiled.sql.prepend(select);
+        let rows = compiled.sql.query().fetch_all(self.r()).await?;
+        let items = rows.iter().map(row).collect::<Result<Vec<_>>>()?;
+        Ok(paging.page(items))
     }
 }
 
@@ -87,9 +156,36 @@ pub(crate) fn parse_experiment_id(id: &str) -> Result<i64> {
     })
 }
 
+/// Where a page starts and how long it is, checked against MLflow's bounds.
+#[derive(Debug, Clone, Copy)]
+struct Paging {
+    max_results: i64,
+    offset: i64,
+}
+
+impl Paging {
+    /// Checks `max_results` against `1..=limit`, then decodes the page token.
+    fn new(max_results: i64, limit: i64, page_token: Option<&str>) -> Result<Paging> {
+        let max_results = check_max_results(max_results, limit)?;
+        Ok(Paging { max_results, offset: decode_page_token(page_token)? })
+    }
+
+    /// The page out of one more row than asked for: the next token is only offered when
+    /// more rows exist.
+    fn page<T>(self, mut items: Vec<T>) -> Page<T> {
+        let next_page_token = if items.len() as i64 > self.max_results {
+            items.truncate(self.max_results as usize);
+            Some(encode_page_token(self.offset + self.max_results))
+        } else {
+            None
+        };
+        Page { items, next_page_token }
+    }
+}
+
 /// Page tokens are base64 JSON `{"offset": N}`, as the stock server makes them. Clients
 /// treat them as opaque, so only our own tokens need to parse.
-pub(crate) fn decode_page_token(token: Option<&str>) -> Result<i64> {
+fn decode_page_token(token: Option<&str>) -> Result<i64> {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Ok(0);
     };
@@ -99,29 +195,18 @@ pub(crate) fn decode_page_token(token: Option<&str>) -> Result<i64> {
     value.get("offset").and_then(|o| o.as_i64()).filter(|o| *o >= 0).ok_or_else(bad)
 }
 
-pub(crate) fn encode_page_token(offset: i64) -> String {
+fn encode_page_token(offset: i64) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{{\"offset\": {offset}}}"))
 }
 
 /// Checks `max_results` against MLflow's bounds.
-pub(crate) fn check_max_results(max_results: i64, limit: i64) -> Result<i64> {
+fn check_max_results(max_results: i64, limit: i64) -> Result<i64> {
     if max_results <= 0 || max_results > limit {
         return Err(StoreError::InvalidParameter(format!(
             "Invalid value {max_results} for parameter 'max_results' supplied. It must be a positive integer at most {limit}"
         )));
     }
     Ok(max_results)
-}
-
-/// Fetches one more than a page so the next token is only offered when more rows exist.
-pub(crate) fn paginate<T>(mut items: Vec<T>, offset: i64, max_results: i64) -> crate::model::Page<T> {
-    let next_page_token = if items.len() as i64 > max_results {
-        items.truncate(max_results as usize);
-        Some(encode_page_token(offset + max_results))
-    } else {
-        None
-    };
-    crate::model::Page { items, next_page_token }
 }
 
 #[cfg(test)]

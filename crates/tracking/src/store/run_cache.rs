@@ -58,17 +58,17 @@ pub(super) struct RunCache {
 }
 
 impl RunCache {
-    pub fn new() -> RunCache {
+    pub(crate) fn new() -> RunCache {
         RunCache { runs: quick_cache::sync::Cache::with_weighter(16_384, CAPACITY_BYTES, Weight) }
     }
 
     /// The run as of `version`, when that state is cached.
-    pub fn get(&self, run_id: &str, version: i64) -> Option<Arc<SharedRun>> {
+    pub(crate) fn get(&self, run_id: &str, version: i64) -> Option<Arc<SharedRun>> {
         self.runs.get(run_id).filter(|(v, _)| *v == version).map(|(_, run)| run)
     }
 
     /// Keeps the run as read at `version` (replacing any other version of it).
-    pub fn insert(&self, version: i64, run: Arc<SharedRun>) {
+    pub(crate) fn insert(&self, version: i64, run: Arc<SharedRun>) {
         self.runs.insert(run.info.run_id.clone(), (version, run));
     }
 }

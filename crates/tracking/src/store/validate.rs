@@ -192,7 +192,7 @@ pub fn run_name(name: &str) -> Result<()> {
     length("run_name", name, MAX_RUN_NAME_LENGTH)
 }
 
-/// A registered model's name (`_validate_model_name` is in `registry.rs`; this is its column).
+/// A registered model's name (`_validate_model_name` is in `registry/mod.rs`; this is its column).
 pub fn registered_model_name(name: &str) -> Result<()> {
     length("name", name, MAX_REGISTERED_MODEL_NAME_LENGTH)
 }

@@ -1,90 +1,77 @@
-//! `spawn_app`: a server on 127.0.0.1:0 over a fresh store, and small request helpers.
+//! The MLflow REST server in-process: `mlflow_api::run` on `127.0.0.1:0` over a fresh store
+//! (see [`crate::db`]), artifacts in a temp folder or on S3 ([`crate::s3`]), optionally with
+//! `--app-name basic-auth` ([`spawn_auth_app`]), and the request helpers the tests share.
 
+use crate::db::TempDb;
+use crate::s3::S3Server;
 use serde_json::Value;
 use std::sync::Arc;
 
-/// A running server and what it needs to stay alive.
+/// Where a server keeps artifacts.
+#[derive(Clone, Copy)]
+pub enum Artifacts<'a> {
+    /// A temp folder ([`App::artifacts_dir`]).
+    Local,
+    /// `s3://<bucket>/<prefix>` on a running s3s-fs.
+    S3 { server: &'a S3Server, bucket: &'a str, prefix: &'a str },
+}
+
+/// A running server and what it needs to stay alive; stopped when dropped.
 pub struct App {
     pub base: String,
     pub client: reqwest::Client,
+    /// The local artifacts folder (empty and unused with S3 artifacts).
     pub artifacts_dir: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
     pub backend: String,
     /// The store's URI.
     pub uri: String,
+    destination: Option<(String, mlflow_api::artifacts::S3Settings)>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+    /// The databases this server owns (the store's, and the auth app's when there is one).
+    _dbs: Vec<TempDb>,
 }
 
-/// The backends to test: SQLite always, PostgreSQL when `FACTORY_TEST_POSTGRES` names an
-/// admin URL such as `postgres://postgres@127.0.0.1:5432/postgres`.
-pub fn backends() -> Vec<&'static str> {
-    let mut b = vec!["sqlite"];
-    if std::env::var("FACTORY_TEST_POSTGRES").is_ok_and(|v| !v.is_empty()) {
-        b.push("postgres");
-    }
-    b
-}
-
-async fn fresh_postgres() -> String {
-    let admin = std::env::var("FACTORY_TEST_POSTGRES").expect("FACTORY_TEST_POSTGRES");
-    let db = format!("factory_it_{}", uuid::Uuid::new_v4().simple());
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&admin).await.expect("connect to PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&pool).await.expect("create database");
-    let (base, _) = admin.rsplit_once('/').expect("admin URL ends in /<db>");
-    format!("{base}/{db}")
-}
-
+/// A server over a fresh `backend` database, artifacts in a temp folder.
 pub async fn spawn_app(backend: &str) -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let uri = fresh_uri(backend, &dir, "t.db").await;
-    serve(backend, uri, dir, None).await
-}
-
-async fn fresh_uri(backend: &str, dir: &tempfile::TempDir, file: &str) -> String {
-    match backend {
-        "sqlite" => format!("sqlite:///{}", dir.path().join(file).display()),
-        "postgres" => fresh_postgres().await,
-        other => panic!("unknown backend {other}"),
-    }
+    App::start(backend, Artifacts::Local).await
 }
 
 /// The admin of [`spawn_auth_app`] servers.
 pub const ADMIN: (&str, &str) = ("admin", "admin-password-for-tests");
 
 /// A server with `--app-name basic-auth`: its auth database on the same kind of database as
-/// the tracking store (a separate one), `default_permission` as given, the admin [`ADMIN`].
+/// the tracking store (a separate one), `default_permission` as given, the admin [`ADMIN`];
+/// artifacts in a temp folder.
 pub async fn spawn_auth_app(backend: &str, default_permission: auth::Permission) -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let uri = fresh_uri(backend, &dir, "t.db").await;
-    let auth_uri = fresh_uri(backend, &dir, "auth.db").await;
-    let store = auth::AuthStore::open(&auth_uri).await.expect("open the auth store");
+    let db = TempDb::new(backend).await;
+    let auth_db = TempDb::new(backend).await;
+    let store = auth::AuthStore::open(&auth_db.uri).await.expect("open the auth store");
     let cfg = auth::AuthConfig { admin_password: Some(ADMIN.1.into()), ..auth::AuthConfig::default() };
     store.bootstrap_admin(&cfg).await.expect("admin");
     let auth = Arc::new(mlflow_api::auth::Auth::new(store, default_permission));
-    serve(backend, uri, dir, Some(auth)).await
-}
-
-/// A server over the store at `uri`, keeping `dir` alive with it.
-async fn serve(backend: &str, uri: String, dir: tempfile::TempDir, auth: Option<Arc<mlflow_api::auth::Auth>>) -> App {
-    let artifacts_dir = tempfile::tempdir().unwrap();
-    let store = tracking::Store::open(&uri, "mlflow-artifacts:").await.expect("open store");
-    let artifacts = object_store::local::LocalFileSystem::new_with_prefix(artifacts_dir.path()).unwrap();
-    let state = mlflow_api::AppState { store: Arc::new(store), artifacts: Arc::new(artifacts), auth };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(mlflow_api::run(listener, state, async move {
-        let _ = rx.await;
-    }));
-    App { base, client: reqwest::Client::new(), artifacts_dir, _shutdown: tx, _dir: dir, backend: backend.into(), uri }
+    let uri = db.uri.clone();
+    serve(backend, uri, None, Some(auth), vec![db, auth_db]).await
 }
 
 impl App {
-    /// A second server over the same database (as a second replica would be), with its own
-    /// in-memory state.
+    /// A server over a fresh `backend` database.
+    pub async fn start(backend: &str, artifacts: Artifacts<'_>) -> App {
+        let db = TempDb::new(backend).await;
+        let destination = match artifacts {
+            Artifacts::Local => None,
+            Artifacts::S3 { server, bucket, prefix } => {
+                server.create_bucket(bucket);
+                Some((format!("s3://{bucket}/{prefix}"), server.settings()))
+            }
+        };
+        let uri = db.uri.clone();
+        serve(backend, uri, destination, None, vec![db]).await
+    }
+
+    /// A second server over the same database and artifacts (as a second replica would be),
+    /// with its own in-memory state.
     pub async fn twin(&self) -> App {
-        serve(&self.backend, self.uri.clone(), tempfile::tempdir().unwrap(), None).await
+        serve(&self.backend, self.uri.clone(), self.destination.clone(), None, Vec::new()).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -145,6 +132,40 @@ impl App {
     pub async fn healthy(&self) {
         let resp = self.client.get(self.url("/health")).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 200, "server unhealthy on {}", self.backend);
+    }
+}
+
+/// A server over the store at `uri`, artifacts at `destination` (a temp folder when `None`),
+/// with the auth app when `auth` is given; `dbs` live as long as the server.
+async fn serve(
+    backend: &str,
+    uri: String,
+    destination: Option<(String, mlflow_api::artifacts::S3Settings)>,
+    auth: Option<Arc<mlflow_api::auth::Auth>>,
+    dbs: Vec<TempDb>,
+) -> App {
+    let artifacts_dir = tempfile::tempdir().unwrap();
+    let store = tracking::Store::open(&uri, "mlflow-artifacts:").await.expect("open store");
+    let artifacts: Arc<dyn object_store::ObjectStore> = match &destination {
+        None => Arc::new(object_store::local::LocalFileSystem::new_with_prefix(artifacts_dir.path()).unwrap()),
+        Some((dest, s3)) => mlflow_api::artifacts::open_store(dest, s3).expect("open the S3 artifact store"),
+    };
+    let state = mlflow_api::AppState { store: Arc::new(store), artifacts, auth };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(mlflow_api::run(listener, state, async move {
+        let _ = rx.await;
+    }));
+    App {
+        base,
+        client: reqwest::Client::new(),
+        artifacts_dir,
+        backend: backend.into(),
+        uri,
+        destination,
+        _shutdown: tx,
+        _dbs: dbs,
     }
 }
 

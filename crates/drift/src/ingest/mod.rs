@@ -18,171 +18,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
+mod fields;
+use fields::{is_bool, is_na, parse_number};
+
 /// Bytes read per block.
 const BLOCK: usize = 1 << 20;
 /// Distinct strings counted per text column before it is declared free text.
 pub const MAX_CATEGORIES: usize = 1 << 20;
-
-/// pandas' default `na_values`.
-const NA_VALUES: [&[u8]; 19] = [
-    b"",
-    b"#N/A",
-    b"#N/A N/A",
-    b"#NA",
-    b"-1.#IND",
-    b"-1.#QNAN",
-    b"-NaN",
-    b"-nan",
-    b"1.#IND",
-    b"1.#QNAN",
-    b"<NA>",
-    b"N/A",
-    b"NA",
-    b"NULL",
-    b"NaN",
-    b"None",
-    b"n/a",
-    b"nan",
-    b"null",
-];
-
-fn is_na(field: &[u8]) -> bool {
-    field.len() <= 8 && NA_VALUES.contains(&field)
-}
-
-fn is_bool(field: &[u8]) -> bool {
-    matches!(field, b"True" | b"TRUE" | b"true" | b"False" | b"FALSE" | b"false")
-}
-
-/// Powers of ten that are exact in an `f64`.
-const POW10: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
-    1e21, 1e22,
-];
-
-/// A parsed numeric field: its value and whether it is written as an integer (no decimal
-/// point, no exponent). Decimal strings with at most 15 significant digits and a small
-/// exponent take Clinger's exact fast path (one correctly rounded multiply or divide); the
-/// rest go through the standard library's correctly rounded parser.
-fn parse_number(field: &[u8]) -> Option<(f64, bool)> {
-    // Fast path for the usual `[-+]digits[.digits]` with at most 15 digits: the mantissa is
-    // exact and the power of ten too, so one division rounds correctly.
-    let (neg, start) = match field.first()? {
-        b'-' => (true, 1),
-        b'+' => (false, 1),
-        _ => (false, 0),
-    };
-    let mut mant: u64 = 0;
-    let mut i = start;
-    while i < field.len() && i - start < 16 && field[i].is_ascii_digit() {
-        mant = mant * 10 + u64::from(field[i] - b'0');
-        i += 1;
-    }
-    let int_digits = i - start;
-    let mut frac = 0;
-    let dot = i < field.len() && field[i] == b'.';
-    if dot {
-        i += 1;
-        let f0 = i;
-        while i < field.len() && i - f0 < 16 && field[i].is_ascii_digit() {
-            mant = mant * 10 + u64::from(field[i] - b'0');
-            i += 1;
-        }
-        frac = i - f0;
-    }
-    if i == field.len() && int_digits + frac > 0 && int_digits + frac <= 15 {
-        let v = mant as f64 / POW10[frac];
-        return Some((if neg { -v } else { v }, !dot));
-    }
-    parse_number_general(field)
-}
-
-/// [`parse_number`] for everything off its fast path (whitespace, exponents, long mantissas,
-/// `inf`/`nan` spellings, non-numbers).
-fn parse_number_general(field: &[u8]) -> Option<(f64, bool)> {
-    let t = match (field.first(), field.last()) {
-        (Some(a), Some(b)) if !a.is_ascii_whitespace() && !b.is_ascii_whitespace() => field,
-        _ => field.trim_ascii(),
-    };
-    let (neg, body) = match t.first()? {
-        b'-' => (true, &t[1..]),
-        b'+' => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let mut mant: u64 = 0;
-    let mut digits = 0u32;
-    let mut i = 0;
-    while i < body.len() && body[i].is_ascii_digit() {
-        if digits < 19 {
-            mant = mant * 10 + u64::from(body[i] - b'0');
-            if mant != 0 {
-                digits += 1;
-            }
-        } else {
-            digits += 1;
-        }
-        i += 1;
-    }
-    let int_digits = i;
-    let mut exp: i32 = 0;
-    let mut frac_digits = 0;
-    let mut integer = true;
-    if i < body.len() && body[i] == b'.' {
-        integer = false;
-        i += 1;
-        while i < body.len() && body[i].is_ascii_digit() {
-            if digits < 19 {
-                mant = mant * 10 + u64::from(body[i] - b'0');
-                if mant != 0 {
-                    digits += 1;
-                }
-                exp -= 1;
-            } else {
-                digits += 1;
-            }
-            frac_digits += 1;
-            i += 1;
-        }
-    }
-    if int_digits + frac_digits == 0 {
-        // No digits at all: only "inf"/"infinity"/"nan" spellings remain numbers.
-        let s = std::str::from_utf8(t).ok()?;
-        let lower = body.to_ascii_lowercase();
-        if matches!(lower.as_slice(), b"inf" | b"infinity" | b"nan") {
-            return s.parse::<f64>().ok().map(|v| (v, false));
-        }
-        return None;
-    }
-    if i < body.len() && (body[i] == b'e' || body[i] == b'E') {
-        integer = false;
-        i += 1;
-        let (eneg, start) = match body.get(i) {
-            Some(b'-') => (true, i + 1),
-            Some(b'+') => (false, i + 1),
-            _ => (false, i),
-        };
-        i = start;
-        let mut e: i32 = 0;
-        while i < body.len() && body[i].is_ascii_digit() {
-            e = e.saturating_mul(10).saturating_add(i32::from(body[i] - b'0'));
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        exp = exp.saturating_add(if eneg { -e } else { e });
-    }
-    if i != body.len() {
-        return None;
-    }
-    if digits <= 15 && (-22..=22).contains(&exp) {
-        let m = mant as f64;
-        let v = if exp >= 0 { m * POW10[exp as usize] } else { m / POW10[(-exp) as usize] };
-        return Some((if neg { -v } else { v }, integer));
-    }
-    let s = std::str::from_utf8(t).ok()?;
-    s.parse::<f64>().ok().map(|v| (v, integer))
-}
 
 /// The header of a CSV file and the byte offset where its data starts.
 #[derive(Clone, Debug)]
@@ -213,6 +55,21 @@ pub fn read_header(path: &Path) -> Result<Header> {
 pub struct NumericData {
     /// Finite values, sorted into runs.
     pub runs: Runs,
+    /// What the fields came to besides the values.
+    pub tally: NumericTally,
+}
+
+impl NumericData {
+    /// Whether pandas would give this column an integer dtype.
+    pub fn integer_dtype(&self) -> bool {
+        let t = &self.tally;
+        t.all_int && t.missing == 0 && t.nonfinite == 0
+    }
+}
+
+/// Counts and extremes of a numeric column's fields, kept per block and merged into the file's.
+#[derive(Debug, Clone, Copy)]
+pub struct NumericTally {
     /// Fields that were missing (NA spellings, empty, short rows).
     pub missing: u64,
     /// Fields that parsed to ±inf (Evidently drops them like NaN).
@@ -227,10 +84,27 @@ pub struct NumericData {
     pub all_int: bool,
 }
 
-impl NumericData {
-    /// Whether pandas would give this column an integer dtype.
-    pub fn integer_dtype(&self) -> bool {
-        self.all_int && self.missing == 0 && self.nonfinite == 0
+impl Default for NumericTally {
+    fn default() -> Self {
+        NumericTally {
+            missing: 0,
+            nonfinite: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            sum: Sum::default(),
+            all_int: true,
+        }
+    }
+}
+
+impl NumericTally {
+    fn merge(&mut self, o: &NumericTally) {
+        self.missing += o.missing;
+        self.nonfinite += o.nonfinite;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.sum.merge(o.sum);
+        self.all_int &= o.all_int;
     }
 }
 
@@ -375,54 +249,45 @@ enum Kind {
 
 /// Per-block partial results for one column.
 enum BlockColumn {
-    Numeric { keys: Vec<u64>, missing: u64, nonfinite: u64, min: f64, max: f64, sum: Sum, all_int: bool, demoted: bool },
+    Numeric { keys: Vec<u64>, tally: NumericTally, demoted: bool },
     Text { counts: HashMap<String, u64>, missing: u64, all_bool: bool },
 }
 
 impl BlockColumn {
     fn new(kind: Kind) -> Self {
         match kind {
-            Kind::Numeric => BlockColumn::Numeric {
-                keys: Vec::new(),
-                missing: 0,
-                nonfinite: 0,
-                min: f64::INFINITY,
-                max: f64::NEG_INFINITY,
-                sum: Sum::default(),
-                all_int: true,
-                demoted: false,
-            },
+            Kind::Numeric => BlockColumn::Numeric { keys: Vec::new(), tally: NumericTally::default(), demoted: false },
             Kind::Text => BlockColumn::Text { counts: HashMap::new(), missing: 0, all_bool: true },
         }
     }
 
     fn push(&mut self, field: Option<&[u8]>) {
         match self {
-            BlockColumn::Numeric { keys, missing, nonfinite, min, max, sum, all_int, demoted } => {
+            BlockColumn::Numeric { keys, tally, demoted } => {
                 let Some(f) = field else {
-                    *missing += 1;
+                    tally.missing += 1;
                     return;
                 };
                 if *demoted {
-                    *missing += u64::from(is_na(f));
+                    tally.missing += u64::from(is_na(f));
                     return;
                 }
                 // Parse first: the NA spellings are only checked for fields that are not numbers.
                 match parse_number(f) {
-                    Some((v, _)) if v.is_nan() => *missing += 1,
+                    Some((v, _)) if v.is_nan() => tally.missing += 1,
                     Some((v, int)) => {
-                        *all_int &= int;
+                        tally.all_int &= int;
                         if v.is_finite() {
                             let v = v + 0.0; // -0.0 and 0.0 are one value for pandas.
                             keys.push(runs::key(v));
-                            *min = min.min(v);
-                            *max = max.max(v);
-                            sum.add(v);
+                            tally.min = tally.min.min(v);
+                            tally.max = tally.max.max(v);
+                            tally.sum.add(v);
                         } else {
-                            *nonfinite += 1;
+                            tally.nonfinite += 1;
                         }
                     }
-                    None if is_na(f) => *missing += 1,
+                    None if is_na(f) => tally.missing += 1,
                     None => *demoted = true,
                 }
             }
@@ -530,12 +395,7 @@ fn read_pass(
                 Mutex::new(match k {
                     Kind::Numeric => ColumnData::Numeric(NumericData {
                         runs: Runs::new(budget.clone()),
-                        missing: 0,
-                        nonfinite: 0,
-                        min: f64::INFINITY,
-                        max: f64::NEG_INFINITY,
-                        sum: Sum::default(),
-                        all_int: true,
+                        tally: NumericTally::default(),
                     }),
                     Kind::Text => ColumnData::Text(TextData { all_bool: true, ..TextData::default() }),
                 })
@@ -635,27 +495,14 @@ fn merge_block(shared: &Shared, budget: &Budget, block: &mut Block) -> Result<()
     for (i, bc) in block.columns.iter_mut().enumerate() {
         let mut col = shared.columns[i].lock().expect("column lock");
         match (&mut *col, bc) {
-            (
-                ColumnData::Numeric(n),
-                BlockColumn::Numeric { keys, missing, nonfinite, min, max, sum, all_int, demoted },
-            ) => {
+            (ColumnData::Numeric(n), BlockColumn::Numeric { keys, tally, demoted }) => {
                 if *demoted {
                     shared.demoted[i].store(true, Ordering::Relaxed);
                 }
-                n.missing += *missing;
-                n.nonfinite += *nonfinite;
-                n.min = n.min.min(*min);
-                n.max = n.max.max(*max);
-                n.sum.merge(*sum);
-                n.all_int &= *all_int;
+                n.tally.merge(tally);
                 let full = if shared.demoted[i].load(Ordering::Relaxed) { Vec::new() } else { n.runs.extend(keys) };
                 drop(col);
-                *missing = 0;
-                *nonfinite = 0;
-                *min = f64::INFINITY;
-                *max = f64::NEG_INFINITY;
-                *sum = Sum::default();
-                *all_int = true;
+                *tally = NumericTally::default();
                 keys.clear();
                 // Sort and spill without holding the column's lock.
                 for buf in full {
