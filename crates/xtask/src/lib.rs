@@ -161,7 +161,6 @@ fn rust_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 pub fn check(ws: &Workspace) -> Vec<Violation> {
     let mut out = Vec::new();
     check_dependencies(ws, &mut out);
-    let mut pending_seen = BTreeSet::new();
     for krate in &ws.crates {
         let scanned: Vec<(&Source, scan::Uses)> = krate
             .sources
@@ -177,20 +176,10 @@ pub fn check(ws: &Workspace) -> Vec<Violation> {
         for (source, uses) in &scanned {
             check_imports(ws, krate, source, uses, &mut out);
             if !krate.binary {
-                check_environment(krate, source, uses, &mut pending_seen, &mut out);
+                check_environment(krate, source, uses, &mut out);
             }
         }
         check_module_cycles(krate, &scanned, &mut out);
-    }
-    for (file, what) in rules::PENDING_ENV_READS {
-        let in_workspace = ws.crates.iter().any(|c| file.starts_with(&format!("crates/{}/", c.name)));
-        if in_workspace && !pending_seen.contains(&(file.to_string(), what.to_string())) {
-            out.push(Violation {
-                rule: "environment",
-                place: file.to_string(),
-                what: format!("the pending exception for `{what}` is gone: remove it from rules::PENDING_ENV_READS"),
-            });
-        }
     }
     out
 }
@@ -262,13 +251,7 @@ fn check_imports(ws: &Workspace, krate: &Crate, source: &Source, uses: &scan::Us
     let _ = ws;
 }
 
-fn check_environment(
-    krate: &Crate,
-    source: &Source,
-    uses: &scan::Uses,
-    pending_seen: &mut BTreeSet<(String, String)>,
-    out: &mut Vec<Violation>,
-) {
+fn check_environment(krate: &Crate, source: &Source, uses: &scan::Uses, out: &mut Vec<Violation>) {
     let place = format!("crates/{}/src/{}", krate.name, source.path);
     let mut found = Vec::new();
     for p in &uses.paths {
@@ -287,11 +270,6 @@ fn check_environment(
     }
     found.extend(uses.env_attributes.iter().cloned());
     for what in found {
-        let key = (place.clone(), what.clone());
-        if rules::PENDING_ENV_READS.iter().any(|(f, w)| *f == place && *w == what) {
-            pending_seen.insert(key);
-            continue;
-        }
         let what = format!("reads the environment (`{what}`): only the binary does; take it as a setting");
         out.push(Violation { rule: "environment", place: place.clone(), what });
     }

@@ -50,11 +50,5 @@ pub const ENV_FUNCTIONS: &[&str] = &["var", "var_os", "vars", "vars_os", "args",
 /// Compile-time variables library code may read with `env!`: Cargo's package metadata.
 pub const BUILD_VARIABLES: &str = "CARGO_";
 
-/// Reads of the environment outside the binary that are known and being removed, as
-/// (file, what): each must still exist (a stale entry fails the check too).
-/// `training/src/data.rs` finds the user's cache folder from `XDG_CACHE_HOME`/`HOME`; the
-/// change that passes the folder in from the binary is under way in another branch.
-pub const PENDING_ENV_READS: &[(&str, &str)] = &[("crates/training/src/data.rs", "std::env::var_os")];
-
 /// Module cycles known and left in place, as the sorted member list of the cycle, per crate.
 pub const KNOWN_CYCLES: &[(&str, &[&str])] = &[];

@@ -100,16 +100,6 @@ fn environment_reads_outside_the_binary_fail() {
 }
 
 #[test]
-fn a_pending_exception_must_still_be_pending() {
-    let (file, what) = rules::PENDING_ENV_READS[0];
-    let name = file.split('/').nth(1).unwrap();
-    let path = file.split("/src/").nth(1).unwrap();
-    let reads = format!("fn f() {{ {what}(\"HOME\"); }}");
-    check_ws(&workspace(vec![krate(name, &[], &[(path, &reads)])], &[]), &[]);
-    check_ws(&workspace(vec![krate(name, &[], &[(path, "")])], &[]), &[("environment", file)]);
-}
-
-#[test]
 fn auth_may_use_only_the_backend_uri_parser_of_tracking() {
     let ok = "use tracking::{parse_backend_uri, Dialect};";
     let ws = workspace(vec![krate("auth", &["tracking"], &[("store.rs", ok)])], &[]);
