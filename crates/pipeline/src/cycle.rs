@@ -6,14 +6,16 @@
 //! versions and the gateway's operations.
 
 use crate::config::{Pipeline, Step};
-use crate::rollout::{self, Outcome as RolloutOutcome};
-use crate::webhook::{self, Delivery};
+use crate::promote::promote_and_roll_out;
+use crate::webhook;
 use crate::{requests, PipelineError};
 use mlflow_client::Client;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+pub use crate::report::{CycleReport, Decision};
 
 /// What a pipeline remembers between cycles (one JSON file per pipeline).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -42,57 +44,6 @@ impl State {
         std::fs::write(&tmp, serde_json::to_vec_pretty(self).unwrap_or_default()).map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)
     }
-}
-
-/// The decision a cycle reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    /// Too few new production rows to judge.
-    Skipped,
-    NoDrift,
-    /// Significant drift, and the pipeline stops before retraining.
-    DriftReported,
-    /// A challenger was trained and lost (or promotion is not a step).
-    ChampionKept,
-    /// The challenger won and is now production (rolled out when that is a step).
-    Promoted,
-    /// The challenger won but its rollout failed; production went back to the champion.
-    RolledBack,
-}
-
-/// Everything one cycle did, also logged as `cycle.json` in its run.
-#[derive(Debug, Clone, Serialize)]
-pub struct CycleReport {
-    pub pipeline: String,
-    pub run_id: String,
-    pub decision: Decision,
-    pub reason: String,
-    pub rows: u64,
-    pub drift_detected: bool,
-    pub significant_drift: bool,
-    pub drift_reasons: Vec<String>,
-    pub share_of_drifted_columns: Option<f64>,
-    pub max_psi: Option<f64>,
-    pub champion_version: Option<String>,
-    pub challenger_version: Option<String>,
-    pub challenger_run_id: Option<String>,
-    pub champion_score: Option<f64>,
-    pub challenger_score: Option<f64>,
-    pub promoted: bool,
-    pub rollout: Option<RolloutOutcome>,
-    pub webhook: Option<Delivery>,
-    pub report_json: Option<PathBuf>,
-    pub report_html: Option<PathBuf>,
-    /// Retraining with the user's stages: what each did.
-    pub stages: Vec<crate::stages::exec::StageOutcome>,
-    /// The stage that failed, its exit code and the end of its stderr.
-    pub failed_stage: Option<String>,
-    pub stage_exit_code: Option<i32>,
-    pub stage_stderr_tail: Option<String>,
-    /// The git commit the pipeline was read at (git sources).
-    pub git_commit: Option<String>,
-    pub seconds: f64,
 }
 
 /// Where a cycle keeps its files and how it reports progress.
@@ -464,65 +415,4 @@ async fn retrain(
     let why = cmp.map(|c| c.reason).unwrap_or_default();
     let retrained = format!("retrained on {labelled} newly labelled rows + the training data");
     promote_and_roll_out(p, client, report, &outcome.version, wins, &format!("{retrained}; {why}")).await
-}
-
-/// After a challenger was scored: keep the champion, or promote the challenger and roll it
-/// out (rolling back on failure). `what` says how it was trained and judged.
-pub(crate) async fn promote_and_roll_out(
-    p: &Pipeline,
-    client: &Client,
-    report: &mut CycleReport,
-    version: &str,
-    wins: bool,
-    what: &str,
-) -> Result<(), PipelineError> {
-    let r = &p.retrain;
-    if !wins || !p.has(Step::Promote) {
-        report.decision = Decision::ChampionKept;
-        report.reason = format!("{}; {what}", report.reason);
-        if wins {
-            report.reason.push_str("; promotion is not a step of this pipeline");
-        }
-        return Ok(());
-    }
-
-    // Promote: the production alias (and stage) move to the challenger.
-    client.set_alias(&r.model_name, &r.alias, version).await?;
-    if let Some(stage) = &r.stage {
-        client.transition_stage(&r.model_name, version, stage).await?;
-    }
-    report.promoted = true;
-    report.decision = Decision::Promoted;
-    report.reason = format!("{}; {what}; version {version} is now '{}'", report.reason, r.alias);
-    if !p.has(Step::Rollout) {
-        return Ok(());
-    }
-    let http = reqwest::Client::new();
-    let who = format!("factory loop ({}, run {})", p.name, report.run_id);
-    let done = rollout::rollout(&http, client, &p.rollout, &r.model_name, version, &who).await;
-    if !done.ok {
-        // Production goes back to the champion.
-        if let Some(champion) = &report.champion_version {
-            client.set_alias(&r.model_name, &r.alias, champion).await?;
-            if let Some(stage) = &r.stage {
-                client.transition_stage(&r.model_name, champion, stage).await?;
-            }
-            if let (crate::config::RolloutMode::HotReload, Some(serving)) = (p.rollout.mode, &p.rollout.serving) {
-                let _ = http.post(format!("{}/admin/reload", serving.trim_end_matches('/'))).send().await;
-            }
-        }
-        report.promoted = false;
-        report.decision = Decision::RolledBack;
-        report.reason = format!(
-            "{}; rollout failed: {}; '{}' restored to version {}",
-            report.reason,
-            done.message,
-            r.alias,
-            report.champion_version.as_deref().unwrap_or("none")
-        );
-    } else {
-        report.reason = format!("{}; {}", report.reason, done.message);
-    }
-    report.rollout = Some(done);
-    Ok(())
 }

@@ -6,8 +6,10 @@
 //! ```text
 //!  config.rs   pipeline files (TOML) → Pipeline; Folder reloads changed files
 //!  scheduler   (this file) cron per pipeline, missed-run policy, one cycle at a time
-//!  cycle.rs    requests.rs → drift → webhook.rs → training → promote → rollout.rs
+//!  cycle.rs    requests.rs → drift → webhook.rs → training → promote.rs → rollout.rs
 //!  user_stages retraining with the user's stages (stages/) instead of the built-in GBM
+//!  promote.rs  champion kept, or challenger promoted and rolled out (both trainers end here)
+//!  report.rs   CycleReport and Decision: what a cycle did, filled in by every step
 //!  stages/     DVC-style stages: definitions, hashes, lock, graph, runner (`factory pipeline`)
 //!  git.rs      pipeline folders polled from git, like git-sync
 //! ```
@@ -22,6 +24,8 @@
 pub mod config;
 pub mod cycle;
 pub mod git;
+mod promote;
+pub mod report;
 pub mod requests;
 pub mod rollout;
 pub mod stages;
@@ -29,7 +33,8 @@ pub mod user_stages;
 pub mod webhook;
 
 pub use config::{Overrides, Pipeline, Step};
-pub use cycle::{Context, CycleReport, Decision, State};
+pub use cycle::{Context, State};
+pub use report::{CycleReport, Decision};
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -10,7 +10,8 @@
 //! version of the model whose run — or which itself — carries this cycle's id.
 
 use crate::config::{Pipeline, UserStages};
-use crate::cycle::{promote_and_roll_out, CycleReport, Decision};
+use crate::promote::promote_and_roll_out;
+use crate::report::{CycleReport, Decision};
 use crate::stages::{exec, record, StageError};
 use crate::PipelineError;
 use mlflow_client::{Client, ModelUri};
