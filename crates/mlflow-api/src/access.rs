@@ -7,7 +7,7 @@
 //! 403, not a 404, so the answer is no oracle for which ids exist; a missing required
 //! parameter is a 400 before any decision. Admins never reach [`allows`].
 
-use crate::artifacts::safe_path;
+use crate::artifact_path::safe_path;
 use crate::auth::Session;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
