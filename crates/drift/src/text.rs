@@ -254,13 +254,13 @@ pub fn oov_percentage(text: Option<&str>, vocabulary: &Vocabulary, rule: OovRule
 }
 
 /// Hash functions per word in the [`Vocabulary`] sketch.
-const HASHES: u32 = 3;
+const HASHES: u32 = 6;
 
 /// The reference vocabulary for out-of-vocabulary words, as a bounded sketch of document
 /// frequencies saturating at 2: a counting Bloom filter with 2-bit counters (two bit planes,
 /// `2^bits` counters, [`HASHES`] positions per word). A word's count is the minimum over its
 /// positions, so it is never under-counted; an unseen word reads as seen only if all its
-/// positions collide (probability ≈ fill^3, reported as `false_positive_rate`).
+/// positions collide (probability ≈ fill^6, reported as `false_positive_rate`).
 ///
 /// Insertions are atomic bit operations, so parser threads add to one sketch concurrently
 /// and the result does not depend on the order: two sketches of the same size merge
