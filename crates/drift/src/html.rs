@@ -10,6 +10,8 @@ use std::fmt::Write;
 
 /// Reads one metric out of [`Metrics`].
 type MetricGetter = fn(&Metrics) -> Option<f64>;
+/// A label and how to read that metric's estimate out of [`Estimates`].
+type EstimateRow = (&'static str, fn(&Estimates) -> Estimate);
 
 const REF_COLOR: &str = "#4c78a8";
 const CUR_COLOR: &str = "#f58518";
@@ -276,7 +278,7 @@ fn estimated_section(e: &EstimatedPerformance) -> String {
         esc(&e.pos_label)
     );
     h.push_str("<table><tr><th class=\"l\">metric</th><th>reference realised</th><th>reference estimated</th><th>current estimated</th><th>current band</th><th>current realised</th></tr>\n");
-    let metrics: [(&str, fn(&Estimates) -> Estimate); 5] = [
+    let metrics: [EstimateRow; 5] = [
         ("accuracy", |e| e.accuracy),
         ("precision", |e| e.precision),
         ("recall", |e| e.recall),
@@ -308,7 +310,7 @@ fn estimated_section(e: &EstimatedPerformance) -> String {
 
 /// One row per metric on a [0, 1] axis: reference and current estimates as dots with their
 /// bands, realised figures as diamonds.
-fn estimate_svg(e: &EstimatedPerformance, metrics: &[(&str, fn(&Estimates) -> Estimate)]) -> String {
+fn estimate_svg(e: &EstimatedPerformance, metrics: &[EstimateRow]) -> String {
     let (w, row, left, right) = (540.0, 30.0, 80.0, 16.0);
     let hgt = row * metrics.len() as f64 + 30.0;
     let x = |v: f64| left + v.clamp(0.0, 1.0) * (w - left - right);

@@ -309,3 +309,82 @@ impl PartReader {
         Ok(Some(Row { line: u64::from_le_bytes(line), id, a, b }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(dir: &Path) -> (PathBuf, PathBuf) {
+        let current = dir.join("cur.csv");
+        let labels = dir.join("labels.csv");
+        let mut c = String::from("request_id,prediction,probability\n");
+        let mut l = String::from("request_id,label\n");
+        for i in 0..500 {
+            c.push_str(&format!("id-{i},{},{}\n", if i % 3 == 0 { "spam" } else { "ham" }, (i % 97) as f64 / 97.0));
+            if i % 5 != 0 {
+                l.push_str(&format!("id-{},{}\n", 499 - i, if i % 2 == 0 { "spam" } else { "ham" }));
+            }
+        }
+        std::fs::write(&current, c).unwrap();
+        std::fs::write(&labels, l).unwrap();
+        (current, labels)
+    }
+
+    fn spec<'a>(current: &'a Path, labels: &'a Path, memory: usize) -> JoinSpec<'a> {
+        JoinSpec {
+            labels,
+            current,
+            id_column: "request_id",
+            target: "label",
+            prediction: Some("prediction"),
+            probability: Some("probability"),
+            threshold: 0.5,
+            memory,
+            temp_dir: None,
+        }
+    }
+
+    /// Splitting into partition files joins the same rows as the in-memory join.
+    #[test]
+    fn partitioned_join_equals_in_memory_join() {
+        let dir = tempfile::tempdir().unwrap();
+        let (current, labels) = files(dir.path());
+        let budget = Budget::new(1 << 20, 3, None).unwrap();
+        let (a, sa) = join(&spec(&current, &labels, 1 << 30), &budget).unwrap();
+        let (b, sb) = join(&spec(&current, &labels, 1000), &budget).unwrap();
+        assert_eq!(sa.partitions, 1);
+        assert!(sb.partitions > 10, "{} partitions", sb.partitions);
+        assert_eq!((sa.labels, sb.labels, sa.current_rows, sb.current_rows), (400, 400, 500, 500));
+        for o in [&a, &b] {
+            assert_eq!(o.counts.rows, 400);
+        }
+        let cells = |o: &Outcomes| {
+            let mut v: Vec<(String, String, u64)> = Vec::new();
+            for (ti, row) in o.counts.cells.iter().enumerate().take(2) {
+                for (pi, c) in row.iter().enumerate().take(2) {
+                    v.push((o.counts.targets.values[ti].clone(), o.counts.predictions.values[pi].clone(), c.n));
+                }
+            }
+            v.sort();
+            v
+        };
+        assert_eq!(cells(&a), cells(&b));
+    }
+
+    #[test]
+    fn unknown_and_duplicate_ids_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (current, _) = files(dir.path());
+        let budget = Budget::new(1 << 20, 3, None).unwrap();
+        let labels = dir.path().join("bad.csv");
+        std::fs::write(&labels, "request_id,label\nid-1,spam\nnope,ham\n").unwrap();
+        let e = join(&spec(&current, &labels, 1 << 30), &budget).unwrap_err();
+        assert!(
+            e.to_string().contains("1 label(s) name request ids that are not in") && e.to_string().contains("nope"),
+            "{e}"
+        );
+        std::fs::write(&labels, "request_id,label\nid-1,spam\nid-2,ham\nid-1,ham\n").unwrap();
+        let e = join(&spec(&current, &labels, 1000), &budget).unwrap_err();
+        assert!(e.to_string().contains("request id 'id-1' occurs more than once"), "{e}");
+    }
+}

@@ -568,3 +568,90 @@ fn difference(a: &Metrics, b: &Metrics) -> Metrics {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{OutcomePlan, OutcomeTally};
+    use crate::runs::Budget;
+    use std::sync::Mutex;
+
+    fn outcomes(y: &[u8], p: &[f64]) -> Outcomes {
+        let plan = OutcomePlan { target: Some(0), prediction: None, probability: Some(2), threshold: 0.5 };
+        let budget = Budget::new(1 << 20, 3, None).unwrap();
+        let shared = Mutex::new(Outcomes::new(&budget));
+        let mut tally = OutcomeTally::default();
+        for (&y, &p) in y.iter().zip(p) {
+            tally.observe(&plan, Some(if y == 1 { b"1" } else { b"0" }), None, Some(format!("{p}").as_bytes()));
+        }
+        Outcomes::absorb(&shared, &budget, &mut tally).unwrap();
+        let mut o = shared.into_inner().unwrap();
+        o.seal().unwrap();
+        o
+    }
+
+    fn check(what: &str, got: f64, want: f64) {
+        assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{what}: {got} != {want}");
+    }
+
+    fn binary() -> Binary {
+        Binary { pos: "1".into(), derived: true }
+    }
+
+    const Y: [u8; 10] = [1, 0, 1, 1, 0, 0, 1, 0, 1, 0];
+    const P: [f64; 10] = [0.9, 0.4, 0.65, 0.3, 0.2, 0.55, 0.8, 0.1, 0.55, 0.55];
+
+    /// Values printed by scikit-learn 1.9 (`accuracy_score`, …, `roc_auc_score`, `log_loss`).
+    #[test]
+    fn realised_metrics_follow_sklearn() {
+        let m = binary().metrics(&outcomes(&Y, &P)).unwrap();
+        check("accuracy", m.accuracy.unwrap(), 0.7);
+        check("precision", m.precision.unwrap(), 0.6666666666666666);
+        check("recall", m.recall.unwrap(), 0.8);
+        check("f1", m.f1.unwrap(), 0.7272727272727273);
+        check("roc_auc (ties)", m.roc_auc.unwrap(), 0.84);
+        check("log_loss", m.log_loss.unwrap(), 0.4997441871319618);
+        let one_class = binary().metrics(&outcomes(&[1, 1], &[0.2, 0.9])).unwrap();
+        assert_eq!(one_class.roc_auc, None);
+        check(
+            "precision without positives",
+            binary().metrics(&outcomes(&[1, 0], &[0.1, 0.2])).unwrap().precision.unwrap(),
+            0.0,
+        );
+    }
+
+    /// Values printed by NannyML 0.13 (`estimate_*`, `*_sampling_error_components`).
+    #[test]
+    fn cbpe_follows_nannyml() {
+        let o = outcomes(&Y, &P);
+        let b = binary();
+        let m = b.metrics(&o).unwrap();
+        let c = b.sampling_components(&o, &m).unwrap();
+        check("accuracy std", c.accuracy.0, 0.45825756949558405);
+        check("precision std", c.precision.0, 0.4714045207910317);
+        check("precision fraction", c.precision.1, 0.6);
+        check("recall", c.recall.0, 0.4);
+        check("recall fraction", c.recall.1, 0.5);
+        check("f1 std", c.f1.0, 0.6298366572977735);
+        check("f1 fraction", c.f1.1, 0.7);
+        let e = b.estimate(&o, Some(&c), Some(&m)).unwrap().unwrap();
+        check("estimated accuracy", e.accuracy.value, 0.7);
+        check("estimated precision", e.precision.value, 0.6666666666666666);
+        check("estimated recall", e.recall.value, 0.8);
+        check("estimated f1", e.f1.value, 0.7272727272727273);
+        check("estimated roc_auc", e.roc_auc.value, 0.772);
+        check("accuracy sampling error", e.accuracy.sampling_error.unwrap(), 0.45825756949558405 / 10f64.sqrt());
+        check("band", e.accuracy.lower_confidence_boundary.unwrap(), 0.7 - 3.0 * 0.45825756949558405 / 10f64.sqrt());
+        assert_eq!(e.accuracy.upper_confidence_boundary, Some(1.0), "clipped to the metric's range");
+
+        let no_ties = [0.9, 0.4, 0.65, 0.3, 0.2, 0.56, 0.8, 0.1, 0.57, 0.58];
+        let (std, fraction) = b.auc_components(&outcomes(&Y, &no_ties)).unwrap();
+        check("auc std", std, 0.233238075793812);
+        check("auc fraction", fraction, 0.5);
+        // Most rows positive: NannyML flips labels and scores.
+        let (std, fraction) =
+            b.auc_components(&outcomes(&[1, 1, 1, 0, 1, 1, 0, 1], &[0.1, 0.8, 0.7, 0.3, 0.9, 0.6, 0.2, 0.65])).unwrap();
+        check("flipped auc std", std, 0.0);
+        check("flipped auc fraction", fraction, 0.25);
+    }
+}
