@@ -61,11 +61,12 @@ SCENARIOS = {
 }
 
 
-def write_scenario(directory: Path, name: str) -> tuple[Path, Path]:
-    n_ref, n_cur, shift, seed = SCENARIOS[name]
+def write_scenario(directory: Path, name: str, scenarios: dict | None = None, frame=None) -> tuple[Path, Path]:
+    """Writes scenario `name` (of `scenarios`, drawn by `frame`) as a reference/current pair."""
+    n_ref, n_cur, shift, seed = (scenarios or SCENARIOS)[name]
     rng = np.random.default_rng(seed)
-    ref = _frame(rng, n_ref, 0.0)
-    cur = _frame(rng, n_cur, shift)
+    ref = (frame or _frame)(rng, n_ref, 0.0)
+    cur = (frame or _frame)(rng, n_cur, shift)
     ref_path, cur_path = directory / f"{name}_ref.csv", directory / f"{name}_cur.csv"
     ref.to_csv(ref_path, index=False)
     cur.to_csv(cur_path, index=False)
@@ -142,12 +143,7 @@ TEXT_SCENARIOS = {
 
 
 def write_text_scenario(directory: Path, name: str) -> tuple[Path, Path]:
-    n_ref, n_cur, shift, seed = TEXT_SCENARIOS[name]
-    rng = np.random.default_rng(seed)
-    ref_path, cur_path = directory / f"{name}_ref.csv", directory / f"{name}_cur.csv"
-    text_frame(rng, n_ref, 0.0).to_csv(ref_path, index=False)
-    text_frame(rng, n_cur, shift).to_csv(cur_path, index=False)
-    return ref_path, cur_path
+    return write_scenario(directory, name, TEXT_SCENARIOS, text_frame)
 
 
 # --- Classifier outputs -------------------------------------------------------------------
