@@ -394,8 +394,8 @@ impl Binary {
         let cm = m.confusion_matrix.unwrap_or_default();
         let (tp, fp, fn_, tn) = (cm.tp as f64, cm.fp as f64, cm.fn_ as f64, cm.tn as f64);
         let n = tp + fp + fn_ + tn;
-        // np.std of a 0/1 indicator with share q of ones.
-        let std01 = |q: f64| (q * (1.0 - q)).max(0.0).sqrt();
+        // np.std of a 0/1 indicator with share q of ones (NaN for no rows, as numpy's).
+        let std01 = |q: f64| (q * (1.0 - q)).sqrt();
         let precision = (std01(ratio(tp, tp + fp, f64::NAN)), (tp + fp) / n);
         let recall = (std01(ratio(tp, tp + fn_, f64::NAN)), (tp + fn_) / n);
         let relevant = tp + fn_ + fp;
@@ -490,7 +490,9 @@ impl Binary {
         let tn = by_prediction[0].sum_q();
         let scored_all: u64 = o.probabilities.iter().map(|r| r.len()).sum();
         let band = |value: f64, c: Option<(f64, f64)>, rows: u64, realised: Option<f64>| {
-            let sampling_error = c.map(|(std, fraction)| std / (rows as f64 * fraction).sqrt()).filter(|s| !s.is_nan());
+            let sampling_error = c
+                .map(|(std, fraction)| std / (rows as f64 * fraction).sqrt())
+                .filter(|s| s.is_finite() && value.is_finite());
             Estimate {
                 value,
                 sampling_error,
@@ -653,5 +655,14 @@ mod tests {
             b.auc_components(&outcomes(&[1, 1, 1, 0, 1, 1, 0, 1], &[0.1, 0.8, 0.7, 0.3, 0.9, 0.6, 0.2, 0.65])).unwrap();
         check("flipped auc std", std, 0.0);
         check("flipped auc fraction", fraction, 0.25);
+
+        // No positive prediction in the reference: NannyML's precision error is NaN (np.std of
+        // nothing), so there is no band rather than a zero-width one.
+        let o = outcomes(&[1, 0, 1, 0], &[0.4, 0.1, 0.3, 0.2]);
+        let m = b.metrics(&o).unwrap();
+        let c = b.sampling_components(&o, &m).unwrap();
+        let e = b.estimate(&o, Some(&c), Some(&m)).unwrap().unwrap();
+        assert_eq!((e.precision.sampling_error, e.precision.upper_confidence_boundary), (None, None));
+        assert!(e.accuracy.sampling_error.is_some());
     }
 }

@@ -158,3 +158,38 @@ fn verdict_prediction_and_performance() {
     assert!(html.contains("<svg") && html.contains("Significant drift detected"));
     assert!(!html.contains("<script") && !html.contains("src=\"http"));
 }
+
+#[test]
+fn declared_text_columns_are_described_and_a_word_list_sets_the_vocabulary() {
+    let dir = tempfile::tempdir().unwrap();
+    // Reference: "alpha beta" rows; current: half the rows bring an unknown word.
+    let r = write(dir.path(), "r.csv", &csv("msg,n", (0..400).map(|i| format!("alpha beta {},{}", i % 3, i % 50))));
+    let c = write(
+        dir.path(),
+        "c.csv",
+        &csv("msg,n", (0..300).map(|i| format!("\"alpha {}\",{}", if i % 2 == 0 { "gamma" } else { "beta" }, i % 50))),
+    );
+    let rep = run(&r, &c, |o| o.text_columns = vec!["msg".into()]).unwrap();
+    let col = |n: &str| rep.columns.iter().find(|c| c.name == n).unwrap();
+    assert_eq!(rep.text_columns[0].source, "declared");
+    // Reference words: alpha, beta, 0, 1, 2 (each in many rows): no reference row has an OOV word.
+    assert_eq!(col("msg.oov_words_percentage").reference.mean, Some(0.0));
+    assert_eq!(col("msg.oov_words_percentage").current.mean, Some(25.0));
+    assert_eq!(col("msg.word_count").reference.mean, Some(2.0));
+    assert_eq!(col("msg.text_length").current.max, Some(11.0));
+
+    // Against a fixed list that lacks "beta", both sides count it.
+    let words = write(dir.path(), "words.txt", "alpha gamma\n0 1 2\n");
+    let rep = run(&r, &c, |o| {
+        o.text_columns = vec!["msg".into()];
+        o.vocabulary = Some(words.clone());
+    })
+    .unwrap();
+    let col = |n: &str| rep.columns.iter().find(|c| c.name == n).unwrap();
+    assert_eq!(rep.text_columns[0].vocabulary.source, "file");
+    assert!((col("msg.oov_words_percentage").reference.mean.unwrap() - 100.0 / 3.0).abs() < 1e-9);
+    assert_eq!(col("msg.oov_words_percentage").current.mean, Some(25.0));
+
+    let e = run(&r, &c, |o| o.text_columns = vec!["nope".into()]).unwrap_err();
+    assert!(e.to_string().contains("--text-columns names column 'nope'"), "{e}");
+}
