@@ -184,7 +184,12 @@ pub fn run(options: &DriftOptions, progress: &dyn Progress) -> Result<DriftRepor
         outcomes: if outcomes { outcomes_for(h) } else { OutcomePlan::default() },
     };
     let declared = vocabularies.iter().flatten().count();
-    let budget = runs::Budget::new(options.memory_budget, names.len() + 5 * declared + 6, options.temp_dir.as_deref())?;
+    // Run buffers are sized per sorted stream: each column, five per free-text column, and
+    // the probability runs (three target slots per side that has probabilities).
+    let scored = [&ref_header, &cur_header].iter().filter(|h| h.names.contains(&options.probability)).count()
+        + usize::from(options.labels.is_some());
+    let streams = names.len() + 5 * declared + 3 * scored;
+    let budget = runs::Budget::new(options.memory_budget, streams, options.temp_dir.as_deref())?;
     let workers = options.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let read = |path: &Path, header: &Header, plan: &Plan, progress: &dyn Progress| {
         ingest::read_file(path, header, plan, &budget, workers, progress)
