@@ -102,7 +102,12 @@ if ! "$DRIFT_VENV/bin/python" -c "import evidently, scipy, pytest" 2>/dev/null; 
     "$DRIFT_VENV/bin/pip" install -q --upgrade pip
     "$DRIFT_VENV/bin/pip" install -q -r tests/drift/requirements.txt
 fi
-(cd tests/drift && "$DRIFT_VENV/bin/python" -m pytest -q -p no:cacheprovider)
+NANNYML_VENV=${FACTORY_NANNYML_VENV:-$HOME/.cache/factory/venv-nannyml}
+if ! "$NANNYML_VENV/bin/python" -c "import nannyml" 2>/dev/null; then
+    python3 -m venv "$NANNYML_VENV"
+    "$NANNYML_VENV/bin/pip" install -q -r tests/drift/requirements-nannyml.txt
+fi
+(cd tests/drift && NANNYML_PYTHON="$NANNYML_VENV/bin/python" "$DRIFT_VENV/bin/python" -m pytest -q -p no:cacheprovider)
 
 step "factory demo (the whole loop with simulated drift, debug build)"
 DEMO_DIR=$(mktemp -d)

@@ -61,11 +61,12 @@ SCENARIOS = {
 }
 
 
-def write_scenario(directory: Path, name: str) -> tuple[Path, Path]:
-    n_ref, n_cur, shift, seed = SCENARIOS[name]
+def write_scenario(directory: Path, name: str, scenarios: dict | None = None, frame=None) -> tuple[Path, Path]:
+    """Writes scenario `name` (of `scenarios`, drawn by `frame`) as a reference/current pair."""
+    n_ref, n_cur, shift, seed = (scenarios or SCENARIOS)[name]
     rng = np.random.default_rng(seed)
-    ref = _frame(rng, n_ref, 0.0)
-    cur = _frame(rng, n_cur, shift)
+    ref = (frame or _frame)(rng, n_ref, 0.0)
+    cur = (frame or _frame)(rng, n_cur, shift)
     ref_path, cur_path = directory / f"{name}_ref.csv", directory / f"{name}_cur.csv"
     ref.to_csv(ref_path, index=False)
     cur.to_csv(cur_path, index=False)
@@ -92,3 +93,71 @@ if __name__ == "__main__":
         for scenario in SCENARIOS:
             for p in write_scenario(out, scenario):
                 print(p)
+
+
+# --- Text columns -----------------------------------------------------------------------
+
+_SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "pe", "da", "qu", "zen", "xi", "bor", "fla"]
+
+
+def _word(rng: np.random.Generator, new: bool) -> str:
+    """A word from a fixed-size vocabulary; `new` draws from syllables the reference rarely uses."""
+    k = int(rng.integers(1, 4))
+    pool = _SYLLABLES[10:] if new else _SYLLABLES[:10]
+    return "".join(pool[int(i)] for i in rng.integers(0, len(pool), k))
+
+
+def _text(rng: np.random.Generator, shift: float) -> object:
+    """A message: sentences of words with punctuation, digits, unicode and newlines."""
+    if rng.random() < 0.03:
+        return None
+    sentences = []
+    for _ in range(int(rng.integers(1, 4 + int(shift * 6)))):
+        words = [_word(rng, rng.random() < 0.03 + shift / 3) for _ in range(int(rng.integers(2, 12)))]
+        if rng.random() < 0.2 + shift:
+            words.append(str(int(rng.integers(0, 10_000))))
+        if rng.random() < 0.1:
+            words.insert(0, "Mr.")
+        if rng.random() < 0.05:
+            words.append("café ☕ 東京")
+        sentences.append(" ".join(words).capitalize() + rng.choice([".", "?", "!", "...", " e.g."]))
+    sep = "\n" if rng.random() < 0.2 else " "
+    return sep.join(sentences)
+
+
+def text_frame(rng: np.random.Generator, n: int, shift: float) -> pd.DataFrame:
+    return pd.DataFrame({
+        "message": [_text(rng, shift) for _ in range(n)],
+        "title": [f"{_word(rng, False).title()} {_word(rng, rng.random() < shift)} #{i}" for i in range(n)],
+        "channel": rng.choice(["web", "mail", "app"], n, p=[0.5, 0.3 - shift / 4, 0.2 + shift / 4]),
+        "score": rng.normal(shift, 1.0, n).round(4),
+    })
+
+
+TEXT_SCENARIOS = {
+    # name: (reference rows, current rows, shift, seed)
+    "text_small": (700, 600, 0.25, 11),
+    "text_large": (3000, 2500, 0.2, 12),
+    "text_nodrift": (2000, 1500, 0.0, 13),
+}
+
+
+def write_text_scenario(directory: Path, name: str) -> tuple[Path, Path]:
+    return write_scenario(directory, name, TEXT_SCENARIOS, text_frame)
+
+
+# --- Classifier outputs -------------------------------------------------------------------
+
+def classifier_frame(rng: np.random.Generator, n: int, shift: float, start: int = 0) -> pd.DataFrame:
+    """A calibrated binary classifier's outputs: P(spam) drawn per row, the true label drawn
+    from it (so the probabilities are calibrated), the predicted label at 0.5."""
+    x = rng.normal(shift, 1.0, n)
+    p = 1.0 / (1.0 + np.exp(-(1.8 * x - 1.0 + rng.normal(0, 0.8, n))))
+    y = rng.random(n) < p
+    return pd.DataFrame({
+        "request_id": [f"req-{start + i:07d}" for i in range(n)],
+        "x": x.round(5),
+        "label": np.where(y, "spam", "ham"),
+        "prediction": np.where(p >= 0.5, "spam", "ham"),
+        "probability": p,
+    })

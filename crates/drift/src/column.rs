@@ -3,7 +3,7 @@
 
 use crate::error::{DriftError, Result};
 use crate::ingest::{ColumnData, NumericData, TextData};
-use crate::report::{ColumnReport, ColumnStats, Histogram, SkippedColumn};
+use crate::report::{ColumnReport, ColumnStats, DescriptorOf, Histogram};
 use crate::runs::{self, Runs, END};
 use crate::stats::counts::{self, Counts};
 use crate::stats::numeric::{self, Binner, Ecdf, Joint};
@@ -27,15 +27,6 @@ pub struct ColumnOptions {
     pub threshold: Option<f64>,
 }
 
-/// The result for one column.
-#[derive(Debug)]
-pub enum Outcome {
-    /// Compared.
-    Tested(Box<ColumnReport>),
-    /// Left out (free text).
-    Skipped(SkippedColumn),
-}
-
 /// The two files a column comes from, for error messages.
 #[derive(Clone, Copy, Debug)]
 pub struct Files<'a> {
@@ -45,6 +36,16 @@ pub struct Files<'a> {
     pub current: &'a Path,
 }
 
+/// Whether a text column is free text by Evidently's rule, judged on the current data: more
+/// distinct values than half its non-missing values (or more than the table holds).
+pub fn is_free_text(current: &TextData) -> bool {
+    if current.all_bool {
+        return false;
+    }
+    let count: u64 = current.counts.values().sum();
+    current.overflow || current.counts.len() as f64 > count as f64 * 0.5
+}
+
 /// Computes the drift of column `name`.
 pub fn analyze(
     name: &str,
@@ -52,25 +53,11 @@ pub fn analyze(
     current: &ColumnData,
     files: Files<'_>,
     options: &ColumnOptions,
-) -> Result<Outcome> {
-    // Evidently types columns from the current data (pandas dtype + cardinality).
-    if let ColumnData::Text(cur) = current {
-        if !cur.all_bool {
-            let count: u64 = cur.counts.values().sum();
-            if cur.overflow || cur.counts.len() as f64 > count as f64 * 0.5 {
-                return Ok(Outcome::Skipped(SkippedColumn {
-                    column: name.to_owned(),
-                    reason: "free text (more distinct values than half the current rows); \
-                             Evidently would use its text-content drift, which is not reproduced"
-                        .into(),
-                }));
-            }
-        }
-    }
+) -> Result<ColumnReport> {
     check_not_empty(name, reference, files.reference)?;
     check_not_empty(name, current, files.current)?;
     match (reference, current) {
-        (ColumnData::Numeric(r), ColumnData::Numeric(c)) => numeric_column(name, r, c, options),
+        (ColumnData::Numeric(r), ColumnData::Numeric(c)) => numeric_column(name, r, c, options, None),
         (ColumnData::Text(r), ColumnData::Text(c)) => text_column(name, r, c, options),
         _ => Err(DriftError::MismatchedTypes {
             column: name.to_owned(),
@@ -82,6 +69,19 @@ pub fn analyze(
     }
 }
 
+/// Computes the drift of a text descriptor column: numerical whatever its values, as
+/// Evidently types descriptor columns.
+pub fn analyze_descriptor(
+    r: &NumericData,
+    c: &NumericData,
+    options: &ColumnOptions,
+    of: DescriptorOf,
+) -> Result<ColumnReport> {
+    let mut report = numeric_column(&of.descriptor_column(), r, c, options, Some(ColumnType::Num))?;
+    report.text_descriptor = Some(of);
+    Ok(report)
+}
+
 fn check_not_empty(name: &str, data: &ColumnData, path: &Path) -> Result<()> {
     let (values, rows) = match data {
         ColumnData::Numeric(n) => (n.runs.len(), n.runs.len() + n.tally.missing + n.tally.nonfinite),
@@ -89,6 +89,8 @@ fn check_not_empty(name: &str, data: &ColumnData, path: &Path) -> Result<()> {
             let v: u64 = t.counts.values().sum();
             (v, v + t.missing)
         }
+        // Every field of a free-text column has descriptors (0 when missing).
+        ColumnData::FreeText(_) => return Ok(()),
     };
     if values == 0 {
         return Err(DriftError::EmptyColumn { column: name.to_owned(), path: path.into(), rows });
@@ -172,7 +174,13 @@ struct NumericWalk {
     table: Option<Vec<Joint>>,
 }
 
-fn numeric_column(name: &str, r: &NumericData, c: &NumericData, options: &ColumnOptions) -> Result<Outcome> {
+fn numeric_column(
+    name: &str,
+    r: &NumericData,
+    c: &NumericData,
+    options: &ColumnOptions,
+    forced_type: Option<ColumnType>,
+) -> Result<ColumnReport> {
     let (n_r, n_c) = (r.runs.len(), c.runs.len());
     let (min, max) = (r.tally.min.min(c.tally.min), r.tally.max.max(c.tally.max));
     let integer = r.integer_dtype() && c.integer_dtype();
@@ -210,8 +218,11 @@ fn numeric_column(name: &str, r: &NumericData, c: &NumericData, options: &Column
     })?;
 
     // infer_column_type on the current data: integer dtype with few values is categorical.
-    let column_type =
-        if c.integer_dtype() && w.distinct_c <= INTEGER_CARDINALITY_LIMIT { ColumnType::Cat } else { ColumnType::Num };
+    let column_type = forced_type.unwrap_or(if c.integer_dtype() && w.distinct_c <= INTEGER_CARDINALITY_LIMIT {
+        ColumnType::Cat
+    } else {
+        ColumnType::Num
+    });
     let (test, threshold) = choose(name, column_type, n_r, w.distinct, options)?;
 
     let table_counts: Option<Vec<(u64, u64)>> = w.table.as_ref().map(|t| t.iter().map(|j| (j.r, j.c)).collect());
@@ -267,7 +278,7 @@ fn numeric_column(name: &str, r: &NumericData, c: &NumericData, options: &Column
     Ok(tested(name, column_type, verdict, sides, histogram))
 }
 
-fn text_column(name: &str, r: &TextData, c: &TextData, options: &ColumnOptions) -> Result<Outcome> {
+fn text_column(name: &str, r: &TextData, c: &TextData, options: &ColumnOptions) -> Result<ColumnReport> {
     let mut keys: Vec<&String> =
         r.counts.keys().chain(c.counts.keys().filter(|k| !r.counts.contains_key(*k))).collect();
     keys.sort_unstable();
@@ -316,8 +327,8 @@ fn tested(
     v: Verdict,
     (reference, current): (ColumnStats, ColumnStats),
     histogram: Histogram,
-) -> Outcome {
-    Outcome::Tested(Box::new(ColumnReport {
+) -> ColumnReport {
+    ColumnReport {
         name: name.to_owned(),
         column_type,
         stattest: v.test,
@@ -328,8 +339,9 @@ fn tested(
         psi: v.psi,
         reference,
         current,
+        text_descriptor: None,
         histogram,
-    }))
+    }
 }
 
 /// The most frequent categories (by pooled share), the rest summed as "(other)".

@@ -51,6 +51,35 @@ pub enum DriftError {
     /// An option value is out of range.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// A text column has too many distinct values in the reference to be counted, but is
+    /// categorical in the current data.
+    #[error(
+        "column '{column}' has more distinct values in {path} than can be counted ({limit}) but is categorical in the current data; declare it with --text-columns or leave it out with --columns"
+    )]
+    TooManyCategories { column: String, path: PathBuf, limit: String },
+    /// Probability fields that are not numbers in [0, 1].
+    #[error(
+        "column '{column}' in {file} must hold probabilities in [0, 1]; {count} field(s) do not, e.g. '{example}'"
+    )]
+    BadProbability { column: String, file: String, count: u64, example: String },
+    /// Classification outcomes with more than two label values.
+    #[error("binary classification needs at most two label values, but '{target}'/'{prediction}' hold {values}")]
+    NonBinaryLabels { target: String, prediction: String, values: String },
+    /// Two label values, neither of them obviously the positive one.
+    #[error("cannot tell which label is positive among {values}: pass --pos-label")]
+    AmbiguousPositiveLabel { values: String },
+    /// A row without a request id where labels are joined by request id.
+    #[error("{path}: data row {row} has no request id")]
+    MissingRequestId { path: PathBuf, row: u64 },
+    /// A labels row without a label.
+    #[error("{path}: data row {row} has no value in the label column '{column}'")]
+    MissingLabel { path: PathBuf, row: u64, column: String },
+    /// A request id that occurs twice in one file.
+    #[error("{path}: request id '{id}' occurs more than once")]
+    DuplicateRequestId { path: PathBuf, id: String },
+    /// Labels whose request ids are not in the current data.
+    #[error("{labels}: {count} label(s) name request ids that are not in {current}, e.g. {examples}")]
+    UnknownRequestIds { labels: PathBuf, current: PathBuf, count: u64, examples: String },
 }
 
 impl DriftError {

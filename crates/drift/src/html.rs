@@ -2,11 +2,16 @@
 //! fetch) with the verdict, the table of per-column scores, a reference-vs-current histogram
 //! per column, prediction drift and performance.
 
-use crate::report::{ColumnReport, DriftReport, Histogram, Metrics};
+use crate::report::{
+    ColumnReport, DriftReport, Estimate, EstimatedPerformance, Estimates, Histogram, Metrics, Performance,
+    PredictionDrift,
+};
 use std::fmt::Write;
 
 /// Reads one metric out of [`Metrics`].
 type MetricGetter = fn(&Metrics) -> Option<f64>;
+/// A label and how to read that metric's estimate out of [`Estimates`].
+type EstimateRow = (&'static str, fn(&Estimates) -> Estimate);
 
 const REF_COLOR: &str = "#4c78a8";
 const CUR_COLOR: &str = "#f58518";
@@ -84,65 +89,17 @@ pub fn render(report: &DriftReport) -> String {
         h.push_str("</p>\n");
     }
 
+    if !report.text_columns.is_empty() {
+        h.push_str(&text_section(report));
+    }
     if let Some(p) = &report.prediction_drift {
-        let _ = writeln!(
-            h,
-            "<h2>Prediction drift</h2><p>Column <b>{}</b>: {} = {} (threshold {}), drift {}; PSI {}.</p>",
-            esc(&p.column),
-            p.stattest.display_name(),
-            num(p.drift_score),
-            num(p.threshold),
-            if p.drift_detected { "<b>detected</b>" } else { "not detected" },
-            num(p.psi)
-        );
+        h.push_str(&prediction_section(p));
     }
     if let Some(p) = &report.performance {
-        let _ = writeln!(
-            h,
-            "<h2>Performance ({})</h2><p class=\"muted\">target <b>{}</b>, prediction <b>{}</b></p>",
-            p.task,
-            esc(&p.target),
-            esc(&p.prediction)
-        );
-        h.push_str("<table><tr><th class=\"l\">metric</th><th>reference</th><th>current</th><th>change</th></tr>\n");
-        let rows: [(&str, MetricGetter); 6] = [
-            ("RMSE", |m| m.rmse),
-            ("MAE", |m| m.mae),
-            ("mean error", |m| m.mean_error),
-            ("accuracy", |m| m.accuracy),
-            ("share of positive predictions", |m| m.positive_rate),
-            ("share of positive targets", |m| m.target_positive_rate),
-        ];
-        let _ = writeln!(
-            h,
-            "<tr><td class=\"l\">rows</td><td>{}</td><td>{}</td><td></td></tr>",
-            p.reference.as_ref().map_or("-".into(), |m| m.rows.to_string()),
-            p.current.as_ref().map_or("-".into(), |m| m.rows.to_string())
-        );
-        for (label, get) in rows {
-            let cell = |m: &Option<Metrics>| m.as_ref().and_then(get).map_or("-".to_owned(), num);
-            if p.reference.as_ref().and_then(get).is_none() && p.current.as_ref().and_then(get).is_none() {
-                continue;
-            }
-            let _ = writeln!(
-                h,
-                "<tr><td class=\"l\">{label}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                cell(&p.reference),
-                cell(&p.current),
-                cell(&p.delta)
-            );
-        }
-        h.push_str("</table>\n");
-        let dist = |m: &Option<Metrics>| m.as_ref().and_then(|m| m.confidence_distribution.clone());
-        let (r, c) = (dist(&p.reference), dist(&p.current));
-        if r.is_some() || c.is_some() {
-            let labels: Vec<String> = (0..10).map(|i| format!("{:.1}", i as f64 / 10.0)).collect();
-            let r = r.unwrap_or_else(|| vec![0.0; 10]);
-            let c = c.unwrap_or_else(|| vec![0.0; 10]);
-            h.push_str("<div class=\"card\"><h3>Prediction confidence distribution</h3>");
-            h.push_str(&bars_svg(&labels, &r, &c));
-            h.push_str("</div>\n");
-        }
+        h.push_str(&performance_section(p));
+    }
+    if let Some(e) = &report.estimated_performance {
+        h.push_str(&estimated_section(e));
     }
 
     h.push_str(&format!(
@@ -153,6 +110,258 @@ pub fn render(report: &DriftReport) -> String {
     }
     h.push_str("</div></body></html>\n");
     h
+}
+
+/// Free-text columns: their descriptors' tests and the vocabulary behind the OOV share.
+fn text_section(report: &DriftReport) -> String {
+    let mut h = String::from("<h2>Text columns</h2>\n");
+    for t in &report.text_columns {
+        let v = &t.vocabulary;
+        let _ = writeln!(
+            h,
+            "<p><b>{}</b> ({}; {} reference and {} current values). Vocabulary for OOV words: {} \
+             (about {:.0} distinct words in a {} KiB sketch, false-positive rate {}).</p>",
+            esc(&t.column),
+            t.source,
+            t.reference_values,
+            t.current_values,
+            if v.source == "file" {
+                "the given word list"
+            } else {
+                "the reference's own words, leave-one-out for reference rows"
+            },
+            v.estimated_words,
+            v.bytes / 1024,
+            num(v.false_positive_rate)
+        );
+        h.push_str("<table><tr><th class=\"l\">descriptor</th><th class=\"l\">test</th><th>score</th><th>threshold</th><th class=\"l\">drift</th><th>ref. mean</th><th>cur. mean</th></tr>\n");
+        for c in report.columns.iter().filter(|c| c.text_descriptor.as_ref().is_some_and(|d| d.column == t.column)) {
+            let d = c.text_descriptor.as_ref().expect("filtered");
+            let _ = writeln!(
+                h,
+                "<tr{}><td class=\"l\"><a href=\"#col-{}\">{}</a></td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td></tr>",
+                if c.drift_detected { " class=\"drift\"" } else { "" },
+                anchor(&c.name),
+                esc(&d.display_name),
+                esc(c.stattest_display_name),
+                num(c.drift_score),
+                num(c.threshold),
+                if c.drift_detected { "<b>detected</b>" } else { "not detected" },
+                c.reference.mean.map_or("-".into(), num),
+                c.current.mean.map_or("-".into(), num)
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    h
+}
+
+/// The model's outputs: label and probability drift, and the share of positive predictions.
+fn prediction_section(p: &PredictionDrift) -> String {
+    let mut h = String::from("<h2>Prediction drift</h2>\n<table><tr><th class=\"l\">output</th><th class=\"l\">column</th><th class=\"l\">test</th><th>score</th><th>threshold</th><th class=\"l\">drift</th><th>PSI</th><th>ref. mean</th><th>cur. mean</th></tr>\n");
+    for (what, o) in [("predicted label", &p.prediction), ("probability", &p.probability)] {
+        let Some(o) = o else { continue };
+        let _ = writeln!(
+            h,
+            "<tr{}><td class=\"l\">{what}</td><td class=\"l\"><a href=\"#col-{}\">{}</a></td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if o.drift_detected { " class=\"drift\"" } else { "" },
+            anchor(&o.column),
+            esc(&o.column),
+            o.stattest.display_name(),
+            num(o.drift_score),
+            num(o.threshold),
+            if o.drift_detected { "<b>detected</b>" } else { "not detected" },
+            num(o.psi),
+            o.reference_mean.map_or("-".into(), num),
+            o.current_mean.map_or("-".into(), num)
+        );
+    }
+    h.push_str("</table>\n");
+    if let (Some(pos), Some(r), Some(c)) = (&p.pos_label, p.reference_share_of_positives, p.current_share_of_positives)
+    {
+        let _ = write!(
+            h,
+            "<div class=\"card\"><h3>Share of positive predictions ('{}'): reference {:.1}%, current {:.1}%</h3>",
+            esc(pos),
+            r * 100.0,
+            c * 100.0
+        );
+        let labels = [format!("'{}'", pos), "other".to_owned()];
+        h.push_str(&bars_svg(&labels, &[r, 1.0 - r], &[c, 1.0 - c]));
+        h.push_str("</div>\n");
+    }
+    h
+}
+
+fn performance_section(p: &Performance) -> String {
+    let mut h = String::new();
+    let _ = writeln!(
+        h,
+        "<h2>Performance ({})</h2><p class=\"muted\">target <b>{}</b>, prediction <b>{}</b>{}{}{}</p>",
+        p.task,
+        esc(&p.target),
+        esc(&p.prediction),
+        p.probability.as_ref().map_or(String::new(), |c| format!(", probability <b>{}</b>", esc(c))),
+        p.pos_label.as_ref().map_or(String::new(), |l| format!(", positive class <b>{}</b>", esc(l))),
+        p.labels_joined.map_or(String::new(), |n| format!("; current labels: {n} joined by request id")),
+    );
+    h.push_str("<table><tr><th class=\"l\">metric</th><th>reference</th><th>current</th><th>change</th></tr>\n");
+    let rows: [(&str, MetricGetter); 15] = [
+        ("RMSE", |m| m.rmse),
+        ("MAE", |m| m.mae),
+        ("mean error", |m| m.mean_error),
+        ("accuracy", |m| m.accuracy),
+        ("precision", |m| m.precision),
+        ("recall", |m| m.recall),
+        ("F1", |m| m.f1),
+        ("ROC AUC", |m| m.roc_auc),
+        ("log loss", |m| m.log_loss),
+        ("TPR", |m| m.tpr),
+        ("TNR", |m| m.tnr),
+        ("FPR", |m| m.fpr),
+        ("FNR", |m| m.fnr),
+        ("share of positive predictions", |m| m.positive_rate),
+        ("share of positive targets", |m| m.target_positive_rate),
+    ];
+    let _ = writeln!(
+        h,
+        "<tr><td class=\"l\">rows</td><td>{}</td><td>{}</td><td></td></tr>",
+        p.reference.as_ref().map_or("-".into(), |m| m.rows.to_string()),
+        p.current.as_ref().map_or("-".into(), |m| m.rows.to_string())
+    );
+    for (label, get) in rows {
+        let cell = |m: &Option<Metrics>| m.as_ref().and_then(get).map_or("-".to_owned(), num);
+        if p.reference.as_ref().and_then(get).is_none() && p.current.as_ref().and_then(get).is_none() {
+            continue;
+        }
+        let _ = writeln!(
+            h,
+            "<tr><td class=\"l\">{label}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            cell(&p.reference),
+            cell(&p.current),
+            cell(&p.delta)
+        );
+    }
+    h.push_str("</table>\n<div class=\"cards\">\n");
+    for (side, m) in [("reference", &p.reference), ("current", &p.current)] {
+        if let Some(cm) = m.as_ref().and_then(|m| m.confusion_matrix) {
+            let _ = writeln!(
+                h,
+                "<div class=\"card\" style=\"width:260px\"><h3>Confusion matrix, {side}</h3><table>\
+                 <tr><th></th><th>predicted +</th><th>predicted &minus;</th></tr>\
+                 <tr><th>actual +</th><td>{}</td><td>{}</td></tr><tr><th>actual &minus;</th><td>{}</td><td>{}</td></tr></table></div>",
+                cm.tp, cm.fn_, cm.fp, cm.tn
+            );
+        }
+    }
+    let dist = |m: &Option<Metrics>| m.as_ref().and_then(|m| m.confidence_distribution.clone());
+    let (r, c) = (dist(&p.reference), dist(&p.current));
+    if r.is_some() || c.is_some() {
+        let labels: Vec<String> = (0..10).map(|i| format!("{:.1}", i as f64 / 10.0)).collect();
+        let r = r.unwrap_or_else(|| vec![0.0; 10]);
+        let c = c.unwrap_or_else(|| vec![0.0; 10]);
+        h.push_str("<div class=\"card\"><h3>Probability distribution of the labelled rows</h3>");
+        h.push_str(&bars_svg(&labels, &r, &c));
+        h.push_str("</div>\n");
+    }
+    h.push_str("</div>\n");
+    h
+}
+
+/// CBPE: estimated metrics with their ±3σ bands next to the realised ones.
+fn estimated_section(e: &EstimatedPerformance) -> String {
+    let mut h = format!(
+        "<h2>Estimated performance ({})</h2><p class=\"muted\">Estimated from the probabilities of the positive class \
+         ('{}'), taken as calibrated, before labels arrive; band = estimate &plusmn; 3 sampling errors \
+         (NannyML's). Realised = from true labels, where they exist.</p>\n",
+        e.method,
+        esc(&e.pos_label)
+    );
+    h.push_str("<table><tr><th class=\"l\">metric</th><th>reference realised</th><th>reference estimated</th><th>current estimated</th><th>current band</th><th>current realised</th></tr>\n");
+    let metrics: [EstimateRow; 5] = [
+        ("accuracy", |e| e.accuracy),
+        ("precision", |e| e.precision),
+        ("recall", |e| e.recall),
+        ("F1", |e| e.f1),
+        ("ROC AUC", |e| e.roc_auc),
+    ];
+    let opt = |x: Option<f64>| x.map_or("-".to_owned(), num);
+    for (label, get) in metrics {
+        let r = e.reference.as_ref().map(get);
+        let c = e.current.as_ref().map(get);
+        let band = c.and_then(|c| {
+            Some(format!("{} – {}", num(c.lower_confidence_boundary?), num(c.upper_confidence_boundary?)))
+        });
+        let _ = writeln!(
+            h,
+            "<tr><td class=\"l\">{label}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            opt(r.and_then(|r| r.realized)),
+            opt(r.map(|r| r.value)),
+            opt(c.map(|c| c.value)),
+            band.unwrap_or_else(|| "-".into()),
+            opt(c.and_then(|c| c.realized)),
+        );
+    }
+    h.push_str("</table>\n<div class=\"card\"><h3>Estimated (bars: ±3σ band) and realised (&#9670;) metrics</h3>");
+    h.push_str(&estimate_svg(e, &metrics));
+    h.push_str("</div>\n");
+    h
+}
+
+/// One row per metric on a [0, 1] axis: reference and current estimates as dots with their
+/// bands, realised figures as diamonds.
+fn estimate_svg(e: &EstimatedPerformance, metrics: &[EstimateRow]) -> String {
+    let (w, row, left, right) = (540.0, 30.0, 80.0, 16.0);
+    let hgt = row * metrics.len() as f64 + 30.0;
+    let x = |v: f64| left + v.clamp(0.0, 1.0) * (w - left - right);
+    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{hgt}\" viewBox=\"0 0 {w} {hgt}\" role=\"img\">");
+    for t in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        let _ = write!(
+            s,
+            "<line x1=\"{0:.1}\" y1=\"4\" x2=\"{0:.1}\" y2=\"{1:.1}\" stroke=\"#eee\"/><text x=\"{0:.1}\" y=\"{2:.1}\" font-size=\"10\" text-anchor=\"middle\" fill=\"#666\">{t}</text>",
+            x(t),
+            hgt - 22.0,
+            hgt - 8.0
+        );
+    }
+    for (i, (label, get)) in metrics.iter().enumerate() {
+        let y = 16.0 + i as f64 * row;
+        let _ = write!(s, "<text x=\"4\" y=\"{:.1}\" font-size=\"11\" fill=\"#333\">{label}</text>", y + 4.0);
+        for (k, (side, color)) in [(&e.reference, REF_COLOR), (&e.current, CUR_COLOR)].into_iter().enumerate() {
+            let Some(est) = side.as_ref().map(get) else { continue };
+            let yy = y - 5.0 + k as f64 * 10.0;
+            if let (Some(lo), Some(hi)) = (est.lower_confidence_boundary, est.upper_confidence_boundary) {
+                let _ = write!(
+                    s,
+                    "<line x1=\"{:.1}\" y1=\"{yy:.1}\" x2=\"{:.1}\" y2=\"{yy:.1}\" stroke=\"{color}\" stroke-width=\"3\" opacity=\"0.45\"/>",
+                    x(lo),
+                    x(hi)
+                );
+            }
+            if est.value.is_finite() {
+                let _ = write!(
+                    s,
+                    "<circle cx=\"{:.1}\" cy=\"{yy:.1}\" r=\"4\" fill=\"{color}\"><title>{label}, {} estimated: {}</title></circle>",
+                    x(est.value),
+                    if k == 0 { "reference" } else { "current" },
+                    num(est.value)
+                );
+            }
+            if let Some(r) = est.realized.filter(|r| r.is_finite()) {
+                let cx = x(r);
+                let _ = write!(
+                    s,
+                    "<path d=\"M{:.1} {:.1} l5 5 l-5 5 l-5 -5 z\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\"><title>{label}, {} realised: {}</title></path>",
+                    cx,
+                    yy - 5.0,
+                    if k == 0 { "reference" } else { "current" },
+                    num(r)
+                );
+            }
+        }
+    }
+    s.push_str("</svg>");
+    s
 }
 
 fn column_card(c: &ColumnReport) -> String {

@@ -155,6 +155,60 @@ impl Budget {
     }
 }
 
+/// Appends `keys` to the [`Runs`] that `select` picks inside `lock` (none: the keys are
+/// dropped), sorting and spilling full buffers outside the lock, and compacting spilled runs
+/// when there are too many.
+pub fn store<T, F>(lock: &Mutex<T>, select: F, budget: &Budget, keys: &[u64]) -> Result<()>
+where
+    F: for<'a> Fn(&'a mut T) -> Option<&'a mut Runs>,
+{
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let full = match select(&mut lock.lock().expect("runs lock")) {
+        Some(r) => r.extend(keys),
+        None => return Ok(()),
+    };
+    for buf in full {
+        let mut run = budget.sort_run(buf)?;
+        loop {
+            let mut guard = lock.lock().expect("runs lock");
+            let Some(r) = select(&mut guard) else {
+                break;
+            };
+            r.push_run(run);
+            let Some(batch) = r.take_compaction() else {
+                break;
+            };
+            drop(guard);
+            run = budget.merge_runs(batch)?;
+        }
+    }
+    Ok(())
+}
+
+/// Walks the pooled distinct values of several sorted [`Runs`] in ascending order, calling
+/// `f` with each value and how often it occurs in each source.
+pub fn walk(sources: &[&Runs], f: &mut dyn FnMut(f64, &[u64])) -> Result<()> {
+    let mut merged = sources.iter().map(|r| r.sorted()).collect::<Result<Vec<_>>>()?;
+    let mut heads = merged.iter_mut().map(Merged::next_key).collect::<Result<Vec<_>>>()?;
+    let mut counts = vec![0u64; sources.len()];
+    loop {
+        let k = heads.iter().copied().min().unwrap_or(END);
+        if k == END {
+            return Ok(());
+        }
+        for ((m, head), count) in merged.iter_mut().zip(heads.iter_mut()).zip(counts.iter_mut()) {
+            *count = 0;
+            while *head == k {
+                *count += 1;
+                *head = m.next_key()?;
+            }
+        }
+        f(value(k), &counts);
+    }
+}
+
 /// A sorted run, in memory or spilled, ready for [`Runs::push_run`].
 #[derive(Debug)]
 pub struct SortedRun(Run);

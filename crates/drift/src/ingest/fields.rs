@@ -25,11 +25,11 @@ const NA_VALUES: [&[u8]; 19] = [
     b"null",
 ];
 
-pub(super) fn is_na(field: &[u8]) -> bool {
+pub(crate) fn is_na(field: &[u8]) -> bool {
     field.len() <= 8 && NA_VALUES.contains(&field)
 }
 
-pub(super) fn is_bool(field: &[u8]) -> bool {
+pub(crate) fn is_bool(field: &[u8]) -> bool {
     matches!(field, b"True" | b"TRUE" | b"true" | b"False" | b"FALSE" | b"false")
 }
 
@@ -43,7 +43,7 @@ const POW10: [f64; 23] = [
 /// point, no exponent). Decimal strings with at most 15 significant digits and a small
 /// exponent take Clinger's exact fast path (one correctly rounded multiply or divide); the
 /// rest go through the standard library's correctly rounded parser.
-pub(super) fn parse_number(field: &[u8]) -> Option<(f64, bool)> {
+pub(crate) fn parse_number(field: &[u8]) -> Option<(f64, bool)> {
     // Fast path for the usual `[-+]digits[.digits]` with at most 15 digits: the mantissa is
     // exact and the power of ten too, so one division rounds correctly.
     let (neg, start) = match field.first()? {

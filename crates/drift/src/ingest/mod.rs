@@ -8,9 +8,11 @@
 //! than the header is an error.
 
 use crate::error::{DriftError, Result};
+use crate::outcome::{OutcomePlan, OutcomeTally, Outcomes};
 use crate::progress::Progress;
 use crate::runs::{self, Budget, Runs};
 use crate::stats::Sum;
+use crate::text::{self, Descriptor, OovRule, Vocabulary, WordScratch};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -19,12 +21,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 mod fields;
-use fields::{is_bool, is_na, parse_number};
+pub(crate) use fields::{is_bool, is_na, parse_number};
 
 /// Bytes read per block.
 const BLOCK: usize = 1 << 20;
 /// Distinct strings counted per text column before it is declared free text.
 pub const MAX_CATEGORIES: usize = 1 << 20;
+/// Bytes of distinct strings counted per text column before it is declared free text.
+pub const MAX_TABLE_BYTES: usize = 64 << 20;
 
 /// The header of a CSV file and the byte offset where its data starts.
 #[derive(Clone, Debug)]
@@ -98,7 +102,7 @@ impl Default for NumericTally {
 }
 
 impl NumericTally {
-    fn merge(&mut self, o: &NumericTally) {
+    pub(crate) fn merge(&mut self, o: &NumericTally) {
         self.missing += o.missing;
         self.nonfinite += o.nonfinite;
         self.min = self.min.min(o.min);
@@ -108,17 +112,55 @@ impl NumericTally {
     }
 }
 
-/// Values of one text column of one file.
+/// Values of one text column of one file, counted per distinct value.
 #[derive(Debug, Default)]
 pub struct TextData {
-    /// Count per distinct value (at most [`MAX_CATEGORIES`] values).
+    /// Count per distinct value (at most [`MAX_CATEGORIES`] values, [`MAX_TABLE_BYTES`] bytes).
     pub counts: HashMap<String, u64>,
     /// Missing fields.
     pub missing: u64,
     /// Every non-missing field is a boolean spelling.
     pub all_bool: bool,
-    /// More than [`MAX_CATEGORIES`] distinct values were seen.
+    /// More distinct values were seen than the table holds (their counts are incomplete).
     pub overflow: bool,
+    /// Bytes of the distinct values held.
+    pub bytes: usize,
+}
+
+/// A free-text column of one file, as its descriptors.
+#[derive(Debug)]
+pub struct FreeTextData {
+    /// Missing fields (their descriptors are 0, as in Evidently).
+    pub missing: u64,
+    /// Non-missing fields.
+    pub values: u64,
+    /// One entry per [`Descriptor::ALL`]; `None` when the read did not compute it.
+    pub descriptors: Vec<Option<NumericData>>,
+}
+
+impl FreeTextData {
+    fn new(plan: &TextPlan, budget: &Arc<Budget>) -> Self {
+        let want = |d: Descriptor| if d == Descriptor::OovWordsPercentage { plan.oov.is_some() } else { plan.describe };
+        FreeTextData {
+            missing: 0,
+            values: 0,
+            descriptors: Descriptor::ALL
+                .iter()
+                .map(|&d| {
+                    want(d).then(|| NumericData { runs: Runs::new(budget.clone()), tally: NumericTally::default() })
+                })
+                .collect(),
+        }
+    }
+
+    /// Takes the descriptors `other` computed that this one lacks (a later read of the same file).
+    pub fn fill_from(&mut self, other: FreeTextData) {
+        for (mine, theirs) in self.descriptors.iter_mut().zip(other.descriptors) {
+            if mine.is_none() {
+                *mine = theirs;
+            }
+        }
+    }
 }
 
 /// One column of one file.
@@ -126,8 +168,10 @@ pub struct TextData {
 pub enum ColumnData {
     /// All non-missing fields are numbers.
     Numeric(NumericData),
-    /// Some field is not a number.
+    /// Some field is not a number: counted per distinct value.
     Text(TextData),
+    /// Declared (or found to be) free text: descriptors computed per field.
+    FreeText(FreeTextData),
 }
 
 impl ColumnData {
@@ -135,88 +179,20 @@ impl ColumnData {
     pub fn kind(&self) -> &'static str {
         match self {
             ColumnData::Numeric(_) => "numeric",
-            ColumnData::Text(_) => "text",
+            ColumnData::Text(_) | ColumnData::FreeText(_) => "text",
         }
     }
 }
 
-/// Row-aligned statistics of a (target, prediction) pair, for performance metrics.
+/// How a free-text column is read.
 #[derive(Clone, Debug, Default)]
-pub struct PairStats {
-    /// Rows where both fields are numbers.
-    pub numeric_rows: u64,
-    /// Σ (prediction − target).
-    pub sum_error: Sum,
-    /// Σ |prediction − target|.
-    pub sum_abs_error: Sum,
-    /// Σ (prediction − target)².
-    pub sum_sq_error: Sum,
-    /// Rows whose target is neither 0 nor 1.
-    pub non_binary_targets: u64,
-    /// Rows whose prediction is outside [0, 1].
-    pub non_probability_predictions: u64,
-    /// Rows with prediction ≥ 0.5.
-    pub positive_predictions: u64,
-    /// Rows where (prediction ≥ 0.5) equals (target = 1).
-    pub correct_at_half: u64,
-    /// Rows whose target equals 1.
-    pub positive_targets: u64,
-    /// Histogram of predictions clamped to [0, 1], 10 bins.
-    pub prediction_histogram: [u64; 10],
-    /// Rows where both fields are present but not both numbers (labels).
-    pub label_rows: u64,
-    /// Label rows where the two strings are equal.
-    pub label_matches: u64,
-}
-
-impl PairStats {
-    fn merge(&mut self, o: &PairStats) {
-        self.numeric_rows += o.numeric_rows;
-        self.sum_error.merge(o.sum_error);
-        self.sum_abs_error.merge(o.sum_abs_error);
-        self.sum_sq_error.merge(o.sum_sq_error);
-        self.non_binary_targets += o.non_binary_targets;
-        self.non_probability_predictions += o.non_probability_predictions;
-        self.positive_predictions += o.positive_predictions;
-        self.correct_at_half += o.correct_at_half;
-        self.positive_targets += o.positive_targets;
-        for (a, b) in self.prediction_histogram.iter_mut().zip(o.prediction_histogram) {
-            *a += b;
-        }
-        self.label_rows += o.label_rows;
-        self.label_matches += o.label_matches;
-    }
-
-    fn observe(&mut self, target: &[u8], prediction: &[u8]) {
-        if is_na(target) || is_na(prediction) {
-            return;
-        }
-        match (parse_number(target), parse_number(prediction)) {
-            (Some((t, _)), Some((p, _))) if t.is_finite() && p.is_finite() => {
-                self.numeric_rows += 1;
-                let e = p - t;
-                self.sum_error.add(e);
-                self.sum_abs_error.add(e.abs());
-                self.sum_sq_error.add(e * e);
-                if t != 0.0 && t != 1.0 {
-                    self.non_binary_targets += 1;
-                }
-                if !(0.0..=1.0).contains(&p) {
-                    self.non_probability_predictions += 1;
-                }
-                let positive = p >= 0.5;
-                self.positive_predictions += u64::from(positive);
-                self.positive_targets += u64::from(t == 1.0);
-                self.correct_at_half += u64::from(positive == (t == 1.0));
-                let bin = ((p.clamp(0.0, 1.0) * 10.0) as usize).min(9);
-                self.prediction_histogram[bin] += 1;
-            }
-            _ => {
-                self.label_rows += 1;
-                self.label_matches += u64::from(target == prediction);
-            }
-        }
-    }
+pub struct TextPlan {
+    /// Compute the four vocabulary-free descriptors.
+    pub describe: bool,
+    /// Add each field's words to this vocabulary (the reference's first read).
+    pub build: Option<Arc<Vocabulary>>,
+    /// Compute the OOV percentage against this vocabulary, judging rows by this rule.
+    pub oov: Option<(Arc<Vocabulary>, OovRule)>,
 }
 
 /// Everything read from one file.
@@ -228,36 +204,100 @@ pub struct FileData {
     pub rows: u64,
     /// One entry per requested column, in request order.
     pub columns: Vec<ColumnData>,
-    /// Target/prediction pair statistics, when both columns were requested.
-    pub pairs: Option<PairStats>,
+    /// Target/prediction/probability outcomes, when the plan asked for them.
+    pub outcomes: Option<Outcomes>,
 }
 
 /// What to read from a file.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Plan {
     /// Indices (in the file) of the columns to read, in output order.
     pub indices: Vec<usize>,
-    /// Indices (in the file) of the target and prediction columns.
-    pub pair: Option<(usize, usize)>,
+    /// Per column: `Some` reads it as free text (descriptors), `None` as numbers or values.
+    pub text: Vec<Option<TextPlan>>,
+    /// The outcome columns (nothing read when empty).
+    pub outcomes: OutcomePlan,
+}
+
+impl Plan {
+    /// A plan for `indices`, none of them free text, no outcomes.
+    pub fn columns(indices: Vec<usize>) -> Self {
+        let text = vec![None; indices.len()];
+        Plan { indices, text, outcomes: OutcomePlan::default() }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
     Numeric,
     Text,
+    FreeText,
 }
 
 /// Per-block partial results for one column.
 enum BlockColumn {
     Numeric { keys: Vec<u64>, tally: NumericTally, demoted: bool },
     Text { counts: HashMap<String, u64>, missing: u64, all_bool: bool },
+    FreeText(Box<BlockText>),
+}
+
+/// Per-block descriptors of a free-text column.
+struct BlockText {
+    plan: TextPlan,
+    keys: [Vec<u64>; 5],
+    tallies: [NumericTally; 5],
+    missing: u64,
+    values: u64,
+    scratch: WordScratch,
+}
+
+impl BlockText {
+    fn push_value(&mut self, d: Descriptor, v: text::Value) {
+        let i = d.index();
+        let x = v.x + 0.0;
+        self.keys[i].push(runs::key(x));
+        let t = &mut self.tallies[i];
+        t.min = t.min.min(x);
+        t.max = t.max.max(x);
+        t.sum.add(x);
+        t.all_int &= v.int;
+    }
+
+    fn push(&mut self, field: Option<&[u8]>) {
+        let text = field.filter(|f| !is_na(f)).map(String::from_utf8_lossy);
+        match text {
+            None => self.missing += 1,
+            Some(_) => self.values += 1,
+        }
+        if self.plan.describe {
+            let values = text::describe(text.as_deref());
+            for (d, v) in Descriptor::ALL.into_iter().zip(values) {
+                self.push_value(d, v);
+            }
+        }
+        if let (Some(vocabulary), Some(t)) = (&self.plan.build, &text) {
+            vocabulary.add_document(t, 1, &mut self.scratch);
+        }
+        if let Some((vocabulary, rule)) = &self.plan.oov {
+            let v = text::oov_percentage(text.as_deref(), vocabulary, *rule, &mut self.scratch);
+            self.push_value(Descriptor::OovWordsPercentage, v);
+        }
+    }
 }
 
 impl BlockColumn {
-    fn new(kind: Kind) -> Self {
+    fn new(kind: Kind, text: Option<&TextPlan>) -> Self {
         match kind {
             Kind::Numeric => BlockColumn::Numeric { keys: Vec::new(), tally: NumericTally::default(), demoted: false },
             Kind::Text => BlockColumn::Text { counts: HashMap::new(), missing: 0, all_bool: true },
+            Kind::FreeText => BlockColumn::FreeText(Box::new(BlockText {
+                plan: text.cloned().unwrap_or_default(),
+                keys: Default::default(),
+                tallies: [NumericTally::default(); 5],
+                missing: 0,
+                values: 0,
+                scratch: WordScratch::default(),
+            })),
         }
     }
 
@@ -303,6 +343,7 @@ impl BlockColumn {
                     }
                 }
             },
+            BlockColumn::FreeText(t) => t.push(field),
         }
     }
 }
@@ -310,7 +351,7 @@ impl BlockColumn {
 struct Block {
     rows: u64,
     columns: Vec<BlockColumn>,
-    pairs: Option<PairStats>,
+    outcomes: Option<OutcomeTally>,
 }
 
 /// Shared per-column accumulation while a file is being read.
@@ -318,7 +359,7 @@ struct Shared {
     columns: Vec<Mutex<ColumnData>>,
     demoted: Vec<AtomicBool>,
     rows: Mutex<u64>,
-    pairs: Mutex<Option<PairStats>>,
+    outcomes: Option<Mutex<Outcomes>>,
 }
 
 /// Reads the planned columns of `path` (whose header is `header`).
@@ -335,7 +376,7 @@ pub fn read_file(
     // Columns that looked numeric but turned out to hold text somewhere: read them again as text.
     let demoted: Vec<usize> = (0..plan.indices.len()).filter(|&i| data.1[i]).collect();
     if !demoted.is_empty() {
-        let sub = Plan { indices: demoted.iter().map(|&i| plan.indices[i]).collect(), pair: None };
+        let sub = Plan::columns(demoted.iter().map(|&i| plan.indices[i]).collect());
         let text_kinds = vec![Kind::Text; sub.indices.len()];
         let (again, _) = read_pass(path, header, &sub, &text_kinds, budget, workers, &crate::progress::Silent)?;
         for (slot, col) in demoted.into_iter().zip(again.columns) {
@@ -344,9 +385,18 @@ pub fn read_file(
     }
     let mut file = data.0;
     for c in &mut file.columns {
-        if let ColumnData::Numeric(n) = c {
-            n.runs.seal()?;
+        match c {
+            ColumnData::Numeric(n) => n.runs.seal()?,
+            ColumnData::FreeText(f) => {
+                for d in f.descriptors.iter_mut().flatten() {
+                    d.runs.seal()?;
+                }
+            }
+            ColumnData::Text(_) => {}
         }
+    }
+    if let Some(o) = &mut file.outcomes {
+        o.seal()?;
     }
     if file.rows == 0 {
         return Err(DriftError::EmptyFile { path: path.into() });
@@ -354,14 +404,82 @@ pub fn read_file(
     Ok(file)
 }
 
-/// Decides numeric vs text per column from the first block.
+/// The descriptors of a text column counted per distinct value (the column turned out to be
+/// free text after it was read): each value described once and counted as often as it
+/// occurred, missing fields as zeros. `oov` is the vocabulary and rule for this file.
+pub fn describe_table(t: &TextData, budget: &Arc<Budget>, oov: Option<(&Vocabulary, OovRule)>) -> Result<FreeTextData> {
+    let plan = TextPlan { describe: true, build: None, oov: None };
+    let mut out = FreeTextData::new(&plan, budget);
+    let want_oov = oov.is_some();
+    if want_oov {
+        out.descriptors[Descriptor::OovWordsPercentage.index()] =
+            Some(NumericData { runs: Runs::new(budget.clone()), tally: NumericTally::default() });
+    }
+    let shared = Mutex::new(ColumnData::FreeText(out));
+    let mut block = BlockText {
+        plan,
+        keys: Default::default(),
+        tallies: [NumericTally::default(); 5],
+        missing: 0,
+        values: 0,
+        scratch: WordScratch::default(),
+    };
+    let flush = |block: &mut BlockText| -> Result<()> { merge_free_text(&shared, budget, block) };
+    let entries = std::iter::once((None, t.missing)).chain(t.counts.iter().map(|(k, &n)| (Some(k.as_str()), n)));
+    for (value, n) in entries {
+        if n == 0 {
+            continue;
+        }
+        let described = text::describe(value);
+        let oov_value = oov.map(|(v, rule)| text::oov_percentage(value, v, rule, &mut block.scratch));
+        let mut left = n;
+        while left > 0 {
+            let take = left.min(1 << 16);
+            for _ in 0..take {
+                for (d, v) in Descriptor::ALL.into_iter().zip(described) {
+                    block.push_value(d, v);
+                }
+                if let Some(v) = oov_value {
+                    block.push_value(Descriptor::OovWordsPercentage, v);
+                }
+            }
+            match value {
+                None => block.missing += take,
+                Some(_) => block.values += take,
+            }
+            left -= take;
+            if block.keys[0].len() >= 1 << 16 {
+                flush(&mut block)?;
+            }
+        }
+    }
+    flush(&mut block)?;
+    let ColumnData::FreeText(mut out) = shared.into_inner().expect("column lock") else {
+        unreachable!("built as free text")
+    };
+    for d in out.descriptors.iter_mut().flatten() {
+        d.runs.seal()?;
+    }
+    Ok(out)
+}
+
+/// Adds every distinct value of a reference text table to `vocabulary`, weighted by count.
+pub fn build_vocabulary(t: &TextData, vocabulary: &Vocabulary) {
+    let mut scratch = WordScratch::default();
+    for (value, &n) in &t.counts {
+        vocabulary.add_document(value, n, &mut scratch);
+    }
+}
+
+/// Decides numeric vs text per column from the first block (free-text columns are planned).
 fn sniff(path: &Path, header: &Header, plan: &Plan) -> Result<Vec<Kind>> {
     let mut file = File::open(path).map_err(|e| DriftError::io(path, e))?;
     file.seek(SeekFrom::Start(header.data_offset)).map_err(|e| DriftError::io(path, e))?;
     let mut buf = Vec::with_capacity(BLOCK);
     file.take(BLOCK as u64).read_to_end(&mut buf).map_err(|e| DriftError::io(path, e))?;
     let end = if buf.len() < BLOCK { buf.len() } else { last_boundary(&buf).unwrap_or(0) };
-    let mut kinds = vec![Kind::Numeric; plan.indices.len()];
+    let mut kinds: Vec<Kind> =
+        plan.text.iter().map(|t| if t.is_some() { Kind::FreeText } else { Kind::Numeric }).collect();
     let ncols = header.names.len();
     for_each_record(&buf[..end], ncols, path, &mut |fields| {
         for (k, &idx) in kinds.iter_mut().zip(&plan.indices) {
@@ -391,19 +509,23 @@ fn read_pass(
     let shared = Shared {
         columns: kinds
             .iter()
-            .map(|k| {
+            .zip(&plan.text)
+            .map(|(k, text)| {
                 Mutex::new(match k {
                     Kind::Numeric => ColumnData::Numeric(NumericData {
                         runs: Runs::new(budget.clone()),
                         tally: NumericTally::default(),
                     }),
                     Kind::Text => ColumnData::Text(TextData { all_bool: true, ..TextData::default() }),
+                    Kind::FreeText => {
+                        ColumnData::FreeText(FreeTextData::new(text.as_ref().expect("planned as text"), budget))
+                    }
                 })
             })
             .collect(),
         demoted: kinds.iter().map(|_| AtomicBool::new(false)).collect(),
         rows: Mutex::new(0),
-        pairs: Mutex::new(plan.pair.map(|_| PairStats::default())),
+        outcomes: (!plan.outcomes.is_empty()).then(|| Mutex::new(Outcomes::new(budget))),
     };
     let ncols = header.names.len();
     let failed: Mutex<Option<DriftError>> = Mutex::new(None);
@@ -422,8 +544,8 @@ fn read_pass(
                 // Reused for every block this thread parses: no allocation in the steady state.
                 let mut scratch = Block {
                     rows: 0,
-                    columns: kinds.iter().map(|&k| BlockColumn::new(k)).collect(),
-                    pairs: plan.pair.map(|_| PairStats::default()),
+                    columns: kinds.iter().zip(&plan.text).map(|(&k, t)| BlockColumn::new(k, t.as_ref())).collect(),
+                    outcomes: shared.outcomes.as_ref().map(|_| OutcomeTally::default()),
                 };
                 loop {
                     let next = rx.lock().map(|r| r.recv());
@@ -458,7 +580,6 @@ fn read_pass(
     for c in shared.columns {
         let mut c = c.into_inner().expect("column lock");
         if let ColumnData::Text(t) = &mut c {
-            t.overflow = t.counts.len() > MAX_CATEGORIES;
             if t.all_bool && !t.counts.is_empty() {
                 // pandas reads every spelling of a boolean as the same value.
                 let mut merged = HashMap::new();
@@ -476,52 +597,78 @@ fn read_pass(
             path: path.into(),
             rows: shared.rows.into_inner().expect("rows lock"),
             columns,
-            pairs: shared.pairs.into_inner().expect("pairs lock"),
+            outcomes: shared.outcomes.map(|o| o.into_inner().expect("outcomes lock")),
         },
         demoted,
     ))
+}
+
+/// Adds a block's descriptors of a free-text column to the shared column and empties them.
+fn merge_free_text(column: &Mutex<ColumnData>, budget: &Budget, block: &mut BlockText) -> Result<()> {
+    {
+        let mut col = column.lock().expect("column lock");
+        let ColumnData::FreeText(f) = &mut *col else { unreachable!("block and column kinds come from the same plan") };
+        f.missing += block.missing;
+        f.values += block.values;
+        for (d, t) in f.descriptors.iter_mut().zip(&block.tallies) {
+            if let Some(d) = d {
+                d.tally.merge(t);
+            }
+        }
+    }
+    block.missing = 0;
+    block.values = 0;
+    block.tallies = [NumericTally::default(); 5];
+    for (i, keys) in block.keys.iter_mut().enumerate() {
+        runs::store(
+            column,
+            |c: &mut ColumnData| match c {
+                ColumnData::FreeText(f) => f.descriptors[i].as_mut().map(|d| &mut d.runs),
+                _ => None,
+            },
+            budget,
+            keys,
+        )?;
+        keys.clear();
+    }
+    Ok(())
 }
 
 /// Adds a parsed block to the shared columns and leaves `block` empty for reuse.
 fn merge_block(shared: &Shared, budget: &Budget, block: &mut Block) -> Result<()> {
     *shared.rows.lock().expect("rows lock") += block.rows;
     block.rows = 0;
-    if let Some(p) = block.pairs.as_mut() {
-        if let Some(acc) = shared.pairs.lock().expect("pairs lock").as_mut() {
-            acc.merge(p);
-        }
-        *p = PairStats::default();
+    if let (Some(tally), Some(acc)) = (block.outcomes.as_mut(), shared.outcomes.as_ref()) {
+        Outcomes::absorb(acc, budget, tally)?;
     }
     for (i, bc) in block.columns.iter_mut().enumerate() {
-        let mut col = shared.columns[i].lock().expect("column lock");
-        match (&mut *col, bc) {
-            (ColumnData::Numeric(n), BlockColumn::Numeric { keys, tally, demoted }) => {
+        let column = &shared.columns[i];
+        match bc {
+            BlockColumn::Numeric { keys, tally, demoted } => {
                 if *demoted {
                     shared.demoted[i].store(true, Ordering::Relaxed);
                 }
-                n.tally.merge(tally);
-                let full = if shared.demoted[i].load(Ordering::Relaxed) { Vec::new() } else { n.runs.extend(keys) };
-                drop(col);
+                if let ColumnData::Numeric(n) = &mut *column.lock().expect("column lock") {
+                    n.tally.merge(tally);
+                }
+                let is_demoted = &shared.demoted[i];
+                runs::store(
+                    column,
+                    |c: &mut ColumnData| match c {
+                        ColumnData::Numeric(n) if !is_demoted.load(Ordering::Relaxed) => Some(&mut n.runs),
+                        _ => None,
+                    },
+                    budget,
+                    keys,
+                )?;
                 *tally = NumericTally::default();
                 keys.clear();
-                // Sort and spill without holding the column's lock.
-                for buf in full {
-                    let mut run = budget.sort_run(buf)?;
-                    loop {
-                        let mut col = shared.columns[i].lock().expect("column lock");
-                        let ColumnData::Numeric(n) = &mut *col else {
-                            break;
-                        };
-                        n.runs.push_run(run);
-                        let Some(batch) = n.runs.take_compaction() else {
-                            break;
-                        };
-                        drop(col);
-                        run = budget.merge_runs(batch)?;
-                    }
-                }
             }
-            (ColumnData::Text(t), BlockColumn::Text { counts, missing, all_bool }) => {
+            BlockColumn::Text { counts, missing, all_bool } => {
+                let mut col = column.lock().expect("column lock");
+                let ColumnData::Text(t) = &mut *col else {
+                    unreachable!("block and column kinds come from the same plan")
+                };
                 t.missing += *missing;
                 t.all_bool &= *all_bool;
                 *missing = 0;
@@ -529,12 +676,15 @@ fn merge_block(shared: &Shared, budget: &Budget, block: &mut Block) -> Result<()
                 for (k, v) in counts.drain() {
                     if let Some(c) = t.counts.get_mut(&k) {
                         *c += v;
-                    } else if t.counts.len() <= MAX_CATEGORIES {
+                    } else if !t.overflow && t.counts.len() < MAX_CATEGORIES && t.bytes + k.len() <= MAX_TABLE_BYTES {
+                        t.bytes += k.len();
                         t.counts.insert(k, v);
+                    } else {
+                        t.overflow = true;
                     }
                 }
             }
-            _ => unreachable!("block and column kinds come from the same plan"),
+            BlockColumn::FreeText(b) => merge_free_text(column, budget, b)?,
         }
     }
     Ok(())
@@ -542,16 +692,18 @@ fn merge_block(shared: &Shared, budget: &Budget, block: &mut Block) -> Result<()
 
 /// Parses the records of `bytes` into `block` (which [`merge_block`] left empty).
 fn parse_block(bytes: &[u8], ncols: usize, plan: &Plan, path: &Path, block: &mut Block) -> Result<()> {
-    let Block { rows, columns, pairs } = block;
+    let Block { rows, columns, outcomes } = block;
+    let o = &plan.outcomes;
+    fn field<'a>(fields: &[&'a [u8]], i: Option<usize>) -> Option<&'a [u8]> {
+        i.and_then(|i| fields.get(i).copied())
+    }
     for_each_record(bytes, ncols, path, &mut |fields| {
         *rows += 1;
         for (col, &idx) in columns.iter_mut().zip(&plan.indices) {
             col.push(fields.get(idx).copied());
         }
-        if let (Some(p), Some((t, pr))) = (pairs.as_mut(), plan.pair) {
-            if let (Some(tf), Some(pf)) = (fields.get(t), fields.get(pr)) {
-                p.observe(tf, pf);
-            }
+        if let Some(t) = outcomes.as_mut() {
+            t.observe(o, field(fields, o.target), field(fields, o.prediction), field(fields, o.probability));
         }
     })
 }
@@ -688,72 +840,4 @@ fn stream_blocks(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn check(field: &str, want: Option<(f64, bool)>) {
-        assert_eq!(parse_number(field.as_bytes()), want, "{field:?}");
-    }
-
-    #[test]
-    fn numbers_parse_like_pandas() {
-        check("12", Some((12.0, true)));
-        check("-7", Some((-7.0, true)));
-        check("+3", Some((3.0, true)));
-        check("007", Some((7.0, true)));
-        check("1.5", Some((1.5, false)));
-        check("-0.125", Some((-0.125, false)));
-        check(".5", Some((0.5, false)));
-        check("5.", Some((5.0, false)));
-        check("1e3", Some((1000.0, false)));
-        check("2.5E-3", Some((0.0025, false)));
-        check(" 4.25 ", Some((4.25, false)));
-        check("0.1", Some((0.1, false)));
-        check("123456789012345678901234", Some((1.2345678901234568e23, true)));
-        check("0.30000000000000004", Some((0.30000000000000004, false)));
-        check("inf", Some((f64::INFINITY, false)));
-        check("-Infinity", Some((f64::NEG_INFINITY, false)));
-        check("abc", None);
-        check("1.2.3", None);
-        check("1e", None);
-        check("-", None);
-        check("0x10", None);
-        check("1,5", None);
-    }
-
-    #[test]
-    fn na_spellings_are_pandas_defaults() {
-        for na in ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "#N/A", "<NA>", "-nan", "1.#IND"] {
-            assert!(is_na(na.as_bytes()), "{na:?}");
-        }
-        for v in ["0", "na", "none", "-", "x"] {
-            assert!(!is_na(v.as_bytes()), "{v:?}");
-        }
-    }
-
-    #[test]
-    fn record_boundaries_respect_quotes() {
-        assert_eq!(last_boundary(b"a,b\n1,2\n3,"), Some(8));
-        assert_eq!(last_boundary(b"a,\"x\ny\"\n1,\"open\n"), Some(8));
-        assert_eq!(last_boundary(b"no newline"), None);
-    }
-
-    fn records(block: &str) -> Vec<Vec<String>> {
-        let mut out = Vec::new();
-        for_each_record(block.as_bytes(), 3, Path::new("t.csv"), &mut |f| {
-            out.push(f.iter().map(|x| String::from_utf8_lossy(x).into_owned()).collect());
-        })
-        .unwrap();
-        out
-    }
-
-    #[test]
-    fn records_split_on_both_paths() {
-        let want = vec![vec!["1", "2", "3"], vec!["4", "", "6"], vec!["7"]];
-        assert_eq!(records("1,2,3\r\n\n4,,6\n7\n"), want);
-        let quoted = records("1,\"a,b\",3\n\"x\ny\",5,6\n");
-        assert_eq!(quoted, vec![vec!["1", "a,b", "3"], vec!["x\ny", "5", "6"]]);
-        let err = for_each_record(b"1,2,3,4\n", 3, Path::new("t.csv"), &mut |_| {}).unwrap_err();
-        assert!(err.to_string().contains("expected 3 fields, saw 4"), "{err}");
-    }
-}
+mod tests;

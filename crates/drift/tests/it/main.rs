@@ -60,8 +60,13 @@ fn typing_and_test_choice_follow_evidently() {
     assert_eq!(col("label").stattest, StatTest::ChiSquare);
     assert_eq!(col("yesno").stattest, StatTest::Z);
     let skipped: Vec<&str> = rep.skipped_columns.iter().map(|s| s.column.as_str()).collect();
-    assert_eq!(skipped, ["extra", "text"]);
-    assert_eq!(rep.number_of_columns, 4);
+    assert_eq!(skipped, ["extra"]);
+    // Free text (every value distinct) is tested through its five descriptors, as numbers.
+    assert_eq!(rep.text_columns.len(), 1);
+    assert_eq!((rep.text_columns[0].column.as_str(), rep.text_columns[0].source), ("text", "detected"));
+    assert_eq!(col("text.text_length").column_type, ColumnType::Num);
+    assert_eq!(col("text.text_length").reference.count, 300);
+    assert_eq!(rep.number_of_columns, 4 + 5);
     assert_eq!(rep.reference.rows, 300);
     assert_eq!(rep.current.rows, 200);
 }
@@ -113,11 +118,18 @@ fn verdict_prediction_and_performance() {
             (0..2000).map(|i| format!("{},{},{}", i % 100 + 30, i % 2, (i % 10) as f64 / 12.0)),
         ),
     );
-    let rep = run(&r, &c, |o| o.target = Some("target".into())).unwrap();
+    // The prediction column holds scores: read as the probability of class 1.
+    let scores = |o: &mut DriftOptions| {
+        o.target = Some("target".into());
+        o.probability = "prediction".into();
+    };
+    let rep = run(&r, &c, scores).unwrap();
     assert!(rep.significant_drift);
     assert_eq!(rep.exit_code(), 3);
     let p = rep.prediction_drift.as_ref().unwrap();
-    assert_eq!(p.column, "prediction");
+    assert_eq!(p.probability.as_ref().unwrap().column, "prediction");
+    assert!(p.prediction.is_none());
+    assert_eq!(p.pos_label.as_deref(), Some("1"));
     let perf = rep.performance.as_ref().unwrap();
     assert_eq!(perf.task, "classification");
     assert_eq!(perf.reference.as_ref().unwrap().rows, 2000);
@@ -125,7 +137,7 @@ fn verdict_prediction_and_performance() {
         perf.current.as_ref().unwrap().positive_rate.unwrap() < perf.reference.as_ref().unwrap().positive_rate.unwrap()
     );
 
-    let same = run(&r, &r, |o| o.target = Some("target".into())).unwrap();
+    let same = run(&r, &r, scores).unwrap();
     assert!(!same.significant_drift && !same.dataset_drift);
     assert_eq!(same.exit_code(), 0);
     let json: serde_json::Value = serde_json::from_str(&same.to_json()).unwrap();
@@ -145,4 +157,39 @@ fn verdict_prediction_and_performance() {
     let html = drift::html::render(&rep);
     assert!(html.contains("<svg") && html.contains("Significant drift detected"));
     assert!(!html.contains("<script") && !html.contains("src=\"http"));
+}
+
+#[test]
+fn declared_text_columns_are_described_and_a_word_list_sets_the_vocabulary() {
+    let dir = tempfile::tempdir().unwrap();
+    // Reference: "alpha beta" rows; current: half the rows bring an unknown word.
+    let r = write(dir.path(), "r.csv", &csv("msg,n", (0..400).map(|i| format!("alpha beta {},{}", i % 3, i % 50))));
+    let c = write(
+        dir.path(),
+        "c.csv",
+        &csv("msg,n", (0..300).map(|i| format!("\"alpha {}\",{}", if i % 2 == 0 { "gamma" } else { "beta" }, i % 50))),
+    );
+    let rep = run(&r, &c, |o| o.text_columns = vec!["msg".into()]).unwrap();
+    let col = |n: &str| rep.columns.iter().find(|c| c.name == n).unwrap();
+    assert_eq!(rep.text_columns[0].source, "declared");
+    // Reference words: alpha, beta, 0, 1, 2 (each in many rows): no reference row has an OOV word.
+    assert_eq!(col("msg.oov_words_percentage").reference.mean, Some(0.0));
+    assert_eq!(col("msg.oov_words_percentage").current.mean, Some(25.0));
+    assert_eq!(col("msg.word_count").reference.mean, Some(2.0));
+    assert_eq!(col("msg.text_length").current.max, Some(11.0));
+
+    // Against a fixed list that lacks "beta", both sides count it.
+    let words = write(dir.path(), "words.txt", "alpha gamma\n0 1 2\n");
+    let rep = run(&r, &c, |o| {
+        o.text_columns = vec!["msg".into()];
+        o.vocabulary = Some(words.clone());
+    })
+    .unwrap();
+    let col = |n: &str| rep.columns.iter().find(|c| c.name == n).unwrap();
+    assert_eq!(rep.text_columns[0].vocabulary.source, "file");
+    assert!((col("msg.oov_words_percentage").reference.mean.unwrap() - 100.0 / 3.0).abs() < 1e-9);
+    assert_eq!(col("msg.oov_words_percentage").current.mean, Some(25.0));
+
+    let e = run(&r, &c, |o| o.text_columns = vec!["nope".into()]).unwrap_err();
+    assert!(e.to_string().contains("--text-columns names column 'nope'"), "{e}");
 }

@@ -26,6 +26,15 @@ pub struct DriftArgs {
     /// Compare only these columns (comma-separated); default: every column in both files.
     #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
     pub columns: Option<Vec<String>>,
+    /// Free-text columns (comma-separated): tested through Evidently's text descriptors
+    /// (length, words, sentences, non-letter and out-of-vocabulary shares). Text columns with
+    /// more distinct values than half their rows are detected without this.
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    pub text_columns: Vec<String>,
+    /// Word list (words separated by spaces or lines) for the out-of-vocabulary descriptor;
+    /// default: the reference's own words.
+    #[arg(long, value_name = "FILE")]
+    pub vocabulary: Option<PathBuf>,
     /// A column whose PSI exceeds this makes the drift significant.
     #[arg(long, default_value_t = 0.2, value_name = "PSI")]
     pub psi_threshold: f64,
@@ -39,12 +48,30 @@ pub struct DriftArgs {
     /// Use this threshold for a column instead of the test's default (repeatable).
     #[arg(long, value_name = "COLUMN=VALUE")]
     pub threshold: Vec<String>,
-    /// Target column: enables performance drift together with the prediction column.
+    /// Target (true label) column: enables performance drift together with the prediction
+    /// column; with --labels, the label column of the labels file.
     #[arg(long, value_name = "COLUMN")]
     pub target: Option<String>,
-    /// Prediction column (prediction drift; performance drift with --target).
+    /// Prediction column: the predicted label (classification) or value (regression).
     #[arg(long, default_value = "prediction", value_name = "COLUMN")]
     pub prediction: String,
+    /// Probability of the positive class (classification): confidence drift, ROC AUC, log
+    /// loss and estimated performance (CBPE).
+    #[arg(long, default_value = "probability", value_name = "COLUMN")]
+    pub probability: String,
+    /// The positive class (default: 1 for 0/1 labels, True for booleans).
+    #[arg(long, value_name = "LABEL")]
+    pub pos_label: Option<String>,
+    /// Without a prediction column, a probability at or above this predicts the positive class.
+    #[arg(long, default_value_t = 0.5, value_name = "P")]
+    pub decision_threshold: f64,
+    /// Request id column: never compared; joins --labels to the current predictions.
+    #[arg(long, default_value = "request_id", value_name = "COLUMN")]
+    pub id_column: String,
+    /// Labels that arrived later: CSV with the request id column and the --target column,
+    /// joined to the current file's predictions by request id.
+    #[arg(long, value_name = "CSV")]
+    pub labels: Option<PathBuf>,
     /// How to score target vs prediction.
     #[arg(long, value_enum, default_value_t = TaskArg::Auto)]
     pub task: TaskArg,
@@ -65,11 +92,11 @@ pub struct DriftArgs {
 /// `--task` values.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum TaskArg {
-    /// Classification when targets are 0/1 or labels, regression otherwise.
+    /// Classification when there are probabilities or at most two label values, regression otherwise.
     Auto,
     /// RMSE, MAE, mean error.
     Regression,
-    /// Accuracy, share of positive predictions, confidence distribution.
+    /// Binary classification: accuracy, precision, recall, F1, ROC AUC, log loss, CBPE.
     Classification,
 }
 
@@ -98,8 +125,15 @@ fn options(args: &DriftArgs) -> anyhow::Result<drift::DriftOptions> {
     })?;
     o.thresholds =
         pairs("--threshold", &args.threshold, |v| v.parse::<f64>().with_context(|| format!("'{v}' is not a number")))?;
+    o.text_columns = args.text_columns.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+    o.vocabulary = args.vocabulary.clone();
     o.target = args.target.clone();
     o.prediction = args.prediction.clone();
+    o.probability = args.probability.clone();
+    o.pos_label = args.pos_label.clone();
+    o.decision_threshold = args.decision_threshold;
+    o.id_column = args.id_column.clone();
+    o.labels = args.labels.clone();
     o.task = match args.task {
         TaskArg::Auto => drift::Task::Auto,
         TaskArg::Regression => drift::Task::Regression,
@@ -159,6 +193,42 @@ fn summary(r: &drift::DriftReport) -> String {
         "drifted columns: {}/{} (share {:.3}), dataset drift: {}, max PSI: {:.4}",
         r.number_of_drifted_columns, r.number_of_columns, r.share_of_drifted_columns, r.dataset_drift, r.max_psi
     );
+    if let Some(p) = &r.prediction_drift {
+        if let (Some(pos), Some(a), Some(b)) =
+            (&p.pos_label, p.reference_share_of_positives, p.current_share_of_positives)
+        {
+            let _ = writeln!(s, "share of positive predictions ('{pos}'): reference {a:.4}, current {b:.4}");
+        }
+    }
+    let fmt = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.4}"));
+    if let Some(p) = r.performance.as_ref().filter(|p| p.task == "classification") {
+        for (side, m) in [("reference", &p.reference), ("current", &p.current)] {
+            if let Some(m) = m {
+                let _ = writeln!(
+                    s,
+                    "{side} performance ({} rows): accuracy {}, precision {}, recall {}, F1 {}, ROC AUC {}",
+                    m.rows,
+                    fmt(m.accuracy),
+                    fmt(m.precision),
+                    fmt(m.recall),
+                    fmt(m.f1),
+                    fmt(m.roc_auc)
+                );
+            }
+        }
+    }
+    if let Some(e) = r.estimated_performance.as_ref().and_then(|e| e.current.as_ref()) {
+        let _ = writeln!(
+            s,
+            "current performance estimated (CBPE, {} rows): accuracy {}, precision {}, recall {}, F1 {}, ROC AUC {}",
+            e.rows,
+            fmt(Some(e.accuracy.value)),
+            fmt(Some(e.precision.value)),
+            fmt(Some(e.recall.value)),
+            fmt(Some(e.f1.value)),
+            fmt(Some(e.roc_auc.value))
+        );
+    }
     if r.significant_drift {
         let _ = writeln!(s, "SIGNIFICANT DRIFT: {}", r.significant_drift_reasons.join("; "));
     } else {
