@@ -9,7 +9,7 @@
 //! prediction; anything else is an error that names the file, the row and the id.
 
 use crate::error::{DriftError, Result};
-use crate::ingest::is_na;
+use crate::fields::is_na;
 use crate::outcome::{OutcomePlan, OutcomeTally, Outcomes};
 use crate::runs::Budget;
 use crate::text::word_hash;

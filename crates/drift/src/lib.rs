@@ -20,6 +20,7 @@
 pub mod column;
 pub mod error;
 pub mod html;
+mod fields;
 pub mod ingest;
 pub mod labels;
 pub mod outcome;

@@ -10,7 +10,7 @@
 //! NannyML's sampling error, within the crate's memory budget.
 
 use crate::error::Result;
-use crate::ingest::{is_bool, is_na, parse_number};
+use crate::fields::{is_bool, is_na, parse_number};
 use crate::runs::{self, Budget, Runs};
 use crate::stats::Sum;
 use std::sync::{Arc, Mutex};

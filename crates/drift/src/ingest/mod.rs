@@ -20,8 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-mod fields;
-pub(crate) use fields::{is_bool, is_na, parse_number};
+use crate::fields::{is_bool, is_na, parse_number};
 
 /// Bytes read per block.
 const BLOCK: usize = 1 << 20;
