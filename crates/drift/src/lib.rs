@@ -19,8 +19,8 @@
 
 pub mod column;
 pub mod error;
-pub mod html;
 mod fields;
+pub mod html;
 pub mod ingest;
 pub mod labels;
 pub mod outcome;
