@@ -7,7 +7,8 @@
 #
 # Stages: `build` compiles the binary with the locked dependencies; `ui` is where the MLflow web UI
 # build is added (see below); `runtime` is Debian slim with the binary, CA certificates and curl
-# (the HEALTHCHECK and the charts' init waits use it), running as an unprivileged user.
+# (the HEALTHCHECK and the charts' init waits use it), running as an unprivileged user;
+# `onnxruntime` takes ONNX Runtime's shared library from the pinned wheel (ORT_DYLIB_PATH).
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
@@ -37,6 +38,18 @@ RUN mkdir -p /out/ui \
     && if [ "$WITH_UI" = "1" ]; then /out/factory ui install --dir /out/ui; fi
 
 # ---------------------------------------------------------------------------------------------
+# ONNX Runtime for models logged in the `onnx` flavor (crates/formats loads it at run time,
+# `load-dynamic`: nothing is linked at build time). The shared library is the one the pinned
+# `onnxruntime` wheel ships, the version tests/python/requirements-models.txt pins for the tests.
+FROM python:3.11-slim-${DEBIAN_RELEASE} AS onnxruntime
+ARG ONNXRUNTIME_VERSION=1.32.0
+RUN pip install --no-cache-dir --no-deps --target /opt/ort "onnxruntime==${ONNXRUNTIME_VERSION}" \
+    && for lib in /opt/ort/onnxruntime/capi/libonnxruntime.so.1*; do \
+           install -D -m 0644 "$lib" /out/lib/libonnxruntime.so; \
+       done \
+    && test -f /out/lib/libonnxruntime.so
+
+# ---------------------------------------------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 ARG VERSION=dev
 ARG REVISION=unknown
@@ -62,12 +75,14 @@ RUN apt-get update \
 
 COPY --from=build /out/factory /usr/local/bin/factory
 COPY --from=ui /out/ui /usr/share/factory/ui
+COPY --from=onnxruntime /out/lib/libonnxruntime.so /usr/local/lib/libonnxruntime.so
 
 USER 10001:10001
 WORKDIR /var/lib/factory
 # Folders a volume may be mounted on (a new named volume takes the image's ownership), and the
 # download cache of `factory train` / `factory loop`.
 ENV RUST_LOG=info \
+    ORT_DYLIB_PATH=/usr/local/lib/libonnxruntime.so \
     XDG_CACHE_HOME=/var/lib/factory/cache \
     FACTORY_HEALTH_URL=http://127.0.0.1:5000/health
 # 5000 server · 8080 serve HTTP · 50051/50052 serve gRPC (blue/green) · 50050 gateway · 50049 gateway admin

@@ -25,7 +25,10 @@ def test_hadolint_clean_and_every_ignore_justified():
 def test_dockerfile_shape():
     text = (ROOT / "Dockerfile").read_text()
     stages = re.findall(r"^FROM \S+ AS (\w+)", text, re.M)
-    assert stages == ["build", "ui", "runtime"]
+    assert stages == ["build", "ui", "onnxruntime", "runtime"]
+    # ONNX models serve from the image: the runtime library is copied in and named by ORT_DYLIB_PATH.
+    assert "COPY --from=onnxruntime /out/lib/libonnxruntime.so /usr/local/lib/libonnxruntime.so" in text
+    assert re.search(r"^\s+ORT_DYLIB_PATH=/usr/local/lib/libonnxruntime.so", text, re.M)
     assert re.search(r"^USER 10001:10001$", text, re.M)
     assert "HEALTHCHECK" in text and "org.opencontainers.image.source" in text
     assert 'ENTRYPOINT ["/usr/local/bin/factory"]' in text
