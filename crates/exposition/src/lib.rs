@@ -3,8 +3,10 @@
 //!
 //! - [`registry`]: a registry holding `factory_build_info{component,version}` = 1;
 //! - [`encode`]: the Prometheus text exposition format (version 0.0.4), [`CONTENT_TYPE`];
-//! - [`gauge`], [`counter`], [`histogram`]: write a family from a [`Collector`] that reads
-//!   numbers kept elsewhere (atomics, pool statistics, the last cycle) at scrape time;
+//! - [`gauge`], [`counter`], [`histogram`] (and [`gauge_value`], [`counter_value`] without labels):
+//!   write a family from a [`Collector`] that reads numbers kept elsewhere (atomics, pool
+//!   statistics, the last cycle) at scrape time; the help text gets a final `.`, as
+//!   `Registry::register` gives it;
 //! - [`router`] / [`spawn`]: the `--metrics-listen` listener, `GET /metrics` and nothing else;
 //! - [`push`]: one `PUT` of the exposition to a Pushgateway (short-lived jobs).
 //!
@@ -74,7 +76,7 @@ pub fn gauge<L: EncodeLabelSet, V: EncodeGaugeValue>(
     help: &str,
     samples: impl IntoIterator<Item = (L, V)>,
 ) -> fmt::Result {
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    let mut family = encoder.encode_descriptor(name, &format!("{help}."), None, MetricType::Gauge)?;
     for (labels, v) in samples {
         family.encode_family(&labels)?.encode_gauge(&v)?;
     }
@@ -83,12 +85,14 @@ pub fn gauge<L: EncodeLabelSet, V: EncodeGaugeValue>(
 
 /// One gauge without labels.
 pub fn gauge_value<V: EncodeGaugeValue>(encoder: &mut DescriptorEncoder, name: &str, help: &str, v: V) -> fmt::Result {
-    encoder.encode_descriptor(name, help, None, MetricType::Gauge)?.encode_gauge(&v)
+    encoder.encode_descriptor(name, &format!("{help}."), None, MetricType::Gauge)?.encode_gauge(&v)
 }
 
 /// One counter without labels; `name` without `_total` (the encoder adds it).
 pub fn counter_value(encoder: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> fmt::Result {
-    encoder.encode_descriptor(name, help, None, MetricType::Counter)?.encode_counter::<NoLabelSet, _, u64>(&v, None)
+    encoder
+        .encode_descriptor(name, &format!("{help}."), None, MetricType::Counter)?
+        .encode_counter::<NoLabelSet, _, u64>(&v, None)
 }
 
 /// One counter family; `name` without `_total` (the encoder adds it).
@@ -98,7 +102,7 @@ pub fn counter<L: EncodeLabelSet>(
     help: &str,
     samples: impl IntoIterator<Item = (L, u64)>,
 ) -> fmt::Result {
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    let mut family = encoder.encode_descriptor(name, &format!("{help}."), None, MetricType::Counter)?;
     for (labels, v) in samples {
         family.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&v, None)?;
     }
@@ -112,7 +116,7 @@ pub fn histogram<L: EncodeLabelSet>(
     help: &str,
     samples: impl IntoIterator<Item = (L, f64, u64, Buckets)>,
 ) -> fmt::Result {
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    let mut family = encoder.encode_descriptor(name, &format!("{help}."), None, MetricType::Histogram)?;
     for (labels, sum, count, buckets) in samples {
         family.encode_family(&labels)?.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
     }
