@@ -85,8 +85,8 @@ ENV RUST_LOG=info \
     ORT_DYLIB_PATH=/usr/local/lib/libonnxruntime.so \
     XDG_CACHE_HOME=/var/lib/factory/cache \
     FACTORY_HEALTH_URL=http://127.0.0.1:5000/health
-# 5000 server · 8080 serve HTTP · 50051/50052 serve gRPC (blue/green) · 50050 gateway · 50049 gateway admin
-EXPOSE 5000 8080 50049 50050 50051 50052
+# 5000 server · 8080 serve HTTP · 9464 metrics (FACTORY_METRICS_LISTEN) · 50051/50052 serve gRPC (blue/green) · 50050 gateway · 50049 gateway admin
+EXPOSE 5000 8080 9464 50049 50050 50051 50052
 
 # `factory server` and `factory serve` answer GET /health (200 when ready); set FACTORY_HEALTH_URL
 # to the container's own port (serve: http://127.0.0.1:8080/health). deploy/compose overrides the

@@ -5,10 +5,9 @@ import json
 import re
 
 from conftest import CHARTS, ROOT
+from promql_names import queried_metrics, strip_suffix
 
 DASHBOARD = CHARTS / "mlops-stack" / "dashboards" / "mlops-factory.json"
-PROMQL_WORDS = {"sum", "rate", "increase", "histogram_quantile", "topk", "time", "avg", "max", "min", "count",
-                "irate", "bool", "and", "or", "unless"}
 
 
 def documented_metrics():
@@ -18,24 +17,6 @@ def documented_metrics():
             first_cell = line.split("|")[1]
             names.update(re.findall(r"`([a-z_:][a-z0-9_:]*)`", first_cell))
     return names
-
-
-def queried_metrics(expr):
-    """Metric names in a PromQL expression: what is left once label matchers, ranges, grouping
-    clauses (by/without/on/ignoring/group_left/group_right and their label lists) and functions
-    are removed."""
-    expr = re.sub(r"\{[^}]*\}", " ", expr)
-    expr = re.sub(r"\[[^\]]*\]", " ", expr)
-    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)
-    words = set(re.findall(r"[a-zA-Z_][a-zA-Z0-9_]*", expr))
-    return {w for w in words if w not in PROMQL_WORDS and "_" in w}
-
-
-def strip_suffix(name):
-    for suffix in ("_bucket", "_sum", "_count"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def test_every_queried_metric_is_documented():

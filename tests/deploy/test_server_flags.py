@@ -160,6 +160,10 @@ def test_an_mlflow_chart_command_line(spawn, tmp_path, pg_database):
     proc.wait_http(port, "/health")
     creds = {"Authorization": "Basic " + base64.b64encode(b"admin:a-long-enough-password").decode()}
     assert request(port, "GET", "/api/2.0/mlflow/experiments/search?max_results=1", {"Host": "localhost", **creds})[0] == 200
+    # --expose-prometheus: /metrics on the main port without a login (as MLflow), behind the Host check.
+    status, headers, body = request(port, "GET", "/metrics", {"Host": "localhost"})
+    assert status == 200 and "mlflow_http_request_total{" in body, body[:500]
+    assert request(port, "GET", "/metrics", {"Host": "evil.example.com"})[0] == 403
     proc.stop()
     log = proc.log.read_text()
     assert "--log-level=info" in log and "--expose-prometheus" in log

@@ -153,5 +153,5 @@ async fn audit(State(gw): App) -> Response {
 }
 
 async fn metrics(State(gw): App) -> Response {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render(&gw)).into_response()
+    exposition::response(crate::metrics::render(&gw))
 }

@@ -1,84 +1,144 @@
-//! Prometheus text for `GET /metrics` on the admin port: per-colour requests, errors,
-//! latency (time to response headers), requests in flight, passive health, routing state,
-//! shadow traffic and switch outcomes. Hand-rolled: the numbers are atomics already.
+//! Prometheus metrics (`prometheus-client`; names and labels are the contract in
+//! docs/metrics.md): per-colour requests, errors, latency (time to response headers),
+//! requests in flight, passive health, routing state, the version each colour serves, shadow
+//! traffic and switch outcomes. The numbers are the gateway's own atomics: a [`Collector`]
+//! reads them at scrape time.
 
-use std::fmt::Write;
+use std::fmt;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use exposition::prometheus_client::collector::Collector;
+use exposition::prometheus_client::encoding::DescriptorEncoder;
 
 use crate::control::Gateway;
 use crate::state::Colour;
 use crate::upstream::BUCKETS;
 
-pub fn render(gw: &Gateway) -> String {
-    let mut out = String::with_capacity(4096);
+/// Reads a gateway's figures on every scrape.
+pub struct GatewayCollector(pub Arc<Gateway>);
+
+impl fmt::Debug for GatewayCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GatewayCollector")
+    }
+}
+
+impl Collector for GatewayCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        encode(&self.0, &mut e)
+    }
+}
+
+/// The registry of a gateway process: `factory_build_info{component="gateway"}` and the
+/// gateway's families.
+pub fn registry(gw: Arc<Gateway>) -> exposition::Registry {
+    let mut r = exposition::registry("gateway");
+    r.register_collector(Box::new(GatewayCollector(gw)));
+    r
+}
+
+/// The text exposition (`GET /metrics` on the admin port and on `--metrics-listen`).
+pub fn render(gw: &Arc<Gateway>) -> String {
+    exposition::encode(&registry(gw.clone()))
+}
+
+fn colour(c: Colour) -> [(&'static str, String); 1] {
+    [("colour", c.to_string())]
+}
+
+fn encode(gw: &Gateway, e: &mut DescriptorEncoder) -> fmt::Result {
     let r = gw.routing();
-    let per_colour = |out: &mut String, name: &str, kind: &str, help: &str, f: &dyn Fn(Colour) -> String| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for c in Colour::ALL {
-            let _ = writeln!(out, "{name}{{colour=\"{c}\"}} {}", f(c));
-        }
-    };
-    per_colour(&mut out, "gateway_requests_total", "counter", "Requests forwarded to the colour.", &|c| {
-        gw.upstream(c).requests.load(Ordering::Relaxed).to_string()
+    let per_colour = |f: &dyn Fn(Colour) -> i64| Colour::ALL.map(|c| (colour(c), f(c)));
+    let count = |f: &dyn Fn(Colour) -> u64| Colour::ALL.map(|c| (colour(c), f(c)));
+    let flag = |b: bool| i64::from(b);
+    exposition::counter(
+        e,
+        "gateway_requests",
+        "Requests forwarded to the colour",
+        count(&|c| gw.upstream(c).requests.load(Ordering::Relaxed)),
+    )?;
+    exposition::counter(
+        e,
+        "gateway_errors",
+        "Transport errors and 5xx answers from the colour",
+        count(&|c| gw.upstream(c).errors.load(Ordering::Relaxed)),
+    )?;
+    exposition::gauge(
+        e,
+        "gateway_in_flight",
+        "Requests in flight on the colour",
+        per_colour(&|c| gw.upstream(c).in_flight() as i64),
+    )?;
+    exposition::gauge(
+        e,
+        "gateway_upstream_healthy",
+        "Passive health (1 healthy, 0 unhealthy)",
+        per_colour(&|c| flag(gw.upstream(c).is_healthy())),
+    )?;
+    exposition::gauge(
+        e,
+        "gateway_consecutive_failures",
+        "Failed requests in a row",
+        per_colour(&|c| i64::from(gw.upstream(c).consecutive_failures.load(Ordering::Relaxed))),
+    )?;
+    exposition::gauge(e, "gateway_active", "1 for the active colour", per_colour(&|c| flag(r.active == c)))?;
+    exposition::gauge(
+        e,
+        "gateway_weight_percent",
+        "Share of new requests",
+        per_colour(&|c| i64::from(r.weights.of(c))),
+    )?;
+    let info = Colour::ALL.map(|c| {
+        let u = gw.upstream(c);
+        let labels = [
+            ("colour", c.to_string()),
+            ("address", u.address.clone()),
+            ("model_version", u.model_version().unwrap_or_default()),
+        ];
+        (labels, 1i64)
     });
-    per_colour(
-        &mut out,
-        "gateway_errors_total",
-        "counter",
-        "Transport errors and 5xx answers from the colour.",
-        &|c| gw.upstream(c).errors.load(Ordering::Relaxed).to_string(),
-    );
-    per_colour(&mut out, "gateway_in_flight", "gauge", "Requests in flight on the colour.", &|c| {
-        gw.upstream(c).in_flight().to_string()
+    exposition::gauge(
+        e,
+        "gateway_upstream_info",
+        "Each colour's address and the model version its /health reported last (value 1)",
+        info,
+    )?;
+    let latency = Colour::ALL.map(|c| {
+        let (cumulative, count, sum) = gw.upstream(c).latency.snapshot();
+        (colour(c), sum, count, exposition::buckets_from_cumulative(&BUCKETS, &cumulative))
     });
-    per_colour(&mut out, "gateway_upstream_healthy", "gauge", "Passive health (1 healthy, 0 unhealthy).", &|c| {
-        u8::from(gw.upstream(c).is_healthy()).to_string()
-    });
-    per_colour(&mut out, "gateway_consecutive_failures", "gauge", "Failed requests in a row.", &|c| {
-        gw.upstream(c).consecutive_failures.load(Ordering::Relaxed).to_string()
-    });
-    per_colour(&mut out, "gateway_active", "gauge", "1 for the active colour.", &|c| {
-        u8::from(r.active == c).to_string()
-    });
-    per_colour(&mut out, "gateway_weight_percent", "gauge", "Share of new requests.", &|c| r.weights.of(c).to_string());
-    let name = "gateway_request_duration_seconds";
-    let _ = writeln!(out, "# HELP {name} Time from request to upstream response headers.\n# TYPE {name} histogram");
-    for c in Colour::ALL {
-        let (buckets, count, sum) = gw.upstream(c).latency.snapshot();
-        for (le, n) in BUCKETS.iter().zip(buckets) {
-            let _ = writeln!(out, "{name}_bucket{{colour=\"{c}\",le=\"{le}\"}} {n}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{colour=\"{c}\",le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum{{colour=\"{c}\"}} {sum}");
-        let _ = writeln!(out, "{name}_count{{colour=\"{c}\"}} {count}");
-    }
+    exposition::histogram(
+        e,
+        "gateway_request_duration_seconds",
+        "Time from request to upstream response headers",
+        latency,
+    )?;
     let k = &gw.counters;
-    for (name, kind, help, v) in [
+    exposition::gauge_value(
+        e,
+        "gateway_shadow_percent",
+        "Share of requests mirrored to the other colour",
+        i64::from(r.shadow_percent),
+    )?;
+    for (name, help, v) in [
+        ("gateway_shadow_requests", "Requests mirrored", &k.shadow_requests),
         (
-            "gateway_shadow_percent",
-            "gauge",
-            "Share of requests mirrored to the other colour.",
-            u64::from(r.shadow_percent),
+            "gateway_shadow_divergences",
+            "Mirrored requests whose answer (status, grpc-status, body) differed",
+            &k.shadow_divergences,
         ),
-        ("gateway_shadow_requests_total", "counter", "Requests mirrored.", k.shadow_requests.load(Ordering::Relaxed)),
-        (
-            "gateway_shadow_divergences_total",
-            "counter",
-            "Mirrored requests whose answer (status, grpc-status, body) differed.",
-            k.shadow_divergences.load(Ordering::Relaxed),
-        ),
-        (
-            "gateway_shadow_errors_total",
-            "counter",
-            "Mirrored requests that failed.",
-            k.shadow_errors.load(Ordering::Relaxed),
-        ),
+        ("gateway_shadow_errors", "Mirrored requests that failed", &k.shadow_errors),
     ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        exposition::counter_value(e, name, help, v.load(Ordering::Relaxed))?;
     }
-    let name = "gateway_switches_total";
-    let _ = writeln!(out, "# HELP {name} Switches, rollbacks and failovers by outcome.\n# TYPE {name} counter");
-    let _ = writeln!(out, "{name}{{outcome=\"ok\"}} {}", k.switches_ok.load(Ordering::Relaxed));
-    let _ = writeln!(out, "{name}{{outcome=\"refused\"}} {}", k.switches_refused.load(Ordering::Relaxed));
-    out
+    exposition::counter(
+        e,
+        "gateway_switches",
+        "Switches, rollbacks and failovers by outcome",
+        [
+            ([("outcome", "ok")], k.switches_ok.load(Ordering::Relaxed)),
+            ([("outcome", "refused")], k.switches_refused.load(Ordering::Relaxed)),
+        ],
+    )
 }

@@ -96,7 +96,15 @@ pub fn unauthenticated() -> Response {
 }
 
 pub fn forbidden() -> Response {
-    (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], "Permission denied").into_response()
+    let resp = (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], "Permission denied")
+        .into_response();
+    refused(resp, "denied")
+}
+
+/// Tags a refusal for `factory_server_auth_failures_total{reason}` (crate::metrics).
+fn refused(mut resp: Response, reason: &'static str) -> Response {
+    resp.extensions_mut().insert(crate::metrics::AuthRefusal(reason));
+    resp
 }
 
 fn too_many(wait: Duration) -> Response {
@@ -203,9 +211,11 @@ pub async fn layer(State(g): State<Gate>, mut req: Request, next: Next) -> Respo
         return next.run(req).await;
     }
     let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let Some((username, password)) = basic_credentials(req.headers()) else { return unauthenticated() };
+    let Some((username, password)) = basic_credentials(req.headers()) else {
+        return refused(unauthenticated(), "missing");
+    };
     if let Some(wait) = auth.limiter.locked(&username, ip) {
-        return too_many(wait);
+        return refused(too_many(wait), "locked_out");
     }
     let user = match auth.store.authenticate(&username, &password).await {
         Ok(Some(u)) => {
@@ -214,7 +224,7 @@ pub async fn layer(State(g): State<Gate>, mut req: Request, next: Next) -> Respo
         }
         Ok(None) => {
             auth.limiter.failure(&username, ip);
-            return unauthenticated();
+            return refused(unauthenticated(), "bad_credentials");
         }
         Err(e) => return ApiError::from(e).into_response(),
     };

@@ -393,7 +393,7 @@ impl Guard {
             let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
             if !self.host_allowed(host) {
                 tracing::warn!(host = host.unwrap_or(""), "Rejected request with invalid Host header");
-                return Verdict::Answer(text(StatusCode::FORBIDDEN, "text/plain", INVALID_HOST_MSG));
+                return Verdict::Answer(refused(text(StatusCode::FORBIDDEN, "text/plain", INVALID_HOST_MSG), "host"));
             }
         }
         let origin = match (&self.cors, headers.get(header::ORIGIN)) {
@@ -404,7 +404,9 @@ impl Guard {
         if let Some(origin) = &origin {
             if method == Method::OPTIONS {
                 if let Some(requested) = headers.get(header::ACCESS_CONTROL_REQUEST_METHOD) {
-                    return Verdict::Answer(self.preflight(origin, requested, headers));
+                    let resp = self.preflight(origin, requested, headers);
+                    let ok = resp.status().is_success();
+                    return Verdict::Answer(if ok { resp } else { refused(resp, "cors_preflight") });
                 }
             }
             let is_api = rel.is_some_and(|r| r.starts_with("/api/") || r.starts_with("/ajax-api/"));
@@ -412,7 +414,7 @@ impl Guard {
                 tracing::warn!(origin = %origin, "Blocked cross-origin request");
                 let mut resp = text(StatusCode::FORBIDDEN, "text/plain", CORS_BLOCKED_MSG);
                 self.simple_cors(resp.headers_mut(), origin, cookie);
-                return Verdict::Answer(resp);
+                return Verdict::Answer(refused(resp, "cors_block"));
             }
         }
         let surface = match rel {
@@ -539,6 +541,12 @@ impl Guard {
 fn text(status: StatusCode, content_type: &'static str, body: impl Into<String>) -> Response {
     let mut resp = (status, body.into()).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// Tags a refusal for `factory_server_guard_refusals_total{check}` (crate::metrics).
+fn refused(mut resp: Response, check: &'static str) -> Response {
+    resp.extensions_mut().insert(crate::metrics::GuardRefusal(check));
     resp
 }
 

@@ -14,6 +14,7 @@ pub mod error;
 pub mod guard;
 pub mod json;
 mod logged_models;
+pub mod metrics;
 mod owners;
 mod registry;
 pub mod routes;

@@ -63,6 +63,8 @@ pub struct Context {
     /// Looks up a secret by name (the webhook's `token_env`): the binary answers from the
     /// environment, so that only it reads the environment.
     pub read_secret: fn(&str) -> Option<String>,
+    /// The loop's Prometheus metrics, updated after each cycle (`None`: not kept).
+    pub metrics: Option<std::sync::Arc<crate::metrics::LoopMetrics>>,
 }
 
 /// Runs one cycle of `p` and records it; an error here means the cycle could not be recorded.
@@ -183,6 +185,7 @@ async fn steps(
         stage_stderr_tail: None,
         git_commit: p.revision.as_ref().map(|r| r.commit.clone()),
         seconds: 0.0,
+        columns: Vec::new(),
     };
     let dir = ctx.report_dir.join(&p.name).join(run_id);
     std::fs::create_dir_all(&dir).map_err(|source| PipelineError::Io { path: dir.clone(), source })?;
@@ -269,6 +272,16 @@ async fn steps(
     report.drift_reasons = drift_report.significant_drift_reasons.clone();
     report.share_of_drifted_columns = Some(drift_report.share_of_drifted_columns);
     report.max_psi = Some(drift_report.max_psi);
+    report.columns = drift_report
+        .columns
+        .iter()
+        .map(|c| crate::report::ColumnScore {
+            column: c.name.clone(),
+            stattest: c.stattest.name(),
+            drift_score: c.drift_score,
+            drift_detected: c.drift_detected,
+        })
+        .collect();
     // The rows are judged: the next cycle starts after them.
     state.watermark = got.newest.clone().or(state.watermark);
     state.save(&ctx.state_dir, &p.name)?;

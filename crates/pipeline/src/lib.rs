@@ -24,6 +24,7 @@
 pub mod config;
 pub mod cycle;
 pub mod git;
+pub mod metrics;
 mod promote;
 pub mod report;
 pub mod requests;
@@ -139,7 +140,7 @@ pub fn next_due(p: &Pipeline, state: &State, now: SystemTime) -> Option<SystemTi
 }
 
 /// Runs the pipelines on their schedules until `shutdown` completes. `on_cycle` sees every
-/// finished cycle (the binary prints them).
+/// finished cycle (the binary prints them), after `ctx.metrics` has recorded it.
 pub async fn run_scheduled(
     defs: Definitions,
     overrides: Overrides,
@@ -165,6 +166,9 @@ pub async fn run_scheduled(
         let next = next_due(p, &State::load(&ctx.state_dir, &p.name), SystemTime::now());
         tracing::info!(pipeline = %p.name, schedule = %p.schedule.expression, timezone = %p.schedule.timezone,
             next = ?next.map(humanize), "pipeline scheduled");
+        if let Some(m) = &ctx.metrics {
+            m.set_next_run(&p.name, next);
+        }
         due.insert(p.name.clone(), next);
     };
     for p in pipelines(&loaded) {
@@ -197,8 +201,13 @@ pub async fn run_scheduled(
                 if let Err(e) = &result {
                     tracing::error!(pipeline = %p.name, error = %e, "cycle failed");
                 }
+                let next = p.schedule.next_after(SystemTime::now());
+                if let Some(m) = &ctx.metrics {
+                    m.record(&p.name, &result, now);
+                    m.set_next_run(&p.name, next);
+                }
                 on_cycle(&p, &result);
-                due.insert(p.name.clone(), p.schedule.next_after(SystemTime::now()));
+                due.insert(p.name.clone(), next);
             }
         }
     }

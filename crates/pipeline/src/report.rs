@@ -56,4 +56,17 @@ pub struct CycleReport {
     /// The git commit the pipeline was read at (git sources).
     pub git_commit: Option<String>,
     pub seconds: f64,
+    /// Each column's test in the drift check (empty when the cycle ran none).
+    pub columns: Vec<ColumnScore>,
+}
+
+/// One column's result in a cycle's drift check (the `factory_loop_column_*` gauges).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ColumnScore {
+    pub column: String,
+    /// The test's registry name (`psi`, `ks`, `wasserstein`, …).
+    pub stattest: &'static str,
+    /// A p-value or a distance, as the drift report gives it.
+    pub drift_score: f64,
+    pub drift_detected: bool,
 }

@@ -446,10 +446,7 @@ async fn v2_infer(
 // ---------------------------------------------------------------------------------------
 
 async fn metrics(State(app): App) -> Response {
-    let model = app.model().ok();
-    let text = app.metrics.render(model.as_deref());
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], text)
-        .into_response()
+    exposition::response(app.render_metrics())
 }
 
 #[derive(Deserialize)]

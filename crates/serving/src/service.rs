@@ -199,6 +199,12 @@ impl Serving {
         self.predictor.is_ready() && !*self.stopping.borrow()
     }
 
+    /// The Prometheus exposition (`GET /metrics` here and on `--metrics-listen`).
+    pub fn render_metrics(&self) -> String {
+        let model = self.model().ok();
+        self.metrics.render(model.as_deref(), self.is_ready())
+    }
+
     /// V2 metadata of the model serving now: an ONNX model's own inputs (name, type,
     /// shape), else one input per column; the model's outputs.
     pub fn metadata(&self, model: &LoadedModel) -> ModelMeta {

@@ -8,6 +8,7 @@ mod db;
 mod error;
 mod model;
 pub mod search;
+pub mod stats;
 mod store;
 
 pub use db::{parse_backend_uri, Dialect, Origin, Plan, MLFLOW_REVISION};

@@ -63,6 +63,23 @@ pub struct LoopArgs {
     /// Print each cycle's report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub metrics: super::metrics::MetricsListen,
+    /// Pushgateway base URL: after each cycle the pipeline's `factory_loop_*` gauges are PUT to
+    /// `URL/metrics/job/factory-loop/pipeline/<name>` (for `--once` jobs that end before a scrape).
+    #[arg(long, env = "FACTORY_METRICS_PUSH_URL", value_name = "URL")]
+    pub metrics_push_url: Option<String>,
+}
+
+/// Pushes one pipeline's metrics to the Pushgateway, if one is given (a failure is logged:
+/// the cycle itself is not affected).
+async fn push_metrics(url: Option<&str>, metrics: &std::sync::Arc<pipeline::metrics::LoopMetrics>, name: &str) {
+    let Some(url) = url.filter(|u| !u.is_empty()) else { return };
+    let text = metrics.render_pipeline(name);
+    match exposition::push(&reqwest::Client::new(), url, "factory-loop", &[("pipeline", name)], text).await {
+        Ok(()) => tracing::info!(pipeline = name, url, "metrics pushed"),
+        Err(e) => tracing::warn!(pipeline = name, error = %e, "pushing metrics failed"),
+    }
 }
 
 pub fn overrides(args: &LoopArgs) -> Overrides {
@@ -101,6 +118,7 @@ pub fn env_secret(name: &str) -> Option<String> {
 
 pub fn run(args: LoopArgs) -> anyhow::Result<u8> {
     let overrides = overrides(&args);
+    let metrics = std::sync::Arc::new(pipeline::metrics::LoopMetrics::default());
     let ctx = Context {
         state_dir: args.state_dir.clone(),
         report_dir: args.report_dir.clone().unwrap_or_else(|| args.state_dir.join("reports")),
@@ -109,6 +127,7 @@ pub fn run(args: LoopArgs) -> anyhow::Result<u8> {
         webhook_backoff: Duration::from_millis(500),
         cache_dir: super::datasets_cache_dir(None),
         read_secret: env_secret,
+        metrics: Some(metrics.clone()),
     };
     let reload_every = Duration::from_secs(args.reload_secs.max(1));
     let defs = match &args.pipelines {
@@ -124,6 +143,8 @@ pub fn run(args: LoopArgs) -> anyhow::Result<u8> {
     };
     let runtime = super::runtime(0)?;
     runtime.block_on(async {
+        let scraped = metrics.clone();
+        args.metrics.start(std::sync::Arc::new(move || scraped.render())).await?;
         if args.once {
             let pipelines = match &defs {
                 pipeline::Definitions::Single(p) => vec![(**p).clone()],
@@ -140,15 +161,26 @@ pub fn run(args: LoopArgs) -> anyhow::Result<u8> {
             };
             let mut failed = false;
             for p in &pipelines {
+                let started = std::time::SystemTime::now();
                 let result = pipeline::cycle::run(p, &ctx).await;
                 failed |= result.is_err();
+                metrics.record(&p.name, &result, started);
                 print_cycle(p, &result, args.json);
+                push_metrics(args.metrics_push_url.as_deref(), &metrics, &p.name).await;
             }
             return Ok(u8::from(failed));
         }
         let json = args.json;
-        pipeline::run_scheduled(defs, overrides, ctx, super::shutdown_signal(), move |p, r| print_cycle(p, r, json))
-            .await?;
+        let push_url = args.metrics_push_url.clone().filter(|u| !u.is_empty());
+        let pushed = metrics.clone();
+        pipeline::run_scheduled(defs, overrides, ctx, super::shutdown_signal(), move |p, r| {
+            print_cycle(p, r, json);
+            if let Some(url) = push_url.clone() {
+                let (pushed, name) = (pushed.clone(), p.name.clone());
+                tokio::spawn(async move { push_metrics(Some(&url), &pushed, &name).await });
+            }
+        })
+        .await?;
         Ok(0)
     })
 }

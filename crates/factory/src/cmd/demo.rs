@@ -506,6 +506,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
         webhook_backoff: Duration::from_millis(200),
         cache_dir: cache_dir.clone(),
         read_secret: super::closed_loop::env_secret,
+        metrics: None,
     };
 
     let bar = steps.begin("normal traffic (unshifted rows)");

@@ -41,6 +41,8 @@ pub struct GatewayArgs {
     /// Who operations are attributed to when a request does not say.
     #[arg(long, env = "USER", default_value = "unknown")]
     pub who: String,
+    #[command(flatten)]
+    pub metrics: super::metrics::MetricsListen,
 }
 
 pub fn run(args: GatewayArgs) -> anyhow::Result<u8> {
@@ -57,6 +59,8 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<u8> {
     let runtime = super::runtime(1)?;
     runtime.block_on(async {
         let gw = gateway::Gateway::new(settings)?;
+        let registry = std::sync::Arc::new(gateway::metrics::registry(gw.clone()));
+        args.metrics.start(std::sync::Arc::new(move || exposition::encode(&registry))).await?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("binding the gateway to {}", args.listen))?;

@@ -64,6 +64,8 @@ pub struct ServeArgs {
     /// On SIGTERM, wait this long for requests in flight.
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    #[command(flatten)]
+    pub metrics: super::metrics::MetricsListen,
 }
 
 fn config(args: &ServeArgs) -> anyhow::Result<serving::Config> {
@@ -123,6 +125,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
             None => tracing::info!("serving {}: HTTP and gRPC on {http_addr}", cfg.model_uri),
         }
         let app = serving::Serving::new(cfg)?;
+        let scraped = app.clone();
+        args.metrics.start(std::sync::Arc::new(move || scraped.render_metrics())).await?;
         serving::run(app, http, grpc, super::shutdown_signal()).await?;
         tracing::info!("stopped");
         anyhow::Ok(0)

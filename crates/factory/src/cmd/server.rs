@@ -48,6 +48,9 @@ pub struct ServerArgs {
     pub auth_database_uri: Option<String>,
 
     #[command(flatten)]
+    pub metrics: super::metrics::MetricsListen,
+
+    #[command(flatten)]
     pub mlflow: Box<MlflowFlags>,
 }
 
@@ -88,8 +91,9 @@ pub struct MlflowFlags {
     /// X-Frame-Options on every answer: SAMEORIGIN, DENY, or NONE (no header).
     #[arg(long, env = "MLFLOW_SERVER_X_FRAME_OPTIONS", default_value = "SAMEORIGIN")]
     pub x_frame_options: String,
-    /// MLflow: directory for the multiprocess Prometheus exporter. One process keeps its metrics
-    /// in memory, so the directory is not used (see docs/metrics.md).
+    /// Serve `GET /metrics` (Prometheus) on the main port, without login, behind the Host
+    /// check, as MLflow does. MLflow's DIR (its multiprocess exporter's files) is not used: one
+    /// process keeps its metrics in memory (see docs/metrics.md).
     #[arg(long, env = "MLFLOW_EXPOSE_PROMETHEUS", value_name = "DIR")]
     pub expose_prometheus: Option<std::path::PathBuf>,
     /// Options MLflow hands to gunicorn: `--workers`/`-w` is used as `--workers`; every other
@@ -198,10 +202,10 @@ impl ServerArgs {
             tracing::info!(workers = n, "--workers: worker threads of this process (MLflow: worker processes)");
         }
         if let Some(dir) = &self.mlflow.expose_prometheus {
-            tracing::warn!(
+            tracing::info!(
                 dir = %dir.display(),
-                "--expose-prometheus: the directory is not used (one process keeps its metrics in memory); \
-                 factory server's /metrics is specified in docs/metrics.md and not served by this build yet"
+                "--expose-prometheus: GET /metrics is served on this port (no login; the Host check applies); \
+                 the directory is not used, one process keeps its metrics in memory"
             );
         }
         let surface = match (self.mlflow.artifacts_only, serve_artifacts) {
@@ -274,11 +278,19 @@ async fn serve(args: ServerArgs, guard: mlflow_api::guard::Guard) -> anyhow::Res
         Some("basic-auth") => Some(Arc::new(open_auth(&args).await?)),
         _ => None,
     };
-    let state = mlflow_api::AppState { store: Arc::new(store), artifacts, auth };
+    let store = Arc::new(store);
+    let metrics = mlflow_api::metrics::ServerMetrics::new(store.clone(), args.mlflow.static_prefix.as_deref());
+    let render = metrics.clone();
+    args.metrics.start(std::sync::Arc::new(move || render.render())).await?;
+    let state = mlflow_api::AppState { store, artifacts, auth };
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(address = %listener.local_addr()?, backend = %args.backend_store_uri, "factory server listening");
-    let app = mlflow_api::guard::apply(mlflow_api::router(state), guard);
+    let mut router = mlflow_api::router(state);
+    if args.mlflow.expose_prometheus.is_some() {
+        router = mlflow_api::metrics::with_metrics_route(router, metrics.clone());
+    }
+    let app = mlflow_api::metrics::layer(mlflow_api::guard::apply(router, guard), metrics);
     mlflow_api::serve(listener, app, super::shutdown_signal()).await.context("serving HTTP")?;
     tracing::info!("factory server stopped");
     Ok(())

@@ -51,6 +51,8 @@ async fn http1_h2c_and_grpc_pass_through() {
     assert!(m.contains("gateway_requests_total{colour=\"blue\"}"), "{m}");
     assert!(m.contains("gateway_request_duration_seconds_bucket{colour=\"blue\",le=\"+Inf\"}"), "{m}");
     assert!(m.contains("gateway_requests_total{colour=\"green\"} 0"), "{m}");
+    assert!(m.contains("gateway_upstream_info{colour=\"blue\",address=\""), "{m}");
+    assert!(m.contains("factory_build_info{component=\"gateway\""), "{m}");
     g.stop().await;
     blue.stop().await;
     green.stop().await;

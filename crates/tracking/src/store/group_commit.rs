@@ -8,7 +8,10 @@
 use crate::db::Dialect;
 use crate::error::{Result, StoreError};
 use crate::model::Metric;
+use crate::stats::exposition_types::Gauge;
+use crate::stats::StoreStats;
 use sqlx::AnyPool;
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most metrics written by one statement.
@@ -26,14 +29,18 @@ struct Pending {
 #[derive(Clone)]
 pub(crate) struct MetricWriter {
     queue: mpsc::UnboundedSender<Pending>,
+    /// Calls queued and not yet taken by the writer.
+    depth: Gauge,
 }
 
 impl MetricWriter {
     /// Starts the writer task on the current runtime; it ends when the last handle is dropped.
-    pub(crate) fn spawn(pool: AnyPool, dialect: Dialect) -> MetricWriter {
+    pub(crate) fn spawn(pool: AnyPool, dialect: Dialect, stats: StoreStats) -> MetricWriter {
         let (queue, mut rx) = mpsc::unbounded_channel::<Pending>();
+        let depth = stats.group_commit_queue_depth.clone();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
+                let started = Instant::now();
                 let mut group = vec![first];
                 while group.len() < MAX_GROUP {
                     match rx.try_recv() {
@@ -41,20 +48,28 @@ impl MetricWriter {
                         Err(_) => break,
                     }
                 }
+                stats.group_commit_queue_depth.dec_by(group.len() as i64);
                 let outcome = write_group(&pool, dialect, &group).await;
+                stats.group_commit_batches.inc();
+                stats.group_commit_batch_metrics.observe(group.len() as f64);
+                stats.group_commit_duration.observe(started.elapsed().as_secs_f64());
                 for (p, result) in group.into_iter().zip(outcome) {
                     let _ = p.done.send(result);
                 }
             }
         });
-        MetricWriter { queue }
+        MetricWriter { queue, depth }
     }
 
     /// Queues one metric and waits until it is committed.
     pub(crate) async fn write(&self, run_id: &str, metric: &Metric) -> Result<bool> {
         let (done, answer) = oneshot::channel();
         let pending = Pending { run_id: run_id.to_string(), metric: metric.clone(), done };
-        self.queue.send(pending).map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
+        self.depth.inc();
+        if self.queue.send(pending).is_err() {
+            self.depth.dec();
+            return Err(StoreError::Database(sqlx::Error::PoolClosed));
+        }
         answer.await.map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?
     }
 }

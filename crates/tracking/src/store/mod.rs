@@ -39,6 +39,8 @@ pub struct Store {
     metric_writer: group_commit::MetricWriter,
     /// Hydrated runs by `(run_uuid, data_version)`, for searches.
     run_cache: run_cache::RunCache,
+    /// Group-commit and run-cache figures (docs/metrics.md).
+    stats: crate::stats::StoreStats,
     /// Root under which experiments get their default artifact location,
     /// e.g. `mlflow-artifacts:` (proxied) or `s3://bucket/prefix`.
     artifact_root: String,
@@ -54,11 +56,13 @@ impl Store {
     /// Connects to `backend_uri`, applies migrations and makes sure the default experiment exists.
     pub async fn open(backend_uri: &str, artifact_root: &str) -> Result<Store> {
         let pools = Pools::connect(backend_uri).await?;
-        let metric_writer = group_commit::MetricWriter::spawn(pools.write.clone(), pools.dialect);
+        let stats = crate::stats::StoreStats::default();
+        let metric_writer = group_commit::MetricWriter::spawn(pools.write.clone(), pools.dialect, stats.clone());
         let store = Store {
             pools,
             metric_writer,
-            run_cache: run_cache::RunCache::new(),
+            run_cache: run_cache::RunCache::new(stats.clone()),
+            stats,
             artifact_root: artifact_root.trim_end_matches('/').to_string(),
         };
         store.experiments().ensure_default().await?;
@@ -102,6 +106,30 @@ impl Store {
     /// The registry's model versions: stages, tags, aliases resolved, search.
     pub fn model_versions(&self) -> ModelVersions<'_> {
         ModelVersions { s: self }
+    }
+
+    /// Group-commit and run-cache figures.
+    pub fn stats(&self) -> &crate::stats::StoreStats {
+        &self.stats
+    }
+
+    /// The connection pools now (SQLite: `write` and `read`; PostgreSQL: one, as `read`), and
+    /// the bytes the run cache holds.
+    pub fn pool_stats(&self) -> Vec<crate::stats::PoolStats> {
+        let one = |name: &'static str, pool: &AnyPool| {
+            let size = pool.size();
+            let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(size);
+            crate::stats::PoolStats { pool: name, idle, in_use: size - idle, max: pool.options().get_max_connections() }
+        };
+        match self.pools.dialect {
+            Dialect::Sqlite => vec![one("write", &self.pools.write), one("read", &self.pools.read)],
+            Dialect::Postgres => vec![one("read", &self.pools.read)],
+        }
+    }
+
+    /// Estimated bytes of the runs the run cache holds.
+    pub fn run_cache_bytes(&self) -> u64 {
+        self.run_cache.bytes()
     }
 
     fn w(&self) -> &AnyPool {

@@ -7,6 +7,7 @@
 //! and inputs are where the time of a search goes), the others are hydrated and cached.
 
 use crate::model::SharedRun;
+use crate::stats::StoreStats;
 use std::sync::Arc;
 
 /// Bytes of hydrated runs kept (estimated; the least recently useful go first).
@@ -55,16 +56,36 @@ impl quick_cache::Weighter<String, (i64, Arc<SharedRun>)> for Weight {
 /// The cache of one store (one database).
 pub(super) struct RunCache {
     runs: quick_cache::sync::Cache<String, (i64, Arc<SharedRun>), Weight>,
+    stats: StoreStats,
 }
 
 impl RunCache {
-    pub(crate) fn new() -> RunCache {
-        RunCache { runs: quick_cache::sync::Cache::with_weighter(16_384, CAPACITY_BYTES, Weight) }
+    pub(crate) fn new(stats: StoreStats) -> RunCache {
+        RunCache { runs: quick_cache::sync::Cache::with_weighter(16_384, CAPACITY_BYTES, Weight), stats }
     }
 
-    /// The run as of `version`, when that state is cached.
+    /// The run as of `version`, when that state is cached (counted as a hit, a miss, or stale
+    /// when another version of the run is cached).
     pub(crate) fn get(&self, run_id: &str, version: i64) -> Option<Arc<SharedRun>> {
-        self.runs.get(run_id).filter(|(v, _)| *v == version).map(|(_, run)| run)
+        match self.runs.get(run_id) {
+            Some((v, run)) if v == version => {
+                self.stats.run_cache_hits.inc();
+                Some(run)
+            }
+            Some(_) => {
+                self.stats.run_cache_stale.inc();
+                None
+            }
+            None => {
+                self.stats.run_cache_misses.inc();
+                None
+            }
+        }
+    }
+
+    /// Estimated bytes held.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.runs.weight()
     }
 
     /// Keeps the run as read at `version` (replacing any other version of it).
