@@ -12,7 +12,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 step() { printf '\n==> %s\n' "$*"; }
 
 step "Python venv for the mlflow client tests ($VENV)"
-if ! "$VENV/bin/python" -c "import mlflow, pytest, psycopg, boto3, grpc, grpc_tools" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import mlflow, pytest, psycopg, boto3, grpc, grpc_tools, prometheus_client" 2>/dev/null; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip
     "$VENV/bin/pip" install -q -r tests/python/requirements.txt
