@@ -7,7 +7,6 @@ use bytes::Bytes;
 use http::Version;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -22,24 +21,27 @@ pub type UpstreamBody = Either<Prefixed, Full<Bytes>>;
 /// The caller's streaming body, with the frame that was read ahead (if any) put back in front.
 pub struct Prefixed {
     first: Option<Frame<Bytes>>,
-    rest: Incoming,
+    rest: Pin<Box<listener::RequestBody>>,
 }
 
 impl Prefixed {
-    pub fn new(first: Option<Frame<Bytes>>, rest: Incoming) -> Prefixed {
+    pub fn new(first: Option<Frame<Bytes>>, rest: Pin<Box<listener::RequestBody>>) -> Prefixed {
         Prefixed { first, rest }
     }
 }
 
 impl Body for Prefixed {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = listener::BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, listener::BoxError>>> {
         if let Some(f) = self.first.take() {
             return Poll::Ready(Some(Ok(f)));
         }
-        Pin::new(&mut self.rest).poll_frame(cx)
+        self.rest.as_mut().poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -39,6 +39,8 @@ pub struct Settings {
     /// Data-plane workers: threads, each with its own event loop and upstream connections,
     /// that a connection stays on from accept to close (0 = one per core).
     pub workers: usize,
+    /// Timeouts and connection limits of the listen port and the admin API.
+    pub limits: listener::Limits,
 }
 
 impl Settings {
@@ -54,6 +56,7 @@ impl Settings {
             who: "unknown".into(),
             version_poll: Duration::from_secs(10),
             workers: 0,
+            limits: listener::Limits::default(),
         }
     }
 }

@@ -12,7 +12,7 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Either, Full, StreamBody};
-use hyper::body::Incoming;
+use listener::RequestBody;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -62,7 +62,7 @@ pub struct Worker {
 }
 
 /// Serves one request on the listen port.
-pub async fn handle(w: Arc<Worker>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+pub async fn handle(w: Arc<Worker>, req: Request<RequestBody>) -> Result<Response<ProxyBody>, Infallible> {
     let (colour, shadow) = {
         let r = w.gw.routing();
         let colour = r.weights.pick(fastrand::u32(0..100));
@@ -96,7 +96,7 @@ fn note(w: &Worker, up: &Upstream, change: HealthChange) {
     }
 }
 
-async fn forward(w: &Worker, colour: Colour, req: Request<Incoming>) -> Response<ProxyBody> {
+async fn forward(w: &Worker, colour: Colour, req: Request<RequestBody>) -> Response<ProxyBody> {
     let up = w.gw.upstream(colour).clone();
     let (mut parts, body) = req.into_parts();
     let grpc = is_grpc(&parts.headers);
@@ -108,12 +108,12 @@ async fn forward(w: &Worker, colour: Colour, req: Request<Incoming>) -> Response
         match read_ahead(body).await {
             Ok(b) => b,
             Err(e) => {
-                let msg = format!("reading the request from the caller failed: {}", error_chain(&e));
+                let msg = format!("reading the request from the caller failed: {}", error_chain(&*e));
                 return error_response(grpc, colour, msg);
             }
         }
     } else {
-        Either::Left(Prefixed::new(None, body))
+        Either::Left(Prefixed::new(None, Box::pin(body)))
     };
     let out = Request::from_parts(parts, body);
     let mut aborted = up.aborted();
@@ -151,7 +151,8 @@ async fn forward(w: &Worker, colour: Colour, req: Request<Incoming>) -> Response
 /// the end of the stream) goes upstream as one buffered body, so the h2 client writes its
 /// headers and message together instead of handing the body to a separate pipe task;
 /// a streaming call goes on streaming with that frame put back in front.
-async fn read_ahead(mut body: Incoming) -> Result<UpstreamBody, hyper::Error> {
+async fn read_ahead(body: RequestBody) -> Result<UpstreamBody, BoxError> {
+    let mut body = Box::pin(body);
     let Some(first) = body.frame().await.transpose()? else {
         return Ok(Either::Right(Full::new(Bytes::new())));
     };
@@ -225,14 +226,14 @@ fn answer(c: &Collected) -> Answer {
     Answer { status: c.parts.status, grpc_status: grpc_status.cloned(), body: c.body.clone() }
 }
 
-async fn shadowed(w: Arc<Worker>, colour: Colour, req: Request<Incoming>) -> Response<ProxyBody> {
+async fn shadowed(w: Arc<Worker>, colour: Colour, req: Request<RequestBody>) -> Response<ProxyBody> {
     let gw = &w.gw;
     let (mut parts, body) = req.into_parts();
     let grpc = is_grpc(&parts.headers);
     strip_hop_by_hop(&mut parts.headers);
     let bytes = match body.collect().await {
         Ok(c) => c.to_bytes(),
-        Err(e) => return error_response(grpc, colour, format!("reading the request body: {}", error_chain(&e))),
+        Err(e) => return error_response(grpc, colour, format!("reading the request body: {}", error_chain(&*e))),
     };
     gw.counters.shadow_requests.fetch_add(1, Ordering::Relaxed);
     let mirror = {
@@ -290,7 +291,7 @@ async fn shadowed(w: Arc<Worker>, colour: Colour, req: Request<Incoming>) -> Res
 /// An upstream response body that keeps its request in flight until it ends, and ends early
 /// when the gateway aborts the colour (drain timeout).
 struct TrackedBody {
-    inner: Incoming,
+    inner: hyper::body::Incoming,
     guard: Option<InFlight>,
     aborted: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }

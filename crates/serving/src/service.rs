@@ -37,6 +37,10 @@ pub struct Config {
     pub batching: Option<BatchConfig>,
     /// How long graceful shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// Timeouts and connection limits of the listeners.
+    pub limits: listener::Limits,
+    /// Largest gRPC message accepted (`None`: `max_body_bytes`).
+    pub grpc_max_message_bytes: Option<usize>,
 }
 
 impl Config {
@@ -53,6 +57,8 @@ impl Config {
             request_log: None,
             batching: None,
             shutdown_grace: Duration::from_secs(10),
+            limits: listener::Limits::default(),
+            grpc_max_message_bytes: None,
         }
     }
 }
@@ -96,6 +102,8 @@ pub struct Serving {
     pub max_body_bytes: usize,
     pub poll_interval: Option<Duration>,
     pub shutdown_grace: Duration,
+    pub limits: listener::Limits,
+    pub grpc_max_message_bytes: usize,
     stopping: watch::Sender<bool>,
     started_at: SystemTime,
 }
@@ -129,6 +137,8 @@ impl Serving {
             max_body_bytes: cfg.max_body_bytes,
             poll_interval: cfg.poll_interval,
             shutdown_grace: cfg.shutdown_grace,
+            grpc_max_message_bytes: cfg.grpc_max_message_bytes.unwrap_or(cfg.max_body_bytes),
+            limits: cfg.limits,
             stopping: watch::channel(false).0,
             started_at: SystemTime::now(),
         }))

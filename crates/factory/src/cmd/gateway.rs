@@ -41,6 +41,8 @@ pub struct GatewayArgs {
     /// Who operations are attributed to when a request does not say.
     #[arg(long, env = "USER", default_value = "unknown")]
     pub who: String,
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
 }
 
 pub fn run(args: GatewayArgs) -> anyhow::Result<u8> {
@@ -52,6 +54,7 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<u8> {
     settings.health_timeout = Duration::from_millis(args.health_timeout_ms.max(1));
     settings.who = args.who.clone();
     settings.workers = args.threads;
+    settings.limits = args.limits.limits()?;
     // The control plane (accept, admin API, health checks) needs one thread; the data plane
     // runs on its own workers.
     let runtime = super::runtime(1)?;

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod deploy;
 pub mod drift;
 pub mod gateway;
+pub mod limits;
 pub mod pipeline;
 pub mod predict;
 pub mod serve;

@@ -64,6 +64,11 @@ pub struct ServeArgs {
     /// On SIGTERM, wait this long for requests in flight.
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// Largest gRPC message accepted (default: --max-body-bytes).
+    #[arg(long)]
+    pub grpc_max_message_bytes: Option<usize>,
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
 }
 
 fn config(args: &ServeArgs) -> anyhow::Result<serving::Config> {
@@ -81,6 +86,11 @@ fn config(args: &ServeArgs) -> anyhow::Result<serving::Config> {
     cfg.poll_interval = (args.poll_interval_secs > 0).then(|| Duration::from_secs(args.poll_interval_secs));
     cfg.max_body_bytes = args.max_body_bytes;
     cfg.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
+    cfg.limits = args.limits.limits()?;
+    if args.grpc_max_message_bytes == Some(0) {
+        anyhow::bail!("--grpc-max-message-bytes must be positive");
+    }
+    cfg.grpc_max_message_bytes = args.grpc_max_message_bytes;
     if let Some(dir) = &args.request_log {
         let mut log = serving::RequestLogConfig::new(dir.clone());
         log.max_file_bytes = args.request_log_max_mb.max(1) << 20;

@@ -49,6 +49,9 @@ pub struct ServerArgs {
 
     #[command(flatten)]
     pub mlflow: Box<MlflowFlags>,
+
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
 }
 
 /// `mlflow server`'s other flags, so that charts and scripts written for it run unchanged (boxed:
@@ -275,11 +278,12 @@ async fn serve(args: ServerArgs, guard: mlflow_api::guard::Guard) -> anyhow::Res
         _ => None,
     };
     let state = mlflow_api::AppState { store: Arc::new(store), artifacts, auth };
+    let limits = args.limits.limits()?;
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(address = %listener.local_addr()?, backend = %args.backend_store_uri, "factory server listening");
     let app = mlflow_api::guard::apply(mlflow_api::router(state), guard);
-    mlflow_api::serve(listener, app, super::shutdown_signal()).await.context("serving HTTP")?;
+    mlflow_api::serve(listener, app, &limits, super::shutdown_signal()).await.context("serving HTTP")?;
     tracing::info!("factory server stopped");
     Ok(())
 }
