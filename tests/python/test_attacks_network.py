@@ -1,5 +1,9 @@
 """Issue 21's network findings, replayed against the real binaries with raw sockets.
 
+Findings 4 and 7 (admin planes): serve's ``/admin/*`` is only on its admin listener and wants
+the bearer token; the gateway never forwards ``/admin/*``; the gateway admin API wants the token;
+neither binds beyond loopback without one.
+
 Finding 3 (slowloris): thousands of connections that send half a request head and wait must be
 closed within the header timeout on every listener -- ``factory server``, ``factory serve``
 (HTTP and gRPC on one port) and ``factory gateway`` -- while a normal client is still served.
@@ -27,6 +31,7 @@ HALF_OPEN = int(os.environ.get("FACTORY_TEST_SLOWLORIS", "2000"))
 
 pytestmark = pytest.mark.skipif(not FACTORY_BIN, reason="FACTORY_BIN is not set")
 
+TOKEN = "network-test-token-0123456789"
 LIMIT_FLAGS = ["--header-timeout-secs", str(HEADER_TIMEOUT), "--idle-timeout-secs", "5", "--body-timeout-secs", "5"]
 
 
@@ -104,10 +109,11 @@ def stack(tmp_path_factory):
             capture_output=True, text=True, env={**os.environ, "MLFLOW_TRACKING_URI": tracking}, timeout=300,
         )
         assert train.returncode == 0, train.stderr
-        sport = free_port()
+        sport, sadmin = free_port(), free_port()
         serve, slog = procs.start(
             "serve", "serve", "--model-uri", "models:/net@prod", "--port", str(sport), "--grpc-port", str(sport),
-            "--tracking-uri", tracking, "--poll-interval-secs", "0", *LIMIT_FLAGS,
+            "--tracking-uri", tracking, "--poll-interval-secs", "0", "--admin-port", str(sadmin), *LIMIT_FLAGS,
+            env={"FACTORY_ADMIN_TOKEN": TOKEN},
         )
         wait_ok(f"http://127.0.0.1:{sport}/health", serve, slog)
         gport, aport = free_port(), free_port()
@@ -115,13 +121,16 @@ def stack(tmp_path_factory):
             "gateway", "gateway", "--listen", f"127.0.0.1:{gport}", "--admin", f"127.0.0.1:{aport}",
             "--blue", f"127.0.0.1:{sport}", "--green", f"127.0.0.1:{sport}",
             "--state-file", str(work / "gw-state.json"), *LIMIT_FLAGS,
-            env={"FACTORY_ADMIN_TOKEN": "network-test-token-0123456789"},
+            env={"FACTORY_ADMIN_TOKEN": TOKEN},
         )
         wait_ok(f"http://127.0.0.1:{gport}/health", gw, glog)
         yield {
             "server": (port, "/health", log),
             "serve": (sport, "/health", slog),
             "gateway": (gport, "/health", glog),
+            "serve_admin": sadmin,
+            "gateway_admin": aport,
+            "tracking": tracking,
         }
     finally:
         procs.stop()
@@ -218,3 +227,40 @@ def test_a_stalled_body_is_cut_by_the_body_timeout(stack):
         took = time.monotonic() - t0
     # Body timeout 5 s: the request fails (an error answer or a closed connection), never hangs.
     assert took < 10, took
+
+
+def test_admin_planes_are_off_the_public_ports_and_need_the_token(stack):
+    serve, gw = f"http://127.0.0.1:{stack['serve'][0]}", f"http://127.0.0.1:{stack['gateway'][0]}"
+    serve_admin, gw_admin = f"http://127.0.0.1:{stack['serve_admin']}", f"http://127.0.0.1:{stack['gateway_admin']}"
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    # The public serving port and the gateway's traffic port have no admin plane.
+    for base in (serve, gw):
+        for path in ("/admin/reload", "/admin/reload?force=true", "/ADMIN/reload", "/%61dmin/reload"):
+            r = requests.post(base + path, headers=bearer, timeout=10)
+            assert r.status_code == 404, (base, path, r.status_code, r.text)
+    # serve's admin listener: the token or nothing.
+    assert requests.post(serve_admin + "/admin/reload", timeout=10).status_code == 401
+    assert requests.post(serve_admin + "/admin/reload", headers={"Authorization": "Bearer nope"}, timeout=10).status_code == 401
+    r = requests.post(serve_admin + "/admin/reload", headers=bearer, timeout=30)
+    assert r.status_code == 200 and r.json()["outcome"] == "unchanged", r.text
+    # The gateway admin API: the token or nothing; the audit log names the token, not a header.
+    assert requests.get(gw_admin + "/status", timeout=10).status_code == 401
+    assert requests.post(gw_admin + "/shadow", json={"percent": 0}, timeout=10).status_code == 401
+    r = requests.post(gw_admin + "/shadow", json={"percent": 0}, headers={**bearer, "x-factory-who": "mallory"}, timeout=10)
+    assert r.status_code == 200, r.text
+    audit = requests.get(gw_admin + "/audit", headers=bearer, timeout=10).json()
+    assert audit[-1]["who"] == "admin", audit[-1]
+
+
+@pytest.mark.parametrize("what", ["serve", "gateway"])
+def test_no_admin_plane_beyond_loopback_without_a_token(stack, what, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY_ADMIN_TOKEN")}
+    if what == "serve":
+        args = ["serve", "--model-uri", "models:/net@prod", "--port", str(free_port()), "--grpc-port", "0",
+                "--tracking-uri", stack["tracking"], "--admin-host", "0.0.0.0", "--admin-port", "0"]
+    else:
+        args = ["gateway", "--listen", f"127.0.0.1:{free_port()}", "--admin", f"0.0.0.0:{free_port()}",
+                "--state-file", str(tmp_path / "gw.json")]
+    proc = subprocess.run([FACTORY_BIN, *args], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode != 0
+    assert "without a token" in proc.stderr, proc.stderr

@@ -73,6 +73,18 @@ pub fn render(gw: &Gateway) -> String {
             "Mirrored requests that failed.",
             k.shadow_errors.load(Ordering::Relaxed),
         ),
+        (
+            "gateway_shadow_dropped_total",
+            "counter",
+            "Requests picked for shadowing but not copied: body over --shadow-max-body-bytes or the shadow behind.",
+            k.shadow_dropped.load(Ordering::Relaxed),
+        ),
+        (
+            "gateway_client_aborts_total",
+            "counter",
+            "Requests whose caller hung up or stalled mid-body (not counted against the upstream).",
+            k.client_aborts.load(Ordering::Relaxed),
+        ),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
     }

@@ -32,6 +32,15 @@ fn spawn_server(
     })
 }
 
+/// The listeners of one serve process.
+pub struct Listeners {
+    /// MLflow scoring, V2 REST, `/health`, `/metrics` (and gRPC when `grpc` is `None`).
+    pub http: TcpListener,
+    pub grpc: Option<TcpListener>,
+    /// `/admin/*` (reload); without it there is no admin plane.
+    pub admin: Option<TcpListener>,
+}
+
 /// Serves until `shutdown` completes. `grpc: None` multiplexes gRPC onto the HTTP listener.
 pub async fn run(
     app: Arc<Serving>,
@@ -39,8 +48,21 @@ pub async fn run(
     grpc_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    run_with(app, Listeners { http: http_listener, grpc: grpc_listener, admin: None }, shutdown).await
+}
+
+/// [`run`] with every listener, the admin one included.
+pub async fn run_with(
+    app: Arc<Serving>,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let Listeners { http: http_listener, grpc: grpc_listener, admin } = listeners;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = Vec::new();
+    if let Some(a) = admin {
+        servers.push(spawn_server(a, "serve admin", &app, http::admin_router(app.clone()), stop_rx.clone()));
+    }
     match grpc_listener {
         Some(g) => {
             servers.push(spawn_server(http_listener, "serve HTTP", &app, http::router(app.clone()), stop_rx.clone()));

@@ -41,6 +41,8 @@ pub struct Config {
     pub limits: listener::Limits,
     /// Largest gRPC message accepted (`None`: `max_body_bytes`).
     pub grpc_max_message_bytes: Option<usize>,
+    /// Bearer tokens the admin listener requires (`None`: none, allowed on loopback only).
+    pub admin_tokens: Option<admin_api::Tokens>,
 }
 
 impl Config {
@@ -59,6 +61,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             limits: listener::Limits::default(),
             grpc_max_message_bytes: None,
+            admin_tokens: None,
         }
     }
 }
@@ -104,6 +107,7 @@ pub struct Serving {
     pub shutdown_grace: Duration,
     pub limits: listener::Limits,
     pub grpc_max_message_bytes: usize,
+    pub admin_tokens: Option<admin_api::Tokens>,
     stopping: watch::Sender<bool>,
     started_at: SystemTime,
 }
@@ -139,6 +143,7 @@ impl Serving {
             shutdown_grace: cfg.shutdown_grace,
             grpc_max_message_bytes: cfg.grpc_max_message_bytes.unwrap_or(cfg.max_body_bytes),
             limits: cfg.limits,
+            admin_tokens: cfg.admin_tokens,
             stopping: watch::channel(false).0,
             started_at: SystemTime::now(),
         }))

@@ -1,5 +1,6 @@
 //! One module per subcommand: flag definitions and the glue that calls the library crates.
 
+pub mod admin_token;
 pub mod closed_loop;
 pub mod db;
 pub mod demo;
