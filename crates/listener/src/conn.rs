@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,8 +20,67 @@ use tokio::time::Instant;
 
 use crate::{Accepted, BoxError, Limits};
 
-/// The request body handlers get: hyper's, failing when a chunk takes longer than the body timeout.
-pub type RequestBody = tower_http::timeout::TimeoutBody<hyper::body::Incoming>;
+pin_project_lite::pin_project! {
+    /// The request body handlers get: hyper's, failing when the next chunk takes longer than the
+    /// body timeout. Unlike `tower_http`'s `TimeoutBody` it passes `is_end_stream` and
+    /// `size_hint` through, so a proxied body keeps its length and gRPC sees its end.
+    pub struct RequestBody {
+        #[pin]
+        inner: hyper::body::Incoming,
+        #[pin]
+        sleep: Option<tokio::time::Sleep>,
+        timeout: Duration,
+    }
+}
+
+/// A request body chunk did not arrive within the body timeout.
+#[derive(Debug)]
+pub struct BodyTimeout(Duration);
+
+impl std::fmt::Display for BodyTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no request body data for {:?} (body timeout)", self.0)
+    }
+}
+
+impl std::error::Error for BodyTimeout {}
+
+impl RequestBody {
+    fn new(inner: hyper::body::Incoming, timeout: Duration) -> RequestBody {
+        RequestBody { inner, sleep: None, timeout }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        if this.sleep.is_none() {
+            this.sleep.set(Some(tokio::time::sleep(*this.timeout)));
+        }
+        if let Poll::Ready(r) = this.inner.poll_frame(cx) {
+            this.sleep.set(None);
+            return Poll::Ready(r.map(|f| f.map_err(Into::into)));
+        }
+        if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
+            if sleep.poll(cx).is_ready() {
+                this.sleep.set(None);
+                return Poll::Ready(Some(Err(Box::new(BodyTimeout(*this.timeout)))));
+            }
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// How long an HTTP/2 connection past its idle timeout gets to say GOAWAY and close.
 const GOAWAY_GRACE: Duration = Duration::from_secs(1);
@@ -238,7 +298,7 @@ pub(crate) async fn serve<S, B>(
     let svc_state = state.clone();
     let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let guard = InFlight::start(&svc_state, req.version() == http::Version::HTTP_2);
-        let fut = service.call(req.map(|b| tower_http::timeout::TimeoutBody::new(body_timeout, b)));
+        let fut = service.call(req.map(|b| RequestBody::new(b, body_timeout)));
         async move {
             let resp = fut.await?;
             Ok::<_, S::Error>(resp.map(|inner| Counted { inner, guard: Some(guard) }))
@@ -254,7 +314,7 @@ pub(crate) async fn serve<S, B>(
         tokio::select! {
             r = conn.as_mut() => {
                 if let Err(e) = r {
-                    tracing::debug!("connection from {peer} ended: {e}");
+                    tracing::debug!("connection from {peer} ended: {e:?}");
                 }
                 return;
             }

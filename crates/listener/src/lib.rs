@@ -8,7 +8,8 @@
 //! - **Idle timeout**: a kept-alive connection with no request in flight and no byte received
 //!   is closed after it (nginx's `keepalive_timeout`; HTTP/2 connections get a GOAWAY first).
 //! - **Body timeout**: each chunk of a request body must arrive within it of the previous one
-//!   (nginx's `client_body_timeout`); the handler sees a body error and the request ends.
+//!   (nginx's `client_body_timeout`); the handler sees a body error ([`BodyTimeout`]) and the
+//!   request ends.
 //! - **Header size**: HTTP/1 heads over the limit get 431, HTTP/2 header lists are capped.
 //! - **Connections**: at most `max_connections` are served at once; at the limit the accept
 //!   loop waits (new connections queue in the kernel's backlog) and says so once in the log.
@@ -23,7 +24,7 @@
 
 mod conn;
 
-pub use conn::RequestBody;
+pub use conn::{BodyTimeout, RequestBody};
 
 use std::future::Future;
 use std::net::SocketAddr;
