@@ -102,8 +102,9 @@ def test_referenced_files_exist_and_the_pipeline_matches_the_services(merged):
     pipeline = tomllib.loads((COMPOSE / "pipelines" / "housing.toml").read_text())
     serve_log = next(a.split("=", 1)[1] for a in merged["serve"]["command"] if a.startswith("--request-log="))
     assert pipeline["drift"]["request_logs"] == [serve_log]
-    assert pipeline["rollout"] == {"mode": "hot-reload", "serving": "http://serve:8080", "timeout_secs": 60.0,
-                                   "window_secs": 10.0}
+    assert pipeline["rollout"] == {"mode": "hot-reload", "serving": "http://serve:8080",
+                                   "serving_admin": "http://serve:8081", "timeout_secs": 60.0, "window_secs": 10.0}
+    assert "--admin-port=8081" in merged["serve"]["command"]
     assert pipeline["schedule"]["cron"] == "0 2 * * *"
 
 

@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 
 from conftest import FACTORY_BIN, free_port
 from helpers import unique
-from test_serving import HOUSING, TARGET, Serve, factory, train
+from test_serving import ADMIN_TOKEN, HOUSING, TARGET, Serve, factory, train
 
 pytestmark = [
     pytest.mark.skipif(not FACTORY_BIN, reason="needs FACTORY_BIN: these tests run the factory binary"),
@@ -184,7 +184,7 @@ def write_labels(path: Path, n: int, seed: int = 5) -> None:
 def loop_once(server, state: Path, *args: str, env: dict | None = None) -> dict:
     proc = factory(
         "loop", "--once", "--json", "--reference", str(HOUSING), "--state-dir", str(state), *args,
-        env={"MLFLOW_TRACKING_URI": server.url, **(env or {})},
+        env={"MLFLOW_TRACKING_URI": server.url, "FACTORY_ADMIN_TOKEN": ADMIN_TOKEN, **(env or {})},
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1, proc.stdout + proc.stderr
@@ -208,7 +208,8 @@ def test_no_drift_then_drift_promotes_and_hot_reloads(server, tmp_path):
                              "--request-log", str(logs), "--poll-interval-secs", "0"])
     traffic = Traffic(serve.url)
     hook = Hook(fail_first=1)
-    common = ["--request-log", str(logs), "--serving", serve.url, "--model-name", name, "--labels",
+    common = ["--request-log", str(logs), "--serving", serve.url, "--serving-admin", serve.admin_url,
+              "--model-name", name, "--labels",
               str(tmp_path / "labels"), "--webhook", hook.url]
     try:
         # Enough rows that sampling noise stays under Evidently's thresholds (heavy-tailed
@@ -279,7 +280,7 @@ def test_champion_kept_when_the_challenger_is_not_better(server, tmp_path):
     try:
         traffic.wait_for(400)
         out = loop_once(server, tmp_path / "state", "--request-log", str(logs), "--serving", serve.url,
-                        "--model-name", name)
+                        "--serving-admin", serve.admin_url, "--model-name", name)
     finally:
         traffic.stop()
         serve.stop()
@@ -319,6 +320,7 @@ def blue_green(server, tmp_path):
         for colour, log in zip(("blue", "green"), logs)
     ]
     gw = Gateway(tmp_path, f"127.0.0.1:{serves[0].port}", f"127.0.0.1:{serves[1].port}")
+    gw.serves = serves
     yield name, serves, gw, logs
     gw.stop()
     for s in serves:
@@ -327,7 +329,8 @@ def blue_green(server, tmp_path):
 
 def blue_green_args(name: str, gw: Gateway, logs: list[Path], labels: Path) -> list[str]:
     """`factory loop` flags for a blue-green rollout reading both colours' request logs."""
-    args = ["--gateway", gw.admin, "--model-name", name, "--labels", str(labels)]
+    args = ["--gateway", gw.admin, "--model-name", name, "--labels", str(labels),
+            "--blue-admin", gw.serves[0].admin_url, "--green-admin", gw.serves[1].admin_url]
     for log in logs:
         args += ["--request-log", str(log)]
     return args

@@ -127,18 +127,24 @@ def hexes(xs) -> list[str]:
     return [struct.pack("<d", float(x)).hex() for x in xs]
 
 
+ADMIN_TOKEN = "serving-python-admin-token-0123"
+
+
 class Serve:
     """One `factory serve` process."""
 
     def __init__(self, workdir: Path, args: list[str], env: dict | None = None, separate_grpc: bool = False):
         self.port = free_port()
         self.grpc_port = free_port() if separate_grpc else self.port
+        self.admin_port = free_port()
         self.log_path = workdir / f"serve-{self.port}.log"
-        cmd = [FACTORY_BIN, "serve", "--port", str(self.port), "--grpc-port", str(self.grpc_port), *args]
-        full_env = {**os.environ, **(env or {})}
+        cmd = [FACTORY_BIN, "serve", "--port", str(self.port), "--grpc-port", str(self.grpc_port),
+               "--admin-port", str(self.admin_port), *args]
+        full_env = {**os.environ, "FACTORY_ADMIN_TOKEN": ADMIN_TOKEN, **(env or {})}
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, stdin=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_url = f"http://127.0.0.1:{self.admin_port}"
         self.http = requests.Session()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -157,6 +163,11 @@ class Serve:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
+
+    def reload(self, timeout: float = 30) -> requests.Response:
+        """``POST /admin/reload`` on the admin listener, with the token."""
+        return self.http.post(self.admin_url + "/admin/reload", timeout=timeout,
+                              headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
     def health(self) -> dict:
         return self.http.get(self.url + "/health", timeout=5).json()
@@ -490,7 +501,9 @@ def test_alias_move_under_load_has_zero_failed_requests(server, serve):
         time.sleep(0.5)
         v2 = train(server, name, "--alias", "prod", "--max-iter", "40")
         assert v2["version"] == "2"
-        r = s.http.post(s.url + "/admin/reload", timeout=30)
+        assert s.http.post(s.url + "/admin/reload", timeout=30).status_code == 404  # not on the public port
+        assert s.http.post(s.admin_url + "/admin/reload", timeout=30).status_code == 401  # no token
+        r = s.reload()
         assert r.status_code == 200 and r.json()["model_version"] == "2", r.text
         deadline = time.monotonic() + 10
         while s.health()["model_version"] != "2" and time.monotonic() < deadline:
@@ -537,7 +550,7 @@ def test_broken_new_version_is_refused_and_the_old_keeps_serving(server, serve, 
     assert h["model_version"] == "1" and h["status"] == "ok"
     assert h["last_reload_error"]["target"] == f"{name}/{mv.version}"
     assert "checksum" in h["last_reload_error"]["error"]
-    r = s.http.post(s.url + "/admin/reload", timeout=30)
+    r = s.reload()
     assert r.status_code == 409 and r.json()["outcome"] == "refused" and r.json()["model_version"] == "1"
     assert hexes(s.invocations(payload).json()["predictions"]) == hexes(before)
     assert 'factory_model_reloads_total{outcome="refused"}' in s.http.get(s.url + "/metrics").text

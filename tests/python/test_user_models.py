@@ -488,7 +488,7 @@ def test_bad_versions_are_refused_and_the_good_one_keeps_serving(models, serve, 
 
     for version, needle in [("2", "Frobnicate"), ("3", "sklearn")]:
         client.set_registered_model_alias(good.name, "prod", version)
-        r = requests.post(s.url + "/admin/reload", timeout=60)
+        r = s.reload(timeout=60)
         assert r.status_code == 409, r.text
         assert needle in r.json()["error"], r.json()
         health = requests.get(s.url + "/health", timeout=5).json()

@@ -164,7 +164,11 @@ pub async fn spawn(addr: &str, render: Render) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(render)).await {
+        // The same accept loop, timeouts and limits as every other listener (crates/listener).
+        let limits = listener::Limits::default();
+        let serving =
+            listener::serve_router(listener, "metrics", &limits, router(render), std::future::pending(), None);
+        if let Err(e) = serving.await {
             tracing::error!(error = %e, "the metrics listener stopped");
         }
     });

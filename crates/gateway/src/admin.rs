@@ -1,39 +1,64 @@
 //! The admin API (JSON over HTTP, on its own port): `GET /status`, `POST /switch`,
-//! `POST /rollback`, `POST /weights`, `POST /shadow`, `GET /audit`, `GET /metrics`. Wire
-//! shapes and the one mapping of [`GatewayError`] to HTTP statuses live here; the handlers
-//! parse, call [`Gateway`], reply.
+//! `POST /rollback`, `POST /weights`, `POST /shadow`, `GET /audit`, `GET /metrics`, every one
+//! behind the bearer token when tokens are configured. Request and reply shapes are the
+//! `admin-api` crate's (shared with `factory deploy` and the loop); the one mapping of
+//! [`GatewayError`] to HTTP statuses lives here; the handlers parse, call [`Gateway`], reply.
+//! The audit log records the token's identity, never a name the caller claims.
 
+use admin_api::{gateway_paths as paths, RollbackRequest, ShadowRequest, SwitchRequest as SwitchBody, WeightsRequest};
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::control::{Gateway, SwitchRequest};
+use crate::control::{Gateway, Status, SwitchRequest};
 use crate::error::GatewayError;
 use crate::state::Colour;
 
-/// Header naming who asked (when the body does not).
-pub const WHO_HEADER: &str = "x-factory-who";
-
 type App = State<Arc<Gateway>>;
+
+/// Who made an admin call: the name of the bearer token it presented, or, when the gateway
+/// has no tokens (loopback only), the gateway's `--who`.
+#[derive(Clone)]
+struct Caller(String);
 
 pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
-        .route("/status", get(status))
-        .route("/switch", post(switch))
-        .route("/rollback", post(rollback))
-        .route("/weights", post(weights))
-        .route("/shadow", post(shadow))
-        .route("/audit", get(audit))
-        .route("/metrics", get(metrics))
+        .route(paths::STATUS, get(status))
+        .route(paths::SWITCH, post(switch))
+        .route(paths::ROLLBACK, post(rollback))
+        .route(paths::WEIGHTS, post(weights))
+        .route(paths::SHADOW, post(shadow))
+        .route(paths::AUDIT, get(audit))
+        .route(paths::METRICS, get(metrics))
         .fallback(|| async { reply_error(GatewayError::BadInput("no such admin endpoint".into())) })
+        .layer(middleware::from_fn_with_state(gw.clone(), authenticate))
         .with_state(gw)
+}
+
+/// Every admin call needs a valid bearer token when tokens are configured.
+async fn authenticate(State(gw): App, mut req: Request, next: Next) -> Response {
+    let caller = match &gw.settings.admin_tokens {
+        None => gw.settings.who.clone(),
+        Some(tokens) => match tokens.check(req.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes)) {
+            Some(id) => id.0,
+            None => {
+                let body =
+                    admin_api::ErrorReply { error: "admin token missing or wrong (Authorization: Bearer ...)".into() };
+                let mut r = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return r;
+            }
+        },
+    };
+    req.extensions_mut().insert(Caller(caller));
+    next.run(req).await
 }
 
 /// The one mapping of errors to statuses.
@@ -43,7 +68,7 @@ fn reply_error(e: GatewayError) -> Response {
         GatewayError::BadInput(_) => StatusCode::BAD_REQUEST,
         GatewayError::State(_) | GatewayError::Audit(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    (status, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
+    (status, Json(admin_api::ErrorReply { error: e.to_string() })).into_response()
 }
 
 fn reply<T: serde::Serialize>(r: Result<T, GatewayError>) -> Response {
@@ -59,91 +84,72 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, GatewayError> {
     serde_json::from_slice(text).map_err(|e| GatewayError::BadInput(format!("bad request body: {e}")))
 }
 
-fn who(body: Option<String>, headers: &HeaderMap) -> Option<String> {
-    body.or_else(|| headers.get(WHO_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string))
+/// The audit log's `who`: the authenticated caller, with the caller's note when it gave one.
+fn who(caller: &Caller, note: Option<String>) -> Option<String> {
+    Some(match note.filter(|n| !n.trim().is_empty()) {
+        Some(n) => format!("{} ({})", caller.0, n.trim()),
+        None => caller.0.clone(),
+    })
 }
 
-/// A version given as `"2"` or `2`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Version {
-    Text(String),
-    Number(serde_json::Number),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SwitchBody {
-    to: Option<String>,
-    expect_version: Option<Version>,
-    drain_timeout_secs: Option<f64>,
-    who: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WhoBody {
-    who: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WeightsBody {
-    blue: Option<u32>,
-    green: Option<u32>,
-    who: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ShadowBody {
-    percent: u32,
-    who: Option<String>,
+fn wire_status(s: Status) -> admin_api::StatusReply {
+    let up = |u: crate::control::UpstreamStatus| admin_api::UpstreamStatus {
+        address: u.address,
+        healthy: u.healthy,
+        model_version: u.model_version,
+        consecutive_failures: u.consecutive_failures,
+        requests: u.requests,
+        errors: u.errors,
+        in_flight: u.in_flight,
+    };
+    admin_api::StatusReply {
+        active: s.active.as_str().to_string(),
+        previous: s.previous.map(|c| c.as_str().to_string()),
+        weights: admin_api::WeightsReply { blue: s.weights.blue, green: s.weights.green },
+        shadow_percent: s.shadow_percent,
+        upstreams: admin_api::Upstreams { blue: up(s.upstreams.blue), green: up(s.upstreams.green) },
+    }
 }
 
 async fn status(State(gw): App) -> Response {
-    Json(gw.status()).into_response()
+    Json(wire_status(gw.status())).into_response()
 }
 
-fn switch_request(b: SwitchBody, headers: &HeaderMap) -> Result<SwitchRequest, GatewayError> {
+fn switch_request(b: SwitchBody, caller: &Caller) -> Result<SwitchRequest, GatewayError> {
     let to = b.to.as_deref().map(str::parse::<Colour>).transpose()?;
     let drain_timeout = match b.drain_timeout_secs {
         None => None,
         Some(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => Some(Duration::from_secs_f64(s)),
         Some(s) => return Err(GatewayError::BadInput(format!("drain_timeout_secs {s} is out of range 0..=86400"))),
     };
-    let expect_version = b.expect_version.map(|v| match v {
-        Version::Text(s) => s,
-        Version::Number(n) => n.to_string(),
-    });
-    Ok(SwitchRequest { to, expect_version, drain_timeout, who: who(b.who, headers) })
+    Ok(SwitchRequest { to, expect_version: b.expect_version, drain_timeout, who: who(caller, b.note) })
 }
 
-async fn switch(State(gw): App, headers: HeaderMap, body: Bytes) -> Response {
-    let req = match parse::<SwitchBody>(&body).and_then(|b| switch_request(b, &headers)) {
+async fn switch(State(gw): App, Extension(caller): Extension<Caller>, body: Bytes) -> Response {
+    let req = match parse::<SwitchBody>(&body).and_then(|b| switch_request(b, &caller)) {
         Ok(r) => r,
         Err(e) => return reply_error(e),
     };
     reply(gw.switch(req).await)
 }
 
-async fn rollback(State(gw): App, headers: HeaderMap, body: Bytes) -> Response {
-    match parse::<WhoBody>(&body) {
-        Ok(b) => reply(gw.rollback(who(b.who, &headers)).await),
+async fn rollback(State(gw): App, Extension(caller): Extension<Caller>, body: Bytes) -> Response {
+    match parse::<RollbackRequest>(&body) {
+        Ok(b) => reply(gw.rollback(who(&caller, b.note)).await),
         Err(e) => reply_error(e),
     }
 }
 
-async fn weights(State(gw): App, headers: HeaderMap, body: Bytes) -> Response {
-    match parse::<WeightsBody>(&body) {
-        Ok(b) => reply(gw.set_weights(b.blue, b.green, who(b.who, &headers)).await),
+async fn weights(State(gw): App, Extension(caller): Extension<Caller>, body: Bytes) -> Response {
+    match parse::<WeightsRequest>(&body) {
+        Ok(b) => reply(gw.set_weights(b.blue, b.green, who(&caller, b.note)).await),
         Err(e) => reply_error(e),
     }
 }
 
-async fn shadow(State(gw): App, headers: HeaderMap, body: Bytes) -> Response {
-    match parse::<ShadowBody>(&body) {
-        Ok(b) => reply(gw.set_shadow(b.percent, who(b.who, &headers)).await),
+async fn shadow(State(gw): App, Extension(caller): Extension<Caller>, body: Bytes) -> Response {
+    match parse::<ShadowRequest>(&body) {
+        Ok(b) => reply(gw.set_shadow(b.percent, who(&caller, b.note)).await),
         Err(e) => reply_error(e),
     }
 }

@@ -7,11 +7,12 @@ use bytes::Bytes;
 use http::Version;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,24 +23,39 @@ pub type UpstreamBody = Either<Prefixed, Full<Bytes>>;
 /// The caller's streaming body, with the frame that was read ahead (if any) put back in front.
 pub struct Prefixed {
     first: Option<Frame<Bytes>>,
-    rest: Incoming,
+    rest: Pin<Box<listener::RequestBody>>,
+    /// Set when reading the caller's body fails (the caller hung up or stalled past the body
+    /// timeout): the upstream call then fails because of the caller, not the upstream.
+    caller_failed: Arc<AtomicBool>,
 }
 
 impl Prefixed {
-    pub fn new(first: Option<Frame<Bytes>>, rest: Incoming) -> Prefixed {
-        Prefixed { first, rest }
+    pub fn new(first: Option<Frame<Bytes>>, rest: Pin<Box<listener::RequestBody>>) -> Prefixed {
+        Prefixed { first, rest, caller_failed: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Whether the caller's side failed, readable after the body has been handed away.
+    pub fn caller_failed(&self) -> Arc<AtomicBool> {
+        self.caller_failed.clone()
     }
 }
 
 impl Body for Prefixed {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = listener::BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, listener::BoxError>>> {
         if let Some(f) = self.first.take() {
             return Poll::Ready(Some(Ok(f)));
         }
-        Pin::new(&mut self.rest).poll_frame(cx)
+        let r = self.rest.as_mut().poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &r {
+            self.caller_failed.store(true, Ordering::Relaxed);
+        }
+        r
     }
 
     fn is_end_stream(&self) -> bool {

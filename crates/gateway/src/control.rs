@@ -32,13 +32,25 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// Per-probe timeout of the health gate.
     pub health_timeout: Duration,
-    /// Recorded in the audit log when a request does not say who it is.
+    /// Recorded in the audit log as the caller of the admin API when it has no tokens.
     pub who: String,
     /// How often `/health` of both colours is asked for its version (0 = never).
     pub version_poll: Duration,
     /// Data-plane workers: threads, each with its own event loop and upstream connections,
     /// that a connection stays on from accept to close (0 = one per core).
     pub workers: usize,
+    /// Timeouts and connection limits of the listen port and the admin API.
+    pub limits: listener::Limits,
+    /// Longest wait for an upstream's response head; past it the request fails and counts
+    /// against the upstream's passive health.
+    pub upstream_timeout: Duration,
+    /// Only requests with bodies up to this size are copied to the shadow (bodies are buffered
+    /// for it); larger ones are forwarded, streaming, without a copy.
+    pub shadow_max_body_bytes: usize,
+    /// Most shadow copies in flight; past it requests go without a copy.
+    pub shadow_max_in_flight: usize,
+    /// Bearer tokens the admin API requires (`None`: none; the binary allows that on loopback only).
+    pub admin_tokens: Option<admin_api::Tokens>,
 }
 
 impl Settings {
@@ -54,6 +66,11 @@ impl Settings {
             who: "unknown".into(),
             version_poll: Duration::from_secs(10),
             workers: 0,
+            limits: listener::Limits::default(),
+            admin_tokens: None,
+            upstream_timeout: Duration::from_secs(60),
+            shadow_max_body_bytes: 256 * 1024,
+            shadow_max_in_flight: 64,
         }
     }
 }
@@ -124,6 +141,10 @@ pub struct Counters {
     pub shadow_requests: AtomicU64,
     pub shadow_divergences: AtomicU64,
     pub shadow_errors: AtomicU64,
+    /// Requests whose caller hung up or stalled mid-body (not counted against an upstream).
+    pub client_aborts: AtomicU64,
+    /// Requests picked for shadowing but not copied: body over the limit, or the shadow behind.
+    pub shadow_dropped: AtomicU64,
     pub switches_ok: AtomicU64,
     pub switches_refused: AtomicU64,
 }
@@ -138,6 +159,8 @@ pub struct Gateway {
     /// One operation at a time.
     ops: tokio::sync::Mutex<()>,
     pub counters: Counters,
+    /// Shadow copies in flight (at most `settings.shadow_max_in_flight`).
+    pub shadow_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Gateway {
@@ -172,6 +195,7 @@ impl Gateway {
             audit,
             ops: tokio::sync::Mutex::new(()),
             counters: Counters::default(),
+            shadow_slots: Arc::new(tokio::sync::Semaphore::new(settings.shadow_max_in_flight.max(1))),
             settings,
         }))
     }

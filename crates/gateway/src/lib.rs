@@ -46,9 +46,6 @@ pub use error::{GatewayError, RunError};
 pub use state::{Colour, RoutingState, Weights};
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,12 +67,12 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut admin_stop = stop_rx.clone();
     let admin_router = admin::router(gw.clone());
+    let limits = gw.settings.limits.clone();
     let admin_task = tokio::spawn(async move {
-        axum::serve(admin, admin_router)
-            .with_graceful_shutdown(async move {
-                let _ = admin_stop.wait_for(|s| *s).await;
-            })
-            .await
+        let stopped = async move {
+            let _ = admin_stop.wait_for(|s| *s).await;
+        };
+        listener::serve_router(admin, "gateway admin", &limits, admin_router, stopped, None).await
     });
     let poller = {
         let gw = gw.clone();
@@ -114,6 +111,7 @@ pub async fn run(
         handoff.push(tx);
         finished.push(done_rx);
     }
+    let listener = listener::Acceptor::new(listener, &gw.settings.limits, "gateway");
     let mut shutdown = std::pin::pin!(shutdown);
     let mut next = 0;
     loop {
@@ -121,12 +119,10 @@ pub async fn run(
             a = listener.accept() => a,
             _ = &mut shutdown => break,
         };
-        let stream = match accepted.and_then(|(s, _)| s.into_std()) {
+        let stream = match accepted.detach() {
             Ok(s) => s,
             Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tracing::warn!("handing an accepted connection over failed: {e}");
                 continue;
             }
         };
@@ -167,35 +163,22 @@ pub async fn run(
 /// hand-off channel closes (shutdown), then lets their requests finish, up to `drain`.
 async fn serve_connections(
     worker: Arc<Worker>,
-    mut incoming: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    mut incoming: mpsc::UnboundedReceiver<listener::Detached>,
     drain: Duration,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // The timer turns on HTTP/1 header-read timeouts (slow clients) and HTTP/2 keep-alive.
-    builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(1024);
-    let graceful = GracefulShutdown::new();
-    while let Some(stream) = incoming.recv().await {
-        let stream = match tokio::net::TcpStream::from_std(stream) {
-            Ok(s) => s,
+    let conns = listener::Connections::new(&worker.gw.settings.limits);
+    while let Some(conn) = incoming.recv().await {
+        let conn = match conn.attach() {
+            Ok(c) => c,
             Err(e) => {
                 tracing::warn!("registering an accepted connection failed: {e}");
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         let w = worker.clone();
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service_fn(move |req| proxy::handle(w.clone(), req)))
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("connection ended: {e}");
-            }
-        });
+        conns.spawn(conn, service_fn(move |req| proxy::handle(w.clone(), req)));
     }
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    if !conns.shutdown(Some(drain)).await {
         tracing::warn!("requests still in flight after {drain:?}; closing their connections");
     }
 }

@@ -129,6 +129,16 @@ fn encode(gw: &Gateway, e: &mut DescriptorEncoder) -> fmt::Result {
             &k.shadow_divergences,
         ),
         ("gateway_shadow_errors", "Mirrored requests that failed", &k.shadow_errors),
+        (
+            "gateway_shadow_dropped",
+            "Requests picked for shadowing but not copied: body over --shadow-max-body-bytes or the shadow behind",
+            &k.shadow_dropped,
+        ),
+        (
+            "gateway_client_aborts",
+            "Requests whose caller hung up or stalled mid-body (not counted against the upstream)",
+            &k.client_aborts,
+        ),
     ] {
         exposition::counter_value(e, name, help, v.load(Ordering::Relaxed))?;
     }

@@ -4,7 +4,11 @@
 //! and status codes pass through untouched. The response body carries the in-flight guard,
 //! so a request counts as in flight (for draining) until its last byte or trailer is sent.
 //! A shadowed request is buffered, sent to both colours, and the idle colour's answer is
-//! compared and discarded.
+//! compared and discarded — only when its body fits `shadow_max_body_bytes` and fewer than
+//! `shadow_max_in_flight` copies are in flight; otherwise it is forwarded, streaming, without a
+//! copy (counted in `gateway_shadow_dropped_total`). A caller that hangs up or stalls mid-body
+//! is not an upstream failure: only connect errors, upstream timeouts and 5xx feed passive
+//! health.
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue};
@@ -12,7 +16,7 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Either, Full, StreamBody};
-use hyper::body::Incoming;
+use listener::RequestBody;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -62,17 +66,93 @@ pub struct Worker {
 }
 
 /// Serves one request on the listen port.
-pub async fn handle(w: Arc<Worker>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+pub async fn handle(w: Arc<Worker>, req: Request<RequestBody>) -> Result<Response<ProxyBody>, Infallible> {
+    if is_admin_path(req.uri().path()) {
+        return Ok(not_forwarded());
+    }
     let (colour, shadow) = {
         let r = w.gw.routing();
         let colour = r.weights.pick(fastrand::u32(0..100));
         (colour, r.shadow_percent > 0 && fastrand::u32(0..100) < r.shadow_percent)
     };
-    if shadow {
-        Ok(shadowed(w, colour, req).await)
-    } else {
-        Ok(forward(&w, colour, req).await)
+    if !shadow {
+        let (parts, body) = req.into_parts();
+        return Ok(forward(&w, colour, parts, Box::pin(body), None).await);
     }
+    Ok(match take_for_shadow(&w, req).await {
+        Shadow::Copy(parts, bytes, slot) => shadowed(w, colour, parts, bytes, slot).await,
+        Shadow::Skip(parts, body, read) => {
+            w.gw.counters.shadow_dropped.fetch_add(1, Ordering::Relaxed);
+            forward(&w, colour, parts, body, read).await
+        }
+        Shadow::CallerFailed(e) => {
+            w.gw.counters.client_aborts.fetch_add(1, Ordering::Relaxed);
+            let grpc = false;
+            let mut r = error_response(grpc, colour, format!("reading the request body: {}", error_chain(&*e)));
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            r
+        }
+    })
+}
+
+/// What to do with a request picked for shadowing.
+enum Shadow {
+    /// Small enough and a shadow slot free: buffered, to be sent to both colours.
+    Copy(http::request::Parts, Bytes, tokio::sync::OwnedSemaphorePermit),
+    /// Too large or the shadow is behind: forwarded without a copy, streaming (with what was
+    /// already read put back in front).
+    Skip(http::request::Parts, Pin<Box<RequestBody>>, Option<Bytes>),
+    CallerFailed(BoxError),
+}
+
+/// Buffers a request body for shadowing only when it fits `--shadow-max-body-bytes` and a
+/// shadow slot (`--shadow-max-in-flight`) is free; memory stays bounded whatever the body.
+async fn take_for_shadow(w: &Worker, req: Request<RequestBody>) -> Shadow {
+    let limit = w.gw.settings.shadow_max_body_bytes;
+    let declared = req
+        .body()
+        .size_hint()
+        .exact()
+        .or_else(|| req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()));
+    let (parts, body) = req.into_parts();
+    let mut body = Box::pin(body);
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Shadow::Skip(parts, body, None);
+    }
+    let Ok(slot) = w.gw.shadow_slots.clone().try_acquire_owned() else {
+        return Shadow::Skip(parts, body, None);
+    };
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        match body.frame().await {
+            None => return Shadow::Copy(parts, buf.freeze(), slot),
+            Some(Err(e)) => return Shadow::CallerFailed(e),
+            Some(Ok(f)) => {
+                if let Ok(d) = f.into_data() {
+                    buf.extend_from_slice(&d);
+                }
+                if buf.len() > limit {
+                    // Chunked and larger than it said nothing about: stream it on, no copy.
+                    return Shadow::Skip(parts, body, Some(buf.freeze()));
+                }
+            }
+        }
+    }
+}
+
+/// serve's admin plane (`/admin/*`) is never reachable through the gateway.
+fn is_admin_path(path: &str) -> bool {
+    let p = path.trim_start_matches('/');
+    let first = p.split('/').next().unwrap_or_default();
+    first.eq_ignore_ascii_case("admin") || first.to_ascii_lowercase().starts_with("%61dmin")
+}
+
+fn not_forwarded() -> Response<ProxyBody> {
+    let body = serde_json::to_vec(&admin_api::ErrorReply { error: "not found".into() }).expect("json");
+    let mut r = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync());
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
 }
 
 fn note(w: &Worker, up: &Upstream, change: HealthChange) {
@@ -96,34 +176,47 @@ fn note(w: &Worker, up: &Upstream, change: HealthChange) {
     }
 }
 
-async fn forward(w: &Worker, colour: Colour, req: Request<Incoming>) -> Response<ProxyBody> {
+/// Forwards `req` (after `read`, the part of its body already read, when there is one).
+async fn forward(
+    w: &Worker,
+    colour: Colour,
+    mut parts: http::request::Parts,
+    body: Pin<Box<RequestBody>>,
+    read: Option<Bytes>,
+) -> Response<ProxyBody> {
     let up = w.gw.upstream(colour).clone();
-    let (mut parts, body) = req.into_parts();
     let grpc = is_grpc(&parts.headers);
     let version = parts.version;
     parts.uri = upstream_uri(&up.address, &parts.uri);
     strip_hop_by_hop(&mut parts.headers);
     let guard = up.begin();
-    let body = if grpc {
+    let body = if let Some(read) = read {
+        Either::Left(Prefixed::new(Some(Frame::data(read)), body))
+    } else if grpc {
         match read_ahead(body).await {
             Ok(b) => b,
             Err(e) => {
-                let msg = format!("reading the request from the caller failed: {}", error_chain(&e));
+                let msg = format!("reading the request from the caller failed: {}", error_chain(&*e));
                 return error_response(grpc, colour, msg);
             }
         }
     } else {
         Either::Left(Prefixed::new(None, body))
     };
+    let caller_failed = match &body {
+        Either::Left(p) => p.caller_failed(),
+        Either::Right(_) => Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    };
     let out = Request::from_parts(parts, body);
     let mut aborted = up.aborted();
     let started = Instant::now();
+    let timeout = w.gw.settings.upstream_timeout;
     let result = tokio::select! {
-        r = w.clients.for_version(version).request(out) => Some(r),
+        r = tokio::time::timeout(timeout, w.clients.for_version(version).request(out)) => Some(r),
         _ = &mut aborted => None,
     };
     match result {
-        Some(Ok(resp)) => {
+        Some(Ok(Ok(resp))) => {
             let change = if resp.status().is_server_error() {
                 up.record_failure(started.elapsed())
             } else {
@@ -136,12 +229,35 @@ async fn forward(w: &Worker, colour: Colour, req: Request<Incoming>) -> Response
             let body = TrackedBody { inner: body, guard: Some(guard), aborted: Some(aborted) };
             Response::from_parts(parts, body.boxed_unsync())
         }
-        Some(Err(e)) => {
+        Some(Ok(Err(e))) if caller_failed.load(Ordering::Relaxed) => {
+            // The caller hung up or stalled mid-body: not the upstream's fault, so passive
+            // health (and auto-failover) does not hear of it.
+            w.gw.counters.client_aborts.fetch_add(1, Ordering::Relaxed);
+            let msg = format!("the request body from the caller failed: {}", error_chain(&e));
+            tracing::debug!("{msg}");
+            let mut r = error_response(grpc, colour, msg);
+            if !grpc {
+                *r.status_mut() = StatusCode::BAD_REQUEST;
+            }
+            r
+        }
+        Some(Ok(Err(e))) => {
             let change = up.record_failure(started.elapsed());
             note(w, &up, change);
             let msg = format!("upstream {colour} ({}) failed: {}", up.address, error_chain(&e));
             tracing::debug!("{msg}");
             error_response(grpc, colour, msg)
+        }
+        Some(Err(_elapsed)) => {
+            let change = up.record_failure(started.elapsed());
+            note(w, &up, change);
+            let msg = format!("upstream {colour} ({}) did not answer within {timeout:?}", up.address);
+            tracing::debug!("{msg}");
+            let mut r = error_response(grpc, colour, msg);
+            if !grpc {
+                *r.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+            }
+            r
         }
         None => error_response(grpc, colour, format!("upstream {colour}: ended by the gateway (drain timeout)")),
     }
@@ -151,7 +267,7 @@ async fn forward(w: &Worker, colour: Colour, req: Request<Incoming>) -> Response
 /// the end of the stream) goes upstream as one buffered body, so the h2 client writes its
 /// headers and message together instead of handing the body to a separate pipe task;
 /// a streaming call goes on streaming with that frame put back in front.
-async fn read_ahead(mut body: Incoming) -> Result<UpstreamBody, hyper::Error> {
+async fn read_ahead(mut body: Pin<Box<RequestBody>>) -> Result<UpstreamBody, BoxError> {
     let Some(first) = body.frame().await.transpose()? else {
         return Ok(Either::Right(Full::new(Bytes::new())));
     };
@@ -225,21 +341,23 @@ fn answer(c: &Collected) -> Answer {
     Answer { status: c.parts.status, grpc_status: grpc_status.cloned(), body: c.body.clone() }
 }
 
-async fn shadowed(w: Arc<Worker>, colour: Colour, req: Request<Incoming>) -> Response<ProxyBody> {
+async fn shadowed(
+    w: Arc<Worker>,
+    colour: Colour,
+    mut parts: http::request::Parts,
+    bytes: Bytes,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Response<ProxyBody> {
     let gw = &w.gw;
-    let (mut parts, body) = req.into_parts();
     let grpc = is_grpc(&parts.headers);
     strip_hop_by_hop(&mut parts.headers);
-    let bytes = match body.collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) => return error_response(grpc, colour, format!("reading the request body: {}", error_chain(&e))),
-    };
     gw.counters.shadow_requests.fetch_add(1, Ordering::Relaxed);
     let mirror = {
         let w = w.clone();
         let (method, uri, headers, version, bytes) =
             (parts.method.clone(), parts.uri.clone(), parts.headers.clone(), parts.version, bytes.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let up = w.gw.upstream(colour.other()).clone();
             send_buffered(&w.clients, &up, version, method, &uri, headers, bytes).await.map(|c| answer(&c))
         })
@@ -290,7 +408,7 @@ async fn shadowed(w: Arc<Worker>, colour: Colour, req: Request<Incoming>) -> Res
 /// An upstream response body that keeps its request in flight until it ends, and ends early
 /// when the gateway aborts the colour (drain timeout).
 struct TrackedBody {
-    inner: Incoming,
+    inner: hyper::body::Incoming,
     guard: Option<InFlight>,
     aborted: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
@@ -354,6 +472,16 @@ mod tests {
         h.insert("te", HeaderValue::from_static("gzip"));
         strip_hop_by_hop(&mut h);
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn admin_paths_are_never_forwarded() {
+        for p in ["/admin/reload", "/admin", "//admin/reload", "/ADMIN/reload", "/%61dmin/reload"] {
+            assert!(is_admin_path(p), "{p}");
+        }
+        for p in ["/", "/health", "/v2/models/admin/infer", "/administrator"] {
+            assert!(!is_admin_path(p), "{p}");
+        }
     }
 
     #[test]

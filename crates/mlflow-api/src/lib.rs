@@ -124,20 +124,16 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve(listener, router(state), shutdown).await
+    serve(listener, router(state), &listener::Limits::default(), shutdown).await
 }
 
-/// Serves a built router (e.g. [`router`] wrapped by [`guard::apply`]) like [`run`].
+/// Serves a built router (e.g. [`router`] wrapped by [`guard::apply`]) like [`run`], with
+/// `limits` on the connections.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    limits: &listener::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Nagle + delayed ACK would add ~40 ms to every keep-alive request.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    listener::serve_router(listener, "server", limits, app, shutdown, None).await
 }

@@ -33,6 +33,7 @@
 //! [rollout]
 //! mode = "hot-reload"             # or "blue-green" (with `gateway`)
 //! serving = "http://127.0.0.1:8080"
+//! serving_admin = "http://127.0.0.1:8081"  # serve --admin-port (blue-green: blue_admin, green_admin)
 //! ```
 
 use crate::stages::Definition;
@@ -198,6 +199,15 @@ pub struct RolloutSettings {
     pub serving: Option<String>,
     /// `factory gateway` admin URL (blue-green).
     pub gateway: Option<String>,
+    /// serve's admin listener (`--admin-port`) for hot reload; without it the rollout waits for
+    /// serve's own registry poll.
+    pub serving_admin: Option<String>,
+    /// The blue and green serves' admin listeners (blue-green), same fallback.
+    pub blue_admin: Option<String>,
+    pub green_admin: Option<String>,
+    /// Bearer token for the admin planes (from the binary's `--admin-token-file` /
+    /// `FACTORY_ADMIN_TOKEN`, never from the pipeline file).
+    pub admin_token: Option<String>,
     /// How long the new version may take to be served.
     pub timeout: Duration,
     /// After the rollout, watch health and errors this long.
@@ -295,6 +305,9 @@ struct RolloutFile {
     mode: Option<RolloutMode>,
     serving: Option<String>,
     gateway: Option<String>,
+    serving_admin: Option<String>,
+    blue_admin: Option<String>,
+    green_admin: Option<String>,
     timeout_secs: Option<f64>,
     window_secs: Option<f64>,
     error_budget: Option<f64>,
@@ -318,6 +331,10 @@ pub struct Overrides {
     pub webhook: Option<String>,
     pub serving: Option<String>,
     pub gateway: Option<String>,
+    pub serving_admin: Option<String>,
+    pub blue_admin: Option<String>,
+    pub green_admin: Option<String>,
+    pub admin_token: Option<String>,
     pub reference: Option<String>,
     pub request_logs: Vec<PathBuf>,
     pub labels: Option<PathBuf>,
@@ -419,6 +436,10 @@ fn build(name: &str, f: File, text: Option<&str>, base: &Path, o: &Overrides) ->
         }),
         serving: o.serving.clone().or(ro.serving),
         gateway: o.gateway.clone().or(ro.gateway),
+        serving_admin: o.serving_admin.clone().or(ro.serving_admin),
+        blue_admin: o.blue_admin.clone().or(ro.blue_admin),
+        green_admin: o.green_admin.clone().or(ro.green_admin),
+        admin_token: o.admin_token.clone(),
         timeout: secs(ro.timeout_secs, 60.0, "timeout_secs")?,
         window: secs(ro.window_secs, 10.0, "window_secs")?,
         error_budget: ro.error_budget.unwrap_or(0.01),

@@ -14,8 +14,8 @@
 //! moved itself (the idle colour's alias, the gateway's traffic).
 
 use crate::config::{RolloutMode, RolloutSettings};
+use admin_api::{AdminClient, ReloadQuery, RollbackRequest, StatusReply, SwitchRequest};
 use mlflow_client::Client;
-use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 /// How a rollout ended.
@@ -34,60 +34,34 @@ pub struct Outcome {
     pub message: String,
 }
 
-fn base(addr: &str) -> String {
-    let a = addr.trim_end_matches('/');
-    if a.starts_with("http://") || a.starts_with("https://") {
-        a.to_string()
-    } else {
-        format!("http://{a}")
-    }
-}
-
-async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, String> {
-    let resp = http.get(url).timeout(Duration::from_secs(5)).send().await.map_err(|e| format!("GET {url}: {e}"))?;
-    let status = resp.status();
-    let body: Value = resp.json().await.map_err(|e| format!("GET {url}: {e}"))?;
-    if !status.is_success() {
-        return Err(format!("GET {url}: HTTP {status}: {body}"));
-    }
-    Ok(body)
-}
-
-async fn post_json(http: &reqwest::Client, url: &str, body: Value) -> Result<Value, String> {
-    let resp = http
-        .post(url)
-        .timeout(Duration::from_secs(120))
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| format!("POST {url}: {e}"))?;
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    if !status.is_success() {
-        let msg = value.get("error").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| value.to_string());
-        return Err(format!("POST {url}: HTTP {status}: {msg}"));
-    }
-    Ok(value)
+/// A client of a serve's public port (`/health`) or admin listener, or of the gateway's admin API.
+fn client(http: &reqwest::Client, addr: &str, s: &RolloutSettings) -> AdminClient {
+    AdminClient::new(http.clone(), addr, s.admin_token.clone())
 }
 
 /// The version `factory serve` at `serving` reports on `/health`, if it answers.
 pub async fn served_version(http: &reqwest::Client, serving: &str) -> Option<String> {
-    let h = get_json(http, &format!("{}/health", base(serving))).await.ok()?;
-    h.get("model_version").and_then(Value::as_str).map(str::to_string)
+    let c = AdminClient::new(http.clone(), serving, None).with_timeout(Duration::from_secs(5));
+    c.health().await.ok()?.model_version
 }
 
-/// Asks `serving` to re-check its model URI and waits until `/health` reports `version`.
+/// Asks serve to re-check its model URI (on its admin listener `admin`; without one, serve's
+/// own registry poll picks the new version up) and waits until `/health` reports `version`.
 async fn reload_and_wait(
     http: &reqwest::Client,
+    s: &RolloutSettings,
     serving: &str,
+    admin: Option<&str>,
     version: &str,
-    timeout: Duration,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
-    let reload = format!("{}/admin/reload", base(serving));
-    if let Err(e) = post_json(http, &reload, json!({})).await {
-        return Err(format!("{serving} refused version {version}: {e}"));
+    let deadline = Instant::now() + s.timeout;
+    match admin {
+        Some(a) => {
+            if let Err(e) = client(http, a, s).reload(&ReloadQuery::default()).await {
+                return Err(format!("{serving} refused version {version}: {e}"));
+            }
+        }
+        None => tracing::info!("no admin URL for {serving}: waiting for its registry poll to load version {version}"),
     }
     loop {
         match served_version(http, serving).await {
@@ -97,7 +71,7 @@ async fn reload_and_wait(
                     return Err(format!(
                         "{serving} still serves version {} after {:?} (expected {version})",
                         seen.unwrap_or_else(|| "?".into()),
-                        timeout
+                        s.timeout
                     ));
                 }
             }
@@ -124,20 +98,24 @@ pub async fn rollout(
 async fn hot_reload(http: &reqwest::Client, s: &RolloutSettings, version: &str) -> Outcome {
     let serving = s.serving.clone().unwrap_or_default();
     let mut out = Outcome { mode: "hot-reload".into(), ..Outcome::default() };
-    if let Err(e) = reload_and_wait(http, &serving, version, s.timeout).await {
+    if let Err(e) = reload_and_wait(http, s, &serving, s.serving_admin.as_deref(), version).await {
         out.served_version = served_version(http, &serving).await;
         out.message = e;
         return out;
     }
     // The window: the new version must stay healthy and current.
+    let health = AdminClient::new(http.clone(), &serving, None).with_timeout(Duration::from_secs(5));
     let end = Instant::now() + s.window;
     while Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(250).min(s.window)).await;
-        match get_json(http, &format!("{}/health", base(&serving))).await {
-            Ok(h) if h.get("model_version").and_then(Value::as_str) == Some(version) => {}
+        match health.health().await {
+            Ok(h) if h.model_version.as_deref() == Some(version) => {}
             Ok(h) => {
-                out.message = format!("{serving} stopped serving version {version} within the window: {h}");
-                out.served_version = h.get("model_version").and_then(Value::as_str).map(str::to_string);
+                out.message = format!(
+                    "{serving} stopped serving version {version} within the window: now {}",
+                    h.model_version.as_deref().unwrap_or("none")
+                );
+                out.served_version = h.model_version;
                 return out;
             }
             Err(e) => {
@@ -152,20 +130,8 @@ async fn hot_reload(http: &reqwest::Client, s: &RolloutSettings, version: &str) 
     out
 }
 
-/// The gateway's view: (active colour, idle colour, idle address).
-async fn gateway_colours(http: &reqwest::Client, gateway: &str) -> Result<(String, String, String), String> {
-    let status = get_json(http, &format!("{}/status", base(gateway))).await?;
-    let active = status.get("active").and_then(Value::as_str).ok_or_else(|| format!("gateway status: {status}"))?;
-    let idle = if active == "blue" { "green" } else { "blue" };
-    let addr = status["upstreams"][idle]["address"]
-        .as_str()
-        .ok_or_else(|| format!("gateway status has no address for {idle}: {status}"))?;
-    Ok((active.to_string(), idle.to_string(), addr.to_string()))
-}
-
-fn counters(status: &Value, colour: &str) -> (u64, u64, bool) {
-    let u = &status["upstreams"][colour];
-    (u["requests"].as_u64().unwrap_or(0), u["errors"].as_u64().unwrap_or(0), u["healthy"].as_bool().unwrap_or(true))
+fn counters(status: Option<&StatusReply>, colour: &str) -> (u64, u64, bool) {
+    status.and_then(|s| s.upstreams.get(colour)).map_or((0, 0, true), |u| (u.requests, u.errors, u.healthy))
 }
 
 async fn blue_green(
@@ -176,17 +142,24 @@ async fn blue_green(
     version: &str,
     who: &str,
 ) -> Outcome {
-    let gateway = s.gateway.clone().unwrap_or_default();
+    let gateway_addr = s.gateway.clone().unwrap_or_default();
+    let gateway = client_for_gateway(http, &gateway_addr, s);
     let mut out = Outcome { mode: "blue-green".into(), ..Outcome::default() };
-    let (active, idle, idle_addr) = match gateway_colours(http, &gateway).await {
-        Ok(c) => c,
+    let status = match gateway.status().await {
+        Ok(st) => st,
         Err(e) => {
-            out.message = format!("gateway {gateway} unavailable: {e}");
+            out.message = format!("gateway {gateway_addr} unavailable: {e}");
             return out;
         }
     };
+    let (active, idle) = (status.active.clone(), status.idle().to_string());
+    let idle_addr = status.upstreams.get(&idle).map(|u| u.address.clone()).unwrap_or_default();
+    let idle_admin = match idle.as_str() {
+        "blue" => s.blue_admin.clone(),
+        _ => s.green_admin.clone(),
+    };
     out.colour = Some(active.clone());
-    out.served_version = served_version(http, &gateway_active_addr(http, &gateway).await).await;
+    out.served_version = active_version(http, &gateway).await;
     // The idle colour follows the alias named after it.
     let previous_idle = client.model_version_by_alias(model_name, &idle).await.ok().map(|v| v.version);
     let restore_idle = || async {
@@ -194,27 +167,29 @@ async fn blue_green(
             if let Err(e) = client.set_alias(model_name, &idle, prev).await {
                 tracing::warn!(error = %e, "could not restore alias {idle}");
             }
-            let _ = post_json(http, &format!("{}/admin/reload", base(&idle_addr)), json!({})).await;
+            if let Some(a) = &idle_admin {
+                let _ = self::client(http, a, s).reload(&ReloadQuery::default()).await;
+            }
         }
     };
     if let Err(e) = client.set_alias(model_name, &idle, version).await {
         out.message = format!("could not point alias '{idle}' at version {version}: {e}");
         return out;
     }
-    if let Err(e) = reload_and_wait(http, &idle_addr, version, s.timeout).await {
+    if let Err(e) = reload_and_wait(http, s, &idle_addr, idle_admin.as_deref(), version).await {
         restore_idle().await;
         out.message = format!("idle colour {idle} did not load version {version}: {e}; traffic stays on {active}");
         return out;
     }
-    let before = get_json(http, &format!("{}/status", base(&gateway))).await.unwrap_or(Value::Null);
-    let switched = post_json(
-        http,
-        &format!("{}/switch", base(&gateway)),
-        json!({ "to": idle, "expect_version": version, "who": who }),
-    )
-    .await;
-    match switched {
-        Ok(v) => out.operation_id = v.get("operation_id").and_then(Value::as_str).map(str::to_string),
+    let before = gateway.status().await.ok();
+    let switch = SwitchRequest {
+        to: Some(idle.clone()),
+        expect_version: Some(version.to_string()),
+        drain_timeout_secs: None,
+        note: Some(who.to_string()),
+    };
+    match gateway.switch(&switch).await {
+        Ok(v) => out.operation_id = Some(v.operation_id),
         Err(e) => {
             restore_idle().await;
             out.message = format!("gateway refused the switch to {idle}: {e}; traffic stays on {active}");
@@ -225,14 +200,14 @@ async fn blue_green(
     out.served_version = Some(version.to_string());
 
     // The window: the new colour's errors against the budget, and its passive health.
-    let (req0, err0, _) = counters(&before, &idle);
+    let (req0, err0, _) = counters(before.as_ref(), &idle);
     let end = Instant::now() + s.window;
     let mut breach = None;
     while Instant::now() < end && breach.is_none() {
         tokio::time::sleep(Duration::from_millis(250).min(s.window)).await;
-        match get_json(http, &format!("{}/status", base(&gateway))).await {
+        match gateway.status().await {
             Ok(st) => {
-                let (req, err, healthy) = counters(&st, &idle);
+                let (req, err, healthy) = counters(Some(&st), &idle);
                 let (n, e) = (req.saturating_sub(req0), err.saturating_sub(err0));
                 if !healthy {
                     breach = Some(format!("{idle} was marked unhealthy by the gateway"));
@@ -244,11 +219,11 @@ async fn blue_green(
         }
     }
     if let Some(why) = breach {
-        match post_json(http, &format!("{}/rollback", base(&gateway)), json!({ "who": who })).await {
+        match gateway.rollback(&RollbackRequest { note: Some(who.to_string()) }).await {
             Ok(v) => {
-                out.rollback_operation_id = v.get("operation_id").and_then(Value::as_str).map(str::to_string);
+                out.rollback_operation_id = Some(v.operation_id);
                 out.colour = Some(active.clone());
-                out.served_version = served_version(http, &gateway_active_addr(http, &gateway).await).await;
+                out.served_version = active_version(http, &gateway).await;
                 out.message = format!("{why}; rolled back to {active}");
             }
             Err(e) => out.message = format!("{why}; rollback to {active} failed too: {e}"),
@@ -261,12 +236,13 @@ async fn blue_green(
     out
 }
 
-async fn gateway_active_addr(http: &reqwest::Client, gateway: &str) -> String {
-    match get_json(http, &format!("{}/status", base(gateway))).await {
-        Ok(st) => {
-            let active = st["active"].as_str().unwrap_or("blue").to_string();
-            st["upstreams"][active]["address"].as_str().unwrap_or_default().to_string()
-        }
-        Err(_) => String::new(),
-    }
+fn client_for_gateway(http: &reqwest::Client, addr: &str, s: &RolloutSettings) -> AdminClient {
+    client(http, addr, s)
+}
+
+/// The version the gateway's active colour serves.
+async fn active_version(http: &reqwest::Client, gateway: &AdminClient) -> Option<String> {
+    let st = gateway.status().await.ok()?;
+    let addr = st.upstreams.get(&st.active)?.address.clone();
+    served_version(http, &addr).await
 }

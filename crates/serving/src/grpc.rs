@@ -35,7 +35,7 @@ pub const INFERENCE_SERVICE: &str = "inference.GRPCInferenceService";
 
 /// Adds both gRPC services to `router`.
 pub fn add_routes(router: Router, app: Arc<Serving>) -> Router {
-    let limit = app.max_body_bytes;
+    let limit = app.grpc_max_message_bytes;
     let inference = GrpcInferenceServiceServer::new(Inference { app: app.clone() })
         .max_decoding_message_size(limit)
         .max_encoding_message_size(usize::MAX);

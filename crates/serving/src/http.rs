@@ -45,12 +45,39 @@ pub fn router(app: Arc<Serving>) -> Router {
         .route("/v2/models/{name}/infer", post(v2_infer))
         .route("/v2/models/{name}/versions/{version}/infer", post(v2_infer))
         .route("/metrics", get(metrics))
-        .route("/admin/reload", post(admin_reload))
         .route_layer(middleware::from_fn_with_state(app.clone(), track))
         .layer(DefaultBodyLimit::max(app.max_body_bytes))
         .layer(middleware::from_fn_with_state(app.clone(), refuse_oversized))
         .fallback(not_found)
         .with_state(app)
+}
+
+/// serve's admin listener (`--admin-port`): `POST /admin/reload`, every path behind the bearer
+/// token when tokens are configured. The public router has no `/admin/*` routes (404).
+pub fn admin_router(app: Arc<Serving>) -> Router {
+    Router::new()
+        .route(admin_api::serve_paths::RELOAD, post(admin_reload))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(app.clone(), require_token))
+        .with_state(app)
+}
+
+async fn require_token(State(app): App, req: Request, next: Next) -> Response {
+    if let Some(tokens) = &app.admin_tokens {
+        let presented = req.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+        match tokens.check(presented) {
+            Some(who) => tracing::info!(who = %who.0, "admin: {} {}", req.method(), req.uri()),
+            None => {
+                let mut r = json_reply(
+                    StatusCode::UNAUTHORIZED,
+                    &admin_api::ErrorReply { error: "admin token missing or wrong (Authorization: Bearer ...)".into() },
+                );
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return r;
+            }
+        }
+    }
+    next.run(req).await
 }
 
 /// Counts and times every request by route pattern and status.
@@ -449,28 +476,41 @@ async fn metrics(State(app): App) -> Response {
     exposition::response(app.render_metrics())
 }
 
-#[derive(Deserialize)]
-struct ReloadQuery {
-    #[serde(default)]
-    force: bool,
-}
-
 /// `POST /admin/reload[?force=true]`: 200 when the model is current (reloaded or
 /// unchanged), 409 when the new version was refused (the old one keeps serving).
-async fn admin_reload(State(app): App, Query(q): Query<ReloadQuery>) -> Response {
-    match app.reload(q.force).await {
-        ReloadOutcome::Unchanged { version } => {
-            json_reply(StatusCode::OK, &json!({ "outcome": "unchanged", "model_version": version }))
-        }
-        ReloadOutcome::Reloaded { from, to } => {
-            json_reply(StatusCode::OK, &json!({ "outcome": "reloaded", "previous_version": from, "model_version": to }))
-        }
-        ReloadOutcome::Refused(r) => {
-            let serving = app.model().ok().map(|m| m.version.clone());
-            json_reply(
-                StatusCode::CONFLICT,
-                &json!({ "outcome": "refused", "target": r.target, "error": r.error, "model_version": serving }),
-            )
-        }
-    }
+async fn admin_reload(State(app): App, Query(q): Query<admin_api::ReloadQuery>) -> Response {
+    use admin_api::{ReloadOutcome as Wire, ReloadReply};
+    let (status, reply) = match app.reload(q.force).await {
+        ReloadOutcome::Unchanged { version } => (
+            StatusCode::OK,
+            ReloadReply {
+                outcome: Wire::Unchanged,
+                model_version: Some(version),
+                previous_version: None,
+                target: None,
+                error: None,
+            },
+        ),
+        ReloadOutcome::Reloaded { from, to } => (
+            StatusCode::OK,
+            ReloadReply {
+                outcome: Wire::Reloaded,
+                model_version: Some(to),
+                previous_version: from,
+                target: None,
+                error: None,
+            },
+        ),
+        ReloadOutcome::Refused(r) => (
+            StatusCode::CONFLICT,
+            ReloadReply {
+                outcome: Wire::Refused,
+                model_version: app.model().ok().map(|m| m.version.clone()),
+                previous_version: None,
+                target: Some(r.target),
+                error: Some(r.error),
+            },
+        ),
+    };
+    json_reply(status, &reply)
 }

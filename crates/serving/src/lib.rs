@@ -40,5 +40,5 @@ pub mod tensor;
 pub use batch::BatchConfig;
 pub use error::{LoadError, RunError, ServeError};
 pub use request_log::RequestLogConfig;
-pub use server::run;
+pub use server::{run, run_with, Listeners};
 pub use service::{Config, Serving};

@@ -4,7 +4,6 @@
 //! end, requests in flight finish (up to the grace period), then the request log is
 //! written out and fsynced.
 
-use axum::serve::ListenerExt;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -17,20 +16,29 @@ use crate::{grpc, http};
 
 fn spawn_server(
     listener: TcpListener,
+    name: &'static str,
+    app: &Serving,
     router: axum::Router,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<std::io::Result<()>> {
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    let limits = app.limits.clone();
+    let grace = app.shutdown_grace;
     tokio::spawn(async move {
         let mut stop = stop;
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        listener::serve_router(listener, name, &limits, router, stopped, Some(grace)).await
     })
+}
+
+/// The listeners of one serve process.
+pub struct Listeners {
+    /// MLflow scoring, V2 REST, `/health`, `/metrics` (and gRPC when `grpc` is `None`).
+    pub http: TcpListener,
+    pub grpc: Option<TcpListener>,
+    /// `/admin/*` (reload); without it there is no admin plane.
+    pub admin: Option<TcpListener>,
 }
 
 /// Serves until `shutdown` completes. `grpc: None` multiplexes gRPC onto the HTTP listener.
@@ -40,16 +48,29 @@ pub async fn run(
     grpc_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    run_with(app, Listeners { http: http_listener, grpc: grpc_listener, admin: None }, shutdown).await
+}
+
+/// [`run`] with every listener, the admin one included.
+pub async fn run_with(
+    app: Arc<Serving>,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let Listeners { http: http_listener, grpc: grpc_listener, admin } = listeners;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = Vec::new();
+    if let Some(a) = admin {
+        servers.push(spawn_server(a, "serve admin", &app, http::admin_router(app.clone()), stop_rx.clone()));
+    }
     match grpc_listener {
         Some(g) => {
-            servers.push(spawn_server(http_listener, http::router(app.clone()), stop_rx.clone()));
-            servers.push(spawn_server(g, grpc::router(app.clone()), stop_rx.clone()));
+            servers.push(spawn_server(http_listener, "serve HTTP", &app, http::router(app.clone()), stop_rx.clone()));
+            servers.push(spawn_server(g, "serve gRPC", &app, grpc::router(app.clone()), stop_rx.clone()));
         }
         None => {
             let both = grpc::add_routes(http::router(app.clone()), app.clone());
-            servers.push(spawn_server(http_listener, both, stop_rx.clone()));
+            servers.push(spawn_server(http_listener, "serve", &app, both, stop_rx.clone()));
         }
     }
     let mut shutdown = std::pin::pin!(shutdown);

@@ -37,6 +37,12 @@ pub struct Config {
     pub batching: Option<BatchConfig>,
     /// How long graceful shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// Timeouts and connection limits of the listeners.
+    pub limits: listener::Limits,
+    /// Largest gRPC message accepted (`None`: `max_body_bytes`).
+    pub grpc_max_message_bytes: Option<usize>,
+    /// Bearer tokens the admin listener requires (`None`: none, allowed on loopback only).
+    pub admin_tokens: Option<admin_api::Tokens>,
 }
 
 impl Config {
@@ -53,6 +59,9 @@ impl Config {
             request_log: None,
             batching: None,
             shutdown_grace: Duration::from_secs(10),
+            limits: listener::Limits::default(),
+            grpc_max_message_bytes: None,
+            admin_tokens: None,
         }
     }
 }
@@ -96,6 +105,9 @@ pub struct Serving {
     pub max_body_bytes: usize,
     pub poll_interval: Option<Duration>,
     pub shutdown_grace: Duration,
+    pub limits: listener::Limits,
+    pub grpc_max_message_bytes: usize,
+    pub admin_tokens: Option<admin_api::Tokens>,
     stopping: watch::Sender<bool>,
     started_at: SystemTime,
 }
@@ -129,6 +141,9 @@ impl Serving {
             max_body_bytes: cfg.max_body_bytes,
             poll_interval: cfg.poll_interval,
             shutdown_grace: cfg.shutdown_grace,
+            grpc_max_message_bytes: cfg.grpc_max_message_bytes.unwrap_or(cfg.max_body_bytes),
+            limits: cfg.limits,
+            admin_tokens: cfg.admin_tokens,
             stopping: watch::channel(false).0,
             started_at: SystemTime::now(),
         }))

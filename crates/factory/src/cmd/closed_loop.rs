@@ -40,6 +40,18 @@ pub struct LoopArgs {
     /// `factory gateway` admin URL (blue-green rollout).
     #[arg(long, value_name = "URL")]
     pub gateway: Option<String>,
+    /// `factory serve --admin-port` URL (hot-reload rollout asks it to reload; without it the
+    /// rollout waits for serve's registry poll).
+    #[arg(long, value_name = "URL")]
+    pub serving_admin: Option<String>,
+    /// The blue and green `factory serve --admin-port` URLs (blue-green rollout; without them
+    /// the rollout waits for the idle colour's registry poll).
+    #[arg(long, value_name = "URL")]
+    pub blue_admin: Option<String>,
+    #[arg(long, value_name = "URL")]
+    pub green_admin: Option<String>,
+    #[command(flatten)]
+    pub admin_token: super::admin_token::AdminTokenArgs,
     /// Reference data (the training data): CSV path or URL; default the California housing CSV.
     #[arg(long)]
     pub reference: Option<String>,
@@ -82,8 +94,12 @@ async fn push_metrics(url: Option<&str>, metrics: &std::sync::Arc<pipeline::metr
     }
 }
 
-pub fn overrides(args: &LoopArgs) -> Overrides {
-    Overrides {
+pub fn overrides(args: &LoopArgs) -> anyhow::Result<Overrides> {
+    Ok(Overrides {
+        serving_admin: args.serving_admin.clone(),
+        blue_admin: args.blue_admin.clone(),
+        green_admin: args.green_admin.clone(),
+        admin_token: args.admin_token.client_token()?,
         schedule: args.schedule.clone(),
         timezone: args.timezone.clone(),
         tracking_uri: args.tracking_uri.clone(),
@@ -94,7 +110,7 @@ pub fn overrides(args: &LoopArgs) -> Overrides {
         request_logs: args.request_logs.clone(),
         labels: args.labels.clone(),
         model_name: args.model_name.clone(),
-    }
+    })
 }
 
 /// Prints a cycle's outcome for people (stderr) or machines (stdout, `--json`).
@@ -117,7 +133,7 @@ pub fn env_secret(name: &str) -> Option<String> {
 }
 
 pub fn run(args: LoopArgs) -> anyhow::Result<u8> {
-    let overrides = overrides(&args);
+    let overrides = overrides(&args)?;
     let metrics = std::sync::Arc::new(pipeline::metrics::LoopMetrics::default());
     let ctx = Context {
         state_dir: args.state_dir.clone(),

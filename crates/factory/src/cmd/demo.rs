@@ -76,6 +76,7 @@ impl Children {
         let child = Command::new(exe)
             .args(args)
             .env("RUST_LOG", "info")
+            .env("FACTORY_ADMIN_TOKEN", demo_token())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -126,6 +127,22 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// Waits until `url` answers 200: polled every 50 ms (`backon`) for up to 30 s, and no longer
 /// once one of the children has exited.
+/// The admin token of the demo's serve admin listeners and gateway admin API (random per run).
+fn demo_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let part = || {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+            );
+            h.finish()
+        };
+        format!("demo-{:016x}{:016x}", part(), part())
+    })
+}
+
 async fn wait_ready(http: &reqwest::Client, url: &str, children: &mut Children) -> anyhow::Result<()> {
     enum NotReady {
         Yet,
@@ -134,7 +151,7 @@ async fn wait_ready(http: &reqwest::Client, url: &str, children: &mut Children) 
     let poll = ConstantBuilder::new().with_delay(Duration::from_millis(50)).with_max_times(600);
     let ready = || {
         let alive = children.check_running();
-        let get = http.get(url).timeout(Duration::from_secs(1)).send();
+        let get = http.get(url).bearer_auth(demo_token()).timeout(Duration::from_secs(1)).send();
         async move {
             alive.map_err(NotReady::Never)?;
             match get.await {
@@ -273,6 +290,7 @@ fn pipeline_toml(
     logs: &[PathBuf],
     labels: &Path,
     gateway_admin: &str,
+    serve_admins: &[String],
     tracking: &str,
     webhook: Option<&str>,
 ) -> String {
@@ -308,6 +326,8 @@ max_iter = 100
 [rollout]
 mode = "blue-green"
 gateway = "{gateway_admin}"
+blue_admin = "{blue_admin}"
+green_admin = "{green_admin}"
 timeout_secs = 30
 window_secs = 2
 error_budget = 0.0
@@ -315,6 +335,8 @@ error_budget = 0.0
         reference = reference.display().to_string(),
         logs = paths(logs),
         labels = labels.display().to_string(),
+        blue_admin = serve_admins[0],
+        green_admin = serve_admins[1],
     );
     if let Some(w) = webhook {
         t.push_str(&format!("\n[webhook]\nurl = \"{w}\"\n"));
@@ -420,8 +442,10 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
     let bar = steps.begin("starting blue, green and the gateway");
     let mut logs = Vec::new();
     let mut addrs = Vec::new();
+    let mut serve_admins = Vec::new();
     for colour in ["blue", "green"] {
         let port = free_port()?;
+        let admin_port = free_port()?;
         let log = work.join("requests").join(colour);
         children.spawn(
             colour,
@@ -441,9 +465,12 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
                 "jsonl".into(),
                 "--poll-interval-secs".into(),
                 "0".into(),
+                "--admin-port".into(),
+                admin_port.to_string(),
             ],
             &work,
         )?;
+        serve_admins.push(format!("http://127.0.0.1:{admin_port}"));
         logs.push(log);
         addrs.push(format!("127.0.0.1:{port}"));
     }
@@ -494,10 +521,11 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
     std::fs::create_dir_all(&labels)?;
     let pipeline_dir = dir.join("pipelines");
     std::fs::create_dir_all(&pipeline_dir)?;
-    let toml = pipeline_toml(&data, &logs, &labels, &admin_url, &tracking, args.webhook.as_deref());
+    let toml = pipeline_toml(&data, &logs, &labels, &admin_url, &serve_admins, &tracking, args.webhook.as_deref());
     std::fs::write(pipeline_dir.join("demo.toml"), &toml)?;
-    let pipeline = pipeline::config::parse("demo", &toml, &pipeline_dir, &pipeline::Overrides::default())
-        .map_err(anyhow::Error::msg)?;
+    let overrides =
+        pipeline::Overrides { admin_token: Some(demo_token().to_string()), ..pipeline::Overrides::default() };
+    let pipeline = pipeline::config::parse("demo", &toml, &pipeline_dir, &overrides).map_err(anyhow::Error::msg)?;
     let ctx = Context {
         state_dir: work.join("loop-state"),
         report_dir: reports.clone(),

@@ -2,8 +2,9 @@
 //! admin API. Prints what happened; exits non-zero with the gateway's message when it
 //! refuses (health gate, nothing to roll back to, bad input).
 
+use admin_api::{gateway_paths as paths, AdminClient, RollbackRequest, ShadowRequest, SwitchRequest, WeightsRequest};
 use anyhow::{bail, Context};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 #[derive(clap::Args, Debug)]
 pub struct DeployArgs {
@@ -13,9 +14,12 @@ pub struct DeployArgs {
     /// Print the gateway's JSON answer instead of a summary.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Who is asking (recorded in the audit log).
+    /// A note recorded in the audit log next to the identity of the admin token (who is
+    /// asking, a ticket).
     #[arg(long, global = true, env = "USER")]
     pub who: Option<String>,
+    #[command(flatten)]
+    pub admin_token: super::admin_token::AdminTokenArgs,
     #[command(subcommand)]
     pub action: DeployAction,
 }
@@ -60,29 +64,6 @@ pub fn run(args: DeployArgs) -> anyhow::Result<u8> {
     runtime.block_on(run_async(args))
 }
 
-async fn call(
-    client: &reqwest::Client,
-    base: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> anyhow::Result<Value> {
-    let url = format!("{}{path}", base.trim_end_matches('/'));
-    let mut req = client.request(method, &url);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.with_context(|| format!("calling the gateway admin API at {url}"))?;
-    let status = resp.status();
-    let text = resp.text().await.with_context(|| format!("reading the answer of {url}"))?;
-    let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
-    if !status.is_success() {
-        let msg = value.get("error").and_then(Value::as_str).map(str::to_string).unwrap_or(text);
-        bail!("{msg} (gateway answered {status})");
-    }
-    Ok(value)
-}
-
 fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
@@ -104,30 +85,37 @@ fn print_switch(op: &str, v: &Value) {
 }
 
 fn print_status(v: &Value) {
+    let s: admin_api::StatusReply = match serde_json::from_value(v.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("unexpected status answer ({e}): {v}");
+            return;
+        }
+    };
+    let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
     println!(
         "active: {}   previous: {}   weights: blue={} green={}   shadow: {}%",
-        text(&v["active"]),
-        text(&v["previous"]),
-        text(&v["weights"]["blue"]),
-        text(&v["weights"]["green"]),
-        text(&v["shadow_percent"])
+        s.active,
+        opt(&s.previous),
+        s.weights.blue,
+        s.weights.green,
+        s.shadow_percent
     );
     println!(
         "{:<7} {:<22} {:<8} {:<10} {:>9} {:>10} {:>8}",
         "colour", "address", "healthy", "version", "failures", "requests", "errors"
     );
-    for c in ["blue", "green"] {
-        let u = &v["upstreams"][c];
-        let marker = if v["active"] == c { "*" } else { " " };
+    for (c, u) in [("blue", &s.upstreams.blue), ("green", &s.upstreams.green)] {
+        let marker = if s.active == c { "*" } else { " " };
         println!(
             "{:<7} {:<22} {:<8} {:<10} {:>9} {:>10} {:>8}",
             format!("{c}{marker}"),
-            text(&u["address"]),
-            text(&u["healthy"]),
-            text(&u["model_version"]),
-            text(&u["consecutive_failures"]),
-            text(&u["requests"]),
-            text(&u["errors"])
+            u.address,
+            u.healthy,
+            opt(&u.model_version),
+            u.consecutive_failures,
+            u.requests,
+            u.errors
         );
     }
 }
@@ -144,30 +132,33 @@ fn parse_weight(w: &str) -> anyhow::Result<(String, u32)> {
 }
 
 async fn run_async(args: DeployArgs) -> anyhow::Result<u8> {
-    let client = reqwest::Client::builder().no_proxy().build().context("building the HTTP client")?;
-    let base = args.gateway.as_str();
-    let who = args.who.clone();
-    use reqwest::Method;
+    let http = reqwest::Client::builder().no_proxy().build().context("building the HTTP client")?;
+    let gw = AdminClient::new(http, &args.gateway, args.admin_token.client_token()?);
+    let note = args.who.clone();
     let (value, print): (Value, Print) = match &args.action {
         DeployAction::Switch { to, expect_version, drain_timeout_secs } => {
-            let body = json!({ "to": to, "expect_version": expect_version, "drain_timeout_secs": drain_timeout_secs, "who": who });
-            (call(&client, base, Method::POST, "/switch", Some(body)).await?, Box::new(|v| print_switch("switched", v)))
+            let body = SwitchRequest {
+                to: to.clone(),
+                expect_version: expect_version.clone(),
+                drain_timeout_secs: *drain_timeout_secs,
+                note,
+            };
+            (gw.post_json(paths::SWITCH, &body).await?, Box::new(|v| print_switch("switched", v)))
         }
-        DeployAction::Rollback => {
-            let body = json!({ "who": who });
-            (
-                call(&client, base, Method::POST, "/rollback", Some(body)).await?,
-                Box::new(|v| print_switch("rolled back", v)),
-            )
-        }
-        DeployAction::Status => (call(&client, base, Method::GET, "/status", None).await?, Box::new(print_status)),
+        DeployAction::Rollback => (
+            gw.post_json(paths::ROLLBACK, &RollbackRequest { note }).await?,
+            Box::new(|v| print_switch("rolled back", v)),
+        ),
+        DeployAction::Status => (gw.get_json(paths::STATUS).await?, Box::new(print_status)),
         DeployAction::Weights { weight } => {
-            let mut body = json!({ "who": who });
+            let mut body = WeightsRequest { note, ..WeightsRequest::default() };
             for w in weight {
-                let (c, p) = parse_weight(w)?;
-                body[c] = p.into();
+                match parse_weight(w)? {
+                    (c, p) if c == "blue" => body.blue = Some(p),
+                    (_, p) => body.green = Some(p),
+                }
             }
-            let v = call(&client, base, Method::POST, "/weights", Some(body)).await?;
+            let v = gw.post_json(paths::WEIGHTS, &body).await?;
             (
                 v,
                 Box::new(|v| {
@@ -176,8 +167,7 @@ async fn run_async(args: DeployArgs) -> anyhow::Result<u8> {
             )
         }
         DeployAction::Shadow { percent } => {
-            let body = json!({ "percent": percent, "who": who });
-            let v = call(&client, base, Method::POST, "/shadow", Some(body)).await?;
+            let v = gw.post_json(paths::SHADOW, &ShadowRequest { percent: *percent, note }).await?;
             (
                 v,
                 Box::new(|v| {
@@ -186,7 +176,7 @@ async fn run_async(args: DeployArgs) -> anyhow::Result<u8> {
             )
         }
         DeployAction::Audit => {
-            let v = call(&client, base, Method::GET, "/audit", None).await?;
+            let v = gw.get_json(paths::AUDIT).await?;
             (
                 v,
                 Box::new(|v| {

@@ -38,11 +38,26 @@ pub struct GatewayArgs {
     /// Data-plane worker threads, each with its own event loop (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Who operations are attributed to when a request does not say.
+    /// Who admin operations are attributed to in the audit log when the admin API has no
+    /// tokens (with tokens: the token's name).
     #[arg(long, env = "USER", default_value = "unknown")]
     pub who: String,
     #[command(flatten)]
     pub metrics: super::metrics::MetricsListen,
+    /// Longest wait for an upstream's response head; a timeout counts against its passive health
+    /// (as connect errors and 5xx do; a caller hanging up does not).
+    #[arg(long, default_value_t = 60)]
+    pub upstream_timeout_secs: u64,
+    /// Shadow mode copies only requests with bodies up to this size (they are buffered).
+    #[arg(long, default_value_t = 256 * 1024)]
+    pub shadow_max_body_bytes: usize,
+    /// Most shadow copies in flight; past it requests go without a copy (counted as dropped).
+    #[arg(long, default_value_t = 64)]
+    pub shadow_max_in_flight: usize,
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
+    #[command(flatten)]
+    pub admin_token: super::admin_token::AdminTokenArgs,
 }
 
 pub fn run(args: GatewayArgs) -> anyhow::Result<u8> {
@@ -54,6 +69,14 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<u8> {
     settings.health_timeout = Duration::from_millis(args.health_timeout_ms.max(1));
     settings.who = args.who.clone();
     settings.workers = args.threads;
+    settings.limits = args.limits.limits()?;
+    if args.upstream_timeout_secs == 0 || args.shadow_max_in_flight == 0 {
+        anyhow::bail!("--upstream-timeout-secs and --shadow-max-in-flight must be positive");
+    }
+    settings.upstream_timeout = Duration::from_secs(args.upstream_timeout_secs);
+    settings.shadow_max_body_bytes = args.shadow_max_body_bytes;
+    settings.shadow_max_in_flight = args.shadow_max_in_flight;
+    settings.admin_tokens = args.admin_token.tokens()?;
     // The control plane (accept, admin API, health checks) needs one thread; the data plane
     // runs on its own workers.
     let runtime = super::runtime(1)?;
@@ -67,6 +90,7 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<u8> {
         let admin = tokio::net::TcpListener::bind(&args.admin)
             .await
             .with_context(|| format!("binding the admin API to {}", args.admin))?;
+        super::admin_token::check_bind(admin.local_addr()?, gw.settings.admin_tokens.as_ref(), "gateway admin API")?;
         let st = gw.status();
         tracing::info!(
             "gateway on {}, admin on {}: blue {} green {}, active {}",

@@ -1,11 +1,13 @@
 //! One module per subcommand: flag definitions and the glue that calls the library crates.
 
+pub mod admin_token;
 pub mod closed_loop;
 pub mod db;
 pub mod demo;
 pub mod deploy;
 pub mod drift;
 pub mod gateway;
+pub mod limits;
 pub mod metrics;
 pub mod pipeline;
 pub mod predict;

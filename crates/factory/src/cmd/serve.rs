@@ -66,6 +66,20 @@ pub struct ServeArgs {
     pub shutdown_grace_secs: u64,
     #[command(flatten)]
     pub metrics: super::metrics::MetricsListen,
+    /// Port of the admin listener (`POST /admin/reload`); none without it, 0 picks a free one.
+    /// The public port answers 404 for /admin/*.
+    #[arg(long)]
+    pub admin_port: Option<u16>,
+    /// Address of the admin listener; anything but loopback requires an admin token.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub admin_host: String,
+    #[command(flatten)]
+    pub admin_token: super::admin_token::AdminTokenArgs,
+    /// Largest gRPC message accepted (default: --max-body-bytes).
+    #[arg(long)]
+    pub grpc_max_message_bytes: Option<usize>,
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
 }
 
 fn config(args: &ServeArgs) -> anyhow::Result<serving::Config> {
@@ -83,6 +97,12 @@ fn config(args: &ServeArgs) -> anyhow::Result<serving::Config> {
     cfg.poll_interval = (args.poll_interval_secs > 0).then(|| Duration::from_secs(args.poll_interval_secs));
     cfg.max_body_bytes = args.max_body_bytes;
     cfg.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
+    cfg.limits = args.limits.limits()?;
+    if args.grpc_max_message_bytes == Some(0) {
+        anyhow::bail!("--grpc-max-message-bytes must be positive");
+    }
+    cfg.grpc_max_message_bytes = args.grpc_max_message_bytes;
+    cfg.admin_tokens = args.admin_token.tokens()?;
     if let Some(dir) = &args.request_log {
         let mut log = serving::RequestLogConfig::new(dir.clone());
         log.max_file_bytes = args.request_log_max_mb.max(1) << 20;
@@ -119,6 +139,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
                     .with_context(|| format!("binding gRPC to {}:{}", args.host, args.grpc_port))?,
             )
         };
+        let admin = match args.admin_port {
+            Some(port) => {
+                let a = tokio::net::TcpListener::bind((args.admin_host.as_str(), port))
+                    .await
+                    .with_context(|| format!("binding the admin listener to {}:{port}", args.admin_host))?;
+                let addr = a.local_addr()?;
+                super::admin_token::check_bind(addr, cfg.admin_tokens.as_ref(), "serve admin listener")?;
+                tracing::info!("admin listener (POST /admin/reload) on {addr}");
+                Some(a)
+            }
+            None => None,
+        };
         let http_addr = http.local_addr()?;
         match &grpc {
             Some(g) => tracing::info!("serving {}: HTTP on {http_addr}, gRPC on {}", cfg.model_uri, g.local_addr()?),
@@ -127,7 +159,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         let app = serving::Serving::new(cfg)?;
         let scraped = app.clone();
         args.metrics.start(std::sync::Arc::new(move || scraped.render_metrics())).await?;
-        serving::run(app, http, grpc, super::shutdown_signal()).await?;
+        let listeners = serving::Listeners { http, grpc, admin };
+        serving::run_with(app, listeners, super::shutdown_signal()).await?;
         tracing::info!("stopped");
         anyhow::Ok(0)
     })

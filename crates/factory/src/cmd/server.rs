@@ -52,6 +52,9 @@ pub struct ServerArgs {
 
     #[command(flatten)]
     pub mlflow: Box<MlflowFlags>,
+
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
 }
 
 /// `mlflow server`'s other flags, so that charts and scripts written for it run unchanged (boxed:
@@ -283,6 +286,7 @@ async fn serve(args: ServerArgs, guard: mlflow_api::guard::Guard) -> anyhow::Res
     let render = metrics.clone();
     args.metrics.start(std::sync::Arc::new(move || render.render())).await?;
     let state = mlflow_api::AppState { store, artifacts, auth };
+    let limits = args.limits.limits()?;
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(address = %listener.local_addr()?, backend = %args.backend_store_uri, "factory server listening");
@@ -291,7 +295,7 @@ async fn serve(args: ServerArgs, guard: mlflow_api::guard::Guard) -> anyhow::Res
         router = mlflow_api::metrics::with_metrics_route(router, metrics.clone());
     }
     let app = mlflow_api::metrics::layer(mlflow_api::guard::apply(router, guard), metrics);
-    mlflow_api::serve(listener, app, super::shutdown_signal()).await.context("serving HTTP")?;
+    mlflow_api::serve(listener, app, &limits, super::shutdown_signal()).await.context("serving HTTP")?;
     tracing::info!("factory server stopped");
     Ok(())
 }

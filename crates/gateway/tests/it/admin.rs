@@ -21,8 +21,13 @@ async fn switch_rollback_state_and_audit_survive_a_restart() {
     assert!(v["error"].as_str().unwrap().contains("nothing to roll back to"), "{v}");
 
     // Switch with no target: the idle colour; expected version checked.
-    let (s, v) = g.admin_post("/switch", json!({ "expect_version": "2", "who": "alice" })).await;
-    assert_eq!(s, 200, "{v}");
+    // The identity is the token's; a claimed `who` is refused, a note is kept next to it.
+    let (s, v) = g.admin_post("/switch", json!({ "expect_version": "2", "who": "mallory" })).await;
+    assert_eq!(s, 400, "{v}");
+    let r = g.http.post(format!("{}/switch", g.admin)).bearer_auth(ALICE_TOKEN).json(&json!({ "expect_version": "2" }));
+    let r = r.send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!((v["from"].as_str(), v["to"].as_str()), (Some("blue"), Some("green")));
     assert_eq!((v["from_version"].as_str(), v["to_version"].as_str()), (Some("1"), Some("2")));
     assert_eq!(v["health"]["ok"], true);
@@ -39,7 +44,8 @@ async fn switch_rollback_state_and_audit_survive_a_restart() {
     assert_eq!(g.health().await.1, "green");
 
     // Rollback: back to blue, with the version.
-    let r = g.http.post(format!("{}/rollback", g.admin)).header("x-factory-who", "bob").send().await.unwrap();
+    let r = g.http.post(format!("{}/rollback", g.admin)).bearer_auth(BOB_TOKEN).header("x-factory-who", "mallory");
+    let r = r.json(&json!({ "note": "ticket 7" })).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(
@@ -78,11 +84,18 @@ async fn switch_rollback_state_and_audit_survive_a_restart() {
         ]
     );
     assert_eq!(audit[1]["who"], "alice");
-    assert_eq!(audit[3]["who"], "bob");
+    assert_eq!(audit[3]["who"], "bob (ticket 7)");
     assert_eq!(audit[0]["who"], "tester");
     assert_eq!((audit[1]["from_version"].as_str(), audit[1]["to_version"].as_str()), (Some("1"), Some("2")));
     assert_eq!(audit[2]["health"]["http"]["ok"], false);
     assert!(audit[1]["time"].as_str().unwrap().ends_with('Z'));
+    // Without a token, or with a wrong one, nothing happens.
+    let anon = reqwest::Client::builder().no_proxy().build().unwrap();
+    for path in ["/status", "/audit", "/metrics"] {
+        assert_eq!(anon.get(format!("{}{path}", g.admin)).send().await.unwrap().status(), 401, "{path}");
+    }
+    let r = anon.post(format!("{}/switch", g.admin)).bearer_auth("tester-admin-token-012345678X").send();
+    assert_eq!(r.await.unwrap().status(), 401);
     let log = std::fs::read_to_string(dir.path().join("gw.audit.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 6);
     g.stop().await;

@@ -182,7 +182,15 @@ async fn passive_health_marks_a_failing_upstream_and_can_fail_over() {
     }
     assert_eq!(active, "green");
     assert_eq!(g.invoke().await, (200, "green".into()));
-    let audit = g.admin_get("/audit").await;
+    // The audit record is appended right after the new state takes effect.
+    let mut audit = g.admin_get("/audit").await;
+    for _ in 0..200 {
+        if !audit[0].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        audit = g.admin_get("/audit").await;
+    }
     assert_eq!(audit[0]["op"], "auto-failover");
     assert_eq!(audit[0]["outcome"], "ok");
     g.stop().await;

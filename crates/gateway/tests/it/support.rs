@@ -83,6 +83,13 @@ impl Upstream {
     }
 }
 
+/// A client that sends `tester`'s admin token unless a request sets its own.
+pub fn authenticated_client() -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(reqwest::header::AUTHORIZATION, format!("Bearer {TESTER_TOKEN}").parse().unwrap());
+    reqwest::Client::builder().no_proxy().default_headers(h).build().unwrap()
+}
+
 /// The gateway on port 0 (traffic and admin).
 pub struct TestGateway {
     pub base: String,
@@ -92,10 +99,17 @@ pub struct TestGateway {
     pub http: reqwest::Client,
 }
 
+/// The admin tokens of test gateways: the test client sends `tester`'s by default.
+pub const TESTER_TOKEN: &str = "tester-admin-token-0123456789";
+pub const ALICE_TOKEN: &str = "alice-admin-token-0123456789";
+pub const BOB_TOKEN: &str = "bob-admin-token-0123456789";
+
 pub fn settings(blue: SocketAddr, green: SocketAddr, state_file: Option<PathBuf>) -> gateway::Settings {
     let mut s = gateway::Settings::new(blue.to_string(), green.to_string());
     s.state_file = state_file;
-    s.who = "tester".into();
+    s.who = "nobody (no tokens)".into();
+    let tokens = format!("tester:{TESTER_TOKEN}\nalice:{ALICE_TOKEN}\nbob:{BOB_TOKEN}\n");
+    s.admin_tokens = Some(admin_api::Tokens::parse(&tokens).unwrap());
     s.health_timeout = Duration::from_millis(1500);
     s.version_poll = Duration::from_millis(200);
     s.failure_threshold = 3;
@@ -118,7 +132,7 @@ impl TestGateway {
             admin: format!("http://{admin_addr}"),
             stop: Some(tx),
             handle: Some(handle),
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            http: authenticated_client(),
         }
     }
 

@@ -13,6 +13,14 @@ async fn reload_under_load_then_refuse_a_broken_version() {
     let v1 = load_model(&dir).predict(&rows(2)).unwrap();
     let s = Arc::new(TestServer::local(&dir).await);
 
+    // The admin plane is not on the public port, and wants its token.
+    let r = s.http.post(format!("{}/admin/reload", s.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = s.http.post(format!("{}/admin/reload", s.admin_base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = s.http.post(format!("{}/admin/reload", s.admin_base)).bearer_auth("serving-test-admin-token-0124").send();
+    assert_eq!(r.await.unwrap().status().as_u16(), 401);
+
     // Unchanged folder: nothing to do.
     let (code, r) = s.post("/admin/reload", "application/json", "").await;
     assert_eq!((code, r["outcome"].as_str()), (200, Some("unchanged")), "{r}");

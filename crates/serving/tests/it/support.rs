@@ -48,8 +48,13 @@ pub fn load_model(dir: &Path) -> learn::Model {
     package::load(dir).unwrap().model.factory().expect("a factory package").clone()
 }
 
+/// The admin token every test server's admin listener requires.
+pub const ADMIN_TOKEN: &str = "serving-test-admin-token-0123";
+
 pub struct TestServer {
     pub base: String,
+    /// The admin listener (`POST /admin/reload`), behind [`ADMIN_TOKEN`].
+    pub admin_base: String,
     pub grpc_addr: SocketAddr,
     pub app: Arc<Serving>,
     stop: Option<oneshot::Sender<()>>,
@@ -60,8 +65,13 @@ pub struct TestServer {
 impl TestServer {
     /// Starts the server on port 0 (gRPC on the same port unless `separate_grpc`) and waits
     /// for the model to load.
-    pub async fn start(cfg: Config, separate_grpc: bool) -> TestServer {
+    pub async fn start(mut cfg: Config, separate_grpc: bool) -> TestServer {
+        if cfg.admin_tokens.is_none() {
+            cfg.admin_tokens = Some(admin_api::Tokens::parse(ADMIN_TOKEN).unwrap());
+        }
         let app = Serving::new(cfg).unwrap();
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_addr = admin.local_addr().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (grpc, grpc_addr) = if separate_grpc {
@@ -72,11 +82,13 @@ impl TestServer {
             (None, addr)
         };
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(serving::run(app.clone(), listener, grpc, async move {
+        let listeners = serving::Listeners { http: listener, grpc, admin: Some(admin) };
+        let handle = tokio::spawn(serving::run_with(app.clone(), listeners, async move {
             let _ = rx.await;
         }));
         let server = TestServer {
             base: format!("http://{addr}"),
+            admin_base: format!("http://{admin_addr}"),
             grpc_addr,
             app,
             stop: Some(tx),
@@ -109,20 +121,19 @@ impl TestServer {
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// POSTs to the public port, or for `/admin/*` to the admin listener with the token.
     pub async fn post(
         &self,
         path: &str,
         content_type: &str,
         body: impl Into<reqwest::Body>,
     ) -> (u16, serde_json::Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let req = if path.starts_with("/admin/") {
+            self.http.post(format!("{}{path}", self.admin_base)).bearer_auth(ADMIN_TOKEN)
+        } else {
+            self.http.post(format!("{}{path}", self.base))
+        };
+        let r = req.header("content-type", content_type).body(body).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }

@@ -1,0 +1,379 @@
+"""Issue 21's network findings, replayed against the real binaries with raw sockets.
+
+Findings 4 and 7 (admin planes): serve's ``/admin/*`` is only on its admin listener and wants
+the bearer token; the gateway never forwards ``/admin/*``; the gateway admin API wants the token;
+neither binds beyond loopback without one.
+
+Finding 5 (client aborts as upstream failures): 1,000 clients hang up mid-body through a gateway
+with ``--auto-failover``; the active colour stays. Finding 6 (shadow buffering): with every
+request shadowed, clients streaming 32 MB bodies leave the gateway's peak memory within 100 MB
+of idle.
+
+Finding 3 (slowloris): thousands of connections that send half a request head and wait must be
+closed within the header timeout on every listener -- ``factory server``, ``factory serve``
+(HTTP and gRPC on one port) and ``factory gateway`` -- while a normal client is still served.
+The listeners run with ``--header-timeout-secs 2`` so the test is quick; the figures (how many
+were closed, and how long the last one took) are printed.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import selectors
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import FACTORY_BIN
+
+HEADER_TIMEOUT = 2
+HALF_OPEN = int(os.environ.get("FACTORY_TEST_SLOWLORIS", "2000"))
+
+pytestmark = pytest.mark.skipif(not FACTORY_BIN, reason="FACTORY_BIN is not set")
+
+TOKEN = "network-test-token-0123456789"
+LIMIT_FLAGS = ["--header-timeout-secs", str(HEADER_TIMEOUT), "--idle-timeout-secs", "5", "--body-timeout-secs", "5"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ok(url: str, proc: subprocess.Popen, log: Path, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: process exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not up after {within} s:\n{log.read_text()[-4000:]}")
+
+
+class Procs:
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, name: str, *args: str, env: dict | None = None) -> tuple[subprocess.Popen, Path]:
+        log = self.workdir / f"{name}.log"
+        proc = subprocess.Popen(
+            [FACTORY_BIN, *args],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+        self.procs.append(proc)
+        return proc, log
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """``factory server`` (SQLite), a small model trained into it, ``factory serve`` on one port
+    for HTTP and gRPC, and ``factory gateway`` in front of it: each with a 2 s header timeout."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, 4 * HALF_OPEN + 1024))
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < HALF_OPEN + 256:
+        pytest.skip("the open-file limit is too low for the slowloris test")
+    work = tmp_path_factory.mktemp("network")
+    procs = Procs(work)
+    try:
+        port = free_port()
+        server, log = procs.start(
+            "server", "server", "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
+            "--artifacts-destination", str(work / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+            *LIMIT_FLAGS,
+        )
+        tracking = f"http://127.0.0.1:{port}"
+        wait_ok(f"{tracking}/health", server, log)
+        train = subprocess.run(
+            [FACTORY_BIN, "train", "--experiment", "network", "--model-name", "net",
+             "--max-iter", "5", "--alias", "prod"],
+            capture_output=True, text=True, env={**os.environ, "MLFLOW_TRACKING_URI": tracking}, timeout=300,
+        )
+        assert train.returncode == 0, train.stderr
+        sport, sadmin = free_port(), free_port()
+        serve, slog = procs.start(
+            "serve", "serve", "--model-uri", "models:/net@prod", "--port", str(sport), "--grpc-port", str(sport),
+            "--tracking-uri", tracking, "--poll-interval-secs", "0", "--admin-port", str(sadmin), *LIMIT_FLAGS,
+            env={"FACTORY_ADMIN_TOKEN": TOKEN},
+        )
+        wait_ok(f"http://127.0.0.1:{sport}/health", serve, slog)
+        gport, aport = free_port(), free_port()
+        gw, glog = procs.start(
+            "gateway", "gateway", "--listen", f"127.0.0.1:{gport}", "--admin", f"127.0.0.1:{aport}",
+            "--blue", f"127.0.0.1:{sport}", "--green", f"127.0.0.1:{sport}",
+            "--state-file", str(work / "gw-state.json"), *LIMIT_FLAGS,
+            env={"FACTORY_ADMIN_TOKEN": TOKEN},
+        )
+        wait_ok(f"http://127.0.0.1:{gport}/health", gw, glog)
+        yield {
+            "server": (port, "/health", log),
+            "serve": (sport, "/health", slog),
+            "gateway": (gport, "/health", glog),
+            "serve_port": sport,
+            "procs": procs,
+            "work": work,
+            "serve_admin": sadmin,
+            "gateway_admin": aport,
+            "tracking": tracking,
+        }
+    finally:
+        procs.stop()
+
+
+def slowloris(port: int, n: int) -> tuple[list[socket.socket], int]:
+    """Opens up to `n` connections that each send half a request head; returns them and how
+    many could not be opened."""
+    socks, failed = [], 0
+    for _ in range(n):
+        s = socket.socket()
+        s.setblocking(True)
+        s.settimeout(5)
+        try:
+            s.connect(("127.0.0.1", port))
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        except OSError:
+            failed += 1
+            s.close()
+            continue
+        s.setblocking(False)
+        socks.append(s)
+    return socks, failed
+
+
+@pytest.mark.parametrize("listener", ["server", "serve", "gateway"])
+def test_half_open_connections_are_closed_within_the_header_timeout(stack, listener):
+    port, path, log = stack[listener]
+    started = time.monotonic()
+    socks, failed = slowloris(port, HALF_OPEN)
+    opened_in = time.monotonic() - started
+    assert failed == 0, f"{failed} of {HALF_OPEN} connections could not be opened"
+
+    # A normal client is served while they hang.
+    t0 = time.monotonic()
+    r = requests.get(f"http://127.0.0.1:{port}{path}", timeout=HEADER_TIMEOUT * 3)
+    normal_latency = time.monotonic() - t0
+    assert r.status_code == 200, r.text
+
+    sel = selectors.DefaultSelector()
+    for s in socks:
+        sel.register(s, selectors.EVENT_READ)
+    open_ = len(socks)
+    last_closed = 0.0
+    deadline = started + HEADER_TIMEOUT + 10
+    while open_ and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=0.5):
+            s = key.fileobj
+            try:
+                data = s.recv(4096)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:  # closed by the server (a 408 answer would also end the connection)
+                sel.unregister(s)
+                s.close()
+                open_ -= 1
+                last_closed = time.monotonic() - started
+    for key in list(sel.get_map().values()):
+        key.fileobj.close()
+    print(
+        f"\n{listener}: {HALF_OPEN} half-open connections opened in {opened_in:.2f} s; normal request served in "
+        f"{normal_latency * 1000:.0f} ms meanwhile; {HALF_OPEN - open_} closed by the server, the last "
+        f"{last_closed:.2f} s after the first was opened (header timeout {HEADER_TIMEOUT} s)"
+    )
+    assert open_ == 0, f"{open_} half-open connections still open after {HEADER_TIMEOUT + 10} s"
+    # Each was closed within the header timeout of its own opening (plus scheduling slack).
+    assert last_closed <= opened_in + HEADER_TIMEOUT + 1.5, last_closed
+    # And the listener still serves afterwards.
+    assert requests.get(f"http://127.0.0.1:{port}{path}", timeout=5).status_code == 200
+
+
+def test_oversized_headers_get_431(stack):
+    port, path, _ = stack["serve"]
+    r = requests.get(f"http://127.0.0.1:{port}{path}", headers={"X-Big": "a" * 100_000}, timeout=5)
+    assert r.status_code == 431
+
+
+def test_a_stalled_body_is_cut_by_the_body_timeout(stack):
+    port, _, _ = stack["serve"]
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+        )
+        s.settimeout(15)
+        t0 = time.monotonic()
+        data = b""
+        try:
+            while chunk := s.recv(4096):
+                data += chunk
+        except OSError:
+            pass
+        took = time.monotonic() - t0
+    # Body timeout 5 s: the request fails (an error answer or a closed connection), never hangs.
+    assert took < 10, took
+
+
+def test_admin_planes_are_off_the_public_ports_and_need_the_token(stack):
+    serve, gw = f"http://127.0.0.1:{stack['serve'][0]}", f"http://127.0.0.1:{stack['gateway'][0]}"
+    serve_admin, gw_admin = f"http://127.0.0.1:{stack['serve_admin']}", f"http://127.0.0.1:{stack['gateway_admin']}"
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    # The public serving port and the gateway's traffic port have no admin plane.
+    for base in (serve, gw):
+        for path in ("/admin/reload", "/admin/reload?force=true", "/ADMIN/reload", "/%61dmin/reload"):
+            r = requests.post(base + path, headers=bearer, timeout=10)
+            assert r.status_code == 404, (base, path, r.status_code, r.text)
+    # serve's admin listener: the token or nothing.
+    assert requests.post(serve_admin + "/admin/reload", timeout=10).status_code == 401
+    assert requests.post(serve_admin + "/admin/reload", headers={"Authorization": "Bearer nope"}, timeout=10).status_code == 401
+    r = requests.post(serve_admin + "/admin/reload", headers=bearer, timeout=30)
+    assert r.status_code == 200 and r.json()["outcome"] == "unchanged", r.text
+    # The gateway admin API: the token or nothing; the audit log names the token, not a header.
+    assert requests.get(gw_admin + "/status", timeout=10).status_code == 401
+    assert requests.post(gw_admin + "/shadow", json={"percent": 0}, timeout=10).status_code == 401
+    r = requests.post(gw_admin + "/shadow", json={"percent": 0}, headers={**bearer, "x-factory-who": "mallory"}, timeout=10)
+    assert r.status_code == 200, r.text
+    audit = requests.get(gw_admin + "/audit", headers=bearer, timeout=10).json()
+    assert audit[-1]["who"] == "admin", audit[-1]
+
+
+@pytest.mark.parametrize("what", ["serve", "gateway"])
+def test_no_admin_plane_beyond_loopback_without_a_token(stack, what, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY_ADMIN_TOKEN")}
+    if what == "serve":
+        args = ["serve", "--model-uri", "models:/net@prod", "--port", str(free_port()), "--grpc-port", "0",
+                "--tracking-uri", stack["tracking"], "--admin-host", "0.0.0.0", "--admin-port", "0"]
+    else:
+        args = ["gateway", "--listen", f"127.0.0.1:{free_port()}", "--admin", f"0.0.0.0:{free_port()}",
+                "--state-file", str(tmp_path / "gw.json")]
+    proc = subprocess.run([FACTORY_BIN, *args], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode != 0
+    assert "without a token" in proc.stderr, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def failover_gateway(stack):
+    """A gateway with --auto-failover and a low failure threshold, both colours on the one serve."""
+    procs, work, sport = stack["procs"], stack["work"], stack["serve_port"]
+    gport, aport = free_port(), free_port()
+    gw, glog = procs.start(
+        "gateway-failover", "gateway", "--listen", f"127.0.0.1:{gport}", "--admin", f"127.0.0.1:{aport}",
+        "--blue", f"127.0.0.1:{sport}", "--green", f"127.0.0.1:{sport}", "--auto-failover",
+        "--failure-threshold", "3", "--state-file", str(work / "gw-failover.json"), "--threads", "2",
+        env={"FACTORY_ADMIN_TOKEN": TOKEN},
+    )
+    wait_ok(f"http://127.0.0.1:{gport}/health", gw, glog)
+    return gw, gport, f"http://127.0.0.1:{aport}", glog
+
+
+def admin(url: str, method: str = "GET", **kw) -> requests.Response:
+    return requests.request(method, url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10, **kw)
+
+
+def test_clients_hanging_up_mid_request_do_not_flip_the_colour(failover_gateway):
+    gw, port, admin_url, log = failover_gateway
+    assert admin(admin_url + "/status").json()["active"] == "blue"
+    head = (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n{\"dataframe_split\": {\"columns\": [")
+    hung_up = 0
+    for batch in range(10):  # 1,000 clients, 100 at a time
+        socks = []
+        for _ in range(100):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(head)
+            socks.append(s)
+        time.sleep(0.3)  # the gateway has forwarded the head and part of the body upstream
+        for s in socks:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            s.close()  # RST: hang up mid-body
+            hung_up += 1
+    time.sleep(1)
+    st = admin(admin_url + "/status").json()
+    metrics = admin(admin_url + "/metrics").text
+    aborts = next(int(l.split()[-1]) for l in metrics.splitlines() if l.startswith("gateway_client_aborts_total"))
+    print(f"\n{hung_up} clients hung up mid-body; gateway_client_aborts_total {aborts}; active {st['active']}; "
+          f"blue consecutive failures {st['upstreams']['blue']['consecutive_failures']}")
+    assert st["active"] == "blue", st
+    assert st["upstreams"]["blue"]["healthy"] and st["upstreams"]["blue"]["consecutive_failures"] == 0, st
+    assert aborts > 0
+    assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+    audit = admin(admin_url + "/audit").json()
+    assert not any(a["op"] == "auto-failover" for a in audit), audit
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_shadow_mode_does_not_buffer_large_bodies(failover_gateway):
+    import threading
+
+    gw, port, admin_url, log = failover_gateway
+    assert admin(admin_url + "/shadow", "POST", json={"percent": 100}).status_code == 200
+    # Small requests are still shadowed.
+    body = {"dataframe_split": {"columns": ["longitude"], "data": [[1.0]]}}
+    for _ in range(5):
+        requests.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=10)
+    before = peak_rss_mb(gw.pid)
+    size, clients = 32 << 20, 16
+    chunk = b"x" * (1 << 20)
+
+    def stream(chunked: bool):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+                if chunked:
+                    s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n")
+                    for _ in range(size // len(chunk)):
+                        s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                    s.sendall(b"0\r\n\r\n")
+                else:
+                    s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              b"Content-Length: %d\r\n\r\n" % size)
+                    for _ in range(size // len(chunk)):
+                        s.sendall(chunk)
+                s.recv(1024)
+        except OSError:
+            pass  # serve refuses bodies over its own limit (413) and may close early
+
+    threads = [threading.Thread(target=stream, args=(i % 2 == 0,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    after = peak_rss_mb(gw.pid)
+    metrics = admin(admin_url + "/metrics").text
+    value = lambda name: next(int(l.split()[-1]) for l in metrics.splitlines() if l.startswith(name + " "))
+    dropped, copied = value("gateway_shadow_dropped_total"), value("gateway_shadow_requests_total")
+    print(f"\nshadow 100%: {clients} clients x {size >> 20} MB bodies; gateway peak RSS {before:.0f} -> {after:.0f} MB; "
+          f"copies {copied}, dropped {dropped}")
+    assert admin(admin_url + "/shadow", "POST", json={"percent": 0}).status_code == 200
+    assert copied >= 5
+    assert dropped >= clients
+    assert after - before < 100, (before, after)
