@@ -377,3 +377,21 @@ def test_shadow_mode_does_not_buffer_large_bodies(failover_gateway):
     assert copied >= 5
     assert dropped >= clients
     assert after - before < 100, (before, after)
+
+
+@pytest.mark.parametrize("datatype,value", [("INT8", 1000), ("UINT64", -5), ("BOOL", 2), ("INT32", 1.5)])
+def test_v2_tensors_are_range_checked_per_datatype(stack, datatype, value):
+    """Finding 8: a value its datatype cannot hold is a 400 in V2's own error format naming the
+    element, not silently read as a number."""
+    port = stack["serve_port"]
+    meta = requests.get(f"http://127.0.0.1:{port}/v2/models/net", timeout=10).json()
+    first = meta["inputs"][0]["name"]
+    body = {"inputs": [{"name": i["name"], "shape": [1], "datatype": i["datatype"],
+                        "data": ["x" if i["datatype"] == "BYTES" else 1.0]} for i in meta["inputs"]]}
+    body["inputs"][0].update(datatype=datatype, data=[value])
+    r = requests.post(f"http://127.0.0.1:{port}/v2/models/net/infer", json=body, timeout=10)
+    assert r.status_code == 400, r.text
+    assert set(r.json()) == {"error"} and f"input '{first}', element 0" in r.json()["error"], r.text
+    # The same request with an in-range value is answered.
+    body["inputs"][0]["data"] = [1]
+    assert requests.post(f"http://127.0.0.1:{port}/v2/models/net/infer", json=body, timeout=10).status_code == 200

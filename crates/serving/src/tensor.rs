@@ -93,6 +93,49 @@ fn check_elements(t: &Tensor) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// The closed range of values a V2 integer datatype holds (`BOOL`: 0 and 1); `None` for
+/// floating-point and `BYTES` tensors.
+fn integer_range(datatype: &str) -> Option<(f64, f64)> {
+    Some(match datatype {
+        "BOOL" => (0.0, 1.0),
+        "INT8" => (i8::MIN as f64, i8::MAX as f64),
+        "INT16" => (i16::MIN as f64, i16::MAX as f64),
+        "INT32" => (i32::MIN as f64, i32::MAX as f64),
+        // 2^63 and 2^64 are exact doubles; the largest values of those types round up to them.
+        "INT64" => (-(2f64.powi(63)), 2f64.powi(63) - 1.0),
+        "UINT8" => (0.0, u8::MAX as f64),
+        "UINT16" => (0.0, u16::MAX as f64),
+        "UINT32" => (0.0, u32::MAX as f64),
+        "UINT64" => (0.0, 2f64.powi(64) - 1.0),
+        _ => return None,
+    })
+}
+
+/// Checks every value against its datatype: integers (and `BOOL`) whole and in range, `FP32`
+/// within `f32`'s range (missing values, NaN, stay allowed for floating-point tensors), so
+/// `INT8` 1000, `UINT64` -5 or `BOOL` 2 are refused instead of read as something else.
+fn check_range(t: &Tensor) -> Result<(), ServeError> {
+    let TensorData::Numeric(values) = &t.data else { return Ok(()) };
+    let bad = |i: usize, v: f64, what: &str| {
+        Err(invalid(format!("input '{}', element {i}: {v} is not {what} (datatype {})", t.name, t.datatype)))
+    };
+    if let Some((lo, hi)) = integer_range(&t.datatype) {
+        for (i, &v) in values.iter().enumerate() {
+            if !(v.is_finite() && v.fract() == 0.0) {
+                return bad(i, v, "a whole number");
+            }
+            if v < lo || v > hi {
+                return bad(i, v, &format!("within [{lo}, {hi}]"));
+            }
+        }
+    } else if t.datatype == "FP32" {
+        if let Some((i, &v)) = values.iter().enumerate().find(|(_, v)| v.is_infinite() || v.abs() > f32::MAX as f64) {
+            return bad(i, v, "a finite FP32 value");
+        }
+    }
+    Ok(())
+}
+
 /// Builds the frame the model takes from the request's input tensors.
 pub fn frame_from_tensors(inputs: Vec<Tensor>, schema: &Schema) -> Result<Frame, ServeError> {
     if inputs.is_empty() {
@@ -106,6 +149,7 @@ pub fn frame_from_tensors(inputs: Vec<Tensor>, schema: &Schema) -> Result<Frame,
             )));
         }
         check_elements(t)?;
+        check_range(t)?;
     }
     let any_feature = inputs.iter().any(|t| schema.field(&t.name).is_some());
     if !any_feature && inputs.len() == 1 {
@@ -306,6 +350,33 @@ mod tests {
         assert_eq!(f.column("a").unwrap().data, ColumnData::Numeric(vec![1.0, 3.5]));
         let ColumnData::Numeric(b) = &f.column("b").unwrap().data else { panic!() };
         assert!(b[0] == 2.0 && b[1].is_nan());
+    }
+
+    #[test]
+    fn integer_datatypes_are_range_checked() {
+        let typed = |datatype: &str, v: f64| {
+            let mut t = num("a", &[1], &[v]);
+            t.datatype = datatype.into();
+            check(vec![t, num("b", &[1], &[1.0]), text("c", &[1], &["x"])])
+        };
+        for (datatype, ok, bad) in [
+            ("INT8", 127.0, 1000.0),
+            ("INT8", -128.0, -129.0),
+            ("UINT8", 255.0, 256.0),
+            ("UINT64", 0.0, -5.0),
+            ("UINT32", 4_294_967_295.0, 4_294_967_296.0),
+            ("INT32", -2_147_483_648.0, 2_147_483_648.0),
+            ("BOOL", 1.0, 2.0),
+            ("INT64", 3.0, 3.5),
+            ("INT16", 1.0, f64::NAN),
+            ("FP32", 1.0e38, 1.0e39),
+        ] {
+            assert!(typed(datatype, ok).is_ok(), "{datatype} {ok} should be accepted");
+            let err = typed(datatype, bad).expect_err("out of range");
+            assert!(err.contains("element 0") && err.contains(datatype), "{err}");
+        }
+        assert!(typed("FP32", f64::NAN).is_ok(), "missing values stay allowed in float tensors");
+        assert!(typed("FP64", 1.0e300).is_ok());
     }
 
     #[test]
