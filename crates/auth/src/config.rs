@@ -277,4 +277,58 @@ mod tests {
         assert!(AuthConfig::check_bootstrap_password("admin", Some("short")).is_err());
         assert!(AuthConfig::check_bootstrap_password("admin", Some("long-enough-password")).is_ok());
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Lines that look like an ini file: sections, options, comments, continuations,
+        /// interpolations, and noise.
+        fn ini_line() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("[mlflow]".to_string()),
+                Just("[DEFAULT]".to_string()),
+                "\\[[a-zA-Z ]{0,6}\\]?",
+                "[a-z_]{1,8} ?[=:] ?[ -~]{0,16}",
+                "(default_permission|database_uri|admin_username|admin_password|authorization_function) ?= ?[ -~]{0,16}",
+                "[a-z]{1,4} = %\\([a-z]{1,4}\\)s%\\([a-z]{1,4}\\)s",
+                "[#;] [ -~]{0,10}",
+                "  [ -~]{0,10}",
+                "\\PC{0,20}",
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_is_a_config_or_an_error(text in "\\PC{0,300}") {
+                let _ = AuthConfig::from_ini(&text);
+            }
+
+            #[test]
+            fn any_ini_shaped_text_is_a_config_or_an_error(lines in prop::collection::vec(ini_line(), 0..12)) {
+                let _ = AuthConfig::from_ini(&lines.join("\n"));
+            }
+
+            /// A value without `%`, newlines or surrounding blanks reads back as written, with
+            /// either delimiter and whatever case the option is written in.
+            #[test]
+            fn plain_values_read_back(
+                value in "[!-$&-~]([ !-$&-~]{0,30}[!-$&-~])?",
+                colon in any::<bool>(),
+                upper in any::<bool>(),
+            ) {
+                let key = if upper { "DATABASE_URI" } else { "database_uri" };
+                let delim = if colon { ":" } else { "=" };
+                let cfg = AuthConfig::from_ini(&format!("[mlflow]\n{key} {delim} {value}\n")).unwrap();
+                prop_assert_eq!(cfg.database_uri, value);
+            }
+
+            /// Interpolation reads `%%` as `%` and `%(name)s` as the option's value.
+            #[test]
+            fn interpolation_substitutes(a in "[!-$&-~]{1,10}", b in "[!-$&-~]{1,10}") {
+                let text = format!("[DEFAULT]\nhost = {a}\n[mlflow]\ndatabase_uri = %(host)s/%%/{b}\n");
+                prop_assert_eq!(AuthConfig::from_ini(&text).unwrap().database_uri, format!("{a}/%/{b}"));
+            }
+        }
+    }
 }
