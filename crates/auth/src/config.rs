@@ -102,6 +102,10 @@ const MLFLOW_SECTION: &str = "mlflow";
 const DEFAULT_SECTION: &str = "DEFAULT";
 /// Python's `MAX_INTERPOLATION_DEPTH`.
 const MAX_INTERPOLATION_DEPTH: usize = 10;
+/// Ours: the longest a value may grow by interpolation. Ten levels of options that each name
+/// the next one several times grow exponentially (a 300-byte file asks for terabytes), which
+/// Python's configparser would try to build.
+const MAX_INTERPOLATED_LEN: usize = 1 << 20;
 
 /// An ini file read the way Python's `configparser.ConfigParser()` reads it: `=` or `:`
 /// between key and value, `#`/`;` comments on their own lines only (a `#` inside a value is
@@ -170,6 +174,12 @@ impl Ini {
         }
         let mut rest = value;
         while let Some(p) = rest.find('%') {
+            if out.len() > MAX_INTERPOLATED_LEN {
+                return Err(err(format!(
+                    "option '{key}' in section '{section}' is longer than {MAX_INTERPOLATED_LEN} bytes after \
+                     interpolation. Raw value: '{raw}'"
+                )));
+            }
             out.push_str(&rest[..p]);
             rest = &rest[p..];
             if let Some(after) = rest.strip_prefix("%%") {
@@ -257,6 +267,13 @@ mod tests {
         check_value("[mlflow]\ndatabase_uri = 50%\n", db, Err("'%' must be followed by '%' or '(', found: '%'"));
         check_value("[mlflow]\ndatabase_uri = %(x)d\nx = 1\n", db, Err("bad interpolation variable reference '%(x)d'"));
         check_value("[mlflow]\ndatabase_uri = %(database_uri)s\n", db, Err("Recursion limit exceeded"));
+        // Ten levels of options naming the next one 16 times: 16^9 copies, refused instead of built.
+        let mut bomb = String::from("[mlflow]\nl0 = x\n");
+        for level in 1..10 {
+            bomb.push_str(&format!("l{level} = {}\n", format!("%(l{})s", level - 1).repeat(16)));
+        }
+        bomb.push_str("database_uri = %(l9)s\n");
+        check_value(&bomb, db, Err("longer than 1048576 bytes after interpolation"));
         // Only what is read is interpolated, as in Python.
         check_value("[mlflow]\nother = 50%\ndatabase_uri = x\n", db, Ok(Some("x")));
         // Not `key = value`.
@@ -276,5 +293,59 @@ mod tests {
         assert!(AuthConfig::check_bootstrap_password("admin", Some("password1234")).is_err());
         assert!(AuthConfig::check_bootstrap_password("admin", Some("short")).is_err());
         assert!(AuthConfig::check_bootstrap_password("admin", Some("long-enough-password")).is_ok());
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Lines that look like an ini file: sections, options, comments, continuations,
+        /// interpolations, and noise.
+        fn ini_line() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("[mlflow]".to_string()),
+                Just("[DEFAULT]".to_string()),
+                "\\[[a-zA-Z ]{0,6}\\]?",
+                "[a-z_]{1,8} ?[=:] ?[ -~]{0,16}",
+                "(default_permission|database_uri|admin_username|admin_password|authorization_function) ?= ?[ -~]{0,16}",
+                "[a-z]{1,4} = %\\([a-z]{1,4}\\)s%\\([a-z]{1,4}\\)s",
+                "[#;] [ -~]{0,10}",
+                "  [ -~]{0,10}",
+                "\\PC{0,20}",
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_is_a_config_or_an_error(text in "\\PC{0,300}") {
+                let _ = AuthConfig::from_ini(&text);
+            }
+
+            #[test]
+            fn any_ini_shaped_text_is_a_config_or_an_error(lines in prop::collection::vec(ini_line(), 0..12)) {
+                let _ = AuthConfig::from_ini(&lines.join("\n"));
+            }
+
+            /// A value without `%`, newlines or surrounding blanks reads back as written, with
+            /// either delimiter and whatever case the option is written in.
+            #[test]
+            fn plain_values_read_back(
+                value in "[!-$&-~]([ !-$&-~]{0,30}[!-$&-~])?",
+                colon in any::<bool>(),
+                upper in any::<bool>(),
+            ) {
+                let key = if upper { "DATABASE_URI" } else { "database_uri" };
+                let delim = if colon { ":" } else { "=" };
+                let cfg = AuthConfig::from_ini(&format!("[mlflow]\n{key} {delim} {value}\n")).unwrap();
+                prop_assert_eq!(cfg.database_uri, value);
+            }
+
+            /// Interpolation reads `%%` as `%` and `%(name)s` as the option's value.
+            #[test]
+            fn interpolation_substitutes(a in "[!-$&-~]{1,10}", b in "[!-$&-~]{1,10}") {
+                let text = format!("[DEFAULT]\nhost = {a}\n[mlflow]\ndatabase_uri = %(host)s/%%/{b}\n");
+                prop_assert_eq!(AuthConfig::from_ini(&text).unwrap().database_uri, format!("{a}/%/{b}"));
+            }
+        }
     }
 }

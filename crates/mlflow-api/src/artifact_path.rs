@@ -96,4 +96,83 @@ mod tests {
             check(bad, false);
         }
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use std::path::Component;
+
+        /// The path, read as a file system path under a root, with every level of
+        /// percent-encoding removed, stays under the root.
+        fn stays_under_root(p: &str) -> bool {
+            let mut text = p.to_string();
+            for _ in 0..8 {
+                text = percent_decode_str(&text).decode_utf8_lossy().into_owned();
+            }
+            [p, text.as_str()].iter().all(|t| {
+                let mut depth = 0i64;
+                std::path::Path::new(t).components().all(|c| match c {
+                    Component::Normal(_) => {
+                        depth += 1;
+                        true
+                    }
+                    Component::CurDir => true,
+                    Component::ParentDir => {
+                        depth -= 1;
+                        depth >= 0
+                    }
+                    Component::RootDir | Component::Prefix(_) => false,
+                }) && !t.contains('\\')
+            })
+        }
+
+        /// Segments that try to climb out, in every spelling, and ordinary ones.
+        fn segment() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("..".to_string()),
+                Just(".".to_string()),
+                Just(String::new()),
+                Just("%2e%2e".to_string()),
+                Just("%2E.".to_string()),
+                Just("%252e%252e".to_string()),
+                Just("%25252e%25252e".to_string()),
+                Just("..%2f..".to_string()),
+                Just("..%5c..".to_string()),
+                Just("..\\..".to_string()),
+                Just("%00".to_string()),
+                Just("C:".to_string()),
+                Just("~".to_string()),
+                Just("%".to_string()),
+                Just("%%32%65".to_string()),
+                "[a-zA-Z0-9_. -]{1,8}",
+                "\\PC{1,6}",
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_is_a_path_under_the_root_or_refused(raw in "\\PC{0,80}") {
+                if let Ok(p) = safe_path(&raw) {
+                    prop_assert!(stays_under_root(p.as_ref()), "{raw:?} -> {p}");
+                }
+            }
+
+            #[test]
+            fn traversal_spellings_never_escape(segs in prop::collection::vec(segment(), 1..6), lead in any::<bool>()) {
+                let raw = format!("{}{}", if lead { "/" } else { "" }, segs.join("/"));
+                if let Ok(p) = safe_path(&raw) {
+                    prop_assert!(stays_under_root(p.as_ref()), "{raw:?} -> {p}");
+                    prop_assert!(stays_under_root(&raw), "{raw:?}");
+                }
+            }
+
+            /// Ordinary names are accepted and kept as given.
+            #[test]
+            fn plain_names_are_kept(segs in prop::collection::vec("[a-zA-Z0-9_-][a-zA-Z0-9_. -]{0,10}", 1..5)) {
+                let raw = segs.join("/");
+                prop_assume!(!segs.iter().any(|s| s == "." || s == ".."));
+                prop_assert_eq!(safe_path(&raw).map(|p| p.as_ref().to_string()).ok(), Some(raw.clone()));
+            }
+        }
+    }
 }

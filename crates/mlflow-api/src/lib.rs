@@ -7,7 +7,7 @@
 //! call the store and shape the reply; every rule about the data lives in the `tracking` crate.
 
 pub mod access;
-mod artifact_path;
+pub mod artifact_path;
 pub mod artifacts;
 pub mod auth;
 pub mod error;

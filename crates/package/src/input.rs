@@ -230,3 +230,101 @@ pub fn build(columns: Vec<(String, Vec<Value>)>, schema: &Schema) -> Result<Fram
     }
     Frame::from_columns(out).map_err(|e| input_error(e.to_string()))
 }
+
+#[cfg(test)]
+mod props {
+    //! MLflow scoring bodies are untrusted: any JSON value and any CSV text becomes a frame
+    //! that fits the schema or an input error, never a panic; well-formed payloads in each of
+    //! MLflow's four shapes read back to the values sent.
+
+    use super::*;
+    use learn::Field;
+    use proptest::prelude::*;
+
+    fn schema() -> Schema {
+        Schema {
+            fields: vec![
+                Field { name: "x".into(), kind: ColumnKind::Numeric },
+                Field { name: "c".into(), kind: ColumnKind::Categorical },
+            ],
+        }
+    }
+
+    /// Any JSON value, with the payload keys and column names likely at every level.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<f64>().prop_map(|f| json!(f)),
+            any::<i64>().prop_map(|i| json!(i)),
+            prop_oneof![Just("x"), Just("c"), Just("NaN"), Just("columns"), Just("data"), Just("")]
+                .prop_map(|s| json!(s)),
+            "\\PC{0,4}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            let key = prop_oneof![
+                Just("dataframe_split"),
+                Just("dataframe_records"),
+                Just("instances"),
+                Just("inputs"),
+                Just("columns"),
+                Just("data"),
+                Just("x"),
+                Just("c"),
+                Just("z"),
+            ]
+            .prop_map(str::to_string);
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(key, inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn check(payload: &Value) -> Result<(), TestCaseError> {
+        match from_json(payload, &schema()) {
+            Ok(f) => {
+                prop_assert!(f.n_rows() > 0);
+                let names: Vec<&str> = f.columns().iter().map(|c| c.name.as_str()).collect();
+                prop_assert_eq!(names, vec!["x", "c"]);
+            }
+            Err(PackageError::Input(_)) => {}
+            Err(e) => prop_assert!(false, "{e:?}"),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn any_json_is_a_frame_or_an_input_error(v in json_value()) {
+            check(&v)?;
+            for key in ["dataframe_split", "dataframe_records", "instances", "inputs"] {
+                check(&json!({ key: v.clone() }))?;
+            }
+        }
+
+        #[test]
+        fn any_csv_is_a_frame_or_an_input_error(text in "((x|c|z|\"x\"|1|-2.5e3|NaN|a|)(,|\n|\r\n)){0,20}|\\PC{0,60}") {
+            match from_csv(text.as_bytes(), &schema()) {
+                Ok(_) | Err(PackageError::Input(_)) => {}
+                Err(e) => prop_assert!(false, "{e:?}"),
+            }
+        }
+
+        /// The same rows in MLflow's four payload shapes read back to the same frame.
+        #[test]
+        fn the_four_shapes_read_back(rows in prop::collection::vec((any::<f64>().prop_filter("finite", |f| f.is_finite()), prop::option::of("\\PC{0,5}")), 1..6)) {
+            let xs: Vec<f64> = rows.iter().map(|r| r.0).collect();
+            let cs: Vec<Option<String>> = rows.iter().map(|r| r.1.clone()).collect();
+            let split = json!({ "dataframe_split": { "columns": ["x", "c"], "data": rows.iter().map(|(x, c)| json!([x, c])).collect::<Vec<_>>() } });
+            let records = json!({ "dataframe_records": rows.iter().map(|(x, c)| json!({ "c": c, "x": x })).collect::<Vec<_>>() });
+            let instances = json!({ "instances": rows.iter().map(|(x, c)| json!([x, c])).collect::<Vec<_>>() });
+            let inputs = json!({ "inputs": { "x": xs, "c": cs } });
+            for payload in [split, records, instances, inputs] {
+                let f = from_json(&payload, &schema()).unwrap();
+                prop_assert_eq!(&f.columns()[0].data, &ColumnData::Numeric(xs.clone()), "{}", payload);
+                prop_assert_eq!(&f.columns()[1].data, &ColumnData::Categorical(cs.clone()), "{}", payload);
+            }
+        }
+    }
+}

@@ -721,4 +721,99 @@ mod tests {
         folder.refresh().unwrap();
         assert!(folder.pipelines.is_empty());
     }
+
+    mod props {
+        //! Pipeline files come from git: any text is a pipeline or an error, never a panic, and
+        //! an accepted schedule answers its next time promptly.
+
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Lines over the file's real tables and keys, with values of every TOML kind.
+        fn line() -> impl Strategy<Value = String> {
+            let value = prop_oneof![
+                Just("\"req\"".to_string()),
+                Just("[\"req\"]".to_string()),
+                Just("\"http://s\"".to_string()),
+                Just("\"0 2 * * *\"".to_string()),
+                Just("\"*/5 * 31 2 *\"".to_string()),
+                Just("\"59 23 29 2 1\"".to_string()),
+                Just("\"Europe/Paris\"".to_string()),
+                Just("[\"drift\", \"retrain\"]".to_string()),
+                Just("\"skip\"".to_string()),
+                Just("\"blue-green\"".to_string()),
+                any::<i64>().prop_map(|i| i.to_string()),
+                any::<f64>().prop_map(|f| format!("{f:?}")),
+                Just("nan".to_string()),
+                Just("-inf".to_string()),
+                Just("true".to_string()),
+                Just("{ a = 1 }".to_string()),
+                "\"[ -~&&[^\"\\\\]]{0,12}\"",
+            ];
+            let key = prop_oneof![
+                Just("steps"),
+                Just("cron"),
+                Just("timezone"),
+                Just("missed"),
+                Just("request_logs"),
+                Just("reference"),
+                Just("columns"),
+                Just("psi_threshold"),
+                Just("drift_share"),
+                Just("min_rows"),
+                Just("margin"),
+                Just("max_iter"),
+                Just("seed"),
+                Just("pipeline"),
+                Just("stage_timeout_secs"),
+                Just("holdout_fraction"),
+                Just("mode"),
+                Just("serving"),
+                Just("gateway"),
+                Just("timeout_secs"),
+                Just("window_secs"),
+                Just("error_budget"),
+                Just("url"),
+                Just("attempts"),
+                Just("cmd"),
+                Just("deps"),
+                Just("outs"),
+                Just("bogus"),
+            ];
+            prop_oneof![
+                prop_oneof![
+                    Just("[schedule]"),
+                    Just("[drift]"),
+                    Just("[retrain]"),
+                    Just("[rollout]"),
+                    Just("[webhook]"),
+                    Just("[stages.train]"),
+                    Just("[vars]"),
+                    Just("[[x]]"),
+                ]
+                .prop_map(str::to_string),
+                (key, value).prop_map(|(k, v)| format!("{k} = {v}")),
+                "\\PC{0,20}",
+            ]
+        }
+
+        fn check(text: &str) {
+            if let Ok(p) = parse("p", text, Path::new("/nonexistent/factory-props"), &Overrides::default()) {
+                let _ = p.schedule.next_after(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_is_a_pipeline_or_an_error(text in "\\PC{0,300}") {
+                check(&text);
+            }
+
+            #[test]
+            fn pipeline_shaped_toml_is_a_pipeline_or_an_error(lines in prop::collection::vec(line(), 0..14)) {
+                check(&format!("{MIN}\n{}", lines.join("\n")));
+                check(&lines.join("\n"));
+            }
+        }
+    }
 }

@@ -218,8 +218,9 @@ fn invalid(msg: String) -> ServeError {
     ServeError::Invalid(msg)
 }
 
-/// Decodes the request's inputs from `contents` or, when given, `raw_input_contents`.
-fn tensors(inputs: Vec<InferInputTensor>, raw: Vec<Vec<u8>>) -> Result<Vec<Tensor>, ServeError> {
+/// Decodes the request's inputs from `contents` or, when given, `raw_input_contents`
+/// (little-endian, row-major; BYTES elements 4-byte-length-prefixed).
+pub fn tensors(inputs: Vec<InferInputTensor>, raw: Vec<Vec<u8>>) -> Result<Vec<Tensor>, ServeError> {
     if !raw.is_empty() && raw.len() != inputs.len() {
         return Err(invalid(format!(
             "raw_input_contents has {} entries for {} inputs; give one per input",

@@ -439,6 +439,15 @@ fn tensor(input: V2Input) -> Result<Tensor, ServeError> {
     Ok(Tensor { name, datatype: input.datatype, shape: input.shape, data })
 }
 
+/// Reads a V2 inference request body (JSON): its `id` and its inputs as tensors, or why
+/// the body is not one (`Malformed`) or an input's values do not fit its datatype
+/// (`Invalid`).
+pub fn v2_request(bytes: &[u8]) -> Result<(Option<String>, Vec<Tensor>), ServeError> {
+    let req: V2Request = parse_json(bytes, "a V2 inference request ({\"inputs\": [...]})")?;
+    let tensors = req.inputs.into_iter().map(tensor).collect::<Result<Vec<_>, _>>()?;
+    Ok((req.id, tensors))
+}
+
 async fn v2_infer(
     State(app): App,
     Path(p): Path<ModelPath>,
@@ -446,14 +455,13 @@ async fn v2_infer(
 ) -> Result<Response, V2Error> {
     let bytes = body(&app, raw)?;
     let model = app.model_named(&p.name, p.version.as_deref())?;
-    let req: V2Request = parse_json(&bytes, "a V2 inference request ({\"inputs\": [...]})")?;
-    let tensors = req.inputs.into_iter().map(tensor).collect::<Result<Vec<_>, _>>()?;
+    let (id, tensors) = v2_request(&bytes)?;
     let frame = app.frame_from_v2(&model, tensors)?;
     let predictions = app.score(&model, frame).await?;
     let reply = V2Response {
         model_name: &model.name,
         model_version: &model.version,
-        id: req.id.as_deref(),
+        id: id.as_deref(),
         outputs: predictions
             .outputs
             .iter()

@@ -30,6 +30,8 @@ pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod predictor;
+#[cfg(test)]
+mod props;
 pub mod proto;
 pub mod reload;
 pub mod request_log;

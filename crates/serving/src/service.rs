@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::predictor::{LoadedModel, Predictor};
 use crate::reload::{Loader, Refusal, ReloadOutcome, Reloader};
 use crate::request_log::{Entry, RequestLog, RequestLogConfig};
-use crate::tensor::{datatype_for, frame_from_tensors, Tensor, TensorData};
+use crate::tensor::{datatype_for, frame_from_tensors, split_wide_inputs, Tensor};
 
 /// Batches at least this large are scored on the blocking pool, not on a request thread.
 const BLOCKING_ROWS: usize = 2048;
@@ -258,36 +258,11 @@ impl Serving {
     /// that spans several columns (`X` `[n, 8]`) is split into those columns first, so
     /// clients can send exactly what the metadata lists.
     pub fn frame_from_v2(&self, model: &LoadedModel, tensors: Vec<Tensor>) -> Result<Frame, ServeError> {
-        let Some(specs) = model.model.onnx_inputs() else { return frame_from_tensors(tensors, model.schema()) };
         let schema = model.schema();
-        let mut out = Vec::with_capacity(tensors.len());
-        for t in tensors {
-            let Some(i) = specs.iter().position(|s| s.name == t.name && s.width() > 1) else {
-                out.push(t);
-                continue;
-            };
-            let start: usize = specs[..i].iter().map(|s| s.width()).sum();
-            let width = schema.fields.len().min(start + specs[i].width()) - start.min(schema.fields.len());
-            let rows = t.shape.first().copied().unwrap_or(0).max(0) as usize;
-            if width == 0 || t.data.len() != rows * width {
-                return Err(ServeError::Invalid(format!(
-                    "input '{}': shape {:?} with {} values; the model takes [n, {}]",
-                    t.name,
-                    t.shape,
-                    t.data.len(),
-                    specs[i].width()
-                )));
-            }
-            for j in 0..width {
-                let data = match &t.data {
-                    TensorData::Numeric(v) => TensorData::Numeric((0..rows).map(|r| v[r * width + j]).collect()),
-                    TensorData::Bytes(v) => TensorData::Bytes((0..rows).map(|r| v[r * width + j].clone()).collect()),
-                };
-                let name = schema.fields[start + j].name.clone();
-                out.push(Tensor { name, datatype: t.datatype.clone(), shape: vec![rows as i64], data });
-            }
+        match model.model.onnx_inputs() {
+            None => frame_from_tensors(tensors, schema),
+            Some(specs) => frame_from_tensors(split_wide_inputs(specs, schema, tensors)?, schema),
         }
-        frame_from_tensors(out, schema)
     }
 
     /// Checks the model URI now and swaps in a new version if there is one.

@@ -12,6 +12,7 @@
 //!   order: numeric datatypes when every feature is numeric, or `BYTES` (numbers as text).
 
 use crate::error::ServeError;
+use formats::TensorSpec;
 use learn::{Column, ColumnData, ColumnKind, Frame, Schema};
 
 /// Tensor values, already widened: every numeric datatype becomes `f64` (exact for FP32,
@@ -157,6 +158,46 @@ pub fn frame_from_tensors(inputs: Vec<Tensor>, schema: &Schema) -> Result<Frame,
         return from_matrix(t, schema);
     }
     from_columns(inputs, schema)
+}
+
+/// Splits each tensor named like an ONNX input `spec` that spans several columns
+/// (`X` `[n, 8]`, row-major) into one `[n]` tensor per column, named by the schema's
+/// columns in the model's input order; other tensors pass through.
+pub fn split_wide_inputs(
+    specs: &[TensorSpec],
+    schema: &Schema,
+    tensors: Vec<Tensor>,
+) -> Result<Vec<Tensor>, ServeError> {
+    let mut out = Vec::with_capacity(tensors.len());
+    for t in tensors {
+        let Some(i) = specs.iter().position(|s| s.name == t.name && s.width() > 1) else {
+            out.push(t);
+            continue;
+        };
+        let start: usize = specs[..i].iter().map(|s| s.width()).sum();
+        let width = schema.fields.len().min(start + specs[i].width()) - start.min(schema.fields.len());
+        let rows = t.shape.first().copied().unwrap_or(0).max(0) as usize;
+        // Checked: a huge row count whose product with the width wraps around to the number
+        // of values sent would otherwise pass and index past the data.
+        if width == 0 || rows.checked_mul(width) != Some(t.data.len()) {
+            return Err(invalid(format!(
+                "input '{}': shape {:?} with {} values; the model takes [n, {}]",
+                t.name,
+                t.shape,
+                t.data.len(),
+                specs[i].width()
+            )));
+        }
+        for j in 0..width {
+            let data = match &t.data {
+                TensorData::Numeric(v) => TensorData::Numeric((0..rows).map(|r| v[r * width + j]).collect()),
+                TensorData::Bytes(v) => TensorData::Bytes((0..rows).map(|r| v[r * width + j].clone()).collect()),
+            };
+            let name = schema.fields[start + j].name.clone();
+            out.push(Tensor { name, datatype: t.datatype.clone(), shape: vec![rows as i64], data });
+        }
+    }
+    Ok(out)
 }
 
 /// One input per feature column.

@@ -480,3 +480,183 @@ fn order_by_errors() {
     check_order_err("tags.`a", "missing closing `");
     check_order_err("name, metrics.m", "expected ASC or DESC");
 }
+
+// ---- properties ------------------------------------------------------------------------
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Quotes `s` so that the tokenizer gives `s` back: the quote doubled, backslashes
+    /// escaped (a backslash before the quote would otherwise escape it).
+    fn quote(s: &str, q: char) -> String {
+        let body = s.replace('\\', "\\\\").replace(q, &format!("{q}{q}"));
+        format!("{q}{body}{q}")
+    }
+
+    fn entity() -> impl Strategy<Value = (&'static str, Entity)> {
+        prop_oneof![
+            Just(("metrics.", Metric)),
+            Just(("metric.", Metric)),
+            Just(("params.", Param)),
+            Just(("parameter.", Param)),
+            Just(("tags.", Tag)),
+            Just(("TAGS.", Tag)),
+            Just(("attributes.", Attribute)),
+            Just(("run.", Attribute)),
+            Just(("datasets.", Dataset)),
+            Just(("", Attribute)),
+        ]
+    }
+
+    /// An identifier as text and what it parses to: bare, `backticked` or "double quoted".
+    fn identifier() -> impl Strategy<Value = (String, Entity, String)> {
+        (entity(), 0..3u8, "[a-z_][a-z0-9_]{0,8}", "[a-z_][a-z0-9_.]{0,8}", "\\PC{1,10}").prop_filter_map(
+            "a bare attribute named OR",
+            |((prefix, entity), style, plain, dotted, any)| match style {
+                0 if prefix.is_empty() => (!plain.eq_ignore_ascii_case("or")).then(|| (plain.clone(), entity, plain)),
+                0 => Some((format!("{prefix}{dotted}"), entity, dotted)),
+                1 => Some((format!("{prefix}{}", quote(&any, '`')), entity, any)),
+                _ if prefix.is_empty() => None,
+                _ => Some((format!("{prefix}{}", quote(&any, '"')), entity, any)),
+            },
+        )
+    }
+
+    /// A comparator as text, and a value of the kind it takes.
+    fn condition() -> impl Strategy<Value = (String, Op, Value)> {
+        let text = "\\PC{0,12}";
+        let num = any::<f64>().prop_filter("finite", |f| f.is_finite());
+        prop_oneof![
+            (
+                prop_oneof![
+                    Just(("=", Op::Eq)),
+                    Just(("!=", Op::Ne)),
+                    Just(("<>", Op::Ne)),
+                    Just((">", Op::Gt)),
+                    Just((">=", Op::Ge)),
+                    Just(("<", Op::Lt)),
+                    Just(("<=", Op::Le))
+                ],
+                num
+            )
+                .prop_map(|((sym, op), n)| (format!("{sym} {n:?}"), op, Value::Num(n))),
+            (
+                prop_oneof![
+                    Just(("=", Op::Eq)),
+                    Just(("!=", Op::Ne)),
+                    Just(("LIKE", Op::Like)),
+                    Just(("ilike", Op::ILike))
+                ],
+                text,
+                prop_oneof![Just('\''), Just('"')]
+            )
+                .prop_map(|((sym, op), s, q)| (format!("{sym} {}", quote(&s, q)), op, Value::Str(s))),
+            (prop_oneof![Just(("IN", Op::In)), Just(("not in", Op::NotIn))], prop::collection::vec(text, 1..4))
+                .prop_map(|((sym, op), items)| {
+                    let list = items.iter().map(|i| quote(i, '\'')).collect::<Vec<_>>().join(", ");
+                    (format!("{sym} ({list})"), op, Value::List(items))
+                }),
+            Just(("IS NULL".to_string(), Op::IsNull, Value::Null)),
+            Just(("is not null".to_string(), Op::IsNotNull, Value::Null)),
+        ]
+    }
+
+    fn comparison() -> impl Strategy<Value = (String, Comparison)> {
+        (identifier(), condition()).prop_map(|((ident, entity, key), (cond, op, value))| {
+            (format!("{ident} {cond}"), Comparison { entity, key, op, value })
+        })
+    }
+
+    /// Words and symbols of the language, glued into mostly-wrong filters that get past the
+    /// tokenizer and reach every branch of the parser.
+    fn token_soup() -> impl Strategy<Value = String> {
+        let token = prop_oneof![
+            Just("metrics.a"),
+            Just("params.`p q`"),
+            Just("tags.\"t\""),
+            Just("attributes.run_name"),
+            Just("datasets.name"),
+            Just("bogus.x"),
+            Just("metrics."),
+            Just("run_id"),
+            Just("="),
+            Just("!="),
+            Just("<>"),
+            Just("<"),
+            Just(">="),
+            Just("!"),
+            Just("LIKE"),
+            Just("ILIKE"),
+            Just("IN"),
+            Just("NOT"),
+            Just("IS"),
+            Just("NULL"),
+            Just("AND"),
+            Just("OR"),
+            Just("("),
+            Just(")"),
+            Just(","),
+            Just("'s'"),
+            Just("'"),
+            Just("\"d\""),
+            Just("`b`"),
+            Just("``"),
+            Just("1.5"),
+            Just("-2e3"),
+            Just("1e"),
+            Just("."),
+            Just("ASC"),
+            Just("desc"),
+            Just("\\"),
+            Just("'it''s'"),
+            Just("é"),
+        ];
+        (prop::collection::vec(token, 0..12), prop::collection::vec(prop::bool::ANY, 12)).prop_map(|(ts, spaces)| {
+            ts.iter().zip(spaces).map(|(t, sp)| if sp { format!("{t} ") } else { t.to_string() }).collect()
+        })
+    }
+
+    /// Any text: a filter, or an error that quotes it (or names the limit it broke).
+    fn check_any(s: &str) {
+        match parse_filter(s) {
+            Ok(_) => {}
+            Err(SearchError::Invalid(m)) => {
+                assert!(m.contains(s) || m.starts_with("Invalid filter: a filter can have at most"), "{m:?}")
+            }
+        }
+        match parse_order_by(s) {
+            Ok(o) => assert!(!o.key.is_empty(), "{s:?}"),
+            Err(SearchError::Invalid(m)) => assert!(m.contains(s), "{m:?}"),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_filter_or_an_error(s in "\\PC{0,200}") {
+            check_any(&s);
+        }
+
+        #[test]
+        fn any_token_soup_is_a_filter_or_an_error(s in token_soup()) {
+            check_any(&s);
+        }
+
+        /// A filter written from comparisons parses back to them.
+        #[test]
+        fn generated_filters_parse_back(parts in prop::collection::vec(comparison(), 1..5), and_case in any::<bool>()) {
+            let and = if and_case { " AND " } else { " and " };
+            let text = parts.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(and);
+            let expected: Vec<Comparison> = parts.into_iter().map(|(_, c)| c).collect();
+            prop_assert_eq!(parse_filter(&text), Ok(Filter { clauses: expected }), "{}", text);
+        }
+
+        /// An `order_by` clause written from an identifier and a direction parses back to them.
+        #[test]
+        fn generated_orders_parse_back((ident, entity, key) in identifier(), dir in 0..5usize) {
+            let (suffix, ascending) = [("", true), (" ASC", true), (" asc", true), (" DESC", false), (" desc", false)][dir];
+            let text = format!("{ident}{suffix}");
+            prop_assert_eq!(parse_order_by(&text), Ok(OrderBy { entity, key, ascending }), "{}", text);
+        }
+    }
+}

@@ -130,6 +130,53 @@ pub(crate) fn compile(
     Ok(Compiled { sql, terms })
 }
 
+/// The searches whose filter and `order_by` [`compile_search`] compiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchKind {
+    Runs,
+    Experiments,
+    RegisteredModels,
+    ModelVersions,
+    /// Logged models take their order as typed fields, not `order_by` strings; each string
+    /// is used as the name of an attribute to sort on, ascending.
+    LoggedModels,
+}
+
+impl SearchKind {
+    pub const ALL: [SearchKind; 5] = [
+        SearchKind::Runs,
+        SearchKind::Experiments,
+        SearchKind::RegisteredModels,
+        SearchKind::ModelVersions,
+        SearchKind::LoggedModels,
+    ];
+}
+
+/// Parses and compiles a search's `filter` and `order_by` for `kind` as the search does, but
+/// without a database and without the search's own scope (experiment ids, lifecycle stage):
+/// the statement's text from ` FROM` on, or the error the search would answer. Every value
+/// of the request is a bound parameter, so no request text appears in the statement. For
+/// property tests and fuzzing of the whole path from request text to SQL.
+pub fn compile_search(kind: SearchKind, dialect: Dialect, filter: &str, order_by: &[String]) -> Result<String> {
+    let columns = match kind {
+        SearchKind::Runs => &super::runs::SEARCH,
+        SearchKind::Experiments => &super::experiments::SEARCH,
+        SearchKind::RegisteredModels => &super::registry::MODELS_SEARCH,
+        SearchKind::ModelVersions => &super::registry::VERSIONS_SEARCH,
+        SearchKind::LoggedModels => &super::logged_models::SEARCH,
+    };
+    let filter = crate::search::parse_filter(filter)?;
+    let compiled = match kind {
+        SearchKind::LoggedModels => {
+            let orders =
+                order_by.iter().map(|key| Ok(OrderBy { entity: Entity::Attribute, key: key.clone(), ascending: true }));
+            compile(dialect, columns, filter, orders, |_| {}, 100, 0)?
+        }
+        _ => compile(dialect, columns, filter, parse_orders(order_by), |_| {}, 100, 0)?,
+    };
+    Ok(compiled.sql.text().to_string())
+}
+
 /// A string comparison with its operand checked.
 enum TextTest {
     Cmp(&'static str, String),

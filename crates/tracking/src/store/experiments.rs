@@ -38,7 +38,7 @@ fn not_found(id: &str) -> StoreError {
 
 /// How experiment searches map the filter language: `name`, `creation_time`,
 /// `last_update_time` and `tags.<key>`; default order `creation_time DESC, experiment_id ASC`.
-const SEARCH: Columns = Columns {
+pub(in crate::store) const SEARCH: Columns = Columns {
     from: "experiments e",
     filter: |entity, key, _: Op| {
         match entity {

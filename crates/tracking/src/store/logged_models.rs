@@ -69,7 +69,7 @@ pub struct NewLoggedModel {
 /// How logged-model searches map the filter language: `name`, `model_id`, `status`,
 /// `model_type`, `source_run_id` (string comparators), `creation_timestamp`,
 /// `last_updated_timestamp` (numeric), `tags.<k>`, `params.<k>`; ordered by attribute names.
-const SEARCH: Columns = Columns {
+pub(in crate::store) const SEARCH: Columns = Columns {
     from: "logged_models m",
     filter: |entity, key, _: Op| match entity {
         Entity::Attribute => match key {

@@ -12,12 +12,15 @@ mod group_commit;
 mod hydrate;
 mod logged_models;
 mod metrics;
+#[cfg(test)]
+mod props;
 mod registry;
 mod run_cache;
 mod runs;
 mod sql;
 pub mod validate;
 
+pub use compile::{compile_search, SearchKind};
 pub use datasets::Datasets;
 pub use experiments::Experiments;
 pub use logged_models::{LoggedModels, NewLoggedModel, LOGGED_MODEL_STATUSES};

@@ -369,7 +369,7 @@ fn run_attribute_column(key: &str) -> Option<&'static str> {
 
 /// How run searches map the filter language: latest metrics, params, tags, the run's columns
 /// and its datasets; ordered by metrics, params, tags or columns, rows without the key last.
-const SEARCH: Columns = Columns {
+pub(in crate::store) const SEARCH: Columns = Columns {
     from: "runs r",
     filter: |entity, key, op| match entity {
         Entity::Metric => Ok(Column::Metric),

@@ -89,7 +89,6 @@ impl Sql {
         }
     }
 
-    #[cfg(test)]
     pub(crate) fn text(&self) -> &str {
         &self.text
     }

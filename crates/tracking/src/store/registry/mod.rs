@@ -6,6 +6,8 @@ mod models;
 mod versions;
 
 pub use models::RegisteredModels;
+pub(in crate::store) use models::SEARCH as MODELS_SEARCH;
+pub(in crate::store) use versions::SEARCH as VERSIONS_SEARCH;
 pub use versions::{ModelVersions, NewModelVersion};
 
 use super::now_ms;

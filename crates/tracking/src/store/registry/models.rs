@@ -25,7 +25,7 @@ const COLUMNS: &str = "m.name, m.creation_time, m.last_updated_time, m.descripti
 
 /// How registered-model searches map the filter language: `name` and `tags.<key>`; ordered
 /// by name or timestamps, then by name.
-const SEARCH: Columns = Columns {
+pub(in crate::store) const SEARCH: Columns = Columns {
     from: "registered_models m",
     filter: |entity, key, _: Op| match entity {
         Entity::Attribute if key == "name" => Ok(Column::Text { column: "m.name".into(), what: "'name'".into() }),

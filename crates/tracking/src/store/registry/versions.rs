@@ -60,7 +60,7 @@ pub struct NewModelVersion {
 /// How model-version searches map the filter language: `name`, `run_id`, `source_path`,
 /// `version_number` and `tags.<key>`; ordered by name, version, timestamps, run or stage,
 /// then by name and newest version.
-const SEARCH: Columns = Columns {
+pub(in crate::store) const SEARCH: Columns = Columns {
     from: "model_versions v",
     filter: |entity, key, op| match (entity, key) {
         (Entity::Attribute, "name" | "run_id" | "source_path" | "source") => {

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Fuzzes every parser that reads untrusted input (the cargo-fuzz targets in fuzz/): builds
+# every target once, then runs each for SECONDS (default 60), starting from the seed corpus
+# committed in fuzz/corpus/<target>/. Prints, per target, libFuzzer's executions, coverage
+# and speed, and fails if any target crashed, hung (an input over 10 s), ran out of memory
+# (2 GiB) or did not start.
+#
+#   scripts/fuzz.sh [SECONDS]
+#
+# Needs cargo-fuzz (`cargo install cargo-fuzz --locked`). It runs on the stable toolchain:
+# cargo-fuzz's `-Z` flags are allowed with RUSTC_BOOTSTRAP=1. No sanitizer by default (the
+# workspace forbids unsafe code, so AddressSanitizer finds little and halves the speed); the
+# build keeps debug assertions and overflow checks. Environment:
+#   FUZZ_SANITIZER   none (default), address, leak, memory or thread
+#   FUZZ_TARGETS     space-separated targets to run instead of all of them
+#   FUZZ_TARGET_DIR  build directory (default $CARGO_TARGET_DIR/fuzz, else fuzz/target)
+# Findings are written to fuzz/artifacts/<target>/ (reproduce with
+# `RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz -s none <target> <file>`); the corpus a
+# run grows is kept under the build directory, not in the repository.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+secs=${1:-60}
+[[ $secs =~ ^[0-9]+$ && $secs -gt 0 ]] || { echo "usage: scripts/fuzz.sh [SECONDS]" >&2; exit 2; }
+command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install cargo-fuzz --locked" >&2; exit 1; }
+
+export RUSTC_BOOTSTRAP=1
+sanitizer=${FUZZ_SANITIZER:-none}
+target_dir=${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:+$CARGO_TARGET_DIR/fuzz}}
+target_dir=${target_dir:-$PWD/fuzz/target}
+flags=(--fuzz-dir fuzz -O -a -s "$sanitizer" --codegen-units 16 --target-dir "$target_dir")
+read -r -a targets <<<"${FUZZ_TARGETS:-$(cargo fuzz list --fuzz-dir fuzz | tr '\n' ' ')}"
+
+started=$(date +%s)
+echo "==> building ${#targets[@]} fuzz targets (sanitizer: $sanitizer, into $target_dir)"
+cargo fuzz build "${flags[@]}"
+built=$(date +%s)
+
+logs="$target_dir/fuzz-logs"
+mkdir -p "$logs"
+failed=()
+rows=()
+for t in "${targets[@]}"; do
+    corpus="$target_dir/fuzz-corpus/$t"
+    mkdir -p "$corpus"
+    echo "==> $t: ${secs}s"
+    # New inputs go to the first corpus folder (scratch); the committed seeds are only read.
+    if cargo fuzz run "${flags[@]}" "$t" "$corpus" "fuzz/corpus/$t" -- \
+        -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 \
+        >"$logs/$t.log" 2>&1; then
+        status=ok
+    else
+        status=FAILED
+        failed+=("$t")
+        grep -E "^(==[0-9]+== ?ERROR|thread '.*' panicked|SUMMARY|artifact_prefix|Test unit written)" "$logs/$t.log" | head -n 8 || true
+        tail -n 5 "$logs/$t.log"
+    fi
+    done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$logs/$t.log" | tail -n 1 || true)
+    execs=$(grep -oE '^stat::number_of_executed_units: *[0-9]+' "$logs/$t.log" | grep -oE '[0-9]+$' || true)
+    cov=$(sed -nE 's/.* cov: ([0-9]+) .*/\1/p' <<<"$done_line")
+    ft=$(sed -nE 's/.* ft: ([0-9]+) .*/\1/p' <<<"$done_line")
+    speed=$(sed -nE 's/.* exec\/s: ([0-9]+).*/\1/p' <<<"$done_line")
+    rows+=("$(printf '%-16s %-7s %12s %7s %7s %9s' "$t" "$status" "${execs:--}" "${cov:--}" "${ft:--}" "${speed:--}")")
+    echo "    ${done_line:-no DONE line (see $logs/$t.log)}"
+done
+finished=$(date +%s)
+
+echo
+echo "==> fuzzing summary: ${secs}s per target, build $((built - started))s, total $((finished - started))s, $(nproc) cores"
+printf '%-16s %-7s %12s %7s %7s %9s\n' target status execs cov ft exec/s
+printf '%s\n' "${rows[@]}"
+if ((${#failed[@]})); then
+    echo "FAILED: ${failed[*]} (inputs in fuzz/artifacts/<target>/, logs in $logs/)" >&2
+    exit 1
+fi
