@@ -14,6 +14,7 @@
 #   FUZZ_SANITIZER   none (default), address, leak, memory or thread
 #   FUZZ_TARGETS     space-separated targets to run instead of all of them
 #   FUZZ_TARGET_DIR  build directory (default $CARGO_TARGET_DIR/fuzz, else fuzz/target)
+#   FUZZ_JOBS        targets run at once (default: the number of cores)
 # Findings are written to fuzz/artifacts/<target>/ (reproduce with
 # `RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz -s none <target> <file>`); the corpus a
 # run grows is kept under the build directory, not in the repository.
@@ -38,10 +39,10 @@ built=$(date +%s)
 
 logs="$target_dir/fuzz-logs"
 mkdir -p "$logs"
-failed=()
-rows=()
-for t in "${targets[@]}"; do
-    corpus="$target_dir/fuzz-corpus/$t"
+# One target per core at a time (FUZZ_JOBS): each libFuzzer run is single-threaded.
+jobs=${FUZZ_JOBS:-$(nproc)}
+run_one() {
+    local t=$1 status corpus="$target_dir/fuzz-corpus/$1"
     mkdir -p "$corpus"
     echo "==> $t: ${secs}s"
     # New inputs go to the first corpus folder (scratch); the committed seeds are only read.
@@ -51,22 +52,35 @@ for t in "${targets[@]}"; do
         status=ok
     else
         status=FAILED
-        failed+=("$t")
         grep -E "^(==[0-9]+== ?ERROR|thread '.*' panicked|SUMMARY|artifact_prefix|Test unit written)" "$logs/$t.log" | head -n 8 || true
         tail -n 5 "$logs/$t.log"
     fi
+    local done_line execs cov ft speed
     done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$logs/$t.log" | tail -n 1 || true)
     execs=$(grep -oE '^stat::number_of_executed_units: *[0-9]+' "$logs/$t.log" | grep -oE '[0-9]+$' || true)
     cov=$(sed -nE 's/.* cov: ([0-9]+) .*/\1/p' <<<"$done_line")
     ft=$(sed -nE 's/.* ft: ([0-9]+) .*/\1/p' <<<"$done_line")
     speed=$(sed -nE 's/.* exec\/s: ([0-9]+).*/\1/p' <<<"$done_line")
-    rows+=("$(printf '%-16s %-7s %12s %7s %7s %9s' "$t" "$status" "${execs:--}" "${cov:--}" "${ft:--}" "${speed:--}")")
-    echo "    ${done_line:-no DONE line (see $logs/$t.log)}"
+    printf '%-16s %-7s %12s %7s %7s %9s\n' "$t" "$status" "${execs:--}" "${cov:--}" "${ft:--}" "${speed:--}" >"$logs/$t.row"
+    echo "    $t: ${done_line:-no DONE line (see $logs/$t.log)}"
+}
+rm -f "$logs"/*.row
+for t in "${targets[@]}"; do
+    while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done
+    run_one "$t" &
+done
+wait
+failed=()
+rows=()
+for t in "${targets[@]}"; do
+    row=$(cat "$logs/$t.row" 2>/dev/null || printf '%-16s %-7s' "$t" FAILED)
+    rows+=("$row")
+    [[ $row =~ ^[^[:space:]]+[[:space:]]+ok ]] || failed+=("$t")
 done
 finished=$(date +%s)
 
 echo
-echo "==> fuzzing summary: ${secs}s per target, build $((built - started))s, total $((finished - started))s, $(nproc) cores"
+echo "==> fuzzing summary: ${secs}s per target, $jobs at a time, build $((built - started))s, total $((finished - started))s, $(nproc) cores"
 printf '%-16s %-7s %12s %7s %7s %9s\n' target status execs cov ft exec/s
 printf '%s\n' "${rows[@]}"
 if ((${#failed[@]})); then

@@ -128,3 +128,6 @@ rm -rf "$DEMO_DIR"
 
 step "Deployment files: Helm charts, compose, workflows, Dockerfile (real helm 4, kubernetes-validate, actionlint, hadolint)"
 scripts/test-deploy.sh
+
+step "Fuzzing: every parser of untrusted input, 60 s per target, one per core (cargo-fuzz; fuzz/README.md)"
+scripts/fuzz.sh 60
