@@ -13,7 +13,7 @@ ranges): values a datatype cannot hold are 400s.
 
 Finding 3 (slowloris): thousands of connections that send half a request head and wait must be
 closed within the header timeout on every listener -- ``factory server``, ``factory serve``
-(HTTP and gRPC on one port), ``factory gateway`` and the two admin planes -- while a normal client is
+(HTTP and gRPC on one port), ``factory gateway``, the two admin planes and a ``--metrics-listen`` listener -- while a normal client is
 still served.
 The listeners run with ``--header-timeout-secs 2`` so the test is quick; the figures (how many
 were closed, and how long the last one took) are printed.
@@ -103,11 +103,11 @@ def stack(tmp_path_factory):
     work = tmp_path_factory.mktemp("network")
     procs = Procs(work)
     try:
-        port = free_port()
+        port, mport = free_port(), free_port()
         server, log = procs.start(
             "server", "server", "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
             "--artifacts-destination", str(work / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-            *LIMIT_FLAGS,
+            "--metrics-listen", f"127.0.0.1:{mport}", *LIMIT_FLAGS,
         )
         tracking = f"http://127.0.0.1:{port}"
         wait_ok(f"{tracking}/health", server, log)
@@ -139,6 +139,7 @@ def stack(tmp_path_factory):
             # The admin planes: the same limits; a normal (token-bearing) client is still answered.
             "serve admin": (sadmin, "/admin/status-probe", slog),
             "gateway admin": (aport, "/status", glog),
+            "metrics": (mport, "/metrics", log),
             "serve_port": sport,
             "procs": procs,
             "work": work,
@@ -170,7 +171,7 @@ def slowloris(port: int, n: int) -> tuple[list[socket.socket], int]:
     return socks, failed
 
 
-@pytest.mark.parametrize("listener", ["server", "serve", "gateway", "serve admin", "gateway admin"])
+@pytest.mark.parametrize("listener", ["server", "serve", "gateway", "serve admin", "gateway admin", "metrics"])
 def test_half_open_connections_are_closed_within_the_header_timeout(stack, listener):
     port, path, log = stack[listener]
     started = time.monotonic()

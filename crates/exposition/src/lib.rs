@@ -159,13 +159,13 @@ pub fn router(render: Render) -> Router {
 }
 
 /// Binds `addr` (`--metrics-listen`) and serves [`router`] on it for the rest of the process's
-/// life (it holds no state worth draining). Returns the bound address.
-pub async fn spawn(addr: &str, render: Render) -> std::io::Result<SocketAddr> {
+/// life (it holds no state worth draining), with the process's listener `limits`. Returns the
+/// bound address.
+pub async fn spawn(addr: &str, render: Render, limits: listener::Limits) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     tokio::spawn(async move {
         // The same accept loop, timeouts and limits as every other listener (crates/listener).
-        let limits = listener::Limits::default();
         let serving =
             listener::serve_router(listener, "metrics", &limits, router(render), std::future::pending(), None);
         if let Err(e) = serving.await {

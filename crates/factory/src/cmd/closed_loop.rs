@@ -160,7 +160,8 @@ pub fn run(args: LoopArgs) -> anyhow::Result<u8> {
     let runtime = super::runtime(0)?;
     runtime.block_on(async {
         let scraped = metrics.clone();
-        args.metrics.start(std::sync::Arc::new(move || scraped.render())).await?;
+        // The loop has no other listener, so no limit flags: the defaults.
+        args.metrics.start(std::sync::Arc::new(move || scraped.render()), listener::Limits::default()).await?;
         if args.once {
             let pipelines = match &defs {
                 pipeline::Definitions::Single(p) => vec![(**p).clone()],

@@ -83,7 +83,7 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<u8> {
     runtime.block_on(async {
         let gw = gateway::Gateway::new(settings)?;
         let registry = std::sync::Arc::new(gateway::metrics::registry(gw.clone()));
-        args.metrics.start(std::sync::Arc::new(move || exposition::encode(&registry))).await?;
+        args.metrics.start(std::sync::Arc::new(move || exposition::encode(&registry)), args.limits.limits()?).await?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("binding the gateway to {}", args.listen))?;

@@ -12,10 +12,13 @@ pub struct MetricsListen {
 }
 
 impl MetricsListen {
-    /// Starts the listener when an address is given (call inside the runtime).
-    pub async fn start(&self, render: exposition::Render) -> anyhow::Result<()> {
+    /// Starts the listener when an address is given (call inside the runtime), with the same
+    /// limits as the process's other listeners.
+    pub async fn start(&self, render: exposition::Render, limits: listener::Limits) -> anyhow::Result<()> {
         if let Some(addr) = self.metrics_listen.as_deref().filter(|a| !a.is_empty()) {
-            exposition::spawn(addr, render).await.with_context(|| format!("binding --metrics-listen {addr}"))?;
+            exposition::spawn(addr, render, limits)
+                .await
+                .with_context(|| format!("binding --metrics-listen {addr}"))?;
         }
         Ok(())
     }

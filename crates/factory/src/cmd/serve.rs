@@ -158,7 +158,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         }
         let app = serving::Serving::new(cfg)?;
         let scraped = app.clone();
-        args.metrics.start(std::sync::Arc::new(move || scraped.render_metrics())).await?;
+        args.metrics.start(std::sync::Arc::new(move || scraped.render_metrics()), args.limits.limits()?).await?;
         let listeners = serving::Listeners { http, grpc, admin };
         serving::run_with(app, listeners, super::shutdown_signal()).await?;
         tracing::info!("stopped");

@@ -284,7 +284,7 @@ async fn serve(args: ServerArgs, guard: mlflow_api::guard::Guard) -> anyhow::Res
     let store = Arc::new(store);
     let metrics = mlflow_api::metrics::ServerMetrics::new(store.clone(), args.mlflow.static_prefix.as_deref());
     let render = metrics.clone();
-    args.metrics.start(std::sync::Arc::new(move || render.render())).await?;
+    args.metrics.start(std::sync::Arc::new(move || render.render()), args.limits.limits()?).await?;
     let state = mlflow_api::AppState { store, artifacts, auth };
     let limits = args.limits.limits()?;
     let addr = format!("{}:{}", args.host, args.port);
