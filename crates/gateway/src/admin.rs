@@ -93,21 +93,12 @@ fn who(caller: &Caller, note: Option<String>) -> Option<String> {
 }
 
 fn wire_status(s: Status) -> admin_api::StatusReply {
-    let up = |u: crate::control::UpstreamStatus| admin_api::UpstreamStatus {
-        address: u.address,
-        healthy: u.healthy,
-        model_version: u.model_version,
-        consecutive_failures: u.consecutive_failures,
-        requests: u.requests,
-        errors: u.errors,
-        in_flight: u.in_flight,
-    };
     admin_api::StatusReply {
         active: s.active.as_str().to_string(),
         previous: s.previous.map(|c| c.as_str().to_string()),
         weights: admin_api::WeightsReply { blue: s.weights.blue, green: s.weights.green },
         shadow_percent: s.shadow_percent,
-        upstreams: admin_api::Upstreams { blue: up(s.upstreams.blue), green: up(s.upstreams.green) },
+        upstreams: s.upstreams,
     }
 }
 

@@ -107,17 +107,8 @@ pub struct ChangeOutcome {
     pub shadow_percent: u32,
 }
 
-/// One colour in [`Status`].
-#[derive(Clone, Debug, Serialize)]
-pub struct UpstreamStatus {
-    pub address: String,
-    pub healthy: bool,
-    pub model_version: Option<String>,
-    pub consecutive_failures: u32,
-    pub requests: u64,
-    pub errors: u64,
-    pub in_flight: u64,
-}
+/// Each colour in [`Status`]: the admin protocol's own types (plain fields, nothing to convert).
+pub use admin_api::{UpstreamStatus, Upstreams};
 
 /// `GET /status`.
 #[derive(Clone, Debug, Serialize)]
@@ -127,12 +118,6 @@ pub struct Status {
     pub weights: Weights,
     pub shadow_percent: u32,
     pub upstreams: Upstreams,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Upstreams {
-    pub blue: UpstreamStatus,
-    pub green: UpstreamStatus,
 }
 
 /// Counters of the shadow mirror and of operations.
