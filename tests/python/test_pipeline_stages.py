@@ -313,8 +313,8 @@ def test_loop_promotes_a_version_from_the_users_train_stage(server, tmp_path):
         deps = ["train.py", "${{FACTORY_TRAINING_DATA}}"]
         outs = ["version.txt"]
         """))
-    args = ["--pipelines", str(folder), "--request-log", str(logs), "--serving", serve.url, "--model-name", name,
-            "--labels", str(tmp_path / "labels")]
+    args = ["--pipelines", str(folder), "--request-log", str(logs), "--serving", serve.url,
+            "--serving-admin", serve.admin_url, "--model-name", name, "--labels", str(tmp_path / "labels")]
     try:
         traffic.shifted = True
         write_labels(tmp_path / "labels" / "day1.csv", 3000)
