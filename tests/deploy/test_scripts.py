@@ -12,7 +12,8 @@ import tomllib
 
 import pytest
 
-from conftest import (CHARTS, FACTORY_BIN, HOUSING, container, find, free_port, kubelet_env, render, request)
+from conftest import (CHARTS, FACTORY_BIN, HOUSING, container, find, free_port, kubelet_env, render, request,
+                      secret_data)
 from test_server_flags import start_rendered
 
 MODEL = "california-housing-model"
@@ -96,8 +97,15 @@ def test_bootstrap_serve_and_drift_cycle(tracking, spawn, tmp_path):
         if a.startswith(("--port=", "--grpc-port=")):
             a = a.split("=")[0] + f"={port}"
         args.append(a)
+    # The admin token secret, mounted as the kubelet would: its `token` key as a file.
+    token_secret = find(app, "Secret", "rel-mlops-factory-admin-token")
+    token_file = tmp_path / "factory-admin" / "token"
+    token_file.parent.mkdir()
+    token_file.write_text(secret_data(token_secret)["token"])
     serve_env = kubelet_env(serve, t["secrets"], fields={"metadata.name": pod_name},
-                            override={"MLFLOW_TRACKING_URI": t["env"]["MLFLOW_TRACKING_URI"]})
+                            override={"MLFLOW_TRACKING_URI": t["env"]["MLFLOW_TRACKING_URI"],
+                                      "FACTORY_ADMIN_TOKEN_FILE": str(token_file),
+                                      "FACTORY_METRICS_LISTEN": f"127.0.0.1:{free_port()}"})
     assert serve_env["MODEL_URI"] == f"models:/{MODEL}@blue"
     proc = spawn(args, serve_env, name="serve-blue")
     proc.wait_http(port, serve["readinessProbe"]["httpGet"]["path"])
@@ -121,7 +129,8 @@ def test_bootstrap_serve_and_drift_cycle(tracking, spawn, tmp_path):
     assert pipeline["rollout"]["mode"] == "blue-green"
     loop_env = {**kubelet_env(container(cron, "loop"), t["secrets"], override={
         "FACTORY_PIPELINES": str(pipelines), "FACTORY_REQUESTS": str(requests_dir),
-        "FACTORY_LOOP_DIR": str(tmp_path / "loop")}), **t["env"]}
+        "FACTORY_LOOP_DIR": str(tmp_path / "loop"), "FACTORY_ADMIN_TOKEN_FILE": str(token_file),
+        "FACTORY_METRICS_LISTEN": f"127.0.0.1:{free_port()}"}), **t["env"]}
     cycle = run_sh(loop_cm["drift-cycle.sh"], loop_env)
     assert cycle.returncode == 0, cycle.stdout + cycle.stderr
     report = json.loads(cycle.stdout.strip().splitlines()[-1])
