@@ -1,49 +1,14 @@
 //! Test support: a tiny packaged model, serving upstreams and the gateway on port 0.
 
-use learn::{Column, Frame, GbmParams, ModelSpec, Task};
 use serving::proto::health::health_client::HealthClient;
 use serving::proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-pub fn rows(n: usize) -> Frame {
-    let x1: Vec<f64> = (0..n).map(|i| (i % 17) as f64 * 0.5).collect();
-    let x2: Vec<f64> = (0..n).map(|i| ((i * 7) % 23) as f64 - 11.0).collect();
-    Frame::from_columns(vec![Column::numeric("x1", x1), Column::numeric("x2", x2)]).unwrap()
-}
-
-/// Trains a small regressor and packages it in `dir`.
-pub fn write_package(dir: &Path) {
-    let x = rows(200);
-    let y: Vec<f64> = (0..200).map(|i| 2.0 * ((i % 17) as f64 * 0.5) + ((i * 7) % 23) as f64 - 11.0).collect();
-    let spec = ModelSpec::Gbm(GbmParams { max_iter: 5, min_samples_leaf: 5, ..GbmParams::default() });
-    let (model, _) = learn::fit(&x, &y, Task::Regression, &spec, &mut |_, _| {}).unwrap();
-    let provenance = package::Provenance {
-        run_id: Some("run-1".into()),
-        model_id: Some("m-1".into()),
-        created_utc: "2025-01-01 00:00:00.000000".into(),
-    };
-    package::save(dir, &model, &x.select_rows(&[0, 1, 2]), &provenance).unwrap();
-}
-
-/// A model folder shared by the tests of one process.
-pub fn model_dir() -> PathBuf {
-    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let t = tempfile::tempdir().unwrap();
-        write_package(&t.path().join("model"));
-        t
-    })
-    .path()
-    .join("model")
-}
-
-/// `rows(n)` as an MLflow `dataframe_split` payload.
-pub fn invocation(n: usize) -> serde_json::Value {
-    serde_json::json!({ "dataframe_split": package::input::to_dataframe_split(&rows(n)) })
-}
+// The small regressor, its package and its scoring payloads come from the shared test kit.
+pub use testkit::model::{invocation, model_dir, rows};
 
 /// A serving upstream (HTTP and gRPC on one port) reporting `version`.
 pub struct Upstream {
