@@ -193,7 +193,9 @@ def test_half_open_connections_are_closed_within_the_header_timeout(stack, liste
         sel.register(s, selectors.EVENT_READ)
     open_ = len(socks)
     last_closed = 0.0
-    deadline = started + HEADER_TIMEOUT + 10
+    # Opening them can itself take seconds on a loaded machine; the last one opened gets its own
+    # header timeout from then.
+    deadline = started + opened_in + HEADER_TIMEOUT + 10
     while open_ and time.monotonic() < deadline:
         for key, _ in sel.select(timeout=0.5):
             s = key.fileobj
@@ -215,9 +217,11 @@ def test_half_open_connections_are_closed_within_the_header_timeout(stack, liste
         f"{normal_latency * 1000:.0f} ms meanwhile; {HALF_OPEN - open_} closed by the server, the last "
         f"{last_closed:.2f} s after the first was opened (header timeout {HEADER_TIMEOUT} s)"
     )
-    assert open_ == 0, f"{open_} half-open connections still open after {HEADER_TIMEOUT + 10} s"
+    assert open_ == 0, (
+        f"{open_} half-open connections still open {HEADER_TIMEOUT + 10} s after the last was opened"
+    )
     # Each was closed within the header timeout of its own opening (plus scheduling slack).
-    assert last_closed <= opened_in + HEADER_TIMEOUT + 1.5, last_closed
+    assert last_closed <= opened_in + HEADER_TIMEOUT + 3, last_closed
     # And the listener still serves afterwards.
     assert requests.get(f"http://127.0.0.1:{port}{path}", headers=headers, timeout=5).status_code == expected
 
