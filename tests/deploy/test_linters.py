@@ -49,3 +49,21 @@ def test_shellcheck():
     scripts.append("scripts/test-deploy.sh")
     out = run("shellcheck", *scripts)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_admin_openapi_documents_are_valid():
+    """docs/openapi/*.json (generated from the admin-api crate's types; `cargo test -p admin-api`
+    checks they are current) are valid OpenAPI 3.1 by an independent validator, and document every
+    admin path."""
+    import json
+
+    from openapi_spec_validator import validate
+
+    docs = {p.name: json.loads(p.read_text()) for p in sorted((ROOT / "docs" / "openapi").glob("*.json"))}
+    assert set(docs) == {"gateway-admin.json", "serve-admin.json"}, docs.keys()
+    for name, doc in docs.items():
+        validate(doc)
+    assert set(docs["gateway-admin.json"]["paths"]) == {
+        "/status", "/switch", "/rollback", "/weights", "/shadow", "/audit", "/metrics"
+    }
+    assert set(docs["serve-admin.json"]["paths"]) == {"/admin/reload"}

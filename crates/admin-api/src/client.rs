@@ -5,8 +5,8 @@ use serde::Serialize;
 use std::time::Duration;
 
 use crate::{
-    gateway_paths, serve_paths, ErrorReply, HealthReply, OperationReply, ReloadQuery, ReloadReply, RollbackRequest,
-    StatusReply, SwitchRequest,
+    gateway_paths, serve_paths, AuditRecord, ChangeReply, ErrorReply, HealthReply, ReloadQuery, ReloadReply,
+    RollbackRequest, ShadowRequest, StatusReply, SwitchReply, SwitchRequest, WeightsRequest,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -55,26 +55,28 @@ impl AdminClient {
         &self.base
     }
 
-    /// The raw answer of `GET path` as JSON (for printing).
-    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, ClientError> {
-        self.call("GET", path, None::<&()>).await
-    }
-
-    /// `POST path` with `body`, the answer as JSON (for printing).
-    pub async fn post_json<B: Serialize>(&self, path: &str, body: &B) -> Result<serde_json::Value, ClientError> {
-        self.call("POST", path, Some(body)).await
-    }
-
     pub async fn status(&self) -> Result<StatusReply, ClientError> {
         self.call("GET", gateway_paths::STATUS, None::<&()>).await
     }
 
-    pub async fn switch(&self, req: &SwitchRequest) -> Result<OperationReply, ClientError> {
+    pub async fn switch(&self, req: &SwitchRequest) -> Result<SwitchReply, ClientError> {
         self.call("POST", gateway_paths::SWITCH, Some(req)).await
     }
 
-    pub async fn rollback(&self, req: &RollbackRequest) -> Result<OperationReply, ClientError> {
+    pub async fn rollback(&self, req: &RollbackRequest) -> Result<SwitchReply, ClientError> {
         self.call("POST", gateway_paths::ROLLBACK, Some(req)).await
+    }
+
+    pub async fn weights(&self, req: &WeightsRequest) -> Result<ChangeReply, ClientError> {
+        self.call("POST", gateway_paths::WEIGHTS, Some(req)).await
+    }
+
+    pub async fn shadow(&self, req: &ShadowRequest) -> Result<ChangeReply, ClientError> {
+        self.call("POST", gateway_paths::SHADOW, Some(req)).await
+    }
+
+    pub async fn audit(&self) -> Result<Vec<AuditRecord>, ClientError> {
+        self.call("GET", gateway_paths::AUDIT, None::<&()>).await
     }
 
     /// serve: `POST /admin/reload`.

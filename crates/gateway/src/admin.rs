@@ -17,9 +17,8 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::control::{Gateway, Status, SwitchRequest};
+use crate::control::{Gateway, SwitchRequest};
 use crate::error::GatewayError;
-use crate::state::Colour;
 
 type App = State<Arc<Gateway>>;
 
@@ -92,28 +91,17 @@ fn who(caller: &Caller, note: Option<String>) -> Option<String> {
     })
 }
 
-fn wire_status(s: Status) -> admin_api::StatusReply {
-    admin_api::StatusReply {
-        active: s.active.as_str().to_string(),
-        previous: s.previous.map(|c| c.as_str().to_string()),
-        weights: admin_api::WeightsReply { blue: s.weights.blue, green: s.weights.green },
-        shadow_percent: s.shadow_percent,
-        upstreams: s.upstreams,
-    }
-}
-
 async fn status(State(gw): App) -> Response {
-    Json(wire_status(gw.status())).into_response()
+    Json(gw.status()).into_response()
 }
 
 fn switch_request(b: SwitchBody, caller: &Caller) -> Result<SwitchRequest, GatewayError> {
-    let to = b.to.as_deref().map(str::parse::<Colour>).transpose()?;
     let drain_timeout = match b.drain_timeout_secs {
         None => None,
         Some(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => Some(Duration::from_secs_f64(s)),
         Some(s) => return Err(GatewayError::BadInput(format!("drain_timeout_secs {s} is out of range 0..=86400"))),
     };
-    Ok(SwitchRequest { to, expect_version: b.expect_version, drain_timeout, who: who(caller, b.note) })
+    Ok(SwitchRequest { to: b.to, expect_version: b.expect_version, drain_timeout, who: who(caller, b.note) })
 }
 
 async fn switch(State(gw): App, Extension(caller): Extension<Caller>, body: Bytes) -> Response {

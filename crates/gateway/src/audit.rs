@@ -2,58 +2,30 @@
 //! operation, whatever its outcome — refused switches included. It lives next to the state
 //! file (`<state-file stem>.audit.jsonl`) and is read back by `GET /audit`.
 
-use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::error::GatewayError;
-use crate::health::HealthReport;
-use crate::state::{Colour, Weights};
 
-/// One operation, as written to the log.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AuditRecord {
-    /// RFC 3339, UTC.
-    pub time: String,
-    pub operation_id: String,
-    /// `switch`, `rollback`, `auto-failover`, `weights`, `shadow`.
-    pub op: String,
-    pub from: Option<Colour>,
-    pub to: Option<Colour>,
-    pub from_version: Option<String>,
-    pub to_version: Option<String>,
-    pub health: Option<HealthReport>,
-    pub who: String,
-    /// `ok`, `refused`, `error`.
-    pub outcome: String,
-    /// What went wrong, or what drained.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weights: Option<Weights>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shadow_percent: Option<u32>,
-}
+pub use admin_api::AuditRecord;
 
-impl AuditRecord {
-    /// A record stamped now with a fresh operation id.
-    pub fn new(op: &str, who: &str) -> AuditRecord {
-        AuditRecord {
-            time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-            operation_id: uuid::Uuid::new_v4().simple().to_string(),
-            op: op.into(),
-            from: None,
-            to: None,
-            from_version: None,
-            to_version: None,
-            health: None,
-            who: who.into(),
-            outcome: "ok".into(),
-            detail: None,
-            weights: None,
-            shadow_percent: None,
-        }
+/// A record of `op` by `who`, stamped now with a fresh operation id, outcome `ok`.
+pub fn record(op: &str, who: &str) -> AuditRecord {
+    AuditRecord {
+        time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        operation_id: uuid::Uuid::new_v4().simple().to_string(),
+        op: op.into(),
+        from: None,
+        to: None,
+        from_version: None,
+        to_version: None,
+        health: None,
+        who: who.into(),
+        outcome: "ok".into(),
+        detail: None,
+        weights: None,
+        shadow_percent: None,
     }
 }
 
@@ -119,7 +91,7 @@ mod tests {
         let audit = Audit::new(Some(Audit::path_for(&dir.path().join("gw.json"))));
         assert!(audit.path().unwrap().ends_with("gw.audit.jsonl"));
         for op in ["switch", "rollback", "weights"] {
-            audit.append(&AuditRecord::new(op, "tester")).unwrap();
+            audit.append(&record(op, "tester")).unwrap();
         }
         std::fs::OpenOptions::new().append(true).open(audit.path().unwrap()).unwrap().write_all(b"{\"torn").unwrap();
         let ops: Vec<String> = audit.read_all().unwrap().into_iter().map(|r| r.op).collect();

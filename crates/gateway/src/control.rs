@@ -4,7 +4,6 @@
 //! log and then drains the old colour. Protocol-neutral: the admin API calls these.
 
 use arc_swap::ArcSwap;
-use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,8 +12,8 @@ use std::time::{Duration, Instant};
 use crate::audit::{Audit, AuditRecord};
 use crate::client::Clients;
 use crate::error::GatewayError;
-use crate::health::{self, HealthReport};
-use crate::state::{self, Colour, RoutingState, Weights};
+use crate::health;
+use crate::state::{self, Colour, RoutingState, Weights, WeightsExt};
 use crate::upstream::Upstream;
 
 /// Everything the gateway needs to start.
@@ -85,40 +84,9 @@ pub struct SwitchRequest {
     pub who: Option<String>,
 }
 
-/// What a switch did.
-#[derive(Clone, Debug, Serialize)]
-pub struct SwitchOutcome {
-    pub operation_id: String,
-    pub from: Colour,
-    pub to: Colour,
-    pub from_version: Option<String>,
-    pub to_version: Option<String>,
-    pub health: HealthReport,
-    /// Whether everything in flight on the old colour finished within the drain timeout.
-    pub drained: bool,
-    pub drain_ms: u64,
-}
-
-/// A weights or shadow change.
-#[derive(Clone, Debug, Serialize)]
-pub struct ChangeOutcome {
-    pub operation_id: String,
-    pub weights: Weights,
-    pub shadow_percent: u32,
-}
-
-/// Each colour in [`Status`]: the admin protocol's own types (plain fields, nothing to convert).
-pub use admin_api::{UpstreamStatus, Upstreams};
-
-/// `GET /status`.
-#[derive(Clone, Debug, Serialize)]
-pub struct Status {
-    pub active: Colour,
-    pub previous: Option<Colour>,
-    pub weights: Weights,
-    pub shadow_percent: u32,
-    pub upstreams: Upstreams,
-}
+/// What a switch did, a weights or shadow change, and `GET /status`: the admin protocol's own
+/// types, served as they are.
+pub use admin_api::{ChangeReply, StatusReply, SwitchReply, UpstreamStatus, Upstreams};
 
 /// Counters of the shadow mirror and of operations.
 #[derive(Default)]
@@ -194,7 +162,7 @@ impl Gateway {
         self.routing.load()
     }
 
-    pub fn status(&self) -> Status {
+    pub fn status(&self) -> StatusReply {
         let r = self.routing.load();
         let up = |c: Colour| {
             let u = self.upstream(c);
@@ -208,7 +176,7 @@ impl Gateway {
                 in_flight: u.in_flight(),
             }
         };
-        Status {
+        StatusReply {
             active: r.active,
             previous: r.previous,
             weights: r.weights,
@@ -241,19 +209,19 @@ impl Gateway {
     }
 
     /// Health-gated switch of all new traffic to `req.to` (default: the idle colour).
-    pub async fn switch(&self, req: SwitchRequest) -> Result<SwitchOutcome, GatewayError> {
+    pub async fn switch(&self, req: SwitchRequest) -> Result<SwitchReply, GatewayError> {
         let _op = self.ops.lock().await;
         let to = req.to.unwrap_or_else(|| self.routing.load().active.other());
         self.switch_locked("switch", to, req).await
     }
 
     /// Health-gated switch back to the previous colour.
-    pub async fn rollback(&self, who: Option<String>) -> Result<SwitchOutcome, GatewayError> {
+    pub async fn rollback(&self, who: Option<String>) -> Result<SwitchReply, GatewayError> {
         let _op = self.ops.lock().await;
         let r = self.routing.load_full();
         let Some(prev) = r.previous.filter(|p| *p != r.active) else {
             let who = self.who(who);
-            let mut rec = AuditRecord::new("rollback", &who);
+            let mut rec = crate::audit::record("rollback", &who);
             rec.from = Some(r.active);
             rec.outcome = "refused".into();
             let msg = format!("nothing to roll back to: {} is active and there is no previous colour", r.active);
@@ -277,7 +245,7 @@ impl Gateway {
         }
     }
 
-    async fn switch_locked(&self, op: &str, to: Colour, req: SwitchRequest) -> Result<SwitchOutcome, GatewayError> {
+    async fn switch_locked(&self, op: &str, to: Colour, req: SwitchRequest) -> Result<SwitchReply, GatewayError> {
         let who = self.who(req.who);
         let current = self.routing.load_full();
         let from = current.active;
@@ -294,7 +262,7 @@ impl Gateway {
         if from_version.is_some() {
             source.set_model_version(from_version.clone());
         }
-        let mut rec = AuditRecord::new(op, &who);
+        let mut rec = crate::audit::record(op, &who);
         rec.from = Some(from);
         rec.to = Some(to);
         rec.from_version = from_version.clone();
@@ -345,7 +313,7 @@ impl Gateway {
             format!("drain of {from} timed out after {drain_ms} ms; remaining requests ended")
         });
         self.audit(&rec);
-        Ok(SwitchOutcome {
+        Ok(SwitchReply {
             operation_id: rec.operation_id,
             from,
             to,
@@ -363,7 +331,7 @@ impl Gateway {
         blue: Option<u32>,
         green: Option<u32>,
         who: Option<String>,
-    ) -> Result<ChangeOutcome, GatewayError> {
+    ) -> Result<ChangeReply, GatewayError> {
         let weights = Weights::from_parts(blue, green)?;
         let _op = self.ops.lock().await;
         let current = self.routing.load_full();
@@ -372,7 +340,7 @@ impl Gateway {
     }
 
     /// Mirror `percent` of requests to the idle colour.
-    pub async fn set_shadow(&self, percent: u32, who: Option<String>) -> Result<ChangeOutcome, GatewayError> {
+    pub async fn set_shadow(&self, percent: u32, who: Option<String>) -> Result<ChangeReply, GatewayError> {
         if percent > 100 {
             return Err(GatewayError::BadInput(format!("shadow percent {percent} is out of range 0..=100")));
         }
@@ -382,8 +350,8 @@ impl Gateway {
         self.change("shadow", next, who)
     }
 
-    fn change(&self, op: &str, next: RoutingState, who: Option<String>) -> Result<ChangeOutcome, GatewayError> {
-        let mut rec = AuditRecord::new(op, &self.who(who));
+    fn change(&self, op: &str, next: RoutingState, who: Option<String>) -> Result<ChangeReply, GatewayError> {
+        let mut rec = crate::audit::record(op, &self.who(who));
         rec.from = Some(next.active);
         rec.weights = Some(next.weights);
         rec.shadow_percent = Some(next.shadow_percent);
@@ -396,7 +364,7 @@ impl Gateway {
         }
         tracing::info!(?weights, shadow_percent, "{op} changed");
         self.audit(&rec);
-        Ok(ChangeOutcome { operation_id: rec.operation_id, weights, shadow_percent })
+        Ok(ChangeReply { operation_id: rec.operation_id, weights, shadow_percent })
     }
 
     /// Asks both colours for their model version (for `status`); never changes health.

@@ -6,44 +6,12 @@
 use bytes::{Buf, Bytes};
 use http::{Method, Request, Version};
 use http_body_util::{BodyExt, Either, Full};
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use crate::client::{error_chain, Clients};
 use crate::state::Colour;
 
-/// One probe's verdict.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckResult {
-    pub ok: bool,
-    pub detail: String,
-}
-
-/// Both probes of one upstream.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HealthReport {
-    pub colour: Colour,
-    pub address: String,
-    pub ok: bool,
-    pub grpc: CheckResult,
-    pub http: CheckResult,
-    pub model_version: Option<String>,
-    pub expected_version: Option<String>,
-}
-
-impl HealthReport {
-    /// "gRPC health: …; HTTP /health: …" for the probes that failed.
-    pub fn failures(&self) -> String {
-        let mut parts = Vec::new();
-        if !self.grpc.ok {
-            parts.push(format!("gRPC grpc.health.v1.Health/Check: {}", self.grpc.detail));
-        }
-        if !self.http.ok {
-            parts.push(format!("HTTP GET /health: {}", self.http.detail));
-        }
-        parts.join("; ")
-    }
-}
+pub use admin_api::{CheckResult, HealthReport};
 
 /// Probes `address` over gRPC and HTTP at once.
 pub async fn check(
@@ -174,13 +142,9 @@ async fn http_check(
         Ok(r) => r,
         Err(e) => return (fail(e), None),
     };
-    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let version = json.get("model_version").and_then(|v| match v {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    });
-    let reported = json.get("status").and_then(|v| v.as_str()).unwrap_or("");
+    let reply: admin_api::HealthReply = serde_json::from_slice(&body).unwrap_or_default();
+    let version = reply.model_version;
+    let reported = reply.status.as_deref().unwrap_or("");
     let result = if !status.is_success() || reported != "ok" {
         fail(format!("HTTP status {status}, status {reported:?}"))
     } else {

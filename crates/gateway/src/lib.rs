@@ -41,7 +41,7 @@ pub mod state;
 pub mod upstream;
 
 pub use audit::AuditRecord;
-pub use control::{Gateway, Settings, Status, SwitchOutcome, SwitchRequest};
+pub use control::{Gateway, Settings, SwitchRequest};
 pub use error::{GatewayError, RunError};
 pub use state::{Colour, RoutingState, Weights};
 

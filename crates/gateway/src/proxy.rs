@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use crate::client::{error_chain, Clients, Prefixed, UpstreamBody};
 use crate::control::Gateway;
-use crate::state::Colour;
+use crate::state::{Colour, WeightsExt};
 use crate::upstream::{HealthChange, InFlight, Upstream};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

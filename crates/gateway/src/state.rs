@@ -6,87 +6,28 @@
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
-use std::str::FromStr;
 
 use crate::error::GatewayError;
 
-/// One of the two upstreams.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Colour {
-    Blue,
-    Green,
-}
+pub use admin_api::{Colour, Weights};
 
-impl Colour {
-    pub const ALL: [Colour; 2] = [Colour::Blue, Colour::Green];
-
-    /// The other colour.
-    pub fn other(self) -> Colour {
-        match self {
-            Colour::Blue => Colour::Green,
-            Colour::Green => Colour::Blue,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Colour::Blue => "blue",
-            Colour::Green => "green",
-        }
-    }
-
-    pub(crate) fn index(self) -> usize {
-        match self {
-            Colour::Blue => 0,
-            Colour::Green => 1,
-        }
+impl From<admin_api::UnknownColour> for GatewayError {
+    fn from(e: admin_api::UnknownColour) -> GatewayError {
+        GatewayError::BadInput(e.to_string())
     }
 }
 
-impl std::fmt::Display for Colour {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Colour {
-    type Err = GatewayError;
-
-    fn from_str(s: &str) -> Result<Colour, GatewayError> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "blue" => Ok(Colour::Blue),
-            "green" => Ok(Colour::Green),
-            _ => Err(GatewayError::BadInput(format!("unknown colour {s:?}: expected \"blue\" or \"green\""))),
-        }
-    }
-}
-
-/// Share of new requests per colour, in percent; the two always add up to 100.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Weights {
-    pub blue: u32,
-    pub green: u32,
-}
-
-impl Weights {
-    /// Everything to `c`.
-    pub fn all(c: Colour) -> Weights {
-        match c {
-            Colour::Blue => Weights { blue: 100, green: 0 },
-            Colour::Green => Weights { blue: 0, green: 100 },
-        }
-    }
-
-    pub fn of(&self, c: Colour) -> u32 {
-        match c {
-            Colour::Blue => self.blue,
-            Colour::Green => self.green,
-        }
-    }
-
+/// Routing arithmetic on the protocol's [`Weights`].
+pub trait WeightsExt: Sized {
     /// Weights from what a caller gave: one or both colours; the missing one is the rest of 100.
-    pub fn from_parts(blue: Option<u32>, green: Option<u32>) -> Result<Weights, GatewayError> {
+    fn from_parts(blue: Option<u32>, green: Option<u32>) -> Result<Self, GatewayError>;
+
+    /// The colour for a roll in `0..100`.
+    fn pick(&self, roll: u32) -> Colour;
+}
+
+impl WeightsExt for Weights {
+    fn from_parts(blue: Option<u32>, green: Option<u32>) -> Result<Weights, GatewayError> {
         let check = |name: &str, v: u32| {
             if v > 100 {
                 Err(GatewayError::BadInput(format!(
@@ -113,8 +54,7 @@ impl Weights {
         Ok(w)
     }
 
-    /// The colour for a roll in `0..100`.
-    pub fn pick(&self, roll: u32) -> Colour {
+    fn pick(&self, roll: u32) -> Colour {
         if roll < self.blue {
             Colour::Blue
         } else {

@@ -14,7 +14,7 @@
 //! moved itself (the idle colour's alias, the gateway's traffic).
 
 use crate::config::{RolloutMode, RolloutSettings};
-use admin_api::{AdminClient, ReloadQuery, RollbackRequest, StatusReply, SwitchRequest};
+use admin_api::{AdminClient, Colour, ReloadQuery, RollbackRequest, StatusReply, SwitchRequest};
 use mlflow_client::Client;
 use std::time::{Duration, Instant};
 
@@ -130,8 +130,8 @@ async fn hot_reload(http: &reqwest::Client, s: &RolloutSettings, version: &str) 
     out
 }
 
-fn counters(status: Option<&StatusReply>, colour: &str) -> (u64, u64, bool) {
-    status.and_then(|s| s.upstreams.get(colour)).map_or((0, 0, true), |u| (u.requests, u.errors, u.healthy))
+fn counters(status: Option<&StatusReply>, colour: Colour) -> (u64, u64, bool) {
+    status.map(|s| s.upstreams.get(colour)).map_or((0, 0, true), |u| (u.requests, u.errors, u.healthy))
 }
 
 async fn blue_green(
@@ -152,19 +152,19 @@ async fn blue_green(
             return out;
         }
     };
-    let (active, idle) = (status.active.clone(), status.idle().to_string());
-    let idle_addr = status.upstreams.get(&idle).map(|u| u.address.clone()).unwrap_or_default();
-    let idle_admin = match idle.as_str() {
-        "blue" => s.blue_admin.clone(),
-        _ => s.green_admin.clone(),
+    let (active, idle) = (status.active, status.idle());
+    let idle_addr = status.upstreams.get(idle).address.clone();
+    let idle_admin = match idle {
+        Colour::Blue => s.blue_admin.clone(),
+        Colour::Green => s.green_admin.clone(),
     };
-    out.colour = Some(active.clone());
+    out.colour = Some(active.to_string());
     out.served_version = active_version(http, &gateway).await;
     // The idle colour follows the alias named after it.
-    let previous_idle = client.model_version_by_alias(model_name, &idle).await.ok().map(|v| v.version);
+    let previous_idle = client.model_version_by_alias(model_name, idle.as_str()).await.ok().map(|v| v.version);
     let restore_idle = || async {
         if let Some(prev) = &previous_idle {
-            if let Err(e) = client.set_alias(model_name, &idle, prev).await {
+            if let Err(e) = client.set_alias(model_name, idle.as_str(), prev).await {
                 tracing::warn!(error = %e, "could not restore alias {idle}");
             }
             if let Some(a) = &idle_admin {
@@ -172,7 +172,7 @@ async fn blue_green(
             }
         }
     };
-    if let Err(e) = client.set_alias(model_name, &idle, version).await {
+    if let Err(e) = client.set_alias(model_name, idle.as_str(), version).await {
         out.message = format!("could not point alias '{idle}' at version {version}: {e}");
         return out;
     }
@@ -183,7 +183,7 @@ async fn blue_green(
     }
     let before = gateway.status().await.ok();
     let switch = SwitchRequest {
-        to: Some(idle.clone()),
+        to: Some(idle),
         expect_version: Some(version.to_string()),
         drain_timeout_secs: None,
         note: Some(who.to_string()),
@@ -196,18 +196,18 @@ async fn blue_green(
             return out;
         }
     }
-    out.colour = Some(idle.clone());
+    out.colour = Some(idle.to_string());
     out.served_version = Some(version.to_string());
 
     // The window: the new colour's errors against the budget, and its passive health.
-    let (req0, err0, _) = counters(before.as_ref(), &idle);
+    let (req0, err0, _) = counters(before.as_ref(), idle);
     let end = Instant::now() + s.window;
     let mut breach = None;
     while Instant::now() < end && breach.is_none() {
         tokio::time::sleep(Duration::from_millis(250).min(s.window)).await;
         match gateway.status().await {
             Ok(st) => {
-                let (req, err, healthy) = counters(Some(&st), &idle);
+                let (req, err, healthy) = counters(Some(&st), idle);
                 let (n, e) = (req.saturating_sub(req0), err.saturating_sub(err0));
                 if !healthy {
                     breach = Some(format!("{idle} was marked unhealthy by the gateway"));
@@ -222,7 +222,7 @@ async fn blue_green(
         match gateway.rollback(&RollbackRequest { note: Some(who.to_string()) }).await {
             Ok(v) => {
                 out.rollback_operation_id = Some(v.operation_id);
-                out.colour = Some(active.clone());
+                out.colour = Some(active.to_string());
                 out.served_version = active_version(http, &gateway).await;
                 out.message = format!("{why}; rolled back to {active}");
             }
@@ -243,6 +243,6 @@ fn client_for_gateway(http: &reqwest::Client, addr: &str, s: &RolloutSettings) -
 /// The version the gateway's active colour serves.
 async fn active_version(http: &reqwest::Client, gateway: &AdminClient) -> Option<String> {
     let st = gateway.status().await.ok()?;
-    let addr = st.upstreams.get(&st.active)?.address.clone();
+    let addr = st.upstreams.get(st.active).address.clone();
     served_version(http, &addr).await
 }

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Instant, UNIX_EPOCH};
 
@@ -122,12 +122,25 @@ const DRAIN_MAX: u64 = 64 * 1024 * 1024;
 
 async fn not_found(req: Request) -> Response {
     let msg = format!("no route {} {}", req.method(), req.uri().path());
-    (StatusCode::NOT_FOUND, Json(json!({ "error_code": "ENDPOINT_NOT_FOUND", "message": msg }))).into_response()
+    (StatusCode::NOT_FOUND, Json(MlflowErrorBody { error_code: "ENDPOINT_NOT_FOUND", message: msg })).into_response()
 }
 
 // ---------------------------------------------------------------------------------------
 // Error mappings
 // ---------------------------------------------------------------------------------------
+
+/// MLflow's error shape.
+#[derive(Serialize)]
+struct MlflowErrorBody {
+    error_code: &'static str,
+    message: String,
+}
+
+/// The V2 protocol's error shape.
+#[derive(Serialize)]
+struct V2ErrorBody {
+    error: String,
+}
 
 /// A [`ServeError`] on an MLflow route.
 struct MlflowError(ServeError);
@@ -149,7 +162,7 @@ impl IntoResponse for MlflowError {
             ServeError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE"),
             ServeError::Predict(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
         };
-        (status, Json(json!({ "error_code": code, "message": self.0.to_string() }))).into_response()
+        (status, Json(MlflowErrorBody { error_code: code, message: self.0.to_string() })).into_response()
     }
 }
 
@@ -172,7 +185,7 @@ impl IntoResponse for V2Error {
             ServeError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ServeError::Predict(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        (status, Json(json!({ "error": self.0.to_string() }))).into_response()
+        (status, Json(V2ErrorBody { error: self.0.to_string() })).into_response()
     }
 }
 
@@ -222,28 +235,36 @@ async fn ping(State(app): App) -> Response {
 
 async fn health(State(app): App) -> Response {
     let h = app.health();
-    let refusal = h.refusal.as_ref().map(|r| json!({ "target": r.target, "error": r.error, "at": rfc3339(r.at) }));
-    let mut body = json!({
-        "status": if h.stopping { "stopping" } else if h.model.is_some() { "ok" } else { "loading" },
-        "model_uri": h.model_uri,
-        "last_reload_error": refusal,
-        "last_reload_check": h.last_check.map(rfc3339),
-        "started_at": rfc3339(h.started_at),
-        "server_version": env!("CARGO_PKG_VERSION"),
-    });
-    if let Some(m) = &h.model {
-        body["model_name"] = m.name.clone().into();
-        body["model_version"] = m.version.clone().into();
-        body["registry_version"] = m.registry_version.clone().into();
-        body["run_id"] = m.run_id.clone().into();
-        body["model_kind"] = m.model.kind().into();
-        body["loaded_at"] = rfc3339(m.loaded_at).into();
-        body["loaded_at_unix"] = m.loaded_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64().into();
-    } else {
-        body["model_name"] = Value::Null;
-        body["model_version"] = Value::Null;
-    }
-    let status = if h.model.is_some() && !h.stopping { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let m = h.model.as_deref();
+    let body = admin_api::HealthReply {
+        status: Some(
+            if h.stopping {
+                "stopping"
+            } else if m.is_some() {
+                "ok"
+            } else {
+                "loading"
+            }
+            .into(),
+        ),
+        model_uri: Some(h.model_uri.clone()),
+        model_name: m.map(|m| m.name.clone()),
+        model_version: m.map(|m| m.version.clone()),
+        registry_version: m.and_then(|m| m.registry_version.clone()),
+        run_id: m.and_then(|m| m.run_id.clone()),
+        model_kind: m.map(|m| m.model.kind().to_string()),
+        loaded_at: m.map(|m| rfc3339(m.loaded_at)),
+        loaded_at_unix: m.map(|m| m.loaded_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()),
+        last_reload_error: h.refusal.as_ref().map(|r| admin_api::ReloadRefusal {
+            target: r.target.clone(),
+            error: r.error.clone(),
+            at: rfc3339(r.at),
+        }),
+        last_reload_check: h.last_check.map(rfc3339),
+        started_at: Some(rfc3339(h.started_at)),
+        server_version: Some(env!("CARGO_PKG_VERSION").into()),
+    };
+    let status = if m.is_some() && !h.stopping { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     json_reply(status, &body)
 }
 
@@ -305,36 +326,82 @@ struct ModelPath {
     version: Option<String>,
 }
 
+#[derive(Serialize)]
+struct V2ServerMetadata {
+    name: &'static str,
+    version: &'static str,
+    extensions: [&'static str; 0],
+}
+
+#[derive(Serialize)]
+struct V2Live {
+    live: bool,
+}
+
+#[derive(Serialize)]
+struct V2Ready<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    ready: bool,
+}
+
+#[derive(Serialize)]
+struct V2Tensor<'a> {
+    name: &'a str,
+    datatype: &'a str,
+    shape: &'a [i64],
+}
+
+#[derive(Serialize)]
+struct V2ModelMetadata<'a> {
+    name: &'a str,
+    versions: &'a [String],
+    platform: &'a str,
+    inputs: Vec<V2Tensor<'a>>,
+    outputs: Vec<V2Tensor<'a>>,
+}
+
+impl<'a> V2ModelMetadata<'a> {
+    fn of(m: &'a ModelMeta) -> Self {
+        let t = |ts: &'a [crate::service::TensorMeta]| -> Vec<V2Tensor<'a>> {
+            ts.iter().map(|t| V2Tensor { name: &t.name, datatype: t.datatype, shape: &t.shape }).collect()
+        };
+        V2ModelMetadata {
+            name: &m.name,
+            versions: &m.versions,
+            platform: &m.platform,
+            inputs: t(&m.inputs),
+            outputs: t(&m.outputs),
+        }
+    }
+}
+
 async fn v2_server_metadata() -> Response {
-    json_reply(StatusCode::OK, &json!({ "name": "factory", "version": env!("CARGO_PKG_VERSION"), "extensions": [] }))
+    json_reply(
+        StatusCode::OK,
+        &V2ServerMetadata { name: "factory", version: env!("CARGO_PKG_VERSION"), extensions: [] },
+    )
 }
 
 async fn v2_live() -> Response {
-    json_reply(StatusCode::OK, &json!({ "live": true }))
+    json_reply(StatusCode::OK, &V2Live { live: true })
 }
 
 async fn v2_ready(State(app): App) -> Response {
     let ready = app.is_ready();
-    json_reply(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &json!({ "ready": ready }))
-}
-
-fn meta_json(m: &ModelMeta) -> Value {
-    let t = |ts: &[crate::service::TensorMeta]| -> Vec<Value> {
-        ts.iter().map(|t| json!({ "name": t.name, "datatype": t.datatype, "shape": t.shape })).collect()
-    };
-    json!({ "name": m.name, "versions": m.versions, "platform": m.platform, "inputs": t(&m.inputs), "outputs": t(&m.outputs) })
+    json_reply(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &V2Ready { name: None, ready })
 }
 
 async fn v2_model_metadata(State(app): App, Path(p): Path<ModelPath>) -> Result<Response, V2Error> {
     let model = app.model_named(&p.name, p.version.as_deref())?;
-    Ok(json_reply(StatusCode::OK, &meta_json(&app.metadata(&model))))
+    Ok(json_reply(StatusCode::OK, &V2ModelMetadata::of(&app.metadata(&model))))
 }
 
 async fn v2_model_ready(State(app): App, Path(p): Path<ModelPath>) -> Result<Response, V2Error> {
     let model = app.model_named(&p.name, p.version.as_deref())?;
     let ready = app.is_ready();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    Ok(json_reply(status, &json!({ "name": model.name, "ready": ready })))
+    Ok(json_reply(status, &V2Ready { name: Some(&model.name), ready }))
 }
 
 #[derive(Deserialize)]

@@ -665,8 +665,8 @@ async fn wait_rows(t: &Traffic, n: u64, children: &mut Children) -> anyhow::Resu
 }
 
 async fn gateway_version(http: &reqwest::Client, front: &str) -> Option<String> {
-    let v: Value = http.get(format!("{front}/health")).send().await.ok()?.json().await.ok()?;
-    v["model_version"].as_str().map(str::to_string)
+    let v: admin_api::HealthReply = http.get(format!("{front}/health")).send().await.ok()?.json().await.ok()?;
+    v.model_version
 }
 
 /// Ground truth arriving for drifted production rows: `n` shifted rows with their (shifted) target.

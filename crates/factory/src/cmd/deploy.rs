@@ -2,9 +2,11 @@
 //! admin API. Prints what happened; exits non-zero with the gateway's message when it
 //! refuses (health gate, nothing to roll back to, bad input).
 
-use admin_api::{gateway_paths as paths, AdminClient, RollbackRequest, ShadowRequest, SwitchRequest, WeightsRequest};
-use anyhow::{bail, Context};
-use serde_json::Value;
+use admin_api::{
+    AdminClient, AuditRecord, Colour, RollbackRequest, ShadowRequest, StatusReply, SwitchReply, SwitchRequest,
+    WeightsRequest,
+};
+use anyhow::Context;
 
 #[derive(clap::Args, Debug)]
 pub struct DeployArgs {
@@ -55,48 +57,33 @@ pub enum DeployAction {
     Audit,
 }
 
-/// Prints an answer for people (`--json` prints it raw instead).
-type Print = Box<dyn Fn(&Value)>;
-
 pub fn run(args: DeployArgs) -> anyhow::Result<u8> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(run_async(args))
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+fn opt(o: &Option<String>) -> &str {
+    o.as_deref().unwrap_or("-")
 }
 
-fn print_switch(op: &str, v: &Value) {
+fn print_switch(op: &str, r: &SwitchReply) {
     println!(
         "{op}: {} (version {}) -> {} (version {}); drained in {} ms; operation {}",
-        text(&v["from"]),
-        text(&v["from_version"]),
-        text(&v["to"]),
-        text(&v["to_version"]),
-        text(&v["drain_ms"]),
-        text(&v["operation_id"])
+        r.from,
+        opt(&r.from_version),
+        r.to,
+        opt(&r.to_version),
+        r.drain_ms,
+        r.operation_id
     );
 }
 
-fn print_status(v: &Value) {
-    let s: admin_api::StatusReply = match serde_json::from_value(v.clone()) {
-        Ok(s) => s,
-        Err(e) => {
-            println!("unexpected status answer ({e}): {v}");
-            return;
-        }
-    };
-    let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+fn print_status(s: &StatusReply) {
     println!(
         "active: {}   previous: {}   weights: blue={} green={}   shadow: {}%",
         s.active,
-        opt(&s.previous),
+        s.previous.map_or("-", Colour::as_str),
         s.weights.blue,
         s.weights.green,
         s.shadow_percent
@@ -105,7 +92,8 @@ fn print_status(v: &Value) {
         "{:<7} {:<22} {:<8} {:<10} {:>9} {:>10} {:>8}",
         "colour", "address", "healthy", "version", "failures", "requests", "errors"
     );
-    for (c, u) in [("blue", &s.upstreams.blue), ("green", &s.upstreams.green)] {
+    for c in Colour::ALL {
+        let u = s.upstreams.get(c);
         let marker = if s.active == c { "*" } else { " " };
         println!(
             "{:<7} {:<22} {:<8} {:<10} {:>9} {:>10} {:>8}",
@@ -120,13 +108,36 @@ fn print_status(v: &Value) {
     }
 }
 
-fn parse_weight(w: &str) -> anyhow::Result<(String, u32)> {
+fn print_audit(records: &[AuditRecord]) {
+    let colour = |c: Option<Colour>| c.map_or("-", Colour::as_str);
+    for r in records {
+        println!(
+            "{}  {:<13} {:>5} -> {:<5} {:<8} {:<12} {}",
+            r.time,
+            r.op,
+            colour(r.from),
+            colour(r.to),
+            r.outcome,
+            r.who,
+            r.detail.as_deref().unwrap_or_default()
+        );
+    }
+}
+
+/// The typed answer as JSON (`--json`), or `human` for people.
+fn show<T: serde::Serialize>(json: bool, reply: &T, human: impl Fn(&T)) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(reply)?);
+    } else {
+        human(reply);
+    }
+    Ok(())
+}
+
+fn parse_weight(w: &str) -> anyhow::Result<(Colour, u32)> {
     let (c, p) =
         w.split_once('=').with_context(|| format!("--weight {w:?}: expected COLOUR=PERCENT, e.g. green=10"))?;
-    let c = c.trim().to_ascii_lowercase();
-    if c != "blue" && c != "green" {
-        bail!("--weight {w:?}: colour must be blue or green");
-    }
+    let c = c.parse().with_context(|| format!("--weight {w:?}"))?;
     let p = p.trim().parse().with_context(|| format!("--weight {w:?}: percent must be a whole number 0..=100"))?;
     Ok((c, p))
 }
@@ -135,71 +146,39 @@ async fn run_async(args: DeployArgs) -> anyhow::Result<u8> {
     let http = reqwest::Client::builder().no_proxy().build().context("building the HTTP client")?;
     let gw = AdminClient::new(http, &args.gateway, args.admin_token.client_token()?);
     let note = args.who.clone();
-    let (value, print): (Value, Print) = match &args.action {
+    let json = args.json;
+    match &args.action {
         DeployAction::Switch { to, expect_version, drain_timeout_secs } => {
             let body = SwitchRequest {
-                to: to.clone(),
+                to: to.as_deref().map(str::parse).transpose()?,
                 expect_version: expect_version.clone(),
                 drain_timeout_secs: *drain_timeout_secs,
                 note,
             };
-            (gw.post_json(paths::SWITCH, &body).await?, Box::new(|v| print_switch("switched", v)))
+            show(json, &gw.switch(&body).await?, |r| print_switch("switched", r))?;
         }
-        DeployAction::Rollback => (
-            gw.post_json(paths::ROLLBACK, &RollbackRequest { note }).await?,
-            Box::new(|v| print_switch("rolled back", v)),
-        ),
-        DeployAction::Status => (gw.get_json(paths::STATUS).await?, Box::new(print_status)),
+        DeployAction::Rollback => {
+            show(json, &gw.rollback(&RollbackRequest { note }).await?, |r| print_switch("rolled back", r))?;
+        }
+        DeployAction::Status => show(json, &gw.status().await?, print_status)?,
         DeployAction::Weights { weight } => {
             let mut body = WeightsRequest { note, ..WeightsRequest::default() };
             for w in weight {
                 match parse_weight(w)? {
-                    (c, p) if c == "blue" => body.blue = Some(p),
-                    (_, p) => body.green = Some(p),
+                    (Colour::Blue, p) => body.blue = Some(p),
+                    (Colour::Green, p) => body.green = Some(p),
                 }
             }
-            let v = gw.post_json(paths::WEIGHTS, &body).await?;
-            (
-                v,
-                Box::new(|v| {
-                    println!("weights: blue={} green={}", text(&v["weights"]["blue"]), text(&v["weights"]["green"]))
-                }),
-            )
+            show(json, &gw.weights(&body).await?, |r| {
+                println!("weights: blue={} green={}", r.weights.blue, r.weights.green)
+            })?;
         }
         DeployAction::Shadow { percent } => {
-            let v = gw.post_json(paths::SHADOW, &ShadowRequest { percent: *percent, note }).await?;
-            (
-                v,
-                Box::new(|v| {
-                    println!("shadow: {}% of requests mirrored to the idle colour", text(&v["shadow_percent"]))
-                }),
-            )
+            show(json, &gw.shadow(&ShadowRequest { percent: *percent, note }).await?, |r| {
+                println!("shadow: {}% of requests mirrored to the idle colour", r.shadow_percent)
+            })?;
         }
-        DeployAction::Audit => {
-            let v = gw.get_json(paths::AUDIT).await?;
-            (
-                v,
-                Box::new(|v| {
-                    for r in v.as_array().into_iter().flatten() {
-                        println!(
-                            "{}  {:<13} {:>5} -> {:<5} {:<8} {:<12} {}",
-                            text(&r["time"]),
-                            text(&r["op"]),
-                            text(&r["from"]),
-                            text(&r["to"]),
-                            text(&r["outcome"]),
-                            text(&r["who"]),
-                            r.get("detail").map(text).unwrap_or_default()
-                        );
-                    }
-                }),
-            )
-        }
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        print(&value);
+        DeployAction::Audit => show(json, &gw.audit().await?, |r| print_audit(r))?,
     }
     Ok(0)
 }

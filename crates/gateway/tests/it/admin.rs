@@ -170,3 +170,52 @@ async fn bad_admin_input_is_a_400_with_a_message() {
     g.stop().await;
     blue.stop().await;
 }
+
+/// The committed OpenAPI document of the admin API is the truth: every operation it lists is
+/// routed (not the fallback) and answers one of its documented statuses, and the typed client
+/// reads every real answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_operation_is_routed_and_the_typed_client_reads_the_answers() {
+    let blue = Upstream::start("1").await;
+    let green = Upstream::start("2").await;
+    let g = TestGateway::start(settings(blue.addr, green.addr, None)).await;
+
+    let doc = admin_api::openapi::gateway();
+    let ops = admin_api::openapi::operations(&doc);
+    assert_eq!(ops.len(), 7, "{ops:?}");
+    for (method, path) in ops {
+        let item = &doc.paths.paths[&path];
+        let op = if method == "GET" { item.get.as_ref() } else { item.post.as_ref() }.unwrap();
+        let url = format!("{}{path}", g.admin);
+        let r = if method == "GET" { g.http.get(url) } else { g.http.post(url) }.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert!(!text.contains("no such admin endpoint"), "{method} {path} is documented but not routed");
+        assert!(
+            op.responses.responses.contains_key(&status.to_string()),
+            "{method} {path} answered {status}, which its document does not list: {text}"
+        );
+    }
+    // Unauthenticated: the documented 401.
+    let r = reqwest::Client::new().get(format!("{}/status", g.admin)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    let client = admin_api::AdminClient::new(reqwest::Client::new(), &g.admin, Some(TESTER_TOKEN.into()));
+    let st = client.status().await.unwrap();
+    let to = st.idle();
+    let sw = client.switch(&admin_api::SwitchRequest { to: Some(to), ..Default::default() }).await.unwrap();
+    assert_eq!((sw.to, sw.health.colour, sw.health.ok), (to, to, true));
+    let ch = client.weights(&admin_api::WeightsRequest { green: Some(30), ..Default::default() }).await.unwrap();
+    assert_eq!((ch.weights.blue, ch.weights.green), (70, 30));
+    let ch = client.shadow(&admin_api::ShadowRequest { percent: 5, note: None }).await.unwrap();
+    assert_eq!(ch.shadow_percent, 5);
+    let audit = client.audit().await.unwrap();
+    assert_eq!(audit.last().map(|r| r.op.as_str()), Some("shadow"));
+    assert!(audit.iter().any(|r| r.op == "switch" && r.to == Some(to) && r.who == "tester"), "{audit:?}");
+    let back = client.rollback(&admin_api::RollbackRequest::default()).await.unwrap();
+    assert_eq!((back.from, back.to), (to, to.other()));
+
+    g.stop().await;
+    blue.stop().await;
+    green.stop().await;
+}

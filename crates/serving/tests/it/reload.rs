@@ -139,3 +139,23 @@ async fn polling_picks_up_a_new_version_and_a_bad_first_model_fails_startup() {
     assert_eq!(chain[0], "loading the model");
     assert!(chain.join(": ").contains("manifest.json"), "{chain:?}");
 }
+
+/// serve's committed admin OpenAPI document is the truth: each operation it lists is routed on
+/// the admin listener, answers a documented status, and the typed client reads the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_admin_operations_are_routed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("housing");
+    write_package(&dir, 0.0, "1");
+    let s = TestServer::local(&dir).await;
+    let doc = admin_api::openapi::serve();
+    for (method, path) in admin_api::openapi::operations(&doc) {
+        assert_eq!(method, "POST", "{path}");
+        let op = doc.paths.paths[&path].post.as_ref().unwrap();
+        let (code, r) = s.post(&path, "application/json", "").await;
+        assert!(op.responses.responses.contains_key(&code.to_string()), "POST {path} answered {code}: {r}");
+    }
+    let client = admin_api::AdminClient::new(reqwest::Client::new(), &s.admin_base, Some(ADMIN_TOKEN.into()));
+    let r = client.reload(&admin_api::ReloadQuery { force: true }).await.unwrap();
+    assert_eq!((r.outcome, r.model_version.as_deref()), (admin_api::ReloadOutcome::Reloaded, Some("m-1")));
+}
