@@ -159,19 +159,18 @@ impl Store {
         row(&sql.query().fetch_optional(self.r()).await?.ok_or_else(missing)?)
     }
 
-    /// Runs a compiled search page (see `compile`) with `select` in front and reads each
-    /// row with `row`.
+    /// Runs a compiled search page (see `compile`) selecting `columns` and reads each row
+    /// with `row`.
     async fn fetch_page<T>(
         &self,
-        select: &str,
+        columns: &str,
         mut compiled: compile::Compiled,
-        paging: Paging,
         row: fn(&AnyRow) -> Result<T>,
     ) -> Result<Page<T>> {
-        compiled.sql.prepend(select);
+        compiled.sql.prepend(&format!("SELECT {columns}"));
         let rows = compiled.sql.query().fetch_all(self.r()).await?;
         let items = rows.iter().map(row).collect::<Result<Vec<_>>>()?;
-        Ok(paging.page(items))
+        Ok(compiled.paging.page(items))
     }
 }
 
@@ -199,6 +198,11 @@ impl Paging {
     fn new(max_results: i64, limit: i64, page_token: Option<&str>) -> Result<Paging> {
         let max_results = check_max_results(max_results, limit)?;
         Ok(Paging { max_results, offset: decode_page_token(page_token)? })
+    }
+
+    /// The first `max_results` rows.
+    fn first(max_results: i64) -> Paging {
+        Paging { max_results, offset: 0 }
     }
 
     /// The page out of one more row than asked for: the next token is only offered when
