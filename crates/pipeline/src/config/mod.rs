@@ -231,6 +231,8 @@ pub struct WebhookSettings {
 }
 
 /// Command-line values that win over the file (the binary fills them from flags/env).
+// The flag layer names the settings it overrides (`RolloutSettings::serving`, ...), as the file
+// layer (`file::RolloutFile`) does: one struct per layer, declarations rather than logic.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub schedule: Option<String>,

@@ -395,6 +395,10 @@ impl ModelVersions<'_> {
         Ok(v.source)
     }
 
+    // Registered models and their versions are parallel resources of MLflow's registry: this
+    // search's signature, the row reader, `attach` and a stage move have the form of their
+    // counterparts in models.rs over other tables and columns; the steps themselves
+    // (`compile`, `fetch_page`, `Sql::in_list`, `record`, `touch_model`) are shared.
     pub async fn search(
         &self,
         filter: &str,
