@@ -2,6 +2,9 @@
 
 use thiserror::Error;
 
+// The first three variants carry the names of `tracking::StoreError`'s, as both map to the same
+// MLflow codes; they are two crates' own types, and auth may not use tracking's (ARCHITECTURE.md,
+// checked by xtask).
 #[derive(Debug, Error)]
 pub enum AuthError {
     #[error("{0}")]

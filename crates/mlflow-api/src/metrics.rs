@@ -144,6 +144,8 @@ impl ServerMetrics {
         for check in GUARD_CHECKS {
             let _ = m.guard_refusals.get_or_create(&[("check", check.into())]);
         }
+        // One `register` per family, each a different metric (name, help text, type): the calls
+        // look alike because that is the registry's API, not because they repeat logic.
         registry.register(
             "mlflow_http_request",
             "Requests answered, except /health and /version (as mlflow server --expose-prometheus)",

@@ -6,13 +6,24 @@
 //! (otherwise all its fields are kept as text), integer dtype only without missing fields,
 //! `True`/`False` columns are booleans, blank lines are skipped and a row with more fields
 //! than the header is an error.
+//!
+//! `records` cuts the file into blocks on record boundaries and a block into fields;
+//! `accumulate` keeps a block's partial results per column and merges them into the file's.
+
+mod accumulate;
+mod records;
+
+pub use accumulate::describe_table;
 
 use crate::error::{DriftError, Result};
+use crate::fields::{is_na, parse_number};
 use crate::outcome::{OutcomePlan, OutcomeTally, Outcomes};
 use crate::progress::Progress;
-use crate::runs::{self, Budget, Runs};
+use crate::runs::{Budget, Runs};
 use crate::stats::Sum;
-use crate::text::{self, Descriptor, OovRule, Vocabulary, WordScratch};
+use crate::text::{Descriptor, OovRule, Vocabulary, WordScratch};
+use accumulate::{merge_block, parse_block, Block, BlockColumn, Kind, Shared};
+use records::{for_each_record, last_boundary, stream_blocks, BLOCK};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -20,10 +31,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-use crate::fields::{is_bool, is_na, parse_number};
-
-/// Bytes read per block.
-const BLOCK: usize = 1 << 20;
 /// Distinct strings counted per text column before it is declared free text.
 pub const MAX_CATEGORIES: usize = 1 << 20;
 /// Bytes of distinct strings counted per text column before it is declared free text.
@@ -226,141 +233,6 @@ impl Plan {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
-    Numeric,
-    Text,
-    FreeText,
-}
-
-/// Per-block partial results for one column.
-enum BlockColumn {
-    Numeric { keys: Vec<u64>, tally: NumericTally, demoted: bool },
-    Text { counts: HashMap<String, u64>, missing: u64, all_bool: bool },
-    FreeText(Box<BlockText>),
-}
-
-/// Per-block descriptors of a free-text column.
-struct BlockText {
-    plan: TextPlan,
-    keys: [Vec<u64>; 5],
-    tallies: [NumericTally; 5],
-    missing: u64,
-    values: u64,
-    scratch: WordScratch,
-}
-
-impl BlockText {
-    fn push_value(&mut self, d: Descriptor, v: text::Value) {
-        let i = d.index();
-        let x = v.x + 0.0;
-        self.keys[i].push(runs::key(x));
-        let t = &mut self.tallies[i];
-        t.min = t.min.min(x);
-        t.max = t.max.max(x);
-        t.sum.add(x);
-        t.all_int &= v.int;
-    }
-
-    fn push(&mut self, field: Option<&[u8]>) {
-        let text = field.filter(|f| !is_na(f)).map(String::from_utf8_lossy);
-        match text {
-            None => self.missing += 1,
-            Some(_) => self.values += 1,
-        }
-        if self.plan.describe {
-            let values = text::describe(text.as_deref());
-            for (d, v) in Descriptor::ALL.into_iter().zip(values) {
-                self.push_value(d, v);
-            }
-        }
-        if let (Some(vocabulary), Some(t)) = (&self.plan.build, &text) {
-            vocabulary.add_document(t, 1, &mut self.scratch);
-        }
-        if let Some((vocabulary, rule)) = &self.plan.oov {
-            let v = text::oov_percentage(text.as_deref(), vocabulary, *rule, &mut self.scratch);
-            self.push_value(Descriptor::OovWordsPercentage, v);
-        }
-    }
-}
-
-impl BlockColumn {
-    fn new(kind: Kind, text: Option<&TextPlan>) -> Self {
-        match kind {
-            Kind::Numeric => BlockColumn::Numeric { keys: Vec::new(), tally: NumericTally::default(), demoted: false },
-            Kind::Text => BlockColumn::Text { counts: HashMap::new(), missing: 0, all_bool: true },
-            Kind::FreeText => BlockColumn::FreeText(Box::new(BlockText {
-                plan: text.cloned().unwrap_or_default(),
-                keys: Default::default(),
-                tallies: [NumericTally::default(); 5],
-                missing: 0,
-                values: 0,
-                scratch: WordScratch::default(),
-            })),
-        }
-    }
-
-    fn push(&mut self, field: Option<&[u8]>) {
-        match self {
-            BlockColumn::Numeric { keys, tally, demoted } => {
-                let Some(f) = field else {
-                    tally.missing += 1;
-                    return;
-                };
-                if *demoted {
-                    tally.missing += u64::from(is_na(f));
-                    return;
-                }
-                // Parse first: the NA spellings are only checked for fields that are not numbers.
-                match parse_number(f) {
-                    Some((v, _)) if v.is_nan() => tally.missing += 1,
-                    Some((v, int)) => {
-                        tally.all_int &= int;
-                        if v.is_finite() {
-                            let v = v + 0.0; // -0.0 and 0.0 are one value for pandas.
-                            keys.push(runs::key(v));
-                            tally.min = tally.min.min(v);
-                            tally.max = tally.max.max(v);
-                            tally.sum.add(v);
-                        } else {
-                            tally.nonfinite += 1;
-                        }
-                    }
-                    None if is_na(f) => tally.missing += 1,
-                    None => *demoted = true,
-                }
-            }
-            BlockColumn::Text { counts, missing, all_bool } => match field.filter(|f| !is_na(f)) {
-                None => *missing += 1,
-                Some(f) => {
-                    *all_bool &= is_bool(f);
-                    let s = String::from_utf8_lossy(f);
-                    if let Some(c) = counts.get_mut(s.as_ref()) {
-                        *c += 1;
-                    } else {
-                        counts.insert(s.into_owned(), 1);
-                    }
-                }
-            },
-            BlockColumn::FreeText(t) => t.push(field),
-        }
-    }
-}
-
-struct Block {
-    rows: u64,
-    columns: Vec<BlockColumn>,
-    outcomes: Option<OutcomeTally>,
-}
-
-/// Shared per-column accumulation while a file is being read.
-struct Shared {
-    columns: Vec<Mutex<ColumnData>>,
-    demoted: Vec<AtomicBool>,
-    rows: Mutex<u64>,
-    outcomes: Option<Mutex<Outcomes>>,
-}
-
 /// Reads the planned columns of `path` (whose header is `header`).
 pub fn read_file(
     path: &Path,
@@ -401,65 +273,6 @@ pub fn read_file(
         return Err(DriftError::EmptyFile { path: path.into() });
     }
     Ok(file)
-}
-
-/// The descriptors of a text column counted per distinct value (the column turned out to be
-/// free text after it was read): each value described once and counted as often as it
-/// occurred, missing fields as zeros. `oov` is the vocabulary and rule for this file.
-pub fn describe_table(t: &TextData, budget: &Arc<Budget>, oov: Option<(&Vocabulary, OovRule)>) -> Result<FreeTextData> {
-    let plan = TextPlan { describe: true, build: None, oov: None };
-    let mut out = FreeTextData::new(&plan, budget);
-    let want_oov = oov.is_some();
-    if want_oov {
-        out.descriptors[Descriptor::OovWordsPercentage.index()] =
-            Some(NumericData { runs: Runs::new(budget.clone()), tally: NumericTally::default() });
-    }
-    let shared = Mutex::new(ColumnData::FreeText(out));
-    let mut block = BlockText {
-        plan,
-        keys: Default::default(),
-        tallies: [NumericTally::default(); 5],
-        missing: 0,
-        values: 0,
-        scratch: WordScratch::default(),
-    };
-    let flush = |block: &mut BlockText| -> Result<()> { merge_free_text(&shared, budget, block) };
-    let entries = std::iter::once((None, t.missing)).chain(t.counts.iter().map(|(k, &n)| (Some(k.as_str()), n)));
-    for (value, n) in entries {
-        if n == 0 {
-            continue;
-        }
-        let described = text::describe(value);
-        let oov_value = oov.map(|(v, rule)| text::oov_percentage(value, v, rule, &mut block.scratch));
-        let mut left = n;
-        while left > 0 {
-            let take = left.min(1 << 16);
-            for _ in 0..take {
-                for (d, v) in Descriptor::ALL.into_iter().zip(described) {
-                    block.push_value(d, v);
-                }
-                if let Some(v) = oov_value {
-                    block.push_value(Descriptor::OovWordsPercentage, v);
-                }
-            }
-            match value {
-                None => block.missing += take,
-                Some(_) => block.values += take,
-            }
-            left -= take;
-            if block.keys[0].len() >= 1 << 16 {
-                flush(&mut block)?;
-            }
-        }
-    }
-    flush(&mut block)?;
-    let ColumnData::FreeText(mut out) = shared.into_inner().expect("column lock") else {
-        unreachable!("built as free text")
-    };
-    for d in out.descriptors.iter_mut().flatten() {
-        d.runs.seal()?;
-    }
-    Ok(out)
 }
 
 /// Adds every distinct value of a reference text table to `vocabulary`, weighted by count.
@@ -600,242 +413,6 @@ fn read_pass(
         },
         demoted,
     ))
-}
-
-/// Adds a block's descriptors of a free-text column to the shared column and empties them.
-fn merge_free_text(column: &Mutex<ColumnData>, budget: &Budget, block: &mut BlockText) -> Result<()> {
-    {
-        let mut col = column.lock().expect("column lock");
-        let ColumnData::FreeText(f) = &mut *col else { unreachable!("block and column kinds come from the same plan") };
-        f.missing += block.missing;
-        f.values += block.values;
-        for (d, t) in f.descriptors.iter_mut().zip(&block.tallies) {
-            if let Some(d) = d {
-                d.tally.merge(t);
-            }
-        }
-    }
-    block.missing = 0;
-    block.values = 0;
-    block.tallies = [NumericTally::default(); 5];
-    for (i, keys) in block.keys.iter_mut().enumerate() {
-        runs::store(
-            column,
-            |c: &mut ColumnData| match c {
-                ColumnData::FreeText(f) => f.descriptors[i].as_mut().map(|d| &mut d.runs),
-                _ => None,
-            },
-            budget,
-            keys,
-        )?;
-        keys.clear();
-    }
-    Ok(())
-}
-
-/// Adds a parsed block to the shared columns and leaves `block` empty for reuse.
-fn merge_block(shared: &Shared, budget: &Budget, block: &mut Block) -> Result<()> {
-    *shared.rows.lock().expect("rows lock") += block.rows;
-    block.rows = 0;
-    if let (Some(tally), Some(acc)) = (block.outcomes.as_mut(), shared.outcomes.as_ref()) {
-        Outcomes::absorb(acc, budget, tally)?;
-    }
-    for (i, bc) in block.columns.iter_mut().enumerate() {
-        let column = &shared.columns[i];
-        match bc {
-            BlockColumn::Numeric { keys, tally, demoted } => {
-                if *demoted {
-                    shared.demoted[i].store(true, Ordering::Relaxed);
-                }
-                if let ColumnData::Numeric(n) = &mut *column.lock().expect("column lock") {
-                    n.tally.merge(tally);
-                }
-                let is_demoted = &shared.demoted[i];
-                runs::store(
-                    column,
-                    |c: &mut ColumnData| match c {
-                        ColumnData::Numeric(n) if !is_demoted.load(Ordering::Relaxed) => Some(&mut n.runs),
-                        _ => None,
-                    },
-                    budget,
-                    keys,
-                )?;
-                *tally = NumericTally::default();
-                keys.clear();
-            }
-            BlockColumn::Text { counts, missing, all_bool } => {
-                let mut col = column.lock().expect("column lock");
-                let ColumnData::Text(t) = &mut *col else {
-                    unreachable!("block and column kinds come from the same plan")
-                };
-                t.missing += *missing;
-                t.all_bool &= *all_bool;
-                *missing = 0;
-                *all_bool = true;
-                for (k, v) in counts.drain() {
-                    if let Some(c) = t.counts.get_mut(&k) {
-                        *c += v;
-                    } else if !t.overflow && t.counts.len() < MAX_CATEGORIES && t.bytes + k.len() <= MAX_TABLE_BYTES {
-                        t.bytes += k.len();
-                        t.counts.insert(k, v);
-                    } else {
-                        t.overflow = true;
-                    }
-                }
-            }
-            BlockColumn::FreeText(b) => merge_free_text(column, budget, b)?,
-        }
-    }
-    Ok(())
-}
-
-/// Parses the records of `bytes` into `block` (which [`merge_block`] left empty).
-fn parse_block(bytes: &[u8], ncols: usize, plan: &Plan, path: &Path, block: &mut Block) -> Result<()> {
-    let Block { rows, columns, outcomes } = block;
-    let o = &plan.outcomes;
-    fn field<'a>(fields: &[&'a [u8]], i: Option<usize>) -> Option<&'a [u8]> {
-        i.and_then(|i| fields.get(i).copied())
-    }
-    for_each_record(bytes, ncols, path, &mut |fields| {
-        *rows += 1;
-        for (col, &idx) in columns.iter_mut().zip(&plan.indices) {
-            col.push(fields.get(idx).copied());
-        }
-        if let Some(t) = outcomes.as_mut() {
-            t.observe(o, field(fields, o.target), field(fields, o.prediction), field(fields, o.probability));
-        }
-    })
-}
-
-/// Calls `f` with the fields of every non-blank record in `block` (complete records only).
-fn for_each_record(block: &[u8], ncols: usize, path: &Path, f: &mut dyn FnMut(&[&[u8]])) -> Result<()> {
-    let too_many = |n: usize, line: &[u8]| DriftError::Csv {
-        path: path.into(),
-        message: format!(
-            "expected {ncols} fields, saw {n} in row {:?}",
-            String::from_utf8_lossy(&line[..line.len().min(200)])
-        ),
-    };
-    if memchr::memchr(b'"', block).is_none() {
-        // Fast path: no quoting anywhere in the block, so every ',' and '\n' is a separator.
-        let mut fields: Vec<&[u8]> = Vec::with_capacity(ncols + 1);
-        let mut emit = |fields: &mut Vec<&[u8]>| -> Result<()> {
-            if let Some(last) = fields.last_mut() {
-                *last = last.strip_suffix(b"\r").unwrap_or(last);
-            }
-            let blank = fields.len() == 1 && fields[0].is_empty();
-            if !blank {
-                if fields.len() > ncols {
-                    let line = fields.join(&b","[..]);
-                    return Err(too_many(fields.len(), &line));
-                }
-                f(fields);
-            }
-            fields.clear();
-            Ok(())
-        };
-        let mut start = 0;
-        for pos in memchr::memchr2_iter(b',', b'\n', block) {
-            fields.push(&block[start..pos]);
-            start = pos + 1;
-            if block[pos] == b'\n' {
-                emit(&mut fields)?;
-            }
-        }
-        if start < block.len() {
-            fields.push(&block[start..]);
-            emit(&mut fields)?;
-        }
-        return Ok(());
-    }
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(block);
-    let mut rec = csv::ByteRecord::new();
-    loop {
-        match rdr.read_byte_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {
-                if rec.len() == 1 && rec[0].is_empty() {
-                    continue;
-                }
-                if rec.len() > ncols {
-                    let line: Vec<u8> = rec.iter().collect::<Vec<_>>().join(&b","[..]);
-                    return Err(too_many(rec.len(), &line));
-                }
-                let fields: Vec<&[u8]> = rec.iter().collect();
-                f(&fields);
-            }
-            Err(e) => return Err(DriftError::Csv { path: path.into(), message: e.to_string() }),
-        }
-    }
-    Ok(())
-}
-
-/// The end (exclusive) of the last complete record in `buf`, honouring quotes.
-fn last_boundary(buf: &[u8]) -> Option<usize> {
-    if memchr::memchr(b'"', buf).is_none() {
-        return memchr::memrchr(b'\n', buf).map(|i| i + 1);
-    }
-    let mut in_quotes = false;
-    let mut last = None;
-    for i in memchr::memchr2_iter(b'"', b'\n', buf) {
-        if buf[i] == b'"' {
-            in_quotes = !in_quotes;
-        } else if !in_quotes {
-            last = Some(i + 1);
-        }
-    }
-    last
-}
-
-/// Reads `path` from `offset` and hands out blocks that end on record boundaries.
-fn stream_blocks(
-    path: &Path,
-    offset: u64,
-    progress: &dyn Progress,
-    abort: &AtomicBool,
-    free: &mpsc::Receiver<Vec<u8>>,
-    send: &mut dyn FnMut(Vec<u8>) -> bool,
-) -> Result<()> {
-    let mut file = File::open(path).map_err(|e| DriftError::io(path, e))?;
-    file.seek(SeekFrom::Start(offset)).map_err(|e| DriftError::io(path, e))?;
-    progress.advance(offset);
-    let mut carry: Vec<u8> = Vec::new();
-    let mut want = BLOCK;
-    loop {
-        if abort.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let mut buf = free.try_recv().unwrap_or_default();
-        buf.clear();
-        buf.reserve(carry.len() + want);
-        buf.extend_from_slice(&carry);
-        let before = buf.len();
-        (&mut file).take(want as u64).read_to_end(&mut buf).map_err(|e| DriftError::io(path, e))?;
-        let read = buf.len() - before;
-        progress.advance(read as u64);
-        if read == 0 {
-            if !buf.is_empty() && !send(buf) {
-                return Ok(());
-            }
-            return Ok(());
-        }
-        match last_boundary(&buf) {
-            Some(end) => {
-                carry.clear();
-                carry.extend_from_slice(&buf[end..]);
-                buf.truncate(end);
-                want = BLOCK;
-                if !send(buf) {
-                    return Ok(());
-                }
-            }
-            None => {
-                // A record longer than the block: read more before cutting.
-                carry = buf;
-                want *= 2;
-            }
-        }
-    }
 }
 
 #[cfg(test)]

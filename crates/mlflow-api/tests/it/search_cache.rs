@@ -22,23 +22,27 @@ fn kv(run: &Value, section: &str, key: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// Searches on both servers (caching the run on each), lets `write` change the run through
-/// `writer`, then checks `expect` against what both servers' next search returns.
-async fn check(
-    apps: &[&App],
-    exp: &str,
-    run_id: &str,
-    what: &str,
-    write: impl AsyncFnOnce(),
-    expect: impl Fn(&Value) -> bool,
-) {
-    for app in apps {
-        searched(app, exp, run_id).await;
-    }
-    write().await;
-    for (i, app) in apps.iter().enumerate() {
-        let run = searched(app, exp, run_id).await;
-        assert!(expect(&run), "{what}: server {i} on {} returned a stale run: {run}", app.backend);
+/// Two servers over one database (the second a replica whose cache never sees the writes of
+/// the first) and the run their searches cache.
+struct Replicas<'a> {
+    apps: [&'a App; 2],
+    exp: &'a str,
+    run: &'a str,
+}
+
+impl Replicas<'_> {
+    /// Searches on both servers (caching the run on each), posts `body` to `route` on `writer`
+    /// (which must take it), then checks `expect` against what both servers' next search returns.
+    async fn check(&self, what: &str, writer: &App, route: &str, body: Value, expect: impl Fn(&Value) -> bool) {
+        for app in self.apps {
+            searched(app, self.exp, self.run).await;
+        }
+        let (status, answer) = writer.post(route, body).await;
+        assert_eq!(status, 200, "{what}: {answer}");
+        for (i, app) in self.apps.iter().enumerate() {
+            let run = searched(app, self.exp, self.run).await;
+            assert!(expect(&run), "{what}: server {i} on {} returned a stale run: {run}", app.backend);
+        }
     }
 }
 
@@ -47,76 +51,43 @@ async fn every_write_shows_in_the_next_search_on_every_server() {
     for backend in backends() {
         let a = spawn_app(backend).await;
         let b = a.twin().await;
-        let apps = [&a, &b];
         let (exp, run) = a.run().await;
-        let ok = |r: &(u16, Value)| assert_eq!(r.0, 200, "{}", r.1);
+        let t = Replicas { apps: [&a, &b], exp: &exp, run: &run };
 
-        check(
-            &apps,
-            &exp,
-            &run,
+        t.check(
             "log-metric",
-            async || {
-                ok(&a
-                    .post(
-                        "runs/log-metric",
-                        json!({"run_id": run, "key": "m", "value": 1.5, "timestamp": 1, "step": 1}),
-                    )
-                    .await)
-            },
+            &a,
+            "runs/log-metric",
+            json!({"run_id": run, "key": "m", "value": 1.5, "timestamp": 1, "step": 1}),
             |r| r["data"]["metrics"][0]["value"] == 1.5,
         )
         .await;
-        check(
-            &apps,
-            &exp,
-            &run,
+        t.check(
             "a later log-metric",
-            async || {
-                ok(&b
-                    .post(
-                        "runs/log-metric",
-                        json!({"run_id": run, "key": "m", "value": 2.5, "timestamp": 2, "step": 2}),
-                    )
-                    .await)
-            },
+            &b,
+            "runs/log-metric",
+            json!({"run_id": run, "key": "m", "value": 2.5, "timestamp": 2, "step": 2}),
             |r| r["data"]["metrics"][0]["value"] == 2.5 && r["data"]["metrics"][0]["step"] == 2,
         )
         .await;
-        check(
-            &apps,
-            &exp,
-            &run,
+        t.check(
             "log-metric infinity",
-            async || {
-                ok(&a
-                    .post(
-                        "runs/log-metric",
-                        json!({"run_id": run, "key": "inf", "value": "Infinity", "timestamp": 1, "step": 0}),
-                    )
-                    .await)
-            },
+            &a,
+            "runs/log-metric",
+            json!({"run_id": run, "key": "inf", "value": "Infinity", "timestamp": 1, "step": 0}),
             |r| r["data"]["metrics"].as_array().unwrap().iter().any(|m| m["key"] == "inf" && m["value"] == "Infinity"),
         )
         .await;
-        check(
-            &apps,
-            &exp,
-            &run,
+        t.check(
             "log-batch",
-            async || {
-                ok(&a
-                    .post(
-                        "runs/log-batch",
-                        json!({"run_id": run,
-                               "metrics": [{"key": "b", "value": 7.0, "timestamp": 3, "step": 0},
-                                           {"key": "nan", "value": "NaN", "timestamp": 3, "step": 0},
-                                           {"key": "ninf", "value": "-Infinity", "timestamp": 3, "step": 0}],
-                               "params": [{"key": "p", "value": "1"}],
-                               "tags": [{"key": "t", "value": "x"}]}),
-                    )
-                    .await)
-            },
+            &a,
+            "runs/log-batch",
+            json!({"run_id": run,
+                   "metrics": [{"key": "b", "value": 7.0, "timestamp": 3, "step": 0},
+                               {"key": "nan", "value": "NaN", "timestamp": 3, "step": 0},
+                               {"key": "ninf", "value": "-Infinity", "timestamp": 3, "step": 0}],
+                   "params": [{"key": "p", "value": "1"}],
+                   "tags": [{"key": "t", "value": "x"}]}),
             |r| {
                 let metric = |k: &str| {
                     r["data"]["metrics"].as_array().unwrap().iter().find(|m| m["key"] == k).map(|m| m["value"].clone())
@@ -129,46 +100,23 @@ async fn every_write_shows_in_the_next_search_on_every_server() {
             },
         )
         .await;
-        check(
-            &apps,
-            &exp,
-            &run,
-            "set-tag",
-            async || ok(&b.post("runs/set-tag", json!({"run_id": run, "key": "t", "value": "y"})).await),
-            |r| kv(r, "tags", "t") == "y",
-        )
+        t.check("set-tag", &b, "runs/set-tag", json!({"run_id": run, "key": "t", "value": "y"}), |r| {
+            kv(r, "tags", "t") == "y"
+        })
         .await;
-        check(
-            &apps,
-            &exp,
-            &run,
-            "delete-tag",
-            async || ok(&a.post("runs/delete-tag", json!({"run_id": run, "key": "t"})).await),
-            |r| kv(r, "tags", "t").is_null(),
-        )
+        t.check("delete-tag", &a, "runs/delete-tag", json!({"run_id": run, "key": "t"}), |r| {
+            kv(r, "tags", "t").is_null()
+        })
         .await;
-        check(
-            &apps,
-            &exp,
-            &run,
-            "log-parameter",
-            async || ok(&a.post("runs/log-parameter", json!({"run_id": run, "key": "q", "value": "2"})).await),
-            |r| kv(r, "params", "q") == "2",
-        )
+        t.check("log-parameter", &a, "runs/log-parameter", json!({"run_id": run, "key": "q", "value": "2"}), |r| {
+            kv(r, "params", "q") == "2"
+        })
         .await;
-        check(
-            &apps,
-            &exp,
-            &run,
+        t.check(
             "update (status, end time, name)",
-            async || {
-                ok(&a
-                    .post(
-                        "runs/update",
-                        json!({"run_id": run, "status": "FINISHED", "end_time": 99, "run_name": "renamed"}),
-                    )
-                    .await)
-            },
+            &a,
+            "runs/update",
+            json!({"run_id": run, "status": "FINISHED", "end_time": 99, "run_name": "renamed"}),
             |r| {
                 r["info"]["status"] == "FINISHED"
                     && r["info"]["end_time"] == 99
@@ -177,20 +125,12 @@ async fn every_write_shows_in_the_next_search_on_every_server() {
             },
         )
         .await;
-        check(
-            &apps,
-            &exp,
-            &run,
+        t.check(
             "log-inputs",
-            async || {
-                ok(&a
-                    .post(
-                        "runs/log-inputs",
-                        json!({"run_id": run, "datasets": [{"tags": [{"key": "mlflow.data.context", "value": "training"}],
-                               "dataset": {"name": "d", "digest": "abc", "source_type": "local", "source": "{}"}}]}),
-                    )
-                    .await)
-            },
+            &a,
+            "runs/log-inputs",
+            json!({"run_id": run, "datasets": [{"tags": [{"key": "mlflow.data.context", "value": "training"}],
+                   "dataset": {"name": "d", "digest": "abc", "source_type": "local", "source": "{}"}}]}),
             |r| r["inputs"]["dataset_inputs"][0]["dataset"]["name"] == "d",
         )
         .await;
@@ -198,55 +138,31 @@ async fn every_write_shows_in_the_next_search_on_every_server() {
             a.post("logged-models", json!({"experiment_id": exp, "name": "m", "source_run_id": run})).await;
         assert_eq!(s, 200, "{model}");
         let model_id = model["model"]["info"]["model_id"].as_str().unwrap().to_string();
-        check(
-            &apps,
-            &exp,
-            &run,
+        t.check(
             "outputs",
-            async || {
-                ok(&a.post("runs/outputs", json!({"run_id": run, "models": [{"model_id": model_id, "step": 3}]})).await)
-            },
+            &a,
+            "runs/outputs",
+            json!({"run_id": run, "models": [{"model_id": model_id, "step": 3}]}),
             |r| r["outputs"]["model_outputs"][0]["model_id"] == model_id.as_str(),
         )
         .await;
-        check(
-            &apps,
-            &exp,
-            &run,
-            "delete run",
-            async || ok(&b.post("runs/delete", json!({"run_id": run})).await),
-            |r| r["info"]["lifecycle_stage"] == "deleted",
-        )
+        t.check("delete run", &b, "runs/delete", json!({"run_id": run}), |r| r["info"]["lifecycle_stage"] == "deleted")
+            .await;
+        t.check("restore run", &a, "runs/restore", json!({"run_id": run}), |r| {
+            r["info"]["lifecycle_stage"] == "active"
+        })
         .await;
-        check(
-            &apps,
-            &exp,
-            &run,
-            "restore run",
-            async || ok(&a.post("runs/restore", json!({"run_id": run})).await),
-            |r| r["info"]["lifecycle_stage"] == "active",
-        )
+        t.check("delete experiment", &a, "experiments/delete", json!({"experiment_id": exp}), |r| {
+            r["info"]["lifecycle_stage"] == "deleted"
+        })
         .await;
-        check(
-            &apps,
-            &exp,
-            &run,
-            "delete experiment",
-            async || ok(&a.post("experiments/delete", json!({"experiment_id": exp})).await),
-            |r| r["info"]["lifecycle_stage"] == "deleted",
-        )
-        .await;
-        check(
-            &apps,
-            &exp,
-            &run,
-            "restore experiment",
-            async || ok(&b.post("experiments/restore", json!({"experiment_id": exp})).await),
-            |r| r["info"]["lifecycle_stage"] == "active",
-        )
+        t.check("restore experiment", &b, "experiments/restore", json!({"experiment_id": exp}), |r| {
+            r["info"]["lifecycle_stage"] == "active"
+        })
         .await;
         // A refused write (a deleted run takes none) leaves the run as it was.
-        ok(&a.post("runs/delete", json!({"run_id": run})).await);
+        let deleted = a.post("runs/delete", json!({"run_id": run})).await;
+        assert_eq!(deleted.0, 200, "{}", deleted.1);
         let before = searched(&b, &exp, &run).await;
         let refused = a.post("runs/set-tag", json!({"run_id": run, "key": "late", "value": "1"})).await;
         assert_eq!(refused.0, 400, "{}", refused.1);

@@ -235,6 +235,8 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// A string as Python's `json.dumps` writes it (`ensure_ascii`): what DVC's digest hashes.
+// tracking's `store/validate.rs` has a `json.dumps` of its own for MLflow's messages; see there
+// why the two are not one function.
 fn python_json_string(s: &str, out: &mut String) {
     use std::fmt::Write;
     out.push('"');

@@ -9,6 +9,7 @@
 //! parameter; the caller puts its select list in front.
 
 use super::sql::{Arg, Sql, Where};
+use super::Paging;
 use crate::db::Dialect;
 use crate::error::{Result, StoreError};
 use crate::search::{parse_order_by, Entity, Filter, Op, OrderBy, Value};
@@ -56,11 +57,12 @@ pub(crate) struct Columns {
     pub tie_break: &'static [(&'static str, &'static str)],
 }
 
-/// A compiled search: the statement from ` FROM` on, and its order terms (`expression`,
-/// `ASC|DESC`) for callers that select the sort keys.
+/// A compiled search: the statement from ` FROM` on, its order terms (`expression`,
+/// `ASC|DESC`) for callers that select the sort keys, and the page it reads.
 pub(crate) struct Compiled {
     pub sql: Sql,
     pub terms: Vec<(String, &'static str)>,
+    pub paging: Paging,
 }
 
 /// Parses `order_by` strings, lazily, so that a bad filter is reported before a bad order.
@@ -70,15 +72,14 @@ pub(crate) fn parse_orders(order_by: &[String]) -> impl Iterator<Item = Result<O
 
 /// Compiles one page of a search over `columns`: the filter, `scope` (the conditions every
 /// such search has, e.g. the lifecycle stage), the order and `LIMIT max_results + 1` (one more
-/// row tells whether another page follows) from `offset`.
+/// row tells whether another page follows) from the page's offset.
 pub(crate) fn compile(
     dialect: Dialect,
     columns: &Columns,
     filter: Filter,
     order_by: impl IntoIterator<Item = Result<OrderBy>>,
+    paging: Paging,
     scope: impl FnOnce(&mut Where<'_>),
-    max_results: i64,
-    offset: i64,
 ) -> Result<Compiled> {
     let conditions = filter
         .clauses
@@ -126,8 +127,8 @@ pub(crate) fn compile(
     }
     let order = terms.iter().map(|(e, dir)| format!("{e} {dir}")).collect::<Vec<_>>().join(", ");
     sql.push(" ORDER BY ").push(&order);
-    sql.push(" LIMIT ").bind_int(max_results + 1).push(" OFFSET ").bind_int(offset);
-    Ok(Compiled { sql, terms })
+    sql.push(" LIMIT ").bind_int(paging.max_results + 1).push(" OFFSET ").bind_int(paging.offset);
+    Ok(Compiled { sql, terms, paging })
 }
 
 /// The searches whose filter and `order_by` [`compile_search`] compiles.
@@ -170,9 +171,9 @@ pub fn compile_search(kind: SearchKind, dialect: Dialect, filter: &str, order_by
         SearchKind::LoggedModels => {
             let orders =
                 order_by.iter().map(|key| Ok(OrderBy { entity: Entity::Attribute, key: key.clone(), ascending: true }));
-            compile(dialect, columns, filter, orders, |_| {}, 100, 0)?
+            compile(dialect, columns, filter, orders, Paging::first(100), |_| {})?
         }
-        _ => compile(dialect, columns, filter, parse_orders(order_by), |_| {}, 100, 0)?,
+        _ => compile(dialect, columns, filter, parse_orders(order_by), Paging::first(100), |_| {})?,
     };
     Ok(compiled.sql.text().to_string())
 }
@@ -420,6 +421,17 @@ impl KvTable {
         sql.push(&format!(") ON CONFLICT ({cols}, key) DO UPDATE SET value = excluded.value"));
         sql
     }
+
+    /// `DELETE ... WHERE owner AND key`: removes one key of one owner.
+    pub(crate) fn delete(&self, owner: &[Arg], key: &str) -> Sql {
+        let mut sql = Sql::new(&format!("DELETE FROM {}", self.table));
+        let mut w = Where::new(&mut sql);
+        for (column, a) in self.owner.iter().zip(owner) {
+            w.and().push(column).push(" = ").bind(a.clone());
+        }
+        w.and().push("key = ").bind_str(key);
+        sql
+    }
 }
 
 pub(crate) fn op_text(op: Op) -> &'static str {
@@ -493,7 +505,7 @@ mod tests {
         };
         let got = parse_filter(filter)
             .map_err(StoreError::from)
-            .and_then(|f| compile(Dialect::Postgres, &THINGS, f, parse_orders(&order_by), scope, 10, 0));
+            .and_then(|f| compile(Dialect::Postgres, &THINGS, f, parse_orders(&order_by), Paging::first(10), scope));
         match (got, expect) {
             (Ok(c), Ok(text)) => assert_eq!(c.sql.text(), text, "{filter} / {order_by:?}"),
             (Err(e), Err(msg)) => assert_eq!(e.to_string(), msg, "{filter} / {order_by:?}"),
@@ -514,6 +526,20 @@ mod tests {
             &["size", "name DESC"],
             Ok(" FROM things t WHERE t.live = 1 ORDER BY (t.size IS NULL) ASC, t.size ASC, t.name DESC \
                 LIMIT $1 OFFSET $2"),
+        );
+    }
+
+    #[test]
+    fn key_value_statements_bind_owner_and_key() {
+        let owner = [Arg::Text("m".into()), Arg::Int(2)];
+        assert_eq!(
+            MODEL_VERSION_TAGS.delete(&owner, "k").text(),
+            "DELETE FROM model_version_tags WHERE name = $1 AND version = $2 AND key = $3"
+        );
+        assert_eq!(
+            MODEL_VERSION_TAGS.upsert(&owner, "k", "v").text(),
+            "INSERT INTO model_version_tags (name, version, key, value) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name, version, key) DO UPDATE SET value = excluded.value"
         );
     }
 

@@ -207,18 +207,11 @@ impl Experiments<'_> {
         page_token: Option<&str>,
     ) -> Result<Page<Experiment>> {
         let paging = Paging::new(max_results, super::SEARCH_MAX_RESULTS, page_token)?;
-        let compiled = compile(
-            self.s.dialect(),
-            &SEARCH,
-            parse_filter(filter)?,
-            parse_orders(order_by),
-            |w| {
+        let compiled =
+            compile(self.s.dialect(), &SEARCH, parse_filter(filter)?, parse_orders(order_by), paging, |w| {
                 w.and().push("e.lifecycle_stage IN ").bind_list(view.stages().iter().copied());
-            },
-            paging.max_results,
-            paging.offset,
-        )?;
-        let mut page = self.s.fetch_page(&format!("SELECT {COLUMNS}"), compiled, paging, experiment_from_row).await?;
+            })?;
+        let mut page = self.s.fetch_page(COLUMNS, compiled, experiment_from_row).await?;
         self.attach_tags(&mut page.items).await?;
         Ok(page)
     }
@@ -303,11 +296,8 @@ impl Experiments<'_> {
 
     pub async fn delete_tag(&self, experiment_id: &str, key: &str) -> Result<()> {
         self.get(experiment_id).await?;
-        let done = sqlx::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
-            .bind(parse_experiment_id(experiment_id)?)
-            .bind(key)
-            .execute(self.s.w())
-            .await?;
+        let owner = [Arg::Int(parse_experiment_id(experiment_id)?)];
+        let done = EXPERIMENT_TAGS.delete(&owner, key).query().execute(self.s.w()).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("No tag with name: {key} in experiment with id {experiment_id}")));
         }

@@ -176,12 +176,7 @@ impl LoggedModels<'_> {
             return Ok(());
         }
         let ids: Vec<&str> = models.iter().map(|m| m.model_id.as_str()).collect();
-        let select = |sql_head: &str, order: &str| {
-            let mut sql = Sql::new(sql_head);
-            sql.bind_list(ids.iter().copied());
-            sql.push(order);
-            sql
-        };
+        let select = |head: &str, tail: &str| Sql::in_list(head, ids.iter().copied(), tail);
         let tags = select("SELECT model_id, key, value FROM logged_model_tags WHERE model_id IN ", " ORDER BY key");
         let params = select("SELECT model_id, key, value FROM logged_model_params WHERE model_id IN ", " ORDER BY key");
         let metrics = select(
@@ -267,11 +262,7 @@ impl LoggedModels<'_> {
 
     pub async fn delete_tag(&self, model_id: &str, key: &str) -> Result<()> {
         self.get(model_id).await?;
-        let done = sqlx::query("DELETE FROM logged_model_tags WHERE model_id = $1 AND key = $2")
-            .bind(model_id)
-            .bind(key)
-            .execute(self.s.w())
-            .await?;
+        let done = LOGGED_MODEL_TAGS.delete(&[Arg::Text(model_id.into())], key).query().execute(self.s.w()).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("No tag with key '{key}' on logged model '{model_id}'")));
         }
@@ -350,16 +341,15 @@ impl LoggedModels<'_> {
             order_by.iter().map(|(key, ascending)| {
                 Ok(OrderBy { entity: Entity::Attribute, key: key.clone(), ascending: *ascending })
             }),
+            paging,
             |w| {
                 w.and().push("m.lifecycle_stage = 'active'");
                 if !experiment_ids.is_empty() {
                     w.and().push("m.experiment_id IN ").bind_args(experiment_ids);
                 }
             },
-            paging.max_results,
-            paging.offset,
         )?;
-        let mut page = self.s.fetch_page(&format!("SELECT {COLUMNS}"), compiled, paging, from_row).await?;
+        let mut page = self.s.fetch_page(COLUMNS, compiled, from_row).await?;
         self.attach(&mut page.items).await?;
         Ok(page)
     }

@@ -159,19 +159,18 @@ impl Store {
         row(&sql.query().fetch_optional(self.r()).await?.ok_or_else(missing)?)
     }
 
-    /// Runs a compiled search page (see `compile`) with `select` in front and reads each
-    /// row with `row`.
+    /// Runs a compiled search page (see `compile`) selecting `columns` and reads each row
+    /// with `row`.
     async fn fetch_page<T>(
         &self,
-        select: &str,
+        columns: &str,
         mut compiled: compile::Compiled,
-        paging: Paging,
         row: fn(&AnyRow) -> Result<T>,
     ) -> Result<Page<T>> {
-        compiled.sql.prepend(select);
+        compiled.sql.prepend(&format!("SELECT {columns}"));
         let rows = compiled.sql.query().fetch_all(self.r()).await?;
         let items = rows.iter().map(row).collect::<Result<Vec<_>>>()?;
-        Ok(paging.page(items))
+        Ok(compiled.paging.page(items))
     }
 }
 
@@ -199,6 +198,11 @@ impl Paging {
     fn new(max_results: i64, limit: i64, page_token: Option<&str>) -> Result<Paging> {
         let max_results = check_max_results(max_results, limit)?;
         Ok(Paging { max_results, offset: decode_page_token(page_token)? })
+    }
+
+    /// The first `max_results` rows.
+    fn first(max_results: i64) -> Paging {
+        Paging { max_results, offset: 0 }
     }
 
     /// The page out of one more row than asked for: the next token is only offered when
@@ -243,6 +247,45 @@ fn check_max_results(max_results: i64, limit: i64) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::KeyValue;
+
+    /// Each key/value table deletes one key of one owner (`KvTable::delete`): that key goes,
+    /// the owner's other key stays; a key that is not there is NOT_FOUND where MLflow says so.
+    #[tokio::test]
+    async fn tags_delete_one_key_of_one_owner() {
+        let s = Store::open("sqlite://", "mlflow-artifacts:").await.unwrap();
+        let kv = |k: &str| KeyValue { key: k.into(), value: "v".into() };
+        let keys = |tags: &[KeyValue]| tags.iter().map(|t| t.key.clone()).collect::<Vec<_>>();
+        let exp = s.experiments().create("e", None, &[kv("a"), kv("b")]).await.unwrap();
+        s.experiments().delete_tag(&exp, "a").await.unwrap();
+        assert_eq!(keys(&s.experiments().get(&exp).await.unwrap().tags), ["b"]);
+        assert!(matches!(s.experiments().delete_tag(&exp, "a").await, Err(StoreError::NotFound(_))));
+
+        let run = s.runs().create(&exp, "u", Some("r"), None, &[kv("a"), kv("b")]).await.unwrap().info.run_id;
+        s.runs().delete_tag(&run, "a").await.unwrap();
+        assert!(keys(&s.runs().get(&run).await.unwrap().tags).contains(&"b".to_string()));
+        assert!(!keys(&s.runs().get(&run).await.unwrap().tags).contains(&"a".to_string()));
+        assert!(matches!(s.runs().delete_tag(&run, "a").await, Err(StoreError::NotFound(_))));
+
+        let new = NewLoggedModel { experiment_id: exp.clone(), tags: vec![kv("a"), kv("b")], ..Default::default() };
+        let model = s.logged_models().create(new).await.unwrap().model_id;
+        s.logged_models().delete_tag(&model, "a").await.unwrap();
+        assert_eq!(keys(&s.logged_models().get(&model).await.unwrap().tags), ["b"]);
+        assert!(matches!(s.logged_models().delete_tag(&model, "a").await, Err(StoreError::NotFound(_))));
+
+        s.registered_models().create("m", None, &[kv("a"), kv("b")]).await.unwrap();
+        s.registered_models().delete_tag("m", "a").await.unwrap();
+        assert_eq!(keys(&s.registered_models().get("m").await.unwrap().tags), ["b"]);
+        let version = NewModelVersion {
+            name: "m".into(),
+            source: "s3://b/k".into(),
+            tags: vec![kv("a"), kv("b")],
+            ..Default::default()
+        };
+        let v = s.model_versions().create(version).await.unwrap().version;
+        s.model_versions().delete_tag("m", v, "a").await.unwrap();
+        assert_eq!(keys(&s.model_versions().get("m", v).await.unwrap().tags), ["b"]);
+    }
 
     #[test]
     fn page_tokens_round_trip() {

@@ -293,11 +293,7 @@ impl Runs<'_> {
     pub async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
         let mut tx = self.s.w().begin().await?;
         self.touch_active(&mut tx, run_id).await?;
-        let done = sqlx::query("DELETE FROM tags WHERE run_uuid = $1 AND key = $2")
-            .bind(run_id)
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
+        let done = RUN_TAGS.delete(&[Arg::Text(run_id.into())], key).query().execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("No tag with name: {key} in run with id {run_id}")));
         }
@@ -319,18 +315,10 @@ impl Runs<'_> {
         if exp_ids.is_empty() {
             return Ok(Page { items: Vec::new(), next_page_token: None });
         }
-        let compiled = compile(
-            self.s.dialect(),
-            &SEARCH,
-            filter,
-            orders.into_iter().map(Ok),
-            |w| {
-                w.and().push("r.experiment_id IN ").bind_args(exp_ids);
-                w.and().push("r.lifecycle_stage IN ").bind_list(search.view.stages().iter().copied());
-            },
-            paging.max_results,
-            paging.offset,
-        )?;
+        let compiled = compile(self.s.dialect(), &SEARCH, filter, orders.into_iter().map(Ok), paging, |w| {
+            w.and().push("r.experiment_id IN ").bind_args(exp_ids);
+            w.and().push("r.lifecycle_stage IN ").bind_list(search.view.stages().iter().copied());
+        })?;
         // The page (one more run than asked, to know whether another page follows) is matched
         // by one statement that returns its ids and data versions; the runs are then taken from
         // the cache or loaded. The sort keys are also selected (`s0`, `s1`, ...) so that the
@@ -483,18 +471,11 @@ mod tests {
     fn run_search_sql() {
         let compile_runs = |filter: &str, order_by: &[&str]| {
             let orders = order_by.iter().map(|o| Ok(parse_order_by(o)?));
-            let c = compile(
-                Dialect::Postgres,
-                &SEARCH,
-                parse_filter(filter).unwrap(),
-                orders,
-                |w| {
+            let c =
+                compile(Dialect::Postgres, &SEARCH, parse_filter(filter).unwrap(), orders, Paging::first(100), |w| {
                     w.and().push("r.experiment_id IN ").bind_args([Arg::Int(1)]);
-                },
-                100,
-                0,
-            )
-            .unwrap();
+                })
+                .unwrap();
             c.sql.text().to_string()
         };
         assert_eq!(

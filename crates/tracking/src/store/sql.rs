@@ -71,6 +71,14 @@ impl Sql {
         self.push(")")
     }
 
+    /// `head (p1, p2, ...) tail`: a statement over a list of text values, e.g. the rows of
+    /// some owners (`... WHERE name IN ` ... ` ORDER BY key`).
+    pub(crate) fn in_list<'a>(head: &str, items: impl IntoIterator<Item = &'a str>, tail: &str) -> Self {
+        let mut sql = Sql::new(head);
+        sql.bind_list(items).push(tail);
+        sql
+    }
+
     /// Appends `(p1, p2, ...)` for a list of text values.
     pub(crate) fn bind_list<'a>(&mut self, items: impl IntoIterator<Item = &'a str>) -> &mut Self {
         self.bind_args(items.into_iter().map(|s| Arg::Text(s.to_string())))

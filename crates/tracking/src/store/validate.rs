@@ -52,6 +52,10 @@ fn invalid(msg: String) -> StoreError {
 }
 
 /// `json.dumps(value)`: a JSON string, non-ASCII escaped as Python does by default.
+// pipeline's `stages/hash.rs` spells strings as `json.dumps` too, for DVC's digests, where
+// every byte counts (this one quotes a value in a message, and writes `\b` and `\f` as
+// `\u0008` and `\u000c` where Python does not). pipeline may not link tracking, and no crate
+// under both would hold it.
 fn py_json(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');

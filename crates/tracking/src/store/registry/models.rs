@@ -103,11 +103,7 @@ impl RegisteredModels<'_> {
             return Ok(());
         }
         let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
-        let select = |head: &str, tail: &str| {
-            let mut sql = Sql::new(head);
-            sql.bind_list(names.iter().copied()).push(tail);
-            sql
-        };
+        let select = |head: &str, tail: &str| Sql::in_list(head, names.iter().copied(), tail);
         let tags = select("SELECT name, key, value FROM registered_model_tags WHERE name IN ", " ORDER BY key");
         let aliases =
             select("SELECT name, alias, version FROM registered_model_aliases WHERE name IN ", " ORDER BY alias");
@@ -234,11 +230,7 @@ impl RegisteredModels<'_> {
     pub async fn delete_tag(&self, name: &str, key: &str) -> Result<()> {
         let mut tx = self.s.w().begin().await?;
         model_exists(&mut tx, name).await?;
-        sqlx::query("DELETE FROM registered_model_tags WHERE name = $1 AND key = $2")
-            .bind(name)
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
+        REGISTERED_MODEL_TAGS.delete(&[Arg::Text(name.into())], key).query().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -254,16 +246,9 @@ impl RegisteredModels<'_> {
             return Ok(Page { items: Vec::new(), next_page_token: None });
         }
         let paging = Paging::new(max_results, SEARCH_MODELS_MAX, page_token)?;
-        let compiled = compile(
-            self.s.dialect(),
-            &SEARCH,
-            parse_filter(filter)?,
-            parse_orders(order_by),
-            |_| {},
-            paging.max_results,
-            paging.offset,
-        )?;
-        let mut page = self.s.fetch_page(&format!("SELECT {COLUMNS}"), compiled, paging, registered_from_row).await?;
+        let compiled =
+            compile(self.s.dialect(), &SEARCH, parse_filter(filter)?, parse_orders(order_by), paging, |_| {})?;
+        let mut page = self.s.fetch_page(COLUMNS, compiled, registered_from_row).await?;
         self.attach(&mut page.items).await?;
         Ok(page)
     }

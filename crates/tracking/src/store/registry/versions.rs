@@ -221,10 +221,10 @@ impl ModelVersions<'_> {
             return Ok(());
         }
         let names: Vec<&str> = versions.iter().map(|v| v.name.as_str()).collect();
-        let mut tags = Sql::new("SELECT name, version, key, value FROM model_version_tags WHERE name IN ");
-        tags.bind_list(names.iter().copied()).push(" ORDER BY key");
-        let mut aliases = Sql::new("SELECT name, version, alias FROM registered_model_aliases WHERE name IN ");
-        aliases.bind_list(names.iter().copied()).push(" ORDER BY alias");
+        let select = |head: &str, tail: &str| Sql::in_list(head, names.iter().copied(), tail);
+        let tags = select("SELECT name, version, key, value FROM model_version_tags WHERE name IN ", " ORDER BY key");
+        let aliases =
+            select("SELECT name, version, alias FROM registered_model_aliases WHERE name IN ", " ORDER BY alias");
         let (tags, aliases) =
             tokio::try_join!(tags.query().fetch_all(self.s.r()), aliases.query().fetch_all(self.s.r()))?;
         for row in &tags {
@@ -269,16 +269,10 @@ impl ModelVersions<'_> {
         for alias in &aliases {
             record(&mut tx, name, "alias", alias, Some(version), None, user).await?;
         }
-        sqlx::query("DELETE FROM registered_model_aliases WHERE name = $1 AND version = $2")
-            .bind(name)
-            .bind(version)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM model_version_tags WHERE name = $1 AND version = $2")
-            .bind(name)
-            .bind(version)
-            .execute(&mut *tx)
-            .await?;
+        for table in ["registered_model_aliases", "model_version_tags"] {
+            let delete = format!("DELETE FROM {table} WHERE name = $1 AND version = $2");
+            sqlx::query(&delete).bind(name).bind(version).execute(&mut *tx).await?;
+        }
         sqlx::query(&format!(
             "UPDATE model_versions SET current_stage = '{DELETED}', last_updated_time = $1 WHERE name = $2 AND version = $3"
         ))
@@ -358,12 +352,8 @@ impl ModelVersions<'_> {
 
     pub async fn delete_tag(&self, name: &str, version: i64, key: &str) -> Result<()> {
         self.get(name, version).await?;
-        sqlx::query("DELETE FROM model_version_tags WHERE name = $1 AND version = $2 AND key = $3")
-            .bind(name)
-            .bind(version)
-            .bind(key)
-            .execute(self.s.w())
-            .await?;
+        let owner = [Arg::Text(name.into()), Arg::Int(version)];
+        MODEL_VERSION_TAGS.delete(&owner, key).query().execute(self.s.w()).await?;
         Ok(())
     }
 
@@ -405,6 +395,10 @@ impl ModelVersions<'_> {
         Ok(v.source)
     }
 
+    // Registered models and their versions are parallel resources of MLflow's registry: this
+    // search's signature, the row reader, `attach` and a stage move have the form of their
+    // counterparts in models.rs over other tables and columns; the steps themselves
+    // (`compile`, `fetch_page`, `Sql::in_list`, `record`, `touch_model`) are shared.
     pub async fn search(
         &self,
         filter: &str,
@@ -413,18 +407,11 @@ impl ModelVersions<'_> {
         page_token: Option<&str>,
     ) -> Result<Page<ModelVersion>> {
         let paging = Paging::new(max_results, SEARCH_VERSIONS_MAX, page_token)?;
-        let compiled = compile(
-            self.s.dialect(),
-            &SEARCH,
-            parse_filter(filter)?,
-            parse_orders(order_by),
-            |w| {
+        let compiled =
+            compile(self.s.dialect(), &SEARCH, parse_filter(filter)?, parse_orders(order_by), paging, |w| {
                 w.and().push(&format!("v.current_stage != '{DELETED}'"));
-            },
-            paging.max_results,
-            paging.offset,
-        )?;
-        let mut page = self.s.fetch_page(&format!("SELECT {MV_COLUMNS}"), compiled, paging, version_from_row).await?;
+            })?;
+        let mut page = self.s.fetch_page(MV_COLUMNS, compiled, version_from_row).await?;
         self.attach(&mut page.items).await?;
         Ok(page)
     }
