@@ -128,7 +128,7 @@ impl Hasher {
             listing.push_str("{\"md5\": \"");
             listing.push_str(&md5);
             listing.push_str("\", \"relpath\": ");
-            python_json_string(rel, &mut listing);
+            pyjson::write_str(rel, &mut listing);
             listing.push('}');
         }
         listing.push(']');
@@ -234,33 +234,6 @@ fn hex(b: &[u8]) -> String {
     })
 }
 
-/// A string as Python's `json.dumps` writes it (`ensure_ascii`): what DVC's digest hashes.
-// tracking's `store/validate.rs` has a `json.dumps` of its own for MLflow's messages; see there
-// why the two are not one function.
-fn python_json_string(s: &str, out: &mut String) {
-    use std::fmt::Write;
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            c => {
-                let mut units = [0u16; 2];
-                for u in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{u:04x}");
-                }
-            }
-        }
-    }
-    out.push('"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,13 +261,6 @@ mod tests {
         let g = h.hash(d.path(), "data/raw/*.csv").unwrap().unwrap();
         assert_eq!(g.nfiles, Some(2));
         assert_eq!(h.hash(d.path(), "data/*.parquet").unwrap().unwrap().nfiles, Some(0));
-    }
-
-    #[test]
-    fn python_spelling_of_paths() {
-        let mut s = String::new();
-        python_json_string("a\"b\\c\td/é😀\u{7f}", &mut s);
-        assert_eq!(s, r#""a\"b\\c\td/\u00e9\ud83d\ude00\u007f""#);
     }
 
     #[test]

@@ -51,37 +51,9 @@ fn invalid(msg: String) -> StoreError {
     StoreError::InvalidParameter(msg)
 }
 
-/// `json.dumps(value)`: a JSON string, non-ASCII escaped as Python does by default.
-// pipeline's `stages/hash.rs` spells strings as `json.dumps` too, for DVC's digests, where
-// every byte counts (this one quotes a value in a message, and writes `\b` and `\f` as
-// `\u0008` and `\u000c` where Python does not). pipeline may not link tracking, and no crate
-// under both would hold it.
-fn py_json(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut units = [0u16; 2];
-                for u in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{u:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// `invalid_value(path, value, message)`.
 fn invalid_value(path: &str, value: &str, message: &str) -> StoreError {
-    invalid(format!("Invalid value {} for parameter '{path}' supplied: {message}", py_json(value)))
+    invalid(format!("Invalid value {} for parameter '{path}' supplied: {message}", pyjson::dumps_str(value)))
 }
 
 /// `exceeds_maximum_length(path, limit)`: the message of every length limit.
