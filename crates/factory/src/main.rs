@@ -42,6 +42,8 @@ enum Command {
     Pipeline(cmd::pipeline::PipelineArgs),
     /// What a tracking database holds; adopt an existing MLflow database in place (reversible).
     Db(cmd::db::DbArgs),
+    /// The MLflow web UI `factory server` serves at `/`: install it from the `mlflow` wheel.
+    Ui(cmd::ui::UiArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Deploy(args) => cmd::deploy::run(args),
         Command::Pipeline(args) => cmd::pipeline::run(args),
         Command::Db(args) => cmd::db::run(args),
+        Command::Ui(args) => cmd::ui::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

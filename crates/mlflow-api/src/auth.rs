@@ -11,7 +11,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -199,7 +199,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 #[derive(Clone)]
 pub struct Gate {
     pub state: AppState,
-    pub public: Arc<HashSet<String>>,
+    pub public: Arc<crate::routes::PublicPaths>,
 }
 
 /// The middleware: authenticates the caller of every non-public path (unknown paths and

@@ -19,6 +19,7 @@ mod owners;
 mod registry;
 pub mod routes;
 mod tracking;
+pub mod ui;
 mod users;
 pub mod version;
 mod wire;
@@ -42,6 +43,9 @@ pub struct AppState {
     /// `Some` with `--app-name basic-auth`: every non-public route then needs a login, and
     /// the user API is served.
     pub auth: Option<Arc<auth::Auth>>,
+    /// The MLflow web UI build served at `/` and `/static-files/` (`--ui-dir`); `None`: `/`
+    /// says how to install it.
+    pub ui_dir: Option<std::path::PathBuf>,
 }
 
 /// The route table: MLflow's `/api/2.0/mlflow` (also under `/ajax-api/2.0/mlflow`, as MLflow
@@ -59,7 +63,8 @@ fn table(with_users: bool) -> Api {
         registry::factory_routes(api);
         api.listing(GET, "/version", factory_version);
     });
-    api.under(MLFLOW_V3, |api| api.public(GET, "/server-info", server_info));
+    api.under(MLFLOW_V3, |api| api.public(GET, "/server-info", ui::server_info));
+    ui::routes(&mut api);
     api.under(ROOT, |api| {
         api.public(GET, "/health", health);
         api.listing(GET, "/version", version);
@@ -103,15 +108,6 @@ async fn version(_: AppState, _: Caller, _: ()) -> ApiResult<impl IntoResponse> 
 
 async fn factory_version(_: AppState, _: Caller, _: ()) -> ApiResult<impl IntoResponse> {
     Ok(version::factory().await)
-}
-
-async fn server_info(_: AppState, _: Caller, _: ()) -> Result<json::Reply<serde_json::Value>, ApiError> {
-    Ok(json::Reply(serde_json::json!({
-        "store_type": "SqlStore",
-        "workspaces_enabled": false,
-        "multipart_uploads_enabled": false,
-        "multipart_downloads_enabled": false,
-    })))
 }
 
 async fn not_found(_: State<AppState>, uri: axum::http::Uri) -> ApiError {

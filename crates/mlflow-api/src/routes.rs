@@ -177,12 +177,36 @@ impl Api {
     }
 
     /// The paths that need no login (the auth layer lets them through unauthenticated).
-    pub fn public_paths(&self) -> HashSet<String> {
-        self.routes.values().filter(|(_, i)| i.guard == Guard::Public).map(|(_, i)| i.path.clone()).collect()
+    pub fn public_paths(&self) -> PublicPaths {
+        let mut public = PublicPaths::default();
+        for (_, info) in self.routes.values().filter(|(_, i)| i.guard == Guard::Public) {
+            match info.path.split_once("{*") {
+                // A wildcard route matches every path under its prefix: the router sends all
+                // of them (however written) to that route, so the prefix is what is public.
+                Some((prefix, _)) => public.prefixes.push(prefix.to_string()),
+                None => {
+                    public.exact.insert(info.path.clone());
+                }
+            }
+        }
+        public
     }
 
     pub fn into_router(self) -> Router<AppState> {
         self.routes.into_iter().fold(Router::new(), |r, (path, (methods, _))| r.route(&path, methods))
+    }
+}
+
+/// The paths of the public routes: exact ones, and the prefixes of public wildcard routes.
+#[derive(Debug, Default)]
+pub struct PublicPaths {
+    exact: HashSet<String>,
+    prefixes: Vec<String>,
+}
+
+impl PublicPaths {
+    pub fn contains(&self, path: &str) -> bool {
+        self.exact.contains(path) || self.prefixes.iter().any(|p| path.starts_with(p.as_str()))
     }
 }
 

@@ -50,7 +50,14 @@ pub async fn spawn_auth_app(backend: &str, default_permission: auth::Permission)
     store.bootstrap_admin(&cfg).await.expect("admin");
     let auth = Arc::new(mlflow_api::auth::Auth::new(store, default_permission));
     let uri = db.uri.clone();
-    serve(backend, uri, None, Some(auth), vec![db, auth_db]).await
+    serve(backend, uri, None, Some(auth), vec![db, auth_db], None).await
+}
+
+/// A server over a fresh `backend` database serving the web UI build in `ui_dir`.
+pub async fn spawn_app_with_ui(backend: &str, ui_dir: std::path::PathBuf) -> App {
+    let db = TempDb::new(backend).await;
+    let uri = db.uri.clone();
+    serve(backend, uri, None, None, vec![db], Some(ui_dir)).await
 }
 
 impl App {
@@ -65,13 +72,13 @@ impl App {
             }
         };
         let uri = db.uri.clone();
-        serve(backend, uri, destination, None, vec![db]).await
+        serve(backend, uri, destination, None, vec![db], None).await
     }
 
     /// A second server over the same database and artifacts (as a second replica would be),
     /// with its own in-memory state.
     pub async fn twin(&self) -> App {
-        serve(&self.backend, self.uri.clone(), self.destination.clone(), None, Vec::new()).await
+        serve(&self.backend, self.uri.clone(), self.destination.clone(), None, Vec::new(), None).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -136,13 +143,15 @@ impl App {
 }
 
 /// A server over the store at `uri`, artifacts at `destination` (a temp folder when `None`),
-/// with the auth app when `auth` is given; `dbs` live as long as the server.
+/// with the auth app when `auth` is given, the web UI from `ui_dir`; `dbs` live as long as the
+/// server.
 async fn serve(
     backend: &str,
     uri: String,
     destination: Option<(String, mlflow_api::artifacts::S3Settings)>,
     auth: Option<Arc<mlflow_api::auth::Auth>>,
     dbs: Vec<TempDb>,
+    ui_dir: Option<std::path::PathBuf>,
 ) -> App {
     let artifacts_dir = tempfile::tempdir().unwrap();
     let store = tracking::Store::open(&uri, "mlflow-artifacts:").await.expect("open store");
@@ -150,7 +159,7 @@ async fn serve(
         None => Arc::new(object_store::local::LocalFileSystem::new_with_prefix(artifacts_dir.path()).unwrap()),
         Some((dest, s3)) => mlflow_api::artifacts::open_store(dest, s3).expect("open the S3 artifact store"),
     };
-    let state = mlflow_api::AppState { store: Arc::new(store), artifacts, auth };
+    let state = mlflow_api::AppState { store: Arc::new(store), artifacts, auth, ui_dir };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

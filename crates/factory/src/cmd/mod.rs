@@ -14,18 +14,24 @@ pub mod predict;
 pub mod serve;
 pub mod server;
 pub mod train;
+pub mod ui;
 
 /// Where datasets are cached: `--cache-dir`, else `$XDG_CACHE_HOME/factory/datasets`, else
 /// `~/.cache/factory/datasets` (the libraries take the folder as an argument).
 pub fn datasets_cache_dir(flag: Option<&std::path::Path>) -> std::path::PathBuf {
-    if let Some(dir) = flag {
-        return dir.to_path_buf();
+    match flag {
+        Some(dir) => dir.to_path_buf(),
+        None => cache_dir("datasets"),
     }
+}
+
+/// `$XDG_CACHE_HOME/factory/<name>`, else `~/.cache/factory/<name>`.
+pub fn cache_dir(name: &str) -> std::path::PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
-    base.join("factory").join("datasets")
+    base.join("factory").join(name)
 }
 
 /// The async runtime of a long-running subcommand: `threads` workers (0 = one per core).

@@ -46,6 +46,10 @@ pub struct ServerArgs {
     /// take the DSN from a secret instead of writing a password into the ini).
     #[arg(long, env = "FACTORY_AUTH_DATABASE_URI", hide = true, hide_env_values = true)]
     pub auth_database_uri: Option<String>,
+    /// The MLflow web UI build served at `/` (`factory ui install` puts one in the default place,
+    /// ~/.cache/factory/ui/mlflow-<version>, which is used when this is not given).
+    #[arg(long, env = "FACTORY_UI_DIR")]
+    pub ui_dir: Option<std::path::PathBuf>,
 
     #[command(flatten)]
     pub metrics: super::metrics::MetricsListen,
@@ -285,7 +289,12 @@ async fn serve(args: ServerArgs, guard: mlflow_api::guard::Guard) -> anyhow::Res
     let metrics = mlflow_api::metrics::ServerMetrics::new(store.clone(), args.mlflow.static_prefix.as_deref());
     let render = metrics.clone();
     args.metrics.start(std::sync::Arc::new(move || render.render()), args.limits.limits()?).await?;
-    let state = mlflow_api::AppState { store, artifacts, auth };
+    let ui_dir = super::ui::resolve(args.ui_dir.as_deref())?;
+    match &ui_dir {
+        Some(dir) => tracing::info!(dir = %dir.display(), "serving the MLflow web UI at /"),
+        None => tracing::info!("no MLflow web UI installed (`factory ui install`); / says so"),
+    }
+    let state = mlflow_api::AppState { store, artifacts, auth, ui_dir };
     let limits = args.limits.limits()?;
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;

@@ -7,3 +7,4 @@ mod bad_input;
 mod registry;
 mod routes;
 mod search_cache;
+mod ui;

@@ -1,0 +1,183 @@
+//! MLflow's web UI: `GET /` is its `index.html` and `/static-files/<path>` its assets, from the
+//! UI build of the pinned MLflow release (`factory ui install` takes it out of the `mlflow`
+//! wheel; `factory server --ui-dir`). Without a build, `/` says in one line how to get one.
+//! Also the calls the UI makes for features this server leaves out (AI gateway, assistant, UI
+//! telemetry), answered as `mlflow server` answers them with those features off.
+
+use crate::artifact_path::safe_path;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::json::Reply;
+use crate::routes::{Api, Input, GET, GET_POST, MLFLOW_V2, MLFLOW_V3, POST, ROOT};
+use crate::AppState;
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use std::io::ErrorKind;
+use std::path::Path;
+
+/// How the assets are cached by browsers: MLflow's `max_age` (the file names carry a hash).
+const CACHE_CONTROL: &str = "public, max-age=2419200";
+
+/// What `/` says when no UI build is installed.
+pub const NO_UI: &str = "The MLflow web UI is not installed: run `factory ui install` (or pass --ui-dir DIR), then \
+                         restart `factory server`.\n";
+
+pub fn routes(api: &mut Api) {
+    api.under(ROOT, |api| {
+        // As `mlflow server --app-name basic-auth`: the page needs a login, its assets do not.
+        api.listing(GET, "/", index);
+        api.public(GET, "/static-files/{*path}", static_file);
+    });
+    api.under(MLFLOW_V3, |api| {
+        api.listing(GET, "/ui-telemetry", telemetry_config);
+        api.listing(POST, "/ui-telemetry", telemetry_records);
+        api.listing(GET, "/assistant/config", assistant_config);
+        api.listing(GET, "/assistant/providers", assistant_providers);
+    });
+    api.under(MLFLOW_V2, |api| api.listing(GET_POST, "/gateway-proxy", gateway_proxy));
+}
+
+async fn index(s: AppState, _: Caller, _: ()) -> ApiResult<Response> {
+    match &s.ui_dir {
+        Some(dir) => file(dir, "index.html", false).await,
+        None => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], NO_UI).into_response()),
+    }
+}
+
+/// The part of the URL after `/static-files/`.
+pub struct AssetPath(String);
+
+impl Input for AssetPath {
+    async fn parse(req: Request, _: &AppState) -> ApiResult<Self> {
+        let path = req.uri().path();
+        let rest = path.split_once("/static-files/").map(|(_, rest)| rest).unwrap_or_default();
+        Ok(AssetPath(rest.to_string()))
+    }
+}
+
+async fn static_file(s: AppState, _: Caller, AssetPath(path): AssetPath) -> ApiResult<Response> {
+    let Some(dir) = &s.ui_dir else { return Err(not_found()) };
+    // The artifact proxy's traversal check: no `..`, absolute paths, backslashes, NUL, ...
+    let clean = safe_path(&path).map_err(|_| not_found())?;
+    file(dir, clean.as_ref(), true).await
+}
+
+/// Not found; the message does not repeat the path (it is a public route).
+fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::EndpointNotFound, "No such UI file on this server")
+}
+
+async fn file(dir: &Path, rel: &str, cache: bool) -> ApiResult<Response> {
+    if rel.is_empty() {
+        return Err(not_found());
+    }
+    let bytes = match tokio::fs::read(dir.join(rel)).await {
+        Ok(b) => b,
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::NotFound | ErrorKind::IsADirectory | ErrorKind::NotADirectory | ErrorKind::InvalidFilename
+            ) =>
+        {
+            return Err(not_found())
+        }
+        Err(e) => return Err(ApiError::new(ErrorCode::InternalError, format!("reading UI file '{rel}': {e}"))),
+    };
+    let mime = mime_guess::from_path(rel).first_or_octet_stream();
+    let mut r = (StatusCode::OK, [(header::CONTENT_TYPE, mime.essence_str().to_string())], bytes).into_response();
+    if cache {
+        r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static(CACHE_CONTROL));
+    }
+    Ok(r)
+}
+
+/// `GET /ajax-api/3.0/mlflow/ui-telemetry`: telemetry off.
+#[derive(Serialize)]
+struct TelemetryConfig {
+    disable_ui_events: [&'static str; 0],
+    disable_ui_telemetry: bool,
+    ui_rollout_percentage: u32,
+}
+
+async fn telemetry_config(_: AppState, _: Caller, _: ()) -> ApiResult<Reply<TelemetryConfig>> {
+    Ok(Reply(TelemetryConfig { disable_ui_events: [], disable_ui_telemetry: true, ui_rollout_percentage: 0 }))
+}
+
+#[derive(Serialize)]
+struct Status {
+    status: &'static str,
+}
+
+/// `POST /ajax-api/3.0/mlflow/ui-telemetry`: accepted and dropped, nothing is collected.
+async fn telemetry_records(_: AppState, _: Caller, _: ()) -> ApiResult<Reply<Status>> {
+    Ok(Reply(Status { status: "success" }))
+}
+
+/// `GET /ajax-api/3.0/mlflow/assistant/config`: no assistant configured.
+#[derive(Serialize)]
+struct AssistantConfig {
+    providers: Empty,
+    projects: Empty,
+    remote_access_allowed: bool,
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+async fn assistant_config(_: AppState, _: Caller, _: ()) -> ApiResult<Reply<AssistantConfig>> {
+    Ok(Reply(AssistantConfig { providers: Empty {}, projects: Empty {}, remote_access_allowed: false }))
+}
+
+/// `GET /ajax-api/3.0/mlflow/assistant/providers`: none available.
+#[derive(Serialize)]
+struct Providers {
+    providers: [Empty; 0],
+}
+
+async fn assistant_providers(_: AppState, _: Caller, _: ()) -> ApiResult<Reply<Providers>> {
+    Ok(Reply(Providers { providers: [] }))
+}
+
+/// `/ajax-api/2.0/mlflow/gateway-proxy`: the AI gateway has no endpoints here.
+#[derive(Serialize)]
+struct Endpoints {
+    endpoints: [Empty; 0],
+}
+
+async fn gateway_proxy(_: AppState, _: Caller, _: ()) -> ApiResult<Reply<Endpoints>> {
+    Ok(Reply(Endpoints { endpoints: [] }))
+}
+
+/// `GET /api/3.0/mlflow/server-info` (public: clients read it before they log in).
+#[derive(Serialize)]
+pub struct ServerInfo {
+    store_type: &'static str,
+    workspaces_enabled: bool,
+    trace_archival_enabled: bool,
+    multipart_uploads_enabled: bool,
+    multipart_downloads_enabled: bool,
+    presigned_upload_run_id_supported: bool,
+    presigned_upload_model_id_supported: bool,
+    features_enabled: Features,
+}
+
+#[derive(Serialize)]
+struct Features {
+    gateway: bool,
+}
+
+pub async fn server_info(_: AppState, _: Caller, _: ()) -> ApiResult<Reply<ServerInfo>> {
+    Ok(Reply(ServerInfo {
+        store_type: "SqlStore",
+        workspaces_enabled: false,
+        trace_archival_enabled: false,
+        multipart_uploads_enabled: false,
+        multipart_downloads_enabled: false,
+        // No presigned uploads at all: the client then uploads through the proxy.
+        presigned_upload_run_id_supported: false,
+        presigned_upload_model_id_supported: false,
+        features_enabled: Features { gateway: false },
+    }))
+}
