@@ -28,12 +28,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -D -m 0755 target/release/factory /out/factory
 
 # ---------------------------------------------------------------------------------------------
-# The MLflow web UI (issue 18). `factory ui install` puts the UI build of the pinned mlflow
-# version into a folder that `factory server` serves at `/`. Until that subcommand exists the
-# default leaves the folder empty; `--build-arg WITH_UI=1` runs it (and fails the build loudly
-# if the binary cannot).
+# The MLflow web UI: `factory ui install` takes the UI build of the pinned mlflow release out of
+# its wheel (sha256 checked against the package index) into /usr/share/factory/ui, where
+# `factory server` finds it and serves it at `/`. `--build-arg WITH_UI=0` leaves it out (the
+# server's `/` then says how to add it).
 FROM build AS ui
-ARG WITH_UI=0
+ARG WITH_UI=1
 RUN mkdir -p /out/ui \
     && if [ "$WITH_UI" = "1" ]; then /out/factory ui install --dir /out/ui; fi
 

@@ -95,6 +95,9 @@ else
     printf '%s\n\n' "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
 fi
 
+step "MLflow's web UI in headless Chromium: factory server vs mlflow server, seeded by the stock client (playwright-core)"
+FACTORY_BIN="$TARGET_DIR/debug/factory" scripts/test-ui.sh
+
 step "Python: factory drift against Evidently 0.7.23"
 DRIFT_VENV=${FACTORY_DRIFT_VENV:-$HOME/.cache/factory/venv-drift}
 if ! "$DRIFT_VENV/bin/python" -c "import evidently, scipy, pytest" 2>/dev/null; then

@@ -34,20 +34,21 @@ pub enum UiAction {
     },
 }
 
-/// The UI folder `factory server` uses without `--ui-dir`: the cache's, when installed.
+/// Where `factory ui install` puts the UI by default: the user's cache.
 pub fn default_dir() -> PathBuf {
     super::cache_dir("ui").join(format!("mlflow-{}", mlflow_api::version::MLFLOW_VERSION))
 }
 
-/// `--ui-dir` as given (it must hold `index.html`), else the cache's when installed.
+/// Where the container image carries it (Dockerfile, stage `ui`).
+const SYSTEM_DIR: &str = "/usr/share/factory/ui";
+
+/// `--ui-dir` as given (it must hold `index.html`), else the first installed of the cache's and
+/// the system's.
 pub fn resolve(flag: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
     match flag {
         Some(dir) if dir.join("index.html").is_file() => Ok(Some(dir.to_path_buf())),
         Some(dir) => bail!("--ui-dir {}: no index.html there (run `factory ui install --dir {0}`)", dir.display()),
-        None => {
-            let dir = default_dir();
-            Ok(dir.join("index.html").is_file().then_some(dir))
-        }
+        None => Ok([default_dir(), PathBuf::from(SYSTEM_DIR)].into_iter().find(|d| d.join("index.html").is_file())),
     }
 }
 
