@@ -56,6 +56,18 @@ impl Input for Artifact {
 /// Checks an experiment's `artifact_location` given by a client: no traversal, no query or
 /// fragment tricks (CVE-2023-6909 used `#` and `?` to escape the artifact root).
 pub fn check_artifact_location(location: &str) -> ApiResult<()> {
+    check_location(location, false)
+}
+
+/// Checks `--default-artifact-root`, set by whoever starts the server: as an experiment's
+/// location, except that `http(s)://` is allowed, since MLflow's documented set-up points it at
+/// the server's own proxy (`http://host:port/api/2.0/mlflow-artifacts/artifacts`), which the
+/// clients then write to. The server itself never fetches from that location.
+pub fn check_default_artifact_root(location: &str) -> ApiResult<()> {
+    check_location(location, true)
+}
+
+fn check_location(location: &str, web_allowed: bool) -> ApiResult<()> {
     let bad = |why: &str| ApiError::invalid(format!("Invalid artifact_location '{location}': {why}"));
     let decoded = percent_decode_str(location).decode_utf8().map_err(|_| bad("not valid UTF-8"))?;
     if decoded.contains('#') || decoded.contains('?') || decoded.contains('\0') {
@@ -63,8 +75,9 @@ pub fn check_artifact_location(location: &str) -> ApiResult<()> {
     }
     if let Some((scheme, _)) = decoded.split_once(':') {
         let scheme = scheme.to_ascii_lowercase();
-        // The server must never be pointed at arbitrary hosts (SSRF) or at other models.
-        if matches!(scheme.as_str(), "http" | "https" | "ftp" | "sftp" | "runs" | "models") {
+        // A client must never point the server at arbitrary hosts (SSRF) or at other models.
+        let web = matches!(scheme.as_str(), "http" | "https");
+        if (web && !web_allowed) || matches!(scheme.as_str(), "ftp" | "sftp" | "runs" | "models") {
             return Err(bad(&format!("'artifact_location' cannot use the '{scheme}' scheme")));
         }
     }
@@ -281,5 +294,10 @@ mod tests {
         for bad in ["s3://b/../x", "file:///tmp/#/x", "/tmp/a?b", "s3://b/%2e%2e/x"] {
             assert!(check_artifact_location(bad).is_err(), "{bad}");
         }
+        let proxy = "http://127.0.0.1:5000/api/2.0/mlflow-artifacts/artifacts";
+        assert!(check_artifact_location(proxy).is_err());
+        assert!(check_default_artifact_root(proxy).is_ok());
+        assert!(check_default_artifact_root("http://h/a/../b").is_err());
+        assert!(check_default_artifact_root("runs:/x").is_err());
     }
 }
