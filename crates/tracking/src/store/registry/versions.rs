@@ -6,7 +6,7 @@ use super::{
     validate_model_name, validate_source, version_not_found, within, DELETED, SEARCH_VERSIONS_MAX,
 };
 use crate::error::{Result, StoreError};
-use crate::model::{KeyValue, LoggedModel, ModelVersion, Page, RunInfo};
+use crate::model::{KeyValue, LoggedModel, ModelVersion, Page};
 use crate::search::{parse_filter, Entity, Op};
 use crate::store::compile::{compile, parse_orders, Column, Columns, Sort, MODEL_VERSION_TAGS};
 use crate::store::sql::{Arg, Sql};
@@ -58,8 +58,8 @@ pub struct NewModelVersion {
 }
 
 /// How model-version searches map the filter language: `name`, `run_id`, `source_path`,
-/// `version_number` and `tags.<key>`; ordered by name, version, timestamps, run or stage,
-/// then by name and newest version.
+/// `version_number` and `tags.<key>`; ordered by name, version, timestamps, run or stage
+/// (by default: the last updated first, as MLflow), then by name and newest version.
 pub(in crate::store) const SEARCH: Columns = Columns {
     from: "model_versions v",
     filter: |entity, key, op| match (entity, key) {
@@ -94,7 +94,7 @@ pub(in crate::store) const SEARCH: Columns = Columns {
         "current_stage" => Ok(Sort::Column("v.current_stage")),
         _ => Err(invalid(format!("Invalid order_by key '{key}' for model versions"))),
     },
-    default_order: &[],
+    default_order: &[("v.last_updated_time", "DESC")],
     tie_break: &[("v.name", "ASC"), ("v.version", "DESC")],
 };
 
@@ -116,11 +116,7 @@ impl ModelVersions<'_> {
             .clone()
             .filter(|r| !r.is_empty())
             .or_else(|| logged.as_ref().and_then(|m| m.source_run_id.clone()));
-        let run = match run_id.as_deref() {
-            Some(r) => Some(self.s.runs().info(r).await?),
-            None => None,
-        };
-        self.check_source_location(&new.source, run.as_ref(), logged.as_ref()).await?;
+        self.check_source_location(&new.source, run_id.as_deref(), logged.as_ref()).await?;
         let mut tx = self.s.w().begin().await?;
         model_exists(&mut tx, &new.name).await?;
         let max: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM model_versions WHERE name = $1")
@@ -156,10 +152,12 @@ impl ModelVersions<'_> {
     /// The source must be something the version may point at (MLflow's rules): a logged model
     /// given as `model_id`, an existing registered version, or files inside the run named by
     /// `run_id` (or inside the logged model). Remote stores (`s3://`, ...) are taken as given.
+    /// As in MLflow, the run is only looked up when the source lies in the server's artifacts:
+    /// otherwise `run_id` is recorded as given, even if no such run exists (docs/mlflow-compat.md).
     async fn check_source_location(
         &self,
         source: &str,
-        run: Option<&RunInfo>,
+        run_id: Option<&str>,
         logged: Option<&LoggedModel>,
     ) -> Result<()> {
         let foreign = || {
@@ -190,12 +188,16 @@ impl ModelVersions<'_> {
         }
         if let Some(rest) = source.strip_prefix("runs:/") {
             let source_run = rest.split('/').next().unwrap_or("");
-            return match run {
-                Some(r) if r.run_id == source_run => Ok(()),
+            return match run_id {
+                Some(r) if r == source_run => Ok(()),
                 _ => Err(foreign()),
             };
         }
         if source.starts_with("mlflow-artifacts:") {
+            let run = match run_id {
+                Some(r) => Some(self.s.runs().info(r).await?),
+                None => None,
+            };
             let in_run = run.is_some_and(|r| within(source, &r.artifact_uri));
             let in_model = logged.is_some_and(|m| within(source, &m.artifact_location));
             return if in_run || in_model { Ok(()) } else { Err(foreign()) };
