@@ -15,8 +15,7 @@ use crate::AppState;
 use ::auth::permission::{Action, Requirement, EXPERIMENT, RUN};
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path as UrlPath, Request};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
@@ -204,13 +203,8 @@ async fn download(s: AppState, _: Caller, a: Artifact) -> ApiResult<Response> {
     let path = safe_path(&a.path)?;
     let got = s.artifacts.get(&path).await.map_err(|e| store_error(&path, e))?;
     let size = got.meta.size;
-    let mime = mime_guess::from_path(path.as_ref()).first_or_octet_stream();
-    let stream = got.into_stream();
-    Ok((
-        [(header::CONTENT_TYPE, mime.essence_str().to_string()), (header::CONTENT_LENGTH, size.to_string())],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    let name = path.filename().unwrap_or_default().to_string();
+    Ok(crate::served_artifacts::attachment(&name, size, Body::from_stream(got.into_stream())))
 }
 
 async fn delete(s: AppState, _: Caller, a: Artifact) -> ApiResult<Reply<serde_json::Value>> {

@@ -18,6 +18,7 @@ pub mod metrics;
 mod owners;
 mod registry;
 pub mod routes;
+mod served_artifacts;
 mod tracking;
 mod users;
 pub mod version;
@@ -29,7 +30,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Router;
 use error::{ApiError, ApiResult, ErrorCode};
-use routes::{Api, RouteInfo, ARTIFACTS, FACTORY, GET, MLFLOW_V2, MLFLOW_V3, ROOT};
+use routes::{Api, RouteInfo, AJAX_V2, ARTIFACTS, FACTORY, GET, MLFLOW_V2, MLFLOW_V3, ROOT};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -53,7 +54,9 @@ fn table(with_users: bool) -> Api {
         tracking::routes(api);
         logged_models::routes(api);
         registry::routes(api);
+        served_artifacts::routes(api);
     });
+    api.under(AJAX_V2, served_artifacts::ajax_routes);
     api.under(ARTIFACTS, artifacts::routes);
     api.under(FACTORY, |api| {
         registry::factory_routes(api);
@@ -61,6 +64,7 @@ fn table(with_users: bool) -> Api {
     });
     api.under(MLFLOW_V3, |api| api.public(GET, "/server-info", server_info));
     api.under(ROOT, |api| {
+        served_artifacts::root_routes(api);
         api.public(GET, "/health", health);
         api.listing(GET, "/version", version);
     });
