@@ -118,8 +118,22 @@ async fn server_info(_: AppState, _: Caller, _: ()) -> Result<json::Reply<serde_
     })))
 }
 
-async fn not_found(_: State<AppState>, uri: axum::http::Uri) -> ApiError {
-    ApiError::new(ErrorCode::EndpointNotFound, format!("No endpoint {} on this server", uri.path()))
+/// An unknown path; one with repeated slashes (`//get-artifact`) is redirected to its merged
+/// form, as MLflow's Werkzeug router does (the redirected request is checked like any other).
+async fn not_found(_: State<AppState>, uri: axum::http::Uri) -> axum::response::Response {
+    if uri.path().contains("//") {
+        let mut merged = String::with_capacity(uri.path().len());
+        for c in uri.path().chars() {
+            if !(c == '/' && merged.ends_with('/')) {
+                merged.push(c);
+            }
+        }
+        if let Some(q) = uri.query() {
+            merged = format!("{merged}?{q}");
+        }
+        return (StatusCode::PERMANENT_REDIRECT, [(axum::http::header::LOCATION, merged)]).into_response();
+    }
+    ApiError::new(ErrorCode::EndpointNotFound, format!("No endpoint {} on this server", uri.path())).into_response()
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.

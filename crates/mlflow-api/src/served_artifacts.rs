@@ -52,6 +52,12 @@ pub fn root_routes(api: &mut Api) {
     });
 }
 
+/// A requested path checked before anything is looked up, refused in MLflow's words
+/// (`validate_path_is_safe`: "Invalid path").
+fn checked(path: &str) -> ApiResult<Path> {
+    safe_path(path).map_err(|_| ApiError::invalid("Invalid path"))
+}
+
 /// A location the server reads: the store and the folder in it.
 struct Located {
     store: Arc<dyn ObjectStore>,
@@ -263,6 +269,9 @@ impl RunArtifact {
 }
 
 async fn list_run(s: AppState, _: Caller, Msg(q): Msg<RunArtifact>) -> ApiResult<Reply<Value>> {
+    if let Some(p) = &q.path {
+        checked(p)?;
+    }
     let run = s.store.runs().info(&q.run()?).await?;
     let at = locate(&s, &run.artifact_uri)?;
     Ok(list_reply(&run.artifact_uri, listing(&at, q.path.as_deref()).await?))
@@ -270,6 +279,7 @@ async fn list_run(s: AppState, _: Caller, Msg(q): Msg<RunArtifact>) -> ApiResult
 
 async fn get_run(s: AppState, _: Caller, Msg(q): Msg<RunArtifact>) -> ApiResult<Response> {
     let path = crate::tracking::required_str(q.path.clone(), "path")?;
+    checked(&path)?;
     let run = s.store.runs().info(&q.run()?).await?;
     send(&locate(&s, &run.artifact_uri)?, &path).await
 }
@@ -283,9 +293,13 @@ pub struct VersionArtifact {
 }
 
 async fn get_version(s: AppState, _: Caller, Msg(q): Msg<VersionArtifact>) -> ApiResult<Response> {
+    if let Some(p) = &q.path {
+        checked(p)?;
+    }
     let name = crate::tracking::required_str(q.name, "name")?;
     let version = tracking::parse_version(&crate::tracking::required_str(q.version, "version")?)?;
     let path = crate::tracking::required_str(q.path, "path")?;
+    checked(&path)?;
     let uri = s.store.model_versions().download_uri(&name, version).await?;
     send(&locate(&s, &uri)?, &path).await
 }

@@ -362,10 +362,16 @@ struct MetricIn {
 
 impl MetricIn {
     fn into_metric(self) -> ApiResult<Metric> {
+        self.into_metric_named("")
+    }
+
+    /// With `prefix` (`metrics[3].`) before each field name in the errors, as MLflow names a
+    /// batch's fields.
+    fn into_metric_named(self, prefix: &str) -> ApiResult<Metric> {
         Ok(Metric {
-            key: required_str(self.key, "key")?,
-            value: required(self.value, "value")?,
-            timestamp: required(self.timestamp, "timestamp")?,
+            key: required_str(self.key, &format!("{prefix}key"))?,
+            value: required(self.value, &format!("{prefix}value"))?,
+            timestamp: required(self.timestamp, &format!("{prefix}timestamp"))?,
             step: self.step.unwrap_or(0),
             model_id: self.model_id.filter(|s| !s.is_empty()),
             dataset_name: self.dataset_name.filter(|s| !s.is_empty()),
@@ -441,7 +447,9 @@ async fn log_batch(s: AppState, _: Caller, Msg(r): Msg<LogBatch>) -> ApiResult<R
         run_tag(&t.key, &t.value)?;
     }
     let run_id = r.run.id()?;
-    let metrics = r.metrics.into_iter().map(MetricIn::into_metric).collect::<ApiResult<Vec<_>>>()?;
+    let metrics = r.metrics.into_iter().enumerate();
+    let metrics =
+        metrics.map(|(i, m)| m.into_metric_named(&format!("metrics[{i}]."))).collect::<ApiResult<Vec<_>>>()?;
     s.store.runs().log_batch(&run_id, &metrics, &tags_in(r.params), &tags_in(r.tags)).await?;
     Ok(Reply(json!({})))
 }

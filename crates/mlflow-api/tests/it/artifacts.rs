@@ -77,6 +77,11 @@ async fn run_version_and_logged_model_artifacts_are_served() {
         }
         let (s, _) = app.get("artifacts/list", &[("run_id", "0123456789abcdef0123456789abcdef")]).await;
         assert_eq!(s, 404);
+        // MLflow's words, checked before the run is read; repeated slashes redirect as in MLflow
+        let (s, b) = app.get("artifacts/list", &[("run_id", "nope"), ("path", "../x")]).await;
+        assert_eq!((s, b["message"].as_str()), (400, Some("Invalid path")), "{b}");
+        let target = format!("//get-artifact?run_id={run}&path=dir/a.txt");
+        assert_eq!(app.raw_request("GET", &target, "").await, 308);
 
         // a model version whose source is the run's artifacts
         let (s, b) = app.post("registered-models/create", json!({"name": "served"})).await;

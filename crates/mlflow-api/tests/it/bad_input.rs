@@ -13,7 +13,12 @@ async fn malformed_and_mistyped_bodies() {
         let cases: Vec<(&str, String, &str, &str)> = vec![
             ("experiments/create", "{\"name\": ".into(), "BAD_REQUEST", "Malformed JSON"),
             ("experiments/create", "not json".into(), "BAD_REQUEST", "Malformed JSON"),
-            ("experiments/create", json!({"name": 5}).to_string(), "INVALID_PARAMETER_VALUE", "invalid type"),
+            (
+                "experiments/create",
+                json!({"name": 5}).to_string(),
+                "INVALID_PARAMETER_VALUE",
+                "Invalid value 5 for parameter 'name' supplied",
+            ),
             ("experiments/create", json!({}).to_string(), "INVALID_PARAMETER_VALUE", "'name'"),
             ("experiments/create", json!({"name": "  "}).to_string(), "INVALID_PARAMETER_VALUE", "experiment name"),
             (
@@ -38,13 +43,13 @@ async fn malformed_and_mistyped_bodies() {
                 "runs/log-metric",
                 json!({"run_id": run, "key": "m", "value": "high", "timestamp": 1}).to_string(),
                 "INVALID_PARAMETER_VALUE",
-                "number",
+                "Invalid value \"high\" for parameter 'value' supplied",
             ),
             (
                 "runs/log-metric",
                 json!({"run_id": run, "key": "m", "value": 1, "timestamp": 1, "step": 1.5}).to_string(),
                 "INVALID_PARAMETER_VALUE",
-                "integer",
+                "Invalid value 1.5 for parameter 'step' supplied",
             ),
             (
                 "runs/log-metric",
