@@ -56,7 +56,10 @@ fn table(with_users: bool) -> Api {
         registry::routes(api);
         served_artifacts::routes(api);
     });
-    api.under(AJAX_V2, served_artifacts::ajax_routes);
+    api.under(AJAX_V2, |api| {
+        served_artifacts::ajax_routes(api);
+        tracking::ajax_routes(api);
+    });
     api.under(ARTIFACTS, artifacts::routes);
     api.under(FACTORY, |api| {
         registry::factory_routes(api);

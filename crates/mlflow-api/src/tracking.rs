@@ -65,6 +65,14 @@ pub fn routes(api: &mut Api) {
     });
 }
 
+/// Routes MLflow serves under `/ajax-api/2.0/mlflow` only (for its UI).
+pub fn ajax_routes(api: &mut Api) {
+    api.rule(GET, "/metrics/get-history-bulk", get_metric_history_bulk, |r| {
+        r.check()?;
+        Ok(Need::RunsBulk(r.run_id.clone()))
+    });
+}
+
 fn experiment(id: &Option<String>, action: Action) -> ApiResult<Need> {
     Ok(Need::Experiment(param(id, "experiment_id")?, action))
 }
@@ -565,6 +573,66 @@ async fn get_metric_history(
 }
 
 #[derive(Deserialize)]
+struct HistoryBulk {
+    /// Repeated `run_id` query parameters.
+    #[serde(default)]
+    run_id: Vec<String>,
+    metric_key: Option<String>,
+    #[serde(default, deserialize_with = "json::opt_int")]
+    max_results: Option<i64>,
+}
+
+/// `get_metric_history_bulk_handler`'s limits.
+const HISTORY_BULK_MAX_RUNS: usize = 100;
+const HISTORY_BULK_MAX_RESULTS: i64 = 25_000;
+
+impl HistoryBulk {
+    /// MLflow's checks, in its order and words.
+    fn check(&self) -> ApiResult<String> {
+        if self.run_id.is_empty() {
+            return Err(ApiError::invalid("GetMetricHistoryBulk request must specify at least one run_id."));
+        }
+        if self.run_id.len() > HISTORY_BULK_MAX_RUNS {
+            return Err(ApiError::invalid(format!(
+                "GetMetricHistoryBulk request cannot specify more than {HISTORY_BULK_MAX_RUNS} run_ids. Received {} \
+                 run_ids.",
+                self.run_id.len()
+            )));
+        }
+        self.metric_key
+            .clone()
+            .ok_or_else(|| ApiError::invalid("GetMetricHistoryBulk request must specify a metric_key."))
+    }
+}
+
+/// The UI's full history of one metric over several runs: by run id, then (timestamp, step,
+/// value), at most `max_results` points in all (MLflow's `get_metric_history_bulk`).
+async fn get_metric_history_bulk(s: AppState, who: Caller, Msg(r): Msg<HistoryBulk>) -> ApiResult<Reply<Value>> {
+    let key = r.check()?;
+    let max_results = r.max_results.unwrap_or(HISTORY_BULK_MAX_RESULTS).min(HISTORY_BULK_MAX_RESULTS);
+    let mut run_ids = r.run_id.clone();
+    run_ids.sort();
+    run_ids.dedup();
+    let mut metrics = vec![];
+    for run_id in &run_ids {
+        let left = max_results - metrics.len() as i64;
+        if left <= 0 {
+            break;
+        }
+        let mut page = s.store.metrics().history(run_id, &key, Some(left), None).await?;
+        Withheld::of(&who).metrics(&mut page.items);
+        metrics.extend(page.items.iter().map(|m| {
+            json!({"key": m.key, "value": json::PyFloat(m.value), "timestamp": m.timestamp, "step": m.step,
+                   "run_id": run_id})
+        }));
+    }
+    Ok(Reply(json!({ "metrics": metrics })))
+}
+
+/// MLflow's `MAX_RESULTS_PER_RUN` for the bulk-interval read.
+const BULK_INTERVAL_MAX_RESULTS: i64 = 2500;
+
+#[derive(Deserialize)]
 struct BulkInterval {
     #[serde(default)]
     run_ids: Vec<String>,
@@ -582,8 +650,31 @@ async fn get_metric_history_bulk_interval(
     _: Caller,
     Msg(r): Msg<BulkInterval>,
 ) -> ApiResult<Reply<Value>> {
+    if r.run_ids.is_empty() {
+        return Err(ApiError::invalid(
+            "Missing value for required parameter 'run_ids'. See the API docs for more information about request \
+             parameters.",
+        ));
+    }
     validate::bulk_run_ids(r.run_ids.len())?;
+    if r.max_results.is_some_and(|n| !(1..=BULK_INTERVAL_MAX_RESULTS).contains(&n)) {
+        return Err(ApiError::invalid(format!(
+            "max_results must be between 1 and {BULK_INTERVAL_MAX_RESULTS}. See the API docs for more information \
+             about request parameters."
+        )));
+    }
     let key = required_str(r.metric_key, "metric_key")?;
+    match (r.start_step, r.end_step) {
+        (Some(start), Some(end)) if start > end => {
+            return Err(ApiError::invalid(format!(
+                "end_step must be greater than start_step. Found start_step={start} and end_step={end}."
+            )))
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(ApiError::invalid("If either start step or end step are specified, both must be specified."))
+        }
+        _ => {}
+    }
     let points = s
         .store
         .metrics()

@@ -261,3 +261,65 @@ async fn artifact_paths_cannot_escape() {
         assert_error(&got, 400, "INVALID_PARAMETER_VALUE", "artifact_location");
     }
 }
+
+/// The UI's `metrics/get-history-bulk` (under `/ajax-api` only): MLflow's checks and words, the
+/// points by run id then (timestamp, step, value), `max_results` over all runs.
+#[tokio::test]
+async fn metric_history_bulk_as_mlflow() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (_, a) = app.run().await;
+        let (_, b) = app.run().await;
+        for (run, ts, step, value) in [(&a, 2, 1, 1.0), (&a, 1, 5, 2.0), (&b, 1, 0, 3.0)] {
+            let body = json!({"run_id": run, "key": "m", "value": value, "timestamp": ts, "step": step});
+            assert_eq!(app.post("runs/log-metric", body).await.0, 200);
+        }
+        let url = app.url("/ajax-api/2.0/mlflow/metrics/get-history-bulk");
+        let get = |query: Vec<(&'static str, String)>| {
+            let req = app.client.get(&url).query(&query);
+            async move {
+                let resp = req.send().await.unwrap();
+                (resp.status().as_u16(), resp.json::<serde_json::Value>().await.unwrap())
+            }
+        };
+        let (s, got) = get(vec![("run_id", a.clone()), ("run_id", b.clone()), ("metric_key", "m".into())]).await;
+        assert_eq!(s, 200, "{got}");
+        let mut runs = [a.clone(), b.clone()];
+        runs.sort();
+        let seen: Vec<(String, i64)> = got["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["run_id"].as_str().unwrap().to_string(), m["timestamp"].as_i64().unwrap()))
+            .collect();
+        let mut expected = vec![];
+        for r in &runs {
+            if *r == a {
+                expected.extend([(a.clone(), 1), (a.clone(), 2)]);
+            } else {
+                expected.push((b.clone(), 1));
+            }
+        }
+        assert_eq!(seen, expected);
+        let (_, two) = get(vec![
+            ("run_id", a.clone()),
+            ("run_id", b.clone()),
+            ("metric_key", "m".into()),
+            ("max_results", "2".into()),
+        ])
+        .await;
+        assert_eq!(two["metrics"].as_array().unwrap().len(), 2);
+        for (query, needle) in [
+            (vec![("metric_key", "m".to_string())], "must specify at least one run_id"),
+            (
+                (0..101).map(|i| ("run_id", format!("r{i}"))).chain([("metric_key", "m".into())]).collect(),
+                "cannot specify more than 100",
+            ),
+            (vec![("run_id", a.clone())], "must specify a metric_key"),
+        ] {
+            let (s, b) = get(query).await;
+            assert_eq!((s, b["error_code"].as_str()), (400, Some("INVALID_PARAMETER_VALUE")), "{b}");
+            assert!(b["message"].as_str().unwrap().contains(needle), "{b}");
+        }
+    }
+}
