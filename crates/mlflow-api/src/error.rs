@@ -84,4 +84,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The status line's reason phrase as MLflow's Flask (Werkzeug) writes it, in capitals
+/// (`400 BAD REQUEST`): clients' error messages quote it, and tests match it. Applied to every
+/// answer of the router ([`crate::router`]).
+pub fn werkzeug_reason(resp: &mut Response) {
+    if let Some(reason) = resp.status().canonical_reason() {
+        if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason.to_ascii_uppercase().into_bytes()) {
+            resp.extensions_mut().insert(phrase);
+        }
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;

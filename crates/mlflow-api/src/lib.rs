@@ -88,13 +88,17 @@ pub fn router(state: AppState) -> Router {
     let api = table(state.auth.is_some());
     let public = Arc::new(api.public_paths());
     let app = api.into_router().fallback(not_found);
-    match state.auth {
+    let app = match state.auth {
         Some(_) => {
             let gate = auth::Gate { state: state.clone(), public };
             app.layer(axum::middleware::from_fn_with_state(gate, auth::layer)).with_state(state)
         }
         None => app.with_state(state),
-    }
+    };
+    app.layer(axum::middleware::map_response(|mut resp: axum::response::Response| async move {
+        error::werkzeug_reason(&mut resp);
+        resp
+    }))
 }
 
 async fn health(s: AppState, _: Caller, _: ()) -> Result<impl IntoResponse, ApiError> {

@@ -323,3 +323,25 @@ async fn metric_history_bulk_as_mlflow() {
         }
     }
 }
+
+/// The status line reads as MLflow's Werkzeug writes it (`400 BAD REQUEST`): the client's
+/// error messages quote it.
+#[tokio::test]
+async fn reason_phrases_are_werkzeug_s() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app("sqlite").await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    for (target, line) in [
+        ("/api/2.0/mlflow/experiments/get?experiment_id=x", "HTTP/1.1 400 BAD REQUEST"),
+        ("/api/2.0/mlflow/experiments/get?experiment_id=12345", "HTTP/1.1 404 NOT FOUND"),
+        ("/health", "HTTP/1.1 200 OK"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let request = format!("GET {target} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        let text = String::from_utf8_lossy(&response);
+        assert_eq!(text.lines().next(), Some(line), "{target}");
+    }
+}
