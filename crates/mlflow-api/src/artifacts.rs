@@ -10,7 +10,7 @@ use crate::artifact_path::safe_path;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{Msg, Reply};
-use crate::routes::{Api, Input, DELETE, GET, PUT};
+use crate::routes::{Api, Input, DELETE, GET, POST, PUT};
 use crate::AppState;
 use ::auth::permission::{Action, Requirement, EXPERIMENT, RUN};
 use axum::body::Body;
@@ -34,6 +34,22 @@ pub fn routes(api: &mut Api) {
     api.rule(GET, "/artifacts/{*path}", download, |a| Ok(Need::Artifact(Action::Read, a.path.clone())));
     api.rule(PUT, "/artifacts/{*path}", upload, |a| Ok(Need::Artifact(Action::Update, a.path.clone())));
     api.rule(DELETE, "/artifacts/{*path}", delete, |a| Ok(Need::Artifact(Action::Manage, a.path.clone())));
+    // Multipart uploads write, like an upload; none of our stores offers them to clients
+    // (`server-info` says so), and the answer is MLflow's for such a store.
+    for step in ["create", "complete", "abort"] {
+        api.rule(POST, &format!("/mpu/{step}/{{*path}}"), multipart_unsupported, |a| {
+            Ok(Need::Artifact(Action::Update, a.path.clone()))
+        });
+    }
+}
+
+/// `_validate_support_multipart_upload` for a store without multipart uploads.
+async fn multipart_unsupported(_: AppState, _: Caller, a: Artifact) -> ApiResult<Reply<serde_json::Value>> {
+    safe_path(&a.path)?;
+    Err(ApiError::new(
+        crate::error::ErrorCode::NotImplemented,
+        "Multipart upload is not supported for the current artifact repository",
+    ))
 }
 
 /// An artifact route's request: the path as the router decoded it (once) and, for uploads,

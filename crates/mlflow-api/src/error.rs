@@ -15,6 +15,7 @@ pub enum ErrorCode {
     BadRequest,
     EndpointNotFound,
     PermissionDenied,
+    NotImplemented,
     InternalError,
 }
 
@@ -27,6 +28,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => "BAD_REQUEST",
             ErrorCode::EndpointNotFound => "ENDPOINT_NOT_FOUND",
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
+            ErrorCode::NotImplemented => "NOT_IMPLEMENTED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
         }
     }
@@ -38,6 +40,7 @@ impl ErrorCode {
             }
             ErrorCode::ResourceDoesNotExist | ErrorCode::EndpointNotFound => StatusCode::NOT_FOUND,
             ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
+            ErrorCode::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -122,3 +122,20 @@ async fn run_version_and_logged_model_artifacts_are_served() {
         assert!(got.text().await.unwrap().contains("not served by this server"));
     }
 }
+
+/// Multipart uploads get MLflow's answer for a store without them (501 NOT_IMPLEMENTED, which
+/// the client does not retry); a traversal is still refused first.
+#[tokio::test]
+async fn multipart_uploads_answer_as_mlflow_without_them() {
+    let app = testkit::server::spawn_app("sqlite").await;
+    for step in ["create", "complete", "abort"] {
+        let url = app.url(&format!("/api/2.0/mlflow-artifacts/mpu/{step}/1/run/artifacts/model"));
+        let resp = app.client.post(&url).json(&serde_json::json!({"path": "m.pkl", "num_parts": 1})).send().await;
+        let resp = resp.unwrap();
+        assert_eq!(resp.status().as_u16(), 501);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error_code"], "NOT_IMPLEMENTED", "{body}");
+        let bad = app.url(&format!("/api/2.0/mlflow-artifacts/mpu/{step}/1/a%5Cb"));
+        assert_eq!(app.client.post(&bad).send().await.unwrap().status().as_u16(), 400);
+    }
+}
