@@ -67,6 +67,9 @@ pub fn routes(api: &mut Api) {
 
 /// Routes MLflow serves under `/ajax-api/2.0/mlflow` only (for its UI).
 pub fn ajax_routes(api: &mut Api) {
+    api.rule(POST, "/experiments/search-datasets", search_datasets, |r| {
+        Ok(Need::Experiments(r.checked()?.to_vec(), Action::Read))
+    });
     api.rule(GET, "/metrics/get-history-bulk", get_metric_history_bulk, |r| {
         r.check()?;
         Ok(Need::RunsBulk(r.run_id.clone()))
@@ -570,6 +573,51 @@ async fn get_metric_history(
     let mut page = s.store.metrics().history(&run_id, &key, r.max_results, r.page_token.as_deref()).await?;
     Withheld::of(&who).metrics(&mut page.items);
     Ok(Reply(Paged::of("metrics", &page)))
+}
+
+#[derive(Deserialize)]
+struct SearchDatasets {
+    #[serde(default)]
+    experiment_ids: Vec<String>,
+}
+
+/// MLflow's `MAX_EXPERIMENT_IDS_PER_REQUEST` for `search-datasets`.
+const SEARCH_DATASETS_MAX_EXPERIMENTS: usize = 20;
+
+impl SearchDatasets {
+    /// `search_datasets_impl`'s checks, in its words.
+    fn checked(&self) -> ApiResult<&[String]> {
+        if self.experiment_ids.is_empty() {
+            return Err(ApiError::invalid("SearchDatasets request must specify at least one experiment_id."));
+        }
+        if self.experiment_ids.len() > SEARCH_DATASETS_MAX_EXPERIMENTS {
+            return Err(ApiError::invalid(format!(
+                "SearchDatasets request cannot specify more than {SEARCH_DATASETS_MAX_EXPERIMENTS} experiment_ids. \
+                 Received {} experiment_ids.",
+                self.experiment_ids.len()
+            )));
+        }
+        Ok(&self.experiment_ids)
+    }
+}
+
+/// The datasets the experiments' runs used, for the UI (`experiments/search-datasets`).
+async fn search_datasets(s: AppState, _: Caller, Msg(r): Msg<SearchDatasets>) -> ApiResult<Reply<Value>> {
+    let summaries = s.store.datasets().summaries(r.checked()?).await?;
+    let summaries: Vec<Value> = summaries
+        .into_iter()
+        .map(|d| {
+            let mut v = json!({"experiment_id": d.experiment_id, "name": d.name, "digest": d.digest});
+            if let Some(context) = d.context {
+                v["context"] = json!(context);
+            }
+            v
+        })
+        .collect();
+    Ok(Reply(match summaries.is_empty() {
+        true => json!({}),
+        false => json!({ "dataset_summaries": summaries }),
+    }))
 }
 
 #[derive(Deserialize)]

@@ -345,3 +345,38 @@ async fn reason_phrases_are_werkzeug_s() {
         assert_eq!(text.lines().next(), Some(line), "{target}");
     }
 }
+
+/// The UI's `experiments/search-datasets` (under `/ajax-api` only): MLflow's checks and
+/// words, one summary per dataset and context.
+#[tokio::test]
+async fn search_datasets_as_mlflow() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (exp, run) = app.run().await;
+        let dataset = json!({"name": "d", "digest": "1", "source_type": "local", "source": "s"});
+        let inputs = json!({"run_id": run, "datasets": [
+            {"dataset": dataset, "tags": [{"key": "mlflow.data.context", "value": "training"}]}]});
+        assert_eq!(app.post("runs/log-inputs", inputs).await.0, 200);
+        let url = app.url("/ajax-api/2.0/mlflow/experiments/search-datasets");
+        let post = |body: serde_json::Value| {
+            let req = app.client.post(&url).json(&body);
+            async move {
+                let resp = req.send().await.unwrap();
+                (resp.status().as_u16(), resp.json::<serde_json::Value>().await.unwrap())
+            }
+        };
+        let (s, got) = post(json!({"experiment_ids": [exp]})).await;
+        assert_eq!(s, 200, "{got}");
+        let expected = json!([{"experiment_id": exp, "name": "d", "digest": "1", "context": "training"}]);
+        assert_eq!(got["dataset_summaries"], expected);
+        let many: Vec<String> = (0..21).map(|i| i.to_string()).collect();
+        for (body, needle) in [
+            (json!({}), "must specify at least one experiment_id"),
+            (json!({"experiment_ids": many}), "cannot specify more than 20"),
+        ] {
+            let (s, b) = post(body).await;
+            assert_eq!(s, 400, "{b}");
+            assert!(b["message"].as_str().unwrap().contains(needle), "{b}");
+        }
+    }
+}
