@@ -14,10 +14,11 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::json::{Msg, Reply};
 use crate::logged_models::Pathed;
-use crate::routes::{Api, GET};
+use crate::routes::{Api, Input, GET, POST};
 use crate::AppState;
 use ::auth::permission::Action;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use object_store::path::Path;
@@ -39,6 +40,7 @@ pub fn routes(api: &mut Api) {
 
 /// Routes MLflow serves under `/ajax-api/2.0/mlflow` only (its UI's).
 pub fn ajax_routes(api: &mut Api) {
+    api.rule(POST, "/upload-artifact", upload_run, |u| Ok(Need::Run(u.run()?, Action::Update)));
     api.rule(GET, "/logged-models/{model_id}/artifacts/files", get_logged_model, |r| {
         Ok(Need::LoggedModel(r.path.clone(), Action::Read))
     });
@@ -282,6 +284,60 @@ async fn get_run(s: AppState, _: Caller, Msg(q): Msg<RunArtifact>) -> ApiResult<
     checked(&path)?;
     let run = s.store.runs().info(&q.run()?).await?;
     send(&locate(&s, &run.artifact_uri)?, &path).await
+}
+
+/// The UI's upload of one small file into a run (`upload_artifact_handler`): the run and the
+/// path in the query, the file as the body.
+pub struct Upload {
+    run_uuid: Option<String>,
+    path: Option<String>,
+    data: Bytes,
+}
+
+/// MLflow's limit for `upload-artifact`.
+const UPLOAD_MAX_BYTES: usize = 10 * 1024 * 1024;
+
+impl Input for Upload {
+    async fn parse(req: Request, _: &AppState) -> ApiResult<Self> {
+        #[derive(Deserialize)]
+        struct Query {
+            run_uuid: Option<String>,
+            path: Option<String>,
+        }
+        let q: Query = serde_html_form::from_str(req.uri().query().unwrap_or(""))
+            .map_err(|e| ApiError::invalid(format!("Invalid query parameters: {e}")))?;
+        let data = axum::body::to_bytes(req.into_body(), UPLOAD_MAX_BYTES)
+            .await
+            .map_err(|_| ApiError::invalid("Artifact size is too large. Max size is 10MB."))?;
+        Ok(Upload { run_uuid: q.run_uuid, path: q.path, data })
+    }
+}
+
+impl Upload {
+    fn run(&self) -> ApiResult<String> {
+        self.run_uuid
+            .clone()
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| ApiError::invalid("Request must specify run_uuid."))
+    }
+}
+
+async fn upload_run(s: AppState, _: Caller, u: Upload) -> ApiResult<Reply<Value>> {
+    let run_id = u.run()?;
+    let path =
+        u.path.clone().filter(|p| !p.is_empty()).ok_or_else(|| ApiError::invalid("Request must specify path."))?;
+    let relative = checked(&path)?;
+    if u.data.is_empty() {
+        return Err(ApiError::invalid("Request must specify data."));
+    }
+    let run = s.store.runs().info(&run_id).await?;
+    let at = locate(&s, &run.artifact_uri)?;
+    let target = at.path(&relative)?;
+    at.store
+        .put(&target, u.data.into())
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::InternalError, format!("Could not store artifact '{relative}': {e}")))?;
+    Ok(Reply(json!({})))
 }
 
 #[derive(Deserialize)]

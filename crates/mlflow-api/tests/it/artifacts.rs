@@ -56,6 +56,23 @@ async fn run_version_and_logged_model_artifacts_are_served() {
         };
         put(format!("{exp}/{run}/artifacts/dir/a.txt"), "abc").await;
 
+        // the UI's upload into the run, read back through the run
+        let upload = app.url("/ajax-api/2.0/mlflow/upload-artifact");
+        let up = app.client.post(&upload).query(&[("run_uuid", run.as_str()), ("path", "up/b.txt")]).body("hello");
+        assert_eq!(up.send().await.unwrap().status().as_u16(), 200);
+        let got = app.client.get(app.url("/get-artifact")).query(&[("run_uuid", run.as_str()), ("path", "up/b.txt")]);
+        assert_eq!(got.send().await.unwrap().text().await.unwrap(), "hello");
+        for (query, needle) in [
+            (vec![("path", "x.txt")], "Request must specify run_uuid."),
+            (vec![("run_uuid", run.as_str())], "Request must specify path."),
+            (vec![("run_uuid", run.as_str()), ("path", "../x.txt")], "Invalid path"),
+            (vec![("run_uuid", run.as_str()), ("path", "x.txt")], "Request must specify data."),
+        ] {
+            let resp = app.client.post(&upload).query(&query).send().await.unwrap();
+            assert_eq!(resp.status().as_u16(), 400);
+            assert!(resp.text().await.unwrap().contains(needle), "{needle}");
+        }
+
         let got = app.client.get(app.url("/get-artifact")).query(&[("run_id", run.as_str()), ("path", "dir/a.txt")]);
         let got = got.send().await.unwrap();
         assert_eq!(got.status().as_u16(), 200);
@@ -65,7 +82,7 @@ async fn run_version_and_logged_model_artifacts_are_served() {
 
         let (s, top) = app.get("artifacts/list", &[("run_id", &run)]).await;
         assert_eq!(s, 200, "{top}");
-        assert_eq!(top["files"], json!([{"path": "dir", "is_dir": true}]), "{top}");
+        assert_eq!(top["files"], json!([{"path": "dir", "is_dir": true}, {"path": "up", "is_dir": true}]), "{top}");
         assert!(top["root_uri"].as_str().unwrap().ends_with(&format!("{run}/artifacts")), "{top}");
         let (_, inner) = app.get("artifacts/list", &[("run_id", &run), ("path", "dir")]).await;
         assert_eq!(inner["files"], json!([{"path": "dir/a.txt", "is_dir": false, "file_size": 3}]), "{inner}");
