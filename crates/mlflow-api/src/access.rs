@@ -30,6 +30,8 @@ pub enum Need {
     CreateExperiment,
     /// A capability on one experiment, by id.
     Experiment(String, Action),
+    /// A capability on every one of these experiments (`validate_can_search_datasets`).
+    Experiments(Vec<String>, Action),
     /// READ on the experiment with this name (a 404 if there is none, as in MLflow).
     ExperimentByName(String),
     /// Delete (or restore) an experiment: delete on it and on every tier it contains.
@@ -270,6 +272,7 @@ impl Decide<'_> {
             Need::SearchSelectingRuns => tier_open(g, RUN),
             Need::CreateExperiment => tier_open(g, EXPERIMENT),
             Need::Experiment(id, a) => a.met_by(g.permission(EXPERIMENT, id)),
+            Need::Experiments(ids, a) => ids.iter().all(|id| a.met_by(g.permission(EXPERIMENT, id))),
             Need::ExperimentByName(name) => {
                 let exp = match self.s.store.experiments().get_by_name(name).await {
                     Ok(e) => e,

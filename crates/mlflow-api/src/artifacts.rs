@@ -10,13 +10,12 @@ use crate::artifact_path::safe_path;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{Msg, Reply};
-use crate::routes::{Api, Input, DELETE, GET, PUT};
+use crate::routes::{Api, Input, DELETE, GET, POST, PUT};
 use crate::AppState;
 use ::auth::permission::{Action, Requirement, EXPERIMENT, RUN};
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path as UrlPath, Request};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
@@ -35,6 +34,22 @@ pub fn routes(api: &mut Api) {
     api.rule(GET, "/artifacts/{*path}", download, |a| Ok(Need::Artifact(Action::Read, a.path.clone())));
     api.rule(PUT, "/artifacts/{*path}", upload, |a| Ok(Need::Artifact(Action::Update, a.path.clone())));
     api.rule(DELETE, "/artifacts/{*path}", delete, |a| Ok(Need::Artifact(Action::Manage, a.path.clone())));
+    // Multipart uploads write, like an upload; none of our stores offers them to clients
+    // (`server-info` says so), and the answer is MLflow's for such a store.
+    for step in ["create", "complete", "abort"] {
+        api.rule(POST, &format!("/mpu/{step}/{{*path}}"), multipart_unsupported, |a| {
+            Ok(Need::Artifact(Action::Update, a.path.clone()))
+        });
+    }
+}
+
+/// `_validate_support_multipart_upload` for a store without multipart uploads.
+async fn multipart_unsupported(_: AppState, _: Caller, a: Artifact) -> ApiResult<Reply<serde_json::Value>> {
+    safe_path(&a.path)?;
+    Err(ApiError::new(
+        crate::error::ErrorCode::NotImplemented,
+        "Multipart upload is not supported for the current artifact repository",
+    ))
 }
 
 /// An artifact route's request: the path as the router decoded it (once) and, for uploads,
@@ -56,6 +71,18 @@ impl Input for Artifact {
 /// Checks an experiment's `artifact_location` given by a client: no traversal, no query or
 /// fragment tricks (CVE-2023-6909 used `#` and `?` to escape the artifact root).
 pub fn check_artifact_location(location: &str) -> ApiResult<()> {
+    check_location(location, false)
+}
+
+/// Checks `--default-artifact-root`, set by whoever starts the server: as an experiment's
+/// location, except that `http(s)://` is allowed, since MLflow's documented set-up points it at
+/// the server's own proxy (`http://host:port/api/2.0/mlflow-artifacts/artifacts`), which the
+/// clients then write to. The server itself never fetches from that location.
+pub fn check_default_artifact_root(location: &str) -> ApiResult<()> {
+    check_location(location, true)
+}
+
+fn check_location(location: &str, web_allowed: bool) -> ApiResult<()> {
     let bad = |why: &str| ApiError::invalid(format!("Invalid artifact_location '{location}': {why}"));
     let decoded = percent_decode_str(location).decode_utf8().map_err(|_| bad("not valid UTF-8"))?;
     if decoded.contains('#') || decoded.contains('?') || decoded.contains('\0') {
@@ -63,8 +90,9 @@ pub fn check_artifact_location(location: &str) -> ApiResult<()> {
     }
     if let Some((scheme, _)) = decoded.split_once(':') {
         let scheme = scheme.to_ascii_lowercase();
-        // The server must never be pointed at arbitrary hosts (SSRF) or at other models.
-        if matches!(scheme.as_str(), "http" | "https" | "ftp" | "sftp" | "runs" | "models") {
+        // A client must never point the server at arbitrary hosts (SSRF) or at other models.
+        let web = matches!(scheme.as_str(), "http" | "https");
+        if (web && !web_allowed) || matches!(scheme.as_str(), "ftp" | "sftp" | "runs" | "models") {
             return Err(bad(&format!("'artifact_location' cannot use the '{scheme}' scheme")));
         }
     }
@@ -191,13 +219,8 @@ async fn download(s: AppState, _: Caller, a: Artifact) -> ApiResult<Response> {
     let path = safe_path(&a.path)?;
     let got = s.artifacts.get(&path).await.map_err(|e| store_error(&path, e))?;
     let size = got.meta.size;
-    let mime = mime_guess::from_path(path.as_ref()).first_or_octet_stream();
-    let stream = got.into_stream();
-    Ok((
-        [(header::CONTENT_TYPE, mime.essence_str().to_string()), (header::CONTENT_LENGTH, size.to_string())],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    let name = path.filename().unwrap_or_default().to_string();
+    Ok(crate::served_artifacts::attachment(&name, size, Body::from_stream(got.into_stream())))
 }
 
 async fn delete(s: AppState, _: Caller, a: Artifact) -> ApiResult<Reply<serde_json::Value>> {
@@ -281,5 +304,10 @@ mod tests {
         for bad in ["s3://b/../x", "file:///tmp/#/x", "/tmp/a?b", "s3://b/%2e%2e/x"] {
             assert!(check_artifact_location(bad).is_err(), "{bad}");
         }
+        let proxy = "http://127.0.0.1:5000/api/2.0/mlflow-artifacts/artifacts";
+        assert!(check_artifact_location(proxy).is_err());
+        assert!(check_default_artifact_root(proxy).is_ok());
+        assert!(check_default_artifact_root("http://h/a/../b").is_err());
+        assert!(check_default_artifact_root("runs:/x").is_err());
     }
 }

@@ -15,6 +15,7 @@ pub enum ErrorCode {
     BadRequest,
     EndpointNotFound,
     PermissionDenied,
+    NotImplemented,
     InternalError,
 }
 
@@ -27,6 +28,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => "BAD_REQUEST",
             ErrorCode::EndpointNotFound => "ENDPOINT_NOT_FOUND",
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
+            ErrorCode::NotImplemented => "NOT_IMPLEMENTED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
         }
     }
@@ -38,6 +40,7 @@ impl ErrorCode {
             }
             ErrorCode::ResourceDoesNotExist | ErrorCode::EndpointNotFound => StatusCode::NOT_FOUND,
             ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
+            ErrorCode::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,6 +84,17 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error_code": self.code.as_str(), "message": self.message });
         (self.code.status(), [("content-type", "application/json")], body.to_string()).into_response()
+    }
+}
+
+/// The status line's reason phrase as MLflow's Flask (Werkzeug) writes it, in capitals
+/// (`400 BAD REQUEST`): clients' error messages quote it, and tests match it. Applied to every
+/// answer of the router ([`crate::router`]).
+pub fn werkzeug_reason(resp: &mut Response) {
+    if let Some(reason) = resp.status().canonical_reason() {
+        if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason.to_ascii_uppercase().into_bytes()) {
+            resp.extensions_mut().insert(phrase);
+        }
     }
 }
 

@@ -55,11 +55,11 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
                 if e.is_syntax() || e.is_eof() {
                     malformed(&e)
                 } else {
-                    invalid_field(&e)
+                    invalid_field::<T>(&quoted, &e)
                 }
             })
         }
-        Err(e) => Err(invalid_field(&e)),
+        Err(e) => Err(invalid_field::<T>(body, &e)),
     }
 }
 
@@ -67,8 +67,37 @@ fn malformed(e: &serde_json::Error) -> ApiError {
     ApiError::new(crate::error::ErrorCode::BadRequest, format!("Malformed JSON in request body: {e}"))
 }
 
-fn invalid_field(e: &serde_json::Error) -> ApiError {
-    ApiError::invalid(format!("Invalid request: {e}"))
+/// A field of the wrong type, in MLflow's words (`_validate_param_against_schema`): `Invalid
+/// value <json> for parameter '<field>' supplied. Hint: Value was of type '<python type>'.`
+/// Only on this error path, the body is read again one top-level field at a time to find
+/// the field at fault; the run's id first, as MLflow's schemas check it first.
+fn invalid_field<T: DeserializeOwned>(body: &[u8], e: &serde_json::Error) -> ApiError {
+    let fallback = || ApiError::invalid(format!("Invalid request: {e}"));
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return fallback();
+    };
+    let mistyped = |key: &String, value: &serde_json::Value| {
+        let alone = serde_json::Value::Object([(key.clone(), value.clone())].into_iter().collect());
+        match serde_json::from_value::<T>(alone) {
+            Ok(_) => false,
+            Err(e) => !e.to_string().starts_with("missing field"),
+        }
+    };
+    let first = ["run_id", "run_uuid"].iter().filter_map(|k| fields.get_key_value(*k)).chain(fields.iter());
+    let Some((key, value)) = first.into_iter().find(|(k, v)| mistyped(k, v)) else { return fallback() };
+    let python_type = match value {
+        serde_json::Value::Null => "NoneType",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(n) if n.is_f64() => "float",
+        serde_json::Value::Number(_) => "int",
+        serde_json::Value::String(_) => "str",
+        serde_json::Value::Array(_) => "list",
+        serde_json::Value::Object(_) => "dict",
+    };
+    ApiError::invalid(format!(
+        "Invalid value {value} for parameter '{key}' supplied. Hint: Value was of type '{python_type}'. See the API \
+         docs for more information about request parameters."
+    ))
 }
 
 /// Rewrites bare `NaN`, `Infinity` and `-Infinity` tokens (outside strings) as JSON strings;
@@ -392,6 +421,18 @@ mod tests {
         for bad in ["{", "nope", r#"{"value": "x"}"#, r#"{"value": 1, "step": 1.5}"#, r#"{"value": NaNx}"#] {
             assert!(parse_body::<M>(bad.as_bytes()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn names_the_mistyped_field_as_mlflow_does() {
+        let message = |body: &str| parse_body::<M>(body.as_bytes()).unwrap_err().message;
+        let got = message(r#"{"value": 1, "step": "foo"}"#);
+        assert!(got.starts_with("Invalid value \"foo\" for parameter 'step' supplied."), "{got}");
+        assert!(got.contains("Hint: Value was of type 'str'."), "{got}");
+        let got = message(r#"{"value": 1, "key": 31}"#);
+        assert!(got.starts_with("Invalid value 31 for parameter 'key' supplied."), "{got}");
+        let got = message(r#"{"value": NaN, "key": [1]}"#);
+        assert!(got.starts_with("Invalid value [1] for parameter 'key' supplied."), "{got}");
     }
 
     #[test]

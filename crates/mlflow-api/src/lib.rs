@@ -18,6 +18,7 @@ pub mod metrics;
 mod owners;
 mod registry;
 pub mod routes;
+mod served_artifacts;
 mod tracking;
 pub mod ui;
 mod users;
@@ -30,7 +31,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Router;
 use error::{ApiError, ApiResult, ErrorCode};
-use routes::{Api, RouteInfo, ARTIFACTS, FACTORY, GET, MLFLOW_V2, MLFLOW_V3, ROOT};
+use routes::{Api, RouteInfo, AJAX_V2, ARTIFACTS, FACTORY, GET, MLFLOW_V2, MLFLOW_V3, ROOT};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -57,6 +58,11 @@ fn table(with_users: bool) -> Api {
         tracking::routes(api);
         logged_models::routes(api);
         registry::routes(api);
+        served_artifacts::routes(api);
+    });
+    api.under(AJAX_V2, |api| {
+        served_artifacts::ajax_routes(api);
+        tracking::ajax_routes(api);
     });
     api.under(ARTIFACTS, artifacts::routes);
     api.under(FACTORY, |api| {
@@ -66,6 +72,7 @@ fn table(with_users: bool) -> Api {
     api.under(MLFLOW_V3, |api| api.public(GET, "/server-info", ui::server_info));
     ui::routes(&mut api);
     api.under(ROOT, |api| {
+        served_artifacts::root_routes(api);
         api.public(GET, "/health", health);
         api.listing(GET, "/version", version);
     });
@@ -86,13 +93,17 @@ pub fn router(state: AppState) -> Router {
     let api = table(state.auth.is_some());
     let public = Arc::new(api.public_paths());
     let app = api.into_router().fallback(not_found);
-    match state.auth {
+    let app = match state.auth {
         Some(_) => {
             let gate = auth::Gate { state: state.clone(), public };
             app.layer(axum::middleware::from_fn_with_state(gate, auth::layer)).with_state(state)
         }
         None => app.with_state(state),
-    }
+    };
+    app.layer(axum::middleware::map_response(|mut resp: axum::response::Response| async move {
+        error::werkzeug_reason(&mut resp);
+        resp
+    }))
 }
 
 async fn health(s: AppState, _: Caller, _: ()) -> Result<impl IntoResponse, ApiError> {
@@ -110,8 +121,22 @@ async fn factory_version(_: AppState, _: Caller, _: ()) -> ApiResult<impl IntoRe
     Ok(version::factory().await)
 }
 
-async fn not_found(_: State<AppState>, uri: axum::http::Uri) -> ApiError {
-    ApiError::new(ErrorCode::EndpointNotFound, format!("No endpoint {} on this server", uri.path()))
+/// An unknown path; one with repeated slashes (`//get-artifact`) is redirected to its merged
+/// form, as MLflow's Werkzeug router does (the redirected request is checked like any other).
+async fn not_found(_: State<AppState>, uri: axum::http::Uri) -> axum::response::Response {
+    if uri.path().contains("//") {
+        let mut merged = String::with_capacity(uri.path().len());
+        for c in uri.path().chars() {
+            if !(c == '/' && merged.ends_with('/')) {
+                merged.push(c);
+            }
+        }
+        if let Some(q) = uri.query() {
+            merged = format!("{merged}?{q}");
+        }
+        return (StatusCode::PERMANENT_REDIRECT, [(axum::http::header::LOCATION, merged)]).into_response();
+    }
+    ApiError::new(ErrorCode::EndpointNotFound, format!("No endpoint {} on this server", uri.path())).into_response()
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.

@@ -37,6 +37,8 @@ pub const DELETE: &[Method] = &[Method::DELETE];
 
 /// Where MLflow mounts its REST API (the `ajax-api` copy is what its web UI calls).
 pub const MLFLOW_V2: &[&str] = &["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"];
+/// Routes MLflow serves for its web UI only.
+pub const AJAX_V2: &[&str] = &["/ajax-api/2.0/mlflow"];
 pub const MLFLOW_V3: &[&str] = &["/api/3.0/mlflow", "/ajax-api/3.0/mlflow"];
 pub const ARTIFACTS: &[&str] = &["/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts"];
 pub const FACTORY: &[&str] = &["/api/2.0/factory"];

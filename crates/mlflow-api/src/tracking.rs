@@ -65,6 +65,17 @@ pub fn routes(api: &mut Api) {
     });
 }
 
+/// Routes MLflow serves under `/ajax-api/2.0/mlflow` only (for its UI).
+pub fn ajax_routes(api: &mut Api) {
+    api.rule(POST, "/experiments/search-datasets", search_datasets, |r| {
+        Ok(Need::Experiments(r.checked()?.to_vec(), Action::Read))
+    });
+    api.rule(GET, "/metrics/get-history-bulk", get_metric_history_bulk, |r| {
+        r.check()?;
+        Ok(Need::RunsBulk(r.run_id.clone()))
+    });
+}
+
 fn experiment(id: &Option<String>, action: Action) -> ApiResult<Need> {
     Ok(Need::Experiment(param(id, "experiment_id")?, action))
 }
@@ -362,10 +373,16 @@ struct MetricIn {
 
 impl MetricIn {
     fn into_metric(self) -> ApiResult<Metric> {
+        self.into_metric_named("")
+    }
+
+    /// With `prefix` (`metrics[3].`) before each field name in the errors, as MLflow names a
+    /// batch's fields.
+    fn into_metric_named(self, prefix: &str) -> ApiResult<Metric> {
         Ok(Metric {
-            key: required_str(self.key, "key")?,
-            value: required(self.value, "value")?,
-            timestamp: required(self.timestamp, "timestamp")?,
+            key: required_str(self.key, &format!("{prefix}key"))?,
+            value: required(self.value, &format!("{prefix}value"))?,
+            timestamp: required(self.timestamp, &format!("{prefix}timestamp"))?,
             step: self.step.unwrap_or(0),
             model_id: self.model_id.filter(|s| !s.is_empty()),
             dataset_name: self.dataset_name.filter(|s| !s.is_empty()),
@@ -441,7 +458,9 @@ async fn log_batch(s: AppState, _: Caller, Msg(r): Msg<LogBatch>) -> ApiResult<R
         run_tag(&t.key, &t.value)?;
     }
     let run_id = r.run.id()?;
-    let metrics = r.metrics.into_iter().map(MetricIn::into_metric).collect::<ApiResult<Vec<_>>>()?;
+    let metrics = r.metrics.into_iter().enumerate();
+    let metrics =
+        metrics.map(|(i, m)| m.into_metric_named(&format!("metrics[{i}]."))).collect::<ApiResult<Vec<_>>>()?;
     s.store.runs().log_batch(&run_id, &metrics, &tags_in(r.params), &tags_in(r.tags)).await?;
     Ok(Reply(json!({})))
 }
@@ -557,6 +576,111 @@ async fn get_metric_history(
 }
 
 #[derive(Deserialize)]
+struct SearchDatasets {
+    #[serde(default)]
+    experiment_ids: Vec<String>,
+}
+
+/// MLflow's `MAX_EXPERIMENT_IDS_PER_REQUEST` for `search-datasets`.
+const SEARCH_DATASETS_MAX_EXPERIMENTS: usize = 20;
+
+impl SearchDatasets {
+    /// `search_datasets_impl`'s checks, in its words.
+    fn checked(&self) -> ApiResult<&[String]> {
+        if self.experiment_ids.is_empty() {
+            return Err(ApiError::invalid("SearchDatasets request must specify at least one experiment_id."));
+        }
+        if self.experiment_ids.len() > SEARCH_DATASETS_MAX_EXPERIMENTS {
+            return Err(ApiError::invalid(format!(
+                "SearchDatasets request cannot specify more than {SEARCH_DATASETS_MAX_EXPERIMENTS} experiment_ids. \
+                 Received {} experiment_ids.",
+                self.experiment_ids.len()
+            )));
+        }
+        Ok(&self.experiment_ids)
+    }
+}
+
+/// The datasets the experiments' runs used, for the UI (`experiments/search-datasets`).
+async fn search_datasets(s: AppState, _: Caller, Msg(r): Msg<SearchDatasets>) -> ApiResult<Reply<Value>> {
+    let summaries = s.store.datasets().summaries(r.checked()?).await?;
+    let summaries: Vec<Value> = summaries
+        .into_iter()
+        .map(|d| {
+            let mut v = json!({"experiment_id": d.experiment_id, "name": d.name, "digest": d.digest});
+            if let Some(context) = d.context {
+                v["context"] = json!(context);
+            }
+            v
+        })
+        .collect();
+    Ok(Reply(match summaries.is_empty() {
+        true => json!({}),
+        false => json!({ "dataset_summaries": summaries }),
+    }))
+}
+
+#[derive(Deserialize)]
+struct HistoryBulk {
+    /// Repeated `run_id` query parameters.
+    #[serde(default)]
+    run_id: Vec<String>,
+    metric_key: Option<String>,
+    #[serde(default, deserialize_with = "json::opt_int")]
+    max_results: Option<i64>,
+}
+
+/// `get_metric_history_bulk_handler`'s limits.
+const HISTORY_BULK_MAX_RUNS: usize = 100;
+const HISTORY_BULK_MAX_RESULTS: i64 = 25_000;
+
+impl HistoryBulk {
+    /// MLflow's checks, in its order and words.
+    fn check(&self) -> ApiResult<String> {
+        if self.run_id.is_empty() {
+            return Err(ApiError::invalid("GetMetricHistoryBulk request must specify at least one run_id."));
+        }
+        if self.run_id.len() > HISTORY_BULK_MAX_RUNS {
+            return Err(ApiError::invalid(format!(
+                "GetMetricHistoryBulk request cannot specify more than {HISTORY_BULK_MAX_RUNS} run_ids. Received {} \
+                 run_ids.",
+                self.run_id.len()
+            )));
+        }
+        self.metric_key
+            .clone()
+            .ok_or_else(|| ApiError::invalid("GetMetricHistoryBulk request must specify a metric_key."))
+    }
+}
+
+/// The UI's full history of one metric over several runs: by run id, then (timestamp, step,
+/// value), at most `max_results` points in all (MLflow's `get_metric_history_bulk`).
+async fn get_metric_history_bulk(s: AppState, who: Caller, Msg(r): Msg<HistoryBulk>) -> ApiResult<Reply<Value>> {
+    let key = r.check()?;
+    let max_results = r.max_results.unwrap_or(HISTORY_BULK_MAX_RESULTS).min(HISTORY_BULK_MAX_RESULTS);
+    let mut run_ids = r.run_id.clone();
+    run_ids.sort();
+    run_ids.dedup();
+    let mut metrics = vec![];
+    for run_id in &run_ids {
+        let left = max_results - metrics.len() as i64;
+        if left <= 0 {
+            break;
+        }
+        let mut page = s.store.metrics().history(run_id, &key, Some(left), None).await?;
+        Withheld::of(&who).metrics(&mut page.items);
+        metrics.extend(page.items.iter().map(|m| {
+            json!({"key": m.key, "value": json::PyFloat(m.value), "timestamp": m.timestamp, "step": m.step,
+                   "run_id": run_id})
+        }));
+    }
+    Ok(Reply(json!({ "metrics": metrics })))
+}
+
+/// MLflow's `MAX_RESULTS_PER_RUN` for the bulk-interval read.
+const BULK_INTERVAL_MAX_RESULTS: i64 = 2500;
+
+#[derive(Deserialize)]
 struct BulkInterval {
     #[serde(default)]
     run_ids: Vec<String>,
@@ -574,8 +698,31 @@ async fn get_metric_history_bulk_interval(
     _: Caller,
     Msg(r): Msg<BulkInterval>,
 ) -> ApiResult<Reply<Value>> {
+    if r.run_ids.is_empty() {
+        return Err(ApiError::invalid(
+            "Missing value for required parameter 'run_ids'. See the API docs for more information about request \
+             parameters.",
+        ));
+    }
     validate::bulk_run_ids(r.run_ids.len())?;
+    if r.max_results.is_some_and(|n| !(1..=BULK_INTERVAL_MAX_RESULTS).contains(&n)) {
+        return Err(ApiError::invalid(format!(
+            "max_results must be between 1 and {BULK_INTERVAL_MAX_RESULTS}. See the API docs for more information \
+             about request parameters."
+        )));
+    }
     let key = required_str(r.metric_key, "metric_key")?;
+    match (r.start_step, r.end_step) {
+        (Some(start), Some(end)) if start > end => {
+            return Err(ApiError::invalid(format!(
+                "end_step must be greater than start_step. Found start_step={start} and end_step={end}."
+            )))
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(ApiError::invalid("If either start step or end step are specified, both must be specified."))
+        }
+        _ => {}
+    }
     let points = s
         .store
         .metrics()

@@ -156,6 +156,17 @@ pub struct Dataset {
     pub profile: Option<String>,
 }
 
+/// One dataset an experiment's runs used, with the context an input gave it (MLflow's
+/// `_DatasetSummary`, for the UI's `experiments/search-datasets`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetSummary {
+    pub experiment_id: String,
+    pub name: String,
+    pub digest: String,
+    /// The input's `mlflow.data.context` tag, if it had one.
+    pub context: Option<String>,
+}
+
 /// A dataset used by a run, with the input's tags (e.g. `mlflow.data.context`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatasetInput {

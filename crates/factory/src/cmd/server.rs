@@ -263,7 +263,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
 
 async fn serve(args: ServerArgs, guard: mlflow_api::guard::Guard) -> anyhow::Result<()> {
     let root = args.default_artifact_root.clone().unwrap_or_else(|| "mlflow-artifacts:".to_string());
-    mlflow_api::artifacts::check_artifact_location(&root).map_err(|e| anyhow::anyhow!(e.message))?;
+    mlflow_api::artifacts::check_default_artifact_root(&root).map_err(|e| anyhow::anyhow!(e.message))?;
     // An artifacts-only server never reaches the store (the guard answers those routes); an
     // in-memory one stands in so that nothing is created on disk.
     let backend = if args.mlflow.artifacts_only { "sqlite://" } else { args.backend_store_uri.as_str() };

@@ -13,7 +13,12 @@ async fn malformed_and_mistyped_bodies() {
         let cases: Vec<(&str, String, &str, &str)> = vec![
             ("experiments/create", "{\"name\": ".into(), "BAD_REQUEST", "Malformed JSON"),
             ("experiments/create", "not json".into(), "BAD_REQUEST", "Malformed JSON"),
-            ("experiments/create", json!({"name": 5}).to_string(), "INVALID_PARAMETER_VALUE", "invalid type"),
+            (
+                "experiments/create",
+                json!({"name": 5}).to_string(),
+                "INVALID_PARAMETER_VALUE",
+                "Invalid value 5 for parameter 'name' supplied",
+            ),
             ("experiments/create", json!({}).to_string(), "INVALID_PARAMETER_VALUE", "'name'"),
             ("experiments/create", json!({"name": "  "}).to_string(), "INVALID_PARAMETER_VALUE", "experiment name"),
             (
@@ -38,13 +43,13 @@ async fn malformed_and_mistyped_bodies() {
                 "runs/log-metric",
                 json!({"run_id": run, "key": "m", "value": "high", "timestamp": 1}).to_string(),
                 "INVALID_PARAMETER_VALUE",
-                "number",
+                "Invalid value \"high\" for parameter 'value' supplied",
             ),
             (
                 "runs/log-metric",
                 json!({"run_id": run, "key": "m", "value": 1, "timestamp": 1, "step": 1.5}).to_string(),
                 "INVALID_PARAMETER_VALUE",
-                "integer",
+                "Invalid value 1.5 for parameter 'step' supplied",
             ),
             (
                 "runs/log-metric",
@@ -254,5 +259,124 @@ async fn artifact_paths_cannot_escape() {
             .post("experiments/create", json!({"name": "evil", "artifact_location": "file:///tmp/x/#/../../etc"}))
             .await;
         assert_error(&got, 400, "INVALID_PARAMETER_VALUE", "artifact_location");
+    }
+}
+
+/// The UI's `metrics/get-history-bulk` (under `/ajax-api` only): MLflow's checks and words, the
+/// points by run id then (timestamp, step, value), `max_results` over all runs.
+#[tokio::test]
+async fn metric_history_bulk_as_mlflow() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (_, a) = app.run().await;
+        let (_, b) = app.run().await;
+        for (run, ts, step, value) in [(&a, 2, 1, 1.0), (&a, 1, 5, 2.0), (&b, 1, 0, 3.0)] {
+            let body = json!({"run_id": run, "key": "m", "value": value, "timestamp": ts, "step": step});
+            assert_eq!(app.post("runs/log-metric", body).await.0, 200);
+        }
+        let url = app.url("/ajax-api/2.0/mlflow/metrics/get-history-bulk");
+        let get = |query: Vec<(&'static str, String)>| {
+            let req = app.client.get(&url).query(&query);
+            async move {
+                let resp = req.send().await.unwrap();
+                (resp.status().as_u16(), resp.json::<serde_json::Value>().await.unwrap())
+            }
+        };
+        let (s, got) = get(vec![("run_id", a.clone()), ("run_id", b.clone()), ("metric_key", "m".into())]).await;
+        assert_eq!(s, 200, "{got}");
+        let mut runs = [a.clone(), b.clone()];
+        runs.sort();
+        let seen: Vec<(String, i64)> = got["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["run_id"].as_str().unwrap().to_string(), m["timestamp"].as_i64().unwrap()))
+            .collect();
+        let mut expected = vec![];
+        for r in &runs {
+            if *r == a {
+                expected.extend([(a.clone(), 1), (a.clone(), 2)]);
+            } else {
+                expected.push((b.clone(), 1));
+            }
+        }
+        assert_eq!(seen, expected);
+        let (_, two) = get(vec![
+            ("run_id", a.clone()),
+            ("run_id", b.clone()),
+            ("metric_key", "m".into()),
+            ("max_results", "2".into()),
+        ])
+        .await;
+        assert_eq!(two["metrics"].as_array().unwrap().len(), 2);
+        for (query, needle) in [
+            (vec![("metric_key", "m".to_string())], "must specify at least one run_id"),
+            (
+                (0..101).map(|i| ("run_id", format!("r{i}"))).chain([("metric_key", "m".into())]).collect(),
+                "cannot specify more than 100",
+            ),
+            (vec![("run_id", a.clone())], "must specify a metric_key"),
+        ] {
+            let (s, b) = get(query).await;
+            assert_eq!((s, b["error_code"].as_str()), (400, Some("INVALID_PARAMETER_VALUE")), "{b}");
+            assert!(b["message"].as_str().unwrap().contains(needle), "{b}");
+        }
+    }
+}
+
+/// The status line reads as MLflow's Werkzeug writes it (`400 BAD REQUEST`): the client's
+/// error messages quote it.
+#[tokio::test]
+async fn reason_phrases_are_werkzeug_s() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app("sqlite").await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    for (target, line) in [
+        ("/api/2.0/mlflow/experiments/get?experiment_id=x", "HTTP/1.1 400 BAD REQUEST"),
+        ("/api/2.0/mlflow/experiments/get?experiment_id=12345", "HTTP/1.1 404 NOT FOUND"),
+        ("/health", "HTTP/1.1 200 OK"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let request = format!("GET {target} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        let text = String::from_utf8_lossy(&response);
+        assert_eq!(text.lines().next(), Some(line), "{target}");
+    }
+}
+
+/// The UI's `experiments/search-datasets` (under `/ajax-api` only): MLflow's checks and
+/// words, one summary per dataset and context.
+#[tokio::test]
+async fn search_datasets_as_mlflow() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (exp, run) = app.run().await;
+        let dataset = json!({"name": "d", "digest": "1", "source_type": "local", "source": "s"});
+        let inputs = json!({"run_id": run, "datasets": [
+            {"dataset": dataset, "tags": [{"key": "mlflow.data.context", "value": "training"}]}]});
+        assert_eq!(app.post("runs/log-inputs", inputs).await.0, 200);
+        let url = app.url("/ajax-api/2.0/mlflow/experiments/search-datasets");
+        let post = |body: serde_json::Value| {
+            let req = app.client.post(&url).json(&body);
+            async move {
+                let resp = req.send().await.unwrap();
+                (resp.status().as_u16(), resp.json::<serde_json::Value>().await.unwrap())
+            }
+        };
+        let (s, got) = post(json!({"experiment_ids": [exp]})).await;
+        assert_eq!(s, 200, "{got}");
+        let expected = json!([{"experiment_id": exp, "name": "d", "digest": "1", "context": "training"}]);
+        assert_eq!(got["dataset_summaries"], expected);
+        let many: Vec<String> = (0..21).map(|i| i.to_string()).collect();
+        for (body, needle) in [
+            (json!({}), "must specify at least one experiment_id"),
+            (json!({"experiment_ids": many}), "cannot specify more than 20"),
+        ] {
+            let (s, b) = post(body).await;
+            assert_eq!(s, 400, "{b}");
+            assert!(b["message"].as_str().unwrap().contains(needle), "{b}");
+        }
     }
 }

@@ -242,6 +242,14 @@ async fn registry_error_paths() {
             .ok(M::Post, "logged-models", json!({"experiment_id": exp, "name": "model", "source_run_id": run}))
             .await;
         let model_id = logged["model"]["info"]["model_id"].as_str().unwrap();
+        // an unnamed logged model gets a generated name, as in MLflow (never one shared name)
+        let mut unnamed = vec![];
+        for _ in 0..2 {
+            let got = api.ok(M::Post, "logged-models", json!({"experiment_id": exp})).await;
+            unnamed.push(got["model"]["info"]["name"].as_str().unwrap_or_default().to_string());
+        }
+        let generated = unnamed[0] != unnamed[1] && unnamed.iter().all(|n| !n.is_empty() && n != "model");
+        findings.check(&api, generated, format!("unnamed logged models are called {unnamed:?}"));
         let ghost_model = "m-0123456789abcdef0123456789abcdef";
         let ghost_run = "0123456789abcdef0123456789abcdef";
         let (m, missing) = (m.as_str(), missing.as_str());
@@ -289,6 +297,10 @@ async fn registry_error_paths() {
             case(Po, "model-versions/create", json!({"name": taken, "source": format!("models:/{m_dash}/1")}), 200, OK, ""),
             // a runs:/ source of a run that does not exist
             case(Po, "model-versions/create", json!({"name": m, "source": format!("runs:/{ghost_run}/model")}), 400, INVALID, ghost_run),
+            // a run_id naming no run is recorded as given, as MLflow does (the source must still match it)
+            case(Po, "model-versions/create", json!({"name": taken, "source": format!("runs:/{ghost_run}/model"), "run_id": ghost_run}), 200, OK, ""),
+            case(Po, "model-versions/create", json!({"name": taken, "source": "s3://bucket/model", "run_id": ghost_run}), 200, OK, ""),
+            case(Po, "logged-models", json!({"experiment_id": exp, "source_run_id": ghost_run}), 200, OK, ""),
             // stages
             case(Po, "model-versions/transition-stage", json!({"name": m, "version": "1", "stage": "Prod"}), 400, INVALID, "Invalid Model Version stage: Prod"),
             case(Po, "model-versions/transition-stage", json!({"name": m, "version": "1", "stage": "Deleted_Internal"}), 400, INVALID, "stage"),

@@ -1,9 +1,14 @@
 //! Datasets: the inputs a run records (datasets, deduplicated per experiment by name and
 //! digest, with the input's tags; and the logged models it used).
 
+use super::sql::{Arg, Sql};
 use super::{parse_experiment_id, validate, Store};
 use crate::error::{Result, StoreError};
-use crate::model::DatasetInput;
+use crate::model::{DatasetInput, DatasetSummary};
+use sqlx::Row;
+
+/// At most this many summaries (MLflow's `MAX_DATASET_SUMMARIES_RESULTS`).
+const MAX_DATASET_SUMMARIES: i64 = 1000;
 
 /// Datasets of one store (`store.datasets()`).
 #[derive(Clone, Copy)]
@@ -12,6 +17,33 @@ pub struct Datasets<'s> {
 }
 
 impl Datasets<'_> {
+    /// The distinct (experiment, name, digest, context) of the datasets the experiments' runs
+    /// used, the context being an input's `mlflow.data.context` tag (MLflow's `_search_datasets`).
+    pub async fn summaries(&self, experiment_ids: &[String]) -> Result<Vec<DatasetSummary>> {
+        let ids = experiment_ids.iter().map(|id| parse_experiment_id(id).map(Arg::Int)).collect::<Result<Vec<_>>>()?;
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut sql = Sql::new(
+            "SELECT DISTINCT d.experiment_id, d.name, d.digest, t.value FROM datasets d \
+             JOIN run_inputs i ON i.dataset_uuid = d.dataset_uuid \
+             LEFT JOIN input_tags t ON t.input_uuid = i.input_uuid AND t.key = 'mlflow.data.context' \
+             WHERE d.experiment_id IN ",
+        );
+        sql.bind_args(ids).push(" ORDER BY d.experiment_id, d.name, d.digest LIMIT ").bind_int(MAX_DATASET_SUMMARIES);
+        let rows = sql.query().fetch_all(self.s.r()).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DatasetSummary {
+                    experiment_id: row.try_get::<i64, _>(0)?.to_string(),
+                    name: row.try_get(1)?,
+                    digest: row.try_get(2)?,
+                    context: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
     /// Records datasets used by a run (deduplicated per experiment by name and digest).
     pub async fn log_inputs(&self, run_id: &str, inputs: &[DatasetInput], model_ids: &[String]) -> Result<()> {
         for i in inputs {

@@ -130,16 +130,17 @@ impl Experiments<'_> {
             return Err(StoreError::AlreadyExists(format!("Experiment(name={name}) already exists{hint}.")));
         }
         let now = now_ms();
+        let artifact_location = artifact_location.map(absolute_if_local);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
              VALUES ($1, $2, 'active', $3, $3) RETURNING experiment_id",
         )
         .bind(name)
-        .bind(artifact_location.unwrap_or(""))
+        .bind(artifact_location.as_deref().unwrap_or(""))
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        if artifact_location.is_none_or(str::is_empty) {
+        if artifact_location.as_deref().is_none_or(str::is_empty) {
             sqlx::query("UPDATE experiments SET artifact_location = $1 WHERE experiment_id = $2")
                 .bind(self.default_location(id))
                 .bind(id)
@@ -302,5 +303,38 @@ impl Experiments<'_> {
             return Err(StoreError::NotFound(format!("No tag with name: {key} in experiment with id {experiment_id}")));
         }
         Ok(())
+    }
+}
+
+/// A relative local path made absolute against the server's working directory, as MLflow's
+/// `resolve_uri_if_local` does; URIs (`s3://`, `file:///`, `mlflow-artifacts:`) and absolute
+/// paths stay as given.
+pub(crate) fn absolute_if_local(location: &str) -> String {
+    let has_scheme = location.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.len() > 1 && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    if location.is_empty() || has_scheme || location.starts_with('/') {
+        return location.to_string();
+    }
+    let relative: std::path::PathBuf =
+        std::path::Path::new(location).components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
+    match std::env::current_dir() {
+        Ok(cwd) => cwd.join(relative).to_string_lossy().into_owned(),
+        Err(_) => location.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::absolute_if_local;
+
+    #[test]
+    fn relative_locations_become_absolute() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(absolute_if_local("my_location"), cwd.join("my_location").to_string_lossy());
+        assert_eq!(absolute_if_local("./a/b"), cwd.join("a/b").to_string_lossy());
+        for kept in ["/abs/x", "s3://b/p", "file:///tmp/x", "mlflow-artifacts:/1", ""] {
+            assert_eq!(absolute_if_local(kept), kept);
+        }
     }
 }

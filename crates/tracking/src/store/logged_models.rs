@@ -123,11 +123,10 @@ impl LoggedModels<'_> {
                 new.experiment_id
             )));
         }
-        if let Some(run) = new.source_run_id.as_deref().filter(|r| !r.is_empty()) {
-            self.s.runs().info(run).await?;
-        }
+        // `source_run_id` is recorded as given, as MLflow does (it names a run that may live
+        // elsewhere, or no longer exist); docs/mlflow-compat.md.
         let model_id = format!("m-{}", uuid::Uuid::new_v4().simple());
-        let name = new.name.filter(|n| !n.is_empty()).unwrap_or_else(|| "model".to_string());
+        let name = new.name.filter(|n| !n.is_empty()).unwrap_or_else(super::runs::random_name);
         if let Some(c) = name.chars().find(|c| matches!(c, '/' | ':' | '.' | '%' | '"' | '\'')) {
             return Err(StoreError::InvalidParameter(format!(
                 "Invalid model name '{name}': names cannot contain ('/', ':', '.', '%', '\"', \"'\"); found {c:?}"

@@ -72,6 +72,11 @@ impl Store {
         Ok(store)
     }
 
+    /// The root new experiments get their artifact location under (`--default-artifact-root`).
+    pub fn artifact_root(&self) -> &str {
+        &self.artifact_root
+    }
+
     pub fn dialect(&self) -> Dialect {
         self.pools.dialect
     }

@@ -49,8 +49,8 @@ fn require_active(run_id: &str, stage: Option<String>) -> Result<()> {
     }
 }
 
-/// Generated run names, `adjective-noun-number` like MLflow's.
-fn random_run_name() -> String {
+/// Generated run and logged-model names, `adjective-noun-number` like MLflow's.
+pub(super) fn random_name() -> String {
     const ADJ: [&str; 16] = [
         "bold", "calm", "clever", "crisp", "eager", "gentle", "keen", "lucky", "merry", "nimble", "quiet", "rare",
         "sharp", "swift", "vivid", "wise",
@@ -111,7 +111,7 @@ impl Runs<'_> {
                 )));
             }
         }
-        let name = run_name.filter(|n| !n.is_empty()).or(tag_name).map(str::to_string).unwrap_or_else(random_run_name);
+        let name = run_name.filter(|n| !n.is_empty()).or(tag_name).map(str::to_string).unwrap_or_else(random_name);
         let run_id = uuid::Uuid::new_v4().simple().to_string();
         let artifact_uri = format!("{}/{run_id}/artifacts", exp.artifact_location.trim_end_matches('/'));
         let start_time = start_time.unwrap_or_else(now_ms);

@@ -6,9 +6,9 @@ use super::{
     validate_model_name, validate_source, version_not_found, within, DELETED, SEARCH_VERSIONS_MAX,
 };
 use crate::error::{Result, StoreError};
-use crate::model::{KeyValue, LoggedModel, ModelVersion, Page, RunInfo};
+use crate::model::{KeyValue, LoggedModel, ModelVersion, Page};
 use crate::search::{parse_filter, Entity, Op};
-use crate::store::compile::{compile, parse_orders, Column, Columns, Sort, MODEL_VERSION_TAGS};
+use crate::store::compile::{compile, parse_orders, Column, Columns, Sort, LOGGED_MODEL_TAGS, MODEL_VERSION_TAGS};
 use crate::store::sql::{Arg, Sql};
 use crate::store::{now_ms, validate, Paging, Store};
 use sqlx::any::AnyRow;
@@ -58,8 +58,8 @@ pub struct NewModelVersion {
 }
 
 /// How model-version searches map the filter language: `name`, `run_id`, `source_path`,
-/// `version_number` and `tags.<key>`; ordered by name, version, timestamps, run or stage,
-/// then by name and newest version.
+/// `version_number` and `tags.<key>`; ordered by name, version, timestamps, run or stage
+/// (by default: the last updated first, as MLflow), then by name and newest version.
 pub(in crate::store) const SEARCH: Columns = Columns {
     from: "model_versions v",
     filter: |entity, key, op| match (entity, key) {
@@ -94,14 +94,25 @@ pub(in crate::store) const SEARCH: Columns = Columns {
         "current_stage" => Ok(Sort::Column("v.current_stage")),
         _ => Err(invalid(format!("Invalid order_by key '{key}' for model versions"))),
     },
-    default_order: &[],
+    default_order: &[("v.last_updated_time", "DESC")],
     tie_break: &[("v.name", "ASC"), ("v.version", "DESC")],
 };
 
 impl ModelVersions<'_> {
     pub async fn create(&self, new: NewModelVersion) -> Result<ModelVersion> {
         validate_model_name(&new.name)?;
-        validate_source(&new.source)?;
+        let local = local_source_path(&new.source);
+        if local.is_none() {
+            if new.source.starts_with("file:") {
+                // A `file:` URI on another host (MLflow answers 500 here; bad input gets a 400).
+                return Err(invalid(format!(
+                    "{} is not a valid remote uri. For remote access on windows, please consider using a different \
+                     scheme such as SMB (e.g. smb://<hostname>/<path>).",
+                    new.source
+                )));
+            }
+            validate_source(&new.source)?;
+        }
         for t in &new.tags {
             validate::registry_tag(&t.key, &t.value)?;
         }
@@ -116,11 +127,10 @@ impl ModelVersions<'_> {
             .clone()
             .filter(|r| !r.is_empty())
             .or_else(|| logged.as_ref().and_then(|m| m.source_run_id.clone()));
-        let run = match run_id.as_deref() {
-            Some(r) => Some(self.s.runs().info(r).await?),
-            None => None,
-        };
-        self.check_source_location(&new.source, run.as_ref(), logged.as_ref()).await?;
+        match &local {
+            Some(path) => self.check_local_source(&new.source, path, run_id.as_deref(), logged.as_ref()).await?,
+            None => self.check_source_location(&new.source, run_id.as_deref(), logged.as_ref()).await?,
+        }
         let mut tx = self.s.w().begin().await?;
         model_exists(&mut tx, &new.name).await?;
         let max: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM model_versions WHERE name = $1")
@@ -149,17 +159,55 @@ impl ModelVersions<'_> {
             upsert_version_tag(&mut tx, &new.name, version, t).await?;
         }
         touch_model(&mut tx, &new.name).await?;
+        if let Some(m) = &logged {
+            record_version_on_model(&mut tx, &m.model_id, &new.name, version).await?;
+        }
         tx.commit().await?;
         self.get(&new.name, version).await
+    }
+
+    /// A local path (or `file:` URI) as a source, MLflow's `_validate_source_run` /
+    /// `_validate_source_model`: allowed only inside the local artifact folder of the logged
+    /// model named by `model_id`, or else of the run named by `run_id`. The server never reads
+    /// such a source itself.
+    async fn check_local_source(
+        &self,
+        source: &str,
+        path: &str,
+        run_id: Option<&str>,
+        logged: Option<&LoggedModel>,
+    ) -> Result<()> {
+        let (container, id_name, owner) = match (logged, run_id) {
+            (Some(m), _) => (Some(m.artifact_location.clone()), "model_id", "run specified by the model_id"),
+            (None, Some(r)) => {
+                (Some(self.s.runs().info(r).await?.artifact_uri), "run_id", "run specified by the run_id")
+            }
+            (None, None) => (None, "run_id", "run specified by the run_id"),
+        };
+        let inside = container
+            .as_deref()
+            .and_then(local_source_path)
+            .and_then(|root| Some((normalize_local(&root)?, normalize_local(path)?)))
+            .is_some_and(|(root, path)| path == root || path.starts_with(&format!("{}/", root.trim_end_matches('/'))));
+        if inside {
+            return Ok(());
+        }
+        Err(invalid(format!(
+            "Invalid model version source: '{source}'. To use a local path as a model version source, the {id_name} \
+             request parameter has to be specified and the local path has to be contained within the artifact \
+             directory of the {owner}."
+        )))
     }
 
     /// The source must be something the version may point at (MLflow's rules): a logged model
     /// given as `model_id`, an existing registered version, or files inside the run named by
     /// `run_id` (or inside the logged model). Remote stores (`s3://`, ...) are taken as given.
+    /// As in MLflow, the run is only looked up when the source lies in the server's artifacts:
+    /// otherwise `run_id` is recorded as given, even if no such run exists (docs/mlflow-compat.md).
     async fn check_source_location(
         &self,
         source: &str,
-        run: Option<&RunInfo>,
+        run_id: Option<&str>,
         logged: Option<&LoggedModel>,
     ) -> Result<()> {
         let foreign = || {
@@ -190,12 +238,16 @@ impl ModelVersions<'_> {
         }
         if let Some(rest) = source.strip_prefix("runs:/") {
             let source_run = rest.split('/').next().unwrap_or("");
-            return match run {
-                Some(r) if r.run_id == source_run => Ok(()),
+            return match run_id {
+                Some(r) if r == source_run => Ok(()),
                 _ => Err(foreign()),
             };
         }
         if source.starts_with("mlflow-artifacts:") {
+            let run = match run_id {
+                Some(r) => Some(self.s.runs().info(r).await?),
+                None => None,
+            };
             let in_run = run.is_some_and(|r| within(source, &r.artifact_uri));
             let in_model = logged.is_some_and(|m| within(source, &m.artifact_location));
             return if in_run || in_model { Ok(()) } else { Err(foreign()) };
@@ -424,4 +476,135 @@ async fn upsert_version_tag(tx: &mut Transaction<'_, Any>, name: &str, version: 
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// `is_local_uri`: the path a source names when it is a local path (no scheme) or a `file:`
+/// URI on this host (percent-decoded); `None` for any other URI.
+fn local_source_path(source: &str) -> Option<String> {
+    if let Some(rest) = source.strip_prefix("file:") {
+        let rest = match rest.strip_prefix("//") {
+            Some(hosted) => ["localhost", "127.0.0.1", "."]
+                .iter()
+                .find_map(|h| hosted.strip_prefix(h).filter(|r| r.starts_with('/')))
+                .unwrap_or(hosted),
+            None => rest,
+        };
+        let decoded = percent_encoding::percent_decode_str(rest).decode_utf8().ok()?;
+        return decoded.starts_with('/').then(|| decoded.into_owned());
+    }
+    let has_scheme = source.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.len() > 1 && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    (!has_scheme && !source.is_empty()).then(|| source.to_string())
+}
+
+/// A local path made absolute (against the working directory) with `.` and `..` resolved
+/// lexically; `None` for NUL or a `..` above the root.
+fn normalize_local(path: &str) -> Option<String> {
+    if path.contains('\0') {
+        return None;
+    }
+    let absolute = match path.starts_with('/') {
+        true => path.to_string(),
+        false => format!("{}/{path}", std::env::current_dir().ok()?.to_string_lossy()),
+    };
+    let mut parts: Vec<&str> = vec![];
+    for seg in absolute.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            seg => parts.push(seg),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
+}
+
+/// Adds `{"name", "version"}` to the logged model's `mlflow.modelVersions` tag, written as
+/// Python's `json.dumps` writes it (MLflow's `set_model_versions_tags`).
+async fn record_version_on_model(
+    tx: &mut Transaction<'_, Any>,
+    model_id: &str,
+    name: &str,
+    version: i64,
+) -> Result<()> {
+    const KEY: &str = "mlflow.modelVersions";
+    let existing: Option<String> =
+        sqlx::query_scalar("SELECT value FROM logged_model_tags WHERE model_id = $1 AND key = $2")
+            .bind(model_id)
+            .bind(KEY)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let mut entries: Vec<(String, i64)> = existing
+        .and_then(|v| serde_json::from_str::<Vec<serde_json::Value>>(&v).ok())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| Some((e.get("name")?.as_str()?.to_string(), e.get("version")?.as_i64()?)))
+        .collect();
+    if !entries.iter().any(|(n, v)| n == name && *v == version) {
+        entries.push((name.to_string(), version));
+    }
+    let items: Vec<String> = entries
+        .iter()
+        .map(|(n, v)| format!("{{\"name\": {}, \"version\": {v}}}", serde_json::Value::from(n.as_str())))
+        .collect();
+    let value = format!("[{}]", items.join(", "));
+    LOGGED_MODEL_TAGS.upsert(&[Arg::Text(model_id.to_string())], KEY, &value).query().execute(&mut **tx).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::logged_models::NewLoggedModel;
+
+    /// A local source is allowed only inside the local artifact folder of the run named by
+    /// `run_id` (or of the logged model named by `model_id`), `.`/`..` resolved first; a
+    /// version from a logged model is listed in its `mlflow.modelVersions` tag.
+    #[tokio::test]
+    async fn local_sources_as_mlflow() {
+        let s = Store::open("sqlite://", "file:///srv/artifacts").await.unwrap();
+        let exp = s.experiments().create("e", None, &[]).await.unwrap();
+        let run = s.runs().create(&exp, "u", Some("r"), None, &[]).await.unwrap().info;
+        s.registered_models().create("m", None, &[]).await.unwrap();
+        let version = |source: String, run_id: Option<&str>, model_id: Option<&str>| {
+            let new = NewModelVersion {
+                name: "m".into(),
+                source,
+                run_id: run_id.map(str::to_string),
+                model_id: model_id.map(str::to_string),
+                ..Default::default()
+            };
+            let s = &s;
+            async move { s.model_versions().create(new).await }
+        };
+        let uri = run.artifact_uri.clone();
+        let path = uri.strip_prefix("file://").unwrap().to_string();
+        for ok in [uri.clone(), format!("{uri}/model"), format!("{uri}/."), format!("{uri}/model/.."), path.clone()] {
+            version(ok.clone(), Some(&run.run_id), None).await.unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        let refused = [
+            (uri.clone(), None),                      // no run_id
+            (path.clone(), None),                     // no run_id
+            (format!("{uri}/.."), Some(&run.run_id)), // out of the run's folder
+            ("/etc".into(), Some(&run.run_id)),
+            ("file:///srv/artifacts".into(), Some(&run.run_id)),
+        ];
+        for (bad, run_id) in refused {
+            let err = version(bad.clone(), run_id.map(String::as_str), None).await.unwrap_err();
+            assert!(err.to_string().contains("To use a local path as a model version source"), "{bad}: {err}");
+        }
+        let remote = version("file://10.0.0.1/x".into(), Some(&run.run_id), None).await.unwrap_err();
+        assert!(remote.to_string().contains("is not a valid remote uri"), "{remote}");
+
+        let model = NewLoggedModel { experiment_id: exp.clone(), ..Default::default() };
+        let model = s.logged_models().create(model).await.unwrap();
+        for _ in 0..2 {
+            version(model.artifact_location.clone(), None, Some(&model.model_id)).await.unwrap();
+        }
+        let tags = s.logged_models().get(&model.model_id).await.unwrap().tags;
+        let listed = tags.iter().find(|t| t.key == "mlflow.modelVersions").map(|t| t.value.clone());
+        assert_eq!(listed.as_deref(), Some(r#"[{"name": "m", "version": 6}, {"name": "m", "version": 7}]"#));
+    }
 }
