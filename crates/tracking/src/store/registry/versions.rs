@@ -545,10 +545,8 @@ async fn record_version_on_model(
     if !entries.iter().any(|(n, v)| n == name && *v == version) {
         entries.push((name.to_string(), version));
     }
-    let items: Vec<String> = entries
-        .iter()
-        .map(|(n, v)| format!("{{\"name\": {}, \"version\": {v}}}", serde_json::Value::from(n.as_str())))
-        .collect();
+    let items: Vec<String> =
+        entries.iter().map(|(n, v)| format!("{{\"name\": {}, \"version\": {v}}}", pyjson::dumps_str(n))).collect();
     let value = format!("[{}]", items.join(", "));
     LOGGED_MODEL_TAGS.upsert(&[Arg::Text(model_id.to_string())], KEY, &value).query().execute(&mut **tx).await?;
     Ok(())
