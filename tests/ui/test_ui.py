@@ -48,17 +48,18 @@ def wait_healthy(base: str, proc: subprocess.Popen, log: Path) -> None:
     raise RuntimeError(f"server not healthy: {log.read_text()[-2000:]}")
 
 
-def start(kind: str, work: Path) -> tuple[str, subprocess.Popen]:
+def start(kind: str, work: Path, env: dict | None = None, extra: tuple = ()) -> tuple[str, subprocess.Popen]:
     port = free_port()
     work.mkdir(parents=True, exist_ok=True)
     common = ["--backend-store-uri", f"sqlite:///{work}/mlflow.db", "--artifacts-destination", str(work / "art"),
               "--host", "127.0.0.1", "--port", str(port)]
     if kind == "factory":
-        cmd = [FACTORY_BIN, "server", *common, "--ui-dir", UI_DIR]
+        cmd = [FACTORY_BIN, "server", *common, "--ui-dir", UI_DIR, *extra]
     else:
         cmd = [MLFLOW_PYTHON, "-m", "mlflow", "server", *common, "--workers", "1"]
     log = work / "server.log"
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}"
     wait_healthy(base, proc, log)
     return base, proc
@@ -80,12 +81,16 @@ with mlflow.start_run(experiment_id=exp, run_name="ui-seed-run") as run:
 c.create_registered_model("ui-seed-model", description="seeded for the UI test")
 c.create_model_version("ui-seed-model", f"runs:/{run.info.run_id}/model", run.info.run_id)
 c.set_registered_model_alias("ui-seed-model", "prod", "1")
+c.create_model_version("ui-seed-model", f"runs:/{run.info.run_id}/model", run.info.run_id)
 print(exp, run.info.run_id)
 '''
 
 
-def seed(base: str) -> tuple[str, str]:
-    out = subprocess.run([MLFLOW_PYTHON, "-c", SEED, base], capture_output=True, text=True, timeout=300)
+def seed(base: str, user: tuple[str, str] | None = None) -> tuple[str, str]:
+    env = {**os.environ}
+    if user:
+        env.update(MLFLOW_TRACKING_USERNAME=user[0], MLFLOW_TRACKING_PASSWORD=user[1])
+    out = subprocess.run([MLFLOW_PYTHON, "-c", SEED, base], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     exp, run = out.stdout.split()[-2:]
     return exp, run
@@ -156,3 +161,90 @@ def test_page_loads_as_on_mlflow_server(reports, page):
     assert not worse and not ours["errors"] and not hidden and not ours["loadError"], json.dumps(problems, indent=1)
     # The comparison is only meaningful if the peer page worked.
     assert all(peer["visible"].values()) and not peer["loadError"], json.dumps(peer, indent=1)[:3000]
+
+
+ADMIN = ("admin", "ui-test-admin-password")
+READER = ("reader", "ui-test-reader-password")
+
+
+def api(base: str, method: str, path: str, body: dict | None = None, user: tuple[str, str] | None = None) -> dict:
+    req = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body else None,
+                                 headers={"content-type": "application/json"})
+    if user:
+        import base64
+        req.add_header("Authorization", "Basic " + base64.b64encode(f"{user[0]}:{user[1]}".encode()).decode())
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"{}")
+
+
+def move_alias(base: str, version: str, name: str, user: tuple[str, str] | None = None) -> dict:
+    args = ["node", str(HERE / "alias.mjs"), base, "ui-seed-model", version, "prod", str(SHOTS / f"{name}.png")]
+    r = subprocess.run([*args, *(user or ())], capture_output=True, text=True, timeout=300, cwd=HERE)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def alias_state(base: str, user=None) -> tuple[str, list]:
+    v = api(base, "GET", "/api/2.0/mlflow/registered-models/alias?name=ui-seed-model&alias=prod", user=user)
+    h = api(base, "GET", "/api/2.0/factory/registered-models/history?name=ui-seed-model&alias=prod", user=user)
+    return v["model_version"]["version"], h["events"]
+
+
+def test_an_operator_moves_prod_in_the_browser(tmp_path):
+    """From the version page: version 2 gets `prod`, which leaves version 1; REST and the alias history agree."""
+    base, proc = start("factory", tmp_path / "plain")
+    try:
+        seed(base)
+        assert alias_state(base)[0] == "1"
+        out = move_alias(base, "2", "alias-moved")
+        assert "POST /ajax-api/2.0/mlflow/registered-models/alias 200" in out["calls"], out
+        assert out["closed"], out
+        version, events = alias_state(base)
+        assert version == "2"
+        assert (events[-1]["version_before"], events[-1]["version_after"]) == ("1", "2"), events
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+
+
+def test_with_basic_auth_a_reader_sees_the_data_and_cannot_move_prod(tmp_path):
+    """Behind --app-name basic-auth: a user with READ only sees the model and is refused the edit (403, alias
+    unchanged); the admin moves it and the alias history names him."""
+    work = tmp_path / "auth"
+    work.mkdir()
+    ini = work / "basic_auth.ini"
+    ini.write_text("[mlflow]\ndefault_permission = READ\n"
+                   f"database_uri = sqlite:///{work / 'basic_auth.db'}\nadmin_username = {ADMIN[0]}\n")
+    env = {"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1]}
+    base, proc = start("factory", work, env=env, extra=("--app-name", "basic-auth"))
+    try:
+        seed(base, ADMIN)
+        api(base, "POST", "/api/2.0/mlflow/users/create", {"username": READER[0], "password": READER[1]}, ADMIN)
+        report = browse_as(base, READER)
+        assert not report["failed_pages"], report
+        out = move_alias(base, "2", "alias-refused", READER)
+        assert "POST /ajax-api/2.0/mlflow/registered-models/alias 403" in out["calls"], out
+        assert alias_state(base, ADMIN)[0] == "1"
+        out = move_alias(base, "2", "alias-moved-by-admin", ADMIN)
+        assert "POST /ajax-api/2.0/mlflow/registered-models/alias 200" in out["calls"], out
+        version, events = alias_state(base, ADMIN)
+        assert version == "2" and events[-1].get("user_id") == ADMIN[0], events
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+
+
+def browse_as(base: str, user: tuple[str, str]) -> dict:
+    """The models pages as `user`: the seeded names visible, no request refused."""
+    out = SHOTS / f"as-{user[0]}"
+    out.mkdir(parents=True, exist_ok=True)
+    plan = out / "plan.json"
+    wanted = [p for p in pages("0", "0") if p["name"] in ("experiments", "models", "model", "version")]
+    plan.write_text(json.dumps({"base": base, "auth": list(user), "pages": wanted}))
+    r = subprocess.run(["node", str(HERE / "browse.mjs"), str(plan), str(out)], capture_output=True, text=True,
+                       timeout=600, cwd=HERE)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    bad = [p["name"] for p in report
+           if not all(p["visible"].values()) or p["errors"] or any(f["status"] in (401, 403) for f in p["failed"])]
+    return {"failed_pages": bad, "report": report if bad else None}

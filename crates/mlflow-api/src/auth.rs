@@ -64,6 +64,12 @@ impl Caller {
         self.restricted().and_then(|s| s.grants.as_ref())
     }
 
+    /// The authenticated user's name (recorded in the registry's alias and stage history);
+    /// `None` with auth off.
+    pub fn username(&self) -> Option<&str> {
+        self.session().map(|s| s.user.username.as_str())
+    }
+
     /// The authenticated session (admins included); `None` with auth off.
     pub fn session(&self) -> Option<&Session> {
         match self {

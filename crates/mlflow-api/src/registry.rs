@@ -211,15 +211,15 @@ async fn delete_model_tag(s: AppState, _: Caller, Msg(mut r): Msg<ModelReq>) -> 
     Ok(Reply(json!({})))
 }
 
-async fn set_alias(s: AppState, _: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
+async fn set_alias(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = (r.name()?, r.version()?);
-    s.store.registered_models().set_alias(&name, &required_str(r.alias, "alias")?, version, None).await?;
+    s.store.registered_models().set_alias(&name, &required_str(r.alias, "alias")?, version, who.username()).await?;
     Ok(Reply(json!({})))
 }
 
-async fn delete_alias(s: AppState, _: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
+async fn delete_alias(s: AppState, who: Caller, Msg(mut r): Msg<ModelReq>) -> ApiResult<Reply<Value>> {
     let name = r.name()?;
-    s.store.registered_models().delete_alias(&name, &required_str(r.alias, "alias")?, None).await?;
+    s.store.registered_models().delete_alias(&name, &required_str(r.alias, "alias")?, who.username()).await?;
     Ok(Reply(json!({})))
 }
 
@@ -295,9 +295,9 @@ async fn update_version(s: AppState, who: Caller, Msg(mut r): Msg<VersionReq>) -
     Ok(version_reply(&who, s.store.model_versions().update(&name, version, r.description.as_deref()).await?))
 }
 
-async fn delete_version(s: AppState, _: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
+async fn delete_version(s: AppState, who: Caller, Msg(mut r): Msg<VersionReq>) -> ApiResult<Reply<Value>> {
     let (name, version) = r.id()?;
-    s.store.model_versions().delete(&name, version, None).await?;
+    s.store.model_versions().delete(&name, version, who.username()).await?;
     Ok(Reply(json!({})))
 }
 
@@ -339,7 +339,7 @@ async fn transition_stage(s: AppState, who: Caller, Msg(mut r): Msg<VersionReq>)
     let v = s
         .store
         .model_versions()
-        .transition_stage(&name, version, &stage, r.archive_existing_versions.unwrap_or(false), None)
+        .transition_stage(&name, version, &stage, r.archive_existing_versions.unwrap_or(false), who.username())
         .await?;
     Ok(version_reply(&who, v))
 }

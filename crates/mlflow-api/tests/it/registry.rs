@@ -557,3 +557,27 @@ async fn traversal_through_path_bearing_fields_is_refused() {
     }
     findings.assert_none();
 }
+
+/// With `--app-name basic-auth`, the alias and stage history names the user who moved it.
+#[tokio::test]
+async fn history_names_the_authenticated_user() {
+    let app = testkit::server::spawn_auth_app("sqlite", auth::Permission::Read).await;
+    let (u, p) = testkit::server::ADMIN;
+    let post = |route: &'static str, body: Value| {
+        let app = &app;
+        async move {
+            let r = app.client.post(app.url(&format!("/api/2.0/mlflow/{route}"))).basic_auth(u, Some(p)).json(&body);
+            let r = r.send().await.unwrap();
+            assert_eq!(r.status(), 200, "{route}");
+        }
+    };
+    post("registered-models/create", json!({"name": "m"})).await;
+    post("model-versions/create", json!({"name": "m", "source": "s3://bucket/models/m"})).await;
+    post("registered-models/alias", json!({"name": "m", "alias": "prod", "version": "1"})).await;
+    post("model-versions/transition-stage", json!({"name": "m", "version": "1", "stage": "Staging"})).await;
+    let url = app.url("/api/2.0/factory/registered-models/history?name=m");
+    let h: Value = app.client.get(url).basic_auth(u, Some(p)).send().await.unwrap().json().await.unwrap();
+    let events = h["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{h}");
+    assert!(events.iter().all(|e| e["user_id"] == u), "{h}");
+}
