@@ -220,7 +220,7 @@ async fn download(s: AppState, _: Caller, a: Artifact) -> ApiResult<Response> {
     let got = s.artifacts.get(&path).await.map_err(|e| store_error(&path, e))?;
     let size = got.meta.size;
     let name = path.filename().unwrap_or_default().to_string();
-    Ok(crate::served_artifacts::attachment(&name, size, Body::from_stream(got.into_stream())))
+    Ok(crate::download::attachment(&name, size, Body::from_stream(got.into_stream())))
 }
 
 async fn delete(s: AppState, _: Caller, a: Artifact) -> ApiResult<Reply<serde_json::Value>> {

@@ -201,11 +201,24 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((user.to_string(), pass.to_string()))
 }
 
+/// The paths of the public routes: exact ones, and the prefixes of public wildcard routes.
+#[derive(Debug, Default)]
+pub struct PublicPaths {
+    pub(crate) exact: std::collections::HashSet<String>,
+    pub(crate) prefixes: Vec<String>,
+}
+
+impl PublicPaths {
+    pub fn contains(&self, path: &str) -> bool {
+        self.exact.contains(path) || self.prefixes.iter().any(|p| path.starts_with(p.as_str()))
+    }
+}
+
 /// What [`layer`] needs: the app state and the paths the route table declares public.
 #[derive(Clone)]
 pub struct Gate {
     pub state: AppState,
-    pub public: Arc<crate::routes::PublicPaths>,
+    pub public: Arc<PublicPaths>,
 }
 
 /// The middleware: authenticates the caller of every non-public path (unknown paths and

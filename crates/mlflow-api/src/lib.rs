@@ -10,6 +10,7 @@ pub mod access;
 pub mod artifact_path;
 pub mod artifacts;
 pub mod auth;
+mod download;
 pub mod error;
 pub mod guard;
 pub mod json;

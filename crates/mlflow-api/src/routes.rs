@@ -15,7 +15,7 @@
 //! typed request, e.g. `|r| Ok(Need::Run(r.run.id()?, Action::Update))`.
 
 use crate::access::{self, Need};
-use crate::auth::{forbidden, unauthenticated, Caller};
+use crate::auth::{forbidden, unauthenticated, Caller, PublicPaths};
 use crate::error::ApiResult;
 use crate::AppState;
 use axum::extract::{Request, State};
@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
 use axum::Router;
 use futures::future::BoxFuture;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -196,19 +196,6 @@ impl Api {
 
     pub fn into_router(self) -> Router<AppState> {
         self.routes.into_iter().fold(Router::new(), |r, (path, (methods, _))| r.route(&path, methods))
-    }
-}
-
-/// The paths of the public routes: exact ones, and the prefixes of public wildcard routes.
-#[derive(Debug, Default)]
-pub struct PublicPaths {
-    exact: HashSet<String>,
-    prefixes: Vec<String>,
-}
-
-impl PublicPaths {
-    pub fn contains(&self, path: &str) -> bool {
-        self.exact.contains(path) || self.prefixes.iter().any(|p| path.starts_with(p.as_str()))
     }
 }
 

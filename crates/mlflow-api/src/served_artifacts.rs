@@ -19,8 +19,7 @@ use crate::AppState;
 use ::auth::permission::Action;
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use object_store::path::Path;
 use object_store::ObjectStore;
 use serde::Deserialize;
@@ -124,96 +123,8 @@ async fn send(at: &Located, relative: &str) -> ApiResult<Response> {
         other => ApiError::new(ErrorCode::InternalError, format!("artifact store error: {other}")),
     })?;
     let size = got.meta.size;
-    Ok(attachment(path.filename().unwrap_or_default(), size, Body::from_stream(got.into_stream())))
+    Ok(crate::download::attachment(path.filename().unwrap_or_default(), size, Body::from_stream(got.into_stream())))
 }
-
-/// A download response with MLflow's headers: its content type (`_guess_mime_type`), and
-/// `Content-Disposition: attachment`.
-pub fn attachment(filename: &str, size: u64, body: Body) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, mime_type(filename)),
-            (header::CONTENT_LENGTH, size.to_string()),
-            (header::CONTENT_DISPOSITION, content_disposition(filename)),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-/// `mlflow.utils.mime_type_utils._guess_mime_type`: text for MLflow's text extensions (and
-/// `MLmodel`, `MLproject`), else by extension, else binary.
-pub fn mime_type(filename: &str) -> String {
-    const TEXT: &[&str] = &[
-        "txt",
-        "log",
-        "err",
-        "cfg",
-        "conf",
-        "cnf",
-        "cf",
-        "ini",
-        "properties",
-        "prop",
-        "hocon",
-        "toml",
-        "yaml",
-        "yml",
-        "xml",
-        "json",
-        "js",
-        "py",
-        "py3",
-        "csv",
-        "tsv",
-        "md",
-        "rst",
-        "ipynb",
-        "MLmodel",
-        "mlproject",
-    ];
-    let extension = match filename.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => ext,
-        _ => filename,
-    };
-    if TEXT.contains(&extension) {
-        return "text/plain".into();
-    }
-    mime_guess::from_path(filename).first_or_octet_stream().essence_str().to_string()
-}
-
-/// `attachment; filename=...` as Werkzeug quotes it (a token stays bare), with RFC 5987's
-/// `filename*` for names that are not ASCII.
-pub fn content_disposition(filename: &str) -> String {
-    let token =
-        |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
-    let quote = |s: &str| match token(s) {
-        true => s.to_string(),
-        false => format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
-    };
-    if filename.is_ascii() {
-        return format!("attachment; filename={}", quote(filename));
-    }
-    let fallback: String = filename.chars().filter(char::is_ascii).collect();
-    let fallback = if fallback.is_empty() { "download".to_string() } else { fallback };
-    let encoded = percent_encoding::utf8_percent_encode(filename, ATTR_CHAR);
-    format!("attachment; filename={}; filename*=UTF-8''{encoded}", quote(&fallback))
-}
-
-/// What RFC 5987 leaves unencoded besides letters and digits (`!#$&+-.^_`|~`).
-const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'!')
-    .remove(b'#')
-    .remove(b'$')
-    .remove(b'&')
-    .remove(b'+')
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'^')
-    .remove(b'_')
-    .remove(b'`')
-    .remove(b'|')
-    .remove(b'~');
 
 /// One listing level, each path relative to the location's root (`dir/name`), as MLflow's
 /// `list_artifacts` gives them.
@@ -385,26 +296,4 @@ async fn get_logged_model(s: AppState, _: Caller, r: Pathed<String, FileQuery>) 
     };
     let model = s.store.logged_models().get(&r.path).await?;
     send(&locate(&s, &model.artifact_location)?, &file).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mlflow_mime_types_and_dispositions() {
-        for (file, mime) in [
-            ("a.txt", "text/plain"),
-            ("b.pkl", "application/octet-stream"),
-            ("c.png", "image/png"),
-            ("d.pdf", "application/pdf"),
-            ("MLmodel", "text/plain"),
-            ("mlproject", "text/plain"),
-        ] {
-            assert_eq!(mime_type(file), mime, "{file}");
-        }
-        assert_eq!(content_disposition("a.txt"), "attachment; filename=a.txt");
-        assert_eq!(content_disposition("a b.txt"), "attachment; filename=\"a b.txt\"");
-        assert_eq!(content_disposition("é.txt"), "attachment; filename=.txt; filename*=UTF-8''%C3%A9.txt");
-    }
 }
