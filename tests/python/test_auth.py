@@ -427,3 +427,60 @@ def test_permission_matrix(srv, app, level):
     got = {route: _call(srv, s, route, ctx) for route, _ in ROUTES}
     want = {route: _expected(level, need) for route, need in ROUTES}
     assert got == want
+
+
+# --------------------------------------------------------------------------------------
+# GraphQL (`/graphql`, what the web UI's run pages read): login required; each root field is
+# `null` (no error) when the caller may not read it; searches keep only readable experiments
+# --------------------------------------------------------------------------------------
+
+
+def test_graphql_follows_permissions(srv, app):
+    def gql(s, query, variables=None):
+        r = s.post(srv.url + "/graphql", json={"query": query, "variables": variables})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    alice, bob = new_user(app, "alice"), new_user(app, "bob")
+    tag = unique("gql")
+    exps = [session(alice).post(api(srv, "experiments/create"), json={"name": f"{tag}-{i}"}).json()["experiment_id"] for i in range(2)]
+    runs = [session(alice).post(api(srv, "runs/create"), json={"experiment_id": e}).json()["run"]["info"]["run_id"] for e in exps]
+    model = unique("gql-model-")
+    session(alice).post(api(srv, "registered-models/create"), json={"name": model})
+    r = session(alice).post(api(srv, "model-versions/create"), json={"name": model, "source": f"runs:/{runs[1]}/model", "run_id": runs[1]})
+    assert r.status_code == 200, r.text
+    with as_user(alice):
+        app.grant_user_permission(bob, "experiment", exps[1], "DENY")
+        app.grant_user_permission(bob, "registered_model", model, "DENY")
+
+    assert session().post(srv.url + "/graphql", json={"query": "{ __typename }"}).status_code == 401
+
+    get_run = "query($id: String!) { mlflowGetRun(input: {runId: $id}) { run { info { runId } modelVersions { name } } } }"
+    get_exp = "query($id: String!) { mlflowGetExperiment(input: {experimentId: $id}) { experiment { name } } }"
+    artifacts = "query($id: String!) { mlflowListArtifacts(input: {runId: $id}) { rootUri } }"
+    search = "query($ids: [String]!) { mlflowSearchRuns(input: {experimentIds: $ids}) { runs { info { runId experimentId } } } }"
+    bulk = 'query($ids: [String]) { mlflowGetMetricHistoryBulkInterval(input: {runIds: $ids, metricKey: "m"}) { metrics { key } } }'
+    versions = "query($f: String) { mlflowSearchModelVersions(input: {filter: $f}) { modelVersions { name } } }"
+
+    # The owner sees everything.
+    got = gql(session(alice), get_run, {"id": runs[1]})
+    assert got["data"]["mlflowGetRun"]["run"] == {"info": {"runId": runs[1]}, "modelVersions": [{"name": model}]}
+    assert len(gql(session(alice), search, {"ids": exps})["data"]["mlflowSearchRuns"]["runs"]) == 2
+
+    # Bob: the readable experiment as usual, the denied one null without an error.
+    b = session(bob)
+    assert gql(b, get_exp, {"id": exps[0]})["data"]["mlflowGetExperiment"]["experiment"]["name"] == f"{tag}-0"
+    assert gql(b, get_exp, {"id": exps[1]}) == {"data": {"mlflowGetExperiment": None}, "errors": None}
+    assert gql(b, get_run, {"id": runs[0]})["data"]["mlflowGetRun"]["run"]["info"]["runId"] == runs[0]
+    assert gql(b, get_run, {"id": runs[1]})["data"]["mlflowGetRun"] is None
+    assert gql(b, artifacts, {"id": runs[0]})["data"]["mlflowListArtifacts"]["rootUri"]
+    assert gql(b, artifacts, {"id": runs[1]})["data"]["mlflowListArtifacts"] is None
+    assert gql(b, bulk, {"ids": [runs[0], runs[1]]})["data"]["mlflowGetMetricHistoryBulkInterval"] is None
+    got = gql(b, search, {"ids": exps})["data"]["mlflowSearchRuns"]["runs"]
+    assert [r["info"] for r in got] == [{"runId": runs[0], "experimentId": exps[0]}]
+    assert gql(b, search, {"ids": [exps[1]]})["data"]["mlflowSearchRuns"] is None
+    datasets = "mutation($ids: [String]) { mlflowSearchDatasets(input: {experimentIds: $ids}) { datasetSummaries { name } } }"
+    assert gql(b, datasets, {"ids": [exps[1]]})["data"]["mlflowSearchDatasets"] is None
+    assert gql(b, datasets, {"ids": exps})["data"]["mlflowSearchDatasets"] == {"datasetSummaries": []}
+    assert gql(b, versions, {"f": f"name = '{model}'"})["data"]["mlflowSearchModelVersions"]["modelVersions"] == []
+    assert gql(session(alice), versions, {"f": f"name = '{model}'"})["data"]["mlflowSearchModelVersions"]["modelVersions"] == [{"name": model}]

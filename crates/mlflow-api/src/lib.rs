@@ -12,6 +12,7 @@ pub mod artifacts;
 pub mod auth;
 mod download;
 pub mod error;
+pub mod graphql;
 pub mod guard;
 pub mod json;
 mod logged_models;
@@ -74,6 +75,7 @@ fn table(with_users: bool) -> Api {
     ui::routes(&mut api);
     api.under(ROOT, |api| {
         served_artifacts::root_routes(api);
+        graphql::routes(api);
         api.public(GET, "/health", health);
         api.listing(GET, "/version", version);
     });
@@ -93,18 +95,21 @@ pub fn route_table(with_auth: bool) -> Vec<RouteInfo> {
 pub fn router(state: AppState) -> Router {
     let api = table(state.auth.is_some());
     let public = Arc::new(api.public_paths());
-    let app = api.into_router().fallback(not_found);
+    let inner = api.into_router().fallback(not_found).with_state(state.clone());
     let app = match state.auth {
         Some(_) => {
-            let gate = auth::Gate { state: state.clone(), public };
-            app.layer(axum::middleware::from_fn_with_state(gate, auth::layer)).with_state(state)
+            let gate = auth::Gate { state, public };
+            inner.clone().layer(axum::middleware::from_fn_with_state(gate, auth::layer))
         }
-        None => app.with_state(state),
+        None => inner.clone(),
     };
-    app.layer(axum::middleware::map_response(|mut resp: axum::response::Response| async move {
-        error::werkzeug_reason(&mut resp);
-        resp
-    }))
+    // GraphQL answers its fields with the REST routes, behind the authentication it passed.
+    app.layer(axum::Extension(graphql::Inner(inner))).layer(axum::middleware::map_response(
+        |mut resp: axum::response::Response| async move {
+            error::werkzeug_reason(&mut resp);
+            resp
+        },
+    ))
 }
 
 async fn health(s: AppState, _: Caller, _: ()) -> Result<impl IntoResponse, ApiError> {

@@ -2,13 +2,17 @@
 //! UI build of the pinned MLflow release (`factory ui install` takes it out of the `mlflow`
 //! wheel; `factory server --ui-dir`). Without a build, `/` says in one line how to get one.
 //! Also the calls the UI makes for features this server leaves out (AI gateway, assistant, UI
-//! telemetry), answered as `mlflow server` answers them with those features off.
+//! telemetry), answered as `mlflow server` answers them with those features off, and the trace
+//! metrics the experiment overview charts (this server keeps no traces: no data points).
 
+use crate::access::Need;
 use crate::artifact_path::safe_path;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::json::Msg;
 use crate::json::Reply;
 use crate::routes::{Api, Input, GET, GET_POST, MLFLOW_V2, MLFLOW_V3, POST, ROOT};
+use crate::tracking::required;
 use crate::AppState;
 use axum::extract::Request;
 use axum::http::{header, StatusCode};
@@ -35,6 +39,9 @@ pub fn routes(api: &mut Api) {
         api.listing(POST, "/ui-telemetry", telemetry_records);
         api.listing(GET, "/assistant/config", assistant_config);
         api.listing(GET, "/assistant/providers", assistant_providers);
+        api.rule(POST, "/traces/metrics", trace_metrics, |r| {
+            Ok(Need::Experiments(r.experiments()?, ::auth::permission::Action::Read))
+        });
     });
     api.under(MLFLOW_V2, |api| api.listing(GET_POST, "/gateway-proxy", gateway_proxy));
 }
@@ -180,4 +187,71 @@ pub async fn server_info(_: AppState, _: Caller, _: ()) -> ApiResult<Reply<Serve
         presigned_upload_model_id_supported: false,
         features_enabled: Features { gateway: false },
     }))
+}
+
+/// `QueryTraceMetrics` (`POST /api/3.0/mlflow/traces/metrics`), checked as MLflow checks it.
+#[derive(serde::Deserialize)]
+pub struct TraceMetrics {
+    experiment_ids: Option<Vec<String>>,
+    view_type: Option<serde_json::Value>,
+    metric_name: Option<String>,
+    aggregations: Option<Vec<Aggregation>>,
+    #[serde(default)]
+    dimensions: Vec<String>,
+    time_interval_seconds: Option<serde_json::Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct Aggregation {
+    aggregation_type: Option<String>,
+}
+
+impl TraceMetrics {
+    /// The experiments asked about (what the permission rule reads, as MLflow's does).
+    fn experiments(&self) -> ApiResult<Vec<String>> {
+        required(self.experiment_ids.clone().filter(|v| !v.is_empty()), "experiment_ids")
+    }
+
+    /// MLflow's required fields, in its order and words.
+    fn checked(&self) -> ApiResult<()> {
+        self.experiments()?;
+        required(self.view_type.as_ref(), "view_type")?;
+        required(self.metric_name.as_ref().filter(|v| !v.is_empty()), "metric_name")?;
+        required(self.aggregations.as_ref().filter(|v| !v.is_empty()), "aggregations")?;
+        Ok(())
+    }
+}
+
+/// `QueryTraceMetrics.Response`.
+#[derive(Serialize)]
+struct TraceMetricsReply {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    data_points: Vec<DataPoint>,
+}
+
+#[derive(Serialize)]
+struct DataPoint {
+    metric_name: String,
+    values: std::collections::BTreeMap<String, f64>,
+}
+
+/// This server keeps no traces, so the answer is the aggregate over none, as MLflow's SQL
+/// gives it: grouped (by dimensions or time buckets), no groups; ungrouped, one point where
+/// each `COUNT` is 0 and every other aggregate (undefined over nothing) is left out.
+async fn trace_metrics(_: AppState, _: Caller, Msg(r): Msg<TraceMetrics>) -> ApiResult<Reply<TraceMetricsReply>> {
+    r.checked()?;
+    let grouped = !r.dimensions.is_empty() || r.time_interval_seconds.is_some();
+    let counts: std::collections::BTreeMap<String, f64> = r
+        .aggregations
+        .iter()
+        .flatten()
+        .filter_map(|a| a.aggregation_type.as_deref())
+        .filter(|t| *t == "COUNT")
+        .map(|t| (t.to_string(), 0.0))
+        .collect();
+    let data_points = match (grouped, counts.is_empty()) {
+        (false, false) => vec![DataPoint { metric_name: r.metric_name.unwrap_or_default(), values: counts }],
+        _ => Vec::new(),
+    };
+    Ok(Reply(TraceMetricsReply { data_points }))
 }
