@@ -73,7 +73,8 @@ step "Python: tracking and registry suites with --app-name basic-auth and S3 art
 "$VENV/bin/python" -c "import flask_wtf" 2>/dev/null || "$VENV/bin/pip" install -q -r tests/python/requirements.txt
 (cd tests/python && FACTORY_BIN="$TARGET_DIR/debug/factory" FACTORY_TEST_AUTH=1 FACTORY_TEST_ARTIFACTS=s3 FACTORY_TEST_BACKENDS=sqlite \
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
-    test_experiments.py test_runs.py test_search_runs.py test_registry.py test_artifacts.py test_wire.py test_auth.py test_security.py)
+    test_experiments.py test_runs.py test_search_runs.py test_registry.py test_artifacts.py test_wire.py test_auth.py test_security.py \
+    test_graphql.py test_ui_calls.py)
 
 step "Python: basic-auth with the tracking store and the auth database on PostgreSQL"
 (cd tests/python && FACTORY_BIN="$TARGET_DIR/debug/factory" FACTORY_TEST_AUTH_DB=postgres FACTORY_TEST_BACKENDS=postgres \
