@@ -160,6 +160,52 @@ def test_logged_models_last_search_and_run_outputs(client, exp_id, data):
     assert [(o.model_id, o.step) for o in outputs] == [(info.model_id, 0)]
 
 
+def test_search_logged_models_by_metrics_and_datasets(client):
+    """MLflow's rules: a metric condition holds when any value the model has of that key passes
+    (several steps, runs or datasets), only on the `datasets` given; `datasets` alone keeps the
+    models with some metric on them. A `datasets` entry without a digest matches only metrics
+    logged without one (MLflow compares protobuf's "" digest). `metrics.<key>` orders by the latest
+    value (on the order's dataset if it names one), models without it last, newest first."""
+    eid = client.create_experiment(unique("lm-metrics-"))
+    a, b, c = (client.create_logged_model(eid, name=n) for n in ("a", "b", "c"))
+    run = client.create_run(eid).info.run_id
+    # a: accuracy 0.9 on train, then 0.6 (later) on test; b: 0.7 on test; c: no metric.
+    client.log_metric(run, "accuracy", 0.9, step=0, timestamp=1, model_id=a.model_id, dataset_name="train", dataset_digest="t1")
+    client.log_metric(run, "accuracy", 0.6, step=1, timestamp=2, model_id=a.model_id, dataset_name="test", dataset_digest="e1")
+    client.log_metric(run, "accuracy", 0.7, step=0, timestamp=1, model_id=b.model_id, dataset_name="test", dataset_digest="e1")
+    train, test = {"dataset_name": "train", "dataset_digest": "t1"}, {"dataset_name": "test", "dataset_digest": "e1"}
+
+    def names(**kw):
+        return sorted(m.name for m in client.search_logged_models(experiment_ids=[eid], **kw))
+
+    assert names(filter_string="metrics.accuracy > 0.8") == ["a"]  # any of a's values
+    assert names(filter_string="metrics.accuracy > 0.65") == ["a", "b"]
+    assert names(filter_string="metrics.accuracy > 0.8", datasets=[test]) == []
+    assert names(filter_string="metrics.accuracy < 0.65", datasets=[test]) == ["a"]
+    assert names(filter_string="metrics.accuracy > 0.8", datasets=[test, train]) == ["a"]
+    assert names(datasets=[train]) == ["a"]
+    assert names(datasets=[test]) == ["a", "b"]
+    assert names(datasets=[{"dataset_name": "test", "dataset_digest": "other"}]) == []
+    assert names(datasets=[{"dataset_name": "test"}]) == []  # no metric on test without a digest
+
+    def ordered(**kw):
+        return [m.name for m in client.search_logged_models(experiment_ids=[eid], **kw)]
+
+    # Latest values: a 0.6 (timestamp 2), b 0.7; c has none and comes last either way.
+    assert ordered(order_by=[{"field_name": "metrics.accuracy", "ascending": True}]) == ["a", "b", "c"]
+    assert ordered(order_by=[{"field_name": "metrics.accuracy", "ascending": False}]) == ["b", "a", "c"]
+    # Only a has a value on train; b and c follow, newest first.
+    for ascending in (True, False):
+        on_train = {"field_name": "metrics.accuracy", "ascending": ascending, "dataset_name": "train"}
+        assert ordered(order_by=[on_train]) == ["a", "c", "b"]
+    with raises_mlflow("INVALID_PARAMETER_VALUE"):
+        client.search_logged_models(experiment_ids=[eid], order_by=[{"field_name": "params.x"}])
+    r = requests.post(f"{client.tracking_uri}/api/2.0/mlflow/logged-models/search",
+                      json={"experiment_ids": [eid], "datasets": [{"dataset_digest": "e1"}]}, timeout=30)
+    assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert r.json()["message"] == "`dataset_name` in the `datasets` clause must be specified."
+
+
 # --------------------------------------------------------------------------- registered models
 
 

@@ -14,7 +14,8 @@ use axum::extract::{FromRequestParts, Path, Request};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tracking::validate;
+use tracking::search::DatasetRef;
+use tracking::{validate, LoggedModelOrder, LoggedModelSearch};
 
 pub fn routes(api: &mut Api) {
     api.rule(POST, "/logged-models", create, |r| {
@@ -153,6 +154,14 @@ async fn log_params(s: AppState, _: Caller, r: ById<Params>) -> ApiResult<Reply<
 struct OrderBy {
     field_name: Option<String>,
     ascending: Option<bool>,
+    dataset_name: Option<String>,
+    dataset_digest: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DatasetIn {
+    dataset_name: Option<String>,
+    dataset_digest: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -160,6 +169,8 @@ struct Search {
     #[serde(default)]
     experiment_ids: Vec<String>,
     filter: Option<String>,
+    #[serde(default)]
+    datasets: Vec<DatasetIn>,
     #[serde(default, deserialize_with = "crate::json::opt_int")]
     max_results: Option<i64>,
     #[serde(default)]
@@ -167,19 +178,45 @@ struct Search {
     page_token: Option<String>,
 }
 
+// MLflow reads the two lists differently: a `datasets` entry always compares the digest (one
+// left out is protobuf's "", which matches metrics logged without a digest), an `order_by`
+// entry only a non-empty one.
+fn searched_dataset(d: DatasetIn) -> DatasetRef {
+    DatasetRef { name: d.dataset_name.unwrap_or_default(), digest: Some(d.dataset_digest.unwrap_or_default()) }
+}
+
+fn ordered_dataset(name: String, digest: Option<String>) -> DatasetRef {
+    DatasetRef { name, digest: digest.filter(|d| !d.is_empty()) }
+}
+
 /// `filter_search_logged_models`: only models in experiments the caller may read, when the
 /// logged-model tier is not denied; pages refilled.
 async fn search(s: AppState, who: Caller, Msg(r): Msg<Search>) -> ApiResult<Reply<wire::Paged<wire::LoggedModel>>> {
     validate::search(r.experiment_ids.len(), r.order_by.len())?;
-    let order: Vec<(String, bool)> = r
+    let order_by = r
         .order_by
         .into_iter()
-        .map(|o| Ok((required_str(o.field_name, "order_by.field_name")?, o.ascending.unwrap_or(true))))
+        .map(|o| {
+            Ok(LoggedModelOrder {
+                field: required_str(o.field_name, "order_by.field_name")?,
+                ascending: o.ascending.unwrap_or(true),
+                dataset: o.dataset_name.filter(|n| !n.is_empty()).map(|n| ordered_dataset(n, o.dataset_digest)),
+            })
+        })
         .collect::<ApiResult<_>>()?;
-    let (filter, max) = (r.filter.unwrap_or_default(), r.max_results.unwrap_or(100));
+    let max = r.max_results.unwrap_or(100);
+    let query = LoggedModelSearch {
+        experiment_ids: r.experiment_ids,
+        filter: r.filter.unwrap_or_default(),
+        datasets: r.datasets.into_iter().map(searched_dataset).collect(),
+        order_by,
+        max_results: max,
+        page_token: None,
+    };
     let search = |token: Option<String>, n: i64| {
-        let (store, ids, filter, order) = (&s.store, &r.experiment_ids, &filter, &order);
-        async move { store.logged_models().search(ids, filter, order, n, token.as_deref()).await }
+        let q = LoggedModelSearch { max_results: n, page_token: token, ..query.clone() };
+        let store = &s.store;
+        async move { store.logged_models().search(&q).await }
     };
     let mut page = search(r.page_token, max).await?;
     if let Some(g) = who.grants() {

@@ -76,6 +76,15 @@ pub struct OrderBy {
     pub entity: Entity,
     pub key: String,
     pub ascending: bool,
+    /// Logged models' `order_by` may sort by a metric's values on one dataset only.
+    pub dataset: Option<DatasetRef>,
+}
+
+/// A dataset by name, and by digest unless `None` (`Some("")`: metrics logged without one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetRef {
+    pub name: String,
+    pub digest: Option<String>,
 }
 
 /// Why a filter or `order_by` clause was rejected. The message quotes the input.
@@ -148,7 +157,7 @@ pub fn parse_order_by(s: &str) -> Result<OrderBy, SearchError> {
         let rest = &s[tok.start..];
         return Err(parser.err(format!("unexpected trailing text '{rest}'")));
     }
-    Ok(OrderBy { entity, key, ascending })
+    Ok(OrderBy { entity, key, ascending, dataset: None })
 }
 
 const VALID_ENTITIES: &str = "['metric', 'parameter', 'tag', 'attribute', 'dataset']";

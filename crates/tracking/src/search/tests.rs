@@ -41,7 +41,7 @@ fn check_filter_errs(cases: &[(&str, &[&str])]) {
 }
 
 fn check_order(input: &str, entity: Entity, key: &str, ascending: bool) {
-    let expected = OrderBy { entity, key: key.to_string(), ascending };
+    let expected = OrderBy { entity, key: key.to_string(), ascending, dataset: None };
     assert_eq!(parse_order_by(input), Ok(expected), "input: {input:?}");
 }
 
@@ -656,7 +656,7 @@ mod props {
         fn generated_orders_parse_back((ident, entity, key) in identifier(), dir in 0..5usize) {
             let (suffix, ascending) = [("", true), (" ASC", true), (" asc", true), (" DESC", false), (" desc", false)][dir];
             let text = format!("{ident}{suffix}");
-            prop_assert_eq!(parse_order_by(&text), Ok(OrderBy { entity, key, ascending }), "{}", text);
+            prop_assert_eq!(parse_order_by(&text), Ok(OrderBy { entity, key, ascending, dataset: None }), "{}", text);
         }
     }
 }

@@ -12,7 +12,7 @@ use super::sql::{Arg, Sql, Where};
 use super::Paging;
 use crate::db::Dialect;
 use crate::error::{Result, StoreError};
-use crate::search::{parse_order_by, Entity, Filter, Op, OrderBy, Value};
+use crate::search::{parse_order_by, DatasetRef, Entity, Filter, Op, OrderBy, Value};
 
 fn invalid(msg: String) -> StoreError {
     StoreError::InvalidParameter(msg)
@@ -28,6 +28,8 @@ pub(crate) enum Column {
     Kv(&'static KvTable),
     /// A run's latest value of a metric (runs only).
     Metric,
+    /// Any value a logged model has of a metric, on the searched datasets (logged models only).
+    ModelMetric,
     /// A column of the datasets a run used, or their context tag (runs only).
     Dataset(&'static str),
 }
@@ -41,6 +43,9 @@ pub(crate) enum Sort {
     /// The value of `key` in a child table joined on `owner` (`<alias>.run_uuid = r.run_uuid`);
     /// rows without the key last, and with `nan`, NaN values after numbers.
     Key { table: &'static str, owner: &'static str, nan: bool },
+    /// A logged model's latest value of the metric (by timestamp, then step; on the order's
+    /// dataset when it names one), models without one last (logged models only).
+    ModelMetric,
 }
 
 /// One searchable entity: its table and how the search language maps onto it.
@@ -81,10 +86,23 @@ pub(crate) fn compile(
     paging: Paging,
     scope: impl FnOnce(&mut Where<'_>),
 ) -> Result<Compiled> {
+    compile_on(dialect, columns, filter, &[], order_by, paging, scope)
+}
+
+/// [`compile`], with metric conditions held to `datasets` (none: every dataset).
+pub(crate) fn compile_on(
+    dialect: Dialect,
+    columns: &Columns,
+    filter: Filter,
+    datasets: &[DatasetRef],
+    order_by: impl IntoIterator<Item = Result<OrderBy>>,
+    paging: Paging,
+    scope: impl FnOnce(&mut Where<'_>),
+) -> Result<Compiled> {
     let conditions = filter
         .clauses
         .into_iter()
-        .map(|c| Cond::new((columns.filter)(c.entity, &c.key, c.op)?, c.key, c.op, &c.value))
+        .map(|c| Cond::new((columns.filter)(c.entity, &c.key, c.op)?, c.key, c.op, &c.value, datasets))
         .collect::<Result<Vec<_>>>()?;
     let mut sorts = Vec::new();
     for o in order_by {
@@ -108,6 +126,23 @@ pub(crate) fn compile(
                 if *nan {
                     terms.push((format!("{a}.is_nan"), "ASC"));
                 }
+                terms.push((format!("{a}.value"), dir));
+            }
+            Sort::ModelMetric => {
+                let a = format!("o{i}");
+                sql.push(
+                    " LEFT JOIN (SELECT x.model_id, x.value, x.is_nan, ROW_NUMBER() OVER (PARTITION BY x.model_id \
+                     ORDER BY x.timestamp DESC, x.step DESC, x.run_uuid ASC) AS rn FROM metrics x \
+                     WHERE x.model_id IS NOT NULL AND x.key = ",
+                )
+                .bind_str(&o.key);
+                if let Some(d) = &o.dataset {
+                    sql.push(" AND ");
+                    write_datasets(&mut sql, "x", std::slice::from_ref(d));
+                }
+                sql.push(&format!(") {a} ON {a}.model_id = m.model_id AND {a}.rn = 1"));
+                terms.push((format!("({a}.value IS NULL)"), "ASC"));
+                terms.push((format!("{a}.is_nan"), "ASC"));
                 terms.push((format!("{a}.value"), dir));
             }
         }
@@ -169,8 +204,9 @@ pub fn compile_search(kind: SearchKind, dialect: Dialect, filter: &str, order_by
     let filter = crate::search::parse_filter(filter)?;
     let compiled = match kind {
         SearchKind::LoggedModels => {
-            let orders =
-                order_by.iter().map(|key| Ok(OrderBy { entity: Entity::Attribute, key: key.clone(), ascending: true }));
+            let orders = order_by
+                .iter()
+                .map(|key| Ok(OrderBy { entity: Entity::Attribute, key: key.clone(), ascending: true, dataset: None }));
             compile(dialect, columns, filter, orders, Paging::first(100), |_| {})?
         }
         _ => compile(dialect, columns, filter, parse_orders(order_by), Paging::first(100), |_| {})?,
@@ -274,6 +310,13 @@ enum Cond {
         exists: bool,
         test: Option<(&'static str, f64)>,
     },
+    /// Some value of a logged model's metric, on one of `datasets` (if any), passing `test`.
+    ModelMetric {
+        key: String,
+        exists: bool,
+        test: Option<(&'static str, f64)>,
+        datasets: Vec<DatasetRef>,
+    },
     Dataset {
         column: &'static str,
         test: TextTest,
@@ -281,7 +324,7 @@ enum Cond {
 }
 
 impl Cond {
-    fn new(column: Column, key: String, op: Op, value: &Value) -> Result<Cond> {
+    fn new(column: Column, key: String, op: Op, value: &Value, datasets: &[DatasetRef]) -> Result<Cond> {
         Ok(match column {
             Column::Text { column, what } => Cond::Text { column, test: TextTest::new(op, value, &what)? },
             Column::Number { column, what, parse } => {
@@ -321,6 +364,18 @@ impl Cond {
                     Cond::Metric { key, exists: true, test: Some(test) }
                 }
             },
+            Column::ModelMetric => {
+                let datasets = datasets.to_vec();
+                match op {
+                    Op::IsNull | Op::IsNotNull => {
+                        Cond::ModelMetric { key, exists: op == Op::IsNotNull, test: None, datasets }
+                    }
+                    _ => {
+                        let test = number_test(op, value, &format!("metric '{key}'"))?;
+                        Cond::ModelMetric { key, exists: true, test: Some(test), datasets }
+                    }
+                }
+            }
             Column::Dataset(column) => {
                 Cond::Dataset { column, test: TextTest::new(op, value, &format!("dataset '{key}'"))? }
             }
@@ -353,6 +408,18 @@ impl Cond {
                 }
                 sql.push(")");
             }
+            Cond::ModelMetric { key, exists: e, test, datasets } => {
+                exists(sql, *e);
+                sql.push(" (SELECT 1 FROM metrics x WHERE x.model_id = m.model_id AND x.key = ").bind_str(key);
+                if let Some((cmp, value)) = test {
+                    sql.push(" AND x.is_nan = 0 AND x.value").push(cmp).bind(Arg::Float(*value));
+                }
+                if !datasets.is_empty() {
+                    sql.push(" AND ");
+                    write_datasets(sql, "x", datasets);
+                }
+                sql.push(")");
+            }
             Cond::Dataset { column, test } => {
                 sql.push(
                     "EXISTS (SELECT 1 FROM run_inputs i JOIN datasets d ON d.dataset_uuid = i.dataset_uuid \
@@ -364,6 +431,24 @@ impl Cond {
             }
         }
     }
+}
+
+/// `(a.dataset_name = $n AND a.dataset_digest = $d) OR (a.dataset_name = $m) ...`, parenthesised:
+/// the metric rows (alias `a`) logged on one of `datasets`.
+pub(crate) fn write_datasets(sql: &mut Sql, a: &str, datasets: &[DatasetRef]) {
+    sql.push("(");
+    for (i, d) in datasets.iter().enumerate() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        sql.push(&format!("({a}.dataset_name = ")).bind_str(&d.name);
+        if let Some(digest) = &d.digest {
+            // Stored as NULL when a metric names no digest; `Some("")` asks for those.
+            sql.push(&format!(" AND COALESCE({a}.dataset_digest, '') = ")).bind_str(digest);
+        }
+        sql.push(")");
+    }
+    sql.push(")");
 }
 
 /// A key/value table owned by an entity: run tags and params, experiment tags, logged-model

@@ -1,13 +1,13 @@
 //! MLflow 3 logged models: created PENDING by `log_model`, finalized READY once the files
 //! are uploaded, linked to runs as outputs, searched when the client resolves `runs:/` URIs.
 
-use super::compile::{compile, Column, Columns, Sort, LOGGED_MODEL_PARAMS, LOGGED_MODEL_TAGS};
+use super::compile::{compile_on, write_datasets, Column, Columns, Sort, LOGGED_MODEL_PARAMS, LOGGED_MODEL_TAGS};
 use super::hydrate::loaded_value;
 use super::sql::{Arg, Sql};
 use super::{now_ms, parse_experiment_id, validate, Paging, Store};
 use crate::error::{Result, StoreError};
 use crate::model::{KeyValue, LifecycleStage, LoggedModel, Metric, ModelOutput, Page, RunMetric};
-use crate::search::{parse_filter, Entity, Op, OrderBy};
+use crate::search::{parse_filter, DatasetRef, Entity, Op, OrderBy};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -90,11 +90,21 @@ pub(in crate::store) const SEARCH: Columns = Columns {
         },
         Entity::Tag => Ok(Column::Kv(&LOGGED_MODEL_TAGS)),
         Entity::Param => Ok(Column::Kv(&LOGGED_MODEL_PARAMS)),
+        Entity::Metric => Ok(Column::ModelMetric),
         other => Err(StoreError::InvalidParameter(format!(
-            "Filtering logged models by {other:?} is not supported; use attributes, tags or params"
+            "Filtering logged models by {other:?} is not supported; use attributes, metrics, tags or params"
         ))),
     },
-    order: |_, field| match field {
+    order: |entity, field| match (entity, field) {
+        (Entity::Metric, _) => Ok(Sort::ModelMetric),
+        (_, field) => attribute_order(field),
+    },
+    default_order: &[],
+    tie_break: &[("m.creation_timestamp_ms", "DESC"), ("m.model_id", "ASC")],
+};
+
+fn attribute_order(field: &str) -> Result<Sort> {
+    match field {
         "name" => Ok(Sort::Column("m.name")),
         "model_id" => Ok(Sort::Column("m.model_id")),
         "status" => Ok(Sort::Column("m.status")),
@@ -102,11 +112,47 @@ pub(in crate::store) const SEARCH: Columns = Columns {
         "source_run_id" => Ok(Sort::Column("m.source_run_id")),
         "creation_timestamp" | "creation_time" => Ok(Sort::Column("m.creation_timestamp_ms")),
         "last_updated_timestamp" => Ok(Sort::Column("m.last_updated_timestamp_ms")),
-        other => Err(StoreError::InvalidParameter(format!("Invalid order_by field '{other}' for logged models"))),
-    },
-    default_order: &[],
-    tie_break: &[("m.creation_timestamp_ms", "DESC"), ("m.model_id", "ASC")],
-};
+        other => Err(StoreError::InvalidParameter(format!("Invalid order by field name: {other}"))),
+    }
+}
+
+/// `search_logged_models`: models of these experiments matching `filter`; with `datasets`,
+/// metric conditions look only at metrics logged on them, and without a metric condition
+/// only models with some metric on them are found (MLflow's rules).
+#[derive(Debug, Clone, Default)]
+pub struct LoggedModelSearch {
+    pub experiment_ids: Vec<String>,
+    pub filter: String,
+    pub datasets: Vec<DatasetRef>,
+    /// Attributes by name, metrics as `metrics.<key>` (optionally on one dataset).
+    pub order_by: Vec<LoggedModelOrder>,
+    pub max_results: i64,
+    pub page_token: Option<String>,
+}
+
+/// One `order_by` entry of [`LoggedModelSearch`].
+#[derive(Debug, Clone)]
+pub struct LoggedModelOrder {
+    pub field: String,
+    pub ascending: bool,
+    pub dataset: Option<DatasetRef>,
+}
+
+impl LoggedModelOrder {
+    fn parse(&self) -> Result<OrderBy> {
+        let (entity, key) = match self.field.split_once('.') {
+            None => (Entity::Attribute, self.field.clone()),
+            Some(("metrics", key)) => (Entity::Metric, key.to_string()),
+            Some(_) => {
+                return Err(StoreError::InvalidParameter(format!(
+                    "Invalid order by field name: {}. Only metrics are supported.",
+                    self.field
+                )))
+            }
+        };
+        Ok(OrderBy { entity, key, ascending: self.ascending, dataset: self.dataset.clone() })
+    }
+}
 
 impl LoggedModels<'_> {
     pub async fn create(&self, new: NewLoggedModel) -> Result<LoggedModel> {
@@ -322,29 +368,34 @@ impl LoggedModels<'_> {
     /// Searches logged models of some experiments. Filters: `name`, `model_id`, `status`,
     /// `model_type`, `source_run_id` (string comparators), `creation_timestamp`,
     /// `last_updated_timestamp` (numeric), `tags.<k>`, `params.<k>`. Order: attribute names.
-    pub async fn search(
-        &self,
-        experiment_ids: &[String],
-        filter: &str,
-        order_by: &[(String, bool)],
-        max_results: i64,
-        page_token: Option<&str>,
-    ) -> Result<Page<LoggedModel>> {
-        let paging = Paging::new(max_results, super::SEARCH_MAX_RESULTS, page_token)?;
+    pub async fn search(&self, q: &LoggedModelSearch) -> Result<Page<LoggedModel>> {
+        if q.datasets.iter().any(|d| d.name.is_empty()) {
+            return Err(StoreError::InvalidParameter(
+                "`dataset_name` in the `datasets` clause must be specified.".into(),
+            ));
+        }
+        let paging = Paging::new(q.max_results, super::SEARCH_MAX_RESULTS, q.page_token.as_deref())?;
         let experiment_ids =
-            experiment_ids.iter().map(|id| Ok(Arg::Int(parse_experiment_id(id)?))).collect::<Result<Vec<_>>>()?;
-        let compiled = compile(
+            q.experiment_ids.iter().map(|id| Ok(Arg::Int(parse_experiment_id(id)?))).collect::<Result<Vec<_>>>()?;
+        let filter = parse_filter(&q.filter)?;
+        let metric_condition = filter.clauses.iter().any(|c| c.entity == Entity::Metric);
+        let compiled = compile_on(
             self.s.dialect(),
             &SEARCH,
-            parse_filter(filter)?,
-            order_by.iter().map(|(key, ascending)| {
-                Ok(OrderBy { entity: Entity::Attribute, key: key.clone(), ascending: *ascending })
-            }),
+            filter,
+            &q.datasets,
+            q.order_by.iter().map(LoggedModelOrder::parse),
             paging,
             |w| {
                 w.and().push("m.lifecycle_stage = 'active'");
                 if !experiment_ids.is_empty() {
                     w.and().push("m.experiment_id IN ").bind_args(experiment_ids);
+                }
+                if !q.datasets.is_empty() && !metric_condition {
+                    let sql = w.and();
+                    sql.push("EXISTS (SELECT 1 FROM metrics x WHERE x.model_id = m.model_id AND ");
+                    write_datasets(sql, "x", &q.datasets);
+                    sql.push(")");
                 }
             },
         )?;

@@ -200,8 +200,15 @@ proptest! {
             check_answered("experiments", store.experiments().search(ViewType::All, &filter, &order_by, 10, None).await)?;
             check_answered("models", store.registered_models().search(&filter, &order_by, 10, None).await)?;
             check_answered("versions", store.model_versions().search(&filter, &order_by, 10, None).await)?;
-            let typed: Vec<(String, bool)> = order_by.iter().map(|o| (o.clone(), true)).collect();
-            check_answered("logged models", store.logged_models().search(&["0".into()], &filter, &typed, 10, None).await)
+            let order_by = order_by.iter().map(|o| crate::LoggedModelOrder { field: o.clone(), ascending: true, dataset: None });
+            let search = crate::LoggedModelSearch {
+                experiment_ids: vec!["0".into()],
+                filter: filter.clone(),
+                order_by: order_by.collect(),
+                max_results: 10,
+                ..Default::default()
+            };
+            check_answered("logged models", store.logged_models().search(&search).await)
         })?;
     }
 }
