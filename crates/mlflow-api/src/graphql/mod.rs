@@ -31,6 +31,9 @@ pub fn routes(api: &mut Api) {
     api.listing(GET_POST, "/graphql", graphql);
 }
 
+/// The longest syntax-error message sent back.
+const MAX_MESSAGE: usize = 1000;
+
 type MlflowSchema = Schema<schema::Query, schema::Mutation, EmptySubscription>;
 
 fn mlflow_schema() -> &'static MlflowSchema {
@@ -86,7 +89,16 @@ async fn graphql(_: AppState, who: Caller, call: Call) -> ApiResult<Response> {
     };
     let doc = match async_graphql::parser::parse_query(&query) {
         Ok(doc) => doc,
-        Err(e) => return Ok(refuse(StatusCode::BAD_REQUEST, format!("Syntax Error: {e}"))),
+        Err(e) => {
+            // The parser quotes the offending line, which may be the whole (long) document.
+            let mut message = format!("Syntax Error: {e}");
+            if message.len() > MAX_MESSAGE {
+                let cut = (0..=MAX_MESSAGE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
+                message.truncate(cut);
+                message.push_str(" …");
+            }
+            return Ok(refuse(StatusCode::BAD_REQUEST, message));
+        }
     };
     if let Some(message) = limits::check(&doc) {
         return Ok(refuse(StatusCode::OK, message));
