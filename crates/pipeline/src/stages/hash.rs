@@ -205,9 +205,13 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> Result<()
     Ok(())
 }
 
-/// The md5 of a file's bytes, as hex.
+/// The md5 of a file's bytes, as hex. Only regular files (symlinks followed): a device such
+/// as `/dev/zero` would never end, and opening a FIFO waits for a writer.
 pub fn md5_file(path: &Path) -> Result<String, StageError> {
     let io = |source| StageError::Io { path: path.to_path_buf(), source };
+    if !std::fs::metadata(path).map_err(io)?.is_file() {
+        return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file or directory")));
+    }
     let mut f = std::fs::File::open(path).map_err(io)?;
     let mut h = Md5::new();
     let mut buf = vec![0u8; 256 * 1024];

@@ -369,3 +369,23 @@ fn stages_see_the_documented_environment() {
     assert!(env.contains(&format!("FACTORY_PIPELINE_FILE={}\n", d.path().join("p.toml").display())), "{env}");
     assert!(env.contains(r#"MLFLOW_RUN_CONTEXT={"factory.cycle_id":"abc","factory.stage":"env"}"#), "{env}");
 }
+
+/// A dependency that is a device or a FIFO is refused with its path, not read forever
+/// (`/dev/zero`) or waited on (a FIFO without a writer).
+#[cfg(unix)]
+#[test]
+fn special_files_are_refused_not_read() {
+    let started = std::time::Instant::now();
+    let err = hash::md5_file(Path::new("/dev/zero")).unwrap_err().to_string();
+    assert!(err.contains("/dev/zero") && err.contains("not a regular file"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let err = hash::md5_file(&fifo).unwrap_err().to_string();
+    assert!(err.contains("not a regular file"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // A regular file, through a symlink, is still read.
+    std::fs::write(dir.path().join("data.csv"), "a,b\n").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("data.csv"), dir.path().join("link.csv")).unwrap();
+    assert_eq!(hash::md5_file(&dir.path().join("link.csv")).unwrap(), hash::md5_bytes(b"a,b\n"));
+}
