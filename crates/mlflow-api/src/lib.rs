@@ -12,7 +12,7 @@ pub mod artifacts;
 pub mod auth;
 mod download;
 pub mod error;
-pub mod graphql;
+mod graphql;
 pub mod guard;
 pub mod json;
 mod logged_models;

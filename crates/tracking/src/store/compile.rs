@@ -204,9 +204,10 @@ pub fn compile_search(kind: SearchKind, dialect: Dialect, filter: &str, order_by
     let filter = crate::search::parse_filter(filter)?;
     let compiled = match kind {
         SearchKind::LoggedModels => {
-            let orders = order_by
-                .iter()
-                .map(|key| Ok(OrderBy { entity: Entity::Attribute, key: key.clone(), ascending: true, dataset: None }));
+            // Their `order_by` is field names (`metrics.<key>` included), not MLflow's order strings.
+            let orders = order_by.iter().map(|field| {
+                super::logged_models::LoggedModelOrder { field: field.clone(), ascending: true, dataset: None }.parse()
+            });
             compile(dialect, columns, filter, orders, Paging::first(100), |_| {})?
         }
         _ => compile(dialect, columns, filter, parse_orders(order_by), Paging::first(100), |_| {})?,
@@ -408,17 +409,8 @@ impl Cond {
                 }
                 sql.push(")");
             }
-            Cond::ModelMetric { key, exists: e, test, datasets } => {
-                exists(sql, *e);
-                sql.push(" (SELECT 1 FROM metrics x WHERE x.model_id = m.model_id AND x.key = ").bind_str(key);
-                if let Some((cmp, value)) = test {
-                    sql.push(" AND x.is_nan = 0 AND x.value").push(cmp).bind(Arg::Float(*value));
-                }
-                if !datasets.is_empty() {
-                    sql.push(" AND ");
-                    write_datasets(sql, "x", datasets);
-                }
-                sql.push(")");
+            Cond::ModelMetric { key, exists, test, datasets } => {
+                write_model_metric(sql, *exists, Some(key), *test, datasets);
             }
             Cond::Dataset { column, test } => {
                 sql.push(
@@ -433,9 +425,33 @@ impl Cond {
     }
 }
 
-/// `(a.dataset_name = $n AND a.dataset_digest = $d) OR (a.dataset_name = $m) ...`, parenthesised:
-/// the metric rows (alias `a`) logged on one of `datasets`.
-pub(crate) fn write_datasets(sql: &mut Sql, a: &str, datasets: &[DatasetRef]) {
+/// Whether a logged model (alias `m`) has (`exists`) a metric row (alias `x`): of `key` if
+/// given, with its value passing `test` if given, logged on one of `datasets` if any.
+pub(crate) fn write_model_metric(
+    sql: &mut Sql,
+    exists: bool,
+    key: Option<&str>,
+    test: Option<(&'static str, f64)>,
+    datasets: &[DatasetRef],
+) {
+    sql.push(if exists { "EXISTS" } else { "NOT EXISTS" });
+    sql.push(" (SELECT 1 FROM metrics x WHERE x.model_id = m.model_id");
+    if let Some(key) = key {
+        sql.push(" AND x.key = ").bind_str(key);
+    }
+    if let Some((cmp, value)) = test {
+        sql.push(" AND x.is_nan = 0 AND x.value").push(cmp).bind(Arg::Float(value));
+    }
+    if !datasets.is_empty() {
+        sql.push(" AND ");
+        write_datasets(sql, "x", datasets);
+    }
+    sql.push(")");
+}
+
+/// `(a.dataset_name = $n AND COALESCE(a.dataset_digest, '') = $d) OR (a.dataset_name = $m) ...`,
+/// parenthesised: the metric rows (alias `a`) logged on one of `datasets`.
+fn write_datasets(sql: &mut Sql, a: &str, datasets: &[DatasetRef]) {
     sql.push("(");
     for (i, d) in datasets.iter().enumerate() {
         if i > 0 {

@@ -1,7 +1,7 @@
 //! MLflow 3 logged models: created PENDING by `log_model`, finalized READY once the files
 //! are uploaded, linked to runs as outputs, searched when the client resolves `runs:/` URIs.
 
-use super::compile::{compile_on, write_datasets, Column, Columns, Sort, LOGGED_MODEL_PARAMS, LOGGED_MODEL_TAGS};
+use super::compile::{compile_on, write_model_metric, Column, Columns, Sort, LOGGED_MODEL_PARAMS, LOGGED_MODEL_TAGS};
 use super::hydrate::loaded_value;
 use super::sql::{Arg, Sql};
 use super::{now_ms, parse_experiment_id, validate, Paging, Store};
@@ -139,7 +139,7 @@ pub struct LoggedModelOrder {
 }
 
 impl LoggedModelOrder {
-    fn parse(&self) -> Result<OrderBy> {
+    pub(in crate::store) fn parse(&self) -> Result<OrderBy> {
         let (entity, key) = match self.field.split_once('.') {
             None => (Entity::Attribute, self.field.clone()),
             Some(("metrics", key)) => (Entity::Metric, key.to_string()),
@@ -367,7 +367,8 @@ impl LoggedModels<'_> {
 
     /// Searches logged models of some experiments. Filters: `name`, `model_id`, `status`,
     /// `model_type`, `source_run_id` (string comparators), `creation_timestamp`,
-    /// `last_updated_timestamp` (numeric), `tags.<k>`, `params.<k>`. Order: attribute names.
+    /// `last_updated_timestamp` (numeric), `tags.<k>`, `params.<k>`, `metrics.<k>` (numeric, any
+    /// value of the key on the searched datasets). Order: attribute names and `metrics.<k>`.
     pub async fn search(&self, q: &LoggedModelSearch) -> Result<Page<LoggedModel>> {
         if q.datasets.iter().any(|d| d.name.is_empty()) {
             return Err(StoreError::InvalidParameter(
@@ -392,10 +393,7 @@ impl LoggedModels<'_> {
                     w.and().push("m.experiment_id IN ").bind_args(experiment_ids);
                 }
                 if !q.datasets.is_empty() && !metric_condition {
-                    let sql = w.and();
-                    sql.push("EXISTS (SELECT 1 FROM metrics x WHERE x.model_id = m.model_id AND ");
-                    write_datasets(sql, "x", &q.datasets);
-                    sql.push(")");
+                    write_model_metric(w.and(), true, None, None, &q.datasets);
                 }
             },
         )?;
