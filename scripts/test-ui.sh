@@ -2,7 +2,9 @@
 # MLflow's web UI in headless Chromium (Debian's `chromium`, driven by npm `playwright-core`; no browser
 # download) against `factory server` and `mlflow server` 3.17.2, both seeded by the stock client:
 # tests/ui/test_ui.py. The UI build comes from the mlflow wheel through `factory ui install --wheel`
-# (the wheel fetched with pip, as the venvs are). Screenshots: $FACTORY_UI_SHOTS.
+# (the wheel fetched with pip, as the venvs are). Also our own pages at /factory/ over a `factory demo`
+# folder (tests/ui/test_factory_pages.py; $FACTORY_DEMO_DIR reuses a finished demo's folder, else the
+# test runs the demo). Screenshots: $FACTORY_UI_SHOTS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -27,4 +29,4 @@ UI_DIR=$CACHE/ui-$MLFLOW_VERSION
 "$FACTORY_BIN" ui install --wheel "$WHEEL" --dir "$UI_DIR"
 export FACTORY_BIN UI_DIR MLFLOW_PYTHON="$VENV/bin/python"
 export FACTORY_UI_SHOTS=${FACTORY_UI_SHOTS:-$CACHE/screenshots}
-cd tests/ui && "$VENV/bin/python" -m pytest -q -p no:cacheprovider -rxs test_ui.py
+cd tests/ui && "$VENV/bin/python" -m pytest -q -p no:cacheprovider -rxs test_ui.py test_factory_pages.py

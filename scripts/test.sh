@@ -96,9 +96,6 @@ else
     printf '%s\n\n' "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
 fi
 
-step "MLflow's web UI in headless Chromium: factory server vs mlflow server, seeded by the stock client (playwright-core)"
-FACTORY_BIN="$TARGET_DIR/debug/factory" scripts/test-ui.sh
-
 step "Python: factory drift against Evidently 0.7.23"
 DRIFT_VENV=${FACTORY_DRIFT_VENV:-$HOME/.cache/factory/venv-drift}
 if ! "$DRIFT_VENV/bin/python" -c "import evidently, scipy, pytest" 2>/dev/null; then
@@ -128,6 +125,9 @@ assert s["failed_requests"] == 0 and s["requests_sent"] > 0, s
 print(f"demo: {s['wall_seconds']:.1f} s wall, {s['requests_sent']} requests, 0 failed")
 PY
 if pgrep -f "$DEMO_DIR" >/dev/null; then echo "the demo left processes running" >&2; pgrep -af "$DEMO_DIR" >&2; exit 1; fi
+
+step "MLflow's web UI in headless Chromium: factory server vs mlflow server, seeded by the stock client; our /factory/ pages over the demo (playwright-core)"
+FACTORY_BIN="$TARGET_DIR/debug/factory" FACTORY_DEMO_DIR="$DEMO_DIR" scripts/test-ui.sh
 rm -rf "$DEMO_DIR"
 
 step "Deployment files: Helm charts, compose, workflows, Dockerfile (real helm 4, kubernetes-validate, actionlint, hadolint)"

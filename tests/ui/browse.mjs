@@ -3,7 +3,9 @@
 // visible, and a screenshot. Usage:
 //   node browse.mjs PLAN.json OUT_DIR
 // PLAN: {"base": "http://127.0.0.1:5000", "auth": ["user", "pass"] | null,
-//        "pages": [{"name": "experiments", "path": "/#/experiments", "expect": ["text", ...]}, ...]}
+//        "pages": [{"name": "experiments", "path": "/#/experiments", "expect": ["text", ...],
+//                   "click": "button text" (optional: clicked after the checks, then "after" texts
+//                   are looked for on the page it leads to, saved as <name>-after.png)}, ...]}
 // Writes OUT_DIR/report.json and OUT_DIR/<name>.png.
 import { chromium } from "playwright-core";
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
@@ -51,8 +53,25 @@ for (const page of plan.pages) {
   }
   // Let late calls (charts, artifact lists) go out and come back before judging.
   await p.waitForLoadState("networkidle", { timeout: 5000 }).catch(() => {});
-  await p.screenshot({ path: `${outDir}/${page.name}.png`, fullPage: false });
-  report.push({ name: page.name, path: page.path, loadError, failed, errors, visible, requests });
+  await p.screenshot({ path: `${outDir}/${page.name}.png`, fullPage: !!page.fullPage });
+  const after = {};
+  let afterUrl = null;
+  if (page.click) {
+    try {
+      await Promise.all([
+        p.waitForNavigation({ waitUntil: "load", timeout: 120000 }),
+        p.getByRole("button", { name: page.click }).first().click({ timeout: 10000 }),
+      ]);
+      afterUrl = p.url();
+    } catch (e) {
+      errors.push(`clicking "${page.click}": ${e}`);
+    }
+    for (const text of page.after || []) {
+      after[text] = await p.getByText(text, { exact: false }).first().isVisible().catch(() => false);
+    }
+    await p.screenshot({ path: `${outDir}/${page.name}-after.png`, fullPage: true });
+  }
+  report.push({ name: page.name, path: page.path, loadError, failed, errors, visible, requests, afterUrl, after });
   await p.close();
 }
 await browser.close();

@@ -18,6 +18,7 @@ pub mod json;
 mod logged_models;
 pub mod metrics;
 mod owners;
+pub mod pages;
 mod registry;
 pub mod routes;
 mod served_artifacts;
@@ -49,6 +50,8 @@ pub struct AppState {
     /// The MLflow web UI build served at `/` and `/static-files/` (`--ui-dir`); `None`: `/`
     /// says how to install it.
     pub ui_dir: Option<std::path::PathBuf>,
+    /// The blue-green gateway our deployments page shows and drives (`--gateway-admin`).
+    pub gateway: Option<pages::GatewayLink>,
 }
 
 /// The route table: MLflow's `/api/2.0/mlflow` (also under `/ajax-api/2.0/mlflow`, as MLflow
@@ -73,6 +76,7 @@ fn table(with_users: bool) -> Api {
     });
     api.under(MLFLOW_V3, |api| api.public(GET, "/server-info", ui::server_info));
     ui::routes(&mut api);
+    pages::routes(&mut api);
     api.under(ROOT, |api| {
         served_artifacts::root_routes(api);
         graphql::routes(api);

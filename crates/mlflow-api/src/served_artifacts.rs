@@ -114,6 +114,25 @@ fn locate(s: &AppState, uri: &str) -> ApiResult<Located> {
     Ok(Located { store: Arc::new(store), root: inside.as_ref().to_string() })
 }
 
+/// A file of a location the server owns, read whole when it is at most `cap` bytes: `None` when
+/// it does not exist, an error when it is larger or the store fails (our pages read the loop's
+/// `cycle.json` and drift reports through it).
+pub(crate) async fn read_small(s: &AppState, uri: &str, relative: &str, cap: u64) -> ApiResult<Option<Bytes>> {
+    let at = locate(s, uri)?;
+    let path = at.path(&checked(relative)?)?;
+    let got = match at.store.get(&path).await {
+        Ok(got) => got,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(other) => return Err(ApiError::new(ErrorCode::InternalError, format!("artifact store error: {other}"))),
+    };
+    if got.meta.size > cap {
+        return Err(ApiError::invalid(format!("Artifact '{relative}' is larger than {cap} bytes")));
+    }
+    let bytes =
+        got.bytes().await.map_err(|e| ApiError::new(ErrorCode::InternalError, format!("artifact store error: {e}")))?;
+    Ok(Some(bytes))
+}
+
 /// The file as an attachment, as MLflow sends artifacts (never rendered on the server's origin).
 async fn send(at: &Located, relative: &str) -> ApiResult<Response> {
     let relative = safe_path(relative)?;

@@ -25,7 +25,13 @@ const CACHE_CONTROL: &str = "public, max-age=2419200";
 
 /// What `/` says when no UI build is installed.
 pub const NO_UI: &str = "The MLflow web UI is not installed: run `factory ui install` (or pass --ui-dir DIR), then \
-                         restart `factory server`.\n";
+                         restart `factory server`. Drift, deployments and lineage: /factory/\n";
+
+/// The link to our own pages, added to the UI's `index.html` (a fixed corner link: the UI's
+/// React app owns the rest of the page).
+const FACTORY_LINK: &str = "<a href=\"factory/\" title=\"Drift monitoring, deployments and lineage\" \
+    style=\"position:fixed;right:12px;bottom:12px;z-index:2147483647;padding:6px 12px;border-radius:16px;\
+    background:#0b3954;color:#fff;font:13px system-ui,sans-serif;text-decoration:none\">MLOps Factory pages</a>";
 
 pub fn routes(api: &mut Api) {
     api.under(ROOT, |api| {
@@ -47,7 +53,21 @@ pub fn routes(api: &mut Api) {
 
 async fn index(s: AppState, _: Caller, _: ()) -> ApiResult<Response> {
     match &s.ui_dir {
-        Some(dir) => file(dir, "index.html", false).await,
+        Some(dir) => {
+            let page = file(dir, "index.html", false).await?;
+            let (parts, body) = page.into_parts();
+            let html = axum::body::to_bytes(body, 16 << 20)
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::InternalError, format!("reading the UI's index.html: {e}")))?;
+            let html = String::from_utf8_lossy(&html);
+            let linked = match html.rfind("</body>") {
+                Some(at) => format!("{}{FACTORY_LINK}{}", &html[..at], &html[at..]),
+                None => format!("{html}{FACTORY_LINK}"),
+            };
+            let mut resp = Response::from_parts(parts, axum::body::Body::from(linked));
+            resp.headers_mut().remove(header::CONTENT_LENGTH);
+            Ok(resp)
+        }
         None => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], NO_UI).into_response()),
     }
 }

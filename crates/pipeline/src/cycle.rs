@@ -77,6 +77,8 @@ pub async fn run(p: &Pipeline, ctx: &Context) -> Result<CycleReport, PipelineErr
         ("mlflow.source.type", "LOCAL"),
         ("mlflow.source.name", "factory loop"),
         ("factory.pipeline", p.name.as_str()),
+        // The registered model the cycle watches (the lineage page finds its cycles by it).
+        ("factory.model", p.retrain.model_name.as_str()),
     ];
     if let Some(rev) = &p.revision {
         run_tags.extend([

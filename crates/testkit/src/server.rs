@@ -159,7 +159,7 @@ async fn serve(
         None => Arc::new(object_store::local::LocalFileSystem::new_with_prefix(artifacts_dir.path()).unwrap()),
         Some((dest, s3)) => mlflow_api::artifacts::open_store(dest, s3).expect("open the S3 artifact store"),
     };
-    let state = mlflow_api::AppState { store: Arc::new(store), artifacts, auth, ui_dir };
+    let state = mlflow_api::AppState { store: Arc::new(store), artifacts, auth, ui_dir, gateway: None };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

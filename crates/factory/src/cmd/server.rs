@@ -50,6 +50,19 @@ pub struct ServerArgs {
     /// ~/.cache/factory/ui/mlflow-<version>, which is used when this is not given).
     #[arg(long, env = "FACTORY_UI_DIR")]
     pub ui_dir: Option<std::path::PathBuf>,
+    /// The blue-green gateway's admin API (`host:port` or URL): the deployments page at
+    /// /factory/deployments shows it and, for users who may manage the model, switches, rolls
+    /// back and sets canary weights through it.
+    #[arg(long, env = "FACTORY_GATEWAY_ADMIN", requires = "gateway_model")]
+    pub gateway_admin: Option<String>,
+    /// The registered model the gateway serves: its permissions decide who sees the deployments
+    /// page (READ) and who may operate it (MANAGE).
+    #[arg(long, env = "FACTORY_GATEWAY_MODEL", requires = "gateway_admin")]
+    pub gateway_model: Option<String>,
+    /// File holding the gateway admin API's bearer token (first line; `name:token` works).
+    /// Default: the token in FACTORY_GATEWAY_ADMIN_TOKEN.
+    #[arg(long, env = "FACTORY_GATEWAY_ADMIN_TOKEN_FILE")]
+    pub gateway_admin_token_file: Option<std::path::PathBuf>,
 
     #[command(flatten)]
     pub metrics: super::metrics::MetricsListen,
@@ -294,7 +307,8 @@ async fn serve(args: ServerArgs, guard: mlflow_api::guard::Guard) -> anyhow::Res
         Some(dir) => tracing::info!(dir = %dir.display(), "serving the MLflow web UI at /"),
         None => tracing::info!("no MLflow web UI installed (`factory ui install`); / says so"),
     }
-    let state = mlflow_api::AppState { store, artifacts, auth, ui_dir };
+    let gateway = gateway_link(&args)?;
+    let state = mlflow_api::AppState { store, artifacts, auth, ui_dir, gateway };
     let limits = args.limits.limits()?;
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
@@ -337,6 +351,28 @@ async fn open_auth(args: &ServerArgs) -> anyhow::Result<mlflow_api::auth::Auth> 
     store.bootstrap_admin(&cfg).await.context("setting up the admin user for --app-name basic-auth")?;
     tracing::info!(database = %cfg.database_uri, default_permission = %cfg.default_permission, "basic auth on");
     Ok(mlflow_api::auth::Auth::new(store, cfg.default_permission))
+}
+
+/// `--gateway-admin` and `--gateway-model`, with the token from its file or the environment.
+fn gateway_link(args: &ServerArgs) -> anyhow::Result<Option<mlflow_api::pages::GatewayLink>> {
+    let (Some(addr), Some(model)) = (&args.gateway_admin, &args.gateway_model) else { return Ok(None) };
+    let text = match &args.gateway_admin_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the gateway admin token file {}", path.display()))?,
+        ),
+        None => std::env::var("FACTORY_GATEWAY_ADMIN_TOKEN").ok().filter(|t| !t.trim().is_empty()),
+    };
+    let token = match text {
+        Some(t) => Some(admin_api::Tokens::parse(&t).context("the gateway admin token")?.first().to_string()),
+        None => None,
+    };
+    let http = reqwest::Client::builder().build().context("building the gateway admin client")?;
+    tracing::info!(gateway = %addr, model = %model, "deployments page reads the gateway's admin API");
+    Ok(Some(mlflow_api::pages::GatewayLink {
+        client: admin_api::AdminClient::new(http, addr, token),
+        model: model.clone(),
+    }))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 mod artifacts;
 mod bad_input;
+mod pages;
 mod registry;
 mod routes;
 mod search_cache;

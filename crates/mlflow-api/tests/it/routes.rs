@@ -198,7 +198,15 @@ fn query(params: &Map<String, Value>) -> Vec<(String, String)> {
 }
 
 fn concrete(path: &str, seeded: &Seeded) -> String {
-    path.replace("{model_id}", &seeded.model_id).replace("{key}", "lr").replace("{*path}", &seeded.artifact)
+    let p = |k: &str| seeded.params[k].as_str().unwrap().to_string();
+    path.replace("{model_id}", &seeded.model_id)
+        .replace("{key}", "lr")
+        .replace("{*path}", &seeded.artifact)
+        .replace("{experiment_id}", &p("experiment_id"))
+        .replace("{run_id}", &p("run_id"))
+        .replace("{name}", &p("name"))
+        .replace("{version}", "1")
+        .replace("{operation}", "switch")
 }
 
 /// How one variant sends the parameters.

@@ -26,7 +26,10 @@ async fn index_and_assets_are_served_and_nothing_outside_them() {
     let (_tmp, dir) = ui_build();
     let app = spawn_app_with_ui("sqlite", dir).await;
     let (s, ct, body) = get(&app, "/").await;
-    assert_eq!((s, ct.as_str(), body.as_str()), (200, "text/html", "<!doctype html><title>MLflow</title>"));
+    assert_eq!((s, ct.as_str()), (200, "text/html"));
+    // MLflow's page, with the link to our pages added at its end.
+    assert!(body.starts_with("<!doctype html><title>MLflow</title><a href=\"factory/\""), "{body}");
+    assert!(body.ends_with(">MLOps Factory pages</a>"), "{body}");
     let r = app.client.get(app.url("/static-files/static/js/main.0123.js")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "public, max-age=2419200");
