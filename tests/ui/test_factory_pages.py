@@ -199,6 +199,14 @@ def test_every_page_shows_what_the_demo_did_and_the_admin_switches_traffic(stack
     last = json.loads(body)[-1]
     assert (last["op"], last["to"], last["outcome"]) == ("switch", idle, "ok"), last
     assert "factory server UI, user admin" in last["who"], last
+    # The canary form: 10% of new requests to the colour now idle, as the browser posts it.
+    form = {"content-type": "application/x-www-form-urlencoded", "origin": stack["base"]}
+    status, html = request(stack["base"] + "/factory/deployments/canary", "POST", b"percent=10", ADMIN, form)
+    assert status == 200 and "Operation" in html, html[:2000]
+    weights = gateway_status(stack)["weights"]
+    assert (weights[before["active"]], weights[idle]) == (10, 90), weights
+    status, html = request(stack["base"] + "/factory/deployments/canary", "POST", b"percent=150", ADMIN, form)
+    assert status == 400 and "0 to 100" in html, html
     # From `/`, the MLflow UI links to these pages.
     status, html = request(stack["base"] + "/", user=ADMIN)
     assert status == 200 and 'href="factory/"' in html
