@@ -568,10 +568,11 @@ def test_request_log_is_on_disk_after_sigterm(model, serve, pb, tmp_path):
     log_dir = tmp_path / "requests"
     s = serve("--model-uri", f"models:/{name}@prod", "--request-log", str(log_dir))
     cols, rows = sample_rows(30)
-    expected = []
+    expected, ids = [], []
     for i in range(0, 30, 3):
         r = s.invocations({"dataframe_split": {"columns": cols, "data": rows[i:i + 3]}})
         expected += r.json()["predictions"]
+        ids.append(r.headers["X-Request-Id"])
     stub = pb.v2_grpc.GRPCInferenceServiceStub(s.channel)
     reply = stub.ModelInfer(grpc_request(pb, name, cols, rows[:5]), timeout=5)
     expected += list(reply.outputs[0].contents.fp64_contents)
@@ -587,11 +588,13 @@ def test_request_log_is_on_disk_after_sigterm(model, serve, pb, tmp_path):
     assert {r["model_version"] for r in records} == {out["version"]}
     assert list(records[0]["features"]) == cols
     assert records[0]["features"]["ocean_proximity"] == rows[0][-1]
+    # Each row under its request's id (`<id>:<row>`), the gRPC request's own id included.
+    assert [r["request_id"] for r in records] == [f"{i}:{k}" for i in ids for k in range(3)] + [f"py-1:{k}" for k in range(5)]
 
     import pandas as pd
 
     frame = pd.concat([pd.read_csv(p) for p in csv])
-    assert list(frame.columns) == cols + ["prediction", "model_version", "timestamp"]
+    assert list(frame.columns) == cols + ["prediction", "model_version", "timestamp", "request_id"]
     assert len(frame) == 35
     assert hexes(frame["prediction"]) == hexes(expected)
 

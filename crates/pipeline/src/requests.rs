@@ -19,7 +19,7 @@ use std::time::SystemTime;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Collected {
     pub rows: u64,
-    /// Feature columns, in the order first seen, then `prediction` when present.
+    /// Feature columns, in the order first seen, then `prediction` and `request_id` when present.
     pub columns: Vec<String>,
     /// Newest timestamp gathered (the next watermark); `None` when nothing was new.
     pub newest: Option<String>,
@@ -33,6 +33,8 @@ struct Row {
     timestamp: String,
     features: serde_json::Map<String, Value>,
     prediction: Option<Value>,
+    /// The id `factory serve` logged the row under (the key labels join on).
+    request_id: Option<Value>,
 }
 
 fn parse_line(line: &str) -> Option<(Row, Option<String>)> {
@@ -40,8 +42,9 @@ fn parse_line(line: &str) -> Option<(Row, Option<String>)> {
     let timestamp = o.get("timestamp")?.as_str()?.to_string();
     let Some(Value::Object(features)) = o.remove("features") else { return None };
     let prediction = o.remove("prediction").or_else(|| o.remove("probability"));
+    let request_id = o.remove("request_id");
     let version = o.get("model_version").and_then(|v| v.as_str()).map(str::to_string);
-    Some((Row { timestamp, features, prediction }, version))
+    Some((Row { timestamp, features, prediction, request_id }, version))
 }
 
 fn jsonl_files(dirs: &[PathBuf], since: Option<SystemTime>) -> Result<Vec<PathBuf>, PipelineError> {
@@ -99,6 +102,7 @@ pub fn collect(dirs: &[PathBuf], watermark: Option<&str>, out: &Path) -> Result<
     let mut got = Collected::default();
     let mut columns: Vec<String> = Vec::new();
     let mut has_prediction = false;
+    let mut has_id = false;
     for path in jsonl_files(dirs, since)? {
         let file = File::open(&path).map_err(|source| PipelineError::Io { path: path.clone(), source })?;
         got.files_read += 1;
@@ -120,6 +124,7 @@ pub fn collect(dirs: &[PathBuf], watermark: Option<&str>, out: &Path) -> Result<
                 }
             }
             has_prediction |= row.prediction.is_some();
+            has_id |= row.request_id.is_some();
             if let Some(v) = version {
                 got.model_versions.insert(v);
             }
@@ -135,20 +140,23 @@ pub fn collect(dirs: &[PathBuf], watermark: Option<&str>, out: &Path) -> Result<
     if has_prediction {
         header.push("prediction".into());
     }
+    if has_id {
+        header.push("request_id".into());
+    }
     w.write_record(&header).map_err(write_err)?;
     for row in &rows {
         let mut fields: Vec<String> = columns.iter().map(|c| csv_field(row.features.get(c))).collect();
         if has_prediction {
             fields.push(csv_field(row.prediction.as_ref()));
         }
+        if has_id {
+            fields.push(csv_field(row.request_id.as_ref()));
+        }
         w.write_record(&fields).map_err(write_err)?;
     }
     w.flush().map_err(|source| PipelineError::Io { path: out.to_path_buf(), source })?;
     got.rows = rows.len() as u64;
-    got.columns = columns;
-    if has_prediction {
-        got.columns.push("prediction".into());
-    }
+    got.columns = header;
     Ok(got)
 }
 
@@ -232,6 +240,21 @@ mod tests {
         let none = collect(&dirs, all.newest.as_deref(), &out).unwrap();
         assert_eq!(none.rows, 0);
         assert_eq!(none.newest, None);
+    }
+
+    #[test]
+    fn request_ids_are_gathered_for_the_labels_join() {
+        let d = tempfile::tempdir().unwrap();
+        let with_id = line("2026-01-01T00:00:01.000000Z", 1.0, "A", "1").replacen("{", "{\"request_id\":\"r-1:0\",", 1);
+        let without = line("2026-01-01T00:00:02.000000Z", 2.0, "B", "1");
+        std::fs::write(d.path().join("requests-1-0.jsonl"), with_id + &without).unwrap();
+        let out = d.path().join("current.csv");
+        let got = collect(&[d.path().to_path_buf()], None, &out).unwrap();
+        assert_eq!(got.columns.last().map(String::as_str), Some("request_id"));
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "median_income,ocean_proximity,total_bedrooms,prediction,request_id\n1,A,,1.5,r-1:0\n2,B,,1.5,\n"
+        );
     }
 
     #[test]

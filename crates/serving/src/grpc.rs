@@ -9,6 +9,7 @@
 //! HTTP port (requests are told apart by path, which for gRPC is `/<service>/<method>`) or
 //! get one of their own.
 
+use crate::request_id;
 use axum::Router;
 use futures::Stream;
 use std::collections::HashMap;
@@ -110,15 +111,19 @@ impl Inference {
         self.app.model_named(name, Some(version))
     }
 
-    async fn infer(&self, req: ModelInferRequest) -> Result<ModelInferResponse, ServeError> {
+    /// Scores a request; its id is the request's `id`, else the `x-request-id` metadata, else
+    /// a new one (the answer's `id` and `x-request-id` metadata carry it back).
+    async fn infer(&self, req: ModelInferRequest, metadata_id: Option<&str>) -> Result<ModelInferResponse, ServeError> {
         let model = self.model(&req.model_name, &req.model_version)?;
+        let given = (!req.id.is_empty()).then_some(req.id.as_str());
+        let id = request_id::resolve(&[(given, "the request's id"), (metadata_id, "the x-request-id metadata")])?;
         let tensors = tensors(req.inputs, req.raw_input_contents)?;
         let frame = self.app.frame_from_v2(&model, tensors)?;
-        let predictions = self.app.score(&model, frame).await?;
+        let predictions = self.app.score(&model, frame, &id).await?;
         Ok(ModelInferResponse {
             model_name: model.name.clone(),
             model_version: model.version.clone(),
-            id: req.id,
+            id,
             parameters: HashMap::new(),
             outputs: predictions.outputs.into_iter().map(output_tensor).collect(),
             raw_output_contents: Vec::new(),
@@ -209,8 +214,22 @@ impl GrpcInferenceService for Inference {
 
     async fn model_infer(&self, req: Request<ModelInferRequest>) -> Result<Response<ModelInferResponse>, Status> {
         let started = Instant::now();
-        let r = self.infer(req.into_inner()).await.map_err(status);
-        self.observe("ModelInfer", started, r)
+        let metadata_id = match req.metadata().get(request_id::HEADER).map(|v| v.to_str()) {
+            None => Ok(None),
+            Some(Ok(v)) => Ok(Some(v.to_string())),
+            Some(Err(_)) => Err(status(ServeError::Invalid("the x-request-id metadata is not text".into()))),
+        };
+        let r = match metadata_id {
+            Ok(m) => self.infer(req.into_inner(), m.as_deref()).await.map_err(status),
+            Err(e) => Err(e),
+        };
+        let mut r = self.observe("ModelInfer", started, r);
+        if let Ok(resp) = &mut r {
+            if let Ok(v) = resp.get_ref().id.parse() {
+                resp.metadata_mut().insert(request_id::HEADER, v);
+            }
+        }
+        r
     }
 }
 

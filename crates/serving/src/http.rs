@@ -23,6 +23,7 @@ use std::time::{Instant, UNIX_EPOCH};
 
 use crate::error::ServeError;
 use crate::reload::ReloadOutcome;
+use crate::request_id;
 use crate::service::{ModelMeta, Serving};
 use crate::tensor::{datatype_is_numeric, Tensor, TensorData};
 
@@ -295,11 +296,28 @@ struct Predictions {
     predictions: Value,
 }
 
+/// The `X-Request-Id` header, if the request has one (not text: refused).
+fn header_id(headers: &HeaderMap) -> Result<Option<&str>, ServeError> {
+    headers
+        .get(request_id::HEADER)
+        .map(|v| v.to_str().map_err(|_| ServeError::Invalid("the X-Request-Id header is not text".into())))
+        .transpose()
+}
+
+/// A reply carrying the request's id back in `X-Request-Id`.
+fn with_id(mut resp: Response, id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        resp.headers_mut().insert(request_id::HEADER, v);
+    }
+    resp
+}
+
 async fn invocations(
     State(app): App,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, MlflowError> {
+    let id = request_id::resolve(&[(header_id(&headers)?, "the X-Request-Id header")])?;
     let bytes = body(&app, raw)?;
     let format = content_type(&headers)?;
     let model = app.model()?;
@@ -312,8 +330,9 @@ async fn invocations(
             package::input::from_csv(&bytes[..], model.schema()).map_err(|e| ServeError::Invalid(e.to_string()))?
         }
     };
-    let predictions = app.score(&model, frame).await?;
-    Ok(json_reply(StatusCode::OK, &Predictions { predictions: package::output::to_mlflow_json(&predictions) }))
+    let predictions = app.score(&model, frame, &id).await?;
+    let reply = json_reply(StatusCode::OK, &Predictions { predictions: package::output::to_mlflow_json(&predictions) });
+    Ok(with_id(reply, &id))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -518,17 +537,21 @@ pub fn v2_request(bytes: &[u8]) -> Result<(Option<String>, Vec<Tensor>), ServeEr
 async fn v2_infer(
     State(app): App,
     Path(p): Path<ModelPath>,
+    headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, V2Error> {
     let bytes = body(&app, raw)?;
     let model = app.model_named(&p.name, p.version.as_deref())?;
     let (id, tensors) = v2_request(&bytes)?;
+    // The body's `id` first, then the header, else a new one; the reply carries it in both.
+    let id =
+        request_id::resolve(&[(id.as_deref(), "the request's id"), (header_id(&headers)?, "the X-Request-Id header")])?;
     let frame = app.frame_from_v2(&model, tensors)?;
-    let predictions = app.score(&model, frame).await?;
+    let predictions = app.score(&model, frame, &id).await?;
     let reply = V2Response {
         model_name: &model.name,
         model_version: &model.version,
-        id: id.as_deref(),
+        id: Some(&id),
         outputs: predictions
             .outputs
             .iter()
@@ -540,7 +563,7 @@ async fn v2_infer(
             })
             .collect(),
     };
-    Ok(json_reply(StatusCode::OK, &reply))
+    Ok(with_id(json_reply(StatusCode::OK, &reply), &id))
 }
 
 // ---------------------------------------------------------------------------------------

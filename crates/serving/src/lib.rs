@@ -34,6 +34,7 @@ pub mod predictor;
 mod props;
 pub mod proto;
 pub mod reload;
+pub mod request_id;
 pub mod request_log;
 pub mod server;
 pub mod service;

@@ -14,12 +14,12 @@
 //! reaches the size limit, and a CSV file also when the model's columns change:
 //!
 //! - `.jsonl` — one JSON object per row:
-//!   `{"timestamp":"2025-06-01T12:00:00.123456Z","model_version":"3","prediction":206855.8,
-//!   "features":{"longitude":-122.23,...,"ocean_proximity":"NEAR BAY"}}`; a missing value
-//!   is `null`; the output key is `probability` for classifiers;
+//!   `{"timestamp":"2025-06-01T12:00:00.123456Z","request_id":"6f1c…","model_version":"3",
+//!   "prediction":206855.8,"features":{"longitude":-122.23,...,"ocean_proximity":"NEAR BAY"}}`;
+//!   a missing value is `null`; the output key is `probability` for classifiers;
 //! - `.csv` — a header with the feature columns in signature order, then the output column
-//!   (`prediction` / `probability`), `model_version` and `timestamp`; a missing value is an
-//!   empty field. This is what `factory drift --current` reads directly.
+//!   (`prediction` / `probability`), `model_version`, `timestamp` and `request_id`; a missing
+//!   value is an empty field. This is what `factory drift --current` reads directly.
 //!
 //! Numbers are written with the shortest text that reads back to the same `f64`.
 
@@ -58,6 +58,8 @@ impl RequestLogConfig {
 /// One scored request.
 pub struct Entry {
     pub timestamp: SystemTime,
+    /// The request's id ([`crate::request_id`]); rows of a multi-row request get `<id>:<row>`.
+    pub request_id: String,
     pub model: Arc<LoadedModel>,
     pub frame: Frame,
     pub predictions: Vec<f64>,
@@ -255,15 +257,14 @@ fn json_f64(x: f64) -> String {
 
 /// The JSON Lines for one entry.
 fn jsonl_rows(e: &Entry, timestamp: &str) -> Vec<u8> {
-    let head = format!(
-        "{{\"timestamp\":{},\"model_version\":{},\"{}\":",
-        json_str(timestamp),
-        json_str(&e.model.version),
-        e.model.output_name()
-    );
+    let time = format!("{{\"timestamp\":{},\"request_id\":", json_str(timestamp));
+    let head = format!(",\"model_version\":{},\"{}\":", json_str(&e.model.version), e.model.output_name());
     let keys: Vec<String> = e.frame.columns().iter().map(|c| json_str(&c.name)).collect();
     let mut out = Vec::with_capacity(e.frame.n_rows() * 256);
+    let rows = e.predictions.len();
     for (row, p) in e.predictions.iter().enumerate() {
+        out.extend_from_slice(time.as_bytes());
+        out.extend_from_slice(json_str(&crate::request_id::row_key(&e.request_id, row, rows)).as_bytes());
         out.extend_from_slice(head.as_bytes());
         out.extend_from_slice(json_f64(*p).as_bytes());
         out.extend_from_slice(b",\"features\":{");
@@ -294,13 +295,14 @@ fn csv_field(s: &str) -> String {
 
 fn csv_header(e: &Entry) -> String {
     let mut cols: Vec<String> = e.frame.columns().iter().map(|c| csv_field(&c.name)).collect();
-    cols.extend([e.model.output_name().to_string(), "model_version".into(), "timestamp".into()]);
+    cols.extend([e.model.output_name().to_string(), "model_version".into(), "timestamp".into(), "request_id".into()]);
     cols.join(",") + "\n"
 }
 
 fn csv_rows(e: &Entry, timestamp: &str) -> Vec<u8> {
-    let tail = format!(",{},{timestamp}\n", csv_field(&e.model.version));
+    let tail = format!(",{},{timestamp},", csv_field(&e.model.version));
     let mut out = String::with_capacity(e.frame.n_rows() * 128);
+    let rows = e.predictions.len();
     for (row, p) in e.predictions.iter().enumerate() {
         for c in e.frame.columns() {
             match &c.data {
@@ -312,6 +314,9 @@ fn csv_rows(e: &Entry, timestamp: &str) -> Vec<u8> {
         }
         out.push_str(&p.to_string());
         out.push_str(&tail);
+        // Ids are made of characters a CSV field never quotes (`request_id`).
+        out.push_str(&crate::request_id::row_key(&e.request_id, row, rows));
+        out.push('\n');
     }
     out.into_bytes()
 }

@@ -162,8 +162,13 @@ impl Serving {
     }
 
     /// Scores a frame decoded against `model`'s schema with `model` (never with a model
-    /// swapped in meanwhile), and logs the rows.
-    pub async fn score(&self, model: &Arc<LoadedModel>, frame: Frame) -> Result<Predictions, ServeError> {
+    /// swapped in meanwhile), and logs the rows under `request_id`.
+    pub async fn score(
+        &self,
+        model: &Arc<LoadedModel>,
+        frame: Frame,
+        request_id: &str,
+    ) -> Result<Predictions, ServeError> {
         let rows = frame.n_rows();
         let (frame, predictions) = match &self.batcher {
             Some(b) if rows < b.config.max_batch_rows => {
@@ -190,6 +195,7 @@ impl Serving {
         if let Some(log) = &self.request_log {
             log.log(Entry {
                 timestamp: SystemTime::now(),
+                request_id: request_id.to_string(),
                 model: model.clone(),
                 frame,
                 predictions: predictions.scores(),

@@ -90,6 +90,16 @@ async fn inference_service_on_a_separate_port() {
     // Typed contents.
     let r = c.model_infer(request(columns(5))).await.unwrap().into_inner();
     assert_eq!((r.model_name.as_str(), r.model_version.as_str(), r.id.as_str()), ("housing", "m-1", "g-1"));
+    // Without an id: the x-request-id metadata, else a new one; the answer carries it back.
+    let mut req = tonic::Request::new(ModelInferRequest { id: String::new(), ..request(columns(1)) });
+    req.metadata_mut().insert("x-request-id", "meta-1".parse().unwrap());
+    let resp = c.model_infer(req).await.unwrap();
+    assert_eq!(resp.metadata().get("x-request-id").unwrap(), "meta-1");
+    assert_eq!(resp.into_inner().id, "meta-1");
+    let made = c.model_infer(ModelInferRequest { id: String::new(), ..request(columns(1)) }).await.unwrap();
+    assert_eq!(made.into_inner().id.len(), 32);
+    let bad = c.model_infer(ModelInferRequest { id: "no spaces".into(), ..request(columns(1)) }).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
     let out = &r.outputs[0];
     assert_eq!((out.name.as_str(), out.datatype.as_str(), out.shape.clone()), ("prediction", "FP64", vec![5]));
     let got: Vec<u64> = out.contents.as_ref().unwrap().fp64_contents.iter().map(|x| x.to_bits()).collect();
