@@ -283,5 +283,19 @@ def test_stack_production_blue_green_loop():
     job = find(docs, "Job", "prod-mlops-stack-bootstrap-1")
     env = env_sources(container(job, "bootstrap"))
     assert env["ALIASES"] == "prod blue green" and env["TRAIN_DATA"] == "https://data.example.com/housing.csv"
-    assert container(find(docs, "Deployment", "prod-factory-server"), "server")["image"] == f"{IMAGE}:1.2.3"
+    server = find(docs, "Deployment", "prod-factory-server")
+    assert container(server, "server")["image"] == f"{IMAGE}:1.2.3"
+    # The deployments page reaches the gateway's admin API with the admin token as a file, and the
+    # gateway's network policy lets the server's pods through to the admin port.
+    env = env_sources(container(server, "server"))
+    assert env["FACTORY_GATEWAY_ADMIN"] == "prod-mlops-factory-gateway-admin:50049"
+    assert env["FACTORY_GATEWAY_MODEL"] == "california-housing-model"
+    assert env["FACTORY_GATEWAY_ADMIN_TOKEN_FILE"] == "/run/secrets/factory-gateway-admin/token"
+    volumes = {v["name"]: v for v in pod_spec(server)["volumes"]}
+    assert volumes["gateway-admin-token"]["secret"]["secretName"] == "prod-mlops-factory-admin-token"
+    assert find(docs, "Secret", "prod-mlops-factory-admin-token"), "the token the gateway checks"
+    pol = find(docs, "NetworkPolicy", "prod-mlops-factory-gateway")
+    admin_from = [r for r in pol["spec"]["ingress"] if r.get("from")][0]["from"]
+    server_labels = server["spec"]["template"]["metadata"]["labels"]
+    assert any(all(server_labels.get(k) == v for k, v in f["podSelector"]["matchLabels"].items()) for f in admin_from)
     assert {"prod-factory-server", "prod-mlops-factory"} <= set(names(docs, "ServiceMonitor"))
