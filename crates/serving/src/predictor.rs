@@ -40,6 +40,12 @@ impl LoadedModel {
         self.model.schema()
     }
 
+    /// Whether this is a factory binary classifier: its answers then also carry a `label`
+    /// (probability ≥ the serving threshold), and the request log writes both.
+    pub fn binary_classifier(&self) -> bool {
+        self.model.factory().is_some_and(|m| m.task() == learn::Task::BinaryClassification)
+    }
+
     /// The name of the model's first output (`prediction` / `probability` for factory
     /// models): the request log's prediction column.
     pub fn output_name(&self) -> &str {

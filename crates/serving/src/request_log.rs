@@ -16,9 +16,11 @@
 //! - `.jsonl` — one JSON object per row:
 //!   `{"timestamp":"2025-06-01T12:00:00.123456Z","request_id":"6f1c…","model_version":"3",
 //!   "prediction":206855.8,"features":{"longitude":-122.23,...,"ocean_proximity":"NEAR BAY"}}`;
-//!   a missing value is `null`; the output key is `probability` for classifiers;
+//!   a missing value is `null`; a binary classifier's row has `"prediction"` (its label, 0 or
+//!   1 by the serving threshold) and `"probability"` (of class 1);
 //! - `.csv` — a header with the feature columns in signature order, then the output column
-//!   (`prediction` / `probability`), `model_version`, `timestamp` and `request_id`; a missing
+//!   (`prediction`; a classifier's `prediction` and `probability`), `model_version`,
+//!   `timestamp` and `request_id`; a missing
 //!   value is an empty field. This is what `factory drift --current` reads directly.
 //!
 //! Numbers are written with the shortest text that reads back to the same `f64`.
@@ -63,6 +65,8 @@ pub struct Entry {
     pub model: Arc<LoadedModel>,
     pub frame: Frame,
     pub predictions: Vec<f64>,
+    /// A binary classifier's labels (then `predictions` are the probabilities).
+    pub labels: Option<Vec<i64>>,
 }
 
 enum Msg {
@@ -258,14 +262,19 @@ fn json_f64(x: f64) -> String {
 /// The JSON Lines for one entry.
 fn jsonl_rows(e: &Entry, timestamp: &str) -> Vec<u8> {
     let time = format!("{{\"timestamp\":{},\"request_id\":", json_str(timestamp));
-    let head = format!(",\"model_version\":{},\"{}\":", json_str(&e.model.version), e.model.output_name());
+    let version = format!(",\"model_version\":{}", json_str(&e.model.version));
+    let head = format!("{version},\"{}\":", e.model.output_name());
     let keys: Vec<String> = e.frame.columns().iter().map(|c| json_str(&c.name)).collect();
     let mut out = Vec::with_capacity(e.frame.n_rows() * 256);
     let rows = e.predictions.len();
     for (row, p) in e.predictions.iter().enumerate() {
         out.extend_from_slice(time.as_bytes());
         out.extend_from_slice(json_str(&crate::request_id::row_key(&e.request_id, row, rows)).as_bytes());
-        out.extend_from_slice(head.as_bytes());
+        if let Some(labels) = &e.labels {
+            out.extend_from_slice(format!("{version},\"prediction\":{},\"probability\":", labels[row]).as_bytes());
+        } else {
+            out.extend_from_slice(head.as_bytes());
+        }
         out.extend_from_slice(json_f64(*p).as_bytes());
         out.extend_from_slice(b",\"features\":{");
         for (j, (c, key)) in e.frame.columns().iter().zip(&keys).enumerate() {
@@ -295,7 +304,11 @@ fn csv_field(s: &str) -> String {
 
 fn csv_header(e: &Entry) -> String {
     let mut cols: Vec<String> = e.frame.columns().iter().map(|c| csv_field(&c.name)).collect();
-    cols.extend([e.model.output_name().to_string(), "model_version".into(), "timestamp".into(), "request_id".into()]);
+    match e.labels {
+        Some(_) => cols.extend(["prediction".into(), "probability".into()]),
+        None => cols.push(e.model.output_name().to_string()),
+    }
+    cols.extend(["model_version".into(), "timestamp".into(), "request_id".into()]);
     cols.join(",") + "\n"
 }
 
@@ -310,6 +323,10 @@ fn csv_rows(e: &Entry, timestamp: &str) -> Vec<u8> {
                 ColumnData::Numeric(v) => out.push_str(&v[row].to_string()),
                 ColumnData::Categorical(v) => out.push_str(&v[row].as_deref().map(csv_field).unwrap_or_default()),
             }
+            out.push(',');
+        }
+        if let Some(labels) = &e.labels {
+            out.push_str(&labels[row].to_string());
             out.push(',');
         }
         out.push_str(&p.to_string());

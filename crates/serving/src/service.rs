@@ -43,6 +43,9 @@ pub struct Config {
     pub grpc_max_message_bytes: Option<usize>,
     /// Bearer tokens the admin listener requires (`None`: none, allowed on loopback only).
     pub admin_tokens: Option<admin_api::Tokens>,
+    /// A binary classifier's decision threshold: `label` is 1 when the probability is at least
+    /// this (in [0, 1]).
+    pub threshold: f64,
 }
 
 impl Config {
@@ -62,6 +65,7 @@ impl Config {
             limits: listener::Limits::default(),
             grpc_max_message_bytes: None,
             admin_tokens: None,
+            threshold: 0.5,
         }
     }
 }
@@ -108,6 +112,7 @@ pub struct Serving {
     pub limits: listener::Limits,
     pub grpc_max_message_bytes: usize,
     pub admin_tokens: Option<admin_api::Tokens>,
+    pub threshold: f64,
     stopping: watch::Sender<bool>,
     started_at: SystemTime,
 }
@@ -144,6 +149,7 @@ impl Serving {
             grpc_max_message_bytes: cfg.grpc_max_message_bytes.unwrap_or(cfg.max_body_bytes),
             limits: cfg.limits,
             admin_tokens: cfg.admin_tokens,
+            threshold: cfg.threshold,
             stopping: watch::channel(false).0,
             started_at: SystemTime::now(),
         }))
@@ -192,6 +198,15 @@ impl Serving {
                 (frame, p)
             }
         };
+        let mut predictions = predictions;
+        let labels = model.binary_classifier().then(|| self.labels(&predictions));
+        if let Some(l) = &labels {
+            // After the probability: MLflow scoring answers with the first output only, as
+            // `mlflow models serve` does for the model's pyfunc; V2 lists both.
+            let values = formats::Values::I64(l.clone());
+            predictions.outputs.push(formats::Tensor { name: "label".into(), shape: vec![l.len()], values });
+            predictions.class_labels.push(None);
+        }
         if let Some(log) = &self.request_log {
             log.log(Entry {
                 timestamp: SystemTime::now(),
@@ -199,6 +214,7 @@ impl Serving {
                 model: model.clone(),
                 frame,
                 predictions: predictions.scores(),
+                labels,
             });
         }
         Ok(predictions)
@@ -228,6 +244,12 @@ impl Serving {
 
     /// V2 metadata of the model serving now: an ONNX model's own inputs (name, type,
     /// shape), else one input per column; the model's outputs.
+    /// A binary classifier's labels: 1 where the probability of the positive class is at
+    /// least the threshold (a NaN probability is 0).
+    fn labels(&self, p: &Predictions) -> Vec<i64> {
+        p.scores().into_iter().map(|s| i64::from(s >= self.threshold)).collect()
+    }
+
     pub fn metadata(&self, model: &LoadedModel) -> ModelMeta {
         let inputs = match model.model.onnx_inputs() {
             Some(specs) => specs
@@ -256,6 +278,11 @@ impl Serving {
                 .outputs()
                 .iter()
                 .map(|o| TensorMeta { name: o.name.clone(), datatype: o.elem.v2_name(), shape: o.shape.clone() })
+                .chain(model.binary_classifier().then(|| TensorMeta {
+                    name: "label".into(),
+                    datatype: "INT64",
+                    shape: vec![-1],
+                }))
                 .collect(),
         }
     }

@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// Largest request body accepted (HTTP and gRPC messages).
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// A binary classifier's decision threshold: V2 answers and the request log give `label` 1
+    /// when the probability of class 1 is at least this.
+    #[arg(long, env = "FACTORY_THRESHOLD", default_value_t = 0.5)]
+    pub threshold: f64,
     /// Adaptive batching: most rows per model call (0 = off, the default; see docs/serving.md).
     #[arg(long, default_value_t = 0)]
     pub batch_max_rows: usize,
@@ -103,6 +107,10 @@ fn config(args: &ServeArgs) -> anyhow::Result<serving::Config> {
     }
     cfg.grpc_max_message_bytes = args.grpc_max_message_bytes;
     cfg.admin_tokens = args.admin_token.tokens()?;
+    if !(0.0..=1.0).contains(&args.threshold) {
+        anyhow::bail!("--threshold must be a probability from 0 to 1, not {}", args.threshold);
+    }
+    cfg.threshold = args.threshold;
     if let Some(dir) = &args.request_log {
         let mut log = serving::RequestLogConfig::new(dir.clone());
         log.max_file_bytes = args.request_log_max_mb.max(1) << 20;

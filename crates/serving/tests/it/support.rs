@@ -19,19 +19,30 @@ pub fn rows(n: usize) -> Frame {
         .unwrap()
 }
 
+/// The regression target of [`rows`] (`shift` moves it).
+fn target(i: usize, shift: f64) -> f64 {
+    let x1 = (i % 17) as f64 * 0.5;
+    let x2 = ((i * 7) % 23) as f64 - 11.0;
+    2.0 * x1 + x2 + if i.is_multiple_of(3) { 3.0 } else { 0.0 } + shift
+}
+
 /// Trains a small regressor (`shift` changes its predictions) and packages it in `dir`
 /// with model id `m-<tag>`.
 pub fn write_package(dir: &Path, shift: f64, tag: &str) {
+    let y: Vec<f64> = (0..400).map(|i| target(i, shift)).collect();
+    write_fitted(dir, &y, Task::Regression, tag);
+}
+
+/// A binary classifier on [`rows`] (class 1 where the regression target is above 4).
+pub fn write_classifier(dir: &Path, tag: &str) {
+    let y: Vec<f64> = (0..400).map(|i| f64::from(target(i, 0.0) > 4.0)).collect();
+    write_fitted(dir, &y, Task::BinaryClassification, tag);
+}
+
+fn write_fitted(dir: &Path, y: &[f64], task: Task, tag: &str) {
     let x = rows(400);
-    let y: Vec<f64> = (0..400)
-        .map(|i| {
-            let x1 = (i % 17) as f64 * 0.5;
-            let x2 = ((i * 7) % 23) as f64 - 11.0;
-            2.0 * x1 + x2 + if i % 3 == 0 { 3.0 } else { 0.0 } + shift
-        })
-        .collect();
     let spec = ModelSpec::Gbm(GbmParams { max_iter: 15, min_samples_leaf: 5, ..GbmParams::default() });
-    let (model, _) = learn::fit(&x, &y, Task::Regression, &spec, &mut |_, _| {}).unwrap();
+    let (model, _) = learn::fit(&x, y, task, &spec, &mut |_, _| {}).unwrap();
     if dir.exists() {
         std::fs::remove_dir_all(dir).unwrap();
     }
