@@ -590,6 +590,12 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
         wall_seconds: steps.start.elapsed().as_secs_f64(),
     };
     print_summary(&summary, &drifted, traffic.last_error.lock().unwrap_or_else(|e| e.into_inner()).as_deref());
+    eprintln!(
+        "  browse it               factory server --backend-store-uri sqlite:///{} --artifacts-destination {}\n\
+         \x20                         then http://127.0.0.1:5000/factory/ (drift cycles, lineage; / is MLflow's UI)",
+        work.join("mlflow.db").display(),
+        work.join("mlartifacts").display()
+    );
     drop(children);
     Ok(summary)
 }
