@@ -207,6 +207,11 @@ def test_every_page_shows_what_the_demo_did_and_the_admin_switches_traffic(stack
     assert (weights[before["active"]], weights[idle]) == (10, 90), weights
     status, html = request(stack["base"] + "/factory/deployments/canary", "POST", b"percent=150", ADMIN, form)
     assert status == 400 and "0 to 100" in html, html
+    # A form drawn before a switch names a colour that is active now: refused, weights unchanged.
+    stale = f"to={idle}&percent=50".encode()
+    status, html = request(stack["base"] + "/factory/deployments/canary", "POST", stale, ADMIN, form)
+    assert status == 409 and "no longer the idle colour" in html, html
+    assert gateway_status(stack)["weights"] == weights
     # From `/`, the MLflow UI links to these pages.
     status, html = request(stack["base"] + "/", user=ADMIN)
     assert status == 200 and 'href="factory/"' in html

@@ -36,6 +36,8 @@ pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// Response header naming the colour that answered.
 pub const UPSTREAM_HEADER: &str = "x-gateway-upstream";
+/// The request id header `factory serve` reads (and answers with).
+const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded; `te: trailers` is, as gRPC needs it.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -78,6 +80,14 @@ pub async fn handle(w: Arc<Worker>, req: Request<RequestBody>) -> Result<Respons
     if !shadow {
         let (parts, body) = req.into_parts();
         return Ok(forward(&w, colour, parts, Box::pin(body), None).await);
+    }
+    // Both colours score a shadowed request under one request id (serve logs rows by it, and
+    // makes one of its own when none is given).
+    let mut req = req;
+    if !req.headers().contains_key(REQUEST_ID_HEADER) {
+        if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string()) {
+            req.headers_mut().insert(REQUEST_ID_HEADER, id);
+        }
     }
     Ok(match take_for_shadow(&w, req).await {
         Shadow::Copy(parts, bytes, slot) => shadowed(w, colour, parts, bytes, slot).await,

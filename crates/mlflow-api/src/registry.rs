@@ -74,7 +74,7 @@ fn version(name: &Option<String>, action: Action) -> ApiResult<Need> {
 
 /// `_withhold_denied_latest_versions`: a model the caller reads still hides its versions when
 /// the version tier is denied, and the versions it shows what they say about denied tiers.
-fn withhold_versions(who: &Caller, models: &mut [tracking::RegisteredModel]) {
+pub(crate) fn withhold_versions(who: &Caller, models: &mut [tracking::RegisteredModel]) {
     let Some(g) = who.grants() else { return };
     let (versions_open, withheld) = (tier_open(g, REGISTERED_MODEL_VERSION), Withheld::of(who));
     for m in models {

@@ -19,7 +19,8 @@ use std::time::SystemTime;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Collected {
     pub rows: u64,
-    /// Feature columns, in the order first seen, then `prediction` and `request_id` when present.
+    /// Feature columns, in the order first seen, then `prediction`, `probability` and
+    /// `request_id` when present.
     pub columns: Vec<String>,
     /// Newest timestamp gathered (the next watermark); `None` when nothing was new.
     pub newest: Option<String>,
@@ -33,6 +34,8 @@ struct Row {
     timestamp: String,
     features: serde_json::Map<String, Value>,
     prediction: Option<Value>,
+    /// A classifier's probability of class 1 (its `prediction` is then the label).
+    probability: Option<Value>,
     /// The id `factory serve` logged the row under (the key labels join on).
     request_id: Option<Value>,
 }
@@ -41,10 +44,11 @@ fn parse_line(line: &str) -> Option<(Row, Option<String>)> {
     let Value::Object(mut o) = serde_json::from_str::<Value>(line).ok()? else { return None };
     let timestamp = o.get("timestamp")?.as_str()?.to_string();
     let Some(Value::Object(features)) = o.remove("features") else { return None };
-    let prediction = o.remove("prediction").or_else(|| o.remove("probability"));
+    let prediction = o.remove("prediction");
+    let probability = o.remove("probability");
     let request_id = o.remove("request_id");
     let version = o.get("model_version").and_then(|v| v.as_str()).map(str::to_string);
-    Some((Row { timestamp, features, prediction, request_id }, version))
+    Some((Row { timestamp, features, prediction, probability, request_id }, version))
 }
 
 fn jsonl_files(dirs: &[PathBuf], since: Option<SystemTime>) -> Result<Vec<PathBuf>, PipelineError> {
@@ -101,8 +105,7 @@ pub fn collect(dirs: &[PathBuf], watermark: Option<&str>, out: &Path) -> Result<
     let mut rows = Vec::new();
     let mut got = Collected::default();
     let mut columns: Vec<String> = Vec::new();
-    let mut has_prediction = false;
-    let mut has_id = false;
+    let (mut has_prediction, mut has_probability, mut has_id) = (false, false, false);
     for path in jsonl_files(dirs, since)? {
         let file = File::open(&path).map_err(|source| PipelineError::Io { path: path.clone(), source })?;
         got.files_read += 1;
@@ -124,6 +127,7 @@ pub fn collect(dirs: &[PathBuf], watermark: Option<&str>, out: &Path) -> Result<
                 }
             }
             has_prediction |= row.prediction.is_some();
+            has_probability |= row.probability.is_some();
             has_id |= row.request_id.is_some();
             if let Some(v) = version {
                 got.model_versions.insert(v);
@@ -137,20 +141,20 @@ pub fn collect(dirs: &[PathBuf], watermark: Option<&str>, out: &Path) -> Result<
     let write_err = |e: csv::Error| PipelineError::Data(format!("{}: {e}", out.display()));
     let mut w = csv::Writer::from_path(out).map_err(write_err)?;
     let mut header = columns.clone();
-    if has_prediction {
-        header.push("prediction".into());
-    }
-    if has_id {
-        header.push("request_id".into());
+    for (has, name) in [(has_prediction, "prediction"), (has_probability, "probability"), (has_id, "request_id")] {
+        if has {
+            header.push(name.into());
+        }
     }
     w.write_record(&header).map_err(write_err)?;
     for row in &rows {
         let mut fields: Vec<String> = columns.iter().map(|c| csv_field(row.features.get(c))).collect();
-        if has_prediction {
-            fields.push(csv_field(row.prediction.as_ref()));
-        }
-        if has_id {
-            fields.push(csv_field(row.request_id.as_ref()));
+        for (has, value) in
+            [(has_prediction, &row.prediction), (has_probability, &row.probability), (has_id, &row.request_id)]
+        {
+            if has {
+                fields.push(csv_field(value.as_ref()));
+            }
         }
         w.write_record(&fields).map_err(write_err)?;
     }
@@ -243,9 +247,13 @@ mod tests {
     }
 
     #[test]
-    fn request_ids_are_gathered_for_the_labels_join() {
+    fn request_ids_and_probabilities_are_gathered_for_the_classification_checks() {
         let d = tempfile::tempdir().unwrap();
-        let with_id = line("2026-01-01T00:00:01.000000Z", 1.0, "A", "1").replacen("{", "{\"request_id\":\"r-1:0\",", 1);
+        let with_id = line("2026-01-01T00:00:01.000000Z", 1.0, "A", "1").replacen(
+            "{",
+            "{\"request_id\":\"r-1:0\",\"probability\":0.25,",
+            1,
+        );
         let without = line("2026-01-01T00:00:02.000000Z", 2.0, "B", "1");
         std::fs::write(d.path().join("requests-1-0.jsonl"), with_id + &without).unwrap();
         let out = d.path().join("current.csv");
@@ -253,7 +261,7 @@ mod tests {
         assert_eq!(got.columns.last().map(String::as_str), Some("request_id"));
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
-            "median_income,ocean_proximity,total_bedrooms,prediction,request_id\n1,A,,1.5,r-1:0\n2,B,,1.5,\n"
+            "median_income,ocean_proximity,total_bedrooms,prediction,probability,request_id\n1,A,,1.5,0.25,r-1:0\n2,B,,1.5,,\n"
         );
     }
 

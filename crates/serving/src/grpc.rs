@@ -111,23 +111,31 @@ impl Inference {
         self.app.model_named(name, Some(version))
     }
 
-    /// Scores a request; its id is the request's `id`, else the `x-request-id` metadata, else
-    /// a new one (the answer's `id` and `x-request-id` metadata carry it back).
-    async fn infer(&self, req: ModelInferRequest, metadata_id: Option<&str>) -> Result<ModelInferResponse, ServeError> {
+    /// Scores a request under its id: the request's `id`, else the `x-request-id` metadata,
+    /// else a new one (returned beside the answer, for the answer's metadata). The answer's
+    /// `id` echoes the request's, as V2 says.
+    async fn infer(
+        &self,
+        req: ModelInferRequest,
+        metadata_id: Option<&str>,
+    ) -> Result<(ModelInferResponse, String), ServeError> {
         let model = self.model(&req.model_name, &req.model_version)?;
-        let given = (!req.id.is_empty()).then_some(req.id.as_str());
-        let id = request_id::resolve(&[(given, "the request's id"), (metadata_id, "the x-request-id metadata")])?;
+        let id = request_id::resolve(&[
+            (Some(req.id.as_str()), "the request's id"),
+            (metadata_id, "the x-request-id metadata"),
+        ])?;
         let tensors = tensors(req.inputs, req.raw_input_contents)?;
         let frame = self.app.frame_from_v2(&model, tensors)?;
         let predictions = self.app.score(&model, frame, &id).await?;
-        Ok(ModelInferResponse {
+        let answer = ModelInferResponse {
             model_name: model.name.clone(),
             model_version: model.version.clone(),
-            id,
+            id: req.id,
             parameters: HashMap::new(),
             outputs: predictions.outputs.into_iter().map(output_tensor).collect(),
             raw_output_contents: Vec::new(),
-        })
+        };
+        Ok((answer, id))
     }
 }
 
@@ -223,9 +231,13 @@ impl GrpcInferenceService for Inference {
             Ok(m) => self.infer(req.into_inner(), m.as_deref()).await.map_err(status),
             Err(e) => Err(e),
         };
+        let (r, id) = match r {
+            Ok((answer, id)) => (Ok(answer), Some(id)),
+            Err(e) => (Err(e), None),
+        };
         let mut r = self.observe("ModelInfer", started, r);
-        if let Ok(resp) = &mut r {
-            if let Ok(v) = resp.get_ref().id.parse() {
+        if let (Ok(resp), Some(id)) = (&mut r, id) {
+            if let Ok(v) = id.parse() {
                 resp.metadata_mut().insert(request_id::HEADER, v);
             }
         }

@@ -542,16 +542,20 @@ async fn v2_infer(
 ) -> Result<Response, V2Error> {
     let bytes = body(&app, raw)?;
     let model = app.model_named(&p.name, p.version.as_deref())?;
-    let (id, tensors) = v2_request(&bytes)?;
-    // The body's `id` first, then the header, else a new one; the reply carries it in both.
-    let id =
-        request_id::resolve(&[(id.as_deref(), "the request's id"), (header_id(&headers)?, "the X-Request-Id header")])?;
+    let (given, tensors) = v2_request(&bytes)?;
+    // The body's `id` first, then the header, else a new one: in the X-Request-Id answer header,
+    // and as the answer's `id` when the request had one (V2 echoes it; two colours answering a
+    // shadowed request give the same body).
+    let id = request_id::resolve(&[
+        (given.as_deref(), "the request's id"),
+        (header_id(&headers)?, "the X-Request-Id header"),
+    ])?;
     let frame = app.frame_from_v2(&model, tensors)?;
     let predictions = app.score(&model, frame, &id).await?;
     let reply = V2Response {
         model_name: &model.name,
         model_version: &model.version,
-        id: Some(&id),
+        id: given.as_deref().filter(|g| !g.is_empty()),
         outputs: predictions
             .outputs
             .iter()

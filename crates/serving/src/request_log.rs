@@ -331,8 +331,7 @@ fn csv_rows(e: &Entry, timestamp: &str) -> Vec<u8> {
         }
         out.push_str(&p.to_string());
         out.push_str(&tail);
-        // Ids are made of characters a CSV field never quotes (`request_id`).
-        out.push_str(&crate::request_id::row_key(&e.request_id, row, rows));
+        out.push_str(&csv_field(&crate::request_id::row_key(&e.request_id, row, rows)));
         out.push('\n');
     }
     out.into_bytes()

@@ -29,6 +29,9 @@ pub struct GatewayLink {
     pub model: String,
 }
 
+/// Where `POST /factory/deployments/{operation}` sits, relative to `/factory/`.
+const OPERATE_ROOT: view::Root = view::Root("../");
+
 /// How long the page waits for the gateway's status and audit log.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Audit records shown, newest first.
@@ -56,6 +59,7 @@ impl Input for View {
 }
 
 pub async fn page(s: AppState, who: Caller, v: View) -> ApiResult<Response> {
+    let root = view::Root("./");
     let Some(gw) = &s.gateway else {
         let body = html! {
             h1 { "Deployments" }
@@ -63,15 +67,15 @@ pub async fn page(s: AppState, who: Caller, v: View) -> ApiResult<Response> {
                 code { "--gateway-admin ADDR --gateway-model NAME" } " (and the gateway's admin token in "
                 code { "--gateway-admin-token-file" } ") to see and drive the blue-green deployment here." }
         };
-        return Ok(view::page(StatusCode::OK, "Deployments", &who, body));
+        return Ok(view::page(StatusCode::OK, "Deployments", &who, root, body));
     };
     let reader = gw.client.clone().with_timeout(READ_TIMEOUT);
     let (status, audit) = tokio::join!(reader.status(), reader.audit());
     let status = match status {
         Ok(st) => st,
         Err(e) => {
-            let msg = format!("The gateway's admin API at {} did not answer: {e}", gw.client.base());
-            return Ok(view::problem(StatusCode::BAD_GATEWAY, "Deployments", &who, &msg));
+            let msg = format!("The gateway's admin API did not answer: {e}");
+            return Ok(view::problem(StatusCode::BAD_GATEWAY, "Deployments", &who, root, &msg));
         }
     };
     let audit = audit.unwrap_or_default();
@@ -79,25 +83,27 @@ pub async fn page(s: AppState, who: Caller, v: View) -> ApiResult<Response> {
     let done = v.op.as_ref().and_then(|op| audit.iter().rev().find(|a| &a.operation_id == op));
     let body = html! {
         h1 { "Deployments — " (gw.model) }
-        p.muted { "Gateway admin API " code { (gw.client.base()) } " · "
-            a href=(format!("/#/models/{}", view::seg(&gw.model))) { "model in the MLflow UI" } }
+        p.muted {
+            @if manage { "Gateway admin API " code { (gw.client.base()) } " · " }
+            a href=(view::mlflow_model_href(root, &gw.model)) { "model in the MLflow UI" }
+        }
         @if let Some(a) = done {
             p class=(if a.outcome == "ok" { "box" } else { "error" }) {
                 "Operation " code { (a.operation_id) } " (" (a.op) "): " strong { (a.outcome) }
                 @if let Some(d) = &a.detail { " — " (d) }
             }
         }
-        (colours(&gw.model, &status))
+        (colours(root, &gw.model, &status))
         @if manage { (forms(&status)) } @else {
             p.muted { "You may view this deployment; switching, rollback and canary need MANAGE on " (gw.model) "." }
         }
         h2 { "Audit log" }
-        (audit_table(&gw.model, &audit))
+        (audit_table(root, &gw.model, &audit))
     };
-    Ok(view::page(StatusCode::OK, "Deployments", &who, body))
+    Ok(view::page(StatusCode::OK, "Deployments", &who, root, body))
 }
 
-fn colours(model: &str, st: &StatusReply) -> Markup {
+fn colours(root: view::Root, model: &str, st: &StatusReply) -> Markup {
     html! {
         table {
             tr { th { "Colour" } th { "Role" } th { "Weight" } th { "Version" } th { "Health" } th { "Requests" }
@@ -110,7 +116,7 @@ fn colours(model: &str, st: &StatusReply) -> Markup {
                          @if st.previous == Some(c) { " (previous)" } }
                     td.num { (st.weights.of(c)) "%" }
                     td { @match &u.model_version {
-                        Some(v) => a href=(view::lineage_href(model, v)) { "v" (v) },
+                        Some(v) => a href=(view::lineage_href(root, model, v)) { "v" (v) },
                         None => span.muted { "unknown" },
                     } }
                     td { @if u.healthy { span.good { "healthy" } } @else {
@@ -129,17 +135,18 @@ fn forms(st: &StatusReply) -> Markup {
     html! {
         h2 { "Operate" }
         div.box {
-            form.inline method="post" action="/factory/deployments/switch" {
+            form.inline method="post" action="deployments/switch" {
                 input type="hidden" name="to" value=(idle);
                 input type="text" name="note" placeholder="note for the audit log";
                 " " button type="submit" { "Switch traffic to " (idle) }
             }
             @if let Some(prev) = st.previous {
-                form.inline method="post" action="/factory/deployments/rollback" {
+                form.inline method="post" action="deployments/rollback" {
                     button type="submit" { "Roll back to " (prev) }
                 }
             }
-            form.inline method="post" action="/factory/deployments/canary" {
+            form.inline method="post" action="deployments/canary" {
+                input type="hidden" name="to" value=(idle);
                 "Canary: send " input type="number" name="percent" min="0" max="100" value=(st.weights.of(idle));
                 "% of new requests to " (idle) " "
                 button type="submit" { "Set weights" }
@@ -148,9 +155,9 @@ fn forms(st: &StatusReply) -> Markup {
     }
 }
 
-fn audit_table(model: &str, audit: &[AuditRecord]) -> Markup {
+fn audit_table(root: view::Root, model: &str, audit: &[AuditRecord]) -> Markup {
     let version = |v: &Option<String>| match v {
-        Some(v) => html! { a href=(view::lineage_href(model, v)) { "v" (v) } },
+        Some(v) => html! { a href=(view::lineage_href(root, model, v)) { "v" (v) } },
         None => html! { span.muted { "–" } },
     };
     let colour = |c: &Option<Colour>| c.map(|c| c.to_string()).unwrap_or_else(|| "–".into());
@@ -199,7 +206,7 @@ pub struct Operate {
 
 impl Input for Operate {
     async fn parse(req: Request, s: &AppState) -> ApiResult<Self> {
-        same_origin(req.headers())?;
+        same_origin(req.headers(), req.uri().authority().map(|a| a.as_str()))?;
         let operation = match req.uri().path().rsplit('/').next() {
             Some("switch") => Some(Operation::Switch),
             Some("rollback") => Some(Operation::Rollback),
@@ -214,17 +221,21 @@ impl Input for Operate {
     }
 }
 
-/// A state change must come from a page of this server: its `Origin` names this host, or the
-/// browser says it is same-origin. (Basic credentials ride along on any cross-site request, so
-/// without this a foreign page could switch traffic.)
-fn same_origin(h: &HeaderMap) -> ApiResult<()> {
+/// A state change must come from a page of this server: the browser says so (`Sec-Fetch-Site:
+/// same-origin`, which no page can forge), or its `Origin` names the host the request was sent
+/// to (`Host`, or HTTP/2's authority). Basic credentials ride along on any cross-site request,
+/// so without this a foreign page could switch traffic.
+fn same_origin(h: &HeaderMap, authority: Option<&str>) -> ApiResult<()> {
     let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
-    let ok = match (text(header::ORIGIN.as_str()), text(header::HOST.as_str())) {
-        (Some(origin), Some(host)) => origin
+    let host = text(header::HOST.as_str()).or(authority);
+    let ok = match (text("sec-fetch-site"), text(header::ORIGIN.as_str()), host) {
+        (Some("same-origin"), _, _) => true,
+        // The browser says cross-site (or same-site: another origin): refused whatever Origin says.
+        (Some(_), _, _) => false,
+        (None, Some(origin), Some(host)) => origin
             .split_once("://")
             .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest.eq_ignore_ascii_case(host)),
-        (Some(_), None) => false,
-        (None, _) => text("sec-fetch-site") == Some("same-origin"),
+        (None, _, _) => false,
     };
     match ok {
         true => Ok(()),
@@ -248,19 +259,14 @@ pub async fn operate(s: AppState, who: Caller, r: Operate) -> ApiResult<Response
         Some(n) => format!("factory server UI, user {user}: {n}"),
         None => format!("factory server UI, user {user}"),
     };
+    // The colour the form names: the target of a switch, the idle colour a canary was drawn for.
+    let to = form.to.as_deref().map(str::parse::<Colour>).transpose().map_err(|e| ApiError::invalid(e.to_string()))?;
     let result = match operation {
-        Operation::Switch => {
-            let to = form
-                .to
-                .as_deref()
-                .map(str::parse::<Colour>)
-                .transpose()
-                .map_err(|e| ApiError::invalid(e.to_string()))?;
-            gw.client
-                .switch(&SwitchRequest { to, note: Some(note), ..Default::default() })
-                .await
-                .map(|r| r.operation_id)
-        }
+        Operation::Switch => gw
+            .client
+            .switch(&SwitchRequest { to, note: Some(note), ..Default::default() })
+            .await
+            .map(|r| r.operation_id),
         Operation::Rollback => gw.client.rollback(&RollbackRequest { note: Some(note) }).await.map(|r| r.operation_id),
         Operation::Canary => {
             let percent: u32 = form
@@ -275,6 +281,11 @@ pub async fn operate(s: AppState, who: Caller, r: Operate) -> ApiResult<Response
                 Ok(st) => st.idle(),
                 Err(e) => return Ok(refused(&who, e)),
             };
+            if let Some(asked) = to.filter(|c| *c != idle) {
+                let msg =
+                    format!("{asked} is no longer the idle colour: traffic was switched since the page was drawn");
+                return Ok(view::problem(StatusCode::CONFLICT, "The canary was not set", &who, OPERATE_ROOT, &msg));
+            }
             let req = match idle {
                 Colour::Blue => WeightsRequest { blue: Some(percent), green: None, note: Some(note) },
                 Colour::Green => WeightsRequest { blue: None, green: Some(percent), note: Some(note) },
@@ -283,7 +294,8 @@ pub async fn operate(s: AppState, who: Caller, r: Operate) -> ApiResult<Response
         }
     };
     Ok(match result {
-        Ok(op) => Redirect::to(&format!("/factory/deployments?op={}", view::seg(&op))).into_response(),
+        // Relative to /factory/deployments/<operation>, so that it works under --static-prefix.
+        Ok(op) => Redirect::to(&format!("../deployments?op={}", view::seg(&op))).into_response(),
         Err(e) => refused(&who, e),
     })
 }
@@ -294,7 +306,7 @@ fn refused(who: &Caller, e: ClientError) -> Response {
         ClientError::Refused { status, .. } if *status < 500 => StatusCode::CONFLICT,
         _ => StatusCode::BAD_GATEWAY,
     };
-    view::problem(status, "The gateway refused the operation", who, &e.to_string())
+    view::problem(status, "The gateway refused the operation", who, OPERATE_ROOT, &e.to_string())
 }
 
 #[cfg(test)]
@@ -307,17 +319,27 @@ mod tests {
 
     #[test]
     fn forms_are_taken_only_from_this_origin() {
-        assert!(same_origin(&headers(&[("origin", "http://127.0.0.1:5000"), ("host", "127.0.0.1:5000")])).is_ok());
-        assert!(same_origin(&headers(&[("origin", "https://mlflow.example"), ("host", "mlflow.example")])).is_ok());
-        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")])).is_ok());
+        let ok = |h: &[(&'static str, &str)]| same_origin(&headers(h), None).is_ok();
+        assert!(ok(&[("origin", "http://127.0.0.1:5000"), ("host", "127.0.0.1:5000")]));
+        assert!(ok(&[("origin", "https://mlflow.example"), ("host", "mlflow.example")]));
+        assert!(ok(&[("sec-fetch-site", "same-origin")]));
+        // Behind a proxy that rewrites Host, the browser's word decides.
+        assert!(ok(&[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "https://mlflow.example"),
+            ("host", "10.0.0.5:5000")
+        ]));
+        // HTTP/2: no Host header, the authority instead.
+        assert!(same_origin(&headers(&[("origin", "http://127.0.0.1:5000")]), Some("127.0.0.1:5000")).is_ok());
         for bad in [
             vec![("origin", "http://evil.example"), ("host", "127.0.0.1:5000")],
             vec![("origin", "null"), ("host", "127.0.0.1:5000")],
             vec![("origin", "http://127.0.0.1:5000.evil"), ("host", "127.0.0.1:5000")],
             vec![("sec-fetch-site", "cross-site")],
+            vec![("sec-fetch-site", "same-site"), ("origin", "http://127.0.0.1:5000"), ("host", "127.0.0.1:5000")],
             vec![("host", "127.0.0.1:5000")],
         ] {
-            assert!(same_origin(&headers(&bad)).is_err(), "{bad:?}");
+            assert!(!ok(&bad), "{bad:?}");
         }
     }
 }

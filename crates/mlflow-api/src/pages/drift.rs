@@ -57,12 +57,19 @@ async fn cycle_file(s: &AppState, c: &Cycle) -> Option<CycleFile> {
 }
 
 pub async fn page(s: AppState, who: Caller, r: Pathed<String, Query>) -> ApiResult<Response> {
+    let root = view::Root("../");
     let experiment = s.store.experiments().get(&r.path).await?;
-    let mut cs = cycles(&s, vec![experiment.experiment_id.clone()], MAX_CYCLES).await?;
-    let all_pipelines = super::pipelines(&cs.iter().collect::<Vec<_>>());
+    let ids = vec![experiment.experiment_id.clone()];
+    // One pipeline: asked of the search when its name can be written in a filter, else kept here.
+    let narrowed = r.msg.pipeline.as_deref().and_then(|p| super::tag_equals(super::PIPELINE_TAG, p));
+    let mut cs = cycles(&s, &who, ids.clone(), narrowed.as_deref().unwrap_or(""), MAX_CYCLES).await?;
     if let Some(p) = &r.msg.pipeline {
         cs.retain(|c| &c.pipeline == p);
     }
+    let all_pipelines = match &r.msg.pipeline {
+        Some(_) => Vec::new(),
+        None => super::pipelines(&cs.iter().collect::<Vec<_>>()),
+    };
     let files = futures::future::join_all(cs.iter().take(TREND_CYCLES).map(|c| cycle_file(&s, c))).await;
     // Oldest first for the charts.
     let shown: Vec<(&Cycle, Option<&CycleFile>)> = cs.iter().zip(files.iter().map(Option::as_ref)).rev().collect();
@@ -100,7 +107,7 @@ pub async fn page(s: AppState, who: Caller, r: Pathed<String, Query>) -> ApiResu
             @else if all_pipelines.len() > 1 {
                 " of " @for p in &all_pipelines { a href=(format!("?pipeline={}", view::seg(p))) { (p) } " " }
             }
-            " · " a href=(view::mlflow_experiment_href(&experiment.experiment_id)) { "experiment in the MLflow UI" }
+            " · " a href=(view::mlflow_experiment_href(root, &experiment.experiment_id)) { "experiment in the MLflow UI" }
         }
         @if cs.is_empty() {
             p.muted { "No loop cycles in this experiment yet." }
@@ -110,7 +117,7 @@ pub async fn page(s: AppState, who: Caller, r: Pathed<String, Query>) -> ApiResu
                 (Chart { title: "Largest PSI", points: &psi, threshold: Some((0.2, "PSI 0.2")), width: 460, height: 170 }.render())
             }
             h2 { "Cycles" }
-            (cycle_table(&cs, &rows))
+            (cycle_table(root, &cs, &rows))
             h2 { "Per-column drift score across cycles" }
             p.muted { "The test's score per cycle (a p-value for KS and chi-square, a distance for PSI and Wasserstein); "
                 "red points are cycles where the column drifted. The newest " (TREND_CYCLES) " cycles." }
@@ -122,10 +129,10 @@ pub async fn page(s: AppState, who: Caller, r: Pathed<String, Query>) -> ApiResu
             }
         }
     };
-    Ok(view::page(StatusCode::OK, &format!("Drift — {}", experiment.name), &who, body))
+    Ok(view::page(StatusCode::OK, &format!("Drift — {}", experiment.name), &who, root, body))
 }
 
-fn cycle_table(cs: &[Cycle], rows: &BTreeMap<&str, u64>) -> Markup {
+fn cycle_table(root: view::Root, cs: &[Cycle], rows: &BTreeMap<&str, u64>) -> Markup {
     html! {
         table {
             tr {
@@ -143,7 +150,7 @@ fn cycle_table(cs: &[Cycle], rows: &BTreeMap<&str, u64>) -> Markup {
                     td {
                         @if let Some(v) = c.tag("factory.challenger_version") {
                             @match c.model() {
-                                Some(m) => a href=(view::lineage_href(m, v)) { (m) " v" (v) },
+                                Some(m) => a href=(view::lineage_href(root, m, v)) { (m) " v" (v) },
                                 None => { "v" (v) },
                             }
                             @if c.tag("factory.promoted") == Some("true") { " " span.good { "promoted" } }
@@ -151,10 +158,10 @@ fn cycle_table(cs: &[Cycle], rows: &BTreeMap<&str, u64>) -> Markup {
                     }
                     td {
                         @if c.metric("max_psi").is_some() {
-                            a href=(format!("/factory/runs/{}/drift-report", view::seg(&c.run.info.run_id))) { "HTML report" }
+                            a href=(root.to(&format!("runs/{}/drift-report", view::seg(&c.run.info.run_id)))) { "HTML report" }
                         }
                     }
-                    td { a href=(view::mlflow_run_href(&c.run.info.experiment_id, &c.run.info.run_id)) { (c.run.info.run_name) } }
+                    td { a href=(view::mlflow_run_href(root, &c.run.info.experiment_id, &c.run.info.run_id)) { (c.run.info.run_name) } }
                 }
             }
         }

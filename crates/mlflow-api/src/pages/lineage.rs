@@ -20,6 +20,7 @@ use tracking::{parse_version, Run};
 const CYCLES_SEARCHED: i64 = 1000;
 
 pub async fn page(s: AppState, who: Caller, r: Pathed<(String, String), NoFields>) -> ApiResult<Response> {
+    let root = view::Root("../../../");
     let (name, raw) = &r.path;
     let number = parse_version(raw)?;
     let mut version = s.store.model_versions().get(name, number).await?;
@@ -42,7 +43,9 @@ pub async fn page(s: AppState, who: Caller, r: Pathed<(String, String), NoFields
         .collect();
     // Loop cycles of this model that triggered the version, watched it as champion or served it.
     let experiments = readable_experiments(&s, &who).await?;
-    let all = cycles(&s, experiments.into_iter().map(|e| e.experiment_id).collect(), CYCLES_SEARCHED).await?;
+    let ids = experiments.into_iter().map(|e| e.experiment_id).collect();
+    let of_model = super::tag_equals("factory.model", name);
+    let all = cycles(&s, &who, ids, of_model.as_deref().unwrap_or(""), CYCLES_SEARCHED).await?;
     let related: Vec<(&Cycle, &'static str)> = all
         .iter()
         .filter(|c| c.model() == Some(name.as_str()))
@@ -78,7 +81,7 @@ pub async fn page(s: AppState, who: Caller, r: Pathed<(String, String), NoFields
     let run_withheld = version.run_id.as_deref().is_some_and(|id| !id.is_empty()) && run.is_none();
     let body = html! {
         h1 { "Lineage — " (name) " v" (v) }
-        p.muted { a href=(view::mlflow_version_href(name, &v)) { "version page in the MLflow UI" } }
+        p.muted { a href=(view::mlflow_version_href(root, name, &v)) { "version page in the MLflow UI" } }
         div.flow {
             div.box {
                 strong { "Data" }
@@ -98,7 +101,7 @@ pub async fn page(s: AppState, who: Caller, r: Pathed<(String, String), NoFields
                 strong { "Training run" }
                 @match &run {
                     Some(run) => {
-                        div { a href=(view::mlflow_run_href(&run.info.experiment_id, &run.info.run_id)) { (run.info.run_name) } }
+                        div { a href=(view::mlflow_run_href(root, &run.info.experiment_id, &run.info.run_id)) { (run.info.run_name) } }
                         div.muted { (view::time_ms(run.info.start_time)) @if !run.info.user_id.is_empty() { " by " (run.info.user_id) } }
                         @for m in run.metrics.iter().take(8) { div { (m.key) " = " (view::num(Some(m.value), 4)) } }
                     }
@@ -136,12 +139,12 @@ pub async fn page(s: AppState, who: Caller, r: Pathed<(String, String), NoFields
                 @for (c, role) in &related {
                     tr {
                         td { (view::time_ms(c.run.info.start_time)) }
-                        td { a href=(format!("/factory/drift/{}", view::seg(&c.run.info.experiment_id))) { (c.pipeline) } }
+                        td { a href=(root.to(&format!("drift/{}", view::seg(&c.run.info.experiment_id)))) { (c.pipeline) } }
                         td { (role) } td { (super::verdict(c)) }
                         td.num { (view::num(c.metric("share_of_drifted_columns"), 3)) }
                         td.num { (view::num(c.metric("max_psi"), 4)) }
                         td { @if c.metric("max_psi").is_some() {
-                            a href=(format!("/factory/runs/{}/drift-report", view::seg(&c.run.info.run_id))) { "HTML report" } } }
+                            a href=(root.to(&format!("runs/{}/drift-report", view::seg(&c.run.info.run_id)))) { "HTML report" } } }
                     }
                 }
             }
@@ -163,7 +166,7 @@ pub async fn page(s: AppState, who: Caller, r: Pathed<(String, String), NoFields
             },
         }
     };
-    Ok(view::page(StatusCode::OK, &format!("Lineage — {name} v{v}"), &who, body))
+    Ok(view::page(StatusCode::OK, &format!("Lineage — {name} v{v}"), &who, root, body))
 }
 
 fn opt_version(v: Option<i64>) -> String {

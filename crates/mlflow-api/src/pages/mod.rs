@@ -39,15 +39,18 @@ use tracking::{Experiment, KeyValue, Run, RunSearch, ViewType};
 
 /// The tag that marks a run as a loop cycle.
 const PIPELINE_TAG: &str = "factory.pipeline";
-/// At most this many cycles are shown per page.
-const MAX_CYCLES: i64 = 200;
+/// At most this many cycles are read per page (the newest).
+const MAX_CYCLES: i64 = 1000;
 /// At most this many experiments are looked through for cycles.
 const MAX_EXPERIMENTS: usize = 1000;
+/// At most this many registered models are listed.
+const MAX_MODELS: usize = 1000;
 
 pub fn routes(api: &mut Api) {
     api.under(ROOT, |api| {
+        // Relative, so that it also works under --static-prefix.
         api.listing(GET, "/factory", |_: AppState, _: Caller, _: ()| async {
-            ApiResult::Ok(Redirect::permanent("/factory/"))
+            ApiResult::Ok(Redirect::permanent("factory/"))
         });
         api.listing(GET, "/factory/", overview);
         api.rule(GET, "/factory/drift/{experiment_id}", drift::page, |r: &Pathed<String, drift::Query>| {
@@ -125,14 +128,22 @@ fn tag<'a>(tags: &'a [KeyValue], key: &str) -> Option<&'a str> {
     tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
 }
 
-/// The newest cycles recorded in these experiments, newest first.
-async fn cycles(s: &AppState, experiment_ids: Vec<String>, max: i64) -> ApiResult<Vec<Cycle>> {
-    if experiment_ids.is_empty() {
+/// A filter condition that a tag equals `value`, when the value can be written as a filter
+/// literal (no quote or backslash); `None` otherwise (the caller filters in memory).
+fn tag_equals(key: &str, value: &str) -> Option<String> {
+    (!value.contains(['\'', '\\'])).then(|| format!(" AND tags.`{key}` = '{value}'"))
+}
+
+/// The newest loop cycles in these experiments (newest first) that also match `and` (a filter
+/// condition from [`tag_equals`]); none when the caller's run tier is denied, as
+/// `runs/search` shows none then.
+async fn cycles(s: &AppState, who: &Caller, experiment_ids: Vec<String>, and: &str, max: i64) -> ApiResult<Vec<Cycle>> {
+    if experiment_ids.is_empty() || who.grants().is_some_and(|g| !access::tier_open(g, ::auth::permission::RUN)) {
         return Ok(Vec::new());
     }
     let search = RunSearch {
         experiment_ids,
-        filter: format!("tags.`{PIPELINE_TAG}` LIKE '%'"),
+        filter: format!("tags.`{PIPELINE_TAG}` LIKE '%'{and}"),
         view: ViewType::ActiveOnly,
         max_results: max,
         order_by: vec!["attributes.start_time DESC".into()],
@@ -150,41 +161,59 @@ async fn cycles(s: &AppState, experiment_ids: Vec<String>, max: i64) -> ApiResul
         .collect())
 }
 
+/// The registered models the caller may read (at most [`MAX_MODELS`]), with what the REST
+/// listing withholds withheld.
+async fn readable_models(s: &AppState, who: &Caller) -> ApiResult<Vec<tracking::RegisteredModel>> {
+    let mut out = Vec::new();
+    let mut token = None;
+    while out.len() < MAX_MODELS {
+        let page = s.store.registered_models().search("", &["name ASC".to_string()], 1000, token.as_deref()).await?;
+        out.extend(
+            page.items.into_iter().filter(|m| who.grants().is_none_or(|g| readable(g, REGISTERED_MODEL, &m.name))),
+        );
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    crate::registry::withhold_versions(who, &mut out);
+    Ok(out)
+}
+
 /// `GET /factory/`: the models the caller may read with their aliases, the experiments holding
-/// loop cycles, and the gateway.
+/// loop cycles, and the gateway (to those who may read its model).
 async fn overview(s: AppState, who: Caller, _: ()) -> ApiResult<Response> {
-    let models = s.store.registered_models().search("", &["name ASC".to_string()], 200, None).await?;
-    let models: Vec<_> = models
-        .items
-        .into_iter()
-        .filter(|m| who.grants().is_none_or(|g| readable(g, REGISTERED_MODEL, &m.name)))
-        .collect();
+    let root = view::Root("./");
+    let models = readable_models(&s, &who).await?;
     let experiments = readable_experiments(&s, &who).await?;
     let ids: Vec<String> = experiments.iter().map(|e| e.experiment_id.clone()).collect();
-    let all = cycles(&s, ids, MAX_CYCLES).await?;
-    // Per experiment: its pipelines, cycle count (of the newest shown) and the latest cycle.
+    let all = cycles(&s, &who, ids, "", MAX_CYCLES).await?;
+    // Per experiment: its pipelines, cycle count (of the newest read) and the latest cycle.
     let mut watched: Vec<(&Experiment, Vec<&Cycle>)> = experiments
         .iter()
         .map(|e| (e, all.iter().filter(|c| c.run.info.experiment_id == e.experiment_id).collect::<Vec<_>>()))
         .filter(|(_, c)| !c.is_empty())
         .collect();
     watched.sort_by_key(|(_, c)| std::cmp::Reverse(c[0].run.info.start_time));
-    let gateway = s.gateway.as_ref().map(|g| (g.model.clone(), g.client.base().to_string()));
+    let gateway = match &s.gateway {
+        Some(g) if may(&s, &who, &Need::RegisteredModel(g.model.clone(), Action::Read)).await => Some(g.model.clone()),
+        _ => None,
+    };
     let body = html! {
         h1 { "MLOps Factory" }
         p.muted { "Drift monitoring, deployments and lineage of the models this tracking server holds. "
-            "The MLflow web UI is at " a href="/" { "/" } "." }
+            "The MLflow web UI is " a href=(root.to("../")) { "here" } "." }
         h2 { "Drift monitoring" }
         @if watched.is_empty() {
-            p.muted { "No loop cycles recorded yet: `factory loop` records each cycle as a run tagged factory.pipeline." }
+            p.muted { "No loop cycles you may read: `factory loop` records each cycle as a run tagged factory.pipeline." }
         } @else {
             table {
                 tr { th { "Experiment" } th { "Pipelines" } th { "Cycles" } th { "Last cycle" } th { "Last verdict" } }
                 @for (e, cs) in &watched {
                     tr {
-                        td { a href=(format!("/factory/drift/{}", view::seg(&e.experiment_id))) { (e.name) } }
+                        td { a href=(root.to(&format!("drift/{}", view::seg(&e.experiment_id)))) { (e.name) } }
                         td { (pipelines(cs).join(", ")) }
-                        td.num { (cs.len()) }
+                        td.num { (cs.len()) @if all.len() as i64 >= MAX_CYCLES { "+" } }
                         td { (view::time_ms(cs[0].run.info.start_time)) }
                         td { (verdict(cs[0])) }
                     }
@@ -200,27 +229,27 @@ async fn overview(s: AppState, who: Caller, _: ()) -> ApiResult<Response> {
                         td { (m.name) }
                         td {
                             @for (alias, v) in &m.aliases {
-                                a.pill href=(view::lineage_href(&m.name, v)) { "@" (alias) " → v" (v) } " "
+                                a.pill href=(view::lineage_href(root, &m.name, v)) { "@" (alias) " → v" (v) } " "
                             }
                         }
                         td {
                             @if let Some(v) = m.latest_versions.iter().map(|v| v.version).max() {
-                                a href=(view::lineage_href(&m.name, v)) { "v" (v) " lineage" }
+                                a href=(view::lineage_href(root, &m.name, v)) { "v" (v) " lineage" }
                             }
                         }
-                        td { a href=(format!("/#/models/{}", view::seg(&m.name))) { "model page" } }
+                        td { a href=(view::mlflow_model_href(root, &m.name)) { "model page" } }
                     }
                 }
             }
         }
         h2 { "Deployments" }
         @match &gateway {
-            Some((model, base)) => p { "Gateway " code { (base) } " serving " strong { (model) } ": "
-                a href="/factory/deployments" { "colours, weights, health and audit log" } "." },
-            None => p.muted { "No gateway configured: start `factory server` with --gateway-admin ADDR --gateway-model NAME." },
+            Some(model) => p { "The blue-green gateway serves " strong { (model) } ": "
+                a href=(root.to("deployments")) { "colours, weights, health and audit log" } "." },
+            None => p.muted { "No gateway you may see is configured (factory server --gateway-admin ADDR --gateway-model NAME)." },
         }
     };
-    Ok(view::page(StatusCode::OK, "Overview", &who, body))
+    Ok(view::page(StatusCode::OK, "Overview", &who, root, body))
 }
 
 fn pipelines(cs: &[&Cycle]) -> Vec<String> {

@@ -32,8 +32,25 @@ input[type=number]{width:64px}input[type=text]{width:220px}
 .error{background:#fef3f2;border:1px solid #fda29b;padding:8px 12px;border-radius:6px}
 "#;
 
+/// Where a page sits, as the relative path from it to `/factory/` (`./`, `../`, ...). Every
+/// link is written relative, so the pages work under `--static-prefix` as they do at the root.
+#[derive(Clone, Copy, Debug)]
+pub struct Root(pub &'static str);
+
+impl Root {
+    /// A path under `/factory/`.
+    pub fn to(self, path: &str) -> String {
+        format!("{}{path}", self.0)
+    }
+
+    /// A page of the MLflow UI (served at the server's root, a hash router).
+    pub fn mlflow(self, hash: &str) -> String {
+        format!("{}../#/{hash}", self.0)
+    }
+}
+
 /// A whole page: the frame around `body`, with the page's status.
-pub fn page(status: StatusCode, title: &str, who: &Caller, body: Markup) -> Response {
+pub fn page(status: StatusCode, title: &str, who: &Caller, root: Root, body: Markup) -> Response {
     let doc = html! {
         (DOCTYPE)
         html lang="en" {
@@ -45,10 +62,10 @@ pub fn page(status: StatusCode, title: &str, who: &Caller, body: Markup) -> Resp
             }
             body {
                 header {
-                    a.brand href="/factory/" { "MLOps Factory" }
-                    a href="/factory/" { "Overview" }
-                    a href="/factory/deployments" { "Deployments" }
-                    a href="/" { "MLflow UI" }
+                    a.brand href=(root.to("")) { "MLOps Factory" }
+                    a href=(root.to("")) { "Overview" }
+                    a href=(root.to("deployments")) { "Deployments" }
+                    a href=(root.to("../")) { "MLflow UI" }
                     @if let Some(user) = who.username() { span.who { "signed in as " (user) } }
                 }
                 main { (body) }
@@ -107,29 +124,29 @@ pub fn seg(s: &str) -> String {
 }
 
 /// The lineage page of a version.
-pub fn lineage_href(model: &str, version: impl std::fmt::Display) -> String {
-    format!("/factory/models/{}/versions/{version}", seg(model))
+pub fn lineage_href(root: Root, model: &str, version: impl std::fmt::Display) -> String {
+    root.to(&format!("models/{}/versions/{}", seg(model), seg(&version.to_string())))
 }
 
-/// The MLflow UI's pages (a hash router: the model name is URL-encoded as the UI does).
-pub fn mlflow_run_href(experiment_id: &str, run_id: &str) -> String {
-    format!("/#/experiments/{}/runs/{}", seg(experiment_id), seg(run_id))
+/// The MLflow UI's pages (the model name URL-encoded as the UI does).
+pub fn mlflow_run_href(root: Root, experiment_id: &str, run_id: &str) -> String {
+    root.mlflow(&format!("experiments/{}/runs/{}", seg(experiment_id), seg(run_id)))
 }
 
-pub fn mlflow_version_href(model: &str, version: impl std::fmt::Display) -> String {
-    format!("/#/models/{}/versions/{version}", seg(model))
+pub fn mlflow_version_href(root: Root, model: &str, version: impl std::fmt::Display) -> String {
+    root.mlflow(&format!("models/{}/versions/{}", seg(model), seg(&version.to_string())))
 }
 
-pub fn mlflow_experiment_href(experiment_id: &str) -> String {
-    format!("/#/experiments/{}", seg(experiment_id))
+pub fn mlflow_model_href(root: Root, model: &str) -> String {
+    root.mlflow(&format!("models/{}", seg(model)))
+}
+
+pub fn mlflow_experiment_href(root: Root, experiment_id: &str) -> String {
+    root.mlflow(&format!("experiments/{}", seg(experiment_id)))
 }
 
 /// A page that could not be made: the reason in a box, with the status.
-pub fn problem(status: StatusCode, title: &str, who: &Caller, message: &str) -> Response {
-    page(
-        status,
-        title,
-        who,
-        html! { h1 { (title) } p.error { (message) } p { a href="/factory/" { "Back to the overview" } } },
-    )
+pub fn problem(status: StatusCode, title: &str, who: &Caller, root: Root, message: &str) -> Response {
+    let body = html! { h1 { (title) } p.error { (message) } p { a href=(root.to("")) { "Back to the overview" } } };
+    page(status, title, who, root, body)
 }

@@ -139,6 +139,39 @@ async fn seed(app: &App, who: Option<(&str, &str)>) -> Seeded {
     Seeded { experiment, experiment_name, cycles, model, training_run: versions[1].clone() }
 }
 
+/// The admin's call to the user and role API (`/api/3.0/mlflow/<route>`), which must succeed.
+async fn admin_v3(app: &App, route: &str, body: Value) -> Value {
+    let resp = call(app, Some(ADMIN), Method::POST, &format!("/api/3.0/mlflow/{route}"))
+        .await
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 200, "{route}: {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Every link of the page at `path` that leads to our pages or a report (not the MLflow UI's
+/// hash routes, not query-only links) resolves, relative to the page, to a page that answers 200.
+async fn links_resolve(app: &App, who: Option<(&str, &str)>, path: &str) -> usize {
+    let (_, html, _) = page(app, who, path).await;
+    let base = reqwest::Url::parse(&app.url(path)).unwrap();
+    let mut checked = 0;
+    for href in html.split("href=\"").skip(1).filter_map(|rest| rest.split('"').next()) {
+        if href.contains("#/") || href.starts_with('?') {
+            continue;
+        }
+        let target = base.join(&href.replace("&amp;", "&")).unwrap();
+        let resp = call(app, who, Method::GET, &target.as_str()[app.base.len()..]).await.send().await.unwrap();
+        let status = resp.status().as_u16();
+        assert!(status == 200, "{path}: {href} → {target}: {status}");
+        checked += 1;
+    }
+    checked
+}
+
 async fn page(app: &App, who: Option<(&str, &str)>, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
     let resp = call(app, who, Method::GET, path).await.send().await.unwrap();
     let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
@@ -161,10 +194,10 @@ async fn the_pages_show_cycles_reports_and_lineage() {
         assert_eq!(status, 200, "{html}");
         assert_eq!(html.matches("<tr>").count(), 4, "a header and one row per cycle: {html}");
         for run in &s.cycles {
-            assert!(html.contains(&format!("/factory/runs/{run}/drift-report")), "report link of {run}");
+            assert!(html.contains(&format!("href=\"../runs/{run}/drift-report\"")), "report link of {run}");
         }
         assert!(html.contains("promoted") && html.contains("0.625") && html.contains("0.4100"), "{html}");
-        assert!(html.contains(&format!("/factory/models/{}/versions/2", s.model)), "the version it triggered");
+        assert!(html.contains(&format!("href=\"../models/{}/versions/2\"", s.model)), "the version it triggered");
         // The per-column trend: both columns, the name escaped, one point per cycle.
         assert!(html.contains("median_income (psi)") && html.contains("&lt;b&gt;house_age&lt;/b&gt; (ks)"));
         assert!(!html.contains("<b>house_age"));
@@ -189,6 +222,14 @@ async fn the_pages_show_cycles_reports_and_lineage() {
         assert_eq!(status, 400);
         let (status, _, _) = page(&app, None, &format!("/factory/models/{}/versions/9", s.model)).await;
         assert_eq!(status, 404);
+
+        // Links are relative (they work under --static-prefix too) and every one leads somewhere.
+        let lineage = format!("/factory/models/{}/versions/2", s.model);
+        for path in ["/factory/", &format!("/factory/drift/{}", s.experiment), &lineage, "/factory/deployments"] {
+            assert!(links_resolve(&app, None, path).await >= 3, "{path}");
+        }
+        let (_, html, _) = page(&app, None, "/factory/").await;
+        assert!(!html.contains("href=\"/"), "no absolute link: {html}");
 
         let (status, html, _) = page(&app, None, "/factory/deployments").await;
         assert_eq!(status, 200);
@@ -230,13 +271,7 @@ async fn a_user_sees_only_what_they_may_read_and_operates_nothing() {
         // experiment (its run is withheld on the lineage page).
         for (resource_type, resource_id) in [("registered_model", &s.model), ("experiment", &s.experiment)] {
             let body = json!({"username": "eve", "resource_type": resource_type, "resource_id": resource_id, "permission": "READ"});
-            let resp = call(&app, Some(ADMIN), Method::POST, "/api/3.0/mlflow/users/permissions/grant")
-                .await
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap());
+            admin_v3(&app, "users/permissions/grant", body).await;
         }
         let (status, html, _) = page(&app, eve, "/factory/").await;
         assert_eq!(status, 200);
@@ -247,6 +282,21 @@ async fn a_user_sees_only_what_they_may_read_and_operates_nothing() {
         assert_eq!(status, 200, "{html}");
         assert!(html.contains("Not shown: you may not read this run.") && !html.contains("digest-v2-bbbb"), "{html}");
         assert!(html.contains("trained it (challenger)"), "the drift experiment is readable: {html}");
+
+        // With the run tier denied, no cycle shows (as runs/search shows no run).
+        let role = admin_v3(&app, "roles/create", json!({"name": "no-runs", "workspace": "default"})).await["role"]
+            ["id"]
+            .clone();
+        let deny = json!({"role_id": role, "resource_type": "run", "resource_pattern": "*", "permission": "DENY"});
+        admin_v3(&app, "roles/permissions/add", deny).await;
+        admin_v3(&app, "roles/assign", json!({"role_id": role, "username": "eve"})).await;
+        let (status, html, _) = page(&app, eve, &format!("/factory/drift/{}", s.experiment)).await;
+        assert_eq!(status, 200);
+        assert!(!html.contains("housing-cycle-") && !html.contains("<circle"), "{html}");
+        let (_, html, _) = page(&app, eve, &format!("/factory/models/{}/versions/2", s.model)).await;
+        assert!(!html.contains("trained it (challenger)"), "{html}");
+        let (_, html, _) = page(&app, eve, "/factory/").await;
+        assert!(!html.contains(&s.experiment_name), "{html}");
 
         // Operating needs MANAGE (eve has READ), and a post from another origin is refused
         // even for the admin.

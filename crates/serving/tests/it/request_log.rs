@@ -45,19 +45,28 @@ async fn every_row_is_logged_as_jsonl_and_csv_and_flushed_on_shutdown() {
     let r: Value = resp.json().await.unwrap();
     assert_eq!(r["id"], "v2-req-1", "{r}");
     expected.push(r["outputs"][0]["data"][0].as_f64().unwrap());
+    // Without one: a new id in the header only (V2 echoes the request's id, and there is none).
+    let unnamed = serde_json::json!({ "inputs": body["inputs"] });
+    let resp = s.http.post(format!("{}/v2/models/housing/infer", s.base)).json(&unnamed).send().await.unwrap();
+    let made = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(made.len(), 32);
+    let r: Value = resp.json().await.unwrap();
+    assert!(r.get("id").is_none(), "{r}");
+    expected.push(r["outputs"][0]["data"][0].as_f64().unwrap());
     // An id that is not one is refused, naming where it came from; nothing is logged.
+    let long = "x".repeat(200);
     let resp = s
         .http
         .post(format!("{}/invocations", s.base))
-        .header("x-request-id", "a b")
+        .header("x-request-id", &long)
         .json(&dataframe_split(1))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
     let text = resp.text().await.unwrap();
-    assert!(text.contains("X-Request-Id") && text.contains("1 to 128 characters"), "{text}");
-    let bad = serde_json::json!({ "id": "x".repeat(200), "inputs": body["inputs"] });
+    assert!(text.contains("X-Request-Id") && text.contains("at most 128 characters"), "{text}");
+    let bad = serde_json::json!({ "id": "a\u{1}b", "inputs": body["inputs"] });
     let (code, r) = s.post_json("/v2/models/housing/infer", &bad).await;
     assert_eq!(code, 400, "{r}");
     assert!(r["error"].as_str().unwrap().contains("the request's id"), "{r}");
@@ -80,7 +89,7 @@ async fn every_row_is_logged_as_jsonl_and_csv_and_flushed_on_shutdown() {
                 .collect::<Vec<Value>>()
         })
         .collect();
-    assert_eq!(lines.len(), 201);
+    assert_eq!(lines.len(), 202);
     let got: Vec<f64> = lines.iter().map(|l| l["prediction"].as_f64().unwrap()).collect();
     assert_eq!(got, expected);
     let first = &lines[0];
@@ -90,6 +99,7 @@ async fn every_row_is_logged_as_jsonl_and_csv_and_flushed_on_shutdown() {
     assert_eq!(&logged[..5], ["client-id-7:0", "client-id-7:1", "client-id-7:2", "client-id-7:3", "client-id-7:4"]);
     assert_eq!(logged[5], format!("{}:0", ids[1]));
     assert_eq!(logged[200], "v2-req-1");
+    assert_eq!(logged[201], made);
     assert_eq!(first["features"], serde_json::json!({ "x1": 0.0, "x2": -11.0, "color": "red" }));
     assert!(first["timestamp"].as_str().unwrap().ends_with('Z'));
     let last = &lines[200];
@@ -102,7 +112,7 @@ async fn every_row_is_logged_as_jsonl_and_csv_and_flushed_on_shutdown() {
         assert_eq!(it.next().unwrap(), "x1,x2,color,prediction,model_version,timestamp,request_id");
         csv_rows.extend(it.map(str::to_string));
     }
-    assert_eq!(csv_rows.len(), 201);
+    assert_eq!(csv_rows.len(), 202);
     assert!(csv_rows[0].starts_with(&format!("0,-11,red,{},m-1,", expected[0])), "{}", csv_rows[0]);
     assert!(csv_rows[0].ends_with(",client-id-7:0"), "{}", csv_rows[0]);
     assert!(csv_rows[200].starts_with("1,,blue,") && csv_rows[200].ends_with(",v2-req-1"), "{}", csv_rows[200]);
