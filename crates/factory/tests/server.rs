@@ -54,3 +54,50 @@ fn server_refuses_wrong_s3_credentials() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot be used") && stderr.contains("SignatureDoesNotMatch"), "{stderr}");
 }
+
+/// `--static-prefix /mlflow`: the MLflow UI's page at `/mlflow/` (the bare prefix redirects
+/// there), and our pages under `/mlflow/factory/` with every link staying under the prefix.
+#[tokio::test]
+async fn the_ui_and_our_pages_work_under_a_static_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ui = tmp.path().join("ui");
+    std::fs::create_dir_all(ui.join("static-files")).unwrap();
+    std::fs::write(ui.join("index.html"), "<!doctype html><title>MLflow</title><body></body>").unwrap();
+    let port = testkit::process::free_port();
+    let f = factory();
+    let mut c = f.command();
+    c.args(["server", "--host", "127.0.0.1", "--port", &port.to_string(), "--static-prefix", "/mlflow"])
+        .args(["--backend-store-uri", &format!("sqlite:///{}", tmp.path().join("db.sqlite").display())])
+        .args(["--artifacts-destination", &tmp.path().join("art").display().to_string()])
+        .args(["--ui-dir", &ui.display().to_string()]);
+    let base = format!("http://127.0.0.1:{port}");
+    let _server = f.start("factory server", c, &format!("{base}/mlflow/health")).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let get = |path: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(path).send().await.unwrap();
+            let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+            (r.status().as_u16(), location, r.text().await.unwrap())
+        }
+    };
+    let (status, location, _) = get(format!("{base}/mlflow")).await;
+    assert_eq!((status, location.as_deref()), (308, Some("/mlflow/")));
+    let (status, _, html) = get(format!("{base}/mlflow/")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<title>MLflow</title>") && html.contains("href=\"factory/\""), "{html}");
+    let (status, location, _) = get(format!("{base}/mlflow/factory")).await;
+    assert_eq!((status, location.as_deref()), (308, Some("factory/")));
+    let page = reqwest::Url::parse(&format!("{base}/mlflow/factory/")).unwrap();
+    let (status, _, html) = get(page.to_string()).await;
+    assert_eq!(status, 200, "{html}");
+    let mut followed = 0;
+    for href in html.split("href=\"").skip(1).filter_map(|rest| rest.split('"').next()) {
+        let target = page.join(href).unwrap();
+        assert!(target.path().starts_with("/mlflow/"), "{href} leaves the prefix: {target}");
+        let (status, _, body) = get(target.to_string()).await;
+        assert_eq!(status, 200, "{href} → {target}: {body}");
+        followed += 1;
+    }
+    assert!(followed >= 4, "{html}");
+}

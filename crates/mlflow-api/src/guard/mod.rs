@@ -31,6 +31,7 @@
 mod fnmatch;
 
 use std::sync::Arc;
+use tower::ServiceExt;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -442,6 +443,15 @@ async fn middleware(State(guard): State<Arc<Guard>>, req: Request, next: Next) -
     }
 }
 
+/// The request for `prefix/`, as the app's `/` (its query kept).
+fn to_root(mut req: Request) -> Request {
+    let target = req.uri().query().map_or_else(|| "/".to_string(), |q| format!("/?{q}"));
+    if let Ok(uri) = target.parse() {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
 /// Wraps `app` (the whole MLflow API, state applied) in the guard: nests it under the static
 /// prefix when there is one, then puts the checks in front of every route and the fallback.
 pub fn apply(app: Router, guard: Guard) -> Router {
@@ -449,9 +459,14 @@ pub fn apply(app: Router, guard: Guard) -> Router {
         return app;
     }
     let app = match &guard.prefix {
-        Some(p) => Router::new().nest(p, app).fallback(|uri: axum::http::Uri| async move {
-            ApiError::new(ErrorCode::EndpointNotFound, format!("No endpoint {} on this server", uri.path()))
-        }),
+        // `prefix/` is the UI's page (the bare prefix redirects there), which `nest` does not
+        // route: it is sent to the app's `/`.
+        Some(p) => Router::new()
+            .route_service(&format!("{p}/"), app.clone().map_request(to_root))
+            .nest(p, app)
+            .fallback(|uri: axum::http::Uri| async move {
+                ApiError::new(ErrorCode::EndpointNotFound, format!("No endpoint {} on this server", uri.path()))
+            }),
         None => app,
     };
     app.layer(axum::middleware::from_fn_with_state(Arc::new(guard), middleware))
