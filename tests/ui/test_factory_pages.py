@@ -224,6 +224,7 @@ def test_a_reader_sees_the_pages_without_forms_and_cannot_operate(stack):
     assert_clean(report)
     status, html = request(stack["base"] + "/factory/deployments", user=READER)
     assert status == 200 and "<form" not in html, html[:2000]
+    assert stack["admin"].split("//")[1] not in html and "Address" not in html, "no addresses for readers"
     before = gateway_status(stack)
     form = b"to=blue"
     same = {"content-type": "application/x-www-form-urlencoded", "origin": stack["base"]}

@@ -69,17 +69,21 @@ pub async fn page(s: AppState, who: Caller, v: View) -> ApiResult<Response> {
         };
         return Ok(view::page(StatusCode::OK, "Deployments", &who, root, body));
     };
+    // Where the gateway and the upstreams are is shown to those who may operate them only.
+    let manage = may(&s, &who, &Need::RegisteredModel(gw.model.clone(), ::auth::permission::Action::Manage)).await;
     let reader = gw.client.clone().with_timeout(READ_TIMEOUT);
     let (status, audit) = tokio::join!(reader.status(), reader.audit());
     let status = match status {
         Ok(st) => st,
         Err(e) => {
-            let msg = format!("The gateway's admin API did not answer: {e}");
+            let msg = match manage {
+                true => format!("The gateway's admin API did not answer: {e}"),
+                false => "The gateway's admin API did not answer.".to_string(),
+            };
             return Ok(view::problem(StatusCode::BAD_GATEWAY, "Deployments", &who, root, &msg));
         }
     };
     let audit = audit.unwrap_or_default();
-    let manage = may(&s, &who, &Need::RegisteredModel(gw.model.clone(), ::auth::permission::Action::Manage)).await;
     let done = v.op.as_ref().and_then(|op| audit.iter().rev().find(|a| &a.operation_id == op));
     let body = html! {
         h1 { "Deployments — " (gw.model) }
@@ -93,7 +97,7 @@ pub async fn page(s: AppState, who: Caller, v: View) -> ApiResult<Response> {
                 @if let Some(d) = &a.detail { " — " (d) }
             }
         }
-        (colours(root, &gw.model, &status))
+        (colours(root, &gw.model, &status, manage))
         @if manage { (forms(&status)) } @else {
             p.muted { "You may view this deployment; switching, rollback and canary need MANAGE on " (gw.model) "." }
         }
@@ -103,11 +107,11 @@ pub async fn page(s: AppState, who: Caller, v: View) -> ApiResult<Response> {
     Ok(view::page(StatusCode::OK, "Deployments", &who, root, body))
 }
 
-fn colours(root: view::Root, model: &str, st: &StatusReply) -> Markup {
+fn colours(root: view::Root, model: &str, st: &StatusReply, addresses: bool) -> Markup {
     html! {
         table {
             tr { th { "Colour" } th { "Role" } th { "Weight" } th { "Version" } th { "Health" } th { "Requests" }
-                 th { "Errors" } th { "In flight" } th { "Address" } }
+                 th { "Errors" } th { "In flight" } @if addresses { th { "Address" } } }
             @for c in Colour::ALL {
                 @let u = st.upstreams.get(c);
                 tr {
@@ -122,7 +126,7 @@ fn colours(root: view::Root, model: &str, st: &StatusReply) -> Markup {
                     td { @if u.healthy { span.good { "healthy" } } @else {
                         span.bad { "unhealthy" } " (" (u.consecutive_failures) " failed probes)" } }
                     td.num { (u.requests) } td.num { (u.errors) } td.num { (u.in_flight) }
-                    td { code { (u.address) } }
+                    @if addresses { td { code { (u.address) } } }
                 }
             }
         }
