@@ -33,7 +33,7 @@ pub struct GatewayLink {
 const OPERATE_ROOT: view::Root = view::Root("../");
 
 /// How long the page waits for the gateway's status and audit log.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Audit records shown, newest first.
 const AUDIT_SHOWN: usize = 100;
 /// A form body larger than this is refused.

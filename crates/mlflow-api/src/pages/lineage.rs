@@ -63,19 +63,21 @@ pub async fn page(s: AppState, who: Caller, r: Pathed<(String, String), NoFields
         })
         .collect();
     let deployments = match &s.gateway {
-        Some(gw) if &gw.model == name => match gw.client.audit().await {
-            Ok(a) => Some(
-                a.into_iter()
-                    .filter(|a| {
-                        a.from_version.as_deref() == Some(v.as_str()) || a.to_version.as_deref() == Some(v.as_str())
-                    })
-                    .collect::<Vec<_>>(),
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the gateway's audit log for the lineage page");
-                None
+        Some(gw) if &gw.model == name => {
+            match gw.client.clone().with_timeout(super::deployments::READ_TIMEOUT).audit().await {
+                Ok(a) => Some(
+                    a.into_iter()
+                        .filter(|a| {
+                            a.from_version.as_deref() == Some(v.as_str()) || a.to_version.as_deref() == Some(v.as_str())
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the gateway's audit log for the lineage page");
+                    None
+                }
             }
-        },
+        }
         _ => None,
     };
     let run_withheld = version.run_id.as_deref().is_some_and(|id| !id.is_empty()) && run.is_none();
