@@ -555,7 +555,7 @@ async fn v2_infer(
     let reply = V2Response {
         model_name: &model.name,
         model_version: &model.version,
-        id: given.as_deref().filter(|g| !g.is_empty()),
+        id: given.as_deref(),
         outputs: predictions
             .outputs
             .iter()
