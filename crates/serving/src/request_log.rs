@@ -20,8 +20,8 @@
 //!   1 by the serving threshold) and `"probability"` (of class 1);
 //! - `.csv` — a header with the feature columns in signature order, then the output column
 //!   (`prediction`; a classifier's `prediction` and `probability`), `model_version`,
-//!   `timestamp` and `request_id`; a missing
-//!   value is an empty field. This is what `factory drift --current` reads directly.
+//!   `timestamp` and `request_id`; a missing value is an empty field. This is what
+//!   `factory drift --current` reads directly.
 //!
 //! Numbers are written with the shortest text that reads back to the same `f64`.
 
