@@ -222,18 +222,17 @@ impl GrpcInferenceService for Inference {
 
     async fn model_infer(&self, req: Request<ModelInferRequest>) -> Result<Response<ModelInferResponse>, Status> {
         let started = Instant::now();
-        let metadata_id = match req.metadata().get(request_id::HEADER).map(|v| v.to_str()) {
-            None => Ok(None),
-            Some(Ok(v)) => Ok(Some(v.to_string())),
-            Some(Err(_)) => Err(status(ServeError::Invalid("the x-request-id metadata is not text".into()))),
+        let scored = async {
+            let metadata_id = match req.metadata().get(request_id::HEADER).map(|v| v.to_str()) {
+                None => None,
+                Some(Ok(v)) => Some(v.to_string()),
+                Some(Err(_)) => return Err(ServeError::Invalid("the x-request-id metadata is not text".into())),
+            };
+            self.infer(req.into_inner(), metadata_id.as_deref()).await
         };
-        let r = match metadata_id {
-            Ok(m) => self.infer(req.into_inner(), m.as_deref()).await.map_err(status),
-            Err(e) => Err(e),
-        };
-        let (r, id) = match r {
+        let (r, id) = match scored.await {
             Ok((answer, id)) => (Ok(answer), Some(id)),
-            Err(e) => (Err(e), None),
+            Err(e) => (Err(status(e)), None),
         };
         let mut r = self.observe("ModelInfer", started, r);
         if let (Ok(resp), Some(id)) = (&mut r, id) {

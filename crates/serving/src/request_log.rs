@@ -262,18 +262,21 @@ fn json_f64(x: f64) -> String {
 /// The JSON Lines for one entry.
 fn jsonl_rows(e: &Entry, timestamp: &str) -> Vec<u8> {
     let time = format!("{{\"timestamp\":{},\"request_id\":", json_str(timestamp));
-    let version = format!(",\"model_version\":{}", json_str(&e.model.version));
-    let head = format!("{version},\"{}\":", e.model.output_name());
+    // Then the label (classifiers) and the score under its name.
+    let head = match e.labels {
+        Some(_) => format!(",\"model_version\":{},\"prediction\":", json_str(&e.model.version)),
+        None => format!(",\"model_version\":{},\"{}\":", json_str(&e.model.version), e.model.output_name()),
+    };
     let keys: Vec<String> = e.frame.columns().iter().map(|c| json_str(&c.name)).collect();
     let mut out = Vec::with_capacity(e.frame.n_rows() * 256);
     let rows = e.predictions.len();
     for (row, p) in e.predictions.iter().enumerate() {
         out.extend_from_slice(time.as_bytes());
         out.extend_from_slice(json_str(&crate::request_id::row_key(&e.request_id, row, rows)).as_bytes());
+        out.extend_from_slice(head.as_bytes());
         if let Some(labels) = &e.labels {
-            out.extend_from_slice(format!("{version},\"prediction\":{},\"probability\":", labels[row]).as_bytes());
-        } else {
-            out.extend_from_slice(head.as_bytes());
+            out.extend_from_slice(labels[row].to_string().as_bytes());
+            out.extend_from_slice(b",\"probability\":");
         }
         out.extend_from_slice(json_f64(*p).as_bytes());
         out.extend_from_slice(b",\"features\":{");

@@ -199,7 +199,10 @@ impl Serving {
             }
         };
         let mut predictions = predictions;
-        let labels = model.binary_classifier().then(|| self.labels(&predictions));
+        // One number per row (a classifier's probability), read once for the labels and the log.
+        let classifier = model.binary_classifier();
+        let scores = if classifier || self.request_log.is_some() { predictions.scores() } else { Vec::new() };
+        let labels = classifier.then(|| self.labels(&scores));
         if let Some(l) = &labels {
             // After the probability: MLflow scoring answers with the first output only, as
             // `mlflow models serve` does for the model's pyfunc; V2 lists both.
@@ -213,7 +216,7 @@ impl Serving {
                 request_id: request_id.to_string(),
                 model: model.clone(),
                 frame,
-                predictions: predictions.scores(),
+                predictions: scores,
                 labels,
             });
         }
@@ -242,14 +245,14 @@ impl Serving {
         self.metrics.render(model.as_deref(), self.is_ready())
     }
 
-    /// V2 metadata of the model serving now: an ONNX model's own inputs (name, type,
-    /// shape), else one input per column; the model's outputs.
-    /// A binary classifier's labels: 1 where the probability of the positive class is at
-    /// least the threshold (a NaN probability is 0).
-    fn labels(&self, p: &Predictions) -> Vec<i64> {
-        p.scores().into_iter().map(|s| i64::from(s >= self.threshold)).collect()
+    /// A binary classifier's labels from its probabilities of the positive class: 1 where
+    /// the probability is at least the threshold (a NaN probability is 0).
+    fn labels(&self, probabilities: &[f64]) -> Vec<i64> {
+        probabilities.iter().map(|&s| i64::from(s >= self.threshold)).collect()
     }
 
+    /// V2 metadata of the model serving now: an ONNX model's own inputs (name, type,
+    /// shape), else one input per column; the model's outputs.
     pub fn metadata(&self, model: &LoadedModel) -> ModelMeta {
         let inputs = match model.model.onnx_inputs() {
             Some(specs) => specs

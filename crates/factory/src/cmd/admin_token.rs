@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct AdminTokenArgs {
@@ -17,25 +17,28 @@ pub struct AdminTokenArgs {
 impl AdminTokenArgs {
     /// The configured tokens, if any.
     pub fn tokens(&self) -> anyhow::Result<Option<admin_api::Tokens>> {
-        let text = match &self.admin_token_file {
-            Some(path) => std::fs::read_to_string(path)
-                .with_context(|| format!("reading the admin token file {}", path.display()))?,
-            None => match std::env::var("FACTORY_ADMIN_TOKEN") {
-                Ok(t) if !t.trim().is_empty() => t,
-                _ => return Ok(None),
-            },
-        };
-        let source = self
-            .admin_token_file
-            .as_ref()
-            .map_or_else(|| "FACTORY_ADMIN_TOKEN".to_string(), |p| p.display().to_string());
-        admin_api::Tokens::parse(&text).map(Some).with_context(|| format!("admin token from {source}"))
+        tokens_from(self.admin_token_file.as_deref(), "FACTORY_ADMIN_TOKEN")
     }
 
     /// The token a client sends.
     pub fn client_token(&self) -> anyhow::Result<Option<String>> {
         Ok(self.tokens()?.map(|t| t.first().to_string()))
     }
+}
+
+/// Tokens from `file` (one per line), else from the variable `env`; `None` when neither is set.
+pub fn tokens_from(file: Option<&Path>, env: &str) -> anyhow::Result<Option<admin_api::Tokens>> {
+    let text = match file {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading the admin token file {}", path.display()))?
+        }
+        None => match std::env::var(env) {
+            Ok(t) if !t.trim().is_empty() => t,
+            _ => return Ok(None),
+        },
+    };
+    let source = file.map_or_else(|| env.to_string(), |p| p.display().to_string());
+    admin_api::Tokens::parse(&text).map(Some).with_context(|| format!("admin token from {source}"))
 }
 
 /// Refuses to expose an admin plane beyond loopback without a token.

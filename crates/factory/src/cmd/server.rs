@@ -356,17 +356,9 @@ async fn open_auth(args: &ServerArgs) -> anyhow::Result<mlflow_api::auth::Auth> 
 /// `--gateway-admin` and `--gateway-model`, with the token from its file or the environment.
 fn gateway_link(args: &ServerArgs) -> anyhow::Result<Option<mlflow_api::pages::GatewayLink>> {
     let (Some(addr), Some(model)) = (&args.gateway_admin, &args.gateway_model) else { return Ok(None) };
-    let text = match &args.gateway_admin_token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading the gateway admin token file {}", path.display()))?,
-        ),
-        None => std::env::var("FACTORY_GATEWAY_ADMIN_TOKEN").ok().filter(|t| !t.trim().is_empty()),
-    };
-    let token = match text {
-        Some(t) => Some(admin_api::Tokens::parse(&t).context("the gateway admin token")?.first().to_string()),
-        None => None,
-    };
+    let tokens =
+        super::admin_token::tokens_from(args.gateway_admin_token_file.as_deref(), "FACTORY_GATEWAY_ADMIN_TOKEN")?;
+    let token = tokens.map(|t| t.first().to_string());
     let http = reqwest::Client::builder().build().context("building the gateway admin client")?;
     tracing::info!(gateway = %addr, model = %model, "deployments page reads the gateway's admin API");
     Ok(Some(mlflow_api::pages::GatewayLink {

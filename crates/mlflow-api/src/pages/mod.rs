@@ -35,7 +35,8 @@ use ::auth::permission::{Action, EXPERIMENT, REGISTERED_MODEL};
 use axum::http::StatusCode;
 use axum::response::{Redirect, Response};
 use maud::html;
-use tracking::{Experiment, KeyValue, Run, RunSearch, ViewType};
+use std::sync::Arc;
+use tracking::{Experiment, KeyValue, RunSearch, SharedRun, ViewType};
 
 /// The tag that marks a run as a loop cycle.
 const PIPELINE_TAG: &str = "factory.pipeline";
@@ -99,9 +100,9 @@ async fn readable_experiments(s: &AppState, who: &Caller) -> ApiResult<Vec<Exper
     Ok(out)
 }
 
-/// A loop cycle as its run records it.
+/// A loop cycle as its run records it (the search's shared run, not a copy).
 pub(crate) struct Cycle {
-    pub run: Run,
+    pub run: Arc<SharedRun>,
     pub pipeline: String,
 }
 
@@ -159,9 +160,8 @@ async fn cycles(s: &AppState, who: &Caller, experiment_ids: Vec<String>, and: &s
     };
     Ok(page
         .items
-        .iter()
-        .map(|r| {
-            let run: Run = (**r).clone();
+        .into_iter()
+        .map(|run| {
             let pipeline = tag(&run.tags, PIPELINE_TAG).unwrap_or_default().to_string();
             Cycle { run, pipeline }
         })
