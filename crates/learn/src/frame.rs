@@ -1,5 +1,5 @@
 //! In-memory tables: a [`Frame`] is a list of equally long named [`Column`]s, each numeric
-//! (`f64`, NaN = missing) or categorical (strings, `None` = missing), and its [`Schema`].
+//! (`f64`, NaN = missing), categorical or text (strings, `None` = missing), and its [`Schema`].
 //!
 //! Frames are deliberately plain: no index, no dtype zoo, no lazy evaluation. Their
 //! [`Schema`] (module `schema`) is the only part that travels with a model.
@@ -14,8 +14,10 @@ use crate::schema::{ColumnKind, Field, Schema};
 pub enum ColumnData {
     /// Numbers; `NaN` marks a missing value.
     Numeric(Vec<f64>),
-    /// Strings; `None` marks a missing value.
+    /// Strings taken as levels; `None` marks a missing value.
     Categorical(Vec<Option<String>>),
+    /// Strings taken as free text; `None` marks a missing value.
+    Text(Vec<Option<String>>),
 }
 
 impl ColumnData {
@@ -23,7 +25,7 @@ impl ColumnData {
     pub fn len(&self) -> usize {
         match self {
             ColumnData::Numeric(v) => v.len(),
-            ColumnData::Categorical(v) => v.len(),
+            ColumnData::Categorical(v) | ColumnData::Text(v) => v.len(),
         }
     }
 
@@ -32,11 +34,28 @@ impl ColumnData {
         self.len() == 0
     }
 
-    /// Numeric or categorical.
+    /// Numeric, categorical or text.
     pub fn kind(&self) -> ColumnKind {
         match self {
             ColumnData::Numeric(_) => ColumnKind::Numeric,
             ColumnData::Categorical(_) => ColumnKind::Categorical,
+            ColumnData::Text(_) => ColumnKind::Text,
+        }
+    }
+
+    /// A string column of `kind`: text for [`ColumnKind::Text`], categorical otherwise.
+    pub fn from_strings(kind: ColumnKind, values: Vec<Option<String>>) -> ColumnData {
+        match kind {
+            ColumnKind::Text => ColumnData::Text(values),
+            _ => ColumnData::Categorical(values),
+        }
+    }
+
+    /// The strings of a categorical or text column.
+    pub fn strings(&self) -> Option<&[Option<String>]> {
+        match self {
+            ColumnData::Numeric(_) => None,
+            ColumnData::Categorical(v) | ColumnData::Text(v) => Some(v),
         }
     }
 
@@ -44,6 +63,7 @@ impl ColumnData {
         match self {
             ColumnData::Numeric(v) => ColumnData::Numeric(idx.iter().map(|&i| v[i]).collect()),
             ColumnData::Categorical(v) => ColumnData::Categorical(idx.iter().map(|&i| v[i].clone()).collect()),
+            ColumnData::Text(v) => ColumnData::Text(idx.iter().map(|&i| v[i].clone()).collect()),
         }
     }
 }
@@ -66,7 +86,12 @@ impl Column {
         Column { name: name.into(), data: ColumnData::Categorical(values) }
     }
 
-    /// Numeric or categorical.
+    /// A text column (`None` = missing).
+    pub fn text(name: impl Into<String>, values: Vec<Option<String>>) -> Column {
+        Column { name: name.into(), data: ColumnData::Text(values) }
+    }
+
+    /// Numeric, categorical or text.
     pub fn kind(&self) -> ColumnKind {
         self.data.kind()
     }
@@ -130,6 +155,49 @@ impl Frame {
     /// A copy without the named column (an unchanged copy if there is none).
     pub fn without(&self, name: &str) -> Frame {
         Frame { columns: self.columns.iter().filter(|c| c.name != name).cloned().collect(), n_rows: self.n_rows }
+    }
+
+    /// The same frame with the named string columns taken as text; fails on a name that is
+    /// not a column or a numeric column.
+    pub fn with_text(mut self, names: &[String]) -> Result<Frame, LearnError> {
+        for name in names {
+            let col = self
+                .columns
+                .iter_mut()
+                .find(|c| &c.name == name)
+                .ok_or_else(|| LearnError::MissingColumns { columns: vec![name.clone()] })?;
+            col.data = match std::mem::replace(&mut col.data, ColumnData::Numeric(Vec::new())) {
+                ColumnData::Categorical(v) | ColumnData::Text(v) => ColumnData::Text(v),
+                ColumnData::Numeric(v) => {
+                    col.data = ColumnData::Numeric(v);
+                    return Err(LearnError::KindMismatch {
+                        column: name.clone(),
+                        expected: ColumnKind::Text,
+                        found: ColumnKind::Numeric,
+                    });
+                }
+            };
+        }
+        Ok(self)
+    }
+
+    /// String columns that read as free text rather than levels: more distinct values than
+    /// half the rows (at least 20 rows), averaging two or more words per value.
+    pub fn text_like_columns(&self) -> Vec<String> {
+        self.columns
+            .iter()
+            .filter(|c| {
+                let Some(v) = c.data.strings() else { return false };
+                let present: Vec<&str> = v.iter().flatten().map(String::as_str).collect();
+                if self.n_rows < 20 || present.is_empty() {
+                    return false;
+                }
+                let distinct: HashSet<&str> = present.iter().copied().collect();
+                let words: usize = present.iter().map(|s| s.split_whitespace().count()).sum();
+                distinct.len() * 2 > self.n_rows && words >= 2 * present.len()
+            })
+            .map(|c| c.name.clone())
+            .collect()
     }
 
     /// Names and kinds of the columns, in order.

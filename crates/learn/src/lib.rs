@@ -29,9 +29,10 @@
 //!
 //! Codemap: `read` (CSV → [`Frame`]), `frame` (columns), `schema` ([`Schema`], column kinds),
 //! `split` (seeded row splits), `task` ([`Task`], [`TrainReport`], link functions), `gbm`
-//! (binning, histograms, leaf-wise trees, boosting), `linear` (ridge and logistic regression),
+//! (binning, histograms, leaf-wise trees, boosting), `linear` (ridge and logistic regression, direct or truncated Newton), `text` (tokens,
+//! TF-IDF),
 //! `model` ([`fit`], [`Model`], bytes), [`metrics`], `error`. Modules depend downwards only:
-//! `schema`, `task`, `split` ← `error` ← `frame` ← `read`, `gbm`, `linear` ← `model`.
+//! `schema`, `task`, `split`, `text` ← `error` ← `frame` ← `read`, `gbm`, `linear` ← `model`.
 
 mod error;
 mod frame;
@@ -43,14 +44,16 @@ mod read;
 mod schema;
 mod split;
 mod task;
+mod text;
 
 pub use error::LearnError;
 pub use frame::{Column, ColumnData, Frame};
 pub use gbm::GbmParams;
 pub use linear::LinearParams;
-pub use metrics::{accuracy, log_loss, mae, mse, r2, rmse, roc_auc};
+pub use metrics::{accuracy, confusion, log_loss, mae, mse, precision_recall_f1, r2, rmse, roc_auc};
 pub use model::{fit, Model, ModelSpec};
 pub use read::{read_csv, read_csv_with_schema};
 pub use schema::{ColumnKind, Field, Schema};
 pub use split::{rng, train_test_split, Rng};
 pub use task::{Task, TrainReport};
+pub use text::tokens;

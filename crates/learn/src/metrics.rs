@@ -101,3 +101,24 @@ pub fn accuracy(y: &[f64], p: &[f64]) -> f64 {
     let right = y.iter().zip(p).filter(|(&a, &b)| (b > 0.5) == (a == 1.0)).count();
     right as f64 / y.len() as f64
 }
+
+/// Counts of (true negatives, false positives, false negatives, true positives), the class
+/// predicted as in [`accuracy`].
+pub fn confusion(y: &[f64], p: &[f64]) -> [usize; 4] {
+    let mut c = [0; 4];
+    for (&a, &b) in y.iter().zip(p) {
+        c[usize::from(a == 1.0) * 2 + usize::from(b > 0.5)] += 1;
+    }
+    c
+}
+
+/// Precision, recall and F1 of the positive class (0 where scikit-learn's `zero_division`
+/// default gives 0), the class predicted as in [`accuracy`].
+pub fn precision_recall_f1(y: &[f64], p: &[f64]) -> (f64, f64, f64) {
+    if !check(y, p) {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let [_, fp, fn_, tp] = confusion(y, p).map(|c| c as f64);
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    (ratio(tp, tp + fp), ratio(tp, tp + fn_), ratio(2.0 * tp, 2.0 * tp + fp + fn_))
+}

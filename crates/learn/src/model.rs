@@ -12,7 +12,7 @@ use crate::error::LearnError;
 use crate::frame::{ColumnData, Frame};
 use crate::gbm::{self, GbmModel, GbmParams};
 use crate::linear::{self, LinearModel, LinearParams};
-use crate::schema::Schema;
+use crate::schema::{ColumnKind, Schema};
 use crate::task::{sigmoid, Task, TrainReport};
 
 /// Which model to train, with its hyper-parameters.
@@ -92,6 +92,12 @@ pub fn fit(
         return Err(LearnError::BadTrainingData("no feature columns".into()));
     }
     check_target(target, task)?;
+    if let (ModelSpec::Gbm(_), Some(text)) = (spec, features.columns().iter().find(|c| c.kind() == ColumnKind::Text)) {
+        return Err(LearnError::BadTrainingData(format!(
+            "column '{}' is text, which the gradient-boosting model does not take; train the linear model on text",
+            text.name
+        )));
+    }
     let (body, report) = match spec {
         ModelSpec::Gbm(p) => {
             let (m, r) = gbm::fit(features, target, task, p, progress)?;
@@ -134,7 +140,8 @@ impl Model {
     }
 
     /// For a linear model, the intercept and coefficients in the inputs' own units (numeric
-    /// columns per unit; one-hot columns named `column=level`, `column=<missing>`); `None`
+    /// columns per unit; one-hot columns named `column=level`, `column=<missing>`; TF-IDF
+    /// columns `column:term`); `None`
     /// for trees.
     pub fn linear_coefficients(&self) -> Option<(f64, Vec<(String, f64)>)> {
         match &self.body {
@@ -157,7 +164,8 @@ impl Model {
         let mut cols: Vec<&ColumnData> = Vec::with_capacity(self.schema.fields.len());
         for f in &self.schema.fields {
             let c = features.column(&f.name).expect("checked above");
-            if c.kind() != f.kind {
+            // Strings are strings: levels and text are told apart by the schema.
+            if (c.kind() == ColumnKind::Numeric) != (f.kind == ColumnKind::Numeric) {
                 return Err(LearnError::KindMismatch { column: f.name.clone(), expected: f.kind, found: c.kind() });
             }
             cols.push(&c.data);

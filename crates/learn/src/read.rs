@@ -138,6 +138,7 @@ pub fn read_csv_with_schema(reader: impl Read, schema: &Schema) -> Result<Frame,
         .map(|k| match k {
             ColumnKind::Numeric => ColumnData::Numeric(Vec::new()),
             ColumnKind::Categorical => ColumnData::Categorical(Vec::new()),
+            ColumnKind::Text => ColumnData::Text(Vec::new()),
         })
         .collect();
     for_each_record(&mut rdr, header.len(), |row, record| {
@@ -155,7 +156,7 @@ pub fn read_csv_with_schema(reader: impl Read, schema: &Schema) -> Result<Frame,
                     };
                     v.push(x);
                 }
-                ColumnData::Categorical(v) => {
+                ColumnData::Categorical(v) | ColumnData::Text(v) => {
                     v.push((!is_missing(cell)).then(|| cell.to_owned()));
                 }
             }

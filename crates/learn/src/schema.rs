@@ -6,12 +6,15 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The two kinds of column the crate understands.
+/// The kinds of column the crate understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnKind {
     Numeric,
+    /// Strings taken as levels.
     Categorical,
+    /// Strings taken as free text (tokens, TF-IDF).
+    Text,
 }
 
 impl fmt::Display for ColumnKind {
@@ -19,6 +22,7 @@ impl fmt::Display for ColumnKind {
         f.write_str(match self {
             ColumnKind::Numeric => "numeric",
             ColumnKind::Categorical => "categorical",
+            ColumnKind::Text => "text",
         })
     }
 }

@@ -24,7 +24,9 @@ pub fn to_dataframe_split(frame: &Frame) -> Value {
                     .map(|c| match &c.data {
                         ColumnData::Numeric(v) if v[row].is_finite() => json!(v[row]),
                         ColumnData::Numeric(_) => Value::Null,
-                        ColumnData::Categorical(v) => v[row].clone().map(Value::String).unwrap_or(Value::Null),
+                        ColumnData::Categorical(v) | ColumnData::Text(v) => {
+                            v[row].clone().map(Value::String).unwrap_or(Value::Null)
+                        }
                     })
                     .collect(),
             )
@@ -218,7 +220,8 @@ pub fn build(columns: Vec<(String, Vec<Value>)>, schema: &Schema) -> Result<Fram
                     .map(|(i, v)| json_number(v).ok_or_else(|| bad(i, v, "a number")))
                     .collect::<Result<_>>()?,
             ),
-            ColumnKind::Categorical => ColumnData::Categorical(
+            ColumnKind::Categorical | ColumnKind::Text => ColumnData::from_strings(
+                f.kind,
                 values
                     .iter()
                     .enumerate()

@@ -100,7 +100,7 @@ fn sha256(bytes: &[u8]) -> String {
 fn mlflow_type(kind: ColumnKind) -> &'static str {
     match kind {
         ColumnKind::Numeric => "double",
-        ColumnKind::Categorical => "string",
+        ColumnKind::Categorical | ColumnKind::Text => "string",
     }
 }
 
@@ -130,19 +130,23 @@ pub struct Provenance {
 pub fn save(dir: &Path, model: &learn::Model, example: &Frame, provenance: &Provenance) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let model_bytes = model.to_bytes();
-    let onnx = formats::export::onnx_from_learn(&model_bytes)
+    // Text columns have no ONNX export yet (tokenising needs onnxruntime's contrib
+    // `Tokenizer`): such models keep the factory flavor only.
+    let exportable = model.schema().fields.iter().all(|f| f.kind != ColumnKind::Text);
+    let onnx = exportable
+        .then(|| formats::export::onnx_from_learn(&model_bytes))
+        .transpose()
         .map_err(|e| PackageError::Invalid { path: dir.join(ONNX_FILE), message: e.to_string() })?;
     let example_json = input::to_dataframe_split(example).to_string();
-    let mut files: Vec<(&str, Vec<u8>)> = vec![
-        (MODEL_FILE, model_bytes),
-        (ONNX_FILE, onnx),
-        (EXAMPLE_FILE, example_json.into_bytes()),
-        ("requirements.txt", b"mlflow\nonnx\nonnxruntime\n".to_vec()),
-        (
+    let mut files: Vec<(&str, Vec<u8>)> = vec![(MODEL_FILE, model_bytes), (EXAMPLE_FILE, example_json.into_bytes())];
+    if let Some(onnx) = onnx {
+        files.push((ONNX_FILE, onnx));
+        files.push(("requirements.txt", b"mlflow\nonnx\nonnxruntime\n".to_vec()));
+        files.push((
             "python_env.yaml",
             b"python: \"3.11\"\nbuild_dependencies:\n- pip\ndependencies:\n- -r requirements.txt\n".to_vec(),
-        ),
-    ];
+        ));
+    }
     let size: usize = files.iter().map(|(_, b)| b.len()).sum();
     let output_name = match model.task() {
         learn::Task::Regression => "prediction",
@@ -178,6 +182,11 @@ pub fn save(dir: &Path, model: &learn::Model, example: &Frame, provenance: &Prov
         "saved_input_example_info": { "artifact_path": EXAMPLE_FILE, "type": "dataframe", "pandas_orient": "split" },
         "utc_time_created": provenance.created_utc,
     });
+    if !exportable {
+        let flavors = mlmodel["flavors"].as_object_mut().expect("built above");
+        flavors.remove("onnx");
+        flavors.remove("python_function");
+    }
     if let Some(r) = &provenance.run_id {
         mlmodel["run_id"] = r.clone().into();
     }

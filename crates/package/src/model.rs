@@ -318,7 +318,9 @@ impl Model {
             .iter()
             .map(|f| match f.kind {
                 ColumnKind::Numeric => Column::numeric(f.name.clone(), vec![number]),
-                ColumnKind::Categorical => Column::categorical(f.name.clone(), vec![text.clone()]),
+                kind @ (ColumnKind::Categorical | ColumnKind::Text) => {
+                    Column { name: f.name.clone(), data: ColumnData::from_strings(kind, vec![text.clone()]) }
+                }
             })
             .collect();
         Frame::from_columns(columns).expect("schema names are unique")
@@ -381,13 +383,13 @@ impl Model {
 
 /// The values of `cols` (schema indices) for every row, row-major, as one feed.
 fn feed(columns: &[&Column], cols: &[usize], rows: usize) -> Feed {
-    let text = cols.iter().any(|&c| columns[c].kind() == ColumnKind::Categorical);
+    let text = cols.iter().any(|&c| columns[c].kind() != ColumnKind::Numeric);
     if text {
         let mut out = Vec::with_capacity(rows * cols.len());
         for r in 0..rows {
             for &c in cols {
                 out.push(match &columns[c].data {
-                    ColumnData::Categorical(v) => v[r].clone().unwrap_or_default(),
+                    ColumnData::Categorical(v) | ColumnData::Text(v) => v[r].clone().unwrap_or_default(),
                     ColumnData::Numeric(v) => v[r].to_string(),
                 });
             }
@@ -405,7 +407,7 @@ fn matrix(columns: &[&Column], rows: usize) -> Vec<f64> {
         for c in columns {
             x.push(match &c.data {
                 ColumnData::Numeric(v) => v[r],
-                ColumnData::Categorical(_) => f64::NAN,
+                ColumnData::Categorical(_) | ColumnData::Text(_) => f64::NAN,
             });
         }
     }

@@ -388,6 +388,9 @@ async fn retrain(
         cache_dir,
         target: r.target.clone(),
         task: learn::Task::Regression,
+        text_columns: None,
+        positive_label: None,
+        test_data: None,
         spec: learn::ModelSpec::Gbm(learn::GbmParams {
             max_iter: r.max_iter,
             seed: r.seed,

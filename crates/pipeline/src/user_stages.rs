@@ -243,9 +243,9 @@ async fn judge(
     };
     let file = std::fs::File::open(holdout).map_err(|source| PipelineError::Io { path: holdout.into(), source })?;
     let frame = learn::read_csv(std::io::BufReader::new(file)).map_err(|e| PipelineError::Data(e.to_string()))?;
-    let (x, y) = training::run::split_target(&frame, &r.target)?;
     // A user's stage may register any flavor factory serves; only factory models know their task.
     let task = challenger.model.factory().map_or(learn::Task::Regression, learn::Model::task);
+    let (x, y) = training::run::split_target(&frame, &r.target, task, None)?;
     let challenger_score = training::evaluate_packaged(&challenger.model, task, &x, &y)?.primary;
     report.challenger_score = Some(challenger_score.1);
     let champion = match client.resolve(&ModelUri::Alias { name: r.model_name.clone(), alias: r.alias.clone() }).await {

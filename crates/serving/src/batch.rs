@@ -146,15 +146,15 @@ fn concat<'a>(frames: impl Iterator<Item = &'a Frame> + Clone, rows: usize) -> R
                 }
                 ColumnData::Numeric(v)
             }
-            ColumnData::Categorical(_) => {
+            ColumnData::Categorical(_) | ColumnData::Text(_) => {
                 let mut v = Vec::with_capacity(rows);
                 for f in frames.clone() {
                     match f.column(&c.name).map(|c| &c.data) {
-                        Some(ColumnData::Categorical(x)) => v.extend_from_slice(x),
+                        Some(d) if d.kind() == c.kind() => v.extend_from_slice(d.strings().unwrap_or_default()),
                         _ => return Err(differ()),
                     }
                 }
-                ColumnData::Categorical(v)
+                ColumnData::from_strings(c.kind(), v)
             }
         };
         columns.push(Column { name: c.name.clone(), data });

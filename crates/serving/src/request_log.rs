@@ -288,7 +288,9 @@ fn jsonl_rows(e: &Entry, timestamp: &str) -> Vec<u8> {
             out.push(b':');
             let v = match &c.data {
                 ColumnData::Numeric(v) => json_f64(v[row]),
-                ColumnData::Categorical(v) => v[row].as_deref().map_or("null".to_string(), json_str),
+                ColumnData::Categorical(v) | ColumnData::Text(v) => {
+                    v[row].as_deref().map_or("null".to_string(), json_str)
+                }
             };
             out.extend_from_slice(v.as_bytes());
         }
@@ -324,7 +326,9 @@ fn csv_rows(e: &Entry, timestamp: &str) -> Vec<u8> {
             match &c.data {
                 ColumnData::Numeric(v) if v[row].is_nan() => {}
                 ColumnData::Numeric(v) => out.push_str(&v[row].to_string()),
-                ColumnData::Categorical(v) => out.push_str(&v[row].as_deref().map(csv_field).unwrap_or_default()),
+                ColumnData::Categorical(v) | ColumnData::Text(v) => {
+                    out.push_str(&v[row].as_deref().map(csv_field).unwrap_or_default())
+                }
             }
             out.push(',');
         }

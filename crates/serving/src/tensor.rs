@@ -61,7 +61,7 @@ pub fn datatype_is_numeric(datatype: &str) -> Option<bool> {
 pub fn datatype_for(kind: ColumnKind) -> &'static str {
     match kind {
         ColumnKind::Numeric => "FP64",
-        ColumnKind::Categorical => "BYTES",
+        ColumnKind::Categorical | ColumnKind::Text => "BYTES",
     }
 }
 
@@ -251,16 +251,18 @@ fn from_columns(inputs: Vec<Tensor>, schema: &Schema) -> Result<Frame, ServeErro
         let t = by_name.remove(&f.name).expect("checked above");
         let data = match (f.kind, t.data) {
             (ColumnKind::Numeric, TensorData::Numeric(v)) => ColumnData::Numeric(v),
-            (ColumnKind::Categorical, TensorData::Bytes(v)) => ColumnData::Categorical(v),
+            (kind @ (ColumnKind::Categorical | ColumnKind::Text), TensorData::Bytes(v)) => {
+                ColumnData::from_strings(kind, v)
+            }
             (ColumnKind::Numeric, TensorData::Bytes(_)) => {
                 return Err(invalid(format!(
                     "input '{}' is {} but the model's column '{}' is numeric: send FP64, FP32 or INT64",
                     t.name, t.datatype, f.name
                 )))
             }
-            (ColumnKind::Categorical, TensorData::Numeric(_)) => {
+            (kind @ (ColumnKind::Categorical | ColumnKind::Text), TensorData::Numeric(_)) => {
                 return Err(invalid(format!(
-                    "input '{}' is {} but the model's column '{}' is categorical: send BYTES (strings)",
+                    "input '{}' is {} but the model's column '{}' is {kind}: send BYTES (strings)",
                     t.name, t.datatype, f.name
                 )))
             }
@@ -309,9 +311,10 @@ fn from_matrix(t: Tensor, schema: &Schema) -> Result<Frame, ServeError> {
             .iter()
             .enumerate()
             .map(|(j, f)| match f.kind {
-                ColumnKind::Categorical => {
-                    Ok(Column::categorical(f.name.clone(), (0..n).map(|i| values[i * k + j].clone()).collect()))
-                }
+                kind @ (ColumnKind::Categorical | ColumnKind::Text) => Ok(Column {
+                    name: f.name.clone(),
+                    data: ColumnData::from_strings(kind, (0..n).map(|i| values[i * k + j].clone()).collect()),
+                }),
                 ColumnKind::Numeric => (0..n)
                     .map(|i| match values[i * k + j].as_deref().map(str::trim) {
                         None | Some("") => Ok(f64::NAN),

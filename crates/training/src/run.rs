@@ -14,6 +14,14 @@ pub struct TrainConfig {
     pub cache_dir: PathBuf,
     pub target: String,
     pub task: Task,
+    /// Free-text columns (tokens, TF-IDF); `None` takes the columns that read as text when the
+    /// model is linear (`learn::Frame::text_like_columns`).
+    pub text_columns: Option<Vec<String>>,
+    /// Classification: the target value that is the positive class (1). `None`: a 0/1 target
+    /// as is, or of two string values the greater (scikit-learn's `classes_[1]`).
+    pub positive_label: Option<String>,
+    /// Score on this data set instead of holding rows of `data` out (all of `data` trains).
+    pub test_data: Option<Source>,
     pub spec: ModelSpec,
     pub experiment: String,
     pub run_name: Option<String>,
@@ -96,26 +104,66 @@ fn score(task: Task, y: &[f64], p: &[f64]) -> Holdout {
         }
         Task::BinaryClassification => {
             let ll = learn::log_loss(y, p);
+            let (precision, recall, f1) = learn::precision_recall_f1(y, p);
             Holdout {
                 primary: ("log_loss".into(), ll),
                 metrics: vec![
                     ("log_loss".into(), ll),
                     ("roc_auc".into(), learn::roc_auc(y, p)),
                     ("accuracy".into(), learn::accuracy(y, p)),
+                    ("precision".into(), precision),
+                    ("recall".into(), recall),
+                    ("f1".into(), f1),
                 ],
             }
         }
     }
 }
 
-/// The features and the numeric target of a frame; rows without a target are dropped.
-pub fn split_target(frame: &Frame, target: &str) -> Result<(Frame, Vec<f64>)> {
+/// The features and the numeric target of a frame; rows without a target are dropped. For
+/// classification, `positive` names the positive class (see [`TrainConfig::positive_label`]);
+/// a string target becomes 1 for it and 0 for the other value.
+pub fn split_target(frame: &Frame, target: &str, task: Task, positive: Option<&str>) -> Result<(Frame, Vec<f64>)> {
     let col = frame.column(target).ok_or_else(|| {
         let names: Vec<&str> = frame.columns().iter().map(|c| c.name.as_str()).collect();
         TrainError::Data(format!("target column '{target}' is not in the data (columns: {})", names.join(", ")))
     })?;
-    let learn::ColumnData::Numeric(values) = &col.data else {
-        return Err(TrainError::Data(format!("target column '{target}' must be numeric")));
+    let values: Vec<f64> = match (&col.data, task, positive) {
+        (learn::ColumnData::Numeric(v), _, None) => v.clone(),
+        (learn::ColumnData::Numeric(v), Task::BinaryClassification, Some(label)) => {
+            let want: f64 = label.trim().parse().map_err(|_| {
+                TrainError::Data(format!("--positive-label '{label}': target column '{target}' holds numbers"))
+            })?;
+            v.iter().map(|&x| if x.is_finite() { f64::from(x == want) } else { f64::NAN }).collect()
+        }
+        (data, Task::BinaryClassification, _) if data.strings().is_some() => {
+            let strings = data.strings().unwrap_or_default();
+            let levels: std::collections::BTreeSet<&str> = strings.iter().flatten().map(String::as_str).collect();
+            let shown = || levels.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+            let pos = match positive {
+                Some(p) if levels.contains(p) => p,
+                Some(p) => {
+                    return Err(TrainError::Data(format!(
+                        "--positive-label '{p}' is not a value of target column '{target}' (values: {})",
+                        shown()
+                    )))
+                }
+                None if levels.len() == 2 => levels.last().copied().unwrap_or_default(),
+                None => {
+                    return Err(TrainError::Data(format!(
+                        "target column '{target}' has {} values ({}): binary classification needs two, or \
+                         --positive-label to say which value is positive",
+                        levels.len(),
+                        shown()
+                    )))
+                }
+            };
+            strings.iter().map(|s| s.as_deref().map_or(f64::NAN, |s| f64::from(s == pos))).collect()
+        }
+        (_, Task::Regression, Some(_)) => {
+            return Err(TrainError::Data("--positive-label is for classification (--task classification)".into()))
+        }
+        _ => return Err(TrainError::Data(format!("target column '{target}' must be numeric"))),
     };
     let keep: Vec<usize> = (0..values.len()).filter(|&i| values[i].is_finite()).collect();
     if keep.is_empty() {
@@ -141,7 +189,11 @@ fn spec_params(spec: &ModelSpec) -> Vec<(String, String)> {
             p("validation_fraction", g.validation_fraction.to_string()),
             p("n_iter_no_change", g.n_iter_no_change.to_string()),
         ],
-        ModelSpec::Linear(l) => vec![p("model", "linear".into()), p("alpha", l.alpha.to_string())],
+        ModelSpec::Linear(l) => vec![
+            p("model", "linear".into()),
+            p("alpha", l.alpha.to_string()),
+            p("text_alpha", l.text_alpha.to_string()),
+        ],
     }
 }
 
@@ -185,16 +237,59 @@ fn split(n: usize, test_fraction: f64, seed: u64, holdout_from: Option<usize>) -
     }
 }
 
+/// Reads a CSV file, gzip-compressed when its name ends in `.gz`.
+fn read_frame(path: &Path) -> Result<Frame> {
+    let file = std::fs::File::open(path).map_err(|source| TrainError::Io { path: path.into(), source })?;
+    let reader = std::io::BufReader::new(file);
+    Ok(if path.extension().is_some_and(|e| e == "gz") {
+        learn::read_csv(flate2::read::MultiGzDecoder::new(reader))?
+    } else {
+        learn::read_csv(reader)?
+    })
+}
+
 /// Trains, logs and registers one model; see the module docs for the steps.
 pub async fn train(cfg: &TrainConfig, client: &Client) -> Result<TrainOutcome> {
     let path = data::resolve(&cfg.data, &cfg.cache_dir, cfg.show_progress).await?;
-    let file = std::fs::File::open(&path).map_err(|source| TrainError::Io { path: path.clone(), source })?;
-    let frame = learn::read_csv(std::io::BufReader::new(file))?;
-    let (features, y) = split_target(&frame, &cfg.target)?;
-    let (train_idx, test_idx) = split(features.n_rows(), cfg.test_fraction, cfg.seed, cfg.holdout_from_row);
-    let (x_train, x_test) = (features.select_rows(&train_idx), features.select_rows(&test_idx));
-    let y_train: Vec<f64> = train_idx.iter().map(|&i| y[i]).collect();
-    let y_test: Vec<f64> = test_idx.iter().map(|&i| y[i]).collect();
+    let frame = read_frame(&path)?;
+    let text_columns = match &cfg.text_columns {
+        Some(names) => names.clone(),
+        None => {
+            let found: Vec<String> = frame.text_like_columns().into_iter().filter(|c| c != &cfg.target).collect();
+            if matches!(cfg.spec, ModelSpec::Linear(_)) {
+                found
+            } else {
+                if !found.is_empty() {
+                    tracing::warn!(
+                        columns = found.join(", "),
+                        "these columns read as free text; the GBM takes them as categories (the most frequent \
+                         levels): train --model linear to use their words"
+                    );
+                }
+                Vec::new()
+            }
+        }
+    };
+    let positive = cfg.positive_label.as_deref();
+    let (features, y) = split_target(&frame.with_text(&text_columns)?, &cfg.target, cfg.task, positive)?;
+    let (x_train, y_train, x_test, y_test) = match &cfg.test_data {
+        Some(source) => {
+            let test_path = data::resolve(source, &cfg.cache_dir, cfg.show_progress).await?;
+            let test = read_frame(&test_path)?.with_text(&text_columns)?;
+            let (x_test, y_test) = split_target(&test, &cfg.target, cfg.task, positive)?;
+            (features, y, x_test, y_test)
+        }
+        None => {
+            let (train_idx, test_idx) = split(features.n_rows(), cfg.test_fraction, cfg.seed, cfg.holdout_from_row);
+            let (x_train, x_test) = (features.select_rows(&train_idx), features.select_rows(&test_idx));
+            let y_train: Vec<f64> = train_idx.iter().map(|&i| y[i]).collect();
+            let y_test: Vec<f64> = test_idx.iter().map(|&i| y[i]).collect();
+            (x_train, y_train, x_test, y_test)
+        }
+    };
+    if x_test.n_rows() == 0 {
+        return Err(TrainError::Data("the holdout has no rows with a target".into()));
+    }
 
     let experiment_id = client.experiment_id(&cfg.experiment).await?;
     let run_name = cfg.run_name.clone().unwrap_or_else(|| format!("train-{}", cfg.model_name));
@@ -205,9 +300,20 @@ pub async fn train(cfg: &TrainConfig, client: &Client) -> Result<TrainOutcome> {
             &[("mlflow.source.type", "LOCAL"), ("mlflow.source.name", "factory train")],
         )
         .await?;
-    let result =
-        train_in_run(cfg, client, &experiment_id, &run_id, &artifact_uri, &path, &x_train, &y_train, &x_test, &y_test)
-            .await;
+    let result = train_in_run(
+        cfg,
+        client,
+        &experiment_id,
+        &run_id,
+        &artifact_uri,
+        &path,
+        &text_columns,
+        &x_train,
+        &y_train,
+        &x_test,
+        &y_test,
+    )
+    .await;
     let status = if result.is_ok() { "FINISHED" } else { "FAILED" };
     if let Err(e) = client.end_run(&run_id, status).await {
         tracing::warn!(error = %e, run_id, "could not end the run");
@@ -223,6 +329,7 @@ async fn train_in_run(
     run_id: &str,
     artifact_uri: &str,
     data_path: &Path,
+    text_columns: &[String],
     x_train: &Frame,
     y_train: &[f64],
     x_test: &Frame,
@@ -243,7 +350,12 @@ async fn train_in_run(
     params.extend([
         ("seed".to_string(), cfg.seed.to_string()),
         ("target".to_string(), cfg.target.clone()),
-        ("test_fraction".to_string(), cfg.test_fraction.to_string()),
+        (
+            "test_fraction".to_string(),
+            if cfg.test_data.is_some() { "none".into() } else { cfg.test_fraction.to_string() },
+        ),
+        ("text_columns".to_string(), if text_columns.is_empty() { "none".into() } else { text_columns.join(",") }),
+        ("positive_label".to_string(), cfg.positive_label.clone().unwrap_or_else(|| "default".into())),
         ("holdout_from_row".to_string(), cfg.holdout_from_row.map_or_else(|| "none".into(), |k| k.to_string())),
         ("data".to_string(), data_path.display().to_string()),
         ("train_rows".to_string(), x_train.n_rows().to_string()),
@@ -274,6 +386,17 @@ async fn train_in_run(
             "training",
         )
         .await?;
+    if cfg.task == Task::BinaryClassification {
+        let p = model.predict(x_test)?;
+        let confusion = learn::confusion(y_test, &p);
+        client
+            .upload_artifact(artifact_uri, "confusion_matrix.svg", plot::confusion_svg(confusion).into_bytes())
+            .await?;
+        let [tn, fp, fn_, tp] = confusion;
+        let json = serde_json::json!({ "labels": [0, 1], "matrix": [[tn, fp], [fn_, tp]] });
+        client.upload_artifact(artifact_uri, "confusion_matrix.json", json.to_string().into_bytes()).await?;
+        client.upload_artifact(artifact_uri, "calibration.svg", plot::calibration_svg(y_test, &p).into_bytes()).await?;
+    }
     let svg = plot::bar_chart_svg(&format!("Feature importance ({} model)", model.kind()), &report.feature_importance);
     client.upload_artifact(artifact_uri, "feature_importance.svg", svg.into_bytes()).await?;
     let importance: serde_json::Map<String, serde_json::Value> =

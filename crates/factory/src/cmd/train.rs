@@ -18,15 +18,35 @@ pub enum TaskArg {
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
-    /// Training data: a CSV path or an http(s) URL (downloaded once into the cache). Default: the
-    /// California housing CSV bundled in the binary (works offline).
+    /// Training data: a CSV path (gzip when it ends in .gz) or an http(s) URL (downloaded once
+    /// into the cache). Default: the California housing CSV bundled in the binary (works offline).
     #[arg(long)]
     pub data: Option<String>,
+    /// Score on this CSV (path or URL) instead of holding out --test-fraction of --data; all of
+    /// --data then trains.
+    #[arg(long, value_name = "CSV")]
+    pub test_data: Option<String>,
     /// Column to predict.
     #[arg(long, default_value = "median_house_value")]
     pub target: String,
     #[arg(long, value_enum, default_value = "regression")]
     pub task: TaskArg,
+    /// Classification: the target value that is the positive class (e.g. spam). Default: 1 for a
+    /// 0/1 target; of two string values, the greater (as scikit-learn's classes_[1]).
+    #[arg(long, value_name = "VALUE")]
+    pub positive_label: Option<String>,
+    /// Free-text columns (comma-separated), turned into TF-IDF word features for the linear
+    /// model. Default with --model linear: the string columns that read as text (more distinct
+    /// values than half the rows, two or more words on average); pass "" for none.
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    pub text_columns: Option<Vec<String>>,
+    /// Linear model: L2 penalty on numeric and categorical columns (scikit-learn's alpha, or 1/C).
+    #[arg(long, default_value_t = 1.0)]
+    pub alpha: f64,
+    /// Linear model: L2 penalty on the words of text columns (TF-IDF rows have unit length, so
+    /// their words need a lighter penalty than standardised columns).
+    #[arg(long, default_value_t = 0.1)]
+    pub text_alpha: f64,
     /// Experiment to log the run in (created when missing).
     #[arg(long, default_value = "california-housing")]
     pub experiment: String,
@@ -94,12 +114,20 @@ pub fn config(args: &TrainArgs) -> anyhow::Result<training::TrainConfig> {
             seed: args.seed,
             ..learn::GbmParams::default()
         }),
-        ModelKind::Linear => {
-            learn::ModelSpec::Linear(learn::LinearParams { seed: args.seed, ..learn::LinearParams::default() })
-        }
+        ModelKind::Linear => learn::ModelSpec::Linear(learn::LinearParams {
+            alpha: args.alpha,
+            text_alpha: args.text_alpha,
+            seed: args.seed,
+        }),
     };
     Ok(training::TrainConfig {
         data: training::data::Source::from_arg(args.data.as_deref()),
+        test_data: args.test_data.as_deref().map(|d| training::data::Source::from_arg(Some(d))),
+        text_columns: args
+            .text_columns
+            .as_ref()
+            .map(|c| c.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()),
+        positive_label: args.positive_label.clone(),
         cache_dir: super::datasets_cache_dir(args.cache_dir.as_deref()),
         target: args.target.clone(),
         task: match args.task {

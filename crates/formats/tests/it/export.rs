@@ -31,7 +31,9 @@ fn feeds(frame: &Frame) -> Vec<Feed> {
         .map(|c| match &c.data {
             ColumnData::Numeric(v) => Feed::Numbers(v.clone()),
             // An unknown level reads as missing, as in learn.
-            ColumnData::Categorical(v) => Feed::Text(v.iter().map(|s| s.clone().unwrap_or_default()).collect()),
+            ColumnData::Categorical(v) | ColumnData::Text(v) => {
+                Feed::Text(v.iter().map(|s| s.clone().unwrap_or_default()).collect())
+            }
         })
         .collect()
 }

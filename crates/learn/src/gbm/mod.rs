@@ -154,7 +154,7 @@ fn code_columns<'a>(codings: &[Coding], cols: &[&'a ColumnData]) -> Vec<Coded<'a
         .zip(cols)
         .map(|(coding, col)| match (coding, col) {
             (Coding::Numeric, ColumnData::Numeric(v)) => Coded::Numeric(Cow::Borrowed(v)),
-            (Coding::Categorical { levels }, ColumnData::Categorical(v)) => {
+            (Coding::Categorical { levels }, ColumnData::Categorical(v) | ColumnData::Text(v)) => {
                 Coded::Codes(binning::level_codes(levels, v.iter().map(|s| s.as_deref())))
             }
             // The caller checks kinds against the schema; a mismatch reads as all missing.
@@ -298,7 +298,8 @@ fn boost(
                 codings.push(Coding::Numeric);
                 val_cols.push(Coded::Numeric(Cow::Owned(val_rows.iter().map(|&i| v[i]).collect())));
             }
-            ColumnData::Categorical(v) => {
+            // `model::fit` refuses text columns for trees before we get here.
+            ColumnData::Categorical(v) | ColumnData::Text(v) => {
                 let levels = categorical_levels(rows.iter().map(|&i| v[i].as_deref()), params.max_bins);
                 let codes = binning::level_codes(&levels, rows.iter().map(|&i| v[i].as_deref()));
                 data.n_bins.push(levels.len());

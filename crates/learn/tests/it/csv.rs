@@ -11,7 +11,9 @@ fn render(f: &Frame) -> String {
                 ColumnData::Numeric(v) => {
                     v.iter().map(|x| if x.is_nan() { "NA".into() } else { x.to_string() }).collect()
                 }
-                ColumnData::Categorical(v) => v.iter().map(|s| s.clone().unwrap_or_else(|| "NA".into())).collect(),
+                ColumnData::Categorical(v) | ColumnData::Text(v) => {
+                    v.iter().map(|s| s.clone().unwrap_or_else(|| "NA".into())).collect()
+                }
             };
             format!("{}:{}[{}]", c.name, c.kind(), values.join(", "))
         })

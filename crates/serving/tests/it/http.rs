@@ -90,7 +90,7 @@ async fn v2_rest_routes() {
     let col = |name: &str| -> Value {
         match &f.column(name).unwrap().data {
             learn::ColumnData::Numeric(v) => json!(v),
-            learn::ColumnData::Categorical(v) => json!(v),
+            learn::ColumnData::Categorical(v) | learn::ColumnData::Text(v) => json!(v),
         }
     };
     // MLServer's pandas codec: one input per column, [n, 1], mixed datatypes; columns in any order.
