@@ -243,7 +243,9 @@ def predicted(server, trained, data, tmp_path_factory) -> list[float]:
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == TEST_ROWS
-    assert "probability" in rows[0], list(rows[0])
+    assert list(rows[0]) == ["probability", "prediction"], list(rows[0])
+    # The label beside the probability, by the same threshold as serve's.
+    assert all(int(r["prediction"]) == int(float(r["probability"]) >= 0.5) for r in rows)
     return [float(r["probability"]) for r in rows]
 
 
@@ -401,3 +403,88 @@ def test_factory_predict_matches_the_served_model(serve, trained, data, predicte
     r = serve.post("/invocations", {"dataframe_split": {"columns": FEATURES, "data": data.rows}})
     assert r.status_code == 200, r.text
     assert r.json()["predictions"] == pytest.approx(predicted, rel=1e-9)
+
+
+def test_labels_joined_by_request_id_give_performance_and_its_estimate(server, serve, trained, data, tmp_path):
+    """Period-2 traffic served and logged, labels arriving later by request id: `factory drift`
+    against the period-1 reference (with the champion's predictions on it) reports prediction
+    drift, the realised performance on the joined labels and CBPE's estimate beside it."""
+    import pandas as pd
+
+    name, _ = trained
+    # Reference: the training rows, their labels as 0/1, and the champion's predictions on them.
+    train = pd.read_csv(data.train_csv, keep_default_na=False, dtype=str)
+    features = tmp_path / "train-features.csv"
+    train[FEATURES].to_csv(features, index=False, quoting=csv.QUOTE_ALL)
+    pred = tmp_path / "train-pred.csv"
+    factory("predict", "--model-uri", f"models:/{name}@prod", "--input", str(features), "--output", str(pred),
+            "--tracking-uri", server.url)
+    reference = train[FEATURES].copy()
+    reference["label"] = [1 if v == "spam" else 0 for v in train["label"]]
+    reference = pd.concat([reference, pd.read_csv(pred)], axis=1)
+    reference_csv = tmp_path / "reference.csv"
+    reference.to_csv(reference_csv, index=False, quoting=csv.QUOTE_NONNUMERIC)
+
+    # Current: every test row in one V2 request, logged as <id>:<row>.
+    rid = unique("batch-")
+    r = serve.post(f"/v2/models/{name}/infer", v2_request(data.rows, rid))
+    assert r.status_code == 200, r.text
+    served = outputs_by_name(r.json())
+    ids = [f"{rid}:{k}" for k in range(TEST_ROWS)]
+    deadline = time.monotonic() + 10
+    while True:
+        logged = {row["request_id"]: row for row in read_csv_log(serve.request_log) if row["request_id"].startswith(rid)}
+        if len(logged) == TEST_ROWS or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert sorted(logged) == sorted(ids)
+    current_csv = tmp_path / "current.csv"
+    with open(current_csv, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[*FEATURES, "prediction", "probability", "request_id"],
+                           extrasaction="ignore", quoting=csv.QUOTE_ALL)
+        w.writeheader()
+        w.writerows(logged[i] for i in ids)
+    # Labels for 150 of the 200 rows, in another order, arriving later.
+    labelled = list(range(0, TEST_ROWS, 4)) + [k for k in range(TEST_ROWS) if k % 4]
+    labelled = labelled[:150]
+    labels_csv = tmp_path / "labels.csv"
+    with open(labels_csv, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["request_id", "label"])
+        w.writerows([ids[k], data.y[k]] for k in labelled)
+
+    report_json = tmp_path / "report.json"
+    proc = factory("drift", "--reference", str(reference_csv), "--current", str(current_csv),
+                   "--labels", str(labels_csv), "--target", "label", "--text-columns", "subject,body",
+                   "--report-json", str(report_json), "--report-html", str(tmp_path / "report.html"), "--quiet",
+                   check=False)
+    assert proc.returncode in (0, 3), proc.stderr
+    report = json.loads(report_json.read_text())
+
+    prob, label = served["probability"]["data"], served["label"]["data"]
+    pd_ = report["prediction_drift"]
+    assert pd_["current_share_of_positives"] == pytest.approx(sum(label) / TEST_ROWS)
+    assert pd_["reference_share_of_positives"] == pytest.approx(reference["prediction"].mean())
+    assert pd_["probability"]["column"] == "probability" and pd_["prediction"]["column"] == "prediction"
+
+    perf = report["performance"]
+    assert perf["task"] == "classification" and perf["labels_joined"] == 150
+    y = [data.y[k] for k in labelled]
+    expected = holdout_metrics(y, [prob[k] for k in labelled])
+    assert perf["current"]["rows"] == 150
+    for key in ("accuracy", "precision", "recall", "f1"):
+        assert perf["current"][key] == pytest.approx(expected[key], abs=1e-12), key
+    assert perf["current"]["roc_auc"] == pytest.approx(expected["roc_auc"], rel=1e-9)
+    ref_expected = holdout_metrics(reference["label"].tolist(), reference["probability"].tolist())
+    assert perf["reference"]["f1"] == pytest.approx(ref_expected["f1"], abs=1e-12)
+    assert perf["delta"]["f1"] == pytest.approx(perf["current"]["f1"] - perf["reference"]["f1"], abs=1e-12)
+
+    est = report["estimated_performance"]
+    assert est["method"] == "CBPE"
+    assert est["current"]["rows"] == TEST_ROWS
+    # CBPE's accuracy estimate is the mean confidence of the predicted class.
+    confidence = sum(max(p, 1 - p) if (p >= 0.5) == bool(l) else min(p, 1 - p) for p, l in zip(prob, label))
+    assert est["current"]["accuracy"]["value"] == pytest.approx(confidence / TEST_ROWS, rel=1e-9)
+
+    described = {t["column"] for t in report["text_columns"]}
+    assert described == set(FEATURES), report["text_columns"]

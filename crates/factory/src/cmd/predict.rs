@@ -1,7 +1,9 @@
 //! `factory predict`: batch scoring, like `mlflow models predict`: resolve a model URI (any
 //! flavor `package` loads), check the input against the model's columns, write the
 //! predictions as CSV: one column per output value (`prediction`, or `<output>` /
-//! `<output>_<j>` for multi-column outputs, `<output>_<label>` for class probabilities).
+//! `<output>_<j>` for multi-column outputs, `<output>_<label>` for class probabilities). A
+//! factory binary classifier writes `probability` and `prediction`, the label by `--threshold`
+//! as `factory serve` gives it, so the file is the request log's shape (e.g. a drift reference).
 
 use anyhow::Context;
 use std::io::Write;
@@ -20,6 +22,10 @@ pub struct PredictArgs {
     pub output: Option<PathBuf>,
     #[arg(long, env = "MLFLOW_TRACKING_URI", default_value = "http://127.0.0.1:5000")]
     pub tracking_uri: String,
+    /// A factory binary classifier's decision threshold: `prediction` is 1 when the probability
+    /// is at least this (as `factory serve --threshold`).
+    #[arg(long, default_value_t = 0.5, value_parser = super::serve::parse_threshold)]
+    pub threshold: f64,
 }
 
 /// Loads a package from a local folder or through the tracking server.
@@ -70,6 +76,14 @@ pub fn run(args: PredictArgs) -> anyhow::Result<u8> {
                 (None, _) => format!("{}_{j}", t.name),
             });
             cells.push(Box::new(move |r| package::output::text(&t.values, r * width + j)));
+        }
+    }
+    if pkg.model.factory().is_some_and(|m| m.task() == learn::Task::BinaryClassification) {
+        // A factory model's one output: the probability of class 1, as f64.
+        if let Some(formats::Values::F64(p)) = predictions.outputs.first().map(|t| &t.values) {
+            header.push("prediction".into());
+            let threshold = args.threshold;
+            cells.push(Box::new(move |r| u8::from(p[r] >= threshold).to_string()));
         }
     }
     let mut out: Box<dyn Write> = match &args.output {

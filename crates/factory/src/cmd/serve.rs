@@ -53,7 +53,7 @@ pub struct ServeArgs {
     pub max_body_bytes: usize,
     /// A binary classifier's decision threshold: V2 answers and the request log give `label` 1
     /// when the probability of class 1 is at least this.
-    #[arg(long, env = "FACTORY_THRESHOLD", default_value_t = 0.5)]
+    #[arg(long, env = "FACTORY_THRESHOLD", default_value_t = 0.5, value_parser = parse_threshold)]
     pub threshold: f64,
     /// Adaptive batching: most rows per model call (0 = off, the default; see docs/serving.md).
     #[arg(long, default_value_t = 0)]
@@ -107,9 +107,6 @@ fn config(args: &ServeArgs) -> anyhow::Result<serving::Config> {
     }
     cfg.grpc_max_message_bytes = args.grpc_max_message_bytes;
     cfg.admin_tokens = args.admin_token.tokens()?;
-    if !(0.0..=1.0).contains(&args.threshold) {
-        anyhow::bail!("--threshold must be a probability from 0 to 1, not {}", args.threshold);
-    }
     cfg.threshold = args.threshold;
     if let Some(dir) = &args.request_log {
         let mut log = serving::RequestLogConfig::new(dir.clone());
@@ -172,4 +169,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         tracing::info!("stopped");
         anyhow::Ok(0)
     })
+}
+
+/// A decision threshold: a probability from 0 to 1.
+pub fn parse_threshold(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if (0.0..=1.0).contains(&t) => Ok(t),
+        _ => Err(format!("must be a probability from 0 to 1, not '{s}'")),
+    }
 }
