@@ -5,6 +5,7 @@
 //! decision and why as tags, and the ids that link it to the challenger's run, the model
 //! versions and the gateway's operations.
 
+use crate::classifier;
 use crate::config::{Pipeline, Step};
 use crate::promote::promote_and_roll_out;
 use crate::webhook;
@@ -116,6 +117,31 @@ pub async fn run(p: &Pipeline, ctx: &Context) -> Result<CycleReport, PipelineErr
         tracing::warn!(error = %e, run_id, "could not end the cycle's run");
     }
     result
+}
+
+/// A classifier's figures from the drift report, as the cycle run's metrics: the shares of
+/// positive predictions, the realised F1s and CBPE's estimate.
+fn classifier_metrics(r: &drift::DriftReport) -> Vec<(String, f64, i64)> {
+    let mut m = Vec::new();
+    let mut put = |name: &str, v: Option<f64>| {
+        if let Some(v) = v.filter(|v| v.is_finite()) {
+            m.push((name.to_string(), v, 0));
+        }
+    };
+    if let Some(pd) = &r.prediction_drift {
+        put("reference_share_of_positives", pd.reference_share_of_positives);
+        put("current_share_of_positives", pd.current_share_of_positives);
+    }
+    if let Some(perf) = &r.performance {
+        put("reference_f1", perf.reference.as_ref().and_then(|x| x.f1));
+        put("current_f1", perf.current.as_ref().and_then(|x| x.f1));
+        put("current_accuracy", perf.current.as_ref().and_then(|x| x.accuracy));
+    }
+    if let Some(e) = r.estimated_performance.as_ref().and_then(|e| e.current.as_ref()) {
+        put("estimated_f1", Some(e.f1.value));
+        put("estimated_accuracy", Some(e.accuracy.value));
+    }
+    m
 }
 
 fn tags(r: &CycleReport) -> Vec<(String, String)> {
@@ -233,10 +259,25 @@ async fn steps(
     let cache_dir = p.retrain.cache_dir.clone().unwrap_or_else(|| ctx.cache_dir.clone());
     let reference_source = training::data::Source::from_arg(p.drift.reference.as_deref());
     let reference = training::data::resolve(&reference_source, &cache_dir, ctx.show_progress).await?;
-    let mut options = drift::DriftOptions::new(&reference, &current);
+    // A classifier's reference carries the champion's predictions on it (prediction drift),
+    // and labels that arrived by request id join the served predictions (performance drift).
+    let classifier = p.retrain.task == learn::Task::BinaryClassification;
+    let scored_path = dir.join("reference_scored.csv");
+    let scored =
+        if classifier { classifier::score_reference(p, client, &reference, &scored_path).await? } else { None };
+    let mut options = drift::DriftOptions::new(if scored.is_some() { &scored_path } else { &reference }, &current);
     options.columns = p.drift.columns.clone();
     options.psi_threshold = p.drift.psi_threshold;
     options.drift_share = p.drift.drift_share;
+    if classifier {
+        options.task = drift::Task::Classification;
+        options.text_columns = p.retrain.text_columns.clone().unwrap_or_default();
+        options.labels = classifier::gather_labels(p, &options.id_column, &dir.join("labels_by_id.csv"))?;
+        if scored.is_some() || options.labels.is_some() {
+            options.target = Some(p.retrain.target.clone());
+            options.pos_label = Some("1".into());
+        }
+    }
     let show = ctx.show_progress;
     let drift_report = tokio::task::spawn_blocking(move || {
         if show {
@@ -251,6 +292,7 @@ async fn steps(
     let html_path = dir.join("drift_report.html");
     let json_bytes = serde_json::to_vec_pretty(&drift_report).unwrap_or_default();
     let html = drift::html::render(&drift_report);
+    let reasons = classifier::trigger_reasons(p, &drift_report);
     std::fs::write(&json_path, &json_bytes).map_err(|source| PipelineError::Io { path: json_path.clone(), source })?;
     std::fs::write(&html_path, &html).map_err(|source| PipelineError::Io { path: html_path.clone(), source })?;
     client.upload_artifact(artifact_uri, "drift/drift_report.json", json_bytes).await?;
@@ -264,14 +306,17 @@ async fn steps(
                 ("share_of_drifted_columns".into(), drift_report.share_of_drifted_columns, 0),
                 ("number_of_drifted_columns".into(), drift_report.number_of_drifted_columns as f64, 0),
                 ("max_psi".into(), drift_report.max_psi, 0),
-            ],
+            ]
+            .into_iter()
+            .chain(classifier_metrics(&drift_report))
+            .collect::<Vec<_>>(),
         )
         .await?;
     report.report_json = Some(json_path);
     report.report_html = Some(html_path);
     report.drift_detected = drift_report.dataset_drift;
-    report.significant_drift = drift_report.significant_drift;
-    report.drift_reasons = drift_report.significant_drift_reasons.clone();
+    report.significant_drift = !reasons.is_empty();
+    report.drift_reasons = reasons.clone();
     report.share_of_drifted_columns = Some(drift_report.share_of_drifted_columns);
     report.max_psi = Some(drift_report.max_psi);
     report.columns = drift_report
@@ -288,7 +333,7 @@ async fn steps(
     state.watermark = got.newest.clone().or(state.watermark);
     state.save(&ctx.state_dir, &p.name)?;
 
-    if !drift_report.significant_drift {
+    if reasons.is_empty() {
         report.decision = Decision::NoDrift;
         report.reason = format!(
             "no significant drift in {} rows: {} of {} columns drifted, max PSI {:.3}",
@@ -307,7 +352,7 @@ async fn steps(
         "rows": got.rows,
         "share_of_drifted_columns": drift_report.share_of_drifted_columns,
         "max_psi": drift_report.max_psi,
-        "reasons": drift_report.significant_drift_reasons,
+        "reasons": reasons,
         "drifted_columns": drift_report.columns.iter().filter(|c| c.drift_detected).map(|c| c.name.clone()).collect::<Vec<_>>(),
     });
     let hook = p.webhook.clone();
@@ -319,8 +364,7 @@ async fn steps(
     });
 
     report.decision = Decision::DriftReported;
-    report.reason =
-        format!("significant drift in {} rows: {}", got.rows, drift_report.significant_drift_reasons.join("; "));
+    report.reason = format!("significant drift in {} rows: {}", got.rows, reasons.join("; "));
     if p.has(Step::Retrain) {
         retrain(p, ctx, client, artifact_uri, &reference, &dir, &mut report).await?;
     }
@@ -387,15 +431,19 @@ async fn retrain(
         data: training::data::Source::Path(data),
         cache_dir,
         target: r.target.clone(),
-        task: learn::Task::Regression,
-        text_columns: None,
-        positive_label: None,
+        task: r.task,
+        text_columns: r.text_columns.clone(),
+        positive_label: r.positive_label.clone(),
         test_data: None,
-        spec: learn::ModelSpec::Gbm(learn::GbmParams {
-            max_iter: r.max_iter,
-            seed: r.seed,
-            ..learn::GbmParams::default()
-        }),
+        spec: if r.linear {
+            learn::ModelSpec::Linear(learn::LinearParams { seed: r.seed, ..learn::LinearParams::default() })
+        } else {
+            learn::ModelSpec::Gbm(learn::GbmParams {
+                max_iter: r.max_iter,
+                seed: r.seed,
+                ..learn::GbmParams::default()
+            })
+        },
         experiment: r.experiment.clone(),
         run_name: Some(format!("retrain-{}-{}", p.name, &report.run_id[..8.min(report.run_id.len())])),
         model_name: r.model_name.clone(),

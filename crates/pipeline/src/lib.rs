@@ -7,6 +7,8 @@
 //!  config.rs   pipeline files (TOML) → Pipeline; Folder reloads changed files
 //!  scheduler   (this file) cron per pipeline, missed-run policy, one cycle at a time
 //!  cycle.rs    requests.rs → drift → webhook.rs → training → promote.rs → rollout.rs
+//!  classifier  classifiers: the reference scored by the champion, labels by request id, the
+//!              prediction / performance / estimated-performance triggers
 //!  user_stages retraining with the user's stages (stages/) instead of the built-in GBM
 //!  promote.rs  champion kept, or challenger promoted and rolled out (both trainers end here)
 //!  report.rs   CycleReport and Decision: what a cycle did, filled in by every step
@@ -21,6 +23,7 @@
 //! Architecture Invariant: a failing cycle (tracking server down, bad data, webhook
 //! unreachable) is logged and recorded where possible; it never stops the loop.
 
+mod classifier;
 pub mod config;
 pub mod cycle;
 pub mod git;

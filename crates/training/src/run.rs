@@ -238,7 +238,7 @@ fn split(n: usize, test_fraction: f64, seed: u64, holdout_from: Option<usize>) -
 }
 
 /// Reads a CSV file, gzip-compressed when its name ends in `.gz`.
-fn read_frame(path: &Path) -> Result<Frame> {
+pub fn read_frame(path: &Path) -> Result<Frame> {
     let file = std::fs::File::open(path).map_err(|source| TrainError::Io { path: path.into(), source })?;
     let reader = std::io::BufReader::new(file);
     Ok(if path.extension().is_some_and(|e| e == "gz") {

@@ -2,7 +2,7 @@
 //! validation, with the overrides on top, into a [`Pipeline`].
 
 use super::{
-    DriftSettings, Missed, Overrides, Pipeline, RetrainSettings, RolloutMode, RolloutSettings, Schedule, Step,
+    DriftSettings, Missed, Overrides, Pipeline, RetrainSettings, RolloutMode, RolloutSettings, Schedule, Step, Trigger,
     UserStages, WebhookSettings,
 };
 use crate::stages::Definition;
@@ -53,6 +53,23 @@ struct DriftFile {
     psi_threshold: Option<f64>,
     drift_share: Option<f64>,
     min_rows: Option<u64>,
+    triggers: Option<Vec<Trigger>>,
+    labels: Option<PathBuf>,
+    performance_drop: Option<f64>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum TaskName {
+    Regression,
+    Classification,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum ModelName {
+    Gbm,
+    Linear,
 }
 
 #[derive(Deserialize, Default)]
@@ -69,6 +86,10 @@ struct RetrainFile {
     seed: Option<u64>,
     max_iter: Option<usize>,
     cache_dir: Option<PathBuf>,
+    task: Option<TaskName>,
+    model: Option<ModelName>,
+    text_columns: Option<Vec<String>>,
+    positive_label: Option<String>,
     /// Stage(s) that retrain: `pipeline = "train"` or `["train", "evaluate"]`.
     pipeline: Option<Targets>,
     /// File the stages are in (a pipeline TOML or a `dvc.yaml`); default: this file.
@@ -151,7 +172,16 @@ fn build(name: &str, f: File, text: Option<&str>, base: &Path, o: &Overrides) ->
         psi_threshold: f.drift.psi_threshold.unwrap_or(0.2),
         drift_share: f.drift.drift_share.unwrap_or(0.3),
         min_rows: f.drift.min_rows.unwrap_or(200),
+        triggers: f.drift.triggers.unwrap_or_else(|| vec![Trigger::Data]),
+        labels_by_id: f.drift.labels.map(rel),
+        performance_drop: f.drift.performance_drop.unwrap_or(0.05),
     };
+    if drift.triggers.is_empty() {
+        return Err("drift.triggers: name at least one of data, prediction, performance, estimated_performance".into());
+    }
+    if !(0.0..=1.0).contains(&drift.performance_drop) {
+        return Err(format!("drift.performance_drop must be between 0 and 1, got {}", drift.performance_drop));
+    }
     if drift.request_logs.is_empty() {
         return Err("drift.request_logs: name at least one `factory serve --request-log` folder".into());
     }
@@ -180,8 +210,30 @@ fn build(name: &str, f: File, text: Option<&str>, base: &Path, o: &Overrides) ->
         seed: r.seed.unwrap_or(42),
         max_iter: r.max_iter.unwrap_or(100),
         cache_dir: r.cache_dir.map(rel),
+        task: match r.task {
+            Some(TaskName::Classification) => learn::Task::BinaryClassification,
+            _ => learn::Task::Regression,
+        },
+        linear: match r.model {
+            Some(m) => m == ModelName::Linear,
+            None => r.text_columns.as_ref().is_some_and(|c| !c.is_empty()),
+        },
+        text_columns: r.text_columns.clone(),
+        positive_label: r.positive_label.clone(),
         stages,
     };
+    let classifier_only = [Trigger::Prediction, Trigger::Performance, Trigger::EstimatedPerformance];
+    if retrain.task == learn::Task::Regression {
+        if let Some(t) = drift.triggers.iter().find(|t| classifier_only.contains(t)) {
+            return Err(format!("drift.triggers: {t:?} drift is for classifiers (retrain.task = \"classification\")"));
+        }
+        if retrain.positive_label.is_some() {
+            return Err("retrain.positive_label is for classifiers (retrain.task = \"classification\")".into());
+        }
+    }
+    if drift.triggers.contains(&Trigger::Performance) && drift.labels_by_id.is_none() {
+        return Err("drift.triggers: performance needs drift.labels (request ids and their targets)".into());
+    }
     if !(0.0..1.0).contains(&retrain.margin) {
         return Err(format!("retrain.margin must be in [0, 1), got {}", retrain.margin));
     }

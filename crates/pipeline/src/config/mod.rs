@@ -20,11 +20,18 @@
 //! psi_threshold = 0.2
 //! drift_share = 0.3
 //! min_rows = 200
+//! triggers = ["data"]              # classifiers also: "prediction", "performance", "estimated_performance"
+//! labels = "labels-by-id"          # classifiers: CSVs of request_id + target, joined to predictions
+//! performance_drop = 0.05          # F1 drop (realised, or estimated by CBPE) that triggers
 //!
 //! [retrain]
 //! data = "data/housing.csv"       # default: the reference
 //! labels = "labels"               # folder of labelled CSVs, appended when present
 //! target = "median_house_value"
+//! task = "regression"             # or "classification"
+//! model = "gbm"                   # or "linear" (the default with text_columns)
+//! text_columns = []               # free-text columns (TF-IDF words, linear model)
+//! positive_label = "spam"         # classification: the positive target value
 //! pipeline = "train"              # optional: retrain with the user's stages (below) instead
 //!
 //! [stages.train]                  # DVC-style stages, see `stages`
@@ -161,6 +168,30 @@ pub struct DriftSettings {
     pub drift_share: f64,
     /// Fewer new rows than this: the check is recorded as skipped.
     pub min_rows: u64,
+    /// Which drifts make a cycle retrain.
+    pub triggers: Vec<Trigger>,
+    /// Labels that arrived after the predictions: a CSV, or a folder of CSVs, of the request id
+    /// and the target (classifiers: performance drift).
+    pub labels_by_id: Option<PathBuf>,
+    /// The F1 drop (reference → current, realised or estimated) at which the performance
+    /// triggers fire.
+    pub performance_drop: f64,
+}
+
+/// A kind of drift that can make a cycle retrain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The features: a column's PSI over `psi_threshold`, or more drifted columns than
+    /// `drift_share`.
+    Data,
+    /// The model's outputs (classifiers): the predicted label's or the probability's test
+    /// against the champion's predictions on the reference.
+    Prediction,
+    /// Realised F1 on labels joined by request id, against the reference's.
+    Performance,
+    /// F1 estimated from the probabilities (CBPE), against the reference's realised F1.
+    EstimatedPerformance,
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +211,14 @@ pub struct RetrainSettings {
     pub seed: u64,
     pub max_iter: usize,
     pub cache_dir: Option<PathBuf>,
+    /// Regression or binary classification.
+    pub task: learn::Task,
+    /// The linear model instead of the GBM (the default with text columns).
+    pub linear: bool,
+    /// Free-text columns (`None`: as `factory train` detects them for the linear model).
+    pub text_columns: Option<Vec<String>>,
+    /// Classification: the target value that is the positive class.
+    pub positive_label: Option<String>,
     /// Retrain with the user's stages instead of the built-in GBM.
     pub stages: Option<UserStages>,
 }

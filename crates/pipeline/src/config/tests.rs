@@ -171,3 +171,36 @@ mod props {
         }
     }
 }
+
+#[test]
+fn classifier_settings_and_their_checks() {
+    let p = parse("p", MIN, Path::new("/base"), &Overrides::default()).unwrap();
+    assert_eq!(p.drift.triggers, vec![Trigger::Data]);
+    assert_eq!(p.retrain.task, learn::Task::Regression);
+    assert!(!p.retrain.linear);
+
+    let text =
+        "[drift]\nrequest_logs = [\"req\"]\ntriggers = [\"prediction\", \"performance\", \"estimated_performance\"]\n\
+                labels = \"by-id\"\nperformance_drop = 0.1\n[retrain]\ntask = \"classification\"\n\
+                text_columns = [\"subject\", \"body\"]\npositive_label = \"spam\"\n[rollout]\nserving = \"http://s\"\n";
+    let p = parse("p", text, Path::new("/base"), &Overrides::default()).unwrap();
+    assert_eq!(p.drift.triggers, vec![Trigger::Prediction, Trigger::Performance, Trigger::EstimatedPerformance]);
+    assert_eq!(p.drift.labels_by_id, Some(PathBuf::from("/base/by-id")));
+    assert_eq!(p.drift.performance_drop, 0.1);
+    assert_eq!(p.retrain.task, learn::Task::BinaryClassification);
+    assert!(p.retrain.linear, "text columns choose the linear model");
+    assert_eq!(p.retrain.text_columns, Some(vec!["subject".to_string(), "body".to_string()]));
+    assert_eq!(p.retrain.positive_label.as_deref(), Some("spam"));
+
+    check_err(&format!("{MIN}[retrain]\ntask = \"ranking\"\n"), "task");
+    check_err(
+        "[drift]\nrequest_logs = [\"r\"]\ntriggers = [\"prediction\"]\n[rollout]\nserving = \"http://s\"\n",
+        "classifiers",
+    );
+    check_err("[drift]\nrequest_logs = [\"r\"]\ntriggers = []\n[rollout]\nserving = \"http://s\"\n", "drift.triggers");
+    check_err(
+        "[drift]\nrequest_logs = [\"r\"]\ntriggers = [\"performance\"]\n[retrain]\ntask = \"classification\"\n[rollout]\nserving = \"http://s\"\n",
+        "drift.labels",
+    );
+    check_err(&format!("{MIN}[retrain]\npositive_label = \"spam\"\n"), "positive_label");
+}
