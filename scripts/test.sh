@@ -126,6 +126,24 @@ print(f"demo: {s['wall_seconds']:.1f} s wall, {s['requests_sent']} requests, 0 f
 PY
 if pgrep -f "$DEMO_DIR" >/dev/null; then echo "the demo left processes running" >&2; pgrep -af "$DEMO_DIR" >&2; exit 1; fi
 
+step "factory demo --scenario spam (a text classifier, the e-mails' natural drift caught as prediction drift)"
+SPAM_DIR=$(mktemp -d)
+EMAILS=${FACTORY_SHARED_DIR:-$PWD/../shared}/datasets/spam_assassin/emails.csv.gz
+"$TARGET_DIR/debug/factory" demo --scenario spam --data "$EMAILS" --dir "$SPAM_DIR" --json "$SPAM_DIR/summary.json"
+"$VENV/bin/python" - "$SPAM_DIR/summary.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(json.dumps(s, indent=2))
+assert s["scenario"] == "spam", s
+assert s["drift_detected"] and not s["drift_detected_on_normal_traffic"], s
+assert any(r.startswith("prediction drift:") for r in s["drift_reasons"]), s["drift_reasons"]
+assert s["promoted"] and s["challenger_version"] != s["champion_version"], s
+assert s["served_version_before"] == s["champion_version"] and s["served_version_after"] == s["challenger_version"], s
+assert s["failed_requests"] == 0 and s["requests_sent"] > 0, s
+print(f"spam demo: {s['wall_seconds']:.1f} s wall, {s['requests_sent']} requests, 0 failed")
+PY
+if pgrep -f "$SPAM_DIR" >/dev/null; then echo "the spam demo left processes running" >&2; pgrep -af "$SPAM_DIR" >&2; exit 1; fi
+
 step "MLflow's web UI in headless Chromium: factory server vs mlflow server, seeded by the stock client; our /factory/ pages over the demo (playwright-core)"
 FACTORY_BIN="$TARGET_DIR/debug/factory" FACTORY_DEMO_DIR="$DEMO_DIR" scripts/test-ui.sh
 rm -rf "$DEMO_DIR"

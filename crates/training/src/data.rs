@@ -60,6 +60,17 @@ impl Source {
     }
 }
 
+/// Opens a data file for reading, decompressing it when its name ends in `.gz`.
+pub fn open(path: &Path) -> Result<Box<dyn Read + Send>> {
+    let file = std::fs::File::open(path).map_err(|source| TrainError::Io { path: path.into(), source })?;
+    let reader = std::io::BufReader::new(file);
+    Ok(if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(reader)))
+    } else {
+        Box::new(reader)
+    })
+}
+
 pub fn sha256_file(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|source| TrainError::Io { path: path.into(), source })?;
     Ok(hex(&Sha256::digest(&bytes)))

@@ -239,13 +239,7 @@ fn split(n: usize, test_fraction: f64, seed: u64, holdout_from: Option<usize>) -
 
 /// Reads a CSV file, gzip-compressed when its name ends in `.gz`.
 pub fn read_frame(path: &Path) -> Result<Frame> {
-    let file = std::fs::File::open(path).map_err(|source| TrainError::Io { path: path.into(), source })?;
-    let reader = std::io::BufReader::new(file);
-    Ok(if path.extension().is_some_and(|e| e == "gz") {
-        learn::read_csv(flate2::read::MultiGzDecoder::new(reader))?
-    } else {
-        learn::read_csv(reader)?
-    })
+    Ok(learn::read_csv(data::open(path)?)?)
 }
 
 /// Trains, logs and registers one model; see the module docs for the steps.

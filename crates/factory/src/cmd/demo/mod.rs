@@ -6,6 +6,10 @@
 //! normal traffic (no drift), injects drift (documented in docs/loop.md), runs a cycle that
 //! detects it, retrains on the newly labelled rows, promotes v2 and switches the gateway to
 //! it — with traffic flowing the whole time — then prints a summary (`--json FILE` writes it).
+//! `--scenario spam` runs the same on a text classifier (`scenario`): the drift is the
+//! e-mails' natural one, caught as prediction drift.
+
+mod scenario;
 
 use anyhow::{bail, Context as _};
 use backon::{ConstantBuilder, Retryable};
@@ -20,13 +24,24 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const MODEL: &str = "california-housing-model";
-const TARGET: &str = "median_house_value";
+use scenario::{Rows, Scenario};
+
+/// `--scenario` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScenarioArg {
+    /// The California housing regressor, simulated drift (embedded data, offline).
+    Housing,
+    /// A spam classifier on the SpamAssassin e-mails (`--data` emails.csv.gz), natural drift.
+    Spam,
+}
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
-    /// Training data: CSV path or URL. Default: the California housing CSV (downloaded once,
-    /// sha256-checked, cached).
+    /// What to run: the housing regressor (default) or the spam classifier.
+    #[arg(long, value_enum, default_value = "housing")]
+    pub scenario: ScenarioArg,
+    /// Data: for housing a CSV path or URL (default: the California housing CSV in the binary);
+    /// for spam the SpamAssassin e-mails (../shared/datasets/spam_assassin/emails.csv.gz).
     #[arg(long)]
     pub data: Option<String>,
     /// Folder for everything the demo writes (database, artifacts, request logs, reports).
@@ -49,7 +64,10 @@ pub struct DemoArgs {
 /// The demo's outcome (`--json`).
 #[derive(Debug, Serialize)]
 pub struct Summary {
+    pub scenario: &'static str,
     pub drift_detected: bool,
+    /// Why the drifted cycle retrained.
+    pub drift_reasons: Vec<String>,
     pub drift_detected_on_normal_traffic: bool,
     pub champion_version: Option<String>,
     pub challenger_version: Option<String>,
@@ -167,56 +185,17 @@ async fn wait_ready(http: &reqwest::Client, url: &str, children: &mut Children) 
     }
 }
 
-/// The data as rows of text, with its header; rows with a missing value are left out
-/// (production requests are complete).
-struct Rows {
-    header: Vec<String>,
-    rows: Vec<Vec<String>>,
-}
-
-fn read_rows(path: &Path) -> anyhow::Result<Rows> {
-    let mut r = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-    let header: Vec<String> = r.headers()?.iter().map(str::to_string).collect();
-    let mut rows = Vec::new();
-    for rec in r.records() {
-        let rec = rec?;
-        if rec.iter().all(|f| !f.is_empty()) {
-            rows.push(rec.iter().map(str::to_string).collect());
-        }
-    }
-    if !header.iter().any(|h| h == TARGET) {
-        bail!("{}: the demo needs the California housing columns (no '{TARGET}')", path.display());
-    }
-    Ok(Rows { header, rows })
-}
-
-/// The simulated drift (docs/loop.md): richer, more crowded districts, and prices up 25%.
-fn shift(header: &[String], row: &[String]) -> Vec<String> {
-    header
+/// One V2 inference request for a row (one input per feature; the target left out).
+fn v2_body(rows: &Rows, row: &[String], target: &str) -> Value {
+    let inputs: Vec<Value> = rows
+        .header
         .iter()
         .zip(row)
-        .map(|(h, v)| {
-            let x: f64 = v.parse().unwrap_or(f64::NAN);
-            match h.as_str() {
-                "median_income" => format!("{}", x * 1.5),
-                "population" => format!("{}", (x * 1.4).round()),
-                "housing_median_age" => format!("{}", x + 10.0),
-                TARGET => format!("{}", (x * 1.25).round()),
-                _ => v.clone(),
-            }
-        })
-        .collect()
-}
-
-/// One V2 inference request for a row (one input per feature).
-fn v2_body(header: &[String], row: &[String]) -> Value {
-    let inputs: Vec<Value> = header
-        .iter()
-        .zip(row)
-        .filter(|(h, _)| h.as_str() != TARGET)
-        .map(|(h, v)| match v.parse::<f64>() {
-            Ok(x) => json!({"name": h, "datatype": "FP64", "shape": [1], "data": [x]}),
-            Err(_) => json!({"name": h, "datatype": "BYTES", "shape": [1], "data": [v]}),
+        .zip(&rows.text)
+        .filter(|((h, _), _)| h.as_str() != target)
+        .map(|((h, v), &text)| match v.parse::<f64>() {
+            Ok(x) if !text => json!({"name": h, "datatype": "FP64", "shape": [1], "data": [x]}),
+            _ => json!({"name": h, "datatype": "BYTES", "shape": [1], "data": [v]}),
         })
         .collect();
     json!({ "inputs": inputs })
@@ -232,12 +211,19 @@ struct Traffic {
     last_error: Mutex<Option<String>>,
 }
 
-async fn client_loop(t: Arc<Traffic>, http: reqwest::Client, url: String, rows: Arc<Rows>, seed: u64) {
+/// The rows a client sends: before the drift, after it, and the target column to leave out.
+struct TrafficRows {
+    normal: Arc<Rows>,
+    drifted: Arc<Rows>,
+    target: String,
+}
+
+async fn client_loop(t: Arc<Traffic>, http: reqwest::Client, url: String, rows: Arc<TrafficRows>, seed: u64) {
     let mut rng = learn::rng(seed);
     while !t.stop.load(Ordering::Relaxed) {
-        let row = &rows.rows[rng.random_range(0..rows.rows.len())];
-        let row = if t.shifted.load(Ordering::Relaxed) { shift(&rows.header, row) } else { row.clone() };
-        let body = v2_body(&rows.header, &row);
+        let from = if t.shifted.load(Ordering::Relaxed) { &rows.drifted } else { &rows.normal };
+        let row = &from.rows[rng.random_range(0..from.rows.len())];
+        let body = v2_body(from, row, &rows.target);
         t.sent.fetch_add(1, Ordering::Relaxed);
         let result = async {
             let resp = http.post(&url).json(&body).timeout(Duration::from_secs(10)).send().await?;
@@ -285,8 +271,9 @@ impl Steps {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn pipeline_toml(
-    reference: &Path,
+    sc: &Scenario,
     logs: &[PathBuf],
     labels: &Path,
     gateway_admin: &str,
@@ -310,19 +297,14 @@ missed = "run-once"
 [drift]
 reference = {reference:?}
 request_logs = [{logs}]
-psi_threshold = 0.2
-drift_share = 0.3
-min_rows = 500
-
+{drift_toml}
 [retrain]
 labels = {labels:?}
-target = "{TARGET}"
-experiment = "california-housing"
-model_name = "{MODEL}"
+experiment = "{experiment}"
+model_name = "{model}"
 alias = "prod"
 stage = "Production"
-max_iter = 100
-
+{retrain_toml}
 [rollout]
 mode = "blue-green"
 gateway = "{gateway_admin}"
@@ -332,7 +314,11 @@ timeout_secs = 30
 window_secs = 2
 error_budget = 0.0
 "#,
-        reference = reference.display().to_string(),
+        reference = sc.reference.display().to_string(),
+        drift_toml = sc.drift_toml,
+        retrain_toml = sc.retrain_toml,
+        experiment = sc.experiment,
+        model = sc.model,
         logs = paths(logs),
         labels = labels.display().to_string(),
         blue_admin = serve_admins[0],
@@ -377,12 +363,33 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
     let mut children = Children(Vec::new());
 
     // 1. Data.
-    let bar = steps.begin("getting the California housing data");
+    let bar = steps.begin("getting the data");
     let cache_dir = super::datasets_cache_dir(args.cache_dir.as_deref());
-    let data =
-        training::data::resolve(&training::data::Source::from_arg(args.data.as_deref()), &cache_dir, false).await?;
-    let rows = Arc::new(read_rows(&data)?);
-    steps.done(bar, &format!("data: {} ({} complete rows)", data.display(), rows.rows.len()));
+    let sc = match args.scenario {
+        ScenarioArg::Housing => {
+            let source = training::data::Source::from_arg(args.data.as_deref());
+            scenario::housing(&training::data::resolve(&source, &cache_dir, false).await?)?
+        }
+        ScenarioArg::Spam => {
+            let Some(data) = &args.data else {
+                bail!(
+                    "--scenario spam needs --data: the SpamAssassin e-mails,                      ../shared/datasets/spam_assassin/emails.csv.gz"
+                );
+            };
+            scenario::spam(Path::new(data), &work)?
+        }
+    };
+    let model = sc.model.clone();
+    steps.done(
+        bar,
+        &format!(
+            "{} scenario: {} ({} rows before the drift, {} after)",
+            sc.name,
+            sc.reference.display(),
+            sc.normal.rows.len(),
+            sc.drifted.rows.len()
+        ),
+    );
 
     // 2. Tracking server.
     let bar = steps.begin("starting the tracking server");
@@ -405,20 +412,20 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
     steps.done(bar, &format!("tracking server on {tracking}"));
 
     // 3. v1, the champion.
-    let bar = steps.begin("training v1 (gradient boosting, 100 rounds)");
+    let bar = steps.begin(&format!("training v1 ({})", sc.model_note));
     let client = mlflow_client::Client::new(&tracking, None)?;
     let cfg = training::TrainConfig {
-        data: training::data::Source::Path(data.clone()),
+        data: training::data::Source::Path(sc.reference.clone()),
         cache_dir: cache_dir.clone(),
-        target: TARGET.into(),
-        task: learn::Task::Regression,
-        text_columns: None,
-        positive_label: None,
+        target: sc.target.clone(),
+        task: sc.task,
+        text_columns: sc.text_columns.clone(),
+        positive_label: sc.positive_label.clone(),
         test_data: None,
-        spec: learn::ModelSpec::Gbm(learn::GbmParams { seed: 42, ..learn::GbmParams::default() }),
-        experiment: "california-housing".into(),
+        spec: sc.spec.clone(),
+        experiment: sc.experiment.clone(),
         run_name: Some("demo-v1".into()),
-        model_name: MODEL.into(),
+        model_name: model.clone(),
         seed: 42,
         test_fraction: 0.2,
         holdout_from_row: None,
@@ -431,13 +438,15 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
     };
     let v1 = training::train(&cfg, &client).await?;
     for colour in ["blue", "green"] {
-        client.set_alias(MODEL, colour, &v1.version).await?;
+        client.set_alias(&model, colour, &v1.version).await?;
     }
     steps.done(
         bar,
         &format!(
-            "v{} trained ({} {:.0}) and promoted to 'prod'",
-            v1.version, v1.holdout.primary.0, v1.holdout.primary.1
+            "v{} trained (holdout {} {}) and promoted to 'prod'",
+            v1.version,
+            v1.holdout.primary.0,
+            score(v1.holdout.primary.1)
         ),
     );
 
@@ -455,7 +464,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
             &[
                 "serve".into(),
                 "--model-uri".into(),
-                format!("models:/{MODEL}@{colour}"),
+                format!("models:/{model}@{colour}"),
                 "--port".into(),
                 port.to_string(),
                 "--grpc-port".into(),
@@ -514,7 +523,9 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
         by_version: Mutex::new(Default::default()),
         last_error: Mutex::new(None),
     });
-    let url = format!("{front}/v2/models/{MODEL}/infer");
+    let url = format!("{front}/v2/models/{model}/infer");
+    let rows =
+        Arc::new(TrafficRows { normal: sc.normal.clone(), drifted: sc.drifted.clone(), target: sc.target.clone() });
     let clients: Vec<_> = (0..args.clients.max(1))
         .map(|i| tokio::spawn(client_loop(traffic.clone(), http.clone(), url.clone(), rows.clone(), 7 + i as u64)))
         .collect();
@@ -524,7 +535,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
     std::fs::create_dir_all(&labels)?;
     let pipeline_dir = dir.join("pipelines");
     std::fs::create_dir_all(&pipeline_dir)?;
-    let toml = pipeline_toml(&data, &logs, &labels, &admin_url, &serve_admins, &tracking, args.webhook.as_deref());
+    let toml = pipeline_toml(&sc, &logs, &labels, &admin_url, &serve_admins, &tracking, args.webhook.as_deref());
     std::fs::write(pipeline_dir.join("demo.toml"), &toml)?;
     let overrides =
         pipeline::Overrides { admin_token: Some(demo_token().to_string()), ..pipeline::Overrides::default() };
@@ -540,20 +551,20 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
         metrics: None,
     };
 
-    let bar = steps.begin("normal traffic (unshifted rows)");
-    wait_rows(&traffic, 1500, &mut children).await?;
+    let bar = steps.begin("normal traffic (rows like the training data)");
+    wait_rows(&traffic, sc.normal_requests, &mut children).await?;
     steps.done(bar, &format!("{} requests of normal traffic", traffic.sent.load(Ordering::Relaxed)));
     let bar = steps.begin("loop cycle 1: drift check on normal traffic");
     let normal = pipeline::cycle::run(&pipeline, &ctx).await?;
     steps.done(bar, &format!("cycle 1: {}", verdict(&normal)));
 
-    // 6. Drift: shifted traffic, and labels for shifted rows arriving.
-    let bar = steps.begin("injecting drift (median_income ×1.5, population ×1.4, age +10; prices +25%)");
+    // 6. Drift: drifted traffic, and labels for drifted rows arriving.
+    let bar = steps.begin(&sc.drift_note);
     traffic.shifted.store(true, Ordering::Relaxed);
-    write_labels(&rows, &labels.join("labelled-shifted.csv"), 4000)?;
+    sc.labels.write(&labels.join("labelled-drifted.csv"))?;
     let before = traffic.sent.load(Ordering::Relaxed);
-    wait_rows(&traffic, before + 800, &mut children).await?;
-    steps.done(bar, "drifted traffic flowing; 4000 labelled drifted rows arrived");
+    wait_rows(&traffic, before + sc.drifted_requests, &mut children).await?;
+    steps.done(bar, &format!("drifted traffic flowing; {} labelled drifted rows arrived", sc.labels.rows.len()));
 
     let bar = steps.begin("loop cycle 2: drift check → retrain → champion vs challenger → promote → blue-green switch");
     let drifted = pipeline::cycle::run(&pipeline, &ctx).await?;
@@ -576,7 +587,9 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
         }
     }
     let summary = Summary {
+        scenario: sc.name,
         drift_detected: drifted.significant_drift,
+        drift_reasons: drifted.drift_reasons.clone(),
         drift_detected_on_normal_traffic: normal.significant_drift,
         champion_version: drifted.champion_version.clone(),
         challenger_version: drifted.challenger_version.clone(),
@@ -631,12 +644,16 @@ fn print_summary(s: &Summary, drifted: &CycleReport, last_error: Option<&str>) {
         "  drift detected          {} (normal traffic: {})",
         s.drift_detected, s.drift_detected_on_normal_traffic
     );
+    for reason in &s.drift_reasons {
+        eprintln!("    {reason}");
+    }
     eprintln!(
-        "  champion → challenger   v{} → v{} (holdout RMSE {:.0} → {:.0})",
+        "  champion → challenger   v{} → v{} (holdout {} {} → {})",
         s.champion_version.as_deref().unwrap_or("?"),
         s.challenger_version.as_deref().unwrap_or("?"),
-        drifted.champion_score.unwrap_or(f64::NAN),
-        drifted.challenger_score.unwrap_or(f64::NAN)
+        if s.scenario == "spam" { "log loss" } else { "RMSE" },
+        score(drifted.champion_score.unwrap_or(f64::NAN)),
+        score(drifted.challenger_score.unwrap_or(f64::NAN))
     );
     eprintln!("  promoted                {}", s.promoted);
     eprintln!(
@@ -678,17 +695,14 @@ async fn gateway_version(http: &reqwest::Client, front: &str) -> Option<String> 
     v.model_version
 }
 
-/// Ground truth arriving for drifted production rows: `n` shifted rows with their (shifted) target.
-fn write_labels(rows: &Rows, path: &Path, n: usize) -> anyhow::Result<()> {
-    let mut w = csv::Writer::from_path(path)?;
-    w.write_record(&rows.header)?;
-    let mut rng = learn::rng(99);
-    for _ in 0..n {
-        let row = &rows.rows[rng.random_range(0..rows.rows.len())];
-        w.write_record(shift(&rows.header, row))?;
+/// A holdout score as people read it: whole numbers for large ones (RMSE in dollars), four
+/// decimals for small ones (log loss).
+fn score(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.4}")
     }
-    w.flush()?;
-    Ok(())
 }
 
 fn chrono_stamp() -> String {
