@@ -488,3 +488,21 @@ def test_labels_joined_by_request_id_give_performance_and_its_estimate(server, s
 
     described = {t["column"] for t in report["text_columns"]}
     assert described == set(FEATURES), report["text_columns"]
+
+
+def test_champion_and_challenger_are_compared_by_the_chosen_metric(server, trained, data):
+    name, out = trained
+    args = ["train", "--data", str(data.train_csv), "--test-data", str(data.test_csv), "--target", "label",
+            "--positive-label", "spam", "--task", "classification", "--model", "linear",
+            "--text-columns", ",".join(FEATURES), "--experiment", f"exp-{name}", "--model-name", name,
+            "--compare-with", "prod", "--promote", "--json", "--tracking-uri", server.url]
+    # The same data and seed: the challenger ties on F1 (higher is better), so the champion stays.
+    o = json.loads(factory(*args, "--metric", "f1").stdout)
+    assert not o["promoted"], o
+    m = MlflowClient(server.url).get_run(o["run_id"]).data.metrics
+    assert m["challenger_f1"] == m["champion_f1"] == pytest.approx(out["metrics"]["f1"], rel=1e-12)
+    assert "challenger_log_loss" not in m
+    assert MlflowClient(server.url).get_model_version_by_alias(name, "prod").version == out["version"]
+    # A metric of the other task is refused, naming the ones there are.
+    bad = factory(*args, "--metric", "rmse", check=False)
+    assert bad.returncode != 0 and "metric 'rmse' is not a holdout metric" in bad.stderr and "f1" in bad.stderr

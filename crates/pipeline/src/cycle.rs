@@ -455,6 +455,7 @@ async fn retrain(
         compare_with: Some(r.alias.clone()),
         promote: false,
         margin: r.margin,
+        metric: r.metric.clone(),
         stage: None,
         show_progress: ctx.show_progress,
     };

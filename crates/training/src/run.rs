@@ -38,18 +38,45 @@ pub struct TrainConfig {
     pub compare_with: Option<String>,
     /// With `compare_with`: move the alias to the new version when it wins.
     pub promote: bool,
-    /// Relative improvement the challenger needs (0.01 = 1% lower loss).
+    /// Relative improvement the challenger needs (0.01 = 1% lower loss, or 1% higher score).
     pub margin: f64,
+    /// The holdout metric champion and challenger are compared by (e.g. `f1`, `roc_auc`,
+    /// `mae`); `None`: RMSE for regression, log loss for classification.
+    pub metric: Option<String>,
     /// Stage given to a promoted version (MLflow's `Production`), if any.
     pub stage: Option<String>,
     pub show_progress: bool,
 }
 
-/// Scores on the holdout; `primary` is lower-is-better (RMSE or log-loss).
+/// Scores on the holdout; `primary` is the one champion and challenger are compared by (RMSE or
+/// log loss unless [`TrainConfig::metric`] names another; [`higher_is_better`] says which way).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Holdout {
     pub primary: (String, f64),
     pub metrics: Vec<(String, f64)>,
+}
+
+impl Holdout {
+    /// A metric's value by name.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.metrics.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+
+    /// The same scores, compared by `name` (a metric of the task) from now on.
+    pub fn judged_by(mut self, name: &str) -> Result<Holdout> {
+        let value = self.get(name).ok_or_else(|| {
+            let names: Vec<&str> = self.metrics.iter().map(|(k, _)| k.as_str()).collect();
+            TrainError::Data(format!("metric '{name}' is not a holdout metric of this task ({})", names.join(", ")))
+        })?;
+        self.primary = (name.to_owned(), value);
+        Ok(self)
+    }
+}
+
+/// Whether a larger value of the holdout metric `name` is better (F1, ROC AUC, accuracy,
+/// precision, recall, R²) or worse (RMSE, MAE, log loss).
+pub fn higher_is_better(name: &str) -> bool {
+    matches!(name, "f1" | "roc_auc" | "accuracy" | "precision" | "recall" | "r2")
 }
 
 /// Champion vs challenger on the same holdout.
@@ -338,6 +365,10 @@ async fn train_in_run(
         learn::fit(x_train, y_train, cfg.task, &cfg.spec, &mut |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     let holdout = evaluate(&model, x_test, y_test)?;
+    let holdout = match &cfg.metric {
+        Some(name) => holdout.judged_by(name)?,
+        None => holdout,
+    };
 
     // Params, metric history, holdout scores.
     let mut params = spec_params(&cfg.spec);
@@ -508,9 +539,14 @@ async fn compare(
             reason: "champion takes different inputs; challenger wins".into(),
         });
     }
-    let champion_score = evaluate_packaged(&champion.model, challenger.task(), x_test, y_test)?.primary.1;
-    let wins = challenger_score < champion_score * (1.0 - margin);
     let name = &holdout.primary.0;
+    let champion_score =
+        evaluate_packaged(&champion.model, challenger.task(), x_test, y_test)?.judged_by(name)?.primary.1;
+    let wins = if higher_is_better(name) {
+        challenger_score > champion_score * (1.0 + margin)
+    } else {
+        challenger_score < champion_score * (1.0 - margin)
+    };
     let reason = if wins {
         format!(
             "challenger {name} {challenger_score:.6} beats champion {champion_score:.6} by more than {:.2}%",
@@ -545,6 +581,18 @@ mod tests {
         all.sort();
         assert_eq!(all, (0..100).collect::<Vec<_>>());
         assert_eq!(super::split(100, 0.2, 7, None), learn::train_test_split(100, 0.2, 7));
+    }
+
+    #[test]
+    fn a_holdout_is_judged_by_the_chosen_metric_in_its_direction() {
+        let h = super::score(learn::Task::BinaryClassification, &[0.0, 1.0, 1.0], &[0.2, 0.9, 0.4]);
+        assert_eq!(h.primary.0, "log_loss");
+        let f1 = h.clone().judged_by("f1").unwrap();
+        assert_eq!(f1.primary, ("f1".to_string(), h.get("f1").unwrap()));
+        let err = h.judged_by("rmse").unwrap_err().to_string();
+        assert!(err.contains("'rmse'") && err.contains("roc_auc"), "{err}");
+        assert!(super::higher_is_better("f1") && super::higher_is_better("r2"));
+        assert!(!super::higher_is_better("log_loss") && !super::higher_is_better("rmse"));
     }
 
     #[test]

@@ -62,9 +62,14 @@ pub struct TrainArgs {
     /// With --compare-with: move the alias to the new version only when it wins.
     #[arg(long, requires = "compare_with")]
     pub promote: bool,
-    /// Relative improvement required to win, e.g. 0.01 = 1% lower RMSE.
+    /// Relative improvement required to win, e.g. 0.01 = 1% lower RMSE (or 1% higher F1).
     #[arg(long, default_value_t = 0.0)]
     pub margin: f64,
+    /// The holdout metric the champion and challenger are compared by: rmse, mae, r2
+    /// (regression); log_loss, roc_auc, f1, accuracy, precision, recall (classification).
+    /// Default: rmse or log_loss.
+    #[arg(long, value_name = "NAME")]
+    pub metric: Option<String>,
     /// Stage given to a version when an alias is set on it.
     #[arg(long, default_value = "Production")]
     pub stage: String,
@@ -145,6 +150,7 @@ pub fn config(args: &TrainArgs) -> anyhow::Result<training::TrainConfig> {
         compare_with: args.compare_with.clone(),
         promote: args.promote,
         margin: args.margin,
+        metric: args.metric.clone(),
         stage: (!args.no_stage).then(|| args.stage.clone()),
         show_progress: true,
     })

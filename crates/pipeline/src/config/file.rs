@@ -90,6 +90,7 @@ struct RetrainFile {
     model: Option<ModelName>,
     text_columns: Option<Vec<String>>,
     positive_label: Option<String>,
+    metric: Option<String>,
     /// Stage(s) that retrain: `pipeline = "train"` or `["train", "evaluate"]`.
     pipeline: Option<Targets>,
     /// File the stages are in (a pipeline TOML or a `dvc.yaml`); default: this file.
@@ -220,8 +221,18 @@ fn build(name: &str, f: File, text: Option<&str>, base: &Path, o: &Overrides) ->
         },
         text_columns: r.text_columns.clone(),
         positive_label: r.positive_label.clone(),
+        metric: r.metric.clone(),
         stages,
     };
+    if let Some(m) = &retrain.metric {
+        let allowed: &[&str] = match retrain.task {
+            learn::Task::Regression => &["rmse", "mae", "r2"],
+            learn::Task::BinaryClassification => &["log_loss", "roc_auc", "accuracy", "precision", "recall", "f1"],
+        };
+        if !allowed.contains(&m.as_str()) {
+            return Err(format!("retrain.metric '{m}' is not a holdout metric of this task ({})", allowed.join(", ")));
+        }
+    }
     let classifier_only = [Trigger::Prediction, Trigger::Performance, Trigger::EstimatedPerformance];
     if retrain.task == learn::Task::Regression {
         if let Some(t) = drift.triggers.iter().find(|t| classifier_only.contains(t)) {

@@ -32,6 +32,7 @@
 //! model = "gbm"                   # or "linear" (the default with text_columns)
 //! text_columns = []               # free-text columns (TF-IDF words, linear model)
 //! positive_label = "spam"         # classification: the positive target value
+//! metric = "f1"                   # champion vs challenger by this holdout metric (default rmse / log_loss)
 //! pipeline = "train"              # optional: retrain with the user's stages (below) instead
 //!
 //! [stages.train]                  # DVC-style stages, see `stages`
@@ -219,6 +220,8 @@ pub struct RetrainSettings {
     pub text_columns: Option<Vec<String>>,
     /// Classification: the target value that is the positive class.
     pub positive_label: Option<String>,
+    /// The holdout metric champion and challenger are compared by (`None`: RMSE or log loss).
+    pub metric: Option<String>,
     /// Retrain with the user's stages instead of the built-in GBM.
     pub stages: Option<UserStages>,
 }

@@ -203,4 +203,7 @@ fn classifier_settings_and_their_checks() {
         "drift.labels",
     );
     check_err(&format!("{MIN}[retrain]\npositive_label = \"spam\"\n"), "positive_label");
+    check_err(&format!("{MIN}[retrain]\nmetric = \"f1\"\n"), "retrain.metric 'f1'");
+    let p = parse("p", &format!("{MIN}[retrain]\nmetric = \"mae\"\n"), Path::new("/b"), &Overrides::default()).unwrap();
+    assert_eq!(p.retrain.metric.as_deref(), Some("mae"));
 }

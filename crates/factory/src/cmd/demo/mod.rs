@@ -433,6 +433,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
         compare_with: None,
         promote: false,
         margin: 0.0,
+        metric: None,
         stage: Some("Production".into()),
         show_progress: false,
     };
