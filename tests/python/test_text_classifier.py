@@ -17,8 +17,6 @@ import csv
 import json
 import math
 import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -26,9 +24,10 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from conftest import FACTORY_BIN, free_port
+from conftest import FACTORY_BIN
 from helpers import unique
-from test_serving import pb  # noqa: F401 (the gRPC stubs fixture)
+import test_serving as serving
+from test_serving import factory, pb  # noqa: F401 (pb: the gRPC stubs fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("FACTORY_SHARED_DIR", REPO.parent / "shared"))
@@ -52,14 +51,6 @@ def backend_kind():
 # ---------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------
-
-
-def factory(*args: str, env: dict | None = None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run([FACTORY_BIN, *args], capture_output=True, text=True, env=full_env, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"factory {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc
 
 
 class Data:
@@ -101,48 +92,16 @@ def outputs_by_name(reply: dict) -> dict:
     return {o["name"]: o for o in reply["outputs"]}
 
 
-class Serve:
-    """One `factory serve` process (HTTP and gRPC on one port), with a request log folder."""
+class Serve(serving.Serve):
+    """`factory serve` (HTTP and gRPC on one port) with a request log folder, and a JSON POST."""
 
     def __init__(self, workdir: Path, args: list[str]):
-        self.port = free_port()
-        self.log_path = workdir / f"serve-{self.port}.log"
         self.request_log = workdir / "requests"
-        cmd = [FACTORY_BIN, "serve", "--port", str(self.port), "--grpc-port", str(self.port),
-               "--request-log", str(self.request_log), *args]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.http = requests.Session()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"factory serve exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if self.http.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"factory serve not healthy after 30 s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
+        super().__init__(workdir, ["--request-log", str(self.request_log), *args])
 
     def post(self, path: str, body: dict, headers: dict | None = None) -> requests.Response:
         return self.http.post(self.url + path, data=json.dumps(body), timeout=30,
                               headers={"Content-Type": "application/json", **(headers or {})})
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        return self.proc.returncode
 
 
 def roc_auc(y: list[int], p: list[float]) -> float:
