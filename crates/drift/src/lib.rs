@@ -147,6 +147,31 @@ impl DriftOptions {
     }
 }
 
+/// Why drift over `columns` is significant (empty when it is not): each column whose PSI
+/// exceeds `psi_threshold`, and the share of drifted columns when it exceeds `drift_share`.
+/// The report's `significant_drift_reasons` over all its columns; callers may pass a subset
+/// (e.g. the loop, the features without a classifier's outputs).
+pub fn significance<'a>(
+    columns: impl IntoIterator<Item = &'a report::ColumnReport> + Clone,
+    psi_threshold: f64,
+    drift_share: f64,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let (mut n, mut drifted) = (0u64, 0u64);
+    for c in columns.clone() {
+        n += 1;
+        drifted += u64::from(c.drift_detected);
+        if c.psi > psi_threshold {
+            reasons.push(format!("column '{}': PSI {:.4} > {}", c.name, c.psi, psi_threshold));
+        }
+    }
+    let share = drifted as f64 / n as f64;
+    if share > drift_share {
+        reasons.push(format!("{drifted} of {n} columns drifted ({:.1}% > {}%)", share * 100.0, drift_share * 100.0));
+    }
+    reasons
+}
+
 /// Compares the current file with the reference file.
 pub fn run(options: &DriftOptions, progress: &dyn Progress) -> Result<DriftReport> {
     validate(options)?;
@@ -354,17 +379,7 @@ pub fn run(options: &DriftOptions, progress: &dyn Progress) -> Result<DriftRepor
     let number_of_drifted_columns = columns.iter().filter(|c| c.drift_detected).count() as u64;
     let share = number_of_drifted_columns as f64 / number_of_columns as f64;
     let max_psi = columns.iter().map(|c| c.psi).fold(f64::NEG_INFINITY, f64::max);
-    let mut reasons = Vec::new();
-    for c in columns.iter().filter(|c| c.psi > options.psi_threshold) {
-        reasons.push(format!("column '{}': PSI {:.4} > {}", c.name, c.psi, options.psi_threshold));
-    }
-    if share > options.drift_share {
-        reasons.push(format!(
-            "{number_of_drifted_columns} of {number_of_columns} columns drifted ({:.1}% > {}%)",
-            share * 100.0,
-            options.drift_share * 100.0
-        ));
-    }
+    let reasons = significance(&columns, options.psi_threshold, options.drift_share);
     let find = |name: &str| columns.iter().find(|c| c.name == name).map(OutputDrift::of);
     let prediction = if derived { None } else { find(&options.prediction) };
     let probability = find(&options.probability);

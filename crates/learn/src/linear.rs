@@ -516,6 +516,9 @@ fn truncated_newton(
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
     let (mut obj, _) = objective(&z, &w);
     let mut losses = Vec::new();
+    // The largest gradient entry at the start: convergence is judged relative to it, so the
+    // target's units do not matter.
+    let mut first_gmax = None;
     for iter in 0..MAX_NEWTON {
         let (r, h) = derivatives(&z);
         let mut g = xt.times(&r, 0.0);
@@ -524,7 +527,8 @@ fn truncated_newton(
         }
         let gb: f64 = r.iter().sum();
         let gmax = g.iter().fold(gb.abs(), |m, v| m.max(v.abs()));
-        if gmax <= 1e-6 * n as f64 {
+        let start = *first_gmax.get_or_insert(gmax);
+        if gmax == 0.0 || gmax <= 1e-9 * start {
             break;
         }
         // Conjugate gradients on H s = g, (s, sb) the step for (w, b).
@@ -697,7 +701,13 @@ mod tests {
         let encoders: Vec<Encoder> = cols.iter().map(|c| learn_encoder(c)).collect();
         let d = design(&encoders, &cols, f.n_rows());
         assert!(d.p > 100 && d.p <= DIRECT_WIDTH);
-        for (task, y, alpha) in [(Task::Regression, &y_reg, 1.0), (Task::BinaryClassification, &y_bin, 0.5)] {
+        // Targets in small units too: convergence is judged relative to the first gradient.
+        let y_small: Vec<f64> = y_reg.iter().map(|y| y * 1e-5).collect();
+        for (task, y, alpha) in [
+            (Task::Regression, &y_reg, 1.0),
+            (Task::Regression, &y_small, 1.0),
+            (Task::BinaryClassification, &y_bin, 0.5),
+        ] {
             let penalty = vec![alpha; d.p];
             let (b1, w1, _) = fit_direct(&d, y, task, &penalty, &mut |_, _| {}).unwrap();
             let (b2, w2, _) = truncated_newton(&d, y, task, &penalty, &mut |_, _| {});

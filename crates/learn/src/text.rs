@@ -4,16 +4,19 @@
 //!
 //! Tokens are scikit-learn's `TfidfVectorizer` default: the text lowercased, then every run
 //! of two or more word characters (`(?u)\b\w\w+\b`: letters, digits and `_`, by Unicode's
-//! properties, which `char::is_alphanumeric` gives without a crate). A row's value for term
-//! `t` is `(1 + ln tf) · idf(t)` (sublinear term frequency), with the smoothed
-//! `idf(t) = 1 + ln((1 + n) / (1 + df))`, and the row's vector is scaled to unit length.
+//! properties, which `char::is_alphanumeric` gives without a crate; it also counts combining
+//! vowel signs of scripts such as Devanagari or Thai as letters, where Python's `\w` splits
+//! at them). A row's value for term `t` is `(1 + ln tf) · idf(t)` (sublinear term frequency),
+//! with the smoothed `idf(t) = 1 + ln((1 + n) / (1 + df))`, and the row's vector is scaled
+//! to unit length.
 //! Sublinear counts (here) and a lighter penalty on words (`LinearParams::text_alpha`) are the
 //! departures from scikit-learn's defaults, chosen on the e-mail set (bench/README.md, "Text
 //! classifier").
 //!
 //! Terms seen in fewer than [`MIN_DF`] training rows are dropped, and at most [`MAX_TERMS`]
-//! are kept (the most frequent by document count, ties by the term), so a model stays a few
-//! megabytes whatever the corpus. Terms not in the vocabulary are ignored at prediction.
+//! are kept (the most frequent by document count, ties by the term — scikit-learn's
+//! `max_features` ranks by total count instead), so a model stays a few megabytes whatever
+//! the corpus. Terms not in the vocabulary are ignored at prediction.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;

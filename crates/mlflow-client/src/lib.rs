@@ -471,6 +471,15 @@ impl Client {
         Ok(key_values(&v["run"]["data"]["tags"]))
     }
 
+    /// A run's latest metrics (NaN and infinities as MLflow's JSON spells them are skipped).
+    pub async fn run_metrics(&self, run_id: &str) -> Result<Vec<(String, f64)>> {
+        let v = self.get("runs/get", json!({ "run_id": run_id })).await?;
+        Ok(v["run"]["data"]["metrics"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|m| Some((m["key"].as_str()?.to_string(), m["value"].as_f64()?))).collect())
+            .unwrap_or_default())
+    }
+
     pub async fn model_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
         let v = self.get("registered-models/alias", json!({ "name": name, "alias": alias })).await?;
         ModelVersion::from_json(&v["model_version"])

@@ -17,6 +17,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PipelineError + '_ {
     move |source| PipelineError::Io { path: path.to_path_buf(), source }
 }
 
+/// The champion behind the alias, as the cycle judges the served predictions by it.
+pub struct Champion {
+    /// F1 on its own holdout when it was trained (its run's `f1`): the baseline of the
+    /// performance triggers, as the reference is the champion's training data and its F1
+    /// there would flatter it.
+    pub holdout_f1: Option<f64>,
+}
+
 /// Writes `out`: the reference's rows that have a target, the target as 0/1, and the
 /// champion's `probability` and `prediction` (label at 0.5, as serve's default threshold).
 /// `None` when there is no champion behind the alias or it is not a factory classifier (then
@@ -26,7 +34,7 @@ pub async fn score_reference(
     client: &Client,
     reference: &Path,
     out: &Path,
-) -> Result<Option<String>, PipelineError> {
+) -> Result<Option<Champion>, PipelineError> {
     let r = &p.retrain;
     let uri = ModelUri::Alias { name: r.model_name.clone(), alias: r.alias.clone() };
     let (artifact_uri, version) = match client.resolve(&uri).await {
@@ -65,7 +73,11 @@ pub async fn score_reference(
         w.write_record(&record).map_err(csv_err)?;
     }
     w.flush().map_err(io(out))?;
-    Ok(Some(version.map(|v| v.version).unwrap_or_default()))
+    let holdout_f1 = match version.as_ref().and_then(|v| v.run_id.as_deref()) {
+        Some(run) => client.run_metrics(run).await?.into_iter().find(|(k, _)| k == "f1").map(|(_, v)| v),
+        None => None,
+    };
+    Ok(Some(Champion { holdout_f1 }))
 }
 
 /// Gathers the labels that arrived by request id (`drift.labels`: a CSV or a folder of CSVs
@@ -101,17 +113,7 @@ pub fn gather_labels(p: &Pipeline, id_column: &str, out: &Path) -> Result<Option
         };
         for record in rdr.records() {
             let record = record.map_err(|e| bad(file, e.to_string()))?;
-            let value = record.get(t).unwrap_or("").trim();
-            let value = match positive {
-                Some(pos) if value != "0" && value != "1" && !value.is_empty() => {
-                    if value == pos {
-                        "1"
-                    } else {
-                        "0"
-                    }
-                }
-                _ => value,
-            };
+            let value = recode(record.get(t).unwrap_or(""), positive).map_err(|e| bad(file, e))?;
             w.write_record([record.get(id).unwrap_or(""), value]).map_err(|e| bad(out, e.to_string()))?;
             rows += 1;
         }
@@ -120,17 +122,41 @@ pub fn gather_labels(p: &Pipeline, id_column: &str, out: &Path) -> Result<Option
     Ok((rows > 0).then(|| out.to_path_buf()))
 }
 
-/// Why the cycle should retrain, by the pipeline's triggers (empty: it should not).
-pub fn trigger_reasons(p: &Pipeline, report: &drift::DriftReport) -> Vec<String> {
+/// A label as 1 (the positive class), 0, or empty (missing): equal to `positive` as text or
+/// as a number; without `positive`, only 0/1 labels are understood (as `factory train` reads
+/// a numeric target).
+fn recode(value: &str, positive: Option<&str>) -> Result<&'static str, String> {
+    let value = value.trim();
+    let number = |s: &str| s.trim().parse::<f64>().ok();
+    match positive {
+        _ if value.is_empty() => Ok(""),
+        Some(pos) => {
+            let same = value == pos.trim() || number(value).zip(number(pos)).is_some_and(|(a, b)| a == b);
+            Ok(if same { "1" } else { "0" })
+        }
+        None => match number(value) {
+            Some(1.0) => Ok("1"),
+            Some(0.0) => Ok("0"),
+            _ => Err(format!("label '{value}' is not 0 or 1: set retrain.positive_label to the positive class")),
+        },
+    }
+}
+
+/// Why the cycle should retrain, by the pipeline's triggers (empty: it should not). The
+/// performance triggers measure F1 against `baseline_f1` (the champion's holdout F1), or
+/// without one against the reference's realised F1.
+pub fn trigger_reasons(p: &Pipeline, report: &drift::DriftReport, baseline_f1: Option<f64>) -> Vec<String> {
     let mut reasons = Vec::new();
     let drop = p.drift.performance_drop;
-    let reference_f1 = report.performance.as_ref().and_then(|perf| perf.reference.as_ref()).and_then(|m| m.f1);
+    let reference_f1 =
+        baseline_f1.or_else(|| report.performance.as_ref().and_then(|perf| perf.reference.as_ref()).and_then(|m| m.f1));
     for trigger in &p.drift.triggers {
         match trigger {
+            // The features only: a classifier's outputs (and the target) are the other triggers'.
             Trigger::Data => {
-                if report.significant_drift {
-                    reasons.extend(report.significant_drift_reasons.iter().cloned());
-                }
+                let outputs = [PREDICTION, PROBABILITY, p.retrain.target.as_str()];
+                let features = report.columns.iter().filter(|c| !outputs.contains(&c.name.as_str()));
+                reasons.extend(drift::significance(features, p.drift.psi_threshold, p.drift.drift_share));
             }
             Trigger::Prediction => {
                 let Some(pd) = report.prediction_drift.as_ref().filter(|pd| pd.drift_detected) else { continue };
@@ -150,7 +176,9 @@ pub fn trigger_reasons(p: &Pipeline, report: &drift::DriftReport) -> Vec<String>
                 let current = report.performance.as_ref().and_then(|perf| perf.current.as_ref()).and_then(|m| m.f1);
                 if let (Some(r), Some(c)) = (reference_f1, current) {
                     if r - c > drop {
-                        reasons.push(format!("performance drift: F1 {r:.3} → {c:.3} (drop > {drop})"));
+                        reasons.push(format!(
+                            "performance drift: F1 {r:.3} (champion's holdout) → {c:.3} (drop > {drop})"
+                        ));
                     }
                 }
             }
@@ -163,7 +191,9 @@ pub fn trigger_reasons(p: &Pipeline, report: &drift::DriftReport) -> Vec<String>
                     .filter(|v| v.is_finite());
                 if let (Some(r), Some(c)) = (reference_f1, estimated) {
                     if r - c > drop {
-                        reasons.push(format!("estimated performance drift (CBPE): F1 {r:.3} → {c:.3} (drop > {drop})"));
+                        reasons.push(format!(
+                            "estimated performance drift (CBPE): F1 {r:.3} (champion's holdout) → {c:.3} (drop > {drop})"
+                        ));
                     }
                 }
             }
@@ -192,10 +222,24 @@ mod tests {
         let p = crate::config::parse("p", &text, dir.path(), &Default::default()).unwrap();
         let out = dir.path().join("joined.csv");
         assert_eq!(gather_labels(&p, "request_id", &out).unwrap(), Some(out.clone()));
-        assert_eq!(std::fs::read_to_string(&out).unwrap(), "request_id,label\nr1,1\nr4,1\nr2,0\nr3,1\n");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "request_id,label\nr1,1\nr4,0\nr2,0\nr3,1\n");
 
         std::fs::write(labels.join("c.csv"), "id,label\nr5,spam\n").unwrap();
         let err = gather_labels(&p, "request_id", &out).unwrap_err().to_string();
         assert!(err.contains("c.csv") && err.contains("'request_id' and 'label'"), "{err}");
+    }
+
+    #[test]
+    fn labels_are_recoded_as_training_reads_the_target() {
+        assert_eq!(recode("spam", Some("spam")), Ok("1"));
+        assert_eq!(recode(" ham ", Some("spam")), Ok("0"));
+        assert_eq!(recode("1", Some("spam")), Ok("0"));
+        assert_eq!(recode("2.0", Some("2")), Ok("1"));
+        assert_eq!(recode("1", Some("2")), Ok("0"));
+        assert_eq!(recode("1.0", None), Ok("1"));
+        assert_eq!(recode("0", None), Ok("0"));
+        assert_eq!(recode("", None), Ok(""));
+        assert!(recode("spam", None).unwrap_err().contains("retrain.positive_label"));
+        assert!(recode("2", None).is_err());
     }
 }

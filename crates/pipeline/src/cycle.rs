@@ -292,7 +292,7 @@ async fn steps(
     let html_path = dir.join("drift_report.html");
     let json_bytes = serde_json::to_vec_pretty(&drift_report).unwrap_or_default();
     let html = drift::html::render(&drift_report);
-    let reasons = classifier::trigger_reasons(p, &drift_report);
+    let reasons = classifier::trigger_reasons(p, &drift_report, scored.as_ref().and_then(|c| c.holdout_f1));
     std::fs::write(&json_path, &json_bytes).map_err(|source| PipelineError::Io { path: json_path.clone(), source })?;
     std::fs::write(&html_path, &html).map_err(|source| PipelineError::Io { path: html_path.clone(), source })?;
     client.upload_artifact(artifact_uri, "drift/drift_report.json", json_bytes).await?;

@@ -9,7 +9,10 @@ pub mod data;
 mod plot;
 pub mod run;
 
-pub use run::{evaluate, evaluate_packaged, higher_is_better, train, Comparison, Holdout, TrainConfig, TrainOutcome};
+pub use run::{
+    evaluate, evaluate_packaged, higher_is_better, holdout_metrics, train, Comparison, Holdout, TrainConfig,
+    TrainOutcome,
+};
 
 /// Why a training run failed.
 #[derive(Debug, thiserror::Error)]

@@ -73,6 +73,14 @@ impl Holdout {
     }
 }
 
+/// The holdout metrics of a task, by name (what `TrainConfig::metric` may name).
+pub fn holdout_metrics(task: Task) -> &'static [&'static str] {
+    match task {
+        Task::Regression => &["rmse", "mae", "r2"],
+        Task::BinaryClassification => &["log_loss", "roc_auc", "accuracy", "precision", "recall", "f1"],
+    }
+}
+
 /// Whether a larger value of the holdout metric `name` is better (F1, ROC AUC, accuracy,
 /// precision, recall, R²) or worse (RMSE, MAE, log loss).
 pub fn higher_is_better(name: &str) -> bool {
@@ -271,6 +279,12 @@ pub fn read_frame(path: &Path) -> Result<Frame> {
 
 /// Trains, logs and registers one model; see the module docs for the steps.
 pub async fn train(cfg: &TrainConfig, client: &Client) -> Result<TrainOutcome> {
+    if let Some(m) = cfg.metric.as_deref().filter(|m| !holdout_metrics(cfg.task).contains(m)) {
+        return Err(TrainError::Data(format!(
+            "metric '{m}' is not a holdout metric of this task ({})",
+            holdout_metrics(cfg.task).join(", ")
+        )));
+    }
     let path = data::resolve(&cfg.data, &cfg.cache_dir, cfg.show_progress).await?;
     let frame = read_frame(&path)?;
     let text_columns = match &cfg.text_columns {
@@ -491,6 +505,14 @@ async fn train_in_run(
     })
 }
 
+/// Whether `features` has every column of `schema`, numbers where it takes numbers and strings
+/// where it takes strings (levels or text: a model reads strings either way, as
+/// `learn::Model::predict` does).
+fn same_columns(schema: &learn::Schema, features: &Frame) -> bool {
+    let numeric = |k: learn::ColumnKind| k == learn::ColumnKind::Numeric;
+    schema.fields.iter().all(|f| features.column(&f.name).is_some_and(|c| numeric(c.kind()) == numeric(f.kind)))
+}
+
 /// Scores the model behind `alias` on the same holdout as the challenger.
 #[allow(clippy::too_many_arguments)]
 async fn compare(
@@ -524,10 +546,10 @@ async fn compare(
     let champion = package::load(dir.path())?;
     let champion_version = version.map(|v| v.version);
     let same_inputs = match champion.model.factory() {
-        Some(m) => m.task() == challenger.task() && m.schema() == challenger.schema(),
+        Some(m) => m.task() == challenger.task() && same_columns(m.schema(), x_test),
         // A model of another flavor (e.g. ONNX logged by a team's own train.py) competes
         // on the same holdout when it takes these columns; its first output is the score.
-        None => champion.schema().fields.iter().all(|f| x_test.column(&f.name).is_some_and(|c| c.kind() == f.kind)),
+        None => same_columns(champion.schema(), x_test),
     };
     if !same_inputs {
         return Ok(Comparison {
@@ -542,10 +564,11 @@ async fn compare(
     let name = &holdout.primary.0;
     let champion_score =
         evaluate_packaged(&champion.model, challenger.task(), x_test, y_test)?.judged_by(name)?.primary.1;
+    // `margin` of the champion's magnitude (R² and the like can be negative).
     let wins = if higher_is_better(name) {
-        challenger_score > champion_score * (1.0 + margin)
+        challenger_score > champion_score + margin * champion_score.abs()
     } else {
-        challenger_score < champion_score * (1.0 - margin)
+        challenger_score < champion_score - margin * champion_score.abs()
     };
     let reason = if wins {
         format!(

@@ -225,10 +225,7 @@ fn build(name: &str, f: File, text: Option<&str>, base: &Path, o: &Overrides) ->
         stages,
     };
     if let Some(m) = &retrain.metric {
-        let allowed: &[&str] = match retrain.task {
-            learn::Task::Regression => &["rmse", "mae", "r2"],
-            learn::Task::BinaryClassification => &["log_loss", "roc_auc", "accuracy", "precision", "recall", "f1"],
-        };
+        let allowed = training::holdout_metrics(retrain.task);
         if !allowed.contains(&m.as_str()) {
             return Err(format!("retrain.metric '{m}' is not a holdout metric of this task ({})", allowed.join(", ")));
         }

@@ -373,7 +373,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Summary> {
         ScenarioArg::Spam => {
             let Some(data) = &args.data else {
                 bail!(
-                    "--scenario spam needs --data: the SpamAssassin e-mails,                      ../shared/datasets/spam_assassin/emails.csv.gz"
+                    "--scenario spam needs --data: the SpamAssassin e-mails, ../shared/datasets/spam_assassin/emails.csv.gz"
                 );
             };
             scenario::spam(Path::new(data), &work)?
