@@ -514,6 +514,16 @@ impl Client {
         Ok(())
     }
 
+    /// [`Client::resolve`], with `None` when the registered model, version or alias does not
+    /// exist (e.g. no champion yet).
+    pub async fn resolve_existing(&self, uri: &ModelUri) -> Result<Option<(String, Option<ModelVersion>)>> {
+        match self.resolve(uri).await {
+            Ok(found) => Ok(Some(found)),
+            Err(e) if matches!(e.code(), Some("INVALID_PARAMETER_VALUE" | "RESOURCE_DOES_NOT_EXIST")) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Resolves a model URI to (artifact URI, model version if it came from the registry).
     pub async fn resolve(&self, uri: &ModelUri) -> Result<(String, Option<ModelVersion>)> {
         let version = match uri {

@@ -37,11 +37,7 @@ pub async fn score_reference(
 ) -> Result<Option<Champion>, PipelineError> {
     let r = &p.retrain;
     let uri = ModelUri::Alias { name: r.model_name.clone(), alias: r.alias.clone() };
-    let (artifact_uri, version) = match client.resolve(&uri).await {
-        Ok(found) => found,
-        Err(e) if matches!(e.code(), Some("INVALID_PARAMETER_VALUE" | "RESOURCE_DOES_NOT_EXIST")) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
+    let Some((artifact_uri, version)) = client.resolve_existing(&uri).await? else { return Ok(None) };
     let dir = tempfile::tempdir().map_err(io(&std::env::temp_dir()))?;
     client.download_dir(&artifact_uri, dir.path()).await?;
     let pkg = package::load(dir.path()).map_err(|e| PipelineError::Data(format!("the champion: {e}")))?;
@@ -85,19 +81,7 @@ pub async fn score_reference(
 /// `None` when there are none.
 pub fn gather_labels(p: &Pipeline, id_column: &str, out: &Path) -> Result<Option<PathBuf>, PipelineError> {
     let Some(src) = &p.drift.labels_by_id else { return Ok(None) };
-    let mut files: Vec<PathBuf> = if src.is_dir() {
-        std::fs::read_dir(src)
-            .map_err(io(src))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "csv"))
-            .collect()
-    } else if src.is_file() {
-        vec![src.clone()]
-    } else {
-        Vec::new()
-    };
-    files.sort();
+    let files = if src.is_file() { vec![src.clone()] } else { crate::requests::csv_files_in(src)? };
     let target = &p.retrain.target;
     let positive = p.retrain.positive_label.as_deref();
     let mut w = csv::Writer::from_path(out).map_err(|e| PipelineError::Data(format!("{}: {e}", out.display())))?;

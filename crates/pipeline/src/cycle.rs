@@ -379,19 +379,10 @@ async fn steps(
 /// Returns (file, labelled rows added, rows of `base`).
 fn training_data(base: &Path, labels: Option<&Path>, out: &Path) -> Result<(PathBuf, u64, usize), PipelineError> {
     let Some(labels) = labels else { return Ok((base.to_path_buf(), 0, 0)) };
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(labels) {
-        Ok(entries) => entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("csv"))
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(source) => return Err(PipelineError::Io { path: labels.to_path_buf(), source }),
-    };
+    let files = requests::csv_files_in(labels)?;
     if files.is_empty() {
         return Ok((base.to_path_buf(), 0, 0));
     }
-    files.sort();
     let (base_rows, added) = requests::concat_csv(base, &files, out)?;
     Ok((out.to_path_buf(), added, base_rows))
 }

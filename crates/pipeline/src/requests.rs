@@ -164,6 +164,22 @@ pub fn collect(dirs: &[PathBuf], watermark: Option<&str>, out: &Path) -> Result<
     Ok(got)
 }
 
+/// The `*.csv` files of a folder of arriving labels, sorted by name; none when the folder does
+/// not exist (yet).
+pub fn csv_files_in(dir: &Path) -> Result<Vec<PathBuf>, PipelineError> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("csv"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => return Err(PipelineError::Io { path: dir.to_path_buf(), source }),
+    };
+    files.sort();
+    Ok(files)
+}
+
 /// Writes `base` followed by the rows of every file in `extra` to `out`, matching columns by
 /// name (the extra files may order them differently; a column `base` lacks is an error, a
 /// column an extra file lacks is left empty). Returns (rows of `base`, rows added).

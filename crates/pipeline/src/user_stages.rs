@@ -248,15 +248,15 @@ async fn judge(
     let (x, y) = training::run::split_target(&frame, &r.target, task, None)?;
     let challenger_score = training::evaluate_packaged(&challenger.model, task, &x, &y)?.primary;
     report.challenger_score = Some(challenger_score.1);
-    let champion = match client.resolve(&ModelUri::Alias { name: r.model_name.clone(), alias: r.alias.clone() }).await {
-        Ok((uri, v)) => {
+    let alias = ModelUri::Alias { name: r.model_name.clone(), alias: r.alias.clone() };
+    let champion = match client.resolve_existing(&alias).await? {
+        Some((uri, v)) => {
             report.champion_version = v.map(|v| v.version);
             let dir = tempfile::tempdir().map_err(|source| PipelineError::Io { path: std::env::temp_dir(), source })?;
             client.download_dir(&uri, dir.path()).await?;
             Some(load(dir.path()))
         }
-        Err(e) if matches!(e.code(), Some("INVALID_PARAMETER_VALUE" | "RESOURCE_DOES_NOT_EXIST")) => None,
-        Err(e) => return Err(e.into()),
+        None => None,
     };
     let name = &challenger_score.0;
     let champion = match champion {

@@ -527,19 +527,15 @@ async fn compare(
 ) -> Result<Comparison> {
     let challenger_score = holdout.primary.1;
     let uri = ModelUri::Alias { name: model_name.into(), alias: alias.into() };
-    let (artifact_uri, version) = match client.resolve(&uri).await {
-        Ok(found) => found,
-        Err(e) if matches!(e.code(), Some("INVALID_PARAMETER_VALUE" | "RESOURCE_DOES_NOT_EXIST")) => {
-            return Ok(Comparison {
-                alias: alias.into(),
-                champion_version: None,
-                champion_score: None,
-                challenger_score,
-                challenger_wins: true,
-                reason: format!("no champion behind '{alias}'"),
-            })
-        }
-        Err(e) => return Err(e.into()),
+    let Some((artifact_uri, version)) = client.resolve_existing(&uri).await? else {
+        return Ok(Comparison {
+            alias: alias.into(),
+            champion_version: None,
+            champion_score: None,
+            challenger_score,
+            challenger_wins: true,
+            reason: format!("no champion behind '{alias}'"),
+        });
     };
     let dir = tempfile::tempdir().map_err(|source| TrainError::Io { path: std::env::temp_dir(), source })?;
     client.download_dir(&artifact_uri, dir.path()).await?;
