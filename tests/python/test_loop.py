@@ -360,6 +360,48 @@ def test_blue_green_rollout_with_zero_failed_requests(server, tmp_path, blue_gre
     assert tags["factory.deployment_operation_id"] == out["rollout"]["operation_id"]
 
 
+def test_canary_rollout_steps_through_the_gateway_and_records_each_verdict(server, tmp_path, blue_green):
+    """`mode = "canary"`: the challenger reaches green, the gateway moves traffic 50% → 100% with
+    each step judged on green's own requests, green becomes active; the verdicts go to the audit
+    log, the gateway's metrics and the cycle's run."""
+    name, serves, gw, logs = blue_green
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    (pipelines / "canary.toml").write_text(
+        '[rollout]\nmode = "canary"\n'
+        "[rollout.canary]\nsteps = [50, 100]\ninterval_secs = 1.5\nmin_requests = 5\nmax_p99_ms = 2000\n"
+    )
+    traffic = Traffic(gw.url, clients=4)
+    args = blue_green_args(name, gw, logs, tmp_path / "labels") + ["--pipelines", str(pipelines)]
+    try:
+        traffic.shifted = True
+        write_labels(tmp_path / "labels" / "day1.csv", 3000)
+        traffic.wait_for(600)
+        out = loop_once(server, tmp_path / "state", *args)
+        traffic.wait_for(traffic.sent + 200)
+    finally:
+        traffic.stop()
+    assert traffic.failures == [], traffic.failures[:5]
+    assert out["decision"] == "promoted", out
+    ro = out["rollout"]
+    assert ro["mode"] == "canary" and ro["ok"] and ro["colour"] == "green", ro
+    assert [(v["weight"], v["verdict"]) for v in ro["canary_steps"]] == [(50, "advance"), (100, "advance")]
+    assert all(v["requests"] >= 5 and v["errors"] == 0 for v in ro["canary_steps"]), ro
+    st = gw.status()
+    assert st["active"] == "green" and st["weights"]["green"] == 100
+    assert requests.get(gw.url + "/health", timeout=5).json()["model_version"] == "2"
+    audit = requests.get(gw.admin + "/audit", timeout=5).json()
+    mine = [a["op"] for a in audit if a.get("operation_id") == ro["operation_id"]]
+    assert mine == ["canary", "canary-step", "canary-step", "canary-end"], audit
+    metrics = requests.get(gw.admin + "/metrics", timeout=5).text
+    assert 'gateway_canary_verdicts_total{verdict="advance"} 2' in metrics
+    run = MlflowClient().get_run(out["run_id"])
+    assert run.data.tags["factory.deployment_operation_id"] == ro["operation_id"]
+    assert run.data.tags["factory.canary.step_1"].startswith("100% advance")
+    history = MlflowClient().get_metric_history(out["run_id"], "canary_weight_percent")
+    assert [(m.step, m.value) for m in history] == [(0, 50.0), (1, 100.0)]
+
+
 def test_automatic_rollback_when_the_new_colour_fails(server, tmp_path, blue_green):
     """The idle colour is down: it cannot serve the challenger, so traffic stays on blue and
     `prod` goes back to the champion."""

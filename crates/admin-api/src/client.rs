@@ -5,8 +5,9 @@ use serde::Serialize;
 use std::time::Duration;
 
 use crate::{
-    gateway_paths, serve_paths, AuditRecord, ChangeReply, ErrorReply, HealthReply, ReloadQuery, ReloadReply,
-    RollbackRequest, ShadowRequest, StatusReply, SwitchReply, SwitchRequest, WeightsRequest,
+    gateway_paths, serve_paths, AuditRecord, CanaryAbortRequest, CanaryPhase, CanaryRequest, CanaryStatus, ChangeReply,
+    ErrorReply, HealthReply, ReloadQuery, ReloadReply, RollbackRequest, ShadowRequest, StatusReply, StepVerdict,
+    SwitchReply, SwitchRequest, WeightsRequest,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,51 @@ impl AdminClient {
 
     pub async fn shadow(&self, req: &ShadowRequest) -> Result<ChangeReply, ClientError> {
         self.call("POST", gateway_paths::SHADOW, Some(req)).await
+    }
+
+    pub async fn canary(&self, req: &CanaryRequest) -> Result<CanaryStatus, ClientError> {
+        self.call("POST", gateway_paths::CANARY, Some(req)).await
+    }
+
+    /// The canary running, or the last one (`None` when there was none since the gateway started).
+    pub async fn canary_status(&self) -> Result<Option<CanaryStatus>, ClientError> {
+        match self.call("GET", gateway_paths::CANARY, None::<&()>).await {
+            Err(ClientError::Refused { status: 404, .. }) => Ok(None),
+            r => r.map(Some),
+        }
+    }
+
+    /// Follows canary `operation_id` until it ends, calling `each` once per new step verdict;
+    /// the end state (promoted or aborted). A gateway that answers for another canary, or none,
+    /// is a decode error (someone else replaced it).
+    pub async fn canary_until_done(
+        &self,
+        operation_id: &str,
+        poll: Duration,
+        mut each: impl FnMut(&StepVerdict),
+    ) -> Result<CanaryStatus, ClientError> {
+        let mut shown = 0;
+        loop {
+            let s = self.canary_status().await?.filter(|s| s.operation_id == operation_id).ok_or_else(|| {
+                ClientError::Decode {
+                    method: "GET",
+                    url: format!("{}{}", self.base, gateway_paths::CANARY),
+                    message: format!("canary {operation_id} is not the gateway's canary any more"),
+                }
+            })?;
+            for v in s.verdicts.iter().skip(shown) {
+                each(v);
+            }
+            shown = s.verdicts.len();
+            if s.phase != CanaryPhase::Running {
+                return Ok(s);
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    pub async fn canary_abort(&self, req: &CanaryAbortRequest) -> Result<CanaryStatus, ClientError> {
+        self.call("POST", gateway_paths::CANARY_ABORT, Some(req)).await
     }
 
     pub async fn audit(&self) -> Result<Vec<AuditRecord>, ClientError> {

@@ -22,6 +22,8 @@ pub mod gateway_paths {
     pub const WEIGHTS: &str = "/weights";
     pub const SHADOW: &str = "/shadow";
     pub const AUDIT: &str = "/audit";
+    pub const CANARY: &str = "/canary";
+    pub const CANARY_ABORT: &str = "/canary/abort";
     pub const METRICS: &str = "/metrics";
 }
 

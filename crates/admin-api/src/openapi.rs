@@ -73,6 +73,36 @@ const GATEWAY_OPS: &[Op] = &[
         replies: &[(200, "The new shadow percentage", Some("ChangeReply")), BAD_INPUT, NO_TOKEN],
     },
     Op {
+        method: HttpMethod::Post,
+        path: gw::CANARY,
+        id: "canary",
+        summary: "Start a metric-gated canary: the new colour's share goes up in steps, each judged on its error \
+                  rate, p99 latency, shadow differences and an optional Prometheus query; a breach moves all traffic \
+                  back",
+        body: Some("CanaryRequest"),
+        replies: &[(200, "Started (the health gate passed)", Some("CanaryStatus")), BAD_INPUT, NO_TOKEN, REFUSED],
+    },
+    Op {
+        method: HttpMethod::Get,
+        path: gw::CANARY,
+        id: "canaryStatus",
+        summary: "The canary running, or the last one with every step's verdict",
+        body: None,
+        replies: &[
+            (200, "The canary", Some("CanaryStatus")),
+            NO_TOKEN,
+            (404, "No canary since the gateway started", Some("ErrorReply")),
+        ],
+    },
+    Op {
+        method: HttpMethod::Post,
+        path: gw::CANARY_ABORT,
+        id: "canaryAbort",
+        summary: "Abort the running canary: all traffic back to the active colour",
+        body: Some("CanaryAbortRequest"),
+        replies: &[(200, "Aborted", Some("CanaryStatus")), BAD_INPUT, NO_TOKEN, REFUSED],
+    },
+    Op {
         method: HttpMethod::Get,
         path: gw::AUDIT,
         id: "audit",
@@ -114,6 +144,9 @@ pub fn gateway() -> OpenApi {
     collect::<ShadowRequest>(&mut schemas);
     collect::<SwitchReply>(&mut schemas);
     collect::<ChangeReply>(&mut schemas);
+    collect::<CanaryRequest>(&mut schemas);
+    collect::<CanaryStatus>(&mut schemas);
+    collect::<CanaryAbortRequest>(&mut schemas);
     collect::<AuditRecord>(&mut schemas);
     collect::<ErrorReply>(&mut schemas);
     schemas.push((

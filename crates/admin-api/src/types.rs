@@ -154,6 +154,156 @@ pub struct ShadowRequest {
     pub note: Option<String>,
 }
 
+/// `POST /canary`: move traffic to `to` (default: the idle colour) in steps, judging each step
+/// on the colour's own requests before the next; a breach moves all traffic back and ends it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryRequest {
+    /// Any case (`"Green"` too).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "loose_colour")]
+    pub to: Option<Colour>,
+    /// The new colour's share at each step, increasing, in 1..=100 (default 5, 25, 50, 100; 100
+    /// is added when missing). After the 100 step passes, the new colour becomes the active one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<u32>,
+    /// How long each step lasts before it is judged for the last time (0.05 to 86400 s,
+    /// default 30). A breach ends the canary as soon as `min_requests` have been seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_secs: Option<f64>,
+    /// Most failed requests (transport errors and 5xx) of the new colour, as a fraction of its
+    /// requests in the step (default 0.01).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_rate: Option<f64>,
+    /// Highest 99th percentile latency of the new colour in the step, estimated from the
+    /// gateway's latency buckets as Prometheus's `histogram_quantile` does (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_p99_ms: Option<f64>,
+    /// Fewest requests of the new colour in a step to judge it; a step that ends with fewer is
+    /// a failed check, as in Flagger (default 20; 0 judges on whatever came).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_requests: Option<u64>,
+    /// Highest p99 of the differences between the two colours' predictions on mirrored
+    /// requests in the step (needs shadow traffic, `POST /shadow`; default: not judged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_shadow_difference: Option<f64>,
+    /// A PromQL query judged at the end of every step against an existing Prometheus; `{colour}`
+    /// in it becomes the new colour's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusCheck>,
+    /// Refuse unless the new colour's `/health` reports this `model_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "version")]
+    pub expect_version: Option<String>,
+    /// A note recorded next to the authenticated identity in the audit log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl CanaryRequest {
+    /// The checks both sides make (the gateway on `POST /canary`, the loop when it reads a
+    /// pipeline file): steps increasing within 1..=100, limits finite and in range, a Prometheus
+    /// check with an `http://` URL and a query.
+    pub fn validate(&self) -> Result<(), String> {
+        let s = &self.steps;
+        if s.len() > 100 || s.iter().any(|p| !(1..=100).contains(p)) || s.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(format!("steps {s:?}: expected increasing percentages within 1..=100, e.g. [5, 25, 50, 100]"));
+        }
+        let limits = [
+            ("interval_secs", self.interval_secs, 0.05, 86_400.0),
+            ("max_error_rate", self.max_error_rate, 0.0, 1.0),
+            ("max_p99_ms", self.max_p99_ms, 0.0, 3_600_000.0),
+            ("max_shadow_difference", self.max_shadow_difference, 0.0, f64::MAX),
+        ];
+        for (name, v, lo, hi) in limits {
+            if let Some(x) = v.filter(|x| !(x.is_finite() && (lo..=hi).contains(x))) {
+                return Err(format!("{name} {x} is out of range {lo}..={hi}"));
+            }
+        }
+        if let Some(p) = &self.prometheus {
+            if !p.url.starts_with("http://") || p.query.trim().is_empty() || !p.max.is_finite() {
+                return Err("prometheus: expected an http:// url, a query and a finite max".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The AnalysisTemplate idea: a PromQL query and the highest value that passes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusCheck {
+    /// Base URL of the Prometheus HTTP API (`http://prometheus:9090`).
+    pub url: String,
+    /// An instant query returning one number (the first series of a vector, or a scalar).
+    pub query: String,
+    /// The step fails when the value is above this (or when the query returns nothing).
+    pub max: f64,
+}
+
+/// Where a canary is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CanaryPhase {
+    Running,
+    Promoted,
+    Aborted,
+}
+
+/// What one step measured and decided.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StepVerdict {
+    /// 0-based index into `steps`.
+    pub step: usize,
+    /// The new colour's share during the step.
+    pub weight: u32,
+    /// RFC 3339.
+    pub time: String,
+    /// `advance`, `promote` or `abort`.
+    pub verdict: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub p99_ms: Option<f64>,
+    /// Requests mirrored in the step whose predictions were compared.
+    pub shadow_compared: u64,
+    pub shadow_difference_p99: Option<f64>,
+    pub prometheus_value: Option<f64>,
+    /// Why, in words.
+    pub detail: String,
+}
+
+/// `GET /canary`, and the answer to `POST /canary` and `POST /canary/abort`: the canary now
+/// (or the last one, once it ended).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CanaryStatus {
+    /// The audit log's operation id of the start; every step's record carries it in `detail`.
+    pub operation_id: String,
+    pub from: Colour,
+    pub to: Colour,
+    pub phase: CanaryPhase,
+    pub steps: Vec<u32>,
+    /// Index of the step running (or the last one reached).
+    pub step: usize,
+    /// The new colour's share now.
+    pub weight: u32,
+    pub interval_secs: f64,
+    /// RFC 3339.
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Why it was aborted, or that it was promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub verdicts: Vec<StepVerdict>,
+}
+
+/// `POST /canary/abort`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryAbortRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
 /// Any refused admin call: `{"error": "..."}` with a 4xx/5xx status.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorReply {

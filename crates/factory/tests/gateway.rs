@@ -305,3 +305,63 @@ async fn blue_green_switches_under_http_and_grpc_load_lose_nothing() {
     assert_eq!(log.lines().count(), 53);
     drop(gw);
 }
+
+/// `factory deploy canary` with the real processes under HTTP and gRPC load: green (a healthy
+/// build) goes 25% → 100% with each step judged and becomes active; a second canary back to
+/// blue is started without waiting and aborted by `factory deploy abort`. Nothing fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_canary_from_the_cli_promotes_a_healthy_green_and_an_abort_moves_traffic_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    write_package(&model);
+    let state = tmp.path().join("gateway-state.json");
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let (blue_port, green_port, listen, admin) = (free_port(), free_port(), free_port(), free_port());
+    let _blue = serve(&http, &model, blue_port, "1").await;
+    let _green = serve(&http, &model, green_port, "2").await;
+    let _gw = gateway(&http, listen, admin, blue_port, green_port, &state).await;
+    let front = format!("http://127.0.0.1:{listen}");
+    let load = Arc::new(Load::default());
+    let tasks = spawn_load(&load, &front);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let args = ["canary", "--steps", "25,100", "--interval", "1s", "--min-requests", "5", "--max-p99-ms", "500"];
+    let out = deploy(admin, &[&args[..], &["--expect-version", "2", "--max-error-rate", "1%"]].concat()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    for line in ["canary blue -> green: running, step 0 (25%)", "step 0 ( 25%): advance", "step 1 (100%): advance"] {
+        assert!(stdout.contains(line), "{line:?} not in {stdout}");
+    }
+    assert!(stdout.contains("promoted: every step passed; green is active"), "{stdout}");
+    let h: Value = http.get(format!("{front}/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(h["model_version"], "2");
+
+    let out = deploy(admin, &["canary", "--no-wait", "--interval", "60s"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("canary green -> blue: running, step 0 (5%)"));
+    let out = deploy(admin, &["abort"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("aborted") && stdout.contains("all traffic back on green"),
+        "{stdout}"
+    );
+    let st: Value = serde_json::from_slice(&deploy(admin, &["status", "--json"]).await.stdout).unwrap();
+    assert_eq!((st["active"].as_str(), st["weights"]["green"].as_u64()), (Some("green"), Some(100)));
+    let out = deploy(admin, &["canary", "--steps", "50,20"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("increasing percentages"));
+
+    load.stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let failures = load.failures.lock().unwrap().clone();
+    assert!(failures.is_empty(), "{} failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    let audit: Value = serde_json::from_slice(&deploy(admin, &["audit", "--json"]).await.stdout).unwrap();
+    let ops: Vec<&str> = audit.as_array().unwrap().iter().map(|r| r["op"].as_str().unwrap()).collect();
+    assert_eq!(
+        ops,
+        ["canary", "canary-step", "canary-step", "canary-promote", "canary-end", "canary", "canary-abort"],
+        "{audit}"
+    );
+}

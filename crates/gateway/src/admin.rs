@@ -1,11 +1,15 @@
 //! The admin API (JSON over HTTP, on its own port): `GET /status`, `POST /switch`,
-//! `POST /rollback`, `POST /weights`, `POST /shadow`, `GET /audit`, `GET /metrics`, every one
+//! `POST /rollback`, `POST /weights`, `POST /shadow`, `POST /canary`, `GET /canary`,
+//! `POST /canary/abort`, `GET /audit`, `GET /metrics`, every one
 //! behind the bearer token when tokens are configured. Request and reply shapes are the
 //! `admin-api` crate's (shared with `factory deploy` and the loop); the one mapping of
 //! [`GatewayError`] to HTTP statuses lives here; the handlers parse, call [`Gateway`], reply.
 //! The audit log records the token's identity, never a name the caller claims.
 
-use admin_api::{gateway_paths as paths, RollbackRequest, ShadowRequest, SwitchRequest as SwitchBody, WeightsRequest};
+use admin_api::{
+    gateway_paths as paths, CanaryAbortRequest, CanaryRequest, RollbackRequest, ShadowRequest,
+    SwitchRequest as SwitchBody, WeightsRequest,
+};
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -34,6 +38,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route(paths::ROLLBACK, post(rollback))
         .route(paths::WEIGHTS, post(weights))
         .route(paths::SHADOW, post(shadow))
+        .route(paths::CANARY, post(canary).get(canary_status))
+        .route(paths::CANARY_ABORT, post(canary_abort))
         .route(paths::AUDIT, get(audit))
         .route(paths::METRICS, get(metrics))
         .fallback(|| async { reply_error(GatewayError::BadInput("no such admin endpoint".into())) })
@@ -129,6 +135,34 @@ async fn weights(State(gw): App, Extension(caller): Extension<Caller>, body: Byt
 async fn shadow(State(gw): App, Extension(caller): Extension<Caller>, body: Bytes) -> Response {
     match parse::<ShadowRequest>(&body) {
         Ok(b) => reply(gw.set_shadow(b.percent, who(&caller, b.note)).await),
+        Err(e) => reply_error(e),
+    }
+}
+
+async fn canary(State(gw): App, Extension(caller): Extension<Caller>, body: Bytes) -> Response {
+    let plan = parse::<CanaryRequest>(&body).and_then(|b| {
+        let note = b.note.clone();
+        crate::canary::Plan::new(b, who(&caller, note))
+    });
+    match plan {
+        Ok(p) => reply(gw.start_canary(p).await),
+        Err(e) => reply_error(e),
+    }
+}
+
+async fn canary_status(State(gw): App) -> Response {
+    match gw.canary.current() {
+        Some(c) => Json(c).into_response(),
+        None => {
+            (StatusCode::NOT_FOUND, Json(admin_api::ErrorReply { error: "no canary since the gateway started".into() }))
+                .into_response()
+        }
+    }
+}
+
+async fn canary_abort(State(gw): App, Extension(caller): Extension<Caller>, body: Bytes) -> Response {
+    match parse::<CanaryAbortRequest>(&body) {
+        Ok(b) => reply(gw.abort_canary(who(&caller, b.note)).await),
         Err(e) => reply_error(e),
     }
 }

@@ -14,7 +14,7 @@ use crate::client::Clients;
 use crate::error::GatewayError;
 use crate::health;
 use crate::state::{self, Colour, RoutingState, Weights, WeightsExt};
-use crate::upstream::Upstream;
+use crate::upstream::{Histogram, Upstream};
 
 /// Everything the gateway needs to start.
 #[derive(Clone, Debug)]
@@ -110,7 +110,11 @@ pub struct Gateway {
     pub clients: Clients,
     audit: Audit,
     /// One operation at a time.
-    ops: tokio::sync::Mutex<()>,
+    pub(crate) ops: tokio::sync::Mutex<()>,
+    /// The canary running, or the last one.
+    pub canary: crate::canary::Slot,
+    /// Largest difference between the colours' predictions per compared mirrored request.
+    pub shadow_difference: Histogram,
     pub counters: Counters,
     /// Shadow copies in flight (at most `settings.shadow_max_in_flight`).
     pub shadow_slots: Arc<tokio::sync::Semaphore>,
@@ -147,6 +151,8 @@ impl Gateway {
             clients: Clients::new(),
             audit,
             ops: tokio::sync::Mutex::new(()),
+            canary: crate::canary::Slot::default(),
+            shadow_difference: Histogram::new(&crate::difference::BUCKETS),
             counters: Counters::default(),
             shadow_slots: Arc::new(tokio::sync::Semaphore::new(settings.shadow_max_in_flight.max(1))),
             settings,
@@ -189,12 +195,31 @@ impl Gateway {
         self.audit.read_all()
     }
 
-    fn who(&self, who: Option<String>) -> String {
+    pub(crate) fn who(&self, who: Option<String>) -> String {
         who.filter(|w| !w.trim().is_empty()).unwrap_or_else(|| self.settings.who.clone())
     }
 
+    /// A copy of the routing state now.
+    pub(crate) fn routing_now(&self) -> RoutingState {
+        (*self.routing.load_full()).clone()
+    }
+
+    /// Refuses `op` while a canary runs: only the canary moves traffic then.
+    fn refuse_during_canary(&self, op: &str, who: &str) -> Result<(), GatewayError> {
+        let Some(c) = self.canary.running() else { return Ok(()) };
+        let msg = format!(
+            "refusing {op}: a canary from {} to {} is running (step {}, {}%); POST /canary/abort first",
+            c.from, c.to, c.step, c.weight
+        );
+        let mut rec = crate::audit::record(op, who);
+        rec.outcome = "refused".into();
+        rec.detail = Some(msg.clone());
+        self.audit(&rec);
+        Err(GatewayError::Conflict(msg))
+    }
+
     /// Persists `next` and only then makes it the routing state.
-    fn commit(&self, next: RoutingState) -> Result<(), GatewayError> {
+    pub(crate) fn commit(&self, next: RoutingState) -> Result<(), GatewayError> {
         if let Some(p) = &self.settings.state_file {
             state::save(p, &next)?;
         }
@@ -202,7 +227,7 @@ impl Gateway {
         Ok(())
     }
 
-    fn audit(&self, record: &AuditRecord) {
+    pub(crate) fn audit(&self, record: &AuditRecord) {
         if let Err(e) = self.audit.append(record) {
             tracing::error!("{e}");
         }
@@ -211,6 +236,7 @@ impl Gateway {
     /// Health-gated switch of all new traffic to `req.to` (default: the idle colour).
     pub async fn switch(&self, req: SwitchRequest) -> Result<SwitchReply, GatewayError> {
         let _op = self.ops.lock().await;
+        self.refuse_during_canary("switch", &self.who(req.who.clone()))?;
         let to = req.to.unwrap_or_else(|| self.routing.load().active.other());
         self.switch_locked("switch", to, req).await
     }
@@ -218,6 +244,7 @@ impl Gateway {
     /// Health-gated switch back to the previous colour.
     pub async fn rollback(&self, who: Option<String>) -> Result<SwitchReply, GatewayError> {
         let _op = self.ops.lock().await;
+        self.refuse_during_canary("rollback", &self.who(who.clone()))?;
         let r = self.routing.load_full();
         let Some(prev) = r.previous.filter(|p| *p != r.active) else {
             let who = self.who(who);
@@ -245,7 +272,12 @@ impl Gateway {
         }
     }
 
-    async fn switch_locked(&self, op: &str, to: Colour, req: SwitchRequest) -> Result<SwitchReply, GatewayError> {
+    pub(crate) async fn switch_locked(
+        &self,
+        op: &str,
+        to: Colour,
+        req: SwitchRequest,
+    ) -> Result<SwitchReply, GatewayError> {
         let who = self.who(req.who);
         let current = self.routing.load_full();
         let from = current.active;
@@ -334,6 +366,7 @@ impl Gateway {
     ) -> Result<ChangeReply, GatewayError> {
         let weights = Weights::from_parts(blue, green)?;
         let _op = self.ops.lock().await;
+        self.refuse_during_canary("weights", &self.who(who.clone()))?;
         let current = self.routing.load_full();
         let next = RoutingState { weights, ..(*current).clone() };
         self.change("weights", next, who)

@@ -6,6 +6,7 @@
 //!                                      │  once per request (ArcSwap, no lock)
 //!  factory deploy ──JSON──▶ admin port ── admin.rs ──▶ control::Gateway ── health.rs (gRPC + /health gate)
 //!                                                      │ switch/rollback/weights/shadow, one at a time
+//!                                                      ├─ canary.rs steps judged on the counters below
 //!                                                      ├─ state.rs  state file (temp + fsync + rename)
 //!                                                      ├─ audit.rs  append-only JSON Lines
 //!                                                      └─ upstream.rs counters, passive health, in flight
@@ -31,8 +32,10 @@
 
 pub mod admin;
 pub mod audit;
+pub mod canary;
 pub mod client;
 pub mod control;
+pub mod difference;
 pub mod error;
 pub mod health;
 pub mod metrics;

@@ -105,8 +105,8 @@ fn encode(gw: &Gateway, e: &mut DescriptorEncoder) -> fmt::Result {
         info,
     )?;
     let latency = Colour::ALL.map(|c| {
-        let (cumulative, count, sum) = gw.upstream(c).latency.snapshot();
-        (colour(c), sum, count, exposition::buckets_from_cumulative(&BUCKETS, &cumulative))
+        let s = gw.upstream(c).latency.snapshot();
+        (colour(c), s.sum, s.count, exposition::buckets_from_cumulative(&BUCKETS, &s.cumulative))
     });
     exposition::histogram(
         e,
@@ -142,6 +142,40 @@ fn encode(gw: &Gateway, e: &mut DescriptorEncoder) -> fmt::Result {
     ] {
         exposition::counter_value(e, name, help, v.load(Ordering::Relaxed))?;
     }
+    let d = gw.shadow_difference.snapshot();
+    exposition::histogram(
+        e,
+        "gateway_shadow_prediction_difference",
+        "Largest absolute difference between the two colours' predictions on a mirrored request (JSON answers)",
+        [(
+            [] as [(&str, String); 0],
+            d.sum,
+            d.count,
+            exposition::buckets_from_cumulative(gw.shadow_difference.bounds(), &d.cumulative),
+        )],
+    )?;
+    let canary = gw.canary.running();
+    exposition::gauge_value(
+        e,
+        "gateway_canary_step",
+        "Index of the canary step running (-1: no canary running)",
+        canary.as_ref().map_or(-1, |c| c.step as i64),
+    )?;
+    exposition::gauge_value(
+        e,
+        "gateway_canary_weight_percent",
+        "The canary colour's share of new requests (0: no canary running)",
+        canary.as_ref().map_or(0, |c| i64::from(c.weight)),
+    )?;
+    exposition::counter(
+        e,
+        "gateway_canary_verdicts",
+        "Canary step verdicts: advance, promote, abort",
+        ["advance", "promote", "abort"]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ([("verdict", *v)], gw.canary.verdicts[i].load(Ordering::Relaxed))),
+    )?;
     exposition::counter(
         e,
         "gateway_switches",

@@ -389,9 +389,15 @@ async fn shadowed(
             let counters = gw.clone();
             tokio::spawn(async move {
                 match mirror.await {
-                    Ok(Ok(a)) if a == primary => {}
-                    Ok(Ok(_)) => {
-                        counters.counters.shadow_divergences.fetch_add(1, Ordering::Relaxed);
+                    Ok(Ok(a)) => {
+                        if a.status.is_success() && primary.status.is_success() {
+                            if let Some(d) = crate::difference::largest(&primary.body, &a.body) {
+                                counters.shadow_difference.observe(d);
+                            }
+                        }
+                        if a != primary {
+                            counters.counters.shadow_divergences.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     _ => {
                         counters.counters.shadow_errors.fetch_add(1, Ordering::Relaxed);

@@ -14,26 +14,78 @@ use crate::state::Colour;
 /// Upper bounds of the latency histogram, in seconds.
 pub const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-/// A Prometheus-style cumulative histogram of seconds, lock-free.
-#[derive(Default)]
+/// A Prometheus-style cumulative histogram over fixed upper bounds, lock-free.
 pub struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
+    bounds: &'static [f64],
+    buckets: Box<[AtomicU64]>,
     count: AtomicU64,
-    sum_ns: AtomicU64,
+    /// The sum, as `f64` bits.
+    sum: AtomicU64,
+}
+
+/// Counts per bucket (cumulative), the count (with what fell above the last bound) and the sum.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    pub cumulative: Vec<u64>,
+    pub count: u64,
+    pub sum: f64,
+}
+
+impl Snapshot {
+    /// What was observed between `earlier` and this snapshot.
+    pub fn since(&self, earlier: &Snapshot) -> Snapshot {
+        let cumulative = self
+            .cumulative
+            .iter()
+            .enumerate()
+            .map(|(i, c)| c.saturating_sub(earlier.cumulative.get(i).copied().unwrap_or(0)))
+            .collect();
+        Snapshot { cumulative, count: self.count.saturating_sub(earlier.count), sum: self.sum - earlier.sum }
+    }
+
+    /// The `q` quantile as Prometheus's `histogram_quantile` estimates it: linear within the
+    /// bucket holding the rank, the highest bound when the rank is above it; `None` when empty.
+    pub fn quantile(&self, bounds: &[f64], q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = q * self.count as f64;
+        let mut below = 0u64;
+        for (i, (&upper, &c)) in bounds.iter().zip(&self.cumulative).enumerate() {
+            if c as f64 >= rank && c > below {
+                let lower = if i == 0 { 0.0 } else { bounds[i - 1] };
+                return Some(lower + (upper - lower) * (rank - below as f64) / (c - below) as f64);
+            }
+            below = c;
+        }
+        bounds.last().copied()
+    }
 }
 
 impl Histogram {
-    pub fn observe(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| s <= *b) {
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0f64.to_bits()),
+        }
+    }
+
+    pub fn bounds(&self) -> &'static [f64] {
+        self.bounds
+    }
+
+    pub fn observe(&self, v: f64) {
+        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_ns.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+        let _ =
+            self.sum.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| Some((f64::from_bits(s) + v).to_bits()));
     }
 
-    /// (cumulative count per bucket, count, sum in seconds).
-    pub fn snapshot(&self) -> (Vec<u64>, u64, f64) {
+    pub fn snapshot(&self) -> Snapshot {
         let mut acc = 0;
         let cumulative = self
             .buckets
@@ -43,7 +95,11 @@ impl Histogram {
                 acc
             })
             .collect();
-        (cumulative, self.count.load(Ordering::Relaxed), self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9)
+        Snapshot {
+            cumulative,
+            count: self.count.load(Ordering::Relaxed),
+            sum: f64::from_bits(self.sum.load(Ordering::Relaxed)),
+        }
     }
 }
 
@@ -81,7 +137,7 @@ impl Upstream {
             errors: AtomicU64::new(0),
             consecutive_failures: AtomicU32::new(0),
             healthy: AtomicBool::new(true),
-            latency: Histogram::default(),
+            latency: Histogram::new(&BUCKETS),
             in_flight: AtomicU64::new(0),
             abort: watch::channel(0).0,
             model_version: Mutex::new(None),
@@ -107,7 +163,7 @@ impl Upstream {
 
     /// A request answered (below 500): resets the failure streak.
     pub fn record_success(&self, took: Duration) -> HealthChange {
-        self.latency.observe(took);
+        self.latency.observe(took.as_secs_f64());
         self.consecutive_failures.store(0, Ordering::Relaxed);
         if self.healthy.swap(true, Ordering::Relaxed) {
             HealthChange::None
@@ -118,7 +174,7 @@ impl Upstream {
 
     /// A request failed (transport error or 5xx).
     pub fn record_failure(&self, took: Duration) -> HealthChange {
-        self.latency.observe(took);
+        self.latency.observe(took.as_secs_f64());
         self.errors.fetch_add(1, Ordering::Relaxed);
         let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         if n >= self.failure_threshold && self.healthy.swap(false, Ordering::Relaxed) {
@@ -209,12 +265,28 @@ mod tests {
 
     #[test]
     fn histogram_is_cumulative() {
-        let h = Histogram::default();
-        h.observe(Duration::from_micros(300));
-        h.observe(Duration::from_millis(3));
-        h.observe(Duration::from_secs(60));
-        let (b, count, _) = h.snapshot();
-        assert_eq!((b[0], b[3], *b.last().unwrap(), count), (1, 2, 2, 3));
+        let h = Histogram::new(&BUCKETS);
+        h.observe(0.0003);
+        h.observe(0.003);
+        h.observe(60.0);
+        let s = h.snapshot();
+        let b = &s.cumulative;
+        assert_eq!((b[0], b[3], *b.last().unwrap(), s.count), (1, 2, 2, 3));
+    }
+
+    /// The figures `histogram_quantile` gives for the same buckets.
+    #[test]
+    fn quantiles_interpolate_within_the_bucket() {
+        let bounds = [1.0, 2.0, 4.0];
+        let s = Snapshot { cumulative: vec![10, 30, 40], count: 40, sum: 0.0 };
+        assert_eq!(s.quantile(&bounds, 0.25), Some(1.0));
+        assert_eq!(s.quantile(&bounds, 0.5), Some(1.5));
+        assert_eq!(s.quantile(&bounds, 0.875), Some(3.0));
+        let above = Snapshot { cumulative: vec![0, 0, 1], count: 5, sum: 0.0 };
+        assert_eq!(above.quantile(&bounds, 0.99), Some(4.0), "ranks above the last bound get the last bound");
+        assert_eq!(Snapshot::default().quantile(&bounds, 0.99), None);
+        let later = Snapshot { cumulative: vec![12, 40, 50], count: 51, sum: 2.0 };
+        assert_eq!(later.since(&s), Snapshot { cumulative: vec![2, 10, 10], count: 11, sum: 2.0 });
     }
 
     #[tokio::test]

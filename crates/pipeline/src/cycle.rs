@@ -95,9 +95,10 @@ pub async fn run(p: &Pipeline, ctx: &Context) -> Result<CycleReport, PipelineErr
     let status = match &result {
         Ok(report) => {
             let tags = tags(report);
+            let metrics = canary_metrics(report);
             let body = serde_json::to_vec_pretty(report).unwrap_or_default();
             let logged = async {
-                client.log_batch(&run_id, &[], &tags, &[]).await?;
+                client.log_batch(&run_id, &[], &tags, &metrics).await?;
                 client.upload_artifact(&artifact_uri, "cycle.json", body).await
             };
             match logged.await {
@@ -172,8 +173,25 @@ fn tags(r: &CycleReport) -> Vec<(String, String)> {
         opt("factory.rollback_operation_id", &ro.rollback_operation_id);
         opt("factory.served_version", &ro.served_version);
         t.push(("factory.rollout".into(), ro.message.clone()));
+        for v in &ro.canary_steps {
+            t.push((format!("factory.canary.step_{}", v.step), format!("{}% {}: {}", v.weight, v.verdict, v.detail)));
+        }
     }
     t
+}
+
+/// A canary rollout's steps as metric histories (the step index as MLflow's step).
+fn canary_metrics(r: &CycleReport) -> Vec<(String, f64, i64)> {
+    let mut m = Vec::new();
+    for v in r.rollout.iter().flat_map(|ro| &ro.canary_steps) {
+        let step = v.step as i64;
+        m.push(("canary_weight_percent".to_string(), f64::from(v.weight), step));
+        m.push(("canary_requests".to_string(), v.requests as f64, step));
+        m.push(("canary_error_rate".to_string(), v.error_rate, step));
+        m.extend(v.p99_ms.map(|p| ("canary_p99_ms".to_string(), p, step)));
+        m.push(("canary_passed".to_string(), f64::from(u8::from(v.verdict != "abort")), step));
+    }
+    m
 }
 
 async fn steps(

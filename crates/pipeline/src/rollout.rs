@@ -9,12 +9,19 @@
 //!   switches (its own health gate checks gRPC and HTTP health and the expected version).
 //!   During the window the new colour's error count and passive health are read from the
 //!   gateway's `/status`; a breach rolls the gateway back.
+//! - **Canary**: as blue-green up to the idle colour serving the new version; then the gateway
+//!   runs its metric-gated canary (`POST /canary`: steps, each judged on the new colour's own
+//!   requests) and the loop follows it to the end. An abort has already moved traffic back;
+//!   every step's verdict goes into the outcome (and so the cycle's run).
 //!
 //! On any failure the caller restores the production alias; this module restores what it
 //! moved itself (the idle colour's alias, the gateway's traffic).
 
 use crate::config::{RolloutMode, RolloutSettings};
-use admin_api::{AdminClient, Colour, ReloadQuery, RollbackRequest, StatusReply, SwitchRequest};
+use admin_api::{
+    AdminClient, CanaryPhase, CanaryRequest, Colour, ReloadQuery, RollbackRequest, StatusReply, StepVerdict,
+    SwitchRequest,
+};
 use mlflow_client::Client;
 use std::time::{Duration, Instant};
 
@@ -32,6 +39,9 @@ pub struct Outcome {
     /// Colour now receiving traffic (blue-green).
     pub colour: Option<String>,
     pub message: String,
+    /// The canary's step verdicts, in order (canary).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub canary_steps: Vec<StepVerdict>,
 }
 
 /// A client of a serve's public port (`/health`) or admin listener, or of the gateway's admin API.
@@ -91,7 +101,9 @@ pub async fn rollout(
 ) -> Outcome {
     match settings.mode {
         RolloutMode::HotReload => hot_reload(http, settings, version).await,
-        RolloutMode::BlueGreen => blue_green(http, client, settings, model_name, version, who).await,
+        RolloutMode::BlueGreen | RolloutMode::Canary => {
+            blue_green(http, client, settings, model_name, version, who).await
+        }
     }
 }
 
@@ -144,7 +156,9 @@ async fn blue_green(
 ) -> Outcome {
     let gateway_addr = s.gateway.clone().unwrap_or_default();
     let gateway = client_for_gateway(http, &gateway_addr, s);
-    let mut out = Outcome { mode: "blue-green".into(), ..Outcome::default() };
+    let canary = s.mode == RolloutMode::Canary;
+    let mode = if canary { "canary" } else { "blue-green" };
+    let mut out = Outcome { mode: mode.into(), ..Outcome::default() };
     let status = match gateway.status().await {
         Ok(st) => st,
         Err(e) => {
@@ -179,6 +193,44 @@ async fn blue_green(
     if let Err(e) = reload_and_wait(http, s, &idle_addr, idle_admin.as_deref(), version).await {
         restore_idle().await;
         out.message = format!("idle colour {idle} did not load version {version}: {e}; traffic stays on {active}");
+        return out;
+    }
+    if canary {
+        let req = CanaryRequest {
+            to: Some(idle),
+            expect_version: Some(version.to_string()),
+            note: Some(who.to_string()),
+            max_error_rate: s.canary.max_error_rate.or(Some(s.error_budget)),
+            ..s.canary.clone()
+        };
+        let end = match gateway.canary(&req).await {
+            Ok(started) => {
+                out.operation_id = Some(started.operation_id.clone());
+                let poll = Duration::from_millis(250);
+                gateway.canary_until_done(&started.operation_id, poll, |v| tracing::info!("canary: {}", v.detail)).await
+            }
+            Err(e) => Err(e),
+        };
+        match end {
+            Ok(end) if end.phase == CanaryPhase::Promoted => {
+                out.ok = true;
+                out.colour = Some(idle.to_string());
+                out.served_version = Some(version.to_string());
+                out.message = format!("canary {active} → {idle} promoted, serving version {version}");
+                out.canary_steps = end.verdicts;
+            }
+            Ok(end) => {
+                out.served_version = active_version(http, &gateway).await;
+                out.message =
+                    format!("canary to {idle} aborted: {}", end.reason.as_deref().unwrap_or("no reason given"));
+                out.canary_steps = end.verdicts;
+                restore_idle().await;
+            }
+            Err(e) => {
+                out.message = format!("canary to {idle} failed: {e}; traffic stays on {active}");
+                restore_idle().await;
+            }
+        }
         return out;
     }
     let before = gateway.status().await.ok();

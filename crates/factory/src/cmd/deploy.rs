@@ -1,12 +1,13 @@
-//! `factory deploy switch|rollback|status|weights|shadow|audit`: a client of the gateway's
+//! `factory deploy switch|rollback|status|weights|shadow|canary|abort|audit`: a client of the gateway's
 //! admin API. Prints what happened; exits non-zero with the gateway's message when it
 //! refuses (health gate, nothing to roll back to, bad input).
 
 use admin_api::{
-    AdminClient, AuditRecord, Colour, RollbackRequest, ShadowRequest, StatusReply, SwitchReply, SwitchRequest,
-    WeightsRequest,
+    AdminClient, AuditRecord, CanaryAbortRequest, CanaryPhase, CanaryRequest, CanaryStatus, Colour, PrometheusCheck,
+    RollbackRequest, ShadowRequest, StatusReply, StepVerdict, SwitchReply, SwitchRequest, WeightsRequest,
 };
 use anyhow::Context;
+use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 pub struct DeployArgs {
@@ -53,8 +54,121 @@ pub enum DeployAction {
         #[arg(long)]
         percent: u32,
     },
+    /// Metric-gated canary: raise the new colour's share step by step, judging each step on
+    /// its own requests; a breach moves all traffic back. Waits for the end (exit 0 promoted, 1
+    /// aborted) unless --no-wait.
+    Canary(CanaryArgs),
+    /// Abort the running canary: all traffic back to the active colour.
+    Abort,
     /// Every operation the gateway recorded, oldest first.
     Audit,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CanaryArgs {
+    /// The new colour (default: the idle one).
+    #[arg(long, value_parser = ["blue", "green"])]
+    to: Option<String>,
+    /// Its share at each step, in percent; 100 is added when missing.
+    #[arg(long, value_delimiter = ',', default_value = "5,25,50,100")]
+    steps: Vec<u32>,
+    /// How long each step lasts (`30s`, `2m`).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// Most failed requests (transport errors and 5xx) of the new colour per step: `1%` or `0.01`.
+    #[arg(long, default_value = "1%", value_parser = parse_rate)]
+    max_error_rate: f64,
+    /// Highest p99 latency of the new colour per step, in milliseconds.
+    #[arg(long)]
+    max_p99_ms: Option<f64>,
+    /// Fewest requests of the new colour to judge a step; fewer by the step's end fails it.
+    #[arg(long, default_value_t = 20)]
+    min_requests: u64,
+    /// Highest p99 of the differences between the colours' predictions on mirrored requests
+    /// (turn shadow traffic on first: `factory deploy shadow --percent 10`).
+    #[arg(long)]
+    max_shadow_difference: Option<f64>,
+    /// An existing Prometheus to ask at the end of every step (with --prometheus-query).
+    #[arg(long, requires_all = ["prometheus_query", "prometheus_max"])]
+    prometheus_url: Option<String>,
+    /// A PromQL instant query returning one number; `{colour}` becomes the new colour.
+    #[arg(long, requires = "prometheus_url")]
+    prometheus_query: Option<String>,
+    /// The step fails when the query's value is above this.
+    #[arg(long, requires = "prometheus_url")]
+    prometheus_max: Option<f64>,
+    /// Refuse unless the new colour's /health reports this model_version.
+    #[arg(long)]
+    expect_version: Option<String>,
+    /// Start it and return; follow it with `factory deploy status` or `GET /canary`.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+/// `1%` or `0.01`.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("{s:?} is not a rate: expected e.g. 1% or 0.01"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s:?} is out of range 0%..=100%"))
+    }
+}
+
+impl CanaryArgs {
+    fn request(&self, note: Option<String>) -> anyhow::Result<CanaryRequest> {
+        Ok(CanaryRequest {
+            to: self.to.as_deref().map(str::parse).transpose()?,
+            steps: self.steps.clone(),
+            interval_secs: Some(self.interval.as_secs_f64()),
+            max_error_rate: Some(self.max_error_rate),
+            max_p99_ms: self.max_p99_ms,
+            min_requests: Some(self.min_requests),
+            max_shadow_difference: self.max_shadow_difference,
+            prometheus: match (&self.prometheus_url, &self.prometheus_query, self.prometheus_max) {
+                (Some(url), Some(query), Some(max)) => {
+                    Some(PrometheusCheck { url: url.clone(), query: query.clone(), max })
+                }
+                _ => None,
+            },
+            expect_version: self.expect_version.clone(),
+            note,
+        })
+    }
+}
+
+fn print_verdict(v: &StepVerdict) {
+    let p99 = v.p99_ms.map_or("-".into(), |p| format!("{p:.1} ms"));
+    println!(
+        "step {} ({:>3}%): {:<7} {} requests, {} errors ({:.2}%), p99 {p99}: {}",
+        v.step,
+        v.weight,
+        v.verdict,
+        v.requests,
+        v.errors,
+        v.error_rate * 100.0,
+        v.detail
+    );
+}
+
+fn print_canary(s: &CanaryStatus) {
+    let phase = match s.phase {
+        CanaryPhase::Running => "running",
+        CanaryPhase::Promoted => "promoted",
+        CanaryPhase::Aborted => "aborted",
+    };
+    println!(
+        "canary {} -> {}: {phase}, step {} ({}%) of {:?}, {} s each; operation {}",
+        s.from, s.to, s.step, s.weight, s.steps, s.interval_secs, s.operation_id
+    );
+    if let Some(r) = &s.reason {
+        println!("{r}");
+    }
 }
 
 pub fn run(args: DeployArgs) -> anyhow::Result<u8> {
@@ -177,6 +291,31 @@ async fn run_async(args: DeployArgs) -> anyhow::Result<u8> {
             show(json, &gw.shadow(&ShadowRequest { percent: *percent, note }).await?, |r| {
                 println!("shadow: {}% of requests mirrored to the idle colour", r.shadow_percent)
             })?;
+        }
+        DeployAction::Canary(c) => {
+            let started = gw.canary(&c.request(note)?).await?;
+            if c.no_wait {
+                show(json, &started, print_canary)?;
+                return Ok(0);
+            }
+            if !json {
+                print_canary(&started);
+            }
+            let each = |v: &StepVerdict| {
+                if !json {
+                    print_verdict(v)
+                }
+            };
+            let end = gw.canary_until_done(&started.operation_id, Duration::from_millis(500), each).await?;
+            show(json, &end, |s| {
+                if let Some(r) = &s.reason {
+                    println!("{}: {r}", if s.phase == CanaryPhase::Promoted { "promoted" } else { "aborted" });
+                }
+            })?;
+            return Ok(if end.phase == CanaryPhase::Promoted { 0 } else { 1 });
+        }
+        DeployAction::Abort => {
+            show(json, &gw.canary_abort(&CanaryAbortRequest { note }).await?, print_canary)?;
         }
         DeployAction::Audit => show(json, &gw.audit().await?, |r| print_audit(r))?,
     }

@@ -182,7 +182,7 @@ async fn every_documented_operation_is_routed_and_the_typed_client_reads_the_ans
 
     let doc = admin_api::openapi::gateway();
     let ops = admin_api::openapi::operations(&doc);
-    assert_eq!(ops.len(), 7, "{ops:?}");
+    assert_eq!(ops.len(), 10, "{ops:?}");
     for (method, path) in ops {
         let item = &doc.paths.paths[&path];
         let op = if method == "GET" { item.get.as_ref() } else { item.post.as_ref() }.unwrap();
@@ -214,6 +214,11 @@ async fn every_documented_operation_is_routed_and_the_typed_client_reads_the_ans
     assert!(audit.iter().any(|r| r.op == "switch" && r.to == Some(to) && r.who == "tester"), "{audit:?}");
     let back = client.rollback(&admin_api::RollbackRequest::default()).await.unwrap();
     assert_eq!((back.from, back.to), (to, to.other()));
+    let started = client.canary(&admin_api::CanaryRequest::default()).await.unwrap();
+    assert_eq!((started.to, started.weight, started.phase), (to, 5, admin_api::CanaryPhase::Running));
+    let ended = client.canary_abort(&admin_api::CanaryAbortRequest::default()).await.unwrap();
+    assert_eq!(ended.phase, admin_api::CanaryPhase::Aborted);
+    assert_eq!(client.canary_status().await.unwrap(), Some(ended));
 
     g.stop().await;
     blue.stop().await;

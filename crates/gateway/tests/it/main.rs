@@ -5,5 +5,6 @@
 //! deploy`, 50 switches under load) is in `crates/factory/tests/gateway.rs`.
 
 mod admin;
+mod canary;
 mod proxy;
 mod support;

@@ -118,6 +118,8 @@ struct RolloutFile {
     timeout_secs: Option<f64>,
     window_secs: Option<f64>,
     error_budget: Option<f64>,
+    /// `[rollout.canary]`: the gateway's canary request (steps, interval_secs, max_error_rate, ...).
+    canary: Option<admin_api::CanaryRequest>,
 }
 
 #[derive(Deserialize, Default)]
@@ -269,7 +271,9 @@ fn build(name: &str, f: File, text: Option<&str>, base: &Path, o: &Overrides) ->
         timeout: secs(ro.timeout_secs, 60.0, "timeout_secs")?,
         window: secs(ro.window_secs, 10.0, "window_secs")?,
         error_budget: ro.error_budget.unwrap_or(0.01),
+        canary: ro.canary.unwrap_or_default(),
     };
+    rollout.canary.validate().map_err(|e| format!("rollout.canary: {e}"))?;
     if !(0.0..=1.0).contains(&rollout.error_budget) {
         return Err(format!("rollout.error_budget must be between 0 and 1, got {}", rollout.error_budget));
     }
@@ -278,9 +282,10 @@ fn build(name: &str, f: File, text: Option<&str>, base: &Path, o: &Overrides) ->
             RolloutMode::HotReload if rollout.serving.is_none() => {
                 return Err("rollout.serving (the `factory serve` URL) is needed for a hot-reload rollout".into())
             }
-            RolloutMode::BlueGreen if rollout.gateway.is_none() => {
+            RolloutMode::BlueGreen | RolloutMode::Canary if rollout.gateway.is_none() => {
                 return Err(
-                    "rollout.gateway (the `factory gateway` admin URL) is needed for a blue-green rollout".into()
+                    "rollout.gateway (the `factory gateway` admin URL) is needed for a blue-green or canary rollout"
+                        .into(),
                 )
             }
             _ => {}

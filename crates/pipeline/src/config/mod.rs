@@ -40,9 +40,16 @@
 //! deps = ["train.py", "${FACTORY_TRAINING_DATA}"]
 //!
 //! [rollout]
-//! mode = "hot-reload"             # or "blue-green" (with `gateway`)
+//! mode = "hot-reload"             # or "blue-green" / "canary" (with `gateway`)
 //! serving = "http://127.0.0.1:8080"
 //! serving_admin = "http://127.0.0.1:8081"  # serve --admin-port (blue-green: blue_admin, green_admin)
+//!
+//! [rollout.canary]                # mode = "canary": the gateway's POST /canary (docs/gateway.md)
+//! steps = [5, 25, 50, 100]
+//! interval_secs = 30
+//! max_error_rate = 0.01           # default: rollout.error_budget
+//! max_p99_ms = 50
+//! min_requests = 20
 //! ```
 
 mod file;
@@ -92,6 +99,9 @@ pub enum RolloutMode {
     /// Two `factory serve` behind `factory gateway`, each following an alias named after its
     /// colour; the idle colour gets the new version, then the gateway switches to it.
     BlueGreen,
+    /// As blue-green, but the gateway moves traffic to the idle colour in judged steps
+    /// (`[rollout.canary]`, the gateway's `POST /canary`) and aborts on a breach.
+    Canary,
 }
 
 /// When a cycle runs.
@@ -261,6 +271,9 @@ pub struct RolloutSettings {
     pub window: Duration,
     /// Largest share of failed requests on the new version within the window.
     pub error_budget: f64,
+    /// The canary's steps and limits (`mode = "canary"`); `to`, `expect_version` and `note`
+    /// are set by the rollout.
+    pub canary: admin_api::CanaryRequest,
 }
 
 #[derive(Debug, Clone, Default)]
