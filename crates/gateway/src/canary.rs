@@ -18,8 +18,8 @@
 //! The canary lives in the gateway process: a restarted gateway keeps the last weights (they are
 //! in the state file) but not the canary, which is recorded as started without an end.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use admin_api::{CanaryPhase, CanaryRequest, CanaryStatus, PrometheusCheck, StepVerdict};
@@ -101,41 +101,6 @@ impl Plan {
             self.min_requests,
             c.join(", ")
         )
-    }
-}
-
-/// A gateway's canary: the one running or the last one, and a pending abort.
-#[derive(Default)]
-pub struct Slot {
-    status: Mutex<Option<CanaryStatus>>,
-    abort: Mutex<Option<String>>,
-    /// Verdicts so far: advance, promote, abort.
-    pub verdicts: [AtomicU64; 3],
-}
-
-impl Slot {
-    pub fn current(&self) -> Option<CanaryStatus> {
-        self.status.lock().expect("canary lock").clone()
-    }
-
-    /// The running canary, if one is.
-    pub fn running(&self) -> Option<CanaryStatus> {
-        self.current().filter(|s| s.phase == CanaryPhase::Running)
-    }
-
-    fn update(&self, f: impl FnOnce(&mut CanaryStatus)) {
-        if let Some(s) = self.status.lock().expect("canary lock").as_mut() {
-            f(s);
-        }
-    }
-
-    fn count(&self, verdict: &str) {
-        let i = match verdict {
-            "advance" => 0,
-            "promote" => 1,
-            _ => 2,
-        };
-        self.verdicts[i].fetch_add(1, Ordering::Relaxed);
     }
 }
 

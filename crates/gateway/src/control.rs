@@ -6,8 +6,10 @@
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use admin_api::{CanaryPhase, CanaryStatus};
 
 use crate::audit::{Audit, AuditRecord};
 use crate::client::Clients;
@@ -102,6 +104,41 @@ pub struct Counters {
     pub switches_refused: AtomicU64,
 }
 
+/// A gateway's canary: the one running or the last one, and a pending abort.
+#[derive(Default)]
+pub struct CanarySlot {
+    pub(crate) status: Mutex<Option<CanaryStatus>>,
+    pub(crate) abort: Mutex<Option<String>>,
+    /// Verdicts so far: advance, promote, abort.
+    pub verdicts: [AtomicU64; 3],
+}
+
+impl CanarySlot {
+    pub fn current(&self) -> Option<CanaryStatus> {
+        self.status.lock().expect("canary lock").clone()
+    }
+
+    /// The running canary, if one is.
+    pub fn running(&self) -> Option<CanaryStatus> {
+        self.current().filter(|s| s.phase == CanaryPhase::Running)
+    }
+
+    pub(crate) fn update(&self, f: impl FnOnce(&mut CanaryStatus)) {
+        if let Some(s) = self.status.lock().expect("canary lock").as_mut() {
+            f(s);
+        }
+    }
+
+    pub(crate) fn count(&self, verdict: &str) {
+        let i = match verdict {
+            "advance" => 0,
+            "promote" => 1,
+            _ => 2,
+        };
+        self.verdicts[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// The gateway: routing state, upstreams, clients, audit log.
 pub struct Gateway {
     pub settings: Settings,
@@ -112,7 +149,7 @@ pub struct Gateway {
     /// One operation at a time.
     pub(crate) ops: tokio::sync::Mutex<()>,
     /// The canary running, or the last one.
-    pub canary: crate::canary::Slot,
+    pub canary: CanarySlot,
     /// Largest difference between the colours' predictions per compared mirrored request.
     pub shadow_difference: Histogram,
     pub counters: Counters,
@@ -151,7 +188,7 @@ impl Gateway {
             clients: Clients::new(),
             audit,
             ops: tokio::sync::Mutex::new(()),
-            canary: crate::canary::Slot::default(),
+            canary: CanarySlot::default(),
             shadow_difference: Histogram::new(&crate::difference::BUCKETS),
             counters: Counters::default(),
             shadow_slots: Arc::new(tokio::sync::Semaphore::new(settings.shadow_max_in_flight.max(1))),
