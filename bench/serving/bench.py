@@ -75,14 +75,16 @@ def wait_http(url: str, proc: subprocess.Popen, logfile: Path, timeout: float = 
     raise RuntimeError(f"{url} not up after {timeout}s:\n{logfile.read_text()[-3000:]}")
 
 
-def stop_all() -> None:
-    for p in PROCS:
+def stop_all(procs: list[subprocess.Popen] | None = None) -> None:
+    """Stops `procs` (default: every process `start` started): SIGTERM, then SIGKILL after 15 s."""
+    procs = PROCS if procs is None else procs
+    for p in procs:
         if p.poll() is None:
             try:
                 os.killpg(p.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-    for p in PROCS:
+    for p in procs:
         try:
             p.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -117,7 +119,8 @@ def sklearn_pipeline(work: Path):
     return model, frame
 
 
-def wrk(url: str, body_file: Path, connections: int, duration: int, threads: int = 0) -> dict:
+def wrk(url: str, body_file: Path, connections: int, duration: int, threads: int = 0, on_warm=None) -> dict:
+    """2 s warm-up, then `duration` seconds measured; `on_warm()` (if given) runs in between."""
     lua = body_file.with_suffix(".lua")
     lua.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
@@ -126,6 +129,8 @@ def wrk(url: str, body_file: Path, connections: int, duration: int, threads: int
     threads = threads or min(connections, 2)
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", str(lua), url]
     subprocess.run([*cmd[:5], "-d", "2s", *cmd[7:]], capture_output=True, text=True, check=True)  # warm-up
+    if on_warm:
+        on_warm()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
 
     def ms(text: str) -> float:
@@ -141,7 +146,8 @@ def wrk(url: str, body_file: Path, connections: int, duration: int, threads: int
     return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": errors, "requests": total}
 
 
-def measure(name: str, url: str, body: Path, conns: list[int], duration: int, results: dict, wrk_threads: int = 0) -> None:
+def measure(name: str, url: str, body: Path, conns: list[int], duration: int, results: dict, wrk_threads: int = 0,
+            on_warm=None) -> None:
     """Checks one answer, then runs wrk at each connection count."""
     r = requests.post(url, data=body.read_text(), headers={"Content-Type": "application/json"}, timeout=30)
     assert r.status_code == 200, (name, r.status_code, r.text)
@@ -149,7 +155,30 @@ def measure(name: str, url: str, body: Path, conns: list[int], duration: int, re
     for c in conns:
         load = os.getloadavg()[0]
         log(f"wrk {name}, {c} connection(s), {duration}s (load average {load:.2f}) ...")
-        results.setdefault(name, {})[c] = {**wrk(url, body, c, duration, wrk_threads), "load_before": load, "load_after": os.getloadavg()[0]}
+        results.setdefault(name, {})[c] = {**wrk(url, body, c, duration, wrk_threads, on_warm), "load_before": load, "load_after": os.getloadavg()[0]}
+
+
+def start_factory(work: Path) -> str:
+    """`factory server` (SQLite in `work`) + `factory train --alias prod`; returns the tracking URL."""
+    tport = free_port()
+    tracking = f"http://127.0.0.1:{tport}"
+    p = start([FACTORY, "server", "--backend-store-uri", f"sqlite:///{work}/factory.db", "--artifacts-destination",
+               str(work / "factory-artifacts"), "--port", str(tport)], work / "factory-server.log")
+    wait_http(tracking + "/health", p, work / "factory-server.log")
+    log("factory train (defaults) ...")
+    subprocess.run([FACTORY, "train", "--data", str(DATA), "--alias", "prod", "--json"], check=True,
+                   capture_output=True, env={**os.environ, "MLFLOW_TRACKING_URI": tracking})
+    return tracking
+
+
+def start_serve(work: Path, tracking: str, serve_args: list[str], logname: str = "factory-serve.log") -> tuple[subprocess.Popen, str]:
+    """`factory serve` of `models:/california-housing-model@prod` (HTTP and gRPC on one free port) plus
+    `serve_args`, once healthy; returns the process and its base URL."""
+    sport = free_port()
+    p = start([FACTORY, "serve", "--model-uri", "models:/california-housing-model@prod", "--tracking-uri", tracking,
+               "--port", str(sport), "--grpc-port", str(sport), *serve_args], work / logname, env={"RUST_LOG": "warn"})
+    wait_http(f"http://127.0.0.1:{sport}/health", p, work / logname)
+    return p, f"http://127.0.0.1:{sport}"
 
 
 def main() -> int:
@@ -170,20 +199,9 @@ def main() -> int:
     results: dict[str, dict[int, dict]] = {}
     try:
         # -- factory ------------------------------------------------------------------
-        tport = free_port()
-        tracking = f"http://127.0.0.1:{tport}"
-        p = start([FACTORY, "server", "--backend-store-uri", f"sqlite:///{work}/factory.db", "--artifacts-destination",
-                   str(work / "factory-artifacts"), "--port", str(tport)], work / "factory-server.log")
-        wait_http(tracking + "/health", p, work / "factory-server.log")
-        log("factory train (defaults) ...")
-        subprocess.run([FACTORY, "train", "--data", str(DATA), "--alias", "prod", "--json"], check=True,
-                       capture_output=True, env={**os.environ, "MLFLOW_TRACKING_URI": tracking})
-        sport = free_port()
-        p = start([FACTORY, "serve", "--model-uri", "models:/california-housing-model@prod", "--tracking-uri", tracking,
-                   "--port", str(sport), "--grpc-port", str(sport), *args.serve_args.split()], work / "factory-serve.log",
-                  env={"RUST_LOG": "warn"})
-        wait_http(f"http://127.0.0.1:{sport}/health", p, work / "factory-serve.log")
-        servers["factory serve"] = f"http://127.0.0.1:{sport}/invocations"
+        tracking = start_factory(work)
+        _, serve_url = start_serve(work, tracking, args.serve_args.split())
+        servers["factory serve"] = serve_url + "/invocations"
         # Measured before the Python peers exist, each peer right after it starts.
         measure("factory serve", servers["factory serve"], body, conns, args.duration, results, args.wrk_threads)
 

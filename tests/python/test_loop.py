@@ -397,7 +397,7 @@ def test_canary_rollout_steps_through_the_gateway_and_records_each_verdict(serve
     assert 'gateway_canary_verdicts_total{verdict="advance"} 2' in metrics
     run = MlflowClient().get_run(out["run_id"])
     assert run.data.tags["factory.deployment_operation_id"] == ro["operation_id"]
-    assert run.data.tags["factory.canary.step_1"].startswith("100% advance")
+    assert run.data.tags["factory.canary_steps"].splitlines()[1].startswith("step 1 (100%): advance")
     history = MlflowClient().get_metric_history(out["run_id"], "canary_weight_percent")
     assert [(m.step, m.value) for m in history] == [(0, 50.0), (1, 100.0)]
 

@@ -183,7 +183,9 @@ pub struct CanaryRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_requests: Option<u64>,
     /// Highest p99 of the differences between the two colours' predictions on mirrored
-    /// requests in the step (needs shadow traffic, `POST /shadow`; default: not judged).
+    /// requests in the step (needs shadow traffic, `POST /shadow`; default: not judged). At
+    /// least 1e-9 (smaller differences count as equal); the p99 is interpolated within buckets a
+    /// factor of 10 apart, so it can be off by up to that factor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_shadow_difference: Option<f64>,
     /// A PromQL query judged at the end of every step against an existing Prometheus; `{colour}`
@@ -211,7 +213,7 @@ impl CanaryRequest {
             ("interval_secs", self.interval_secs, 0.05, 86_400.0),
             ("max_error_rate", self.max_error_rate, 0.0, 1.0),
             ("max_p99_ms", self.max_p99_ms, 0.0, 3_600_000.0),
-            ("max_shadow_difference", self.max_shadow_difference, 0.0, f64::MAX),
+            ("max_shadow_difference", self.max_shadow_difference, 1e-9, f64::MAX),
         ];
         for (name, v, lo, hi) in limits {
             if let Some(x) = v.filter(|x| !(x.is_finite() && (lo..=hi).contains(x))) {
@@ -257,7 +259,7 @@ pub struct StepVerdict {
     pub weight: u32,
     /// RFC 3339.
     pub time: String,
-    /// `advance`, `promote` or `abort`.
+    /// `advance` or `abort`.
     pub verdict: String,
     pub requests: u64,
     pub errors: u64,
@@ -271,11 +273,29 @@ pub struct StepVerdict {
     pub detail: String,
 }
 
+impl StepVerdict {
+    /// "step 1 (25%): advance: 120 requests, 0 errors (0.0%), p99 3.1 ms: within every limit".
+    pub fn summary(&self) -> String {
+        let p99 = self.p99_ms.map_or("-".into(), |p| format!("{p:.1} ms"));
+        format!(
+            "step {} ({}%): {}: {} requests, {} errors ({:.1}%), p99 {p99}: {}",
+            self.step,
+            self.weight,
+            self.verdict,
+            self.requests,
+            self.errors,
+            self.error_rate * 100.0,
+            self.detail
+        )
+    }
+}
+
 /// `GET /canary`, and the answer to `POST /canary` and `POST /canary/abort`: the canary now
 /// (or the last one, once it ended).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CanaryStatus {
-    /// The audit log's operation id of the start; every step's record carries it in `detail`.
+    /// The audit log's operation id of the start, shared by the canary's `canary-step`,
+    /// `canary-end` and `canary-abort` records (its promotion switch has its own).
     pub operation_id: String,
     pub from: Colour,
     pub to: Colour,
@@ -371,7 +391,9 @@ pub struct AuditRecord {
     /// RFC 3339, UTC.
     pub time: String,
     pub operation_id: String,
-    /// `switch`, `rollback`, `auto-failover`, `weights`, `shadow`.
+    /// `switch`, `rollback`, `auto-failover`, `weights`, `shadow`, and a canary's `canary` (start),
+    /// `canary-step`, `canary-promote` (its switch), `canary-end` and `canary-abort` (all records of one
+    /// canary but its switch share the start's `operation_id`).
     pub op: String,
     pub from: Option<Colour>,
     pub to: Option<Colour>,
@@ -380,7 +402,7 @@ pub struct AuditRecord {
     pub health: Option<HealthReport>,
     /// The admin token's identity (with the caller's note in parentheses).
     pub who: String,
-    /// `ok`, `refused`, `error`.
+    /// `ok`, `refused`, `error`; `aborted` for `canary-abort`.
     pub outcome: String,
     /// What went wrong, or what drained.
     #[serde(default, skip_serializing_if = "Option::is_none")]

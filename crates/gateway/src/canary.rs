@@ -150,16 +150,20 @@ fn judge(plan: &Plan, to: Colour, w: &Window, at_end: bool, step: usize, weight:
         }
     }
     if let (None, Some(max)) = (&breach, plan.max_shadow_difference) {
+        let compared = w.shadow.count;
         match shadow_p99 {
-            Some(d) if d > max => {
+            Some(d) if d > max && compared >= plan.min_requests => {
                 breach = Some(format!(
-                    "p99 difference between the colours' predictions {d:.3e} on {} mirrored requests is over the \
-                     limit {max}",
-                    w.shadow.count
+                    "p99 difference between the colours' predictions {d:.3e} on {compared} mirrored requests is over \
+                     the limit {max}"
                 ))
             }
-            None if at_end => {
-                breach = Some("no mirrored requests were compared in the step (is shadow traffic on?)".into())
+            _ if at_end && (compared == 0 || compared < plan.min_requests) => {
+                breach = Some(format!(
+                    "only {compared} mirrored requests were compared in the step; at least {} are needed (is shadow \
+                     traffic on?)",
+                    plan.min_requests.max(1)
+                ))
             }
             _ => {}
         }
@@ -350,7 +354,8 @@ impl Gateway {
         Ok(status)
     }
 
-    /// Asks the running canary to stop and waits until it has moved traffic back.
+    /// Asks the running canary to stop and waits until it has moved traffic back; 409 when none
+    /// runs, or when it is still ending after 10 s (its promotion's drain).
     pub async fn abort_canary(&self, who: Option<String>) -> Result<CanaryStatus, GatewayError> {
         if self.canary.running().is_none() {
             return Err(GatewayError::Conflict("no canary is running".into()));
@@ -360,20 +365,43 @@ impl Gateway {
         while self.canary.running().is_some() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        self.canary.current().ok_or_else(|| GatewayError::Conflict("no canary is running".into()))
+        match self.canary.current() {
+            Some(c) if c.phase != CanaryPhase::Running => Ok(c),
+            _ => Err(GatewayError::Conflict(
+                "the canary is still ending (its promotion is draining); see GET /canary".into(),
+            )),
+        }
+    }
+
+    /// Why the routing is not the canary's any more (`share` of new requests on `to`, `from`
+    /// active), if it is not: someone else (an automatic failover) moved it.
+    fn moved_elsewhere(&self, from: Colour, to: Colour, share: u32) -> Option<String> {
+        let r = self.routing_now();
+        (r.active != from || r.weights != weights(to, share)).then(|| {
+            format!(
+                "the routing changed outside the canary (active {}, weights blue={} green={}); left as it is",
+                r.active, r.weights.blue, r.weights.green
+            )
+        })
     }
 
     async fn run_canary(self: Arc<Self>, plan: Plan, who: String, op_id: String, from: Colour, to: Colour) {
         let tick = plan.tick();
-        for (i, &share) in plan.steps.iter().enumerate() {
+        let mut share = plan.steps[0];
+        for (i, &next_share) in plan.steps.iter().enumerate() {
             if i > 0 {
                 let _op = self.ops.lock().await;
-                let current = self.routing_now();
-                let next = RoutingState { weights: weights(to, share), ..current };
+                if let Some(why) = self.moved_elsewhere(from, to, share) {
+                    return self.finish(&op_id, &who, from, to, CanaryPhase::Aborted, None, why);
+                }
+                let next = RoutingState { weights: weights(to, next_share), ..self.routing_now() };
                 if let Err(e) = self.commit(next) {
                     drop(_op);
-                    return self.end_canary(&op_id, &who, from, to, None, format!("step {i} not set: {e}")).await;
+                    return self
+                        .end_canary(&op_id, &who, from, to, share, None, format!("step {i} not set: {e}"))
+                        .await;
                 }
+                share = next_share;
                 self.canary.update(|s| {
                     s.step = i;
                     s.weight = share;
@@ -386,55 +414,49 @@ impl Gateway {
                 tokio::time::sleep(tick).await;
                 let asked = self.canary.abort.lock().expect("canary lock").take();
                 if let Some(why) = asked {
-                    return self.end_canary(&op_id, &who, from, to, None, why).await;
+                    return self.end_canary(&op_id, &who, from, to, share, None, why).await;
                 }
-                let r = self.routing_now();
-                if r.active != from || r.weights != weights(to, share) {
-                    let why = format!(
-                        "the routing changed outside the canary (active {}, weights blue={} green={}); left as it is",
-                        r.active, r.weights.blue, r.weights.green
-                    );
+                if let Some(why) = self.moved_elsewhere(from, to, share) {
                     return self.finish(&op_id, &who, from, to, CanaryPhase::Aborted, None, why);
                 }
                 let at_end = began.elapsed() >= plan.interval;
-                let w = self.window(to).since(&start);
+                let (mut v, mut breach) = judge(&plan, to, &self.window(to).since(&start), at_end, i, share);
                 if !self.upstream(to).is_healthy() {
-                    let (mut v, _) = judge(&plan, to, &w, at_end, i, share);
-                    let why = format!("{to} was marked unhealthy by passive health");
-                    v.verdict = "abort".into();
-                    v.detail = why.clone();
-                    return self.end_canary(&op_id, &who, from, to, Some(v), why).await;
+                    breach = Some(format!("{to} was marked unhealthy by passive health"));
                 }
-                let (mut v, breach) = judge(&plan, to, &w, at_end, i, share);
-                if let Some(why) = breach {
-                    return self.end_canary(&op_id, &who, from, to, Some(v), why).await;
-                }
-                if at_end {
-                    if let Some(p) = &plan.prometheus {
-                        match prometheus_value(&self, p, to).await {
-                            Ok(x) => {
-                                v.prometheus_value = Some(x);
-                                if x > p.max {
-                                    let why = format!("prometheus {:?} = {x} is over the limit {}", p.query, p.max);
-                                    v.verdict = "abort".into();
-                                    v.detail = why.clone();
-                                    return self.end_canary(&op_id, &who, from, to, Some(v), why).await;
-                                }
-                            }
-                            Err(why) => {
-                                v.verdict = "abort".into();
-                                v.detail = why.clone();
-                                return self.end_canary(&op_id, &who, from, to, Some(v), why).await;
+                if let (None, true, Some(p)) = (&breach, at_end, &plan.prometheus) {
+                    match prometheus_value(&self, p, to).await {
+                        Ok(x) => {
+                            v.prometheus_value = Some(x);
+                            if x > p.max {
+                                breach = Some(format!("prometheus {:?} = {x} is over the limit {}", p.query, p.max));
                             }
                         }
+                        Err(why) => breach = Some(why),
                     }
+                }
+                if let Some(why) = breach {
+                    v.verdict = "abort".into();
+                    v.detail = why.clone();
+                    return self.end_canary(&op_id, &who, from, to, share, Some(v), why).await;
+                }
+                if at_end {
                     break v;
                 }
             };
             self.record_step(&op_id, &who, from, to, verdict);
         }
-        // Every step passed: the new colour becomes the active one (health-gated, drains the old).
+        // Every step passed: the new colour becomes the active one (health-gated, drains the old),
+        // unless an abort came during the last step's checks.
         let _op = self.ops.lock().await;
+        let asked = self.canary.abort.lock().expect("canary lock").take();
+        if let Some(why) = asked {
+            drop(_op);
+            return self.end_canary(&op_id, &who, from, to, share, None, why).await;
+        }
+        if let Some(why) = self.moved_elsewhere(from, to, share) {
+            return self.finish(&op_id, &who, from, to, CanaryPhase::Aborted, None, why);
+        }
         let req = SwitchRequest {
             to: Some(to),
             expect_version: plan.expect_version.clone(),
@@ -449,7 +471,8 @@ impl Gateway {
             }
             Err(e) => {
                 drop(_op);
-                self.end_canary(&op_id, &who, from, to, None, format!("the final switch was refused: {e}")).await;
+                let why = format!("the final switch was refused: {e}");
+                self.end_canary(&op_id, &who, from, to, share, None, why).await;
             }
         }
     }
@@ -461,31 +484,35 @@ impl Gateway {
         rec.from = Some(from);
         rec.to = Some(to);
         rec.weights = Some(weights(to, v.weight));
-        rec.detail = Some(step_detail(&v));
+        rec.detail = Some(v.summary());
         self.audit(&rec);
         self.canary.count(&v.verdict);
         self.canary.update(|s| s.verdicts.push(v));
     }
 
-    /// Aborts: all new requests back on `from`, the verdict and the reason recorded.
+    /// Aborts: all new requests back on `from` (when the routing is still the canary's at
+    /// `share`), the verdict and the reason recorded.
+    #[allow(clippy::too_many_arguments)]
     async fn end_canary(
         &self,
         op_id: &str,
         who: &str,
         from: Colour,
         to: Colour,
+        share: u32,
         verdict: Option<StepVerdict>,
         why: String,
     ) {
         let _op = self.ops.lock().await;
-        let current = self.routing_now();
-        let restored = RoutingState { weights: Weights::all(from), ..current };
+        if let Some(elsewhere) = self.moved_elsewhere(from, to, share) {
+            return self.finish(op_id, who, from, to, CanaryPhase::Aborted, verdict, format!("{why}; {elsewhere}"));
+        }
+        let restored = RoutingState { weights: Weights::all(from), ..self.routing_now() };
         let why = match self.commit(restored) {
             Ok(()) => format!("{why}; all traffic back on {from}"),
             Err(e) => format!("{why}; moving traffic back on {from} failed: {e}"),
         };
         tracing::warn!(%from, %to, "canary aborted: {why}");
-        self.canary.count("abort");
         self.finish(op_id, who, from, to, CanaryPhase::Aborted, verdict, why);
     }
 
@@ -508,36 +535,23 @@ impl Gateway {
         rec.weights = Some(self.routing_now().weights);
         rec.outcome = if phase == CanaryPhase::Promoted { "ok" } else { "aborted" }.into();
         rec.detail = Some(match &verdict {
-            Some(v) => format!("{why} ({})", step_detail(v)),
+            Some(v) => format!("{why} ({})", v.summary()),
             None => why.clone(),
         });
         self.audit(&rec);
+        if phase == CanaryPhase::Aborted {
+            self.canary.count("abort");
+        }
         let finished = rec.time;
+        let weight = rec.weights.map_or(0, |w| w.of(to));
         self.canary.update(|s| {
             s.phase = phase;
             s.reason = Some(why);
             s.finished_at = Some(finished);
-            if phase == CanaryPhase::Aborted {
-                s.weight = 0;
-            }
+            s.weight = weight;
             s.verdicts.extend(verdict);
         });
     }
-}
-
-/// "step 1 (25%): advance: 120 requests, 0 errors (0.0%), p99 3.1 ms: within every limit".
-fn step_detail(v: &StepVerdict) -> String {
-    let p99 = v.p99_ms.map_or("-".into(), |p| format!("{p:.1} ms"));
-    format!(
-        "step {} ({}%): {}: {} requests, {} errors ({:.1}%), p99 {p99}: {}",
-        v.step,
-        v.weight,
-        v.verdict,
-        v.requests,
-        v.errors,
-        v.error_rate * 100.0,
-        v.detail
-    )
 }
 
 #[cfg(test)]
@@ -593,7 +607,7 @@ mod tests {
     fn shadow_differences_are_judged_when_asked() {
         let p = plan(r#"{"max_shadow_difference":0.5,"min_requests":1}"#).unwrap();
         let mut w = window(5, 0, 0.001);
-        assert!(judge(&p, Colour::Green, &w, true, 0, 5).1.unwrap().contains("no mirrored requests"));
+        assert!(judge(&p, Colour::Green, &w, true, 0, 5).1.unwrap().contains("only 0 mirrored requests"));
         let h = crate::upstream::Histogram::new(&crate::difference::BUCKETS);
         for _ in 0..10 {
             h.observe(3.0);

@@ -14,11 +14,13 @@ use crate::state::Colour;
 /// Upper bounds of the latency histogram, in seconds.
 pub const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-/// A Prometheus-style cumulative histogram over fixed upper bounds, lock-free.
+/// A Prometheus-style cumulative histogram over fixed upper bounds, lock-free. The count is
+/// the sum of the buckets read in one snapshot (one more bucket holds what is above the last
+/// bound), so a snapshot taken while a value is being observed is still consistent.
 pub struct Histogram {
     bounds: &'static [f64],
+    /// One per bound, then the overflow.
     buckets: Box<[AtomicU64]>,
-    count: AtomicU64,
     /// The sum, as `f64` bits.
     sum: AtomicU64,
 }
@@ -66,8 +68,7 @@ impl Histogram {
     pub fn new(bounds: &'static [f64]) -> Histogram {
         Histogram {
             bounds,
-            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             sum: AtomicU64::new(0f64.to_bits()),
         }
     }
@@ -77,17 +78,15 @@ impl Histogram {
     }
 
     pub fn observe(&self, v: f64) {
-        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
+        let i = self.bounds.iter().position(|b| v <= *b).unwrap_or(self.bounds.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
         let _ =
             self.sum.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| Some((f64::from_bits(s) + v).to_bits()));
     }
 
     pub fn snapshot(&self) -> Snapshot {
         let mut acc = 0;
-        let cumulative = self
+        let mut cumulative: Vec<u64> = self
             .buckets
             .iter()
             .map(|b| {
@@ -95,11 +94,8 @@ impl Histogram {
                 acc
             })
             .collect();
-        Snapshot {
-            cumulative,
-            count: self.count.load(Ordering::Relaxed),
-            sum: f64::from_bits(self.sum.load(Ordering::Relaxed)),
-        }
+        let count = cumulative.pop().unwrap_or(0);
+        Snapshot { cumulative, count, sum: f64::from_bits(self.sum.load(Ordering::Relaxed)) }
     }
 }
 

@@ -173,8 +173,15 @@ fn tags(r: &CycleReport) -> Vec<(String, String)> {
         opt("factory.rollback_operation_id", &ro.rollback_operation_id);
         opt("factory.served_version", &ro.served_version);
         t.push(("factory.rollout".into(), ro.message.clone()));
-        for v in &ro.canary_steps {
-            t.push((format!("factory.canary.step_{}", v.step), format!("{}% {}: {}", v.weight, v.verdict, v.detail)));
+        if !ro.canary_steps.is_empty() {
+            let lines: Vec<String> = ro.canary_steps.iter().map(|v| v.summary()).collect();
+            let mut text = lines.join("\n");
+            if text.len() > 5000 {
+                let cut = (0..=5000).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+                text.truncate(cut);
+                text.push_str("\n… (the cycle's cycle.json has every step)");
+            }
+            t.push(("factory.canary_steps".into(), text));
         }
     }
     t

@@ -19,8 +19,8 @@
 
 use crate::config::{RolloutMode, RolloutSettings};
 use admin_api::{
-    AdminClient, CanaryPhase, CanaryRequest, Colour, ReloadQuery, RollbackRequest, StatusReply, StepVerdict,
-    SwitchRequest,
+    AdminClient, CanaryPhase, CanaryRequest, ClientError, Colour, ReloadQuery, RollbackRequest, StatusReply,
+    StepVerdict, SwitchRequest,
 };
 use mlflow_client::Client;
 use std::time::{Duration, Instant};
@@ -227,7 +227,14 @@ async fn blue_green(
                 restore_idle().await;
             }
             Err(e) => {
-                out.message = format!("canary to {idle} failed: {e}; traffic stays on {active}");
+                // Lost track of it (or it never started): make sure it is not left running.
+                let abort = admin_api::CanaryAbortRequest { note: Some(who.to_string()) };
+                let stopped = match gateway.canary_abort(&abort).await {
+                    Ok(_) => format!("aborted it; traffic back on {active}"),
+                    Err(ClientError::Refused { status: 409, .. }) => format!("traffic stays on {active}"),
+                    Err(a) => format!("aborting it failed too ({a}); check the gateway"),
+                };
+                out.message = format!("canary to {idle} failed: {e}; {stopped}");
                 restore_idle().await;
             }
         }

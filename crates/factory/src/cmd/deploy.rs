@@ -100,7 +100,8 @@ pub struct CanaryArgs {
     /// Refuse unless the new colour's /health reports this model_version.
     #[arg(long)]
     expect_version: Option<String>,
-    /// Start it and return; follow it with `factory deploy status` or `GET /canary`.
+    /// Start it and return; follow it with `GET /canary` on the admin API, end it with
+    /// `factory deploy abort`.
     #[arg(long)]
     no_wait: bool,
 }
@@ -140,20 +141,6 @@ impl CanaryArgs {
             note,
         })
     }
-}
-
-fn print_verdict(v: &StepVerdict) {
-    let p99 = v.p99_ms.map_or("-".into(), |p| format!("{p:.1} ms"));
-    println!(
-        "step {} ({:>3}%): {:<7} {} requests, {} errors ({:.2}%), p99 {p99}: {}",
-        v.step,
-        v.weight,
-        v.verdict,
-        v.requests,
-        v.errors,
-        v.error_rate * 100.0,
-        v.detail
-    );
 }
 
 fn print_canary(s: &CanaryStatus) {
@@ -303,7 +290,7 @@ async fn run_async(args: DeployArgs) -> anyhow::Result<u8> {
             }
             let each = |v: &StepVerdict| {
                 if !json {
-                    print_verdict(v)
+                    println!("{}", v.summary())
                 }
             };
             let end = gw.canary_until_done(&started.operation_id, Duration::from_millis(500), each).await?;

@@ -274,6 +274,12 @@ fn build(name: &str, f: File, text: Option<&str>, base: &Path, o: &Overrides) ->
         canary: ro.canary.unwrap_or_default(),
     };
     rollout.canary.validate().map_err(|e| format!("rollout.canary: {e}"))?;
+    let c = &rollout.canary;
+    if c.to.is_some() || c.expect_version.is_some() || c.note.is_some() {
+        return Err("rollout.canary: to, expect_version and note are set by the loop (the idle colour, the new \
+                    version, the cycle)"
+            .into());
+    }
     if !(0.0..=1.0).contains(&rollout.error_budget) {
         return Err(format!("rollout.error_budget must be between 0 and 1, got {}", rollout.error_budget));
     }

@@ -51,6 +51,7 @@ fn invalid_files_name_the_problem() {
     check_err(&format!("{MIN}[rollout.canary]\nsteps = [50, 10]\n"), "rollout.canary: steps [50, 10]");
     check_err(&format!("{MIN}[rollout.canary]\nmax_error_rate = 2.0\n"), "rollout.canary: max_error_rate 2");
     check_err(&format!("{MIN}[rollout.canary]\nstep = [5]\n"), "unknown field `step`");
+    check_err(&format!("{MIN}[rollout.canary]\nto = \"green\"\n"), "set by the loop");
 }
 
 #[test]
