@@ -329,7 +329,7 @@ async fn a_canary_from_the_cli_promotes_a_healthy_green_and_an_abort_moves_traff
     let out = deploy(admin, &[&args[..], &["--expect-version", "2", "--max-error-rate", "1%"]].concat()).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
-    for line in ["canary blue -> green: running, step 0 (25%)", "step 0 ( 25%): advance", "step 1 (100%): advance"] {
+    for line in ["canary blue -> green: running, step 0 (25%)", "step 0 (25%): advance: ", "step 1 (100%): advance: "] {
         assert!(stdout.contains(line), "{line:?} not in {stdout}");
     }
     assert!(stdout.contains("promoted: every step passed; green is active"), "{stdout}");
