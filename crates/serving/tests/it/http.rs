@@ -308,3 +308,43 @@ async fn bad_input_is_refused_with_the_problem_named() {
     );
     s.stop().await.unwrap();
 }
+
+/// Adaptive batching forms batches from concurrent one-row requests (the
+/// `factory_batch_size_rows` histogram counts fewer model calls than requests) and every
+/// request still gets exactly its own row's prediction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_rows_are_batched_and_each_gets_its_own_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("housing");
+    write_package(&dir, 0.0, "1");
+    let n = 48;
+    let expected: Vec<u64> = load_model(&dir).predict(&rows(n)).unwrap().iter().map(|x| x.to_bits()).collect();
+    let mut cfg = serving::Config::new(dir.to_string_lossy(), "http://127.0.0.1:9");
+    let max_wait = std::time::Duration::from_millis(20);
+    cfg.batching = Some(serving::BatchConfig { max_batch_rows: 16, max_wait, workers: 1 });
+    let s = std::sync::Arc::new(TestServer::start(cfg, false).await);
+    let split = dataframe_split(n);
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let s = s.clone();
+            let mut one = split.clone();
+            one["dataframe_split"]["data"] = json!([split["dataframe_split"]["data"][i].clone()]);
+            tokio::spawn(async move { s.post_json("/invocations", &one).await })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let (code, r) = t.await.unwrap();
+        assert_eq!(code, 200, "{r}");
+        assert_eq!(bits(&r["predictions"]), vec![expected[i]], "row {i} got another row's answer");
+    }
+    let metrics = s.app.render_metrics();
+    let value = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let (calls, rows_scored) = (value("factory_batch_size_rows_count"), value("factory_batch_size_rows_sum"));
+    assert_eq!(rows_scored, n as f64);
+    assert!(calls < n as f64 / 2.0, "{calls} model calls for {n} concurrent rows: batches did not form");
+    assert!(value("factory_batch_size_rows_bucket{le=\"1\"}") < calls, "some calls held more than one row");
+    std::sync::Arc::try_unwrap(s).ok().unwrap().stop().await.unwrap();
+}
