@@ -336,10 +336,10 @@ def blue_green_args(name: str, gw: Gateway, logs: list[Path], labels: Path) -> l
     return args
 
 
-def test_blue_green_rollout_with_zero_failed_requests(server, tmp_path, blue_green):
-    name, serves, gw, logs = blue_green
+def loop_under_shifted_traffic(server, tmp_path: Path, gw: Gateway, args: list[str]) -> tuple[dict, Traffic]:
+    """Shifted traffic through the gateway (4 clients) and a day of labels; one loop cycle once 600 requests
+    went through; 200 more requests after it. The cycle's report and the (stopped) traffic."""
     traffic = Traffic(gw.url, clients=4)
-    args = blue_green_args(name, gw, logs, tmp_path / "labels")
     try:
         traffic.shifted = True
         write_labels(tmp_path / "labels" / "day1.csv", 3000)
@@ -348,6 +348,12 @@ def test_blue_green_rollout_with_zero_failed_requests(server, tmp_path, blue_gre
         traffic.wait_for(traffic.sent + 200)
     finally:
         traffic.stop()
+    return out, traffic
+
+
+def test_blue_green_rollout_with_zero_failed_requests(server, tmp_path, blue_green):
+    name, serves, gw, logs = blue_green
+    out, traffic = loop_under_shifted_traffic(server, tmp_path, gw, blue_green_args(name, gw, logs, tmp_path / "labels"))
     assert traffic.failures == [], traffic.failures[:5]
     assert out["decision"] == "promoted", out
     assert out["rollout"]["mode"] == "blue-green" and out["rollout"]["colour"] == "green"
@@ -371,16 +377,8 @@ def test_canary_rollout_steps_through_the_gateway_and_records_each_verdict(serve
         '[rollout]\nmode = "canary"\n'
         "[rollout.canary]\nsteps = [50, 100]\ninterval_secs = 1.5\nmin_requests = 5\nmax_p99_ms = 2000\n"
     )
-    traffic = Traffic(gw.url, clients=4)
     args = blue_green_args(name, gw, logs, tmp_path / "labels") + ["--pipelines", str(pipelines)]
-    try:
-        traffic.shifted = True
-        write_labels(tmp_path / "labels" / "day1.csv", 3000)
-        traffic.wait_for(600)
-        out = loop_once(server, tmp_path / "state", *args)
-        traffic.wait_for(traffic.sent + 200)
-    finally:
-        traffic.stop()
+    out, traffic = loop_under_shifted_traffic(server, tmp_path, gw, args)
     assert traffic.failures == [], traffic.failures[:5]
     assert out["decision"] == "promoted", out
     ro = out["rollout"]

@@ -193,23 +193,68 @@ fn spawn_load(load: &Arc<Load>, front: &str) -> Vec<tokio::task::JoinHandle<()>>
     tasks
 }
 
+/// Two `factory serve` of the same model (reporting versions 1 and 2) and `factory gateway` in
+/// front of them (state file in a temp folder), under HTTP and gRPC load from the start.
+struct Stack {
+    tmp: tempfile::TempDir,
+    state: std::path::PathBuf,
+    http: reqwest::Client,
+    ports: (u16, u16, u16, u16),
+    /// Kept to stop blue when the stack drops.
+    _blue: Proc,
+    green: Proc,
+    gw: Proc,
+    front: String,
+    load: Arc<Load>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let tmp = tempfile::tempdir().unwrap();
+        let model = tmp.path().join("model");
+        write_package(&model);
+        let state = tmp.path().join("gateway-state.json");
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let (blue_port, green_port, listen, admin) = (free_port(), free_port(), free_port(), free_port());
+        let blue = serve(&http, &model, blue_port, "1").await;
+        let green = serve(&http, &model, green_port, "2").await;
+        let gw = gateway(&http, listen, admin, blue_port, green_port, &state).await;
+        let front = format!("http://127.0.0.1:{listen}");
+        let load = Arc::new(Load::default());
+        let tasks = spawn_load(&load, &front);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Stack {
+            tmp,
+            state,
+            http,
+            ports: (blue_port, green_port, listen, admin),
+            _blue: blue,
+            green,
+            gw,
+            front,
+            load,
+            tasks,
+        }
+    }
+
+    /// Stops the load; the failed requests and the (HTTP, gRPC) successes.
+    async fn stop_load(&mut self) -> (Vec<String>, u64, u64) {
+        self.load.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks.drain(..) {
+            t.await.unwrap();
+        }
+        let failures = self.load.failures.lock().unwrap().clone();
+        (failures, self.load.http_ok.load(Ordering::Relaxed), self.load.grpc_ok.load(Ordering::Relaxed))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn blue_green_switches_under_http_and_grpc_load_lose_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("model");
-    write_package(&model);
-    let state = tmp.path().join("gateway-state.json");
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let (blue_port, green_port, listen, admin) = (free_port(), free_port(), free_port(), free_port());
-    let _blue = serve(&http, &model, blue_port, "1").await;
-    let mut green = serve(&http, &model, green_port, "2").await;
-    let mut gw = gateway(&http, listen, admin, blue_port, green_port, &state).await;
-    let front = format!("http://127.0.0.1:{listen}");
+    let mut st = Stack::start().await;
+    let (blue_port, green_port, listen, admin) = st.ports;
+    let (http, front, state) = (st.http.clone(), st.front.clone(), st.state.clone());
     let admin_url = format!("http://127.0.0.1:{admin}");
-
-    let load = Arc::new(Load::default());
-    let tasks = spawn_load(&load, &front);
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
     let ch = tonic::transport::Endpoint::from_shared(front.clone()).unwrap().connect().await.unwrap();
     let mut grpc = GrpcInferenceServiceClient::new(ch);
@@ -243,24 +288,19 @@ async fn blue_green_switches_under_http_and_grpc_load_lose_nothing() {
     }
 
     // Green stops: a switch to it is refused (non-zero exit, clear message) and traffic keeps flowing.
-    green.0.kill().unwrap();
-    let _ = green.0.wait();
+    st.green.0.kill().unwrap();
+    let _ = st.green.0.wait();
     let out = deploy(admin, &["switch", "--to", "green"]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains(&format!("refusing to switch to green (127.0.0.1:{green_port})")), "{stderr}");
     assert!(stderr.contains("traffic stays on blue"), "{stderr}");
-    let before = load.http_ok.load(Ordering::Relaxed) + load.grpc_ok.load(Ordering::Relaxed);
+    let ok = || st.load.http_ok.load(Ordering::Relaxed) + st.load.grpc_ok.load(Ordering::Relaxed);
+    let before = ok();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let after = load.http_ok.load(Ordering::Relaxed) + load.grpc_ok.load(Ordering::Relaxed);
-    assert!(after > before, "traffic keeps flowing after the refused switch");
+    assert!(ok() > before, "traffic keeps flowing after the refused switch");
 
-    load.stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let failures = load.failures.lock().unwrap().clone();
-    let (http_ok, grpc_ok) = (load.http_ok.load(Ordering::Relaxed), load.grpc_ok.load(Ordering::Relaxed));
+    let (failures, http_ok, grpc_ok) = st.stop_load().await;
     assert!(
         failures.is_empty(),
         "{} failed requests (of {}): {:?}",
@@ -276,16 +316,16 @@ async fn blue_green_switches_under_http_and_grpc_load_lose_nothing() {
     assert!(out.status.success() && stdout.contains("active: blue") && stdout.contains("previous: green"), "{stdout}");
 
     // Restart the gateway (SIGTERM, graceful): the state file brings back blue/green.
-    let pid = gw.0.id().to_string();
+    let pid = st.gw.0.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = gw.0.wait().unwrap();
+    let status = st.gw.0.wait().unwrap();
     assert!(status.success(), "gateway exit on SIGTERM: {status}");
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert_eq!((saved["active"].as_str(), saved["previous"].as_str()), (Some("blue"), Some("green")));
-    gw = gateway(&http, listen, admin, blue_port, green_port, &state).await;
+    st.gw = gateway(&http, listen, admin, blue_port, green_port, &state).await;
     let out = deploy(admin, &["status", "--json"]).await;
-    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((st["active"].as_str(), st["previous"].as_str()), (Some("blue"), Some("green")));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((status["active"].as_str(), status["previous"].as_str()), (Some("blue"), Some("green")));
     let h: Value = http.get(format!("{front}/health")).send().await.unwrap().json().await.unwrap();
     assert_eq!(h["model_version"], "1");
 
@@ -301,9 +341,9 @@ async fn blue_green_switches_under_http_and_grpc_load_lose_nothing() {
     assert_eq!((audit[50]["op"].as_str(), audit[51]["op"].as_str()), (Some("rollback"), Some("rollback")));
     assert_eq!((audit[52]["op"].as_str(), audit[52]["outcome"].as_str()), (Some("switch"), Some("refused")));
     assert!(audit.iter().all(|r| r["who"].is_string() && r["time"].is_string()));
-    let log = std::fs::read_to_string(tmp.path().join("gateway-state.audit.jsonl")).unwrap();
+    let log = std::fs::read_to_string(st.tmp.path().join("gateway-state.audit.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 53);
-    drop(gw);
+    drop(st);
 }
 
 /// `factory deploy canary` with the real processes under HTTP and gRPC load: green (a healthy
@@ -311,19 +351,8 @@ async fn blue_green_switches_under_http_and_grpc_load_lose_nothing() {
 /// blue is started without waiting and aborted by `factory deploy abort`. Nothing fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_canary_from_the_cli_promotes_a_healthy_green_and_an_abort_moves_traffic_back() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("model");
-    write_package(&model);
-    let state = tmp.path().join("gateway-state.json");
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let (blue_port, green_port, listen, admin) = (free_port(), free_port(), free_port(), free_port());
-    let _blue = serve(&http, &model, blue_port, "1").await;
-    let _green = serve(&http, &model, green_port, "2").await;
-    let _gw = gateway(&http, listen, admin, blue_port, green_port, &state).await;
-    let front = format!("http://127.0.0.1:{listen}");
-    let load = Arc::new(Load::default());
-    let tasks = spawn_load(&load, &front);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut st = Stack::start().await;
+    let (http, front, admin) = (st.http.clone(), st.front.clone(), st.ports.3);
 
     let args = ["canary", "--steps", "25,100", "--interval", "1s", "--min-requests", "5", "--max-p99-ms", "500"];
     let out = deploy(admin, &[&args[..], &["--expect-version", "2", "--max-error-rate", "1%"]].concat()).await;
@@ -345,17 +374,13 @@ async fn a_canary_from_the_cli_promotes_a_healthy_green_and_an_abort_moves_traff
         out.status.success() && stdout.contains("aborted") && stdout.contains("all traffic back on green"),
         "{stdout}"
     );
-    let st: Value = serde_json::from_slice(&deploy(admin, &["status", "--json"]).await.stdout).unwrap();
-    assert_eq!((st["active"].as_str(), st["weights"]["green"].as_u64()), (Some("green"), Some(100)));
+    let status: Value = serde_json::from_slice(&deploy(admin, &["status", "--json"]).await.stdout).unwrap();
+    assert_eq!((status["active"].as_str(), status["weights"]["green"].as_u64()), (Some("green"), Some(100)));
     let out = deploy(admin, &["canary", "--steps", "50,20"]).await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("increasing percentages"));
 
-    load.stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let failures = load.failures.lock().unwrap().clone();
+    let (failures, _, _) = st.stop_load().await;
     assert!(failures.is_empty(), "{} failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
     let audit: Value = serde_json::from_slice(&deploy(admin, &["audit", "--json"]).await.stdout).unwrap();
     let ops: Vec<&str> = audit.as_array().unwrap().iter().map(|r| r["op"].as_str().unwrap()).collect();

@@ -132,6 +132,38 @@ fn admin(g: &TestGateway) -> AdminClient {
     AdminClient::new(reqwest::Client::new(), &g.admin, Some(TESTER_TOKEN.into()))
 }
 
+/// Blue and green real upstreams (green behind a faulty relay when asked), the gateway, its
+/// admin client.
+struct Stack {
+    blue: Upstream,
+    green: Upstream,
+    faulty: Option<Faulty>,
+    g: Arc<TestGateway>,
+    c: AdminClient,
+}
+
+impl Stack {
+    async fn start(fault: Option<Fault>) -> Stack {
+        let blue = Upstream::start("1").await;
+        let green = Upstream::start("2").await;
+        let faulty = match fault {
+            Some(f) => Some(Faulty::start(green.addr, f).await),
+            None => None,
+        };
+        let green_addr = faulty.as_ref().map_or(green.addr, |f| f.addr);
+        let g = Arc::new(TestGateway::start(settings(blue.addr, green_addr, None)).await);
+        let c = admin(&g);
+        Stack { blue, green, faulty, g, c }
+    }
+
+    async fn stop(self) {
+        drop(self.faulty);
+        Arc::try_unwrap(self.g).ok().expect("traffic stopped").stop().await;
+        self.blue.stop().await;
+        self.green.stop().await;
+    }
+}
+
 /// Polls `GET /canary` until the canary ends.
 async fn finished(c: &AdminClient, within: Duration) -> CanaryStatus {
     let deadline = Instant::now() + within;
@@ -157,18 +189,15 @@ fn request(steps: &[u32], interval: f64, min_requests: u64) -> CanaryRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_green_failing_a_fifth_of_requests_is_aborted_at_the_first_step() {
-    let blue = Upstream::start("1").await;
-    let green = Upstream::start("2").await;
-    let faulty = Faulty::start(green.addr, Fault::FailEvery(5)).await;
-    let g = Arc::new(TestGateway::start(settings(blue.addr, faulty.addr, None)).await);
-    let c = admin(&g);
-    let traffic = Traffic::start(&g, 4);
+    let st = Stack::start(Some(Fault::FailEvery(5))).await;
+    let (g, c) = (&st.g, &st.c);
+    let traffic = Traffic::start(g, 4);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let interval = 5.0;
     let started = c.canary(&request(&[10, 50, 100], interval, 5)).await.unwrap();
     assert_eq!((started.phase, started.weight), (CanaryPhase::Running, 10));
     let t0 = Instant::now();
-    let end = finished(&c, Duration::from_secs(15)).await;
+    let end = finished(c, Duration::from_secs(15)).await;
     let (took, aborted_at) = (t0.elapsed(), Instant::now());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let seen = traffic.stop().await;
@@ -196,23 +225,17 @@ async fn a_green_failing_a_fifth_of_requests_is_aborted_at_the_first_step() {
     let ops: Vec<_> = audit.iter().filter(|r| r.operation_id == started.operation_id).map(|r| r.op.as_str()).collect();
     assert_eq!(ops, ["canary", "canary-abort"], "{audit:?}");
     assert!(g.metrics().await.contains("gateway_canary_verdicts_total{verdict=\"abort\"} 1"));
-    drop(faulty);
-    Arc::try_unwrap(g).ok().unwrap().stop().await;
-    blue.stop().await;
-    green.stop().await;
+    st.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_green_is_aborted_on_its_p99() {
-    let blue = Upstream::start("1").await;
-    let green = Upstream::start("2").await;
-    let faulty = Faulty::start(green.addr, Fault::Delay(Duration::from_millis(60))).await;
-    let g = Arc::new(TestGateway::start(settings(blue.addr, faulty.addr, None)).await);
-    let c = admin(&g);
-    let traffic = Traffic::start(&g, 4);
+    let st = Stack::start(Some(Fault::Delay(Duration::from_millis(60)))).await;
+    let c = &st.c;
+    let traffic = Traffic::start(&st.g, 4);
     let req = CanaryRequest { max_p99_ms: Some(20.0), ..request(&[25, 100], 5.0, 5) };
     c.canary(&req).await.unwrap();
-    let end = finished(&c, Duration::from_secs(15)).await;
+    let end = finished(c, Duration::from_secs(15)).await;
     let seen = traffic.stop().await;
     assert_eq!((end.phase, end.step), (CanaryPhase::Aborted, 0), "{end:?}");
     let reason = end.reason.unwrap();
@@ -220,20 +243,15 @@ async fn a_slow_green_is_aborted_on_its_p99() {
     assert!(end.verdicts[0].p99_ms.unwrap() > 20.0);
     assert!(seen.iter().all(|(s, _, _)| *s == 200), "slow, not failing");
     assert_eq!(c.status().await.unwrap().weights.green, 0);
-    drop(faulty);
-    Arc::try_unwrap(g).ok().unwrap().stop().await;
-    blue.stop().await;
-    green.stop().await;
+    st.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_green_reaches_100_percent_and_becomes_active() {
-    let blue = Upstream::start("1").await;
-    let green = Upstream::start("2").await;
-    let g = Arc::new(TestGateway::start(settings(blue.addr, green.addr, None)).await);
-    let c = admin(&g);
+    let st = Stack::start(None).await;
+    let (g, c) = (&st.g, &st.c);
     c.shadow(&ShadowRequest { percent: 100, note: None }).await.unwrap();
-    let traffic = Traffic::start(&g, 4);
+    let traffic = Traffic::start(g, 4);
     let req = CanaryRequest {
         max_p99_ms: Some(1000.0),
         max_shadow_difference: Some(1e-9),
@@ -244,7 +262,7 @@ async fn a_healthy_green_reaches_100_percent_and_becomes_active() {
     // Only the canary moves traffic while it runs.
     let refused = c.weights(&WeightsRequest { green: Some(90), ..Default::default() }).await.unwrap_err();
     assert!(refused.to_string().contains("a canary from blue to green is running"), "{refused}");
-    let end = finished(&c, Duration::from_secs(15)).await;
+    let end = finished(c, Duration::from_secs(15)).await;
     let seen = traffic.stop().await;
     assert_eq!(end.phase, CanaryPhase::Promoted, "{end:?}");
     let weights: Vec<_> = end.verdicts.iter().map(|v| (v.weight, v.verdict.as_str())).collect();
@@ -252,9 +270,9 @@ async fn a_healthy_green_reaches_100_percent_and_becomes_active() {
     assert!(end.verdicts.iter().all(|v| v.requests >= 3 && v.errors == 0 && v.shadow_compared >= 3), "{end:?}");
     assert!(end.verdicts.iter().all(|v| v.shadow_difference_p99.unwrap() <= 1e-9), "same model, same answers");
     assert!(seen.iter().all(|(s, _, _)| *s == 200), "no failed request");
-    let st = c.status().await.unwrap();
+    let status = c.status().await.unwrap();
     assert_eq!(
-        (st.active, st.previous, st.weights.green),
+        (status.active, status.previous, status.weights.green),
         (admin_api::Colour::Green, Some(admin_api::Colour::Blue), 100)
     );
     let audit = c.audit().await.unwrap();
@@ -270,9 +288,7 @@ async fn a_healthy_green_reaches_100_percent_and_becomes_active() {
         assert!(m.contains(line), "{line} not in the metrics");
     }
     assert!(m.contains("gateway_shadow_prediction_difference_bucket{le=\"1e-09\"} "), "{m}");
-    Arc::try_unwrap(g).ok().unwrap().stop().await;
-    blue.stop().await;
-    green.stop().await;
+    st.stop().await;
 }
 
 /// A Prometheus HTTP API answering every instant query with `value`, recording the queries.
@@ -302,17 +318,15 @@ async fn prometheus(value: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prometheus_query_over_its_limit_aborts_and_an_operator_can_abort() {
-    let blue = Upstream::start("1").await;
-    let green = Upstream::start("2").await;
-    let g = Arc::new(TestGateway::start(settings(blue.addr, green.addr, None)).await);
-    let c = admin(&g);
-    let traffic = Traffic::start(&g, 2);
+    let st = Stack::start(None).await;
+    let c = &st.c;
+    let traffic = Traffic::start(&st.g, 2);
     let (url, queries) = prometheus("0.7").await;
     let query = "sum(rate(gateway_errors_total{colour=\"{colour}\"}[1m]))".to_string();
     let req =
         CanaryRequest { prometheus: Some(PrometheusCheck { url, query, max: 0.5 }), ..request(&[50, 100], 1.0, 1) };
     c.canary(&req).await.unwrap();
-    let end = finished(&c, Duration::from_secs(10)).await;
+    let end = finished(c, Duration::from_secs(10)).await;
     assert_eq!((end.phase, end.step), (CanaryPhase::Aborted, 0), "{end:?}");
     assert_eq!(end.verdicts[0].prometheus_value, Some(0.7));
     assert!(end.reason.unwrap().contains("= 0.7 is over the limit 0.5"));
@@ -327,9 +341,7 @@ async fn a_prometheus_query_over_its_limit_aborts_and_an_operator_can_abort() {
     let again = c.canary_abort(&admin_api::CanaryAbortRequest::default()).await.unwrap_err();
     assert!(again.to_string().contains("no canary is running"));
     traffic.stop().await;
-    Arc::try_unwrap(g).ok().unwrap().stop().await;
-    blue.stop().await;
-    green.stop().await;
+    st.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
