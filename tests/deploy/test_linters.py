@@ -64,6 +64,6 @@ def test_admin_openapi_documents_are_valid():
     for name, doc in docs.items():
         validate(doc)
     assert set(docs["gateway-admin.json"]["paths"]) == {
-        "/status", "/switch", "/rollback", "/weights", "/shadow", "/audit", "/metrics"
+        "/status", "/switch", "/rollback", "/weights", "/shadow", "/canary", "/canary/abort", "/audit", "/metrics"
     }
     assert set(docs["serve-admin.json"]["paths"]) == {"/admin/reload"}
