@@ -203,14 +203,18 @@ async fn blue_green(
             max_error_rate: s.canary.max_error_rate.or(Some(s.error_budget)),
             ..s.canary.clone()
         };
-        let end = match gateway.canary(&req).await {
-            Ok(started) => {
-                out.operation_id = Some(started.operation_id.clone());
-                let poll = Duration::from_millis(250);
-                gateway.canary_until_done(&started.operation_id, poll, |v| tracing::info!("canary: {}", v.detail)).await
+        let started = match gateway.canary(&req).await {
+            Ok(started) => started,
+            Err(e) => {
+                out.message = format!("gateway refused the canary to {idle}: {e}; traffic stays on {active}");
+                restore_idle().await;
+                return out;
             }
-            Err(e) => Err(e),
         };
+        out.operation_id = Some(started.operation_id.clone());
+        let poll = Duration::from_millis(250);
+        let end =
+            gateway.canary_until_done(&started.operation_id, poll, |v| tracing::info!("canary: {}", v.detail)).await;
         match end {
             Ok(end) if end.phase == CanaryPhase::Promoted => {
                 out.ok = true;
@@ -227,7 +231,7 @@ async fn blue_green(
                 restore_idle().await;
             }
             Err(e) => {
-                // Lost track of it (or it never started): make sure it is not left running.
+                // Lost track of our canary: make sure it is not left running.
                 let abort = admin_api::CanaryAbortRequest { note: Some(who.to_string()) };
                 let stopped = match gateway.canary_abort(&abort).await {
                     Ok(_) => format!("aborted it; traffic back on {active}"),
