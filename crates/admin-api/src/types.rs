@@ -74,9 +74,15 @@ pub struct Weights {
 impl Weights {
     /// Everything to `c`.
     pub fn all(c: Colour) -> Weights {
+        Weights::share(c, 100)
+    }
+
+    /// `percent` (at most 100) to `c`, the rest to the other colour.
+    pub fn share(c: Colour, percent: u32) -> Weights {
+        let rest = 100 - percent.min(100);
         match c {
-            Colour::Blue => Weights { blue: 100, green: 0 },
-            Colour::Green => Weights { blue: 0, green: 100 },
+            Colour::Blue => Weights { blue: 100 - rest, green: rest },
+            Colour::Green => Weights { blue: rest, green: 100 - rest },
         }
     }
 
@@ -551,6 +557,13 @@ mod tests {
         let e = "red".parse::<Colour>().unwrap_err();
         assert_eq!(e.to_string(), "unknown colour \"red\": expected \"blue\" or \"green\"");
         assert_eq!(serde_json::to_string(&Colour::Blue).unwrap(), "\"blue\"");
+    }
+
+    #[test]
+    fn shares_give_the_rest_to_the_other_colour() {
+        assert_eq!(Weights::share(Colour::Green, 25), Weights { blue: 75, green: 25 });
+        assert_eq!(Weights::share(Colour::Blue, 5), Weights { blue: 5, green: 95 });
+        assert_eq!(Weights::all(Colour::Green), Weights { blue: 0, green: 100 });
     }
 
     #[test]

@@ -26,6 +26,7 @@ use admin_api::{CanaryPhase, CanaryRequest, CanaryStatus, PrometheusCheck, StepV
 use http_body_util::BodyExt;
 use serde::Deserialize;
 
+use crate::audit::AuditRecord;
 use crate::control::{Gateway, SwitchRequest};
 use crate::error::GatewayError;
 use crate::health;
@@ -158,7 +159,7 @@ fn judge(plan: &Plan, to: Colour, w: &Window, at_end: bool, step: usize, weight:
                      the limit {max}"
                 ))
             }
-            _ if at_end && (compared == 0 || compared < plan.min_requests) => {
+            _ if at_end && compared < plan.min_requests.max(1) => {
                 breach = Some(format!(
                     "only {compared} mirrored requests were compared in the step; at least {} are needed (is shadow \
                      traffic on?)",
@@ -252,10 +253,22 @@ async fn prometheus_value(gw: &Gateway, p: &PrometheusCheck, to: Colour) -> Resu
     }
 }
 
-fn weights(to: Colour, share: u32) -> Weights {
-    match to {
-        Colour::Blue => Weights { blue: share, green: 100 - share },
-        Colour::Green => Weights { blue: 100 - share, green: share },
+/// Which canary a record or check is about: its operation id, who started it, and the colours.
+struct Run {
+    op_id: String,
+    who: String,
+    from: Colour,
+    to: Colour,
+}
+
+impl Run {
+    /// An audit record of `op` for this canary (its operation id, who, the colours).
+    fn record(&self, op: &str) -> AuditRecord {
+        let mut rec = crate::audit::record(op, &self.who);
+        rec.operation_id = self.op_id.clone();
+        rec.from = Some(self.from);
+        rec.to = Some(self.to);
+        rec
     }
 }
 
@@ -288,9 +301,7 @@ impl Gateway {
         rec.to = Some(to);
         if to == from {
             let msg = format!("{to} is the active colour already; a canary moves traffic to the other one");
-            rec.outcome = "refused".into();
-            rec.detail = Some(msg.clone());
-            self.audit(&rec);
+            self.refuse(&mut rec, &msg);
             return Err(GatewayError::Conflict(msg));
         }
         let target = self.upstream(to);
@@ -314,14 +325,12 @@ impl Gateway {
                 target.address,
                 report.failures()
             );
-            rec.outcome = "refused".into();
-            rec.detail = Some(msg.clone());
-            self.audit(&rec);
+            self.refuse(&mut rec, &msg);
             return Err(GatewayError::Refused(msg));
         }
         target.mark_healthy();
         let first = plan.steps[0];
-        let next = RoutingState { weights: weights(to, first), ..current };
+        let next = RoutingState { weights: Weights::share(to, first), ..current };
         rec.weights = Some(next.weights);
         if let Err(e) = self.commit(next) {
             rec.outcome = "error".into();
@@ -349,8 +358,8 @@ impl Gateway {
         *self.canary.status.lock().expect("canary lock") = Some(status.clone());
         tracing::info!(%from, %to, "canary started: {}", plan.criteria());
         let gw = self.clone();
-        let op_id = status.operation_id.clone();
-        tokio::spawn(async move { gw.run_canary(plan, who, op_id, from, to).await });
+        let run = Run { op_id: status.operation_id.clone(), who, from, to };
+        tokio::spawn(async move { gw.run_canary(plan, run).await });
         Ok(status)
     }
 
@@ -375,9 +384,9 @@ impl Gateway {
 
     /// Why the routing is not the canary's any more (`share` of new requests on `to`, `from`
     /// active), if it is not: someone else (an automatic failover) moved it.
-    fn moved_elsewhere(&self, from: Colour, to: Colour, share: u32) -> Option<String> {
+    fn moved_elsewhere(&self, run: &Run, share: u32) -> Option<String> {
         let r = self.routing_now();
-        (r.active != from || r.weights != weights(to, share)).then(|| {
+        (r.active != run.from || r.weights != Weights::share(run.to, share)).then(|| {
             format!(
                 "the routing changed outside the canary (active {}, weights blue={} green={}); left as it is",
                 r.active, r.weights.blue, r.weights.green
@@ -385,21 +394,19 @@ impl Gateway {
         })
     }
 
-    async fn run_canary(self: Arc<Self>, plan: Plan, who: String, op_id: String, from: Colour, to: Colour) {
-        let tick = plan.tick();
+    async fn run_canary(self: Arc<Self>, plan: Plan, run: Run) {
+        let (tick, to) = (plan.tick(), run.to);
         let mut share = plan.steps[0];
         for (i, &next_share) in plan.steps.iter().enumerate() {
             if i > 0 {
                 let _op = self.ops.lock().await;
-                if let Some(why) = self.moved_elsewhere(from, to, share) {
-                    return self.finish(&op_id, &who, from, to, CanaryPhase::Aborted, None, why);
+                if let Some(why) = self.moved_elsewhere(&run, share) {
+                    return self.finish(&run, CanaryPhase::Aborted, None, why);
                 }
-                let next = RoutingState { weights: weights(to, next_share), ..self.routing_now() };
+                let next = RoutingState { weights: Weights::share(to, next_share), ..self.routing_now() };
                 if let Err(e) = self.commit(next) {
                     drop(_op);
-                    return self
-                        .end_canary(&op_id, &who, from, to, share, None, format!("step {i} not set: {e}"))
-                        .await;
+                    return self.end_canary(&run, share, None, format!("step {i} not set: {e}")).await;
                 }
                 share = next_share;
                 self.canary.update(|s| {
@@ -414,10 +421,10 @@ impl Gateway {
                 tokio::time::sleep(tick).await;
                 let asked = self.canary.abort.lock().expect("canary lock").take();
                 if let Some(why) = asked {
-                    return self.end_canary(&op_id, &who, from, to, share, None, why).await;
+                    return self.end_canary(&run, share, None, why).await;
                 }
-                if let Some(why) = self.moved_elsewhere(from, to, share) {
-                    return self.finish(&op_id, &who, from, to, CanaryPhase::Aborted, None, why);
+                if let Some(why) = self.moved_elsewhere(&run, share) {
+                    return self.finish(&run, CanaryPhase::Aborted, None, why);
                 }
                 let at_end = began.elapsed() >= plan.interval;
                 let (mut v, mut breach) = judge(&plan, to, &self.window(to).since(&start), at_end, i, share);
@@ -438,13 +445,13 @@ impl Gateway {
                 if let Some(why) = breach {
                     v.verdict = "abort".into();
                     v.detail = why.clone();
-                    return self.end_canary(&op_id, &who, from, to, share, Some(v), why).await;
+                    return self.end_canary(&run, share, Some(v), why).await;
                 }
                 if at_end {
                     break v;
                 }
             };
-            self.record_step(&op_id, &who, from, to, verdict);
+            self.record_step(&run, verdict);
         }
         // Every step passed: the new colour becomes the active one (health-gated, drains the old),
         // unless an abort came during the last step's checks.
@@ -452,38 +459,35 @@ impl Gateway {
         let asked = self.canary.abort.lock().expect("canary lock").take();
         if let Some(why) = asked {
             drop(_op);
-            return self.end_canary(&op_id, &who, from, to, share, None, why).await;
+            return self.end_canary(&run, share, None, why).await;
         }
-        if let Some(why) = self.moved_elsewhere(from, to, share) {
-            return self.finish(&op_id, &who, from, to, CanaryPhase::Aborted, None, why);
+        if let Some(why) = self.moved_elsewhere(&run, share) {
+            return self.finish(&run, CanaryPhase::Aborted, None, why);
         }
         let req = SwitchRequest {
             to: Some(to),
             expect_version: plan.expect_version.clone(),
-            who: Some(who.clone()),
+            who: Some(run.who.clone()),
             ..Default::default()
         };
         match self.switch_locked("canary-promote", to, req).await {
             Ok(r) => {
                 let why = format!("every step passed; {to} is active (switch {})", r.operation_id);
                 self.canary.count("promote");
-                self.finish(&op_id, &who, from, to, CanaryPhase::Promoted, None, why);
+                self.finish(&run, CanaryPhase::Promoted, None, why);
             }
             Err(e) => {
                 drop(_op);
                 let why = format!("the final switch was refused: {e}");
-                self.end_canary(&op_id, &who, from, to, share, None, why).await;
+                self.end_canary(&run, share, None, why).await;
             }
         }
     }
 
     /// One step passed: recorded in the status and the audit log.
-    fn record_step(&self, op_id: &str, who: &str, from: Colour, to: Colour, v: StepVerdict) {
-        let mut rec = crate::audit::record("canary-step", who);
-        rec.operation_id = op_id.to_string();
-        rec.from = Some(from);
-        rec.to = Some(to);
-        rec.weights = Some(weights(to, v.weight));
+    fn record_step(&self, run: &Run, v: StepVerdict) {
+        let mut rec = run.record("canary-step");
+        rec.weights = Some(Weights::share(run.to, v.weight));
         rec.detail = Some(v.summary());
         self.audit(&rec);
         self.canary.count(&v.verdict);
@@ -492,46 +496,23 @@ impl Gateway {
 
     /// Aborts: all new requests back on `from` (when the routing is still the canary's at
     /// `share`), the verdict and the reason recorded.
-    #[allow(clippy::too_many_arguments)]
-    async fn end_canary(
-        &self,
-        op_id: &str,
-        who: &str,
-        from: Colour,
-        to: Colour,
-        share: u32,
-        verdict: Option<StepVerdict>,
-        why: String,
-    ) {
+    async fn end_canary(&self, run: &Run, share: u32, verdict: Option<StepVerdict>, why: String) {
         let _op = self.ops.lock().await;
-        if let Some(elsewhere) = self.moved_elsewhere(from, to, share) {
-            return self.finish(op_id, who, from, to, CanaryPhase::Aborted, verdict, format!("{why}; {elsewhere}"));
+        if let Some(elsewhere) = self.moved_elsewhere(run, share) {
+            return self.finish(run, CanaryPhase::Aborted, verdict, format!("{why}; {elsewhere}"));
         }
+        let (from, to) = (run.from, run.to);
         let restored = RoutingState { weights: Weights::all(from), ..self.routing_now() };
         let why = match self.commit(restored) {
             Ok(()) => format!("{why}; all traffic back on {from}"),
             Err(e) => format!("{why}; moving traffic back on {from} failed: {e}"),
         };
         tracing::warn!(%from, %to, "canary aborted: {why}");
-        self.finish(op_id, who, from, to, CanaryPhase::Aborted, verdict, why);
+        self.finish(run, CanaryPhase::Aborted, verdict, why);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn finish(
-        &self,
-        op_id: &str,
-        who: &str,
-        from: Colour,
-        to: Colour,
-        phase: CanaryPhase,
-        verdict: Option<StepVerdict>,
-        why: String,
-    ) {
-        let mut rec =
-            crate::audit::record(if phase == CanaryPhase::Promoted { "canary-end" } else { "canary-abort" }, who);
-        rec.operation_id = op_id.to_string();
-        rec.from = Some(from);
-        rec.to = Some(to);
+    fn finish(&self, run: &Run, phase: CanaryPhase, verdict: Option<StepVerdict>, why: String) {
+        let mut rec = run.record(if phase == CanaryPhase::Promoted { "canary-end" } else { "canary-abort" });
         rec.weights = Some(self.routing_now().weights);
         rec.outcome = if phase == CanaryPhase::Promoted { "ok" } else { "aborted" }.into();
         rec.detail = Some(match &verdict {
@@ -543,7 +524,7 @@ impl Gateway {
             self.canary.count("abort");
         }
         let finished = rec.time;
-        let weight = rec.weights.map_or(0, |w| w.of(to));
+        let weight = rec.weights.map_or(0, |w| w.of(run.to));
         self.canary.update(|s| {
             s.phase = phase;
             s.reason = Some(why);

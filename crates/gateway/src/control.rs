@@ -104,13 +104,16 @@ pub struct Counters {
     pub switches_refused: AtomicU64,
 }
 
+/// A canary step's verdicts, in the order of [`CanarySlot::verdicts`].
+pub const VERDICTS: [&str; 3] = ["advance", "promote", "abort"];
+
 /// A gateway's canary: the one running or the last one, and a pending abort.
 #[derive(Default)]
 pub struct CanarySlot {
     pub(crate) status: Mutex<Option<CanaryStatus>>,
     pub(crate) abort: Mutex<Option<String>>,
-    /// Verdicts so far: advance, promote, abort.
-    pub verdicts: [AtomicU64; 3],
+    /// Verdicts so far, by [`VERDICTS`].
+    pub verdicts: [AtomicU64; VERDICTS.len()],
 }
 
 impl CanarySlot {
@@ -129,12 +132,9 @@ impl CanarySlot {
         }
     }
 
+    /// Counts one of [`VERDICTS`].
     pub(crate) fn count(&self, verdict: &str) {
-        let i = match verdict {
-            "advance" => 0,
-            "promote" => 1,
-            _ => 2,
-        };
+        let i = VERDICTS.iter().position(|v| *v == verdict).expect("a known verdict");
         self.verdicts[i].fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -248,11 +248,15 @@ impl Gateway {
             "refusing {op}: a canary from {} to {} is running (step {}, {}%); POST /canary/abort first",
             c.from, c.to, c.step, c.weight
         );
-        let mut rec = crate::audit::record(op, who);
-        rec.outcome = "refused".into();
-        rec.detail = Some(msg.clone());
-        self.audit(&rec);
+        self.refuse(&mut crate::audit::record(op, who), &msg);
         Err(GatewayError::Conflict(msg))
+    }
+
+    /// Records `rec` as refused, with `msg` as its detail.
+    pub(crate) fn refuse(&self, rec: &mut AuditRecord, msg: &str) {
+        rec.outcome = "refused".into();
+        rec.detail = Some(msg.to_string());
+        self.audit(rec);
     }
 
     /// Persists `next` and only then makes it the routing state.
@@ -287,10 +291,8 @@ impl Gateway {
             let who = self.who(who);
             let mut rec = crate::audit::record("rollback", &who);
             rec.from = Some(r.active);
-            rec.outcome = "refused".into();
             let msg = format!("nothing to roll back to: {} is active and there is no previous colour", r.active);
-            rec.detail = Some(msg.clone());
-            self.audit(&rec);
+            self.refuse(&mut rec, &msg);
             return Err(GatewayError::Conflict(msg));
         };
         self.switch_locked("rollback", prev, SwitchRequest { to: Some(prev), who, ..SwitchRequest::default() }).await
@@ -343,9 +345,7 @@ impl Gateway {
                 target.address,
                 report.failures()
             );
-            rec.outcome = "refused".into();
-            rec.detail = Some(msg.clone());
-            self.audit(&rec);
+            self.refuse(&mut rec, &msg);
             self.counters.switches_refused.fetch_add(1, Ordering::Relaxed);
             return Err(GatewayError::Refused(msg));
         }

@@ -171,10 +171,10 @@ fn encode(gw: &Gateway, e: &mut DescriptorEncoder) -> fmt::Result {
         e,
         "gateway_canary_verdicts",
         "Canary step verdicts: advance, promote, abort",
-        ["advance", "promote", "abort"]
+        crate::control::VERDICTS
             .iter()
-            .enumerate()
-            .map(|(i, v)| ([("verdict", *v)], gw.canary.verdicts[i].load(Ordering::Relaxed))),
+            .zip(&gw.canary.verdicts)
+            .map(|(v, n)| ([("verdict", *v)], n.load(Ordering::Relaxed))),
     )?;
     exposition::counter(
         e,
