@@ -25,6 +25,10 @@ pub struct ColumnOptions {
     pub stattest: Option<StatTest>,
     /// A threshold to use instead of the test's default.
     pub threshold: Option<f64>,
+    /// Fixed bins for PSI (and the other binned tests) instead of Evidently's Sturges bins over
+    /// both samples: a model's reference profile's, so the figures equal those computed
+    /// online from sketches.
+    pub psi_edges: Option<Vec<f64>>,
 }
 
 /// The two files a column comes from, for error messages.
@@ -99,7 +103,7 @@ fn check_not_empty(name: &str, data: &ColumnData, path: &Path) -> Result<()> {
 }
 
 /// The test and threshold for a column of `column_type`.
-fn choose(
+pub(crate) fn choose(
     name: &str,
     column_type: ColumnType,
     reference_rows: u64,
@@ -170,6 +174,7 @@ struct NumericWalk {
     ecdf: Ecdf,
     sq_dev_r: Sum,
     sturges: Binner,
+    fixed: Option<Binner>,
     /// Every distinct value, unless there were more than [`TABLE_LIMIT`].
     table: Option<Vec<Joint>>,
 }
@@ -193,6 +198,7 @@ fn numeric_column(
         ecdf: Ecdf::new(n_r, n_c),
         sq_dev_r: Sum::default(),
         sturges: Binner::new(numeric::sturges_edges(min, max, n_r + n_c, integer)),
+        fixed: options.psi_edges.clone().map(Binner::clamped),
         table: Some(Vec::new()),
     };
     joint_walk(&r.runs, &c.runs, &mut |j| {
@@ -208,6 +214,9 @@ fn numeric_column(
             w.sq_dev_r.add(j.r as f64 * (d * d));
         }
         w.sturges.push(j);
+        if let Some(f) = &mut w.fixed {
+            f.push(j);
+        }
         if let Some(t) = &mut w.table {
             if t.len() < TABLE_LIMIT {
                 t.push(j);
@@ -232,8 +241,12 @@ fn numeric_column(
         None => &walk_counts,
     };
     // get_binned_data: Sturges bins for numerical columns with > 20 distinct reference values.
-    let binned: &dyn Counts =
-        if column_type == ColumnType::Num && w.distinct_r > 20 { &w.sturges.counts } else { per_value };
+    // Fixed bins, when given, replace them.
+    let binned: &dyn Counts = match &w.fixed {
+        Some(f) => &f.counts,
+        None if column_type == ColumnType::Num && w.distinct_r > 20 => &w.sturges.counts,
+        None => per_value,
+    };
 
     let std_r = (w.sq_dev_r.value() / n_r as f64).sqrt();
     let score = match test {
@@ -278,7 +291,7 @@ fn numeric_column(
     Ok(tested(name, column_type, verdict, sides, histogram))
 }
 
-fn text_column(name: &str, r: &TextData, c: &TextData, options: &ColumnOptions) -> Result<ColumnReport> {
+pub(crate) fn text_column(name: &str, r: &TextData, c: &TextData, options: &ColumnOptions) -> Result<ColumnReport> {
     let mut keys: Vec<&String> =
         r.counts.keys().chain(c.counts.keys().filter(|k| !r.counts.contains_key(*k))).collect();
     keys.sort_unstable();
@@ -313,15 +326,15 @@ fn text_column(name: &str, r: &TextData, c: &TextData, options: &ColumnOptions) 
 }
 
 /// What a column's test found.
-struct Verdict {
-    test: StatTest,
-    score: f64,
-    threshold: f64,
-    psi: f64,
+pub(crate) struct Verdict {
+    pub test: StatTest,
+    pub score: f64,
+    pub threshold: f64,
+    pub psi: f64,
 }
 
 /// The report of a tested column, from its verdict and its (reference, current) statistics.
-fn tested(
+pub(crate) fn tested(
     name: &str,
     column_type: ColumnType,
     v: Verdict,
@@ -340,6 +353,7 @@ fn tested(
         reference,
         current,
         text_descriptor: None,
+        sketch_error_bound: None,
         histogram,
     }
 }

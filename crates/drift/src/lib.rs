@@ -23,6 +23,7 @@ mod fields;
 pub mod html;
 pub mod ingest;
 pub mod labels;
+pub mod online;
 pub mod outcome;
 pub mod performance;
 pub mod progress;
@@ -89,6 +90,10 @@ pub struct DriftOptions {
     pub stattests: Vec<(String, StatTest)>,
     /// Per-column threshold overrides.
     pub thresholds: Vec<(String, f64)>,
+    /// Per-column fixed PSI bin edges (a model's reference profile's, `sketch::Profile`)
+    /// instead of Evidently's Sturges bins over both samples; values beyond them count in the
+    /// end bins.
+    pub psi_edges: Vec<(String, Vec<f64>)>,
     /// Target (true label) column for performance metrics.
     pub target: Option<String>,
     /// Prediction column: predicted label (classification) or value (regression).
@@ -127,6 +132,7 @@ impl DriftOptions {
             drift_share: 0.3,
             stattests: Vec::new(),
             thresholds: Vec::new(),
+            psi_edges: Vec::new(),
             target: None,
             prediction: "prediction".into(),
             probability: "probability".into(),
@@ -170,6 +176,29 @@ pub fn significance<'a>(
         reasons.push(format!("{drifted} of {n} columns drifted ({:.1}% > {}%)", share * 100.0, drift_share * 100.0));
     }
     reasons
+}
+
+/// The dataset-level figures of a set of column reports.
+struct Totals {
+    number_of_columns: u64,
+    number_of_drifted_columns: u64,
+    share: f64,
+    max_psi: f64,
+    reasons: Vec<String>,
+}
+
+impl Totals {
+    fn of(columns: &[ColumnReport], options: &DriftOptions) -> Totals {
+        let number_of_columns = columns.len() as u64;
+        let number_of_drifted_columns = columns.iter().filter(|c| c.drift_detected).count() as u64;
+        Totals {
+            number_of_columns,
+            number_of_drifted_columns,
+            share: number_of_drifted_columns as f64 / number_of_columns as f64,
+            max_psi: columns.iter().map(|c| c.psi).fold(f64::NEG_INFINITY, f64::max),
+            reasons: significance(columns, options.psi_threshold, options.drift_share),
+        }
+    }
 }
 
 /// Compares the current file with the reference file.
@@ -375,11 +404,8 @@ pub fn run(options: &DriftOptions, progress: &dyn Progress) -> Result<DriftRepor
         labelled.as_ref().zip(labels_source.as_deref()).map(|(o, s)| performance::Side { outcomes: o, source: s }),
     )?;
 
-    let number_of_columns = columns.len() as u64;
-    let number_of_drifted_columns = columns.iter().filter(|c| c.drift_detected).count() as u64;
-    let share = number_of_drifted_columns as f64 / number_of_columns as f64;
-    let max_psi = columns.iter().map(|c| c.psi).fold(f64::NEG_INFINITY, f64::max);
-    let reasons = significance(&columns, options.psi_threshold, options.drift_share);
+    let Totals { number_of_columns, number_of_drifted_columns, share, max_psi, reasons } =
+        Totals::of(&columns, options);
     let find = |name: &str| columns.iter().find(|c| c.name == name).map(OutputDrift::of);
     let prediction = if derived { None } else { find(&options.prediction) };
     let probability = find(&options.probability);
@@ -598,6 +624,18 @@ fn column_options(options: &DriftOptions, names: &[String]) -> Result<Vec<Column
             return Err(DriftError::InvalidOption(format!("threshold for '{col}' must be a number")));
         }
         out[find("--threshold", col)?].threshold = Some(*t);
+    }
+    for (col, edges) in &options.psi_edges {
+        if edges.len() < 2 || edges.iter().any(|e| !e.is_finite()) || edges.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(DriftError::InvalidOption(format!(
+                "PSI edges for '{col}' must be at least two finite, ascending numbers"
+            )));
+        }
+        // Edges for a column not compared here (e.g. a profile's column the files lack) are
+        // not an error: a profile covers every feature of its model.
+        if let Some(i) = names.iter().position(|n| n == col) {
+            out[i].psi_edges = Some(edges.clone());
+        }
     }
     Ok(out)
 }

@@ -87,6 +87,10 @@ pub struct ColumnReport {
     /// The text column and descriptor this column was derived from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text_descriptor: Option<DescriptorOf>,
+    /// Computed online from sketches: how far the test's statistic (KS: D; Wasserstein: the
+    /// normed distance) may be from the one the rows themselves give (`drift::online`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sketch_error_bound: Option<f64>,
     /// Histogram for the HTML report.
     #[serde(skip)]
     pub histogram: Histogram,

@@ -32,6 +32,7 @@ fn write_package(dir: &Path) {
         run_id: Some("run-1".into()),
         model_id: Some("m-1".into()),
         created_utc: "2025-01-01 00:00:00.000000".into(),
+        profile: None,
     };
     package::save(dir, &model, &x.select_rows(&[0, 1, 2]), &provenance).unwrap();
 }

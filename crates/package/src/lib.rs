@@ -28,6 +28,7 @@ use learn::{ColumnKind, Frame, Schema};
 pub use model::{Flavor, Layout, Model, OutputInfo, Predictions};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+pub use sketch;
 use std::path::{Path, PathBuf};
 
 /// The flavor name in `MLmodel`.
@@ -37,6 +38,8 @@ pub const MLMODEL_FILE: &str = "MLmodel";
 pub const EXAMPLE_FILE: &str = "input_example.json";
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const ONNX_FILE: &str = "model.onnx";
+/// The reference data's drift profile (`sketch::Profile` as JSON), for online drift.
+pub const PROFILE_FILE: &str = "drift_profile.json";
 /// `mlflow models serve` / `input_example` files MLflow 3 writes beside a logged model.
 const SERVING_EXAMPLE_FILE: &str = "serving_input_example.json";
 
@@ -61,12 +64,14 @@ pub enum PackageError {
 
 pub type Result<T, E = PackageError> = std::result::Result<T, E>;
 
-/// A loaded package: the model and its `MLmodel` description.
+/// A loaded package: the model, its `MLmodel` description and, for packages `factory train`
+/// wrote, the drift profile of its training data.
 #[derive(Debug)]
 pub struct Package {
     pub dir: PathBuf,
     pub model: Model,
     pub mlmodel: Value,
+    pub profile: Option<sketch::Profile>,
 }
 
 impl Package {
@@ -118,12 +123,32 @@ pub fn signature(schema: &Schema, output_name: &str) -> Value {
     })
 }
 
-/// Extra facts recorded in `MLmodel` (which run and model produced the package).
+/// Extra facts recorded in the package: which run and model produced it (in `MLmodel`), and
+/// the drift profile of the data it was trained on ([`PROFILE_FILE`], from [`profile_of`]).
 #[derive(Debug, Default, Clone)]
 pub struct Provenance {
     pub run_id: Option<String>,
     pub model_id: Option<String>,
     pub created_utc: String,
+    pub profile: Option<sketch::Profile>,
+}
+
+/// The drift profile of a model's reference data: its numeric and categorical columns (free
+/// text has no profile).
+pub fn profile_of(frame: &Frame) -> sketch::Profile {
+    let columns: Vec<(&str, sketch::ColumnInput<'_>)> = frame
+        .columns()
+        .iter()
+        .filter_map(|c| {
+            let input = match &c.data {
+                learn::ColumnData::Numeric(v) => sketch::ColumnInput::Numeric(v),
+                learn::ColumnData::Categorical(v) => sketch::ColumnInput::Categorical(v),
+                learn::ColumnData::Text(_) => return None,
+            };
+            Some((c.name.as_str(), input))
+        })
+        .collect();
+    sketch::Profile::build(&columns)
 }
 
 /// Writes a package for `model` into `dir` (created; must be empty or absent).
@@ -146,6 +171,9 @@ pub fn save(dir: &Path, model: &learn::Model, example: &Frame, provenance: &Prov
             "python_env.yaml",
             b"python: \"3.11\"\nbuild_dependencies:\n- pip\ndependencies:\n- -r requirements.txt\n".to_vec(),
         ));
+    }
+    if let Some(p) = &provenance.profile {
+        files.push((PROFILE_FILE, serde_json::to_vec(p).unwrap_or_default()));
     }
     let size: usize = files.iter().map(|(_, b)| b.len()).sum();
     let output_name = match model.task() {
@@ -259,7 +287,17 @@ pub fn load(dir: &Path) -> Result<Package> {
         let bytes =
             contents.get(MODEL_FILE).ok_or_else(|| invalid(&manifest_path, format!("does not list {MODEL_FILE}")))?;
         let model = Model::from_factory(learn::Model::from_bytes(bytes)?);
-        return Ok(Package { dir: dir.to_path_buf(), model, mlmodel });
+        let profile = match contents.get(PROFILE_FILE) {
+            Some(bytes) => {
+                let path = dir.join(PROFILE_FILE);
+                let p: sketch::Profile =
+                    serde_json::from_slice(bytes).map_err(|e| invalid(&path, format!("not a drift profile: {e}")))?;
+                p.check().map_err(|e| invalid(&path, e.to_string()))?;
+                Some(p)
+            }
+            None => None,
+        };
+        return Ok(Package { dir: dir.to_path_buf(), model, mlmodel, profile });
     }
     let flavor = [Flavor::Onnx, Flavor::LightGbm, Flavor::XgBoost]
         .into_iter()
@@ -275,7 +313,7 @@ pub fn load(dir: &Path) -> Result<Package> {
             )
         })?;
     let model = Model::load_flavor(dir, flavor, &mlmodel)?;
-    Ok(Package { dir: dir.to_path_buf(), model, mlmodel })
+    Ok(Package { dir: dir.to_path_buf(), model, mlmodel, profile: None })
 }
 
 #[cfg(test)]

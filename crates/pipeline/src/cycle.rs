@@ -23,6 +23,10 @@ pub use crate::report::{CycleReport, Decision};
 pub struct State {
     /// Newest request-log timestamp already checked.
     pub watermark: Option<String>,
+    /// Online drift: per serve replica, the end of the newest sketch window already checked
+    /// (Unix milliseconds).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sketch_watermarks: std::collections::BTreeMap<String, u64>,
     /// When the last cycle started (seconds since the epoch).
     pub last_cycle: Option<u64>,
 }
@@ -243,81 +247,31 @@ async fn steps(
     let dir = ctx.report_dir.join(&p.name).join(run_id);
     std::fs::create_dir_all(&dir).map_err(|source| PipelineError::Io { path: dir.clone(), source })?;
 
-    // 1. Production rows since the last check.
-    let current = dir.join("current.csv");
-    let logs = p.drift.request_logs.clone();
-    let watermark = state.watermark.clone();
-    let cur = current.clone();
-    let got = tokio::task::spawn_blocking(move || requests::collect(&logs, watermark.as_deref(), &cur))
-        .await
-        .map_err(|e| PipelineError::Internal(e.to_string()))??;
-    report.rows = got.rows;
-    client
-        .log_batch(
-            run_id,
-            &[
-                ("psi_threshold".into(), p.drift.psi_threshold.to_string()),
-                ("drift_share".into(), p.drift.drift_share.to_string()),
-                ("watermark".into(), state.watermark.clone().unwrap_or_else(|| "none".into())),
-                (
-                    "request_logs".into(),
-                    p.drift.request_logs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(","),
-                ),
-            ],
-            &[("factory.served_versions".into(), got.model_versions.iter().cloned().collect::<Vec<_>>().join(","))],
-            &[("current_rows".into(), got.rows as f64, 0)],
-        )
-        .await?;
-    if got.rows < p.drift.min_rows.max(1) {
+    // 1–2. Production rows since the last check, judged against the reference: read from the
+    // request logs, or online from the serve replicas' sketches.
+    let judged = if p.drift.request_logs.is_empty() {
+        from_sketches(p, client, run_id, &state).await?
+    } else {
+        from_request_logs(p, ctx, client, run_id, &dir, &state).await?
+    };
+    report.rows = judged.rows;
+    let Some(drift_report) = judged.report else {
         report.reason = format!(
             "{} new production rows since {} (fewer than min_rows {}); waiting for more",
-            got.rows,
+            judged.rows,
             state.watermark.as_deref().unwrap_or("the start"),
             p.drift.min_rows
         );
         state.save(&ctx.state_dir, &p.name)?;
         report.seconds = started.elapsed().unwrap_or_default().as_secs_f64();
         return Ok(report);
-    }
-
-    // 2. Drift against the reference.
-    let cache_dir = p.retrain.cache_dir.clone().unwrap_or_else(|| ctx.cache_dir.clone());
-    let reference_source = training::data::Source::from_arg(p.drift.reference.as_deref());
-    let reference = training::data::resolve(&reference_source, &cache_dir, ctx.show_progress).await?;
-    // A classifier's reference carries the champion's predictions on it (prediction drift),
-    // and labels that arrived by request id join the served predictions (performance drift).
-    let classifier = p.retrain.task == learn::Task::BinaryClassification;
-    let scored_path = dir.join("reference_scored.csv");
-    let scored =
-        if classifier { classifier::score_reference(p, client, &reference, &scored_path).await? } else { None };
-    let mut options = drift::DriftOptions::new(if scored.is_some() { &scored_path } else { &reference }, &current);
-    options.columns = p.drift.columns.clone();
-    options.psi_threshold = p.drift.psi_threshold;
-    options.drift_share = p.drift.drift_share;
-    if classifier {
-        options.task = drift::Task::Classification;
-        options.text_columns = p.retrain.text_columns.clone().unwrap_or_default();
-        options.labels = classifier::gather_labels(p, &options.id_column, &dir.join("labels_by_id.csv"))?;
-        if scored.is_some() || options.labels.is_some() {
-            options.target = Some(p.retrain.target.clone());
-            options.pos_label = Some("1".into());
-        }
-    }
-    let show = ctx.show_progress;
-    let drift_report = tokio::task::spawn_blocking(move || {
-        if show {
-            drift::run(&options, &drift::progress::Bar::stderr())
-        } else {
-            drift::run(&options, &drift::progress::Silent)
-        }
-    })
-    .await
-    .map_err(|e| PipelineError::Internal(e.to_string()))??;
+    };
+    let reasons = judged.reasons;
+    let rows = judged.rows;
     let json_path = dir.join("drift_report.json");
     let html_path = dir.join("drift_report.html");
     let json_bytes = serde_json::to_vec_pretty(&drift_report).unwrap_or_default();
     let html = drift::html::render(&drift_report);
-    let reasons = classifier::trigger_reasons(p, &drift_report, scored.as_ref().and_then(|c| c.holdout_f1));
     std::fs::write(&json_path, &json_bytes).map_err(|source| PipelineError::Io { path: json_path.clone(), source })?;
     std::fs::write(&html_path, &html).map_err(|source| PipelineError::Io { path: html_path.clone(), source })?;
     client.upload_artifact(artifact_uri, "drift/drift_report.json", json_bytes).await?;
@@ -355,14 +309,17 @@ async fn steps(
         })
         .collect();
     // The rows are judged: the next cycle starts after them.
-    state.watermark = got.newest.clone().or(state.watermark);
+    match judged.advance {
+        Advance::Watermark(newest) => state.watermark = newest.or(state.watermark),
+        Advance::Sketches(w) => state.sketch_watermarks = w,
+    }
     state.save(&ctx.state_dir, &p.name)?;
 
     if reasons.is_empty() {
         report.decision = Decision::NoDrift;
         report.reason = format!(
             "no significant drift in {} rows: {} of {} columns drifted, max PSI {:.3}",
-            got.rows, drift_report.number_of_drifted_columns, drift_report.number_of_columns, drift_report.max_psi
+            rows, drift_report.number_of_drifted_columns, drift_report.number_of_columns, drift_report.max_psi
         );
         report.seconds = started.elapsed().unwrap_or_default().as_secs_f64();
         return Ok(report);
@@ -374,7 +331,7 @@ async fn steps(
         "run_id": run_id,
         "tracking_uri": p.tracking_uri,
         "model_name": p.retrain.model_name,
-        "rows": got.rows,
+        "rows": rows,
         "share_of_drifted_columns": drift_report.share_of_drifted_columns,
         "max_psi": drift_report.max_psi,
         "reasons": reasons,
@@ -389,8 +346,9 @@ async fn steps(
     });
 
     report.decision = Decision::DriftReported;
-    report.reason = format!("significant drift in {} rows: {}", got.rows, reasons.join("; "));
+    report.reason = format!("significant drift in {} rows: {}", rows, reasons.join("; "));
     if p.has(Step::Retrain) {
+        let reference = reference_data(p, ctx).await?;
         retrain(p, ctx, client, artifact_uri, &reference, &dir, &mut report).await?;
     }
     if let Ok(Some(d)) = webhook_task.await {
@@ -398,6 +356,144 @@ async fn steps(
     }
     report.seconds = started.elapsed().unwrap_or_default().as_secs_f64();
     Ok(report)
+}
+
+/// The production rows of one cycle, judged.
+struct Judgement {
+    rows: u64,
+    /// `None`: fewer rows than `min_rows`.
+    report: Option<drift::DriftReport>,
+    reasons: Vec<String>,
+    /// How the state moves past these rows once they are recorded.
+    advance: Advance,
+}
+
+enum Advance {
+    /// The newest request-log timestamp gathered.
+    Watermark(Option<String>),
+    /// Per replica, the end of the newest sketch window taken.
+    Sketches(std::collections::BTreeMap<String, u64>),
+}
+
+/// The reference data set (the training data), downloaded once into the cache.
+async fn reference_data(p: &Pipeline, ctx: &Context) -> Result<PathBuf, PipelineError> {
+    let cache_dir = p.retrain.cache_dir.clone().unwrap_or_else(|| ctx.cache_dir.clone());
+    let source = training::data::Source::from_arg(p.drift.reference.as_deref());
+    Ok(training::data::resolve(&source, &cache_dir, ctx.show_progress).await?)
+}
+
+/// The drift options every source shares.
+fn drift_options(p: &Pipeline, reference: &Path, current: &Path) -> drift::DriftOptions {
+    let mut options = drift::DriftOptions::new(reference, current);
+    options.columns = p.drift.columns.clone();
+    options.psi_threshold = p.drift.psi_threshold;
+    options.drift_share = p.drift.drift_share;
+    options
+}
+
+/// Rows from the request logs, compared with the reference data (`drift::run`).
+async fn from_request_logs(
+    p: &Pipeline,
+    ctx: &Context,
+    client: &Client,
+    run_id: &str,
+    dir: &Path,
+    state: &State,
+) -> Result<Judgement, PipelineError> {
+    let current = dir.join("current.csv");
+    let logs = p.drift.request_logs.clone();
+    let watermark = state.watermark.clone();
+    let cur = current.clone();
+    let got = tokio::task::spawn_blocking(move || requests::collect(&logs, watermark.as_deref(), &cur))
+        .await
+        .map_err(|e| PipelineError::Internal(e.to_string()))??;
+    client
+        .log_batch(
+            run_id,
+            &[
+                ("psi_threshold".into(), p.drift.psi_threshold.to_string()),
+                ("drift_share".into(), p.drift.drift_share.to_string()),
+                ("watermark".into(), state.watermark.clone().unwrap_or_else(|| "none".into())),
+                (
+                    "request_logs".into(),
+                    p.drift.request_logs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(","),
+                ),
+            ],
+            &[("factory.served_versions".into(), got.model_versions.iter().cloned().collect::<Vec<_>>().join(","))],
+            &[("current_rows".into(), got.rows as f64, 0)],
+        )
+        .await?;
+    let mut judged =
+        Judgement { rows: got.rows, report: None, reasons: Vec::new(), advance: Advance::Watermark(got.newest) };
+    if got.rows < p.drift.min_rows.max(1) {
+        return Ok(judged);
+    }
+    let reference = reference_data(p, ctx).await?;
+    // A classifier's reference carries the champion's predictions on it (prediction drift),
+    // and labels that arrived by request id join the served predictions (performance drift).
+    let classifier = p.retrain.task == learn::Task::BinaryClassification;
+    let scored_path = dir.join("reference_scored.csv");
+    let scored =
+        if classifier { classifier::score_reference(p, client, &reference, &scored_path).await? } else { None };
+    let mut options = drift_options(p, if scored.is_some() { &scored_path } else { &reference }, &current);
+    if classifier {
+        options.task = drift::Task::Classification;
+        options.text_columns = p.retrain.text_columns.clone().unwrap_or_default();
+        options.labels = classifier::gather_labels(p, &options.id_column, &dir.join("labels_by_id.csv"))?;
+        if scored.is_some() || options.labels.is_some() {
+            options.target = Some(p.retrain.target.clone());
+            options.pos_label = Some("1".into());
+        }
+    }
+    let show = ctx.show_progress;
+    let drift_report = tokio::task::spawn_blocking(move || {
+        if show {
+            drift::run(&options, &drift::progress::Bar::stderr())
+        } else {
+            drift::run(&options, &drift::progress::Silent)
+        }
+    })
+    .await
+    .map_err(|e| PipelineError::Internal(e.to_string()))??;
+    judged.reasons = classifier::trigger_reasons(p, &drift_report, scored.as_ref().and_then(|c| c.holdout_f1));
+    judged.report = Some(drift_report);
+    Ok(judged)
+}
+
+/// Rows sketched by the serve replicas, compared online with the profile of the model that
+/// scored them (`drift::online`).
+async fn from_sketches(p: &Pipeline, client: &Client, run_id: &str, state: &State) -> Result<Judgement, PipelineError> {
+    let http = reqwest::Client::new();
+    let got = crate::sketches::gather(&http, &p.drift, &state.sketch_watermarks).await?;
+    let rows = got.rows();
+    let versions = got.judged.as_ref().map(|j| j.versions.iter().cloned().collect::<Vec<_>>().join(","));
+    let other_rows = got.judged.as_ref().map_or(0, |j| j.other_rows);
+    client
+        .log_batch(
+            run_id,
+            &[
+                ("psi_threshold".into(), p.drift.psi_threshold.to_string()),
+                ("drift_share".into(), p.drift.drift_share.to_string()),
+                ("drift_source".into(), "sketches".into()),
+                ("sketch_replicas".into(), got.replicas.join(",")),
+            ],
+            &[("factory.served_versions".into(), versions.unwrap_or_default())],
+            &[("current_rows".into(), rows as f64, 0), ("other_profile_rows".into(), other_rows as f64, 0)],
+        )
+        .await?;
+    let mut judged = Judgement { rows, report: None, reasons: Vec::new(), advance: Advance::Sketches(got.watermarks) };
+    let Some(j) = got.judged.filter(|_| rows >= p.drift.min_rows.max(1)) else { return Ok(judged) };
+    let reference = PathBuf::from(format!(
+        "drift profile {} (model version {})",
+        &j.profile.id[..12],
+        j.versions.iter().cloned().collect::<Vec<_>>().join(",")
+    ));
+    let current = PathBuf::from(format!("sketches from {} replica(s)", got.replicas.len()));
+    let options = drift_options(p, &reference, &current);
+    let drift_report = drift::online::report(&j.profile, &j.sketch, &options)?;
+    judged.reasons = classifier::trigger_reasons(p, &drift_report, None);
+    judged.report = Some(drift_report);
+    Ok(judged)
 }
 
 /// Training data: the configured source, plus every labelled CSV that arrived.

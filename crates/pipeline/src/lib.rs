@@ -32,6 +32,7 @@ mod promote;
 pub mod report;
 pub mod requests;
 pub mod rollout;
+pub mod sketches;
 pub mod stages;
 pub mod user_stages;
 pub mod webhook;
@@ -60,6 +61,8 @@ pub enum PipelineError {
     Training(#[from] training::TrainError),
     #[error("drift: {0}")]
     Drift(#[from] drift::DriftError),
+    #[error("online drift: {0}")]
+    Online(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -241,8 +244,8 @@ mod tests {
         let day = 24 * 3600;
         let t0 = 1_782_864_000; // 2026-07-01T00:00:00Z
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(t0 + 3 * day);
-        let ran_days_ago = State { watermark: None, last_cycle: Some(t0) };
-        let ran_recently = State { watermark: None, last_cycle: Some(t0 + 3 * day - 60) };
+        let ran_days_ago = State { last_cycle: Some(t0), ..State::default() };
+        let ran_recently = State { last_cycle: Some(t0 + 3 * day - 60), ..State::default() };
         let next_2am = SystemTime::UNIX_EPOCH + Duration::from_secs(t0 + 3 * day + 2 * 3600);
 
         let once = pipeline(config::Missed::RunOnce);

@@ -10,7 +10,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -46,6 +46,7 @@ pub fn router(app: Arc<Serving>) -> Router {
         .route("/v2/models/{name}/infer", post(v2_infer))
         .route("/v2/models/{name}/versions/{version}/infer", post(v2_infer))
         .route("/metrics", get(metrics))
+        .route("/drift/sketch", get(drift_sketch))
         .route_layer(middleware::from_fn_with_state(app.clone(), track))
         .layer(DefaultBodyLimit::max(app.max_body_bytes))
         .layer(middleware::from_fn_with_state(app.clone(), refuse_oversized))
@@ -576,6 +577,32 @@ async fn v2_infer(
 
 async fn metrics(State(app): App) -> Response {
     exposition::response(app.render_metrics())
+}
+
+/// `GET /drift/sketch[?since=<Unix ms>]`: the online drift sketches of the windows closed since
+/// `since` (all kept windows without it), as `sketch::SketchAnswer`; 404 when online drift is
+/// off.
+async fn drift_sketch(State(app): App, RawQuery(query): RawQuery) -> Response {
+    if !app.sketches.enabled() {
+        let error = "online drift is off on this server (serve --drift-window 0)".to_string();
+        return (StatusCode::NOT_FOUND, Json(V2ErrorBody { error })).into_response();
+    }
+    let mut since = None;
+    for pair in query.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let parsed = match key {
+            "since" => value
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| format!("'since' must be a time in milliseconds since the Unix epoch, got '{value}'")),
+            other => Err(format!("unknown query parameter '{other}' (expected 'since')")),
+        };
+        match parsed {
+            Ok(v) => since = v,
+            Err(error) => return (StatusCode::BAD_REQUEST, Json(V2ErrorBody { error })).into_response(),
+        }
+    }
+    json_reply(StatusCode::OK, &app.sketches.answer(since))
 }
 
 /// `POST /admin/reload[?force=true]`: 200 when the model is current (reloaded or

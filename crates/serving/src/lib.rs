@@ -25,6 +25,7 @@
 //! the request log is written by its own thread, models are loaded by the reloader task.
 
 pub mod batch;
+pub mod drift;
 pub mod error;
 pub mod grpc;
 pub mod http;

@@ -12,7 +12,10 @@
 //! - `factory_model_ready` — 1 while a model is loaded and the server is not stopping;
 //! - `factory_model_reloads_total{outcome}` — `reloaded`, `unchanged`, `refused`;
 //! - `factory_request_log_rows_total{outcome}` — `queued`, `dropped` (queue full);
-//! - `factory_build_info{component="serve",version}`.
+//! - `factory_build_info{component="serve",version}`;
+//! - online drift (`drift`): `factory_drift_rows_total{model_version}`,
+//!   `factory_drift_bin_rows_total{model_version,feature,bin}` and
+//!   `factory_drift_reference_share{model_version,feature,bin}`.
 
 use std::fmt;
 use std::time::{Duration, UNIX_EPOCH};
@@ -24,6 +27,7 @@ use exposition::prometheus_client::metrics::family::Family;
 use exposition::prometheus_client::metrics::histogram::Histogram;
 use exposition::Registry;
 
+use crate::drift::SketchMetrics;
 use crate::predictor::LoadedModel;
 
 const LATENCY_BUCKETS: [f64; 16] =
@@ -111,7 +115,7 @@ impl Metrics {
 
     /// The text exposition format: the counters and histograms, then the model being served
     /// (`model`) and whether the server is `ready`.
-    pub fn render(&self, model: Option<&LoadedModel>, ready: bool) -> String {
+    pub fn render(&self, model: Option<&LoadedModel>, ready: bool, sketches: SketchMetrics) -> String {
         let mut text = exposition::encode(&self.registry);
         let mut now = Registry::default();
         now.register_collector(Box::new(ModelGauges {
@@ -123,6 +127,7 @@ impl Metrics {
                 loaded_at: m.loaded_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
             }),
         }));
+        now.register_collector(Box::new(sketches));
         text.push_str(&exposition::encode(&now));
         text
     }
@@ -188,7 +193,7 @@ mod tests {
         m.observe_request("http", "/invocations", "400", Duration::from_micros(80));
         m.observe_batch(1);
         m.observe_reload("refused");
-        let text = m.render(None, false);
+        let text = m.render(None, false, crate::drift::DriftSketches::new(None).collector());
         for line in [
             "factory_requests_total{protocol=\"http\",route=\"/invocations\",status=\"200\"} 2",
             "factory_requests_total{protocol=\"http\",route=\"/invocations\",status=\"400\"} 1",

@@ -33,6 +33,10 @@ pub struct LoadedModel {
     pub source_id: String,
     pub run_id: Option<String>,
     pub loaded_at: SystemTime,
+    /// The drift profile of the model's training data, when its package has one.
+    pub profile: Option<Arc<sketch::Profile>>,
+    /// Sketches of the rows this model scores (online drift on and a profile).
+    pub drift: Option<Arc<sketch::Recorder>>,
 }
 
 impl LoadedModel {

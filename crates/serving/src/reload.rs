@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
+use crate::drift::DriftSketches;
 use crate::error::LoadError;
 use crate::metrics::Metrics;
 use crate::predictor::{LoadedModel, Predictor};
@@ -154,6 +155,8 @@ impl Loader {
                 source_id,
                 run_id,
                 loaded_at: SystemTime::now(),
+                profile: pkg.profile.map(Arc::new),
+                drift: None,
             })
         })
         .await
@@ -214,17 +217,24 @@ pub struct Reloader {
     loader: Loader,
     predictor: Arc<Predictor>,
     metrics: Arc<Metrics>,
+    sketches: Arc<DriftSketches>,
     lock: tokio::sync::Mutex<()>,
     refused: Mutex<Option<Refusal>>,
     last_check: Mutex<Option<SystemTime>>,
 }
 
 impl Reloader {
-    pub fn new(loader: Loader, predictor: Arc<Predictor>, metrics: Arc<Metrics>) -> Reloader {
+    pub fn new(
+        loader: Loader,
+        predictor: Arc<Predictor>,
+        metrics: Arc<Metrics>,
+        sketches: Arc<DriftSketches>,
+    ) -> Reloader {
         Reloader {
             loader,
             predictor,
             metrics,
+            sketches,
             lock: tokio::sync::Mutex::new(()),
             refused: Mutex::new(None),
             last_check: Mutex::new(None),
@@ -279,8 +289,9 @@ impl Reloader {
         }
         tracing::info!(target = %target.id, "loading model");
         match self.loader.load(&target).await {
-            Ok(model) => {
+            Ok(mut model) => {
                 let to = model.version.clone();
+                model.drift = self.sketches.attach(model.profile.as_ref(), &to);
                 let model = Arc::new(model);
                 let old = self.predictor.swap(model);
                 self.set_refusal(None);

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use crate::batch::{BatchConfig, Batcher};
+use crate::drift::DriftSketches;
 use crate::error::{LoadError, RunError, ServeError};
 use crate::metrics::Metrics;
 use crate::predictor::{LoadedModel, Predictor};
@@ -46,11 +47,14 @@ pub struct Config {
     /// A binary classifier's decision threshold: `label` is 1 when the probability is at least
     /// this (in [0, 1]).
     pub threshold: f64,
+    /// Online drift: sketch what models with a drift profile score, in windows of this length
+    /// kept this long (`None`: off).
+    pub drift: Option<sketch::RecorderConfig>,
 }
 
 impl Config {
     /// Defaults for everything but the URI: no polling, 16 MiB bodies, no request log, no
-    /// batching, 10 s grace.
+    /// batching, 10 s grace, online drift in 5-minute windows kept a day.
     pub fn new(model_uri: impl Into<String>, tracking_uri: impl Into<String>) -> Config {
         Config {
             model_uri: model_uri.into(),
@@ -66,6 +70,7 @@ impl Config {
             grpc_max_message_bytes: None,
             admin_tokens: None,
             threshold: 0.5,
+            drift: Some(sketch::RecorderConfig::default()),
         }
     }
 }
@@ -104,6 +109,7 @@ pub struct Serving {
     pub predictor: Arc<Predictor>,
     pub reloader: Arc<Reloader>,
     pub metrics: Arc<Metrics>,
+    pub sketches: Arc<DriftSketches>,
     request_log: Option<RequestLog>,
     batcher: Option<Batcher>,
     pub max_body_bytes: usize,
@@ -125,7 +131,8 @@ impl Serving {
         let predictor = Arc::new(Predictor::default());
         let loader = Loader::new(&cfg.model_uri, &cfg.tracking_uri, cfg.auth.clone(), cfg.version_label.clone())
             .map_err(RunError::Load)?;
-        let reloader = Arc::new(Reloader::new(loader, predictor.clone(), metrics.clone()));
+        let sketches = Arc::new(DriftSketches::new(cfg.drift));
+        let reloader = Arc::new(Reloader::new(loader, predictor.clone(), metrics.clone(), sketches.clone()));
         let request_log = match cfg.request_log {
             Some(log) => {
                 let dir = log.dir.clone();
@@ -141,6 +148,7 @@ impl Serving {
             predictor,
             reloader,
             metrics,
+            sketches,
             request_log,
             batcher,
             max_body_bytes: cfg.max_body_bytes,
@@ -198,6 +206,9 @@ impl Serving {
                 (frame, p)
             }
         };
+        if let Some(recorder) = &model.drift {
+            observe(recorder, &frame);
+        }
         let mut predictions = predictions;
         // One number per row (a classifier's probability), read once for the labels and the log.
         let classifier = model.binary_classifier();
@@ -242,7 +253,7 @@ impl Serving {
     /// The Prometheus exposition (`GET /metrics` here and on `--metrics-listen`).
     pub fn render_metrics(&self) -> String {
         let model = self.model().ok();
-        self.metrics.render(model.as_deref(), self.is_ready())
+        self.metrics.render(model.as_deref(), self.is_ready(), self.sketches.collector())
     }
 
     /// A binary classifier's labels from its probabilities of the positive class: 1 where
@@ -327,4 +338,18 @@ impl Serving {
     pub fn close_request_log(&self) -> std::io::Result<()> {
         self.request_log.as_ref().map_or(Ok(()), RequestLog::close)
     }
+}
+
+/// Counts a scored frame in the model's drift sketches (columns by name: a frame decoded for
+/// the model holds its columns in the schema's order, so the name is usually at `i`).
+fn observe(recorder: &sketch::Recorder, frame: &Frame) {
+    let columns = frame.columns();
+    recorder.observe(frame.n_rows(), |name| {
+        let column = columns.iter().find(|c| c.name == name);
+        match column.map(|c| &c.data) {
+            Some(learn::ColumnData::Numeric(v)) => sketch::Values::Numeric(v),
+            Some(learn::ColumnData::Categorical(v)) => sketch::Values::Categorical(v),
+            _ => sketch::Values::Absent,
+        }
+    });
 }

@@ -307,6 +307,8 @@ pub async fn train(cfg: &TrainConfig, client: &Client) -> Result<TrainOutcome> {
     };
     let positive = cfg.positive_label.as_deref();
     let (features, y) = split_target(&frame.with_text(&text_columns)?, &cfg.target, cfg.task, positive)?;
+    // Online drift compares what serving scores with all of the training data's features.
+    let profile = package::profile_of(&features);
     let (x_train, y_train, x_test, y_test) = match &cfg.test_data {
         Some(source) => {
             let test_path = data::resolve(source, &cfg.cache_dir, cfg.show_progress).await?;
@@ -347,6 +349,7 @@ pub async fn train(cfg: &TrainConfig, client: &Client) -> Result<TrainOutcome> {
         &y_train,
         &x_test,
         &y_test,
+        profile,
     )
     .await;
     let status = if result.is_ok() { "FINISHED" } else { "FAILED" };
@@ -369,6 +372,7 @@ async fn train_in_run(
     y_train: &[f64],
     x_test: &Frame,
     y_test: &[f64],
+    profile: package::sketch::Profile,
 ) -> Result<TrainOutcome> {
     let max_iter = match &cfg.spec {
         ModelSpec::Gbm(g) => g.max_iter,
@@ -456,7 +460,12 @@ async fn train_in_run(
         dir.path(),
         &model,
         &x_test.select_rows(&example_rows),
-        &package::Provenance { run_id: Some(run_id.into()), model_id: Some(model_id.clone()), created_utc: utc_now() },
+        &package::Provenance {
+            run_id: Some(run_id.into()),
+            model_id: Some(model_id.clone()),
+            created_utc: utc_now(),
+            profile: Some(profile),
+        },
     )?;
     client.upload_dir(&model_uri, dir.path()).await?;
     client.finalize_logged_model(&model_id, run_id).await?;

@@ -122,6 +122,7 @@ fn write_model(dir: &Path) -> anyhow::Result<()> {
         run_id: None,
         model_id: Some("m-bench".into()),
         created_utc: "2026-01-01 00:00:00".into(),
+        profile: None,
     };
     package::save(dir, &model, &x.select_rows(&[0, 1, 2]), &provenance)?;
     Ok(())

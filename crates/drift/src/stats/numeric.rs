@@ -109,46 +109,7 @@ pub fn wasserstein_norm(distance: f64, reference_std: f64) -> f64 {
     distance / reference_std.max(0.001)
 }
 
-/// `np.histogram_bin_edges(data, bins="sturges")` for data with the given minimum, maximum
-/// and size. `integer` is true when numpy would see an integer array (both samples of
-/// integer dtype), which makes the bin width at least 1.
-pub fn sturges_edges(min: f64, max: f64, size: u64, integer: bool) -> Vec<f64> {
-    let (mut first, mut last) = (min, max);
-    if first == last {
-        first -= 0.5;
-        last += 0.5;
-    }
-    let mut width = (max - min) / ((size as f64).log2() + 1.0);
-    let bins = if width != 0.0 {
-        if integer && width < 1.0 {
-            width = 1.0;
-        }
-        ((last - first) / width).ceil() as usize
-    } else {
-        1
-    };
-    linspace(first, last, bins + 1)
-}
-
-/// `np.linspace(start, stop, num)` (endpoint included).
-pub fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
-    let div = num.saturating_sub(1);
-    let delta = stop - start;
-    let mut out: Vec<f64> = if div > 0 {
-        let step = delta / div as f64;
-        if step == 0.0 {
-            (0..num).map(|i| i as f64 / div as f64 * delta + start).collect()
-        } else {
-            (0..num).map(|i| i as f64 * step + start).collect()
-        }
-    } else {
-        (0..num).map(|i| i as f64 * delta + start).collect()
-    };
-    if num > 1 {
-        out[num - 1] = stop;
-    }
-    out
-}
+pub use sketch::{linspace, sturges_edges};
 
 /// Counts sorted values into bins with `np.histogram` semantics: bin `i` holds
 /// `edges[i] <= x < edges[i+1]`, the last bin also holds `x == edges[last]`, and values
@@ -156,6 +117,9 @@ pub fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
 #[derive(Clone, Debug)]
 pub struct Binner {
     edges: Vec<f64>,
+    /// Values below the first edge count in the first bin, above the last in the last (a
+    /// reference profile's fixed PSI bins) instead of not at all.
+    clamp: bool,
     bin: usize,
     /// Per-bin `(reference, current)` counts.
     pub counts: Vec<(u64, u64)>,
@@ -165,13 +129,18 @@ impl Binner {
     /// A binner over `edges` (at least two, ascending).
     pub fn new(edges: Vec<f64>) -> Self {
         let n = edges.len().saturating_sub(1);
-        Binner { edges, bin: 0, counts: vec![(0, 0); n] }
+        Binner { edges, clamp: false, bin: 0, counts: vec![(0, 0); n] }
+    }
+
+    /// A binner over fixed `edges` whose end bins also hold the values beyond them.
+    pub fn clamped(edges: Vec<f64>) -> Self {
+        Binner { clamp: true, ..Binner::new(edges) }
     }
 
     /// Feeds the next distinct value (ascending order).
     pub fn push(&mut self, j: Joint) {
         let nbins = self.counts.len();
-        if nbins == 0 || j.x < self.edges[0] || j.x > self.edges[nbins] {
+        if nbins == 0 || (!self.clamp && (j.x < self.edges[0] || j.x > self.edges[nbins])) {
             return;
         }
         while self.bin + 1 < nbins && j.x >= self.edges[self.bin + 1] {

@@ -58,6 +58,14 @@ pub struct LoopArgs {
     /// `factory serve --request-log` folder (repeatable).
     #[arg(long = "request-log", value_name = "DIR")]
     pub request_logs: Vec<PathBuf>,
+    /// Online drift instead of request logs: a serve replica's base URL whose
+    /// `GET /drift/sketch` is merged with the others' (repeatable, or comma-separated).
+    #[arg(long = "sketches", value_name = "URL", value_delimiter = ',')]
+    pub sketches: Vec<String>,
+    /// Online drift: `host:port` resolved to every serve replica at each cycle (e.g. a
+    /// Kubernetes headless Service).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub sketch_service: Option<String>,
     /// Folder of labelled CSVs appended to the training data on retraining.
     #[arg(long, value_name = "DIR")]
     pub labels: Option<PathBuf>,
@@ -108,6 +116,8 @@ pub fn overrides(args: &LoopArgs) -> anyhow::Result<Overrides> {
         gateway: args.gateway.clone(),
         reference: args.reference.clone(),
         request_logs: args.request_logs.clone(),
+        sketches: args.sketches.clone(),
+        sketch_service: args.sketch_service.clone(),
         labels: args.labels.clone(),
         model_name: args.model_name.clone(),
     })

@@ -42,6 +42,11 @@ pub struct DriftArgs {
     /// significant drift when exceeded.
     #[arg(long, default_value_t = 0.3, value_name = "SHARE")]
     pub drift_share: f64,
+    /// Bin numeric columns for PSI (and the other binned tests) with a model's reference
+    /// profile instead of Evidently's Sturges bins over both files: its `drift_profile.json`,
+    /// or the model folder holding it. The figures then equal those `serve` computes online.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub psi_bins_from: Option<PathBuf>,
     /// Use this test for a column instead of Evidently's default choice (repeatable).
     #[arg(long, value_name = "COLUMN=TEST")]
     pub stattest: Vec<String>,
@@ -125,6 +130,21 @@ fn options(args: &DriftArgs) -> anyhow::Result<drift::DriftOptions> {
     })?;
     o.thresholds =
         pairs("--threshold", &args.threshold, |v| v.parse::<f64>().with_context(|| format!("'{v}' is not a number")))?;
+    if let Some(from) = &args.psi_bins_from {
+        let path = if from.is_dir() { from.join(package::PROFILE_FILE) } else { from.clone() };
+        let text = std::fs::read(&path).with_context(|| format!("reading the drift profile {}", path.display()))?;
+        let profile: sketch::Profile =
+            serde_json::from_slice(&text).with_context(|| format!("{} is not a drift profile", path.display()))?;
+        profile.check().with_context(|| path.display().to_string())?;
+        o.psi_edges = profile
+            .columns
+            .into_iter()
+            .filter_map(|c| match c.kind {
+                sketch::ProfileKind::Numeric(n) => Some((c.name, n.psi_edges)),
+                sketch::ProfileKind::Categorical(_) => None,
+            })
+            .collect();
+    }
     o.text_columns = args.text_columns.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
     o.vocabulary = args.vocabulary.clone();
     o.target = args.target.clone();

@@ -61,6 +61,14 @@ pub struct ServeArgs {
     /// Adaptive batching: longest wait for more requests to join a batch (microseconds).
     #[arg(long, default_value_t = 0)]
     pub batch_max_wait_us: u64,
+    /// Online drift: sketch the scored rows of models that carry a drift profile (those
+    /// `factory train` packages) in windows of this length, served at `GET /drift/sketch` and
+    /// in the metrics (`0` = off).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub drift_window: Duration,
+    /// Online drift: how long sketch windows are kept.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub drift_retention: Duration,
     /// Worker threads answering requests (0 = one per core). On a box shared with a load
     /// generator or a sidecar, fewer threads than cores keeps the tail latency down.
     #[arg(long, default_value_t = 0)]
@@ -117,6 +125,11 @@ fn config(args: &ServeArgs) -> anyhow::Result<serving::Config> {
             LogFormat::Both => (true, true),
         };
         cfg.request_log = Some(log);
+    }
+    cfg.drift = (!args.drift_window.is_zero())
+        .then_some(sketch::RecorderConfig { window: args.drift_window, retention: args.drift_retention });
+    if cfg.drift.is_some() && args.drift_window < Duration::from_millis(100) {
+        anyhow::bail!("--drift-window must be at least 100ms (or 0 to turn online drift off)");
     }
     if args.batch_max_rows > 1 {
         cfg.batching = Some(serving::BatchConfig {

@@ -49,6 +49,8 @@ struct ScheduleFile {
 struct DriftFile {
     reference: Option<String>,
     request_logs: Option<Vec<PathBuf>>,
+    sketches: Option<Vec<String>>,
+    sketch_service: Option<String>,
     columns: Option<Vec<String>>,
     psi_threshold: Option<f64>,
     drift_share: Option<f64>,
@@ -171,6 +173,8 @@ fn build(name: &str, f: File, text: Option<&str>, base: &Path, o: &Overrides) ->
     let drift = DriftSettings {
         reference: o.reference.clone().or(f.drift.reference.map(rel_str)),
         request_logs: request_logs.into_iter().map(rel).collect(),
+        sketches: if o.sketches.is_empty() { f.drift.sketches.unwrap_or_default() } else { o.sketches.clone() },
+        sketch_service: o.sketch_service.clone().or(f.drift.sketch_service),
         columns: f.drift.columns,
         psi_threshold: f.drift.psi_threshold.unwrap_or(0.2),
         drift_share: f.drift.drift_share.unwrap_or(0.3),
@@ -185,8 +189,34 @@ fn build(name: &str, f: File, text: Option<&str>, base: &Path, o: &Overrides) ->
     if !(0.0..=1.0).contains(&drift.performance_drop) {
         return Err(format!("drift.performance_drop must be between 0 and 1, got {}", drift.performance_drop));
     }
-    if drift.request_logs.is_empty() {
-        return Err("drift.request_logs: name at least one `factory serve --request-log` folder".into());
+    let online = !drift.sketches.is_empty() || drift.sketch_service.is_some();
+    match (drift.request_logs.is_empty(), online) {
+        (true, false) => {
+            return Err("drift: name the production data, either request_logs (`factory serve --request-log` \
+                        folders) or sketches / sketch_service (serve replicas, online drift)"
+                .into())
+        }
+        (false, true) => {
+            return Err("drift: request_logs and sketches / sketch_service are two sources of the same rows; \
+                        name one"
+                .into())
+        }
+        _ => {}
+    }
+    for url in &drift.sketches {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("drift.sketches: '{url}' is not an http(s) URL of a serve replica"));
+        }
+    }
+    if let Some(service) = &drift.sketch_service {
+        if service.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
+            return Err(format!("drift.sketch_service: '{service}' is not host:port (e.g. a headless Service name)"));
+        }
+    }
+    if online && drift.triggers.iter().any(|t| *t != Trigger::Data) {
+        return Err("drift.triggers: online drift (sketches) watches the features only; the prediction and \
+                    performance triggers need request_logs"
+            .into());
     }
     if !(drift.psi_threshold.is_finite() && drift.psi_threshold > 0.0) {
         return Err(format!("drift.psi_threshold must be a positive number, got {}", drift.psi_threshold));

@@ -16,7 +16,9 @@
 //!
 //! [drift]
 //! reference = "data/housing.csv"   # the training data
-//! request_logs = ["requests"]      # `factory serve --request-log` folders
+//! request_logs = ["requests"]      # `factory serve --request-log` folders, or online drift:
+//! # sketches = ["http://serve-0:8080", "http://serve-1:8080"]   # serve replicas' GET /drift/sketch
+//! # sketch_service = "factory-serve-headless:8080"             # every address a name resolves to
 //! psi_threshold = 0.2
 //! drift_share = 0.3
 //! min_rows = 200
@@ -174,6 +176,12 @@ pub struct DriftSettings {
     /// The reference data set (the training data); `None` = the default data source.
     pub reference: Option<String>,
     pub request_logs: Vec<PathBuf>,
+    /// Online drift instead of request logs: serve replicas' base URLs, whose
+    /// `GET /drift/sketch` answers are merged.
+    pub sketches: Vec<String>,
+    /// Online drift: `host:port` resolved to every address at each cycle (a Kubernetes
+    /// headless Service lists every serve pod).
+    pub sketch_service: Option<String>,
     pub columns: Option<Vec<String>>,
     pub psi_threshold: f64,
     pub drift_share: f64,
@@ -302,6 +310,8 @@ pub struct Overrides {
     pub admin_token: Option<String>,
     pub reference: Option<String>,
     pub request_logs: Vec<PathBuf>,
+    pub sketches: Vec<String>,
+    pub sketch_service: Option<String>,
     pub labels: Option<PathBuf>,
     pub model_name: Option<String>,
 }

@@ -226,3 +226,29 @@ fn classifier_settings_and_their_checks() {
     let p = parse("p", &format!("{MIN}[retrain]\nmetric = \"mae\"\n"), Path::new("/b"), &Overrides::default()).unwrap();
     assert_eq!(p.retrain.metric.as_deref(), Some("mae"));
 }
+
+#[test]
+fn online_drift_takes_replicas_or_a_service_instead_of_request_logs() {
+    let text = "[drift]\nsketches = [\"http://serve-0:8080/\", \"http://serve-1:8080\"]\n\
+                sketch_service = \"serve-headless.ml.svc:8080\"\n[rollout]\nserving = \"http://s\"\n";
+    let p = parse("p", text, Path::new("/base"), &Overrides::default()).unwrap();
+    assert!(p.drift.request_logs.is_empty());
+    assert_eq!(p.drift.sketches, ["http://serve-0:8080/", "http://serve-1:8080"]);
+    assert_eq!(p.drift.sketch_service.as_deref(), Some("serve-headless.ml.svc:8080"));
+    // The flags replace the file's replicas.
+    let o = Overrides { sketches: vec!["http://x:1".into()], ..Overrides::default() };
+    assert_eq!(parse("p", text, Path::new("/base"), &o).unwrap().drift.sketches, ["http://x:1"]);
+
+    let rollout = "[rollout]\nserving = \"http://s\"\n";
+    check_err(rollout, "either request_logs");
+    check_err(&format!("[drift]\nrequest_logs = [\"r\"]\nsketches = [\"http://a:1\"]\n{rollout}"), "name one");
+    check_err(&format!("[drift]\nsketches = [\"serve-0:8080\"]\n{rollout}"), "not an http(s) URL");
+    check_err(&format!("[drift]\nsketch_service = \"serve-headless\"\n{rollout}"), "not host:port");
+    check_err(
+        &format!(
+            "[drift]\nsketches = [\"http://a:1\"]\ntriggers = [\"prediction\"]\n[retrain]\ntask = \"classification\"\n\
+             target = \"label\"\n{rollout}"
+        ),
+        "features only",
+    );
+}

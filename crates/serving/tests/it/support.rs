@@ -50,6 +50,7 @@ fn write_fitted(dir: &Path, y: &[f64], task: Task, tag: &str) {
         run_id: Some(format!("run-{tag}")),
         model_id: Some(format!("m-{tag}")),
         created_utc: "2025-01-01 00:00:00.000000".into(),
+        profile: Some(package::profile_of(&x)),
     };
     package::save(dir, &model, &x.select_rows(&[0, 1, 2]), &provenance).unwrap();
 }

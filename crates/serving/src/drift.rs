@@ -1,0 +1,119 @@
+//! Online drift: every model whose package carries a drift profile gets a [`Recorder`] of the
+//! rows it scores (per-window sketches in the profile's cells). [`DriftSketches`] keeps the
+//! recorders of the models served within the retention, answers `GET /drift/sketch`, and
+//! exposes the sketches as metrics.
+
+use exposition::prometheus_client::collector::Collector;
+use exposition::prometheus_client::encoding::DescriptorEncoder;
+use sketch::{ColumnSketch, Profile, ProfileKind, Recorder, RecorderConfig, SketchAnswer};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The recorders of the profiles served lately.
+pub struct DriftSketches {
+    config: Option<RecorderConfig>,
+    recorders: Mutex<Vec<Arc<Recorder>>>,
+}
+
+impl DriftSketches {
+    /// `None`: online drift off.
+    pub fn new(config: Option<RecorderConfig>) -> DriftSketches {
+        DriftSketches { config, recorders: Mutex::new(Vec::new()) }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.config.is_some()
+    }
+
+    /// The recorder for a model just loaded with `profile` (the same recorder again when the
+    /// profile is one served before); recorders with nothing left in the retention are dropped.
+    pub fn attach(&self, profile: Option<&Arc<Profile>>, version: &str) -> Option<Arc<Recorder>> {
+        let (config, profile) = (self.config?, profile?);
+        let mut all = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = all.iter().find(|r| r.profile().id == profile.id) {
+            return Some(r.clone());
+        }
+        all.retain(|r| r.has_recent());
+        let r = Arc::new(Recorder::new(profile.clone(), version, config));
+        all.push(r.clone());
+        Some(r)
+    }
+
+    /// `GET /drift/sketch?since=`: the closed windows since `since_ms`, one entry per profile.
+    pub fn answer(&self, since_ms: Option<u64>) -> SketchAnswer {
+        let all = self.recorders.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        SketchAnswer {
+            window_ms: self.config.map_or(0, |c| c.window.as_millis() as u64),
+            now_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            sketches: all.iter().filter_map(|r| r.closed_since(since_ms)).collect(),
+        }
+    }
+
+    /// The metrics of every recorder (read at scrape time).
+    pub fn collector(&self) -> SketchMetrics {
+        SketchMetrics(self.recorders.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+}
+
+/// Per profile: rows sketched, and per feature the rows in each PSI bin (numeric: labelled by
+/// the bin's upper edge, `+Inf` for the last; categorical: by category) with the reference's
+/// share of the same bin, so PSI can be computed in PromQL.
+pub struct SketchMetrics(Vec<Arc<Recorder>>);
+
+impl fmt::Debug for SketchMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SketchMetrics({} recorders)", self.0.len())
+    }
+}
+
+impl Collector for SketchMetrics {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        let mut rows = Vec::new();
+        let mut bins = Vec::new();
+        let mut shares = Vec::new();
+        for r in &self.0 {
+            let profile = r.profile();
+            let total = r.lifetime();
+            let version = r.model_version().to_string();
+            rows.push(([("model_version", version.clone())], total.rows));
+            for (col, cells) in profile.columns.iter().zip(&total.columns) {
+                let label =
+                    |bin: String| [("model_version", version.clone()), ("feature", col.name.clone()), ("bin", bin)];
+                match (&col.kind, cells) {
+                    (ProfileKind::Numeric(p), ColumnSketch::Numeric(c)) => {
+                        let (reference, current) = (p.psi_counts(&p.reference), p.psi_counts(c));
+                        let n_r = reference.iter().sum::<u64>().max(1) as f64;
+                        let last = p.psi_edges.len() - 2;
+                        for (i, (r, c)) in reference.iter().zip(&current).enumerate() {
+                            let bin = if i == last { "+Inf".to_string() } else { format!("{}", p.psi_edges[i + 1]) };
+                            bins.push((label(bin.clone()), *c));
+                            shares.push((label(bin), *r as f64 / n_r));
+                        }
+                    }
+                    (ProfileKind::Categorical(p), ColumnSketch::Categorical(c)) => {
+                        let n_r = p.reference.total().max(1) as f64;
+                        for (k, n) in &p.reference.counts {
+                            shares.push((label(k.clone()), *n as f64 / n_r));
+                        }
+                        for (k, n) in &c.counts {
+                            bins.push((label(k.clone()), *n));
+                        }
+                        if c.other > 0 {
+                            bins.push((label("(other)".into()), c.other));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        exposition::counter(&mut e, "factory_drift_rows", "Rows sketched for online drift, by model version", rows)?;
+        exposition::counter(
+            &mut e,
+            "factory_drift_bin_rows",
+            "Rows sketched per feature and PSI bin (numeric: upper edge; categorical: category)",
+            bins,
+        )?;
+        exposition::gauge(&mut e, "factory_drift_reference_share", "The reference's share of each PSI bin", shares)
+    }
+}
