@@ -23,10 +23,8 @@ import argparse
 import json
 import os
 import re
-import signal
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import requests
@@ -143,24 +141,14 @@ def suggest(rows: list[dict], labels: list[str], conns: list[int]) -> list[dict]
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--duration", type=int, default=10, help="seconds per measured run, after a 2 s warm-up (default 10)")
     ap.add_argument("--connections", default="64,256", help="comma-separated connection counts (default 64,256)")
     ap.add_argument("--configs", default=DEFAULT_CONFIGS,
                     help=f"';'-separated configurations: 'off' or MAX_ROWS:MAX_WAIT_US (default {DEFAULT_CONFIGS!r})")
-    ap.add_argument("--rounds", type=int, default=1, help="repeat every configuration this many times, alternating (default 1)")
-    ap.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1; 0 = min(connections, 2))")
-    ap.add_argument("--serve-args", default="--threads 1", help="flags for every factory serve (default '--threads 1')")
-    ap.add_argument("--json", help="write the figures here")
+    bench.add_run_args(ap, rounds=1, wrk_threads_help="wrk threads (default 1; 0 = min(connections, 2))")
     args = ap.parse_args()
     conns = [int(c) for c in args.connections.split(",")]
     configs = parse_configs(args.configs)
-    # SIGTERM/SIGHUP unwind like Ctrl-C, so the `finally` below stops every process started here.
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
-    work = Path(tempfile.mkdtemp(prefix="bench-batching-"))
-    bench.log(f"working folder (server logs): {work}")
-    body = work / "body.json"
-    body.write_text(bench.row_payload())
+    work, body = bench.setup("bench-batching-")
     rows: list[dict] = []
     try:
         tracking = bench.start_factory(work)

@@ -158,6 +158,28 @@ def measure(name: str, url: str, body: Path, conns: list[int], duration: int, re
         results.setdefault(name, {})[c] = {**wrk(url, body, c, duration, wrk_threads, on_warm), "load_before": load, "load_after": os.getloadavg()[0]}
 
 
+def add_run_args(ap, rounds: int, wrk_threads_help: str = "wrk threads (default 1)") -> None:
+    """The flags the serve-vs-serve benchmarks share: --duration, --rounds, --wrk-threads, --serve-args, --json."""
+    ap.add_argument("--duration", type=int, default=10, help="seconds per measured run, after a 2 s warm-up (default 10)")
+    ap.add_argument("--rounds", type=int, default=rounds,
+                    help=f"repeat every configuration this many times, alternating (default {rounds})")
+    ap.add_argument("--wrk-threads", type=int, default=1, help=wrk_threads_help)
+    ap.add_argument("--serve-args", default="--threads 1", help="flags for every factory serve (default '--threads 1')")
+    ap.add_argument("--json", help="write the figures here")
+
+
+def setup(prefix: str) -> tuple[Path, Path]:
+    """A working folder and the one-row request body in it; SIGTERM/SIGHUP then unwind like Ctrl-C, so the
+    caller's `finally` stops every process started."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    log(f"working folder (server logs): {work}")
+    body = work / "body.json"
+    body.write_text(row_payload())
+    return work, body
+
+
 def start_factory(work: Path) -> str:
     """`factory server` (SQLite in `work`) + `factory train --alias prod`; returns the tracking URL."""
     tport = free_port()

@@ -17,10 +17,8 @@ import argparse
 import json
 import os
 import re
-import signal
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import requests
@@ -38,20 +36,11 @@ def drift_rows(base: str) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--duration", type=int, default=10, help="seconds per measured run, after a 2 s warm-up (default 10)")
     ap.add_argument("--connections", default="8,64", help="comma-separated connection counts (default 8,64)")
-    ap.add_argument("--rounds", type=int, default=3, help="alternate off/on this many times (default 3)")
-    ap.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1)")
-    ap.add_argument("--serve-args", default="--threads 1", help="flags for every factory serve (default '--threads 1')")
-    ap.add_argument("--json", help="write the figures here")
+    bench.add_run_args(ap, rounds=3)
     args = ap.parse_args()
     conns = [int(c) for c in args.connections.split(",")]
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
-    work = Path(tempfile.mkdtemp(prefix="bench-sketch-"))
-    bench.log(f"working folder (server logs): {work}")
-    body = work / "body.json"
-    body.write_text(bench.row_payload())
+    work, body = bench.setup("bench-sketch-")
     rows: list[dict] = []
     try:
         tracking = bench.start_factory(work)

@@ -15,28 +15,13 @@ import time
 from pathlib import Path
 
 import mlflow
-import pytest
 import requests
 
-from conftest import FACTORY_BIN
 from helpers import unique
 from test_loop import HEADER, ROWS, loop_once, prod_version, record, shift, write_labels
+# The module's fixtures and skip marks: the housing data and the factory binary, a SQLite server.
+from test_loop import _tracking_uri, backend_kind, pytestmark  # noqa: F401
 from test_serving import HOUSING, TARGET, Serve, factory, train
-
-pytestmark = [
-    pytest.mark.skipif(not FACTORY_BIN, reason="needs FACTORY_BIN: these tests run the factory binary"),
-    pytest.mark.skipif(not HOUSING.is_file(), reason=f"shared dataset missing: {HOUSING}"),
-]
-
-
-@pytest.fixture(scope="module")
-def backend_kind():
-    return "sqlite"
-
-
-@pytest.fixture(autouse=True)
-def _tracking_uri(server):
-    mlflow.set_tracking_uri(server.url)
 
 
 def sketched_rows(serve: Serve) -> int:

@@ -178,26 +178,37 @@ pub fn significance<'a>(
     reasons
 }
 
-/// The dataset-level figures of a set of column reports.
-struct Totals {
-    number_of_columns: u64,
-    number_of_drifted_columns: u64,
-    share: f64,
-    max_psi: f64,
-    reasons: Vec<String>,
-}
-
-impl Totals {
-    fn of(columns: &[ColumnReport], options: &DriftOptions) -> Totals {
-        let number_of_columns = columns.len() as u64;
-        let number_of_drifted_columns = columns.iter().filter(|c| c.drift_detected).count() as u64;
-        Totals {
-            number_of_columns,
-            number_of_drifted_columns,
-            share: number_of_drifted_columns as f64 / number_of_columns as f64,
-            max_psi: columns.iter().map(|c| c.psi).fold(f64::NEG_INFINITY, f64::max),
-            reasons: significance(columns, options.psi_threshold, options.drift_share),
-        }
+/// A report of the compared `columns` with its dataset-level figures; the rest (text columns,
+/// prediction drift, performance) is filled in by the caller when it has them.
+fn report_of(
+    options: &DriftOptions,
+    columns: Vec<ColumnReport>,
+    skipped: Vec<SkippedColumn>,
+    (reference, current): (DatasetSummary, DatasetSummary),
+) -> DriftReport {
+    let number_of_columns = columns.len() as u64;
+    let number_of_drifted_columns = columns.iter().filter(|c| c.drift_detected).count() as u64;
+    let share = number_of_drifted_columns as f64 / number_of_columns as f64;
+    let reasons = significance(&columns, options.psi_threshold, options.drift_share);
+    DriftReport {
+        dataset_drift: share >= options.drift_share,
+        share_of_drifted_columns: share,
+        number_of_drifted_columns,
+        number_of_columns,
+        significant_drift: !reasons.is_empty(),
+        significant_drift_reasons: reasons,
+        drift_share: options.drift_share,
+        psi_threshold: options.psi_threshold,
+        max_psi: columns.iter().map(|c| c.psi).fold(f64::NEG_INFINITY, f64::max),
+        columns,
+        skipped_columns: skipped,
+        text_columns: Vec::new(),
+        prediction_drift: None,
+        performance: None,
+        estimated_performance: None,
+        reference,
+        current,
+        evidently_version: report::EVIDENTLY_VERSION,
     }
 }
 
@@ -404,8 +415,6 @@ pub fn run(options: &DriftOptions, progress: &dyn Progress) -> Result<DriftRepor
         labelled.as_ref().zip(labels_source.as_deref()).map(|(o, s)| performance::Side { outcomes: o, source: s }),
     )?;
 
-    let Totals { number_of_columns, number_of_drifted_columns, share, max_psi, reasons } =
-        Totals::of(&columns, options);
     let find = |name: &str| columns.iter().find(|c| c.name == name).map(OutputDrift::of);
     let prediction = if derived { None } else { find(&options.prediction) };
     let probability = find(&options.probability);
@@ -417,25 +426,16 @@ pub fn run(options: &DriftOptions, progress: &dyn Progress) -> Result<DriftRepor
         reference_share_of_positives: built.share_of_positives.0,
         current_share_of_positives: built.share_of_positives.1,
     });
+    let summaries = (
+        DatasetSummary { path: options.reference.display().to_string(), rows: reference.rows },
+        DatasetSummary { path: options.current.display().to_string(), rows: current.rows },
+    );
     Ok(DriftReport {
-        dataset_drift: share >= options.drift_share,
-        share_of_drifted_columns: share,
-        number_of_drifted_columns,
-        number_of_columns,
-        significant_drift: !reasons.is_empty(),
-        significant_drift_reasons: reasons,
-        drift_share: options.drift_share,
-        psi_threshold: options.psi_threshold,
-        max_psi,
-        columns,
-        skipped_columns: skipped,
         text_columns,
         prediction_drift,
         performance: built.performance,
         estimated_performance: built.estimated,
-        reference: DatasetSummary { path: options.reference.display().to_string(), rows: reference.rows },
-        current: DatasetSummary { path: options.current.display().to_string(), rows: current.rows },
-        evidently_version: report::EVIDENTLY_VERSION,
+        ..report_of(options, columns, skipped, summaries)
     })
 }
 

@@ -26,7 +26,7 @@ use crate::report::{ColumnReport, ColumnStats, DatasetSummary, DriftReport, Hist
 use crate::stats::counts;
 use crate::stats::numeric::{self, Ecdf, Joint};
 use crate::stats::{ColumnType, StatTest};
-use crate::{check_option_columns, column_options, validate, DriftOptions, Totals};
+use crate::{check_option_columns, column_options, report_of, validate, DriftOptions};
 use sketch::{CategoryCounts, ColumnSketch, NumericCells, NumericProfile, Profile, ProfileKind, Sketch};
 
 /// Compares `sketch` (merged, in `profile`'s cells) with `profile`'s reference. `options`
@@ -74,28 +74,11 @@ pub fn report(profile: &Profile, sketch: &Sketch, options: &DriftOptions) -> Res
     if columns.is_empty() {
         return Err(DriftError::NoColumns(format!("no column has values in the {} rows sketched", sketch.rows)));
     }
-    let Totals { number_of_columns, number_of_drifted_columns, share, max_psi, reasons } =
-        Totals::of(&columns, options);
-    Ok(DriftReport {
-        dataset_drift: share >= options.drift_share,
-        share_of_drifted_columns: share,
-        number_of_drifted_columns,
-        number_of_columns,
-        significant_drift: !reasons.is_empty(),
-        significant_drift_reasons: reasons,
-        drift_share: options.drift_share,
-        psi_threshold: options.psi_threshold,
-        max_psi,
-        columns,
-        skipped_columns: skipped,
-        text_columns: Vec::new(),
-        prediction_drift: None,
-        performance: None,
-        estimated_performance: None,
-        reference: DatasetSummary { path: options.reference.display().to_string(), rows: profile.rows },
-        current: DatasetSummary { path: options.current.display().to_string(), rows: sketch.rows },
-        evidently_version: crate::report::EVIDENTLY_VERSION,
-    })
+    let summaries = (
+        DatasetSummary { path: options.reference.display().to_string(), rows: profile.rows },
+        DatasetSummary { path: options.current.display().to_string(), rows: sketch.rows },
+    );
+    Ok(report_of(options, columns, skipped, summaries))
 }
 
 /// The cells of one numeric column in order: the interval below edge 0, edge 0, the interval
