@@ -16,7 +16,9 @@ from pathlib import Path
 
 import mlflow
 import requests
+from mlflow import MlflowClient
 
+from conftest import free_port
 from helpers import unique
 from test_loop import HEADER, ROWS, loop_once, prod_version, record, shift, write_labels
 # The module's fixtures and skip marks: the housing data and the factory binary, a SQLite server.
@@ -72,9 +74,11 @@ def test_two_replicas_sketches_merge_to_the_file_figures_and_the_loop_promotes(s
         assert f'factory_drift_rows_total{{model_version="1"}} {sent[a.url]}' in metrics, metrics[-2000:]
         assert 'factory_drift_reference_share{model_version="1",feature="ocean_proximity",bin="INLAND"}' in metrics
 
-        # The loop, with nothing but the replicas' URLs and labelled rows of its own.
+        # The loop, with nothing but the replicas' URLs and labelled rows of its own; a third,
+        # dead replica is left out and named, the others' rows judged.
         write_labels(tmp_path / "labels" / "day1.csv", 3000)
-        cycle = loop_once(server, tmp_path / "state", "--sketches", f"{a.url},{b.url}", "--model-name", name,
+        dead = f"http://127.0.0.1:{free_port()}"
+        cycle = loop_once(server, tmp_path / "state", "--sketches", f"{a.url},{b.url},{dead}", "--model-name", name,
                           "--labels", str(tmp_path / "labels"), "--serving", a.url, "--serving-admin", a.admin_url)
         assert cycle["rows"] == len(rows), cycle
         assert cycle["significant_drift"], cycle
@@ -82,6 +86,8 @@ def test_two_replicas_sketches_merge_to_the_file_figures_and_the_loop_promotes(s
         assert prod_version(name) == cycle["challenger_version"] == "2"
         assert a.health()["model_version"] == "2"
         online = json.loads(Path(cycle["report_json"]).read_text())
+        params = MlflowClient().get_run(cycle["run_id"]).data.params
+        assert params["drift_source"] == "sketches" and dead in params["sketch_replicas_failed"], params
 
         # Nothing new since: the next cycle waits for rows instead of judging these twice.
         again = loop_once(server, tmp_path / "state", "--sketches", f"{a.url},{b.url}", "--model-name", name,

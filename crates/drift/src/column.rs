@@ -259,9 +259,10 @@ fn numeric_column(
         StatTest::Z => {
             counts::z_test((w.first.r, w.first.c), n_r, n_c, w.distinct_r == 1 && w.distinct_c == 1 && w.distinct == 1)
         }
-        StatTest::Hellinger => match column_type {
-            ColumnType::Cat => counts::hellinger(per_value, n_r, n_c)?,
-            ColumnType::Num => {
+        StatTest::Hellinger => match (column_type, &w.fixed) {
+            (ColumnType::Cat, _) => counts::hellinger(per_value, n_r, n_c)?,
+            (ColumnType::Num, Some(f)) => numeric::hellinger_binned(f.edges(), &f.counts),
+            (ColumnType::Num, None) => {
                 let mut b = Binner::new(numeric::sturges_edges(min, max, w.distinct, integer));
                 match &w.table {
                     Some(t) => t.iter().for_each(|j| b.push(*j)),

@@ -103,6 +103,9 @@ struct Walk {
     w_bound: f64,
     /// `(reference, current)` counts per PSI bin.
     bins: Vec<(u64, u64)>,
+    /// `(reference, current)` counts per non-empty cell (per value, where the reference has
+    /// few enough values that each is an edge).
+    table: Vec<(u64, u64)>,
     /// Cells holding current values.
     nonempty: u64,
     /// Sum of the current values.
@@ -124,8 +127,12 @@ fn walk(p: &NumericProfile, c: &NumericCells) -> Walk {
     let mut points: Vec<Joint> = Vec::with_capacity(3 * k + 2);
     let mut w_bound = 0.0;
     let (mut nonempty, mut sum_c) = (0u64, 0f64);
+    let mut table = Vec::new();
     for cell in cells(k) {
         let (rc, cc) = (count(r, cell), count(c, cell));
+        if rc > 0 || cc > 0 {
+            table.push((rc, cc));
+        }
         cum_r += rc;
         cum_c += cc;
         d = d.max((cum_r as f64 / fr - cum_c as f64 / fc).abs());
@@ -177,7 +184,7 @@ fn walk(p: &NumericProfile, c: &NumericCells) -> Walk {
 
     // PSI bins: the profile's PSI edges are among the cell edges.
     let bins = p.psi_counts(r).into_iter().zip(p.psi_counts(c)).collect();
-    Walk { d, d_bound, w: ecdf.wasserstein(), w_bound, bins, nonempty, sum_c }
+    Walk { d, d_bound, w: ecdf.wasserstein(), w_bound, bins, table, nonempty, sum_c }
 }
 
 fn numeric_column(
@@ -191,8 +198,9 @@ fn numeric_column(
     if n_r == 0 || n_c == 0 {
         return Ok(None);
     }
+    // The type is the profile's (numeric); a forced categorical-only test is refused by name.
     let (test, threshold) = column::choose(name, ColumnType::Num, n_r, p.distinct, options)?;
-    let Walk { d, d_bound, w, w_bound, bins, nonempty, sum_c } = walk(p, c);
+    let Walk { d, d_bound, w, w_bound, bins, table, nonempty, sum_c } = walk(p, c);
     let fc = n_c as f64;
     let score = match test {
         StatTest::Ks => numeric::ks_p_value(d, n_r, n_c),
@@ -201,7 +209,10 @@ fn numeric_column(
         StatTest::JensenShannon => counts::jensenshannon(&bins, n_r, n_c)?,
         StatTest::KlDiv => counts::kl_div(&bins, n_r, n_c)?,
         StatTest::Hellinger => numeric::hellinger_binned(&p.psi_edges, &bins),
-        StatTest::ChiSquare | StatTest::Z => unreachable!("choose() rejects categorical-only tests"),
+        // Evidently's default for a reference of at most 1000 rows with at most 5 values: every
+        // reference value is then an edge of its own, so the cells are the values.
+        StatTest::ChiSquare => counts::chisquare(&table, n_r, n_c)?,
+        StatTest::Z => counts::z_test(table[0], n_r, n_c, table.len() == 1 && table[0].0 > 0 && table[0].1 > 0),
     };
     let bound = match test {
         StatTest::Ks => Some(d_bound),

@@ -256,11 +256,13 @@ async fn steps(
     };
     report.rows = judged.rows;
     let Some(drift_report) = judged.report else {
+        let since = match &judged.advance {
+            Advance::Watermark(_) => state.watermark.as_deref().unwrap_or("the start"),
+            Advance::Sketches(_) => "the last check",
+        };
         report.reason = format!(
-            "{} new production rows since {} (fewer than min_rows {}); waiting for more",
-            judged.rows,
-            state.watermark.as_deref().unwrap_or("the start"),
-            p.drift.min_rows
+            "{} new production rows since {since} (fewer than min_rows {}); waiting for more",
+            judged.rows, p.drift.min_rows
         );
         state.save(&ctx.state_dir, &p.name)?;
         report.seconds = started.elapsed().unwrap_or_default().as_secs_f64();
@@ -348,7 +350,10 @@ async fn steps(
     report.decision = Decision::DriftReported;
     report.reason = format!("significant drift in {} rows: {}", rows, reasons.join("; "));
     if p.has(Step::Retrain) {
-        let reference = reference_data(p, ctx).await?;
+        let reference = match judged.reference {
+            Some(r) => r,
+            None => reference_data(p, ctx).await?,
+        };
         retrain(p, ctx, client, artifact_uri, &reference, &dir, &mut report).await?;
     }
     if let Ok(Some(d)) = webhook_task.await {
@@ -366,6 +371,8 @@ struct Judgement {
     reasons: Vec<String>,
     /// How the state moves past these rows once they are recorded.
     advance: Advance,
+    /// The reference data set, when this source needed it.
+    reference: Option<PathBuf>,
 }
 
 enum Advance {
@@ -423,8 +430,13 @@ async fn from_request_logs(
             &[("current_rows".into(), got.rows as f64, 0)],
         )
         .await?;
-    let mut judged =
-        Judgement { rows: got.rows, report: None, reasons: Vec::new(), advance: Advance::Watermark(got.newest) };
+    let mut judged = Judgement {
+        rows: got.rows,
+        report: None,
+        reasons: Vec::new(),
+        advance: Advance::Watermark(got.newest),
+        reference: None,
+    };
     if got.rows < p.drift.min_rows.max(1) {
         return Ok(judged);
     }
@@ -457,6 +469,7 @@ async fn from_request_logs(
     .map_err(|e| PipelineError::Internal(e.to_string()))??;
     judged.reasons = classifier::trigger_reasons(p, &drift_report, scored.as_ref().and_then(|c| c.holdout_f1));
     judged.report = Some(drift_report);
+    judged.reference = Some(reference);
     Ok(judged)
 }
 
@@ -476,12 +489,21 @@ async fn from_sketches(p: &Pipeline, client: &Client, run_id: &str, state: &Stat
                 ("drift_share".into(), p.drift.drift_share.to_string()),
                 ("drift_source".into(), "sketches".into()),
                 ("sketch_replicas".into(), got.replicas.join(",")),
-            ],
+            ]
+            .into_iter()
+            .chain((!got.failed.is_empty()).then(|| ("sketch_replicas_failed".into(), got.failed.join("; "))))
+            .collect::<Vec<_>>(),
             &[("factory.served_versions".into(), versions.unwrap_or_default())],
             &[("current_rows".into(), rows as f64, 0), ("other_profile_rows".into(), other_rows as f64, 0)],
         )
         .await?;
-    let mut judged = Judgement { rows, report: None, reasons: Vec::new(), advance: Advance::Sketches(got.watermarks) };
+    let mut judged = Judgement {
+        rows,
+        report: None,
+        reasons: Vec::new(),
+        advance: Advance::Sketches(got.watermarks),
+        reference: None,
+    };
     let Some(j) = got.judged.filter(|_| rows >= p.drift.min_rows.max(1)) else { return Ok(judged) };
     let reference = PathBuf::from(format!(
         "drift profile {} (model version {})",

@@ -21,6 +21,8 @@ pub struct Gathered {
     pub replicas: Vec<String>,
     /// Per replica, the end of the newest window taken (the next `since`).
     pub watermarks: BTreeMap<String, u64>,
+    /// Replicas left out, and why.
+    pub failed: Vec<String>,
     /// The rows to judge; `None` when no replica closed a window since it was last asked.
     pub judged: Option<Judged>,
 }
@@ -61,55 +63,90 @@ async fn replicas(settings: &DriftSettings) -> Result<Vec<String>, PipelineError
     Ok(out)
 }
 
-/// Asks every replica for the windows it closed since its watermark and merges them.
+/// One replica's answer, checked against its profiles.
+async fn fetch(http: &reqwest::Client, base: &str, since: Option<u64>) -> Result<SketchAnswer, String> {
+    let mut url = format!("{base}/drift/sketch");
+    if let Some(since) = since {
+        url.push_str(&format!("?since={since}"));
+    }
+    let failed = |what: String| format!("{url}: {what}");
+    let response = http.get(&url).timeout(Duration::from_secs(30)).send().await.map_err(|e| failed(e.to_string()))?;
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|e| failed(e.to_string()))?;
+    if !status.is_success() {
+        return Err(failed(format!("{status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]))));
+    }
+    let answer: SketchAnswer =
+        serde_json::from_slice(&bytes).map_err(|e| failed(format!("not a drift sketch answer: {e}")))?;
+    for entry in &answer.sketches {
+        entry.profile.check().map_err(|e| failed(e.to_string()))?;
+        entry.sketch.check(&entry.profile).map_err(|e| failed(e.to_string()))?;
+    }
+    Ok(answer)
+}
+
+/// Asks every replica for the windows it closed since its watermark and merges them. A
+/// replica that does not answer (or answers something that does not check) is left out and
+/// named in `failed`, its watermark kept, so its windows are taken at the next cycle; when no
+/// replica answers, the cycle fails. Watermarks of replicas no longer listed are dropped.
 pub async fn gather(
     http: &reqwest::Client,
     settings: &DriftSettings,
     watermarks: &BTreeMap<String, u64>,
 ) -> Result<Gathered, PipelineError> {
     let replicas = replicas(settings).await?;
-    let mut next = watermarks.clone();
+    let mut next: BTreeMap<String, u64> =
+        watermarks.iter().filter(|(k, _)| replicas.contains(k)).map(|(k, v)| (k.clone(), *v)).collect();
+    let mut failed = Vec::new();
     // Per profile id: (profile, merged sketch, versions).
     let mut merged: BTreeMap<String, (Profile, Sketch, BTreeSet<String>)> = BTreeMap::new();
     for base in &replicas {
-        let mut url = format!("{base}/drift/sketch");
-        if let Some(since) = watermarks.get(base) {
-            url.push_str(&format!("?since={since}"));
-        }
-        let failed = |what: String| PipelineError::Online(format!("{url}: {what}"));
-        let response =
-            http.get(&url).timeout(Duration::from_secs(30)).send().await.map_err(|e| failed(e.to_string()))?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| failed(e.to_string()))?;
-        if !status.is_success() {
-            return Err(failed(format!("{status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]))));
-        }
-        let answer: SketchAnswer =
-            serde_json::from_slice(&bytes).map_err(|e| failed(format!("not a drift sketch answer: {e}")))?;
+        let answer = match fetch(http, base, watermarks.get(base).copied()).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "a serve replica's sketches are left out of this cycle");
+                failed.push(e);
+                continue;
+            }
+        };
+        let mut taken: Vec<(String, Profile, Sketch, String)> = Vec::new();
+        let mut until = None;
         for entry in answer.sketches {
-            entry.profile.check().map_err(|e| failed(e.to_string()))?;
-            entry.sketch.check(&entry.profile).map_err(|e| failed(e.to_string()))?;
-            let w = next.entry(base.clone()).or_default();
-            *w = (*w).max(entry.until_ms);
-            match merged.get_mut(&entry.profile.id) {
-                Some((_, sketch, versions)) => {
-                    sketch.merge(&entry.sketch).map_err(|e| failed(e.to_string()))?;
-                    versions.insert(entry.model_version);
-                }
-                None => {
-                    let id = entry.profile.id.clone();
-                    merged.insert(id, (entry.profile, entry.sketch, BTreeSet::from([entry.model_version])));
+            until = until.max(Some(entry.until_ms));
+            taken.push((entry.profile.id.clone(), entry.profile, entry.sketch, entry.model_version));
+        }
+        // Merged only once the whole answer fits (counts could overflow on hostile input).
+        let mut trial = merged.clone();
+        let fits = taken.into_iter().try_for_each(|(id, profile, sketch, version)| match trial.get_mut(&id) {
+            Some((_, s, versions)) => {
+                versions.insert(version);
+                s.merge(&sketch)
+            }
+            None => {
+                trial.insert(id, (profile, sketch, BTreeSet::from([version])));
+                Ok(())
+            }
+        });
+        match fits {
+            Ok(()) => {
+                merged = trial;
+                if let Some(u) = until {
+                    next.insert(base.clone(), u);
                 }
             }
+            Err(e) => failed.push(format!("{base}: {e}")),
         }
     }
-    let total: u64 = merged.values().map(|(_, s, _)| s.rows).sum();
+    if !replicas.is_empty() && failed.len() == replicas.len() {
+        return Err(PipelineError::Online(format!("no serve replica answered: {}", failed.join("; "))));
+    }
+    let total: u64 = merged.values().fold(0, |a, (_, s, _)| a.saturating_add(s.rows));
     let best = merged.values().max_by_key(|(_, s, _)| s.rows).map(|(p, _, _)| p.id.clone());
     let judged = best.and_then(|id| merged.remove(&id)).map(|(profile, sketch, versions)| Judged {
-        other_rows: total - sketch.rows,
+        other_rows: total.saturating_sub(sketch.rows),
         profile,
         sketch,
         versions,
     });
-    Ok(Gathered { replicas, watermarks: next, judged })
+    Ok(Gathered { replicas, watermarks: next, failed, judged })
 }

@@ -8,7 +8,6 @@ use exposition::prometheus_client::encoding::DescriptorEncoder;
 use sketch::{ColumnSketch, Profile, ProfileKind, Recorder, RecorderConfig, SketchAnswer};
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The recorders of the profiles served lately.
 pub struct DriftSketches {
@@ -43,10 +42,12 @@ impl DriftSketches {
     /// `GET /drift/sketch?since=`: the closed windows since `since_ms`, one entry per profile.
     pub fn answer(&self, since_ms: Option<u64>) -> SketchAnswer {
         let all = self.recorders.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // One clock reading for every profile: the windows taken end at the same time for all.
+        let now_ms = sketch::now_ms();
         SketchAnswer {
             window_ms: self.config.map_or(0, |c| c.window.as_millis() as u64),
-            now_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
-            sketches: all.iter().filter_map(|r| r.closed_since(since_ms)).collect(),
+            now_ms,
+            sketches: all.iter().filter_map(|r| r.closed_since(since_ms, now_ms)).collect(),
         }
     }
 
@@ -57,8 +58,9 @@ impl DriftSketches {
 }
 
 /// Per profile: rows sketched, and per feature the rows in each PSI bin (numeric: labelled by
-/// the bin's upper edge, `+Inf` for the last; categorical: by category) with the reference's
-/// share of the same bin, so PSI can be computed in PromQL.
+/// the bin's upper edge, `+Inf` for the last; categorical: by the training data's categories,
+/// plus `(new)` for all others) with the reference's share of the same bin, so PSI can be
+/// computed in PromQL.
 pub struct SketchMetrics(Vec<Arc<Recorder>>);
 
 impl fmt::Debug for SketchMetrics {
@@ -92,16 +94,15 @@ impl Collector for SketchMetrics {
                         }
                     }
                     (ProfileKind::Categorical(p), ColumnSketch::Categorical(c)) => {
+                        // The training data's categories as labels; new ones (any text a client
+                        // sends) only summed, so clients cannot create series.
                         let n_r = p.reference.total().max(1) as f64;
                         for (k, n) in &p.reference.counts {
                             shares.push((label(k.clone()), *n as f64 / n_r));
+                            bins.push((label(k.clone()), c.counts.get(k).copied().unwrap_or(0)));
                         }
-                        for (k, n) in &c.counts {
-                            bins.push((label(k.clone()), *n));
-                        }
-                        if c.other > 0 {
-                            bins.push((label("(other)".into()), c.other));
-                        }
+                        let new = c.total() - p.reference.counts.keys().filter_map(|k| c.counts.get(k)).sum::<u64>();
+                        bins.push((label("(new)".into()), new));
                     }
                     _ => {}
                 }

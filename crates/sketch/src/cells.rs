@@ -1,6 +1,18 @@
 //! The cells one column's values are counted in.
 
-use crate::{SketchError, NEW_CATEGORIES};
+use crate::{SketchError, CATEGORY_BYTES, NEW_CATEGORIES};
+
+/// `a + b`, or an error naming the overflow (counts come over the network).
+pub(crate) fn add(a: u64, b: u64) -> Result<u64, SketchError> {
+    a.checked_add(b).ok_or_else(|| SketchError::Shape("a count overflows".into()))
+}
+
+fn add_all(a: &mut [u64], b: &[u64]) -> Result<(), SketchError> {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x = add(*x, *y)?;
+    }
+    Ok(())
+}
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -38,6 +50,12 @@ impl NumericCells {
             self.at[i] += 1;
             return;
         }
+        if !(self.sum[i] + x).is_finite() {
+            // A sum past f64's range could not be written as JSON: such a value counts as
+            // missing, as an infinite one does.
+            self.missing += 1;
+            return;
+        }
         let k = edges.len();
         if i == 0 {
             self.low = if self.count[0] == 0 { x } else { self.low.min(x) };
@@ -60,16 +78,21 @@ impl NumericCells {
         if other.count[k] > 0 {
             self.high = if self.count[k] == 0 { other.high } else { self.high.max(other.high) };
         }
-        self.at.iter_mut().zip(&other.at).for_each(|(a, b)| *a += b);
-        self.count.iter_mut().zip(&other.count).for_each(|(a, b)| *a += b);
-        self.sum.iter_mut().zip(&other.sum).for_each(|(a, b)| *a += b);
-        self.missing += other.missing;
+        add_all(&mut self.at, &other.at)?;
+        add_all(&mut self.count, &other.count)?;
+        for (a, b) in self.sum.iter_mut().zip(&other.sum) {
+            *a += b;
+            if !a.is_finite() {
+                return Err(SketchError::Shape("a sum overflows".into()));
+            }
+        }
+        self.missing = add(self.missing, other.missing)?;
         Ok(())
     }
 
-    /// Values placed (not missing).
+    /// Values placed (not missing; saturating on hostile counts).
     pub fn total(&self) -> u64 {
-        self.at.iter().sum::<u64>() + self.count.iter().sum::<u64>()
+        self.at.iter().chain(&self.count).fold(0u64, |a, b| a.saturating_add(*b))
     }
 
     /// Checks the lengths for `k` edges and that sums and extremes are finite.
@@ -106,6 +129,8 @@ impl CategoryCounts {
             self.missing += 1;
             return;
         };
+        let cut = (0..=v.len().min(CATEGORY_BYTES)).rev().find(|i| v.is_char_boundary(*i)).unwrap_or(0);
+        let v = &v[..cut];
         if let Some(n) = self.counts.get_mut(v) {
             *n += 1;
         } else if self.counts.len() < known + NEW_CATEGORIES {
@@ -116,16 +141,18 @@ impl CategoryCounts {
     }
 
     /// Adds another column's counts.
-    pub fn merge(&mut self, other: &CategoryCounts) {
+    pub fn merge(&mut self, other: &CategoryCounts) -> Result<(), SketchError> {
         for (k, n) in &other.counts {
-            *self.counts.entry(k.clone()).or_default() += n;
+            let slot = self.counts.entry(k.clone()).or_default();
+            *slot = add(*slot, *n)?;
         }
-        self.other += other.other;
-        self.missing += other.missing;
+        self.other = add(self.other, other.other)?;
+        self.missing = add(self.missing, other.missing)?;
+        Ok(())
     }
 
-    /// Values counted (not missing).
+    /// Values counted (not missing; saturating on hostile counts).
     pub fn total(&self) -> u64 {
-        self.counts.values().sum::<u64>() + self.other
+        self.counts.values().fold(self.other, |a, b| a.saturating_add(*b))
     }
 }

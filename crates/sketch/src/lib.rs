@@ -27,12 +27,15 @@ mod recorder;
 
 pub use cells::{CategoryCounts, NumericCells};
 pub use profile::{linspace, sturges_edges, ColumnInput, QUANTILE_CELLS};
-pub use recorder::{Recorder, RecorderConfig, Values};
+pub use recorder::{now_ms, Recorder, RecorderConfig, Values};
 
 use serde::{Deserialize, Serialize};
 
 /// New categories (not in the reference) counted one by one per column; the rest are summed.
 pub const NEW_CATEGORIES: usize = 256;
+
+/// Bytes of a new category's value kept (longer values are cut at a character boundary).
+pub const CATEGORY_BYTES: usize = 64;
 
 /// The profile format written in `drift_profile.json`.
 pub const PROFILE_FORMAT: &str = "factory-drift-profile/1";
@@ -180,9 +183,10 @@ impl Profile {
                     return bad(format!("column '{}': edges must be finite and strictly ascending", c.name));
                 }
                 if n.psi_edges.len() < 2
+                    || n.psi_edges.windows(2).any(|w| w[0] >= w[1])
                     || n.psi_edges.iter().any(|e| n.edges.binary_search_by(|x| x.total_cmp(e)).is_err())
                 {
-                    return bad(format!("column '{}': PSI edges must be at least two of the cell edges", c.name));
+                    return bad(format!("column '{}': PSI edges must be at least two ascending cell edges", c.name));
                 }
                 n.reference
                     .check(n.edges.len())
@@ -254,11 +258,11 @@ impl Sketch {
                 self.columns.len()
             )));
         }
-        self.rows += other.rows;
+        self.rows = cells::add(self.rows, other.rows)?;
         for (a, b) in self.columns.iter_mut().zip(&other.columns) {
             match (a, b) {
                 (ColumnSketch::Numeric(a), ColumnSketch::Numeric(b)) => a.merge(b)?,
-                (ColumnSketch::Categorical(a), ColumnSketch::Categorical(b)) => a.merge(b),
+                (ColumnSketch::Categorical(a), ColumnSketch::Categorical(b)) => a.merge(b)?,
                 _ => return Err(SketchError::Shape("a numeric column merged with a categorical one".into())),
             }
         }

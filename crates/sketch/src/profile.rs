@@ -59,8 +59,9 @@ fn numeric(values: &[f64]) -> Option<NumericProfile> {
     sorted.sort_unstable_by(f64::total_cmp);
     let n = sorted.len();
     let (min, max) = (sorted[0], sorted[n - 1]);
-    let psi_edges = sturges_edges(min, max, n as u64, false);
-    let mut edges: Vec<f64> = (0..=QUANTILE_CELLS).map(|i| sorted[i * (n - 1) / QUANTILE_CELLS]).collect();
+    let psi_edges: Vec<f64> = sturges_edges(min, max, n as u64, false).into_iter().map(|e| e + 0.0).collect();
+    // `+ 0.0` turns −0.0 into 0.0, so a quantile at zero and a PSI edge at zero are one edge.
+    let mut edges: Vec<f64> = (0..=QUANTILE_CELLS).map(|i| sorted[i * (n - 1) / QUANTILE_CELLS] + 0.0).collect();
     edges.extend_from_slice(&psi_edges);
     edges.sort_unstable_by(f64::total_cmp);
     edges.dedup();

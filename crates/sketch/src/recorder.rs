@@ -1,6 +1,6 @@
-//! [`Recorder`]: the sketches serving keeps for one profile — one [`Sketch`] per time window,
-//! per shard (a request thread writes to its own shard, so concurrent requests do not wait
-//! on each other), windows older than the retention folded into a lifetime total.
+//! [`Recorder`]: the sketches serving keeps for one profile — one [`Sketch`] per time window
+//! (per shard while the window is open: a request thread writes to its own shard, so
+//! concurrent requests do not wait on each other), a lifetime total for the metrics.
 
 use crate::{ColumnSketch, Profile, ProfileKind, ProfileSketch, Sketch};
 use std::collections::VecDeque;
@@ -31,20 +31,29 @@ pub enum Values<'a> {
     Absent,
 }
 
+/// The windows one shard's threads are still writing to.
 struct Shard {
     /// `(window start ms, sketch)`, oldest first.
-    windows: VecDeque<(u64, Sketch)>,
-    /// Windows past the retention, summed.
-    evicted: Sketch,
+    open: VecDeque<(u64, Sketch)>,
 }
 
-/// Per-window sketches of the rows one model (one profile) scored.
+/// Windows every shard has finished: one sketch per window, and everything ever folded.
+struct Closed {
+    /// `(window start ms, sketch)`, oldest first, within the retention.
+    windows: VecDeque<(u64, Sketch)>,
+    lifetime: Sketch,
+}
+
+/// Per-window sketches of the rows one model (one profile) scored. A request thread writes
+/// to its own shard; once a window is over (and a grace period passed), its shards' sketches
+/// are folded into one, so memory holds one sketch per closed window.
 pub struct Recorder {
     profile: Arc<Profile>,
     model_version: String,
     window_ms: u64,
     retention_ms: u64,
     shards: Box<[Mutex<Shard>]>,
+    closed: Mutex<Closed>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -62,22 +71,21 @@ thread_local! {
     static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed);
 }
 
-fn now_ms() -> u64 {
+/// The clock windows are cut by (Unix milliseconds).
+pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Recorder {
     /// A recorder with one shard per core.
     pub fn new(profile: Arc<Profile>, model_version: impl Into<String>, config: RecorderConfig) -> Recorder {
-        let shards = std::thread::available_parallelism().map_or(2, |n| n.get()).max(1) * 2;
-        let empty = profile.empty_sketch();
+        let shards = std::thread::available_parallelism().map_or(2, |n| n.get()).max(1);
         Recorder {
             window_ms: (config.window.as_millis() as u64).max(1),
             retention_ms: config.retention.as_millis() as u64,
             model_version: model_version.into(),
-            shards: (0..shards)
-                .map(|_| Mutex::new(Shard { windows: VecDeque::new(), evicted: empty.clone() }))
-                .collect(),
+            shards: (0..shards).map(|_| Mutex::new(Shard { open: VecDeque::new() })).collect(),
+            closed: Mutex::new(Closed { windows: VecDeque::new(), lifetime: profile.empty_sketch() }),
             profile,
         }
     }
@@ -94,27 +102,35 @@ impl Recorder {
         self.window_ms
     }
 
+    /// How long after its end a window is taken as finished: half a window, at most a second
+    /// (a request that read the clock in the window has written by then).
+    fn grace_ms(&self) -> u64 {
+        (self.window_ms / 2).min(1000)
+    }
+
     fn lock(&self, i: usize) -> MutexGuard<'_, Shard> {
         self.shards[i % self.shards.len()].lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn lock_closed(&self) -> MutexGuard<'_, Closed> {
+        self.closed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Counts a scored batch of `rows` rows; `column(name)` gives each profile column's values.
     pub fn observe<'a>(&self, rows: usize, column: impl Fn(&str) -> Values<'a>) {
+        let mut shard = self.lock(SHARD.with(|s| *s));
+        // The clock is read under the shard's lock, so a window is folded only after every
+        // write that read a time inside it.
         let now = now_ms();
         let start = now - now % self.window_ms;
-        let mut shard = self.lock(SHARD.with(|s| *s));
-        let shard = &mut *shard;
-        if shard.windows.back().is_none_or(|(s, _)| *s < start) {
-            while shard.windows.front().is_some_and(|(s, _)| s + self.retention_ms < start) {
-                if let Some((_, old)) = shard.windows.pop_front() {
-                    let _ = shard.evicted.merge(&old);
-                }
-            }
-            shard.windows.push_back((start, self.profile.empty_sketch()));
+        let at = shard.open.partition_point(|(s, _)| *s < start);
+        if shard.open.get(at).is_none_or(|(s, _)| *s != start) {
+            shard.open.insert(at, (start, self.profile.empty_sketch()));
+            // A new window began here: hand the finished ones over.
+            self.fold(&mut shard, now);
         }
-        // A thread that read the clock just before another moved to a newer window still
-        // counts in its own (older) window.
-        let Some((_, sketch)) = shard.windows.iter_mut().rev().find(|(s, _)| *s <= start) else { return };
+        let at = shard.open.partition_point(|(s, _)| *s < start);
+        let Some((_, sketch)) = shard.open.get_mut(at) else { return };
         sketch.rows += rows as u64;
         for (cells, col) in sketch.columns.iter_mut().zip(&self.profile.columns) {
             match (cells, &col.kind, column(&col.name)) {
@@ -131,46 +147,67 @@ impl Recorder {
         }
     }
 
-    /// The windows closed at least a moment ago (half a window, at most a second: no request
-    /// still writes to them) that start at or after `since_ms`, merged. `None` when there are
-    /// none.
-    pub fn closed_since(&self, since_ms: Option<u64>) -> Option<ProfileSketch> {
-        let now = now_ms();
-        let grace = (self.window_ms / 2).min(1000);
-        let mut merged = self.profile.empty_sketch();
-        let (mut from, mut until, mut starts) = (u64::MAX, 0, Vec::new());
-        for i in 0..self.shards.len() {
-            let shard = self.lock(i);
-            for (start, sketch) in &shard.windows {
-                let end = start + self.window_ms;
-                if since_ms.is_some_and(|s| *start < s) || end + grace > now {
-                    continue;
+    /// Moves `shard`'s finished windows (as of `now`) into the closed ones.
+    fn fold(&self, shard: &mut Shard, now: u64) {
+        let grace = self.grace_ms();
+        let mut done = Vec::new();
+        while shard.open.front().is_some_and(|(s, _)| s + self.window_ms + grace <= now) {
+            done.extend(shard.open.pop_front());
+        }
+        if done.is_empty() {
+            return;
+        }
+        let mut closed = self.lock_closed();
+        for (start, sketch) in done {
+            let _ = closed.lifetime.merge(&sketch);
+            let at = closed.windows.partition_point(|(s, _)| *s < start);
+            match closed.windows.get_mut(at) {
+                Some((s, merged)) if *s == start => {
+                    let _ = merged.merge(&sketch);
                 }
-                let _ = merged.merge(sketch);
-                from = from.min(*start);
-                until = until.max(end);
-                starts.push(*start);
+                _ => closed.windows.insert(at, (start, sketch)),
             }
         }
-        starts.sort_unstable();
-        starts.dedup();
-        (!starts.is_empty()).then(|| ProfileSketch {
+        while closed.windows.front().is_some_and(|(s, _)| s + self.retention_ms < now) {
+            closed.windows.pop_front();
+        }
+    }
+
+    fn fold_all(&self, now: u64) {
+        for i in 0..self.shards.len() {
+            self.fold(&mut self.lock(i), now);
+        }
+    }
+
+    /// The finished windows (as of `now_ms`, Unix milliseconds) that start at or after
+    /// `since_ms`, merged. `None` when there are none.
+    pub fn closed_since(&self, since_ms: Option<u64>, now_ms: u64) -> Option<ProfileSketch> {
+        self.fold_all(now_ms);
+        let closed = self.lock_closed();
+        let mut merged = self.profile.empty_sketch();
+        let (mut from, mut until, mut windows) = (u64::MAX, 0, 0);
+        for (start, sketch) in closed.windows.iter().filter(|(s, _)| since_ms.is_none_or(|since| *s >= since)) {
+            let _ = merged.merge(sketch);
+            from = from.min(*start);
+            until = until.max(start + self.window_ms);
+            windows += 1;
+        }
+        (windows > 0).then(|| ProfileSketch {
             profile: (*self.profile).clone(),
             model_version: self.model_version.clone(),
             from_ms: from,
             until_ms: until,
-            windows: starts.len() as u64,
+            windows,
             sketch: merged,
         })
     }
 
     /// Everything counted since the recorder started (for the metrics).
     pub fn lifetime(&self) -> Sketch {
-        let mut total = self.profile.empty_sketch();
+        self.fold_all(now_ms());
+        let mut total = self.lock_closed().lifetime.clone();
         for i in 0..self.shards.len() {
-            let shard = self.lock(i);
-            let _ = total.merge(&shard.evicted);
-            for (_, s) in &shard.windows {
+            for (_, s) in &self.lock(i).open {
                 let _ = total.merge(s);
             }
         }
@@ -180,7 +217,8 @@ impl Recorder {
     /// Whether any window is still within the retention (else the recorder can be dropped).
     pub fn has_recent(&self) -> bool {
         let now = now_ms();
-        (0..self.shards.len())
-            .any(|i| self.lock(i).windows.back().is_some_and(|(s, _)| s + self.window_ms + self.retention_ms > now))
+        self.fold_all(now);
+        (0..self.shards.len()).any(|i| !self.lock(i).open.is_empty())
+            || self.lock_closed().windows.back().is_some_and(|(s, _)| s + self.window_ms + self.retention_ms > now)
     }
 }

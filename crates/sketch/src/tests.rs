@@ -86,12 +86,12 @@ fn the_recorder_returns_closed_windows_once() {
     let batch = [1.0, 2.5, 1000.0];
     let cats = [Some("a".to_string()), Some("b".to_string()), None];
     r.observe(3, |name| if name == "x" { Values::Numeric(&batch) } else { Values::Categorical(&cats) });
-    assert!(r.closed_since(None).is_none(), "the window is still open");
+    assert!(r.closed_since(None, now_ms()).is_none(), "the window is still open");
     std::thread::sleep(Duration::from_millis(200));
-    let got = r.closed_since(None).expect("closed by now");
+    let got = r.closed_since(None, now_ms()).expect("closed by now");
     assert_eq!((got.sketch.rows, got.windows, got.model_version.as_str()), (3, 1, "3"));
     assert_eq!(got.sketch, sketch_of(&p, &batch, &cats));
-    assert!(r.closed_since(Some(got.until_ms)).is_none());
+    assert!(r.closed_since(Some(got.until_ms), now_ms()).is_none());
     assert_eq!(r.lifetime().rows, 3);
     assert!(r.has_recent());
 }
@@ -123,4 +123,69 @@ proptest! {
         }
         prop_assert_eq!(a, whole);
     }
+}
+
+#[test]
+fn hostile_values_and_counts_cannot_break_a_sketch() {
+    let p = profile_of(&[1.0, 2.0, 3.0], &[Some("a".into())]);
+    // Sums that would leave f64's range count as missing, so the JSON stays finite.
+    let s = sketch_of(&p, &[1e308, 1e308, 1e308], &[Some("é".repeat(100))]);
+    let ColumnSketch::Numeric(c) = &s.columns[0] else { panic!() };
+    assert_eq!((c.total(), c.missing), (1, 2));
+    let back: Sketch = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_eq!(back, s);
+    let ColumnSketch::Categorical(k) = &s.columns[1] else { panic!() };
+    let key = k.counts.keys().next().unwrap();
+    assert!(key.len() <= CATEGORY_BYTES && key.starts_with('é'), "{key}");
+    // Counts that would overflow are refused, not wrapped.
+    let mut huge = s.clone();
+    huge.rows = u64::MAX;
+    let mut sum = s.clone();
+    assert!(sum.merge(&huge).unwrap_err().to_string().contains("overflows"));
+    // PSI edges out of order are refused.
+    let mut bad = p.clone();
+    if let ProfileKind::Numeric(n) = &mut bad.columns[0].kind {
+        n.psi_edges.reverse();
+    }
+    bad.id = bad.content_id();
+    assert!(bad.check().unwrap_err().to_string().contains("ascending"));
+}
+
+#[test]
+fn rows_in_several_windows_and_shards_are_each_counted_once() {
+    let values: Vec<f64> = (0..100).map(f64::from).collect();
+    let p = Arc::new(profile_of(&values, &[Some("a".into())]));
+    let r = Arc::new(Recorder::new(
+        p,
+        "1",
+        RecorderConfig { window: Duration::from_millis(100), retention: Duration::from_secs(60) },
+    ));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let r = r.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let v = [f64::from(i)];
+                    r.observe(1, |name| if name == "x" { Values::Numeric(&v) } else { Values::Absent });
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        })
+        .collect();
+    let mut taken = 0;
+    let mut since = None;
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(60));
+        if let Some(got) = r.closed_since(since, now_ms()) {
+            taken += got.sketch.rows;
+            since = Some(got.until_ms);
+        }
+    }
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    if let Some(got) = r.closed_since(since, now_ms()) {
+        taken += got.sketch.rows;
+    }
+    assert_eq!(taken, 200, "every row in exactly one answer");
+    assert_eq!(r.lifetime().rows, 200);
 }

@@ -139,3 +139,32 @@ fn bad_input_is_refused_by_name() {
     options.columns = None;
     assert!(report(&tampered, &empty, &options).unwrap_err().to_string().contains("does not match"));
 }
+
+/// A small reference with few values: Evidently's default is chi-square (or Z for two
+/// values), computed from the cells, which are then the values themselves.
+#[test]
+fn few_valued_small_references_take_the_categorical_tests() {
+    let flags: Vec<f64> = (0..400).map(|i| f64::from(i % 2)).collect();
+    let levels: Vec<f64> = (0..400).map(|i| f64::from(i % 4)).collect();
+    let profile = Profile::build(&[("flag", ColumnInput::Numeric(&flags)), ("level", ColumnInput::Numeric(&levels))]);
+    let mut sketch = profile.empty_sketch();
+    let batches: [&[f64]; 2] = [&flags[..300], &[3.0; 200]];
+    for (i, values) in batches.iter().enumerate() {
+        let edges = numeric_edges(&profile, i);
+        if let ColumnSketch::Numeric(c) = &mut sketch.columns[i] {
+            values.iter().for_each(|&x| c.add(&edges, x));
+        }
+    }
+    let report = report(&profile, &sketch, &DriftOptions::new("p", "s")).unwrap();
+    assert_eq!(report.columns[0].stattest, StatTest::Z);
+    assert!(!report.columns[0].drift_detected, "the same 0/1 shares");
+    assert_eq!(report.columns[1].stattest, StatTest::ChiSquare);
+    assert!(report.columns[1].drift_detected, "only level 3");
+}
+
+fn numeric_edges(profile: &Profile, i: usize) -> Vec<f64> {
+    match &profile.columns[i].kind {
+        ProfileKind::Numeric(n) => n.edges.clone(),
+        ProfileKind::Categorical(_) => unreachable!(),
+    }
+}

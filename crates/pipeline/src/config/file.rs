@@ -213,6 +213,11 @@ fn build(name: &str, f: File, text: Option<&str>, base: &Path, o: &Overrides) ->
             return Err(format!("drift.sketch_service: '{service}' is not host:port (e.g. a headless Service name)"));
         }
     }
+    if online && f.retrain.pipeline.is_some() {
+        return Err("retrain.pipeline: your stages read the production rows as a file (FACTORY_CURRENT_DATA), \
+                    which online drift (sketches) does not write; use request_logs"
+            .into());
+    }
     if online && drift.triggers.iter().any(|t| *t != Trigger::Data) {
         return Err("drift.triggers: online drift (sketches) watches the features only; the prediction and \
                     performance triggers need request_logs"

@@ -251,4 +251,11 @@ fn online_drift_takes_replicas_or_a_service_instead_of_request_logs() {
         ),
         "features only",
     );
+    check_err(
+        &format!(
+            "[drift]\nsketches = [\"http://a:1\"]\n[retrain]\npipeline = \"train\"\n[stages.train]\ncmd = \"true\"\n\
+             {rollout}"
+        ),
+        "FACTORY_CURRENT_DATA",
+    );
 }
