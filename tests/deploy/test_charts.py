@@ -20,6 +20,7 @@ VARIANTS = [
     ("mlops-factory", ["ci/blue-green-values.yaml"]),
     ("mlops-stack", []),
     ("mlops-stack", ["ci/production-values.yaml"]),
+    ("mlops-stack", ["ci/sketches-values.yaml"]),
 ]
 KUBE_VERSION = "1.35.0"
 IMAGE = "ghcr.io/mlops-factory/mlops-factory"
@@ -182,6 +183,16 @@ def test_app_chart_defaults():
     assert "registered-models/alias" in wait["command"][-1]
     token = secret_data(find(docs, "Secret", "rel-mlops-factory-admin-token"))["token"]
     assert len(token) == 48
+    # Online drift: every pod sketches (serve's defaults, spelled out) behind a headless Service
+    # that lists every ready serving pod on the HTTP port, for `factory loop --sketch-service`.
+    assert "--drift-window=5m" in c["args"] and "--drift-retention=24h" in c["args"]
+    headless = find(docs, "Service", "rel-mlops-factory-headless")
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is False
+    assert headless["spec"]["ports"] == [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}]
+    assert headless["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    assert "mlops-factory/scrape" not in headless["metadata"]["labels"], "not scraped twice"
+    off = render("mlops-factory", sets=["headlessService.enabled=false"])
+    assert "rel-mlops-factory-headless" not in names(off, "Service")
 
 
 def test_app_chart_production():
@@ -215,6 +226,11 @@ def test_app_chart_blue_green():
         assert svc["spec"]["selector"]["app.kubernetes.io/component"] == f"serve-{colour}"
     gw = find(docs, "Deployment", "rel-mlops-factory-gateway")
     assert gw["spec"]["replicas"] == 1 and gw["spec"]["strategy"]["type"] == "Recreate"
+    # The headless Service (online drift) lists the pods of both colours, not the gateway's.
+    selector = find(docs, "Service", "rel-mlops-factory-headless")["spec"]["selector"].items()
+    for colour in ("blue", "green"):
+        assert selector <= find(docs, "Deployment", f"rel-mlops-factory-{colour}")["spec"]["template"]["metadata"]["labels"].items()
+    assert not selector <= gw["spec"]["template"]["metadata"]["labels"].items()
     g = container(gw, "gateway")
     assert g["args"][:6] == ["gateway", "--listen=0.0.0.0:50050", "--blue=rel-mlops-factory-blue:8080",
                              "--green=rel-mlops-factory-green:8080", "--admin=0.0.0.0:50049",
@@ -243,6 +259,7 @@ def test_stack_defaults_start_in_order():
     env = env_sources(loop)
     assert env["MLFLOW_TRACKING_URI"] == "http://prod-factory-server:5000"
     assert env["MLFLOW_TRACKING_PASSWORD"] == ("secret", "mlflow-tracking", "admin-password")
+    assert env["FACTORY_REQUESTS"] == "/var/lib/factory/requests", "loop.drift.source=requestLog by default"
     vols = {v["name"]: v for v in pod_spec(cron)["volumes"]}
     assert vols["requests"]["persistentVolumeClaim"]["claimName"] == "prod-mlops-factory-requests"
     assert vols["admin-token"]["secret"]["secretName"] == "prod-mlops-factory-admin-token"
@@ -299,3 +316,51 @@ def test_stack_production_blue_green_loop():
     server_labels = server["spec"]["template"]["metadata"]["labels"]
     assert any(all(server_labels.get(k) == v for k, v in f["podSelector"]["matchLabels"].items()) for f in admin_from)
     assert {"prod-factory-server", "prod-mlops-factory"} <= set(names(docs, "ServiceMonitor"))
+
+
+def test_stack_online_drift_needs_no_shared_volume():
+    docs = render("mlops-stack", "ci/sketches-values.yaml", release="prod")
+    cron = find(docs, "CronJob", "prod-mlops-stack-drift")
+    loop = container(cron, "loop")
+    assert loop["command"] == ["sh", "/etc/factory/loop/drift-cycle.sh"]
+    assert "FACTORY_REQUESTS" not in env_sources(loop)
+    assert "requests" not in {v["name"] for v in pod_spec(cron)["volumes"]}
+    assert "/var/lib/factory/requests" not in {m["mountPath"] for m in loop["volumeMounts"]}
+    # No ReadWriteMany claim anywhere: the loop's own state is ReadWriteOnce.
+    for pvc in (d for d in docs if d["kind"] == "PersistentVolumeClaim"):
+        assert "ReadWriteMany" not in pvc["spec"]["accessModes"], pvc["metadata"]["name"]
+    assert "prod-mlops-factory-requests" not in names(docs, "PersistentVolumeClaim")
+    # The pipeline names the serving pods' headless Service, on serve's HTTP port, and no request log.
+    pipeline = tomllib.loads(find(docs, "ConfigMap", "prod-mlops-stack-loop")["data"]["housing.toml"])
+    assert pipeline["drift"]["sketch_service"] == "prod-mlops-factory-headless:8080"
+    assert "request_logs" not in pipeline["drift"] and "triggers" not in pipeline["drift"]
+    assert "pipeline" not in pipeline["retrain"], "online drift refuses user stages"
+    headless = find(docs, "Service", "prod-mlops-factory-headless")
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["ports"][0]["port"] == 8080
+    serve = container(find(docs, "Deployment", "prod-mlops-factory"), "serve")
+    assert "--drift-retention=48h" in serve["args"]
+    assert not [a for a in serve["args"] if a.startswith("--request-log")]
+    # Blue/green and another port: the Service follows; an explicit address wins.
+    bg = render("mlops-stack", "ci/sketches-values.yaml", release="prod",
+                sets=["mlops-factory.blueGreen.enabled=true", "mlops-factory.serve.httpPort=9090"])
+    pipeline = tomllib.loads(find(bg, "ConfigMap", "prod-mlops-stack-loop")["data"]["housing.toml"])
+    assert pipeline["drift"]["sketch_service"] == "prod-mlops-factory-headless:9090"
+    assert find(bg, "Service", "prod-mlops-factory-headless")["spec"]["ports"][0]["port"] == 9090
+    own = render("mlops-stack", "ci/sketches-values.yaml", sets=["loop.drift.sketchService=serve.ml.svc:8080"])
+    pipeline = tomllib.loads(find(own, "ConfigMap", "rel-mlops-stack-loop")["data"]["housing.toml"])
+    assert pipeline["drift"]["sketch_service"] == "serve.ml.svc:8080"
+
+
+@pytest.mark.parametrize("sets,message", [
+    (["loop.drift.source=files"], "loop.drift.source must be requestLog or sketches"),
+    (["mlops-factory.requestLog.enabled=false"], "mlops-factory.requestLog.enabled=true"),
+    (["loop.drift.source=sketches", "mlops-factory.headlessService.enabled=false"], "headlessService.enabled=true"),
+    (["loop.drift.source=sketches", "mlops-factory.serve.driftWindow=0"], "driftWindow=0"),
+])
+def test_stack_refuses_a_drift_source_the_serving_side_does_not_provide(sets, message):
+    args = ["template", "rel", CHARTS / "mlops-stack"]
+    for s in sets:
+        args += ["--set", s]
+    out = helm(*args, check=False)
+    assert out.returncode != 0 and message in out.stderr, out.stderr

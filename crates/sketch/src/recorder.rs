@@ -37,6 +37,11 @@ struct Shard {
     open: VecDeque<(u64, Sketch)>,
 }
 
+/// A shard's lock on a cache line of its own, so that threads writing to neighbouring shards do
+/// not invalidate each other's line.
+#[repr(align(128))]
+struct Padded(Mutex<Shard>);
+
 /// Windows every shard has finished: one sketch per window, and everything ever folded.
 struct Closed {
     /// `(window start ms, sketch)`, oldest first, within the retention.
@@ -52,7 +57,7 @@ pub struct Recorder {
     model_version: String,
     window_ms: u64,
     retention_ms: u64,
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Padded]>,
     closed: Mutex<Closed>,
 }
 
@@ -84,7 +89,7 @@ impl Recorder {
             window_ms: (config.window.as_millis() as u64).max(1),
             retention_ms: config.retention.as_millis() as u64,
             model_version: model_version.into(),
-            shards: (0..shards).map(|_| Mutex::new(Shard { open: VecDeque::new() })).collect(),
+            shards: (0..shards).map(|_| Padded(Mutex::new(Shard { open: VecDeque::new() }))).collect(),
             closed: Mutex::new(Closed { windows: VecDeque::new(), lifetime: profile.empty_sketch() }),
             profile,
         }
@@ -109,7 +114,7 @@ impl Recorder {
     }
 
     fn lock(&self, i: usize) -> MutexGuard<'_, Shard> {
-        self.shards[i % self.shards.len()].lock().unwrap_or_else(|e| e.into_inner())
+        self.shards[i % self.shards.len()].0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_closed(&self) -> MutexGuard<'_, Closed> {

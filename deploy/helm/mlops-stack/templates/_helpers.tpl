@@ -63,3 +63,30 @@ app.kubernetes.io/part-of: mlops-factory
 - name: XDG_CACHE_HOME
   value: /var/lib/factory/cache
 {{- end }}
+
+{{/* The loop's drift source (loop.drift.source), checked against what the serving side provides. */}}
+{{- define "mlops-stack.driftSource" -}}
+{{- $app := index .Values "mlops-factory" }}
+{{- $source := .Values.loop.drift.source }}
+{{- if eq $source "requestLog" }}
+{{- if not (or (dig "requestLog" "enabled" false $app) (dig "requestLog" "persistence" "existingClaim" "" $app)) }}
+{{- fail "loop.drift.source=requestLog reads the serving pods' request log: set mlops-factory.requestLog.enabled=true (or requestLog.persistence.existingClaim), or use loop.drift.source=sketches" }}
+{{- end }}
+{{- else if eq $source "sketches" }}
+{{- if not (or .Values.loop.drift.sketchService (dig "headlessService" "enabled" true $app)) }}
+{{- fail "loop.drift.source=sketches needs the serving pods' headless Service (mlops-factory.headlessService.enabled=true) or loop.drift.sketchService" }}
+{{- end }}
+{{- if has (toString (dig "serve" "driftWindow" "5m" $app)) (list "0" "0s" "0m" "0h") }}
+{{- fail "loop.drift.source=sketches reads the serving pods' sketches, which mlops-factory.serve.driftWindow=0 turns off" }}
+{{- end }}
+{{- else }}
+{{- fail (printf "loop.drift.source must be requestLog or sketches, got %q" (toString $source)) }}
+{{- end }}
+{{- $source }}
+{{- end }}
+
+{{/* loop.drift.source=sketches: host:port of every serving pod (the mlops-factory headless Service). */}}
+{{- define "mlops-stack.sketchService" -}}
+{{- $app := index .Values "mlops-factory" }}
+{{- .Values.loop.drift.sketchService | default (printf "%s-headless:%d" (include "mlops-stack.app" .) (int (dig "serve" "httpPort" 8080 $app))) }}
+{{- end }}
