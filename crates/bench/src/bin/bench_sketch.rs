@@ -33,7 +33,12 @@ fn main() -> anyhow::Result<()> {
     let n = features.n_rows();
     // One-row frames, as a single-row request decodes to.
     let rows: Vec<learn::Frame> = (0..1000).map(|i| features.select_rows(&[(i * 7919 + n / 2) % n])).collect();
-    println!("profile: {} columns, {} reference rows; {} calls per thread", profile.columns.len(), profile.rows, args.calls);
+    println!(
+        "profile: {} columns, {} reference rows; {} calls per thread",
+        profile.columns.len(),
+        profile.rows,
+        args.calls
+    );
     for threads in [1usize, 2] {
         let recorder = Arc::new(Recorder::new(profile.clone(), "1", RecorderConfig::default()));
         let rows = Arc::new(rows.clone());
