@@ -297,9 +297,14 @@ def main() -> int:
     return 0 if ok else 1
 
 
-if __name__ == "__main__":
+def run(entry) -> None:
+    """Exits with `entry()`'s code; on Ctrl-C, stops every process started first."""
     try:
-        sys.exit(main())
+        sys.exit(entry())
     except KeyboardInterrupt:
         stop_all()
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    run(main)

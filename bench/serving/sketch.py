@@ -91,8 +91,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        bench.stop_all()
-        sys.exit(130)
+    bench.run(main)

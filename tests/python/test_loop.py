@@ -9,11 +9,14 @@ labelled rows whose prices rose 25%.
 from __future__ import annotations
 
 import csv
+import http.client
 import json
 import random
+import socket
 import subprocess
 import threading
 import time
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -141,6 +144,91 @@ class Gateway:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+class FaultyRelay:
+    """A relay in front of a real `factory serve`: what a bad build looks like from the gateway.
+    HTTP/1.1 requests pass through, except that every `fail_every`-th scoring request answers 503,
+    or each scoring request waits `delay` seconds first. HTTP/2 connections (the gateway's gRPC
+    health gate speaks h2c) are piped through untouched."""
+
+    HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+    def __init__(self, upstream_port: int, fail_every: int = 0, delay: float = 0.0):
+        self.scored = 0  # scoring requests that reached the relay (green's share)
+        self.failed = 0
+        lock = threading.Lock()
+        relay = self
+
+        def pipe(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def handle(self):
+                head = b""
+                while len(head) < 3:
+                    head = self.request.recv(3, socket.MSG_PEEK)
+                    if not head:
+                        return
+                if head == b"PRI":  # the HTTP/2 connection preface
+                    up = socket.create_connection(("127.0.0.1", upstream_port))
+                    back = threading.Thread(target=pipe, args=(up, self.request), daemon=True)
+                    back.start()
+                    pipe(self.request, up)
+                    back.join()
+                    return
+                self.upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+                super().handle()
+
+            def forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path.startswith("/invocations"):
+                    with lock:
+                        relay.scored += 1
+                        fail = fail_every and relay.scored % fail_every == 0
+                        relay.failed += bool(fail)
+                    if fail:
+                        return self.answer(503, [("Content-Type", "application/json")], b'{"error": "bad build"}')
+                    time.sleep(delay)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in FaultyRelay.HOP}
+                self.upstream.request(self.command, self.path, body=body, headers=headers)
+                r = self.upstream.getresponse()
+                data = r.read()
+                self.answer(r.status, [(k, v) for k, v in r.getheaders() if k.lower() not in FaultyRelay.HOP], data)
+
+            def answer(self, status: int, headers: list, body: bytes) -> None:
+                self.send_response_only(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = forward
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Hook:
@@ -308,6 +396,13 @@ def test_pipeline_file_errors_are_clear(server, tmp_path):
 
 @pytest.fixture
 def blue_green(server, tmp_path):
+    yield from start_blue_green(server, tmp_path)
+
+
+def start_blue_green(server, tmp_path, **green_fault):
+    """Two `factory serve` (colours following the aliases `blue` and `green`, both at version 1)
+    behind `factory gateway`; with `green_fault`, green is reached through a [`FaultyRelay`]
+    (`gw.relay`)."""
     name = unique("bg-")
     train(server, name, "--alias", "prod", "--max-iter", "60")
     c = MlflowClient()
@@ -319,10 +414,14 @@ def blue_green(server, tmp_path):
                          "--request-log", str(log), "--poll-interval-secs", "0"])
         for colour, log in zip(("blue", "green"), logs)
     ]
-    gw = Gateway(tmp_path, f"127.0.0.1:{serves[0].port}", f"127.0.0.1:{serves[1].port}")
-    gw.serves = serves
+    relay = FaultyRelay(serves[1].port, **green_fault) if green_fault else None
+    green = relay.port if relay else serves[1].port
+    gw = Gateway(tmp_path, f"127.0.0.1:{serves[0].port}", f"127.0.0.1:{green}")
+    gw.serves, gw.relay = serves, relay
     yield name, serves, gw, logs
     gw.stop()
+    if relay:
+        relay.close()
     for s in serves:
         s.stop()
 
@@ -338,13 +437,15 @@ def blue_green_args(name: str, gw: Gateway, logs: list[Path], labels: Path) -> l
 
 def loop_under_shifted_traffic(server, tmp_path: Path, gw: Gateway, args: list[str]) -> tuple[dict, Traffic]:
     """Shifted traffic through the gateway (4 clients) and a day of labels; one loop cycle once 600 requests
-    went through; 200 more requests after it. The cycle's report and the (stopped) traffic."""
+    went through; 200 more requests after it. The cycle's report and the (stopped) traffic, with
+    `traffic.at_cycle_end`: (requests sent, scoring requests green's relay saw) when the cycle returned."""
     traffic = Traffic(gw.url, clients=4)
     try:
         traffic.shifted = True
         write_labels(tmp_path / "labels" / "day1.csv", 3000)
         traffic.wait_for(600)
         out = loop_once(server, tmp_path / "state", *args)
+        traffic.at_cycle_end = (traffic.sent, gw.relay.scored if gw.relay else None)
         traffic.wait_for(traffic.sent + 200)
     finally:
         traffic.stop()
@@ -376,6 +477,7 @@ def test_canary_rollout_steps_through_the_gateway_and_records_each_verdict(serve
     (pipelines / "canary.toml").write_text(
         '[rollout]\nmode = "canary"\n'
         "[rollout.canary]\nsteps = [50, 100]\ninterval_secs = 1.5\nmin_requests = 5\nmax_p99_ms = 2000\n"
+        "max_drift_share = 1.0\n"
     )
     args = blue_green_args(name, gw, logs, tmp_path / "labels") + ["--pipelines", str(pipelines)]
     out, traffic = loop_under_shifted_traffic(server, tmp_path, gw, args)
@@ -385,6 +487,11 @@ def test_canary_rollout_steps_through_the_gateway_and_records_each_verdict(serve
     assert ro["mode"] == "canary" and ro["ok"] and ro["colour"] == "green", ro
     assert [(v["weight"], v["verdict"]) for v in ro["canary_steps"]] == [(50, "advance"), (100, "advance")]
     assert all(v["requests"] >= 5 and v["errors"] == 0 for v in ro["canary_steps"]), ro
+    # Green's own drift sketches were read at each step's end: what it scored since the canary began
+    # (the gateway counts a request when it routes it, so the last step's count holds what was in flight).
+    steps = ro["canary_steps"]
+    assert all(v["drift_rows"] > 0 and 0 <= v["drift_share"] <= 1 for v in steps), steps
+    assert steps[1]["drift_rows"] >= steps[0]["requests"], steps
     st = gw.status()
     assert st["active"] == "green" and st["weights"]["green"] == 100
     assert requests.get(gw.url + "/health", timeout=5).json()["model_version"] == "2"
@@ -398,6 +505,60 @@ def test_canary_rollout_steps_through_the_gateway_and_records_each_verdict(serve
     assert run.data.tags["factory.canary_steps"].splitlines()[1].startswith("step 1 (100%): advance")
     history = MlflowClient().get_metric_history(out["run_id"], "canary_weight_percent")
     assert [(m.step, m.value) for m in history] == [(0, 50.0), (1, 100.0)]
+
+
+@pytest.fixture(params=["failing", "slow"])
+def faulty_green(request, server, tmp_path):
+    """Green a bad build: every fifth scoring request fails (503), or each one takes 80 ms."""
+    fault = {"failing": {"fail_every": 5}, "slow": {"delay": 0.08}}[request.param]
+    for stack in start_blue_green(server, tmp_path, **fault):
+        yield request.param, *stack
+
+
+def test_a_canary_rollout_to_a_bad_green_is_aborted_at_its_first_step(server, tmp_path, faulty_green):
+    """`mode = "canary"` through the loop with a green that fails a fifth of its requests, or is
+    slow: the gateway aborts at the first step (10%), all traffic goes back on blue within one
+    interval, the loop restores `prod` and records the verdict; the failures stay within green's
+    share of the first step."""
+    kind, name, serves, gw, logs = faulty_green
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    interval = 4.0
+    limits = "max_p99_ms = 40\n" if kind == "slow" else ""
+    (pipelines / "canary.toml").write_text(
+        '[rollout]\nmode = "canary"\nerror_budget = 0.05\n'
+        f"[rollout.canary]\nsteps = [10, 50, 100]\ninterval_secs = {interval}\nmin_requests = 5\n{limits}"
+    )
+    args = blue_green_args(name, gw, logs, tmp_path / "labels") + ["--pipelines", str(pipelines)]
+    out, traffic = loop_under_shifted_traffic(server, tmp_path, gw, args)
+    sent, reached_green = traffic.at_cycle_end
+    assert out["decision"] == "rolled_back", out
+    ro = out["rollout"]
+    assert ro["mode"] == "canary" and not ro["ok"], ro
+    assert [(v["weight"], v["verdict"]) for v in ro["canary_steps"]] == [(10, "abort")], ro
+    why = ro["message"]
+    if kind == "failing":
+        assert "error rate" in why or "unhealthy" in why, why
+    else:
+        assert "p99 latency" in why and "over the limit 40 ms" in why, why
+        assert ro["canary_steps"][0]["p99_ms"] > 40
+    assert prod_version(name) == "1", "prod restored to the champion"
+    st = gw.status()
+    assert st["active"] == "blue" and st["weights"] == {"blue": 100, "green": 0}, st
+    # Green saw only the first step's share, and nothing once the loop had returned.
+    assert 0 < reached_green < 0.25 * sent, (reached_green, sent)
+    assert gw.relay.scored == reached_green, "requests reached green after the abort"
+    # The only failures are green's own 503s, at most a fifth of its share.
+    assert len(traffic.failures) == gw.relay.failed, traffic.failures[:5]
+    assert all("bad build" in f for f in traffic.failures), traffic.failures[:5]
+    audit = requests.get(gw.admin + "/audit", timeout=5).json()
+    mine = [a["op"] for a in audit if a.get("operation_id") == ro["operation_id"]]
+    assert mine == ["canary", "canary-abort"], audit
+    began, ended = (datetime.fromisoformat(a["time"]) for a in audit if a.get("operation_id") == ro["operation_id"])
+    assert (ended - began).total_seconds() < interval, "traffic back on blue within one interval"
+    tags = MlflowClient().get_run(out["run_id"]).data.tags
+    assert tags["factory.canary_steps"].startswith("step 0 (10%): abort"), tags
+    assert 'gateway_canary_verdicts_total{verdict="abort"} 1' in requests.get(gw.admin + "/metrics", timeout=5).text
 
 
 def test_automatic_rollback_when_the_new_colour_fails(server, tmp_path, blue_green):

@@ -3,7 +3,9 @@ sketch it (`--drift-window 1s`); `factory loop --once --sketches A,B`, with no r
 no folder shared with the replicas, merges their `GET /drift/sketch` answers, finds the drift,
 retrains and promotes. Its figures are checked against `factory drift` on the whole stream
 written to a file, binned with the model's own profile (`--psi-bins-from`): PSI and the
-categorical scores equal, Wasserstein within the bound the sketch reports.
+categorical scores equal, Wasserstein within the bound the sketch reports; and, with the KS test
+forced on every numeric column (`factory drift --sketches` against the replicas), the KS
+statistic within its bound.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def test_two_replicas_sketches_merge_to_the_file_figures_and_the_loop_promotes(s
             "--drift-window", "1s"]
     a, b = Serve(tmp_path, args), Serve(tmp_path, args)
     features = [h for h in HEADER if h != TARGET]
+    numeric = [h for h in features if h != "ocean_proximity"]
+    ks = [f"--stattest={h}=ks" for h in numeric]
     stream = tmp_path / "stream.csv"
     rng = random.Random(11)
     sent = {a.url: 0, b.url: 0}
@@ -93,6 +97,14 @@ def test_two_replicas_sketches_merge_to_the_file_figures_and_the_loop_promotes(s
         again = loop_once(server, tmp_path / "state", "--sketches", f"{a.url},{b.url}", "--model-name", name,
                           "--labels", str(tmp_path / "labels"), "--serving", a.url, "--serving-admin", a.admin_url)
         assert again["decision"] == "skipped" and again["rows"] == 0, again
+
+        # A one-off look at the replicas with the KS test on every numeric column (`factory drift
+        # --sketches`): replica A now serves version 2, but version 1's profile scored the rows.
+        online_ks = tmp_path / "online_ks.json"
+        proc = factory("drift", "--sketches", f"{a.url},{b.url}", *ks, "--report-json", str(online_ks), check=False)
+        assert proc.returncode == 3, proc.stderr
+        online_ks = json.loads(online_ks.read_text())
+        assert online_ks["current"]["rows"] == len(rows), online_ks["current"]
     finally:
         a.stop()
         b.stop()
@@ -119,3 +131,19 @@ def test_two_replicas_sketches_merge_to_the_file_figures_and_the_loop_promotes(s
     assert online["share_of_drifted_columns"] == files["share_of_drifted_columns"]
     assert online["significant_drift_reasons"] == files["significant_drift_reasons"]
     assert online["current"]["rows"] == len(rows)
+
+    # KS, exact on the file and from the sketches: D read at the profile's edges is never above
+    # the exact D, and at most the reported bound below it; the p-values and verdicts follow.
+    out = tmp_path / "file_ks.json"
+    factory("drift", "--reference", str(HOUSING), "--current", str(stream), "--psi-bins-from", str(model_dir), *ks,
+            "--report-json", str(out), check=False)
+    files_ks = json.loads(out.read_text())
+    for col in numeric:
+        o, f = online_ks["columns"][col], files_ks["columns"][col]
+        assert o["stattest"] == f["stattest"] == "ks", (col, o["stattest"], f["stattest"])
+        d_sketch, d, bound = o["ks_statistic"], f["ks_statistic"], o["sketch_error_bound"]
+        assert d_sketch <= d + 1e-12 and d <= d_sketch + bound + 1e-12, (col, d_sketch, d, bound)
+        assert bound <= 1 / 128, (col, bound)
+        assert o["drift_score"] >= f["drift_score"] - 1e-12, (col, o["drift_score"], f["drift_score"])
+        assert o["drift_detected"] == f["drift_detected"], (col, o, f)
+        assert o["psi"] == f["psi"], col

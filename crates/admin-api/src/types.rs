@@ -194,6 +194,13 @@ pub struct CanaryRequest {
     /// factor of 10 apart, so it can be off by up to that factor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_shadow_difference: Option<f64>,
+    /// Highest share of drifted features (Evidently's per-column tests) in what the new colour
+    /// scored since the canary began, read from its online drift sketches (`GET
+    /// /drift/sketch?open=true` on the new colour) at the end of every step (default: not
+    /// judged; needs a model whose package carries a drift profile and `serve` with online
+    /// drift on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_drift_share: Option<f64>,
     /// A PromQL query judged at the end of every step against an existing Prometheus; `{colour}`
     /// in it becomes the new colour's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -220,6 +227,7 @@ impl CanaryRequest {
             ("max_error_rate", self.max_error_rate, 0.0, 1.0),
             ("max_p99_ms", self.max_p99_ms, 0.0, 3_600_000.0),
             ("max_shadow_difference", self.max_shadow_difference, 1e-9, f64::MAX),
+            ("max_drift_share", self.max_drift_share, 0.0, 1.0),
         ];
         for (name, v, lo, hi) in limits {
             if let Some(x) = v.filter(|x| !(x.is_finite() && (lo..=hi).contains(x))) {
@@ -275,6 +283,13 @@ pub struct StepVerdict {
     pub shadow_compared: u64,
     pub shadow_difference_p99: Option<f64>,
     pub prometheus_value: Option<f64>,
+    /// Rows the new colour scored since the canary began, as its drift sketches count them
+    /// (when `max_drift_share` is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_rows: Option<u64>,
+    /// The share of drifted features in those rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_share: Option<f64>,
     /// Why, in words.
     pub detail: String,
 }
@@ -283,8 +298,12 @@ impl StepVerdict {
     /// "step 1 (25%): advance: 120 requests, 0 errors (0.0%), p99 3.1 ms: within every limit".
     pub fn summary(&self) -> String {
         let p99 = self.p99_ms.map_or("-".into(), |p| format!("{p:.1} ms"));
+        let drift = match (self.drift_share, self.drift_rows) {
+            (Some(share), Some(rows)) => format!(", drifted features {share:.3} in {rows} rows"),
+            _ => String::new(),
+        };
         format!(
-            "step {} ({}%): {}: {} requests, {} errors ({:.1}%), p99 {p99}: {}",
+            "step {} ({}%): {}: {} requests, {} errors ({:.1}%), p99 {p99}{drift}: {}",
             self.step,
             self.weight,
             self.verdict,

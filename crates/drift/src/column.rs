@@ -249,8 +249,9 @@ fn numeric_column(
     };
 
     let std_r = (w.sq_dev_r.value() / n_r as f64).sqrt();
+    let ks_statistic = (test == StatTest::Ks).then(|| w.ecdf.ks_statistic());
     let score = match test {
-        StatTest::Ks => numeric::ks_p_value(w.ecdf.ks_statistic(), n_r, n_c),
+        StatTest::Ks => numeric::ks_p_value(ks_statistic.unwrap_or_default(), n_r, n_c),
         StatTest::Wasserstein => numeric::wasserstein_norm(w.ecdf.wasserstein(), std_r),
         StatTest::Psi => counts::psi(binned, n_r, n_c)?,
         StatTest::JensenShannon => counts::jensenshannon(binned, n_r, n_c)?,
@@ -289,7 +290,7 @@ fn numeric_column(
     };
     let verdict = Verdict { test, score, threshold, psi };
     let sides = (stats(r, w.distinct_r, Some(std_r)), stats(c, w.distinct_c, None));
-    Ok(tested(name, column_type, verdict, sides, histogram))
+    Ok(ColumnReport { ks_statistic, ..tested(name, column_type, verdict, sides, histogram) })
 }
 
 pub(crate) fn text_column(name: &str, r: &TextData, c: &TextData, options: &ColumnOptions) -> Result<ColumnReport> {
@@ -354,6 +355,7 @@ pub(crate) fn tested(
         reference,
         current,
         text_descriptor: None,
+        ks_statistic: None,
         sketch_error_bound: None,
         histogram,
     }

@@ -242,6 +242,7 @@ fn numeric_column(
     let mut report =
         column::tested(name, ColumnType::Num, Verdict { test, score, threshold, psi }, (reference, current), histogram);
     report.sketch_error_bound = bound;
+    report.ks_statistic = (test == StatTest::Ks).then_some(d);
     Ok(Some(report))
 }
 

@@ -87,6 +87,10 @@ pub struct ColumnReport {
     /// The text column and descriptor this column was derived from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text_descriptor: Option<DescriptorOf>,
+    /// `ks`: the statistic D, the largest gap between the two ECDFs (the drift score is its
+    /// p-value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ks_statistic: Option<f64>,
     /// Computed online from sketches: how far the test's statistic (KS: D; Wasserstein: the
     /// normed distance) may be from the one the rows themselves give (`drift::online`).
     #[serde(skip_serializing_if = "Option::is_none")]

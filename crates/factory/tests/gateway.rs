@@ -4,7 +4,6 @@
 //! `grpc.health.v1`) load, 50 switches lose no request; a switch to a stopped upstream is
 //! refused; rollback restores the previous colour; state and audit survive a restart.
 
-use learn::{Column, Frame, GbmParams, ModelSpec, Task};
 use serde_json::{json, Value};
 use serving::proto::health::health_client::HealthClient;
 use serving::proto::health::HealthCheckRequest;
@@ -16,26 +15,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn rows(n: usize) -> Frame {
-    let x1: Vec<f64> = (0..n).map(|i| (i % 17) as f64 * 0.5).collect();
-    let x2: Vec<f64> = (0..n).map(|i| ((i * 7) % 23) as f64 - 11.0).collect();
-    Frame::from_columns(vec![Column::numeric("x1", x1), Column::numeric("x2", x2)]).unwrap()
-}
-
-fn write_package(dir: &Path) {
-    let x = rows(200);
-    let y: Vec<f64> = (0..200).map(|i| 2.0 * ((i % 17) as f64 * 0.5) + ((i * 7) % 23) as f64 - 11.0).collect();
-    let spec = ModelSpec::Gbm(GbmParams { max_iter: 5, min_samples_leaf: 5, ..GbmParams::default() });
-    let (model, _) = learn::fit(&x, &y, Task::Regression, &spec, &mut |_, _| {}).unwrap();
-    let provenance = package::Provenance {
-        run_id: Some("run-1".into()),
-        model_id: Some("m-1".into()),
-        created_utc: "2025-01-01 00:00:00.000000".into(),
-        profile: None,
-    };
-    package::save(dir, &model, &x.select_rows(&[0, 1, 2]), &provenance).unwrap();
-}
+use testkit::model::{invocation, write_package};
 
 /// A child process killed when dropped.
 struct Proc(Child);
@@ -142,7 +122,7 @@ impl Load {
 
 fn spawn_load(load: &Arc<Load>, front: &str) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
-    let body = json!({ "dataframe_split": package::input::to_dataframe_split(&rows(3)) });
+    let body = invocation(3);
     for _ in 0..3 {
         let (load, url, body) = (load.clone(), format!("{front}/invocations"), body.clone());
         tasks.push(tokio::spawn(async move {
@@ -356,12 +336,16 @@ async fn a_canary_from_the_cli_promotes_a_healthy_green_and_an_abort_moves_traff
     let (http, front, admin) = (st.http.clone(), st.front.clone(), st.ports.3);
 
     let args = ["canary", "--steps", "25,100", "--interval", "1s", "--min-requests", "5", "--max-p99-ms", "500"];
-    let out = deploy(admin, &[&args[..], &["--expect-version", "2", "--max-error-rate", "1%"]].concat()).await;
+    let limits = ["--expect-version", "2", "--max-error-rate", "1%", "--max-drift-share", "100%"];
+    let out = deploy(admin, &[&args[..], &limits].concat()).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
     for line in ["canary blue -> green: running, step 0 (25%)", "step 0 (25%): advance: ", "step 1 (100%): advance: "] {
         assert!(stdout.contains(line), "{line:?} not in {stdout}");
     }
+    // Green's own drift sketches were judged at each step (a share of at most 100% always passes).
+    assert_eq!(stdout.matches(" rows: within every limit").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches(", drifted features ").count(), 2, "{stdout}");
     assert!(stdout.contains("promoted: every step passed; green is active"), "{stdout}");
     let h: Value = http.get(format!("{front}/health")).send().await.unwrap().json().await.unwrap();
     assert_eq!(h["model_version"], "2");

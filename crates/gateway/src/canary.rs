@@ -39,8 +39,10 @@ pub const DEFAULT_STEPS: [u32; 4] = [5, 25, 50, 100];
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;
 pub const DEFAULT_MIN_REQUESTS: u64 = 20;
-/// How long a Prometheus query may take.
-const PROMETHEUS_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a Prometheus query, or the new colour's drift sketches, may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest answer read from Prometheus or from the new colour's `GET /drift/sketch`.
+const CHECK_ANSWER_LIMIT: usize = 64 << 20;
 
 /// A checked canary request.
 #[derive(Clone, Debug)]
@@ -52,6 +54,7 @@ pub struct Plan {
     pub max_p99_ms: Option<f64>,
     pub min_requests: u64,
     pub max_shadow_difference: Option<f64>,
+    pub max_drift_share: Option<f64>,
     pub prometheus: Option<PrometheusCheck>,
     pub expect_version: Option<String>,
     pub who: Option<String>,
@@ -73,6 +76,7 @@ impl Plan {
             max_p99_ms: r.max_p99_ms,
             min_requests: r.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS),
             max_shadow_difference: r.max_shadow_difference,
+            max_drift_share: r.max_drift_share,
             prometheus: r.prometheus,
             expect_version: r.expect_version,
             who,
@@ -91,6 +95,9 @@ impl Plan {
         }
         if let Some(d) = self.max_shadow_difference {
             c.push(format!("shadow difference p99 <= {d}"));
+        }
+        if let Some(d) = self.max_drift_share {
+            c.push(format!("share of drifted features <= {d}"));
         }
         if let Some(p) = &self.prometheus {
             c.push(format!("prometheus {:?} <= {}", p.query, p.max));
@@ -187,6 +194,8 @@ fn judge(plan: &Plan, to: Colour, w: &Window, at_end: bool, step: usize, weight:
         shadow_compared: w.shadow.count,
         shadow_difference_p99: shadow_p99,
         prometheus_value: None,
+        drift_rows: None,
+        drift_share: None,
         detail: breach.clone().unwrap_or_else(|| "within every limit".into()),
     };
     (verdict, breach)
@@ -216,11 +225,8 @@ struct PromSample {
     value: (f64, String),
 }
 
-/// `GET {url}/api/v1/query?query=...` with `{colour}` replaced: the first value.
-async fn prometheus_value(gw: &Gateway, p: &PrometheusCheck, to: Colour) -> Result<f64, String> {
-    let query = p.query.replace("{colour}", to.as_str());
-    let encoded: String = form_urlencoded::byte_serialize(query.as_bytes()).collect();
-    let url = format!("{}/api/v1/query?query={encoded}", p.url.trim_end_matches('/'));
+/// `GET url` within [`CHECK_TIMEOUT`]: the status and the body (at most [`CHECK_ANSWER_LIMIT`]).
+async fn get(gw: &Gateway, url: &str) -> Result<(http::StatusCode, bytes::Bytes), String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
     let req = http::Request::get(uri)
         .body(http_body_util::Either::Right(http_body_util::Full::new(bytes::Bytes::new())))
@@ -228,7 +234,26 @@ async fn prometheus_value(gw: &Gateway, p: &PrometheusCheck, to: Colour) -> Resu
     let call = async {
         let resp = gw.clients.http1.request(req).await.map_err(|e| crate::client::error_chain(&e))?;
         let status = resp.status();
-        let body = resp.into_body().collect().await.map_err(|e| crate::client::error_chain(&e))?.to_bytes();
+        let body = http_body_util::Limited::new(resp.into_body(), CHECK_ANSWER_LIMIT)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the answer: {e}"))?
+            .to_bytes();
+        Ok((status, body))
+    };
+    match tokio::time::timeout(CHECK_TIMEOUT, call).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+    }
+}
+
+/// `GET {url}/api/v1/query?query=...` with `{colour}` replaced: the first value.
+async fn prometheus_value(gw: &Gateway, p: &PrometheusCheck, to: Colour) -> Result<f64, String> {
+    let query = p.query.replace("{colour}", to.as_str());
+    let encoded: String = form_urlencoded::byte_serialize(query.as_bytes()).collect();
+    let url = format!("{}/api/v1/query?query={encoded}", p.url.trim_end_matches('/'));
+    let value = async {
+        let (status, body) = get(gw, &url).await?;
         let reply: PromReply =
             serde_json::from_slice(&body).map_err(|e| format!("HTTP {status}: not a Prometheus API answer: {e}"))?;
         if reply.status != "success" {
@@ -247,10 +272,68 @@ async fn prometheus_value(gw: &Gateway, p: &PrometheusCheck, to: Colour) -> Resu
         }
         Ok(v)
     };
-    match tokio::time::timeout(PROMETHEUS_TIMEOUT, call).await {
-        Ok(r) => r.map_err(|e| format!("prometheus query {query:?}: {e}")),
-        Err(_) => Err(format!("prometheus query {query:?}: no answer within {PROMETHEUS_TIMEOUT:?}")),
+    value.await.map_err(|e| format!("prometheus query {query:?}: {e}"))
+}
+
+/// What the new colour scored since the canary began, judged for drift against its model's
+/// reference profile: the rows and the report.
+struct DriftLook {
+    rows: u64,
+    report: drift::DriftReport,
+}
+
+impl DriftLook {
+    /// "3 of 8 features drifted (0.375: a, b, c) in 420 rows".
+    fn describe(&self) -> String {
+        let r = &self.report;
+        let drifted: Vec<&str> = r.columns.iter().filter(|c| c.drift_detected).map(|c| c.name.as_str()).collect();
+        let names = if drifted.is_empty() { String::new() } else { format!(": {}", drifted.join(", ")) };
+        format!(
+            "{} of {} features drifted ({:.3}{names}) in {} rows",
+            r.number_of_drifted_columns, r.number_of_columns, r.share_of_drifted_columns, self.rows
+        )
     }
+}
+
+/// `GET /drift/sketch?since=<canary start>&open=true` on the new colour: the sketch of the
+/// version the canary expects (else of the profile with the most rows), checked against its
+/// profile and judged as the loop judges sketches ([`drift::online::report`]).
+async fn drift_look(gw: &Gateway, to: Colour, since_ms: u64, version: Option<&str>) -> Result<DriftLook, String> {
+    let url = format!("http://{}/drift/sketch?since={since_ms}&open=true", gw.upstream(to).address);
+    let look = async {
+        let (status, body) = get(gw, &url).await?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+            return Err(format!("HTTP {status}: {text}"));
+        }
+        let answer: sketch::SketchAnswer =
+            serde_json::from_slice(&body).map_err(|e| format!("not a drift sketch answer: {e}"))?;
+        if answer.sketches.is_empty() {
+            return Err("nothing was sketched since the canary began (only models whose package carries a drift \
+                        profile, as `factory train` writes, are sketched)"
+                .into());
+        }
+        let seen: Vec<String> = answer.sketches.iter().map(|e| e.model_version.clone()).collect();
+        let entry = answer
+            .sketches
+            .into_iter()
+            .filter(|e| version.is_none_or(|v| e.model_version == v))
+            .max_by_key(|e| e.sketch.rows)
+            .ok_or_else(|| {
+                format!(
+                    "no rows of version {} were sketched since the canary began (versions sketched: {})",
+                    version.unwrap_or_default(),
+                    seen.join(", ")
+                )
+            })?;
+        entry.profile.check().map_err(|e| e.to_string())?;
+        entry.sketch.check(&entry.profile).map_err(|e| e.to_string())?;
+        let reference = format!("drift profile {} (model version {})", entry.profile.id, entry.model_version);
+        let options = drift::DriftOptions::new(reference, format!("{to} since the canary began"));
+        let report = drift::online::report(&entry.profile, &entry.sketch, &options).map_err(|e| e.to_string())?;
+        Ok(DriftLook { rows: entry.sketch.rows, report })
+    };
+    look.await.map_err(|e| format!("drift sketches of {to} ({url}): {e}"))
 }
 
 /// Which canary a record or check is about: its operation id, who started it, and the colours.
@@ -396,6 +479,8 @@ impl Gateway {
 
     async fn run_canary(self: Arc<Self>, plan: Plan, run: Run) {
         let (tick, to) = (plan.tick(), run.to);
+        // Drift is judged on everything the new colour scored since the canary began.
+        let began_ms = sketch::now_ms();
         let mut share = plan.steps[0];
         for (i, &next_share) in plan.steps.iter().enumerate() {
             if i > 0 {
@@ -430,6 +515,26 @@ impl Gateway {
                 let (mut v, mut breach) = judge(&plan, to, &self.window(to).since(&start), at_end, i, share);
                 if !self.upstream(to).is_healthy() {
                     breach = Some(format!("{to} was marked unhealthy by passive health"));
+                }
+                if let (None, true, Some(max)) = (&breach, at_end, plan.max_drift_share) {
+                    match drift_look(&self, to, began_ms, plan.expect_version.as_deref()).await {
+                        Ok(look) if look.rows < plan.min_requests.max(1) => {
+                            breach = Some(format!(
+                                "only {} rows scored by {to} were sketched since the canary began; at least {} are \
+                                 needed to judge drift",
+                                look.rows,
+                                plan.min_requests.max(1)
+                            ))
+                        }
+                        Ok(look) => {
+                            (v.drift_rows, v.drift_share) =
+                                (Some(look.rows), Some(look.report.share_of_drifted_columns));
+                            if look.report.share_of_drifted_columns > max {
+                                breach = Some(format!("drift: {}, over the limit {max}", look.describe()));
+                            }
+                        }
+                        Err(why) => breach = Some(why),
+                    }
                 }
                 if let (None, true, Some(p)) = (&breach, at_end, &plan.prometheus) {
                     match prometheus_value(&self, p, to).await {

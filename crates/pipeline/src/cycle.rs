@@ -200,6 +200,7 @@ fn canary_metrics(r: &CycleReport) -> Vec<(String, f64, i64)> {
         m.push(("canary_requests".to_string(), v.requests as f64, step));
         m.push(("canary_error_rate".to_string(), v.error_rate, step));
         m.extend(v.p99_ms.map(|p| ("canary_p99_ms".to_string(), p, step)));
+        m.extend(v.drift_share.map(|d| ("canary_drift_share".to_string(), d, step)));
         m.push(("canary_passed".to_string(), f64::from(u8::from(v.verdict != "abort")), step));
     }
     m
@@ -477,7 +478,7 @@ async fn from_request_logs(
 /// scored them (`drift::online`).
 async fn from_sketches(p: &Pipeline, client: &Client, run_id: &str, state: &State) -> Result<Judgement, PipelineError> {
     let http = reqwest::Client::new();
-    let got = crate::sketches::gather(&http, &p.drift, &state.sketch_watermarks).await?;
+    let got = crate::sketches::gather(&http, crate::sketches::Sources::of(&p.drift), &state.sketch_watermarks).await?;
     let rows = got.rows();
     let versions = got.judged.as_ref().map(|j| j.versions.iter().cloned().collect::<Vec<_>>().join(","));
     let other_rows = got.judged.as_ref().map_or(0, |j| j.other_rows);

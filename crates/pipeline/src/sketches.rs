@@ -45,11 +45,30 @@ impl Gathered {
     }
 }
 
+/// Where the sketches come from, and which windows are taken.
+#[derive(Clone, Copy, Debug)]
+pub struct Sources<'a> {
+    /// Replicas' base URLs.
+    pub sketches: &'a [String],
+    /// `host:port` resolved to every address (a Kubernetes headless Service).
+    pub service: Option<&'a str>,
+    /// Take the windows still open too (`GET /drift/sketch?open=true`): a look at everything
+    /// scored until now, for a one-off report; the watermarks are then not points to resume from.
+    pub open: bool,
+}
+
+impl<'a> Sources<'a> {
+    /// A pipeline's `[drift]` sources (closed windows only).
+    pub fn of(settings: &'a DriftSettings) -> Sources<'a> {
+        Sources { sketches: &settings.sketches, service: settings.sketch_service.as_deref(), open: false }
+    }
+}
+
 /// Every replica's base URL: the listed ones, then the service's addresses.
-async fn replicas(settings: &DriftSettings) -> Result<Vec<String>, PipelineError> {
-    let mut out: Vec<String> = settings.sketches.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
-    if let Some(service) = &settings.sketch_service {
-        let addrs = tokio::net::lookup_host(service.as_str())
+async fn replicas(sources: Sources<'_>) -> Result<Vec<String>, PipelineError> {
+    let mut out: Vec<String> = sources.sketches.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+    if let Some(service) = sources.service {
+        let addrs = tokio::net::lookup_host(service)
             .await
             .map_err(|e| PipelineError::Online(format!("resolving drift.sketch_service '{service}': {e}")))?;
         let mut found: Vec<String> = addrs.map(|a| format!("http://{a}")).collect();
@@ -63,16 +82,41 @@ async fn replicas(settings: &DriftSettings) -> Result<Vec<String>, PipelineError
     Ok(out)
 }
 
-/// One replica's answer, checked against its profiles.
-async fn fetch(http: &reqwest::Client, base: &str, since: Option<u64>) -> Result<SketchAnswer, String> {
-    let mut url = format!("{base}/drift/sketch");
-    if let Some(since) = since {
-        url.push_str(&format!("?since={since}"));
+/// The largest `/drift/sketch` answer read from a replica: a sketch is a few thousand cells per
+/// feature, so anything near this is not one.
+const MAX_ANSWER_BYTES: usize = 64 << 20;
+
+/// The body, refused once it grows past `limit` bytes (read chunk by chunk, so a hostile or
+/// broken replica cannot make the loop buffer without bound).
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let too_large = || format!("the answer is larger than {limit} bytes");
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
     }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// One replica's answer, checked against its profiles.
+async fn fetch(http: &reqwest::Client, base: &str, since: Option<u64>, open: bool) -> Result<SketchAnswer, String> {
+    let mut query: Vec<String> = since.map(|s| format!("since={s}")).into_iter().collect();
+    if open {
+        query.push("open=true".into());
+    }
+    let url = match query.is_empty() {
+        true => format!("{base}/drift/sketch"),
+        false => format!("{base}/drift/sketch?{}", query.join("&")),
+    };
     let failed = |what: String| format!("{url}: {what}");
     let response = http.get(&url).timeout(Duration::from_secs(30)).send().await.map_err(|e| failed(e.to_string()))?;
     let status = response.status();
-    let bytes = response.bytes().await.map_err(|e| failed(e.to_string()))?;
+    let bytes = read_limited(response, MAX_ANSWER_BYTES).await.map_err(failed)?;
     if !status.is_success() {
         return Err(failed(format!("{status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]))));
     }
@@ -91,17 +135,17 @@ async fn fetch(http: &reqwest::Client, base: &str, since: Option<u64>) -> Result
 /// replica answers, the cycle fails. Watermarks of replicas no longer listed are dropped.
 pub async fn gather(
     http: &reqwest::Client,
-    settings: &DriftSettings,
+    sources: Sources<'_>,
     watermarks: &BTreeMap<String, u64>,
 ) -> Result<Gathered, PipelineError> {
-    let replicas = replicas(settings).await?;
+    let replicas = replicas(sources).await?;
     let mut next: BTreeMap<String, u64> =
         watermarks.iter().filter(|(k, _)| replicas.contains(k)).map(|(k, v)| (k.clone(), *v)).collect();
     let mut failed = Vec::new();
     // Per profile id: (profile, merged sketch, versions).
     let mut merged: BTreeMap<String, (Profile, Sketch, BTreeSet<String>)> = BTreeMap::new();
     for base in &replicas {
-        let answer = match fetch(http, base, watermarks.get(base).copied()).await {
+        let answer = match fetch(http, base, watermarks.get(base).copied(), sources.open).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "a serve replica's sketches are left out of this cycle");
@@ -149,4 +193,54 @@ pub async fn gather(
         versions,
     });
     Ok(Gathered { replicas, watermarks: next, failed, judged })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server answering every connection with `head` then `body_len` bytes of `x`.
+    async fn serve_once(head: String, body_len: usize) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let head = head.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s.write_all(head.as_bytes()).await;
+                    let chunk = vec![b'x'; 8192];
+                    let mut left = body_len;
+                    while left > 0 {
+                        let n = left.min(chunk.len());
+                        if s.write_all(&chunk[..n]).await.is_err() {
+                            return;
+                        }
+                        left -= n;
+                    }
+                });
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    async fn get(url: &str) -> reqwest::Response {
+        reqwest::Client::new().get(url).send().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn answers_past_the_limit_are_refused_whether_or_not_they_say_their_length() {
+        let limit = 100_000;
+        let sized = serve_once(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", limit + 1), limit + 1).await;
+        let err = read_limited(get(&sized).await, limit).await.unwrap_err();
+        assert!(err.contains("larger than"), "{err}");
+        // No length given: read until the connection closes, and stopped at the limit.
+        let no_length = serve_once("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".into(), 10 * limit).await;
+        let err = read_limited(get(&no_length).await, limit).await.unwrap_err();
+        assert!(err.contains("larger than"), "{err}");
+        let fits = serve_once(format!("HTTP/1.1 200 OK\r\ncontent-length: {limit}\r\n\r\n"), limit).await;
+        assert_eq!(read_limited(get(&fits).await, limit).await.unwrap().len(), limit);
+    }
 }

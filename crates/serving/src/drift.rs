@@ -39,15 +39,21 @@ impl DriftSketches {
         Some(r)
     }
 
-    /// `GET /drift/sketch?since=`: the closed windows since `since_ms`, one entry per profile.
-    pub fn answer(&self, since_ms: Option<u64>) -> SketchAnswer {
+    /// `GET /drift/sketch?since=`: the closed windows since `since_ms`, one entry per profile;
+    /// with `open` (`&open=true`), every window that ends after `since_ms`, the open ones too
+    /// ([`Recorder::all_since`]).
+    pub fn answer(&self, since_ms: Option<u64>, open: bool) -> SketchAnswer {
         let all = self.recorders.lock().unwrap_or_else(|e| e.into_inner()).clone();
         // One clock reading for every profile: the windows taken end at the same time for all.
         let now_ms = sketch::now_ms();
+        let take = |r: &Arc<Recorder>| match open {
+            true => r.all_since(since_ms.unwrap_or(0), now_ms),
+            false => r.closed_since(since_ms, now_ms),
+        };
         SketchAnswer {
             window_ms: self.config.map_or(0, |c| c.window.as_millis() as u64),
             now_ms,
-            sketches: all.iter().filter_map(|r| r.closed_since(since_ms, now_ms)).collect(),
+            sketches: all.iter().filter_map(take).collect(),
         }
     }
 

@@ -587,22 +587,25 @@ async fn drift_sketch(State(app): App, RawQuery(query): RawQuery) -> Response {
         let error = "online drift is off on this server (serve --drift-window 0)".to_string();
         return (StatusCode::NOT_FOUND, Json(V2ErrorBody { error })).into_response();
     }
-    let mut since = None;
+    let (mut since, mut open) = (None, false);
     for pair in query.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let parsed = match key {
             "since" => value
                 .parse::<u64>()
-                .map(Some)
+                .map(|v| since = Some(v))
                 .map_err(|_| format!("'since' must be a time in milliseconds since the Unix epoch, got '{value}'")),
-            other => Err(format!("unknown query parameter '{other}' (expected 'since')")),
+            "open" => value
+                .parse::<bool>()
+                .map(|v| open = v)
+                .map_err(|_| format!("'open' must be true or false, got '{value}'")),
+            other => Err(format!("unknown query parameter '{other}' (expected 'since' or 'open')")),
         };
-        match parsed {
-            Ok(v) => since = v,
-            Err(error) => return (StatusCode::BAD_REQUEST, Json(V2ErrorBody { error })).into_response(),
+        if let Err(error) = parsed {
+            return (StatusCode::BAD_REQUEST, Json(V2ErrorBody { error })).into_response();
         }
     }
-    json_reply(StatusCode::OK, &app.sketches.answer(since))
+    json_reply(StatusCode::OK, &app.sketches.answer(since, open))
 }
 
 /// `POST /admin/reload[?force=true]`: 200 when the model is current (reloaded or

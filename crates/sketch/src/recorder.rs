@@ -185,24 +185,43 @@ impl Recorder {
     }
 
     /// The finished windows (as of `now_ms`, Unix milliseconds) that start at or after
-    /// `since_ms`, merged. `None` when there are none.
+    /// `since_ms`, merged. `None` when there are none. A caller that asks again with `since` =
+    /// the answer's `until_ms` gets every window exactly once.
     pub fn closed_since(&self, since_ms: Option<u64>, now_ms: u64) -> Option<ProfileSketch> {
+        self.merged(now_ms, false, |start| since_ms.is_none_or(|since| start >= since))
+    }
+
+    /// Every window that ends after `since_ms`, the open ones included: what was scored since
+    /// then (and in the part of the window holding `since_ms` before it), for a look now — a
+    /// canary's drift check. Not for resuming: the open windows come again in a later
+    /// [`closed_since`](Self::closed_since) answer.
+    pub fn all_since(&self, since_ms: u64, now_ms: u64) -> Option<ProfileSketch> {
+        self.merged(now_ms, true, |start| start + self.window_ms > since_ms)
+    }
+
+    /// The windows whose start `keep` accepts, merged: the closed ones and, with `open`, those
+    /// still being written to.
+    fn merged(&self, now_ms: u64, open: bool, keep: impl Fn(u64) -> bool) -> Option<ProfileSketch> {
         self.fold_all(now_ms);
+        // Every shard's lock, in order, before the closed windows' (the order `fold` takes them
+        // in), so no window moves from a shard to the closed ones while they are read.
+        let shards: Vec<MutexGuard<'_, Shard>> =
+            if open { (0..self.shards.len()).map(|i| self.lock(i)).collect() } else { Vec::new() };
         let closed = self.lock_closed();
         let mut merged = self.profile.empty_sketch();
-        let (mut from, mut until, mut windows) = (u64::MAX, 0, 0);
-        for (start, sketch) in closed.windows.iter().filter(|(s, _)| since_ms.is_none_or(|since| *s >= since)) {
+        let mut starts = std::collections::BTreeSet::new();
+        let open_windows = shards.iter().flat_map(|s| s.open.iter());
+        for (start, sketch) in closed.windows.iter().chain(open_windows).filter(|(s, _)| keep(*s)) {
             let _ = merged.merge(sketch);
-            from = from.min(*start);
-            until = until.max(start + self.window_ms);
-            windows += 1;
+            starts.insert(*start);
         }
-        (windows > 0).then(|| ProfileSketch {
+        let (from, until) = (*starts.first()?, starts.last()? + self.window_ms);
+        Some(ProfileSketch {
             profile: (*self.profile).clone(),
             model_version: self.model_version.clone(),
             from_ms: from,
             until_ms: until,
-            windows,
+            windows: starts.len() as u64,
             sketch: merged,
         })
     }

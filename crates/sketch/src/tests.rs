@@ -85,13 +85,21 @@ fn the_recorder_returns_closed_windows_once() {
     );
     let batch = [1.0, 2.5, 1000.0];
     let cats = [Some("a".to_string()), Some("b".to_string()), None];
+    let t0 = now_ms();
     r.observe(3, |name| if name == "x" { Values::Numeric(&batch) } else { Values::Categorical(&cats) });
     assert!(r.closed_since(None, now_ms()).is_none(), "the window is still open");
+    // A look that takes the open windows too (a canary's drift check) sees the rows at once.
+    let look = r.all_since(t0, now_ms()).expect("the open window");
+    assert_eq!((look.sketch.rows, look.windows), (3, 1));
+    assert_eq!(look.sketch, sketch_of(&p, &batch, &cats));
+    assert!(t0 < look.until_ms, "{look:?}");
+    assert!(r.all_since(look.until_ms, now_ms()).is_none(), "nothing scored after the window");
     std::thread::sleep(Duration::from_millis(200));
     let got = r.closed_since(None, now_ms()).expect("closed by now");
     assert_eq!((got.sketch.rows, got.windows, got.model_version.as_str()), (3, 1, "3"));
     assert_eq!(got.sketch, sketch_of(&p, &batch, &cats));
     assert!(r.closed_since(Some(got.until_ms), now_ms()).is_none());
+    assert_eq!(r.all_since(t0, now_ms()).expect("closed, still within the look").sketch, got.sketch);
     assert_eq!(r.lifetime().rows, 3);
     assert!(r.has_recent());
 }

@@ -88,6 +88,10 @@ pub struct CanaryArgs {
     /// (turn shadow traffic on first: `factory deploy shadow --percent 10`).
     #[arg(long)]
     max_shadow_difference: Option<f64>,
+    /// Highest share of drifted features (`30%` or `0.3`) in what the new colour scored since
+    /// the canary began, from its online drift sketches (`factory serve` keeps them).
+    #[arg(long, value_parser = parse_rate)]
+    max_drift_share: Option<f64>,
     /// An existing Prometheus to ask at the end of every step (with --prometheus-query).
     #[arg(long, requires_all = ["prometheus_query", "prometheus_max"])]
     prometheus_url: Option<String>,
@@ -131,6 +135,7 @@ impl CanaryArgs {
             max_p99_ms: self.max_p99_ms,
             min_requests: Some(self.min_requests),
             max_shadow_difference: self.max_shadow_difference,
+            max_drift_share: self.max_drift_share,
             prometheus: match (&self.prometheus_url, &self.prometheus_query, self.prometheus_max) {
                 (Some(url), Some(query), Some(max)) => {
                     Some(PrometheusCheck { url: url.clone(), query: query.clone(), max })

@@ -1,9 +1,11 @@
 //! `factory drift`: compare a current CSV (e.g. the production request log) with a reference
 //! CSV (e.g. the training data) the way Evidently 0.7.23's `DataDriftPreset` does, write JSON
-//! and HTML reports, and exit 0 (no significant drift) or 3 (significant drift).
+//! and HTML reports, and exit 0 (no significant drift) or 3 (significant drift). With
+//! `--sketches` / `--sketch-service`, the current data is what running `factory serve` replicas
+//! scored (their online drift sketches) and the reference their model's profile.
 
 use anyhow::Context;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Flags of `factory drift`.
 #[derive(clap::Args, Debug)]
@@ -12,11 +14,21 @@ Significant drift: some column's PSI > --psi-threshold, or the share of drifted 
 Tests available for --stattest: ks, wasserstein, psi, jensenshannon, chisquare, z, kl_div, hellinger.")]
 pub struct DriftArgs {
     /// Reference data set (CSV with a header row), e.g. the training data.
-    #[arg(long, value_name = "CSV")]
-    pub reference: PathBuf,
+    #[arg(long, value_name = "CSV", required_unless_present_any = ["sketches", "sketch_service"])]
+    pub reference: Option<PathBuf>,
     /// Current data set (CSV with a header row), e.g. the production request log.
-    #[arg(long, value_name = "CSV")]
-    pub current: PathBuf,
+    #[arg(long, value_name = "CSV", required_unless_present_any = ["sketches", "sketch_service"])]
+    pub current: Option<PathBuf>,
+    /// Instead of --reference and --current: what running `factory serve` replicas scored.
+    /// Their online drift sketches (`GET /drift/sketch?open=true`: every window they keep, the
+    /// open one too) are merged and judged against the served model's own reference profile,
+    /// as `factory loop` does with `[drift] sketches`. Base URLs, comma-separated.
+    #[arg(long, value_name = "URL,...", value_delimiter = ',', conflicts_with_all = ["reference", "current", "psi_bins_from"])]
+    pub sketches: Vec<String>,
+    /// With or instead of --sketches: a `host:port` resolved to every replica's address (a
+    /// Kubernetes headless Service).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["reference", "current", "psi_bins_from"])]
+    pub sketch_service: Option<String>,
     /// Write the JSON report here.
     #[arg(long, value_name = "FILE")]
     pub report_json: Option<PathBuf>,
@@ -116,8 +128,8 @@ fn pairs<T>(flag: &str, raw: &[String], parse: impl Fn(&str) -> anyhow::Result<T
         .collect()
 }
 
-fn options(args: &DriftArgs) -> anyhow::Result<drift::DriftOptions> {
-    let mut o = drift::DriftOptions::new(&args.reference, &args.current);
+fn options(args: &DriftArgs, reference: &Path, current: &Path) -> anyhow::Result<drift::DriftOptions> {
+    let mut o = drift::DriftOptions::new(reference, current);
     o.columns =
         args.columns.as_ref().map(|c| c.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
     o.psi_threshold = args.psi_threshold;
@@ -167,9 +179,13 @@ fn options(args: &DriftArgs) -> anyhow::Result<drift::DriftOptions> {
 
 /// Runs the comparison; returns the exit status (0 or 3).
 pub fn run(args: DriftArgs) -> anyhow::Result<u8> {
-    let options = options(&args)?;
     let started = std::time::Instant::now();
-    let report = drift::run(&options, &drift::progress::Bar::stderr())?;
+    let report = match (&args.reference, &args.current) {
+        (Some(reference), Some(current)) => {
+            drift::run(&options(&args, reference, current)?, &drift::progress::Bar::stderr())?
+        }
+        _ => from_sketches(&args)?,
+    };
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "drift computed");
     if let Some(path) = &args.report_json {
         std::fs::write(path, report.to_json()).with_context(|| format!("writing {}", path.display()))?;
@@ -181,6 +197,30 @@ pub fn run(args: DriftArgs) -> anyhow::Result<u8> {
         print!("{}", summary(&report));
     }
     Ok(report.exit_code())
+}
+
+/// `--sketches` / `--sketch-service`: every replica's sketches, merged per model profile; the
+/// profile that scored the most rows is judged (`drift::online::report`).
+fn from_sketches(args: &DriftArgs) -> anyhow::Result<drift::DriftReport> {
+    let sources =
+        pipeline::sketches::Sources { sketches: &args.sketches, service: args.sketch_service.as_deref(), open: true };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let http = reqwest::Client::new();
+    let got = runtime
+        .block_on(pipeline::sketches::gather(&http, sources, &Default::default()))
+        .context("reading the replicas' drift sketches")?;
+    for failed in &got.failed {
+        tracing::warn!("left out: {failed}");
+    }
+    let judged = got.judged.context("the replicas have sketched no rows yet")?;
+    if judged.other_rows > 0 {
+        tracing::warn!(rows = judged.other_rows, "rows scored by other model versions are not judged");
+    }
+    let versions: Vec<&str> = judged.versions.iter().map(String::as_str).collect();
+    let reference = format!("drift profile {} (model version {})", &judged.profile.id[..12], versions.join(","));
+    let current = format!("sketches from {} replica(s)", got.replicas.len() - got.failed.len());
+    let options = options(args, Path::new(&reference), Path::new(&current))?;
+    Ok(drift::online::report(&judged.profile, &judged.sketch, &options)?)
 }
 
 fn summary(r: &drift::DriftReport) -> String {

@@ -21,6 +21,8 @@ enum Fault {
     FailEvery(u64),
     /// Every scoring request waits this long first.
     Delay(Duration),
+    /// `GET /drift/sketch` answers 404, as a serve with online drift off does.
+    NoSketches,
 }
 
 /// A relay in front of a real upstream (HTTP/1.1 and h2c, so gRPC health passes through).
@@ -47,8 +49,14 @@ async fn relay(
                 return Ok(r);
             }
             Fault::Delay(d) => tokio::time::sleep(d).await,
-            Fault::FailEvery(_) => {}
+            Fault::FailEvery(_) | Fault::NoSketches => {}
         }
+    }
+    if let (Fault::NoSketches, "/drift/sketch") = (fault, req.uri().path()) {
+        let body = Bytes::from_static(b"{\"error\":\"online drift is off on this server (serve --drift-window 0)\"}");
+        let mut r = hyper::Response::new(Either::Left(Full::new(body)));
+        *r.status_mut() = hyper::StatusCode::NOT_FOUND;
+        return Ok(r);
     }
     let (mut parts, body) = req.into_parts();
     let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
@@ -102,15 +110,21 @@ struct Traffic {
 
 impl Traffic {
     fn start(g: &Arc<TestGateway>, clients: usize) -> Traffic {
+        Traffic::start_with(g, clients, invocation(3))
+    }
+
+    /// Clients sending `body` again and again.
+    fn start_with(g: &Arc<TestGateway>, clients: usize, body: serde_json::Value) -> Traffic {
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let body = Arc::new(body);
         let tasks = (0..clients)
             .map(|_| {
-                let (g, stop, seen) = (g.clone(), stop.clone(), seen.clone());
+                let (g, stop, seen, body) = (g.clone(), stop.clone(), seen.clone(), body.clone());
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
                         let sent = Instant::now();
-                        let (status, colour) = g.invoke().await;
+                        let (status, colour) = g.invoke_with(&body).await;
                         seen.lock().unwrap().push((status, colour, sent));
                     }
                 })
@@ -288,6 +302,69 @@ async fn a_healthy_green_reaches_100_percent_and_becomes_active() {
         assert!(m.contains(line), "{line} not in the metrics");
     }
     assert!(m.contains("gateway_shadow_prediction_difference_bucket{le=\"1e-09\"} "), "{m}");
+    st.stop().await;
+}
+
+/// The model's 200 training rows as one scoring payload, `x1` moved by `shift`.
+fn training_rows(shift: f64) -> serde_json::Value {
+    let mut body = invocation(200);
+    for row in body["dataframe_split"]["data"].as_array_mut().unwrap() {
+        row[0] = (row[0].as_f64().unwrap() + shift).into();
+    }
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_share_of_drifted_features_the_new_colour_scored_gates_the_canary() {
+    let st = Stack::start(None).await;
+    let (g, c) = (&st.g, &st.c);
+    // Traffic like the training data: nothing drifts, green is promoted.
+    let traffic = Traffic::start_with(g, 2, training_rows(0.0));
+    let req =
+        CanaryRequest { max_drift_share: Some(0.4), expect_version: Some("2".into()), ..request(&[50, 100], 1.0, 3) };
+    c.canary(&req).await.unwrap();
+    let end = finished(c, Duration::from_secs(15)).await;
+    traffic.stop().await;
+    assert_eq!(end.phase, CanaryPhase::Promoted, "{end:?}");
+    for v in &end.verdicts {
+        assert_eq!(v.drift_share, Some(0.0), "{v:?}");
+        assert!(v.drift_rows.unwrap() > 0, "{v:?}");
+    }
+    // Cumulative since the canary began, 200 rows a request (a step's count, taken when requests
+    // are routed, also holds the ones still in flight; by the next step's end they were scored).
+    let (first, last) = (&end.verdicts[0], &end.verdicts[1]);
+    assert!(last.drift_rows.unwrap() >= 200 * first.requests, "{first:?} {last:?}");
+
+    // x1 moved far from the training data: the canary back to blue (version 1) is aborted at its
+    // first step on x1 alone (1 of 2 features), and all traffic stays on green.
+    let traffic = Traffic::start_with(g, 2, training_rows(100.0));
+    c.canary(&CanaryRequest { max_drift_share: Some(0.4), ..request(&[50, 100], 1.0, 3) }).await.unwrap();
+    let end = finished(c, Duration::from_secs(15)).await;
+    let seen = traffic.stop().await;
+    assert_eq!((end.phase, end.step, end.to), (CanaryPhase::Aborted, 0, admin_api::Colour::Blue), "{end:?}");
+    let v = &end.verdicts[0];
+    assert_eq!((v.verdict.as_str(), v.drift_share), ("abort", Some(0.5)), "{v:?}");
+    let reason = end.reason.unwrap();
+    assert!(reason.contains("drift: 1 of 2 features drifted (0.500: x1) in "), "{reason}");
+    assert!(reason.contains("over the limit 0.4"), "{reason}");
+    assert!(seen.iter().all(|(s, _, _)| *s == 200), "drift fails no request");
+    assert_eq!(c.status().await.unwrap().weights, admin_api::Weights { blue: 0, green: 100 });
+    st.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drift_check_on_a_colour_without_sketches_aborts_with_the_reason() {
+    // Green behind a relay whose /drift/sketch answers 404, as `serve --drift-window 0` does.
+    let st = Stack::start(Some(Fault::NoSketches)).await;
+    let c = &st.c;
+    let traffic = Traffic::start(&st.g, 2);
+    c.canary(&CanaryRequest { max_drift_share: Some(0.4), ..request(&[50, 100], 0.5, 1) }).await.unwrap();
+    let end = finished(c, Duration::from_secs(10)).await;
+    traffic.stop().await;
+    assert_eq!((end.phase, end.step), (CanaryPhase::Aborted, 0), "{end:?}");
+    let reason = end.reason.unwrap();
+    assert!(reason.contains("drift sketches of green") && reason.contains("404"), "{reason}");
+    assert_eq!(c.status().await.unwrap().weights.blue, 100);
     st.stop().await;
 }
 

@@ -27,6 +27,9 @@ impl Upstream {
         let mut cfg = serving::Config::new(model_dir().to_string_lossy(), "http://127.0.0.1:9");
         cfg.version_label = Some(version.into());
         cfg.shutdown_grace = Duration::from_secs(2);
+        // Short drift windows, so a canary's drift look holds little from before it began.
+        cfg.drift =
+            Some(sketch::RecorderConfig { window: Duration::from_millis(200), retention: Duration::from_secs(600) });
         let app = serving::Serving::new(cfg).unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -143,9 +146,14 @@ impl TestGateway {
         (v["model_version"].as_str().unwrap().to_string(), colour)
     }
 
-    /// `/invocations` through the gateway: (status, colour).
+    /// `/invocations` of [`invocation`]`(3)` through the gateway: (status, colour).
     pub async fn invoke(&self) -> (u16, String) {
-        let r = self.http.post(format!("{}/invocations", self.base)).json(&invocation(3)).send().await.unwrap();
+        self.invoke_with(&invocation(3)).await
+    }
+
+    /// `/invocations` of `body` through the gateway: (status, colour).
+    pub async fn invoke_with(&self, body: &serde_json::Value) -> (u16, String) {
+        let r = self.http.post(format!("{}/invocations", self.base)).json(body).send().await.unwrap();
         let colour = r
             .headers()
             .get(gateway::proxy::UPSTREAM_HEADER)

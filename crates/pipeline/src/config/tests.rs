@@ -51,13 +51,15 @@ fn invalid_files_name_the_problem() {
     check_err(&format!("{MIN}[rollout.canary]\nsteps = [50, 10]\n"), "rollout.canary: steps [50, 10]");
     check_err(&format!("{MIN}[rollout.canary]\nmax_error_rate = 2.0\n"), "rollout.canary: max_error_rate 2");
     check_err(&format!("{MIN}[rollout.canary]\nstep = [5]\n"), "unknown field `step`");
+    check_err(&format!("{MIN}[rollout.canary]\nmax_drift_share = 1.5\n"), "rollout.canary: max_drift_share 1.5");
     check_err(&format!("{MIN}[rollout.canary]\nto = \"green\"\n"), "set by the loop");
 }
 
 #[test]
 fn a_canary_rollout_reads_its_steps_and_limits() {
     let text = "[drift]\nrequest_logs = [\"r\"]\n[rollout]\nmode = \"canary\"\ngateway = \"http://g\"\n\
-                [rollout.canary]\nsteps = [10, 50]\ninterval_secs = 2.5\nmax_p99_ms = 40\nmin_requests = 5\n";
+                [rollout.canary]\nsteps = [10, 50]\ninterval_secs = 2.5\nmax_p99_ms = 40\nmin_requests = 5\n\
+                max_drift_share = 0.25\n";
     let p = parse("p", text, Path::new("/base"), &Overrides::default()).unwrap();
     assert_eq!(p.rollout.mode, RolloutMode::Canary);
     let c = &p.rollout.canary;
@@ -65,6 +67,7 @@ fn a_canary_rollout_reads_its_steps_and_limits() {
         (c.steps.as_slice(), c.interval_secs, c.max_p99_ms, c.min_requests),
         (&[10, 50][..], Some(2.5), Some(40.0), Some(5))
     );
+    assert_eq!(c.max_drift_share, Some(0.25));
     assert_eq!(c.max_error_rate, None, "the rollout's error_budget fills it in");
 }
 
