@@ -203,9 +203,17 @@ class FaultyRelay:
                         return self.answer(503, [("Content-Type", "application/json")], b'{"error": "bad build"}')
                     time.sleep(delay)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in FaultyRelay.HOP}
-                self.upstream.request(self.command, self.path, body=body, headers=headers)
-                r = self.upstream.getresponse()
-                data = r.read()
+                for attempt in (1, 2):
+                    try:
+                        self.upstream.request(self.command, self.path, body=body, headers=headers)
+                        r = self.upstream.getresponse()
+                        data = r.read()
+                        break
+                    except (http.client.RemoteDisconnected, ConnectionError):
+                        # serve closed the idle kept-alive connection: once more on a new one
+                        self.upstream.close()
+                        if attempt == 2:
+                            raise
                 self.answer(r.status, [(k, v) for k, v in r.getheaders() if k.lower() not in FaultyRelay.HOP], data)
 
             def answer(self, status: int, headers: list, body: bytes) -> None:

@@ -70,21 +70,17 @@ async fn replicas(sources: Sources<'_>) -> Result<Vec<String>, PipelineError> {
     if let Some(service) = sources.service {
         let addrs = tokio::net::lookup_host(service)
             .await
-            .map_err(|e| PipelineError::Online(format!("resolving drift.sketch_service '{service}': {e}")))?;
+            .map_err(|e| PipelineError::Online(format!("resolving the sketch service '{service}': {e}")))?;
         let mut found: Vec<String> = addrs.map(|a| format!("http://{a}")).collect();
         found.sort();
         found.dedup();
         if found.is_empty() {
-            return Err(PipelineError::Online(format!("drift.sketch_service '{service}' resolves to no address")));
+            return Err(PipelineError::Online(format!("the sketch service '{service}' resolves to no address")));
         }
         out.extend(found);
     }
     Ok(out)
 }
-
-/// The largest `/drift/sketch` answer read from a replica: a sketch is a few thousand cells per
-/// feature, so anything near this is not one.
-const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 /// The body, refused once it grows past `limit` bytes (read chunk by chunk, so a hostile or
 /// broken replica cannot make the loop buffer without bound).
@@ -116,16 +112,13 @@ async fn fetch(http: &reqwest::Client, base: &str, since: Option<u64>, open: boo
     let failed = |what: String| format!("{url}: {what}");
     let response = http.get(&url).timeout(Duration::from_secs(30)).send().await.map_err(|e| failed(e.to_string()))?;
     let status = response.status();
-    let bytes = read_limited(response, MAX_ANSWER_BYTES).await.map_err(failed)?;
+    let bytes = read_limited(response, SketchAnswer::MAX_BYTES).await.map_err(failed)?;
     if !status.is_success() {
         return Err(failed(format!("{status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]))));
     }
     let answer: SketchAnswer =
         serde_json::from_slice(&bytes).map_err(|e| failed(format!("not a drift sketch answer: {e}")))?;
-    for entry in &answer.sketches {
-        entry.profile.check().map_err(|e| failed(e.to_string()))?;
-        entry.sketch.check(&entry.profile).map_err(|e| failed(e.to_string()))?;
-    }
+    answer.check().map_err(|e| failed(e.to_string()))?;
     Ok(answer)
 }
 

@@ -26,11 +26,13 @@ impl DriftSketches {
     }
 
     /// The recorder for a model just loaded with `profile` (the same recorder again when the
-    /// profile is one served before); recorders with nothing left in the retention are dropped.
+    /// version and profile are ones served before); recorders with nothing left in the retention are dropped.
     pub fn attach(&self, profile: Option<&Arc<Profile>>, version: &str) -> Option<Arc<Recorder>> {
         let (config, profile) = (self.config?, profile?);
         let mut all = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = all.iter().find(|r| r.profile().id == profile.id) {
+        // Per version too: a retrained version with the same profile (same training data) is
+        // reported under its own label, as the canary and the loop ask by version.
+        if let Some(r) = all.iter().find(|r| r.profile().id == profile.id && r.model_version() == version) {
             return Some(r.clone());
         }
         all.retain(|r| r.has_recent());
@@ -122,5 +124,35 @@ impl Collector for SketchMetrics {
             bins,
         )?;
         exposition::gauge(&mut e, "factory_drift_reference_share", "The reference's share of each PSI bin", shares)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sketch::{ColumnInput, Values};
+    use std::time::Duration;
+
+    #[test]
+    fn each_version_is_sketched_under_its_own_label_even_with_the_same_profile() {
+        let values: Vec<f64> = (0..100).map(f64::from).collect();
+        let profile = Arc::new(Profile::build(&[("x", ColumnInput::Numeric(&values))]));
+        let config = RecorderConfig { window: Duration::from_secs(3600), retention: Duration::from_secs(7200) };
+        let sketches = DriftSketches::new(Some(config));
+        let score = |r: &Recorder, x: f64| r.observe(1, |_| Values::Numeric(std::slice::from_ref(&x)));
+        // Version 3 retrained on the same data as version 2: the same profile.
+        let v2 = sketches.attach(Some(&profile), "2").unwrap();
+        score(&v2, 1.0);
+        let v3 = sketches.attach(Some(&profile), "3").unwrap();
+        score(&v3, 2.0);
+        score(&v3, 3.0);
+        assert!(Arc::ptr_eq(&v2, &sketches.attach(Some(&profile), "2").unwrap()), "version 2 again: its recorder");
+        let answer = sketches.answer(Some(0), true);
+        let mut got: Vec<(String, u64)> =
+            answer.sketches.iter().map(|s| (s.model_version.clone(), s.sketch.rows)).collect();
+        got.sort();
+        assert_eq!(got, [("2".to_string(), 1), ("3".to_string(), 2)]);
+        assert!(sketches.answer(None, false).sketches.is_empty(), "the hour-long window is still open");
+        assert!(DriftSketches::new(None).attach(Some(&profile), "2").is_none(), "online drift off");
     }
 }

@@ -123,8 +123,8 @@ pub enum ColumnSketch {
     Categorical(CategoryCounts),
 }
 
-/// `GET /drift/sketch`: what one serving replica scored in closed windows since a time, one
-/// entry per model profile it served with.
+/// `GET /drift/sketch`: what one serving replica scored in closed windows since a time (with
+/// `open=true`, the open ones too), one entry per model version and profile it served with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SketchAnswer {
@@ -133,6 +133,20 @@ pub struct SketchAnswer {
     /// The replica's clock when it answered (Unix milliseconds).
     pub now_ms: u64,
     pub sketches: Vec<ProfileSketch>,
+}
+
+impl SketchAnswer {
+    /// The largest answer a reader takes (the loop, the gateway's canary, `factory drift
+    /// --sketches`): a sketch is a few thousand cells per feature, so anything near this is not one.
+    pub const MAX_BYTES: usize = 64 << 20;
+
+    /// Every entry's profile checks (its id is its content's) and its sketch fits the profile.
+    pub fn check(&self) -> Result<(), SketchError> {
+        self.sketches.iter().try_for_each(|e| {
+            e.profile.check()?;
+            e.sketch.check(&e.profile)
+        })
+    }
 }
 
 /// The windows one profile (one model version) filled.

@@ -188,7 +188,11 @@ impl Recorder {
     /// `since_ms`, merged. `None` when there are none. A caller that asks again with `since` =
     /// the answer's `until_ms` gets every window exactly once.
     pub fn closed_since(&self, since_ms: Option<u64>, now_ms: u64) -> Option<ProfileSketch> {
-        self.merged(now_ms, false, |start| since_ms.is_none_or(|since| start >= since))
+        // Only windows finished as of `now_ms` on every shard: a request thread with a later
+        // clock may already have folded its own shard's part of a younger window, and taking
+        // that part would move the caller's `since` past the rest.
+        let finished = |start: u64| start + self.window_ms + self.grace_ms() <= now_ms;
+        self.merged(now_ms, false, |start| finished(start) && since_ms.is_none_or(|since| start >= since))
     }
 
     /// Every window that ends after `since_ms`, the open ones included: what was scored since
@@ -203,18 +207,23 @@ impl Recorder {
     /// still being written to.
     fn merged(&self, now_ms: u64, open: bool, keep: impl Fn(u64) -> bool) -> Option<ProfileSketch> {
         self.fold_all(now_ms);
-        // Every shard's lock, in order, before the closed windows' (the order `fold` takes them
-        // in), so no window moves from a shard to the closed ones while they are read.
+        // Every shard's lock, in order, then the closed windows' (the order `fold` takes them
+        // in), so no window moves from a shard to the closed ones between the two reads. The
+        // shards are released as soon as their open windows are copied: request threads wait
+        // only for the copy, not for the merge.
         let shards: Vec<MutexGuard<'_, Shard>> =
             if open { (0..self.shards.len()).map(|i| self.lock(i)).collect() } else { Vec::new() };
+        let open_windows: Vec<(u64, Sketch)> =
+            shards.iter().flat_map(|s| s.open.iter()).filter(|(s, _)| keep(*s)).cloned().collect();
         let closed = self.lock_closed();
+        drop(shards);
         let mut merged = self.profile.empty_sketch();
         let mut starts = std::collections::BTreeSet::new();
-        let open_windows = shards.iter().flat_map(|s| s.open.iter());
-        for (start, sketch) in closed.windows.iter().chain(open_windows).filter(|(s, _)| keep(*s)) {
+        for (start, sketch) in closed.windows.iter().filter(|(s, _)| keep(*s)).chain(&open_windows) {
             let _ = merged.merge(sketch);
             starts.insert(*start);
         }
+        drop(closed);
         let (from, until) = (*starts.first()?, starts.last()? + self.window_ms);
         Some(ProfileSketch {
             profile: (*self.profile).clone(),

@@ -104,6 +104,24 @@ fn the_recorder_returns_closed_windows_once() {
     assert!(r.has_recent());
 }
 
+#[test]
+fn an_answer_holds_only_windows_finished_by_its_clock() {
+    // Another request thread, with a later clock, may fold its shard's part of a window before
+    // the others are done with it; an answer as of an earlier clock must leave that window out,
+    // or its `until_ms` would move the reader past the rest of the window's rows.
+    let values: Vec<f64> = (0..100).map(f64::from).collect();
+    let p = Arc::new(profile_of(&values, &[Some("a".into())]));
+    let config = RecorderConfig { window: Duration::from_secs(3600), retention: Duration::from_secs(7200) };
+    let r = Recorder::new(p, "1", config);
+    let (batch, cats) = ([1.0], [Some("a".to_string())]);
+    r.observe(1, |name| if name == "x" { Values::Numeric(&batch) } else { Values::Categorical(&cats) });
+    let now = now_ms();
+    let (start, finished) = (now - now % 3_600_000, now - now % 3_600_000 + 3_600_000 + 1000);
+    assert_eq!(r.closed_since(None, finished + 5_000).map(|a| a.sketch.rows), Some(1), "folded by a later clock");
+    assert!(r.closed_since(None, finished - 1).is_none(), "not finished as of this clock");
+    assert_eq!(r.closed_since(None, finished).map(|a| a.until_ms), Some(start + 3_600_000));
+}
+
 proptest! {
     /// Merging the sketches of any split of the rows gives the sketch of all of them.
     #[test]

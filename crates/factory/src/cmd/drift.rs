@@ -209,9 +209,7 @@ fn from_sketches(args: &DriftArgs) -> anyhow::Result<drift::DriftReport> {
     let got = runtime
         .block_on(pipeline::sketches::gather(&http, sources, &Default::default()))
         .context("reading the replicas' drift sketches")?;
-    for failed in &got.failed {
-        tracing::warn!("left out: {failed}");
-    }
+    // A replica left out was named on stderr by `gather`.
     let judged = got.judged.context("the replicas have sketched no rows yet")?;
     if judged.other_rows > 0 {
         tracing::warn!(rows = judged.other_rows, "rows scored by other model versions are not judged");
