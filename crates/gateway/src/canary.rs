@@ -42,7 +42,7 @@ pub const DEFAULT_MIN_REQUESTS: u64 = 20;
 /// How long a Prometheus query, or the new colour's drift sketches, may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest answer read from Prometheus or from the new colour's `GET /drift/sketch`.
-const CHECK_ANSWER_LIMIT: usize = 64 << 20;
+const CHECK_ANSWER_LIMIT: usize = sketch::SketchAnswer::MAX_BYTES;
 
 /// A checked canary request.
 #[derive(Clone, Debug)]
@@ -308,6 +308,7 @@ async fn drift_look(gw: &Gateway, to: Colour, since_ms: u64, version: Option<&st
         }
         let answer: sketch::SketchAnswer =
             serde_json::from_slice(&body).map_err(|e| format!("not a drift sketch answer: {e}"))?;
+        answer.check().map_err(|e| e.to_string())?;
         if answer.sketches.is_empty() {
             return Err("nothing was sketched since the canary began (only models whose package carries a drift \
                         profile, as `factory train` writes, are sketched)"
@@ -326,8 +327,6 @@ async fn drift_look(gw: &Gateway, to: Colour, since_ms: u64, version: Option<&st
                     seen.join(", ")
                 )
             })?;
-        entry.profile.check().map_err(|e| e.to_string())?;
-        entry.sketch.check(&entry.profile).map_err(|e| e.to_string())?;
         let reference = format!("drift profile {} (model version {})", entry.profile.id, entry.model_version);
         let options = drift::DriftOptions::new(reference, format!("{to} since the canary began"));
         let report = drift::online::report(&entry.profile, &entry.sketch, &options).map_err(|e| e.to_string())?;
@@ -517,19 +516,26 @@ impl Gateway {
                     breach = Some(format!("{to} was marked unhealthy by passive health"));
                 }
                 if let (None, true, Some(max)) = (&breach, at_end, plan.max_drift_share) {
-                    match drift_look(&self, to, began_ms, plan.expect_version.as_deref()).await {
-                        Ok(look) if look.rows < plan.min_requests.max(1) => {
-                            breach = Some(format!(
-                                "only {} rows scored by {to} were sketched since the canary began; at least {} are \
-                                 needed to judge drift",
-                                look.rows,
-                                plan.min_requests.max(1)
-                            ))
-                        }
+                    let version = plan.expect_version.as_deref();
+                    let mut look = drift_look(&self, to, began_ms, version).await;
+                    let needed = plan.min_requests.max(1);
+                    if look.as_ref().is_ok_and(|l| l.rows < needed) {
+                        // Requests are counted when routed and rows sketched once scored: give
+                        // the ones still in flight one more tick.
+                        tokio::time::sleep(tick).await;
+                        look = drift_look(&self, to, began_ms, version).await;
+                    }
+                    match look {
                         Ok(look) => {
                             (v.drift_rows, v.drift_share) =
                                 (Some(look.rows), Some(look.report.share_of_drifted_columns));
-                            if look.report.share_of_drifted_columns > max {
+                            if look.rows < needed {
+                                breach = Some(format!(
+                                    "only {} rows scored by {to} were sketched since the canary began; at least \
+                                     {needed} are needed to judge drift",
+                                    look.rows
+                                ));
+                            } else if look.report.share_of_drifted_columns > max {
                                 breach = Some(format!("drift: {}, over the limit {max}", look.describe()));
                             }
                         }
