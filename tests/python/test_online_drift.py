@@ -74,6 +74,11 @@ def test_two_replicas_sketches_merge_to_the_file_figures_and_the_loop_promotes(s
         assert later["sketches"] == [], "nothing closed after the last window taken"
         bad = requests.get(a.url + "/drift/sketch?since=yesterday", timeout=10)
         assert bad.status_code == 400 and "since" in bad.json()["error"]
+        for query, named in (("open=yes", "'open' must be true or false"), ("windows=3", "unknown query parameter")):
+            bad = requests.get(a.url + "/drift/sketch?" + query, timeout=10)
+            assert bad.status_code == 400 and named in bad.json()["error"], (query, bad.text)
+        opened = requests.get(a.url + f"/drift/sketch?since={entry['until_ms']}&open=true", timeout=10).json()
+        assert all(e["until_ms"] > entry["until_ms"] for e in opened["sketches"]), opened
         metrics = requests.get(a.url + "/metrics", timeout=10).text
         assert f'factory_drift_rows_total{{model_version="1"}} {sent[a.url]}' in metrics, metrics[-2000:]
         assert 'factory_drift_reference_share{model_version="1",feature="ocean_proximity",bin="INLAND"}' in metrics

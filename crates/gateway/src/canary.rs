@@ -327,7 +327,7 @@ async fn drift_look(gw: &Gateway, to: Colour, since_ms: u64, version: Option<&st
                     seen.join(", ")
                 )
             })?;
-        let reference = format!("drift profile {} (model version {})", entry.profile.id, entry.model_version);
+        let reference = entry.profile.reference_label(&entry.model_version);
         let options = drift::DriftOptions::new(reference, format!("{to} since the canary began"));
         let report = drift::online::report(&entry.profile, &entry.sketch, &options).map_err(|e| e.to_string())?;
         Ok(DriftLook { rows: entry.sketch.rows, report })

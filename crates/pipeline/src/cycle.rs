@@ -506,11 +506,8 @@ async fn from_sketches(p: &Pipeline, client: &Client, run_id: &str, state: &Stat
         reference: None,
     };
     let Some(j) = got.judged.filter(|_| rows >= p.drift.min_rows.max(1)) else { return Ok(judged) };
-    let reference = PathBuf::from(format!(
-        "drift profile {} (model version {})",
-        &j.profile.id[..12],
-        j.versions.iter().cloned().collect::<Vec<_>>().join(",")
-    ));
+    let versions = j.versions.iter().cloned().collect::<Vec<_>>().join(",");
+    let reference = PathBuf::from(j.profile.reference_label(&versions));
     let current = PathBuf::from(format!("sketches from {} replica(s)", got.replicas.len()));
     let options = drift_options(p, &reference, &current);
     let drift_report = drift::online::report(&j.profile, &j.sketch, &options)?;

@@ -166,6 +166,13 @@ pub struct ProfileSketch {
 }
 
 impl Profile {
+    /// How a report names this profile as its reference: the id's first 12 hex digits and
+    /// the model version(s) whose rows were sketched in it (`"3,4"` after a merge).
+    pub fn reference_label(&self, versions: &str) -> String {
+        let short = self.id.get(..12).unwrap_or(&self.id);
+        format!("drift profile {short} (model version {versions})")
+    }
+
     /// An empty sketch in this profile's cells.
     pub fn empty_sketch(&self) -> Sketch {
         Sketch {

@@ -215,7 +215,7 @@ fn from_sketches(args: &DriftArgs) -> anyhow::Result<drift::DriftReport> {
         tracing::warn!(rows = judged.other_rows, "rows scored by other model versions are not judged");
     }
     let versions: Vec<&str> = judged.versions.iter().map(String::as_str).collect();
-    let reference = format!("drift profile {} (model version {})", &judged.profile.id[..12], versions.join(","));
+    let reference = judged.profile.reference_label(&versions.join(","));
     let current = format!("sketches from {} replica(s)", got.replicas.len() - got.failed.len());
     let options = options(args, Path::new(&reference), Path::new(&current))?;
     Ok(drift::online::report(&judged.profile, &judged.sketch, &options)?)

@@ -294,3 +294,19 @@ fn bad_parameters_are_named() {
         "parameter validation_fraction: must be in (0, 1)"
     );
 }
+
+#[test]
+fn predictions_do_not_depend_on_how_many_rows_come_at_once() {
+    // Blocks of rows are scored tree by tree, in parallel past one block; each row must
+    // still get exactly the numbers it gets alone (serve scores one row, predict thousands).
+    let (f, y) = regression_data(1000, 21);
+    let (m, _) = train(&f, &y, Task::Regression, GbmParams::default());
+    let all = m.predict(&f).unwrap();
+    for (row, want) in all.iter().enumerate() {
+        let one = m.predict(&f.select_rows(&[row])).unwrap();
+        assert_eq!(one[0].to_bits(), want.to_bits(), "row {row}");
+    }
+    let some: Vec<usize> = (0..1000).step_by(7).collect();
+    let part = m.predict(&f.select_rows(&some)).unwrap();
+    assert!(some.iter().zip(&part).all(|(&r, p)| p.to_bits() == all[r].to_bits()));
+}

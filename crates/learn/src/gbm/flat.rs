@@ -1,0 +1,251 @@
+//! The trees compiled for scoring: every node of every tree in one array of 24-byte nodes,
+//! each a numeric comparison.
+//!
+//! [`Tree::predict_row`] walks the serialised form (an enum per node, a column enum per
+//! read, a branch per decision), which is what training's validation needs. Scoring many
+//! rows is worth a layout made for it:
+//! - A categorical split "level in S goes left" becomes a numeric split on a derived input,
+//!   0 for a level in S, 1 for any other, NaN for a missing or unseen level, with the
+//!   threshold 0.5. Each distinct (column, S) is derived once per row (a handful: a column
+//!   of 5 levels has at most 32 sets), so the walk itself only ever compares numbers.
+//! - A tree walk is a chain of dependent loads and unpredictable branches, so rows go
+//!   through a tree [`LANES`] at a time in lock step, each step without a branch: a leaf is a
+//!   node whose two children are itself, and every row takes the tree's depth in steps. The
+//!   lanes' chains are independent, so the processor overlaps them instead of waiting on one
+//!   mispredicted branch after another.
+//!
+//! A row's inputs are one contiguous slice of `f64`. The decisions are the same comparisons
+//! on the same numbers, so every row lands in the same leaf as with [`Tree::predict_row`]
+//! (`flat_walk_equals_the_tree_walk` checks it).
+
+use std::collections::HashMap;
+
+use super::binning::MISSING;
+use super::tree::{in_set, Coded, Node, Tree};
+
+/// Rows walked through a tree together.
+const LANES: usize = 8;
+
+#[derive(Debug, Clone, Copy)]
+struct FlatNode {
+    /// `x <= threshold` goes left. Leaves: the leaf's value.
+    threshold: f64,
+    /// The input read: a model column, or past them a derived categorical one.
+    feature: u32,
+    /// `[right, left]`; a leaf's are its own index.
+    children: [u32; 2],
+    missing_left: bool,
+}
+
+/// A forest ready for scoring blocks of rows.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Flat {
+    nodes: Vec<FlatNode>,
+    /// Model columns; derived inputs are numbered from here.
+    columns: usize,
+    /// Derived inputs: (model column, level codes that go left).
+    derived: Vec<(u32, [u64; 4])>,
+    /// Per tree: its root and its depth (the most steps from the root to a leaf).
+    trees: Vec<(u32, u32)>,
+}
+
+impl Flat {
+    /// Compiles `trees` over a model of `columns` input columns.
+    pub(crate) fn new(trees: &[Tree], columns: usize) -> Flat {
+        let mut flat = Flat { columns, ..Flat::default() };
+        let mut derived: HashMap<(u32, [u64; 4]), u32> = HashMap::new();
+        for tree in trees {
+            let base = flat.nodes.len();
+            let at = |i: u32| index(base + i as usize);
+            for (i, n) in tree.nodes.iter().enumerate() {
+                let own = at(i as u32);
+                let node = match n {
+                    Node::Leaf { value } => {
+                        FlatNode { threshold: *value, feature: 0, children: [own, own], missing_left: false }
+                    }
+                    Node::Numeric { feature, threshold, missing_left, left, right } => FlatNode {
+                        threshold: *threshold,
+                        feature: *feature,
+                        children: [at(*right), at(*left)],
+                        missing_left: *missing_left,
+                    },
+                    Node::Categorical { feature, left_codes, missing_left, left, right } => {
+                        let next = index(columns + flat.derived.len());
+                        let input = *derived.entry((*feature, *left_codes)).or_insert_with(|| {
+                            flat.derived.push((*feature, *left_codes));
+                            next
+                        });
+                        FlatNode {
+                            threshold: 0.5,
+                            feature: input,
+                            children: [at(*right), at(*left)],
+                            missing_left: *missing_left,
+                        }
+                    }
+                };
+                flat.nodes.push(node);
+            }
+            if tree.nodes.is_empty() {
+                // A tree without nodes adds nothing.
+                let own = index(base);
+                flat.nodes.push(FlatNode { threshold: 0.0, feature: 0, children: [own, own], missing_left: false });
+            }
+            flat.trees.push((index(base), depth(&tree.nodes)));
+        }
+        flat
+    }
+
+    /// Adds every tree's leaf value, tree by tree, to `out[r]` for rows `first + r` of `cols`
+    /// (the model's columns, coded).
+    pub(crate) fn add_block(&self, cols: &[Coded<'_>], first: usize, out: &mut [f64]) {
+        let width = (self.columns + self.derived.len()).max(1);
+        let mut x = vec![f64::NAN; out.len() * width];
+        for (f, col) in cols.iter().enumerate().take(self.columns) {
+            match col {
+                Coded::Numeric(v) => column(&mut x, width, f).zip(&v[first..]).for_each(|(c, &v)| *c = v),
+                // Read only through derived inputs; as numbers, a missing level is NaN.
+                Coded::Codes(v) => column(&mut x, width, f)
+                    .zip(&v[first..])
+                    .for_each(|(c, &code)| *c = if code == MISSING { f64::NAN } else { f64::from(code) }),
+            }
+        }
+        for (k, (feature, set)) in self.derived.iter().enumerate() {
+            // A categorical split on a column coded as numbers reads as missing, as in the tree walk.
+            if let Some(Coded::Codes(v)) = cols.get(*feature as usize) {
+                column(&mut x, width, self.columns + k).zip(&v[first..]).for_each(|(c, &code)| {
+                    *c = if code == MISSING { f64::NAN } else { f64::from(u8::from(!in_set(set, code))) }
+                });
+            }
+        }
+        for &(root, depth) in &self.trees {
+            for (o, rows) in out.chunks_mut(LANES).zip(x.chunks(LANES * width)) {
+                let mut at = [root; LANES];
+                if o.len() == LANES {
+                    for _ in 0..depth {
+                        for (k, a) in at.iter_mut().enumerate() {
+                            *a = self.step(*a, &rows[k * width..(k + 1) * width]);
+                        }
+                    }
+                } else {
+                    for _ in 0..depth {
+                        for (a, row) in at.iter_mut().zip(rows.chunks_exact(width)) {
+                            *a = self.step(*a, row);
+                        }
+                    }
+                }
+                for (o, &a) in o.iter_mut().zip(&at) {
+                    *o += self.nodes[a as usize].threshold;
+                }
+            }
+        }
+    }
+
+    /// One step down from node `i` for `row`, without a branch (a leaf stays where it is).
+    #[inline(always)]
+    fn step(&self, i: u32, row: &[f64]) -> u32 {
+        let n = &self.nodes[i as usize];
+        let x = row[n.feature as usize];
+        let left = (x <= n.threshold) | (x.is_nan() & n.missing_left);
+        n.children[usize::from(left)]
+    }
+}
+
+/// The cells of input `f` in row-major `x` of `width` inputs per row.
+fn column(x: &mut [f64], width: usize, f: usize) -> impl Iterator<Item = &mut f64> {
+    x.iter_mut().skip(f).step_by(width)
+}
+
+/// The most steps from the root to a leaf (at most the node count: a malformed tree with a
+/// cycle stops there instead of looping).
+fn depth(nodes: &[Node]) -> u32 {
+    let mut deepest = 0;
+    let mut stack = vec![(0u32, 0u32)];
+    while let Some((i, d)) = stack.pop() {
+        let Some(node) = nodes.get(i as usize) else { continue };
+        if d as usize >= nodes.len() {
+            continue;
+        }
+        deepest = deepest.max(d);
+        if let Node::Numeric { left, right, .. } | Node::Categorical { left, right, .. } = node {
+            stack.push((*left, d + 1));
+            stack.push((*right, d + 1));
+        }
+    }
+    deepest
+}
+
+fn index(i: usize) -> u32 {
+    u32::try_from(i).expect("fewer than 2^32 nodes")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+
+    fn set(codes: &[u8]) -> [u64; 4] {
+        let mut s = [0u64; 4];
+        for &c in codes {
+            s[usize::from(c) >> 6] |= 1 << (c & 63);
+        }
+        s
+    }
+
+    #[test]
+    fn flat_walk_equals_the_tree_walk() {
+        use Node::*;
+        let leaf = |value| Leaf { value };
+        let trees = vec![
+            Tree {
+                nodes: vec![
+                    Numeric { feature: 0, threshold: 0.5, missing_left: true, left: 1, right: 2 },
+                    Categorical { feature: 1, left_codes: set(&[0, 2, 200]), missing_left: false, left: 3, right: 4 },
+                    Numeric { feature: 0, threshold: 2.0, missing_left: false, left: 5, right: 6 },
+                    leaf(1.0),
+                    leaf(2.0),
+                    leaf(3.0),
+                    leaf(4.0),
+                ],
+            },
+            Tree { nodes: vec![leaf(10.5)] },
+            Tree {
+                nodes: vec![
+                    Categorical { feature: 1, left_codes: set(&[1]), missing_left: true, left: 1, right: 4 },
+                    Numeric { feature: 0, threshold: -1.0, missing_left: false, left: 2, right: 3 },
+                    leaf(0.25),
+                    leaf(0.125),
+                    leaf(-7.0),
+                ],
+            },
+            Tree { nodes: vec![] },
+        ];
+        // Every split kind with missing values going either way, a one-leaf tree and an
+        // empty one (which adds nothing); values on, around and beyond the thresholds.
+        let xs = [f64::NAN, 0.5, 0.4, 3.0, 2.0, -1.0, f64::NEG_INFINITY, f64::INFINITY];
+        let codes = [0u8, 1, 2, 3, 200, 254, MISSING];
+        let (mut x, mut c) = (Vec::new(), Vec::new());
+        for &a in &xs {
+            for &b in &codes {
+                x.push(a);
+                c.push(b);
+            }
+        }
+        let cols = [Coded::Numeric(Cow::Owned(x)), Coded::Codes(c)];
+        let rows = xs.len() * codes.len();
+        let flat = Flat::new(&trees, 2);
+        // From row 0 (whole lanes and a remainder) and from row 5 (another remainder).
+        for first in [0, 5] {
+            let mut got = vec![0.5; rows - first];
+            flat.add_block(&cols, first, &mut got);
+            for (r, g) in got.iter().enumerate() {
+                let mut want = 0.5;
+                for t in trees.iter().filter(|t| !t.nodes.is_empty()) {
+                    want += t.predict_row(&cols, first + r);
+                }
+                assert_eq!(g.to_bits(), want.to_bits(), "row {}", first + r);
+            }
+        }
+        assert_eq!(flat.trees.iter().map(|t| t.1).collect::<Vec<_>>(), [2, 0, 2, 0]);
+    }
+}
