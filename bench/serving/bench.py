@@ -119,15 +119,19 @@ def sklearn_pipeline(work: Path):
     return model, frame
 
 
-def wrk(url: str, body_file: Path, connections: int, duration: int, threads: int = 0, on_warm=None) -> dict:
-    """2 s warm-up, then `duration` seconds measured; `on_warm()` (if given) runs in between."""
-    lua = body_file.with_suffix(".lua")
-    lua.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.body = [==[{body_file.read_text()}]==]\n'
-    )
+def wrk(url: str, body_file: Path | None, connections: int, duration: int, threads: int = 0, on_warm=None) -> dict:
+    """2 s warm-up, then `duration` seconds measured; `on_warm()` (if given) runs in between. POSTs `body_file`
+    as JSON, or GETs `url` without one."""
+    script = []
+    if body_file is not None:
+        lua = body_file.with_suffix(".lua")
+        lua.write_text(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.body = [==[{body_file.read_text()}]==]\n'
+        )
+        script = ["-s", str(lua)]
     threads = threads or min(connections, 2)
-    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", str(lua), url]
+    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency", *script, url]
     subprocess.run([*cmd[:5], "-d", "2s", *cmd[7:]], capture_output=True, text=True, check=True)  # warm-up
     if on_warm:
         on_warm()

@@ -4,7 +4,9 @@
 //! Frames are deliberately plain: no index, no dtype zoo, no lazy evaluation. Their
 //! [`Schema`] (module `schema`) is the only part that travels with a model.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::HashSet;
 
 use crate::error::LearnError;
 use crate::schema::{ColumnKind, Field, Schema};
@@ -107,7 +109,7 @@ pub struct Frame {
 impl Frame {
     /// Builds a frame; fails on duplicate names or columns of different lengths.
     pub fn from_columns(cols: Vec<Column>) -> Result<Frame, LearnError> {
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         for c in &cols {
             if !seen.insert(c.name.as_str()) {
                 return Err(LearnError::DuplicateColumn { name: c.name.clone() });

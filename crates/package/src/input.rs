@@ -3,9 +3,9 @@
 //! schema. Every refusal names the column and, where it applies, the row.
 
 use crate::{PackageError, Result};
+use foldhash::HashMap;
 use learn::{Column, ColumnData, ColumnKind, Frame, Schema};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 
 fn input_error(msg: String) -> PackageError {
     PackageError::Input(msg)
@@ -40,9 +40,12 @@ pub fn from_csv(reader: impl std::io::Read, schema: &Schema) -> Result<Frame> {
     learn::read_csv_with_schema(reader, schema).map_err(|e| input_error(e.to_string()))
 }
 
-/// Parses an MLflow scoring payload into a frame matching `schema`.
-pub fn from_json(payload: &Value, schema: &Schema) -> Result<Frame> {
-    let obj = payload.as_object().ok_or_else(|| input_error("the request body must be a JSON object".into()))?;
+/// Parses an MLflow scoring payload into a frame matching `schema` (the values are moved
+/// out of `payload`, not copied).
+pub fn from_json(payload: Value, schema: &Schema) -> Result<Frame> {
+    let Value::Object(mut obj) = payload else {
+        return Err(input_error("the request body must be a JSON object".into()));
+    };
     let keys = ["dataframe_split", "dataframe_records", "instances", "inputs"];
     let present: Vec<&str> = keys.iter().copied().filter(|k| obj.contains_key(*k)).collect();
     let key = match present.as_slice() {
@@ -56,17 +59,17 @@ pub fn from_json(payload: &Value, schema: &Schema) -> Result<Frame> {
         }
         many => return Err(input_error(format!("the request body has several input keys {many:?}; give exactly one"))),
     };
-    let columns = match (key, &obj[key]) {
+    let columns = match (key, obj.remove(key).unwrap_or_default()) {
         ("dataframe_split", Value::Object(split)) => split_columns(split)?,
         (_, Value::Array(rows)) => rows_columns(rows, schema)?,
         ("instances" | "inputs", Value::Object(cols)) => cols
-            .iter()
+            .into_iter()
             .map(|(k, v)| match v {
-                Value::Array(values) => Ok((k.clone(), values.clone())),
-                other => Ok((k.clone(), vec![other.clone()])),
+                Value::Array(values) => (k, values),
+                other => (k, vec![other]),
             })
-            .collect::<Result<Vec<_>>>()?,
-        (k, other) => return Err(input_error(format!("'{k}' has the wrong shape: {}", type_name(other)))),
+            .collect(),
+        (k, other) => return Err(input_error(format!("'{k}' has the wrong shape: {}", type_name(&other)))),
     };
     build(columns, schema)
 }
@@ -82,41 +85,42 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn split_columns(split: &Map<String, Value>) -> Result<Vec<(String, Vec<Value>)>> {
-    let names: Vec<String> = split
-        .get("columns")
-        .and_then(Value::as_array)
-        .ok_or_else(|| input_error("dataframe_split needs a 'columns' list".into()))?
-        .iter()
-        .map(|c| {
-            c.as_str().map(str::to_string).ok_or_else(|| input_error(format!("column names must be strings, got {c}")))
+fn split_columns(mut split: Map<String, Value>) -> Result<Vec<(String, Vec<Value>)>> {
+    let Some(Value::Array(names)) = split.remove("columns") else {
+        return Err(input_error("dataframe_split needs a 'columns' list".into()));
+    };
+    let Some(Value::Array(data)) = split.remove("data") else {
+        return Err(input_error("dataframe_split needs a 'data' list".into()));
+    };
+    let rows = data.len();
+    let mut columns: Vec<(String, Vec<Value>)> = names
+        .into_iter()
+        .map(|c| match c {
+            Value::String(name) => Ok((name, Vec::with_capacity(rows))),
+            other => Err(input_error(format!("column names must be strings, got {other}"))),
         })
         .collect::<Result<_>>()?;
-    let data = split
-        .get("data")
-        .and_then(Value::as_array)
-        .ok_or_else(|| input_error("dataframe_split needs a 'data' list".into()))?;
-    let mut columns: Vec<(String, Vec<Value>)> =
-        names.iter().map(|n| (n.clone(), Vec::with_capacity(data.len()))).collect();
-    for (i, row) in data.iter().enumerate() {
-        let row = row.as_array().ok_or_else(|| input_error(format!("row {}: expected a list of values", i + 1)))?;
-        if row.len() != names.len() {
-            return Err(input_error(format!("row {}: {} values for {} columns", i + 1, row.len(), names.len())));
+    for (i, row) in data.into_iter().enumerate() {
+        let Value::Array(row) = row else {
+            return Err(input_error(format!("row {}: expected a list of values", i + 1)));
+        };
+        if row.len() != columns.len() {
+            return Err(input_error(format!("row {}: {} values for {} columns", i + 1, row.len(), columns.len())));
         }
         for (col, v) in columns.iter_mut().zip(row) {
-            col.1.push(v.clone());
+            col.1.push(v);
         }
     }
     Ok(columns)
 }
 
 /// Rows as objects (`{"col": value}`) or as lists in schema order.
-fn rows_columns(rows: &[Value], schema: &Schema) -> Result<Vec<(String, Vec<Value>)>> {
+fn rows_columns(rows: Vec<Value>, schema: &Schema) -> Result<Vec<(String, Vec<Value>)>> {
     let mut order: Vec<String> = Vec::new();
-    let mut cols: HashMap<String, Vec<Value>> = HashMap::new();
-    for (i, row) in rows.iter().enumerate() {
+    let mut cols: HashMap<String, Vec<Value>> = HashMap::default();
+    for (i, row) in rows.into_iter().enumerate() {
         match row {
-            Value::Object(rec) => {
+            Value::Object(mut rec) => {
                 for k in rec.keys() {
                     if !cols.contains_key(k) {
                         order.push(k.clone());
@@ -124,7 +128,7 @@ fn rows_columns(rows: &[Value], schema: &Schema) -> Result<Vec<(String, Vec<Valu
                     }
                 }
                 for name in &order {
-                    cols.get_mut(name).expect("known column").push(rec.get(name).cloned().unwrap_or(Value::Null));
+                    cols.get_mut(name).expect("known column").push(rec.remove(name).unwrap_or(Value::Null));
                 }
             }
             Value::Array(values) => {
@@ -142,14 +146,14 @@ fn rows_columns(rows: &[Value], schema: &Schema) -> Result<Vec<(String, Vec<Valu
                         order.push(f.name.clone());
                         cols.insert(f.name.clone(), vec![Value::Null; i]);
                     }
-                    cols.get_mut(&f.name).expect("known column").push(v.clone());
+                    cols.get_mut(&f.name).expect("known column").push(v);
                 }
             }
             other => {
                 return Err(input_error(format!(
                     "row {}: expected an object or a list, got {}",
                     i + 1,
-                    type_name(other)
+                    type_name(&other)
                 )))
             }
         }
@@ -183,7 +187,7 @@ pub fn json_text(v: &Value) -> Option<Option<String>> {
 }
 
 /// Checks names against the schema and converts values by the schema's kinds.
-pub fn build(columns: Vec<(String, Vec<Value>)>, schema: &Schema) -> Result<Frame> {
+pub fn build(mut columns: Vec<(String, Vec<Value>)>, schema: &Schema) -> Result<Frame> {
     let n_rows = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
     if n_rows == 0 {
         return Err(input_error("the input has no rows".into()));
@@ -205,10 +209,18 @@ pub fn build(columns: Vec<(String, Vec<Value>)>, schema: &Schema) -> Result<Fram
             schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
         )));
     }
-    let mut by_name: HashMap<String, Vec<Value>> = columns.into_iter().collect();
+    // Most payloads name the columns in the schema's order: then no lookup is needed.
+    let ordered =
+        columns.len() == schema.fields.len() && columns.iter().zip(&schema.fields).all(|(c, f)| c.0 == f.name);
+    let mut by_name: HashMap<String, Vec<Value>> =
+        if ordered { HashMap::default() } else { columns.drain(..).collect() };
+    let mut in_order = columns.into_iter();
     let mut out = Vec::with_capacity(schema.fields.len());
     for f in &schema.fields {
-        let values = by_name.remove(&f.name).unwrap_or_default();
+        let values = match in_order.next() {
+            Some((_, values)) => values,
+            None => by_name.remove(&f.name).unwrap_or_default(),
+        };
         let bad = |row: usize, v: &Value, want: &str| {
             input_error(format!("row {}, column '{}': expected {want}, got {} ({v})", row + 1, f.name, type_name(v)))
         };
@@ -223,9 +235,13 @@ pub fn build(columns: Vec<(String, Vec<Value>)>, schema: &Schema) -> Result<Fram
             ColumnKind::Categorical | ColumnKind::Text => ColumnData::from_strings(
                 f.kind,
                 values
-                    .iter()
+                    .into_iter()
                     .enumerate()
-                    .map(|(i, v)| json_text(v).ok_or_else(|| bad(i, v, "a string")))
+                    .map(|(i, v)| match v {
+                        Value::String(s) => Ok(Some(s)),
+                        Value::Null => Ok(None),
+                        other => Err(bad(i, &other, "a string")),
+                    })
                     .collect::<Result<_>>()?,
             ),
         };
@@ -285,7 +301,7 @@ mod props {
     }
 
     fn check(payload: &Value) -> Result<(), TestCaseError> {
-        match from_json(payload, &schema()) {
+        match from_json(payload.clone(), &schema()) {
             Ok(f) => {
                 prop_assert!(f.n_rows() > 0);
                 let names: Vec<&str> = f.columns().iter().map(|c| c.name.as_str()).collect();
@@ -324,7 +340,7 @@ mod props {
             let instances = json!({ "instances": rows.iter().map(|(x, c)| json!([x, c])).collect::<Vec<_>>() });
             let inputs = json!({ "inputs": { "x": xs, "c": cs } });
             for payload in [split, records, instances, inputs] {
-                let f = from_json(&payload, &schema()).unwrap();
+                let f = from_json(payload.clone(), &schema()).unwrap();
                 prop_assert_eq!(&f.columns()[0].data, &ColumnData::Numeric(xs.clone()), "{}", payload);
                 prop_assert_eq!(&f.columns()[1].data, &ColumnData::Categorical(cs.clone()), "{}", payload);
             }

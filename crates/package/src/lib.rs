@@ -89,7 +89,7 @@ impl Package {
             read(SERVING_EXAMPLE_FILE),
             read(EXAMPLE_FILE).map(|v| if v.get("columns").is_some() { json!({ "dataframe_split": v }) } else { v }),
         ];
-        payloads.into_iter().flatten().find_map(|p| input::from_json(&p, self.schema()).ok())
+        payloads.into_iter().flatten().find_map(|p| input::from_json(p, self.schema()).ok())
     }
 }
 

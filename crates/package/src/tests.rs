@@ -102,7 +102,7 @@ fn check(payload: Value, expect: Result<usize, &str>) {
 }
 
 fn from_payload(v: &Value, s: &Schema) -> Result<Frame> {
-    input::from_json(v, s)
+    input::from_json(v.clone(), s)
 }
 
 #[test]

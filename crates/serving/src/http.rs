@@ -325,7 +325,7 @@ async fn invocations(
     let frame = match format {
         Format::Json => {
             let payload: Value = parse_json(&bytes, "a JSON object")?;
-            package::input::from_json(&payload, model.schema()).map_err(|e| ServeError::Invalid(e.to_string()))?
+            package::input::from_json(payload, model.schema()).map_err(|e| ServeError::Invalid(e.to_string()))?
         }
         Format::Csv => {
             package::input::from_csv(&bytes[..], model.schema()).map_err(|e| ServeError::Invalid(e.to_string()))?

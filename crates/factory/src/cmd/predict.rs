@@ -51,7 +51,7 @@ fn read_input(path: &Path, schema: &learn::Schema) -> anyhow::Result<learn::Fram
     let frame = if is_json {
         let value: serde_json::Value = serde_json::from_reader(std::io::BufReader::new(file))
             .with_context(|| format!("--input {} is not valid JSON", path.display()))?;
-        package::input::from_json(&value, schema)
+        package::input::from_json(value, schema)
     } else {
         package::input::from_csv(std::io::BufReader::new(file), schema)
     };

@@ -7,7 +7,7 @@
 //! Only the categorical level lists are stored in a model: trees keep raw numeric
 //! thresholds, so prediction never needs the numeric bin edges.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use serde::{Deserialize, Serialize};
 

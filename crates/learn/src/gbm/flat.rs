@@ -47,6 +47,9 @@ pub(crate) struct Flat {
     derived: Vec<(u32, [u64; 4])>,
     /// Per tree: its root and its depth (the most steps from the root to a leaf).
     trees: Vec<(u32, u32)>,
+    /// The trees by depth, cut into groups of [`LANES`] that one row walks together, each
+    /// with its deepest tree's depth.
+    groups: Vec<(Vec<u32>, u32)>,
 }
 
 impl Flat {
@@ -92,6 +95,12 @@ impl Flat {
             }
             flat.trees.push((index(base), depth(&tree.nodes)));
         }
+        let mut by_depth: Vec<u32> = (0..index(flat.trees.len())).collect();
+        by_depth.sort_by_key(|&t| flat.trees[t as usize].1);
+        flat.groups = by_depth
+            .chunks(LANES)
+            .map(|g| (g.to_vec(), g.iter().map(|&t| flat.trees[t as usize].1).max().unwrap_or(0)))
+            .collect();
         flat
     }
 
@@ -117,25 +126,44 @@ impl Flat {
                 });
             }
         }
+        // Whole lanes of rows go through one tree at a time.
+        let whole = out.len() / LANES * LANES;
+        let (lanes, rest) = out.split_at_mut(whole);
         for &(root, depth) in &self.trees {
-            for (o, rows) in out.chunks_mut(LANES).zip(x.chunks(LANES * width)) {
+            for (o, rows) in lanes.chunks_exact_mut(LANES).zip(x.chunks_exact(LANES * width)) {
                 let mut at = [root; LANES];
-                if o.len() == LANES {
-                    for _ in 0..depth {
-                        for (k, a) in at.iter_mut().enumerate() {
-                            *a = self.step(*a, &rows[k * width..(k + 1) * width]);
-                        }
-                    }
-                } else {
-                    for _ in 0..depth {
-                        for (a, row) in at.iter_mut().zip(rows.chunks_exact(width)) {
-                            *a = self.step(*a, row);
-                        }
+                for _ in 0..depth {
+                    for (k, a) in at.iter_mut().enumerate() {
+                        *a = self.step(*a, &rows[k * width..(k + 1) * width]);
                     }
                 }
                 for (o, &a) in o.iter_mut().zip(&at) {
                     *o += self.nodes[a as usize].threshold;
                 }
+            }
+        }
+        // The rows left over (all of a one-row request) go through LANES trees of about the
+        // same depth at a time, for the deepest one's depth; their values are then added in
+        // tree order all the same.
+        let mut values = vec![0.0; self.trees.len()];
+        for (o, row) in rest.iter_mut().zip(x[whole * width..].chunks_exact(width)) {
+            for (trees, depth) in &self.groups {
+                let mut at = [0; LANES];
+                for (a, &t) in at.iter_mut().zip(trees) {
+                    *a = self.trees[t as usize].0;
+                }
+                for _ in 0..*depth {
+                    for a in &mut at {
+                        *a = self.step(*a, row);
+                    }
+                }
+                for (&a, &t) in at.iter().zip(trees) {
+                    values[t as usize] = self.nodes[a as usize].threshold;
+                }
+            }
+            // One addition per tree onto the baseline, as the lanes of whole rows do.
+            for v in &values {
+                *o += v;
             }
         }
     }
