@@ -198,6 +198,10 @@ impl Model {
         if tag.format != FORMAT {
             return Err(LearnError::ModelFormat(format!("format '{}' (this version reads '{FORMAT}')", tag.format)));
         }
-        serde_json::from_slice(b).map_err(|e| LearnError::ModelFormat(e.to_string()))
+        let model: Model = serde_json::from_slice(b).map_err(|e| LearnError::ModelFormat(e.to_string()))?;
+        if let Body::Gbm(g) = &model.body {
+            g.check().map_err(LearnError::ModelFormat)?;
+        }
+        Ok(model)
     }
 }

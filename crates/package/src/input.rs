@@ -89,17 +89,19 @@ fn split_columns(mut split: Map<String, Value>) -> Result<Vec<(String, Vec<Value
     let Some(Value::Array(names)) = split.remove("columns") else {
         return Err(input_error("dataframe_split needs a 'columns' list".into()));
     };
-    let Some(Value::Array(data)) = split.remove("data") else {
-        return Err(input_error("dataframe_split needs a 'data' list".into()));
-    };
-    let rows = data.len();
     let mut columns: Vec<(String, Vec<Value>)> = names
         .into_iter()
         .map(|c| match c {
-            Value::String(name) => Ok((name, Vec::with_capacity(rows))),
+            Value::String(name) => Ok((name, Vec::new())),
             other => Err(input_error(format!("column names must be strings, got {other}"))),
         })
         .collect::<Result<_>>()?;
+    let Some(Value::Array(data)) = split.remove("data") else {
+        return Err(input_error("dataframe_split needs a 'data' list".into()));
+    };
+    for col in &mut columns {
+        col.1.reserve_exact(data.len());
+    }
     for (i, row) in data.into_iter().enumerate() {
         let Value::Array(row) = row else {
             return Err(input_error(format!("row {}: expected a list of values", i + 1)));
@@ -311,6 +313,24 @@ mod props {
             Err(e) => prop_assert!(false, "{e:?}"),
         }
         Ok(())
+    }
+
+    #[test]
+    fn a_split_payload_names_its_first_fault() {
+        let err = |v: Value| from_json(v, &schema()).unwrap_err().to_string();
+        // The column names are checked before the rows, whatever else is wrong.
+        assert!(err(json!({"dataframe_split": {"columns": [1]}})).contains("column names must be strings, got 1"));
+        assert!(
+            err(json!({"dataframe_split": {"columns": ["x", "c"]}})).contains("dataframe_split needs a 'data' list")
+        );
+        assert!(
+            err(json!({"dataframe_split": {"data": [[1, "a"]]}})).contains("dataframe_split needs a 'columns' list")
+        );
+        // Columns in another order than the schema's are matched by name.
+        let f =
+            from_json(json!({"dataframe_split": {"columns": ["c", "x"], "data": [["a", 2.5]]}}), &schema()).unwrap();
+        assert_eq!(f.column("x").unwrap().data, ColumnData::Numeric(vec![2.5]));
+        assert_eq!(f.column("c").unwrap().data, ColumnData::Categorical(vec![Some("a".into())]));
     }
 
     proptest! {

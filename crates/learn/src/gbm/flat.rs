@@ -112,10 +112,9 @@ impl Flat {
         for (f, col) in cols.iter().enumerate().take(self.columns) {
             match col {
                 Coded::Numeric(v) => column(&mut x, width, f).zip(&v[first..]).for_each(|(c, &v)| *c = v),
-                // Read only through derived inputs; as numbers, a missing level is NaN.
-                Coded::Codes(v) => column(&mut x, width, f)
-                    .zip(&v[first..])
-                    .for_each(|(c, &code)| *c = if code == MISSING { f64::NAN } else { f64::from(code) }),
+                // Levels are read only through derived inputs (a checked model never compares a
+                // categorical column as a number; were it to, it would read missing, as `Tree`'s walk).
+                Coded::Codes(_) => {}
             }
         }
         for (k, (feature, set)) in self.derived.iter().enumerate() {
@@ -183,23 +182,17 @@ fn column(x: &mut [f64], width: usize, f: usize) -> impl Iterator<Item = &mut f6
     x.iter_mut().skip(f).step_by(width)
 }
 
-/// The most steps from the root to a leaf (at most the node count: a malformed tree with a
-/// cycle stops there instead of looping).
+/// The most steps from the root to a leaf, in one pass from the last node back: children
+/// come after their parent (training builds trees so, and reading a model checks it).
 fn depth(nodes: &[Node]) -> u32 {
-    let mut deepest = 0;
-    let mut stack = vec![(0u32, 0u32)];
-    while let Some((i, d)) = stack.pop() {
-        let Some(node) = nodes.get(i as usize) else { continue };
-        if d as usize >= nodes.len() {
-            continue;
-        }
-        deepest = deepest.max(d);
-        if let Node::Numeric { left, right, .. } | Node::Categorical { left, right, .. } = node {
-            stack.push((*left, d + 1));
-            stack.push((*right, d + 1));
+    let mut below = vec![0u32; nodes.len()];
+    for i in (0..nodes.len()).rev() {
+        if let Node::Numeric { left, right, .. } | Node::Categorical { left, right, .. } = &nodes[i] {
+            let child = |c: &u32| below.get(*c as usize).copied().unwrap_or(0);
+            below[i] = 1 + child(left).max(child(right));
         }
     }
-    deepest
+    below.first().copied().unwrap_or(0)
 }
 
 fn index(i: usize) -> u32 {

@@ -206,6 +206,44 @@ impl GbmModel {
         out
     }
 
+    /// Checks what deserialising cannot: every tree has nodes, every child comes after its
+    /// parent and inside its tree (so walks end), every split reads a model column of its own
+    /// kind. The reason names the tree and the node.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        for (t, tree) in self.trees.iter().enumerate() {
+            if tree.nodes.is_empty() {
+                return Err(format!("tree {t} has no nodes"));
+            }
+            for (i, node) in tree.nodes.iter().enumerate() {
+                let (feature, left, right, categorical) = match node {
+                    tree::Node::Leaf { .. } => continue,
+                    tree::Node::Numeric { feature, left, right, .. } => (*feature, *left, *right, false),
+                    tree::Node::Categorical { feature, left, right, .. } => (*feature, *left, *right, true),
+                };
+                let at = |what: &str| format!("tree {t}, node {i}: {what}");
+                for c in [left, right] {
+                    if c as usize <= i || c as usize >= tree.nodes.len() {
+                        return Err(at(&format!(
+                            "child {c} is not a later node of the tree ({} nodes)",
+                            tree.nodes.len()
+                        )));
+                    }
+                }
+                match self.codings.get(feature as usize) {
+                    None => {
+                        return Err(at(&format!("feature {feature} is not one of the {} columns", self.codings.len())))
+                    }
+                    Some(Coding::Numeric) if categorical => return Err(at("a categorical split on a numeric column")),
+                    Some(Coding::Categorical { .. }) if !categorical => {
+                        return Err(at("a numeric split on a categorical column"))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn n_trees(&self) -> usize {
         self.trees.len()
     }

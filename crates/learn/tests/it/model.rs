@@ -90,6 +90,43 @@ fn unreadable_bytes_are_rejected() {
 }
 
 #[test]
+fn malformed_trees_are_refused_when_read() {
+    // Serde accepts any node numbers; a walk needs children after their parent and inside the
+    // tree (no cycles, no jumps into another tree), and splits on columns of their kind.
+    let m = trained(ModelSpec::Gbm(GbmParams::default()));
+    let good: serde_json::Value = serde_json::from_slice(&m.to_bytes()).unwrap();
+    let root = |v: &serde_json::Value| -> (String, serde_json::Value) {
+        let node = v["body"]["gbm"]["trees"][0]["nodes"][0].as_object().unwrap().clone();
+        let (kind, fields) = node.into_iter().next().unwrap();
+        (kind, fields)
+    };
+    let with = |edit: &dyn Fn(&mut serde_json::Map<String, serde_json::Value>)| {
+        let mut v = good.clone();
+        let (kind, mut fields) = root(&v);
+        edit(fields.as_object_mut().unwrap());
+        v["body"]["gbm"]["trees"][0]["nodes"][0] = serde_json::json!({ kind: fields });
+        Model::from_bytes(&serde_json::to_vec(&v).unwrap()).map(|_| ()).unwrap_err().to_string()
+    };
+    let cycle = with(&|f| {
+        f.insert("left".into(), 0.into());
+    });
+    assert!(cycle.contains("tree 0, node 0: child 0 is not a later node of the tree"), "{cycle}");
+    let beyond = with(&|f| {
+        f.insert("right".into(), 100_000.into());
+    });
+    assert!(beyond.contains("tree 0, node 0: child 100000 is not a later node"), "{beyond}");
+    let feature = with(&|f| {
+        f.insert("feature".into(), 7.into());
+    });
+    assert!(feature.contains("tree 0, node 0: feature 7 is not one of the 2 columns"), "{feature}");
+    let mut empty = good.clone();
+    empty["body"]["gbm"]["trees"][1]["nodes"] = serde_json::json!([]);
+    let err = Model::from_bytes(&serde_json::to_vec(&empty).unwrap()).map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("tree 1 has no nodes"), "{err}");
+    assert!(Model::from_bytes(&serde_json::to_vec(&good).unwrap()).is_ok());
+}
+
+#[test]
 fn inferred_kinds_may_need_the_schema_reader() {
     // A categorical column whose predict-time values all look numeric: inference reads it as
     // numeric, which the model rejects by name; the schema reader gets it right.
