@@ -32,22 +32,38 @@ impl S3Server {
         let bin = s3s_fs_bin()
             .expect("s3s-fs not found; install it: cargo install s3s-fs --version 0.14.1 --locked --features binary");
         let root = tempfile::tempdir().expect("temp folder");
-        let port = free_port();
-        let child = std::process::Command::new(bin)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", ACCESS_KEY])
-            .args(["--secret-key", SECRET_KEY])
-            .arg(root.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start s3s-fs");
-        let proc = Proc::new("s3s-fs", child);
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "s3s-fs did not start listening");
-            std::thread::sleep(Duration::from_millis(20));
+        // `free_port` only finds a port that was free: a test running alongside may take it
+        // before s3s-fs binds it, and then a connection would reach that other process. So
+        // s3s-fs must still be running once the port answers; if it exited, try another port.
+        for _ in 0..5 {
+            let port = free_port();
+            let child = std::process::Command::new(&bin)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", ACCESS_KEY])
+                .args(["--secret-key", SECRET_KEY])
+                .arg(root.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start s3s-fs");
+            let mut proc = Proc::new("s3s-fs", child);
+            let started = Instant::now();
+            let exited = |p: &mut Proc| p.child.try_wait().map_or(true, |status| status.is_some());
+            let listening = loop {
+                if exited(&mut proc) {
+                    break false;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    std::thread::sleep(Duration::from_millis(100));
+                    break !exited(&mut proc);
+                }
+                assert!(started.elapsed() < Duration::from_secs(20), "s3s-fs did not start listening");
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            if listening {
+                return S3Server { endpoint: format!("http://127.0.0.1:{port}"), root, _proc: proc };
+            }
         }
-        S3Server { endpoint: format!("http://127.0.0.1:{port}"), root, _proc: proc }
+        panic!("s3s-fs exited at start on 5 free ports in a row")
     }
 
     /// Makes bucket `name` (a folder of the root).
