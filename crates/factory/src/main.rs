@@ -46,12 +46,6 @@ enum Command {
     Ui(cmd::ui::UiArgs),
 }
 
-/// mimalloc instead of glibc's malloc: one-row scoring allocates a few dozen small blocks per
-/// request (JSON values, the frame, the reply), and mimalloc's per-thread free lists took
-/// `factory serve` from 35.5k to 40.2k req/s at 8 connections (bench/README.md, bench/serving/ab.py).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own steps; its children log to files in the demo folder.
