@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
             Field { name: "c".into(), kind: ColumnKind::Categorical },
         ],
     };
-    match package::input::from_json(&payload, &schema) {
+    match package::input::from_json(payload, &schema) {
         Ok(frame) => {
             assert!(frame.n_rows() > 0);
             let names: Vec<&str> = frame.columns().iter().map(|c| c.name.as_str()).collect();
