@@ -367,7 +367,7 @@ def test_no_drift_then_drift_promotes_and_hot_reloads(server, tmp_path):
 def test_champion_kept_when_the_challenger_is_not_better(server, tmp_path):
     """No labels: retrained on the same data with the same seed, the challenger ties and loses."""
     name = unique("keep-")
-    train(server, name, "--alias", "prod", "--max-iter", "100")
+    train(server, name, "--alias", "prod", "--max-iter", "150")  # the loop retrains with the default, 150
     logs = tmp_path / "requests"
     serve = Serve(tmp_path, ["--tracking-uri", server.url, "--model-uri", f"models:/{name}@prod",
                              "--request-log", str(logs), "--poll-interval-secs", "0"])

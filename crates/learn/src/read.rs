@@ -9,6 +9,8 @@
 use std::collections::HashSet;
 use std::io::Read;
 
+use rayon::prelude::*;
+
 use crate::error::LearnError;
 use crate::frame::{Column, ColumnData, Frame};
 use crate::schema::{ColumnKind, Schema};
@@ -85,34 +87,45 @@ fn for_each_record(
 /// column names, malformed CSV.
 pub fn read_csv(reader: impl Read) -> Result<Frame, LearnError> {
     let (mut rdr, header) = open(reader)?;
-    let mut cells: Vec<Vec<String>> = vec![Vec::new(); header.len()];
+    // Each column's cells end to end in one string, with their end offsets: no allocation
+    // per cell.
+    let mut cells: Vec<Cells> = (0..header.len()).map(|_| Cells::default()).collect();
     for_each_record(&mut rdr, header.len(), |_, record| {
         for (col, cell) in cells.iter_mut().zip(record.iter()) {
-            col.push(cell.to_owned());
+            col.text.push_str(cell);
+            col.ends.push(col.text.len());
         }
         Ok(())
     })?;
-    let columns = header
-        .into_iter()
-        .zip(cells)
-        .map(|(name, cells)| {
-            let numeric = cells.iter().all(|c| is_missing(c) || parse_number(c).is_some());
-            let data = if numeric {
-                ColumnData::Numeric(
-                    cells
-                        .iter()
-                        .map(|c| if is_missing(c) { f64::NAN } else { parse_number(c).unwrap_or(f64::NAN) })
-                        .collect(),
-                )
-            } else {
-                ColumnData::Categorical(
-                    cells.into_iter().map(|c| if is_missing(&c) { None } else { Some(c) }).collect(),
-                )
-            };
-            Column { name, data }
-        })
-        .collect();
+    let columns =
+        header.into_par_iter().zip(cells).map(|(name, cells)| Column { name, data: cells.into_data() }).collect();
     Frame::from_columns(columns)
+}
+
+/// The cells of one column as read, before its kind is known.
+#[derive(Default)]
+struct Cells {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Cells {
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(a, &b)| &self.text[a..b])
+    }
+
+    /// Numbers if every non-missing cell parses as one, otherwise levels.
+    fn into_data(self) -> ColumnData {
+        let numbers: Option<Vec<f64>> =
+            self.iter().map(|c| if is_missing(c) { Some(f64::NAN) } else { parse_number(c) }).collect();
+        match numbers {
+            Some(v) => ColumnData::Numeric(v),
+            None => ColumnData::Categorical(
+                self.iter().map(|c| if is_missing(c) { None } else { Some(c.to_owned()) }).collect(),
+            ),
+        }
+    }
 }
 
 /// Reads a CSV whose columns must be exactly the schema's (in any order), parsing each as

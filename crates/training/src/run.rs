@@ -413,64 +413,78 @@ async fn train_in_run(
     }
     metrics.extend(holdout.metrics.iter().map(|(k, v)| (k.clone(), *v, 0)));
     metrics.push(("n_iter".into(), report.n_iter as f64, 0));
-    client.log_batch(run_id, &params, &[], &metrics).await?;
 
-    // Dataset input with its digest, feature importance as an image.
-    let digest = data::sha256_file(data_path)?;
-    let schema = serde_json::json!({ "mlflow_colspec": x_train.schema().fields.iter().map(|f| serde_json::json!({"name": f.name, "type": if f.kind == learn::ColumnKind::Numeric { "double" } else { "string" }})).collect::<Vec<_>>() });
-    let dataset_name = data_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
-    client
-        .log_dataset(
-            run_id,
-            &dataset_name,
-            &digest[..16],
-            &data_path.display().to_string(),
-            &schema.to_string(),
-            "training",
-        )
-        .await?;
-    if cfg.task == Task::BinaryClassification {
-        let p = model.predict(x_test)?;
-        let confusion = learn::confusion(y_test, &p);
+    // The calls below need nothing of one another, so they go to the server together; only
+    // the package's steps (logged model, files, finalize, version) follow one another.
+    let history = async {
+        client.log_batch(run_id, &params, &[], &metrics).await?;
+        Ok::<_, TrainError>(())
+    };
+    // Dataset input with its digest.
+    let dataset = async {
+        let digest = data::sha256_file(data_path)?;
+        let schema = serde_json::json!({ "mlflow_colspec": x_train.schema().fields.iter().map(|f| serde_json::json!({"name": f.name, "type": if f.kind == learn::ColumnKind::Numeric { "double" } else { "string" }})).collect::<Vec<_>>() });
+        let dataset_name =
+            data_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
         client
-            .upload_artifact(artifact_uri, "confusion_matrix.svg", plot::confusion_svg(confusion).into_bytes())
+            .log_dataset(
+                run_id,
+                &dataset_name,
+                &digest[..16],
+                &data_path.display().to_string(),
+                &schema.to_string(),
+                "training",
+            )
             .await?;
-        let [tn, fp, fn_, tp] = confusion;
-        let json = serde_json::json!({ "labels": [0, 1], "matrix": [[tn, fp], [fn_, tp]] });
-        client.upload_artifact(artifact_uri, "confusion_matrix.json", json.to_string().into_bytes()).await?;
-        client.upload_artifact(artifact_uri, "calibration.svg", plot::calibration_svg(y_test, &p).into_bytes()).await?;
-    }
-    let svg = plot::bar_chart_svg(&format!("Feature importance ({} model)", model.kind()), &report.feature_importance);
-    client.upload_artifact(artifact_uri, "feature_importance.svg", svg.into_bytes()).await?;
-    let importance: serde_json::Map<String, serde_json::Value> =
-        report.feature_importance.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
-    client
-        .upload_artifact(
-            artifact_uri,
-            "feature_importance.json",
-            serde_json::to_vec_pretty(&importance).unwrap_or_default(),
+        Ok(())
+    };
+    // Plots and tables: feature importance, and a classifier's confusion matrix and calibration.
+    let plots = async {
+        let mut files = Vec::new();
+        if cfg.task == Task::BinaryClassification {
+            let p = model.predict(x_test)?;
+            let confusion = learn::confusion(y_test, &p);
+            files.push(("confusion_matrix.svg", plot::confusion_svg(confusion).into_bytes()));
+            let [tn, fp, fn_, tp] = confusion;
+            let json = serde_json::json!({ "labels": [0, 1], "matrix": [[tn, fp], [fn_, tp]] });
+            files.push(("confusion_matrix.json", json.to_string().into_bytes()));
+            files.push(("calibration.svg", plot::calibration_svg(y_test, &p).into_bytes()));
+        }
+        let title = format!("Feature importance ({} model)", model.kind());
+        files.push(("feature_importance.svg", plot::bar_chart_svg(&title, &report.feature_importance).into_bytes()));
+        let importance: serde_json::Map<String, serde_json::Value> =
+            report.feature_importance.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+        files.push(("feature_importance.json", serde_json::to_vec_pretty(&importance).unwrap_or_default()));
+        futures::future::try_join_all(
+            files.into_iter().map(|(name, bytes)| client.upload_artifact(artifact_uri, name, bytes)),
         )
         .await?;
-
+        Ok(())
+    };
     // The package, as an MLflow 3 logged model, registered.
-    let (model_id, model_uri) = client.create_logged_model(experiment_id, "model", run_id, "factory").await?;
-    let dir = tempfile::tempdir().map_err(|source| TrainError::Io { path: std::env::temp_dir(), source })?;
-    let example_rows: Vec<usize> = (0..x_test.n_rows().min(5)).collect();
-    package::save(
-        dir.path(),
-        &model,
-        &x_test.select_rows(&example_rows),
-        &package::Provenance {
-            run_id: Some(run_id.into()),
-            model_id: Some(model_id.clone()),
-            created_utc: utc_now(),
-            profile: Some(profile),
-        },
-    )?;
-    client.upload_dir(&model_uri, dir.path()).await?;
-    client.finalize_logged_model(&model_id, run_id).await?;
-    let version =
-        client.create_model_version(&cfg.model_name, &format!("models:/{model_id}"), run_id, Some(&model_id)).await?;
+    let registered = async {
+        let (model_id, model_uri) = client.create_logged_model(experiment_id, "model", run_id, "factory").await?;
+        let dir = tempfile::tempdir().map_err(|source| TrainError::Io { path: std::env::temp_dir(), source })?;
+        let example_rows: Vec<usize> = (0..x_test.n_rows().min(5)).collect();
+        package::save(
+            dir.path(),
+            &model,
+            &x_test.select_rows(&example_rows),
+            &package::Provenance {
+                run_id: Some(run_id.into()),
+                model_id: Some(model_id.clone()),
+                created_utc: utc_now(),
+                profile: Some(profile),
+            },
+        )?;
+        client.upload_dir(&model_uri, dir.path()).await?;
+        client.finalize_logged_model(&model_id, run_id).await?;
+        let version = client
+            .create_model_version(&cfg.model_name, &format!("models:/{model_id}"), run_id, Some(&model_id))
+            .await?;
+        Ok((model_id, version))
+    };
+    let ((), (), (), (model_id, version)) = tokio::try_join!(history, dataset, plots, registered)?;
 
     // Champion / challenger.
     let comparison = match &cfg.compare_with {

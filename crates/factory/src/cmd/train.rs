@@ -80,8 +80,8 @@ pub struct TrainArgs {
     pub seed: u64,
     #[arg(long, value_enum, default_value = "gbm")]
     pub model: ModelKind,
-    /// Boosting iterations (upper bound; early stopping may stop sooner).
-    #[arg(long, default_value_t = 100)]
+    /// Boosting iterations (upper bound: early stopping on a held-out 10% picks the count).
+    #[arg(long, default_value_t = learn::GbmParams::default().max_iter)]
     pub max_iter: usize,
     #[arg(long, default_value_t = 0.1)]
     pub learning_rate: f64,

@@ -73,7 +73,7 @@ fn check_regression(params: GbmParams, n_train: usize, min_r2: f64) {
 #[test]
 fn regression_beats_the_mean_by_far() {
     check_regression(GbmParams::default(), 3000, 0.9);
-    check_regression(GbmParams { early_stopping_min_samples: 0, ..GbmParams::default() }, 3000, 0.9);
+    check_regression(GbmParams { early_stopping: false, ..GbmParams::default() }, 3000, 0.9);
     check_regression(
         GbmParams { max_depth: Some(3), l2_regularization: 1.0, max_bins: 16, ..GbmParams::default() },
         3000,
@@ -106,7 +106,8 @@ fn classification_gives_calibrated_probabilities() {
     // Calibration: the mean predicted probability tracks the positive rate.
     assert!((mean(&p) - mean(&y_test)).abs() < 0.05);
     assert!(learn::accuracy(&y_test, &p) > 0.75);
-    assert!(report.validation_loss.len() == report.n_iter && report.n_iter > 0);
+    // The monitored run goes past the best count by up to `n_iter_no_change`.
+    assert!(report.validation_loss.len() >= report.n_iter && report.n_iter > 0);
 }
 
 #[test]
@@ -218,18 +219,37 @@ fn early_stopping_stops_on_noise() {
     let (m, r) = fit(&f, &y, Task::Regression, &spec, &mut |d, t| last = (d, t)).unwrap();
     assert!(r.n_iter < 100, "{}", r.n_iter);
     assert_eq!(last, (r.n_iter, r.n_iter));
-    assert_eq!(r.validation_loss.len(), r.n_iter);
+    // The model keeps the trees up to the lowest validation loss; the monitored run went
+    // on for `n_iter_no_change` more without improving on it.
+    let v = &r.validation_loss;
+    let best = v.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(v.iter().position(|&l| l == best), Some(r.n_iter - 1));
+    assert!(v.len() > r.n_iter);
     assert_eq!(r.train_loss.len(), r.n_iter);
     assert_eq!(m.n_trees(), r.n_iter);
-    // Without refit the same number of trees is kept, grown on 90% of the rows.
-    let (m2, r2) = train(&f, &y, Task::Regression, GbmParams { refit: false, ..params });
-    assert_eq!(r2.n_iter, r.n_iter);
-    assert_eq!(r2.validation_loss, r.validation_loss);
+    // Without refit (scikit-learn's way) every monitored tree is kept, grown on 90% of the rows.
+    let (m2, r2) = train(&f, &y, Task::Regression, GbmParams { refit: false, ..params.clone() });
+    assert_eq!(r2.n_iter, v.len());
+    assert_eq!(&r2.validation_loss, v);
     assert_ne!(m2.to_bytes(), m.to_bytes());
-    // Below the row threshold (scikit-learn's 'auto'), nothing is held out.
-    let (_, r3) = train(&f, &y, Task::Regression, GbmParams::default());
-    assert_eq!(r3.n_iter, 100);
+    // Below the row threshold (here scikit-learn's 'auto', 10 000), nothing is held out.
+    let sklearn_auto = GbmParams { early_stopping_min_samples: 10_000, ..params };
+    let (_, r3) = train(&f, &y, Task::Regression, sklearn_auto);
+    assert_eq!(r3.n_iter, GbmParams::default().max_iter);
     assert!(r3.validation_loss.is_empty());
+}
+
+#[test]
+fn too_few_rows_to_hold_out_train_on_all_of_them() {
+    // One row of each class: a stratified 10% split would leave nothing to train on, so
+    // early stopping stands aside and every row trains for max_iter trees.
+    let f = frame(vec![Column::numeric("x", vec![0.0, 1.0])]);
+    let params = GbmParams { min_samples_leaf: 1, max_iter: 3, ..GbmParams::default() };
+    let (m, r) = train(&f, &[0.0, 1.0], Task::BinaryClassification, params.clone());
+    assert_eq!((r.n_iter, m.n_trees()), (3, 3));
+    assert!(r.validation_loss.is_empty());
+    let (_, r) = train(&f.select_rows(&[0]), &[2.0], Task::Regression, params);
+    assert_eq!(r.n_iter, 3);
 }
 
 #[test]

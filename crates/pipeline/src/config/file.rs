@@ -246,7 +246,7 @@ fn build(name: &str, f: File, text: Option<&str>, base: &Path, o: &Overrides) ->
         },
         margin: r.margin.unwrap_or(0.0),
         seed: r.seed.unwrap_or(42),
-        max_iter: r.max_iter.unwrap_or(100),
+        max_iter: r.max_iter.unwrap_or(learn::GbmParams::default().max_iter),
         cache_dir: r.cache_dir.map(rel),
         task: match r.task {
             Some(TaskName::Classification) => learn::Task::BinaryClassification,
