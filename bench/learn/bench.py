@@ -40,6 +40,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -258,6 +259,7 @@ def main() -> int:
     finally:
         if server is not None:
             server.stop()
+        shutil.rmtree(work, ignore_errors=True)  # the 1M-row CSV alone is 400 MB
     print(f"\nscikit-learn {sklearn.__version__} (OpenMP threads {openmp_threads()}), LightGBM {lightgbm.__version__}, "
           f"ours: rayon threads {results[names[0]]['rows'][0]['ours']['threads']}; {os.cpu_count()} CPU(s), "
           f"load average {os.getloadavg()[0]:.2f}; params over the defaults: {args.params or 'none'}")

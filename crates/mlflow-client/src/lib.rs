@@ -39,10 +39,10 @@ impl ClientError {
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
-/// Characters escaped in artifact paths (path segments keep their `/`).
 /// Files of one folder uploaded at once by [`Client::upload_dir`].
 const UPLOADS_IN_FLIGHT: usize = 8;
 
+/// Characters escaped in artifact paths (path segments keep their `/`).
 const PATH: &AsciiSet =
     &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'?').add(b'<').add(b'>').add(b'`').add(b'{').add(b'}');
 

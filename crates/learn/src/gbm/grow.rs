@@ -112,6 +112,7 @@ pub(crate) struct Grower<'a> {
     partition: Vec<u32>,
     scratch: Vec<u32>,
     prefix: Box<Prefix>,
+    pool: hist::Pool,
 }
 
 impl<'a> Grower<'a> {
@@ -122,6 +123,7 @@ impl<'a> Grower<'a> {
             partition: Vec::with_capacity(data.n_rows),
             scratch: vec![0; data.n_rows],
             prefix: Box::new(Prefix { g: [0.0; N_BINS], h: [0.0; N_BINS], n: [0; N_BINS], scores: [0.0; N_BINS] }),
+            pool: hist::Pool::default(),
         }
     }
 
@@ -150,7 +152,7 @@ impl<'a> Grower<'a> {
         if n < 2 * p.min_samples_leaf || sum_h < MIN_HESSIAN {
             finalize(&mut out, &root, p.learning_rate);
         } else {
-            let h = hist::build(&self.data.codes, self.data.n_features, &self.partition, grad, hess);
+            let h = hist::build(&mut self.pool, &self.data.codes, self.data.n_features, &self.partition, grad, hess);
             self.consider(&mut out, &mut open, root, 0, h, hess.is_none());
         }
 
@@ -200,7 +202,9 @@ impl<'a> Grower<'a> {
                     let c =
                         Child { id: o.id, start: o.start, end: o.end, g: 0.0, h: 0.0, value: value_of_open(&out, &o) };
                     finalize(&mut out, &c, p.learning_rate);
+                    self.pool.give(o.hist);
                 }
+                self.pool.give(node.hist);
                 break;
             }
             let small_left = s.n_left < n_right;
@@ -209,10 +213,12 @@ impl<'a> Grower<'a> {
             if !left_splittable && !right_splittable {
                 finalize(&mut out, &left, p.learning_rate);
                 finalize(&mut out, &right, p.learning_rate);
+                self.pool.give(node.hist);
                 continue;
             }
             let small = if small_left { &left } else { &right };
             let small_hist = hist::build(
+                &mut self.pool,
                 &self.data.codes,
                 self.data.n_features,
                 &self.partition[small.start..small.end],
@@ -227,6 +233,7 @@ impl<'a> Grower<'a> {
                     self.consider(&mut out, &mut open, child, depth, h, hess.is_none());
                 } else {
                     finalize(&mut out, &child, p.learning_rate);
+                    self.pool.give(h);
                 }
             }
         }
@@ -251,7 +258,10 @@ impl<'a> Grower<'a> {
                 out.tree.nodes[c.id] = Node::Leaf { value: c.value };
                 open.push(Open { id: c.id, start: c.start, end: c.end, depth, hist, split });
             }
-            _ => finalize(out, &c, self.params.learning_rate),
+            _ => {
+                finalize(out, &c, self.params.learning_rate);
+                self.pool.give(hist);
+            }
         }
     }
 
