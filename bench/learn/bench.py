@@ -213,7 +213,8 @@ def main() -> int:
     ap.add_argument("--big-seeds", type=int, default=1, help="splits of synthetic1m (default 1)")
     ap.add_argument("--repeats", type=int, default=3, help="timed fits per side and split (median; default 3)")
     ap.add_argument("--threads", type=int, default=0, help="limit every side to N threads (0: all cores)")
-    ap.add_argument("--params", help="ours: JSON object of GbmParams fields over the defaults, e.g. '{\"refit\": false}'")
+    ap.add_argument("--params", help="our fit: JSON object of GbmParams fields over the defaults, e.g. '{\"refit\": false}' "
+                    "(the whole command keeps factory train's defaults)")
     ap.add_argument("--sklearn-early-stopping", choices=["auto", "off"], default="auto")
     ap.add_argument("--factory", help="also time the whole `factory train` command (this binary)")
     ap.add_argument("--json", type=Path, help="write every figure here")
