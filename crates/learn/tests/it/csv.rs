@@ -135,3 +135,52 @@ fn a_frame_reports_its_schema() {
     let json = serde_json::to_string(&f.schema()).unwrap();
     assert_eq!(json, r#"{"fields":[{"name":"a","kind":"numeric"},{"name":"b","kind":"categorical"}]}"#);
 }
+
+/// One cell as a user's CSV may hold it: numbers in several spellings, the missing tokens
+/// (with spaces), words, padded and non-ASCII text, quotes and separators.
+fn cell() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        any::<f64>().prop_map(|x| x.to_string()),
+        (-1000i64..1000).prop_map(|x| x.to_string()),
+        prop::sample::select(vec!["", " ", "NA", " NaN", "nan ", "null", "1e3", "-0", "inf", "+2.5", " 7 "])
+            .prop_map(str::to_string),
+        "[a-zé ,\"]{1,6}",
+    ]
+}
+
+proptest::proptest! {
+    /// `read_csv` keeps every cell and types each column as its documentation says, whatever
+    /// the cells: numeric when every non-missing cell parses as a number (NaN for missing),
+    /// else categorical with the cells exactly as written (None for missing).
+    #[test]
+    fn inference_keeps_every_cell(rows in proptest::collection::vec(proptest::collection::vec(cell(), 3), 1..30)) {
+        let mut w = ::csv::Writer::from_writer(Vec::new());
+        w.write_record(["a", "b", "c"]).unwrap();
+        for r in &rows {
+            w.write_record(r).unwrap();
+        }
+        let bytes = w.into_inner().unwrap();
+        let frame = read_csv(bytes.as_slice()).unwrap();
+        let missing = |c: &str| ["", "NA", "NaN", "nan", "null"].contains(&c.trim());
+        for (j, col) in frame.columns().iter().enumerate() {
+            let cells: Vec<&str> = rows.iter().map(|r| r[j].as_str()).collect();
+            let numbers: Option<Vec<f64>> = cells
+                .iter()
+                .map(|c| if missing(c) { Some(f64::NAN) } else { c.trim().parse::<f64>().ok() })
+                .collect();
+            match (&col.data, numbers) {
+                (ColumnData::Numeric(got), Some(want)) => {
+                    let same = got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()));
+                    proptest::prop_assert!(same && got.len() == want.len(), "{got:?} vs {want:?}");
+                }
+                (ColumnData::Categorical(got), None) => {
+                    let want: Vec<Option<String>> =
+                        cells.iter().map(|c| (!missing(c)).then(|| c.to_string())).collect();
+                    proptest::prop_assert_eq!(got, &want);
+                }
+                (data, numbers) => proptest::prop_assert!(false, "{data:?} for cells {cells:?} (numbers: {numbers:?})"),
+            }
+        }
+    }
+}
