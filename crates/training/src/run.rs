@@ -382,7 +382,9 @@ async fn train_in_run(
     let (model, report) =
         learn::fit(x_train, y_train, cfg.task, &cfg.spec, &mut |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
-    let holdout = evaluate(&model, x_test, y_test)?;
+    // The holdout's predictions, scored here and drawn by the classifier plots below.
+    let p_test = model.predict(x_test)?;
+    let holdout = score(model.task(), y_test, &p_test);
     let holdout = match &cfg.metric {
         Some(name) => holdout.judged_by(name)?,
         None => holdout,
@@ -442,13 +444,13 @@ async fn train_in_run(
     let plots = async {
         let mut files = Vec::new();
         if cfg.task == Task::BinaryClassification {
-            let p = model.predict(x_test)?;
-            let confusion = learn::confusion(y_test, &p);
+            let p = &p_test;
+            let confusion = learn::confusion(y_test, p);
             files.push(("confusion_matrix.svg", plot::confusion_svg(confusion).into_bytes()));
             let [tn, fp, fn_, tp] = confusion;
             let json = serde_json::json!({ "labels": [0, 1], "matrix": [[tn, fp], [fn_, tp]] });
             files.push(("confusion_matrix.json", json.to_string().into_bytes()));
-            files.push(("calibration.svg", plot::calibration_svg(y_test, &p).into_bytes()));
+            files.push(("calibration.svg", plot::calibration_svg(y_test, p).into_bytes()));
         }
         let title = format!("Feature importance ({} model)", model.kind());
         files.push(("feature_importance.svg", plot::bar_chart_svg(&title, &report.feature_importance).into_bytes()));
