@@ -65,11 +65,9 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// An all-zero histogram of `nf` features.
-    fn take(&mut self, nf: usize) -> Hist {
-        let mut h = self.free.pop().unwrap_or_default();
-        zero(&mut h, nf);
-        h
+    /// A histogram to fill, of any size and content: [`zero`] it first.
+    fn take(&mut self) -> Hist {
+        self.free.pop().unwrap_or_default()
     }
 
     /// Keeps `h` for a later node.
@@ -103,13 +101,13 @@ pub(crate) fn build(
         oh.extend(rows.iter().map(|&r| h[r as usize]));
     }
     let oh_used = hess.is_some().then_some(oh.as_slice());
-    let mut hist = pool.take(nf);
+    let mut hist = pool.take();
+    zero(&mut hist, nf);
     if rows.len() <= CHUNK_ROWS {
         fill(&mut hist, codes, nf, rows, &og, oh_used);
     } else {
         // Zeroed by the workers: at a million rows that is tens of megabytes per tree.
-        let mut parts: Vec<Hist> =
-            (0..rows.len().div_ceil(CHUNK_ROWS)).map(|_| pool.free.pop().unwrap_or_default()).collect();
+        let mut parts: Vec<Hist> = (0..rows.len().div_ceil(CHUNK_ROWS)).map(|_| pool.take()).collect();
         parts.par_iter_mut().zip(rows.par_chunks(CHUNK_ROWS)).enumerate().for_each(|(i, (h, chunk))| {
             zero(h, nf);
             let at = i * CHUNK_ROWS;
