@@ -4,11 +4,14 @@ Started by bench/models/run.sh. In a temp folder: a StandardScaler + GradientBoo
 (100 trees of depth 3) on the California housing numbers, converted by skl2onnx and saved with
 `mlflow.onnx.save_model` (input example → column names). Then, one after the other, each server
 loads that folder and wrk POSTs one row in MLflow's `dataframe_split` form to `/invocations`
-(1 thread, 1 and 8 connections, keep-alive, 2 s warm-up; the load generator keeps one core, the
-server gets the other: `factory serve --threads 1`, one uvicorn worker, MLServer with
-`parallel_workers: 0`). All three must give the same prediction (relative 1e-5) before they are
-measured. Exit code 1 when factory misses ≥ 100× `mlflow models serve` at 8 connections or a
-p99 under 1 ms.
+(1 thread, 1 and 8 connections, keep-alive, 2 s warm-up). Each server at its defaults: `factory
+serve` (one worker per core), `mlflow models serve` (one uvicorn worker; ONNX Runtime's own
+threads), MLServer with `parallel_workers: 0` (inference in its main process, its fastest
+setting for a small model); factory also on one worker (`--threads 1`), as the Python servers
+run their Python on one core. With HELLO_BIN set (run.sh builds it), a bare axum "hello world" is
+measured the same way, at tokio's defaults and on one worker: the floor any server meets here.
+All three must give the same prediction (relative 1e-5) before they are measured. Exit code 1
+when factory at its defaults misses ≥ 100× `mlflow models serve` or a p99 under 1 ms.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +33,11 @@ import bench as common  # noqa: E402  (bench/serving/bench.py: processes, wrk, p
 ROOT = HERE.parents[1]
 DATA = Path(os.environ.get("FACTORY_DATA", ROOT.parent / "shared" / "datasets" / "california_housing" / "housing.csv"))
 FACTORY = os.environ.get("FACTORY_BIN", str(ROOT / "target" / "release" / "factory"))
+HELLO = os.environ.get("HELLO_BIN")  # bench-hello (crates/bench): the floor, measured when set
+FACTORY_DEFAULT = "factory serve"
+FACTORY_ONE = "factory serve --threads 1"
+FLOOR_DEFAULT = "bare axum hello"
+FLOOR_ONE = "bare axum hello, 1 worker"
 MLSERVER = os.environ.get("MLSERVER_BIN", str(Path.home() / ".cache/factory/venv-mlserver/bin/mlserver"))
 VENV_BIN = Path(sys.executable).parent
 NUMERIC = ["longitude", "latitude", "housing_median_age", "total_rooms", "total_bedrooms", "population",
@@ -93,14 +102,32 @@ def main() -> int:
             results.setdefault(name, {})[c] = common.wrk(url, body, c, args.duration, 1)
 
     try:
-        port = common.free_port()
-        p = common.start([FACTORY, "serve", "--model-path", str(folder), "--port", str(port), "--grpc-port", str(port),
-                          "--threads", "1", "--poll-interval-secs", "0"], work / "factory.log",
-                         env={"ORT_DYLIB_PATH": str(ort_lib), "RUST_LOG": "warn"})
-        common.wait_http(f"http://127.0.0.1:{port}/health", p, work / "factory.log")
-        run("factory serve", f"http://127.0.0.1:{port}/invocations")
-        common.stop_all()
-        common.PROCS.clear()
+        # factory at its defaults (one worker per core) and on one worker, as the Python servers run.
+        for name, threads in ((FACTORY_DEFAULT, []), (FACTORY_ONE, ["--threads", "1"])):
+            port = common.free_port()
+            p = common.start([FACTORY, "serve", "--model-path", str(folder), "--port", str(port), "--grpc-port",
+                              str(port), "--poll-interval-secs", "0", *threads], work / "factory.log",
+                             env={"ORT_DYLIB_PATH": str(ort_lib), "RUST_LOG": "warn,serving::reload=info"})
+            common.wait_http(f"http://127.0.0.1:{port}/health", p, work / "factory.log")
+            log = re.sub(r"\x1b\[[0-9;]*m", "", (work / "factory.log").read_text())
+            engine = re.search(r"engine=(\w+)", log)
+            common.log(f"{name} evaluates the model with: {engine.group(1) if engine else 'unknown'}")
+            run(name, f"http://127.0.0.1:{port}/invocations")
+            common.stop_all()
+            common.PROCS.clear()
+
+        if HELLO:
+            # The floor: the least any HTTP server does per request here, with the same workers as factory.
+            for name, workers in ((FLOOR_DEFAULT, {}), (FLOOR_ONE, {"TOKIO_WORKER_THREADS": "1"})):
+                port = common.free_port()
+                p = common.start([HELLO, "--listen", f"127.0.0.1:{port}"], work / "hello.log", env=workers)
+                common.wait_http(f"http://127.0.0.1:{port}/", p, work / "hello.log")
+                for c in conns:
+                    common.log(f"wrk {name}, {c} connection(s), {args.duration}s ...")
+                    results.setdefault(name, {})[c] = common.wrk(f"http://127.0.0.1:{port}/", None, c,
+                                                                 args.duration, 1)
+                common.stop_all()
+                common.PROCS.clear()
 
         if not args.skip_mlflow:
             port = common.free_port()
@@ -137,20 +164,25 @@ def main() -> int:
         for c, r in by_c.items():
             print(f"{name:<28} {c:>5} {r['rps']:>10.0f} {r['p50_ms']:>9.3f} {r['p99_ms']:>9.3f} {r['errors']:>7}")
     ok = True
-    f = results["factory serve"]
+    f = results[FACTORY_DEFAULT]
     print()
     for c in conns:
         verdict = "PASS" if f[c]["p99_ms"] < 1.0 else "FAIL"
         ok &= f[c]["p99_ms"] < 1.0
-        print(f"factory serve p99 at {c} conn: {f[c]['p99_ms']:.3f} ms (target < 1 ms: {verdict})")
-    for peer in [p for p in results if p != "factory serve"]:
-        for c in conns:
-            ratio = f[c]["rps"] / results[peer][c]["rps"]
-            line = f"factory / {peer:<26} {c} conn: {ratio:7.1f}x throughput"
-            if peer == "mlflow models serve" and c == 8:
-                line += f"  (target >= 100x: {'PASS' if ratio >= 100 else 'FAIL'})"
-                ok &= ratio >= 100
-            print(line)
+        print(f"{FACTORY_DEFAULT} p99 at {c} conn: {f[c]['p99_ms']:.3f} ms (target < 1 ms: {verdict})")
+    for ours, floor in ((FACTORY_DEFAULT, FLOOR_DEFAULT), (FACTORY_ONE, FLOOR_ONE)):
+        for c in conns if floor in results else []:
+            share = 100 * results[ours][c]["rps"] / results[floor][c]["rps"]
+            print(f"{ours} at {c} conn: {share:.1f} % of {floor}")
+    for peer in [p for p in results if p not in (FACTORY_DEFAULT, FACTORY_ONE, FLOOR_DEFAULT, FLOOR_ONE)]:
+        for ours in (FACTORY_DEFAULT, FACTORY_ONE):
+            for c in conns:
+                ratio = results[ours][c]["rps"] / results[peer][c]["rps"]
+                line = f"{ours} / {peer:<26} {c} conn: {ratio:7.1f}x throughput"
+                if ours == FACTORY_DEFAULT and peer == "mlflow models serve":
+                    line += f"  (target >= 100x: {'PASS' if ratio >= 100 else 'FAIL'})"
+                    ok &= ratio >= 100
+                print(line)
     return 0 if ok else 1
 
 

@@ -24,5 +24,9 @@ if [ -z "${FACTORY_BIN:-}" ]; then
   (cd "$root" && cargo build --release -p factory)
   export FACTORY_BIN="${CARGO_TARGET_DIR:-$root/target}/release/factory"
 fi
+if [ -z "${HELLO_BIN:-}" ]; then
+  (cd "$root" && cargo build --release -p bench --bin bench-hello)
+  export HELLO_BIN="${CARGO_TARGET_DIR:-$root/target}/release/bench-hello"
+fi
 export MLSERVER_BIN="$mlserver_venv/bin/mlserver"
 exec "$venv/bin/python" "$root/bench/models/bench.py" "$@"

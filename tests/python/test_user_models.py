@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -360,11 +361,21 @@ ALL = ["linreg", "forest", "gbr", "mlp", "logreg_zipmap", "tree_proba", "pipelin
        "lgb_native", "lgb_binary", "xgb_native", "xgb_sklearn"]
 
 
+# ONNX graphs of numeric regressors that factory evaluates itself (formats::onnx::native);
+# the other ONNX models run in ONNX Runtime. Both must answer as Python's onnxruntime does.
+NATIVE = {"linreg", "forest", "gbr", "lgbm_onnx"}
+
+
 @pytest.mark.parametrize("key", ALL)
 def test_serves_logged_models_like_the_library(models, key, serve, pb):
     m = models[key]
     s = serve(f"models:/{m.name}/1")
     check_answers(s, m, pb)
+    log = re.sub(r"\x1b\[[0-9;]*m", "", s.log_path.read_text())
+    engine = re.search(r"model serving.*engine=(\w+)", log)
+    assert engine, log[-3000:]
+    want = "native" if m.flavor != "onnx" or key in NATIVE else "onnxruntime"
+    assert engine.group(1) == want, (key, log[-3000:])
 
 
 @pytest.mark.parametrize("key", ["logreg_zipmap", "lgb_native", "xgb_sklearn"])
@@ -503,12 +514,16 @@ def test_bad_versions_are_refused_and_the_good_one_keeps_serving(models, serve, 
                           capture_output=True, text=True, timeout=60, env={**os.environ, "ORT_DYLIB_PATH": str(ORT_LIB)})
     assert proc.returncode != 0 and "Frobnicate" in proc.stderr, proc.stderr
 
-    # Without the runtime library the error says how to get it.
-    proc = subprocess.run([FACTORY_BIN, "serve", "--model-uri", f"models:/{good.name}/1", "--tracking-uri",
+    # Without the runtime library, a graph only ONNX Runtime runs is refused saying how to get it ...
+    missing = str(tmp_path / "missing.so")
+    proc = subprocess.run([FACTORY_BIN, "serve", "--model-uri", f"models:/{models['mlp'].name}/1", "--tracking-uri",
                            mlflow.get_tracking_uri(), "--port", str(port), "--grpc-port", str(port),
-                           "--onnxruntime-lib", str(tmp_path / "missing.so")],
+                           "--onnxruntime-lib", missing],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "pip install onnxruntime" in proc.stderr, proc.stderr
+    # ... while the scaled linear regression, evaluated natively, needs no library at all.
+    native = serve(f"models:/{good.name}/1", "--onnxruntime-lib", missing)
+    assert requests.post(native.url + "/invocations", json=payload, timeout=30).json() == before
 
 
 # ---------------------------------------------------------------------------------------

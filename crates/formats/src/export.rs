@@ -119,27 +119,27 @@ struct Graph {
     count: usize,
 }
 
-fn attr(name: &str, kind: AttributeType) -> AttributeProto {
+pub(crate) fn attr(name: &str, kind: AttributeType) -> AttributeProto {
     AttributeProto { name: Some(name.into()), r#type: Some(kind as i32), ..Default::default() }
 }
 
-fn ints(name: &str, v: Vec<i64>) -> AttributeProto {
+pub(crate) fn ints(name: &str, v: Vec<i64>) -> AttributeProto {
     AttributeProto { ints: v, ..attr(name, AttributeType::Ints) }
 }
 
-fn int(name: &str, v: i64) -> AttributeProto {
+pub(crate) fn int(name: &str, v: i64) -> AttributeProto {
     AttributeProto { i: Some(v), ..attr(name, AttributeType::Int) }
 }
 
-fn string(name: &str, v: &str) -> AttributeProto {
+pub(crate) fn string(name: &str, v: &str) -> AttributeProto {
     AttributeProto { s: Some(v.as_bytes().to_vec()), ..attr(name, AttributeType::String) }
 }
 
-fn strings(name: &str, v: impl IntoIterator<Item = String>) -> AttributeProto {
+pub(crate) fn strings(name: &str, v: impl IntoIterator<Item = String>) -> AttributeProto {
     AttributeProto { strings: v.into_iter().map(String::into_bytes).collect(), ..attr(name, AttributeType::Strings) }
 }
 
-fn doubles(name: &str, v: Vec<f64>) -> AttributeProto {
+pub(crate) fn doubles(name: &str, v: Vec<f64>) -> AttributeProto {
     AttributeProto { t: Some(double_tensor("", vec![v.len() as i64], v)), ..attr(name, AttributeType::Tensor) }
 }
 
@@ -153,7 +153,7 @@ fn double_tensor(name: &str, dims: Vec<i64>, v: Vec<f64>) -> TensorProto {
     }
 }
 
-fn value_info(name: &str, elem: DataType, dims: &[Option<i64>]) -> ValueInfoProto {
+pub(crate) fn value_info(name: &str, elem: DataType, dims: &[Option<i64>]) -> ValueInfoProto {
     let dim = |d: &Option<i64>| tensor_shape_proto::Dimension {
         value: Some(match d {
             Some(n) => tensor_shape_proto::dimension::Value::DimValue(*n),

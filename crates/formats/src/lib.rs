@@ -5,12 +5,16 @@
 //!   ONNX Runtime, loaded at run time from its shared library (the one the `onnxruntime`
 //!   Python wheel ships); the graph is read first so that inputs, outputs and class labels
 //!   are known, external data is inlined and `ZipMap` is unwrapped to a plain tensor.
+//!   Graphs of numeric regressors (`Scaler`, `LinearRegressor`, `TreeEnsembleRegressor`,
+//!   `Cast`, `Identity`, `Concat`) are evaluated natively instead, to ONNX Runtime's numbers.
 //! - [`lightgbm`]: LightGBM's text model format, evaluated here (no LightGBM library).
 //! - [`xgboost`]: XGBoost's JSON and UBJSON model formats, evaluated here.
 //! - [`export`]: a factory model (`learn-model/1` JSON) as an ONNX-ML graph.
 //!
 //! Why these engines (measured, see ARCHITECTURE.md): ONNX Runtime runs every operator the
-//! converters emit and is what `mlflow.pyfunc` itself runs, so answers agree to the bit;
+//! converters emit and is what `mlflow.pyfunc` itself runs, so answers agree to the bit; for
+//! the few operators of numeric regressors its per-call overhead is most of a one-row call,
+//! so those graphs are evaluated here (answers equal to the runtime's to `f32` rounding);
 //! the two tree formats are simple enough to evaluate directly, which keeps their answers
 //! equal to the libraries' own `predict` without linking either library.
 //!

@@ -298,6 +298,15 @@ impl Model {
         }
     }
 
+    /// What evaluates the model: `native` for every flavor but ONNX graphs that only ONNX
+    /// Runtime runs (`onnxruntime (why)`).
+    pub fn engine(&self) -> String {
+        match &self.engine {
+            Engine::Onnx { model, .. } => model.engine(),
+            _ => "native".into(),
+        }
+    }
+
     /// The factory model, for factory packages.
     pub fn factory(&self) -> Option<&learn::Model> {
         match &self.engine {

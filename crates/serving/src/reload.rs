@@ -291,13 +291,14 @@ impl Reloader {
         match self.loader.load(&target).await {
             Ok(mut model) => {
                 let to = model.version.clone();
+                let engine = model.model.engine();
                 model.drift = self.sketches.attach(model.profile.as_ref(), &to);
                 let model = Arc::new(model);
                 let old = self.predictor.swap(model);
                 self.set_refusal(None);
                 self.metrics.observe_reload("reloaded");
                 let from = old.map(|m| m.version.clone());
-                tracing::info!(target = %target.id, version = %to, previous = ?from, "model serving");
+                tracing::info!(target = %target.id, version = %to, previous = ?from, %engine, "model serving");
                 ReloadOutcome::Reloaded { from, to }
             }
             Err(e) => {

@@ -20,8 +20,15 @@
 //! - operators from domains ONNX Runtime does not implement, and inputs or outputs of types
 //!   that cannot be fed or read, are refused by name before a session is built.
 //!
+//! Graphs made only of the operators converters emit for numeric regressors (`Scaler`,
+//! `LinearRegressor`, `TreeEnsembleRegressor`, `Cast`, `Identity`, `Concat`) are evaluated
+//! by [`native`] instead, without the runtime (and without needing its library): for them
+//! the runtime's per-call overhead is most of the time. Everything else goes to the runtime.
+//!
 //! Sessions are single-threaded (one request uses one core; requests run in parallel) and
 //! pooled, one per core, because a session runs one call at a time.
+
+mod native;
 
 use crate::proto::{
     tensor_proto, tensor_shape_proto, type_proto, GraphProto, ModelProto, OperatorSetIdProto, TensorProto,
@@ -72,6 +79,17 @@ pub struct OutputSpec {
     pub class_labels: Option<Values>,
 }
 
+/// What evaluates a loaded model.
+enum Engine {
+    Native(native::Plan),
+    /// ONNX Runtime sessions, and why the graph is not evaluated natively.
+    Runtime {
+        sessions: Vec<Mutex<Session>>,
+        next: AtomicUsize,
+        why: String,
+    },
+}
+
 /// A loaded ONNX model.
 pub struct OnnxModel {
     inputs: Vec<TensorSpec>,
@@ -79,8 +97,15 @@ pub struct OnnxModel {
     /// `domain:version` of every imported operator set, for metadata.
     pub opsets: Vec<String>,
     pub producer: String,
-    sessions: Vec<Mutex<Session>>,
-    next: AtomicUsize,
+    engine: Engine,
+}
+
+/// An attribute of a node by name.
+fn attr_by_name<'a>(
+    attributes: &'a [crate::proto::AttributeProto],
+    name: &str,
+) -> Option<&'a crate::proto::AttributeProto> {
+    attributes.iter().find(|a| a.name() == name)
 }
 
 impl std::fmt::Debug for OnnxModel {
@@ -101,6 +126,11 @@ impl OnnxModel {
     /// Reads, checks and prepares the model at `path` (external data is looked up beside it)
     /// and builds `sessions` runtime sessions (at least one).
     pub fn load(path: &Path, sessions: usize) -> Result<OnnxModel> {
+        Self::load_with(path, sessions, true)
+    }
+
+    /// [`OnnxModel::load`], evaluating natively only when `native` (tests compare both).
+    pub fn load_with(path: &Path, sessions: usize, native: bool) -> Result<OnnxModel> {
         let bytes = std::fs::read(path).map_err(|source| FormatError::Io { path: path.into(), source })?;
         let mut model =
             ModelProto::decode(&bytes[..]).map_err(|e| invalid(path, format!("not an ONNX model ({e})")))?;
@@ -132,6 +162,13 @@ impl OnnxModel {
             .collect::<Result<Vec<_>>>()?;
         let opsets = model.opset_import.iter().map(|o| format!("{}:{}", o.domain(), o.version())).collect();
         let producer = format!("{} {}", model.producer_name(), model.producer_version()).trim().to_string();
+        let why = match native::Plan::build(graph, &inputs, &outputs) {
+            Ok(plan) if native => {
+                return Ok(OnnxModel { inputs, outputs, opsets, producer, engine: Engine::Native(plan) });
+            }
+            Ok(_) => "native evaluation was turned off".to_string(),
+            Err(why) => format!("{why}: not evaluated natively"),
+        };
         let prepared = model.encode_to_vec();
         let env = environment()?;
         let sessions = (0..sessions.max(1))
@@ -151,7 +188,17 @@ impl OnnxModel {
                     .map_err(|e| fail(e.to_string()))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(OnnxModel { inputs, outputs, opsets, producer, sessions, next: AtomicUsize::new(0) })
+        let engine = Engine::Runtime { sessions, next: AtomicUsize::new(0), why };
+        Ok(OnnxModel { inputs, outputs, opsets, producer, engine })
+    }
+
+    /// What runs the model: `native` (this crate's evaluator) or `onnxruntime (<why not
+    /// native>)`.
+    pub fn engine(&self) -> String {
+        match &self.engine {
+            Engine::Native(_) => "native".into(),
+            Engine::Runtime { why, .. } => format!("onnxruntime ({why})"),
+        }
     }
 
     pub fn inputs(&self) -> &[TensorSpec] {
@@ -163,15 +210,15 @@ impl OnnxModel {
     }
 
     /// A free session, or the next one in turn when all are busy.
-    fn session(&self) -> MutexGuard<'_, Session> {
-        let n = self.sessions.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
+    fn session<'a>(sessions: &'a [Mutex<Session>], next: &AtomicUsize) -> MutexGuard<'a, Session> {
+        let n = sessions.len();
+        let start = next.fetch_add(1, Ordering::Relaxed);
         for k in 0..n {
-            if let Ok(s) = self.sessions[(start + k) % n].try_lock() {
+            if let Ok(s) = sessions[(start + k) % n].try_lock() {
                 return s;
             }
         }
-        self.sessions[start % n].lock().unwrap_or_else(|e| e.into_inner())
+        sessions[start % n].lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs the model on `rows` rows: one feed per input, in [`OnnxModel::inputs`] order,
@@ -184,13 +231,17 @@ impl OnnxModel {
                 self.inputs.len()
             )));
         }
+        let (sessions, next) = match &self.engine {
+            Engine::Native(plan) => return plan.run(feeds, rows, &self.inputs),
+            Engine::Runtime { sessions, next, .. } => (sessions, next),
+        };
         let values = self
             .inputs
             .iter()
             .zip(feeds)
             .map(|(spec, feed)| Ok((spec.name.clone(), ort_value(spec, feed, rows)?)))
             .collect::<Result<Vec<_>>>()?;
-        let mut session = self.session();
+        let mut session = Self::session(sessions, next);
         let out = session.run(values).map_err(|e| FormatError::Run(format!("ONNX Runtime: {e}")))?;
         self.outputs
             .iter()
@@ -421,7 +472,7 @@ fn unwrap_zipmaps(graph: &mut GraphProto) -> Result<HashMap<String, Values>> {
         }
         let Some(out) = node.output.first().cloned() else { continue };
         let Some(graph_output) = graph.output.iter_mut().find(|o| o.name() == out) else { continue };
-        let attr = |n: &str| node.attribute.iter().find(|a| a.name() == n);
+        let attr = |n: &str| attr_by_name(&node.attribute, n);
         let classes = match (attr("classlabels_int64s"), attr("classlabels_strings")) {
             (Some(a), _) if !a.ints.is_empty() => Values::I64(a.ints.clone()),
             (_, Some(a)) => Values::Str(a.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect()),
