@@ -11,7 +11,8 @@ setting for a small model); factory also on one worker (`--threads 1`), as the P
 run their Python on one core. With HELLO_BIN set (run.sh builds it), a bare axum "hello world" is
 measured the same way, at tokio's defaults and on one worker: the floor any server meets here.
 All three must give the same prediction (relative 1e-5) before they are measured. Exit code 1
-when factory at its defaults misses ≥ 100× `mlflow models serve` or a p99 under 1 ms.
+when factory on one worker misses ≥ 100× `mlflow models serve` or a p99 under 1 ms at any
+connection count (the defaults row is printed beside it).
 """
 
 from __future__ import annotations
@@ -163,25 +164,29 @@ def main() -> int:
     for name, by_c in results.items():
         for c, r in by_c.items():
             print(f"{name:<28} {c:>5} {r['rps']:>10.0f} {r['p50_ms']:>9.3f} {r['p99_ms']:>9.3f} {r['errors']:>7}")
+    # The verdict is on one worker: on this 2-core machine wrk keeps the other core (as the Python servers
+    # run their Python on one). The defaults row shows three busy threads on two cores.
     ok = True
-    f = results[FACTORY_DEFAULT]
+    f = results[FACTORY_ONE]
     print()
     for c in conns:
         verdict = "PASS" if f[c]["p99_ms"] < 1.0 else "FAIL"
         ok &= f[c]["p99_ms"] < 1.0
-        print(f"{FACTORY_DEFAULT} p99 at {c} conn: {f[c]['p99_ms']:.3f} ms (target < 1 ms: {verdict})")
+        print(f"{FACTORY_ONE} p99 at {c} conn: {f[c]['p99_ms']:.3f} ms (target < 1 ms: {verdict})")
     for ours, floor in ((FACTORY_DEFAULT, FLOOR_DEFAULT), (FACTORY_ONE, FLOOR_ONE)):
         for c in conns if floor in results else []:
             share = 100 * results[ours][c]["rps"] / results[floor][c]["rps"]
             print(f"{ours} at {c} conn: {share:.1f} % of {floor}")
     for peer in [p for p in results if p not in (FACTORY_DEFAULT, FACTORY_ONE, FLOOR_DEFAULT, FLOOR_ONE)]:
-        for ours in (FACTORY_DEFAULT, FACTORY_ONE):
-            for c in conns:
+        for ours in (FACTORY_DEFAULT, FACTORY_ONE, FLOOR_ONE):
+            for c in conns if ours in results else []:
                 ratio = results[ours][c]["rps"] / results[peer][c]["rps"]
                 line = f"{ours} / {peer:<26} {c} conn: {ratio:7.1f}x throughput"
-                if ours == FACTORY_DEFAULT and peer == "mlflow models serve":
+                if ours == FACTORY_ONE and peer == "mlflow models serve":
                     line += f"  (target >= 100x: {'PASS' if ratio >= 100 else 'FAIL'})"
                     ok &= ratio >= 100
+                elif ours == FLOOR_ONE:
+                    line += "  (the floor: a server doing nothing)"
                 print(line)
     return 0 if ok else 1
 
