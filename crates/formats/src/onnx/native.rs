@@ -110,6 +110,9 @@ struct Forest {
     single: bool,
 }
 
+/// Targets of a tree ensemble evaluated here (each row keeps one score per target).
+const MAX_TARGETS: usize = 1 << 16;
+
 /// Why a graph is left to ONNX Runtime (not an error: the runtime may well run it).
 pub(super) type NotNative = String;
 
@@ -168,8 +171,9 @@ impl Plan {
         let numeric = |e: ElemType| matches!(e, ElemType::F32 | ElemType::F64);
         let mut input_slots = Vec::new();
         for spec in inputs {
-            if !numeric(spec.elem) || spec.shape.len() != 2 || spec.shape[1] <= 0 {
-                return Err(format!("input '{}' is not a float or double matrix of known width", spec.name));
+            // A fixed first dimension is a batch size the runtime enforces: left to it.
+            if !numeric(spec.elem) || spec.shape.len() != 2 || spec.shape[0] > 0 || spec.shape[1] <= 0 {
+                return Err(format!("input '{}' is not a float or double [N, width] matrix", spec.name));
             }
             names.insert(&spec.name, slots.len());
             input_slots.push(slots.len());
@@ -263,9 +267,6 @@ impl Plan {
                 }
                 _ => return Err(format!("operator {domain}:{op_name}")),
             };
-            if !numeric(elem) {
-                return Err(format!("node '{}' on a non-numeric input", node.name()));
-            }
             names.insert(output, slots.len());
             steps.push(Step { op, inputs: ins, output: slots.len() });
             slots.push(out);
@@ -282,6 +283,12 @@ impl Plan {
                 Ok((o.spec.name.clone(), slot, elem))
             })
             .collect::<Result<Vec<_>, NotNative>>()?;
+        // `run` moves each output's values out of its slot.
+        let mut slots_out: Vec<usize> = outputs.iter().map(|o| o.1).collect();
+        slots_out.sort_unstable();
+        if slots_out.windows(2).any(|w| w[0] == w[1]) {
+            return Err("two outputs name one value".into());
+        }
         Ok(Plan { inputs: input_slots, steps, outputs, slots })
     }
 
@@ -459,7 +466,7 @@ impl Forest {
             }
         }
         let targets = attr(node, "n_targets").and_then(|a| a.i).unwrap_or(1);
-        let targets = usize::try_from(targets).ok().filter(|&t| t > 0).ok_or("n_targets")?;
+        let targets = usize::try_from(targets).ok().filter(|&t| t > 0 && t <= MAX_TARGETS).ok_or("n_targets")?;
         let t_trees = ints(node, "target_treeids");
         let t_nodes = ints(node, "target_nodeids");
         let t_ids = ints(node, "target_ids");

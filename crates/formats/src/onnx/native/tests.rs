@@ -276,14 +276,27 @@ fn other_graphs_go_to_the_runtime_and_malformed_trees_are_not_evaluated() {
         output: vec![matrix("Y", DataType::Float, 1)],
         ..Default::default()
     };
-    let why = super::Plan::build(
-        &graph,
-        &[super::super::tensor_spec(&graph.input[0], "input").unwrap()],
-        &[super::OutputSpec {
-            spec: super::super::tensor_spec(&graph.output[0], "output").unwrap(),
-            class_labels: None,
-        }],
-    )
-    .unwrap_err();
-    assert!(why.contains("reached twice"), "{why}");
+    assert!(build(&graph).unwrap_err().contains("reached twice"));
+
+    // A fixed batch size (the runtime enforces it) and two outputs of one value are left to the runtime.
+    let scaler = || node("Scaler", "ai.onnx.ml", &["X"], "Y", vec![floats("offset", &[0.0]), floats("scale", &[2.0])]);
+    let mut graph = GraphProto {
+        node: vec![scaler()],
+        input: vec![matrix("X", DataType::Float, 1)],
+        output: vec![matrix("Y", DataType::Float, 1)],
+        ..Default::default()
+    };
+    assert!(build(&graph).is_ok());
+    graph.input = vec![value_info("X", DataType::Float, &[Some(1), Some(1)])];
+    assert!(build(&graph).unwrap_err().contains("[N, width]"));
+    graph.input = vec![matrix("X", DataType::Float, 1)];
+    graph.output.push(matrix("Y", DataType::Float, 1));
+    assert!(build(&graph).unwrap_err().contains("two outputs"));
+}
+
+fn build(graph: &GraphProto) -> Result<super::Plan, String> {
+    let spec = |v| super::super::tensor_spec(v, "value").unwrap();
+    let outputs: Vec<super::OutputSpec> =
+        graph.output.iter().map(|o| super::OutputSpec { spec: spec(o), class_labels: None }).collect();
+    super::Plan::build(graph, &graph.input.iter().map(spec).collect::<Vec<_>>(), &outputs)
 }
