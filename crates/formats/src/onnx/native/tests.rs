@@ -300,3 +300,38 @@ fn build(graph: &GraphProto) -> Result<super::Plan, String> {
         graph.output.iter().map(|o| super::OutputSpec { spec: spec(o), class_labels: None }).collect();
     super::Plan::build(graph, &graph.input.iter().map(spec).collect::<Vec<_>>(), &outputs)
 }
+
+/// Damaged models (random bytes changed in valid ones) never panic the native path: each
+/// either decodes to a graph `Plan::build` refuses, or to one it compiles and runs.
+#[test]
+fn damaged_models_are_refused_or_run_without_panicking() {
+    let mut rng = Pcg64::seed_from_u64(3);
+    let pool = [-1.0, 0.0, 0.5, 2.0, f64::NAN];
+    let (mut built, mut ran) = (0, 0);
+    for _ in 0..3000 {
+        let (model, ..) = random_model(&mut rng, &pool);
+        let mut bytes = model.encode_to_vec();
+        for _ in 0..rng.random_range(1..6) {
+            let i = rng.random_range(0..bytes.len());
+            bytes[i] = rng.random();
+        }
+        let Ok(model) = ModelProto::decode(&bytes[..]) else { continue };
+        let Some(graph) = model.graph else { continue };
+        let spec = |v: &ValueInfoProto| super::super::tensor_spec(v, "value").ok();
+        let Some(inputs) = graph.input.iter().map(spec).collect::<Option<Vec<_>>>() else { continue };
+        let Some(outputs) = graph.output.iter().map(spec).collect::<Option<Vec<_>>>() else { continue };
+        let outputs: Vec<super::OutputSpec> =
+            outputs.into_iter().map(|spec| super::OutputSpec { spec, class_labels: None }).collect();
+        let Ok(plan) = super::Plan::build(&graph, &inputs, &outputs) else { continue };
+        built += 1;
+        let rows = rng.random_range(1..4);
+        let feeds = inputs
+            .iter()
+            .map(|s| Feed::Numbers((0..rows * s.width()).map(|_| pool[rng.random_range(0..pool.len())]).collect()))
+            .collect();
+        if plan.run(feeds, rows, &inputs).is_ok() {
+            ran += 1;
+        }
+    }
+    assert!(built > 100 && ran > 100, "{built} damaged models compiled, {ran} ran: too few to have tested much");
+}
