@@ -11,6 +11,7 @@
 //! - [`s3`]: a real S3-compatible server, `s3s-fs`, over a temp folder.
 //! - [`model`]: small trained models and packaged model folders.
 //! - [`http`]: a scripted HTTP receiver on port 0 that records what it was sent.
+//! - [`onnx`]: where ONNX Runtime's library is, for tests that run ONNX models.
 //!
 //! Like the binary, test support may read the environment (the test settings above);
 //! `crates/xtask` knows it as test support, not a library.
@@ -20,6 +21,7 @@ pub mod db;
 pub mod http;
 #[cfg(feature = "model")]
 pub mod model;
+pub mod onnx;
 pub mod process;
 pub mod s3;
 #[cfg(feature = "server")]

@@ -5,17 +5,12 @@
 
 mod export;
 
-use std::path::PathBuf;
 use std::sync::Once;
 
 /// Points `formats::onnx` at the runtime library named by `ORT_DYLIB_PATH`.
 pub fn runtime() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
-        let path = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).expect(
-            "set ORT_DYLIB_PATH to ONNX Runtime's libonnxruntime.so (scripts/test.sh uses the one in the onnxruntime \
-             wheel of ~/.cache/factory/venv-models)",
-        );
-        formats::onnx::set_runtime_library(path);
+        formats::onnx::set_runtime_library(testkit::onnx::runtime_library());
     });
 }

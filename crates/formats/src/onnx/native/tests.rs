@@ -1,4 +1,4 @@
-//! The native evaluator against ONNX Runtime itself (the library `ORT_DYLIB_PATH` names):
+//! The native evaluator against ONNX Runtime itself (the library `testkit::onnx` finds):
 //! random graphs of every operator, mode, aggregate and attribute form it takes, on rows
 //! with NaN, infinities and values equal to thresholds, must give the runtime's answers.
 
@@ -12,16 +12,11 @@ use crate::{Feed, Values};
 use prost::Message;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
-use std::path::PathBuf;
 
 fn runtime() {
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
-        let path = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).expect(
-            "set ORT_DYLIB_PATH to ONNX Runtime's libonnxruntime.so (scripts/test.sh uses the one in the onnxruntime \
-             wheel of ~/.cache/factory/venv-models)",
-        );
-        set_runtime_library(path);
+        set_runtime_library(testkit::onnx::runtime_library());
     });
 }
 
