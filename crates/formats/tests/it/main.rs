@@ -5,12 +5,8 @@
 
 mod export;
 
-use std::sync::Once;
-
-/// Points `formats::onnx` at the runtime library named by `ORT_DYLIB_PATH`.
+/// Points `formats::onnx` at the runtime library named by `ORT_DYLIB_PATH` (only the first
+/// call of the process sets it).
 pub fn runtime() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        formats::onnx::set_runtime_library(testkit::onnx::runtime_library());
-    });
+    formats::onnx::set_runtime_library(testkit::onnx::runtime_library());
 }
