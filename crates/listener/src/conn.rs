@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::{Accepted, BoxError, Limits};
@@ -57,12 +57,14 @@ impl Body for RequestBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
-        if this.sleep.is_none() {
-            this.sleep.set(Some(tokio::time::sleep(*this.timeout)));
-        }
         if let Poll::Ready(r) = this.inner.poll_frame(cx) {
             this.sleep.set(None);
             return Poll::Ready(r.map(|f| f.map_err(Into::into)));
+        }
+        // The clock starts when the handler first waits for a chunk: a body already read with
+        // the head (most small requests) never arms a timer.
+        if this.sleep.is_none() {
+            this.sleep.set(Some(tokio::time::sleep(*this.timeout)));
         }
         if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
             if sleep.poll(cx).is_ready() {
@@ -112,7 +114,6 @@ struct State {
     idle_since: AtomicU64,
     /// Microseconds from `born` to the first byte received since then (`NONE`: none yet).
     first_read: AtomicU64,
-    changed: Notify,
 }
 
 impl State {
@@ -125,23 +126,37 @@ impl State {
     }
 
     fn bytes_arrived(&self) {
-        if self.first_read.load(Ordering::Relaxed) == NONE
-            && self.first_read.compare_exchange(NONE, self.now_us(), Ordering::Relaxed, Ordering::Relaxed).is_ok()
-        {
-            self.changed.notify_one();
+        if self.first_read.load(Ordering::Relaxed) == NONE {
+            let _ = self.first_read.compare_exchange(NONE, self.now_us(), Ordering::Relaxed, Ordering::Relaxed);
         }
     }
 
-    /// When the connection is to be closed if it stays without a request in flight.
-    fn deadline(&self, limits: &Limits) -> Instant {
+    /// The watchdog's verdict at `now`: close the connection (`None`), or look again at the
+    /// time returned, which is never later than the connection's deadline can be.
+    ///
+    /// Nothing wakes the watchdog between two looks (a request costs no timer and no wake-up):
+    /// - with a request in flight the connection is never closed; the next look is one
+    ///   timeout away, before any deadline the end of that request can set;
+    /// - an idle HTTP/1 connection with no byte yet closes at `idle_since + idle_timeout`,
+    ///   unless a first byte arrives, which moves the deadline to `first_read +
+    ///   header_timeout`: no earlier than `now + header_timeout`, when the watchdog looks
+    ///   again.
+    fn check(&self, limits: &Limits, now: Instant) -> Option<Instant> {
+        let due = |deadline: Instant| (now < deadline).then_some(deadline);
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Some(now + limits.header_timeout.min(limits.idle_timeout));
+        }
         if !self.served.load(Ordering::Relaxed) {
-            return self.born + limits.header_timeout;
+            return due(self.born + limits.header_timeout);
         }
-        let first = self.first_read.load(Ordering::Relaxed);
-        if first != NONE && !self.h2.load(Ordering::Relaxed) {
-            return self.at(first) + limits.header_timeout;
+        let idle = self.at(self.idle_since.load(Ordering::Relaxed)) + limits.idle_timeout;
+        if self.h2.load(Ordering::Relaxed) {
+            return due(idle);
         }
-        self.at(self.idle_since.load(Ordering::Relaxed)) + limits.idle_timeout
+        match self.first_read.load(Ordering::Relaxed) {
+            NONE => due(idle).map(|d| d.min(now + limits.header_timeout)),
+            first => due(self.at(first) + limits.header_timeout),
+        }
     }
 }
 
@@ -166,7 +181,6 @@ impl Drop for InFlight {
         if s.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
             s.idle_since.store(s.now_us(), Ordering::Relaxed);
             s.first_read.store(NONE, Ordering::Relaxed);
-            s.changed.notify_one();
         }
     }
 }
@@ -250,22 +264,15 @@ impl AsyncWrite for Watched {
 }
 
 /// Resolves when the connection has had no request in flight for longer than its limits allow.
+/// One timer per connection, moved only when it fires ([`State::check`]).
 async fn watchdog(state: Arc<State>, limits: Arc<Limits>) {
+    let sleep = tokio::time::sleep_until(state.born + limits.header_timeout);
+    let mut sleep = std::pin::pin!(sleep);
     loop {
-        let changed = state.changed.notified();
-        let mut changed = std::pin::pin!(changed);
-        changed.as_mut().enable();
-        if state.in_flight.load(Ordering::Relaxed) > 0 {
-            changed.await;
-            continue;
-        }
-        let deadline = state.deadline(&limits);
-        if Instant::now() >= deadline {
-            return;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => {}
-            _ = changed => {}
+        sleep.as_mut().await;
+        match state.check(&limits, Instant::now()) {
+            Some(next) => sleep.as_mut().reset(next),
+            None => return,
         }
     }
 }
@@ -292,7 +299,6 @@ pub(crate) async fn serve<S, B>(
         h2: AtomicBool::new(false),
         idle_since: AtomicU64::new(0),
         first_read: AtomicU64::new(NONE),
-        changed: Notify::new(),
     });
     let body_timeout = limits.body_timeout;
     let svc_state = state.clone();

@@ -40,6 +40,115 @@ pub fn from_csv(reader: impl std::io::Read, schema: &Schema) -> Result<Frame> {
     learn::read_csv_with_schema(reader, schema).map_err(|e| input_error(e.to_string()))
 }
 
+/// The common scoring body, `{"dataframe_split": {"columns": [...], "data": [[...], ...]}}`
+/// (pandas' `orient="split"`, so also an `"index"` of numbers or strings), read straight into
+/// the frame without building a JSON tree: the frame [`from_json`] makes of the same body, or
+/// `None` for any body that is not that exactly and fits `schema` as it is — unusual shapes,
+/// other keys, escaped column names, deep values, every error — which [`from_json`] then reads
+/// or refuses as always. A one-row request is the hot path of serving.
+pub fn from_split_json(body: &[u8], schema: &Schema) -> Option<Frame> {
+    let Split { columns, data, .. } = serde_json::from_slice::<SplitBody>(body).ok()?.dataframe_split;
+    if columns.is_empty() || data.is_empty() || columns.len() != schema.fields.len() {
+        return None;
+    }
+    if data.iter().any(|row| row.len() != columns.len()) {
+        return None;
+    }
+    // Where each of the schema's fields is in the body; every column named once.
+    let at: Vec<usize> =
+        schema.fields.iter().map(|f| columns.iter().position(|c| *c == f.name)).collect::<Option<_>>()?;
+    let mut seen = vec![false; columns.len()];
+    if at.iter().any(|&j| std::mem::replace(&mut seen[j], true)) {
+        return None;
+    }
+    let out = schema.fields.iter().zip(at).map(|(f, j)| {
+        let data = match f.kind {
+            ColumnKind::Numeric => ColumnData::Numeric(
+                data.iter()
+                    .map(|row| match &row[j] {
+                        Cell::Number(x) => Some(*x),
+                        Cell::Null => Some(f64::NAN),
+                        Cell::Text(t) if t == "NaN" => Some(f64::NAN),
+                        Cell::Text(_) => None,
+                    })
+                    .collect::<Option<_>>()?,
+            ),
+            ColumnKind::Categorical | ColumnKind::Text => ColumnData::from_strings(
+                f.kind,
+                data.iter()
+                    .map(|row| match &row[j] {
+                        Cell::Text(t) => Some(Some(t.to_string())),
+                        Cell::Null => Some(None),
+                        Cell::Number(_) => None,
+                    })
+                    .collect::<Option<_>>()?,
+            ),
+        };
+        Some(Column { name: f.name.clone(), data })
+    });
+    Frame::from_columns(out.collect::<Option<_>>()?).ok()
+}
+
+/// The body [`from_split_json`] reads: that one key and nothing else.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SplitBody<'a> {
+    #[serde(borrow)]
+    dataframe_split: Split<'a>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Split<'a> {
+    /// Names with escapes cannot be borrowed: such bodies take the general path.
+    #[serde(borrow)]
+    columns: Vec<&'a str>,
+    #[serde(borrow)]
+    data: Vec<Vec<Cell<'a>>>,
+    /// pandas' row labels, read (scalars only) and not used, as [`from_json`] ignores them.
+    #[serde(borrow, default, rename = "index")]
+    _index: Option<Vec<Cell<'a>>>,
+}
+
+/// One value of a row: a number, `null` or a string; anything else is not read here.
+enum Cell<'a> {
+    Number(f64),
+    Null,
+    Text(std::borrow::Cow<'a, str>),
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Cell<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<Cell<'a>>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Cell<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number, null or a string")
+            }
+            fn visit_f64<E>(self, v: f64) -> std::result::Result<Cell<'a>, E> {
+                Ok(Cell::Number(v))
+            }
+            // As `serde_json::Number::as_f64` turns integers into numbers.
+            fn visit_u64<E>(self, v: u64) -> std::result::Result<Cell<'a>, E> {
+                Ok(Cell::Number(v as f64))
+            }
+            fn visit_i64<E>(self, v: i64) -> std::result::Result<Cell<'a>, E> {
+                Ok(Cell::Number(v as f64))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Cell<'a>, E> {
+                Ok(Cell::Null)
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Cell<'a>, E> {
+                Ok(Cell::Text(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Cell<'a>, E> {
+                Ok(Cell::Text(v.to_string().into()))
+            }
+        }
+        d.deserialize_any(Visit(std::marker::PhantomData))
+    }
+}
+
 /// Parses an MLflow scoring payload into a frame matching `schema` (the values are moved
 /// out of `payload`, not copied).
 pub fn from_json(payload: Value, schema: &Schema) -> Result<Frame> {
@@ -302,6 +411,59 @@ mod props {
         })
     }
 
+    /// `dataframe_split` bodies of the schema's columns (any order, sometimes one missing,
+    /// doubled or renamed) with numbers, `null`, strings and an occasional index or other key.
+    fn split_body() -> impl Strategy<Value = Value> {
+        let number = prop_oneof![
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+            any::<i64>().prop_map(|i| json!(i)),
+            any::<u64>().prop_map(|i| json!(i)),
+            Just(Value::Null),
+            Just(json!("NaN")),
+        ];
+        let text = prop_oneof![
+            Just(Value::Null),
+            prop_oneof![Just("NaN"), Just("a"), Just("é\\\""), Just("")].prop_map(|s| json!(s)),
+        ];
+        // Mostly values of the column's kind; now and then one that is not.
+        let x = prop_oneof![8 => number.clone(), 1 => text.clone(), 1 => Just(json!(true))];
+        let c = prop_oneof![8 => text, 1 => number, 1 => Just(json!([]))];
+        let names = prop_oneof![
+            4 => Just(vec!["x", "c"]),
+            4 => Just(vec!["c", "x"]),
+            1 => Just(vec!["x"]),
+            1 => Just(vec!["x", "x"]),
+            1 => Just(vec!["x", "c", "z"]),
+            1 => Just(vec!["x\\u0063", "c"]),
+        ];
+        let extra = prop_oneof![
+            4 => Just(None),
+            1 => Just(Some(("index", json!([0, "r"])))),
+            1 => Just(Some(("index", json!([[0]])))),
+            1 => Just(Some(("params", json!({})))),
+        ];
+        let rows = prop::collection::vec((x, c), 0..4);
+        (names, rows, any::<bool>(), extra).prop_map(|(names, rows, ragged, extra)| {
+            let flipped = names.first() == Some(&"c");
+            let mut data: Vec<Value> =
+                rows.into_iter().map(|(x, c)| if flipped { json!([c, x]) } else { json!([x, c]) }).collect();
+            if ragged {
+                if let Some(Value::Array(first)) = data.first_mut() {
+                    first.pop();
+                }
+            }
+            let mut split = json!({ "columns": names, "data": data });
+            let mut body = json!({});
+            match extra {
+                Some(("index", v)) => split["index"] = v,
+                Some((k, v)) => body[k] = v,
+                None => {}
+            }
+            body["dataframe_split"] = split;
+            body
+        })
+    }
+
     fn check(payload: &Value) -> Result<(), TestCaseError> {
         match from_json(payload.clone(), &schema()) {
             Ok(f) => {
@@ -350,6 +512,21 @@ mod props {
             }
         }
 
+        /// The fast path reads a body exactly as the general path does, or leaves it to it.
+        #[test]
+        fn the_split_fast_path_agrees_with_the_general_one(v in json_value(), split in split_body()) {
+            for body in [v.clone(), json!({ "dataframe_split": v }), split] {
+                let text = body.to_string();
+                if let Some(fast) = from_split_json(text.as_bytes(), &schema()) {
+                    let general = from_json(serde_json::from_str(&text).unwrap(), &schema()).map_err(|e| {
+                        TestCaseError::fail(format!("the fast path read {text}, the general one refused it: {e}"))
+                    })?;
+                    // Debug, not ==: a missing number is NaN on both sides.
+                    prop_assert_eq!(format!("{fast:?}"), format!("{general:?}"), "{}", text);
+                }
+            }
+        }
+
         /// The same rows in MLflow's four payload shapes read back to the same frame.
         #[test]
         fn the_four_shapes_read_back(rows in prop::collection::vec((any::<f64>().prop_filter("finite", |f| f.is_finite()), prop::option::of("\\PC{0,5}")), 1..6)) {
@@ -359,6 +536,9 @@ mod props {
             let records = json!({ "dataframe_records": rows.iter().map(|(x, c)| json!({ "c": c, "x": x })).collect::<Vec<_>>() });
             let instances = json!({ "instances": rows.iter().map(|(x, c)| json!([x, c])).collect::<Vec<_>>() });
             let inputs = json!({ "inputs": { "x": xs, "c": cs } });
+            let fast = from_split_json(split.to_string().as_bytes(), &schema()).expect("a plain split body is read directly");
+            prop_assert_eq!(&fast.columns()[0].data, &ColumnData::Numeric(xs.clone()));
+            prop_assert_eq!(&fast.columns()[1].data, &ColumnData::Categorical(cs.clone()));
             for payload in [split, records, instances, inputs] {
                 let f = from_json(payload.clone(), &schema()).unwrap();
                 prop_assert_eq!(&f.columns()[0].data, &ColumnData::Numeric(xs.clone()), "{}", payload);

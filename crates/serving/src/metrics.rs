@@ -18,6 +18,7 @@
 //!   `factory_drift_reference_share{model_version,feature,bin}`.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use exposition::prometheus_client::collector::Collector;
@@ -43,6 +44,8 @@ fn latency_histogram() -> Histogram {
 
 /// The process's metrics.
 pub struct Metrics {
+    /// This instance among the process's (the key of its series in [`CELLS`]).
+    id: u64,
     registry: Registry,
     requests: Family<Labels<3>, Counter>,
     latency: HistogramFamily<2>,
@@ -55,6 +58,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Metrics {
         let m = Metrics {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             registry: Registry::default(),
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
@@ -85,15 +89,56 @@ impl Default for Metrics {
     }
 }
 
+/// A request series' counter and histogram, resolved once per thread (see [`CELLS`]).
+struct RequestCells {
+    metrics: u64,
+    protocol: &'static str,
+    route: Box<str>,
+    status: Box<str>,
+    count: Counter,
+    latency: Histogram,
+}
+
+/// The most series a thread keeps resolved; past it the cache starts again (the series of a
+/// `Metrics` that is gone, in tests, are let go that way).
+const CELLS_MAX: usize = 64;
+
+thread_local! {
+    /// The request series this thread has seen, resolved to their cells: counting a request
+    /// then needs no label strings, no hashing and no lock on the families.
+    static CELLS: std::cell::RefCell<Vec<RequestCells>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Tells apart the `Metrics` of one process (tests run several servers).
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
 impl Metrics {
     /// Records one finished request.
     pub fn observe_request(&self, protocol: &'static str, route: &str, status: &str, elapsed: Duration) {
-        self.requests
-            .get_or_create(&[("protocol", protocol.into()), ("route", route.into()), ("status", status.into())])
-            .inc();
-        self.latency
-            .get_or_create(&[("protocol", protocol.into()), ("route", route.into())])
-            .observe(elapsed.as_secs_f64());
+        CELLS.with_borrow_mut(|cells| {
+            let found = cells.iter().position(|c| {
+                c.metrics == self.id && c.protocol == protocol && *c.route == *route && *c.status == *status
+            });
+            let at = found.unwrap_or_else(|| {
+                if cells.len() >= CELLS_MAX {
+                    cells.clear();
+                }
+                let labels = [("protocol", protocol.to_string()), ("route", route.to_string())];
+                let count =
+                    self.requests.get_or_create(&[labels[0].clone(), labels[1].clone(), ("status", status.into())]);
+                cells.push(RequestCells {
+                    metrics: self.id,
+                    protocol,
+                    route: route.into(),
+                    status: status.into(),
+                    count: count.clone(),
+                    latency: self.latency.get_or_create(&labels).clone(),
+                });
+                cells.len() - 1
+            });
+            cells[at].count.inc();
+            cells[at].latency.observe(elapsed.as_secs_f64());
+        });
     }
 
     /// Records one model call of `rows` rows.

@@ -26,6 +26,11 @@ use super::tree::{in_set, Coded, Node, Tree};
 /// Rows walked through a tree together.
 const LANES: usize = 8;
 
+thread_local! {
+    /// Scratch for [`Flat::add_rows`]: one value per tree.
+    static VALUES: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 #[derive(Debug, Clone, Copy)]
 struct FlatNode {
     /// `x <= threshold` goes left. Leaves: the leaf's value.
@@ -144,8 +149,23 @@ impl Flat {
         // The rows left over (all of a one-row request) go through LANES trees of about the
         // same depth at a time, for the deepest one's depth; their values are then added in
         // tree order all the same.
-        let mut values = vec![0.0; self.trees.len()];
-        for (o, row) in rest.iter_mut().zip(x[whole * width..].chunks_exact(width)) {
+        if rest.is_empty() {
+            return;
+        }
+        // The trees' values, kept per thread: a one-row request is the hot path of serving,
+        // and a fresh buffer of 150 trees (1.2 kB) is an allocation large enough to make the
+        // system allocator tidy its free lists each time.
+        VALUES.with_borrow_mut(|values| {
+            values.clear();
+            values.resize(self.trees.len(), 0.0);
+            self.add_rows(rest, &x[whole * width..], width, values);
+        });
+    }
+
+    /// [`Flat::add_block`]'s rows left over: each walks the tree groups, then its values are
+    /// added in tree order.
+    fn add_rows(&self, rest: &mut [f64], x: &[f64], width: usize, values: &mut [f64]) {
+        for (o, row) in rest.iter_mut().zip(x.chunks_exact(width)) {
             for (trees, depth) in &self.groups {
                 let mut at = [0; LANES];
                 for (a, &t) in at.iter_mut().zip(trees) {
@@ -161,7 +181,7 @@ impl Flat {
                 }
             }
             // One addition per tree onto the baseline, as the lanes of whole rows do.
-            for v in &values {
+            for v in values.iter() {
                 *o += v;
             }
         }
