@@ -132,32 +132,34 @@ impl State {
     }
 
     /// The watchdog's verdict at `now`: close the connection (`None`), or look again at the
-    /// time returned, which is never later than the connection's deadline can be.
+    /// time returned.
     ///
-    /// Nothing wakes the watchdog between two looks (a request costs no timer and no wake-up):
-    /// - with a request in flight the connection is never closed; the next look is one
-    ///   timeout away, before any deadline the end of that request can set;
-    /// - an idle HTTP/1 connection with no byte yet closes at `idle_since + idle_timeout`,
-    ///   unless a first byte arrives, which moves the deadline to `first_read +
-    ///   header_timeout`: no earlier than `now + header_timeout`, when the watchdog looks
-    ///   again.
+    /// Nothing wakes the watchdog between two looks (a request costs no timer and no wake-up),
+    /// so two looks are never more than `step` = the shorter of the header and idle timeouts
+    /// apart. Every deadline is at least `step` after the event that sets it (a request ends:
+    /// `idle_since + idle_timeout`; a first byte arrives: `first_read + header_timeout`), so
+    /// a look falls between the event and its deadline, and from there the watchdog waits
+    /// for the deadline itself: a connection is closed on time, never late.
     fn check(&self, limits: &Limits, now: Instant) -> Option<Instant> {
-        let due = |deadline: Instant| (now < deadline).then_some(deadline);
+        let step = watchdog_step(limits);
+        let next = |deadline: Instant| (now < deadline).then(|| deadline.min(now + step));
         if self.in_flight.load(Ordering::Relaxed) > 0 {
-            return Some(now + limits.header_timeout.min(limits.idle_timeout));
+            return Some(now + step);
         }
         if !self.served.load(Ordering::Relaxed) {
-            return due(self.born + limits.header_timeout);
+            return next(self.born + limits.header_timeout);
         }
         let idle = self.at(self.idle_since.load(Ordering::Relaxed)) + limits.idle_timeout;
-        if self.h2.load(Ordering::Relaxed) {
-            return due(idle);
-        }
         match self.first_read.load(Ordering::Relaxed) {
-            NONE => due(idle).map(|d| d.min(now + limits.header_timeout)),
-            first => due(self.at(first) + limits.header_timeout),
+            first if first != NONE && !self.h2.load(Ordering::Relaxed) => next(self.at(first) + limits.header_timeout),
+            _ => next(idle),
         }
     }
+}
+
+/// The longest the watchdog goes without looking at its connection ([`State::check`]).
+fn watchdog_step(limits: &Limits) -> Duration {
+    limits.header_timeout.min(limits.idle_timeout)
 }
 
 /// Counts a request in flight until dropped (with the response body, or with the handler
@@ -266,7 +268,7 @@ impl AsyncWrite for Watched {
 /// Resolves when the connection has had no request in flight for longer than its limits allow.
 /// One timer per connection, moved only when it fires ([`State::check`]).
 async fn watchdog(state: Arc<State>, limits: Arc<Limits>) {
-    let sleep = tokio::time::sleep_until(state.born + limits.header_timeout);
+    let sleep = tokio::time::sleep_until(state.born + watchdog_step(&limits));
     let mut sleep = std::pin::pin!(sleep);
     loop {
         sleep.as_mut().await;

@@ -89,6 +89,29 @@ async fn idle_keep_alive_is_closed_but_a_slow_handler_is_not() {
     assert!(out.starts_with("HTTP/1.1 200") && out.ends_with("slow"), "{out}");
 }
 
+/// An idle timeout shorter than the header timeout holds from the end of each request, not
+/// from the next look of a watchdog armed at the header deadline.
+#[tokio::test]
+async fn a_short_idle_timeout_closes_on_time_after_each_request() {
+    let limits = listener::Limits {
+        header_timeout: Duration::from_millis(2000),
+        idle_timeout: Duration::from_millis(300),
+        ..limits()
+    };
+    let (addr, _stop) = start(limits).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 256];
+    // A few requests, spread past the first look, then silence.
+    for _ in 0..3 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(std::str::from_utf8(&buf[..n]).unwrap().starts_with("HTTP/1.1 200"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let took = closed_after(&mut s).await;
+    assert!(took >= Duration::from_millis(50) && took < Duration::from_millis(700), "{took:?}");
+}
+
 #[tokio::test]
 async fn a_stalled_body_ends_the_request() {
     let (addr, _stop) = start(limits()).await;
