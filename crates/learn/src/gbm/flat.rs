@@ -10,7 +10,8 @@
 //!   of 5 levels has at most 32 sets), so the walk itself only ever compares numbers.
 //! - A tree walk is a chain of dependent loads and unpredictable branches, so rows go
 //!   through a tree [`LANES`] at a time in lock step, each step without a branch: a leaf is a
-//!   node whose two children are itself, and every row takes the tree's depth in steps. The
+//!   node whose two children are itself, so lanes that reach their leaf early just stay there
+//!   until every lane has (or the tree's depth is walked). The
 //!   lanes' chains are independent, so the processor overlaps them instead of waiting on one
 //!   mispredicted branch after another.
 //!
@@ -137,8 +138,15 @@ impl Flat {
             for (o, rows) in lanes.chunks_exact_mut(LANES).zip(x.chunks_exact(LANES * width)) {
                 let mut at = [root; LANES];
                 for _ in 0..depth {
+                    let mut moved = false;
                     for (k, a) in at.iter_mut().enumerate() {
-                        *a = self.step(*a, &rows[k * width..(k + 1) * width]);
+                        let next = self.step(*a, &rows[k * width..(k + 1) * width]);
+                        moved |= next != *a;
+                        *a = next;
+                    }
+                    // Every lane at its leaf: the rest of the tree's depth would not move them.
+                    if !moved {
+                        break;
                     }
                 }
                 for (o, &a) in o.iter_mut().zip(&at) {
@@ -171,9 +179,17 @@ impl Flat {
                 for (a, &t) in at.iter_mut().zip(trees) {
                     *a = self.trees[t as usize].0;
                 }
+                // Up to the deepest tree's depth, but a row's paths are often shorter (trees grown
+                // leaf-wise are lopsided): stop once no lane moved, all of them being at leaves.
                 for _ in 0..*depth {
+                    let mut moved = false;
                     for a in &mut at {
-                        *a = self.step(*a, row);
+                        let next = self.step(*a, row);
+                        moved |= next != *a;
+                        *a = next;
+                    }
+                    if !moved {
+                        break;
                     }
                 }
                 for (&a, &t) in at.iter().zip(trees) {
