@@ -137,18 +137,7 @@ impl Flat {
         for &(root, depth) in &self.trees {
             for (o, rows) in lanes.chunks_exact_mut(LANES).zip(x.chunks_exact(LANES * width)) {
                 let mut at = [root; LANES];
-                for _ in 0..depth {
-                    let mut moved = false;
-                    for (k, a) in at.iter_mut().enumerate() {
-                        let next = self.step(*a, &rows[k * width..(k + 1) * width]);
-                        moved |= next != *a;
-                        *a = next;
-                    }
-                    // Every lane at its leaf: the rest of the tree's depth would not move them.
-                    if !moved {
-                        break;
-                    }
-                }
+                self.walk(&mut at, depth, |k| &rows[k * width..(k + 1) * width]);
                 for (o, &a) in o.iter_mut().zip(&at) {
                     *o += self.nodes[a as usize].threshold;
                 }
@@ -179,19 +168,7 @@ impl Flat {
                 for (a, &t) in at.iter_mut().zip(trees) {
                     *a = self.trees[t as usize].0;
                 }
-                // Up to the deepest tree's depth, but a row's paths are often shorter (trees grown
-                // leaf-wise are lopsided): stop once no lane moved, all of them being at leaves.
-                for _ in 0..*depth {
-                    let mut moved = false;
-                    for a in &mut at {
-                        let next = self.step(*a, row);
-                        moved |= next != *a;
-                        *a = next;
-                    }
-                    if !moved {
-                        break;
-                    }
-                }
+                self.walk(&mut at, *depth, |_| row);
                 for (&a, &t) in at.iter().zip(trees) {
                     values[t as usize] = self.nodes[a as usize].threshold;
                 }
@@ -199,6 +176,25 @@ impl Flat {
             // One addition per tree onto the baseline, as the lanes of whole rows do.
             for v in values.iter() {
                 *o += v;
+            }
+        }
+    }
+
+    /// Moves each lane `k` (a node index) down its tree for `row(k)`, in lock step, for up to
+    /// `depth` steps: a row's path is often shorter than the deepest tree's (trees grown
+    /// leaf-wise are lopsided), so the walk stops at the first step where no lane moved, every
+    /// one of them being at its leaf.
+    #[inline(always)]
+    fn walk<'r>(&self, at: &mut [u32; LANES], depth: u32, row: impl Fn(usize) -> &'r [f64]) {
+        for _ in 0..depth {
+            let mut moved = false;
+            for (k, a) in at.iter_mut().enumerate() {
+                let next = self.step(*a, row(k));
+                moved |= next != *a;
+                *a = next;
+            }
+            if !moved {
+                break;
             }
         }
     }
