@@ -1,18 +1,20 @@
-"""Instructions per one-row `/invocations` request, counted by callgrind: a figure that does not move with the
-machine's load, for comparing builds while other work runs.
+"""Instructions and heap allocations per one-row `/invocations` request, counted by valgrind (callgrind, DHAT):
+figures that do not move with the machine's load, for comparing builds while other work runs.
 
-    FACTORY_BIN=<a factory binary> ~/.cache/factory/venv/bin/python bench/serving/instructions.py BIN [BIN ...]
+    FACTORY_BIN=<a factory binary> ~/.cache/factory/venv/bin/python bench/serving/instructions.py [--sites N] BIN [BIN ...]
 
 With the helpers of bench.py: `factory server` (SQLite) + `factory train --alias prod` once (FACTORY_BIN), then for
 each BIN, `factory serve --threads 1` under `valgrind --tool=callgrind`, answering LOW and then HIGH one-row
 requests on one keep-alive connection (two runs); the difference of the two totals over HIGH - LOW is the cost of
 a request, start-up and shutdown cancelling out. Counts user-space instructions only (the kernel's work is not in
-it).
+it). The allocations (blocks allocated per request, DHAT's `tbk`) come the same way from two runs under
+`valgrind --tool=dhat`; `--sites N` also lists the N call sites allocating most per request, with their stacks.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import http.client
 import os
 import signal
@@ -26,10 +28,10 @@ import bench  # noqa: E402
 LOW, HIGH = 200, 2200
 
 
-def instructions(binary: str, tracking: str, payload: str, out: str, n: int) -> int:
-    """Total instructions of `binary`'s serve answering `n` requests, from its callgrind output."""
+def run(tool: str, binary: str, tracking: str, payload: str, out: str, n: int) -> None:
+    """`binary`'s serve under valgrind's `tool` (output in `out`) answering `n` one-row requests."""
     port = bench.free_port()
-    p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary, "serve", "--threads",
+    p = subprocess.Popen(["valgrind", f"--tool={tool}", f"--{tool}-out-file={out}", binary, "serve", "--threads",
                           "1", "--model-uri", "models:/california-housing-model@prod", "--tracking-uri", tracking,
                           "--port", str(port), "--grpc-port", str(port)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"})
@@ -55,6 +57,11 @@ def instructions(binary: str, tracking: str, payload: str, out: str, n: int) -> 
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=300)
+
+
+def instructions(binary: str, tracking: str, payload: str, out: str, n: int) -> int:
+    """Total instructions of `binary`'s serve answering `n` requests, from its callgrind output."""
+    run("callgrind", binary, tracking, payload, out, n)
     total = 0
     for f in glob.glob(out + "*"):
         with open(f) as lines:
@@ -62,19 +69,52 @@ def instructions(binary: str, tracking: str, payload: str, out: str, n: int) -> 
     return total
 
 
+def allocations(binary: str, tracking: str, payload: str, out: str, n: int) -> dict[tuple[str, ...], int]:
+    """Blocks allocated by `binary`'s serve answering `n` requests, per call stack, from its DHAT output."""
+    run("dhat", binary, tracking, payload, out, n)
+    with open(out) as f:
+        d = json.load(f)
+    sites: dict[tuple[str, ...], int] = {}
+    for pp in d["pps"]:
+        stack = tuple(d["ftbl"][i] for i in pp["fs"])
+        sites[stack] = sites.get(stack, 0) + pp["tbk"]
+    return sites
+
+
+# Frames of the allocator itself, left out of a listed stack.
+ALLOCATOR = ("alloc::alloc::", "alloc::raw_vec::", "__rust_", "malloc", "realloc", "calloc", "::with_capacity",
+             "alloc::vec::Vec<T,A>::", "RawVec", "::reserve", "::grow_", "finish_grow", "do_reserve_and_handle")
+
+
 def main() -> int:
-    if len(sys.argv) < 2:
+    args = sys.argv[1:]
+    sites = 0
+    if args[:1] == ["--sites"]:
+        sites, args = int(args[1]), args[2:]
+    if not args:
         print(__doc__, file=sys.stderr)
         return 2
     work, body = bench.setup("bench-instructions-")
     try:
         tracking = bench.start_factory(work)
-        for binary in sys.argv[1:]:
+        for binary in args:
             out = str(work / f"callgrind.{os.path.basename(binary)}")
             lo = instructions(binary, tracking, body.read_text(), f"{out}.{LOW}", LOW)
             hi = instructions(binary, tracking, body.read_text(), f"{out}.{HIGH}", HIGH)
             print(f"{binary}: {(hi - lo) / (HIGH - LOW):,.0f} instructions per request "
                   f"(total {lo:,} for {LOW} requests, {hi:,} for {HIGH})", flush=True)
+            out = str(work / f"dhat.{os.path.basename(binary)}")
+            lo_sites = allocations(binary, tracking, body.read_text(), f"{out}.{LOW}", LOW)
+            hi_sites = allocations(binary, tracking, body.read_text(), f"{out}.{HIGH}", HIGH)
+            lo_n, hi_n = sum(lo_sites.values()), sum(hi_sites.values())
+            print(f"{binary}: {(hi_n - lo_n) / (HIGH - LOW):,.1f} allocations per request "
+                  f"(total {lo_n:,} for {LOW} requests, {hi_n:,} for {HIGH})", flush=True)
+            per = sorted(((hi_sites[s] - lo_sites.get(s, 0)) / (HIGH - LOW), s) for s in hi_sites)
+            for count, stack in reversed(per[-sites:] if sites else []):
+                shown = [f for f in stack if not any(a in f for a in ALLOCATOR)][:6]
+                print(f"  {count:5.2f} per request")
+                for frame in shown:
+                    print(f"        {frame[:160]}")
     finally:
         bench.stop_all()
     return 0

@@ -109,11 +109,15 @@ pub struct Frame {
 impl Frame {
     /// Builds a frame; fails on duplicate names or columns of different lengths.
     pub fn from_columns(cols: Vec<Column>) -> Result<Frame, LearnError> {
-        let mut seen = HashSet::default();
-        for c in &cols {
-            if !seen.insert(c.name.as_str()) {
-                return Err(LearnError::DuplicateColumn { name: c.name.clone() });
-            }
+        // A handful of columns (a scoring request's) are compared pairwise, without a set.
+        let duplicate = if cols.len() <= 16 {
+            cols.iter().enumerate().find(|(i, c)| cols[..*i].iter().any(|d| d.name == c.name)).map(|(_, c)| c)
+        } else {
+            let mut seen = HashSet::default();
+            cols.iter().find(|c| !seen.insert(c.name.as_str()))
+        };
+        if let Some(c) = duplicate {
+            return Err(LearnError::DuplicateColumn { name: c.name.clone() });
         }
         let n_rows = cols.first().map_or(0, |c| c.data.len());
         for c in &cols {

@@ -241,14 +241,43 @@ impl Connections {
     }
 }
 
+/// What [`serve_router`] serves: an axum router, or a tower service around one.
+pub trait Routes:
+    tower::Service<
+        http::Request<axum::body::Body>,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> Routes for S where
+    S: tower::Service<
+            http::Request<axum::body::Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Serves `router` on `listener` with `limits` until `shutdown` resolves, then stops
 /// accepting and waits for requests in flight (at most `grace` when given). Handlers can
-/// extract `ConnectInfo<SocketAddr>`.
-pub async fn serve_router(
+/// extract `ConnectInfo<SocketAddr>`. `router` is an axum router, or one wrapped in a tower
+/// service of its own (one wrapper for the whole router costs less per request than a layer,
+/// which axum applies to every route).
+pub async fn serve_router<S: Routes>(
     listener: TcpListener,
     name: &str,
     limits: &Limits,
-    router: axum::Router,
+    router: S,
     shutdown: impl Future<Output = ()> + Send,
     grace: Option<Duration>,
 ) -> std::io::Result<()> {
@@ -263,12 +292,9 @@ pub async fn serve_router(
         let peer = conn.peer;
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: http::Request<RequestBody>| {
+            use tower::ServiceExt as _;
             req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-            let mut router = router.clone();
-            async move {
-                use tower::Service as _;
-                router.call(req.map(axum::body::Body::new)).await
-            }
+            router.clone().oneshot(req.map(axum::body::Body::new))
         });
         conns.spawn(conn, service);
     }

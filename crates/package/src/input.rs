@@ -47,47 +47,55 @@ pub fn from_csv(reader: impl std::io::Read, schema: &Schema) -> Result<Frame> {
 /// other keys, escaped column names, deep values, every error — which [`from_json`] then reads
 /// or refuses as always. A one-row request is the hot path of serving.
 pub fn from_split_json(body: &[u8], schema: &Schema) -> Option<Frame> {
-    let Split { columns, data, .. } = serde_json::from_slice::<SplitBody>(body).ok()?.dataframe_split;
-    if columns.is_empty() || data.is_empty() || columns.len() != schema.fields.len() {
-        return None;
-    }
-    if data.iter().any(|row| row.len() != columns.len()) {
+    let Split { columns: Names(columns), data: Rows { cells, width }, .. } =
+        serde_json::from_slice::<SplitBody>(body).ok()?.dataframe_split;
+    if columns.is_empty() || cells.is_empty() || columns.len() != schema.fields.len() || width != columns.len() {
         return None;
     }
     // Where each of the schema's fields is in the body; every column named once.
-    let at: Vec<usize> =
-        schema.fields.iter().map(|f| columns.iter().position(|c| *c == f.name)).collect::<Option<_>>()?;
-    let mut seen = vec![false; columns.len()];
-    if at.iter().any(|&j| std::mem::replace(&mut seen[j], true)) {
-        return None;
+    let mut at = [0usize; MAX_SPLIT_COLUMNS];
+    let mut seen = [false; MAX_SPLIT_COLUMNS];
+    for (f, a) in schema.fields.iter().zip(&mut at) {
+        *a = columns.iter().position(|c| *c == f.name)?;
+        if std::mem::replace(&mut seen[*a], true) {
+            return None;
+        }
     }
-    let out = schema.fields.iter().zip(at).map(|(f, j)| {
+    let mut out = Vec::with_capacity(columns.len());
+    for (f, j) in schema.fields.iter().zip(at) {
+        let column = cells.chunks_exact(width).map(|row| &row[j]);
         let data = match f.kind {
-            ColumnKind::Numeric => ColumnData::Numeric(
-                data.iter()
-                    .map(|row| match &row[j] {
-                        Cell::Number(x) => Some(*x),
-                        Cell::Null => Some(f64::NAN),
-                        Cell::Text(t) if t == "NaN" => Some(f64::NAN),
-                        Cell::Text(_) => None,
-                    })
-                    .collect::<Option<_>>()?,
-            ),
-            ColumnKind::Categorical | ColumnKind::Text => ColumnData::from_strings(
-                f.kind,
-                data.iter()
-                    .map(|row| match &row[j] {
-                        Cell::Text(t) => Some(Some(t.to_string())),
-                        Cell::Null => Some(None),
-                        Cell::Number(_) => None,
-                    })
-                    .collect::<Option<_>>()?,
-            ),
+            ColumnKind::Numeric => {
+                let mut v = Vec::with_capacity(column.len());
+                for cell in column {
+                    v.push(match cell {
+                        Cell::Number(x) => *x,
+                        Cell::Null => f64::NAN,
+                        Cell::Text(t) if t == "NaN" => f64::NAN,
+                        Cell::Text(_) => return None,
+                    });
+                }
+                ColumnData::Numeric(v)
+            }
+            ColumnKind::Categorical | ColumnKind::Text => {
+                let mut v = Vec::with_capacity(column.len());
+                for cell in column {
+                    v.push(match cell {
+                        Cell::Text(t) => Some(t.to_string()),
+                        Cell::Null => None,
+                        Cell::Number(_) => return None,
+                    });
+                }
+                ColumnData::from_strings(f.kind, v)
+            }
         };
-        Some(Column { name: f.name.clone(), data })
-    });
-    Frame::from_columns(out.collect::<Option<_>>()?).ok()
+        out.push(Column { name: f.name.clone(), data });
+    }
+    Frame::from_columns(out).ok()
 }
+
+/// The most columns [`from_split_json`] reads (wider bodies take the general path).
+const MAX_SPLIT_COLUMNS: usize = 64;
 
 /// The body [`from_split_json`] reads: that one key and nothing else.
 #[derive(serde::Deserialize)]
@@ -102,12 +110,94 @@ struct SplitBody<'a> {
 struct Split<'a> {
     /// Names with escapes cannot be borrowed: such bodies take the general path.
     #[serde(borrow)]
-    columns: Vec<&'a str>,
+    columns: Names<'a>,
     #[serde(borrow)]
-    data: Vec<Vec<Cell<'a>>>,
+    data: Rows<'a>,
     /// pandas' row labels, read (scalars only) and not used, as [`from_json`] ignores them.
     #[serde(borrow, default, rename = "index")]
     _index: Option<Vec<Cell<'a>>>,
+}
+
+/// The column names, at most [`MAX_SPLIT_COLUMNS`], read into one allocation.
+struct Names<'a>(Vec<&'a str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Names<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a str>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Names<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a list of at most {MAX_SPLIT_COLUMNS} names")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Names<'a>, A::Error> {
+                let mut names = Vec::with_capacity(16);
+                while let Some(name) = seq.next_element::<&'a str>()? {
+                    if names.len() == MAX_SPLIT_COLUMNS {
+                        return Err(serde::de::Error::invalid_length(names.len() + 1, &self));
+                    }
+                    names.push(name);
+                }
+                Ok(Names(names))
+            }
+        }
+        d.deserialize_seq(Visit(std::marker::PhantomData))
+    }
+}
+
+/// The rows of `data`, every cell in one vector, row after row. All rows are as long as the
+/// first (`width`): a ragged body is not read here.
+struct Rows<'a> {
+    cells: Vec<Cell<'a>>,
+    width: usize,
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Rows<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_seq(RowsVisit(std::marker::PhantomData))
+    }
+}
+
+struct RowsVisit<'a>(std::marker::PhantomData<Cell<'a>>);
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for RowsVisit<'a> {
+    type Value = Rows<'a>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of rows of the same length")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Rows<'a>, A::Error> {
+        let mut cells = Vec::with_capacity(16);
+        let mut width = None;
+        while let Some(n) = seq.next_element_seed(Row(&mut cells))? {
+            if *width.get_or_insert(n) != n {
+                return Err(serde::de::Error::invalid_length(n, &self));
+            }
+        }
+        Ok(Rows { cells, width: width.unwrap_or(0) })
+    }
+}
+
+/// One row of [`Rows`], appended to the cells; its value is the row's length.
+struct Row<'c, 'a>(&'c mut Vec<Cell<'a>>);
+
+impl<'de: 'a, 'a> serde::de::DeserializeSeed<'de> for Row<'_, 'a> {
+    type Value = usize;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<usize, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for Row<'_, 'a> {
+    type Value = usize;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a row (a list of cells)")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<usize, A::Error> {
+        let before = self.0.len();
+        while let Some(cell) = seq.next_element::<Cell<'a>>()? {
+            self.0.push(cell);
+        }
+        Ok(self.0.len() - before)
+    }
 }
 
 /// One value of a row: a number, `null` or a string; anything else is not read here.

@@ -342,12 +342,12 @@ impl Model {
             formats::FormatError::Input(m) => PackageError::Input(m),
             other => PackageError::Predict(other.to_string()),
         };
-        let columns = self
-            .schema
-            .fields
-            .iter()
-            .map(|f| frame.column(&f.name).ok_or_else(|| PackageError::Input(format!("missing column '{}'", f.name))))
-            .collect::<Result<Vec<_>>>()?;
+        let mut columns = Vec::with_capacity(self.schema.fields.len());
+        for f in &self.schema.fields {
+            columns.push(
+                frame.column(&f.name).ok_or_else(|| PackageError::Input(format!("missing column '{}'", f.name)))?,
+            );
+        }
         match &self.engine {
             Engine::Factory(m) => {
                 let p = m.predict(frame)?;

@@ -9,8 +9,7 @@
 //! - V2 routes (`/v2/...`): `{"error": ...}` with 400 for bad input, 404 for another model.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, RawQuery, Request, State};
+use axum::extract::{FromRequest, MatchedPath, Path, Query, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -35,7 +34,8 @@ use crate::tensor::{datatype_is_numeric, Tensor, TensorData};
 
 type App = State<Arc<Serving>>;
 
-/// Every HTTP route, with metrics and the body limit.
+/// Every HTTP route, with metrics. Serve it through [`refuse_oversized`]: the scoring routes read
+/// at most `max_body_bytes` of a body, and that wrapper answers bodies declared larger.
 pub fn router(app: Arc<Serving>) -> Router {
     Router::new()
         .route("/ping", get(ping))
@@ -57,13 +57,15 @@ pub fn router(app: Arc<Serving>) -> Router {
             let app = app.clone();
             move |inner| Track { inner, app: app.clone() }
         }))
-        .layer(DefaultBodyLimit::max(app.max_body_bytes))
-        .layer(layer_fn({
-            let app = app.clone();
-            move |inner| RefuseOversized { inner, app: app.clone() }
-        }))
         .fallback(not_found)
         .with_state(app)
+}
+
+/// `router` (every route, the fallback and any added later, such as gRPC's) behind
+/// [`RefuseOversized`]: one wrapper around the whole router rather than a layer, which axum
+/// would apply to each route (a boxed service and future more per request).
+pub fn refuse_oversized(app: Arc<Serving>, router: Router) -> RefuseOversized<Router> {
+    RefuseOversized { inner: router, app }
 }
 
 /// serve's admin listener (`--admin-port`): `POST /admin/reload`, every path behind the bearer
@@ -154,7 +156,7 @@ where
 /// the end first (up to [`DRAIN_MAX`]): a client still sending its body would otherwise see
 /// the connection reset instead of the 413 answer.
 #[derive(Clone)]
-struct RefuseOversized<S> {
+pub struct RefuseOversized<S> {
     inner: S,
     app: Arc<Serving>,
 }
@@ -175,8 +177,15 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let declared =
-            req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        // gRPC calls have their own message limit (`grpc_max_message_bytes`).
+        let grpc =
+            req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .filter(|_| !grpc)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         let limit = self.app.max_body_bytes;
         match declared.filter(|&n| n > limit as u64) {
             None => Either::Left(self.inner.call(req)),
@@ -272,15 +281,47 @@ impl IntoResponse for V2Error {
     }
 }
 
-/// The body, or why it could not be read (over the limit → `TooLarge`).
-fn body(app: &Serving, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ServeError> {
-    match body {
-        Ok(b) => Ok(b),
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Err(ServeError::TooLarge { limit: app.max_body_bytes })
-        }
-        Err(r) => Err(ServeError::Malformed(format!("reading the request body: {}", r.body_text()))),
+/// A scoring request's headers (taken out of the request, not copied as the `HeaderMap`
+/// extractor does) and its body, read up to `max_body_bytes`.
+struct Payload {
+    headers: HeaderMap,
+    body: Result<Bytes, ServeError>,
+}
+
+impl FromRequest<Arc<Serving>> for Payload {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, app: &Arc<Serving>) -> Result<Payload, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let body = read_body(body, app.max_body_bytes).await.map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                ServeError::TooLarge { limit: app.max_body_bytes }
+            } else {
+                ServeError::Malformed(format!("reading the request body: {e}"))
+            }
+        });
+        Ok(Payload { headers: parts.headers, body })
     }
+}
+
+/// The whole body, at most `limit` bytes. A body that came in one piece (most small requests)
+/// is returned as it is, without a copy.
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, listener::BoxError> {
+    use http_body_util::BodyExt as _;
+    let mut body = std::pin::pin!(http_body_util::Limited::new(body, limit));
+    let mut whole: Option<Bytes> = None;
+    let mut more = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else { continue };
+        match whole.take() {
+            None if more.is_empty() => whole = Some(data),
+            first => {
+                more.extend_from_slice(&first.unwrap_or_default());
+                more.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(whole.unwrap_or_else(|| more.freeze()))
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, ServeError> {
@@ -363,11 +404,14 @@ enum Format {
 fn content_type(headers: &HeaderMap) -> Result<Format, ServeError> {
     let Some(ct) = headers.get(header::CONTENT_TYPE) else { return Ok(Format::Json) };
     let ct = ct.to_str().unwrap_or_default();
-    let mime = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    match mime.as_str() {
-        "application/json" | "" => Ok(Format::Json),
-        "text/csv" | "application/csv" => Ok(Format::Csv),
-        _ => Err(ServeError::UnsupportedMediaType(ct.to_string())),
+    let mime = ct.split(';').next().unwrap_or_default().trim();
+    let is = |m: &[&str]| m.iter().any(|m| mime.eq_ignore_ascii_case(m));
+    if is(&["application/json", ""]) {
+        Ok(Format::Json)
+    } else if is(&["text/csv", "application/csv"]) {
+        Ok(Format::Csv)
+    } else {
+        Err(ServeError::UnsupportedMediaType(ct.to_string()))
     }
 }
 
@@ -386,21 +430,22 @@ fn header_id(headers: &HeaderMap) -> Result<Option<&str>, ServeError> {
         .transpose()
 }
 
-/// A reply carrying the request's id back in `X-Request-Id`.
-fn with_id(mut resp: Response, id: &str) -> Response {
-    if let Ok(v) = HeaderValue::from_str(id) {
-        resp.headers_mut().insert(request_id::HEADER, v);
+/// `X-Request-Id`, made once (a name that is not one of `http`'s standard ones is otherwise
+/// copied to the heap each time).
+static X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static(request_id::HEADER);
+
+/// A reply carrying the request's id back in `X-Request-Id` (the id's text becomes the header
+/// value without a copy).
+fn with_id(mut resp: Response, id: String) -> Response {
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(id)) {
+        resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
     resp
 }
 
-async fn invocations(
-    State(app): App,
-    headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
-) -> Result<Response, MlflowError> {
+async fn invocations(State(app): App, Payload { headers, body: raw }: Payload) -> Result<Response, MlflowError> {
     let id = request_id::resolve(&[(header_id(&headers)?, "the X-Request-Id header")])?;
-    let bytes = body(&app, raw)?;
+    let bytes = raw?;
     let format = content_type(&headers)?;
     let model = app.model()?;
     let frame = match format {
@@ -417,7 +462,7 @@ async fn invocations(
     };
     let predictions = app.score(&model, frame, &id).await?;
     let reply = json_reply(StatusCode::OK, &Predictions { predictions: package::output::to_mlflow_json(&predictions) });
-    Ok(with_id(reply, &id))
+    Ok(with_id(reply, id))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -622,10 +667,9 @@ pub fn v2_request(bytes: &[u8]) -> Result<(Option<String>, Vec<Tensor>), ServeEr
 async fn v2_infer(
     State(app): App,
     Path(p): Path<ModelPath>,
-    headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
+    Payload { headers, body: raw }: Payload,
 ) -> Result<Response, V2Error> {
-    let bytes = body(&app, raw)?;
+    let bytes = raw?;
     let model = app.model_named(&p.name, p.version.as_deref())?;
     let (given, tensors) = v2_request(&bytes)?;
     // The body's `id` first, then the header, else a new one: in the X-Request-Id answer header,
@@ -652,7 +696,8 @@ async fn v2_infer(
             })
             .collect(),
     };
-    Ok(with_id(json_reply(StatusCode::OK, &reply), &id))
+    let reply = json_reply(StatusCode::OK, &reply);
+    Ok(with_id(reply, id))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ fn spawn_server(
     listener: TcpListener,
     name: &'static str,
     app: &Serving,
-    router: axum::Router,
+    router: impl listener::Routes,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<std::io::Result<()>> {
     let limits = app.limits.clone();
@@ -65,11 +65,12 @@ pub async fn run_with(
     }
     match grpc_listener {
         Some(g) => {
-            servers.push(spawn_server(http_listener, "serve HTTP", &app, http::router(app.clone()), stop_rx.clone()));
+            let public = http::refuse_oversized(app.clone(), http::router(app.clone()));
+            servers.push(spawn_server(http_listener, "serve HTTP", &app, public, stop_rx.clone()));
             servers.push(spawn_server(g, "serve gRPC", &app, grpc::router(app.clone()), stop_rx.clone()));
         }
         None => {
-            let both = grpc::add_routes(http::router(app.clone()), app.clone());
+            let both = http::refuse_oversized(app.clone(), grpc::add_routes(http::router(app.clone()), app.clone()));
             servers.push(spawn_server(http_listener, "serve", &app, both, stop_rx.clone()));
         }
     }

@@ -344,9 +344,17 @@ impl Serving {
 /// the model holds its columns in the schema's order, so the name is usually at `i`).
 fn observe(recorder: &sketch::Recorder, frame: &Frame) {
     let columns = frame.columns();
+    // The profile's columns are usually the frame's, in the same order: look at the column
+    // after the last one found before searching.
+    let next = std::cell::Cell::new(0);
     recorder.observe(frame.n_rows(), |name| {
-        let column = columns.iter().find(|c| c.name == name);
-        match column.map(|c| &c.data) {
+        let i = next.get();
+        let at = match columns.get(i) {
+            Some(c) if c.name == name => Some(i),
+            _ => columns.iter().position(|c| c.name == name),
+        };
+        next.set(at.map_or(i, |a| a + 1));
+        match at.map(|a| &columns[a].data) {
             Some(learn::ColumnData::Numeric(v)) => sketch::Values::Numeric(v),
             Some(learn::ColumnData::Categorical(v)) => sketch::Values::Categorical(v),
             _ => sketch::Values::Absent,

@@ -71,7 +71,12 @@ pub(crate) fn bin_of(edges: &[f64], x: f64) -> u8 {
 }
 
 /// Codes of categorical values against a level list (unseen or missing → [`MISSING`]).
+/// A handful of levels (a few rows to score) are searched in order rather than hashed.
 pub(crate) fn level_codes<'a>(levels: &[String], values: impl Iterator<Item = Option<&'a str>>) -> Vec<u8> {
+    if levels.len() <= 16 {
+        let code = |s: &str| levels.iter().position(|l| l == s).map(|i| i as u8);
+        return values.map(|v| v.and_then(code).unwrap_or(MISSING)).collect();
+    }
     let lookup: HashMap<&str, u8> = levels.iter().enumerate().map(|(i, s)| (s.as_str(), i as u8)).collect();
     values.map(|v| v.and_then(|s| lookup.get(s).copied()).unwrap_or(MISSING)).collect()
 }

@@ -14,6 +14,10 @@
 //!   until every lane has (or the tree's depth is walked). The
 //!   lanes' chains are independent, so the processor overlaps them instead of waiting on one
 //!   mispredicted branch after another.
+//! - A row left over from the lanes (all of a one-row request, serving's hot path) does not
+//!   walk: [`Exits`] finds its leaf in every tree from the splits it fails, taken from lists
+//!   sorted by threshold (forests of trees of up to 64 leaves; others walk the trees
+//!   [`LANES`] at a time).
 //!
 //! A row's inputs are one contiguous slice of `f64`. The decisions are the same comparisons
 //! on the same numbers, so every row lands in the same leaf as with [`Tree::predict_row`]
@@ -22,6 +26,7 @@
 use std::collections::HashMap;
 
 use super::binning::MISSING;
+use super::exits::{self, Exits};
 use super::tree::{in_set, Coded, Node, Tree};
 
 /// Rows walked through a tree together.
@@ -54,8 +59,12 @@ pub(crate) struct Flat {
     /// Per tree: its root and its depth (the most steps from the root to a leaf).
     trees: Vec<(u32, u32)>,
     /// The trees by depth, cut into groups of [`LANES`] that one row walks together, each
-    /// with its deepest tree's depth.
+    /// with its deepest tree's depth: how a row left over from the lanes is scored when the
+    /// forest has no [`Exits`].
     groups: Vec<(Vec<u32>, u32)>,
+    /// The splits by input, which find one row's leaves without a walk (trees of at most 64
+    /// leaves).
+    exits: Option<Box<Exits>>,
 }
 
 impl Flat {
@@ -107,7 +116,25 @@ impl Flat {
             .chunks(LANES)
             .map(|g| (g.to_vec(), g.iter().map(|&t| flat.trees[t as usize].1).max().unwrap_or(0)))
             .collect();
+        let roots: Vec<u32> = flat.trees.iter().map(|t| t.0).collect();
+        flat.exits = Exits::new(&roots, |i| flat.exit_node(i), columns + flat.derived.len()).map(Box::new);
         flat
+    }
+
+    /// Node `i` as [`Exits`] reads it.
+    fn exit_node(&self, i: u32) -> exits::Node {
+        let n = &self.nodes[i as usize];
+        if n.children == [i, i] {
+            exits::Node::Leaf(n.threshold)
+        } else {
+            exits::Node::Split {
+                input: n.feature,
+                threshold: n.threshold,
+                missing_left: n.missing_left,
+                left: n.children[1],
+                right: n.children[0],
+            }
+        }
     }
 
     /// Adds every tree's leaf value, tree by tree, to `out[r]` for rows `first + r` of `cols`
@@ -159,23 +186,33 @@ impl Flat {
         });
     }
 
-    /// [`Flat::add_block`]'s rows left over: each walks the tree groups, then its values are
-    /// added in tree order.
+    /// [`Flat::add_block`]'s rows left over: each finds its leaves through [`Exits`] (or walks
+    /// the tree groups), then its values are added in tree order.
     fn add_rows(&self, rest: &mut [f64], x: &[f64], width: usize, values: &mut [f64]) {
         for (o, row) in rest.iter_mut().zip(x.chunks_exact(width)) {
-            for (trees, depth) in &self.groups {
-                let mut at = [0; LANES];
-                for (a, &t) in at.iter_mut().zip(trees) {
-                    *a = self.trees[t as usize].0;
-                }
-                self.walk(&mut at, *depth, |_| row);
-                for (&a, &t) in at.iter().zip(trees) {
-                    values[t as usize] = self.nodes[a as usize].threshold;
-                }
+            if let Some(exits) = &self.exits {
+                exits.values(row, values);
+            } else {
+                self.walk_groups(row, values);
             }
             // One addition per tree onto the baseline, as the lanes of whole rows do.
             for v in values.iter() {
                 *o += v;
+            }
+        }
+    }
+
+    /// Each tree's leaf value for `row` into `values[tree]`, walking [`LANES`] trees of about
+    /// the same depth at a time.
+    fn walk_groups(&self, row: &[f64], values: &mut [f64]) {
+        for (trees, depth) in &self.groups {
+            let mut at = [0; LANES];
+            for (a, &t) in at.iter_mut().zip(trees) {
+                *a = self.trees[t as usize].0;
+            }
+            self.walk(&mut at, *depth, |_| row);
+            for (&a, &t) in at.iter().zip(trees) {
+                values[t as usize] = self.nodes[a as usize].threshold;
             }
         }
     }
@@ -300,5 +337,69 @@ mod tests {
             }
         }
         assert_eq!(flat.trees.iter().map(|t| t.1).collect::<Vec<_>>(), [2, 0, 2, 0]);
+        assert!(flat.exits.is_some(), "the rows left over went through the exits");
+    }
+
+    /// A random tree of `leaves` leaves over numeric input 0..3 and categorical input 3:
+    /// thresholds from a few values (ties across splits and trees), either missing direction.
+    fn random_tree(rng: &mut crate::Rng, leaves: usize) -> Tree {
+        use rand::RngExt as _;
+        let mut nodes = vec![Node::Leaf { value: 0.0 }];
+        let mut open = vec![0usize];
+        while open.len() < leaves {
+            let at = open.swap_remove(rng.random_range(0..open.len()));
+            let (left, right) = (index(nodes.len()), index(nodes.len() + 1));
+            let missing_left = rng.random_bool(0.5);
+            nodes[at] = if rng.random_bool(0.2) {
+                let codes: Vec<u8> = (0..4u8).filter(|_| rng.random_bool(0.5)).collect();
+                Node::Categorical { feature: 3, left_codes: set(&codes), missing_left, left, right }
+            } else {
+                let threshold = [-1.0, 0.0, 0.5, 1.0, 2.5, f64::INFINITY][rng.random_range(0..6)];
+                Node::Numeric { feature: rng.random_range(0..3), threshold, missing_left, left, right }
+            };
+            nodes.push(Node::Leaf { value: rng.random_range(-1.0..1.0) });
+            nodes.push(Node::Leaf { value: rng.random_range(-1.0..1.0) });
+            open.extend([nodes.len() - 2, nodes.len() - 1]);
+        }
+        Tree { nodes }
+    }
+
+    /// One row at a time (every row left over from the lanes): the exits (forests of trees of up
+    /// to 64 leaves) and the group walk (one tree of 65) land every row in the walk's leaves.
+    #[test]
+    fn rows_left_over_land_in_the_walks_leaves() {
+        use rand::RngExt as _;
+        let mut rng = crate::rng(7);
+        for forest in 0..40 {
+            let big = forest % 10 == 9;
+            let trees: Vec<Tree> = (0..rng.random_range(1..30))
+                .map(|t| {
+                    let leaves = if big && t == 0 { 65 } else { rng.random_range(1..=64) };
+                    random_tree(&mut rng, leaves)
+                })
+                .collect();
+            let flat = Flat::new(&trees, 4);
+            assert_eq!(flat.exits.is_some(), !big, "forest {forest}");
+            let values = [f64::NAN, -2.0, -1.0, 0.0, 0.25, 0.5, 1.0, 2.5, 3.0, f64::INFINITY, f64::NEG_INFINITY];
+            let rows = 200;
+            let x: Vec<Vec<f64>> =
+                (0..3).map(|_| (0..rows).map(|_| values[rng.random_range(0..values.len())]).collect()).collect();
+            let c: Vec<u8> = (0..rows).map(|_| [0, 1, 2, 3, 9, MISSING][rng.random_range(0..6)]).collect();
+            let cols = [
+                Coded::Numeric(Cow::Owned(x[0].clone())),
+                Coded::Numeric(Cow::Owned(x[1].clone())),
+                Coded::Numeric(Cow::Owned(x[2].clone())),
+                Coded::Codes(c),
+            ];
+            for r in 0..rows {
+                let mut got = [0.25];
+                flat.add_block(&cols, r, &mut got);
+                let mut want = 0.25;
+                for t in &trees {
+                    want += t.predict_row(&cols, r);
+                }
+                assert_eq!(got[0].to_bits(), want.to_bits(), "forest {forest}, row {r}");
+            }
+        }
     }
 }

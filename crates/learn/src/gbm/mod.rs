@@ -19,6 +19,7 @@
 //! the model to the bit whatever the number of threads.
 
 mod binning;
+mod exits;
 mod flat;
 mod grow;
 mod hist;
