@@ -341,11 +341,10 @@ impl Serving {
 }
 
 /// Counts a scored frame in the model's drift sketches (columns by name: a frame decoded for
-/// the model holds its columns in the schema's order, so the name is usually at `i`).
+/// the model holds its columns in the schema's order, as the profile does, so each name is
+/// looked for first right after the previous one found).
 fn observe(recorder: &sketch::Recorder, frame: &Frame) {
     let columns = frame.columns();
-    // The profile's columns are usually the frame's, in the same order: look at the column
-    // after the last one found before searching.
     let next = std::cell::Cell::new(0);
     recorder.observe(frame.n_rows(), |name| {
         let i = next.get();
