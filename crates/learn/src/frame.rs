@@ -5,6 +5,7 @@
 //! [`Schema`] (module `schema`) is the only part that travels with a model.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use foldhash::HashSet;
 
@@ -73,23 +74,24 @@ impl ColumnData {
 /// A named column.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Column {
-    pub name: String,
+    /// Shared with the schema the column was checked against (a clone is a count, not a copy).
+    pub name: Arc<str>,
     pub data: ColumnData,
 }
 
 impl Column {
     /// A numeric column (`NaN` = missing).
-    pub fn numeric(name: impl Into<String>, values: Vec<f64>) -> Column {
+    pub fn numeric(name: impl Into<Arc<str>>, values: Vec<f64>) -> Column {
         Column { name: name.into(), data: ColumnData::Numeric(values) }
     }
 
     /// A categorical column (`None` = missing).
-    pub fn categorical(name: impl Into<String>, values: Vec<Option<String>>) -> Column {
+    pub fn categorical(name: impl Into<Arc<str>>, values: Vec<Option<String>>) -> Column {
         Column { name: name.into(), data: ColumnData::Categorical(values) }
     }
 
     /// A text column (`None` = missing).
-    pub fn text(name: impl Into<String>, values: Vec<Option<String>>) -> Column {
+    pub fn text(name: impl Into<Arc<str>>, values: Vec<Option<String>>) -> Column {
         Column { name: name.into(), data: ColumnData::Text(values) }
     }
 
@@ -114,10 +116,10 @@ impl Frame {
             cols.iter().enumerate().find(|(i, c)| cols[..*i].iter().any(|d| d.name == c.name)).map(|(_, c)| c)
         } else {
             let mut seen = HashSet::default();
-            cols.iter().find(|c| !seen.insert(c.name.as_str()))
+            cols.iter().find(|c| !seen.insert(&*c.name))
         };
         if let Some(c) = duplicate {
-            return Err(LearnError::DuplicateColumn { name: c.name.clone() });
+            return Err(LearnError::DuplicateColumn { name: c.name.to_string() });
         }
         let n_rows = cols.first().map_or(0, |c| c.data.len());
         for c in &cols {
@@ -144,7 +146,7 @@ impl Frame {
 
     /// The column with this name, if any.
     pub fn column(&self, name: &str) -> Option<&Column> {
-        self.columns.iter().find(|c| c.name == name)
+        self.columns.iter().find(|c| *c.name == *name)
     }
 
     /// A new frame with the given rows, in the given order (indices may repeat).
@@ -160,7 +162,7 @@ impl Frame {
 
     /// A copy without the named column (an unchanged copy if there is none).
     pub fn without(&self, name: &str) -> Frame {
-        Frame { columns: self.columns.iter().filter(|c| c.name != name).cloned().collect(), n_rows: self.n_rows }
+        Frame { columns: self.columns.iter().filter(|c| *c.name != *name).cloned().collect(), n_rows: self.n_rows }
     }
 
     /// The same frame with the named string columns taken as text; fails on a name that is
@@ -170,7 +172,7 @@ impl Frame {
             let col = self
                 .columns
                 .iter_mut()
-                .find(|c| &c.name == name)
+                .find(|c| *c.name == **name)
                 .ok_or_else(|| LearnError::MissingColumns { columns: vec![name.clone()] })?;
             col.data = match std::mem::replace(&mut col.data, ColumnData::Numeric(Vec::new())) {
                 ColumnData::Categorical(v) | ColumnData::Text(v) => ColumnData::Text(v),
@@ -202,7 +204,7 @@ impl Frame {
                 let words: usize = present.iter().map(|s| s.split_whitespace().count()).sum();
                 distinct.len() * 2 > self.n_rows && words >= 2 * present.len()
             })
-            .map(|c| c.name.clone())
+            .map(|c| c.name.to_string())
             .collect()
     }
 

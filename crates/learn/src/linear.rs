@@ -339,7 +339,7 @@ fn importance(features: &Frame, encoders: &[Encoder], weights: &[f64]) -> Vec<(S
     let mut offset = 0;
     for (col, enc) in features.columns().iter().zip(encoders) {
         let w = enc.width();
-        importance.push((col.name.clone(), weights[offset..offset + w].iter().map(|v| v.abs()).sum::<f64>()));
+        importance.push((col.name.to_string(), weights[offset..offset + w].iter().map(|v| v.abs()).sum::<f64>()));
         offset += w;
     }
     let total: f64 = importance.iter().map(|(_, v)| v).sum();

@@ -146,7 +146,7 @@ impl Model {
     pub fn linear_coefficients(&self) -> Option<(f64, Vec<(String, f64)>)> {
         match &self.body {
             Body::Linear(m) => {
-                let names: Vec<String> = self.schema.fields.iter().map(|f| f.name.clone()).collect();
+                let names: Vec<String> = self.schema.fields.iter().map(|f| f.name.to_string()).collect();
                 Some(m.coefficients(&names))
             }
             Body::Gbm(_) => None,
@@ -156,8 +156,13 @@ impl Model {
     /// Predictions for every row: values (regression) or probabilities of class 1 (binary).
     /// `features` needs every schema column, of the schema's kind; other columns are ignored.
     pub fn predict(&self, features: &Frame) -> Result<Vec<f64>, LearnError> {
-        let missing: Vec<String> =
-            self.schema.fields.iter().filter(|f| features.column(&f.name).is_none()).map(|f| f.name.clone()).collect();
+        let missing: Vec<String> = self
+            .schema
+            .fields
+            .iter()
+            .filter(|f| features.column(&f.name).is_none())
+            .map(|f| f.name.to_string())
+            .collect();
         if !missing.is_empty() {
             return Err(LearnError::MissingColumns { columns: missing });
         }
@@ -166,7 +171,7 @@ impl Model {
             let c = features.column(&f.name).expect("checked above");
             // Strings are strings: levels and text are told apart by the schema.
             if (c.kind() == ColumnKind::Numeric) != (f.kind == ColumnKind::Numeric) {
-                return Err(LearnError::KindMismatch { column: f.name.clone(), expected: f.kind, found: c.kind() });
+                return Err(LearnError::KindMismatch { column: f.name.to_string(), expected: f.kind, found: c.kind() });
             }
             cols.push(&c.data);
         }

@@ -97,8 +97,11 @@ pub fn read_csv(reader: impl Read) -> Result<Frame, LearnError> {
         }
         Ok(())
     })?;
-    let columns =
-        header.into_par_iter().zip(cells).map(|(name, cells)| Column { name, data: cells.into_data() }).collect();
+    let columns = header
+        .into_par_iter()
+        .zip(cells)
+        .map(|(name, cells)| Column { name: name.into(), data: cells.into_data() })
+        .collect();
     Frame::from_columns(columns)
 }
 
@@ -138,7 +141,7 @@ impl Cells {
 pub fn read_csv_with_schema(reader: impl Read, schema: &Schema) -> Result<Frame, LearnError> {
     let (mut rdr, header) = open(reader)?;
     let missing: Vec<String> =
-        schema.fields.iter().filter(|f| !header.contains(&f.name)).map(|f| f.name.clone()).collect();
+        schema.fields.iter().filter(|f| !header.iter().any(|h| *h == *f.name)).map(|f| f.name.to_string()).collect();
     if !missing.is_empty() {
         return Err(LearnError::MissingColumns { columns: missing });
     }
@@ -176,5 +179,5 @@ pub fn read_csv_with_schema(reader: impl Read, schema: &Schema) -> Result<Frame,
         }
         Ok(())
     })?;
-    Frame::from_columns(header.into_iter().zip(data).map(|(name, data)| Column { name, data }).collect())
+    Frame::from_columns(header.into_iter().zip(data).map(|(name, data)| Column { name: name.into(), data }).collect())
 }

@@ -3,6 +3,7 @@
 //! models all speak of column kinds.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,13 +37,14 @@ pub struct Schema {
 /// One column of a [`Schema`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Field {
-    pub name: String,
+    /// Shared with the columns of frames checked against it.
+    pub name: Arc<str>,
     pub kind: ColumnKind,
 }
 
 impl Schema {
     /// The field with this name, if any.
     pub fn field(&self, name: &str) -> Option<&Field> {
-        self.fields.iter().find(|f| f.name == name)
+        self.fields.iter().find(|f| *f.name == *name)
     }
 }

@@ -14,7 +14,7 @@ fn input_error(msg: String) -> PackageError {
 /// A frame as MLflow's `dataframe_split` JSON (`{"columns": [...], "data": [[...]]}`);
 /// missing values are `null`.
 pub fn to_dataframe_split(frame: &Frame) -> Value {
-    let columns: Vec<&str> = frame.columns().iter().map(|c| c.name.as_str()).collect();
+    let columns: Vec<&str> = frame.columns().iter().map(|c| &*c.name).collect();
     let data: Vec<Value> = (0..frame.n_rows())
         .map(|row| {
             Value::Array(
@@ -56,7 +56,7 @@ pub fn from_split_json(body: &[u8], schema: &Schema) -> Option<Frame> {
     let mut at = [0usize; MAX_SPLIT_COLUMNS];
     let mut seen = [false; MAX_SPLIT_COLUMNS];
     for (f, a) in schema.fields.iter().zip(&mut at) {
-        *a = columns.iter().position(|c| *c == f.name)?;
+        *a = columns.iter().position(|c| **c == *f.name)?;
         if std::mem::replace(&mut seen[*a], true) {
             return None;
         }
@@ -339,15 +339,15 @@ fn rows_columns(rows: Vec<Value>, schema: &Schema) -> Result<Vec<(String, Vec<Va
                         i + 1,
                         values.len(),
                         schema.fields.len(),
-                        schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                        schema.fields.iter().map(|f| &*f.name).collect::<Vec<_>>().join(", ")
                     )));
                 }
                 for (f, v) in schema.fields.iter().zip(values) {
-                    if !cols.contains_key(&f.name) {
-                        order.push(f.name.clone());
-                        cols.insert(f.name.clone(), vec![Value::Null; i]);
+                    if !cols.contains_key(&*f.name) {
+                        order.push(f.name.to_string());
+                        cols.insert(f.name.to_string(), vec![Value::Null; i]);
                     }
-                    cols.get_mut(&f.name).expect("known column").push(v);
+                    cols.get_mut(&*f.name).expect("known column").push(v);
                 }
             }
             other => {
@@ -394,7 +394,7 @@ pub fn build(mut columns: Vec<(String, Vec<Value>)>, schema: &Schema) -> Result<
         return Err(input_error("the input has no rows".into()));
     }
     let given: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
-    let missing: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).filter(|n| !given.contains(n)).collect();
+    let missing: Vec<&str> = schema.fields.iter().map(|f| &*f.name).filter(|n| !given.contains(n)).collect();
     let extra: Vec<&str> = given.iter().copied().filter(|n| schema.field(n).is_none()).collect();
     if !missing.is_empty() || !extra.is_empty() {
         let mut parts = Vec::new();
@@ -407,12 +407,12 @@ pub fn build(mut columns: Vec<(String, Vec<Value>)>, schema: &Schema) -> Result<
         return Err(input_error(format!(
             "{} (the model takes: {})",
             parts.join("; "),
-            schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+            schema.fields.iter().map(|f| &*f.name).collect::<Vec<_>>().join(", ")
         )));
     }
     // Most payloads name the columns in the schema's order: then no lookup is needed.
     let ordered =
-        columns.len() == schema.fields.len() && columns.iter().zip(&schema.fields).all(|(c, f)| c.0 == f.name);
+        columns.len() == schema.fields.len() && columns.iter().zip(&schema.fields).all(|(c, f)| c.0 == *f.name);
     let mut by_name: HashMap<String, Vec<Value>> =
         if ordered { HashMap::default() } else { columns.drain(..).collect() };
     let mut in_order = columns.into_iter();
@@ -420,7 +420,7 @@ pub fn build(mut columns: Vec<(String, Vec<Value>)>, schema: &Schema) -> Result<
     for f in &schema.fields {
         let values = match in_order.next() {
             Some((_, values)) => values,
-            None => by_name.remove(&f.name).unwrap_or_default(),
+            None => by_name.remove(&*f.name).unwrap_or_default(),
         };
         let bad = |row: usize, v: &Value, want: &str| {
             input_error(format!("row {}, column '{}': expected {want}, got {} ({v})", row + 1, f.name, type_name(v)))
@@ -558,7 +558,7 @@ mod props {
         match from_json(payload.clone(), &schema()) {
             Ok(f) => {
                 prop_assert!(f.n_rows() > 0);
-                let names: Vec<&str> = f.columns().iter().map(|c| c.name.as_str()).collect();
+                let names: Vec<&str> = f.columns().iter().map(|c| &*c.name).collect();
                 prop_assert_eq!(names, vec!["x", "c"]);
             }
             Err(PackageError::Input(_)) => {}

@@ -145,7 +145,7 @@ pub fn profile_of(frame: &Frame) -> sketch::Profile {
                 learn::ColumnData::Categorical(v) => sketch::ColumnInput::Categorical(v),
                 learn::ColumnData::Text(_) => return None,
             };
-            Some((c.name.as_str(), input))
+            Some((&*c.name, input))
         })
         .collect();
     sketch::Profile::build(&columns)

@@ -429,7 +429,7 @@ fn numeric_schema(model_names: &[String], signature: Option<&[(String, String)]>
         Some(cols) if cols.len() == model_names.len() => cols.iter().map(|(n, _)| n.clone()).collect(),
         _ => model_names.to_vec(),
     };
-    Schema { fields: names.into_iter().map(|name| Field { name, kind: ColumnKind::Numeric }).collect() }
+    Schema { fields: names.into_iter().map(|name| Field { name: name.into(), kind: ColumnKind::Numeric }).collect() }
 }
 
 /// The request columns of an ONNX model and which of them fill each input: an input of
@@ -454,7 +454,7 @@ fn onnx_columns(inputs: &[TensorSpec], signature: Option<&[(String, String)]>) -
             _ => (0..width).map(|j| format!("{}_{j}", spec.name)).collect(),
         };
         let start = fields.len();
-        fields.extend(names.into_iter().map(|name| Field { name, kind }));
+        fields.extend(names.into_iter().map(|name| Field { name: name.into(), kind }));
         feeds.push((start..fields.len()).collect());
     }
     (Schema { fields }, feeds)

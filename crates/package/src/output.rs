@@ -13,7 +13,8 @@
 
 use crate::model::{Layout, Predictions};
 use formats::Values;
-use serde_json::{Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 
 fn element(v: &Values, i: usize) -> Value {
     let num = |x: f64| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number);
@@ -52,40 +53,183 @@ pub fn label(labels: &Values, j: usize) -> String {
     }
 }
 
-/// The value of `predictions` in the `/invocations` answer.
-pub fn to_mlflow_json(p: &Predictions) -> Value {
-    let rows = p.rows;
-    let width = |t: &formats::Tensor| p.width(t);
-    match p.layout {
-        Layout::Array => {
-            let t = &p.outputs[0];
-            let w = width(t);
-            if t.shape.len() <= 1 {
-                Value::Array((0..t.values.len()).map(|i| element(&t.values, i)).collect())
-            } else {
-                Value::Array(
-                    (0..rows).map(|r| Value::Array((0..w).map(|j| element(&t.values, r * w + j)).collect())).collect(),
-                )
+/// The value of `predictions` in the `/invocations` answer, written straight to a serializer
+/// (`serde_json::to_value` gives it as a `Value`).
+pub struct Mlflow<'a>(pub &'a Predictions);
+
+/// Element `i` of `v`: numbers as `f64` (non-finite ones serialize as `null` in JSON).
+struct Element<'a>(&'a Values, usize);
+
+impl Serialize for Element<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Element(v, i) = *self;
+        match v {
+            Values::F32(x) => s.serialize_f64(f64::from(x[i])),
+            Values::F64(x) => s.serialize_f64(x[i]),
+            Values::I64(x) => s.serialize_i64(x[i]),
+            Values::Bool(x) => s.serialize_bool(x[i]),
+            Values::Str(x) => s.serialize_str(&x[i]),
+        }
+    }
+}
+
+/// Elements `at..at + len` of `v`, as a list.
+struct Run<'a>(&'a Values, usize, usize);
+
+impl Serialize for Run<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Run(v, at, len) = *self;
+        s.collect_seq((at..at + len).map(|i| Element(v, i)))
+    }
+}
+
+/// Row `r` of output `t` as one record's value: an object from class label to value, the
+/// one value, or a list.
+struct Cell<'a> {
+    p: &'a Predictions,
+    t: usize,
+    r: usize,
+    /// The labels of output `t`'s columns in key order, with their column.
+    labels: Option<&'a [(String, usize)]>,
+}
+
+impl Serialize for Cell<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let t = &self.p.outputs[self.t];
+        let w = self.p.width(t);
+        let at = self.r * w;
+        match self.labels {
+            Some(labels) => s.collect_map(labels.iter().map(|(l, j)| (l, Element(&t.values, at + j)))),
+            None if w == 1 => Element(&t.values, self.r).serialize(s),
+            None => Run(&t.values, at, w).serialize(s),
+        }
+    }
+}
+
+/// `keys` in the order a JSON object's keys are written (sorted; of equal keys the last one,
+/// as an object that is built key by key keeps).
+fn key_order<K: Ord>(keys: impl Iterator<Item = K>) -> Vec<(K, usize)> {
+    let mut keys: Vec<(K, usize)> = keys.enumerate().map(|(i, k)| (k, i)).collect();
+    keys.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    keys.dedup_by(|later, kept| later.0 == kept.0);
+    keys
+}
+
+impl Serialize for Mlflow<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let p = self.0;
+        match p.layout {
+            Layout::Array => {
+                let t = &p.outputs[0];
+                if t.shape.len() <= 1 {
+                    Run(&t.values, 0, t.values.len()).serialize(s)
+                } else {
+                    let w = p.width(t);
+                    s.collect_seq((0..p.rows).map(|r| Run(&t.values, r * w, w)))
+                }
+            }
+            Layout::Records => {
+                let names = key_order(p.outputs.iter().map(|t| t.name.as_str()));
+                let labels: Vec<Option<Vec<(String, usize)>>> = p
+                    .outputs
+                    .iter()
+                    .zip(&p.class_labels)
+                    .map(|(t, l)| l.as_ref().map(|l| key_order((0..p.width(t)).map(|j| label(l, j)))))
+                    .collect();
+                s.collect_seq((0..p.rows).map(|r| Record { p, r, names: &names, labels: &labels }))
             }
         }
-        Layout::Records => Value::Array(
-            (0..rows)
-                .map(|r| {
-                    let mut rec = Map::new();
-                    for (t, labels) in p.outputs.iter().zip(&p.class_labels) {
-                        let w = width(t);
-                        let v = match labels {
-                            Some(l) => {
-                                Value::Object((0..w).map(|j| (label(l, j), element(&t.values, r * w + j))).collect())
-                            }
-                            None if w == 1 => element(&t.values, r),
-                            None => Value::Array((0..w).map(|j| element(&t.values, r * w + j)).collect()),
-                        };
-                        rec.insert(t.name.clone(), v);
-                    }
-                    Value::Object(rec)
-                })
-                .collect(),
-        ),
+    }
+}
+
+/// Row `r` as one record: a key per output.
+struct Record<'a> {
+    p: &'a Predictions,
+    r: usize,
+    names: &'a [(&'a str, usize)],
+    labels: &'a [Option<Vec<(String, usize)>>],
+}
+
+impl Serialize for Record<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.names.len()))?;
+        for &(name, t) in self.names {
+            map.serialize_entry(name, &Cell { p: self.p, t, r: self.r, labels: self.labels[t].as_deref() })?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use formats::Tensor;
+    use serde_json::json;
+
+    fn tensor(name: &str, shape: Vec<usize>, values: Values) -> Tensor {
+        Tensor { name: name.into(), shape, values }
+    }
+
+    /// The answer as text and as a `Value` (which `serde_json` writes the same way).
+    fn written(p: &Predictions) -> Value {
+        let text = serde_json::to_string(&Mlflow(p)).unwrap();
+        let value = serde_json::to_value(Mlflow(p)).unwrap();
+        assert_eq!(text, value.to_string());
+        value
+    }
+
+    #[test]
+    fn arrays_nest_by_shape_and_write_nan_as_null() {
+        let one = Predictions {
+            rows: 3,
+            outputs: vec![tensor("y", vec![3], Values::F32(vec![0.1, f32::NAN, -2.5]))],
+            class_labels: vec![None],
+            layout: Layout::Array,
+        };
+        // f32 widened to f64, as the answer always was.
+        assert_eq!(written(&one), json!([f64::from(0.1f32), null, -2.5]));
+        let wide = Predictions {
+            rows: 2,
+            outputs: vec![tensor("p", vec![2, 2], Values::F64(vec![0.25, 0.75, f64::INFINITY, 1.0]))],
+            class_labels: vec![None],
+            layout: Layout::Array,
+        };
+        assert_eq!(written(&wide), json!([[0.25, 0.75], [null, 1.0]]));
+        let empty = Predictions { rows: 0, outputs: vec![tensor("y", vec![0], Values::F64(vec![]))], ..one };
+        assert_eq!(written(&empty), json!([]));
+    }
+
+    #[test]
+    fn records_key_outputs_and_labels_as_objects_do() {
+        let p = Predictions {
+            rows: 2,
+            outputs: vec![
+                tensor("output_probability", vec![2, 3], Values::F32(vec![0.5, 0.25, 0.25, 0.0, 1.0, 0.0])),
+                tensor("output_label", vec![2], Values::I64(vec![10, 2])),
+                tensor("scores", vec![2, 2], Values::F64(vec![1.0, 2.0, 3.0, 4.0])),
+                tensor("flag", vec![2, 1], Values::Bool(vec![true, false])),
+                tensor("name", vec![2], Values::Str(vec!["a,b".into(), "c".into()])),
+            ],
+            // Labels out of key order, one repeated (the later column's value is kept).
+            class_labels: vec![Some(Values::I64(vec![2, 10, 2])), None, None, None, None],
+            layout: Layout::Records,
+        };
+        assert_eq!(
+            written(&p),
+            json!([
+                {"flag": true, "name": "a,b", "output_label": 10, "output_probability": {"10": 0.25, "2": 0.25},
+                 "scores": [1.0, 2.0]},
+                {"flag": false, "name": "c", "output_label": 2, "output_probability": {"10": 1.0, "2": 0.0},
+                 "scores": [3.0, 4.0]},
+            ])
+        );
+        // Keys come out sorted in the text too.
+        let text = serde_json::to_string(&Mlflow(&p)).unwrap();
+        assert!(
+            text.starts_with(
+                r#"[{"flag":true,"name":"a,b","output_label":10,"output_probability":{"10":0.25,"2":0.25},"#
+            ),
+            "{text}"
+        );
     }
 }

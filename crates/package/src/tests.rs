@@ -34,7 +34,7 @@ fn save_load_round_trip_predicts_the_same() {
     assert_eq!(p.model.flavor(), Flavor::Factory);
     let predictions = p.model.predict(&f).unwrap();
     assert_eq!(predictions.scores(), m.predict(&f).unwrap());
-    assert_eq!(output::to_mlflow_json(&predictions), json!(m.predict(&f).unwrap()));
+    assert_eq!(serde_json::to_value(output::Mlflow(&predictions)).unwrap(), json!(m.predict(&f).unwrap()));
     assert_eq!(p.mlmodel["flavors"][FLAVOR]["model_kind"], m.kind());
     // The ONNX copy and the flavors the stock mlflow.pyfunc loads it through.
     assert_eq!(p.mlmodel["flavors"]["python_function"]["loader_module"], "mlflow.onnx");

@@ -52,7 +52,7 @@ pub async fn score_reference(
     let file = std::fs::File::create(out).map_err(io(out))?;
     let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
     let csv_err = |e: csv::Error| PipelineError::Data(format!("writing {}: {e}", out.display()));
-    let mut header: Vec<&str> = features.columns().iter().map(|c| c.name.as_str()).collect();
+    let mut header: Vec<&str> = features.columns().iter().map(|c| &*c.name).collect();
     header.extend([r.target.as_str(), PROBABILITY, PREDICTION]);
     w.write_record(&header).map_err(csv_err)?;
     for (i, (&target, &prob)) in y.iter().zip(&probability).enumerate() {

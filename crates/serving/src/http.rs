@@ -333,8 +333,10 @@ fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<
 
 /// Writes JSON with every float in shortest round-trip form.
 fn json_reply<T: Serialize>(status: StatusCode, value: &T) -> Response {
-    match serde_json::to_vec(value) {
-        Ok(bytes) => {
+    // Room for a small answer up front, rather than growing from 8 bytes by doubling.
+    let mut bytes = Vec::with_capacity(256);
+    match serde_json::to_writer(&mut bytes, value) {
+        Ok(()) => {
             (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response()
         }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
@@ -418,8 +420,8 @@ fn content_type(headers: &HeaderMap) -> Result<Format, ServeError> {
 /// The `/invocations` answer; `predictions` is shaped per flavor as `mlflow models serve`
 /// shapes it (`package::output`).
 #[derive(Serialize)]
-struct Predictions {
-    predictions: Value,
+struct Predictions<'a> {
+    predictions: package::output::Mlflow<'a>,
 }
 
 /// The `X-Request-Id` header, if the request has one (not text: refused).
@@ -461,7 +463,7 @@ async fn invocations(State(app): App, Payload { headers, body: raw }: Payload) -
         }
     };
     let predictions = app.score(&model, frame, &id).await?;
-    let reply = json_reply(StatusCode::OK, &Predictions { predictions: package::output::to_mlflow_json(&predictions) });
+    let reply = json_reply(StatusCode::OK, &Predictions { predictions: package::output::Mlflow(&predictions) });
     Ok(with_id(reply, id))
 }
 

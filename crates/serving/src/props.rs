@@ -230,7 +230,7 @@ proptest! {
 fn wide_input_row_count_cannot_wrap() {
     let spec = TensorSpec { name: "X".into(), elem: ElemType::F32, shape: vec![-1, 4] };
     let schema = Schema {
-        fields: ["a", "b", "c", "d"].iter().map(|n| Field { name: n.to_string(), kind: ColumnKind::Numeric }).collect(),
+        fields: ["a", "b", "c", "d"].iter().map(|n| Field { name: (*n).into(), kind: ColumnKind::Numeric }).collect(),
     };
     let t = Tensor {
         name: "X".into(),

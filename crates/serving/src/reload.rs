@@ -189,7 +189,7 @@ fn warm_up(pkg: &package::Package) -> Result<(), LoadError> {
     let frame = pkg.example_frame().unwrap_or_else(|| pkg.model.missing_row());
     let p = pkg.model.predict(&frame).map_err(|e| LoadError::WarmUp(e.to_string()))?;
     if p.rows != frame.n_rows() || !p.all_finite() {
-        let shown = package::output::to_mlflow_json(&p);
+        let shown = serde_json::to_string(&package::output::Mlflow(&p)).unwrap_or_default();
         return Err(LoadError::WarmUp(format!("the model returned {shown} for {} example row(s)", frame.n_rows())));
     }
     Ok(())

@@ -274,7 +274,7 @@ impl Serving {
                 .schema()
                 .fields
                 .iter()
-                .map(|f| TensorMeta { name: f.name.clone(), datatype: datatype_for(f.kind), shape: vec![-1] })
+                .map(|f| TensorMeta { name: f.name.to_string(), datatype: datatype_for(f.kind), shape: vec![-1] })
                 .collect(),
         };
         let platform = match model.model.flavor() {
@@ -349,8 +349,8 @@ fn observe(recorder: &sketch::Recorder, frame: &Frame) {
     recorder.observe(frame.n_rows(), |name| {
         let i = next.get();
         let at = match columns.get(i) {
-            Some(c) if c.name == name => Some(i),
-            _ => columns.iter().position(|c| c.name == name),
+            Some(c) if *c.name == *name => Some(i),
+            _ => columns.iter().position(|c| *c.name == *name),
         };
         next.set(at.map_or(i, |a| a + 1));
         match at.map(|a| &columns[a].data) {

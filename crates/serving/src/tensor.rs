@@ -70,7 +70,7 @@ fn invalid(msg: String) -> ServeError {
 }
 
 fn feature_list(schema: &Schema) -> String {
-    schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+    schema.fields.iter().map(|f| &*f.name).collect::<Vec<_>>().join(", ")
 }
 
 /// Checks that the shape has no negative dimension and covers exactly the data.
@@ -193,7 +193,7 @@ pub fn split_wide_inputs(
                 TensorData::Numeric(v) => TensorData::Numeric((0..rows).map(|r| v[r * width + j]).collect()),
                 TensorData::Bytes(v) => TensorData::Bytes((0..rows).map(|r| v[r * width + j].clone()).collect()),
             };
-            let name = schema.fields[start + j].name.clone();
+            let name = schema.fields[start + j].name.to_string();
             out.push(Tensor { name, datatype: t.datatype.clone(), shape: vec![rows as i64], data });
         }
     }
@@ -208,7 +208,7 @@ fn from_columns(inputs: Vec<Tensor>, schema: &Schema) -> Result<Frame, ServeErro
             return Err(invalid(format!("input '{}' is given twice", t.name)));
         }
     }
-    let missing: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).filter(|n| !seen.contains(n)).collect();
+    let missing: Vec<&str> = schema.fields.iter().map(|f| &*f.name).filter(|n| !seen.contains(n)).collect();
     let extra: Vec<&str> = inputs.iter().map(|t| t.name.as_str()).filter(|n| schema.field(n).is_none()).collect();
     if !missing.is_empty() || !extra.is_empty() {
         let mut parts = Vec::new();
@@ -248,7 +248,7 @@ fn from_columns(inputs: Vec<Tensor>, schema: &Schema) -> Result<Frame, ServeErro
         inputs.into_iter().map(|t| (t.name.clone(), t)).collect();
     let mut columns = Vec::with_capacity(schema.fields.len());
     for f in &schema.fields {
-        let t = by_name.remove(&f.name).expect("checked above");
+        let t = by_name.remove(&*f.name).expect("checked above");
         let data = match (f.kind, t.data) {
             (ColumnKind::Numeric, TensorData::Numeric(v)) => ColumnData::Numeric(v),
             (kind @ (ColumnKind::Categorical | ColumnKind::Text), TensorData::Bytes(v)) => {
@@ -290,7 +290,7 @@ fn from_matrix(t: Tensor, schema: &Schema) -> Result<Frame, ServeError> {
     let columns = match t.data {
         TensorData::Numeric(values) => {
             let categorical: Vec<&str> =
-                schema.fields.iter().filter(|f| f.kind == ColumnKind::Categorical).map(|f| f.name.as_str()).collect();
+                schema.fields.iter().filter(|f| f.kind == ColumnKind::Categorical).map(|f| &*f.name).collect();
             if !categorical.is_empty() {
                 return Err(invalid(format!(
                     "input '{}' is a {} tensor, but the model's column(s) {} are categorical: send BYTES, or one input per feature",
@@ -384,7 +384,7 @@ mod tests {
             check(vec![text("c", &[2, 1], &["x", "y"]), num("b", &[2], &[3.0, 4.0]), num("a", &[2, 1], &[1.0, 2.0])])
                 .unwrap();
         assert_eq!(f.n_rows(), 2);
-        assert_eq!(f.columns()[0].name, "a");
+        assert_eq!(&*f.columns()[0].name, "a");
         assert_eq!(f.column("b").unwrap().data, ColumnData::Numeric(vec![3.0, 4.0]));
     }
 

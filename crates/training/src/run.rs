@@ -160,7 +160,7 @@ fn score(task: Task, y: &[f64], p: &[f64]) -> Holdout {
 /// a string target becomes 1 for it and 0 for the other value.
 pub fn split_target(frame: &Frame, target: &str, task: Task, positive: Option<&str>) -> Result<(Frame, Vec<f64>)> {
     let col = frame.column(target).ok_or_else(|| {
-        let names: Vec<&str> = frame.columns().iter().map(|c| c.name.as_str()).collect();
+        let names: Vec<&str> = frame.columns().iter().map(|c| &*c.name).collect();
         TrainError::Data(format!("target column '{target}' is not in the data (columns: {})", names.join(", ")))
     })?;
     let values: Vec<f64> = match (&col.data, task, positive) {

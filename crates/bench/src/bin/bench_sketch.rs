@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
                     for i in 0..args.calls {
                         let frame = &rows[(i + t * 500) % rows.len()];
                         let columns = frame.columns();
-                        recorder.observe(1, |name| match columns.iter().find(|c| c.name == name).map(|c| &c.data) {
+                        recorder.observe(1, |name| match columns.iter().find(|c| *c.name == *name).map(|c| &c.data) {
                             Some(learn::ColumnData::Numeric(v)) => Values::Numeric(v),
                             Some(learn::ColumnData::Categorical(v)) => Values::Categorical(v),
                             _ => Values::Absent,

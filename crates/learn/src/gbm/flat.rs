@@ -33,6 +33,8 @@ use super::tree::{in_set, Coded, Node, Tree};
 const LANES: usize = 8;
 
 thread_local! {
+    /// Scratch for [`Flat::add_block`]: the block's rows, one value per input.
+    static ROWS: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Scratch for [`Flat::add_rows`]: one value per tree.
     static VALUES: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -141,10 +143,20 @@ impl Flat {
     /// (the model's columns, coded).
     pub(crate) fn add_block(&self, cols: &[Coded<'_>], first: usize, out: &mut [f64]) {
         let width = (self.columns + self.derived.len()).max(1);
-        let mut x = vec![f64::NAN; out.len() * width];
+        // Kept per thread, as the trees' values are: a fresh buffer per one-row request is
+        // an allocation for 9 numbers.
+        ROWS.with_borrow_mut(|x| {
+            x.clear();
+            x.resize(out.len() * width, f64::NAN);
+            self.add_block_rows(cols, first, width, x, out);
+        });
+    }
+
+    /// [`Flat::add_block`] with the block's rows in `x` (`width` values each, all missing).
+    fn add_block_rows(&self, cols: &[Coded<'_>], first: usize, width: usize, x: &mut [f64], out: &mut [f64]) {
         for (f, col) in cols.iter().enumerate().take(self.columns) {
             match col {
-                Coded::Numeric(v) => column(&mut x, width, f).zip(&v[first..]).for_each(|(c, &v)| *c = v),
+                Coded::Numeric(v) => column(x, width, f).zip(&v[first..]).for_each(|(c, &v)| *c = v),
                 // Levels are read only through derived inputs (a checked model never compares a
                 // categorical column as a number; were it to, it would read missing, as `Tree`'s walk).
                 Coded::Codes(_) => {}
@@ -153,7 +165,7 @@ impl Flat {
         for (k, (feature, set)) in self.derived.iter().enumerate() {
             // A categorical split on a column coded as numbers reads as missing, as in the tree walk.
             if let Some(Coded::Codes(v)) = cols.get(*feature as usize) {
-                column(&mut x, width, self.columns + k).zip(&v[first..]).for_each(|(c, &code)| {
+                column(x, width, self.columns + k).zip(&v[first..]).for_each(|(c, &code)| {
                     *c = if code == MISSING { f64::NAN } else { f64::from(u8::from(!in_set(set, code))) }
                 });
             }

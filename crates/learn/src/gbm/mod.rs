@@ -533,7 +533,7 @@ pub(crate) fn fit(
         .columns()
         .iter()
         .zip(&gains)
-        .map(|(c, &g)| (c.name.clone(), if total > 0.0 { g / total } else { 0.0 }))
+        .map(|(c, &g)| (c.name.to_string(), if total > 0.0 { g / total } else { 0.0 }))
         .collect();
     feature_importance.sort_by(|a, b| b.1.total_cmp(&a.1));
     let report =

@@ -33,7 +33,7 @@ fn check(input: &str, expect: &str) {
 }
 
 fn schema(fields: &[(&str, ColumnKind)]) -> Schema {
-    Schema { fields: fields.iter().map(|(n, k)| Field { name: n.to_string(), kind: *k }).collect() }
+    Schema { fields: fields.iter().map(|(n, k)| Field { name: (*n).into(), kind: *k }).collect() }
 }
 
 fn check_with(input: &str, fields: &[(&str, ColumnKind)], expect: &str) {
