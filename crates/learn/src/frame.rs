@@ -149,6 +149,25 @@ impl Frame {
         self.columns.iter().find(|c| *c.name == *name)
     }
 
+    /// The column of each of `schema`'s fields, in the schema's order, or the names of the
+    /// fields that have none. A frame built in the schema's order (as a scoring request's is) has each column
+    /// where its field is, so that place is looked at first.
+    pub fn columns_for(&self, schema: &Schema) -> Result<Vec<&Column>, Vec<String>> {
+        let mut found = Vec::with_capacity(schema.fields.len());
+        let mut missing = Vec::new();
+        for (i, f) in schema.fields.iter().enumerate() {
+            match self.columns.get(i).filter(|c| c.name == f.name).or_else(|| self.column(&f.name)) {
+                Some(c) => found.push(c),
+                None => missing.push(f.name.to_string()),
+            }
+        }
+        if missing.is_empty() {
+            Ok(found)
+        } else {
+            Err(missing)
+        }
+    }
+
     /// A new frame with the given rows, in the given order (indices may repeat).
     ///
     /// # Panics

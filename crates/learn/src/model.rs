@@ -156,25 +156,20 @@ impl Model {
     /// Predictions for every row: values (regression) or probabilities of class 1 (binary).
     /// `features` needs every schema column, of the schema's kind; other columns are ignored.
     pub fn predict(&self, features: &Frame) -> Result<Vec<f64>, LearnError> {
-        let missing: Vec<String> = self
-            .schema
-            .fields
-            .iter()
-            .filter(|f| features.column(&f.name).is_none())
-            .map(|f| f.name.to_string())
-            .collect();
-        if !missing.is_empty() {
-            return Err(LearnError::MissingColumns { columns: missing });
-        }
-        let mut cols: Vec<&ColumnData> = Vec::with_capacity(self.schema.fields.len());
-        for f in &self.schema.fields {
-            let c = features.column(&f.name).expect("checked above");
-            // Strings are strings: levels and text are told apart by the schema.
-            if (c.kind() == ColumnKind::Numeric) != (f.kind == ColumnKind::Numeric) {
-                return Err(LearnError::KindMismatch { column: f.name.to_string(), expected: f.kind, found: c.kind() });
-            }
-            cols.push(&c.data);
-        }
+        let cols: Vec<&ColumnData> = features
+            .columns_for(&self.schema)
+            .map_err(|columns| LearnError::MissingColumns { columns })?
+            .into_iter()
+            .zip(&self.schema.fields)
+            .map(|(c, f)| {
+                // Strings are strings: levels and text are told apart by the schema.
+                if (c.kind() == ColumnKind::Numeric) == (f.kind == ColumnKind::Numeric) {
+                    Ok(&c.data)
+                } else {
+                    Err(LearnError::KindMismatch { column: f.name.to_string(), expected: f.kind, found: c.kind() })
+                }
+            })
+            .collect::<Result<_, _>>()?;
         let mut raw = match &self.body {
             Body::Gbm(m) => m.predict_raw(&cols),
             Body::Linear(m) => m.predict_raw(&cols),

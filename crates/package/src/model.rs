@@ -342,12 +342,8 @@ impl Model {
             formats::FormatError::Input(m) => PackageError::Input(m),
             other => PackageError::Predict(other.to_string()),
         };
-        let mut columns = Vec::with_capacity(self.schema.fields.len());
-        for f in &self.schema.fields {
-            columns.push(
-                frame.column(&f.name).ok_or_else(|| PackageError::Input(format!("missing column '{}'", f.name)))?,
-            );
-        }
+        let columns =
+            frame.columns_for(&self.schema).map_err(|m| PackageError::Input(format!("missing column '{}'", m[0])))?;
         match &self.engine {
             Engine::Factory(m) => {
                 let p = m.predict(frame)?;

@@ -18,36 +18,44 @@
 //! walk is a chain of dependent loads per tree. The decisions are the walk's own comparisons,
 //! so each tree gives the same leaf ([`super::flat`]'s test checks both against the trees).
 //!
+//! Trees go in groups of up to 256, each with its own sorted splits: a split names its tree
+//! by a `u8`, so the pass finds the tree's mask in a fixed array without a bounds check (a
+//! forest of more trees makes one pass per group).
+//!
 //! Trees of up to 64 leaves (one `u64` mask) with thresholds that are numbers; other forests
 //! are walked.
 
-use std::cell::RefCell;
-
-/// A split of one input, in threshold order: the tree it is in and the leaves it leaves.
+/// A split of one input, in threshold order: its threshold, the leaves it leaves and the tree
+/// it is in, within its group (one record, so that a row's pass reads one stream).
 #[derive(Debug, Clone, Copy)]
 struct Split {
-    tree: u32,
+    threshold: f64,
     keep: u64,
+    tree: u8,
 }
 
-/// The splits of a forest by input, ready to find a row's exit leaves.
+/// Trees per [`Group`]: a `u8` names one, so a mask is found without a bounds check.
+const GROUP: usize = 256;
+
+/// The splits of up to [`GROUP`] consecutive trees, by input.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Exits {
-    /// Per input: its range in `thresholds` and `splits`, sorted by threshold.
+struct Group {
+    /// Per input: its range in `splits`, sorted by threshold.
     by_input: Vec<(u32, u32)>,
-    thresholds: Vec<f64>,
     splits: Vec<Split>,
     /// Per input: its range in `missing_right`, the splits that send a missing value right.
     missing: Vec<(u32, u32)>,
     missing_right: Vec<Split>,
+}
+
+/// The splits of a forest, ready to find a row's exit leaves.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Exits {
+    /// Trees `GROUP * g..` are group `g`'s.
+    groups: Vec<Group>,
     /// Per tree: where its leaves' values start in `leaves` (left to right).
     first_leaf: Vec<u32>,
     leaves: Vec<f64>,
-}
-
-thread_local! {
-    /// Scratch for [`Exits::values`]: one mask of possible leaves per tree.
-    static MASKS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A node as [`Exits::new`] reads it: a leaf, or a split of `input` at `threshold` (`x <=
@@ -62,11 +70,22 @@ impl Exits {
     /// a tree has more than 64 leaves or a threshold is not a number.
     pub(super) fn new(trees: &[u32], node: impl Fn(u32) -> Node, inputs: usize) -> Option<Exits> {
         let mut ex = Exits::default();
-        // Per input, its splits as (threshold, split) and its missing-right splits.
-        let mut per_input: Vec<Vec<(f64, Split)>> = vec![Vec::new(); inputs];
+        for group in trees.chunks(GROUP) {
+            let group = ex.group(group, &node, inputs)?;
+            ex.groups.push(group);
+        }
+        Some(ex)
+    }
+
+    /// The splits of `trees` (at most [`GROUP`]), whose leaves it numbers after those already
+    /// in `self.leaves`.
+    fn group(&mut self, trees: &[u32], node: impl Fn(u32) -> Node, inputs: usize) -> Option<Group> {
+        let (ex, mut group) = (self, Group::default());
+        // Per input, its splits and its missing-right splits.
+        let mut per_input: Vec<Vec<Split>> = vec![Vec::new(); inputs];
         let mut per_input_missing: Vec<Vec<Split>> = vec![Vec::new(); inputs];
         for (t, &root) in trees.iter().enumerate() {
-            let tree = u32::try_from(t).ok()?;
+            let tree = u8::try_from(t).ok()?;
             let first = ex.leaves.len();
             ex.first_leaf.push(u32::try_from(first).ok()?);
             // Depth first, left before right, so leaves are numbered left to right; a split's
@@ -99,8 +118,8 @@ impl Exits {
                         let to = ex.leaves.len() - first;
                         // Leaves from..to are the left subtree's.
                         let left_leaves = (u64::MAX >> (64 - (to - from))) << from;
-                        let split = Split { tree, keep: !left_leaves };
-                        per_input[input as usize].push((threshold, split));
+                        let split = Split { threshold, keep: !left_leaves, tree };
+                        per_input[input as usize].push(split);
                         if !missing_left {
                             per_input_missing[input as usize].push(split);
                         }
@@ -111,44 +130,41 @@ impl Exits {
         }
         for (splits, missing) in per_input.iter_mut().zip(per_input_missing) {
             // Stable: splits of equal thresholds keep their order (any order gives the same masks).
-            splits.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let at = u32::try_from(ex.splits.len()).ok()?;
-            ex.thresholds.extend(splits.iter().map(|s| s.0));
-            ex.splits.extend(splits.iter().map(|s| s.1));
-            ex.by_input.push((at, u32::try_from(ex.splits.len()).ok()?));
-            let at = u32::try_from(ex.missing_right.len()).ok()?;
-            ex.missing_right.extend(missing);
-            ex.missing.push((at, u32::try_from(ex.missing_right.len()).ok()?));
+            splits.sort_by(|a, b| a.threshold.total_cmp(&b.threshold));
+            let at = u32::try_from(group.splits.len()).ok()?;
+            group.splits.extend_from_slice(splits);
+            group.by_input.push((at, u32::try_from(group.splits.len()).ok()?));
+            let at = u32::try_from(group.missing_right.len()).ok()?;
+            group.missing_right.extend(missing);
+            group.missing.push((at, u32::try_from(group.missing_right.len()).ok()?));
         }
-        Some(ex)
+        Some(group)
     }
 
     /// Writes each tree's exit leaf value for `row` (one value per input) into `values[tree]`.
     pub(super) fn values(&self, row: &[f64], values: &mut [f64]) {
-        MASKS.with_borrow_mut(|masks| {
-            masks.clear();
-            masks.resize(self.first_leaf.len(), u64::MAX);
-            // A slice, so that the loops keep its address and length in registers.
-            let masks = masks.as_mut_slice();
-            for ((&x, &(lo, hi)), &(mlo, mhi)) in row.iter().zip(&self.by_input).zip(&self.missing) {
+        for ((group, values), first_leaf) in
+            self.groups.iter().zip(values.chunks_mut(GROUP)).zip(self.first_leaf.chunks(GROUP))
+        {
+            let mut masks = [u64::MAX; GROUP];
+            for ((&x, &(lo, hi)), &(mlo, mhi)) in row.iter().zip(&group.by_input).zip(&group.missing) {
                 if x.is_nan() {
-                    for s in &self.missing_right[mlo as usize..mhi as usize] {
-                        masks[s.tree as usize] &= s.keep;
+                    for s in &group.missing_right[mlo as usize..mhi as usize] {
+                        masks[usize::from(s.tree)] &= s.keep;
                     }
                     continue;
                 }
-                let (lo, hi) = (lo as usize, hi as usize);
-                for (&t, s) in self.thresholds[lo..hi].iter().zip(&self.splits[lo..hi]) {
-                    if x <= t {
+                for s in &group.splits[lo as usize..hi as usize] {
+                    if x <= s.threshold {
                         // Goes left here and at every later (larger) threshold.
                         break;
                     }
-                    masks[s.tree as usize] &= s.keep;
+                    masks[usize::from(s.tree)] &= s.keep;
                 }
             }
-            for ((v, &m), &first) in values.iter_mut().zip(masks.iter()).zip(&self.first_leaf) {
+            for ((v, &m), &first) in values.iter_mut().zip(&masks).zip(first_leaf) {
                 *v = self.leaves[first as usize + m.trailing_zeros() as usize];
             }
-        });
+        }
     }
 }

@@ -384,7 +384,9 @@ mod tests {
         let mut rng = crate::rng(7);
         for forest in 0..40 {
             let big = forest % 10 == 9;
-            let trees: Vec<Tree> = (0..rng.random_range(1..30))
+            // Some forests span more than one group of trees in `Exits`.
+            let n = if forest % 10 == 4 { rng.random_range(257..600) } else { rng.random_range(1..30) };
+            let trees: Vec<Tree> = (0..n)
                 .map(|t| {
                     let leaves = if big && t == 0 { 65 } else { rng.random_range(1..=64) };
                     random_tree(&mut rng, leaves)

@@ -1,6 +1,6 @@
 //! Frames and row splits.
 
-use learn::{train_test_split, Column, ColumnData, Frame};
+use learn::{train_test_split, Column, ColumnData, ColumnKind, Field, Frame, Schema};
 
 use crate::{cats, frame};
 
@@ -17,6 +17,22 @@ fn select_rows_and_without() {
     assert_eq!(g.columns().len(), 1);
     assert!(g.column("x").is_none());
     assert_eq!(f.without("nope"), f);
+}
+
+#[test]
+fn columns_for_finds_each_field_wherever_it_is() {
+    let schema = |names: &[&str]| Schema {
+        fields: names.iter().map(|n| Field { name: (*n).into(), kind: ColumnKind::Numeric }).collect(),
+    };
+    let names = |cols: Vec<&Column>| cols.iter().map(|c| c.name.to_string()).collect::<Vec<_>>();
+    let f = sample();
+    // In the frame's order, in another order, a subset, and fields the frame lacks.
+    assert_eq!(names(f.columns_for(&schema(&["x", "c"])).unwrap()), ["x", "c"]);
+    assert_eq!(names(f.columns_for(&schema(&["c", "x"])).unwrap()), ["c", "x"]);
+    assert_eq!(names(f.columns_for(&schema(&["c"])).unwrap()), ["c"]);
+    assert_eq!(f.columns_for(&schema(&["y", "x", "z"])).unwrap_err(), ["y", "z"]);
+    // A column where its field is but of another name is not taken for it.
+    assert_eq!(f.columns_for(&schema(&["c", "y"])).unwrap_err(), ["y"]);
 }
 
 #[test]
