@@ -150,8 +150,8 @@ impl Frame {
     }
 
     /// The column of each of `schema`'s fields, in the schema's order, or the names of the
-    /// fields that have none. A frame built in the schema's order (as a scoring request's is) has each column
-    /// where its field is, so that place is looked at first.
+    /// fields that have none. A frame built in the schema's order (as a scoring request's is)
+    /// has each column where its field is, so that place is looked at first.
     pub fn columns_for(&self, schema: &Schema) -> Result<Vec<&Column>, Vec<String>> {
         let mut found = Vec::with_capacity(schema.fields.len());
         let mut missing = Vec::new();

@@ -129,7 +129,8 @@ impl Serialize for Mlflow<'_> {
                 }
             }
             Layout::Records => {
-                let names = key_order(p.outputs.iter().map(|t| t.name.as_str()));
+                // An output without an entry in `class_labels` is left out, as it always was.
+                let names = key_order(p.outputs.iter().zip(&p.class_labels).map(|(t, _)| t.name.as_str()));
                 let labels: Vec<Option<Vec<(String, usize)>>> = p
                     .outputs
                     .iter()
