@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     };
     match package::input::from_csv(data, &schema) {
         Ok(frame) => {
-            let names: Vec<&str> = frame.columns().iter().map(|c| c.name.as_str()).collect();
+            let names: Vec<&str> = frame.columns().iter().map(|c| &*c.name).collect();
             assert!(names.contains(&"x") && names.contains(&"c"), "{names:?}");
         }
         Err(PackageError::Input(_)) => {}

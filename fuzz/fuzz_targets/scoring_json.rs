@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     match package::input::from_json(payload, &schema) {
         Ok(frame) => {
             assert!(frame.n_rows() > 0);
-            let names: Vec<&str> = frame.columns().iter().map(|c| c.name.as_str()).collect();
+            let names: Vec<&str> = frame.columns().iter().map(|c| &*c.name).collect();
             assert_eq!(names, ["x", "c"]);
             if let Some(fast) = fast {
                 // Debug, not ==: a missing number is NaN on both sides.
