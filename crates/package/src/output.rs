@@ -14,18 +14,6 @@
 use crate::model::{Layout, Predictions};
 use formats::Values;
 use serde::ser::{Serialize, SerializeMap, Serializer};
-use serde_json::Value;
-
-fn element(v: &Values, i: usize) -> Value {
-    let num = |x: f64| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number);
-    match v {
-        Values::F32(x) => num(f64::from(x[i])),
-        Values::F64(x) => num(x[i]),
-        Values::I64(x) => Value::from(x[i]),
-        Values::Bool(x) => Value::Bool(x[i]),
-        Values::Str(x) => Value::String(x[i].clone()),
-    }
-}
 
 /// A CSV cell: the shortest text that reads back to the same number (empty for NaN),
 /// text with quotes when it needs them.
@@ -46,10 +34,8 @@ pub fn text(v: &Values, i: usize) -> String {
 pub fn label(labels: &Values, j: usize) -> String {
     match labels {
         Values::Str(s) => s[j].clone(),
-        other => match element(other, j) {
-            Value::String(s) => s,
-            v => v.to_string(),
-        },
+        // A number or a bool as JSON writes it (a non-finite number as `null`).
+        other => serde_json::to_string(&Element(other, j)).unwrap_or_default(),
     }
 }
 
@@ -165,7 +151,7 @@ impl Serialize for Record<'_> {
 mod tests {
     use super::*;
     use formats::Tensor;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn tensor(name: &str, shape: Vec<usize>, values: Values) -> Tensor {
         Tensor { name: name.into(), shape, values }
@@ -224,6 +210,12 @@ mod tests {
                  "scores": [3.0, 4.0]},
             ])
         );
+        // Labels as text: strings as they are, numbers and bools as JSON writes them.
+        assert_eq!(label(&Values::I64(vec![2, 10]), 1), "10");
+        assert_eq!(label(&Values::F32(vec![1.5, f32::NAN]), 0), "1.5");
+        assert_eq!(label(&Values::F32(vec![1.5, f32::NAN]), 1), "null");
+        assert_eq!(label(&Values::Bool(vec![true]), 0), "true");
+        assert_eq!(label(&Values::Str(vec!["a,b".into()]), 0), "a,b");
         // Keys come out sorted in the text too.
         let text = serde_json::to_string(&Mlflow(&p)).unwrap();
         assert!(
