@@ -7,10 +7,9 @@
 //! merging compare integers.
 
 use crate::error::{DriftError, Result};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::hint::select_unpredictable;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -95,15 +94,8 @@ impl Budget {
         }
         let path = self.spill_path();
         let file = File::create(&path).map_err(|e| DriftError::io(&path, e))?;
-        let mut w = BufWriter::with_capacity(1 << 16, file);
-        let mut buf = vec![0u8; 8192 * 8];
-        for chunk in run.chunks(8192) {
-            for (dst, k) in buf.chunks_exact_mut(8).zip(chunk) {
-                dst.copy_from_slice(&k.to_le_bytes());
-            }
-            w.write_all(&buf[..chunk.len() * 8]).map_err(|e| DriftError::io(&path, e))?;
-        }
-        w.flush().map_err(|e| DriftError::io(&path, e))?;
+        let mut w = KeyWriter::new(file);
+        w.write(&run).and_then(|()| w.finish()).map_err(|e| DriftError::io(&path, e))?;
         self.spilled_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         Ok(SortedRun(Run::File { path, len: run.len() }))
     }
@@ -113,18 +105,25 @@ impl Budget {
         let runs: Vec<Run> = batch.into_iter().map(|r| r.0).collect();
         let path = self.spill_path();
         let file = File::create(&path).map_err(|e| DriftError::io(&path, e))?;
-        let mut w = BufWriter::with_capacity(1 << 16, file);
+        let mut w = KeyWriter::new(file);
         let mut merged = open_runs(&runs)?;
         let mut len = 0usize;
+        let mut keys = Vec::with_capacity(FILE_CHUNK);
         loop {
             let k = merged.next_key()?;
+            if k != END {
+                keys.push(k);
+            }
+            if keys.len() == FILE_CHUNK || (k == END && !keys.is_empty()) {
+                w.write(&keys).map_err(|e| DriftError::io(&path, e))?;
+                len += keys.len();
+                keys.clear();
+            }
             if k == END {
                 break;
             }
-            w.write_all(&k.to_le_bytes()).map_err(|e| DriftError::io(&path, e))?;
-            len += 1;
         }
-        w.flush().map_err(|e| DriftError::io(&path, e))?;
+        w.finish().map_err(|e| DriftError::io(&path, e))?;
         drop(merged);
         for r in runs {
             if let Run::File { path, .. } = r {
@@ -152,6 +151,31 @@ impl Budget {
     fn spill_path(&self) -> PathBuf {
         let n = self.next_file.fetch_add(1, Ordering::Relaxed);
         self.dir.path().join(format!("run-{n}.bin"))
+    }
+}
+
+/// Writes keys to a spill file as little-endian bytes, a chunk at a time.
+struct KeyWriter {
+    file: File,
+    bytes: Vec<u8>,
+}
+
+impl KeyWriter {
+    fn new(file: File) -> Self {
+        KeyWriter { file, bytes: Vec::with_capacity(FILE_CHUNK * 8) }
+    }
+
+    fn write(&mut self, keys: &[u64]) -> std::io::Result<()> {
+        for chunk in keys.chunks(FILE_CHUNK) {
+            self.bytes.clear();
+            self.bytes.extend(chunk.iter().flat_map(|k| k.to_le_bytes()));
+            self.file.write_all(&self.bytes)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 
@@ -309,13 +333,14 @@ impl Runs {
 fn open_runs(runs: &[Run]) -> Result<Merged<'_>> {
     let mut cursors = Vec::with_capacity(runs.len());
     for run in runs {
-        cursors.push(match run {
-            Run::Memory(v) => Cursor::Memory { data: v, pos: 0 },
+        let source = match run {
+            Run::Memory(v) => Source::Memory(v),
             Run::File { path, len } => {
                 let file = File::open(path).map_err(|e| DriftError::io(path, e))?;
-                Cursor::File { file, path, left: *len, buf: Vec::new(), bytes: Vec::new(), pos: 0 }
+                Source::File { file, path, left: *len, bytes: Vec::new() }
             }
-        });
+        };
+        cursors.push(Cursor { buf: Vec::new(), pos: 0, source });
     }
     Merged::new(cursors)
 }
@@ -337,116 +362,144 @@ impl Drop for Runs {
 /// Sentinel for an exhausted stream: larger than the key of any finite value.
 pub const END: u64 = u64::MAX;
 
-enum Cursor<'a> {
-    Memory { data: &'a [u64], pos: usize },
-    File { file: File, path: &'a Path, left: usize, buf: Vec<u64>, bytes: Vec<u8>, pos: usize },
+/// A sorted run being read a chunk at a time.
+struct Cursor<'a> {
+    /// The current chunk; `pos` is the next key to hand out.
+    buf: Vec<u64>,
+    pos: usize,
+    source: Source<'a>,
+}
+
+enum Source<'a> {
+    /// What is left of a run held in memory.
+    Memory(&'a [u64]),
+    File {
+        file: File,
+        path: &'a Path,
+        left: usize,
+        bytes: Vec<u8>,
+    },
 }
 
 /// Values read from a spilled run at a time.
-const FILE_CHUNK: usize = 1 << 12;
+const FILE_CHUNK: usize = 1 << 11;
 /// Spilled runs merged at once; more are first compacted (see [`Runs::take_compaction`]).
-pub const MAX_FAN_IN: usize = 16;
+pub const MAX_FAN_IN: usize = 48;
 
 impl Cursor<'_> {
     /// Moves to the next key and returns it ([`END`] when exhausted). A fresh cursor starts
     /// before its first key.
     #[inline]
     fn next(&mut self) -> Result<u64> {
-        match self {
-            Cursor::Memory { data, pos } => {
-                let k = data.get(*pos).copied().unwrap_or(END);
-                *pos += 1;
-                Ok(k)
-            }
-            Cursor::File { buf, pos, .. } => {
-                if let Some(&k) = buf.get(*pos) {
-                    *pos += 1;
-                    return Ok(k);
-                }
-                self.refill()
-            }
+        if let Some(&k) = self.buf.get(self.pos) {
+            self.pos += 1;
+            return Ok(k);
         }
+        self.refill()
     }
 
+    /// Reads the next chunk (copied from memory, decoded from the file) and returns its first key.
     #[cold]
     fn refill(&mut self) -> Result<u64> {
-        let Cursor::File { file, path, left, buf, bytes, pos } = self else {
-            return Ok(END);
-        };
-        if *left == 0 {
-            return Ok(END);
+        self.buf.clear();
+        match &mut self.source {
+            Source::Memory(data) => {
+                let (chunk, rest) = data.split_at(data.len().min(FILE_CHUNK));
+                self.buf.extend_from_slice(chunk);
+                *data = rest;
+            }
+            Source::File { file, path, left, bytes } => {
+                let n = (*left).min(FILE_CHUNK);
+                bytes.resize(n * 8, 0);
+                file.read_exact(bytes).map_err(|e| DriftError::io(*path, e))?;
+                self.buf.extend(bytes.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))));
+                *left -= n;
+            }
         }
-        let n = (*left).min(FILE_CHUNK);
-        bytes.resize(n * 8, 0);
-        file.read_exact(bytes).map_err(|e| DriftError::io(*path, e))?;
-        buf.clear();
-        buf.extend(bytes.chunks_exact(8).map(|b| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(b);
-            u64::from_le_bytes(a)
-        }));
-        *left -= n;
-        *pos = 1;
-        Ok(buf[0])
+        self.pos = 1;
+        Ok(self.buf.first().copied().unwrap_or(END))
     }
 }
 
-/// Above this many runs the merge keeps its heads in a binary heap instead of scanning them.
-const LINEAR_MERGE_MAX: usize = 8;
+/// One run's current key in the tournament.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    key: u64,
+    run: usize,
+}
 
-/// A k-way merge of sorted runs.
+/// A k-way merge of sorted runs: a tournament (loser) tree over the runs' current keys, so
+/// each key costs log2(k) comparisons, replaying only the path of the run that gave the last
+/// key. Nodes hold the keys themselves, so a step reads one node and no run.
 pub struct Merged<'a> {
     cursors: Vec<Cursor<'a>>,
-    heads: Vec<u64>,
-    heap: BinaryHeap<Reverse<(u64, usize)>>,
+    /// `nodes[n]` for inner node `n` (children `2n` and `2n + 1`; run `i` is leaf
+    /// `nodes.len() + i`, runs padded with [`END`] to a power of two) holds the entry that lost
+    /// there; `nodes[0]` holds the overall winner.
+    nodes: Vec<Entry>,
+    /// Keys merged ahead, handed out from `pos`: the tournament runs in a loop of its own,
+    /// not once per call.
+    out: Vec<u64>,
+    pos: usize,
 }
 
 impl<'a> Merged<'a> {
     fn new(mut cursors: Vec<Cursor<'a>>) -> Result<Self> {
-        let heads = cursors.iter_mut().map(Cursor::next).collect::<Result<Vec<_>>>()?;
-        let mut heap = BinaryHeap::new();
-        if heads.len() > LINEAR_MERGE_MAX {
-            heap.extend(heads.iter().enumerate().filter(|(_, &k)| k != END).map(|(i, &k)| Reverse((k, i))));
+        let p = cursors.len().next_power_of_two();
+        // Play the tournament bottom-up once: winners of every node, losers kept.
+        let mut winners = vec![Entry { key: END, run: 0 }; 2 * p];
+        for (run, w) in winners[p..].iter_mut().enumerate() {
+            let key = match cursors.get_mut(run) {
+                Some(c) => c.next()?,
+                None => END,
+            };
+            *w = Entry { key, run };
         }
-        Ok(Merged { cursors, heads, heap })
+        let mut nodes = vec![Entry { key: END, run: 0 }; p];
+        for n in (1..p).rev() {
+            let (a, b) = (winners[2 * n], winners[2 * n + 1]);
+            let (win, lose) = if b.key < a.key { (b, a) } else { (a, b) };
+            winners[n] = win;
+            nodes[n] = lose;
+        }
+        nodes[0] = winners[1];
+        Ok(Merged { cursors, nodes, out: Vec::new(), pos: 0 })
     }
 
     /// The next key, or [`END`] at the end.
     #[inline]
     pub fn next_key(&mut self) -> Result<u64> {
-        let n = self.heads.len();
-        if n == 1 {
-            let k = self.heads[0];
-            if k != END {
-                self.heads[0] = self.cursors[0].next()?;
-            }
+        if let Some(&k) = self.out.get(self.pos) {
+            self.pos += 1;
             return Ok(k);
         }
-        if n > LINEAR_MERGE_MAX {
-            let Some(mut top) = self.heap.peek_mut() else {
-                return Ok(END);
-            };
-            let Reverse((k, i)) = *top;
-            let next = self.cursors[i].next()?;
-            if next == END {
-                std::collections::binary_heap::PeekMut::pop(top);
-            } else {
-                *top = Reverse((next, i));
+        self.fill()
+    }
+
+    /// Merges the next chunk of keys into `out` and returns the first ([`END`] at the end).
+    fn fill(&mut self) -> Result<u64> {
+        self.out.clear();
+        let leaves = self.nodes.len();
+        while self.out.len() < FILE_CHUNK {
+            let top = self.nodes[0];
+            if top.key == END {
+                break;
             }
-            return Ok(k);
-        }
-        let mut best = 0;
-        let mut min = END;
-        for (i, &h) in self.heads.iter().enumerate() {
-            if h < min {
-                min = h;
-                best = i;
+            self.out.push(top.key);
+            let mut cur = Entry { key: self.cursors[top.run].next()?, run: top.run };
+            let mut node = (top.run + leaves) / 2;
+            while node > 0 {
+                let n = self.nodes[node];
+                // Which run wins here is data, not a pattern: selects, not a branch.
+                let swap = n.key < cur.key;
+                self.nodes[node] = select_unpredictable(swap, cur, n);
+                cur = select_unpredictable(swap, n, cur);
+                node /= 2;
             }
+            self.nodes[0] = cur;
         }
-        if min != END {
-            self.heads[best] = self.cursors[best].next()?;
-        }
-        Ok(min)
+        self.pos = 1;
+        Ok(self.out.first().copied().unwrap_or(END))
     }
 }
 
@@ -526,12 +579,49 @@ mod tests {
         assert_eq!(v, want);
     }
 
+    /// Any number of runs, of any lengths (some empty, some longer than a chunk), with
+    /// repeated keys within and across runs, merge into the sorted whole.
+    #[test]
+    fn tournament_merges_any_number_of_runs() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for k in [0, 1, 2, 3, 5, 8, 9, 17, 64, 100] {
+            let runs: Vec<Run> = (0..k)
+                .map(|i| {
+                    let len = if i % 4 == 3 { 0 } else { (next() % (3 * FILE_CHUNK as u64)) as usize };
+                    let mut v: Vec<u64> = (0..len).map(|_| next() % 5000).collect();
+                    v.sort_unstable();
+                    Run::Memory(v)
+                })
+                .collect();
+            let mut want: Vec<u64> =
+                runs.iter().flat_map(|r| if let Run::Memory(v) = r { v.clone() } else { Vec::new() }).collect();
+            want.sort_unstable();
+            let mut merged = open_runs(&runs).unwrap();
+            let mut got = Vec::new();
+            loop {
+                let key = merged.next_key().unwrap();
+                if key == END {
+                    break;
+                }
+                got.push(key);
+            }
+            assert_eq!(merged.next_key().unwrap(), END, "{k} runs: stays at the end");
+            assert_eq!(got, want, "{k} runs");
+        }
+    }
+
     /// Values pushed past the budget come back merged and complete, from memory and disk.
     #[test]
     fn spilled_runs_merge_back_in_order() {
-        let budget = Budget::new(1 << 20, 1, None).unwrap();
+        let budget = Budget::new(1 << 18, 1, None).unwrap();
         let mut runs = Runs::new(budget.clone());
-        let n = 40 * budget.run_len + 123; // more than 2·MAX_FAN_IN runs: compaction happens
+        let n = (2 * MAX_FAN_IN + 8) * budget.run_len + 123; // more than 2·MAX_FAN_IN runs: compaction happens
         let data: Vec<u64> = (0..n as u64).map(|i| key(((i * 7919) % n as u64) as f64)).collect();
         for chunk in data.chunks(10_000) {
             for buf in runs.extend(chunk) {
