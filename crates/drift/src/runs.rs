@@ -95,7 +95,7 @@ impl Budget {
         let path = self.spill_path();
         let file = File::create(&path).map_err(|e| DriftError::io(&path, e))?;
         let mut w = KeyWriter::new(file);
-        w.write(&run).and_then(|()| w.finish()).map_err(|e| DriftError::io(&path, e))?;
+        w.write(&run).map_err(|e| DriftError::io(&path, e))?;
         self.spilled_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         Ok(SortedRun(Run::File { path, len: run.len() }))
     }
@@ -108,22 +108,14 @@ impl Budget {
         let mut w = KeyWriter::new(file);
         let mut merged = open_runs(&runs)?;
         let mut len = 0usize;
-        let mut keys = Vec::with_capacity(FILE_CHUNK);
         loop {
-            let k = merged.next_key()?;
-            if k != END {
-                keys.push(k);
-            }
-            if keys.len() == FILE_CHUNK || (k == END && !keys.is_empty()) {
-                w.write(&keys).map_err(|e| DriftError::io(&path, e))?;
-                len += keys.len();
-                keys.clear();
-            }
-            if k == END {
+            let keys = merged.next_chunk()?;
+            if keys.is_empty() {
                 break;
             }
+            w.write(keys).map_err(|e| DriftError::io(&path, e))?;
+            len += keys.len();
         }
-        w.finish().map_err(|e| DriftError::io(&path, e))?;
         drop(merged);
         for r in runs {
             if let Run::File { path, .. } = r {
@@ -154,7 +146,8 @@ impl Budget {
     }
 }
 
-/// Writes keys to a spill file as little-endian bytes, a chunk at a time.
+/// Writes keys to a spill file as little-endian bytes, a chunk at a time (straight to the
+/// file: nothing is buffered, so nothing needs flushing).
 struct KeyWriter {
     file: File,
     bytes: Vec<u8>,
@@ -172,10 +165,6 @@ impl KeyWriter {
             self.file.write_all(&self.bytes)?;
         }
         Ok(())
-    }
-
-    fn finish(&mut self) -> std::io::Result<()> {
-        self.file.flush()
     }
 }
 
@@ -473,11 +462,24 @@ impl<'a> Merged<'a> {
             self.pos += 1;
             return Ok(k);
         }
-        self.fill()
+        self.fill()?;
+        self.pos = 1;
+        Ok(self.out.first().copied().unwrap_or(END))
     }
 
-    /// Merges the next chunk of keys into `out` and returns the first ([`END`] at the end).
-    fn fill(&mut self) -> Result<u64> {
+    /// The keys not yet handed out, up to a chunk of them (empty at the end).
+    pub fn next_chunk(&mut self) -> Result<&[u64]> {
+        if self.pos >= self.out.len() {
+            self.fill()?;
+            self.pos = 0;
+        }
+        let start = self.pos;
+        self.pos = self.out.len();
+        Ok(&self.out[start..])
+    }
+
+    /// Merges the next chunk of keys into `out`, replacing what was there (none at the end).
+    fn fill(&mut self) -> Result<()> {
         self.out.clear();
         let leaves = self.nodes.len();
         while self.out.len() < FILE_CHUNK {
@@ -498,8 +500,7 @@ impl<'a> Merged<'a> {
             }
             self.nodes[0] = cur;
         }
-        self.pos = 1;
-        Ok(self.out.first().copied().unwrap_or(END))
+        Ok(())
     }
 }
 
@@ -613,6 +614,18 @@ mod tests {
             }
             assert_eq!(merged.next_key().unwrap(), END, "{k} runs: stays at the end");
             assert_eq!(got, want, "{k} runs");
+            // Chunks after a few single keys give the rest, each key once.
+            let mut merged = open_runs(&runs).unwrap();
+            let mut got: Vec<u64> = (0..3).map(|_| merged.next_key().unwrap()).filter(|&k| k != END).collect();
+            loop {
+                let chunk = merged.next_chunk().unwrap();
+                if chunk.is_empty() {
+                    break;
+                }
+                assert!(chunk.len() <= FILE_CHUNK);
+                got.extend_from_slice(chunk);
+            }
+            assert_eq!(got, want, "{k} runs, by chunks");
         }
     }
 
