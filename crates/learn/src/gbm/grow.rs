@@ -10,8 +10,10 @@
 //! missing values being one more level. Ties are broken by lowest feature index and, among
 //! leaves, lowest node index, so the result never depends on timing.
 
+use rayon::prelude::*;
+
 use super::binning::MISSING;
-use super::hist::{self, Bin, Hist, N_BINS};
+use super::hist::{self, Accumulate, Hist, N_BINS};
 use super::tree::{in_set, Node, Tree};
 
 /// Smallest hessian sum a child may have (scikit-learn's `min_hessian_to_split`).
@@ -26,8 +28,11 @@ pub(crate) struct TrainData {
     pub(crate) n_rows: usize,
     /// Number of features.
     pub(crate) n_features: usize,
-    /// Bin codes, row-major: row `r` is `codes[r * n_features..][..n_features]`.
+    /// Bin codes, row-major: row `r` is `codes[r * n_features..][..n_features]` (what the
+    /// histograms read, a row at a time).
     pub(crate) codes: Vec<u8>,
+    /// The same codes column by column (what partitioning reads, one feature at a time).
+    pub(crate) columns: Vec<Vec<u8>>,
     /// Number of non-missing bins (numeric) or levels (categorical) per feature.
     pub(crate) n_bins: Vec<usize>,
     pub(crate) has_missing: Vec<bool>,
@@ -64,12 +69,12 @@ struct Split {
 }
 
 /// A leaf still open for splitting.
-struct Open {
+struct Open<B> {
     id: usize,
     start: usize,
     end: usize,
     depth: usize,
-    hist: Hist,
+    hist: Hist<B>,
     split: Split,
 }
 
@@ -105,18 +110,20 @@ struct Prefix {
     scores: [f64; N_BINS],
 }
 
-/// Grows trees over one [`TrainData`]; keeps the row partition between calls.
-pub(crate) struct Grower<'a> {
+/// Grows trees over one [`TrainData`]; keeps the row partition between calls. `B` is the
+/// histogram bin of the loss: [`hist::Unit`] when the hessian is constant, else
+/// [`hist::Newton`].
+pub(crate) struct Grower<'a, B> {
     data: &'a TrainData,
     params: GrowParams,
     partition: Vec<u32>,
     scratch: Vec<u32>,
     prefix: Box<Prefix>,
-    pool: hist::Pool,
+    pool: hist::Pool<B>,
 }
 
-impl<'a> Grower<'a> {
-    pub(crate) fn new(data: &'a TrainData, params: GrowParams) -> Grower<'a> {
+impl<'a, B: Accumulate> Grower<'a, B> {
+    pub(crate) fn new(data: &'a TrainData, params: GrowParams) -> Grower<'a, B> {
         Grower {
             data,
             params,
@@ -148,12 +155,12 @@ impl<'a> Grower<'a> {
         let sum_g: f64 = grad.iter().sum();
         let sum_h: f64 = hess.map_or(n as f64, |h| h.iter().sum());
         let root = Child { id: 0, start: 0, end: n, g: sum_g, h: sum_h, value: node_value(sum_g, sum_h, p.l2) };
-        let mut open: Vec<Open> = Vec::new();
+        let mut open: Vec<Open<B>> = Vec::new();
         if n < 2 * p.min_samples_leaf || sum_h < MIN_HESSIAN {
             finalize(&mut out, &root, p.learning_rate);
         } else {
             let h = hist::build(&mut self.pool, &self.data.codes, self.data.n_features, &self.partition, grad, hess);
-            self.consider(&mut out, &mut open, root, 0, h, hess.is_none());
+            self.consider(&mut out, &mut open, root, 0, h);
         }
 
         while let Some(best) = pick(&open) {
@@ -230,7 +237,7 @@ impl<'a> Grower<'a> {
             let (left_hist, right_hist) = if small_left { (small_hist, large_hist) } else { (large_hist, small_hist) };
             for (child, splittable, h) in [(left, left_splittable, left_hist), (right, right_splittable, right_hist)] {
                 if splittable {
-                    self.consider(&mut out, &mut open, child, depth, h, hess.is_none());
+                    self.consider(&mut out, &mut open, child, depth, h);
                 } else {
                     finalize(&mut out, &child, p.learning_rate);
                     self.pool.give(h);
@@ -241,17 +248,9 @@ impl<'a> Grower<'a> {
     }
 
     /// Finds the best split of a node: opens it if there is one, else makes it a leaf.
-    fn consider(
-        &mut self,
-        out: &mut Grown,
-        open: &mut Vec<Open>,
-        c: Child,
-        depth: usize,
-        hist: Hist,
-        const_hess: bool,
-    ) {
+    fn consider(&mut self, out: &mut Grown, open: &mut Vec<Open<B>>, c: Child, depth: usize, hist: Hist<B>) {
         let n = c.end - c.start;
-        match self.best_split(&hist, n, c.g, c.h, c.value, const_hess) {
+        match self.best_split(&hist, n, c.g, c.h, c.value) {
             Some(split) if split.gain > 0.0 => {
                 // Remember the node's own value on the placeholder, in case it is closed
                 // unsplit when the leaf budget runs out.
@@ -266,7 +265,7 @@ impl<'a> Grower<'a> {
     }
 
     /// Stable partition of a node's rows: left child first. Returns the left count.
-    fn partition_node(&mut self, node: &Open) -> usize {
+    fn partition_node(&mut self, node: &Open<B>) -> usize {
         let s = &node.split;
         // Which codes go left, as a table so the loop below has no branches.
         let mut left = [false; N_BINS];
@@ -281,39 +280,41 @@ impl<'a> Grower<'a> {
                 }
             };
         }
-        let (nf, f) = (self.data.n_features, s.feature);
-        let codes = &self.data.codes;
+        let codes = &self.data.columns[s.feature];
         let rows = &mut self.partition[node.start..node.end];
         let right = &mut self.scratch[..rows.len()];
-        let (mut n_left, mut n_right) = (0, 0);
-        for i in 0..rows.len() {
-            let r = rows[i];
-            let goes_left = left[usize::from(codes[r as usize * nf + f])];
-            // Write to both sides, advance one: n_left <= i, so no unread row is overwritten.
-            rows[n_left] = r;
-            right[n_right] = r;
-            n_left += usize::from(goes_left);
-            n_right += usize::from(!goes_left);
+        // Chunks as the histograms cut them (a function of the node size alone), each
+        // partitioned in place with its right rows in `right`, in parallel; then the left
+        // parts are moved together and the right parts follow, in chunk order.
+        let size = hist::chunk_rows(rows.len());
+        let lefts: Vec<usize> = if rows.len() <= size {
+            vec![partition_chunk(rows, right, codes, &left)]
+        } else {
+            rows.par_chunks_mut(size)
+                .zip(right.par_chunks_mut(size))
+                .map(|(rows, right)| partition_chunk(rows, right, codes, &left))
+                .collect()
+        };
+        let mut at = 0;
+        for (k, &n_left) in lefts.iter().enumerate() {
+            rows.copy_within(k * size..k * size + n_left, at);
+            at += n_left;
         }
-        rows[n_left..].copy_from_slice(&right[..n_right]);
+        let n_left = at;
+        for (k, &n_chunk_left) in lefts.iter().enumerate() {
+            let n_right = (rows.len() - k * size).min(size) - n_chunk_left;
+            rows[at..at + n_right].copy_from_slice(&right[k * size..k * size + n_right]);
+            at += n_right;
+        }
         n_left
     }
 
-    fn best_split(
-        &mut self,
-        hist: &Hist,
-        n: usize,
-        sum_g: f64,
-        sum_h: f64,
-        value: f64,
-        const_hess: bool,
-    ) -> Option<Split> {
+    fn best_split(&mut self, hist: &Hist<B>, n: usize, sum_g: f64, sum_h: f64, value: f64) -> Option<Split> {
         let ctx = NodeStats {
             n,
             sum_g,
             sum_h,
             loss: sum_g * value,
-            const_hess,
             min_samples_leaf: self.params.min_samples_leaf,
             l2: self.params.l2,
         };
@@ -335,6 +336,22 @@ impl<'a> Grower<'a> {
     }
 }
 
+/// Stable partition of `rows` by `left[code of the row]`: the left rows first, in order, and
+/// the right ones, in order, at the start of `right`. Returns the left count.
+fn partition_chunk(rows: &mut [u32], right: &mut [u32], codes: &[u8], left: &[bool; N_BINS]) -> usize {
+    let (mut n_left, mut n_right) = (0, 0);
+    for i in 0..rows.len() {
+        let r = rows[i];
+        let goes_left = left[usize::from(codes[r as usize])];
+        // Write to both sides, advance one: n_left <= i, so no unread row is overwritten.
+        rows[n_left] = r;
+        right[n_right] = r;
+        n_left += usize::from(goes_left);
+        n_right += usize::from(!goes_left);
+    }
+    n_left
+}
+
 /// First index in `lo..hi` where the monotone predicate `pred` turns false (`hi` if never).
 fn partition_point(mut lo: usize, mut hi: usize, pred: impl Fn(usize) -> bool) -> usize {
     while lo < hi {
@@ -349,7 +366,7 @@ fn partition_point(mut lo: usize, mut hi: usize, pred: impl Fn(usize) -> bool) -
 }
 
 /// Index of the open leaf to split next: highest gain, then lowest node index.
-fn pick(open: &[Open]) -> Option<usize> {
+fn pick<B>(open: &[Open<B>]) -> Option<usize> {
     (0..open.len()).reduce(|a, b| {
         let (x, y) = (&open[a], &open[b]);
         if y.split.gain > x.split.gain || (y.split.gain == x.split.gain && y.id < x.id) {
@@ -360,7 +377,7 @@ fn pick(open: &[Open]) -> Option<usize> {
     })
 }
 
-fn value_of_open(out: &Grown, o: &Open) -> f64 {
+fn value_of_open<B>(out: &Grown, o: &Open<B>) -> f64 {
     match out.tree.nodes[o.id] {
         Node::Leaf { value } => value,
         _ => unreachable!("open nodes are leaves"),
@@ -380,20 +397,11 @@ struct NodeStats {
     sum_h: f64,
     /// `sum_g * value`: minus the node's own (halved) loss reduction.
     loss: f64,
-    const_hess: bool,
     min_samples_leaf: usize,
     l2: f64,
 }
 
 impl NodeStats {
-    fn h(&self, b: &Bin) -> f64 {
-        if self.const_hess {
-            f64::from(b.n)
-        } else {
-            b.h
-        }
-    }
-
     fn gain(&self, gl: f64, hl: f64, gr: f64, hr: f64) -> f64 {
         let vl = node_value(gl, hl, self.l2);
         let vr = node_value(gr, hr, self.l2);
@@ -439,28 +447,27 @@ impl NodeStats {
         }
     }
 
-    fn numeric(&self, p: &mut Prefix, feature: usize, bins: &[Bin], n_bins: usize, has_missing: bool) -> Option<Split> {
+    fn numeric<B: Accumulate>(
+        &self,
+        p: &mut Prefix,
+        feature: usize,
+        bins: &[B],
+        n_bins: usize,
+        has_missing: bool,
+    ) -> Option<Split> {
         // Prefix sums over the non-missing bins: candidate `b` puts bins `0..=b` left.
         let Prefix { g: pg, h: ph, n: pn, scores } = p;
         let (mut g, mut h, mut c) = (0.0, 0.0, 0usize);
         for (b, bin) in bins[..n_bins].iter().enumerate() {
-            g += bin.g;
-            c += bin.n as usize;
+            g += bin.g();
+            h += bin.h();
+            c += bin.n();
             pg[b] = g;
+            ph[b] = h;
             pn[b] = c;
         }
-        if self.const_hess {
-            for b in 0..n_bins {
-                ph[b] = pn[b] as f64;
-            }
-        } else {
-            for (b, bin) in bins[..n_bins].iter().enumerate() {
-                h += bin.h;
-                ph[b] = h;
-            }
-        }
         let miss = &bins[usize::from(MISSING)];
-        let (mg, mh, mn) = if has_missing { (miss.g, self.h(miss), miss.n as usize) } else { (0.0, 0.0, 0) };
+        let (mg, mh, mn) = if has_missing { (miss.g(), miss.h(), miss.n()) } else { (0.0, 0.0, 0) };
 
         // Left to right, missing values (if any) to the right. The last non-missing bin is
         // a candidate only when missing values remain for the right child.
@@ -535,7 +542,13 @@ impl NodeStats {
         (gain > 0.0).then_some((best_b, gain))
     }
 
-    fn categorical(&self, feature: usize, bins: &[Bin], n_levels: usize, has_missing: bool) -> Option<Split> {
+    fn categorical<B: Accumulate>(
+        &self,
+        feature: usize,
+        bins: &[B],
+        n_levels: usize,
+        has_missing: bool,
+    ) -> Option<Split> {
         let support_factor = self.n as f64 / self.sum_h;
         // (code, sort value) of the levels with enough support; missing is one more level.
         let mut cats: Vec<(u8, f64)> = (0..n_levels)
@@ -543,8 +556,8 @@ impl NodeStats {
             .chain(has_missing.then_some(MISSING))
             .filter_map(|c| {
                 let bin = &bins[usize::from(c)];
-                let h = self.h(bin);
-                (h * support_factor >= MIN_CAT_SUPPORT).then(|| (c, bin.g / (h + MIN_CAT_SUPPORT)))
+                let h = bin.h();
+                (h * support_factor >= MIN_CAT_SUPPORT).then(|| (c, bin.g() / (h + MIN_CAT_SUPPORT)))
             })
             .collect();
         if cats.len() <= 1 {
@@ -559,9 +572,9 @@ impl NodeStats {
             for i in 0..half {
                 let k = if forward { i } else { used - 1 - i };
                 let bin = &bins[usize::from(cats[k].0)];
-                gl += bin.g;
-                hl += self.h(bin);
-                nl += bin.n as usize;
+                gl += bin.g();
+                hl += bin.h();
+                nl += bin.n();
                 match self.admissible(nl, hl) {
                     Ok(true) => {}
                     Ok(false) => continue,

@@ -232,6 +232,12 @@ fn early_stopping_stops_on_noise() {
     assert_eq!(r2.n_iter, v.len());
     assert_eq!(&r2.validation_loss, v);
     assert_ne!(m2.to_bytes(), m.to_bytes());
+    // Above `refit_max_samples` rows there is no refit either.
+    let (m4, r4) = train(&f, &y, Task::Regression, GbmParams { refit_max_samples: 2999, ..params.clone() });
+    assert_eq!(m4.to_bytes(), m2.to_bytes());
+    assert_eq!(r4.n_iter, r2.n_iter);
+    let (m5, _) = train(&f, &y, Task::Regression, GbmParams { refit_max_samples: 3000, ..params.clone() });
+    assert_eq!(m5.to_bytes(), m.to_bytes());
     // Below the row threshold (here scikit-learn's 'auto', 10 000), nothing is held out.
     let sklearn_auto = GbmParams { early_stopping_min_samples: 10_000, ..params };
     let (_, r3) = train(&f, &y, Task::Regression, sklearn_auto);
@@ -254,9 +260,11 @@ fn too_few_rows_to_hold_out_train_on_all_of_them() {
 
 #[test]
 fn same_seed_same_bytes_whatever_the_threads() {
-    let (f, y) = regression_data(12_000, 11);
+    // Enough rows for every parallel cut: the 16-chunk histograms and partitions of a big
+    // node, and several chunks of the per-row work of an iteration.
+    let (f, y) = regression_data(70_000, 11);
     let bytes = |threads: usize, seed: u64, refit: bool| {
-        let params = GbmParams { seed, refit, max_iter: 20, ..GbmParams::default() };
+        let params = GbmParams { seed, refit, max_iter: 8, ..GbmParams::default() };
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| train(&f, &y, Task::Regression, params).0.to_bytes())
     };
@@ -265,6 +273,15 @@ fn same_seed_same_bytes_whatever_the_threads() {
         assert!(a == bytes(2, 5, refit), "1 vs 2 threads, refit {refit}");
         assert!(a == bytes(3, 5, refit), "1 vs 3 threads, refit {refit}");
     }
+    // The log-loss, with its hessians, alike.
+    let (fc, yc) = classification_data(70_000, 12);
+    let class_bytes = |threads: usize| {
+        let params = GbmParams { max_iter: 8, ..GbmParams::default() };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| train(&fc, &yc, Task::BinaryClassification, params).0.to_bytes())
+    };
+    let a = class_bytes(1);
+    assert!(a == class_bytes(2) && a == class_bytes(3), "classifier: 1 vs 2 or 3 threads");
     // The seed picks the validation rows: it shapes the model grown on the others. (With
     // refit, it only matters through the iteration count early stopping picks.)
     assert!(bytes(2, 5, false) != bytes(2, 6, false));
