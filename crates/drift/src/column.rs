@@ -130,8 +130,10 @@ pub(crate) fn choose(
     Ok((test, options.threshold.unwrap_or_else(|| test.default_threshold())))
 }
 
-/// Walks the pooled distinct values of two numeric columns in ascending order.
-fn joint_walk(r: &Runs, c: &Runs, f: &mut dyn FnMut(Joint)) -> Result<()> {
+/// Walks the pooled distinct values of two numeric columns in ascending order. Generic, so
+/// that each caller's per-value work is compiled into the loop (it runs once per distinct
+/// value, millions of times per column).
+fn joint_walk(r: &Runs, c: &Runs, mut f: impl FnMut(Joint)) -> Result<()> {
     let mut a = r.sorted()?;
     let mut b = c.sorted()?;
     let mut ka = a.next_key()?;
@@ -161,7 +163,7 @@ struct WalkCounts<'a> {
 
 impl Counts for WalkCounts<'_> {
     fn visit(&self, f: &mut dyn FnMut(u64, u64)) -> Result<()> {
-        joint_walk(self.r, self.c, &mut |j| f(j.r, j.c))
+        joint_walk(self.r, self.c, |j| f(j.r, j.c))
     }
 }
 
@@ -201,7 +203,7 @@ fn numeric_column(
         fixed: options.psi_edges.clone().map(Binner::clamped),
         table: Some(Vec::new()),
     };
-    joint_walk(&r.runs, &c.runs, &mut |j| {
+    joint_walk(&r.runs, &c.runs, |j| {
         if w.distinct == 0 {
             w.first = j;
         }
@@ -267,7 +269,7 @@ fn numeric_column(
                 let mut b = Binner::new(numeric::sturges_edges(min, max, w.distinct, integer));
                 match &w.table {
                     Some(t) => t.iter().for_each(|j| b.push(*j)),
-                    None => joint_walk(&r.runs, &c.runs, &mut |j| b.push(j))?,
+                    None => joint_walk(&r.runs, &c.runs, |j| b.push(j))?,
                 }
                 numeric::hellinger_binned(b.edges(), &b.counts)
             }

@@ -1,5 +1,5 @@
 //! Bounded-memory storage of one numeric column: values are collected into fixed-size
-//! buffers, each buffer is radix-sorted into a *run*, and runs beyond the memory budget are
+//! buffers, each buffer is sorted into a *run*, and runs beyond the memory budget are
 //! written to a temporary file. Reading merges all runs back into one ascending stream, so
 //! exact order statistics (KS, Wasserstein, histograms) need only O(runs) memory.
 //!
@@ -44,7 +44,7 @@ pub struct Budget {
     spilled_bytes: AtomicU64,
     dir: tempfile::TempDir,
     next_file: AtomicUsize,
-    /// Buffers of `run_len` values to reuse (spilled runs, radix scratch), so that the
+    /// Buffers of `run_len` values to reuse (spilled runs), so that the
     /// steady state allocates nothing and takes no page faults.
     pool: Mutex<Vec<Vec<u64>>>,
 }
@@ -78,9 +78,10 @@ impl Budget {
     /// Sorts a full buffer and keeps it in memory if the budget allows, else writes it to a
     /// temporary file.
     pub fn sort_run(&self, mut run: Vec<u64>) -> Result<SortedRun> {
-        let mut scratch = self.buffer();
-        radix_sort(&mut run, &mut scratch);
-        self.recycle(scratch);
+        // The standard library's unstable sort on the integer keys: 1.4-1.5x faster than the
+        // LSD radix sort (11-bit digits, 6 passes) this replaced, on runs of 65 536 keys of
+        // 6-decimal floats (bench/README.md, session 22).
+        run.sort_unstable();
         let bytes = run.len() * 8;
         let fits = self
             .resident
@@ -97,7 +98,9 @@ impl Budget {
         let mut w = KeyWriter::new(file);
         w.write(&run).map_err(|e| DriftError::io(&path, e))?;
         self.spilled_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-        Ok(SortedRun(Run::File { path, len: run.len() }))
+        let len = run.len();
+        self.recycle(run);
+        Ok(SortedRun(Run::File { path, len }))
     }
 
     /// Merges spilled runs into one spilled run and deletes their files.
@@ -134,7 +137,7 @@ impl Budget {
     fn recycle(&self, mut buf: Vec<u64>) {
         buf.clear();
         let mut pool = self.pool.lock().expect("buffer pool");
-        // Enough for every thread's scratch and the next pending buffers; the rest is freed.
+        // Enough for the next pending buffers; the rest is freed.
         if buf.capacity() >= self.run_len && pool.len() < 8 {
             pool.push(buf);
         }
@@ -504,49 +507,6 @@ impl<'a> Merged<'a> {
     }
 }
 
-/// LSD radix sort on 11-bit digits (6 passes), skipping digit positions where all keys agree.
-pub fn radix_sort(v: &mut Vec<u64>, scratch: &mut Vec<u64>) {
-    const BITS: u32 = 11;
-    const BUCKETS: usize = 1 << BITS;
-    const PASSES: usize = 64usize.div_ceil(BITS as usize);
-    if v.len() < 1024 {
-        v.sort_unstable();
-        return;
-    }
-    let mut counts = vec![[0usize; BUCKETS]; PASSES];
-    for &k in v.iter() {
-        for (p, c) in counts.iter_mut().enumerate() {
-            c[((k >> (BITS as usize * p)) as usize) & (BUCKETS - 1)] += 1;
-        }
-    }
-    let n = v.len();
-    scratch.clear();
-    scratch.resize(n, 0);
-    let mut src_is_v = true;
-    for (p, c) in counts.iter().enumerate() {
-        if c.contains(&n) {
-            continue;
-        }
-        let mut offsets = [0usize; BUCKETS];
-        let mut acc = 0;
-        for (o, &cnt) in offsets.iter_mut().zip(c.iter()) {
-            *o = acc;
-            acc += cnt;
-        }
-        let shift = BITS as usize * p;
-        let (src, dst) = if src_is_v { (&v[..], &mut scratch[..]) } else { (&scratch[..], &mut v[..]) };
-        for &k in src {
-            let d = ((k >> shift) as usize) & (BUCKETS - 1);
-            dst[offsets[d]] = k;
-            offsets[d] += 1;
-        }
-        src_is_v = !src_is_v;
-    }
-    if !src_is_v {
-        std::mem::swap(v, scratch);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,23 +521,6 @@ mod tests {
             assert_eq!(value(key(x)), x);
         }
         assert!(key(f64::MAX) < END);
-    }
-
-    #[test]
-    fn radix_sort_sorts() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut v: Vec<u64> = (0..50_000)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                key((state % 100_000) as f64 / 7.0 - 5000.0)
-            })
-            .collect();
-        let mut want = v.clone();
-        want.sort_unstable();
-        radix_sort(&mut v, &mut Vec::new());
-        assert_eq!(v, want);
     }
 
     /// Any number of runs, of any lengths (some empty, some longer than a chunk), with

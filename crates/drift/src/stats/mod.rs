@@ -171,6 +171,7 @@ pub struct Sum {
 
 impl Sum {
     /// Adds one term.
+    #[inline]
     pub fn add(&mut self, x: f64) {
         let t = self.sum + x;
         if !t.is_finite() {

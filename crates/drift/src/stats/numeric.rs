@@ -49,6 +49,7 @@ impl Ecdf {
     }
 
     /// Feeds the next distinct value.
+    #[inline]
     pub fn push(&mut self, j: Joint) {
         if let Some((px, pd)) = self.prev {
             self.area.add(pd.abs() * (j.x - px));
@@ -141,6 +142,7 @@ impl Binner {
     }
 
     /// Feeds the next distinct value (ascending order).
+    #[inline]
     pub fn push(&mut self, j: Joint) {
         let nbins = self.counts.len();
         if nbins == 0 || (!self.clamp && (j.x < self.edges[0] || j.x > self.edges[nbins])) {
