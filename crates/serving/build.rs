@@ -7,6 +7,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={p}");
     }
     let fds = protox::compile(protos, ["proto"])?;
-    tonic_build::configure().build_server(true).build_client(true).build_transport(false).compile_fds(fds)?;
+    // Our codec: prost's, with undecodable messages answered INVALID_ARGUMENT (`grpc::Codec`).
+    tonic_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .build_transport(false)
+        .codec_path("crate::grpc::Codec")
+        .compile_fds(fds)?;
     Ok(())
 }

@@ -251,6 +251,26 @@ def test_a_stalled_body_is_cut_by_the_body_timeout(stack):
     assert took < 10, took
 
 
+def test_admin_planes_refuse_what_a_web_page_makes_a_browser_send(stack):
+    """A page the operator opens can post to 127.0.0.1 without a CORS preflight (a text/plain
+    body): the admin planes refuse any request with an Origin (even with the token, which a page
+    cannot have anyway) and any body that is not JSON; `factory deploy` and the loop send neither."""
+    serve_admin, gw_admin = f"http://127.0.0.1:{stack['serve_admin']}", f"http://127.0.0.1:{stack['gateway_admin']}"
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    page = {"Origin": "http://evil.example", "Content-Type": "text/plain"}
+    before = requests.get(gw_admin + "/status", headers=bearer, timeout=10).json()
+    for url, body in ((gw_admin + "/weights", '{"blue":0,"green":100}'), (gw_admin + "/shadow", '{"percent":100}'),
+                      (gw_admin + "/switch", "{}"), (gw_admin + "/rollback", "{}"),
+                      (serve_admin + "/admin/reload?force=true", "")):
+        r = requests.post(url, data=body, headers={**bearer, **page}, timeout=10)
+        assert r.status_code == 403 and "Origin" in r.json()["error"], (url, r.status_code, r.text)
+        r = requests.post(url, data=body or "x", headers={**bearer, "Content-Type": "text/plain"}, timeout=10)
+        assert r.status_code == 415, (url, r.status_code, r.text)
+    after = requests.get(gw_admin + "/status", headers=bearer, timeout=10).json()
+    assert (after["active"], after["weights"], after["shadow_percent"]) == \
+        (before["active"], before["weights"], before["shadow_percent"]), (before, after)
+
+
 def test_admin_planes_are_off_the_public_ports_and_need_the_token(stack):
     serve, gw = f"http://127.0.0.1:{stack['serve'][0]}", f"http://127.0.0.1:{stack['gateway'][0]}"
     serve_admin, gw_admin = f"http://127.0.0.1:{stack['serve_admin']}", f"http://127.0.0.1:{stack['gateway_admin']}"

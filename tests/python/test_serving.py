@@ -461,7 +461,7 @@ def test_bad_grpc_input_is_invalid_argument(shared_serve, model, pb):
     big_cols, big_rows = sample_rows(2000)
     with pytest.raises(grpc.RpcError) as e:
         stub.ModelInfer(grpc_request(pb, name, big_cols, big_rows), timeout=5)
-    assert e.value.code() == grpc.StatusCode.OUT_OF_RANGE and "65536" in e.value.details()
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "65536" in e.value.details()
     req = grpc_request(pb, "another-model", cols, rows)
     with pytest.raises(grpc.RpcError) as e:
         stub.ModelInfer(req, timeout=5)

@@ -1,11 +1,13 @@
 //! The admin protocol spoken between our own processes: the gateway's admin API (`factory
 //! deploy`, the loop's blue-green rollout), serve's admin listener (`POST /admin/reload`, the
 //! loop's hot reload) — paths as constants, request and reply bodies as types, bearer tokens
-//! checked in constant time, a typed client, and the OpenAPI documents generated from the same
+//! checked in constant time, the guard both planes put before the token against requests from
+//! web browsers (`guard`), a typed client, and the OpenAPI documents generated from the same
 //! types (`docs/openapi/`, checked by this crate's tests). Both sides use these types, so a
 //! renamed field fails to compile instead of failing in production.
 
 pub mod client;
+pub mod guard;
 pub mod openapi;
 pub mod token;
 mod types;

@@ -4,13 +4,15 @@
 //! behind the bearer token when tokens are configured. Request and reply shapes are the
 //! `admin-api` crate's (shared with `factory deploy` and the loop); the one mapping of
 //! [`GatewayError`] to HTTP statuses lives here; the handlers parse, call [`Gateway`], reply.
-//! The audit log records the token's identity, never a name the caller claims.
+//! The audit log records the token's identity, never a name the caller claims. Before the
+//! token, [`admin_api::guard`] refuses what a web browser sends (an `Origin`, a foreign
+//! `Sec-Fetch-Site`, a non-JSON body, and without tokens a host name that is not local).
 
 use admin_api::{
     gateway_paths as paths, CanaryAbortRequest, CanaryRequest, RollbackRequest, ShadowRequest,
     SwitchRequest as SwitchBody, WeightsRequest,
 };
-use axum::body::Bytes;
+use axum::body::{Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -44,7 +46,22 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route(paths::METRICS, get(metrics))
         .fallback(|| async { reply_error(GatewayError::BadInput("no such admin endpoint".into())) })
         .layer(middleware::from_fn_with_state(gw.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(gw.clone(), refuse_browsers))
         .with_state(gw)
+}
+
+/// Requests a web page can make the operator's browser send are refused first, whatever their
+/// token ([`admin_api::guard`]).
+async fn refuse_browsers(State(gw): App, req: Request, next: Next) -> Response {
+    let seen = admin_api::guard::Request {
+        authority: req.uri().authority().map(|a| a.as_str()),
+        has_body: !req.body().is_end_stream(),
+        tokenless: gw.settings.admin_tokens.is_none(),
+    };
+    match admin_api::guard::check(req.headers(), seen) {
+        None => next.run(req).await,
+        Some(r) => (r.status, Json(r.reply)).into_response(),
+    }
 }
 
 /// Every admin call needs a valid bearer token when tokens are configured.

@@ -57,3 +57,13 @@ pub enum RunError {
     #[error("{context}")]
     Io { context: String, source: std::io::Error },
 }
+
+/// A value the caller sent, as an error message may echo it: at most `max` characters, cut
+/// with an ellipsis (a 1 MB model or service name must not become a 1 MB message, which gRPC
+/// clients refuse as oversized metadata).
+pub fn shown(value: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match value.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &value[..i]).into(),
+        None => value.into(),
+    }
+}

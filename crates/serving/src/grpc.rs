@@ -5,6 +5,13 @@
 //! `match` (bad input → `INVALID_ARGUMENT`, another model → `NOT_FOUND`, not loaded yet →
 //! `UNAVAILABLE`).
 //!
+//! What tonic itself answers is brought in line with gRPC's conventions: a message that is not
+//! valid protobuf (or has a string field that is not UTF-8) is `INVALID_ARGUMENT`, not
+//! `INTERNAL` ([`Codec`]); one over the size limit is `RESOURCE_EXHAUSTED`, not `OUT_OF_RANGE`
+//! ([`size_limit_is_resource_exhausted`]). Every error message is at most
+//! [`MAX_MESSAGE_CHARS`] characters and echoes a caller's value in at most 200: a longer
+//! `grpc-message` makes clients fail on metadata size instead of showing the error.
+//!
 //! The services are mounted on an axum [`Router`] by [`add_routes`], so they can share the
 //! HTTP port (requests are told apart by path, which for gRPC is `/<service>/<method>`) or
 //! get one of their own.
@@ -16,10 +23,12 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
+use tonic::codec::{BufferSettings, DecodeBuf, ProstCodec};
 use tonic::server::NamedService;
 use tonic::{Code, Request, Response, Status};
+use tower::ServiceExt;
 
-use crate::error::ServeError;
+use crate::error::{shown, ServeError};
 use crate::proto::health::health_check_response::ServingStatus;
 use crate::proto::health::health_server::{Health, HealthServer};
 use crate::proto::health::{HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse};
@@ -40,7 +49,9 @@ pub fn add_routes(router: Router, app: Arc<Serving>) -> Router {
     let inference = GrpcInferenceServiceServer::new(Inference { app: app.clone() })
         .max_decoding_message_size(limit)
         .max_encoding_message_size(usize::MAX);
+    let inference = ServiceExt::<axum::extract::Request>::map_response(inference, size_limit_is_resource_exhausted);
     let health = HealthServer::new(HealthService { app });
+    let health = ServiceExt::<axum::extract::Request>::map_response(health, size_limit_is_resource_exhausted);
     router
         .route_service(&format!("/{}/{{*method}}", GrpcInferenceServiceServer::<Inference>::NAME), inference)
         .route_service(&format!("/{}/{{*method}}", HealthServer::<HealthService>::NAME), health)
@@ -53,8 +64,73 @@ pub fn router(app: Arc<Serving>) -> Router {
     })
 }
 
+/// Longest gRPC error message, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// tonic answers a request message over `max_decoding_message_size` with `OUT_OF_RANGE`
+/// before any method runs (a trailers-only answer: the status is in the headers); gRPC's
+/// convention, and every other gRPC server's answer, is `RESOURCE_EXHAUSTED`. Our methods
+/// never answer `OUT_OF_RANGE` themselves.
+fn size_limit_is_resource_exhausted(
+    mut r: axum::http::Response<tonic::body::Body>,
+) -> axum::http::Response<tonic::body::Body> {
+    let out_of_range = axum::http::HeaderValue::from(Code::OutOfRange as i32);
+    if r.headers().get("grpc-status") == Some(&out_of_range) {
+        r.headers_mut().insert("grpc-status", axum::http::HeaderValue::from(Code::ResourceExhausted as i32));
+    }
+    r
+}
+
+/// Prost's codec, except that a message that does not decode (not protobuf, a string field
+/// that is not UTF-8, a wrong wire type) is the caller's error, `INVALID_ARGUMENT`, rather
+/// than prost's `INTERNAL`. The generated services and clients use it (`build.rs`).
+pub struct Codec<T, U>(ProstCodec<T, U>);
+
+impl<T, U> Default for Codec<T, U> {
+    fn default() -> Self {
+        Codec(ProstCodec::default())
+    }
+}
+
+impl<T, U> tonic::codec::Codec for Codec<T, U>
+where
+    T: prost::Message + Send + 'static,
+    U: prost::Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = <ProstCodec<T, U> as tonic::codec::Codec>::Encoder;
+    type Decoder = Decoder<<ProstCodec<T, U> as tonic::codec::Codec>::Decoder>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        self.0.encoder()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        Decoder(self.0.decoder())
+    }
+}
+
+/// [`Codec`]'s decoder: prost's, with its errors made `INVALID_ARGUMENT`.
+pub struct Decoder<D>(D);
+
+impl<D: tonic::codec::Decoder<Error = Status>> tonic::codec::Decoder for Decoder<D> {
+    type Item = D::Item;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<D::Item>, Status> {
+        self.0.decode(buf).map_err(|s| {
+            Status::invalid_argument(format!("the message is not valid protobuf: {}", shown(s.message(), 200)))
+        })
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        self.0.buffer_settings()
+    }
+}
+
 fn status(e: ServeError) -> Status {
-    let msg = e.to_string();
+    let msg = shown(&e.to_string(), MAX_MESSAGE_CHARS).into_owned();
     match e {
         ServeError::Malformed(_) | ServeError::Invalid(_) | ServeError::UnsupportedMediaType(_) => {
             Status::invalid_argument(msg)
@@ -120,6 +196,8 @@ impl Inference {
         metadata_id: Option<&str>,
     ) -> Result<(ModelInferResponse, String), ServeError> {
         let model = self.model(&req.model_name, &req.model_version)?;
+        model.check_outputs(req.outputs.iter().map(|o| o.name.as_str()))?;
+        let wanted: Vec<String> = req.outputs.into_iter().map(|o| o.name).collect();
         let id = request_id::resolve(&[
             (Some(req.id.as_str()), "the request's id"),
             (metadata_id, "the x-request-id metadata"),
@@ -132,7 +210,12 @@ impl Inference {
             model_version: model.version.clone(),
             id: req.id,
             parameters: HashMap::new(),
-            outputs: predictions.outputs.into_iter().map(output_tensor).collect(),
+            outputs: predictions
+                .outputs
+                .into_iter()
+                .filter(|t| wanted.is_empty() || wanted.contains(&t.name))
+                .map(output_tensor)
+                .collect(),
             raw_output_contents: Vec::new(),
         };
         Ok((answer, id))
@@ -414,6 +497,7 @@ impl Health for HealthService {
         match self.status_of(&service) {
             Some(s) => Ok(Response::new(reply(s))),
             None => {
+                let service = shown(&service, 200);
                 Err(Status::not_found(format!("unknown service '{service}' (known: '' and '{INFERENCE_SERVICE}')")))
             }
         }

@@ -69,13 +69,30 @@ pub fn refuse_oversized(app: Arc<Serving>, router: Router) -> RefuseOversized<Ro
 }
 
 /// serve's admin listener (`--admin-port`): `POST /admin/reload`, every path behind the bearer
-/// token when tokens are configured. The public router has no `/admin/*` routes (404).
+/// token when tokens are configured and behind [`admin_api::guard`] (no browser requests, no
+/// foreign host name without tokens). The public router has no `/admin/*` routes (404).
 pub fn admin_router(app: Arc<Serving>) -> Router {
     Router::new()
         .route(admin_api::serve_paths::RELOAD, post(admin_reload))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), require_token))
+        .layer(middleware::from_fn_with_state(app.clone(), refuse_browsers))
         .with_state(app)
+}
+
+/// Requests a web page can make the operator's browser send are refused first, whatever their
+/// token ([`admin_api::guard`]).
+async fn refuse_browsers(State(app): App, req: Request, next: Next) -> Response {
+    use axum::body::HttpBody;
+    let seen = admin_api::guard::Request {
+        authority: req.uri().authority().map(|a| a.as_str()),
+        has_body: !req.body().is_end_stream(),
+        tokenless: app.admin_tokens.is_none(),
+    };
+    match admin_api::guard::check(req.headers(), seen) {
+        None => next.run(req).await,
+        Some(r) => json_reply(r.status, &r.reply),
+    }
 }
 
 async fn require_token(State(app): App, req: Request, next: Next) -> Response {
@@ -331,6 +348,94 @@ fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<
     })
 }
 
+/// A JSON value whose objects name each key once. `serde_json::Value` keeps the last of a
+/// duplicate key, so a `dataframe_records` row (or an `inputs` object) naming a column twice
+/// would be scored with one of its values silently; like a CSV header or V2 inputs naming a
+/// column twice, it is refused, naming the key.
+struct StrictValue(Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let StrictValue(v) = map.next_value()?;
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "'{}' is given twice in one object",
+                    crate::error::shown(&key, 200)
+                )));
+            }
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// `dataframe_split.columns` names each column once (the frame would keep the last one's
+/// values).
+fn split_columns_named_once(payload: &Value) -> Result<(), ServeError> {
+    let Some(Value::Array(columns)) = payload.get("dataframe_split").and_then(|s| s.get("columns")) else {
+        return Ok(());
+    };
+    let mut seen = std::collections::HashSet::with_capacity(columns.len());
+    for name in columns.iter().filter_map(Value::as_str) {
+        if !seen.insert(name) {
+            return Err(ServeError::Invalid(format!(
+                "column '{}' is given twice in dataframe_split.columns",
+                crate::error::shown(name, 200)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Writes JSON with every float in shortest round-trip form.
 fn json_reply<T: Serialize>(status: StatusCode, value: &T) -> Response {
     // Room for a small answer up front, rather than growing from 8 bytes by doubling.
@@ -454,7 +559,8 @@ async fn invocations(State(app): App, Payload { headers, body: raw }: Payload) -
         Format::Json => match package::input::from_split_json(&bytes, model.schema()) {
             Some(frame) => frame,
             None => {
-                let payload: Value = parse_json(&bytes, "a JSON object")?;
+                let StrictValue(payload) = parse_json(&bytes, "a JSON object")?;
+                split_columns_named_once(&payload)?;
                 package::input::from_json(payload, model.schema()).map_err(|e| ServeError::Invalid(e.to_string()))?
             }
         },
@@ -560,6 +666,15 @@ struct V2Request {
     #[serde(default)]
     id: Option<String>,
     inputs: Vec<V2Input>,
+    /// The outputs asked for (none: all of them).
+    #[serde(default)]
+    outputs: Vec<V2RequestedOutput>,
+}
+
+/// One of a V2 request's `outputs` (its `parameters`, e.g. `binary_data`, are not read).
+#[derive(Deserialize)]
+struct V2RequestedOutput {
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -661,9 +776,17 @@ fn tensor(input: V2Input) -> Result<Tensor, ServeError> {
 /// the body is not one (`Malformed`) or an input's values do not fit its datatype
 /// (`Invalid`).
 pub fn v2_request(bytes: &[u8]) -> Result<(Option<String>, Vec<Tensor>), ServeError> {
+    v2_request_with_outputs(bytes).map(|(id, tensors, _)| (id, tensors))
+}
+
+/// A V2 request read: its `id`, its inputs, the names of the outputs it asks for.
+type V2Read = (Option<String>, Vec<Tensor>, Vec<String>);
+
+/// [`v2_request`], with the names of the outputs the request asks for.
+fn v2_request_with_outputs(bytes: &[u8]) -> Result<V2Read, ServeError> {
     let req: V2Request = parse_json(bytes, "a V2 inference request ({\"inputs\": [...]})")?;
     let tensors = req.inputs.into_iter().map(tensor).collect::<Result<Vec<_>, _>>()?;
-    Ok((req.id, tensors))
+    Ok((req.id, tensors, req.outputs.into_iter().map(|o| o.name).collect()))
 }
 
 async fn v2_infer(
@@ -673,7 +796,8 @@ async fn v2_infer(
 ) -> Result<Response, V2Error> {
     let bytes = raw?;
     let model = app.model_named(&p.name, p.version.as_deref())?;
-    let (given, tensors) = v2_request(&bytes)?;
+    let (given, tensors, wanted) = v2_request_with_outputs(&bytes)?;
+    model.check_outputs(wanted.iter().map(String::as_str))?;
     // The body's `id` first, then the header, else a new one: in the X-Request-Id answer header,
     // and as the answer's `id` when the request had one (V2 echoes it; two colours answering a
     // shadowed request give the same body).
@@ -690,6 +814,7 @@ async fn v2_infer(
         outputs: predictions
             .outputs
             .iter()
+            .filter(|t| wanted.is_empty() || wanted.contains(&t.name))
             .map(|t| V2Output {
                 name: &t.name,
                 datatype: t.values.elem().v2_name(),

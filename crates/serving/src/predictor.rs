@@ -56,6 +56,23 @@ impl LoadedModel {
         self.model.outputs().first().map_or("prediction", |o| o.name.as_str())
     }
 
+    /// Checks the outputs a V2 request asks for (`outputs: [{"name": ...}]`; none asked means
+    /// all): each must be one of the model's, as KServe and Triton refuse an unknown one.
+    pub fn check_outputs<'a>(&self, requested: impl IntoIterator<Item = &'a str>) -> Result<(), ServeError> {
+        let outputs = self.model.outputs();
+        for name in requested {
+            if !outputs.iter().any(|o| o.name == name) {
+                let known: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
+                return Err(ServeError::Invalid(format!(
+                    "unknown output '{}' requested (the model's outputs: {})",
+                    crate::error::shown(name, 200),
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks a request's model name (and version, when given) against this model.
     pub fn check_name(&self, name: &str, version: Option<&str>) -> Result<(), ServeError> {
         let version = version.filter(|v| !v.is_empty());
@@ -63,8 +80,8 @@ impl LoadedModel {
             return Ok(());
         }
         Err(ServeError::ModelNotFound {
-            name: name.to_string(),
-            version: version.map(str::to_string),
+            name: crate::error::shown(name, 200).into_owned(),
+            version: version.map(|v| crate::error::shown(v, 200).into_owned()),
             served: self.name.clone(),
             served_version: self.version.clone(),
         })

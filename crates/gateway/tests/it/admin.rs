@@ -224,3 +224,99 @@ async fn every_documented_operation_is_routed_and_the_typed_client_reads_the_ans
     blue.stop().await;
     green.stop().await;
 }
+
+/// A request as a web page makes the operator's browser send it: `(status, error message)`.
+async fn send_raw(
+    url: String,
+    headers: &[(&str, &str)],
+    body: Option<&'static str>,
+    token: Option<&str>,
+) -> (u16, String) {
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut r = if body.is_some() { http.post(url) } else { http.get(url) };
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.body(b);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let v: serde_json::Value = r.json().await.unwrap_or_default();
+    (status, v["error"].as_str().unwrap_or_default().to_string())
+}
+
+/// Issue: the tokenless admin API (the default) took a cross-origin `text/plain` POST, which
+/// needs no CORS preflight, and any host name (DNS rebinding). Browsers are refused before the
+/// token is looked at; our clients (no Origin, JSON bodies, an IP or localhost) still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_from_web_pages_are_refused() {
+    let blue = Upstream::start("1").await;
+    let green = Upstream::start("2").await;
+    let mut s = settings(blue.addr, green.addr, None);
+    s.admin_tokens = None;
+    let g = TestGateway::start(s).await;
+    let port = g.admin.rsplit(':').next().unwrap().to_string();
+    let evil = [("origin", "http://evil.example"), ("content-type", "text/plain")];
+    for (path, body) in [
+        ("/weights", r#"{"blue":0,"green":100}"#),
+        ("/shadow", r#"{"percent":100}"#),
+        ("/switch", r#"{"to":"green"}"#),
+        ("/rollback", "{}"),
+        ("/canary", "{}"),
+    ] {
+        let url = format!("{}{path}", g.admin);
+        let (s, msg) = send_raw(url.clone(), &evil, Some(body), None).await;
+        assert_eq!(s, 403, "{path}: {msg}");
+        assert!(msg.contains("Origin"), "{msg}");
+        // The same with the host a rebinding page has, without Origin (same-origin for it).
+        let host = [("host", "evil.example"), ("content-type", "application/json")];
+        let (s, msg) = send_raw(url.clone(), &host, Some(body), None).await;
+        assert_eq!(s, 403, "{path}: {msg}");
+        assert!(msg.contains("DNS rebinding"), "{msg}");
+        // No Origin, but a type a browser may send cross-origin without preflight.
+        let (s, msg) = send_raw(url.clone(), &[("content-type", "text/plain")], Some(body), None).await;
+        assert_eq!(s, 415, "{path}: {msg}");
+        let form = [("content-type", "application/x-www-form-urlencoded")];
+        assert_eq!(send_raw(url.clone(), &form, Some(body), None).await.0, 415, "{path}");
+        let fetch = [("sec-fetch-site", "same-site"), ("content-type", "application/json")];
+        assert_eq!(send_raw(url, &fetch, Some(body), None).await.0, 403, "{path}");
+    }
+    let (s, msg) = send_raw(format!("{}/status", g.admin), &[("host", "evil.example:80")], None, None).await;
+    assert_eq!(s, 403, "{msg}");
+    // Nothing moved, nothing was an operation.
+    let st = g.admin_get("/status").await;
+    assert_eq!((st["active"].as_str(), st["shadow_percent"].as_u64()), (Some("blue"), Some(0)));
+    assert_eq!(st["weights"], json!({ "blue": 100, "green": 0 }));
+    assert_eq!(g.admin_get("/audit").await, json!([]));
+
+    // Our clients: an IP literal or localhost, no Origin, JSON or no body.
+    let json = [("content-type", "application/json")];
+    let (s, msg) = send_raw(format!("{}/shadow", g.admin), &json, Some(r#"{"percent":1}"#), None).await;
+    assert_eq!(s, 200, "{msg}");
+    let local = [("host", &*format!("localhost:{port}")), ("content-type", "application/json")];
+    let (s, msg) = send_raw(format!("{}/shadow", g.admin), &local, Some(r#"{"percent":2}"#), None).await;
+    assert_eq!(s, 200, "{msg}");
+    // An empty body needs no type (curl -X POST).
+    let (s, msg) = send_raw(format!("{}/canary/abort", g.admin), &[], Some(""), None).await;
+    assert!(![403, 415].contains(&s), "{s} {msg}");
+    let client = admin_api::AdminClient::new(reqwest::Client::new(), &g.admin, None);
+    let ch = client.weights(&admin_api::WeightsRequest { green: Some(10), ..Default::default() }).await.unwrap();
+    assert_eq!((ch.weights.blue, ch.weights.green), (90, 10));
+    g.stop().await;
+
+    // With tokens: a browser is refused even with the token; any host name is fine (a Service).
+    let g = TestGateway::start(settings(blue.addr, green.addr, None)).await;
+    let url = format!("{}/shadow", g.admin);
+    let evil = [("origin", "http://evil.example"), ("content-type", "application/json")];
+    assert_eq!(send_raw(url.clone(), &evil, Some(r#"{"percent":3}"#), Some(TESTER_TOKEN)).await.0, 403);
+    let service = [("host", "gateway-admin:50049"), ("content-type", "application/json")];
+    let (s, msg) = send_raw(url, &service, Some(r#"{"percent":3}"#), Some(TESTER_TOKEN)).await;
+    assert_eq!(s, 200, "{msg}");
+    g.stop().await;
+    blue.stop().await;
+    green.stop().await;
+}

@@ -177,6 +177,14 @@ async fn bad_grpc_input_is_invalid_argument_naming_the_problem() {
         (Box::new(|r| r.inputs = vec![]), Code::InvalidArgument, "no inputs"),
         (Box::new(|r| r.model_name = "nope".into()), Code::NotFound, "model 'nope'"),
         (Box::new(|r| r.model_version = "9".into()), Code::NotFound, "version '9'"),
+        (
+            Box::new(|r| {
+                r.outputs =
+                    vec![model_infer_request::InferRequestedOutputTensor { name: "nope".into(), ..Default::default() }]
+            }),
+            Code::InvalidArgument,
+            "unknown output 'nope' requested",
+        ),
     ];
     for (mutate, code, needle) in cases {
         let mut req = request(columns(3));
@@ -189,7 +197,7 @@ async fn bad_grpc_input_is_invalid_argument_naming_the_problem() {
     assert!(c.model_infer(request(columns(3))).await.is_ok());
     let (_, text) = s.get("/metrics").await;
     assert!(
-        text.contains("factory_requests_total{protocol=\"grpc\",route=\"ModelInfer\",status=\"INVALID_ARGUMENT\"} 8"),
+        text.contains("factory_requests_total{protocol=\"grpc\",route=\"ModelInfer\",status=\"INVALID_ARGUMENT\"} 9"),
         "{text}"
     );
     assert!(text.contains("factory_requests_total{protocol=\"grpc\",route=\"ModelInfer\",status=\"OK\"} 1"), "{text}");
@@ -225,4 +233,105 @@ async fn health_check_list_and_watch_until_shutdown() {
         .expect("shutdown was held up")
         .unwrap()
         .unwrap();
+}
+
+/// A codec that sends and receives message bytes as they are, to send what no stub would.
+#[derive(Default)]
+struct RawCodec;
+struct Raw;
+
+impl tonic::codec::Encoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let n = bytes::Buf::remaining(src);
+        Ok(Some(bytes::Buf::copy_to_bytes(src, n).to_vec()))
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = Raw;
+    type Decoder = Raw;
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+/// Sends `message` as the request of `path`: the error status.
+async fn raw_call(s: &TestServer, path: &'static str, message: Vec<u8>) -> tonic::Status {
+    let mut g = tonic::client::Grpc::new(s.channel().await).max_encoding_message_size(usize::MAX);
+    g.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+    g.unary(tonic::Request::new(message), path, RawCodec).await.unwrap_err()
+}
+
+/// A protobuf string field: tag (field << 3 | 2), length, bytes.
+fn string_field(field: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![field << 3 | 2];
+    let mut n = value.len();
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        out.push(if n == 0 { b } else { b | 0x80 });
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(value);
+    out
+}
+
+/// Issue: tonic answered undecodable messages INTERNAL and oversized ones OUT_OF_RANGE, and
+/// Health/Check echoed a 1 MB service name into its message (the client then failed on
+/// metadata size). Messages are the caller's error, INVALID_ARGUMENT; sizes
+/// RESOURCE_EXHAUSTED; echoed values are cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_oversized_and_echoing_requests_get_the_right_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("housing");
+    write_package(&dir, 0.0, "1");
+    let mut cfg = serving::Config::new(dir.to_string_lossy(), "http://127.0.0.1:9");
+    cfg.grpc_max_message_bytes = Some(64 * 1024);
+    let s = TestServer::start(cfg, false).await;
+    const INFER: &str = "/inference.GRPCInferenceService/ModelInfer";
+    const CHECK: &str = "/grpc.health.v1.Health/Check";
+    let cases: Vec<(&str, Vec<u8>, Code, &str)> = vec![
+        (INFER, vec![0xff; 12], Code::InvalidArgument, "not valid protobuf"),
+        (INFER, string_field(1, b"\xff\xfe"), Code::InvalidArgument, "not valid protobuf"),
+        (CHECK, string_field(1, b"\xc3"), Code::InvalidArgument, "not valid protobuf"),
+        (INFER, string_field(1, &vec![b'a'; 100 * 1024]), Code::ResourceExhausted, "too large"),
+    ];
+    for (path, message, code, needle) in cases {
+        let err = raw_call(&s, path, message).await;
+        assert_eq!(err.code(), code, "{path}: {err:?}");
+        assert!(err.message().contains(needle), "{path}: {err:?}");
+    }
+    // A 1 MB service name or model name comes back cut, not as a 1 MB message.
+    let mut h = s.health_client().await;
+    let err = h.check(HealthCheckRequest { service: "s".repeat(1 << 20) }).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    assert!(err.message().len() < 400 && err.message().contains("sss…"), "{}", err.message().len());
+    let mut c = s.inference().await;
+    let mut req = request(columns(3));
+    req.model_name = "m".repeat(40_000);
+    let err = c.model_infer(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    assert!(err.message().len() < 600 && err.message().contains("mmm…"), "{}", err.message().len());
+    // Still serving.
+    assert!(c.model_infer(request(columns(3))).await.is_ok());
+    s.stop().await.unwrap();
 }

@@ -228,6 +228,13 @@ async fn bad_input_is_refused_with_the_problem_named() {
     )
     .await;
     check(&s, inv, json_ct, r#"{"dataframe_records": []}"#, 400, invalid, "no rows").await;
+    // Issue: a column named twice took the last value silently.
+    let dup_split = r#"{"dataframe_split": {"columns": ["x1", "x2", "x1", "color"], "data": [[1, 2, 3, "red"]]}}"#;
+    check(&s, inv, json_ct, dup_split, 400, invalid, "column 'x1' is given twice").await;
+    let dup_record = r#"{"dataframe_records": [{"x1": 1, "x2": 2, "color": "red", "x2": 5}]}"#;
+    check(&s, inv, json_ct, dup_record, 400, bad, "'x2' is given twice").await;
+    let dup_inputs = r#"{"inputs": {"x1": [1], "x2": [2], "color": ["red"], "color": ["blue"]}}"#;
+    check(&s, inv, json_ct, dup_inputs, 400, bad, "'color' is given twice").await;
     check(&s, inv, json_ct, r#"{"instances": [[1, 2]]}"#, 400, invalid, "row 1: 2 values").await;
     check(&s, inv, "text/csv", "x1,x2\n1,2\n", 400, invalid, "color").await;
     check(&s, inv, "text/csv", "x1,x2,color\n1,abc,red\n", 400, invalid, "x2").await;
@@ -297,13 +304,19 @@ async fn bad_input_is_refused_with_the_problem_named() {
     check(&s, v2, json_ct, empty, 400, None, "empty").await;
     check(&s, v2, json_ct, &big, 413, None, "limit of 4096 bytes").await;
     check(&s, "/v2/models/nope/infer", json_ct, &inp(x1), 404, None, "model 'nope' is not served here").await;
+    // Issue: an output the model does not have was ignored; KServe and Triton refuse it.
+    let all = format!("{x1}, {x2}, {color}");
+    let asking = |name: &str| format!(r#"{{"inputs": [{all}], "outputs": [{{"name": "{name}"}}]}}"#);
+    check(&s, v2, json_ct, &asking("nope"), 400, None, "unknown output 'nope' requested").await;
+    let (code, r) = s.post_json(v2, &serde_json::from_str(&asking("prediction")).unwrap()).await;
+    assert_eq!((code, r["outputs"][0]["name"].as_str()), (200, Some("prediction")), "{r}");
 
     // Still serving after all that.
     let (code, _) = s.post_json(inv, &dataframe_split(2)).await;
     assert_eq!(code, 200);
     let (_, text) = s.get("/metrics").await;
     assert!(
-        text.contains("factory_requests_total{protocol=\"http\",route=\"/invocations\",status=\"400\"} 11"),
+        text.contains("factory_requests_total{protocol=\"http\",route=\"/invocations\",status=\"400\"} 14"),
         "{text}"
     );
     s.stop().await.unwrap();

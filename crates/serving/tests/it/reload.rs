@@ -159,3 +159,59 @@ async fn the_documented_admin_operations_are_routed() {
     let r = client.reload(&admin_api::ReloadQuery { force: true }).await.unwrap();
     assert_eq!((r.outcome, r.model_version.as_deref()), (admin_api::ReloadOutcome::Reloaded, Some("m-1")));
 }
+
+/// `POST url` as a browser or as our clients send it: the status.
+async fn admin_status(url: &str, headers: &[(&str, &str)], body: &'static str, token: Option<&str>) -> u16 {
+    let mut r = reqwest::Client::builder().no_proxy().build().unwrap().post(url).body(body);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    r.send().await.unwrap().status().as_u16()
+}
+
+/// Issue: serve's admin listener without a token took `POST /admin/reload?force=true` from any
+/// web page (no preflight for a cross-origin POST) and under any host name (DNS rebinding).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_refuses_web_pages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("housing");
+    write_package(&dir, 0.0, "1");
+
+    // With its token: a browser's request is refused even with the token; a Service name is fine.
+    let s = TestServer::local(&dir).await;
+    let url = format!("{}/admin/reload?force=true", s.admin_base);
+    let t = Some(ADMIN_TOKEN);
+    assert_eq!(admin_status(&url, &[("origin", "http://evil.example")], "", t).await, 403);
+    assert_eq!(admin_status(&url, &[("sec-fetch-site", "cross-site")], "", t).await, 403);
+    assert_eq!(admin_status(&url, &[("content-type", "text/plain")], "{}", t).await, 415);
+    assert_eq!(admin_status(&url, &[("host", "serve-admin:8081")], "", t).await, 200);
+    s.stop().await.unwrap();
+
+    // Without a token (loopback only): the host must be an IP address or localhost too.
+    let app = serving::Serving::new(serving::Config::new(dir.to_string_lossy(), "http://127.0.0.1:9")).unwrap();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_addr = admin.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let listeners = serving::Listeners { http, grpc: None, admin: Some(admin) };
+    let server = tokio::spawn(serving::run_with(app.clone(), listeners, async move {
+        let _ = rx.await;
+    }));
+    while !app.is_ready() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let url = format!("http://{admin_addr}/admin/reload?force=true");
+    let evil = [("origin", "http://evil.example"), ("host", "evil.example"), ("content-type", "text/plain")];
+    assert_eq!(admin_status(&url, &evil, r#"{"x":1}"#, None).await, 403);
+    assert_eq!(admin_status(&url, &[("host", "evil.example")], "", None).await, 403);
+    assert_eq!(admin_status(&url, &[("content-type", "text/plain")], "x", None).await, 415);
+    let port = admin_addr.port();
+    assert_eq!(admin_status(&url, &[("host", &*format!("localhost:{port}"))], "", None).await, 200);
+    let client = admin_api::AdminClient::new(reqwest::Client::new(), &format!("http://{admin_addr}"), None);
+    client.reload(&admin_api::ReloadQuery { force: false }).await.unwrap();
+    let _ = tx.send(());
+    server.await.unwrap().unwrap();
+}

@@ -160,7 +160,7 @@ impl TestServer {
         (s, serde_json::from_str(&t).unwrap_or(serde_json::Value::Null))
     }
 
-    async fn channel(&self) -> tonic::transport::Channel {
+    pub async fn channel(&self) -> tonic::transport::Channel {
         tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc_addr)).unwrap().connect().await.unwrap()
     }
 
