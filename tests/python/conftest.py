@@ -527,9 +527,10 @@ def backend_kind(request):
     return request.param
 
 
-def _start_server(backend_kind: str, workdir: Path, label: str):
+def _start_server(backend_kind: str, workdir: Path, label: str, env: dict | None = None):
     backend = Backend(backend_kind, workdir)
     server = Server(backend.uri, workdir / "artifacts", workdir, label)
+    server.extra_env.update(env or {})
     try:
         server.start()
     except Exception:
@@ -553,13 +554,14 @@ def server(backend_kind, tmp_path_factory, request):
 
 @pytest.fixture
 def server_factory(backend_kind, tmp_path):
-    """Function-scoped: ``server_factory()`` starts a fresh server on a fresh backend."""
+    """Function-scoped: ``server_factory()`` starts a fresh server on a fresh backend (``env``:
+    more environment for the server process)."""
     made = []
 
-    def make(label: str = "fresh"):
+    def make(label: str = "fresh", env: dict | None = None):
         workdir = tmp_path / f"{label}-{len(made)}"
         workdir.mkdir()
-        backend, srv = _start_server(backend_kind, workdir, f"{label}-{backend_kind}")
+        backend, srv = _start_server(backend_kind, workdir, f"{label}-{backend_kind}", env)
         srv.backend = backend
         made.append((backend, srv))
         return srv

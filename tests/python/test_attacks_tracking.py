@@ -76,7 +76,8 @@ def target(backend_kind, tmp_path_factory):
         f"attacks-{backend_kind}",
         auth=auth_env(workdir, default_permission="NO_PERMISSIONS"),
     )
-    # The stock server truncates over-long values unless told not to; we always refuse them.
+    # MLflow truncates over-long run param and tag values unless told not to (its server
+    # setting, which `factory server` reads too, off by default); here they must be refused.
     srv.extra_env["MLFLOW_TRUNCATE_LONG_VALUES"] = "false"
     srv.start()
     yield Target(srv)
@@ -409,9 +410,9 @@ def test_oversized_names_and_descriptions_are_refused_and_not_stored(target, vic
     huge_name, huge_text = "r" * 1_000_000, "d" * 10_000_000
     cases = [
         ("POST", "runs/create", {"experiment_id": exp, "run_name": huge_name}),
-        ("POST", "runs/create", {"experiment_id": exp, "tags": [{"key": "mlflow.runName", "value": "r" * 300}]}),
         ("POST", "runs/update", {"run_id": victim["run"], "run_name": huge_name}),
-        ("POST", "runs/set-tag", {"run_id": victim["run"], "key": "mlflow.runName", "value": "r" * 300}),
+        ("POST", "runs/create", {"experiment_id": exp, "tags": [{"key": "mlflow.runName", "value": "r" * 8001}]}),
+        ("POST", "runs/set-tag", {"run_id": victim["run"], "key": "mlflow.runName", "value": "r" * 8001}),
         ("POST", "runs/set-tag", {"run_id": victim["run"], "key": "mlflow.note.content", "value": huge_text}),
         ("POST", "runs/log-parameter", {"run_id": victim["run"], "key": "big", "value": "p" * 6001}),
         ("POST", "runs/log-parameter", {"run_id": victim["run"], "key": "k" * 251, "value": "v"}),

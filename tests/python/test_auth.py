@@ -19,7 +19,7 @@ import pytest
 import requests
 from mlflow.exceptions import MlflowException
 
-from conftest import AUTH_ADMIN, AUTH_ADMIN_PASSWORD, Backend, Server, auth_env, is_peer, server_kind
+from conftest import AUTH_ADMIN, AUTH_ADMIN_PASSWORD, AUTH_DB, Backend, Server, auth_env, is_peer, server_kind
 from helpers import unique
 
 PASSWORD = "user-password-0123"
@@ -484,3 +484,125 @@ def test_graphql_follows_permissions(srv, app):
     assert gql(b, datasets, {"ids": exps})["data"]["mlflowSearchDatasets"] == {"datasetSummaries": []}
     assert gql(b, versions, {"f": f"name = '{model}'"})["data"]["mlflowSearchModelVersions"]["modelVersions"] == []
     assert gql(session(alice), versions, {"f": f"name = '{model}'"})["data"]["mlflowSearchModelVersions"]["modelVersions"] == [{"name": model}]
+
+
+# --------------------------------------------------------------------------------------
+# the check and the action on the same resource
+# --------------------------------------------------------------------------------------
+
+# The store reads an experiment id as `trim().parse()`: each of these is experiment `{e}` there.
+ID_SPELLINGS = ["0{e}", "00{e}", "+{e}", " {e}", "{e} ", "{e}\t", "\n{e}"]
+
+
+@pytest.mark.skipif(is_peer(), reason="MLflow keys its check by the raw string: these spellings pass its DENY")
+def test_experiment_id_spellings_do_not_pass_a_deny(srv, app):
+    alice, bob = new_user(app, "alice"), new_user(app, "bob")
+    a, b = session(alice), session(bob)
+    name = unique("spell-")
+    e = a.post(api(srv, "experiments/create"), json={"name": name}).json()["experiment_id"]
+    run = a.post(api(srv, "runs/create"), json={"experiment_id": e}).json()["run"]["info"]["run_id"]
+    with as_user(alice):
+        app.grant_user_permission(bob, "experiment", e, "DENY")
+    get_exp = "query($id: String!) { mlflowGetExperiment(input: {experimentId: $id}) { experiment { name } } }"
+    for spelling in [s.format(e=e) for s in ID_SPELLINGS] + [e]:
+        calls = [
+            ("GET", api(srv, "experiments/get"), {"params": {"experiment_id": spelling}}),
+            ("POST", api(srv, "experiments/set-experiment-tag"), {"json": {"experiment_id": spelling, "key": "pwned", "value": "1"}}),
+            ("POST", api(srv, "experiments/update"), {"json": {"experiment_id": spelling, "new_name": unique("renamed-")}}),
+            ("POST", api(srv, "experiments/delete"), {"json": {"experiment_id": spelling}}),
+            ("POST", api(srv, "runs/create"), {"json": {"experiment_id": spelling}}),
+            ("POST", api(srv, "logged-models"), {"json": {"experiment_id": spelling, "name": "m"}}),
+            ("POST", f"{srv.url}/ajax-api/2.0/mlflow/experiments/search-datasets", {"json": {"experiment_ids": [spelling]}}),
+            ("GET", f"{srv.url}/factory/drift/{requests.utils.quote(spelling, safe='')}", {}),
+            ("POST", f"{srv.url}/api/3.0/mlflow/users/permissions/grant",
+             {"json": {"username": bob, "resource_type": "experiment", "resource_id": spelling, "permission": "MANAGE"}}),
+        ]
+        for method, url, kw in calls:
+            r = b.request(method, url, **kw)
+            assert r.status_code in (400, 403), (spelling, url, r.status_code, r.text[:200])
+            if r.status_code == 400:
+                assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE", r.text
+        r = b.post(api(srv, "runs/search"), json={"experiment_ids": [spelling]})
+        assert r.status_code in (200, 400) and r.json().get("runs", []) == [], (spelling, r.text[:200])
+        got = b.post(srv.url + "/graphql", json={"query": get_exp, "variables": {"id": spelling}}).json()
+        assert (got.get("data") or {}).get("mlflowGetExperiment") is None, (spelling, got)
+    # Nothing reached the experiment.
+    exp = a.get(api(srv, "experiments/get"), params={"experiment_id": e}).json()["experiment"]
+    assert exp["name"] == name and exp["lifecycle_stage"] == "active"
+    assert "pwned" not in {t["key"] for t in exp.get("tags", [])}
+    runs = a.post(api(srv, "runs/search"), json={"experiment_ids": [e]}).json()["runs"]
+    assert [r["info"]["run_id"] for r in runs] == [run]
+    # The canonical spelling still works for whoever may read it.
+    assert a.get(api(srv, "experiments/get"), params={"experiment_id": e}).status_code == 200
+
+
+def test_model_version_source_schemes_in_any_case(srv, app):
+    """MLflow reads a source's scheme through `urlparse` (lowercased): `RUNS:/…`, `Models:/…`
+    and `MLFLOW-ARTIFACTS:/…` are checked as the lower-case forms are."""
+    alice, bob = new_user(app, "alice"), new_user(app, "bob")
+    a, b = session(alice), session(bob)
+    e = a.post(api(srv, "experiments/create"), json={"name": unique("src-case-")}).json()["experiment_id"]
+    run = a.post(api(srv, "runs/create"), json={"experiment_id": e}).json()["run"]["info"]["run_id"]
+    victim = unique("victim-model-")
+    a.post(api(srv, "registered-models/create"), json={"name": victim})
+    r = a.post(api(srv, "model-versions/create"), json={"name": victim, "source": f"runs:/{run}/model", "run_id": run})
+    assert r.status_code == 200, r.text
+    with as_user(alice):
+        app.grant_user_permission(bob, "experiment", e, "DENY")
+        app.grant_user_permission(bob, "registered_model", victim, "DENY")
+    mine = unique("bob-model-")
+    assert b.post(api(srv, "registered-models/create"), json={"name": mine}).status_code == 200
+    cases = [
+        (f"RUNS:/{run}/model", {}, 400),
+        (f"Runs:/{run}/model", {"run_id": run}, 403),
+        (f"MLFLOW-ARTIFACTS:/{e}/{run}/artifacts/model", {}, 400),
+        (f"Mlflow-Artifacts:/{e}/{run}/artifacts/model", {"run_id": run}, 403),
+        (f"Models:/{victim}/1", {}, 403),
+        (f"MODELS:/{victim}@champion", {}, 403),
+    ]
+    for source, extra, status in cases:
+        r = b.post(api(srv, "model-versions/create"), json={"name": mine, "source": source, **extra})
+        assert r.status_code == status, (source, r.status_code, r.text[:200])
+        if status == 400:
+            assert r.json() == {
+                "error_code": "INVALID_PARAMETER_VALUE",
+                "message": f"Invalid model version source: '{source}'. The run_id request parameter must identify "
+                "the resource that contains the source.",
+            }
+    got = a.post(api(srv, "model-versions/search"), json={"filter": f"name = '{mine}'"})
+    assert got.json().get("model_versions", []) == [], got.text
+    # The same source in the owner's hands, with the run that holds it.
+    r = a.post(api(srv, "model-versions/create"), json={"name": victim, "source": f"RUNS:/{run}/model", "run_id": run})
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.skipif(is_peer(), reason="MLflow takes any mlflow-artifacts: location")
+def test_experiment_location_cannot_be_another_experiments_folder(srv, app):
+    alice, bob = new_user(app, "alice"), new_user(app, "bob")
+    a, b = session(alice), session(bob)
+    e = a.post(api(srv, "experiments/create"), json={"name": unique("loc-victim-")}).json()["experiment_id"]
+    run = a.post(api(srv, "runs/create"), json={"experiment_id": e}).json()["run"]["info"]["run_id"]
+    with as_user(alice):
+        app.grant_user_permission(bob, "experiment", e, "DENY")
+    for location in [f"mlflow-artifacts:/{e}/{run}/artifacts", f"mlflow-artifacts:/{e}", f"MLFLOW-ARTIFACTS:/{e}/x",
+                     f"mlflow-artifacts://localhost:5000/{e}/{run}/artifacts", "mlflow-artifacts:/987654"]:
+        r = b.post(api(srv, "experiments/create"), json={"name": unique("loc-"), "artifact_location": location})
+        assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE", (location, r.text)
+    listed = a.get(api(srv, "artifacts/list"), params={"run_id": run}).json()
+    assert listed.get("files", []) == []
+    # A location of one's own outside the experiments' folders is fine.
+    r = b.post(api(srv, "experiments/create"), json={"name": unique("loc-"), "artifact_location": "mlflow-artifacts:/team-b"})
+    assert r.status_code == 200, r.text
+
+
+def test_nul_in_a_user_name_is_never_a_500(srv):
+    """PostgreSQL cannot store U+0000 in text: with the auth database there, a user name holding
+    it is bad input (400 INVALID_PARAMETER_VALUE naming the character); on SQLite it is stored.
+    Never a 500 (clients retry those for minutes)."""
+    r = admin().post(api(srv, "users/create"), json={"username": unique("nul") + "a\u0000b", "password": PASSWORD})
+    if AUTH_DB == "postgres" and not is_peer():
+        assert r.status_code == 400, r.text
+        assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE" and "NUL" in r.json()["message"], r.text
+    else:
+        assert r.status_code < 500, r.text
+    assert admin().get(api(srv, "users/current")).status_code == 200

@@ -116,6 +116,32 @@ def test_search_experiments_by_tag(client):
     assert mlflow.search_experiments(filter_string=f"tags.team = '{team}'")[0].tags["team"] == team
 
 
+def test_search_experiments_by_experiment_id(client):
+    """MLflow 3.17.2 filters on `experiment_id` with =, !=, IN and NOT IN, its quoted values parsed
+    as integers (`_get_search_experiments_filter_clauses`); only ids take a list."""
+    prefix = unique("exp-id-")
+    a, b, c = (client.create_experiment(f"{prefix}{i}") for i in range(3))
+    like = f"name LIKE '{prefix}%'"
+
+    def ids(f):
+        return sorted(e.experiment_id for e in client.search_experiments(filter_string=f"{like} AND {f}"))
+
+    assert ids(f"experiment_id = '{a}'") == [a]
+    assert ids(f"attribute.experiment_id = '{b}'") == [b]
+    assert ids(f"experiment_id != '{a}'") == sorted([b, c])
+    assert ids(f"experiment_id IN ('{a}', '{c}')") == sorted([a, c])
+    assert ids(f"experiment_id NOT IN ('{a}', '{c}')") == [b]
+    with raises_mlflow("INVALID_PARAMETER_VALUE") as e:
+        client.search_experiments(filter_string="experiment_id = 'abc'")
+    assert "Invalid experiment ID 'abc'. Experiment ID must be a valid integer." in str(e.value)
+    with raises_mlflow("INVALID_PARAMETER_VALUE") as e:
+        client.search_experiments(filter_string=f"experiment_id LIKE '{a}'")
+    assert "Invalid comparator for experiment_id: LIKE" in str(e.value)
+    with raises_mlflow("INVALID_PARAMETER_VALUE") as e:
+        client.search_experiments(filter_string="name IN ('a')")
+    assert "Only ['experiment_id'] attributes support comparison with a list of quoted string values." in str(e.value)
+
+
 def test_search_experiments_order_by(client):
     prefix = unique("exp-order-")
     suffixes = ["c", "a", "d", "b"]

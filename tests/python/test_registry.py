@@ -8,6 +8,7 @@ is what ``mlflow.register_model`` does in MLflow 3, so only two tests pay for ``
 from __future__ import annotations
 
 import json
+import time
 
 import mlflow
 import numpy as np
@@ -321,6 +322,71 @@ def test_search_registered_models_filter_order_and_pages(client):
         if not token:
             break
     assert seen == names and pages == 3
+
+
+def test_search_registry_tag_not_equal_needs_the_tag(client, logged, server):
+    """`tags.k != 'x'` matches only models (and versions) that have the tag `k` (MLflow joins the
+    tag rows); the client's own `mlflow.prompt.is_prompt != 'true'` clause still finds models
+    without that tag, and leaves out prompts."""
+    prefix = unique("tne") + "-"
+    with_v, with_zz, without = (f"{prefix}{c}" for c in "abc")
+    for n in (with_v, with_zz, without):
+        client.create_registered_model(n)
+    client.set_registered_model_tag(with_v, "k", "v")
+    client.set_registered_model_tag(with_zz, "k", "zz")
+    like = f"name LIKE '{prefix}%'"
+    assert [m.name for m in client.search_registered_models(f"{like} AND tags.k != 'zz'")] == [with_v]
+    assert [m.name for m in client.search_registered_models(like)] == [with_v, with_zz, without]
+    prompt = f"{prefix}p"  # the client refuses to make a prompt a model, so over REST
+    r = requests.post(
+        f"{server.url}/api/2.0/mlflow/registered-models/create",
+        json={"name": prompt, "tags": [{"key": "mlflow.prompt.is_prompt", "value": "true"}]},
+    )
+    assert r.status_code == 200, r.text
+    assert [m.name for m in client.search_registered_models(like)] == [with_v, with_zz, without]
+
+    versions = []
+    for value in ("v", "zz", None):
+        v = _version(client, with_v, logged)
+        if value is not None:
+            client.set_model_version_tag(with_v, v.version, "k", value)
+        versions.append(v.version)
+    found = client.search_model_versions(f"name = '{with_v}' AND tags.k != 'zz'")
+    assert [v.version for v in found] == [versions[0]]
+
+
+def test_search_registered_models_order_by_timestamp(client):
+    """`timestamp` and `last_updated_timestamp` both sort on the last update (MLflow's
+    `_parse_search_registered_models_order_by`); `creation_timestamp` is not a key there."""
+    prefix = unique("ots") + "-"
+    names = [f"{prefix}{c}" for c in "abc"]
+    for n in names:
+        client.create_registered_model(n)
+        time.sleep(0.01)
+    client.update_registered_model(names[0], description="touched")
+    like = f"name LIKE '{prefix}%'"
+    expected = [names[1], names[2], names[0]]
+    assert [m.name for m in client.search_registered_models(like, order_by=["timestamp"])] == expected
+    desc = client.search_registered_models(like, order_by=["last_updated_timestamp DESC"])
+    assert [m.name for m in desc] == expected[::-1]
+    with raises_mlflow("INVALID_PARAMETER_VALUE") as e:
+        client.search_registered_models(like, order_by=["creation_timestamp"])
+    assert "Invalid order by key 'creation_timestamp' specified." in str(e.value)
+
+
+def test_model_version_description_and_latest_version_tags(client, logged):
+    """A version made without a description has "" (MLflow stores the request's empty field),
+    and a registered model's latest versions carry their tags."""
+    name = unique("mvd-")
+    client.create_registered_model(name)
+    v = _version(client, name, logged)
+    assert v.description == ""
+    assert client.get_model_version(name, v.version).description == ""
+    client.set_model_version_tag(name, v.version, "vt", "1")
+    latest = client.get_registered_model(name).latest_versions
+    assert [(x.version, x.tags) for x in latest] == [(v.version, {"vt": "1"})]
+    found = client.search_registered_models(f"name = '{name}'")[0].latest_versions
+    assert [(x.version, x.tags) for x in found] == [(v.version, {"vt": "1"})]
 
 
 def test_search_registered_models_bad_input(client):

@@ -9,10 +9,11 @@ import threading
 import mlflow
 import pandas as pd
 import pytest
+import requests
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag, ViewType
 
-from helpers import now_ms, raises_mlflow, unique
+from helpers import now_ms, raises_mlflow, unique, use_server
 
 from conftest import is_peer
 
@@ -355,6 +356,90 @@ def test_log_batch_many_entities(client, exp_id):
         hist = client.get_metric_history(rid, f"m{k}")
         assert [m.step for m in hist] == list(range(100))
         assert [m.value for m in hist] == [i * 0.5 for i in range(1200) if i % 12 == k]
+
+
+def test_long_param_and_tag_values_are_refused_by_default(client, exp_id):
+    """Our default (a departure, README "Where it differs"): an over-long run param or tag value
+    is refused with MLflow's own message and nothing of the call is stored; MLflow's server
+    truncates it silently unless MLFLOW_TRUNCATE_LONG_VALUES is false."""
+    if is_peer():
+        pytest.skip("MLflow truncates by default")
+    rid = client.create_run(exp_id).info.run_id
+    with raises_mlflow("INVALID_PARAMETER_VALUE") as e:
+        client.log_param(rid, "p", "y" * 6001)
+    assert "'Param value' exceeds the maximum length of 6000 characters" in str(e.value)
+    with raises_mlflow("INVALID_PARAMETER_VALUE") as e:
+        client.set_tag(rid, "t", "x" * 8001)
+    assert "exceeds the maximum length of 8000 characters" in str(e.value)
+    with raises_mlflow("INVALID_PARAMETER_VALUE") as e:
+        client.log_batch(rid, params=[Param("ok", "1"), Param("bp", "y" * 6001)])
+    data = client.get_run(rid).data
+    assert "p" not in data.params and "ok" not in data.params and "t" not in data.tags
+
+
+def test_long_param_and_tag_values_are_truncated_when_asked(server_factory):
+    """With MLFLOW_TRUNCATE_LONG_VALUES=true (MLflow's default) a run's param value is cut to 6000
+    characters and a tag value to 8000 (`_validate_length_limit(..., truncate=True)`), in
+    log-parameter, set-tag and log-batch; `mlflow.runName` set as a tag is the name too. A run
+    name of 300 characters is taken as it is (MLflow's create_run and update_run check no
+    length)."""
+    client = use_server(server_factory("truncate", env={"MLFLOW_TRUNCATE_LONG_VALUES": "true"}))
+    exp_id = client.create_experiment(unique("truncate-"))
+    run = client.create_run(exp_id, run_name="n" * 300)
+    rid = run.info.run_id
+    assert run.info.run_name == "n" * 300
+    client.log_param(rid, "p", "é" * 6100)
+    client.set_tag(rid, "t", "x" * 9000)
+    client.log_batch(rid, params=[Param("bp", "y" * 7000)], tags=[RunTag("bt", "z" * 8001)])
+    data = client.get_run(rid).data
+    assert data.params["p"] == "é" * 6000 and data.params["bp"] == "y" * 6000
+    assert data.tags["t"] == "x" * 8000 and data.tags["bt"] == "z" * 8000
+    client.update_run(rid, name="u" * 300)
+    assert client.get_run(rid).info.run_name == "u" * 300
+    client.set_tag(rid, "mlflow.runName", "s" * 9000)
+    r = client.get_run(rid)
+    assert r.info.run_name == "s" * 8000 and r.data.tags["mlflow.runName"] == "s" * 8000
+    # A key is still checked, and a param once logged keeps its (truncated) value.
+    with raises_mlflow("INVALID_PARAMETER_VALUE"):
+        client.log_param(rid, "k" * 251, "v")
+    client.log_param(rid, "p", "é" * 6001)  # the same value once truncated
+
+
+def test_log_batch_duplicate_param_keys_are_refused(client, exp_id):
+    """`_validate_param_keys_unique`: a key twice in one batch is refused, equal values or not,
+    and each repeat is named."""
+    rid = client.create_run(exp_id).info.run_id
+    with raises_mlflow("INVALID_PARAMETER_VALUE") as e:
+        client.log_batch(rid, params=[Param("d", "1"), Param("d", "1")])
+    assert (
+        "Duplicate parameter keys have been submitted: ['d']. Please ensure the request contains only one "
+        "param value per param key." in str(e.value)
+    )
+    with raises_mlflow("INVALID_PARAMETER_VALUE") as e:
+        client.log_batch(rid, params=[Param("e", "1"), Param("f", "1"), Param("e", "2"), Param("e", "1")])
+    assert "Duplicate parameter keys have been submitted: ['e', 'e']." in str(e.value)
+    assert client.get_run(rid).data.params == {}
+
+
+def test_metric_history_bulk_interval_samples_as_mlflow(client, exp_id, server):
+    """`get-history-bulk-interval` keeps the first value of each of `max_results` NTILE buckets
+    over the values in (step, timestamp, value) order, and the last value in place of the last
+    kept (`SqlAlchemyStore._sample_rows_with_window_functions`)."""
+    rid = client.create_run(exp_id).info.run_id
+    t0 = now_ms()
+    metrics = [Metric("m", float(i), t0 + i, i) for i in range(100)] + [Metric("m", -1.0, t0 + 500, 50)]
+    client.log_batch(rid, metrics=metrics)
+    url = f"{server.url}/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"
+
+    def steps(**params):
+        r = requests.get(url, params={"run_ids": [rid], "metric_key": "m", **params})
+        assert r.status_code == 200, r.text
+        return [(m["step"], m["value"]) for m in r.json()["metrics"]]
+
+    assert steps(max_results=5) == [(0, 0.0), (21, 21.0), (41, 41.0), (60, 60.0), (99, 99.0)]
+    assert steps(max_results=1) == [(99, 99.0)]
+    assert steps(max_results=3, start_step=10, end_step=20) == [(10, 10.0), (14, 14.0), (20, 20.0)]
+    assert len(steps()) == 101  # no max_results: MLflow's MAX_RESULTS_PER_RUN, 2500
 
 
 def test_fluent_log_metrics(client, exp_id):

@@ -178,3 +178,61 @@ def test_run_artifact_paths_through_the_client(client, watched, tmp_path):
             client.download_artifacts(run, bad, str(tmp_path / "out"))
         assert "secret" not in str(e.value)
     assert not (tmp_path / "out" / "sentinel.txt").exists()
+
+
+def raw_host(server, host: str, target: str = "/api/2.0/mlflow/experiments/get?experiment_id=0") -> tuple[int, bytes]:
+    """One GET with exactly this `Host` header."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+    try:
+        conn.putrequest("GET", target, skip_host=True)
+        conn.putheader("Host", host)
+        for k, v in _auth_header().items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.skipif(is_peer(), reason="MLflow matches its default patterns against the raw header: these pass there")
+def test_host_header_is_parsed_before_the_allow_list(server):
+    """DNS rebinding: a name that merely starts like a private address, or a port that is not a number."""
+    refused = (403, b"Invalid Host header - possible DNS rebinding attack detected")
+    for host in [
+        "192.168.1.5.attacker.com",
+        "10.0.0.1.evil.com",
+        "172.16.0.1.nip.io",
+        "localhost:5000.evil.com",
+        f"localhost:{server.port}@evil.com",
+        f"127.0.0.1:{server.port}:1",
+        "evil.com",
+    ]:
+        assert raw_host(server, host) == refused, host
+    for host in [f"localhost:{server.port}", f"127.0.0.1:{server.port}", "192.168.1.5:5000", "10.1.2.3", "[::1]:5000"]:
+        status, body = raw_host(server, host)
+        assert status == 200, (host, status, body[:200])
+
+
+@pytest.mark.skipif(is_peer() or ARTIFACTS_MODE == "s3", reason="the local artifact store's file-system refusals")
+def test_artifact_upload_conflicts_are_400_without_server_paths(server, client):
+    base = f"{ART}/{unique('up-')}"
+    assert raw(server, "PUT", f"{base}/dir/file.txt", b"x")[0] == 200
+    assert raw(server, "PUT", f"{base}/plain.txt", b"x")[0] == 200
+    too_long = "n" * 300 + ".txt"
+    for target in [f"{base}/{too_long}", f"{base}/dir", f"{base}/plain.txt/under.txt"]:
+        status, content = raw(server, "PUT", target, b"data")
+        assert status == 400, (target, status, content[:300])
+        err = json.loads(content)
+        assert err["error_code"] == "INVALID_PARAMETER_VALUE", err
+        assert str(server.artifacts_dir) not in err["message"] and "/tmp" not in err["message"], err
+    # The UI's upload into a run, the same.
+    run = client.create_run(client.create_experiment(unique("up-"))).info.run_id
+    for path in [too_long, "d/f.txt", "d"]:
+        status, content = raw(server, "POST", f"/ajax-api/2.0/mlflow/upload-artifact?run_uuid={run}&path={path}", b"x")
+        if path == "d/f.txt":
+            assert status == 200, content[:300]
+            continue
+        assert status == 400, (path, status, content[:300])
+        err = json.loads(content)
+        assert err["error_code"] == "INVALID_PARAMETER_VALUE" and "/tmp" not in err["message"], err

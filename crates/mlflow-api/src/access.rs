@@ -83,6 +83,43 @@ pub enum Need {
     ListRoles(Vec<String>),
 }
 
+impl Need {
+    /// Every experiment id this need keys a grant by; [`allows`] refuses the request unless
+    /// each is in its canonical spelling ([`experiment_id`]). No `_` arm: a new need must say.
+    fn experiment_ids(&self) -> Vec<&str> {
+        match self {
+            Need::Experiment(id, _) | Need::DeleteExperiment(id) | Need::CreateRun(id) => vec![id],
+            Need::CreateLoggedModel { experiment_id, .. } => vec![experiment_id],
+            Need::Experiments(ids, _) => ids.iter().map(String::as_str).collect(),
+            Need::ManageResource(t, Pattern::Id(id)) if t == EXPERIMENT => vec![id],
+            Need::ManageResource(..)
+            | Need::Anyone
+            | Need::Admin
+            | Need::CreateExperiment
+            | Need::ExperimentByName(_)
+            | Need::Run(..)
+            | Need::RunAndModels(..)
+            | Need::RunsBulk(_)
+            | Need::LoggedModel(..)
+            | Need::SearchSelectingRuns
+            | Need::CreateRegisteredModel(_)
+            | Need::RegisteredModel(..)
+            | Need::DeleteRegisteredModel(_)
+            | Need::Version(..)
+            | Need::Alias(..)
+            | Need::CreateVersion { .. }
+            | Need::Artifact(..)
+            | Need::OwnAccount(_)
+            | Need::CreateUser
+            | Need::ViewUserRoles(_)
+            | Need::GetUserPermission { .. }
+            | Need::ManageRoles(_)
+            | Need::ViewRoles(_)
+            | Need::ListRoles(_) => vec![],
+        }
+    }
+}
+
 /// The role a role-API request is about (`_get_role_workspace_from_request`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RoleTarget {
@@ -141,9 +178,29 @@ pub fn filter_selects(filter: Option<&str>, attribute: &str) -> bool {
 const EXPERIMENT_CASCADE: [&str; 7] =
     [RUN, TRACE, LOGGED_MODEL, "assessment", "review_queue", "scorer", "scorer_version"];
 
+/// An experiment id as grants are keyed by it, or a 400. The store reads ids leniently
+/// (`trim().parse::<i64>()`: `03`, `+3`, ` 3` and `3\t` all reach experiment 3) while a grant
+/// names one spelling, so a check on any other spelling would judge a key no grant names and
+/// then act on experiment 3. Only the number's own decimal form is taken: for it the string
+/// the check keys and the number the store reads are one experiment.
+pub fn experiment_id(id: &str) -> ApiResult<&str> {
+    match id.parse::<i64>() {
+        Ok(n) if n.to_string() == id => Ok(id),
+        Ok(_) => Err(ApiError::invalid(format!(
+            "Invalid experiment ID '{id}'. Write it as a plain decimal integer, without sign, spaces or leading zeros."
+        ))),
+        Err(_) => {
+            Err(ApiError::invalid(format!("Invalid experiment ID '{id}'. Experiment ID must be a valid integer.")))
+        }
+    }
+}
+
 /// `_role_based_read_predicate`: READ on the row's own key, else the workspace grant, else the
-/// default.
+/// default. An experiment id in another spelling than its own ([`experiment_id`]) is unreadable.
 pub fn readable(grants: &Grants, resource_type: &str, id: &str) -> bool {
+    if resource_type == EXPERIMENT && experiment_id(id).is_err() {
+        return false;
+    }
     grants.satisfied(&Requirement::new(resource_type, id, Action::Read).or_else(WORKSPACE, Pattern::Any))
 }
 
@@ -265,6 +322,9 @@ impl Decide<'_> {
     }
 
     async fn allows(&self, need: &Need) -> ApiResult<bool> {
+        for id in need.experiment_ids() {
+            experiment_id(id)?;
+        }
         let g = self.g;
         Ok(match need {
             Need::Anyone => true,
@@ -466,7 +526,9 @@ impl Decide<'_> {
         {
             return Ok(false);
         }
-        if let Some(rest) = source.strip_prefix("models:/") {
+        // The scheme in any case, as MLflow's `urlparse` reads it (`Models:/m/1` is `models:/m/1`).
+        let models_uri = source.split_once(":/").filter(|(scheme, _)| scheme.eq_ignore_ascii_case("models"));
+        if let Some((_, rest)) = models_uri {
             if let Some(cut) = rest.find(['/', '@']) {
                 let source_model = &rest[..cut];
                 return Ok(self.model_exists(source_model).await?
@@ -484,7 +546,7 @@ impl Decide<'_> {
                 return Ok(false);
             }
         }
-        if let Some(model) = source.strip_prefix("models:/").filter(|r| !r.contains(['/', '@']) && !r.is_empty()) {
+        if let Some((_, model)) = models_uri.filter(|(_, r)| !r.contains(['/', '@']) && !r.is_empty()) {
             return self.logged_model(model, Action::Read).await;
         }
         Ok(true)
@@ -566,6 +628,21 @@ mod tests {
         check("1/notes.txt", false, Some(("1", vec![])));
         check("1/notes.txt", true, Some(("1", vec![RUN])));
         check("abc/x", false, None);
+    }
+
+    #[test]
+    fn experiment_ids_only_in_their_own_spelling() {
+        for ok in ["0", "3", "12", "-1", "9223372036854775807"] {
+            assert_eq!(experiment_id(ok).unwrap(), ok);
+        }
+        // Each of these the store reads as a number, most of them as 3.
+        for bad in ["03", "+3", " 3", "3 ", "3\t", "\n3", "-0", "00", "", "x", "3x", "9223372036854775808"] {
+            assert!(experiment_id(bad).is_err(), "{bad:?}");
+        }
+        let need = Need::Experiments(vec!["1".into(), "02".into()], Action::Read);
+        assert_eq!(need.experiment_ids(), ["1", "02"]);
+        assert_eq!(Need::ManageResource(EXPERIMENT.into(), Pattern::Id("+3".into())).experiment_ids(), ["+3"]);
+        assert!(Need::ManageResource(REGISTERED_MODEL.into(), Pattern::Id("03".into())).experiment_ids().is_empty());
     }
 
     #[test]

@@ -74,6 +74,49 @@ pub fn check_artifact_location(location: &str) -> ApiResult<()> {
     check_location(location, false)
 }
 
+/// Checks an experiment's `artifact_location` given by a client ([`check_artifact_location`]),
+/// and that it does not lie in an experiment's folder of a store this server manages: the
+/// proxy's (`mlflow-artifacts:`, whose first segment is the experiment the proxy's permission
+/// rule judges a path by) and, for `artifact_root` (the store's root for default locations),
+/// `<root>/<id>`. Only the experiment's own default could be there, and the server gives that
+/// when no location is given; any other location there would put this experiment's runs inside
+/// another (or a future) experiment's folder, written through this experiment's permissions.
+pub fn check_experiment_location(location: &str, artifact_root: &str) -> ApiResult<()> {
+    check_artifact_location(location)?;
+    let numeric = |seg: Option<&str>| seg.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    let claimed = match (managed_path(location), managed_path(artifact_root)) {
+        (Some((true, path)), _) if numeric(path.split('/').next()) => true,
+        (Some((proxied, path)), Some((root_proxied, root))) if proxied == root_proxied => {
+            let rest = if root.is_empty() { Some(path.as_str()) } else { path.strip_prefix(&format!("{root}/")) };
+            numeric(rest.and_then(|r| r.split('/').next()))
+        }
+        _ => false,
+    };
+    if claimed {
+        return Err(ApiError::invalid(format!(
+            "Invalid artifact_location '{location}': it lies in an experiment's folder of the artifact store this \
+             server manages. Leave artifact_location out to get this experiment's own folder there."
+        )));
+    }
+    Ok(())
+}
+
+/// A location of a store the server manages, as `(proxied, path without the outer slashes)`:
+/// `mlflow-artifacts:` (any case, with or without a host) is the proxy's; an absolute local
+/// path or `file://` URI is a local folder. Other locations: `None`.
+fn managed_path(uri: &str) -> Option<(bool, String)> {
+    let trim = |p: &str| p.trim_matches('/').to_string();
+    if let Some((_, rest)) = uri.split_once(':').filter(|(s, _)| s.eq_ignore_ascii_case("mlflow-artifacts")) {
+        let rest = match rest.strip_prefix("//") {
+            Some(hosted) => hosted.split_once('/').map_or("", |(_, p)| p),
+            None => rest,
+        };
+        return Some((true, trim(rest)));
+    }
+    let local = uri.strip_prefix("file://").or_else(|| uri.starts_with('/').then_some(uri))?;
+    Some((false, trim(local)))
+}
+
 /// Checks `--default-artifact-root`, set by whoever starts the server: as an experiment's
 /// location, except that `http(s)://` is allowed, since MLflow's documented set-up points it at
 /// the server's own proxy (`http://host:port/api/2.0/mlflow-artifacts/artifacts`), which the
@@ -191,6 +234,33 @@ fn store_error(path: &Path, e: object_store::Error) -> ApiError {
     }
 }
 
+/// A failed write of artifact `path`: a 400 when the path cannot be a file in the store (a name
+/// too long for the file system, a directory already there, or a file where the path needs a
+/// directory), else a 500. Neither says more than the artifact path: the store's own message
+/// names the server's folders, so it goes to the log only.
+pub(crate) fn write_error(path: &dyn std::fmt::Display, e: &(dyn std::error::Error + 'static)) -> ApiError {
+    use std::io::ErrorKind;
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            let why = match io.kind() {
+                ErrorKind::InvalidFilename => Some("a name in the path is too long"),
+                ErrorKind::IsADirectory | ErrorKind::DirectoryNotEmpty => Some("a directory of that name exists"),
+                ErrorKind::NotADirectory | ErrorKind::AlreadyExists => {
+                    Some("a file is where the path needs a directory")
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                return ApiError::invalid(format!("Could not store artifact '{path}': {why}."));
+            }
+        }
+        cause = c.source();
+    }
+    tracing::error!(error = %e, %path, "artifact store write failed");
+    ApiError::new(crate::error::ErrorCode::InternalError, format!("Could not store artifact '{path}'."))
+}
+
 async fn upload(s: AppState, _: Caller, a: Artifact) -> ApiResult<Reply<serde_json::Value>> {
     let path = safe_path(&a.path)?;
     if path.as_ref().is_empty() {
@@ -200,18 +270,16 @@ async fn upload(s: AppState, _: Caller, a: Artifact) -> ApiResult<Reply<serde_js
     let mut body = a.body.into_data_stream();
     while let Some(chunk) = body.next().await {
         let written = match chunk {
-            Ok(bytes) => writer.write_all(&bytes).await.map_err(|e| e.to_string()),
-            Err(e) => Err(format!("upload interrupted: {e}")),
+            Ok(bytes) => writer.write_all(&bytes).await.map_err(|e| write_error(&path, &e)),
+            Err(e) => Err(ApiError::invalid(format!("Could not store artifact '{path}': upload interrupted: {e}"))),
         };
         if let Err(e) = written {
             // Nothing half-written stays behind.
             let _ = writer.abort().await;
-            return Err(ApiError::invalid(format!("Could not store artifact '{path}': {e}")));
+            return Err(e);
         }
     }
-    writer.shutdown().await.map_err(|e| {
-        ApiError::new(crate::error::ErrorCode::InternalError, format!("Could not store artifact '{path}': {e}"))
-    })?;
+    writer.shutdown().await.map_err(|e| write_error(&path, &e))?;
     Ok(Reply(json!({})))
 }
 
@@ -309,5 +377,30 @@ mod tests {
         assert!(check_default_artifact_root(proxy).is_ok());
         assert!(check_default_artifact_root("http://h/a/../b").is_err());
         assert!(check_default_artifact_root("runs:/x").is_err());
+    }
+
+    #[test]
+    fn experiment_locations_stay_out_of_experiments_folders() {
+        let run = "0123456789abcdef0123456789abcdef";
+        for root in ["mlflow-artifacts:", "mlflow-artifacts:/", "/srv/mlartifacts", "s3://b/p"] {
+            for bad in [
+                format!("mlflow-artifacts:/3/{run}/artifacts"),
+                "mlflow-artifacts:/3".into(),
+                "MLFLOW-ARTIFACTS:/3/x".into(),
+                "mlflow-artifacts://host:5000/12/x".into(),
+                "mlflow-artifacts:3".into(),
+            ] {
+                assert!(check_experiment_location(&bad, root).is_err(), "{bad} under {root}");
+            }
+            for ok in ["mlflow-artifacts:/team/a", "mlflow-artifacts:/x3/y", "s3://b/3/x", "s3://other/1"] {
+                assert!(check_experiment_location(ok, root).is_ok(), "{ok} under {root}");
+            }
+        }
+        for bad in [format!("/srv/mlartifacts/3/{run}/artifacts"), "file:///srv/mlartifacts/7".into()] {
+            assert!(check_experiment_location(&bad, "/srv/mlartifacts").is_err(), "{bad}");
+        }
+        assert!(check_experiment_location("/srv/mlartifacts/team/3", "/srv/mlartifacts").is_ok());
+        assert!(check_experiment_location("/srv/other/3", "/srv/mlartifacts").is_ok());
+        assert!(check_experiment_location("s3://b/p/4/x", "s3://b/p").is_ok(), "not a store the server serves");
     }
 }

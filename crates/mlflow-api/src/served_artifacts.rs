@@ -263,10 +263,7 @@ async fn upload_run(s: AppState, _: Caller, u: Upload) -> ApiResult<Reply<Value>
     let run = s.store.runs().info(&run_id).await?;
     let at = locate(&s, &run.artifact_uri)?;
     let target = at.path(&relative)?;
-    at.store
-        .put(&target, u.data.into())
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::InternalError, format!("Could not store artifact '{relative}': {e}")))?;
+    at.store.put(&target, u.data.into()).await.map_err(|e| crate::artifacts::write_error(&relative, &e))?;
     Ok(Reply(json!({})))
 }
 

@@ -12,7 +12,7 @@ use crate::{owners, AppState};
 use ::auth::permission::{Action, EXPERIMENT, RUN};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tracking::{validate, LifecycleStage, Metric, RunSearch, RunStatus, RunUpdate, ViewType, RUN_NAME_TAG};
+use tracking::{validate, LifecycleStage, Metric, RunSearch, RunStatus, RunUpdate, ViewType};
 
 pub fn routes(api: &mut Api) {
     api.rule(POST, "/experiments/create", create_experiment, |_| Ok(Need::CreateExperiment));
@@ -166,7 +166,7 @@ async fn create_experiment(s: AppState, who: Caller, Msg(r): Msg<CreateExperimen
     let name = required_str(r.name, "name")?;
     let location = r.artifact_location.filter(|l| !l.is_empty());
     if let Some(loc) = &location {
-        crate::artifacts::check_artifact_location(loc)?;
+        crate::artifacts::check_experiment_location(loc, s.store.artifact_root())?;
     }
     for t in &r.tags {
         validate::experiment_tag(&t.key, &t.value)?;
@@ -276,15 +276,6 @@ async fn delete_experiment_tag(s: AppState, _: Caller, Msg(r): Msg<ExperimentTag
 
 // ---- runs ----
 
-/// A run tag; `mlflow.runName` is the run's name, so it has the name's limit too.
-fn run_tag(key: &str, value: &str) -> ApiResult<()> {
-    validate::tag(key, value)?;
-    if key == RUN_NAME_TAG {
-        validate::run_name(value)?;
-    }
-    Ok(())
-}
-
 #[derive(Deserialize)]
 struct CreateRun {
     #[serde(default, deserialize_with = "json::string_opt")]
@@ -298,12 +289,6 @@ struct CreateRun {
 }
 
 async fn create_run(s: AppState, _: Caller, Msg(r): Msg<CreateRun>) -> ApiResult<Reply<Value>> {
-    if let Some(name) = &r.run_name {
-        validate::run_name(name)?;
-    }
-    for t in &r.tags {
-        run_tag(&t.key, &t.value)?;
-    }
     let exp = r.experiment_id.filter(|e| !e.is_empty()).unwrap_or_else(|| tracking::DEFAULT_EXPERIMENT_ID.into());
     let run = s
         .store
@@ -324,9 +309,6 @@ struct UpdateRun {
 }
 
 async fn update_run(s: AppState, _: Caller, Msg(r): Msg<UpdateRun>) -> ApiResult<Reply<Value>> {
-    if let Some(name) = &r.run_name {
-        validate::run_name(name)?;
-    }
     let status = match r.status {
         None => None,
         Some(st) => Some(RunStatus::parse(&st).ok_or_else(|| {
@@ -429,7 +411,6 @@ async fn log_param(s: AppState, _: Caller, Msg(r): Msg<RunKeyValue>) -> ApiResul
 
 async fn set_tag(s: AppState, _: Caller, Msg(r): Msg<RunKeyValue>) -> ApiResult<Reply<Value>> {
     let (run_id, kv) = r.split()?;
-    run_tag(&kv.key, &kv.value)?;
     s.store.runs().set_tag(&run_id, &kv).await?;
     Ok(Reply(json!({})))
 }
@@ -453,10 +434,7 @@ struct LogBatch {
 }
 
 async fn log_batch(s: AppState, _: Caller, Msg(r): Msg<LogBatch>) -> ApiResult<Reply<Value>> {
-    validate::batch_sizes(r.metrics.len(), r.params.len(), r.tags.len())?;
-    for t in &r.tags {
-        run_tag(&t.key, &t.value)?;
-    }
+    // The store checks the batch as MLflow does: entities (long values truncated), sizes, keys.
     let run_id = r.run.id()?;
     let metrics = r.metrics.into_iter().enumerate();
     let metrics =
@@ -726,7 +704,13 @@ async fn get_metric_history_bulk_interval(
     let points = s
         .store
         .metrics()
-        .history_bulk_interval(&r.run_ids, &key, r.start_step, r.end_step, r.max_results.unwrap_or(320))
+        .history_bulk_interval(
+            &r.run_ids,
+            &key,
+            r.start_step,
+            r.end_step,
+            r.max_results.unwrap_or(BULK_INTERVAL_MAX_RESULTS),
+        )
         .await?;
     let metrics: Vec<wire::Metric> = points
         .iter()

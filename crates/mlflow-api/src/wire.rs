@@ -492,7 +492,8 @@ impl From<&t::ModelVersion> for ModelVersion {
             last_updated_timestamp: v.last_updated_time,
             user_id: v.user_id.clone().filter(|u| !u.is_empty()),
             current_stage: v.current_stage.clone(),
-            description: v.description.clone(),
+            // MLflow's create handler stores the request's `description`, "" when not given.
+            description: Some(v.description.clone().unwrap_or_default()),
             source: v.source.clone(),
             run_id: v.run_id.clone(),
             status: v.status.clone(),

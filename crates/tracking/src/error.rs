@@ -16,7 +16,7 @@ pub enum StoreError {
     InvalidParameter(String),
     /// The database failed; nothing was acknowledged.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// A schema migration failed at start-up.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -24,6 +24,27 @@ pub enum StoreError {
     /// `factory db upgrade`); the message says what to do.
     #[error("{0}")]
     Schema(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// A database error, except where the database refuses a value the request sent, which is
+    /// bad input (400), not a failure: PostgreSQL cannot store the NUL character in text
+    /// (SQLSTATE 22021, or 22P05 for an escape in JSON), which SQLite takes; and a value longer
+    /// than its column (22001), which only a database made by MLflow has (its `VARCHAR(n)`
+    /// columns, e.g. a run name over 250 characters; ours are `TEXT`).
+    fn from(e: sqlx::Error) -> Self {
+        if let Some(db) = e.as_database_error() {
+            let what = match db.code().as_deref() {
+                Some("22021" | "22P05") => {
+                    "a text value holds the NUL character (\\u0000), which PostgreSQL cannot store"
+                }
+                Some("22001") => "a value is longer than its database column allows",
+                _ => return StoreError::Database(e),
+            };
+            return StoreError::InvalidParameter(format!("Invalid value: {what} ({})", db.message()));
+        }
+        StoreError::Database(e)
+    }
 }
 
 impl From<crate::search::SearchError> for StoreError {

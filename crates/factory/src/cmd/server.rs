@@ -46,6 +46,12 @@ pub struct ServerArgs {
     /// take the DSN from a secret instead of writing a password into the ini).
     #[arg(long, env = "FACTORY_AUTH_DATABASE_URI", hide = true, hide_env_values = true)]
     pub auth_database_uri: Option<String>,
+    /// MLflow's server setting MLFLOW_TRUNCATE_LONG_VALUES: run param values over 6000
+    /// characters and tag values over 8000 are cut to that length (on) or refused (off, our
+    /// default; MLflow's is on). `true`/`1` or `false`/`0`, any case, as MLflow reads it.
+    #[arg(long, env = "MLFLOW_TRUNCATE_LONG_VALUES", default_value = "false", action = clap::ArgAction::Set,
+          value_parser = mlflow_bool)]
+    pub truncate_long_values: bool,
     /// The MLflow web UI build served at `/` (`factory ui install` puts one in the default place,
     /// ~/.cache/factory/ui/mlflow-<version>, which is used when this is not given).
     #[arg(long, env = "FACTORY_UI_DIR")]
@@ -139,6 +145,15 @@ const DEFAULT_BACKEND: &str = "sqlite:///mlflow.db";
 struct PythonServerOpts {
     workers: Option<usize>,
     ignored: Vec<String>,
+}
+
+/// A boolean environment setting as MLflow's `_BooleanEnvironmentVariable` reads it.
+fn mlflow_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(format!("{s:?} is not one of true, false, 1, 0")),
+    }
 }
 
 fn parse_python_server_opts(flag: &str, value: &str) -> anyhow::Result<PythonServerOpts> {
@@ -280,9 +295,10 @@ async fn serve(args: ServerArgs, guard: mlflow_api::guard::Guard) -> anyhow::Res
     // An artifacts-only server never reaches the store (the guard answers those routes); an
     // in-memory one stands in so that nothing is created on disk.
     let backend = if args.mlflow.artifacts_only { "sqlite://" } else { args.backend_store_uri.as_str() };
-    let store = tracking::Store::open(backend, &root)
+    let mut store = tracking::Store::open(backend, &root)
         .await
         .with_context(|| format!("opening backend store '{}'", args.backend_store_uri))?;
+    store.set_truncate_long_values(args.truncate_long_values);
     let s3 = mlflow_api::artifacts::S3Settings {
         endpoint_url: args.s3_endpoint_url.clone(),
         access_key_id: args.aws_access_key_id.clone(),

@@ -4,10 +4,13 @@
 //!
 //! - **Host check** (`--allowed-hosts`, against DNS rebinding): a `Host` header that matches no
 //!   allowed entry gets `403 text/plain` "Invalid Host header - possible DNS rebinding attack
-//!   detected"; `/health` and `/version` are exempt (probes reach pods by IP). Entries are exact,
-//!   or Python `fnmatch` patterns when they contain `*`; case-sensitive, port included. Without the
-//!   flag: localhost names on any port and the private ranges (`10.*`, `192.168.*`,
-//!   `172.16.*`…`172.31.*`, `fc00:*`, `fd00:*`), as MLflow. `*` turns the check off.
+//!   detected"; `/health` and `/version` are exempt (probes reach pods by IP). The header must
+//!   parse as host[:port] (a name, an IPv4 or bracketed IPv6 literal; a numeric port), else it
+//!   is refused. Entries are exact, or Python `fnmatch` patterns when they contain `*`;
+//!   case-sensitive, port included. Without the flag: localhost names on any port and IP
+//!   literals in the private ranges (`10.*`, `192.168.*`, `172.16.*`…`172.31.*`, `fc00:*`,
+//!   `fd00:*`); MLflow matches those as patterns on the raw header, which lets names such as
+//!   `192.168.1.5.attacker.com` through. `*` turns the check off.
 //! - **CORS** (`--cors-allowed-origins`): a preflight (`OPTIONS` with `Origin` and
 //!   `Access-Control-Request-Method`) is answered here, never by a route: 200 `OK` with the
 //!   origin, credentials, the methods `GET, POST, PUT, DELETE, OPTIONS, PATCH`, the requested
@@ -30,6 +33,7 @@
 
 mod fnmatch;
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use tower::ServiceExt;
 
@@ -112,16 +116,63 @@ pub fn parse_list(value: &str) -> Vec<String> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
-/// MLflow's `get_default_allowed_hosts()`: localhost names, bare and on any port, and the
-/// private address patterns.
-fn default_allowed_hosts() -> Vec<String> {
-    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "[::1]", "0.0.0.0"].map(String::from).to_vec();
-    // `[[]` is fnmatch for a literal `[`.
-    hosts.extend(["localhost:*", "127.0.0.1:*", "[[]::1]:*", "0.0.0.0:*"].map(String::from));
-    hosts.extend(["192.168.*", "10.*"].map(String::from));
-    hosts.extend((16..32).map(|i| format!("172.{i}.*")));
-    hosts.extend(["fc00:*", "fd00:*"].map(String::from));
-    hosts
+/// A `Host` header split into its host and port; `None` when it is not one. The host is a
+/// bracketed IPv6 literal (a bare one is taken too, without a port), or a name of ASCII
+/// letters, digits, `-`, `.` and `_` (an IPv4 literal when it parses as one); the port, after
+/// one `:`, is numeric. So `localhost:5000.evil.com` and `localhost:5177@evil.com` are no host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HostHeader<'a> {
+    name: &'a str,
+    ip: Option<IpAddr>,
+    port: Option<u16>,
+}
+
+fn parse_host(h: &str) -> Option<HostHeader<'_>> {
+    if let Ok(v6) = h.parse::<Ipv6Addr>() {
+        return Some(HostHeader { name: h, ip: Some(IpAddr::V6(v6)), port: None });
+    }
+    let (name, ip, port) = match h.strip_prefix('[') {
+        Some(rest) => {
+            let (v6, port) = rest.split_once(']')?;
+            (v6, Some(IpAddr::V6(v6.parse().ok()?)), port)
+        }
+        None => {
+            let (name, port) = h.find(':').map_or((h, ""), |i| h.split_at(i));
+            let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+            if !name_ok {
+                return None;
+            }
+            (name, name.parse::<Ipv4Addr>().ok().map(IpAddr::V4), port)
+        }
+    };
+    let port = match port {
+        "" => None,
+        p => {
+            let digits = p.strip_prefix(':').filter(|d| !d.is_empty() && d.len() <= 5)?;
+            Some(digits.parse::<u16>().ok().filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))?)
+        }
+    };
+    Some(HostHeader { name, ip, port })
+}
+
+/// MLflow's `get_default_allowed_hosts()`, on the parsed host: `localhost`, `127.0.0.1`,
+/// `0.0.0.0` and `::1` on any port, and IP literals in the private ranges (`10.*`,
+/// `192.168.*`, `172.16.*`…`172.31.*`, `fc00:*`, `fd00:*`). MLflow matches those patterns
+/// against the raw header, so `192.168.1.5.attacker.com` (a name anyone can point at this
+/// server: DNS rebinding) passes there; here the ranges hold IP literals only.
+fn default_host_allowed(h: &HostHeader) -> bool {
+    match h.ip {
+        Some(IpAddr::V4(a)) => {
+            let [a0, a1, ..] = a.octets();
+            a == Ipv4Addr::LOCALHOST
+                || a.is_unspecified()
+                || a0 == 10
+                || (a0 == 192 && a1 == 168)
+                || (a0 == 172 && (16..32).contains(&a1))
+        }
+        Some(IpAddr::V6(a)) => a == Ipv6Addr::LOCALHOST || matches!(a.segments()[0], 0xfc00 | 0xfd00),
+        None => h.name == "localhost",
+    }
 }
 
 /// `is_localhost_origin`: the origin's host (as `urlparse(...).hostname` gives it) is a
@@ -149,13 +200,23 @@ fn is_localhost_http_origin(origin: &str) -> bool {
 /// The compiled configuration.
 #[derive(Debug)]
 pub struct Guard {
-    /// `None`: every host (`*`, or the middleware disabled).
-    hosts: Option<Vec<Entry>>,
+    hosts: Hosts,
     cors: Cors,
     security_headers: bool,
     frame_options: Option<HeaderValue>,
     prefix: Option<String>,
     surface: Surface,
+}
+
+/// Which `Host` headers are served.
+#[derive(Debug)]
+enum Hosts {
+    /// Every host (`*`, or the middleware disabled).
+    Any,
+    /// No `--allowed-hosts`: [`default_host_allowed`].
+    Default,
+    /// `--allowed-hosts`: exact or `fnmatch`, against a header that parses as host[:port].
+    List(Vec<Entry>),
 }
 
 #[derive(Debug)]
@@ -195,9 +256,12 @@ impl Guard {
             v => Some(HeaderValue::from_str(v).map_err(|_| GuardError::FrameOptions(cfg.x_frame_options.clone()))?),
         };
         let on = !cfg.disable_security;
-        let host_list = cfg.allowed_hosts.clone().filter(|h| !h.is_empty()).unwrap_or_else(default_allowed_hosts);
-        let hosts =
-            (on && !host_list.iter().any(|h| h == "*")).then(|| host_list.iter().map(|h| Entry::new(h)).collect());
+        let hosts = match cfg.allowed_hosts.as_ref().filter(|h| !h.is_empty()) {
+            _ if !on => Hosts::Any,
+            None => Hosts::Default,
+            Some(list) if list.iter().any(|h| h == "*") => Hosts::Any,
+            Some(list) => Hosts::List(list.iter().map(|h| Entry::new(h)).collect()),
+        };
         let cors = if !on {
             Cors::Off
         } else if cfg.cors_allowed_origins.iter().any(|o| o == "*") {
@@ -217,7 +281,7 @@ impl Guard {
 
     /// True when the guard changes nothing (so [`apply`] adds no layer).
     fn is_transparent(&self) -> bool {
-        self.hosts.is_none()
+        matches!(self.hosts, Hosts::Any)
             && matches!(self.cors, Cors::Off)
             && !self.security_headers
             && self.prefix.is_none()
@@ -234,10 +298,12 @@ impl Guard {
     }
 
     fn host_allowed(&self, host: Option<&str>) -> bool {
-        match (&self.hosts, host) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(list), Some(h)) => !h.is_empty() && list.iter().any(|e| e.matches(h)),
+        let parsed = host.and_then(parse_host);
+        match (&self.hosts, parsed) {
+            (Hosts::Any, _) => true,
+            (_, None) => false,
+            (Hosts::Default, Some(h)) => default_host_allowed(&h),
+            (Hosts::List(list), Some(_)) => host.is_some_and(|h| list.iter().any(|e| e.matches(h))),
         }
     }
 

@@ -54,6 +54,51 @@ fn default_hosts_are_mlflows() {
 }
 
 #[test]
+fn hosts_are_parsed_before_they_are_matched() {
+    // Names that merely start like an allowed address (DNS rebinding), and ports that are not numbers.
+    let g = guard(|_| {});
+    for host in [
+        "192.168.1.5.attacker.com",
+        "10.0.0.1.evil.com",
+        "172.16.0.1.nip.io:5000",
+        "localhost:5000.evil.com",
+        "localhost:5177@evil.com",
+        "127.0.0.1:80:80",
+        "127.0.0.1:+80",
+        "localhost:",
+        "127.0.0.1:99999",
+        "[::1].evil.com",
+        "[fd00::1]x",
+        "evil.com@10.0.0.1",
+        "10.0.0.1 ",
+        "fc00:evil",
+    ] {
+        assert!(!g.host_allowed(Some(host)), "{host}");
+    }
+    for host in ["[fd00::1]:5000", "[fc00::2]", "fd00::1", "::1", "10.0.0.1:65535", "localhost:5177"] {
+        assert!(g.host_allowed(Some(host)), "{host}");
+    }
+    // A given pattern keeps fnmatch, on a header that parses as host[:port].
+    let g = guard(|c| c.allowed_hosts = Some(parse_list("*.corp.example,mlflow.example.com:*")));
+    for (host, ok) in [
+        ("a.corp.example", true),
+        ("a.corp.example:443", false),
+        ("mlflow.example.com:443", true),
+        ("mlflow.example.com:443.evil.com", false),
+        ("mlflow.example.com:443@evil.com", false),
+        ("evil.com:1@a.corp.example", false),
+        ("evil.com/x.corp.example", false),
+    ] {
+        assert_eq!(g.host_allowed(Some(host)), ok, "{host}");
+    }
+    assert_eq!(
+        parse_host("[::1]:8080"),
+        Some(HostHeader { name: "::1", ip: Some(IpAddr::V6(Ipv6Addr::LOCALHOST)), port: Some(8080) })
+    );
+    assert_eq!(parse_host("server"), Some(HostHeader { name: "server", ip: None, port: None }));
+}
+
+#[test]
 fn host_check_answers_403_except_health() {
     let g = guard(|c| c.allowed_hosts = Some(parse_list("mlflow.example.com, app-*.internal,10.0.0.5:5000")));
     let (status, body, h) = check(&g, "GET", "/api/2.0/mlflow/experiments/search", &[("host", "evil.com")]).unwrap();

@@ -24,6 +24,9 @@ pub(crate) enum Column {
     Text { column: String, what: String },
     /// A numeric column; `parse` turns a quoted value into a number (ids, version numbers).
     Number { column: String, what: String, parse: Option<fn(&str) -> Result<f64>> },
+    /// An integer id given as quoted strings, compared with `=`, `!=`, `IN` and `NOT IN` only
+    /// (experiments' `experiment_id`, `_get_search_experiments_filter_clauses`).
+    Id { column: &'static str, what: &'static str },
     /// A key of a key/value table (tags, params).
     Kv(&'static KvTable),
     /// A run's latest value of a metric (runs only).
@@ -298,6 +301,13 @@ enum Cond {
         cmp: &'static str,
         value: f64,
     },
+    /// `column cmp id` or `column [NOT] IN (ids)`.
+    Ids {
+        column: &'static str,
+        cmp: &'static str,
+        ids: Vec<i64>,
+        list: bool,
+    },
     /// `key` present (`exists`) or absent in `table`, with its value passing `test` if any.
     Kv {
         table: &'static KvTable,
@@ -340,6 +350,31 @@ impl Cond {
                 let (cmp, value) = number_test(op, value, &what)?;
                 Cond::Number { column, cmp, value }
             }
+            Column::Id { column, what } => {
+                let cmp = match op {
+                    Op::Eq => " = ",
+                    Op::Ne => " != ",
+                    Op::In => " IN ",
+                    Op::NotIn => " NOT IN ",
+                    _ => return Err(invalid(format!("Invalid comparator for {what}: {}", op_text(op)))),
+                };
+                let parse = |v: &str| super::parse_experiment_id(v);
+                match value {
+                    Value::Str(v) if !matches!(op, Op::In | Op::NotIn) => {
+                        Cond::Ids { column, cmp, ids: vec![parse(v)?], list: false }
+                    }
+                    Value::List(items) if matches!(op, Op::In | Op::NotIn) => Cond::Ids {
+                        column,
+                        cmp,
+                        ids: items.iter().map(|v| parse(v)).collect::<Result<_>>()?,
+                        list: true,
+                    },
+                    Value::Num(n) => {
+                        return Err(invalid(format!("Expected a quoted string value for attributes. Got value {n}")))
+                    }
+                    _ => return Err(invalid(format!("Invalid comparison for {what}: expected a quoted string value"))),
+                }
+            }
             Column::Kv(table) => {
                 let what = format!("'{key}'");
                 match op {
@@ -351,9 +386,6 @@ impl Cond {
                              are supported",
                             op_text(op)
                         )))
-                    }
-                    Op::Ne if table.ne_matches_missing => {
-                        Cond::Kv { table, key, exists: false, test: Some(TextTest::new(Op::Eq, value, &what)?) }
                     }
                     _ => Cond::Kv { table, key, exists: true, test: Some(TextTest::new(op, value, &what)?) },
                 }
@@ -391,6 +423,14 @@ impl Cond {
             Cond::Text { column, test } => test.write(sql, dialect, column),
             Cond::Number { column, cmp, value } => {
                 sql.push(column).push(cmp).bind(Arg::Float(*value));
+            }
+            Cond::Ids { column, cmp, ids, list } => {
+                sql.push(column).push(cmp);
+                if *list {
+                    sql.bind_args(ids.iter().map(|i| Arg::Int(*i)));
+                } else {
+                    sql.bind_int(ids[0]);
+                }
             }
             Cond::Kv { table, key, exists: e, test } => {
                 exists(sql, *e);
@@ -474,40 +514,23 @@ pub(crate) struct KvTable {
     pub table: &'static str,
     pub owner: &'static [&'static str],
     pub join: &'static str,
-    /// Whether `tags.k != 'v'` also matches entities without the key (the registry's rule,
-    /// which the client's own `tags.\`mlflow.prompt.is_prompt\` != 'true'` relies on).
-    pub ne_matches_missing: bool,
 }
 
-pub(crate) const RUN_TAGS: KvTable =
-    KvTable { table: "tags", owner: &["run_uuid"], join: "x.run_uuid = r.run_uuid", ne_matches_missing: false };
+pub(crate) const RUN_TAGS: KvTable = KvTable { table: "tags", owner: &["run_uuid"], join: "x.run_uuid = r.run_uuid" };
 pub(crate) const RUN_PARAMS: KvTable =
-    KvTable { table: "params", owner: &["run_uuid"], join: "x.run_uuid = r.run_uuid", ne_matches_missing: false };
-pub(crate) const EXPERIMENT_TAGS: KvTable = KvTable {
-    table: "experiment_tags",
-    owner: &["experiment_id"],
-    join: "x.experiment_id = e.experiment_id",
-    ne_matches_missing: false,
-};
-pub(crate) const LOGGED_MODEL_TAGS: KvTable = KvTable {
-    table: "logged_model_tags",
-    owner: &["model_id"],
-    join: "x.model_id = m.model_id",
-    ne_matches_missing: false,
-};
-pub(crate) const LOGGED_MODEL_PARAMS: KvTable = KvTable {
-    table: "logged_model_params",
-    owner: &["model_id"],
-    join: "x.model_id = m.model_id",
-    ne_matches_missing: false,
-};
+    KvTable { table: "params", owner: &["run_uuid"], join: "x.run_uuid = r.run_uuid" };
+pub(crate) const EXPERIMENT_TAGS: KvTable =
+    KvTable { table: "experiment_tags", owner: &["experiment_id"], join: "x.experiment_id = e.experiment_id" };
+pub(crate) const LOGGED_MODEL_TAGS: KvTable =
+    KvTable { table: "logged_model_tags", owner: &["model_id"], join: "x.model_id = m.model_id" };
+pub(crate) const LOGGED_MODEL_PARAMS: KvTable =
+    KvTable { table: "logged_model_params", owner: &["model_id"], join: "x.model_id = m.model_id" };
 pub(crate) const REGISTERED_MODEL_TAGS: KvTable =
-    KvTable { table: "registered_model_tags", owner: &["name"], join: "x.name = m.name", ne_matches_missing: true };
+    KvTable { table: "registered_model_tags", owner: &["name"], join: "x.name = m.name" };
 pub(crate) const MODEL_VERSION_TAGS: KvTable = KvTable {
     table: "model_version_tags",
     owner: &["name", "version"],
     join: "x.name = v.name AND x.version = v.version",
-    ne_matches_missing: true,
 };
 
 impl KvTable {

@@ -40,15 +40,20 @@ fn not_found(id: &str) -> StoreError {
 /// `last_update_time` and `tags.<key>`; default order `creation_time DESC, experiment_id ASC`.
 pub(in crate::store) const SEARCH: Columns = Columns {
     from: "experiments e",
-    filter: |entity, key, _: Op| {
+    filter: |entity, key, op: Op| {
         match entity {
         Entity::Attribute => match key {
+            // `SearchUtils.validate_list_supported`: of the attributes only ids take a list.
+            "name" if matches!(op, Op::In | Op::NotIn) => Err(StoreError::InvalidParameter(
+                "Only ['experiment_id'] attributes support comparison with a list of quoted string values.".into(),
+            )),
             "name" => Ok(Column::Text { column: "e.name".into(), what: "attribute 'name'".into() }),
+            "experiment_id" => Ok(Column::Id { column: "e.experiment_id", what: "experiment_id" }),
             "creation_time" | "last_update_time" => {
                 Ok(Column::Number { column: format!("e.{key}"), what: key.into(), parse: None })
             }
             other => Err(StoreError::InvalidParameter(format!(
-                "Invalid attribute key '{other}' specified. Valid keys are ['name', 'creation_time', 'last_update_time']"
+                "Invalid attribute key '{other}' specified. Valid keys are ['name', 'experiment_id', 'creation_time', 'last_update_time']"
             ))),
         },
         Entity::Tag => Ok(Column::Kv(&EXPERIMENT_TAGS)),

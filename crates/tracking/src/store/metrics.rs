@@ -36,10 +36,7 @@ impl Metrics<'_> {
         page_token: Option<&str>,
     ) -> Result<Page<Metric>> {
         let offset = decode_page_token(page_token)?;
-        let mut sql = Sql::new(
-            "SELECT key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest FROM metrics \
-             WHERE run_uuid = ",
-        );
+        let mut sql = Sql::new(&format!("SELECT {METRIC_COLUMNS} FROM metrics WHERE run_uuid = "));
         // MLflow orders history by (timestamp, step, value); an unknown run has no history.
         sql.bind_str(run_id).push(" AND key = ").bind_str(key).push(" ORDER BY timestamp, step, is_nan, value");
         let paging = match max_results {
@@ -50,28 +47,18 @@ impl Metrics<'_> {
             sql.push(" LIMIT ").bind_int(p.max_results + 1).push(" OFFSET ").bind_int(offset);
         }
         let rows = sql.query().fetch_all(self.s.r()).await?;
-        let items = rows
-            .iter()
-            .map(|row| {
-                Ok(Metric {
-                    key: row.try_get(0)?,
-                    value: loaded_value(row.try_get(1)?, row.try_get(2)?),
-                    timestamp: row.try_get(3)?,
-                    step: row.try_get(4)?,
-                    model_id: row.try_get(5)?,
-                    dataset_name: row.try_get(6)?,
-                    dataset_digest: row.try_get(7)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let items = rows.iter().map(metric_from_row).collect::<Result<Vec<_>>>()?;
         Ok(match paging {
             Some(p) => p.page(items),
             None => Page { items, next_page_token: None },
         })
     }
 
-    /// The UI's bulk read: one metric of several runs within a step range, at most
-    /// `max_results` points per run, evenly sampled (first and last point kept).
+    /// The UI's bulk read: one metric of several runs, within a step range if given, at most
+    /// `max_results` values per run, sampled as MLflow's SQL store does
+    /// (`_sample_rows_with_window_functions`): the values in (step, timestamp, value) order
+    /// are cut into `max_results` buckets as `NTILE` cuts them, the first of each is kept, and
+    /// the run's last value replaces the last one kept (or is added while fewer were kept).
     pub async fn history_bulk_interval(
         &self,
         run_ids: &[String],
@@ -89,22 +76,69 @@ impl Metrics<'_> {
         let max_results = check_max_results(max_results, METRIC_HISTORY_MAX)? as usize;
         let mut out = Vec::new();
         for run_id in run_ids {
-            let all = self.history(run_id, key, None, None).await?.items;
-            let in_range: Vec<Metric> = all
-                .into_iter()
-                .filter(|m| start_step.is_none_or(|s| m.step >= s) && end_step.is_none_or(|e| m.step <= e))
-                .collect();
-            let n = in_range.len();
-            let picked: Vec<Metric> = if n <= max_results {
-                in_range
-            } else {
-                let last = n - 1;
-                let mut idx: Vec<usize> = (0..max_results).map(|i| i * last / (max_results - 1).max(1)).collect();
-                idx.dedup();
-                idx.into_iter().map(|i| in_range[i].clone()).collect()
-            };
-            out.extend(picked.into_iter().map(|metric| RunMetric { run_id: run_id.clone(), metric }));
+            let mut sql = Sql::new(&format!("SELECT {METRIC_COLUMNS} FROM metrics WHERE run_uuid = "));
+            sql.bind_str(run_id).push(" AND key = ").bind_str(key);
+            if let (Some(start), Some(end)) = (start_step, end_step) {
+                sql.push(" AND step >= ").bind_int(start).push(" AND step <= ").bind_int(end);
+            }
+            sql.push(" ORDER BY step, timestamp, value, is_nan");
+            let rows = sql.query().fetch_all(self.s.r()).await?;
+            for i in sample_indices(rows.len(), max_results) {
+                out.push(RunMetric { run_id: run_id.clone(), metric: metric_from_row(&rows[i])? });
+            }
         }
         Ok(out)
+    }
+}
+
+const METRIC_COLUMNS: &str = "key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest";
+
+fn metric_from_row(row: &sqlx::any::AnyRow) -> Result<Metric> {
+    Ok(Metric {
+        key: row.try_get(0)?,
+        value: loaded_value(row.try_get(1)?, row.try_get(2)?),
+        timestamp: row.try_get(3)?,
+        step: row.try_get(4)?,
+        model_id: row.try_get(5)?,
+        dataset_name: row.try_get(6)?,
+        dataset_digest: row.try_get(7)?,
+    })
+}
+
+/// Which of `n` ordered values a bulk-interval read keeps: the first of each of `NTILE(k)`'s
+/// buckets (the first `n % k` buckets hold one value more), then the last value in place of
+/// the last kept when `k` are kept already, else added (MLflow's `_sample_rows_with_window_functions`).
+fn sample_indices(n: usize, k: usize) -> Vec<usize> {
+    let k = k.max(1);
+    if n == 0 {
+        return Vec::new();
+    }
+    let (q, r) = (n / k, n % k);
+    let mut picked: Vec<usize> = (0..k.min(n)).map(|b| b * q + b.min(r)).collect();
+    if picked.last() != Some(&(n - 1)) {
+        if picked.len() >= k {
+            picked.pop();
+        }
+        picked.push(n - 1);
+    }
+    picked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sample_indices;
+
+    /// What MLflow 3.17.2's SQL store keeps (checked against `mlflow server` on SQLite).
+    #[test]
+    fn bulk_interval_sampling() {
+        let check = |n: usize, k: usize, want: &[usize]| assert_eq!(sample_indices(n, k), want, "n={n} k={k}");
+        // 100 steps and a second value at step 50 (index 51): steps 0, 21, 41, 60, 99.
+        check(101, 5, &[0, 21, 41, 61, 100]);
+        check(100, 5, &[0, 20, 40, 60, 99]);
+        check(5, 2, &[0, 4]);
+        check(3, 5, &[0, 1, 2]);
+        check(1, 1, &[0]);
+        check(10, 1, &[9]);
+        check(0, 5, &[]);
     }
 }

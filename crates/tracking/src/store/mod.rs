@@ -47,6 +47,9 @@ pub struct Store {
     /// Root under which experiments get their default artifact location,
     /// e.g. `mlflow-artifacts:` (proxied) or `s3://bucket/prefix`.
     artifact_root: String,
+    /// MLflow's `MLFLOW_TRUNCATE_LONG_VALUES` (off by default here, on in MLflow): over-long run
+    /// param and tag values are cut to their limit instead of refused (see `validate::truncated`).
+    truncate_long_values: bool,
 }
 
 /// The default experiment, which always exists (MLflow's "Default", id 0).
@@ -67,6 +70,7 @@ impl Store {
             run_cache: run_cache::RunCache::new(stats.clone()),
             stats,
             artifact_root: artifact_root.trim_end_matches('/').to_string(),
+            truncate_long_values: false,
         };
         store.experiments().ensure_default().await?;
         Ok(store)
@@ -75,6 +79,19 @@ impl Store {
     /// The root new experiments get their artifact location under (`--default-artifact-root`).
     pub fn artifact_root(&self) -> &str {
         &self.artifact_root
+    }
+
+    /// MLflow's `MLFLOW_TRUNCATE_LONG_VALUES`, a setting of its server: on, a run's param value
+    /// over 6000 characters and tag value over 8000 are cut to that length (`log-parameter`,
+    /// `set-tag`, `log-batch`); off, they are refused with MLflow's message and nothing of the
+    /// call is stored. Off by default (MLflow's default is on): bad input gets an error and loses
+    /// nothing silently. The binary reads the variable; this library only takes the setting.
+    pub fn set_truncate_long_values(&mut self, on: bool) {
+        self.truncate_long_values = on;
+    }
+
+    pub fn truncate_long_values(&self) -> bool {
+        self.truncate_long_values
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -184,10 +201,10 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// Parses an experiment id (a decimal integer in MLflow's API).
+/// Parses an experiment id (a decimal integer in MLflow's API), with `_parse_experiment_id`'s message.
 pub(crate) fn parse_experiment_id(id: &str) -> Result<i64> {
     id.trim().parse::<i64>().map_err(|_| {
-        StoreError::InvalidParameter(format!("Invalid experiment ID: '{id}'. Experiment IDs are integers."))
+        StoreError::InvalidParameter(format!("Invalid experiment ID '{id}'. Experiment ID must be a valid integer."))
     })
 }
 

@@ -93,9 +93,19 @@ impl Runs<'_> {
         start_time: Option<i64>,
         tags: &[KeyValue],
     ) -> Result<Run> {
-        for t in tags {
-            validate::tag(&t.key, &t.value)?;
+        // MLflow's `create_run` checks no lengths (its SQLite columns take any; on PostgreSQL a
+        // name over 250 characters or a tag value over 8000 fails in the database). Here the
+        // tags are taken as `set-tag` takes them (long values truncated) and the name, also the
+        // `mlflow.runName` tag, is held to a tag value's 8000 characters (`validate::run_name`).
+        if let Some(name) = run_name {
+            validate::run_name(name)?;
         }
+        let truncate = self.s.truncate_long_values;
+        let tags: Vec<KeyValue> = tags
+            .iter()
+            .map(|t| Ok(KeyValue::new(t.key.as_str(), validate::run_tag(&t.key, &t.value, "", truncate)?)))
+            .collect::<Result<_>>()?;
+        let tags = tags.as_slice();
         let exp = self.s.experiments().get(experiment_id).await?;
         if exp.lifecycle_stage != LifecycleStage::Active {
             return Err(StoreError::InvalidParameter(format!(
@@ -175,7 +185,7 @@ impl Runs<'_> {
 
     pub async fn update(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
         if let Some(name) = &update.run_name {
-            validate::value_length("Run name", RUN_NAME_TAG, name, validate::MAX_TAG_VAL_LENGTH)?;
+            validate::run_name(name)?;
         }
         let mut tx = self.s.w().begin().await?;
         self.touch_active(&mut tx, run_id).await?;
@@ -216,11 +226,11 @@ impl Runs<'_> {
     }
 
     pub async fn log_param(&self, run_id: &str, param: &KeyValue) -> Result<()> {
-        self.log_batch(run_id, &[], std::slice::from_ref(param), &[]).await
+        self.write(run_id, &[], std::slice::from_ref(param), &[], false).await
     }
 
     pub async fn set_tag(&self, run_id: &str, tag: &KeyValue) -> Result<()> {
-        self.log_batch(run_id, &[], &[], std::slice::from_ref(tag)).await
+        self.write(run_id, &[], &[], std::slice::from_ref(tag), false).await
     }
 
     /// Logs metrics, params and tags atomically: all are stored or none.
@@ -231,27 +241,39 @@ impl Runs<'_> {
         params: &[KeyValue],
         tags: &[KeyValue],
     ) -> Result<()> {
-        validate::batch_sizes(metrics.len(), params.len(), tags.len())?;
+        self.write(run_id, metrics, params, tags, true).await
+    }
+
+    /// [`Runs::log_batch`]; `batch` names a refused tag value by its place (`tags[3].value`).
+    async fn write(
+        &self,
+        run_id: &str,
+        metrics: &[Metric],
+        params: &[KeyValue],
+        tags: &[KeyValue],
+        batch: bool,
+    ) -> Result<()> {
+        // MLflow's order (`SqlAlchemyStore.log_batch`): each entity (`_validate_batch_log_data`,
+        // truncating long values), then the batch's sizes, then the params' keys unique.
+        let truncate = self.s.truncate_long_values;
         for m in metrics {
             validate::key("metric", &m.key)?;
         }
-        for p in params {
-            validate::param(&p.key, &p.value)?;
-        }
-        for t in tags {
-            validate::tag(&t.key, &t.value)?;
-        }
-        for (i, p) in params.iter().enumerate() {
-            if let Some(q) = params[..i].iter().find(|q| q.key == p.key && q.value != p.value) {
-                return Err(StoreError::InvalidParameter(format!(
-                    "Duplicate parameter keys have been submitted: key '{}' with values '{}' and '{}'",
-                    p.key, q.value, p.value
-                )));
-            }
-        }
+        let params = params
+            .iter()
+            .map(|p| Ok(KeyValue::new(p.key.as_str(), validate::run_param(&p.key, &p.value, truncate)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let path = |i: usize| if batch { format!("tags[{i}]") } else { String::new() };
+        let tags = tags
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Ok(KeyValue::new(t.key.as_str(), validate::run_tag(&t.key, &t.value, &path(i), truncate)?)))
+            .collect::<Result<Vec<_>>>()?;
+        validate::batch_sizes(metrics.len(), params.len(), tags.len())?;
+        validate::unique_param_keys(&params)?;
         let mut tx = self.s.w().begin().await?;
         self.touch_active(&mut tx, run_id).await?;
-        for p in params {
+        for p in &params {
             let existing: Option<String> =
                 sqlx::query_scalar("SELECT value FROM params WHERE run_uuid = $1 AND key = $2")
                     .bind(run_id)
@@ -279,7 +301,7 @@ impl Runs<'_> {
         }
         let rows: Vec<(&str, &Metric)> = metrics.iter().map(|m| (run_id, m)).collect();
         super::group_commit::insert_metrics(&mut tx, &rows).await?;
-        for t in tags {
+        for t in &tags {
             if t.key == RUN_NAME_TAG {
                 set_run_name(&mut tx, run_id, &t.value).await?;
             } else {

@@ -3,8 +3,9 @@
 //! MLflow's messages. Where MLflow has no limit but the database would fail on the input (a 500),
 //! the limit here is ours and says so; every one of them is listed in SECURITY.md.
 //!
-//! One departure: MLflow truncates over-long param and tag values by default
-//! (`MLFLOW_TRUNCATE_LONG_VALUES`); we refuse them, because a silent truncation loses data.
+//! A run's over-long param and tag values are refused, or truncated as MLflow does when
+//! `MLFLOW_TRUNCATE_LONG_VALUES` is on ([`truncated`], `Store::set_truncate_long_values`; on by
+//! default in MLflow, off here: a silent truncation loses data).
 
 use crate::error::{Result, StoreError};
 
@@ -32,8 +33,6 @@ pub const MAX_BATCH_PARAMS: usize = 100;
 pub const MAX_BATCH_TAGS: usize = 100;
 /// `MAX_ENTITIES_PER_BATCH`.
 pub const MAX_BATCH_ENTITIES: usize = 1000;
-/// `runs.name` is `String(250)` in MLflow's schema.
-pub const MAX_RUN_NAME_LENGTH: usize = 250;
 /// `registered_models.name` is `String(256)`.
 pub const MAX_REGISTERED_MODEL_NAME_LENGTH: usize = 256;
 /// `registered_models.description` and `model_versions.description` are `String(5000)`.
@@ -139,6 +138,31 @@ pub fn value_length(kind: &str, _key: &str, value: &str, limit: usize) -> Result
     length(if kind == "Param" { "Param value" } else { "value" }, value, limit)
 }
 
+/// `_validate_length_limit(entity, limit, value, truncate=True)`: `value`, or with `truncate`
+/// (MLflow's `MLFLOW_TRUNCATE_LONG_VALUES`) its first `limit` characters (Python's
+/// `value[:limit]`, code points) when it is longer; without, a longer value is refused.
+pub fn truncated<'a>(entity: &str, value: &'a str, limit: usize, truncate: bool) -> Result<&'a str> {
+    match value.char_indices().nth(limit) {
+        None => Ok(value),
+        Some((cut, _)) if truncate => Ok(&value[..cut]),
+        Some(_) => Err(invalid(format!("'{entity}' exceeds the maximum length of {limit} characters"))),
+    }
+}
+
+/// `_validate_param`: the key checked, the value truncated to 6000 characters (or refused).
+pub fn run_param<'a>(key_: &str, value: &'a str, truncate: bool) -> Result<&'a str> {
+    key("param", key_)?;
+    truncated("Param value", value, MAX_PARAM_VAL_LENGTH, truncate)
+}
+
+/// `_validate_tag(key, value, path)`: the key checked, the value truncated to 8000 characters
+/// (or refused as `'<path>.value'`, e.g. `'tags[3].value'` in a batch).
+pub fn run_tag<'a>(key_: &str, value: &'a str, path: &str, truncate: bool) -> Result<&'a str> {
+    key("tag", key_)?;
+    let entity = if path.is_empty() { "value".to_string() } else { format!("{path}.value") };
+    truncated(&entity, value, MAX_TAG_VAL_LENGTH, truncate)
+}
+
 pub fn param(key_: &str, value: &str) -> Result<()> {
     key("param", key_)?;
     value_length("Param", key_, value, MAX_PARAM_VAL_LENGTH)
@@ -163,9 +187,11 @@ pub fn registry_tag(key_: &str, value: &str) -> Result<()> {
     length("value", value, MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH)
 }
 
-/// A run's name, given as `run_name` or as its `mlflow.runName` tag.
+/// A run's name as `run_name` (`runs/create`, `runs/update`). Ours: MLflow checks none (its
+/// SQLite column takes any length; on PostgreSQL over 250 characters fails in the database);
+/// the name is also its `mlflow.runName` tag, so it is held to a tag value's limit.
 pub fn run_name(name: &str) -> Result<()> {
-    length("run_name", name, MAX_RUN_NAME_LENGTH)
+    length("run_name", name, MAX_TAG_VAL_LENGTH)
 }
 
 /// A registered model's name (`_validate_model_name` is in `registry/mod.rs`; this is its column).
@@ -176,6 +202,22 @@ pub fn registered_model_name(name: &str) -> Result<()> {
 /// A registered model's or model version's description.
 pub fn description(description: &str) -> Result<()> {
     length("description", description, MAX_DESCRIPTION_LENGTH)
+}
+
+/// `_validate_param_keys_unique`: every key after its first use is named, as Python's
+/// `repr` of a list (keys are `[/\w.\- :]`, so no quote needs escaping).
+pub fn unique_param_keys(params: &[crate::model::KeyValue]) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    let dupes: Vec<String> =
+        params.iter().filter(|p| !seen.insert(p.key.as_str())).map(|p| format!("'{}'", p.key)).collect();
+    if dupes.is_empty() {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "Duplicate parameter keys have been submitted: [{}]. Please ensure the request contains only one param \
+         value per param key.",
+        dupes.join(", ")
+    )))
 }
 
 /// `_validate_batch_log_limits`.
@@ -288,7 +330,7 @@ mod tests {
         assert!(experiment_tag("t", &"x".repeat(20_001)).is_err());
         assert!(registry_tag("t", &"x".repeat(100_000)).is_ok());
         assert!(registry_tag("t", &"x".repeat(100_001)).is_err());
-        assert!(run_name(&"r".repeat(250)).is_ok() && run_name(&"r".repeat(251)).is_err());
+        assert!(run_name(&"r".repeat(8000)).is_ok() && run_name(&"r".repeat(8001)).is_err());
         assert!(description(&"d".repeat(5000)).is_ok() && description(&"d".repeat(5001)).is_err());
         assert!(batch_sizes(1000, 0, 0).is_ok());
         assert!(batch_sizes(1001, 0, 0).is_err());
@@ -297,6 +339,40 @@ mod tests {
         assert!(bulk_run_ids(100).is_ok() && bulk_run_ids(101).is_err());
         assert!(search(10_000, 50).is_ok());
         assert!(search(10_001, 0).is_err() && search(1, 51).is_err());
+    }
+
+    /// `_validate_length_limit(..., truncate=True)`: cut to the limit in characters, or refused
+    /// with MLflow's message when `MLFLOW_TRUNCATE_LONG_VALUES` is off.
+    #[test]
+    fn truncation() {
+        let check = |value: &str, truncate: bool, want: std::result::Result<&str, &str>| {
+            let got = truncated("Param value", value, 3, truncate).map_err(|e| e.to_string());
+            assert_eq!(got, want.map_err(str::to_string), "{value:?} {truncate}");
+        };
+        check("abc", true, Ok("abc"));
+        check("abcd", true, Ok("abc"));
+        check("éüöä", true, Ok("éüö"));
+        check("abc", false, Ok("abc"));
+        check("abcd", false, Err("'Param value' exceeds the maximum length of 3 characters"));
+        assert_eq!(run_param("p", &"é".repeat(7000), true).unwrap().chars().count(), 6000);
+        assert_eq!(run_tag("t", &"x".repeat(9000), "", true).unwrap().len(), 8000);
+        assert_eq!(
+            message(run_tag("t", &"x".repeat(8001), "tags[2]", false).map(|_| ())),
+            "'tags[2].value' exceeds the maximum length of 8000 characters"
+        );
+        assert!(run_tag("a;b", "v", "", true).is_err());
+    }
+
+    /// `_validate_param_keys_unique`: equal values too; each repeat named once more.
+    #[test]
+    fn duplicate_param_keys() {
+        let kv = |k: &str, v: &str| crate::model::KeyValue::new(k, v);
+        assert!(unique_param_keys(&[kv("a", "1"), kv("b", "1")]).is_ok());
+        assert_eq!(
+            message(unique_param_keys(&[kv("d", "1"), kv("e", "1"), kv("d", "1"), kv("d", "2")])),
+            "Duplicate parameter keys have been submitted: ['d', 'd']. Please ensure the request contains only one \
+             param value per param key."
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ pub(in crate::store) use versions::SEARCH as VERSIONS_SEARCH;
 pub use versions::{ModelVersions, NewModelVersion};
 
 use super::now_ms;
+use super::sql::Sql;
 use crate::error::{Result, StoreError};
+use crate::search::{Comparison, Entity, Filter, Op, Value};
 use sqlx::{Any, Transaction};
 
 /// MLflow's stages, in their canonical spelling.
@@ -22,6 +24,62 @@ const SEARCH_VERSIONS_MAX: i64 = 200_000;
 
 fn invalid(msg: String) -> StoreError {
     StoreError::InvalidParameter(msg)
+}
+
+/// The tag that makes a registered model (and its versions) a prompt.
+const IS_PROMPT_TAG: &str = "mlflow.prompt.is_prompt";
+
+/// MLflow's prompt rule for registry searches (`_is_querying_prompt` and
+/// `_update_query_to_exclude_prompts` in `model_registry/sqlalchemy_store.py`): a search asks
+/// for prompts when its first clause on the prompt tag is `= 'true'` or `!= 'false'` (any
+/// case); that clause is then an ordinary tag condition. Any other search drops its clauses on
+/// the prompt tag and leaves out every model with the tag set to `'true'` (the client adds
+/// `tag.<prompt tag> != 'true'` to every model search). Returns whether prompts
+/// are to be left out.
+fn exclude_prompts(filter: &mut Filter) -> bool {
+    let is_prompt_tag = |c: &Comparison| c.entity == Entity::Tag && c.key == IS_PROMPT_TAG;
+    let querying = filter.clauses.iter().find(|c| is_prompt_tag(c)).is_some_and(|c| match (&c.op, &c.value) {
+        (Op::Eq, Value::Str(v)) => v.to_lowercase() == "true",
+        (Op::Ne, Value::Str(v)) => v.to_lowercase() == "false",
+        _ => false,
+    });
+    if !querying {
+        // MLflow refuses a comparator tags do not take before it drops the clause.
+        filter.clauses.retain(|c| !is_prompt_tag(c) || !matches!(c.op, Op::Eq | Op::Ne | Op::Like | Op::ILike));
+    }
+    !querying
+}
+
+/// Python's `repr` of a string, as MLflow's messages print lists of them.
+fn py_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let mut out = String::from(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// `NOT EXISTS` a `'true'` prompt tag among `table`'s rows of the searched model's name
+/// (`name` is its column): for versions, any version of the model carrying it counts.
+fn write_no_prompt(sql: &mut Sql, table: &str, name: &str) {
+    sql.push(&format!("NOT EXISTS (SELECT 1 FROM {table} x WHERE x.name = {name} AND x.key = "))
+        .bind_str(IS_PROMPT_TAG)
+        .push(" AND x.value = ")
+        .bind_str("true")
+        .push(")");
 }
 
 /// Registered model names become parts of paths and URIs (`models:/<name>/<version>`), so
@@ -117,13 +175,29 @@ pub fn parse_version(v: &str) -> Result<i64> {
     v.trim().parse::<i64>().map_err(|_| invalid(format!("Parameter 'version' must be an integer, got '{v}'.")))
 }
 
-/// `models:/m-<id>`: the logged model a source names, if it names one.
-fn logged_model_source(source: &str) -> Option<&str> {
-    source.strip_prefix("models:/").filter(|id| id.starts_with("m-") && !id.contains('/') && !id.contains('@'))
+/// What follows `<scheme>:` in `source` when its scheme is `scheme`, in any case: MLflow reads a
+/// source's scheme through `urllib.parse.urlparse`, which lowercases it, so `RUNS:/…` is a
+/// `runs:/` source and is checked as one.
+fn after_scheme<'a>(source: &'a str, scheme: &str) -> Option<&'a str> {
+    let (s, rest) = source.split_once(':')?;
+    s.eq_ignore_ascii_case(scheme).then_some(rest)
 }
 
-/// Whether `source` lies inside the artifact folder `root`.
+/// `models:/m-<id>`: the logged model a source names, if it names one.
+fn logged_model_source(source: &str) -> Option<&str> {
+    after_scheme(source, "models")?
+        .strip_prefix('/')
+        .filter(|id| id.starts_with("m-") && !id.contains('/') && !id.contains('@'))
+}
+
+/// Whether `source` lies inside the artifact folder `root` (schemes compared in any case, as
+/// MLflow's `_is_uri_within_root`).
 fn within(source: &str, root: &str) -> bool {
+    let lower_scheme = |u: &str| match u.split_once(':') {
+        Some((scheme, rest)) => format!("{}:{rest}", scheme.to_ascii_lowercase()),
+        None => u.to_string(),
+    };
+    let (source, root) = (lower_scheme(source), lower_scheme(root));
     let root = root.trim_end_matches('/');
     source == root || source.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
 }
@@ -219,6 +293,10 @@ mod tests {
         ] {
             assert!(validate_source(bad).is_err(), "{bad:?}");
         }
+        assert_eq!(logged_model_source("Models:/m-1"), Some("m-1"));
+        assert_eq!(logged_model_source("models:m-1"), None);
+        assert!(within("MLFLOW-ARTIFACTS:/1/r/artifacts/m", "mlflow-artifacts:/1/r/artifacts"));
+        assert!(!within("mlflow-artifacts:/1/r/artifactsx", "mlflow-artifacts:/1/r/artifacts"));
         assert_eq!(canonical_stage("production").unwrap(), "Production");
         assert!(canonical_stage("prod").is_err());
     }

@@ -3,8 +3,8 @@
 
 use super::versions::{version_from_row, MV_COLUMNS};
 use super::{
-    alias_version, canonical_stage, model_exists, model_not_found, record, touch_model, validate_alias,
-    validate_alias_chars, validate_model_name, DELETED, SEARCH_MODELS_MAX,
+    alias_version, canonical_stage, exclude_prompts, model_exists, model_not_found, py_repr, record, touch_model,
+    validate_alias, validate_alias_chars, validate_model_name, write_no_prompt, DELETED, SEARCH_MODELS_MAX,
 };
 use crate::error::{Result, StoreError};
 use crate::model::{KeyValue, ModelVersion, Page, RegisteredModel, RegistryEvent};
@@ -34,11 +34,14 @@ pub(in crate::store) const SEARCH: Columns = Columns {
             "Invalid filter for registered models on '{key}': only name and tags.<key> are supported"
         ))),
     },
-    order: |_, key| match key {
-        "name" => Ok(Sort::Column("m.name")),
-        "timestamp" | "creation_timestamp" | "creation_time" => Ok(Sort::Column("m.creation_time")),
-        "last_updated_timestamp" | "last_updated_time" => Ok(Sort::Column("m.last_updated_time")),
-        _ => Err(StoreError::InvalidParameter(format!("Invalid order_by key '{key}' for registered models"))),
+    // `SearchUtils.parse_order_by_for_search_registered_models` and
+    // `_parse_search_registered_models_order_by`: `timestamp` is the last update.
+    order: |entity, key| match (entity, key) {
+        (Entity::Attribute, "name") => Ok(Sort::Column("m.name")),
+        (Entity::Attribute, "timestamp" | "last_updated_timestamp") => Ok(Sort::Column("m.last_updated_time")),
+        _ => Err(StoreError::InvalidParameter(format!(
+            "Invalid order by key '{key}' specified. Valid keys are '{{'name', 'timestamp'}}'"
+        ))),
     },
     default_order: &[],
     tie_break: &[("m.name", "ASC")],
@@ -111,10 +114,14 @@ impl RegisteredModels<'_> {
             &format!("SELECT {MV_COLUMNS} FROM model_versions v WHERE v.name IN "),
             &format!(" AND v.current_stage != '{DELETED}' ORDER BY v.name, v.version"),
         );
-        let (tags, aliases, versions) = tokio::try_join!(
+        // The latest versions carry their tags, not their aliases (`SqlModelVersion.to_mlflow_entity`).
+        let version_tags =
+            select("SELECT name, version, key, value FROM model_version_tags WHERE name IN ", " ORDER BY key");
+        let (tags, aliases, versions, version_tags) = tokio::try_join!(
             tags.query().fetch_all(self.s.r()),
             aliases.query().fetch_all(self.s.r()),
-            latest.query().fetch_all(self.s.r())
+            latest.query().fetch_all(self.s.r()),
+            version_tags.query().fetch_all(self.s.r())
         )?;
         let find = |models: &mut [RegisteredModel], name: &str| models.iter().position(|m| m.name == name);
         for row in &tags {
@@ -138,6 +145,13 @@ impl RegisteredModels<'_> {
         }
         for m in models.iter_mut() {
             m.latest_versions.sort_by_key(|v| v.version);
+        }
+        for row in &version_tags {
+            let (name, version): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
+            let latest = models.iter_mut().filter(|m| m.name == name).flat_map(|m| m.latest_versions.iter_mut());
+            if let Some(v) = latest.into_iter().find(|v| v.version == version) {
+                v.tags.push(KeyValue { key: row.try_get(2)?, value: row.try_get(3)? });
+            }
         }
         Ok(())
     }
@@ -246,8 +260,30 @@ impl RegisteredModels<'_> {
             return Ok(Page { items: Vec::new(), next_page_token: None });
         }
         let paging = Paging::new(max_results, SEARCH_MODELS_MAX, page_token)?;
-        let compiled =
-            compile(self.s.dialect(), &SEARCH, parse_filter(filter)?, parse_orders(order_by), paging, |_| {})?;
+        let mut filter = parse_filter(filter)?;
+        let no_prompts = exclude_prompts(&mut filter);
+        let mut orders = Vec::new();
+        let mut fields = Vec::new();
+        for o in parse_orders(order_by) {
+            let o = o?;
+            if let Sort::Column(field) = (SEARCH.order)(o.entity, &o.key)? {
+                // MLflow raises this without an error code (a 500, which the client retries);
+                // it is a bad request, so here a 400.
+                if fields.contains(&field) {
+                    let list = order_by.iter().map(|o| py_repr(o)).collect::<Vec<_>>().join(", ");
+                    return Err(StoreError::InvalidParameter(format!(
+                        "`order_by` contains duplicate fields: [{list}]"
+                    )));
+                }
+                fields.push(field);
+            }
+            orders.push(Ok(o));
+        }
+        let compiled = compile(self.s.dialect(), &SEARCH, filter, orders, paging, |w| {
+            if no_prompts {
+                write_no_prompt(w.and(), "registered_model_tags", "m.name");
+            }
+        })?;
         let mut page = self.s.fetch_page(COLUMNS, compiled, registered_from_row).await?;
         self.attach(&mut page.items).await?;
         Ok(page)

@@ -2,8 +2,9 @@
 //! update, delete (numbers are never reused), stages, tags, aliases resolved, search.
 
 use super::{
-    alias_version, canonical_stage, invalid, logged_model_source, model_exists, parse_version, record, touch_model,
-    validate_model_name, validate_source, version_not_found, within, DELETED, SEARCH_VERSIONS_MAX,
+    after_scheme, alias_version, canonical_stage, exclude_prompts, invalid, logged_model_source, model_exists,
+    parse_version, record, touch_model, validate_model_name, validate_source, version_not_found, within,
+    write_no_prompt, DELETED, SEARCH_VERSIONS_MAX,
 };
 use crate::error::{Result, StoreError};
 use crate::model::{KeyValue, LoggedModel, ModelVersion, Page};
@@ -210,10 +211,11 @@ impl ModelVersions<'_> {
         run_id: Option<&str>,
         logged: Option<&LoggedModel>,
     ) -> Result<()> {
-        let foreign = || {
+        // MLflow's `_raise_invalid_model_version_source`.
+        let foreign = |id_name: &str| {
             invalid(format!(
-                "Invalid model version source: '{source}'. To use a local path or a run's artifacts as a model \
-                 version source, the run_id request parameter must identify the resource that contains the source."
+                "Invalid model version source: '{source}'. The {id_name} request parameter must identify the \
+                 resource that contains the source."
             ))
         };
         if let Some(id) = logged_model_source(source) {
@@ -225,7 +227,10 @@ impl ModelVersions<'_> {
                 ))),
             };
         }
-        if let Some(rest) = source.strip_prefix("models:/") {
+        // Schemes in any case, as MLflow reads them (`urlparse`); `models:`/`runs:` without the
+        // `/` or with an authority (`models://…`) are not URIs MLflow resolves.
+        if let Some(rest) = after_scheme(source, "models") {
+            let rest = rest.strip_prefix('/').filter(|r| !r.starts_with('/')).ok_or_else(|| foreign("model_id"))?;
             match rest.split_once('@') {
                 Some((name, alias)) => self.by_alias(name, alias).await.map(|_| ()),
                 None => {
@@ -236,21 +241,25 @@ impl ModelVersions<'_> {
             }?;
             return Ok(());
         }
-        if let Some(rest) = source.strip_prefix("runs:/") {
-            let source_run = rest.split('/').next().unwrap_or("");
+        if let Some(rest) = after_scheme(source, "runs") {
+            let source_run = rest.strip_prefix('/').and_then(|r| r.split('/').next()).unwrap_or("");
             return match run_id {
-                Some(r) if r == source_run => Ok(()),
-                _ => Err(foreign()),
+                Some(r) if !source_run.is_empty() && r == source_run => Ok(()),
+                _ => Err(foreign("run_id")),
             };
         }
-        if source.starts_with("mlflow-artifacts:") {
+        if after_scheme(source, "mlflow-artifacts").is_some() {
             let run = match run_id {
                 Some(r) => Some(self.s.runs().info(r).await?),
                 None => None,
             };
             let in_run = run.is_some_and(|r| within(source, &r.artifact_uri));
             let in_model = logged.is_some_and(|m| within(source, &m.artifact_location));
-            return if in_run || in_model { Ok(()) } else { Err(foreign()) };
+            return if in_run || in_model {
+                Ok(())
+            } else {
+                Err(foreign(if logged.is_some() { "model_id" } else { "run_id" }))
+            };
         }
         Ok(())
     }
@@ -459,10 +468,14 @@ impl ModelVersions<'_> {
         page_token: Option<&str>,
     ) -> Result<Page<ModelVersion>> {
         let paging = Paging::new(max_results, SEARCH_VERSIONS_MAX, page_token)?;
-        let compiled =
-            compile(self.s.dialect(), &SEARCH, parse_filter(filter)?, parse_orders(order_by), paging, |w| {
-                w.and().push(&format!("v.current_stage != '{DELETED}'"));
-            })?;
+        let mut filter = parse_filter(filter)?;
+        let no_prompts = exclude_prompts(&mut filter);
+        let compiled = compile(self.s.dialect(), &SEARCH, filter, parse_orders(order_by), paging, |w| {
+            w.and().push(&format!("v.current_stage != '{DELETED}'"));
+            if no_prompts {
+                write_no_prompt(w.and(), "model_version_tags", "v.name");
+            }
+        })?;
         let mut page = self.s.fetch_page(MV_COLUMNS, compiled, version_from_row).await?;
         self.attach(&mut page.items).await?;
         Ok(page)
