@@ -11,7 +11,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -20,23 +20,61 @@ use std::time::Duration;
 /// already read), or buffered (unary gRPC, shadowed requests, health checks).
 pub type UpstreamBody = Either<Prefixed, Full<Bytes>>;
 
+/// How far the caller's body has come, readable after the body has been handed upstream: an
+/// upstream call that fails or times out while the body is still coming (or after reading it
+/// failed: the caller hung up or stalled past the body timeout) failed because of the caller,
+/// not the upstream.
+#[derive(Debug, Clone)]
+pub struct CallerBody(Arc<AtomicU8>);
+
+impl CallerBody {
+    const SENDING: u8 = 0;
+    const DONE: u8 = 1;
+    const FAILED: u8 = 2;
+
+    fn sending() -> CallerBody {
+        CallerBody(Arc::new(AtomicU8::new(CallerBody::SENDING)))
+    }
+
+    /// A body that is already whole (buffered).
+    pub fn done() -> CallerBody {
+        CallerBody(Arc::new(AtomicU8::new(CallerBody::DONE)))
+    }
+
+    /// Whether every byte of the caller's body has arrived.
+    pub fn is_done(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == CallerBody::DONE
+    }
+
+    /// Whether reading the caller's body failed.
+    pub fn failed(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == CallerBody::FAILED
+    }
+
+    fn set(&self, state: u8) {
+        self.0.store(state, Ordering::Relaxed);
+    }
+}
+
 /// The caller's streaming body, with the frame that was read ahead (if any) put back in front.
 pub struct Prefixed {
     first: Option<Frame<Bytes>>,
     rest: Pin<Box<listener::RequestBody>>,
-    /// Set when reading the caller's body fails (the caller hung up or stalled past the body
-    /// timeout): the upstream call then fails because of the caller, not the upstream.
-    caller_failed: Arc<AtomicBool>,
+    caller: CallerBody,
 }
 
 impl Prefixed {
     pub fn new(first: Option<Frame<Bytes>>, rest: Pin<Box<listener::RequestBody>>) -> Prefixed {
-        Prefixed { first, rest, caller_failed: Arc::new(AtomicBool::new(false)) }
+        let caller = CallerBody::sending();
+        if first.is_none() && rest.is_end_stream() {
+            caller.set(CallerBody::DONE);
+        }
+        Prefixed { first, rest, caller }
     }
 
-    /// Whether the caller's side failed, readable after the body has been handed away.
-    pub fn caller_failed(&self) -> Arc<AtomicBool> {
-        self.caller_failed.clone()
+    /// Where the caller's body stands, readable after the body has been handed away.
+    pub fn caller(&self) -> CallerBody {
+        self.caller.clone()
     }
 }
 
@@ -49,11 +87,17 @@ impl Body for Prefixed {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, listener::BoxError>>> {
         if let Some(f) = self.first.take() {
+            if self.rest.is_end_stream() {
+                self.caller.set(CallerBody::DONE);
+            }
             return Poll::Ready(Some(Ok(f)));
         }
         let r = self.rest.as_mut().poll_frame(cx);
-        if let Poll::Ready(Some(Err(_))) = &r {
-            self.caller_failed.store(true, Ordering::Relaxed);
+        match &r {
+            Poll::Ready(Some(Err(_))) => self.caller.set(CallerBody::FAILED),
+            Poll::Ready(None) => self.caller.set(CallerBody::DONE),
+            Poll::Ready(Some(Ok(_))) if self.rest.is_end_stream() => self.caller.set(CallerBody::DONE),
+            _ => {}
         }
         r
     }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::client::{error_chain, Clients, Prefixed, UpstreamBody};
+use crate::client::{error_chain, CallerBody, Clients, Prefixed, UpstreamBody};
 use crate::control::Gateway;
 use crate::state::{Colour, WeightsExt};
 use crate::upstream::{HealthChange, InFlight, Upstream};
@@ -213,9 +213,9 @@ async fn forward(
     } else {
         Either::Left(Prefixed::new(None, body))
     };
-    let caller_failed = match &body {
-        Either::Left(p) => p.caller_failed(),
-        Either::Right(_) => Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    let caller = match &body {
+        Either::Left(p) => p.caller(),
+        Either::Right(_) => CallerBody::done(),
     };
     let out = Request::from_parts(parts, body);
     let mut aborted = up.aborted();
@@ -239,7 +239,7 @@ async fn forward(
             let body = TrackedBody { inner: body, guard: Some(guard), aborted: Some(aborted) };
             Response::from_parts(parts, body.boxed_unsync())
         }
-        Some(Ok(Err(e))) if caller_failed.load(Ordering::Relaxed) => {
+        Some(Ok(Err(e))) if caller.failed() => {
             // The caller hung up or stalled mid-body: not the upstream's fault, so passive
             // health (and auto-failover) does not hear of it.
             w.gw.counters.client_aborts.fetch_add(1, Ordering::Relaxed);
@@ -257,6 +257,20 @@ async fn forward(
             let msg = format!("upstream {colour} ({}) failed: {}", up.address, error_chain(&e));
             tracing::debug!("{msg}");
             error_response(grpc, colour, msg)
+        }
+        Some(Err(_elapsed)) if !caller.is_done() => {
+            // The caller's body was still coming when the time ran out (the caller stalls, and
+            // the upstream waits for it): the caller's doing, as above — counted in
+            // client_aborts, not against the upstream, so stalled callers cannot fail a colour
+            // over.
+            w.gw.counters.client_aborts.fetch_add(1, Ordering::Relaxed);
+            let msg = format!("the request body from the caller did not arrive within {timeout:?}");
+            tracing::debug!("{msg}");
+            let mut r = error_response(grpc, colour, msg);
+            if !grpc {
+                *r.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            }
+            r
         }
         Some(Err(_elapsed)) => {
             let change = up.record_failure(started.elapsed());

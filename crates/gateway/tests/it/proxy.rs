@@ -289,3 +289,59 @@ async fn shutdown_finishes_the_requests_in_flight_on_every_worker() {
     assert!(after.is_err(), "the listen port is closed after shutdown");
     green.stop().await;
 }
+
+/// Issue (session 23 probe): a caller that stalls mid-body made the upstream time out, and the
+/// timeout was counted against the upstream, so a few stalled callers could fail a colour over.
+/// A timeout while the caller's body is still coming is the caller's (408, client aborts); one
+/// after the whole body has gone upstream is the upstream's (504, passive health).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_stalling_mid_body_is_not_counted_against_the_upstream() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let blue = Upstream::start("1").await;
+    let green = Upstream::start("2").await;
+    let mut s = settings(blue.addr, green.addr, None);
+    s.upstream_timeout = Duration::from_millis(800);
+    let g = TestGateway::start(s).await;
+    let addr = g.base.trim_start_matches("http://").to_string();
+    for _ in 0..3 {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /invocations HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+        );
+        c.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut answer)).await.unwrap().unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("did not arrive"), "{answer}");
+    }
+    let st = g.admin_get("/status").await;
+    assert_eq!(st["upstreams"]["blue"]["errors"], 0, "{st}");
+    assert_eq!(st["upstreams"]["blue"]["consecutive_failures"], 0, "{st}");
+    assert_eq!(metric(&g.metrics().await, "gateway_client_aborts_total"), 3);
+    g.stop().await;
+
+    // An upstream that takes the whole body and never answers is still the upstream's failure.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut sock, _)) = silent.accept().await {
+            let mut buf = vec![0u8; 65536];
+            let _ = sock.read(&mut buf).await;
+            held.push(sock);
+        }
+    });
+    let mut s = settings(silent_addr, green.addr, None);
+    s.upstream_timeout = Duration::from_millis(800);
+    s.auto_failover = false;
+    let g = TestGateway::start(s).await;
+    assert_eq!(g.invoke().await.0, 504);
+    let st = g.admin_get("/status").await;
+    assert_eq!(st["upstreams"]["blue"]["errors"], 1, "{st}");
+    assert_eq!(metric(&g.metrics().await, "gateway_client_aborts_total"), 0);
+    g.stop().await;
+    hold.abort();
+    blue.stop().await;
+    green.stop().await;
+}
