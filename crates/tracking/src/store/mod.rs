@@ -90,10 +90,6 @@ impl Store {
         self.truncate_long_values = on;
     }
 
-    pub fn truncate_long_values(&self) -> bool {
-        self.truncate_long_values
-    }
-
     pub fn dialect(&self) -> Dialect {
         self.pools.dialect
     }

@@ -142,11 +142,11 @@ pub fn value_length(kind: &str, _key: &str, value: &str, limit: usize) -> Result
 /// (MLflow's `MLFLOW_TRUNCATE_LONG_VALUES`) its first `limit` characters (Python's
 /// `value[:limit]`, code points) when it is longer; without, a longer value is refused.
 pub fn truncated<'a>(entity: &str, value: &'a str, limit: usize, truncate: bool) -> Result<&'a str> {
-    match value.char_indices().nth(limit) {
-        None => Ok(value),
-        Some((cut, _)) if truncate => Ok(&value[..cut]),
-        Some(_) => Err(invalid(format!("'{entity}' exceeds the maximum length of {limit} characters"))),
+    if !truncate {
+        length(entity, value, limit)?;
+        return Ok(value);
     }
+    Ok(value.char_indices().nth(limit).map_or(value, |(cut, _)| &value[..cut]))
 }
 
 /// `_validate_param`: the key checked, the value truncated to 6000 characters (or refused).
@@ -163,14 +163,15 @@ pub fn run_tag<'a>(key_: &str, value: &'a str, path: &str, truncate: bool) -> Re
     truncated(&entity, value, MAX_TAG_VAL_LENGTH, truncate)
 }
 
+/// A param where long values are always refused (logged models): [`run_param`] without truncation.
 pub fn param(key_: &str, value: &str) -> Result<()> {
-    key("param", key_)?;
-    value_length("Param", key_, value, MAX_PARAM_VAL_LENGTH)
+    run_param(key_, value, false).map(drop)
 }
 
+/// A tag where long values are always refused (logged models, dataset inputs): [`run_tag`]
+/// without truncation.
 pub fn tag(key_: &str, value: &str) -> Result<()> {
-    key("tag", key_)?;
-    value_length("Tag", key_, value, MAX_TAG_VAL_LENGTH)
+    run_tag(key_, value, "", false).map(drop)
 }
 
 /// `_validate_experiment_tag`.
