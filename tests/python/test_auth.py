@@ -595,6 +595,34 @@ def test_experiment_location_cannot_be_another_experiments_folder(srv, app):
     assert r.status_code == 200, r.text
 
 
+@pytest.mark.skipif(is_peer(), reason="MLflow lists every experiment folder and stores grants on any spelling")
+def test_unreadable_experiments_stay_out_of_the_artifact_root_and_grants_name_canonical_ids(srv, app):
+    alice, bob = new_user(app, "alice"), new_user(app, "bob")
+    a, b = session(alice), session(bob)
+    e = a.post(api(srv, "experiments/create"), json={"name": unique("root-")}).json()["experiment_id"]
+    run = a.post(api(srv, "runs/create"), json={"experiment_id": e}).json()["run"]["info"]["run_id"]
+    root = f"{srv.url}/api/2.0/mlflow-artifacts/artifacts"
+    assert a.put(f"{root}/{e}/{run}/artifacts/seed.txt", data=b"seed").status_code == 200
+    with as_user(alice):
+        app.grant_user_permission(bob, "experiment", e, "DENY")
+
+    def folders(s):
+        r = s.get(root)
+        assert r.status_code == 200, r.text
+        return {f["path"] for f in r.json().get("files", []) if f["is_dir"]}
+
+    assert e in folders(a) and e in folders(admin())
+    assert e not in folders(b)
+    # Under the experiment the DENY still decides.
+    assert b.get(root, params={"path": e}).status_code == 403
+    # Even an admin cannot store a grant on another spelling of the id: it would match nothing.
+    for spelling in [f"0{e}", f"+{e}", f" {e}"]:
+        r = admin().post(f"{srv.url}/api/3.0/mlflow/users/permissions/grant",
+                         json={"username": bob, "resource_type": "experiment", "resource_id": spelling, "permission": "READ"})
+        assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE", (spelling, r.text)
+        assert "plain decimal integer" in r.json()["message"]
+
+
 def test_nul_in_a_user_name_is_never_a_500(srv):
     """PostgreSQL cannot store U+0000 in text: with the auth database there, a user name holding
     it is bad input (400 INVALID_PARAMETER_VALUE naming the character); on SQLite it is stored.

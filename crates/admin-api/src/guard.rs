@@ -121,13 +121,9 @@ fn valid_port(p: &str) -> bool {
     p.parse::<u16>().is_ok()
 }
 
-/// A header value as it may appear in a message: lossy UTF-8, at most 100 characters.
+/// A header value as it may appear in a message: lossy UTF-8, quoted, cut by [`crate::shown`].
 fn shown(value: &[u8]) -> String {
-    let text = String::from_utf8_lossy(value);
-    match text.char_indices().nth(100) {
-        Some((i, _)) => format!("{:?}…", &text[..i]),
-        None => format!("{text:?}"),
-    }
+    format!("{:?}", crate::shown(&String::from_utf8_lossy(value), 100))
 }
 
 #[cfg(test)]

@@ -16,6 +16,16 @@ pub use client::{AdminClient, ClientError};
 pub use token::{Identity, TokenError, Tokens};
 pub use types::*;
 
+/// A value the caller sent, as an error message may echo it: at most `max` characters, cut
+/// with an ellipsis (a 1 MB model or service name must not become a 1 MB message, which gRPC
+/// clients refuse as oversized metadata). Used by both planes and by serve's public errors.
+pub fn shown(value: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match value.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &value[..i]).into(),
+        None => value.into(),
+    }
+}
+
 /// Paths of the gateway admin API.
 pub mod gateway_paths {
     pub const STATUS: &str = "/status";

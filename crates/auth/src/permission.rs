@@ -179,7 +179,22 @@ pub fn validate_grant(resource_type: &str, pattern: &Pattern, permission: &str) 
             "Invalid resource_pattern '{pattern}' for resource_type='{resource_type}'. This resource type supports only wildcard ('*') grants."
         ));
     }
+    if let (EXPERIMENT, Pattern::Id(id)) = (resource_type, pattern) {
+        if !is_experiment_id(id) {
+            return Err(format!(
+                "Invalid resource_pattern '{id}' for resource_type='experiment'. Write the experiment ID as a plain \
+                 decimal integer, without sign, spaces or leading zeros."
+            ));
+        }
+    }
     Ok(perm)
+}
+
+/// Whether `id` is an experiment id in the one spelling grants are keyed by: the number's own
+/// decimal form. The store reads `03`, `+3` and ` 3` as experiment 3 too, so a grant or a check
+/// on any other spelling would name a key no request for experiment 3 matches.
+pub fn is_experiment_id(id: &str) -> bool {
+    id.parse::<i64>().is_ok_and(|n| n.to_string() == id)
 }
 
 pub fn validate_resource_type(resource_type: &str) -> Result<(), String> {
@@ -548,6 +563,12 @@ mod tests {
         assert!(v(RUN, "*", "DENY").is_ok());
         assert!(v(WORKSPACE, "*", "READ").is_err());
         assert!(v("dataset", "*", "READ").is_err());
+        // An experiment grant names the id in its own spelling: any other would never match.
+        assert!(v(EXPERIMENT, "*", "READ").is_ok());
+        for bad in ["03", "+3", " 3", "3 ", "-0", "x", "\\*", ""] {
+            assert!(v(EXPERIMENT, bad, "DENY").unwrap_err().contains("plain decimal"), "{bad:?}");
+        }
+        assert!(v(REGISTERED_MODEL, "03", "READ").is_ok());
     }
 
     /// Finding 1 of issue 21: the owner grant on a model *named* `*` is a grant on that name.

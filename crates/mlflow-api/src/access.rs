@@ -185,7 +185,7 @@ const EXPERIMENT_CASCADE: [&str; 7] =
 /// the check keys and the number the store reads are one experiment.
 pub fn experiment_id(id: &str) -> ApiResult<&str> {
     match id.parse::<i64>() {
-        Ok(n) if n.to_string() == id => Ok(id),
+        Ok(_) if ::auth::permission::is_experiment_id(id) => Ok(id),
         Ok(_) => Err(ApiError::invalid(format!(
             "Invalid experiment ID '{id}'. Write it as a plain decimal integer, without sign, spaces or leading zeros."
         ))),
@@ -527,8 +527,8 @@ impl Decide<'_> {
             return Ok(false);
         }
         // The scheme in any case, as MLflow's `urlparse` reads it (`Models:/m/1` is `models:/m/1`).
-        let models_uri = source.split_once(":/").filter(|(scheme, _)| scheme.eq_ignore_ascii_case("models"));
-        if let Some((_, rest)) = models_uri {
+        let models_uri = tracking::after_scheme(source, "models").and_then(|r| r.strip_prefix('/'));
+        if let Some(rest) = models_uri {
             if let Some(cut) = rest.find(['/', '@']) {
                 let source_model = &rest[..cut];
                 return Ok(self.model_exists(source_model).await?
@@ -546,7 +546,7 @@ impl Decide<'_> {
                 return Ok(false);
             }
         }
-        if let Some((_, model)) = models_uri.filter(|(_, r)| !r.contains(['/', '@']) && !r.is_empty()) {
+        if let Some(model) = models_uri.filter(|r| !r.contains(['/', '@']) && !r.is_empty()) {
             return self.logged_model(model, Action::Read).await;
         }
         Ok(true)

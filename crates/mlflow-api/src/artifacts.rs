@@ -5,7 +5,7 @@
 //! store, so no request can name anything outside the artifact destination (MLflow's
 //! CVE-2023-1177, CVE-2023-6909, CVE-2024-1483 and CVE-2024-3848 were all escapes of this kind).
 
-use crate::access::{artifact_tiers, is_run_id, Need};
+use crate::access::{artifact_tiers, is_run_id, readable, Need};
 use crate::artifact_path::safe_path;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -106,7 +106,7 @@ pub fn check_experiment_location(location: &str, artifact_root: &str) -> ApiResu
 /// path or `file://` URI is a local folder. Other locations: `None`.
 fn managed_path(uri: &str) -> Option<(bool, String)> {
     let trim = |p: &str| p.trim_matches('/').to_string();
-    if let Some((_, rest)) = uri.split_once(':').filter(|(s, _)| s.eq_ignore_ascii_case("mlflow-artifacts")) {
+    if let Some(rest) = tracking::after_scheme(uri, "mlflow-artifacts") {
         let rest = match rest.strip_prefix("//") {
             Some(hosted) => hosted.split_once('/').map_or("", |(_, p)| p),
             None => rest,
@@ -351,9 +351,15 @@ async fn list(s: AppState, who: Caller, Msg(q): Msg<ListQuery>) -> ApiResult<Rep
             file_size: (o.size > 0).then_some(o.size),
         }))
         .collect();
-    if hide_runs {
-        files.retain(|f| !is_run_id(&f.path));
-    }
+    // At the root, the folders of experiments the caller may not read are not shown either
+    // (their ids would tell which experiments exist).
+    let unreadable_experiment = |f: &FileInfo| {
+        path.as_ref().is_empty()
+            && f.is_dir
+            && f.path.bytes().all(|b| b.is_ascii_digit())
+            && who.grants().is_some_and(|g| !readable(g, EXPERIMENT, &f.path))
+    };
+    files.retain(|f| !((hide_runs && is_run_id(&f.path)) || unreadable_experiment(f)));
     if files.is_empty() {
         return Ok(Reply(json!({})));
     }

@@ -2,6 +2,9 @@
 //! and [`LoadError`] for a model that cannot be (re)loaded. Each protocol adapter maps
 //! `ServeError` to its own status codes in one exhaustive `match` (see `http` and `grpc`).
 
+/// Echoed values in messages, cut as both admin planes cut them.
+pub use admin_api::shown;
+
 /// Why a request could not be answered. Every message names the problem (column, row,
 /// input tensor, limit) so the caller can fix the request without reading server logs.
 #[derive(Debug, thiserror::Error)]
@@ -56,14 +59,4 @@ pub enum RunError {
     Load(#[from] LoadError),
     #[error("{context}")]
     Io { context: String, source: std::io::Error },
-}
-
-/// A value the caller sent, as an error message may echo it: at most `max` characters, cut
-/// with an ellipsis (a 1 MB model or service name must not become a 1 MB message, which gRPC
-/// clients refuse as oversized metadata).
-pub fn shown(value: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    match value.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &value[..i]).into(),
-        None => value.into(),
-    }
 }

@@ -902,3 +902,57 @@ async fn admin_reload(State(app): App, Query(q): Query<admin_api::ReloadQuery>) 
     };
     json_reply(status, &reply)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::StrictValue;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("JSON numbers are finite", |f| f.is_finite()).prop_map(Value::from),
+            "[a-c\"\\\\é\\u{0}]{0,4}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-c]{0,2}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Without repeated keys the strict reader reads what `serde_json` reads.
+        #[test]
+        fn reads_json_as_serde_json_does(v in json()) {
+            let text = v.to_string();
+            let StrictValue(got) = serde_json::from_str(&text).expect("valid JSON");
+            // Against serde_json's own reading of the text (its float parsing is its own).
+            prop_assert_eq!(got, serde_json::from_str::<Value>(&text).expect("valid JSON"));
+        }
+
+        /// A key repeated in any object, however deep, is refused and named.
+        #[test]
+        fn refuses_a_repeated_key_anywhere(v in json(), depth in 0usize..4) {
+            let mut text = format!(r#"{{"dup": {v}, "x": 1, "dup": null}}"#);
+            for _ in 0..depth {
+                text = format!(r#"[{v}, {{"k": {text}}}]"#);
+            }
+            let err = serde_json::from_str::<StrictValue>(&text).err().expect("refused");
+            prop_assert!(err.to_string().contains("'dup' is given twice"), "{}", err);
+        }
+
+        /// Any text: the strict reader never panics, and what it reads `serde_json` reads the same.
+        #[test]
+        fn any_text_is_read_or_refused(text in "[\\[\\]{}:,\"a0-9.eE+-]{0,40}") {
+            if let Ok(StrictValue(v)) = serde_json::from_str(&text) {
+                prop_assert_eq!(Some(v), serde_json::from_str::<Value>(&text).ok());
+            }
+        }
+    }
+}

@@ -18,10 +18,9 @@ pub const MAX_LEN: usize = 128;
 /// The caller's id, checked; `what` names where it came from in the error.
 pub fn checked(id: &str, what: &str) -> Result<String, ServeError> {
     if id.chars().count() > MAX_LEN || id.chars().any(char::is_control) {
-        let shown: String = id.chars().take(40).collect();
         return Err(ServeError::Invalid(format!(
-            "{what} {shown:?}{} is not a request id: at most {MAX_LEN} characters, none of them control characters",
-            if id.chars().count() > 40 { "…" } else { "" }
+            "{what} {:?} is not a request id: at most {MAX_LEN} characters, none of them control characters",
+            crate::error::shown(id, 40)
         )));
     }
     Ok(id.to_string())

@@ -20,7 +20,8 @@ pub use error::{Result, StoreError};
 pub use model::*;
 pub use store::validate;
 pub use store::{
-    canonical_stage, compile_search, now_ms, parse_version, Datasets, Experiments, LoggedModelOrder, LoggedModelSearch,
-    LoggedModels, Metrics, ModelVersions, NewLoggedModel, NewModelVersion, RegisteredModels, RunSearch, RunUpdate,
-    Runs, SearchKind, Store, DEFAULT_EXPERIMENT_ID, LOGGED_MODEL_STATUSES, RUN_NAME_TAG, SEARCH_MAX_RESULTS, STAGES,
+    after_scheme, canonical_stage, compile_search, now_ms, parse_version, Datasets, Experiments, LoggedModelOrder,
+    LoggedModelSearch, LoggedModels, Metrics, ModelVersions, NewLoggedModel, NewModelVersion, RegisteredModels,
+    RunSearch, RunUpdate, Runs, SearchKind, Store, DEFAULT_EXPERIMENT_ID, LOGGED_MODEL_STATUSES, RUN_NAME_TAG,
+    SEARCH_MAX_RESULTS, STAGES,
 };

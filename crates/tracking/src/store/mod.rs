@@ -25,7 +25,9 @@ pub use datasets::Datasets;
 pub use experiments::Experiments;
 pub use logged_models::{LoggedModelOrder, LoggedModelSearch, LoggedModels, NewLoggedModel, LOGGED_MODEL_STATUSES};
 pub use metrics::Metrics;
-pub use registry::{canonical_stage, parse_version, ModelVersions, NewModelVersion, RegisteredModels, STAGES};
+pub use registry::{
+    after_scheme, canonical_stage, parse_version, ModelVersions, NewModelVersion, RegisteredModels, STAGES,
+};
 pub use runs::{RunSearch, RunUpdate, Runs, RUN_NAME_TAG};
 
 use crate::db::{Dialect, Pools};

@@ -176,9 +176,10 @@ pub fn parse_version(v: &str) -> Result<i64> {
 }
 
 /// What follows `<scheme>:` in `source` when its scheme is `scheme`, in any case: MLflow reads a
-/// source's scheme through `urllib.parse.urlparse`, which lowercases it, so `RUNS:/…` is a
-/// `runs:/` source and is checked as one.
-fn after_scheme<'a>(source: &'a str, scheme: &str) -> Option<&'a str> {
+/// URI's scheme through `urllib.parse.urlparse`, which lowercases it, so `RUNS:/…` is a
+/// `runs:/` source and is checked as one. The one scheme test of the registry's source rules,
+/// the server's access rules and its artifact locations.
+pub fn after_scheme<'a>(source: &'a str, scheme: &str) -> Option<&'a str> {
     let (s, rest) = source.split_once(':')?;
     s.eq_ignore_ascii_case(scheme).then_some(rest)
 }

@@ -14,6 +14,7 @@ use crate::store::sql::{Arg, Sql};
 use crate::store::{now_ms, validate, Paging, Store};
 use sqlx::any::AnyRow;
 use sqlx::Row;
+use std::collections::HashMap;
 
 /// Registered models of one store (`store.registered_models()`).
 #[derive(Clone, Copy)]
@@ -123,21 +124,23 @@ impl RegisteredModels<'_> {
             latest.query().fetch_all(self.s.r()),
             version_tags.query().fetch_all(self.s.r())
         )?;
-        let find = |models: &mut [RegisteredModel], name: &str| models.iter().position(|m| m.name == name);
+        // A page holds up to 1000 models: rows find theirs by name through an index.
+        let index: HashMap<String, usize> = models.iter().enumerate().map(|(i, m)| (m.name.clone(), i)).collect();
+        let find = |name: &str| index.get(name).copied();
         for row in &tags {
-            if let Some(i) = find(models, &row.try_get::<String, _>(0)?) {
+            if let Some(i) = find(&row.try_get::<String, _>(0)?) {
                 models[i].tags.push(KeyValue { key: row.try_get(1)?, value: row.try_get(2)? });
             }
         }
         for row in &aliases {
-            if let Some(i) = find(models, &row.try_get::<String, _>(0)?) {
+            if let Some(i) = find(&row.try_get::<String, _>(0)?) {
                 models[i].aliases.push((row.try_get(1)?, row.try_get(2)?));
             }
         }
         // Latest version per stage (versions arrive in ascending order, so the last wins).
         for row in &versions {
             let v = version_from_row(row)?;
-            if let Some(i) = find(models, &v.name) {
+            if let Some(i) = find(&v.name) {
                 let latest = &mut models[i].latest_versions;
                 latest.retain(|old| old.current_stage != v.current_stage);
                 latest.push(v);
@@ -148,8 +151,9 @@ impl RegisteredModels<'_> {
         }
         for row in &version_tags {
             let (name, version): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
-            let latest = models.iter_mut().filter(|m| m.name == name).flat_map(|m| m.latest_versions.iter_mut());
-            if let Some(v) = latest.into_iter().find(|v| v.version == version) {
+            let Some(i) = find(&name) else { continue };
+            // At most one latest version per stage.
+            if let Some(v) = models[i].latest_versions.iter_mut().find(|v| v.version == version) {
                 v.tags.push(KeyValue { key: row.try_get(2)?, value: row.try_get(3)? });
             }
         }
