@@ -12,6 +12,7 @@ import contextlib
 import os
 import subprocess
 import time
+import typing
 
 import mlflow
 import mlflow.server
@@ -81,6 +82,28 @@ def new_user(app, prefix: str = "u") -> str:
     with as_user(AUTH_ADMIN, AUTH_ADMIN_PASSWORD):
         app.create_user(name, PASSWORD)
     return name
+
+
+class DeniedExperiment(typing.NamedTuple):
+    alice: str
+    bob: str
+    a: requests.Session
+    b: requests.Session
+    name: str
+    exp: str
+    run: str
+
+
+def denied_experiment(srv, app, prefix: str) -> DeniedExperiment:
+    """Alice's new experiment with one run, on which Bob (another new user) is DENY'd."""
+    alice, bob = new_user(app, "alice"), new_user(app, "bob")
+    a, b = session(alice), session(bob)
+    name = unique(prefix)
+    e = a.post(api(srv, "experiments/create"), json={"name": name}).json()["experiment_id"]
+    run = a.post(api(srv, "runs/create"), json={"experiment_id": e}).json()["run"]["info"]["run_id"]
+    with as_user(alice):
+        app.grant_user_permission(bob, "experiment", e, "DENY")
+    return DeniedExperiment(alice, bob, a, b, name, e, run)
 
 
 # --------------------------------------------------------------------------------------
@@ -496,13 +519,7 @@ ID_SPELLINGS = ["0{e}", "00{e}", "+{e}", " {e}", "{e} ", "{e}\t", "\n{e}"]
 
 @pytest.mark.skipif(is_peer(), reason="MLflow keys its check by the raw string: these spellings pass its DENY")
 def test_experiment_id_spellings_do_not_pass_a_deny(srv, app):
-    alice, bob = new_user(app, "alice"), new_user(app, "bob")
-    a, b = session(alice), session(bob)
-    name = unique("spell-")
-    e = a.post(api(srv, "experiments/create"), json={"name": name}).json()["experiment_id"]
-    run = a.post(api(srv, "runs/create"), json={"experiment_id": e}).json()["run"]["info"]["run_id"]
-    with as_user(alice):
-        app.grant_user_permission(bob, "experiment", e, "DENY")
+    _, bob, a, b, name, e, run = denied_experiment(srv, app, "spell-")
     get_exp = "query($id: String!) { mlflowGetExperiment(input: {experimentId: $id}) { experiment { name } } }"
     for spelling in [s.format(e=e) for s in ID_SPELLINGS] + [e]:
         calls = [
@@ -539,16 +556,12 @@ def test_experiment_id_spellings_do_not_pass_a_deny(srv, app):
 def test_model_version_source_schemes_in_any_case(srv, app):
     """MLflow reads a source's scheme through `urlparse` (lowercased): `RUNS:/…`, `Models:/…`
     and `MLFLOW-ARTIFACTS:/…` are checked as the lower-case forms are."""
-    alice, bob = new_user(app, "alice"), new_user(app, "bob")
-    a, b = session(alice), session(bob)
-    e = a.post(api(srv, "experiments/create"), json={"name": unique("src-case-")}).json()["experiment_id"]
-    run = a.post(api(srv, "runs/create"), json={"experiment_id": e}).json()["run"]["info"]["run_id"]
+    alice, bob, a, b, _, e, run = denied_experiment(srv, app, "src-case-")
     victim = unique("victim-model-")
     a.post(api(srv, "registered-models/create"), json={"name": victim})
     r = a.post(api(srv, "model-versions/create"), json={"name": victim, "source": f"runs:/{run}/model", "run_id": run})
     assert r.status_code == 200, r.text
     with as_user(alice):
-        app.grant_user_permission(bob, "experiment", e, "DENY")
         app.grant_user_permission(bob, "registered_model", victim, "DENY")
     mine = unique("bob-model-")
     assert b.post(api(srv, "registered-models/create"), json={"name": mine}).status_code == 200
@@ -578,12 +591,7 @@ def test_model_version_source_schemes_in_any_case(srv, app):
 
 @pytest.mark.skipif(is_peer(), reason="MLflow takes any mlflow-artifacts: location")
 def test_experiment_location_cannot_be_another_experiments_folder(srv, app):
-    alice, bob = new_user(app, "alice"), new_user(app, "bob")
-    a, b = session(alice), session(bob)
-    e = a.post(api(srv, "experiments/create"), json={"name": unique("loc-victim-")}).json()["experiment_id"]
-    run = a.post(api(srv, "runs/create"), json={"experiment_id": e}).json()["run"]["info"]["run_id"]
-    with as_user(alice):
-        app.grant_user_permission(bob, "experiment", e, "DENY")
+    _, _, a, b, _, e, run = denied_experiment(srv, app, "loc-victim-")
     for location in [f"mlflow-artifacts:/{e}/{run}/artifacts", f"mlflow-artifacts:/{e}", f"MLFLOW-ARTIFACTS:/{e}/x",
                      f"mlflow-artifacts://localhost:5000/{e}/{run}/artifacts", "mlflow-artifacts:/987654"]:
         r = b.post(api(srv, "experiments/create"), json={"name": unique("loc-"), "artifact_location": location})
@@ -597,14 +605,9 @@ def test_experiment_location_cannot_be_another_experiments_folder(srv, app):
 
 @pytest.mark.skipif(is_peer(), reason="MLflow lists every experiment folder and stores grants on any spelling")
 def test_unreadable_experiments_stay_out_of_the_artifact_root_and_grants_name_canonical_ids(srv, app):
-    alice, bob = new_user(app, "alice"), new_user(app, "bob")
-    a, b = session(alice), session(bob)
-    e = a.post(api(srv, "experiments/create"), json={"name": unique("root-")}).json()["experiment_id"]
-    run = a.post(api(srv, "runs/create"), json={"experiment_id": e}).json()["run"]["info"]["run_id"]
+    _, bob, a, b, _, e, run = denied_experiment(srv, app, "root-")
     root = f"{srv.url}/api/2.0/mlflow-artifacts/artifacts"
     assert a.put(f"{root}/{e}/{run}/artifacts/seed.txt", data=b"seed").status_code == 200
-    with as_user(alice):
-        app.grant_user_permission(bob, "experiment", e, "DENY")
 
     def folders(s):
         r = s.get(root)

@@ -352,12 +352,14 @@ async fn list(s: AppState, who: Caller, Msg(q): Msg<ListQuery>) -> ApiResult<Rep
         }))
         .collect();
     // At the root, the folders of experiments the caller may not read are not shown either
-    // (their ids would tell which experiments exist).
+    // (their ids would tell which experiments exist). A folder is an experiment's when the
+    // proxy's rule would judge it as one.
     let unreadable_experiment = |f: &FileInfo| {
         path.as_ref().is_empty()
             && f.is_dir
-            && f.path.bytes().all(|b| b.is_ascii_digit())
-            && who.grants().is_some_and(|g| !readable(g, EXPERIMENT, &f.path))
+            && who
+                .grants()
+                .is_some_and(|g| artifact_tiers(&f.path, false).is_some_and(|(exp, _)| !readable(g, EXPERIMENT, exp)))
     };
     files.retain(|f| !((hide_runs && is_run_id(&f.path)) || unreadable_experiment(f)));
     if files.is_empty() {
